@@ -1,0 +1,32 @@
+# The two commands: `make demo` (main job on the embedded default) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO   ?= .demo
+
+.PHONY: demo test lint lock clean
+
+# Install into a local virtualenv with every transitive version pinned by constraints.txt.
+$(BIN)/hub: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications through it
+	rm -rf $(DEMO)
+	$(BIN)/hub init $(DEMO)
+	$(BIN)/hub --home $(DEMO) catalog check
+	$(BIN)/hub --home $(DEMO) demo
+
+test: $(BIN)/hub ## lint, then the whole suite (PostgreSQL too when HUB_TEST_DATABASE_URL is set)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lock: ## re-resolve constraints.txt after changing pyproject.toml
+	$(BIN)/pip install --quiet uv==0.13.8
+	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --no-header -o constraints.txt
+
+clean:
+	rm -rf $(VENV) $(DEMO)

@@ -1,0 +1,626 @@
+"""Applications (办件): create, move through the life cycle, attach materials, read — every write
+validated in full first (nothing is written on bad input) and recorded as a chained event.
+
+Every read and write takes an `Actor` and is scoped: a desk sees its own applications, a
+department its own parts; anything else is "not found", never data."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, exists, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from hub import lifecycle
+from hub.catalog.forms import validate_form
+from hub.catalog.models import Bundle, Item
+from hub.context import Hub
+from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput, NotFound, Reason
+from hub.events import GENESIS, event_hash
+from hub.ids import check_id_number, check_uscc
+from hub.lifecycle import ACTIONS, FRONT, PartState, Role, State
+from hub.materials import Stored
+from hub.storage.tables import Application, AttachedMaterial, Blob, Counter, Deficiency, Event, Part
+from hub.timelimits import recompute_due, restart_clock, stop_clock
+
+# ---------------------------------------------------------------------------- inputs (the edge)
+
+
+class Actor(BaseModel):
+    """Who is acting, in which role, from which desk or department."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    desk: str | None = None
+    department: str | None = None
+    applicant_id: str | None = None  # for role applicant
+
+    @property
+    def place(self) -> str | None:
+        return self.desk or self.department
+
+
+SYSTEM = Actor(name="hub", role=Role.system)
+
+
+class Applicant(BaseModel):
+    type: Literal["person", "company"] = "person"
+    name: str = Field(min_length=1, max_length=200)
+    id: str  # resident ID number (person) or unified social credit code (company)
+
+
+class Agent(BaseModel):
+    """帮代办: the person who acts for the applicant."""
+
+    name: str = Field(min_length=1, max_length=100)
+    id_number: str
+
+
+class MaterialIn(BaseModel):
+    name: str  # the catalogue's material name
+    filename: str
+    path: Path | None = None
+    content: bytes | None = None
+
+    @property
+    def source(self) -> Path | bytes:
+        return self.path if self.path is not None else (self.content or b"")
+
+
+class NewApplication(BaseModel):
+    subject: str  # item code or bundle code
+    desk: str
+    applicant: Applicant
+    agent: Agent | None = None
+    form: dict[str, Any] = Field(default_factory=dict)
+    materials: list[MaterialIn] = Field(default_factory=list)
+    source_ref: str | None = Field(default=None, max_length=128)  # idempotency key of the sender
+    draft: bool = False
+
+
+def _err(field: str, zh: str, en: str) -> FieldError:
+    return FieldError(field, Reason(zh, en))
+
+
+# ---------------------------------------------------------------------------- scoping
+
+
+def scoped(stmt: Select, actor: Actor) -> Select:
+    """Limit a select over Application to what `actor` may see."""
+    if actor.role in FRONT:
+        return stmt.where(Application.desk_code == (actor.desk or "\0"))
+    if actor.role is Role.officer:
+        return stmt.where(
+            exists().where(Part.application_id == Application.id, Part.department_code == (actor.department or "\0"))
+        )
+    if actor.role is Role.applicant:
+        return stmt.where(Application.applicant_id == (actor.applicant_id or "\0"))
+    return stmt  # supervisor, ops, system see everything
+
+
+def get(session: Session, number: str, actor: Actor, *, for_update: bool = False) -> Application:
+    stmt = scoped(select(Application).where(Application.number == number), actor).options(
+        selectinload(Application.parts),
+        selectinload(Application.events),
+        selectinload(Application.materials),
+        selectinload(Application.deficiencies),
+    )
+    if for_update:
+        stmt = stmt.with_for_update(of=Application)
+    app = session.scalars(stmt).one_or_none()
+    if app is None:
+        raise NotFound(f"办件 {number} 不存在 (no such application)")
+    return app
+
+
+def list_applications(
+    session: Session, actor: Actor, *, state: str | None = None, desk: str | None = None, limit: int = 100
+) -> list[Application]:
+    stmt = scoped(select(Application), actor).options(selectinload(Application.parts))
+    if state:
+        stmt = stmt.where(Application.state == state)
+    if desk:
+        stmt = stmt.where(Application.desk_code == desk)
+    return list(session.scalars(stmt.order_by(Application.id.desc()).limit(limit)))
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def _record(
+    app: Application,
+    action: str,
+    actor: Actor,
+    at: datetime,
+    *,
+    from_state: str | None,
+    to_state: str | None,
+    part: Part | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    prev = app.events[-1].hash if app.events else GENESIS
+    ev = Event(
+        seq=len(app.events) + 1,
+        part_id=part.id if part else None,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor.name,
+        role=actor.role.value,
+        desk=actor.place,
+        at=at.replace(tzinfo=None),
+        reason=reason,
+        data=data or {},
+        prev_hash=prev,
+    )
+    ev.hash = event_hash(app.number, ev)
+    app.events.append(ev)
+    return ev
+
+
+# ---------------------------------------------------------------------------- create
+
+
+def _next_number(session: Session, division: str, today: date) -> str:
+    day = today.strftime("%Y%m%d")
+    name = f"application:{division}:{day}"
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Counter)
+        .values(name=name, value=1)
+        .on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
+        .returning(Counter.value)
+    )
+    seq = session.execute(stmt).scalar_one()
+    return f"{division}-{day}-{seq:05d}"
+
+
+def _check_new(hub: Hub, new: NewApplication, actor: Actor) -> tuple[Item | Bundle, dict[str, Any], list[FieldError]]:
+    cat = hub.catalog
+    errors: list[FieldError] = []
+    subject = cat.subject(new.subject)
+    desk = cat.desks.get(new.desk)
+    if subject is None:
+        errors.append(_err("subject", f"事项编码 {new.subject} 不在事项目录中", "unknown item or bundle code"))
+    if desk is None:
+        errors.append(_err("desk", f"窗口 {new.desk} 不存在", "unknown desk"))
+    elif actor.role in FRONT and actor.desk != desk.code:
+        raise Forbidden(f"{actor.name} 不在窗口 {desk.code} (actor does not work at this desk)")
+    if subject is not None and desk is not None:
+        if desk.channel not in subject.channels:
+            errors.append(
+                _err(
+                    "subject",
+                    f"{subject.title} 未下放到{desk.name}所在渠道 ({desk.channel.value})",
+                    f"not delegated to the {desk.channel.value} channel",
+                )
+            )
+        divisions = {cat.departments[i.department].division for i in cat.items_of(subject)}
+        if divisions != {desk.acts_for}:
+            errors.append(
+                _err(
+                    "desk",
+                    f"{desk.name} 不代办行政区划 {', '.join(sorted(divisions))} 的事项",
+                    "desk does not act for the deciding division",
+                )
+            )
+    a = new.applicant
+    reason = check_id_number(a.id) if a.type == "person" else check_uscc(a.id)
+    if reason:
+        errors.append(FieldError("applicant.id", reason))
+    if new.agent and (reason := check_id_number(new.agent.id_number)):
+        errors.append(FieldError("agent.id_number", reason))
+    clean: dict[str, Any] = {}
+    if subject is not None:
+        clean, form_errors = validate_form(cat.form_of(subject), new.form)
+        errors.extend(form_errors)
+        known = {m.name for m in cat.materials_of(subject)}
+        for i, m in enumerate(new.materials):
+            if m.name not in known:
+                errors.append(
+                    _err(f"materials[{i}].name", f"{subject.title} 不需要材料“{m.name}”", "not a material of this item")
+                )
+    for i, m in enumerate(new.materials):
+        if problem := hub.store.check(m.source):
+            errors.append(FieldError(f"materials[{i}] ({m.filename})", problem))
+    return subject, clean, errors  # type: ignore[return-value]
+
+
+def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
+    """Receive an application (or save a draft). Idempotent on (desk, source_ref)."""
+    if new.source_ref:
+        with hub.sessions() as session:
+            existing = session.scalars(
+                select(Application.number).where(
+                    Application.desk_code == new.desk, Application.source_ref == new.source_ref
+                )
+            ).one_or_none()
+        if existing:
+            return read(hub, existing, actor)
+    subject, form, errors = _check_new(hub, new, actor)
+    if errors:
+        raise InvalidInput(errors)
+    cat = hub.catalog
+    desk = cat.desks[new.desk]
+    items = cat.items_of(subject)
+    now, today = hub.now(), hub.today()
+    stored = [hub.store.put(m.source) for m in new.materials]
+    try:
+        with hub.transaction() as session:
+            app = Application(
+                number=_next_number(session, desk.acts_for, today),
+                kind="item" if isinstance(subject, Item) else "bundle",
+                subject_code=subject.code,
+                title=subject.title,
+                channel=desk.channel.value,
+                desk_code=desk.code,
+                collecting_division=desk.division,
+                deciding_division=desk.acts_for,
+                applicant_type=new.applicant.type,
+                applicant_name=new.applicant.name.strip(),
+                applicant_id=new.applicant.id.strip().upper(),
+                agent_name=new.agent.name if new.agent else None,
+                agent_id=new.agent.id_number.strip().upper() if new.agent else None,
+                form=form,
+                state=State.draft.value,
+                source_ref=new.source_ref,
+                created_at=now.replace(tzinfo=None),
+                updated_at=now.replace(tzinfo=None),
+                parts=[
+                    Part(
+                        id=str(uuid.uuid4()),
+                        position=i,
+                        item_code=item.code,
+                        title=item.title,
+                        department_code=item.department,
+                        connection=item.connection,
+                        state=PartState.pending.value,
+                        promised_days=item.promised_days,
+                    )
+                    for i, item in enumerate(items)
+                ],
+            )
+            session.add(app)
+            for m, st in zip(new.materials, stored, strict=True):
+                _attach(session, app, m, st, actor, now)
+            materials = [{"name": m.name, "sha256": m.sha256} for m in app.materials]
+            _record(
+                app,
+                "create",
+                actor,
+                now,
+                from_state=None,
+                to_state=State.draft.value,
+                data={"channel": desk.channel.value, "materials": materials},
+            )
+            if not new.draft:
+                app.state = State.received.value
+                _record(app, "submit", actor, now, from_state=State.draft.value, to_state=State.received.value)
+            session.flush()
+            number = app.number
+    except IntegrityError as exc:
+        if new.source_ref and "source_ref" in str(exc.orig):
+            # a concurrent sender won the race with the same key: theirs is ours
+            with hub.sessions() as session:
+                number = session.scalars(
+                    select(Application.number).where(
+                        Application.desk_code == new.desk, Application.source_ref == new.source_ref
+                    )
+                ).one()
+        else:
+            raise
+    return read(hub, number, actor)
+
+
+# ---------------------------------------------------------------------------- materials
+
+
+def _attach(session: Session, app: Application, m: MaterialIn, s: Stored, actor: Actor, now: datetime) -> None:
+    if session.get(Blob, s.sha256) is None:
+        session.add(Blob(sha256=s.sha256, size=s.size, media_type=s.media_type, created_at=now.replace(tzinfo=None)))
+        session.flush()
+    if any(x.name == m.name and x.sha256 == s.sha256 for x in app.materials):
+        return  # the same file for the same material: already there
+    app.materials.append(
+        AttachedMaterial(
+            name=m.name, filename=m.filename, sha256=s.sha256, added_at=now.replace(tzinfo=None), added_by=actor.name
+        )
+    )
+    closed = [d for d in app.deficiencies if d.material == m.name and d.closed_at is None]
+    for d in closed:
+        d.closed_at = now.replace(tzinfo=None)
+        d.closed_by_sha256 = s.sha256
+    if app.events:  # materials given at creation are listed on the "create" event instead
+        _record(
+            app,
+            "attach",
+            actor,
+            now,
+            from_state=None,
+            to_state=None,
+            data={
+                "material": m.name,
+                "sha256": s.sha256,
+                "size": s.size,
+                "media_type": s.media_type,
+                "closes_deficiency": bool(closed),
+            },
+        )
+
+
+def attach(hub: Hub, number: str, materials: list[MaterialIn], actor: Actor) -> Application:
+    """Add materials to an open application; a material owed under 容缺 closes its commitment."""
+    with hub.sessions() as session:
+        app = get(session, number, actor)
+        subject = hub.catalog.subject(app.subject_code)
+        known = {m.name for m in hub.catalog.materials_of(subject)} if subject else set()
+        state = app.state
+    errors: list[FieldError] = []
+    if state not in lifecycle.OPEN and state not in (State.decided, State.issued):
+        raise IllegalTransition(f"办件 {number} 已{lifecycle.STATE_ZH[state]}，不能再补充材料 (application is closed)")
+    for i, m in enumerate(materials):
+        if m.name not in known:
+            errors.append(_err(f"materials[{i}].name", f"本事项不需要材料“{m.name}”", "not a material of this item"))
+        if problem := hub.store.check(m.source):
+            errors.append(FieldError(f"materials[{i}] ({m.filename})", problem))
+    if errors:
+        raise InvalidInput(errors)
+    stored = [hub.store.put(m.source) for m in materials]
+    now = hub.now()
+    with hub.transaction() as session:
+        app = get(session, number, actor, for_update=True)
+        for m, s in zip(materials, stored, strict=True):
+            _attach(session, app, m, s, actor, now)
+        app.updated_at = now.replace(tzinfo=None)
+    return read(hub, number, actor)
+
+
+# ---------------------------------------------------------------------------- transitions
+
+
+def _check_actor(app: Application, action: lifecycle.Action, actor: Actor, part: Part | None) -> None:
+    if actor.role not in action.roles:
+        allowed = ", ".join(sorted(r.value for r in action.roles))
+        raise Forbidden(f"角色 {actor.role.value} 不能执行“{action.zh}” ({action.name} needs one of: {allowed})")
+    if actor.role is Role.officer and part is not None and part.department_code != actor.department:
+        raise Forbidden(f"事项 {part.item_code} 不属于部门 {actor.department} (not your department's part)")
+
+
+def _pick_part(app: Application, part_code: str | None, actor: Actor, action: lifecycle.Action) -> Part:
+    candidates = app.parts
+    if part_code:
+        candidates = [p for p in app.parts if part_code in (p.item_code, p.id)]
+    elif actor.role is Role.officer:
+        candidates = [p for p in app.parts if p.department_code == actor.department]
+    candidates = [p for p in candidates if p.state in action.sources] or candidates
+    if len(candidates) != 1:
+        codes = ", ".join(p.item_code for p in app.parts)
+        raise InvalidInput([_err("part", f"请指定事项（{codes}）", "name the part (item code) to act on")])
+    return candidates[0]
+
+
+def transition(
+    hub: Hub,
+    number: str,
+    action_name: str,
+    actor: Actor,
+    *,
+    reason: str | None = None,
+    part: str | None = None,
+    commitment_due: date | None = None,
+) -> Application:
+    """Take one life-cycle action. Illegal actions raise and write nothing."""
+    action = ACTIONS.get(action_name)
+    if action is None:
+        raise InvalidInput([_err("action", f"未知操作 {action_name}，可选: {', '.join(ACTIONS)}", "unknown action")])
+    if action.needs_reason and not (reason and reason.strip()):
+        raise InvalidInput([_err("reason", f"“{action.zh}”必须填写理由", f"{action.name} needs a reason")])
+    now, today = hub.now(), hub.today()
+    with hub.transaction() as session:
+        app = get(session, number, actor, for_update=True)
+        if action.part_level:
+            target_part = _pick_part(app, part, actor, action)
+            _check_actor(app, action, actor, target_part)
+            _part_action(hub, app, target_part, action, actor, now, reason)
+        else:
+            _check_actor(app, action, actor, None)
+            if actor.role is Role.officer and not any(p.department_code == actor.department for p in app.parts):
+                raise Forbidden("not your department's application")
+            if app.state not in action.sources:
+                raise IllegalTransition(
+                    f"办件 {number} 当前状态为“{lifecycle.STATE_ZH[app.state]}”，不能“{action.zh}” "
+                    f"(cannot {action.name} from {app.state})"
+                )
+            _app_action(hub, app, action, actor, now, today, reason, commitment_due)
+        app.updated_at = now.replace(tzinfo=None)
+    return read(hub, number, actor)
+
+
+def _app_action(
+    hub: Hub,
+    app: Application,
+    action: lifecycle.Action,
+    actor: Actor,
+    now: datetime,
+    today: date,
+    reason: str | None,
+    commitment_due: date | None,
+) -> None:
+    source = app.state
+    data: dict[str, Any] = {}
+    target = action.target
+    if action.name == "accept":
+        data = _accept(hub, app, now, today, commitment_due)
+    elif action.name == "request_supplement":
+        app.resume_state = source
+        stop_clock(app, today)
+        data = {"clock_stopped": app.paused_since is not None}
+    elif action.name == "resume":
+        target = app.resume_state or State.received.value
+        app.resume_state = None
+        stood = restart_clock(app, today, hub.calendar)
+        data = {"clock_stood_workdays": stood, "due_date": app.due_date.isoformat() if app.due_date else None}
+    elif action.name == "withdraw":
+        withdrawn = [p for p in app.parts if p.state in (PartState.pending, PartState.in_review)]
+        for p in withdrawn:
+            p.state = PartState.withdrawn.value
+        data = {"parts_withdrawn": [p.item_code for p in withdrawn]}
+    app.state = target
+    _record(app, action.name, actor, now, from_state=source, to_state=target, reason=reason, data=data)
+
+
+def _accept(hub: Hub, app: Application, now: datetime, today: date, commitment_due: date | None) -> dict[str, Any]:
+    """受理: every required material present, or — for deferrable ones — owed under a commitment."""
+    subject = hub.catalog.subject(app.subject_code)
+    if subject is None:
+        raise HubError(f"事项 {app.subject_code} 已不在事项目录中 (item no longer in the catalogue)")
+    have = {m.name for m in app.materials}
+    missing = [m for m in hub.catalog.materials_of(subject) if m.required and m.name not in have]
+    blocking = [m.name for m in missing if not m.deferrable]
+    deferred = [m.name for m in missing if m.deferrable]
+    if blocking:
+        raise InvalidInput(
+            [_err("materials", f"缺少不可容缺的材料: {'、'.join(blocking)}", "required materials missing")]
+        )
+    if deferred and commitment_due is None:
+        raise InvalidInput(
+            [
+                _err(
+                    "commitment_due",
+                    f"缺少材料 {'、'.join(deferred)} 可容缺受理，须填写承诺补交日期",
+                    "deferrable materials missing: give a commitment due date for tolerant acceptance",
+                )
+            ]
+        )
+    if deferred and commitment_due is not None and commitment_due < today:
+        raise InvalidInput([_err("commitment_due", "承诺补交日期不能早于今天", "commitment due date is in the past")])
+    for name in deferred:
+        app.deficiencies.append(Deficiency(material=name, due_date=commitment_due, created_at=now.replace(tzinfo=None)))
+    app.accepted_on = today
+    recompute_due(app, hub.calendar)
+    data: dict[str, Any] = {"due_date": app.due_date.isoformat(), "due_provisional": app.due_provisional}
+    if deferred:
+        data |= {"tolerant": True, "missing": deferred, "commitment_due": commitment_due.isoformat()}
+    return data
+
+
+def _part_action(
+    hub: Hub, app: Application, part: Part, action: lifecycle.Action, actor: Actor, now: datetime, reason: str | None
+) -> None:
+    if app.state not in (State.accepted, State.in_review):
+        raise IllegalTransition(
+            f"办件 {app.number} 当前状态为“{lifecycle.STATE_ZH[app.state]}”，不能“{action.zh}” "
+            f"(parts move only while the application is accepted or in review)"
+        )
+    if part.state not in action.sources:
+        raise IllegalTransition(
+            f"事项 {part.item_code} 当前为“{lifecycle.STATE_ZH[part.state]}”，不能“{action.zh}” "
+            f"(cannot {action.name} a part in state {part.state})"
+        )
+    source = part.state
+    part.state = action.target
+    if action.name in ("approve", "deny"):
+        part.decided_at = now.replace(tzinfo=None)
+    _record(
+        app,
+        action.name,
+        actor,
+        now,
+        from_state=source,
+        to_state=part.state,
+        part=part,
+        reason=reason,
+        data={"item": part.item_code, "department": part.department_code},
+    )
+    if app.state == State.accepted and action.name == "start_review":
+        app.state = State.in_review.value
+        _record(app, "start", SYSTEM, now, from_state=State.accepted.value, to_state=State.in_review.value)
+    if all(p.state in (PartState.approved, PartState.denied) for p in app.parts):
+        result = lifecycle.outcome([p.state for p in app.parts])
+        source = app.state
+        app.state = State.decided.value
+        _record(
+            app,
+            "decide",
+            SYSTEM,
+            now,
+            from_state=source,
+            to_state=State.decided.value,
+            data={
+                "outcome": result,
+                "parts": {p.item_code: p.state for p in app.parts},
+                "on_time": app.due_date is None or hub.today() <= app.due_date,
+            },
+        )
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read(hub: Hub, number: str, actor: Actor) -> Application:
+    with hub.sessions() as session:
+        return get(session, number, actor)
+
+
+def outcome_of(app: Application) -> str | None:
+    if app.state in (State.decided, State.issued, State.delivered):
+        return lifecycle.outcome([p.state for p in app.parts])
+    return None
+
+
+@dataclass(frozen=True)
+class Warning:
+    number: str
+    kind: Literal["red", "yellow", "commitment_overdue", "provisional_due_date"]
+    message: str
+    due_date: date | None
+
+
+def warnings(hub: Hub, actor: Actor) -> list[Warning]:
+    """What supervisors chase: red and yellow cards, overdue 容缺 commitments, provisional dates."""
+    from hub.timelimits import Signal, signal
+
+    today = hub.today()
+    out: list[Warning] = []
+    with hub.sessions() as session:
+        stmt = scoped(select(Application), actor).where(
+            Application.state.in_([s.value for s in lifecycle.OPEN] + ["decided", "issued"])
+        )
+        for app in session.scalars(
+            stmt.options(selectinload(Application.deficiencies), selectinload(Application.parts))
+        ):
+            sig = signal(app, today, hub.calendar, hub.settings.yellow_days)
+            if sig is Signal.red:
+                out.append(Warning(app.number, "red", f"已超期 (overdue since {app.due_date})", app.due_date))
+            elif sig is Signal.yellow:
+                out.append(Warning(app.number, "yellow", f"即将到期 (due {app.due_date})", app.due_date))
+            for d in app.deficiencies:
+                if d.closed_at is None and d.due_date < today:
+                    out.append(
+                        Warning(
+                            app.number,
+                            "commitment_overdue",
+                            f"容缺材料“{d.material}”承诺 {d.due_date} 补交，已逾期 (commitment overdue)",
+                            d.due_date,
+                        )
+                    )
+            if app.due_provisional and app.state in lifecycle.OPEN:
+                out.append(
+                    Warning(
+                        app.number,
+                        "provisional_due_date",
+                        "办结期限按法定节假日推算，待官方放假安排确认 (due date provisional)",
+                        app.due_date,
+                    )
+                )
+    return out

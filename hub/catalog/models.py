@@ -1,0 +1,269 @@
+"""Pydantic models of the catalogue. Field names follow the ten standard elements (两级十同):
+name, sub-item, category, code, legal basis, materials, process, fee, time limits, form."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hub.divisions import division_problem
+
+
+class Channel(StrEnum):
+    hall = "hall"  # county centre hall (大厅)
+    bank = "bank"  # rural bank outlet (政银合作)
+    enclave = "enclave"  # enclave window in another city (窗口飞地)
+    township = "township"  # township / village service point (便民服务中心)
+    online = "online"  # 网上办 / 掌上办
+
+
+CHANNEL_ZH = {"hall": "大厅", "bank": "银行网点", "enclave": "飞地窗口", "township": "乡镇便民中心", "online": "网上"}
+
+# Item type codes at the head of the basic code (GB/T 39554.1-2020 and provincial rules).
+CATEGORY_CODES: dict[str, str] = {
+    "行政许可": "XK",
+    "行政处罚": "CF",
+    "行政强制": "QZ",
+    "行政征收": "ZS",
+    "行政给付": "JF",
+    "行政检查": "JC",
+    "行政确认": "QR",
+    "行政奖励": "JL",
+    "行政裁决": "CJ",
+    "其他行政权力": "QT",
+    "公共服务": "GG",
+}
+ITEM_CODE = re.compile(r"^(?P<type>[A-Z]{2})(?P<main>\d{5})(?P<sub>\d{3})$")
+IDENT = r"^[a-z][a-z0-9_]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _division(v: str) -> str:
+    problem = division_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v
+
+
+class Department(Strict):
+    code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    name: str
+    short_name: str
+    division: str
+
+    _check_division = field_validator("division")(_division)
+
+
+class Desk(Strict):
+    """A place that takes applications: a bank outlet, an enclave window, a hall counter.
+    It sits in `division` and acts for `acts_for` (收受分离: collecting vs deciding division)."""
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    name: str
+    channel: Channel
+    division: str
+    acts_for: str
+    operator: str
+    address: str | None = None
+
+    _check_divisions = field_validator("division", "acts_for")(_division)
+
+
+FieldType = Literal[
+    "string", "text", "integer", "decimal", "date", "boolean", "choice", "phone", "id_number", "uscc", "division"
+]
+
+
+class FormField(Strict):
+    name: str = Field(pattern=IDENT)
+    label: str
+    label_en: str | None = None
+    type: FieldType
+    required: bool = True
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1)
+    pattern: str | None = None
+    min: float | None = None
+    max: float | None = None
+    options: list[str] | None = None
+    help: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"正则表达式无效 (invalid regular expression): {exc}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _options_for_choice(self) -> FormField:
+        if self.type == "choice" and not self.options:
+            raise ValueError("choice 类型字段必须给出 options (a choice field needs options)")
+        if self.type != "choice" and self.options:
+            raise ValueError("只有 choice 类型字段可以有 options (only choice fields take options)")
+        return self
+
+    def shape(self) -> tuple:
+        """What two items must agree on to share this field in a bundle's merged form."""
+        return (self.type, tuple(self.options or ()))
+
+
+class Material(Strict):
+    name: str
+    form: Literal["原件", "复印件", "原件和复印件", "电子材料"]
+    copies: int = Field(default=1, ge=0)
+    electronic_accepted: bool
+    required: bool = True  # false: asked for only when the note applies (e.g. 委托代办时提交)
+    deferrable: bool = False  # may be missing at acceptance under 容缺受理
+    verify: str | None = None  # a 网上核验 kind that can replace the paper (connectors provide it)
+    note: str | None = None
+
+
+class ProcessStep(Strict):
+    step: str
+    by: str
+    description: str | None = None
+
+
+class Fee(Strict):
+    charged: bool
+    basis: str | None = None
+    standard: str | None = None
+
+    @model_validator(mode="after")
+    def _basis_when_charged(self) -> Fee:
+        if self.charged and not (self.basis and self.standard):
+            raise ValueError("收费事项须写明收费依据和标准 (a charged item needs basis and standard)")
+        return self
+
+
+class Item(Strict):
+    code: str
+    name: str
+    sub_item: str | None = None
+    category: str
+    legal_basis: list[str] = Field(min_length=1)
+    department: str
+    connection: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    channels: list[Channel] = Field(min_length=1)
+    instant: bool = False
+    promised_days: int = Field(ge=0)
+    statutory_days: int = Field(ge=0)
+    fee: Fee
+    materials: list[Material] = Field(default_factory=list)
+    process: list[ProcessStep] = Field(min_length=1)
+    form: list[FormField] = Field(default_factory=list)
+    signature_required: bool = False  # needs a face-to-face signature (面签)
+    keywords: list[str] = Field(default_factory=list)
+
+    @field_validator("category")
+    @classmethod
+    def _known_category(cls, v: str) -> str:
+        if v not in CATEGORY_CODES:
+            raise ValueError(f"未知事项类型 (unknown category) {v!r}; 可选: {', '.join(CATEGORY_CODES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Item:
+        m = ITEM_CODE.match(self.code)
+        if not m:
+            raise ValueError(
+                f"事项编码 {self.code!r} 应为2位类型码+5位主项码+3位子项码，如 QR00117001 "
+                "(item code must be type letters + 5-digit item + 3-digit sub-item)"
+            )
+        if m["type"] != CATEGORY_CODES[self.category]:
+            raise ValueError(
+                f"事项编码类型码 {m['type']} 与事项类型 {self.category}({CATEGORY_CODES[self.category]}) 不符"
+                " (code prefix does not match category)"
+            )
+        if (m["sub"] == "000") != (self.sub_item is None):
+            raise ValueError("子项码为000当且仅当无子项 (sub-item code 000 exactly when there is no sub-item)")
+        if self.promised_days > self.statutory_days:
+            raise ValueError("承诺时限不得长于法定时限 (promised_days must not exceed statutory_days)")
+        if self.instant and self.promised_days != 0:
+            raise ValueError("即办件的承诺时限应为0 (an instant item is promised in 0 working days)")
+        _unique([f.name for f in self.form], "form field")
+        _unique([m.name for m in self.materials], "material")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels 有重复 (duplicate channel)")
+        return self
+
+    @property
+    def title(self) -> str:
+        return f"{self.name}（{self.sub_item}）" if self.sub_item else self.name
+
+
+class Bundle(Strict):
+    """一件事: several items behind one merged form; one application, one part per item."""
+
+    code: str = Field(pattern=r"^YJS-[A-Z0-9]+$")
+    name: str
+    description: str | None = None
+    items: list[str] = Field(min_length=2)
+    channels: list[Channel] = Field(min_length=1)
+    form: list[FormField] = Field(default_factory=list)  # shared fields the items do not carry
+    keywords: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_items(self) -> Bundle:
+        _unique(self.items, "item")
+        return self
+
+    @property
+    def title(self) -> str:
+        return self.name
+
+
+def _unique(names: list[str], what: str) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"重复的{what} (duplicate {what}): {', '.join(dupes)}")
+
+
+class Catalog(BaseModel):
+    """The loaded, cross-checked catalogue. Build it with `load_catalog`, not by hand."""
+
+    model_config = ConfigDict(frozen=True)
+
+    departments: dict[str, Department]
+    desks: dict[str, Desk]
+    items: dict[str, Item]
+    bundles: dict[str, Bundle]
+
+    def subject(self, code: str) -> Item | Bundle | None:
+        return self.items.get(code) or self.bundles.get(code)
+
+    def items_of(self, subject: Item | Bundle) -> list[Item]:
+        return [subject] if isinstance(subject, Item) else [self.items[c] for c in subject.items]
+
+    def form_of(self, subject: Item | Bundle) -> list[FormField]:
+        """The form a desk fills: an item's own, or a bundle's merged form (fields shared by name)."""
+        fields: dict[str, FormField] = {}
+        extra = subject.form if isinstance(subject, Bundle) else []
+        for f in [*extra, *(f for item in self.items_of(subject) for f in item.form)]:
+            prev = fields.setdefault(f.name, f)
+            if f.required and not prev.required:  # required if any member item requires it
+                fields[f.name] = prev.model_copy(update={"required": True})
+        return list(fields.values())
+
+    def materials_of(self, subject: Item | Bundle) -> list[Material]:
+        merged: dict[str, Material] = {}
+        for item in self.items_of(subject):
+            for m in item.materials:
+                prev = merged.get(m.name)
+                # a material one item may defer but another needs at once cannot be deferred
+                if prev is None or (prev.deferrable and not m.deferrable) or (m.required and not prev.required):
+                    merged[m.name] = m
+        return list(merged.values())
+
+    def channels_of(self, subject: Item | Bundle) -> list[Channel]:
+        return list(subject.channels)

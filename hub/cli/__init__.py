@@ -1,0 +1,63 @@
+"""The `hub` command. Thin: parse, call the core, print. Errors the user can act on are printed
+as one line per problem (FILE:LINE: message, or field: message) and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hub import __version__
+from hub.cli import apps, calendar, catalog, db, demo
+from hub.cli.common import State, fail
+from hub.errors import ConfigInvalid, HubError, InvalidInput
+
+app = typer.Typer(
+    name="hub",
+    help="Tongban Hub (通办枢纽): county government-service integration hub.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="HUB_HOME", help="Hub home (working directory); default: $HUB_HOME or ."),
+    ] = None,
+) -> None:
+    ctx.obj = State(home=home)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+app.command(name="init")(db.init)
+app.add_typer(db.app, name="db")
+app.add_typer(catalog.app, name="catalog")
+app.add_typer(calendar.app, name="calendar")
+app.add_typer(apps.app, name="apps")
+app.command(name="demo")(demo.demo)
+
+
+def main() -> None:
+    try:
+        app()
+    except InvalidInput as exc:
+        for err in exc.errors:
+            print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except ConfigInvalid as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        sys.exit(2)
+    except HubError as exc:
+        fail(str(exc))

@@ -1,0 +1,264 @@
+"""`hub apps`: create, move, attach to, list and show applications without the UI."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hub import applications as svc
+from hub.cli.common import ActorName, DepartmentOpt, DeskOpt, RoleOpt, console, make_actor, open_hub, print_json
+from hub.errors import FieldError, InvalidInput, Reason
+from hub.events import verify_chain
+from hub.lifecycle import ACTIONS, Role
+from hub.views import application_detail, application_summary
+
+app = typer.Typer(help="Applications (办件): create, transition, attach, list, show.", no_args_is_help=True)
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise InvalidInput([FieldError(option, Reason(f"应为 名称=值: {v!r}", "expected NAME=VALUE"))])
+        out[key.strip()] = value
+    return out
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Option("--item", "--bundle", help="Item or bundle code")],
+    desk: Annotated[str, typer.Option("--desk", help="Desk taking the application")],
+    name: Annotated[str, typer.Option("--name", help="Applicant's name (person or company)")],
+    id_: Annotated[str, typer.Option("--id", help="Resident ID number, or credit code with --company")],
+    company: Annotated[bool, typer.Option("--company", help="The applicant is a company")] = False,
+    form: Annotated[list[str], typer.Option("--form", "-f", help="Form field NAME=VALUE (repeatable)")] = [],  # noqa: B006
+    form_json: Annotated[Path | None, typer.Option("--form-json", help="Form data as a JSON file")] = None,
+    material: Annotated[list[str], typer.Option("--material", "-m", help="Material NAME=PATH (repeatable)")] = [],  # noqa: B006
+    agent: Annotated[str | None, typer.Option("--agent", help="帮代办: agent NAME=ID_NUMBER")] = None,
+    ref: Annotated[
+        str | None, typer.Option("--ref", help="Your idempotency key: the same ref returns the same application")
+    ] = None,
+    draft: Annotated[bool, typer.Option("--draft", help="Save without submitting")] = False,
+    actor: ActorName = None,
+    role: RoleOpt = Role.system,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Receive a new application at a desk (收件)."""
+    hub = open_hub(ctx)
+    data: dict[str, Any] = json.loads(form_json.read_text(encoding="utf-8")) if form_json else {}
+    data |= _pairs(form, "--form")
+    agent_pair = _pairs([agent], "--agent") if agent else {}
+    new = svc.NewApplication(
+        subject=subject,
+        desk=desk,
+        applicant=svc.Applicant(type="company" if company else "person", name=name, id=id_),
+        agent=svc.Agent(name=next(iter(agent_pair)), id_number=next(iter(agent_pair.values()))) if agent_pair else None,
+        form=data,
+        materials=[
+            svc.MaterialIn(name=k, filename=Path(p).name, path=Path(p))
+            for k, p in _pairs(material, "--material").items()
+        ],
+        source_ref=ref,
+        draft=draft,
+    )
+    result = svc.create(hub, new, make_actor(actor, role, desk, None))
+    _print_result(hub, result, as_json)
+
+
+def _print_result(hub, result, as_json: bool) -> None:
+    if as_json:
+        print_json(application_detail(hub, result))
+    else:
+        s = application_summary(hub, result)
+        due = (
+            f" 期限 due {s['due_date']}{' (临时 provisional)' if s['due_provisional'] else ''}" if s["due_date"] else ""
+        )
+        typer.echo(f"{s['number']} {s['title']} — {s['state_zh']} ({s['state']}){due}")
+
+
+@app.command()
+def transition(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Application number")],
+    action: Annotated[str, typer.Argument(help=f"One of: {', '.join(ACTIONS)}")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (required to reject, deny, withdraw, request supplement)")
+    ] = None,
+    part: Annotated[str | None, typer.Option("--part", help="Item code of the part (bundles)")] = None,
+    commit_due: Annotated[
+        str | None, typer.Option("--commit-due", help="容缺: date the missing materials are promised by")
+    ] = None,
+    actor: ActorName = None,
+    role: RoleOpt = Role.system,
+    desk: DeskOpt = None,
+    department: DepartmentOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Take a life-cycle action on an application or one of its parts."""
+    hub = open_hub(ctx)
+    due = None
+    if commit_due:
+        try:
+            due = date.fromisoformat(commit_due)
+        except ValueError:
+            raise InvalidInput(
+                [FieldError("--commit-due", Reason("日期格式应为 YYYY-MM-DD", "expected YYYY-MM-DD"))]
+            ) from None
+    result = svc.transition(
+        hub, number, action, make_actor(actor, role, desk, department), reason=reason, part=part, commitment_due=due
+    )
+    _print_result(hub, result, as_json)
+
+
+@app.command()
+def attach(
+    ctx: typer.Context,
+    number: str,
+    material: Annotated[list[str], typer.Option("--material", "-m", help="Material NAME=PATH (repeatable)")],
+    actor: ActorName = None,
+    role: RoleOpt = Role.system,
+    desk: DeskOpt = None,
+    department: DepartmentOpt = None,
+) -> None:
+    """Add materials; one owed under 容缺 closes its commitment."""
+    hub = open_hub(ctx)
+    items = [
+        svc.MaterialIn(name=k, filename=Path(p).name, path=Path(p)) for k, p in _pairs(material, "--material").items()
+    ]
+    result = svc.attach(hub, number, items, make_actor(actor, role, desk, department))
+    _print_result(hub, result, False)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="Only this state")] = None,
+    desk: Annotated[
+        str | None, typer.Option("--desk", help="Only this desk (and, for front-desk roles, the actor's desk)")
+    ] = None,
+    limit: int = 100,
+    actor: ActorName = None,
+    role: RoleOpt = Role.system,
+    department: DepartmentOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List applications (resident ID numbers masked)."""
+    hub = open_hub(ctx)
+    who = make_actor(actor, role, desk, department)
+    with hub.sessions() as session:
+        rows = [
+            application_summary(hub, a)
+            for a in svc.list_applications(session, who, state=state, desk=desk, limit=limit)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("办件号 number", "事项 item", "窗口 desk", "申请人 applicant", "状态 state", "期限 due", "")
+    for r in rows:
+        due = (r["due_date"] or "") + ("*" if r["due_provisional"] else "")
+        table.add_row(
+            r["number"],
+            r["title"],
+            r["desk_name"],
+            f"{r['applicant_name']} {r['applicant_id']}",
+            r["state_zh"],
+            due,
+            r["signal"] or "",
+        )
+    console().print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    number: str,
+    reveal_id: Annotated[bool, typer.Option("--reveal-id", help="Show full ID numbers")] = False,
+    actor: ActorName = None,
+    role: RoleOpt = Role.system,
+    desk: DeskOpt = None,
+    department: DepartmentOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one application: state, due date, parts, materials, commitments, events."""
+    hub = open_hub(ctx)
+    app_ = svc.read(hub, number, make_actor(actor, role, desk, department))
+    view = application_detail(hub, app_, reveal_id=reveal_id)
+    if as_json:
+        print_json(view)
+        return
+    c = console()
+    c.print(f"[bold]{view['number']}[/] {view['title']} — {view['state_zh']} ({view['state']})")
+    c.print(f"申请人 {view['applicant']['name']} {view['applicant']['id']}  窗口 {view['desk_name']}")
+    c.print(f"收件地 {view['collecting_division']['name']} → 审批地 {view['deciding_division']['name']}")
+    if view["due_date"]:
+        c.print(
+            f"期限 due {view['due_date']}{' (临时 provisional)' if view['due_provisional'] else ''}  {view['signal'] or ''}"
+        )
+    for p in view["parts"]:
+        c.print(f"  · {p['item_code']} {p['title']} [{p['department']}] {p['state_zh']}")
+    for d in view["deficiencies"]:
+        c.print(
+            f"  容缺 {d['material']} 承诺 {d['due_date']} {'已补齐' if d['closed'] else ('已逾期' if d['overdue'] else '待补')}"
+        )
+    tz = hub.settings.tz
+    table = Table("#", "时间 at", "操作 action", "状态 state", "人员 actor", "理由 reason")
+    for e in view["events"]:
+        table.add_row(
+            str(e["seq"]),
+            datetime.fromisoformat(e["at"]).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            e["action"] + (f" [{e['part']}]" if e["part"] else ""),
+            f"{e['from'] or ''}→{e['to'] or ''}",
+            f"{e['actor']} ({e['role']})",
+            e["reason"] or "",
+        )
+    c.print(table)
+    c.print(f"event chain: {'OK' if view['chain']['ok'] else 'BROKEN: ' + view['chain']['problem']}")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context, number: Annotated[list[str] | None, typer.Argument(help="Numbers; default all")] = None
+) -> None:
+    """Verify event chains; exit 1 naming the first application whose chain is broken."""
+    hub = open_hub(ctx)
+    who = make_actor(None, Role.system, None, None)
+    broken = 0
+    with hub.sessions() as session:
+        apps_ = (
+            [svc.get(session, n, who) for n in number] if number else svc.list_applications(session, who, limit=10**9)
+        )
+        for a in apps_:
+            report = verify_chain(a)
+            if not report.ok:
+                broken += 1
+                typer.echo(f"{a.number}: BROKEN {report.problem}", err=True)
+    typer.echo(f"{len(apps_) - broken} chain(s) OK, {broken} broken")
+    if broken:
+        raise typer.Exit(1)
+
+
+@app.command()
+def warnings(
+    ctx: typer.Context,
+    actor: ActorName = None,
+    role: RoleOpt = Role.system,
+    desk: DeskOpt = None,
+    department: DepartmentOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Red and yellow cards, overdue 容缺 commitments, provisional due dates."""
+    hub = open_hub(ctx)
+    rows = svc.warnings(hub, make_actor(actor, role, desk, department))
+    if as_json:
+        print_json([{"number": w.number, "kind": w.kind, "message": w.message, "due_date": w.due_date} for w in rows])
+        return
+    for w in rows:
+        typer.echo(f"{w.kind:22} {w.number}  {w.message}")
+    typer.echo(f"{len(rows)} warning(s)")

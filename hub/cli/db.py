@@ -1,0 +1,60 @@
+"""`hub init` and `hub db`: write a hub home, migrate its database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hub.cli.common import home_of
+from hub.home import write_home
+from hub.settings import load_settings
+from hub.storage import migrate
+from hub.storage.engine import make_engine
+
+app = typer.Typer(help="Database: migrations and status.", no_args_is_help=True)
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create (settings, catalogue, calendar, connections)")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the configuration files of an existing home")
+    ] = False,
+) -> None:
+    """Write a working directory from the sample configuration and create its database."""
+    home = write_home(directory, force=force)
+    settings = load_settings(home)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"已创建工作目录 (hub home written): {home}")
+    typer.echo(f"  export HUB_HOME={home}")
+
+
+@app.command()
+def upgrade(ctx: typer.Context) -> None:
+    """Apply migrations up to the newest."""
+    settings = load_settings(home_of(ctx))
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate.upgrade(engine)
+        typer.echo(f"database at revision {migrate.current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the database revision; exit 1 if migrations are pending."""
+    settings = load_settings(home_of(ctx))
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        current, head = migrate.current_revision(engine), migrate.head_revision()
+    finally:
+        engine.dispose()
+    typer.echo(f"current: {current}  head: {head}")
+    if current != head:
+        raise typer.Exit(1)

@@ -1,0 +1,65 @@
+"""The hub as the core sees it: settings, catalogue, working-day calendar, material store and
+database, opened once from a hub home. Jobs, the CLI and (later) the API all start here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.catalog import Catalog, load_catalog
+from hub.materials import MaterialStore
+from hub.settings import Settings, load_settings
+from hub.storage.engine import make_engine, session_factory
+from hub.workdays import WorkCalendar
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    catalog: Catalog
+    calendar: WorkCalendar
+    store: MaterialStore
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def open(cls, home: Path, *, database_url: str | None = None, clock: Callable[[], datetime] = utcnow) -> Hub:
+        settings = load_settings(Path(home))
+        engine = make_engine(database_url or settings.resolved_database_url)
+        return cls(
+            settings=settings,
+            catalog=load_catalog(settings.config_dir),
+            calendar=WorkCalendar.from_dir(settings.calendar_dir),
+            store=MaterialStore(
+                settings.path(settings.materials_dir), settings.max_material_bytes, settings.allowed_media_types
+            ),
+            engine=engine,
+            sessions=session_factory(engine),
+            clock=clock,
+        )
+
+    def now(self) -> datetime:
+        return self.clock().astimezone(UTC)
+
+    def today(self) -> date:
+        """Today's date where the county is (due dates are local calendar dates)."""
+        return self.clock().astimezone(self.settings.tz).date()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

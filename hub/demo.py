@@ -1,0 +1,297 @@
+"""The demo `make demo` runs: sample applications from bank outlets and enclave windows walked
+through the life cycle on a simulated clock, printing what happened. Everything goes through the
+same core functions the CLI and jobs use; nothing here is special-cased."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from hub import applications as svc
+from hub.applications import Actor
+from hub.context import Hub
+from hub.errors import HubError
+from hub.events import verify_chain
+from hub.ids import id_check_digit, mask_id
+from hub.lifecycle import STATE_ZH, Role
+
+CST = ZoneInfo("Asia/Shanghai")
+PDF = b"%PDF-1.4\n% Tongban Hub demo scan\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64)
+
+TELLER = Actor(name="王芳", role=Role.teller, desk="bank-xiahong")
+TELLER_BZ = Actor(name="周敏", role=Role.teller, desk="bank-baizhang")
+HZ = Actor(name="陈静", role=Role.enclave_clerk, desk="enclave-hangzhou")
+SH = Actor(name="李娜", role=Role.enclave_clerk, desk="enclave-shanghai")
+
+
+def _officer(department: str, name: str) -> Actor:
+    return Actor(name=name, role=Role.officer, department=department)
+
+
+MZJ, YBJ, GJJ = _officer("ts-mzj", "民政局 林晓"), _officer("ts-ybj", "医保局 张伟"), _officer("ts-gjj", "公积金 黄磊")
+RSJ = _officer("ts-rsj", "人社局 吴丹")
+
+
+def _id(born: str, seq: str) -> str:
+    first17 = f"330329{born}{seq}"
+    return first17 + id_check_digit(first17)
+
+
+def _pdf(tag: str) -> bytes:
+    return PDF + tag.encode()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 9, 28, 9, tzinfo=CST)
+
+    def __call__(self) -> datetime:
+        return self.now.astimezone(UTC)
+
+    def day(self, d: date, hour: int = 9) -> None:
+        self.now = datetime(d.year, d.month, d.day, hour, tzinfo=CST)
+
+
+def run(home: Path, console: Console | None = None) -> int:
+    out = console or Console(width=None if sys.stdout.isatty() else 150)
+    clock = _Clock()
+    hub = Hub.open(home, clock=clock)
+    numbers: list[str] = []
+
+    def say(text: str) -> None:
+        out.print(f"[dim]{clock.now:%Y-%m-%d}[/] {text}")
+
+    def step(app, action: str, who: Actor, **kw):
+        app = svc.transition(hub, app.number, action, who, **kw)
+        due = f" 期限 {app.due_date}{'(临时)' if app.due_provisional else ''}" if app.due_date else ""
+        say(f"  {who.name} → {action}: [bold]{STATE_ZH[app.state]}[/]{due}")
+        return app
+
+    out.print("[bold]通办枢纽演示 Tongban Hub demo[/] — 模拟时钟 simulated clock from 2026-09-28\n")
+
+    # 1. Bank outlet: 老年人优待证, collected and first-reviewed by the bank, decided by the county.
+    say("[bold]① 下洪社区农商银行网点：老年人优待证[/]")
+    app = svc.create(
+        hub,
+        svc.NewApplication(
+            subject="GG00501000",
+            desk="bank-xiahong",
+            applicant=svc.Applicant(name="林阿婆", id=_id("19500315", "021")),
+            form={"delivery_method": "窗口领取", "contact_phone": "13905770001"},
+            materials=[
+                svc.MaterialIn(name="居民身份证", filename="身份证.pdf", content=_pdf("lin")),
+                svc.MaterialIn(name="近期免冠彩色证件照", filename="照片.jpg", content=JPEG),
+            ],
+        ),
+        TELLER,
+    )
+    numbers.append(app.number)
+    say(f"  {TELLER.name} 收件 {app.number}，申请人 林阿婆 {mask_id(app.applicant_id)}")
+    app = step(app, "pre_review", TELLER)
+    for action in ("accept", "start_review", "approve", "issue"):
+        app = step(app, action, MZJ)
+    app = step(app, "deliver", TELLER)
+
+    # 2. Enclave window in Hangzhou: instant medical-insurance filing.
+    say("[bold]② 杭州“办事不回乡”服务点：医保异地就医备案（即办）[/]")
+    app = svc.create(
+        hub,
+        svc.NewApplication(
+            subject="GG00301001",
+            desk="enclave-hangzhou",
+            applicant=svc.Applicant(name="陈志强", id=_id("19900701", "013")),
+            form={
+                "destination_division": "330105",
+                "residence_address": "杭州市拱墅区湖墅南路88号",
+                "filing_start_date": "2026-10-01",
+                "contact_phone": "13857712345",
+            },
+            materials=[
+                svc.MaterialIn(name="居民身份证", filename="id.pdf", content=_pdf("chen")),
+                svc.MaterialIn(name="异地长期居住个人承诺书", filename="承诺书.pdf", content=_pdf("promise")),
+            ],
+        ),
+        HZ,
+    )
+    numbers.append(app.number)
+    say(f"  {HZ.name} 收件 {app.number}（收件地 {app.collecting_division} → 审批地 {app.deciding_division}）")
+    for action in ("accept", "start_review", "approve"):
+        app = step(app, action, YBJ)
+
+    # 3. Hangzhou again: housing-fund withdrawal with materials missing (容缺) and a 补正 in between.
+    say("[bold]③ 杭州服务点：住房公积金租房提取 — 容缺受理 + 补正停表[/]")
+    clock.day(date(2026, 9, 29))
+    fund = svc.create(
+        hub,
+        svc.NewApplication(
+            subject="GG00401001",
+            desk="enclave-hangzhou",
+            applicant=svc.Applicant(name="陈志强", id=_id("19900701", "013")),
+            form={
+                "rental_address": "杭州市拱墅区湖墅南路88号",
+                "monthly_rent": "2500",
+                "lease_start_date": "2026-01-01",
+                "lease_end_date": "2026-12-31",
+                "withdrawal_amount": "15000",
+                "marital_status": "已婚",
+                "payee_bank_name": "浙江泰顺农村商业银行",
+                "payee_bank_account": "6230910199001234567",
+                "contact_phone": "13857712345",
+            },
+            materials=[
+                svc.MaterialIn(name=n, filename=f"{n}.pdf", content=_pdf(n))
+                for n in ("居民身份证", "住房公积金账户信息", "本人及配偶名下无房证明")
+            ],
+        ),
+        HZ,
+    )
+    numbers.append(fund.number)
+    try:
+        svc.transition(hub, fund.number, "accept", GJJ)
+    except HubError as exc:
+        say(f"  受理被拒 refused: {exc}")
+    fund = step(fund, "accept", GJJ, commitment_due=date(2026, 10, 12))
+    say(f"  容缺材料: {'、'.join(d.material for d in fund.deficiencies)}，承诺 2026-10-12 前补交")
+    clock.day(date(2026, 9, 30))
+    fund = step(fund, "request_supplement", GJJ, reason="租赁期限与提取金额不符，请补正")
+    clock.day(date(2026, 10, 9))
+    fund = step(fund, "resume", HZ)
+    say(f"  停表 {fund.paused_workdays} 个工作日（国庆假期不计），期限顺延")
+    fund = svc.attach(
+        hub, fund.number, [svc.MaterialIn(name="房屋租赁合同", filename="租赁合同.pdf", content=_pdf("lease"))], HZ
+    )
+    say("  补交 房屋租赁合同 → 该项容缺承诺关闭")
+    clock.day(date(2026, 10, 12))
+    for w in svc.warnings(hub, HZ):
+        say(f"  [yellow]预警 {w.kind}[/] {w.number} {w.message}")
+    fund = step(fund, "start_review", GJJ)
+    fund = step(fund, "approve", GJJ)
+
+    # 4. Shanghai: a bundle (一件事) across three departments; one part is denied and stays visible.
+    say("[bold]④ 上海服务点：退休一件事（人社 + 医保 + 公积金）[/]")
+    names = [
+        "居民身份证",
+        "参保缴费记录",
+        "本人人事档案",
+        "医保缴费年限记录",
+        "住房公积金账户信息",
+        "退休证明",
+        "住房公积金提取及销户申请书",
+    ]
+    bundle = svc.create(
+        hub,
+        svc.NewApplication(
+            subject="YJS-TXLX",
+            desk="enclave-shanghai",
+            applicant=svc.Applicant(name="吴建国", id=_id("19661008", "035")),
+            form={
+                "retirement_type": "正常退休",
+                "retirement_date": "2026-10-31",
+                "payee_bank_name": "浙江泰顺农村商业银行",
+                "payee_bank_account": "6230910199007654321",
+                "contact_phone": "13606770002",
+                "supplementary_payment": "否",
+            },
+            materials=[svc.MaterialIn(name=n, filename=f"{n}.pdf", content=_pdf("wu" + n)) for n in names],
+        ),
+        SH,
+    )
+    numbers.append(bundle.number)
+    say(f"  {SH.name} 收件 {bundle.number}，拆分为 {len(bundle.parts)} 个部门事项")
+    bundle = step(bundle, "accept", RSJ)
+    for who in (RSJ, YBJ, GJJ):
+        bundle = step(bundle, "start_review", who)
+    bundle = step(bundle, "approve", RSJ)
+    bundle = step(bundle, "approve", YBJ)
+    bundle = step(bundle, "deny", GJJ, reason="公积金账户存在未结清贷款")
+    say("  " + "；".join(f"{p.title} {STATE_ZH[p.state]}" for p in bundle.parts))
+    bundle = step(bundle, "issue", RSJ)
+
+    # 5. Bad input and an illegal transition: refused, nothing written.
+    say("[bold]⑤ 错误输入与非法操作[/]")
+    bad_id = _id("19580315", "002")[:-1] + ("0" if _id("19580315", "002")[-1] != "0" else "1")
+    try:
+        svc.create(
+            hub,
+            svc.NewApplication(
+                subject="GG00501000",
+                desk="bank-baizhang",
+                applicant=svc.Applicant(name="张三", id=bad_id),
+                form={"delivery_method": "窗口领取", "contact_phone": "13900000000"},
+            ),
+            TELLER_BZ,
+        )
+    except HubError as exc:
+        say(f"  [red]拒绝 refused[/]: {exc}")
+    try:
+        svc.transition(hub, numbers[1], "deliver", HZ)
+    except HubError as exc:
+        say(f"  [red]拒绝 refused[/]: {exc}")
+
+    # 6. Late December: a due date that lands in 2027, for which no official schedule exists yet.
+    say("[bold]⑥ 百丈镇网点：年底受理，期限落在2027年[/]")
+    clock.day(date(2026, 12, 30))
+    late = svc.create(
+        hub,
+        svc.NewApplication(
+            subject="GG00401001",
+            desk="bank-baizhang",
+            applicant=svc.Applicant(name="周小红", id=_id("19920214", "048")),
+            form={
+                "rental_address": "泰顺县百丈镇百福路12号",
+                "monthly_rent": "800",
+                "lease_start_date": "2026-03-01",
+                "lease_end_date": "2027-02-28",
+                "withdrawal_amount": "6000",
+                "marital_status": "未婚",
+                "payee_bank_name": "浙江泰顺农村商业银行",
+                "payee_bank_account": "6230910199005550123",
+                "contact_phone": "13587770003",
+            },
+            materials=[
+                svc.MaterialIn(name=n, filename=f"{n}.pdf", content=_pdf("zhou" + n))
+                for n in ("居民身份证", "住房公积金账户信息", "本人及配偶名下无房证明", "房屋租赁合同", "结婚证")
+            ],
+        ),
+        TELLER_BZ,
+    )
+    numbers.append(late.number)
+    say(f"  {TELLER_BZ.name} 收件 {late.number}")
+    late = step(late, "pre_review", TELLER_BZ)
+    late = step(late, "accept", GJJ)
+    say("  2027年放假安排尚未发布：期限按法定节假日推算，标为临时 (provisional)")
+
+    # Summary: every application, its divisions, state and whether its event chain verifies.
+    table = Table("办件号", "事项", "窗口", "收件地→审批地", "状态", "结果", "期限", "事件链")
+    broken = 0
+    with hub.sessions() as session:
+        for number in numbers:
+            a = svc.get(session, number, Actor(name="demo", role=Role.supervisor))
+            chain = verify_chain(a)
+            broken += not chain.ok
+            desk = hub.catalog.desks[a.desk_code].name
+            table.add_row(
+                a.number,
+                a.title,
+                desk,
+                f"{a.collecting_division}→{a.deciding_division}",
+                STATE_ZH[a.state],
+                svc.outcome_of(a) or "",
+                f"{a.due_date or ''}{'*' if a.due_provisional else ''}",
+                f"{len(a.events)} ✓" if chain.ok else "✗",
+            )
+    out.print()
+    out.print(table)
+    out.print("* 临时期限 provisional due date (no official holiday schedule for that year yet)")
+    out.print(
+        f"数据库 database: {hub.settings.resolved_database_url.split('///')[-1]}   "
+        f"查看 show: hub --home {home} apps show {numbers[2]}"
+    )
+    hub.close()
+    return broken

@@ -1,0 +1,80 @@
+"""Identifiers citizens and companies present: GB 11643 resident ID numbers and GB 32100 unified
+social credit codes. Each check returns None when valid, or a bilingual reason."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hub.divisions import PROVINCES
+from hub.errors import Reason
+
+_ID_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]
+_ID_CHECK = "10X98765432"
+
+_USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # no I, O, S, V, Z
+_USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+
+
+def id_check_digit(first17: str) -> str:
+    """GB 11643-1999 check character for the first 17 digits."""
+    total = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
+def check_id_number(value: str, *, today: date | None = None) -> Reason | None:
+    """Validate an 18-character resident identity number (公民身份号码)."""
+    v = value.strip().upper()
+    if len(v) != 18:
+        return Reason(f"身份证号应为18位，实际{len(v)}位", f"must be 18 characters, got {len(v)}")
+    if not v[:17].isdigit() or not (v[17].isdigit() or v[17] == "X"):
+        return Reason("身份证号前17位应为数字，末位为数字或X", "17 digits then a digit or X expected")
+    if v[:2] not in PROVINCES:
+        return Reason(f"身份证号地址码 {v[:6]} 不是有效的行政区划", f"address code {v[:6]} is not a division")
+    try:
+        born = date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
+    except ValueError:
+        return Reason(f"身份证号出生日期 {v[6:14]} 无效", f"birth date {v[6:14]} is not a date")
+    if born.year < 1900 or born > (today or date.today()):
+        return Reason(f"身份证号出生日期 {v[6:14]} 超出范围", f"birth date {v[6:14]} out of range")
+    expected = id_check_digit(v[:17])
+    if v[17] != expected:
+        return Reason("身份证号校验码错误", f"wrong check digit: expected {expected}, got {v[17]}")
+    return None
+
+
+def uscc_check_char(first17: str) -> str:
+    """GB 32100-2015 check character for the first 17 characters."""
+    total = sum(_USCC_CHARSET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_CHARSET[(31 - total % 31) % 31]
+
+
+def check_uscc(value: str) -> Reason | None:
+    """Validate an 18-character unified social credit code (统一社会信用代码)."""
+    v = value.strip().upper()
+    if len(v) != 18:
+        return Reason(f"统一社会信用代码应为18位，实际{len(v)}位", f"must be 18 characters, got {len(v)}")
+    bad = sorted({c for c in v if c not in _USCC_CHARSET})
+    if bad:
+        chars = "".join(bad)
+        return Reason(f"统一社会信用代码含非法字符 {chars}", f"characters not allowed: {chars}")
+    if not v[2:8].isdigit() or v[2:4] not in PROVINCES:
+        return Reason(f"统一社会信用代码登记管理机关行政区划码 {v[2:8]} 无效", f"division {v[2:8]} invalid")
+    expected = uscc_check_char(v[:17])
+    if v[17] != expected:
+        return Reason("统一社会信用代码校验码错误", f"wrong check character: expected {expected}, got {v[17]}")
+    return None
+
+
+def birth_date(id_number: str) -> date:
+    v = id_number.strip()
+    return date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
+
+
+def mask_id(value: str | None) -> str:
+    """Mask an ID for lists and logs: first 4 and last 4 shown (3303**********123X)."""
+    if not value:
+        return ""
+    v = value.strip()
+    if len(v) <= 8:
+        return "*" * len(v)
+    return v[:4] + "*" * (len(v) - 8) + v[-4:]

@@ -1,0 +1,137 @@
+"""The application life cycle (办件流程) as data: states, actions, and who may take each action.
+
+    draft → received → pre_reviewed → accepted → in_review → decided → issued → delivered
+                 │            │           │           │
+                 ├────────────┴─► rejected (不予受理)  └─ parts: pending → in_review → approved | denied
+                 └─► supplement_requested (补正, clock stopped) ─► back where it came from
+    any open state ─► withdrawn
+
+Application-level actions move the application; part-level actions (start_review, approve, deny)
+move one part, and the application follows: in_review when the first part is under review,
+decided when every part is approved or denied (outcome: approved, denied or partial)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class State(StrEnum):
+    draft = "draft"
+    received = "received"  # 收件
+    pre_reviewed = "pre_reviewed"  # 初审 (bank outlet / enclave desk)
+    accepted = "accepted"  # 受理
+    rejected = "rejected"  # 不予受理
+    supplement_requested = "supplement_requested"  # 补正
+    in_review = "in_review"  # 审查
+    decided = "decided"  # 办结: every part approved or denied
+    issued = "issued"  # 出件
+    delivered = "delivered"  # 送达
+    withdrawn = "withdrawn"  # 撤回
+
+
+class PartState(StrEnum):
+    pending = "pending"
+    in_review = "in_review"
+    approved = "approved"
+    denied = "denied"
+    withdrawn = "withdrawn"
+
+
+class Role(StrEnum):
+    applicant = "applicant"
+    teller = "teller"  # bank outlet staff
+    enclave_clerk = "enclave_clerk"
+    clerk = "clerk"  # county hall or township window
+    officer = "officer"  # county department officer
+    supervisor = "supervisor"
+    ops = "ops"
+    system = "system"  # jobs and machines
+
+
+STATE_ZH = {
+    "draft": "草稿",
+    "received": "已收件",
+    "pre_reviewed": "已初审",
+    "accepted": "已受理",
+    "rejected": "不予受理",
+    "supplement_requested": "待补正",
+    "in_review": "审查中",
+    "decided": "已办结",
+    "issued": "已出件",
+    "delivered": "已送达",
+    "withdrawn": "已撤回",
+    "pending": "待审查",
+    "approved": "准予",
+    "denied": "不予",
+}
+
+OPEN = frozenset(
+    {State.draft, State.received, State.pre_reviewed, State.accepted, State.supplement_requested, State.in_review}
+)
+FINAL = frozenset({State.rejected, State.delivered, State.withdrawn})
+CLOCK_RUNNING = frozenset({State.accepted, State.in_review})
+
+FRONT = frozenset({Role.teller, Role.enclave_clerk, Role.clerk})
+S = State
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    zh: str
+    sources: frozenset[str]
+    target: str | None  # None: back to where 补正 came from
+    roles: frozenset[Role]
+    part_level: bool = False
+    needs_reason: bool = False
+
+
+def _a(name, zh, sources, target, roles, **kw) -> Action:
+    return Action(name, zh, frozenset(sources), target, frozenset(roles) | {Role.system}, **kw)
+
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in [
+        _a("submit", "提交", {S.draft}, S.received, FRONT | {Role.applicant}),
+        _a("pre_review", "初审通过", {S.received}, S.pre_reviewed, FRONT),
+        _a("accept", "受理", {S.received, S.pre_reviewed}, S.accepted, {Role.officer, Role.clerk}),
+        _a(
+            "reject",
+            "不予受理",
+            {S.received, S.pre_reviewed},
+            S.rejected,
+            {Role.officer, Role.clerk},
+            needs_reason=True,
+        ),
+        _a(
+            "request_supplement",
+            "要求补正",
+            {S.received, S.pre_reviewed, S.accepted, S.in_review},
+            S.supplement_requested,
+            FRONT | {Role.officer},
+            needs_reason=True,
+        ),
+        _a("resume", "补正完成", {S.supplement_requested}, None, FRONT | {Role.officer, Role.applicant}),
+        _a("start_review", "开始审查", {PartState.pending}, PartState.in_review, {Role.officer}, part_level=True),
+        _a("approve", "准予", {PartState.in_review}, PartState.approved, {Role.officer}, part_level=True),
+        _a("deny", "不予", {PartState.in_review}, PartState.denied, {Role.officer}, part_level=True, needs_reason=True),
+        _a("issue", "出件", {S.decided}, S.issued, {Role.officer, Role.clerk}),
+        _a("deliver", "送达", {S.issued}, S.delivered, FRONT | {Role.officer}),
+        _a("withdraw", "撤回", OPEN, S.withdrawn, FRONT | {Role.applicant, Role.officer}, needs_reason=True),
+    ]
+}
+
+# Actions the hub takes itself as a consequence of another (recorded as events by `system`).
+AUTOMATIC = {"receive": "收件", "start": "进入审查", "decide": "办结"}
+
+
+def outcome(part_states: list[str]) -> str:
+    """approved / denied / partial, for a decided application."""
+    states = set(part_states)
+    if states == {PartState.approved}:
+        return "approved"
+    if states == {PartState.denied}:
+        return "denied"
+    return "partial"

@@ -1,0 +1,90 @@
+"""Hub settings: `hub.yaml` in the hub home, overridden by environment variables (HUB_*).
+
+Secrets never live in hub.yaml itself: values may be `${ENV_VAR}` or `file:/path` references,
+resolved when read (connection credentials arrive with the connectors)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub import yamlfile
+from hub.divisions import division_problem
+from hub.errors import ConfigInvalid, HubError
+
+SETTINGS_FILE = "hub.yaml"
+
+
+class County(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    division: str
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    county: County
+    database_url: str = "sqlite:///hub.db"  # relative SQLite paths are inside the hub home
+    timezone: str = "Asia/Shanghai"
+    materials_dir: str = "materials"
+    max_material_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    allowed_media_types: list[str] = Field(
+        default_factory=lambda: ["application/pdf", "image/jpeg", "image/png", "application/ofd"]
+    )
+    yellow_days: int = Field(default=2, ge=0)  # yellow card when this few working days remain
+    commitment_days: int = Field(default=5, ge=1)  # default 容缺 commitment, in working days
+
+    home: Path = Path(".")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home
+
+    @property
+    def calendar_dir(self) -> Path:
+        return self.home / "calendar"
+
+    @property
+    def resolved_database_url(self) -> str:
+        url = os.environ.get("HUB_DATABASE_URL") or self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            url = prefix + str((self.home / url[len(prefix) :]).resolve())
+        return url
+
+
+def find_home(explicit: Path | None = None) -> Path:
+    """--home, else $HUB_HOME, else the current directory if it holds hub.yaml."""
+    given = explicit or os.environ.get("HUB_HOME")
+    if given:
+        home = Path(given).expanduser().resolve()
+        if not (home / SETTINGS_FILE).is_file():
+            raise HubError(f"{home} 不是通办枢纽工作目录，缺少 {SETTINGS_FILE} (not a hub home; run `hub init DIR`)")
+        return home
+    if (Path.cwd() / SETTINGS_FILE).is_file():
+        return Path.cwd()
+    raise HubError("未找到工作目录：请用 --home 或 HUB_HOME 指定，或先运行 `hub init DIR` (no hub home found)")
+
+
+def load_settings(home: Path) -> Settings:
+    doc = yamlfile.load(home / SETTINGS_FILE)
+    settings = yamlfile.validate(doc, Settings) if not doc.problems else None
+    if settings is not None:
+        problem = division_problem(settings.county.division)
+        if problem:
+            doc.problems.append(doc.problem(("county", "division"), problem))
+    if doc.problems or settings is None:
+        raise ConfigInvalid(doc.problems)
+    return settings.model_copy(update={"home": home})

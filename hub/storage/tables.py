@@ -1,0 +1,161 @@
+"""The tables. Applications own parts (one per item), events (a hash chain), materials and
+deficiencies (容缺 commitments). Timestamps are naive UTC; dates are Asia/Shanghai calendar dates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON}
+
+
+class Application(Base):
+    """办件. `state` is the life-cycle state; the event chain is the history that proves it."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        UniqueConstraint("desk_code", "source_ref", name="uq_applications_desk_source_ref"),
+        Index("ix_applications_desk_state", "desk_code", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # item | bundle
+    subject_code: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    desk_code: Mapped[str] = mapped_column(String(64))
+    collecting_division: Mapped[str] = mapped_column(String(6))
+    deciding_division: Mapped[str] = mapped_column(String(6))
+    applicant_type: Mapped[str] = mapped_column(String(8))  # person | company
+    applicant_name: Mapped[str] = mapped_column(String(200))
+    applicant_id: Mapped[str] = mapped_column(String(18), index=True)
+    agent_name: Mapped[str | None] = mapped_column(String(100))  # 帮代办: who acted for the applicant
+    agent_id: Mapped[str | None] = mapped_column(String(18))
+    form: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    resume_state: Mapped[str | None] = mapped_column(String(32))  # where 补正 returns to
+    source_ref: Mapped[str | None] = mapped_column(String(128))  # caller's idempotency key
+    accepted_on: Mapped[date | None]
+    due_date: Mapped[date | None] = mapped_column(index=True)
+    due_provisional: Mapped[bool] = mapped_column(default=False)
+    paused_since: Mapped[date | None]  # clock stopped (补正) since this date
+    paused_workdays: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    parts: Mapped[list[Part]] = relationship(back_populates="application", order_by="Part.position")
+    events: Mapped[list[Event]] = relationship(back_populates="application", order_by="Event.seq")
+    materials: Mapped[list[AttachedMaterial]] = relationship(order_by="AttachedMaterial.id")
+    deficiencies: Mapped[list[Deficiency]] = relationship(order_by="Deficiency.id")
+
+
+class Part(Base):
+    """One item of an application, decided by one department. Its id is the idempotency key
+    every delivery to the department carries."""
+
+    __tablename__ = "application_parts"
+    __table_args__ = (Index("ix_parts_department_state", "department_code", "state"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    position: Mapped[int]
+    item_code: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    department_code: Mapped[str] = mapped_column(String(64))
+    connection: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(32))
+    promised_days: Mapped[int]
+    due_date: Mapped[date | None]
+    decided_at: Mapped[datetime | None]
+
+    application: Mapped[Application] = relationship(back_populates="parts")
+
+
+class Event(Base):
+    """One step in an application's history. `hash` covers every field and `prev_hash`, so an
+    edited or removed event breaks the chain."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("application_id", "seq", name="uq_events_application_seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    seq: Mapped[int]
+    part_id: Mapped[str | None] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    desk: Mapped[str | None] = mapped_column(String(64))  # desk or department the actor acted from
+    at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    data: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    application: Mapped[Application] = relationship(back_populates="events")
+
+
+class Blob(Base):
+    """A stored file, addressed by its sha256; the bytes live in the materials folder."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    media_type: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
+class AttachedMaterial(Base):
+    __tablename__ = "application_materials"
+    __table_args__ = (UniqueConstraint("application_id", "name", "sha256", name="uq_application_materials"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    name: Mapped[str] = mapped_column(String(200))  # the catalogue's material name
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(100))
+
+    blob: Mapped[Blob] = relationship(lazy="joined")
+
+
+class Deficiency(Base):
+    """容缺: a material accepted as missing against the applicant's commitment to supply it."""
+
+    __tablename__ = "deficiencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    material: Mapped[str] = mapped_column(String(200))
+    due_date: Mapped[date]
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    closed_by_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class Counter(Base):
+    """Per-day sequence for application numbers, bumped inside the creating transaction."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int]

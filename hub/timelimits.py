@@ -1,0 +1,68 @@
+"""Time limits (限时办结): due dates in working days from acceptance, the clock stopped while the
+applicant supplements (补正), and the yellow/red cards of electronic supervision (红黄牌)."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from hub.storage.tables import Application
+from hub.workdays import WorkCalendar
+
+
+class Signal(StrEnum):
+    green = "green"
+    yellow = "yellow"  # few working days remain
+    red = "red"  # overdue
+    paused = "paused"  # clock stopped (补正)
+
+
+def recompute_due(app: Application, calendar: WorkCalendar) -> None:
+    """Each part is due `promised_days + paused_workdays` working days after acceptance; the
+    application is due when its last part is."""
+    if app.accepted_on is None:
+        return
+    provisional = False
+    for part in app.parts:
+        part.due_date, prov = calendar.add_workdays(app.accepted_on, part.promised_days + app.paused_workdays)
+        provisional = provisional or prov
+    app.due_date = max(p.due_date for p in app.parts if p.due_date)
+    app.due_provisional = provisional
+
+
+def stop_clock(app: Application, today: date) -> None:
+    if app.accepted_on is not None and app.paused_since is None:
+        app.paused_since = today
+
+
+def restart_clock(app: Application, today: date, calendar: WorkCalendar) -> int:
+    """Resume after 补正; returns the working days the clock stood still ((stop, resume])."""
+    if app.paused_since is None:
+        return 0
+    stood = calendar.workdays_between(app.paused_since, today)
+    app.paused_workdays += max(stood, 0)
+    app.paused_since = None
+    recompute_due(app, calendar)
+    return stood
+
+
+def remaining_workdays(due: date, today: date, calendar: WorkCalendar) -> int:
+    """Working days left until `due` (0 on the due date, negative when overdue)."""
+    return calendar.workdays_between(today, due) if today <= due else -max(calendar.workdays_between(due, today), 1)
+
+
+def signal(app: Application, today: date, calendar: WorkCalendar, yellow_days: int) -> Signal | None:
+    """None while no clock runs (not yet accepted, or already decided/closed)."""
+    if (
+        app.accepted_on is None
+        or app.due_date is None
+        or app.state not in ("accepted", "in_review", "supplement_requested")
+    ):
+        return None
+    if app.paused_since is not None:
+        return Signal.paused
+    if today > app.due_date:
+        return Signal.red
+    if remaining_workdays(app.due_date, today, calendar) <= yellow_days:
+        return Signal.yellow
+    return Signal.green

@@ -1,0 +1,123 @@
+"""How an application is shown: one dict used by `hub apps show --json` (and later the API).
+Resident ID numbers are masked unless the caller asks for, and is entitled to, the full number."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from hub.applications import outcome_of
+from hub.context import Hub
+from hub.divisions import division_name
+from hub.events import verify_chain
+from hub.ids import mask_id
+from hub.lifecycle import STATE_ZH
+from hub.storage.tables import Application
+from hub.timelimits import remaining_workdays, signal
+
+
+def _d(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def application_summary(hub: Hub, app: Application, today: date | None = None) -> dict[str, Any]:
+    today = today or hub.today()
+    desk = hub.catalog.desks.get(app.desk_code)
+    sig = signal(app, today, hub.calendar, hub.settings.yellow_days)
+    return {
+        "number": app.number,
+        "title": app.title,
+        "subject_code": app.subject_code,
+        "kind": app.kind,
+        "state": app.state,
+        "state_zh": STATE_ZH.get(app.state, app.state),
+        "outcome": outcome_of(app),
+        "channel": app.channel,
+        "desk": app.desk_code,
+        "desk_name": desk.name if desk else app.desk_code,
+        "applicant_name": app.applicant_name,
+        "applicant_id": mask_id(app.applicant_id),
+        "due_date": _d(app.due_date),
+        "due_provisional": app.due_provisional,
+        "signal": sig.value if sig else None,
+    }
+
+
+def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -> dict[str, Any]:
+    today = hub.today()
+    view = application_summary(hub, app, today)
+    chain = verify_chain(app)
+    view |= {
+        "applicant": {
+            "type": app.applicant_type,
+            "name": app.applicant_name,
+            "id": app.applicant_id if reveal_id else mask_id(app.applicant_id),
+        },
+        "agent": {"name": app.agent_name, "id_number": app.agent_id if reveal_id else mask_id(app.agent_id)}
+        if app.agent_name
+        else None,
+        "collecting_division": {"code": app.collecting_division, "name": division_name(app.collecting_division)},
+        "deciding_division": {"code": app.deciding_division, "name": division_name(app.deciding_division)},
+        "form": app.form,
+        "source_ref": app.source_ref,
+        "accepted_on": _d(app.accepted_on),
+        "clock": {
+            "stopped_since": _d(app.paused_since),
+            "stopped_workdays": app.paused_workdays,
+            "remaining_workdays": remaining_workdays(app.due_date, today, hub.calendar)
+            if app.due_date and app.state in ("accepted", "in_review", "supplement_requested")
+            else None,
+        },
+        "parts": [
+            {
+                "id": p.id,
+                "item_code": p.item_code,
+                "title": p.title,
+                "department": p.department_code,
+                "connection": p.connection,
+                "state": p.state,
+                "state_zh": STATE_ZH.get(p.state, p.state),
+                "promised_days": p.promised_days,
+                "due_date": _d(p.due_date),
+            }
+            for p in app.parts
+        ],
+        "materials": [
+            {
+                "name": m.name,
+                "filename": m.filename,
+                "sha256": m.sha256,
+                "size": m.blob.size,
+                "media_type": m.blob.media_type,
+            }
+            for m in app.materials
+        ],
+        "deficiencies": [
+            {
+                "material": d.material,
+                "due_date": _d(d.due_date),
+                "closed": d.closed_at is not None,
+                "overdue": d.closed_at is None and d.due_date < today,
+            }
+            for d in app.deficiencies
+        ],
+        "events": [
+            {
+                "seq": e.seq,
+                "action": e.action,
+                "part": next((p.item_code for p in app.parts if p.id == e.part_id), None),
+                "from": e.from_state,
+                "to": e.to_state,
+                "actor": e.actor,
+                "role": e.role,
+                "desk": e.desk,
+                "at": e.at.isoformat() + "Z",
+                "reason": e.reason,
+                "data": e.data,
+                "hash": e.hash,
+            }
+            for e in app.events
+        ],
+        "chain": {"ok": chain.ok, "head": chain.head, "problem": chain.problem},
+    }
+    return view

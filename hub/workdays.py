@@ -1,0 +1,201 @@
+"""Working days in mainland China: public holidays and make-up working days (调休上班).
+
+For each year the answer comes from the first source that covers it:
+  1. an official schedule supplied by ops in `calendar/YEAR.yaml` (国务院办公厅 notice),
+  2. the `chinesecalendar` package (its data ends with the last notice it shipped),
+  3. the statutory holidays computed for any year under the current national rule
+     (全国年节及纪念日放假办法, 2025 revision) with no make-up days — *provisional*.
+
+A due date that depends on a provisional year is marked provisional; nothing is silently guessed."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+
+import chinese_calendar
+from lunardate import LunarDate
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub import yamlfile
+from hub.errors import ConfigInvalid, ConfigProblem
+
+
+class Source(StrEnum):
+    config = "config"
+    package = "package"
+    computed = "computed"
+
+
+class HolidaySpan(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: str
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HolidaySpan:
+        if self.end < self.start:
+            raise ValueError("放假结束日期早于开始日期 (`to` is before `from`)")
+        return self
+
+    def days(self) -> Iterable[date]:
+        d = self.start
+        while d <= self.end:
+            yield d
+            d += timedelta(days=1)
+
+
+class YearSchedule(BaseModel):
+    """One year's official holiday notice, as ops type it into `calendar/YEAR.yaml`."""
+
+    model_config = ConfigDict(extra="forbid")
+    year: int = Field(ge=2000, le=2100)
+    notice: str  # title or number of the State Council notice the dates come from
+    holidays: list[HolidaySpan] = Field(min_length=1)
+    workdays: list[date] = Field(default_factory=list)  # weekend days that are make-up working days
+
+    @model_validator(mode="after")
+    def _dates_belong(self) -> YearSchedule:
+        # A notice may start the New Year holiday on 30/31 December of the year before.
+        lo, hi = date(self.year - 1, 12, 1), date(self.year, 12, 31)
+        for d in [*(d for h in self.holidays for d in (h.start, h.end)), *self.workdays]:
+            if not lo <= d <= hi:
+                raise ValueError(f"日期 {d} 不属于 {self.year} 年的安排 (date outside the year)")
+        for d in self.workdays:
+            if d.weekday() < 5:
+                raise ValueError(f"调休上班日 {d} 不是周末 (make-up working day must be a weekend day)")
+        return self
+
+
+def load_schedules(calendar_dir: Path) -> tuple[dict[int, YearSchedule], list[ConfigProblem]]:
+    schedules: dict[int, YearSchedule] = {}
+    problems: list[ConfigProblem] = []
+    for path in sorted(Path(calendar_dir).glob("*.yaml")) if Path(calendar_dir).is_dir() else []:
+        doc = yamlfile.load(path)
+        sched = yamlfile.validate(doc, YearSchedule) if not doc.problems else None
+        if sched is not None and path.stem != str(sched.year):
+            doc.problems.append(doc.problem(("year",), f"文件名应为 {sched.year}.yaml (file name must match year)"))
+            sched = None
+        problems.extend(doc.problems)
+        if sched is not None:
+            schedules[sched.year] = sched
+    return schedules, problems
+
+
+@cache
+def statutory_holidays(year: int) -> dict[date, str]:
+    """The 13 statutory holiday days of `year` under the 2025 rule, computable for any year."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        new_year = LunarDate(year, 1, 1).to_solar_date()
+        dragon_boat = LunarDate(year, 5, 5).to_solar_date()
+        mid_autumn = LunarDate(year, 8, 15).to_solar_date()
+    qingming = next(
+        d for d, name in chinese_calendar.get_solar_terms(date(year, 4, 1), date(year, 4, 10)) if name == "清明"
+    )
+    days: dict[date, str] = {date(year, 1, 1): "元旦"}
+    for offset in (-1, 0, 1, 2):  # 除夕 to 初三
+        days[new_year + timedelta(days=offset)] = "春节"
+    days[qingming] = "清明节"
+    days[date(year, 5, 1)] = days[date(year, 5, 2)] = "劳动节"
+    days[dragon_boat] = "端午节"
+    days[mid_autumn] = "中秋节"
+    for d in (1, 2, 3):
+        days[date(year, 10, d)] = "国庆节"
+    return days
+
+
+_PACKAGE_YEARS = frozenset(d.year for d in chinese_calendar.holidays)
+_PACKAGE_NAMES_ZH = {
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "National Day": "国庆节",
+    "Mid-autumn Festival": "中秋节",
+    "Anti-Fascist 70th Day": "抗战胜利70周年纪念日",
+}
+
+
+@dataclass
+class WorkCalendar:
+    schedules: dict[int, YearSchedule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._holiday: dict[date, str] = {}
+        self._workday: set[date] = set()
+        for sched in self.schedules.values():
+            for span in sched.holidays:
+                for d in span.days():
+                    self._holiday[d] = span.name
+            self._workday.update(sched.workdays)
+
+    @classmethod
+    def from_dir(cls, calendar_dir: Path) -> WorkCalendar:
+        schedules, problems = load_schedules(calendar_dir)
+        if problems:
+            raise ConfigInvalid(problems)
+        return cls(schedules)
+
+    def source(self, year: int) -> Source:
+        if year in self.schedules:
+            return Source.config
+        if year in _PACKAGE_YEARS:
+            return Source.package
+        return Source.computed
+
+    def is_workday(self, d: date) -> bool:
+        src = self.source(d.year)
+        if d in self._holiday:
+            return False
+        if d in self._workday:
+            return True
+        if src is Source.config:
+            return d.weekday() < 5
+        if src is Source.package:
+            return chinese_calendar.is_workday(d)
+        return d.weekday() < 5 and d not in statutory_holidays(d.year)
+
+    def holiday_name(self, d: date) -> str | None:
+        if d in self._holiday:
+            return self._holiday[d]
+        src = self.source(d.year)
+        if src is Source.package:
+            on_holiday, name = chinese_calendar.get_holiday_detail(d)
+            return _PACKAGE_NAMES_ZH.get(name, name) if on_holiday and name else None
+        if src is Source.computed:
+            return statutory_holidays(d.year).get(d)
+        return None
+
+    def add_workdays(self, start: date, n: int) -> tuple[date, bool]:
+        """The n-th working day after `start` (start itself not counted; n=0 is `start`).
+        Returns the date and whether any year it crossed is provisional."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        d, provisional = start, self.source(start.year) is Source.computed
+        while n:
+            d += timedelta(days=1)
+            if self.is_workday(d):
+                n -= 1
+            provisional = provisional or self.source(d.year) is Source.computed
+        return d, provisional
+
+    def workdays_between(self, a: date, b: date) -> int:
+        """Working days in (a, b]; negative when b is before a."""
+        if b < a:
+            return -self.workdays_between(b, a)
+        count, d = 0, a
+        while d < b:
+            d += timedelta(days=1)
+            count += self.is_workday(d)
+        return count
+
+    def provisional_years(self, first: int, last: int) -> list[int]:
+        return [y for y in range(first, last + 1) if self.source(y) is Source.computed]

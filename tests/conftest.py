@@ -1,0 +1,141 @@
+"""Fixtures: a hub home from the sample config, a database per test on each backend, a clock the
+test controls. The suite runs on SQLite; storage and life-cycle tests (those using the `hub`
+fixture) also run on PostgreSQL when HUB_TEST_DATABASE_URL points at a server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from hub.context import Hub
+from hub.home import write_home
+from hub.ids import id_check_digit
+from hub.storage import migrate
+from hub.storage.engine import make_engine
+
+PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI") == "true"
+CST = ZoneInfo("Asia/Shanghai")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if IN_CI and not PG_URL:
+        raise pytest.UsageError("CI=true but HUB_TEST_DATABASE_URL is not set: the PostgreSQL run would be missing")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Under CI a skipped test is a test that did not run: fail the run instead of staying green.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if IN_CI and skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter:
+            reporter.write_line(f"CI=true: {skipped} test(s) skipped — failing the run", red=True)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", ["sqlite", "postgresql"] if PG_URL else ["sqlite"], scope="session")
+
+
+# ---------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def _pg_template() -> Iterator[str | None]:
+    """One migrated template database per run; each test gets a copy (CREATE DATABASE … TEMPLATE)."""
+    if not PG_URL:
+        yield None
+        return
+    admin = create_engine(make_url(PG_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(_pg_db_url(name))
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _pg_db_url(name: str) -> str:
+    return make_url(PG_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, _pg_template: str | None) -> Iterator[str]:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    admin = create_engine(make_url(PG_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    name = f"{_pg_template}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"'))
+    yield _pg_db_url(name)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+# ---------------------------------------------------------------- the hub
+
+
+class Clock:
+    """A wall clock the test moves. Starts Monday 2026-09-21 10:00 in Taishun."""
+
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def set(self, day: date, hour: int = 10) -> None:
+        self.current = datetime(day.year, day.month, day.day, hour, tzinfo=CST).astimezone(UTC)
+
+    def advance(self, days: int = 0, hours: int = 0) -> None:
+        self.current += timedelta(days=days, hours=hours)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 9, 21, 10, tzinfo=CST).astimezone(UTC))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return write_home(tmp_path / "home")
+
+
+@pytest.fixture
+def hub(home: Path, db_url: str, clock: Clock) -> Iterator[Hub]:
+    h = Hub.open(home, database_url=db_url, clock=clock)
+    yield h
+    h.close()
+
+
+# ---------------------------------------------------------------- sample data
+
+
+def make_id(division: str = "330329", born: date = date(1958, 3, 15), seq: str = "002") -> str:
+    """A resident ID number with a correct GB 11643 check digit (fictional person)."""
+    first17 = f"{division}{born:%Y%m%d}{seq}"
+    return first17 + id_check_digit(first17)
+
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32

@@ -1,0 +1,147 @@
+"""The `hub` command as ops and scripts use it: a real process, real exit codes, a fresh home."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.samples import ELDER_ID, ELDERLY_CARD
+
+
+def hub(*args: str, home: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("HUB_HOME", "HUB_DATABASE_URL")}
+    cmd = [sys.executable, "-m", "hub", *(["--home", str(home)] if home else []), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("cli") / "home"
+    out = hub("init", str(target)).stdout
+    assert "hub home written" in out and (target / "hub.db").is_file()
+    assert hub("db", "status", home=target).stdout.startswith("current: ")
+    return target
+
+
+def test_init_refuses_to_overwrite_without_force(home):
+    result = hub("init", str(home), check=False)
+    assert result.returncode == 1 and "--force" in result.stderr
+
+
+def test_create_transition_show_json(home, tmp_path):
+    scan = tmp_path / "身份证.pdf"
+    scan.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    created = hub(
+        "apps",
+        "create",
+        "--item",
+        ELDERLY_CARD,
+        "--desk",
+        "bank-xiahong",
+        "--name",
+        "林阿婆",
+        "--id",
+        ELDER_ID,
+        "-f",
+        "delivery_method=窗口领取",
+        "-f",
+        "contact_phone=13905770001",
+        "-m",
+        f"居民身份证={scan}",
+        "--actor",
+        "王芳",
+        "--role",
+        "teller",
+        "--json",
+        home=home,
+    )
+    number = json.loads(created.stdout)["number"]
+    hub("apps", "transition", number, "pre_review", "--role", "teller", "--desk", "bank-xiahong", home=home)
+    hub(
+        "apps",
+        "transition",
+        number,
+        "accept",
+        "--role",
+        "officer",
+        "--department",
+        "ts-mzj",
+        "--commit-due",
+        "2099-01-01",
+        home=home,
+    )  # the photo is owed under 容缺
+    view = json.loads(hub("apps", "show", number, "--json", home=home).stdout)
+    assert view["state"] == "accepted"
+    assert view["due_date"] == view["accepted_on"]  # an instant item is due the day it is accepted
+    assert [e["action"] for e in view["events"]] == ["create", "submit", "pre_review", "accept"]
+    assert view["events"][0]["actor"] == "王芳" and view["chain"]["ok"]
+    assert view["applicant"]["id"] == "3303**********" + ELDER_ID[-4:]
+    assert (
+        json.loads(hub("apps", "show", number, "--json", "--reveal-id", home=home).stdout)["applicant"]["id"]
+        == ELDER_ID
+    )
+    assert view["materials"][0]["sha256"] and view["materials"][0]["media_type"] == "application/pdf"
+
+    listed = hub("apps", "list", "--json", home=home).stdout
+    assert ELDER_ID not in listed and number in listed
+    other_desk = json.loads(
+        hub("apps", "list", "--json", "--role", "teller", "--desk", "bank-baizhang", home=home).stdout
+    )
+    assert other_desk == []
+
+    refused = hub("apps", "transition", number, "deliver", home=home, check=False)
+    assert refused.returncode == 1 and "cannot deliver from accepted" in refused.stderr
+
+
+def test_bad_input_exits_2_naming_the_field(home):
+    result = hub(
+        "apps",
+        "create",
+        "--item",
+        ELDERLY_CARD,
+        "--desk",
+        "bank-xiahong",
+        "--name",
+        "张三",
+        "--id",
+        ELDER_ID[:-1] + "0",
+        "-f",
+        "delivery_method=窗口领取",
+        "-f",
+        "contact_phone=123",
+        home=home,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "error: applicant.id:" in result.stderr and "error: form.contact_phone:" in result.stderr
+
+
+def test_verify_detects_a_tampered_event(home):
+    assert hub("apps", "verify", home=home).returncode == 0
+    with sqlite3.connect(home / "hub.db") as db:
+        db.execute("UPDATE events SET reason = 'edited' WHERE seq = 2")
+    result = hub("apps", "verify", home=home, check=False)
+    assert result.returncode == 1 and "BROKEN event #2" in result.stderr
+
+
+def test_calendar_add_workdays():
+    assert hub("calendar", "add-workdays", "2026-02-13", "1").stdout.strip() == "2026-02-14"  # make-up Saturday
+    explained = hub("calendar", "add-workdays", "2026-09-30", "1", "--explain")
+    assert explained.stdout.strip() == "2026-10-08"
+    assert "2026-10-01 国庆节 (package)" in explained.stderr and "2026-10-04 周末" not in explained.stderr
+    future = hub("calendar", "add-workdays", "2027-02-04", "1")
+    assert future.stdout.strip() == "2027-02-09" and "provisional" in future.stderr
+    bad = hub("calendar", "add-workdays", "2027-02-30", "1", check=False)
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+def test_help_everywhere():
+    for args in (["--help"], ["apps", "--help"], ["apps", "create", "--help"], ["catalog", "check", "--help"]):
+        assert "Usage" in hub(*args).stdout

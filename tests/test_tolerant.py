@@ -1,0 +1,78 @@
+"""容缺受理: accept with deferrable materials missing against a commitment; supplying them closes
+it; an overdue commitment is a warning; a missing required material blocks acceptance."""
+
+from datetime import date
+
+import pytest
+
+from hub import applications as svc
+from hub.errors import InvalidInput
+from tests.conftest import PDF
+from tests.samples import HZ_CLERK, fund_rent, officer
+
+GJJ = officer("ts-gjj")
+CORE = ["居民身份证", "住房公积金账户信息", "本人及配偶名下无房证明"]  # not deferrable
+
+
+def test_accept_with_deferrable_materials_missing_needs_a_commitment(hub, clock):
+    clock.set(date(2026, 11, 2))
+    app = svc.create(hub, fund_rent(materials=CORE), HZ_CLERK)
+    with pytest.raises(InvalidInput, match="commitment") as exc:
+        svc.transition(hub, app.number, "accept", GJJ)
+    assert exc.value.errors[0].field == "commitment_due"
+    assert "房屋租赁合同" in exc.value.errors[0].reason.zh
+    with pytest.raises(InvalidInput, match="past"):
+        svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 10, 30))
+    app = svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 11, 9))
+    assert app.state == "accepted"
+    assert sorted(d.material for d in app.deficiencies) == ["房屋租赁合同", "结婚证"]
+    assert app.events[-1].data["tolerant"] is True
+
+
+def test_required_material_missing_blocks_acceptance(hub):
+    app = svc.create(hub, fund_rent(materials=["居民身份证", "房屋租赁合同"]), HZ_CLERK)
+    with pytest.raises(InvalidInput, match="required materials missing") as exc:
+        svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 12, 1))
+    assert "住房公积金账户信息" in exc.value.errors[0].reason.zh
+    assert svc.read(hub, app.number, GJJ).state == "received"
+
+
+def test_supplying_the_material_closes_the_commitment(hub, clock):
+    clock.set(date(2026, 11, 2))
+    app = svc.create(hub, fund_rent(materials=CORE), HZ_CLERK)
+    app = svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 11, 9))
+    app = svc.attach(
+        hub, app.number, [svc.MaterialIn(name="房屋租赁合同", filename="lease.pdf", content=PDF + b"lease")], HZ_CLERK
+    )
+    closed = {d.material: d.closed_at is not None for d in app.deficiencies}
+    assert closed == {"房屋租赁合同": True, "结婚证": False}
+    assert app.events[-1].action == "attach" and app.events[-1].data["closes_deficiency"] is True
+
+
+def test_overdue_commitment_surfaces_as_a_warning(hub, clock):
+    clock.set(date(2026, 11, 2))
+    app = svc.create(hub, fund_rent(materials=CORE), HZ_CLERK)
+    svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 11, 4))
+    clock.set(date(2026, 11, 4))
+    assert "commitment_overdue" not in {w.kind for w in svc.warnings(hub, HZ_CLERK)}
+    clock.set(date(2026, 11, 5))
+    overdue = [w for w in svc.warnings(hub, HZ_CLERK) if w.kind == "commitment_overdue"]
+    assert [(w.number, w.due_date) for w in overdue] == [(app.number, date(2026, 11, 4))] * 2
+    svc.attach(
+        hub,
+        app.number,
+        [
+            svc.MaterialIn(name="房屋租赁合同", filename="l.pdf", content=PDF + b"l"),
+            svc.MaterialIn(name="结婚证", filename="m.pdf", content=PDF + b"m"),
+        ],
+        HZ_CLERK,
+    )
+    assert "commitment_overdue" not in {w.kind for w in svc.warnings(hub, HZ_CLERK)}
+
+
+def test_attach_refuses_unknown_material_and_writes_nothing(hub):
+    app = svc.create(hub, fund_rent(materials=CORE), HZ_CLERK)
+    with pytest.raises(InvalidInput) as exc:
+        svc.attach(hub, app.number, [svc.MaterialIn(name="户口簿", filename="h.pdf", content=PDF)], HZ_CLERK)
+    assert exc.value.errors[0].field == "materials[0].name"
+    assert len(svc.read(hub, app.number, HZ_CLERK).events) == len(app.events)
