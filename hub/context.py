@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.catalog import Catalog, load_catalog
 from hub.materials import MaterialStore
 from hub.settings import Settings, load_settings
-from hub.storage.engine import make_engine, session_factory
+from hub.storage.engine import WRITE, make_engine, session_factory
 from hub.workdays import WorkCalendar
 
 
@@ -58,7 +58,10 @@ class Hub:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        """A write transaction. On SQLite it takes the write lock at once; on PostgreSQL rows are
+        locked by the SELECT … FOR UPDATE of the code that changes them."""
         with self.sessions() as session, session.begin():
+            session.connection(execution_options={WRITE: True})
             yield session
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hub.cli.common import print_json
+from hub.errors import HubError
 from hub.settings import find_home
 from hub.workdays import Source, WorkCalendar
 
@@ -20,7 +21,7 @@ def _calendar(ctx: typer.Context) -> WorkCalendar:
     """The hub home's calendar when there is one; the built-in sources otherwise."""
     try:
         home = find_home(ctx.obj.home if ctx.obj else None)
-    except Exception:
+    except HubError:  # no hub home: built-in sources only
         return WorkCalendar()
     return WorkCalendar.from_dir(Path(home) / "calendar")
 

@@ -1,9 +1,13 @@
-"""Engines and sessions. SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+"""Engines and sessions. SQLite gets WAL, foreign keys and a busy timeout on every connection,
+and write transactions that take the write lock when they begin (BEGIN IMMEDIATE): otherwise two
+writers could read the same state and the later one fail instead of waiting its turn."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+WRITE = "hub_write"  # execution option: this transaction will write (see Hub.transaction)
 
 
 def make_engine(url: str) -> Engine:
@@ -12,11 +16,16 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
