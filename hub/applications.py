@@ -29,7 +29,7 @@ from hub.ids import check_id_number, check_uscc
 from hub.lifecycle import ACTIONS, FRONT, PartState, Role, State
 from hub.materials import Stored
 from hub.storage.tables import Application, AttachedMaterial, Blob, Counter, Deficiency, Event, Part
-from hub.timelimits import recompute_due, restart_clock, stop_clock
+from hub.timelimits import Signal, recompute_due, restart_clock, signal, stop_clock
 
 # ---------------------------------------------------------------------------- inputs (the edge)
 
@@ -67,7 +67,7 @@ class Agent(BaseModel):
 
 class MaterialIn(BaseModel):
     name: str  # the catalogue's material name
-    filename: str
+    filename: str = Field(min_length=1, max_length=255)
     path: Path | None = None
     content: bytes | None = None
 
@@ -122,6 +122,12 @@ def get(session: Session, number: str, actor: Actor, *, for_update: bool = False
     return app
 
 
+def may_reveal_ids(actor: Actor) -> bool:
+    """Who may see full ID numbers on a detail view (lists always mask): those handling the
+    case, within their scope. Supervisors and ops work with figures, not identities."""
+    return actor.role not in (Role.supervisor, Role.ops)
+
+
 def list_applications(
     session: Session, actor: Actor, *, state: str | None = None, desk: str | None = None, limit: int = 100
 ) -> list[Application]:
@@ -165,6 +171,7 @@ def _record(
     )
     ev.hash = event_hash(app.number, ev)
     app.events.append(ev)
+    app.chain_head = ev.hash
     return ev
 
 
@@ -215,38 +222,34 @@ def _check_new(hub: Hub, new: NewApplication, actor: Actor) -> tuple[Item | Bund
                 )
             )
     a = new.applicant
-    reason = check_id_number(a.id) if a.type == "person" else check_uscc(a.id)
+    reason = check_id_number(a.id, today=hub.today()) if a.type == "person" else check_uscc(a.id)
     if reason:
         errors.append(FieldError("applicant.id", reason))
-    if new.agent and (reason := check_id_number(new.agent.id_number)):
+    if new.agent and (reason := check_id_number(new.agent.id_number, today=hub.today())):
         errors.append(FieldError("agent.id_number", reason))
     clean: dict[str, Any] = {}
     if subject is not None:
         clean, form_errors = validate_form(cat.form_of(subject), new.form)
         errors.extend(form_errors)
-        known = {m.name for m in cat.materials_of(subject)}
-        for i, m in enumerate(new.materials):
-            if m.name not in known:
-                errors.append(
-                    _err(f"materials[{i}].name", f"{subject.title} 不需要材料“{m.name}”", "not a material of this item")
-                )
-    for i, m in enumerate(new.materials):
-        if problem := hub.store.check(m.source):
-            errors.append(FieldError(f"materials[{i}] ({m.filename})", problem))
+        errors.extend(_check_materials(hub, subject, new.materials))
     return subject, clean, errors  # type: ignore[return-value]
 
 
 def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
-    """Receive an application (or save a draft). Idempotent on (desk, source_ref)."""
+    """Receive an application (or save a draft). Idempotent on (desk, source_ref): the same
+    request again returns the application it created; a different one under that key is refused."""
+    submit = ACTIONS["submit"]
+    if actor.role not in submit.roles:
+        raise Forbidden(f"角色 {actor.role.value} 不能收件 (role cannot receive applications)")
+    if actor.role is Role.applicant and new.applicant.id.strip().upper() != (actor.applicant_id or "").upper():
+        raise Forbidden("申请人只能为本人申请 (applicants apply for themselves)")
     if new.source_ref:
         with hub.sessions() as session:
             existing = session.scalars(
-                select(Application.number).where(
-                    Application.desk_code == new.desk, Application.source_ref == new.source_ref
-                )
+                select(Application).where(Application.desk_code == new.desk, Application.source_ref == new.source_ref)
             ).one_or_none()
         if existing:
-            return read(hub, existing, actor)
+            return _replayed(hub, existing, new, actor)
     subject, form, errors = _check_new(hub, new, actor)
     if errors:
         raise InvalidInput(errors)
@@ -274,6 +277,7 @@ def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
                 form=form,
                 state=State.draft.value,
                 source_ref=new.source_ref,
+                chain_head=GENESIS,
                 created_at=now.replace(tzinfo=None),
                 updated_at=now.replace(tzinfo=None),
                 parts=[
@@ -312,23 +316,42 @@ def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
         if new.source_ref and "source_ref" in str(exc.orig):
             # a concurrent sender won the race with the same key: theirs is ours
             with hub.sessions() as session:
-                number = session.scalars(
-                    select(Application.number).where(
+                winner = session.scalars(
+                    select(Application).where(
                         Application.desk_code == new.desk, Application.source_ref == new.source_ref
                     )
                 ).one()
-        else:
-            raise
+            return _replayed(hub, winner, new, actor)
+        raise
     return read(hub, number, actor)
+
+
+def _replayed(hub: Hub, existing: Application, new: NewApplication, actor: Actor) -> Application:
+    same = (existing.subject_code, existing.applicant_id) == (new.subject, new.applicant.id.strip().upper())
+    if not same:
+        raise InvalidInput(
+            [
+                _err(
+                    "source_ref",
+                    f"编号 {new.source_ref} 已用于另一件申请 {existing.number}",
+                    "source_ref already used for a different application",
+                )
+            ]
+        )
+    return read(hub, existing.number, actor)
 
 
 # ---------------------------------------------------------------------------- materials
 
 
 def _attach(session: Session, app: Application, m: MaterialIn, s: Stored, actor: Actor, now: datetime) -> None:
-    if session.get(Blob, s.sha256) is None:
-        session.add(Blob(sha256=s.sha256, size=s.size, media_type=s.media_type, created_at=now.replace(tzinfo=None)))
-        session.flush()
+    # the same bytes may be arriving for another application at this moment: insert once
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(Blob)
+        .values(sha256=s.sha256, size=s.size, media_type=s.media_type, created_at=now.replace(tzinfo=None))
+        .on_conflict_do_nothing(index_elements=[Blob.sha256])
+    )
     if any(x.name == m.name and x.sha256 == s.sha256 for x in app.materials):
         return  # the same file for the same material: already there
     app.materials.append(
@@ -358,27 +381,45 @@ def _attach(session: Session, app: Application, m: MaterialIn, s: Stored, actor:
         )
 
 
-def attach(hub: Hub, number: str, materials: list[MaterialIn], actor: Actor) -> Application:
-    """Add materials to an open application; a material owed under 容缺 closes its commitment."""
-    with hub.sessions() as session:
-        app = get(session, number, actor)
-        subject = hub.catalog.subject(app.subject_code)
-        known = {m.name for m in hub.catalog.materials_of(subject)} if subject else set()
-        state = app.state
+ATTACH_ROLES = FRONT | {Role.officer, Role.applicant, Role.system}
+
+
+def _check_attachable(app: Application) -> None:
+    if app.state not in lifecycle.OPEN and app.state not in (State.decided, State.issued):
+        raise IllegalTransition(
+            f"办件 {app.number} 已{lifecycle.STATE_ZH[app.state]}，不能再补充材料 (application is closed)"
+        )
+
+
+def _check_materials(hub: Hub, subject: Item | Bundle, materials: list[MaterialIn]) -> list[FieldError]:
+    known = {m.name for m in hub.catalog.materials_of(subject)}
     errors: list[FieldError] = []
-    if state not in lifecycle.OPEN and state not in (State.decided, State.issued):
-        raise IllegalTransition(f"办件 {number} 已{lifecycle.STATE_ZH[state]}，不能再补充材料 (application is closed)")
     for i, m in enumerate(materials):
         if m.name not in known:
-            errors.append(_err(f"materials[{i}].name", f"本事项不需要材料“{m.name}”", "not a material of this item"))
+            errors.append(
+                _err(f"materials[{i}].name", f"{subject.title} 不需要材料“{m.name}”", "not a material of this item")
+            )
         if problem := hub.store.check(m.source):
             errors.append(FieldError(f"materials[{i}] ({m.filename})", problem))
+    return errors
+
+
+def attach(hub: Hub, number: str, materials: list[MaterialIn], actor: Actor) -> Application:
+    """Add materials to an open application; a material owed under 容缺 closes its commitment."""
+    if actor.role not in ATTACH_ROLES:
+        raise Forbidden(f"角色 {actor.role.value} 不能补充材料 (role cannot attach materials)")
+    with hub.sessions() as session:
+        app = get(session, number, actor)
+        _check_attachable(app)
+        subject = hub.catalog.subject(app.subject_code)
+    errors = _check_materials(hub, subject, materials) if subject else []
     if errors:
         raise InvalidInput(errors)
     stored = [hub.store.put(m.source) for m in materials]
     now = hub.now()
     with hub.transaction() as session:
         app = get(session, number, actor, for_update=True)
+        _check_attachable(app)  # again under the lock: it may have been withdrawn meanwhile
         for m, s in zip(materials, stored, strict=True):
             _attach(session, app, m, s, actor, now)
         app.updated_at = now.replace(tzinfo=None)
@@ -409,6 +450,10 @@ def _pick_part(app: Application, part_code: str | None, actor: Actor, action: li
     return candidates[0]
 
 
+MAX_REASON = 1000
+LEAD_ACTIONS = frozenset({"accept", "reject", "issue", "deliver", "withdraw"})
+
+
 def transition(
     hub: Hub,
     number: str,
@@ -425,6 +470,8 @@ def transition(
         raise InvalidInput([_err("action", f"未知操作 {action_name}，可选: {', '.join(ACTIONS)}", "unknown action")])
     if action.needs_reason and not (reason and reason.strip()):
         raise InvalidInput([_err("reason", f"“{action.zh}”必须填写理由", f"{action.name} needs a reason")])
+    if reason and len(reason) > MAX_REASON:
+        raise InvalidInput([_err("reason", f"理由不超过{MAX_REASON}字", f"at most {MAX_REASON} characters")])
     now, today = hub.now(), hub.today()
     with hub.transaction() as session:
         app = get(session, number, actor, for_update=True)
@@ -434,8 +481,16 @@ def transition(
             _part_action(hub, app, target_part, action, actor, now, reason)
         else:
             _check_actor(app, action, actor, None)
-            if actor.role is Role.officer and not any(p.department_code == actor.department for p in app.parts):
-                raise Forbidden("not your department's application")
+            if (
+                actor.role is Role.officer
+                and action.name in LEAD_ACTIONS
+                and app.parts[0].department_code != actor.department
+            ):
+                # a bundle is accepted, refused and issued once, by its lead (first item's) department;
+                # any department reviewing a part may ask for 补正
+                raise Forbidden(
+                    f"“{action.zh}”由牵头部门 {app.parts[0].department_code} 办理 (only the lead department acts on the whole)"
+                )
             if app.state not in action.sources:
                 raise IllegalTransition(
                     f"办件 {number} 当前状态为“{lifecycle.STATE_ZH[app.state]}”，不能“{action.zh}” "
@@ -471,6 +526,7 @@ def _app_action(
         stood = restart_clock(app, today, hub.calendar)
         data = {"clock_stood_workdays": stood, "due_date": app.due_date.isoformat() if app.due_date else None}
     elif action.name == "withdraw":
+        app.paused_since = None  # no clock runs for a withdrawn application
         withdrawn = [p for p in app.parts if p.state in (PartState.pending, PartState.in_review)]
         for p in withdrawn:
             p.state = PartState.withdrawn.value
@@ -579,19 +635,17 @@ def outcome_of(app: Application) -> str | None:
 
 
 @dataclass(frozen=True)
-class Warning:
+class Alert:
     number: str
     kind: Literal["red", "yellow", "commitment_overdue", "provisional_due_date"]
     message: str
     due_date: date | None
 
 
-def warnings(hub: Hub, actor: Actor) -> list[Warning]:
+def warnings(hub: Hub, actor: Actor) -> list[Alert]:
     """What supervisors chase: red and yellow cards, overdue 容缺 commitments, provisional dates."""
-    from hub.timelimits import Signal, signal
-
     today = hub.today()
-    out: list[Warning] = []
+    out: list[Alert] = []
     with hub.sessions() as session:
         stmt = scoped(select(Application), actor).where(
             Application.state.in_([s.value for s in lifecycle.OPEN] + ["decided", "issued"])
@@ -601,13 +655,13 @@ def warnings(hub: Hub, actor: Actor) -> list[Warning]:
         ):
             sig = signal(app, today, hub.calendar, hub.settings.yellow_days)
             if sig is Signal.red:
-                out.append(Warning(app.number, "red", f"已超期 (overdue since {app.due_date})", app.due_date))
+                out.append(Alert(app.number, "red", f"已超期 (overdue since {app.due_date})", app.due_date))
             elif sig is Signal.yellow:
-                out.append(Warning(app.number, "yellow", f"即将到期 (due {app.due_date})", app.due_date))
+                out.append(Alert(app.number, "yellow", f"即将到期 (due {app.due_date})", app.due_date))
             for d in app.deficiencies:
                 if d.closed_at is None and d.due_date < today:
                     out.append(
-                        Warning(
+                        Alert(
                             app.number,
                             "commitment_overdue",
                             f"容缺材料“{d.material}”承诺 {d.due_date} 补交，已逾期 (commitment overdue)",
@@ -616,7 +670,7 @@ def warnings(hub: Hub, actor: Actor) -> list[Warning]:
                     )
             if app.due_provisional and app.state in lifecycle.OPEN:
                 out.append(
-                    Warning(
+                    Alert(
                         app.number,
                         "provisional_due_date",
                         "办结期限按法定节假日推算，待官方放假安排确认 (due date provisional)",

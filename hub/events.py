@@ -62,6 +62,8 @@ def verify_chain(app: Application) -> ChainReport:
                 False, len(events), prev, f"event #{ev.seq} ({ev.action}): content does not match its hash"
             )
         prev = ev.hash
+    if app.chain_head != prev:
+        return ChainReport(False, len(events), prev, "the newest events are missing: chain head does not match")
     last_state = next((e.to_state for e in reversed(events) if e.part_id is None and e.to_state), None)
     if last_state is not None and last_state != app.state:
         return ChainReport(False, len(events), prev, f"application state {app.state} is not the chain's {last_state}")

@@ -22,20 +22,21 @@ def id_check_digit(first17: str) -> str:
 
 
 def check_id_number(value: str, *, today: date | None = None) -> Reason | None:
-    """Validate an 18-character resident identity number (公民身份号码)."""
+    """Validate an 18-character resident identity number (公民身份号码). Reasons never repeat the
+    number's digits: they end up in logs and error reports."""
     v = value.strip().upper()
     if len(v) != 18:
         return Reason(f"身份证号应为18位，实际{len(v)}位", f"must be 18 characters, got {len(v)}")
     if not v[:17].isdigit() or not (v[17].isdigit() or v[17] == "X"):
         return Reason("身份证号前17位应为数字，末位为数字或X", "17 digits then a digit or X expected")
     if v[:2] not in PROVINCES:
-        return Reason(f"身份证号地址码 {v[:6]} 不是有效的行政区划", f"address code {v[:6]} is not a division")
+        return Reason("身份证号地址码不是有效的行政区划", "the address code is not a division")
     try:
         born = date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
     except ValueError:
-        return Reason(f"身份证号出生日期 {v[6:14]} 无效", f"birth date {v[6:14]} is not a date")
+        return Reason("身份证号出生日期无效", "the birth date is not a date")
     if born.year < 1900 or born > (today or date.today()):
-        return Reason(f"身份证号出生日期 {v[6:14]} 超出范围", f"birth date {v[6:14]} out of range")
+        return Reason("身份证号出生日期超出范围", "the birth date is out of range")
     expected = id_check_digit(v[:17])
     if v[17] != expected:
         return Reason("身份证号校验码错误", f"wrong check digit: expected {expected}, got {v[17]}")
@@ -63,11 +64,6 @@ def check_uscc(value: str) -> Reason | None:
     if v[17] != expected:
         return Reason("统一社会信用代码校验码错误", f"wrong check character: expected {expected}, got {v[17]}")
     return None
-
-
-def birth_date(id_number: str) -> date:
-    v = id_number.strip()
-    return date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
 
 
 def mask_id(value: str | None) -> str:

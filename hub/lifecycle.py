@@ -69,8 +69,8 @@ STATE_ZH = {
 OPEN = frozenset(
     {State.draft, State.received, State.pre_reviewed, State.accepted, State.supplement_requested, State.in_review}
 )
-FINAL = frozenset({State.rejected, State.delivered, State.withdrawn})
-CLOCK_RUNNING = frozenset({State.accepted, State.in_review})
+# States in which the time limit is being tracked (the clock may stand while 补正).
+CLOCKED = frozenset({State.accepted, State.in_review, State.supplement_requested})
 
 FRONT = frozenset({Role.teller, Role.enclave_clerk, Role.clerk})
 S = State
@@ -88,6 +88,7 @@ class Action:
 
 
 def _a(name, zh, sources, target, roles, **kw) -> Action:
+    # jobs and scripts acting as `system` may take every action
     return Action(name, zh, frozenset(sources), target, frozenset(roles) | {Role.system}, **kw)
 
 
@@ -123,8 +124,8 @@ ACTIONS: dict[str, Action] = {
     ]
 }
 
-# Actions the hub takes itself as a consequence of another (recorded as events by `system`).
-AUTOMATIC = {"receive": "收件", "start": "进入审查", "decide": "办结"}
+# The hub records two events itself, as role `system`: `start` (the application follows its first
+# part into review) and `decide` (every part is approved or denied).
 
 
 def outcome(part_states: list[str]) -> str:

@@ -36,7 +36,6 @@ class Settings(BaseModel):
         default_factory=lambda: ["application/pdf", "image/jpeg", "image/png", "application/ofd"]
     )
     yellow_days: int = Field(default=2, ge=0)  # yellow card when this few working days remain
-    commitment_days: int = Field(default=5, ge=1)  # default 容缺 commitment, in working days
 
     home: Path = Path(".")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
+from hub.lifecycle import CLOCKED
 from hub.storage.tables import Application
 from hub.workdays import WorkCalendar
 
@@ -18,12 +19,15 @@ class Signal(StrEnum):
 
 
 def recompute_due(app: Application, calendar: WorkCalendar) -> None:
-    """Each part is due `promised_days + paused_workdays` working days after acceptance; the
-    application is due when its last part is."""
+    """Each part still open is due `promised_days + paused_workdays` working days after
+    acceptance; a decided part keeps the date it was decided against. The application is due
+    when its last part is."""
     if app.accepted_on is None:
         return
-    provisional = False
+    provisional = app.due_provisional
     for part in app.parts:
+        if part.due_date is not None and part.state in ("approved", "denied", "withdrawn"):
+            continue
         part.due_date, prov = calendar.add_workdays(app.accepted_on, part.promised_days + app.paused_workdays)
         provisional = provisional or prov
     app.due_date = max(p.due_date for p in app.parts if p.due_date)
@@ -52,17 +56,20 @@ def remaining_workdays(due: date, today: date, calendar: WorkCalendar) -> int:
 
 
 def signal(app: Application, today: date, calendar: WorkCalendar, yellow_days: int) -> Signal | None:
-    """None while no clock runs (not yet accepted, or already decided/closed)."""
-    if (
-        app.accepted_on is None
-        or app.due_date is None
-        or app.state not in ("accepted", "in_review", "supplement_requested")
-    ):
+    """None while no clock runs (not yet accepted, or already decided/closed).
+
+    Red once overdue (also while paused: an overdue application stays red). Paused while 补正
+    stops the clock. Yellow when `yellow_days` or fewer working days remain — but only for
+    applications promised in more than `yellow_days`: an instant item would otherwise be yellow
+    from the moment it is accepted."""
+    if app.accepted_on is None or app.due_date is None or app.state not in CLOCKED:
         return None
+    last_counted = app.paused_since or today
+    if last_counted > app.due_date:
+        return Signal.red
     if app.paused_since is not None:
         return Signal.paused
-    if today > app.due_date:
-        return Signal.red
-    if remaining_workdays(app.due_date, today, calendar) <= yellow_days:
+    promised = max(p.promised_days for p in app.parts) + app.paused_workdays
+    if promised > yellow_days and remaining_workdays(app.due_date, today, calendar) <= yellow_days:
         return Signal.yellow
     return Signal.green

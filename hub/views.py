@@ -11,7 +11,7 @@ from hub.context import Hub
 from hub.divisions import division_name
 from hub.events import verify_chain
 from hub.ids import mask_id
-from hub.lifecycle import STATE_ZH
+from hub.lifecycle import CLOCKED, STATE_ZH
 from hub.storage.tables import Application
 from hub.timelimits import remaining_workdays, signal
 
@@ -43,7 +43,16 @@ def application_summary(hub: Hub, app: Application, today: date | None = None) -
     }
 
 
+def _masked_form(hub: Hub, app: Application, reveal_id: bool) -> dict[str, Any]:
+    """The form with ID-number fields (agents, other parents, …) masked like the applicant's."""
+    subject = hub.catalog.subject(app.subject_code)
+    secret = {f.name for f in hub.catalog.form_of(subject) if f.type == "id_number"} if subject else set()
+    return {k: (v if reveal_id or k not in secret else mask_id(v)) for k, v in app.form.items()}
+
+
 def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -> dict[str, Any]:
+    """The detail view. `reveal_id` shows full ID numbers; callers check the viewer is entitled
+    (see `hub.applications.may_reveal_ids`)."""
     today = hub.today()
     view = application_summary(hub, app, today)
     chain = verify_chain(app)
@@ -58,14 +67,14 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
         else None,
         "collecting_division": {"code": app.collecting_division, "name": division_name(app.collecting_division)},
         "deciding_division": {"code": app.deciding_division, "name": division_name(app.deciding_division)},
-        "form": app.form,
+        "form": _masked_form(hub, app, reveal_id),
         "source_ref": app.source_ref,
         "accepted_on": _d(app.accepted_on),
         "clock": {
             "stopped_since": _d(app.paused_since),
             "stopped_workdays": app.paused_workdays,
             "remaining_workdays": remaining_workdays(app.due_date, today, hub.calendar)
-            if app.due_date and app.state in ("accepted", "in_review", "supplement_requested")
+            if app.due_date and app.state in CLOCKED
             else None,
         },
         "parts": [

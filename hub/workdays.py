@@ -17,10 +17,11 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
+from typing import Annotated
 
 import chinese_calendar
 from lunardate import LunarDate
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from hub import yamlfile
 from hub.errors import ConfigInvalid, ConfigProblem
@@ -51,6 +52,12 @@ class HolidaySpan(BaseModel):
             d += timedelta(days=1)
 
 
+def _weekend(d: date) -> date:
+    if d.weekday() < 5:
+        raise ValueError(f"调休上班日 {d} 不是周末 (make-up working day must be a weekend day)")
+    return d
+
+
 class YearSchedule(BaseModel):
     """One year's official holiday notice, as ops type it into `calendar/YEAR.yaml`."""
 
@@ -58,7 +65,7 @@ class YearSchedule(BaseModel):
     year: int = Field(ge=2000, le=2100)
     notice: str  # title or number of the State Council notice the dates come from
     holidays: list[HolidaySpan] = Field(min_length=1)
-    workdays: list[date] = Field(default_factory=list)  # weekend days that are make-up working days
+    workdays: list[Annotated[date, AfterValidator(_weekend)]] = Field(default_factory=list)  # 调休上班
 
     @model_validator(mode="after")
     def _dates_belong(self) -> YearSchedule:
@@ -67,9 +74,6 @@ class YearSchedule(BaseModel):
         for d in [*(d for h in self.holidays for d in (h.start, h.end)), *self.workdays]:
             if not lo <= d <= hi:
                 raise ValueError(f"日期 {d} 不属于 {self.year} 年的安排 (date outside the year)")
-        for d in self.workdays:
-            if d.weekday() < 5:
-                raise ValueError(f"调休上班日 {d} 不是周末 (make-up working day must be a weekend day)")
         return self
 
 

@@ -136,3 +136,19 @@ def test_shipped_catalogue_checks_clean_from_the_cli():
     assert result.stdout.startswith("OK: ")
     # 2027 has no official notice in the package or config: a warning, not an error
     assert "warning:" in result.stderr and "2027" in result.stderr
+
+
+def test_merged_materials_keep_the_strictest_requirement(catalog):
+    bundle = catalog.bundles["YJS-TXLX"]
+    first, second = (catalog.items[c] for c in bundle.items[:2])
+    optional = first.materials[0].model_copy(update={"name": "共同材料", "required": False, "deferrable": False})
+    deferrable = first.materials[0].model_copy(update={"name": "共同材料", "required": True, "deferrable": True})
+    strict = deferrable.model_copy(update={"deferrable": False})
+    items = dict(catalog.items)
+    items[first.code] = first.model_copy(update={"materials": [optional]})
+    items[second.code] = second.model_copy(update={"materials": [deferrable]})
+    merged = {m.name: m for m in catalog.model_copy(update={"items": items}).materials_of(bundle)}["共同材料"]
+    assert merged.required and merged.deferrable  # the optional copy neither drops nor blocks it
+    items[first.code] = first.model_copy(update={"materials": [strict]})
+    merged = {m.name: m for m in catalog.model_copy(update={"items": items}).materials_of(bundle)}["共同材料"]
+    assert merged.required and not merged.deferrable

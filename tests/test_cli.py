@@ -83,10 +83,12 @@ def test_create_transition_show_json(home, tmp_path):
     assert [e["action"] for e in view["events"]] == ["create", "submit", "pre_review", "accept"]
     assert view["events"][0]["actor"] == "王芳" and view["chain"]["ok"]
     assert view["applicant"]["id"] == "3303**********" + ELDER_ID[-4:]
-    assert (
-        json.loads(hub("apps", "show", number, "--json", "--reveal-id", home=home).stdout)["applicant"]["id"]
-        == ELDER_ID
+    revealed = hub(
+        "apps", "show", number, "--json", "--reveal-id", "--role", "officer", "--department", "ts-mzj", home=home
     )
+    assert json.loads(revealed.stdout)["applicant"]["id"] == ELDER_ID
+    refused = hub("apps", "show", number, "--reveal-id", home=home, check=False)  # default role ops: figures, not IDs
+    assert refused.returncode == 1 and "full ID" in refused.stderr
     assert view["materials"][0]["sha256"] and view["materials"][0]["media_type"] == "application/pdf"
 
     listed = hub("apps", "list", "--json", home=home).stdout
@@ -96,7 +98,7 @@ def test_create_transition_show_json(home, tmp_path):
     )
     assert other_desk == []
 
-    refused = hub("apps", "transition", number, "deliver", home=home, check=False)
+    refused = hub("apps", "transition", number, "deliver", "--role", "system", home=home, check=False)
     assert refused.returncode == 1 and "cannot deliver from accepted" in refused.stderr
 
 
@@ -116,11 +118,32 @@ def test_bad_input_exits_2_naming_the_field(home):
         "delivery_method=窗口领取",
         "-f",
         "contact_phone=123",
+        "--role",
+        "system",
         home=home,
         check=False,
     )
     assert result.returncode == 2
     assert "error: applicant.id:" in result.stderr and "error: form.contact_phone:" in result.stderr
+
+
+def test_writes_need_an_explicit_role_and_long_values_are_refused(home):
+    no_role = hub("apps", "transition", "330329-20260101-00001", "accept", home=home, check=False)
+    assert no_role.returncode == 2 and "--role" in no_role.stderr
+    number = json.loads(hub("apps", "list", "--json", home=home).stdout)[0]["number"]
+    long_reason = hub(
+        "apps",
+        "transition",
+        number,
+        "request_supplement",
+        "--role",
+        "system",
+        "--reason",
+        "很" * 1001,
+        home=home,
+        check=False,
+    )
+    assert long_reason.returncode == 2 and "error: reason:" in long_reason.stderr
 
 
 def test_verify_detects_a_tampered_event(home):

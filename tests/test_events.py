@@ -51,3 +51,12 @@ def test_state_edited_behind_the_chain_is_detected(hub):
         s.execute(update(Application).where(Application.id == app.id).values(state="delivered"))
     report = verify_chain(svc.read(hub, app.number, MZJ))
     assert not report.ok and "not the chain's decided" in report.problem
+
+
+def test_removed_newest_events_are_detected(hub):
+    app = _walk(hub)
+    with hub.transaction() as s:
+        s.execute(delete(Event).where(Event.application_id == app.id, Event.seq >= 7))  # approve, decide
+        s.execute(update(Application).where(Application.id == app.id).values(state="in_review"))
+    report = verify_chain(svc.read(hub, app.number, MZJ))
+    assert not report.ok and "newest events are missing" in report.problem

@@ -8,8 +8,10 @@ from sqlalchemy import func, select
 
 from hub import applications as svc
 from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
+from hub.ids import mask_id
 from hub.lifecycle import Role
 from hub.storage.tables import Application, Blob, Event
+from hub.views import application_detail
 from tests.conftest import make_id
 from tests.samples import ELDERLY_CARD, HZ_CLERK, TELLER, elderly_card, fund_rent, officer
 
@@ -191,3 +193,66 @@ def test_application_numbers_count_per_day(hub, clock):
     clock.advance(days=1)
     assert svc.create(hub, elderly_card(), TELLER).number == "330329-20260922-00001"
     assert ELDERLY_CARD  # the sample item code is what the numbers above were filed under
+
+
+def test_only_receiving_roles_create_and_applicants_only_for_themselves(hub):
+    before = _counts(hub)
+    for actor in (svc.Actor(name="督查", role=Role.supervisor), svc.Actor(name="运维", role=Role.ops), MZJ):
+        with pytest.raises(Forbidden):
+            svc.create(hub, elderly_card(), actor)
+    stranger = svc.Actor(name="某人", role=Role.applicant, applicant_id=make_id(born=date(1970, 1, 1)))
+    with pytest.raises(Forbidden, match="themselves"):
+        svc.create(hub, elderly_card(), stranger)
+    assert _counts(hub) == before
+
+
+def test_source_ref_reused_for_a_different_application_is_refused(hub):
+    svc.create(hub, elderly_card(source_ref="batch-9:1"), TELLER)
+    other = elderly_card(source_ref="batch-9:1").model_copy(
+        update={"applicant": svc.Applicant(name="另一人", id=make_id(born=date(1948, 5, 5)))}
+    )
+    with pytest.raises(InvalidInput) as exc:
+        svc.create(hub, other, TELLER)
+    assert exc.value.errors[0].field == "source_ref"
+    assert _counts(hub)[0] == 1
+
+
+def test_supplement_during_review_returns_to_review_and_parts_wait(hub, clock):
+    gjj = officer("ts-gjj")
+    app = svc.create(hub, fund_rent(), HZ_CLERK)
+    svc.transition(hub, app.number, "accept", gjj)
+    svc.transition(hub, app.number, "start_review", gjj)
+    app = svc.transition(hub, app.number, "request_supplement", gjj, reason="缺租赁备案")
+    with pytest.raises(IllegalTransition, match="parts move only while"):
+        svc.transition(hub, app.number, "approve", gjj)  # no decision while the applicant owes a supplement
+    clock.advance(days=1)
+    app = svc.transition(hub, app.number, "resume", HZ_CLERK)
+    assert app.state == "in_review" and app.parts[0].state == "in_review"
+    assert svc.transition(hub, app.number, "approve", gjj).state == "decided"
+
+
+def test_withdraw_while_paused_stops_the_clock(hub):
+    gjj = officer("ts-gjj")
+    app = svc.create(hub, fund_rent(), HZ_CLERK)
+    svc.transition(hub, app.number, "accept", gjj)
+    svc.transition(hub, app.number, "request_supplement", gjj, reason="材料不清")
+    app = svc.transition(hub, app.number, "withdraw", HZ_CLERK, reason="申请人撤回")
+    assert app.paused_since is None and svc.warnings(hub, gjj) == []
+
+
+def test_reason_too_long_and_bad_filename_are_refused(hub):
+    app = svc.create(hub, elderly_card(), TELLER)
+    with pytest.raises(InvalidInput, match="at most 1000"):
+        svc.transition(hub, app.number, "reject", MZJ, reason="长" * 1001)
+    with pytest.raises(ValueError, match="filename"):
+        svc.MaterialIn(name="居民身份证", filename="x" * 256, content=b"%PDF-1.4")
+
+
+def test_id_number_form_fields_are_masked_in_the_detail_view(hub):
+    agent_id = make_id(born=date(1980, 6, 6), seq="077")
+    new = elderly_card()
+    new.form["agent_id_number"] = agent_id
+    app = svc.create(hub, new, TELLER)
+    assert application_detail(hub, app)["form"]["agent_id_number"] == mask_id(agent_id)
+    assert application_detail(hub, app, reveal_id=True)["form"]["agent_id_number"] == agent_id
+    assert svc.may_reveal_ids(MZJ) and not svc.may_reveal_ids(svc.Actor(name="督查", role=Role.supervisor))

@@ -71,3 +71,20 @@ def test_decided_late_is_recorded_as_not_on_time(hub, clock):
     app = svc.transition(hub, app.number, "approve", GJJ)
     assert app.state == "decided" and app.events[-1].data["on_time"] is False
     assert signal(app, date(2026, 11, 9), hub.calendar, 2) is None  # decided: no card
+
+
+def test_instant_items_are_not_yellow_on_the_day_they_are_accepted(hub, clock):
+    from tests.samples import TELLER, elderly_card
+
+    clock.set(date(2026, 11, 2))
+    app = svc.create(hub, elderly_card(), TELLER)
+    app = svc.transition(hub, app.number, "accept", officer("ts-mzj"), commitment_due=date(2026, 11, 9))
+    assert signal(app, date(2026, 11, 2), hub.calendar, 2) is Signal.green
+    assert signal(app, date(2026, 11, 3), hub.calendar, 2) is Signal.red
+
+
+def test_overdue_stays_red_while_paused(hub, clock):
+    app = _accepted(hub, clock, date(2026, 11, 2))  # due 5 Nov
+    clock.set(date(2026, 11, 9))
+    app = svc.transition(hub, app.number, "request_supplement", GJJ, reason="补充")
+    assert signal(app, date(2026, 11, 10), hub.calendar, 2) is Signal.red

@@ -88,8 +88,9 @@ def test_ops_schedule_overrides_and_adds_make_up_days(tmp_path):
     ("text", "line", "needle"),
     [
         (
-            "year: 2027\nnotice: x\nholidays:\n  - {name: 春节, from: 2027-02-05, to: 2027-02-12}\nworkdays: [2027-02-15]\n",
-            1,
+            "year: 2027\nnotice: x\nholidays:\n  - {name: 春节, from: 2027-02-05, to: 2027-02-12}\n"
+            "workdays:\n  - 2027-02-14\n  - 2027-02-15\n",
+            7,  # the second entry, a Monday
             "weekend",
         ),
         ("year: 2027\nnotice: x\nholidays:\n  - name: 春节\n    from: 2027-02-12\n    to: 2027-02-05\n", 4, "before"),

@@ -256,14 +256,19 @@ class Catalog(BaseModel):
         return list(fields.values())
 
     def materials_of(self, subject: Item | Bundle) -> list[Material]:
-        merged: dict[str, Material] = {}
+        """Materials by name. Merged for a bundle: required if any member requires it, and
+        deferrable only if every member that requires it may defer it."""
+        by_name: dict[str, list[Material]] = {}
         for item in self.items_of(subject):
             for m in item.materials:
-                prev = merged.get(m.name)
-                # a material one item may defer but another needs at once cannot be deferred
-                if prev is None or (prev.deferrable and not m.deferrable) or (m.required and not prev.required):
-                    merged[m.name] = m
-        return list(merged.values())
-
-    def channels_of(self, subject: Item | Bundle) -> list[Channel]:
-        return list(subject.channels)
+                by_name.setdefault(m.name, []).append(m)
+        merged = []
+        for copies in by_name.values():
+            required = [m for m in copies if m.required]
+            deciding = required or copies
+            merged.append(
+                deciding[0].model_copy(
+                    update={"required": bool(required), "deferrable": all(m.deferrable for m in deciding)}
+                )
+            )
+        return merged

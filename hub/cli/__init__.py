@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from hub import __version__
 from hub.cli import apps, calendar, catalog, db, demo
@@ -54,6 +55,10 @@ def main() -> None:
     except InvalidInput as exc:
         for err in exc.errors:
             print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except ValidationError as exc:  # a value rejected at the edge (lengths, shapes) before the core saw it
+        for err in exc.errors(include_url=False):
+            print(f"error: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}", file=sys.stderr)
         sys.exit(2)
     except ConfigInvalid as exc:
         for problem in exc.problems:

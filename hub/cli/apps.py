@@ -11,8 +11,18 @@ import typer
 from rich.table import Table
 
 from hub import applications as svc
-from hub.cli.common import ActorName, DepartmentOpt, DeskOpt, RoleOpt, console, make_actor, open_hub, print_json
-from hub.errors import FieldError, InvalidInput, Reason
+from hub.cli.common import (
+    ActorName,
+    DepartmentOpt,
+    DeskOpt,
+    RoleOpt,
+    WriteRoleOpt,
+    console,
+    make_actor,
+    open_hub,
+    print_json,
+)
+from hub.errors import FieldError, Forbidden, InvalidInput, Reason
 from hub.events import verify_chain
 from hub.lifecycle import ACTIONS, Role
 from hub.views import application_detail, application_summary
@@ -47,7 +57,7 @@ def create(
     ] = None,
     draft: Annotated[bool, typer.Option("--draft", help="Save without submitting")] = False,
     actor: ActorName = None,
-    role: RoleOpt = Role.system,
+    role: WriteRoleOpt = ...,  # writes name their role: no silent all-powerful default
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Receive a new application at a desk (收件)."""
@@ -96,7 +106,7 @@ def transition(
         str | None, typer.Option("--commit-due", help="容缺: date the missing materials are promised by")
     ] = None,
     actor: ActorName = None,
-    role: RoleOpt = Role.system,
+    role: WriteRoleOpt = ...,  # writes name their role: no silent all-powerful default
     desk: DeskOpt = None,
     department: DepartmentOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -123,7 +133,7 @@ def attach(
     number: str,
     material: Annotated[list[str], typer.Option("--material", "-m", help="Material NAME=PATH (repeatable)")],
     actor: ActorName = None,
-    role: RoleOpt = Role.system,
+    role: WriteRoleOpt = ...,  # writes name their role: no silent all-powerful default
     desk: DeskOpt = None,
     department: DepartmentOpt = None,
 ) -> None:
@@ -145,7 +155,7 @@ def list_(
     ] = None,
     limit: int = 100,
     actor: ActorName = None,
-    role: RoleOpt = Role.system,
+    role: RoleOpt = Role.ops,
     department: DepartmentOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -181,14 +191,17 @@ def show(
     number: str,
     reveal_id: Annotated[bool, typer.Option("--reveal-id", help="Show full ID numbers")] = False,
     actor: ActorName = None,
-    role: RoleOpt = Role.system,
+    role: RoleOpt = Role.ops,
     desk: DeskOpt = None,
     department: DepartmentOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one application: state, due date, parts, materials, commitments, events."""
     hub = open_hub(ctx)
-    app_ = svc.read(hub, number, make_actor(actor, role, desk, department))
+    who = make_actor(actor, role, desk, department)
+    if reveal_id and not svc.may_reveal_ids(who):
+        raise Forbidden(f"角色 {who.role.value} 不能查看完整证件号码 (role may not see full ID numbers)")
+    app_ = svc.read(hub, number, who)
     view = application_detail(hub, app_, reveal_id=reveal_id)
     if as_json:
         print_json(view)
@@ -248,7 +261,7 @@ def verify(
 def warnings(
     ctx: typer.Context,
     actor: ActorName = None,
-    role: RoleOpt = Role.system,
+    role: RoleOpt = Role.ops,
     desk: DeskOpt = None,
     department: DepartmentOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,

@@ -48,7 +48,10 @@ def print_json(data: Any) -> None:
 ActorName = Annotated[
     str | None, typer.Option("--actor", envvar="HUB_ACTOR", help="Who acts (recorded on the event); default cli:$USER")
 ]
-RoleOpt = Annotated[Role, typer.Option("--role", help="Role acted in")]
+RoleOpt = Annotated[Role, typer.Option("--role", help="Role acted in; scopes what is shown (ops: everything, masked)")]
+WriteRoleOpt = Annotated[
+    Role, typer.Option("--role", help="Role acted in (required; `system` for scripts acting as the hub itself)")
+]
 DeskOpt = Annotated[str | None, typer.Option("--desk", help="Desk the actor works at (teller, clerk)")]
 DepartmentOpt = Annotated[str | None, typer.Option("--department", help="Department the actor belongs to (officer)")]
 

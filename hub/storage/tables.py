@@ -55,6 +55,7 @@ class Application(Base):
     due_provisional: Mapped[bool] = mapped_column(default=False)
     paused_since: Mapped[date | None]  # clock stopped (补正) since this date
     paused_workdays: Mapped[int] = mapped_column(default=0)
+    chain_head: Mapped[str] = mapped_column(String(64))  # hash of the newest event: truncation shows
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -102,7 +103,7 @@ class Event(Base):
     to_state: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16))
-    desk: Mapped[str | None] = mapped_column(String(64))  # desk or department the actor acted from
+    desk: Mapped[str | None] = mapped_column(String(64))  # the actor's desk, or department for officers
     at: Mapped[datetime]
     reason: Mapped[str | None] = mapped_column(String(1000))
     data: Mapped[dict[str, Any]]

@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises:
-Create Date: 2026-11-22 06:29:41.323695
+Revises: (none)
+Create Date: 2026-11-22
 """
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("due_provisional", sa.Boolean(), nullable=False),
         sa.Column("paused_since", sa.Date(), nullable=True),
         sa.Column("paused_workdays", sa.Integer(), nullable=False),
+        sa.Column("chain_head", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_applications")),
