@@ -201,8 +201,6 @@ def _check_new(hub: Hub, new: NewApplication, actor: Actor) -> tuple[Item | Bund
         errors.append(_err("subject", f"事项编码 {new.subject} 不在事项目录中", "unknown item or bundle code"))
     if desk is None:
         errors.append(_err("desk", f"窗口 {new.desk} 不存在", "unknown desk"))
-    elif actor.role in FRONT and actor.desk != desk.code:
-        raise Forbidden(f"{actor.name} 不在窗口 {desk.code} (actor does not work at this desk)")
     if subject is not None and desk is not None:
         if desk.channel not in subject.channels:
             errors.append(
@@ -243,6 +241,8 @@ def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
         raise Forbidden(f"角色 {actor.role.value} 不能收件 (role cannot receive applications)")
     if actor.role is Role.applicant and new.applicant.id.strip().upper() != (actor.applicant_id or "").upper():
         raise Forbidden("申请人只能为本人申请 (applicants apply for themselves)")
+    if actor.role in FRONT and actor.desk != new.desk:  # before the replay lookup: no peeking at other desks
+        raise Forbidden(f"{actor.name} 不在窗口 {new.desk} (actor does not work at this desk)")
     if new.source_ref:
         with hub.sessions() as session:
             existing = session.scalars(
