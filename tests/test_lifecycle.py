@@ -118,6 +118,10 @@ def test_desks_only_see_their_own_applications(hub):
         assert svc.list_applications(s, officer("ts-gjj")) == []
     with pytest.raises(Forbidden):
         svc.create(hub, elderly_card(desk="bank-baizhang"), TELLER)  # a teller files only at their own desk
+    baizhang = svc.Actor(name="柜员", role=Role.teller, desk="bank-baizhang")
+    svc.create(hub, elderly_card(desk="bank-baizhang", source_ref="bz-1"), baizhang)
+    with pytest.raises(Forbidden):  # nor can probe another desk's idempotency keys
+        svc.create(hub, elderly_card(desk="bank-baizhang", source_ref="bz-1"), TELLER)
 
 
 def test_same_source_ref_creates_one_application(hub):
