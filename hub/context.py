@@ -12,7 +12,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub import plugins
 from hub.catalog import Catalog, load_catalog
+from hub.connections import Connection, load_connections
+from hub.connectors import Connector, connector_types
+from hub.errors import ConfigInvalid, HubError
 from hub.materials import MaterialStore
 from hub.settings import Settings, load_settings
 from hub.storage.engine import WRITE, make_engine, session_factory
@@ -31,12 +35,18 @@ class Hub:
     store: MaterialStore
     engine: Engine
     sessions: sessionmaker[Session]
+    connector_types: dict[str, type[Connector]] = field(default_factory=dict)
+    connections: dict[str, Connection] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
     def open(cls, home: Path, *, database_url: str | None = None, clock: Callable[[], datetime] = utcnow) -> Hub:
         settings = load_settings(Path(home))
         engine = make_engine(database_url or settings.resolved_database_url)
+        types = connector_types(plugins.manager(settings.plugins))
+        connections, problems = load_connections(settings.connections_dir, types)
+        if problems:
+            raise ConfigInvalid(problems)
         return cls(
             settings=settings,
             catalog=load_catalog(settings.config_dir),
@@ -46,8 +56,16 @@ class Hub:
             ),
             engine=engine,
             sessions=session_factory(engine),
+            connector_types=types,
+            connections=connections,
             clock=clock,
         )
+
+    def connector(self, name: str) -> Connector:
+        """A connector for the named connection (its config validated, secrets resolved now)."""
+        if name not in self.connections:
+            raise HubError(f"连接 {name} 未配置 (no connection {name} in connections/)")
+        return self.connections[name].make(self.connector_types)
 
     def now(self) -> datetime:
         return self.clock().astimezone(UTC)

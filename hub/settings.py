@@ -36,6 +36,8 @@ class Settings(BaseModel):
         default_factory=lambda: ["application/pdf", "image/jpeg", "image/png", "application/ofd"]
     )
     yellow_days: int = Field(default=2, ge=0)  # yellow card when this few working days remain
+    # entry-point names of the plugins allowed to load (HUB_PLUGINS overrides); None: the built-in ones
+    plugins: list[str] | None = None
 
     home: Path = Path(".")
 
@@ -50,6 +52,10 @@ class Settings(BaseModel):
     @property
     def config_dir(self) -> Path:
         return self.home
+
+    @property
+    def connections_dir(self) -> Path:
+        return self.home / "connections"
 
     @property
     def calendar_dir(self) -> Path:

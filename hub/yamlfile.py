@@ -25,11 +25,13 @@ class YamlDoc:
     problems: list[ConfigProblem] = field(default_factory=list)
 
     def line(self, loc: Sequence[str | int]) -> int:
-        """Line of the deepest known prefix of `loc` (1 when nothing is known)."""
-        loc = tuple(loc)
-        while loc and loc not in self.lines:
-            loc = loc[:-1]
-        return self.lines.get(loc, 1)
+        """Line of the deepest known part of `loc`. Components that are not in the document
+        (pydantic adds the member's name for unions) are skipped."""
+        known: Loc = ()
+        for part in loc:
+            if (*known, part) in self.lines:
+                known = (*known, part)
+        return self.lines.get(known, 1)
 
     def problem(self, loc: Sequence[str | int], message: str, *, warning: bool = False) -> ConfigProblem:
         return ConfigProblem(self.file, self.line(loc), message, warning)

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from hub import __version__
-from hub.cli import apps, calendar, catalog, db, demo
+from hub import __version__, plugins
+from hub.cli import apps, calendar, catalog, connectors, db, demo
 from hub.cli.common import State, fail
 from hub.errors import ConfigInvalid, HubError, InvalidInput
 
@@ -47,6 +47,11 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(calendar.app, name="calendar")
 app.add_typer(apps.app, name="apps")
 app.command(name="demo")(demo.demo)
+app.add_typer(connectors.plugins_app, name="plugins")
+app.add_typer(connectors.connectors_app, name="connectors")
+# Commands from plugins (e.g. `hub sandbox`). The allowlist here is HUB_PLUGINS or the built-ins:
+# the hub home is not known until the command line is parsed.
+plugins.manager().hook.register_commands(cli=app)
 
 
 def main() -> None:

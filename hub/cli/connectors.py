@@ -1,0 +1,123 @@
+"""`hub plugins` and `hub connectors`: what is installed, how connections are configured, and
+whether each department system can be reached. Secrets are never printed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hub import plugins as plugin_host
+from hub.cli.common import console, home_of, print_json
+from hub.connections import load_connections
+from hub.connectors import connector_types, connector_types_by_plugin
+from hub.errors import ConfigInvalid, HubError
+from hub.settings import load_settings
+
+plugins_app = typer.Typer(help="Installed plugins and what they register.", no_args_is_help=True)
+connectors_app = typer.Typer(help="Connector types and the configured connections.", no_args_is_help=True)
+
+
+def _configured(ctx: typer.Context) -> list[str] | None:
+    try:
+        return load_settings(home_of(ctx)).plugins
+    except HubError:  # listing plugins works without a hub home
+        return None
+
+
+@plugins_app.command("list")
+def plugins_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Each plugin: entry point, module, distribution, loaded (allowlist) and the hooks it implements."""
+    configured = _configured(ctx)
+    infos = plugin_host.plugin_infos(configured)
+    by_plugin = connector_types_by_plugin(plugin_host.manager(configured))
+    rows = [
+        {
+            "name": i.name,
+            "module": i.module,
+            "distribution": f"{i.distribution} {i.version}",
+            "loaded": i.loaded,
+            "hooks": list(i.registers),
+            "connector_types": sorted(by_plugin.get(i.name, [])),
+        }
+        for i in infos
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("plugin", "module", "distribution", "loaded", "hooks", "connector types")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["module"],
+            r["distribution"],
+            "yes" if r["loaded"] else "no (not allowed)",
+            ", ".join(r["hooks"]),
+            ", ".join(r["connector_types"]),
+        )
+    console().print(table)
+
+
+@connectors_app.command("spec")
+def spec(ctx: typer.Context, type_: Annotated[str, typer.Argument(metavar="TYPE")]) -> None:
+    """Print a connector type's configuration JSON Schema."""
+    types = connector_types(plugin_host.manager(_configured(ctx)))
+    if type_ not in types:
+        raise typer.BadParameter(f"未知连接器类型 {type_}；已有: {', '.join(sorted(types))}", param_hint="TYPE")
+    print_json(types[type_].Spec.model_json_schema())
+
+
+@connectors_app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Connector types available and the connections configured in connections/."""
+    settings = load_settings(home_of(ctx))
+    types = connector_types(plugin_host.manager(settings.plugins))
+    connections, problems = load_connections(settings.connections_dir, types)
+    if problems:
+        raise ConfigInvalid(problems)
+    table = Table("connection", "type", "capabilities", "concurrency", "description")
+    for name, conn in sorted(connections.items()):
+        table.add_row(
+            name,
+            conn.type,
+            ", ".join(types[conn.type].capabilities()),
+            str(conn.limits.concurrency),
+            conn.description or "",
+        )
+    console().print(table)
+    typer.echo(f"types: {', '.join(f'{t} ({types[t].description})' for t in sorted(types))}")
+
+
+@connectors_app.command("check")
+def check(
+    ctx: typer.Context, name: Annotated[str | None, typer.Argument(help="One connection; default all")] = None
+) -> None:
+    """Check each connection (config, credentials, reachability); exit 1 if any fails."""
+    settings = load_settings(home_of(ctx))
+    types = connector_types(plugin_host.manager(settings.plugins))
+    connections, problems = load_connections(settings.connections_dir, types)
+    if problems:
+        raise ConfigInvalid(problems)
+    if name is not None and name not in connections:
+        raise typer.BadParameter(f"连接 {name} 未配置 (no such connection)", param_hint="NAME")
+    table = Table("connection", "type", "result", "reason")
+    failed = 0
+    for conn_name, conn in sorted(connections.items()):
+        if name is not None and conn_name != name:
+            continue
+        try:
+            connector = conn.make(types)
+        except ConfigInvalid as exc:
+            ok, reason = False, "; ".join(str(p) for p in exc.problems)
+        else:
+            try:
+                result = connector.check()
+                ok, reason = result.ok, result.message
+            finally:
+                connector.close()
+        failed += not ok
+        table.add_row(conn_name, conn.type, "[green]OK[/]" if ok else "[red]FAIL[/]", reason)
+    console().print(table)
+    if failed:
+        raise typer.Exit(1)

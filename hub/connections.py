@@ -1,0 +1,71 @@
+"""Connections as ops configure them: one YAML per connection in `connections/` (the file name is
+the connection's name, which catalogue items route to):
+
+    type: rest                     # a connector type registered by a plugin
+    description: 泰顺县医疗保障局经办系统
+    limits: {concurrency: 4, max_attempts: 8}
+    config: {...}                  # validated by the connector type's Spec; secrets as references
+
+Files are parsed when the hub opens; each `config` is validated (and its secrets resolved) when
+a connector is made, so one broken connection does not stop the rest of the hub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub import yamlfile
+from hub.connectors import Connector, Limits
+from hub.errors import ConfigInvalid, ConfigProblem
+
+
+class _ConnectionFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    description: str | None = None
+    limits: Limits = Field(default_factory=Limits)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass
+class Connection:
+    name: str
+    type: str
+    description: str | None
+    limits: Limits
+    config: dict[str, Any]
+    doc: yamlfile.YamlDoc
+
+    def make(self, types: dict[str, type[Connector]]) -> Connector:
+        """Validate `config` against the type's Spec and build the connector. Problems name the
+        file and line; secret values never appear in them."""
+        cls = types.get(self.type)
+        if cls is None:
+            raise ConfigInvalid([self.doc.problem(("type",), f"未知连接器类型 (unknown connector type): {self.type}")])
+        self.doc.problems.clear()
+        spec = yamlfile.validate(self.doc, cls.Spec, self.config, ("config",))
+        if spec is None:
+            raise ConfigInvalid(list(self.doc.problems))
+        return cls(self.name, spec)
+
+
+def load_connections(
+    directory: Path, types: dict[str, type[Connector]] | None = None
+) -> tuple[dict[str, Connection], list[ConfigProblem]]:
+    connections: dict[str, Connection] = {}
+    problems: list[ConfigProblem] = []
+    for path in sorted(Path(directory).glob("*.yaml")) if Path(directory).is_dir() else []:
+        doc = yamlfile.load(path, f"{Path(directory).name}/{path.name}")
+        parsed = yamlfile.validate(doc, _ConnectionFile) if not doc.problems else None
+        if parsed is not None and types is not None and parsed.type not in types:
+            doc.problems.append(doc.problem(("type",), f"未知连接器类型 (unknown connector type): {parsed.type}"))
+            parsed = None
+        problems.extend(doc.problems)
+        if parsed is not None:
+            connections[path.stem] = Connection(
+                path.stem, parsed.type, parsed.description, parsed.limits, parsed.config, doc
+            )
+    return connections, problems

@@ -1,0 +1,177 @@
+"""The connector contract, after Airbyte's spec / check / read / write:
+
+- `Spec` — the pydantic model of a connection's configuration; its JSON Schema is the documentation.
+- `check()` — reachability and credentials; returns a CheckResult, never raises for a normal failure.
+- department sink: `submit(part) -> Receipt` (idempotent on part.part_id), `poll(receipts) -> [Update]`.
+- intake source: `list_batches()`, `read(batch)`, `ack(batch)`, `reject(batch, report)`.
+- verifier: `verify(kind, subject) -> Verification` (网上核验).
+
+A connector type implements the verbs it supports; the rest raise Unsupported. The core talks to
+departments only through this module's types and never imports a connector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeliveryError(Exception):
+    """A delivery did not happen. `retryable` says whether trying again later can help
+    (timeouts, 5xx, 429) or not (a 4xx refusal, a SOAP client fault)."""
+
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Unsupported(Exception):
+    pass
+
+
+class CheckResult(BaseModel):
+    ok: bool
+    message: str
+
+
+class MaterialRef(BaseModel):
+    name: str
+    filename: str
+    sha256: str
+    media_type: str
+    size: int
+
+
+class PartMessage(BaseModel):
+    """What a department receives for one part: the hub's view, before the connection's mapping."""
+
+    part_id: str  # the idempotency key
+    application_number: str
+    item_code: str
+    item_title: str
+    department: str
+    channel: str
+    desk: str
+    collecting_division: str
+    deciding_division: str
+    applicant_type: str
+    applicant_name: str
+    applicant_id: str
+    form: dict[str, Any]
+    materials: list[MaterialRef] = Field(default_factory=list)
+    accepted_on: date | None = None
+    due_date: date | None = None
+
+
+class Receipt(BaseModel):
+    part_id: str
+    remote_id: str
+    received_at: datetime | None = None
+
+
+class Document(BaseModel):
+    name: str
+    media_type: str
+    content: bytes
+
+
+class Update(BaseModel):
+    part_id: str
+    remote_id: str
+    status: Literal["received", "in_review", "approved", "denied", "supplement_requested"]
+    reason: str | None = None
+    documents: list[Document] = Field(default_factory=list)
+
+
+class Verification(BaseModel):
+    kind: str
+    ok: bool
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Batch(BaseModel):
+    id: str
+    name: str
+
+
+class Connector:
+    """Base for connector types. Subclasses set `type`, `Spec` and `description`."""
+
+    type: ClassVar[str]
+    Spec: ClassVar[type[BaseModel]]
+    description: ClassVar[str] = ""
+
+    def __init__(self, name: str, spec: BaseModel):
+        self.name = name
+        self.spec = spec
+
+    # -- every connector
+    def check(self) -> CheckResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    # -- department sink
+    def submit(self, part: PartMessage) -> Receipt:
+        raise Unsupported(f"{self.type} connector cannot submit")
+
+    def poll(self, receipts: list[Receipt]) -> list[Update]:
+        raise Unsupported(f"{self.type} connector cannot poll")
+
+    # -- intake source
+    def list_batches(self) -> list[Batch]:
+        raise Unsupported(f"{self.type} connector is not an intake source")
+
+    def read(self, batch: Batch) -> Iterator[bytes]:
+        raise Unsupported(f"{self.type} connector is not an intake source")
+
+    def ack(self, batch: Batch) -> None:
+        raise Unsupported(f"{self.type} connector is not an intake source")
+
+    def reject(self, batch: Batch, report: bytes) -> None:
+        raise Unsupported(f"{self.type} connector is not an intake source")
+
+    # -- verifier
+    def verify(self, kind: str, subject: dict[str, Any]) -> Verification:
+        raise Unsupported(f"{self.type} connector cannot verify")
+
+    @classmethod
+    def capabilities(cls) -> list[str]:
+        verbs = {"submit": "sink", "poll": "sink", "list_batches": "source", "verify": "verifier"}
+        return sorted({role for verb, role in verbs.items() if getattr(cls, verb) is not getattr(Connector, verb)})
+
+
+def connector_types(pm) -> dict[str, type[Connector]]:
+    """Connector classes registered by the loaded plugins, by type name."""
+    types: dict[str, type[Connector]] = {}
+
+    def register(cls: type[Connector]) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Connector)):
+            raise TypeError(f"{cls!r} is not a Connector")
+        if cls.type in types and types[cls.type] is not cls:
+            raise ValueError(f"connector type {cls.type!r} registered twice")
+        types[cls.type] = cls
+
+    pm.hook.register_connectors(register=register)
+    return types
+
+
+def connector_types_by_plugin(pm) -> dict[str, list[str]]:
+    """Which plugin registered which connector types (for `hub plugins list`)."""
+    found: dict[str, list[str]] = {}
+    for impl in pm.hook.register_connectors.get_hookimpls():
+        impl.function(register=lambda cls, plugin=impl.plugin_name: found.setdefault(plugin, []).append(cls.type))
+    return found
+
+
+class Limits(BaseModel):
+    """Delivery limits per connection (ops tune these to what a department system can take)."""
+
+    model_config = ConfigDict(extra="forbid")
+    concurrency: int = Field(default=2, ge=1, le=64)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_seconds: float = Field(default=30, gt=0)  # first retry after about this long
+    max_backoff_seconds: float = Field(default=3600, gt=0)

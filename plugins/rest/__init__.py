@@ -1,0 +1,219 @@
+"""`rest` connector: a department system with a JSON HTTP API (e.g. 医保经办系统).
+
+Bearer token or HMAC-signed requests, TLS verified (plain http only to loopback, for the
+sandbox), connect/read timeouts, retries on 429 and 5xx honouring Retry-After, pagination when
+polling. The API it speaks is documented in docs/connectors.md (the sandbox serves the same)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, HttpUrl, Tag, field_validator
+
+from hub.connectors import CheckResult, Connector, DeliveryError, Document, PartMessage, Receipt, Update
+from hub.hookspecs import hookimpl
+from hub.secrets import Secret
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class BearerAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bearer: Secret
+
+
+class HmacAuth(BaseModel):
+    """Each request carries X-Hub-Key, X-Hub-Timestamp and X-Hub-Signature =
+    hex HMAC-SHA256(secret, METHOD \\n PATH \\n TIMESTAMP \\n sha256(body))."""
+
+    model_config = ConfigDict(extra="forbid")
+    key_id: str
+    secret: Secret
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth_kind(value: Any) -> str:
+    return "hmac" if isinstance(value, dict) and "key_id" in value else "bearer"
+
+
+Auth = Annotated[Annotated[BearerAuth, Tag("bearer")] | Annotated[HmacAuth, Tag("hmac")], Discriminator(_auth_kind)]
+
+
+class RestSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base_url: HttpUrl = Field(description="API root, e.g. https://ybj.example.gov.cn/api")
+    auth: Auth = Field(description="{bearer: ${ENV}} or {key_id: ..., secret: ${ENV}}")
+    ca_file: Path | None = Field(default=None, description="CA bundle for a department's private CA")
+    connect_timeout_seconds: float = Field(default=5, gt=0)
+    timeout_seconds: float = Field(default=30, gt=0)
+    retries: int = Field(default=3, ge=0, le=10, description="retries on 429/5xx within one call")
+    max_retry_after_seconds: float = Field(default=30, ge=0)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    field_map: dict[str, str] = Field(default_factory=dict, description="hub form field -> department field")
+
+    @field_validator("base_url")
+    @classmethod
+    def _tls_unless_loopback(cls, v: HttpUrl) -> HttpUrl:
+        if v.scheme != "https" and not _loopback(v.host or ""):
+            raise ValueError("只允许 https（回环地址的沙箱除外） (https required except on loopback)")
+        return v
+
+
+def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> str:
+    message = f"{method}\n{path}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+class RestConnector(Connector):
+    type = "rest"
+    Spec = RestSpec
+    description = "JSON over HTTPS: bearer or HMAC auth, retries with Retry-After, paginated polls"
+
+    def __init__(self, name: str, spec: RestSpec):
+        super().__init__(name, spec)
+        self.spec: RestSpec = spec
+        self._root = str(spec.base_url).rstrip("/")
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(spec.timeout_seconds, connect=spec.connect_timeout_seconds),
+            verify=str(spec.ca_file) if spec.ca_file else True,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        auth = self.spec.auth
+        if isinstance(auth, BearerAuth):
+            return {"Authorization": f"Bearer {auth.bearer.get_secret_value()}"}
+        ts = str(int(time.time()))
+        path = urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
+        return {
+            "X-Hub-Key": auth.key_id,
+            "X-Hub-Timestamp": ts,
+            "X-Hub-Signature": sign(auth.secret.get_secret_value(), method, path, ts, body),
+        }
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        request = self._client.build_request(method, self._root + path, json=json, params=params, headers=headers)
+        request.headers.update(self._headers(method, str(request.url), request.content))
+        for attempt in range(self.spec.retries + 1):
+            try:
+                response = self._client.send(request)
+            except httpx.TimeoutException as exc:
+                error = DeliveryError(f"{self.name}: 超时 timeout ({type(exc).__name__})", retryable=True)
+            except httpx.TransportError as exc:
+                error = DeliveryError(f"{self.name}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
+            else:
+                if response.status_code < 400:
+                    return response
+                retryable = response.status_code in RETRY_STATUSES
+                error = DeliveryError(
+                    f"{self.name}: HTTP {response.status_code} {_detail(response)}", retryable=retryable
+                )
+                if not retryable:
+                    raise error
+                if attempt < self.spec.retries:
+                    time.sleep(min(_retry_after(response, attempt), self.spec.max_retry_after_seconds))
+                    continue
+            if attempt < self.spec.retries:
+                time.sleep(min(0.2 * 2**attempt, self.spec.max_retry_after_seconds))
+        raise error
+
+    # ------------------------------------------------------------------ verbs
+
+    def check(self) -> CheckResult:
+        try:
+            self._call("GET", "/health")
+        except DeliveryError as exc:
+            return CheckResult(ok=False, message=str(exc))
+        return CheckResult(ok=True, message="health OK")
+
+    def submit(self, part: PartMessage) -> Receipt:
+        body = part.model_dump(mode="json")
+        body["form"] = {self.spec.field_map.get(k, k): v for k, v in part.form.items()}
+        data = self._call("POST", "/parts", json=body, headers={"Idempotency-Key": part.part_id}).json()
+        try:
+            return Receipt(part_id=part.part_id, remote_id=str(data["id"]))
+        except (KeyError, TypeError):
+            raise DeliveryError(f"{self.name}: 回执缺少 id (receipt without id)", retryable=False) from None
+
+    def poll(self, receipts: list[Receipt]) -> list[Update]:
+        by_remote = {r.remote_id: r for r in receipts}
+        updates: list[Update] = []
+        ids = list(by_remote)
+        for start in range(0, len(ids), self.spec.page_size):
+            chunk = ids[start : start + self.spec.page_size]
+            page: int | None = 1
+            while page:
+                data = self._call(
+                    "GET", "/parts", params={"ids": ",".join(chunk), "page": page, "page_size": self.spec.page_size}
+                ).json()
+                for item in data.get("items", []):
+                    receipt = by_remote.get(str(item.get("id")))
+                    if receipt is None:
+                        continue
+                    docs = [
+                        Document(
+                            name=d["name"],
+                            media_type=d.get("media_type", "application/pdf"),
+                            content=self._call("GET", f"/documents/{d['id']}").content,
+                        )
+                        for d in item.get("documents", [])
+                    ]
+                    updates.append(
+                        Update(
+                            part_id=receipt.part_id,
+                            remote_id=receipt.remote_id,
+                            status=item["status"],
+                            reason=item.get("reason"),
+                            documents=docs,
+                        )
+                    )
+                page = data.get("next_page")
+        return updates
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", ""))[:200]
+    except ValueError:
+        return response.text[:200]
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return 0.2 * 2**attempt
+
+
+@hookimpl
+def register_connectors(register) -> None:
+    register(RestConnector)

@@ -1,0 +1,43 @@
+"""Sandbox department systems: real servers on 127.0.0.1 that behave like county systems, for
+tests, benchmarks and the demo. `hub sandbox run` starts them in the foreground."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+
+import typer
+
+from hub.hookspecs import hookimpl
+
+
+@hookimpl
+def register_commands(cli: typer.Typer) -> None:
+    sandbox = typer.Typer(help="Sandbox department systems on 127.0.0.1 (for trials and tests).", no_args_is_help=True)
+
+    @sandbox.command("run")
+    def run(
+        port: int = typer.Option(8701, help="Port of the 医保 REST system"),
+        token_env: str = typer.Option("HUB_SANDBOX_TOKEN", help="Environment variable holding the bearer token"),
+        latency: float = typer.Option(0.0, help="Seconds added to every response"),
+        failure_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of requests answered 503"),
+    ) -> None:
+        """Run the sandbox 医保 REST system until interrupted."""
+        from plugins.sandbox.rest_department import RestDepartment
+
+        token = os.environ.get(token_env)
+        if not token:
+            raise typer.BadParameter(
+                f"set {token_env} to the bearer token the hub's connection uses", param_hint="--token-env"
+            )
+        dept = RestDepartment(token=token, latency=latency, failure_rate=failure_rate, port=port).start()
+        typer.echo(f"医保 REST sandbox listening on {dept.url} (Ctrl-C stops)")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        dept.stop()
+
+    cli.add_typer(sandbox, name="sandbox")
