@@ -17,9 +17,9 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
-from hub import lifecycle
+from hub import lifecycle, outbox
 from hub.catalog.forms import validate_form
 from hub.catalog.models import Bundle, Item
 from hub.context import Hub
@@ -344,7 +344,7 @@ def _replayed(hub: Hub, existing: Application, new: NewApplication, actor: Actor
 # ---------------------------------------------------------------------------- materials
 
 
-def _attach(session: Session, app: Application, m: MaterialIn, s: Stored, actor: Actor, now: datetime) -> None:
+def _keep_blob(session: Session, s: Stored, now: datetime) -> None:
     # the same bytes may be arriving for another application at this moment: insert once
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     session.execute(
@@ -352,7 +352,11 @@ def _attach(session: Session, app: Application, m: MaterialIn, s: Stored, actor:
         .values(sha256=s.sha256, size=s.size, media_type=s.media_type, created_at=now.replace(tzinfo=None))
         .on_conflict_do_nothing(index_elements=[Blob.sha256])
     )
-    if any(x.name == m.name and x.sha256 == s.sha256 for x in app.materials):
+
+
+def _attach(session: Session, app: Application, m: MaterialIn, s: Stored, actor: Actor, now: datetime) -> None:
+    _keep_blob(session, s, now)
+    if any(x.kind == "material" and x.name == m.name and x.sha256 == s.sha256 for x in app.materials):
         return  # the same file for the same material: already there
     app.materials.append(
         AttachedMaterial(
@@ -424,6 +428,60 @@ def attach(hub: Hub, number: str, materials: list[MaterialIn], actor: Actor) -> 
             _attach(session, app, m, s, actor, now)
         app.updated_at = now.replace(tzinfo=None)
     return read(hub, number, actor)
+
+
+def record_event(
+    session: Session,
+    number: str,
+    action: str,
+    actor: Actor,
+    *,
+    part_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    reason: str | None = None,
+    now: datetime,
+) -> Application:
+    """An event that changes no state (a delivery, a result arriving), on the locked application."""
+    app = get(session, number, actor, for_update=True)
+    part = next((p for p in app.parts if p.id == part_id), None)
+    _record(app, action, actor, now, from_state=None, to_state=None, part=part, reason=reason, data=data)
+    app.updated_at = now.replace(tzinfo=None)
+    return app
+
+
+def attach_result(hub: Hub, number: str, part_id: str, name: str, content: bytes, actor: Actor) -> None:
+    """A result document from the department (e.g. a decision PDF), kept with its part."""
+    if problem := hub.store.check(content):
+        raise InvalidInput([FieldError(f"result ({name})", problem)])
+    stored = hub.store.put(content)
+    now = hub.now()
+    with hub.transaction() as session:
+        app = get(session, number, actor, for_update=True)
+        if any(m.kind == "result" and m.part_id == part_id and m.sha256 == stored.sha256 for m in app.materials):
+            return  # polled twice: already kept
+        _keep_blob(session, stored, now)
+        app.materials.append(
+            AttachedMaterial(
+                name=name,
+                kind="result",
+                part_id=part_id,
+                filename=name,
+                sha256=stored.sha256,
+                added_at=now.replace(tzinfo=None),
+                added_by=actor.name,
+            )
+        )
+        part = next(p for p in app.parts if p.id == part_id)
+        _record(
+            app,
+            "result",
+            actor,
+            now,
+            from_state=None,
+            to_state=None,
+            part=part,
+            data={"name": name, "sha256": stored.sha256, "size": stored.size},
+        )
 
 
 # ---------------------------------------------------------------------------- transitions
@@ -540,7 +598,7 @@ def _accept(hub: Hub, app: Application, now: datetime, today: date, commitment_d
     subject = hub.catalog.subject(app.subject_code)
     if subject is None:
         raise HubError(f"事项 {app.subject_code} 已不在事项目录中 (item no longer in the catalogue)")
-    have = {m.name for m in app.materials}
+    have = {m.name for m in app.materials if m.kind == "material"}
     missing = [m for m in hub.catalog.materials_of(subject) if m.required and m.name not in have]
     blocking = [m.name for m in missing if not m.deferrable]
     deferred = [m.name for m in missing if m.deferrable]
@@ -564,7 +622,15 @@ def _accept(hub: Hub, app: Application, now: datetime, today: date, commitment_d
         app.deficiencies.append(Deficiency(material=name, due_date=commitment_due, created_at=now.replace(tzinfo=None)))
     app.accepted_on = today
     recompute_due(app, hub.calendar)
+    # Parts routed to a connected department system are owed a delivery, in this transaction:
+    # accepted and queued commit together or not at all. Others are decided in the hub itself.
+    session = object_session(app)
+    queued = [p for p in app.parts if p.connection in hub.connections]
+    for p in queued:
+        outbox.enqueue(session, p, now)
     data: dict[str, Any] = {"due_date": app.due_date.isoformat(), "due_provisional": app.due_provisional}
+    if queued:
+        data["dispatch"] = {p.item_code: p.connection for p in queued}
     if deferred:
         data |= {"tolerant": True, "missing": deferred, "commitment_due": commitment_due.isoformat()}
     return data

@@ -36,6 +36,8 @@ class Settings(BaseModel):
         default_factory=lambda: ["application/pdf", "image/jpeg", "image/png", "application/ofd"]
     )
     yellow_days: int = Field(default=2, ge=0)  # yellow card when this few working days remain
+    # how long a dispatcher holds the deliveries it took; one that dies is replaced after this
+    dispatch_lease_seconds: int = Field(default=300, ge=1)
     # entry-point names of the plugins allowed to load (HUB_PLUGINS overrides); None: the built-in ones
     plugins: list[str] | None = None
 

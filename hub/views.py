@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select
+
 from hub.applications import outcome_of
 from hub.context import Hub
 from hub.divisions import division_name
 from hub.events import verify_chain
 from hub.ids import mask_id
 from hub.lifecycle import CLOCKED, STATE_ZH
-from hub.storage.tables import Application
+from hub.storage.tables import Application, OutboxRow
 from hub.timelimits import remaining_workdays, signal
 
 
@@ -56,6 +58,19 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
     today = hub.today()
     view = application_summary(hub, app, today)
     chain = verify_chain(app)
+    with hub.sessions() as session:
+        deliveries = [
+            {
+                "part": next((p.item_code for p in app.parts if p.id == r.part_id), None),
+                "connection": r.connection,
+                "state": r.state,
+                "attempts": r.attempts,
+                "remote_id": r.remote_id,
+                "remote_status": r.remote_status,
+                "last_error": r.last_error,
+            }
+            for r in session.scalars(select(OutboxRow).where(OutboxRow.application_id == app.id).order_by(OutboxRow.id))
+        ]
     view |= {
         "applicant": {
             "type": app.applicant_type,
@@ -100,7 +115,20 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
                 "media_type": m.blob.media_type,
             }
             for m in app.materials
+            if m.kind == "material"
         ],
+        "results": [
+            {
+                "part": next((p.item_code for p in app.parts if p.id == m.part_id), None),
+                "name": m.name,
+                "sha256": m.sha256,
+                "size": m.blob.size,
+                "media_type": m.blob.media_type,
+            }
+            for m in app.materials
+            if m.kind == "result"
+        ],
+        "deliveries": deliveries,
         "deficiencies": [
             {
                 "material": d.material,

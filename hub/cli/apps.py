@@ -216,6 +216,13 @@ def show(
         )
     for p in view["parts"]:
         c.print(f"  · {p['item_code']} {p['title']} [{p['department']}] {p['state_zh']}")
+    for d in view["deliveries"]:
+        c.print(
+            f"  推送 {d['part']} → {d['connection']}: {d['state']} ({d['attempts']} 次)"
+            f"{' ' + d['remote_id'] if d['remote_id'] else ''}{' 错误 ' + d['last_error'] if d['last_error'] else ''}"
+        )
+    for r in view["results"]:
+        c.print(f"  结果 {r['part']} {r['name']} sha256 {r['sha256'][:12]}…")
     for d in view["deficiencies"]:
         c.print(
             f"  容缺 {d['material']} 承诺 {d['due_date']} {'已补齐' if d['closed'] else ('已逾期' if d['overdue'] else '待补')}"

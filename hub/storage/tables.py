@@ -130,7 +130,9 @@ class AttachedMaterial(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
-    name: Mapped[str] = mapped_column(String(200))  # the catalogue's material name
+    name: Mapped[str] = mapped_column(String(200))  # the catalogue's material name, or the result's
+    kind: Mapped[str] = mapped_column(String(16), default="material", server_default="material")  # or "result"
+    part_id: Mapped[str | None] = mapped_column(String(36))  # for results: the part they decide
     filename: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
     added_at: Mapped[datetime]
@@ -160,3 +162,31 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int]
+
+
+class OutboxRow(Base):
+    """A delivery owed to a department system, written in the same transaction as the change
+    that owes it (受理). The part id is the idempotency key the department dedupes on, so a
+    delivery repeated after a crash is still one case on their side."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("part_id", "kind", name="uq_outbox_part_kind"),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    part_id: Mapped[str] = mapped_column(ForeignKey("application_parts.id"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    connection: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="submit")
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]  # a dispatcher holds it until then; expired = crashed
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    remote_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    remote_status: Mapped[str | None] = mapped_column(String(32))  # last status the department reported
+    synced_at: Mapped[datetime | None]  # the department's decision has been brought back

@@ -1,0 +1,102 @@
+"""`hub run` (the jobs, as Airflow will schedule them) and `hub outbox` (deliveries for ops)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from hub import outbox as outbox_rows
+from hub.cli.common import console, open_hub, print_json
+from hub.jobs.dispatch import dispatch
+from hub.jobs.sync import sync
+from hub.storage.tables import Application, OutboxRow, Part
+
+run_app = typer.Typer(help="Run a job once (the same functions Airflow schedules).", no_args_is_help=True)
+outbox_app = typer.Typer(help="Deliveries owed to department systems: list, retry dead letters.", no_args_is_help=True)
+
+ConnectionOpt = Annotated[str | None, typer.Option("--connection", help="Only this connection")]
+
+
+@run_app.command("dispatch")
+def run_dispatch(ctx: typer.Context, connection: ConnectionOpt = None) -> None:
+    """Deliver accepted parts to their departments' systems."""
+    typer.echo(dispatch(open_hub(ctx), connection=connection).line())
+
+
+@run_app.command("sync")
+def run_sync(ctx: typer.Context, connection: ConnectionOpt = None) -> None:
+    """Bring departments' statuses, decisions and result documents back."""
+    typer.echo(sync(open_hub(ctx), connection=connection).line())
+
+
+@outbox_app.command("list")
+def list_(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="pending, delivered or dead")] = None,
+    connection: ConnectionOpt = None,
+    limit: int = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Outbox rows with attempts and the last error (dead letters first)."""
+    hub = open_hub(ctx)
+    with hub.sessions() as session:
+        stmt = (
+            select(OutboxRow, Application.number, Part.item_code)
+            .join(Application, Application.id == OutboxRow.application_id)
+            .join(Part, Part.id == OutboxRow.part_id)
+            .order_by((OutboxRow.state != "dead"), OutboxRow.id.desc())
+            .limit(limit)
+        )
+        if state:
+            stmt = stmt.where(OutboxRow.state == state)
+        if connection:
+            stmt = stmt.where(OutboxRow.connection == connection)
+        rows = [
+            {
+                "id": r.id,
+                "application": number,
+                "item": item,
+                "connection": r.connection,
+                "state": r.state,
+                "attempts": r.attempts,
+                "next_attempt_at": r.next_attempt_at,
+                "remote_id": r.remote_id,
+                "remote_status": r.remote_status,
+                "last_error": r.last_error,
+            }
+            for r, number, item in session.execute(stmt)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "办件 application", "item", "connection", "state", "attempts", "remote", "last error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["application"],
+            r["item"],
+            r["connection"],
+            r["state"],
+            str(r["attempts"]),
+            f"{r['remote_id'] or ''} {r['remote_status'] or ''}",
+            r["last_error"] or "",
+        )
+    console().print(table)
+
+
+@outbox_app.command("retry")
+def retry(
+    ctx: typer.Context,
+    ids: Annotated[list[int] | None, typer.Argument(help="Outbox row ids")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead letter")] = False,
+) -> None:
+    """Put dead letters back in line for the next dispatch."""
+    if not ids and not all_dead:
+        raise typer.BadParameter("give row ids or --all-dead", param_hint="IDS")
+    hub = open_hub(ctx)
+    with hub.transaction() as session:
+        n = outbox_rows.retry(session, hub.now(), ids=ids, all_dead=all_dead)
+    typer.echo(f"{n} row(s) back in line")

@@ -1,0 +1,115 @@
+"""`sync`: bring departments' decisions back. For every delivered part not yet decided, ask its
+connection for updates and map them onto the hub's life cycle:
+
+    in_review             → start_review (the part)
+    approved / denied     → approve / deny (the part), with reason and result documents
+    supplement_requested  → request_supplement (the application; the clock stops)
+
+Only a change of the department's status is applied (the last one seen is kept on the outbox
+row), so a 补正 the department still shows after the applicant answered is not requested again,
+and polling twice changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from hub import applications as svc
+from hub.applications import Actor
+from hub.connectors import DeliveryError, Receipt, Update
+from hub.context import Hub
+from hub.errors import ConfigInvalid, HubError
+from hub.lifecycle import PartState, Role, State
+from hub.storage.tables import Application, OutboxRow, Part
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncSummary:
+    updates: int = 0
+    decided: int = 0
+    supplements: int = 0
+    documents: int = 0
+    errors: int = 0
+
+    def line(self) -> str:
+        return (
+            f"sync: {self.updates} updates, {self.decided} parts decided, {self.supplements} supplements "
+            f"requested, {self.documents} result documents, {self.errors} connection errors"
+        )
+
+
+def sync(hub: Hub, *, connection: str | None = None) -> SyncSummary:
+    summary = SyncSummary()
+    with hub.sessions() as session:
+        stmt = select(OutboxRow).where(OutboxRow.state == "delivered", OutboxRow.synced_at.is_(None))
+        if connection:
+            stmt = stmt.where(OutboxRow.connection == connection)
+        waiting: dict[str, list[Receipt]] = defaultdict(list)
+        last_seen: dict[str, str | None] = {}
+        for row in session.scalars(stmt):
+            waiting[row.connection].append(Receipt(part_id=row.part_id, remote_id=row.remote_id))
+            last_seen[row.part_id] = row.remote_status
+    for conn, receipts in waiting.items():
+        try:
+            connector = hub.connector(conn)
+        except (ConfigInvalid, HubError) as exc:
+            log.warning("sync: connection %s unusable: %s", conn, exc)
+            summary.errors += 1
+            continue
+        try:
+            updates = connector.poll(receipts)
+        except DeliveryError as exc:
+            log.warning("sync: %s", exc)
+            summary.errors += 1
+            continue
+        finally:
+            connector.close()
+        for update in updates:
+            if update.status == last_seen.get(update.part_id):
+                continue
+            summary.updates += 1
+            try:
+                _apply(hub, conn, update, summary)
+            except HubError as exc:  # e.g. withdrawn meanwhile: the department's word no longer applies
+                log.info("sync: %s on part %s not applied: %s", update.status, update.part_id, exc)
+    return summary
+
+
+def _apply(hub: Hub, conn: str, update: Update, summary: SyncSummary) -> None:
+    actor = Actor(name=f"sync:{conn}", role=Role.system)
+    with hub.sessions() as session:
+        part = session.get(Part, update.part_id)
+        app: Application = part.application
+        number, part_state, app_state, code = app.number, part.state, app.state, part.item_code
+    open_part = part_state in (PartState.pending, PartState.in_review)
+    if update.status in ("in_review", "approved", "denied") and part_state == PartState.pending:
+        svc.transition(hub, number, "start_review", actor, part=code)
+    if update.status in ("approved", "denied") and open_part:
+        for doc in update.documents:
+            svc.attach_result(hub, number, update.part_id, doc.name, doc.content, actor)
+            summary.documents += 1
+        svc.transition(
+            hub,
+            number,
+            "approve" if update.status == "approved" else "deny",
+            actor,
+            part=code,
+            reason=update.reason
+            or ("部门系统不予批准 (denied by the department system)" if update.status == "denied" else None),
+        )
+        summary.decided += 1
+    elif update.status == "supplement_requested" and app_state in (State.accepted, State.in_review):
+        svc.transition(
+            hub, number, "request_supplement", actor, reason=update.reason or "部门要求补正 (department asks for more)"
+        )
+        summary.supplements += 1
+    with hub.transaction() as session:
+        row = session.scalars(select(OutboxRow).where(OutboxRow.part_id == update.part_id)).one()
+        row.remote_status = update.status
+        if update.status in ("approved", "denied") or not open_part:
+            row.synced_at = hub.now().replace(tzinfo=None)
