@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO   ?= .demo
+SANDBOX_TOKEN := $(shell $(PYTHON) -c 'import secrets; print(secrets.token_hex(16))')
 
 .PHONY: demo test lint lock clean
 
@@ -16,7 +17,10 @@ demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications
 	rm -rf $(DEMO)
 	$(BIN)/hub init $(DEMO)
 	$(BIN)/hub --home $(DEMO) catalog check
-	$(BIN)/hub --home $(DEMO) demo
+	@# the sandbox 医保 system beside the demo, so the main job shows real traffic; stopped after
+	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub sandbox run --decide-after 0.1 & pid=$$!; \
+	trap "kill $$pid 2>/dev/null" EXIT; \
+	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub --home $(DEMO) demo
 
 test: $(BIN)/hub ## lint, then the whole suite (PostgreSQL too when HUB_TEST_DATABASE_URL is set)
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ same core functions the CLI and jobs use; nothing here is special-cased."""
 from __future__ import annotations
 
 import sys
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +19,10 @@ from hub.context import Hub
 from hub.errors import HubError
 from hub.events import verify_chain
 from hub.ids import id_check_digit, mask_id
+from hub.jobs.dispatch import dispatch
+from hub.jobs.sync import sync
 from hub.lifecycle import STATE_ZH, Role
+from hub.views import application_detail
 
 CST = ZoneInfo("Asia/Shanghai")
 PDF = b"%PDF-1.4\n% Tongban Hub demo scan\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -56,6 +60,26 @@ class _Clock:
 
     def day(self, d: date, hour: int = 9) -> None:
         self.now = datetime(d.year, d.month, d.day, hour, tzinfo=CST)
+
+
+def _department_up(hub: Hub, connection: str, wait_seconds: float = 5.0) -> bool:
+    """Is the (sandbox) department system answering? `make demo` starts it beside the demo."""
+    if connection not in hub.connections:
+        return False
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            connector = hub.connector(connection)
+        except HubError:  # e.g. HUB_SANDBOX_TOKEN not set
+            return False
+        try:
+            if connector.check().ok:
+                return True
+        finally:
+            connector.close()
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)
 
 
 def run(home: Path, console: Console | None = None) -> int:
@@ -121,8 +145,22 @@ def run(home: Path, console: Console | None = None) -> int:
     )
     numbers.append(app.number)
     say(f"  {HZ.name} 收件 {app.number}（收件地 {app.collecting_division} → 审批地 {app.deciding_division}）")
-    for action in ("accept", "start_review", "approve"):
-        app = step(app, action, YBJ)
+    app = step(app, "accept", YBJ)
+    if _department_up(hub, "yibao-rest"):
+        sent = dispatch(hub, connection="yibao-rest")
+        remote = application_detail(hub, svc.read(hub, app.number, YBJ))["deliveries"][0]
+        say(f"  推送医保经办系统 yibao-rest: {sent.line()}，对方编号 {remote['remote_id']}")
+        time.sleep(0.2)  # the sandbox department decides by itself after a moment
+        synced = sync(hub, connection="yibao-rest")
+        app = svc.read(hub, app.number, YBJ)
+        results = application_detail(hub, app)["results"]
+        say(
+            f"  同步 {synced.line()} → [bold]{STATE_ZH[app.state]}[/]，结果文件 {results[0]['name'] if results else '无'}"
+        )
+    else:
+        say("  [yellow]医保系统沙箱未运行（hub sandbox run），由医保局在枢纽内审批[/]")
+        for action in ("start_review", "approve"):
+            app = step(app, action, YBJ)
 
     # 3. Hangzhou again: housing-fund withdrawal with materials missing (容缺) and a 补正 in between.
     say("[bold]③ 杭州服务点：住房公积金租房提取 — 容缺受理 + 补正停表[/]")

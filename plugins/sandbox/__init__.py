@@ -23,6 +23,7 @@ def register_commands(cli: typer.Typer) -> None:
         token_env: str = typer.Option("HUB_SANDBOX_TOKEN", help="Environment variable holding the bearer token"),
         latency: float = typer.Option(0.0, help="Seconds added to every response"),
         failure_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of requests answered 503"),
+        decide_after: float | None = typer.Option(None, help="Approve parts by itself this many seconds after receipt"),
     ) -> None:
         """Run the sandbox 医保 REST system until interrupted."""
         from plugins.sandbox.rest_department import RestDepartment
@@ -32,7 +33,9 @@ def register_commands(cli: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"set {token_env} to the bearer token the hub's connection uses", param_hint="--token-env"
             )
-        dept = RestDepartment(token=token, latency=latency, failure_rate=failure_rate, port=port).start()
+        dept = RestDepartment(
+            token=token, latency=latency, failure_rate=failure_rate, port=port, decide_after=decide_after
+        ).start()
         typer.echo(f"医保 REST sandbox listening on {dept.url} (Ctrl-C stops)")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

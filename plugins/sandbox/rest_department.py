@@ -34,6 +34,7 @@ class SandboxPart:
     part_id: str
     body: dict[str, Any]
     status: str = "received"
+    received_at: float = field(default_factory=time.monotonic)
     reason: str | None = None
     documents: list[str] = field(default_factory=list)
 
@@ -52,10 +53,12 @@ class RestDepartment:
         failure_rate: float = 0.0,
         seed: int | None = None,
         port: int = 0,
+        decide_after: float | None = None,
     ):
         self.name, self.prefix = name, prefix
         self.token, self.hmac_keys = token, dict(hmac_keys or {})
         self.latency, self.failure_rate = latency, failure_rate
+        self.decide_after = decide_after  # approve by itself this long after receipt (None: never)
         self.down = False  # answer 503 to everything, like a system under maintenance
         self.parts: dict[str, SandboxPart] = {}  # by remote id
         self.by_part_id: dict[str, str] = {}
@@ -90,12 +93,22 @@ class RestDepartment:
     def decide(self, remote_id: str, status: str, reason: str | None = None) -> None:
         """What the department's own officer does in its own system."""
         with self._lock:
-            part = self.parts[remote_id]
-            part.status, part.reason = status, reason
-            if status == "approved":
-                doc_id = f"{remote_id}-result"
-                self.documents[doc_id] = RESULT_PDF + remote_id.encode()
-                part.documents.append(doc_id)
+            self._decide_locked(self.parts[remote_id], status, reason)
+
+    def _decide_locked(self, part: SandboxPart, status: str, reason: str | None) -> None:
+        part.status, part.reason = status, reason
+        if status == "approved":
+            doc_id = f"{part.id}-result"
+            self.documents[doc_id] = RESULT_PDF + part.id.encode()
+            part.documents.append(doc_id)
+
+    def _auto_decide_locked(self) -> None:
+        if self.decide_after is None:
+            return
+        now = time.monotonic()
+        for part in self.parts.values():
+            if part.status == "received" and now - part.received_at >= self.decide_after:
+                self._decide_locked(part, "approved", None)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -189,6 +202,7 @@ class RestDepartment:
                 ids = [i for i in (query.get("ids", [""])[0]).split(",") if i]
                 page, size = int(query.get("page", ["1"])[0]), int(query.get("page_size", ["100"])[0])
                 with dept._lock:
+                    dept._auto_decide_locked()
                     found = [dept.parts[i] for i in ids if i in dept.parts]
                     window = found[(page - 1) * size : page * size]
                     items = [
