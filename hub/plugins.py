@@ -17,7 +17,7 @@ import pluggy
 from hub import hookspecs
 
 GROUP = "hub"
-BUILT_IN = ("rest", "sandbox")
+BUILT_IN = ("rest", "sandbox", "soap")
 
 
 @dataclass(frozen=True)

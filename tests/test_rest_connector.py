@@ -139,7 +139,7 @@ def test_cli_check_never_prints_the_secret(tmp_path, dept):
     )
     env = {**os.environ, "HUB_SANDBOX_TOKEN": TOKEN}
     ok = subprocess.run(
-        [sys.executable, "-m", "hub", "--home", str(home), "connectors", "check"],
+        [sys.executable, "-m", "hub", "--home", str(home), "connectors", "check", "yibao-rest"],
         capture_output=True,
         text=True,
         env=env,
@@ -148,14 +148,25 @@ def test_cli_check_never_prints_the_secret(tmp_path, dept):
     assert ok.returncode == 0 and "OK" in ok.stdout
     env["HUB_SANDBOX_TOKEN"] = TOKEN + "-wrong"
     failed = subprocess.run(
-        [sys.executable, "-m", "hub", "--home", str(home), "connectors", "check"],
+        [sys.executable, "-m", "hub", "--home", str(home), "connectors", "check", "yibao-rest"],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
     assert failed.returncode == 1 and "FAIL" in failed.stdout and "401" in failed.stdout
-    for out in (ok, failed):
+    everything = subprocess.run(
+        [sys.executable, "-m", "hub", "--home", str(home), "connectors", "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    # the sample gongan-soap points at a sandbox that is not running here: the whole check fails
+    assert (
+        everything.returncode == 1 and "gongan-soap" in everything.stdout and "connection failed" in everything.stdout
+    )
+    for out in (ok, failed, everything):
         assert TOKEN not in out.stdout + out.stderr
     listed = subprocess.run(
         [sys.executable, "-m", "hub", "--home", str(home), "connectors", "list"],

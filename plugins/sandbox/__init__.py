@@ -12,6 +12,12 @@ import typer
 
 from hub.hookspecs import hookimpl
 
+# Sample residents the 公安 sandbox knows, for 网上核验 (fictional, valid check digits).
+SAMPLE_HOUSEHOLDS = {
+    "330329195003150214": ("林阿婆", "浙江省温州市泰顺县罗阳镇下洪社区"),
+    "330329199007010137": ("陈志强", "浙江省温州市泰顺县百丈镇"),
+}
+
 
 @hookimpl
 def register_commands(cli: typer.Typer) -> None:
@@ -20,13 +26,17 @@ def register_commands(cli: typer.Typer) -> None:
     @sandbox.command("run")
     def run(
         port: int = typer.Option(8701, help="Port of the 医保 REST system"),
-        token_env: str = typer.Option("HUB_SANDBOX_TOKEN", help="Environment variable holding the bearer token"),
+        soap_port: int = typer.Option(8702, help="Port of the 公安 SOAP system"),
+        token_env: str = typer.Option(
+            "HUB_SANDBOX_TOKEN", help="Environment variable holding the REST token and the SOAP password"
+        ),
         latency: float = typer.Option(0.0, help="Seconds added to every response"),
         failure_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of requests answered 503"),
         decide_after: float | None = typer.Option(None, help="Approve parts by itself this many seconds after receipt"),
     ) -> None:
         """Run the sandbox 医保 REST system until interrupted."""
         from plugins.sandbox.rest_department import RestDepartment
+        from plugins.sandbox.soap_department import SoapDepartment
 
         token = os.environ.get(token_env)
         if not token:
@@ -36,11 +46,13 @@ def register_commands(cli: typer.Typer) -> None:
         dept = RestDepartment(
             token=token, latency=latency, failure_rate=failure_rate, port=port, decide_after=decide_after
         ).start()
-        typer.echo(f"医保 REST sandbox listening on {dept.url} (Ctrl-C stops)")
+        gongan = SoapDepartment(password=token, port=soap_port, households=SAMPLE_HOUSEHOLDS).start()
+        typer.echo(f"医保 REST sandbox on {dept.url}; 公安 SOAP sandbox on {gongan.wsdl_url} (Ctrl-C stops)")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
         dept.stop()
+        gongan.stop()
 
     cli.add_typer(sandbox, name="sandbox")

@@ -1,0 +1,570 @@
+"""`sftp` connector: department and bank systems that exchange batch files over SFTP
+(社保 batch exchange; bank outlets dropping intake batches).
+
+Security: the server's host key is always pinned — by a `known_hosts` file or by the
+`host_key_fingerprint` that `ssh-keygen -lf` prints — and an unknown or changed key is refused,
+never added. Authentication is by private key (PEM/OpenSSH text, optionally with a passphrase) or
+password, both given as secret references; no agent, no ~/.ssh keys.
+
+The exchange (file names are UTF-8, contents are in the configured `encoding`):
+
+- **submit** writes the part as JSON to `outbox_dir/.<part_id>.json.tmp`, renames it to
+  `<part_id>.json` (posix-rename where the server offers it, so an interrupted earlier attempt is
+  replaced atomically), then creates the empty marker `<part_id>.json<marker_suffix>` last: the
+  department reads a file only once its marker exists. A part whose marker exists is not written
+  again (the part id is the idempotency key); the receipt's remote id is the file name and its
+  time the marker's.
+- **poll** reads `inbox_dir/<part_id>.result.json` once `<part_id>.result.json<marker_suffix>`
+  exists: `{"status": ..., "reason": ..., "documents": [{"name", "file", "media_type"}]}`, each
+  `file` a name in `inbox_dir`. A result that cannot be read is logged and skipped (the others
+  still count); it is read again on the next poll.
+- **intake**: a batch is a directory `inbox_dir/<batch>/` with the marker `<batch><marker_suffix>`
+  beside it (written last by the bank). `read(batch)` yields `(relative name, bytes)` pairs, one
+  per regular file in the directory and its subdirectories, in name order — an intake batch needs
+  its file names (a manifest names its scans), so this connector yields pairs, not bare bytes.
+  `ack` moves the marker, then the directory, to `inbox_dir/done/`; `reject` writes the report to
+  `inbox_dir/errors/<batch>.jsonl`, then moves the batch to `inbox_dir/rejected/`.
+- **download(remote, local)** copies one file with pipelined reads (paramiko prefetch).
+
+Faults are DeliveryError: a refused host key, failed authentication, an unreadable private key,
+permission denied and a missing path are not retryable (ops must act); timeouts, refused or reset
+connections and other SSH/SFTP failures are. No message contains a secret.
+
+Sessions are pooled (one per concurrent caller; dispatch submits from several threads) and closed
+by `close()`."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import posixpath
+import socket
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import paramiko
+from paramiko.message import Message
+from paramiko.sftp import CMD_VERSION
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, FilePath, Tag, ValidationError, model_validator
+
+from hub.connectors import Batch, CheckResult, Connector, DeliveryError, Document, PartMessage, Receipt, Update
+from hub.hookspecs import hookimpl
+from hub.secrets import Secret
+
+log = logging.getLogger(__name__)
+
+RESERVED_DIRS = ("done", "rejected", "errors")  # inside inbox_dir; never batches
+PREFETCH_REQUESTS = 64  # reads in flight per download, as OpenSSH's sftp (-R 64)
+WINDOW_SIZE = 8 * 2**20  # SSH channel window: room for the prefetched reads in flight
+CHUNK = 2**20  # local write size in download()
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+class PasswordAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: Secret
+
+
+class KeyAuth(BaseModel):
+    """An Ed25519, ECDSA or RSA private key in OpenSSH or PEM form, e.g. `file:/run/secrets/sb_key`."""
+
+    model_config = ConfigDict(extra="forbid")
+    private_key: Secret
+    passphrase: Secret | None = None
+
+
+def _auth_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "key" if "private_key" in value else "password"
+    return "key" if isinstance(value, KeyAuth) else "password"
+
+
+Auth = Annotated[Annotated[PasswordAuth, Tag("password")] | Annotated[KeyAuth, Tag("key")], Discriminator(_auth_kind)]
+
+
+class SftpSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str = Field(min_length=1)
+    auth: Auth = Field(description="{private_key: file:/path, passphrase: ${ENV}} or {password: ${ENV}}")
+    known_hosts: FilePath | None = Field(default=None, description="known_hosts file naming the server's key")
+    host_key_fingerprint: str | None = Field(
+        default=None,
+        pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$",
+        description="the server's key as `ssh-keygen -lf` prints it, e.g. SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",
+    )
+    outbox_dir: str = Field(min_length=1, description="remote directory the hub uploads parts to")
+    inbox_dir: str = Field(min_length=1, description="remote directory the department writes results (or batches) to")
+    encoding: Literal["utf-8", "gb18030"] = "utf-8"
+    connect_timeout_seconds: float = Field(default=10, gt=0)
+    timeout_seconds: float = Field(default=30, gt=0, description="per SFTP operation")
+    marker_suffix: str = Field(default=".ok", pattern=r"^\.[A-Za-z0-9_-]+$")
+
+    @model_validator(mode="after")
+    def _host_key_pinned(self) -> SftpSpec:
+        if (self.known_hosts is None) == (self.host_key_fingerprint is None):
+            raise ValueError(
+                "须且只须设置 known_hosts 或 host_key_fingerprint 之一以固定主机密钥 "
+                "(pin the host key with exactly one of known_hosts or host_key_fingerprint)"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------- SSH plumbing
+
+
+class _Refused(Exception):
+    """A connection we refuse or cannot make for a reason ops must fix (never retried)."""
+
+
+class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
+    """known_hosts pinning: a server not in the file is refused, never added."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise _Refused(
+            f"未知主机密钥 unknown host key: {hostname} is not in known_hosts (server offered "
+            f"{key.get_name()} {key.fingerprint})"
+        )
+
+
+class _PinnedFingerprint(paramiko.MissingHostKeyPolicy):
+    """Fingerprint pinning: no host keys are loaded, so every connection comes here."""
+
+    def __init__(self, expected: str):
+        self.expected = expected.rstrip("=")
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if key.fingerprint != self.expected:
+            raise _Refused(
+                f"主机密钥不符 host key mismatch: {hostname} offered {key.get_name()} {key.fingerprint}, "
+                f"pinned {self.expected}"
+            )
+
+
+class _SFTPClient(paramiko.SFTPClient):
+    """Remembers the extensions the server announces in its VERSION packet (paramiko reads and
+    drops them), so posix-rename is used only where it is offered."""
+
+    extensions: dict[str, bytes]
+
+    def _read_packet(self) -> tuple[int, bytes]:
+        kind, data = super()._read_packet()
+        if kind == CMD_VERSION:
+            self.extensions = _parse_extensions(data)
+        return kind, data
+
+
+def _parse_extensions(data: bytes) -> dict[str, bytes]:
+    message = Message(data)
+    message.get_int()  # protocol version
+    found: dict[str, bytes] = {}
+    while message.get_remainder():
+        name = message.get_string().decode("utf-8", "replace")
+        found[name] = message.get_string()
+    return found
+
+
+@dataclass
+class _Session:
+    client: paramiko.SSHClient
+    sftp: _SFTPClient
+
+    @property
+    def alive(self) -> bool:
+        transport = self.client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.sftp.close()
+        self.client.close()
+
+
+def _load_key(auth: KeyAuth) -> paramiko.PKey:
+    text = auth.private_key.get_secret_value()
+    passphrase = auth.passphrase.get_secret_value() if auth.passphrase else None
+    for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return key_class.from_private_key(io.StringIO(text), password=passphrase)
+        except paramiko.PasswordRequiredException:
+            raise _Refused("私钥已加密但未给口令 private key is encrypted: passphrase required") from None
+        except (paramiko.SSHException, ValueError, TypeError):
+            continue  # not this key type, or a wrong passphrase; fixed messages only (no key text)
+    raise _Refused("无法读取私钥 private key cannot be loaded (not an Ed25519/ECDSA/RSA key, or wrong passphrase)")
+
+
+def _error(name: str, action: str, exc: BaseException) -> DeliveryError:
+    """A fault as a DeliveryError. Messages are built here from fixed texts, paths and the server's
+    status text, never from exception text that could carry key material."""
+    prefix = f"{name}: {action}"
+    if isinstance(exc, DeliveryError):
+        return exc
+    if isinstance(exc, _Refused):
+        return DeliveryError(f"{prefix}: {exc}", retryable=False)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return DeliveryError(
+            f"{prefix}: 主机密钥不符 host key mismatch: {exc.hostname} offered {exc.key.get_name()} "
+            f"{exc.key.fingerprint}, known_hosts has {exc.expected_key.fingerprint}",
+            retryable=False,
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return DeliveryError(f"{prefix}: 认证失败 authentication failed", retryable=False)
+    if isinstance(exc, PermissionError):
+        return DeliveryError(f"{prefix}: 权限不足 permission denied{_where(exc)}", retryable=False)
+    if isinstance(exc, FileNotFoundError):
+        return DeliveryError(f"{prefix}: 路径不存在 no such file or directory{_where(exc)}", retryable=False)
+    if isinstance(exc, TimeoutError):
+        return DeliveryError(f"{prefix}: 超时 timeout", retryable=True)
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionError):
+        return DeliveryError(f"{prefix}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
+    if isinstance(exc, socket.gaierror):
+        return DeliveryError(f"{prefix}: 无法解析主机名 cannot resolve host", retryable=True)
+    if isinstance(exc, OSError) and exc.errno is None and exc.args:
+        # an SFTP status other than "no such file"/"permission denied": the server's own text
+        return DeliveryError(f"{prefix}: SFTP 失败 failure: {str(exc.args[0])[:200]}", retryable=True)
+    return DeliveryError(f"{prefix}: SSH 错误 error ({type(exc).__name__})", retryable=True)
+
+
+def _where(exc: OSError) -> str:
+    return f": {exc.filename}" if exc.filename else ""
+
+
+def _safe_name(name: str, what: str) -> str:
+    """One path component, not hidden: a name from a part, a batch or a department's result file
+    must not lead out of its directory (`../`, `/etc/...`) or onto our temporary files."""
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        raise DeliveryError(f"不安全的{what}名 unsafe {what} name: {name!r}", retryable=False)
+    return name
+
+
+# ---------------------------------------------------------------------- the connector
+
+
+class _ResultDocument(BaseModel):
+    name: str
+    file: str
+    media_type: str = "application/pdf"
+
+
+class _ResultFile(BaseModel):
+    status: str
+    reason: str | None = None
+    documents: list[_ResultDocument] = Field(default_factory=list)
+
+
+class SftpConnector(Connector):
+    type = "sftp"
+    Spec = SftpSpec
+    description = "batch files over SFTP: pinned host key, atomic upload with .ok markers, intake batches"
+
+    def __init__(self, name: str, spec: SftpSpec):
+        super().__init__(name, spec)
+        self.spec: SftpSpec = spec
+        self._idle: list[_Session] = []
+        self._lock = threading.Lock()
+        self._key: paramiko.PKey | None = None
+
+    # ------------------------------------------------------------------ sessions
+
+    def _connect(self) -> _Session:
+        spec = self.spec
+        client = paramiko.SSHClient()
+        if spec.known_hosts is not None:
+            client.load_host_keys(str(spec.known_hosts))
+            client.set_missing_host_key_policy(_RefuseUnknownHost())
+        else:
+            client.set_missing_host_key_policy(_PinnedFingerprint(spec.host_key_fingerprint or ""))
+        if isinstance(spec.auth, KeyAuth):
+            self._key = self._key or _load_key(spec.auth)
+            credentials: dict[str, Any] = {"pkey": self._key}
+        else:
+            credentials = {"password": spec.auth.password.get_secret_value()}
+        timeout = spec.connect_timeout_seconds
+        try:
+            client.connect(
+                spec.host,
+                spec.port,
+                spec.username,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                channel_timeout=timeout,
+                allow_agent=False,  # only the configured credentials, never the operator's
+                look_for_keys=False,
+                **credentials,
+            )
+            sftp = _SFTPClient.from_transport(client.get_transport(), window_size=WINDOW_SIZE)
+            sftp.get_channel().settimeout(spec.timeout_seconds)
+        except BaseException:
+            client.close()
+            raise
+        return _Session(client, sftp)
+
+    @contextmanager
+    def _session(self, action: str) -> Iterator[_SFTPClient]:
+        """A live session from the pool (or a new one), given back after use and discarded after a
+        transport or server fault; every fault leaves as a DeliveryError."""
+        try:
+            session = self._take() or self._connect()
+        except Exception as exc:
+            raise _error(self.name, action, exc) from None
+        try:
+            yield session.sftp
+        except DeliveryError:  # our own refusal (unsafe name, missing batch): the session is fine
+            self._give(session)
+            raise
+        except Exception as exc:
+            session.close()
+            raise _error(self.name, action, exc) from None
+        except BaseException:  # e.g. a read() generator closed half way: state unknown
+            session.close()
+            raise
+        else:
+            self._give(session)
+
+    def _give(self, session: _Session) -> None:
+        with self._lock:
+            self._idle.append(session)
+
+    def _take(self) -> _Session | None:
+        with self._lock:
+            while self._idle:
+                session = self._idle.pop()
+                if session.alive:
+                    return session
+                session.close()
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
+
+    # ------------------------------------------------------------------ verbs
+
+    def check(self) -> CheckResult:
+        try:
+            with self._session("检查 check") as sftp:
+                for label, path in (("outbox_dir", self.spec.outbox_dir), ("inbox_dir", self.spec.inbox_dir)):
+                    attrs = _stat(sftp, path)
+                    if attrs is None:
+                        return CheckResult(
+                            ok=False, message=f"{self.name}: {label} {path}: 路径不存在 no such directory"
+                        )
+                    if not stat.S_ISDIR(attrs.st_mode or 0):
+                        return CheckResult(ok=False, message=f"{self.name}: {label} {path}: 不是目录 not a directory")
+        except DeliveryError as exc:
+            return CheckResult(ok=False, message=str(exc))
+        return CheckResult(ok=True, message=f"{self.spec.username}@{self.spec.host}:{self.spec.port} OK")
+
+    def submit(self, part: PartMessage) -> Receipt:
+        name = f"{_safe_name(part.part_id, 'part id')}.json"
+        outbox = self.spec.outbox_dir
+        marker = posixpath.join(outbox, name + self.spec.marker_suffix)
+        with self._session(f"提交 submit {name}") as sftp:
+            done = _stat(sftp, marker)
+            if done is None:  # not (completely) delivered before: (re)write, marker last
+                body = json.dumps(part.model_dump(mode="json"), ensure_ascii=False, indent=2)
+                self._put(sftp, outbox, name, body.encode(self.spec.encoding))
+                with sftp.open(marker, "wb"):
+                    pass
+                done = sftp.stat(marker)
+        return Receipt(part_id=part.part_id, remote_id=name, received_at=_mtime(done))
+
+    def poll(self, receipts: list[Receipt]) -> list[Update]:
+        inbox = self.spec.inbox_dir
+        updates: list[Update] = []
+        with self._session("查询 poll") as sftp:
+            present = set(sftp.listdir(inbox))
+            for receipt in receipts:
+                result = f"{receipt.part_id}.result.json"
+                if result + self.spec.marker_suffix not in present:
+                    continue  # not there, or still being written
+                update = self._read_result(sftp, receipt, posixpath.join(inbox, result))
+                if update is not None:
+                    updates.append(update)
+        return updates
+
+    def list_batches(self) -> list[Batch]:
+        with self._session("列出批次 list batches") as sftp:
+            entries = {a.filename: a for a in sftp.listdir_attr(self.spec.inbox_dir)}
+        return [
+            Batch(id=name, name=name)
+            for name, attrs in sorted(entries.items())
+            if stat.S_ISDIR(attrs.st_mode or 0)
+            and name not in RESERVED_DIRS
+            and not name.startswith(".")
+            and name + self.spec.marker_suffix in entries
+        ]
+
+    def read(self, batch: Batch) -> Iterator[tuple[str, bytes]]:  # type: ignore[override]
+        folder = posixpath.join(self.spec.inbox_dir, _safe_name(batch.id, "batch"))
+        with self._session(f"读取批次 read batch {batch.id}") as sftp:
+            for relative in _walk(sftp, folder, ""):
+                yield relative, _read_bytes(sftp, posixpath.join(folder, relative))
+
+    def ack(self, batch: Batch) -> None:
+        with self._session(f"确认批次 ack batch {batch.id}") as sftp:
+            self._move_batch(sftp, batch, "done")
+
+    def reject(self, batch: Batch, report: bytes) -> None:
+        errors = posixpath.join(self.spec.inbox_dir, "errors")
+        with self._session(f"退回批次 reject batch {batch.id}") as sftp:
+            _mkdir(sftp, errors)
+            self._put(sftp, errors, f"{_safe_name(batch.id, 'batch')}.jsonl", report)
+            self._move_batch(sftp, batch, "rejected")
+
+    def download(self, remote_path: str, local_path: str | os.PathLike[str]) -> int:
+        """Copy one remote file with pipelined reads; the local file appears complete or not at
+        all. Returns the number of bytes."""
+        target = Path(local_path)
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            with self._session(f"下载 download {remote_path}") as sftp, sftp.open(remote_path, "rb") as remote:
+                size = remote.stat().st_size or 0
+                remote.prefetch(size, PREFETCH_REQUESTS)
+                copied = 0
+                with partial.open("wb") as local:
+                    while chunk := remote.read(CHUNK):
+                        local.write(chunk)
+                        copied += len(chunk)
+                if copied != size:
+                    raise DeliveryError(f"{self.name}: 下载不完整 short download {remote_path}", retryable=True)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+        return copied
+
+    # ------------------------------------------------------------------ helpers
+
+    def _put(self, sftp: _SFTPClient, folder: str, name: str, data: bytes) -> None:
+        """Upload to a hidden temporary name, then rename into place: readers never see a partial file."""
+        final = posixpath.join(folder, name)
+        temporary = posixpath.join(folder, f".{name}.tmp")
+        sftp.putfo(io.BytesIO(data), temporary, file_size=len(data), confirm=True)
+        _rename(sftp, temporary, final, replace=True)
+
+    def _read_result(self, sftp: _SFTPClient, receipt: Receipt, path: str) -> Update | None:
+        try:
+            raw = json.loads(_read_bytes(sftp, path).decode(self.spec.encoding))
+            result = _ResultFile.model_validate(raw)
+            documents = [
+                Document(
+                    name=doc.name,
+                    media_type=doc.media_type,
+                    content=_read_bytes(sftp, posixpath.join(self.spec.inbox_dir, _safe_name(doc.file, "document"))),
+                )
+                for doc in result.documents
+            ]
+            return Update(
+                part_id=receipt.part_id,
+                remote_id=receipt.remote_id,
+                status=result.status,
+                reason=result.reason,
+                documents=documents,
+            )
+        except (
+            ValueError,
+            DeliveryError,
+            FileNotFoundError,
+            PermissionError,
+        ) as exc:  # ValueError: JSON, decoding, validation
+            # one bad result must not hold back the others; it is read again next time
+            log.warning("%s: skipping unreadable result %s (%s)", self.name, path, _summary(exc))
+            return None
+
+    def _move_batch(self, sftp: _SFTPClient, batch: Batch, destination: str) -> None:
+        """Marker first, then the directory: if we stop in between, the batch is no longer offered
+        (no marker) and is not read twice."""
+        name = _safe_name(batch.id, "batch")
+        inbox = self.spec.inbox_dir
+        target = posixpath.join(inbox, destination)
+        _mkdir(sftp, target)
+        marker = name + self.spec.marker_suffix
+        if _stat(sftp, posixpath.join(inbox, marker)) is not None:
+            _rename(sftp, posixpath.join(inbox, marker), posixpath.join(target, marker), replace=True)
+        source = posixpath.join(inbox, name)
+        if _stat(sftp, source) is None:
+            if _stat(sftp, posixpath.join(target, name)) is not None:
+                return  # already moved: an ack repeated after a lost answer
+            raise DeliveryError(f"{self.name}: 批次不存在 no such batch: {name}", retryable=False)
+        if _stat(sftp, posixpath.join(target, name)) is not None:
+            raise DeliveryError(f"{self.name}: {destination}/{name} 已存在 already exists", retryable=False)
+        _rename(sftp, source, posixpath.join(target, name), replace=False)
+
+
+def _stat(sftp: _SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
+    try:
+        return sftp.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _mkdir(sftp: _SFTPClient, path: str) -> None:
+    if _stat(sftp, path) is None:
+        sftp.mkdir(path)
+
+
+def _rename(sftp: _SFTPClient, source: str, target: str, *, replace: bool) -> None:
+    if "posix-rename@openssh.com" in getattr(sftp, "extensions", {}):
+        sftp.posix_rename(source, target)  # atomic, and replaces an existing target
+        return
+    # plain SFTP rename refuses an existing target: remove it first (a leftover of an attempt
+    # that stopped before its marker)
+    if replace and _stat(sftp, target) is not None:
+        sftp.remove(target)
+    sftp.rename(source, target)
+
+
+def _read_bytes(sftp: _SFTPClient, path: str) -> bytes:
+    with sftp.open(path, "rb") as remote:
+        size = remote.stat().st_size or 0
+        remote.prefetch(size, PREFETCH_REQUESTS)
+        data = remote.read(size)
+    if len(data) != size:
+        raise DeliveryError(f"短读 short read: {path}", retryable=True)
+    return data
+
+
+def _walk(sftp: _SFTPClient, root: str, prefix: str) -> Iterator[str]:
+    """Relative names of the regular files under root, in name order."""
+    for attrs in sorted(sftp.listdir_attr(posixpath.join(root, prefix) if prefix else root), key=lambda a: a.filename):
+        relative = posixpath.join(prefix, attrs.filename) if prefix else attrs.filename
+        if stat.S_ISDIR(attrs.st_mode or 0):
+            yield from _walk(sftp, root, relative)
+        elif stat.S_ISREG(attrs.st_mode or 0):
+            yield relative
+
+
+def _mtime(attrs: paramiko.SFTPAttributes) -> datetime | None:
+    return datetime.fromtimestamp(attrs.st_mtime, UTC) if attrs.st_mtime is not None else None
+
+
+def _summary(exc: Exception) -> str:
+    """What was wrong with a result file, without echoing its contents."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not {exc.encoding}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON at line {exc.lineno}"
+    return str(exc)[:200]
+
+
+@hookimpl
+def register_connectors(register) -> None:
+    register(SftpConnector)

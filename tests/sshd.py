@@ -1,0 +1,184 @@
+"""A real OpenSSH sshd on 127.0.0.1 for the sftp connector's tests (no fake SFTP server: the
+department's side is OpenSSH, so the tests talk to OpenSSH).
+
+`running_sshd(folder)` generates a host key and client keys with ssh-keygen, writes an
+sshd_config serving SFTP on two loopback ports and starts `/usr/sbin/sshd -D -e` until the block
+ends. Both ports run OpenSSH's own sftp-server (the program behind `internal-sftp`) rather than
+`internal-sftp`, for two reasons:
+
+- on the main port it logs every open, close and rename (`-l INFO`) to `sftp.log` — internal-sftp
+  would log to syslog — so a test can see the order in which the server saw the operations;
+- the second port is read-only (`-R`): every write is refused with SSH2_FX_PERMISSION_DENIED.
+  That is how the tests get a real "permission denied" while running as root, for whom a
+  chmod 0500 directory is still writable."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SSHD = Path("/usr/sbin/sshd")
+# where distributions put OpenSSH's sftp-server (Debian/Ubuntu, then Fedora/RHEL/Alpine)
+SFTP_SERVERS = (
+    Path("/usr/lib/openssh/sftp-server"),
+    Path("/usr/libexec/openssh/sftp-server"),
+    Path("/usr/lib/ssh/sftp-server"),
+)
+HOST = "127.0.0.1"
+STARTUP_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class SshServer:
+    host: str
+    port: int
+    readonly_port: int  # the same server, but every write is refused with "permission denied"
+    user: str
+    client_key: Path  # authorised on the server
+    encrypted_client_key: Path  # authorised too, protected by `passphrase`
+    passphrase: str
+    stranger_key: Path  # a well-formed key the server does not know
+    host_public_key: str  # "ssh-ed25519 AAAA…", the server's real host key
+    host_fingerprint: str  # "SHA256:…", as `ssh-keygen -lf` prints it
+    impostor_public_key: str  # a host key that is not the server's
+    impostor_fingerprint: str
+    log: Path  # sftp-server's operation log (main port)
+    sshd_log: Path
+
+    def write_known_hosts(self, path: Path, public_key: str | None = None, port: int | None = None) -> Path:
+        """A known_hosts file naming this server (or `port`) with its key (or `public_key`)."""
+        path.write_text(f"[{self.host}]:{port or self.port} {public_key or self.host_public_key}\n", encoding="utf-8")
+        return path
+
+    def log_offset(self) -> int:
+        return self.log.stat().st_size
+
+    def wait_for_log(self, offset: int, needle: str, timeout: float = 5) -> list[str]:
+        """Log lines written after `offset`, once one contains `needle`. The session's log lines
+        reach the file through sshd's monitor process, a moment after the client got its answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log.read_bytes()[offset:].decode("utf-8", "replace").splitlines()
+            if any(needle in line for line in lines) or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
+
+
+def _keygen(path: Path, passphrase: str = "") -> tuple[str, str]:
+    """A new ed25519 key pair at `path`; returns (public key line, SHA256 fingerprint)."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", path.name, "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    public = path.with_name(path.name + ".pub").read_text(encoding="utf-8").split()
+    listed = subprocess.run(["ssh-keygen", "-lf", str(path) + ".pub"], check=True, capture_output=True, text=True)
+    return f"{public[0]} {public[1]}", listed.stdout.split()[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _config(folder: Path, port: int, readonly_port: int, user: str, sftp_server: Path) -> Path:
+    lines = [
+        f"ListenAddress {HOST}:{port}",
+        f"ListenAddress {HOST}:{readonly_port}",
+        f"HostKey {folder / 'host_ed25519'}",
+        f"PidFile {folder / 'sshd.pid'}",
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+        f"AllowUsers {user}",
+        "StrictModes no",  # the key files live in a temp dir with ordinary modes
+        "UsePAM no",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PubkeyAuthentication yes",
+        "PermitRootLogin yes",  # the suite runs as root in CI containers
+        "LogLevel INFO",
+        # sshd runs a subsystem through the user's shell, so stderr can go to our own log file
+        f"Subsystem sftp {sftp_server} -e -l INFO 2>>{folder / 'sftp.log'}",
+        f"Match LocalPort {readonly_port}",
+        f"    ForceCommand {sftp_server} -R",
+    ]
+    path = folder / "sshd_config"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _wait_until_listening(proc: subprocess.Popen, ports: tuple[int, ...], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    pending = list(ports)
+    while pending:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"sshd did not listen within {STARTUP_SECONDS}s:\n{log.read_text(errors='replace')}")
+        try:
+            socket.create_connection((HOST, pending[0]), timeout=0.5).close()
+            pending.pop(0)
+        except OSError:
+            time.sleep(0.05)
+
+
+@contextmanager
+def running_sshd(folder: Path) -> Iterator[SshServer]:
+    """Start a throwaway sshd serving SFTP on loopback; skip (a failure under CI=true) if OpenSSH's
+    server is not installed."""
+    sftp_server = next((p for p in SFTP_SERVERS if p.exists()), None)
+    if not SSHD.exists() or sftp_server is None or shutil.which("ssh-keygen") is None:
+        pytest.skip("OpenSSH server not installed (apt-get install -y openssh-server)")
+    folder.mkdir(parents=True, exist_ok=True)
+    host_public, host_fp = _keygen(folder / "host_ed25519")
+    impostor_public, impostor_fp = _keygen(folder / "impostor_ed25519")
+    client_public, _ = _keygen(folder / "client_ed25519")
+    passphrase = "correct horse battery 马"
+    encrypted_public, _ = _keygen(folder / "client_encrypted_ed25519", passphrase)
+    _keygen(folder / "stranger_ed25519")
+    (folder / "authorized_keys").write_text(f"{client_public}\n{encrypted_public}\n", encoding="utf-8")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation directory
+    user = getpass.getuser()
+    port, readonly_port = _free_port(), _free_port()
+    config = _config(folder, port, readonly_port, user, sftp_server)
+    (folder / "sftp.log").touch()
+    log = folder / "sshd.log"
+    with log.open("wb") as log_file:
+        # `-D -e`: stay in the foreground and log to stderr, i.e. to the log file
+        proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log_file, stderr=log_file)
+    try:
+        _wait_until_listening(proc, (port, readonly_port), log)
+        yield SshServer(
+            host=HOST,
+            port=port,
+            readonly_port=readonly_port,
+            user=user,
+            client_key=folder / "client_ed25519",
+            encrypted_client_key=folder / "client_encrypted_ed25519",
+            passphrase=passphrase,
+            stranger_key=folder / "stranger_ed25519",
+            host_public_key=host_public,
+            host_fingerprint=host_fp,
+            impostor_public_key=impostor_public,
+            impostor_fingerprint=impostor_fp,
+            log=folder / "sftp.log",
+            sshd_log=log,
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

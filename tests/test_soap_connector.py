@@ -1,0 +1,117 @@
+"""The `soap` connector (zeep) against the sandbox 公安 SOAP system over loopback: WSDL parsed
+once, WS-Security digest, config-defined message mapping, faults and hostile XML as delivery
+errors, online verification."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hub import plugins
+from hub.connections import load_connections
+from hub.connectors import DeliveryError, PartMessage, connector_types
+from hub.home import sample_config_dir
+from plugins.sandbox.soap_department import SoapDepartment
+
+PASSWORD = "gongan-wsse-pw"
+TYPES = connector_types(plugins.manager())
+RESIDENT = "330329195003150214"
+
+
+@pytest.fixture
+def gongan():
+    d = SoapDepartment(password=PASSWORD, households={RESIDENT: ("林阿婆", "浙江省温州市泰顺县罗阳镇下洪社区")}).start()
+    yield d
+    d.stop()
+
+
+def soap(tmp_path: Path, dept: SoapDepartment, monkeypatch, name: str = "gongan-soap"):
+    """The shipped sample connection, pointed at this sandbox."""
+    monkeypatch.setenv("HUB_SANDBOX_TOKEN", PASSWORD)
+    conf = yaml.safe_load((sample_config_dir() / "connections" / "gongan-soap.yaml").read_text(encoding="utf-8"))
+    conf["config"]["wsdl"] = dept.wsdl_url
+    folder = tmp_path / "connections"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    conns, problems = load_connections(folder, TYPES)
+    assert problems == []
+    return conns[name].make(TYPES)
+
+
+def part(i: int = 1) -> PartMessage:
+    return PartMessage(
+        part_id=f"part-{i}",
+        application_number=f"330329-20261122-{i:05d}",
+        item_code="QR00117001",
+        item_title="户口登记（出生登记）",
+        department="ts-gaj",
+        channel="bank",
+        desk="bank-xiahong",
+        collecting_division="330329",
+        deciding_division="330329",
+        applicant_type="person",
+        applicant_name="林阿婆",
+        applicant_id=RESIDENT,
+        form={"household_address": "罗阳镇下洪社区"},
+    )
+
+
+def test_submit_maps_the_message_is_idempotent_and_polls(tmp_path, gongan, monkeypatch):
+    c = soap(tmp_path, gongan, monkeypatch)
+    assert c.check().ok
+    receipt = c.submit(part())
+    assert c.submit(part()).remote_id == receipt.remote_id == "GA-000001"
+    assert gongan.submissions == {"part-1": 1}
+    assert gongan.cases["GA-000001"].fields == {
+        "partId": "part-1",
+        "itemCode": "QR00117001",
+        "applicantName": "林阿婆",
+        "applicantId": RESIDENT,
+        "detail": "罗阳镇下洪社区",
+    }
+    gongan.decide("GA-000001", "rejected", "户籍信息不符")
+    (update,) = c.poll([receipt])
+    assert (update.status, update.reason) == ("denied", "户籍信息不符")  # mapped by status_map
+
+
+def test_wsdl_is_parsed_once_per_connection(tmp_path, gongan, monkeypatch):
+    for _ in range(3):
+        c = soap(tmp_path, gongan, monkeypatch, name="gongan-once")
+        assert c.check().ok
+        c.submit(part(7))
+    assert gongan.wsdl_fetches == 1
+
+
+def test_online_verification_of_household_registration(tmp_path, gongan, monkeypatch):
+    c = soap(tmp_path, gongan, monkeypatch)
+    ok = c.verify("household_registration", {"id_number": RESIDENT, "name": "林阿婆"})
+    assert ok.ok and ok.detail["address"] == "浙江省温州市泰顺县罗阳镇下洪社区"
+    assert not c.verify("household_registration", {"id_number": RESIDENT, "name": "张三"}).ok
+
+
+@pytest.mark.parametrize(
+    ("setup", "retryable", "needle"),
+    [
+        ({"fault": "Server"}, True, "SOAP fault"),
+        ({"fault": "Client"}, False, "SOAP fault"),
+        ({"password": "changed"}, False, "authentication failed"),
+        ({"hostile": True}, False, "hostile XML refused"),
+        ({"down": True}, True, "HTTP 503"),
+    ],
+)
+def test_faults_are_delivery_errors(tmp_path, gongan, monkeypatch, setup, retryable, needle):
+    c = soap(tmp_path, gongan, monkeypatch)
+    c.check()  # WSDL loaded while the department is healthy
+    for key, value in setup.items():
+        setattr(gongan, key, value)
+    with pytest.raises(DeliveryError) as exc:
+        c.submit(part(3))
+    assert exc.value.retryable is retryable and needle in str(exc.value)
+    assert PASSWORD not in str(exc.value)
+
+
+def test_unreachable_wsdl_fails_the_check_not_the_caller(tmp_path, gongan, monkeypatch):
+    c = soap(tmp_path, gongan, monkeypatch, name="gongan-gone")
+    gongan.stop()
+    result = c.check()
+    assert not result.ok and "connection failed" in result.message
