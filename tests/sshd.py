@@ -63,12 +63,15 @@ class SshServer:
     def log_offset(self) -> int:
         return self.log.stat().st_size
 
+    def log_since(self, offset: int) -> list[str]:
+        return self.log.read_bytes()[offset:].decode("utf-8", "replace").splitlines()
+
     def wait_for_log(self, offset: int, needle: str, timeout: float = 5) -> list[str]:
         """Log lines written after `offset`, once one contains `needle`. The session's log lines
         reach the file through sshd's monitor process, a moment after the client got its answer."""
         deadline = time.monotonic() + timeout
         while True:
-            lines = self.log.read_bytes()[offset:].decode("utf-8", "replace").splitlines()
+            lines = self.log_since(offset)
             if any(needle in line for line in lines) or time.monotonic() > deadline:
                 return lines
             time.sleep(0.02)

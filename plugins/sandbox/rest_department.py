@@ -133,6 +133,9 @@ class RestDepartment:
 
             def setup(self) -> None:
                 super().setup()
+                # headers and body go out in two writes: without NODELAY, Nagle and delayed ACK
+                # hold every response ~40 ms on loopback
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with dept._lock:
                     dept._connections.add(self.connection)
 

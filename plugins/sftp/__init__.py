@@ -244,7 +244,7 @@ def _safe_name(name: str, what: str) -> str:
     """One path component, not hidden: a name from a part, a batch or a department's result file
     must not lead out of its directory (`../`, `/etc/...`) or onto our temporary files."""
     if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
-        raise DeliveryError(f"不安全的{what}名 unsafe {what} name: {name!r}", retryable=False)
+        raise DeliveryError(f"不安全的名称 unsafe {what} name: {name!r}", retryable=False)
     return name
 
 
@@ -306,6 +306,13 @@ class SftpConnector(Connector):
             )
             sftp = _SFTPClient.from_transport(client.get_transport(), window_size=WINDOW_SIZE)
             sftp.get_channel().settimeout(spec.timeout_seconds)
+        except paramiko.SSHException as exc:
+            client.close()
+            # paramiko reports a server that never finishes the handshake as an SSHException: a
+            # banner read that timed out, or (when its own wait runs out first) "No existing session"
+            if isinstance(exc.__context__, TimeoutError) or str(exc) == "No existing session":
+                raise TimeoutError("SSH handshake") from None
+            raise
         except BaseException:
             client.close()
             raise

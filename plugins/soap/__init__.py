@@ -91,6 +91,9 @@ def _client(name: str, spec: SoapSpec) -> Client:
         if key not in _CLIENTS:
             session = requests.Session()
             session.verify = True
+            # Department traffic goes where the connection says, not through whatever proxy or
+            # .netrc the environment holds (and reading those on every call costs ~20% here).
+            session.trust_env = False
             transport = Transport(
                 session=session, timeout=spec.connect_timeout_seconds, operation_timeout=spec.timeout_seconds
             )

@@ -1,0 +1,501 @@
+"""The `sftp` connector against a real OpenSSH sshd on loopback (tests/sshd.py). sshd serves the
+local file system, so "the department" writes its files straight to disk and the tests read what
+the hub uploaded from disk too."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pluggy
+import pytest
+
+import plugins.sftp as sftp_plugin
+from hub import hookspecs
+from hub.connections import load_connections
+from hub.connectors import Batch, DeliveryError, PartMessage, Receipt, connector_types
+from hub.errors import ConfigInvalid
+from plugins.sftp import SftpConnector
+from tests.conftest import PDF
+from tests.sshd import SshServer, running_sshd
+
+# Not yet registered through the `hub` entry points (pyproject.toml): the type is given directly.
+TYPES = {"sftp": SftpConnector}
+
+Make = Callable[..., SftpConnector]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    (tmp_path / "outbox").mkdir()
+    return tmp_path / "outbox"
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    (tmp_path / "inbox").mkdir()
+    return tmp_path / "inbox"
+
+
+def _connection_yaml(config: dict[str, object]) -> str:
+    # JSON strings are valid YAML scalars: paths and fingerprints need no further quoting care
+    lines = ["type: sftp", "config:"] + [
+        f"  {key}: {json.dumps(value, ensure_ascii=False)}" for key, value in config.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _load(tmp_path: Path, config: dict[str, object], name: str = "shebao"):
+    folder = tmp_path / "connections"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(_connection_yaml(config), encoding="utf-8")
+    connections, problems = load_connections(folder, TYPES)
+    assert problems == []
+    return connections[name]
+
+
+@pytest.fixture
+def make(tmp_path: Path, sshd: SshServer, outbox: Path, inbox: Path) -> Iterator[Make]:
+    """Build connectors the way the hub does (YAML file → Connection.make); closed afterwards.
+    By default: key auth from a file: reference, host key pinned by fingerprint."""
+    made: list[SftpConnector] = []
+
+    def build(**overrides: object) -> SftpConnector:
+        config: dict[str, object] = {
+            "host": sshd.host,
+            "port": sshd.port,
+            "username": sshd.user,
+            "auth": {"private_key": f"file:{sshd.client_key}"},
+            "host_key_fingerprint": sshd.host_fingerprint,
+            "outbox_dir": str(outbox),
+            "inbox_dir": str(inbox),
+            "connect_timeout_seconds": 5,
+            "timeout_seconds": 5,
+        }
+        config.update(overrides)
+        config = {k: v for k, v in config.items() if v is not None}
+        connector = _load(tmp_path, config).make(TYPES)
+        assert isinstance(connector, SftpConnector)
+        made.append(connector)
+        return connector
+
+    yield build
+    for connector in made:
+        connector.close()
+
+
+def part(i: int, **changes: object) -> PartMessage:
+    fields: dict[str, object] = {
+        "part_id": f"00000000-0000-0000-0000-{i:012d}",
+        "application_number": f"330329-20261122-{i:05d}",
+        "item_code": "GG00402001",
+        "item_title": "城乡居民基本养老保险参保登记",
+        "department": "ts-rsj",
+        "channel": "bank",
+        "desk": "bank-xiahong",
+        "collecting_division": "330329",
+        "deciding_division": "330329",
+        "applicant_type": "person",
+        "applicant_name": "林阿婆",
+        "applicant_id": "330329195003150214",
+        "form": {"contact_phone": "13905770001"},
+    }
+    fields.update(changes)
+    return PartMessage.model_validate(fields)
+
+
+def receipt(p: PartMessage) -> Receipt:
+    return Receipt(part_id=p.part_id, remote_id=f"{p.part_id}.json")
+
+
+def department_writes(inbox: Path, name: str, data: bytes, *, marker: bool = True) -> None:
+    """What the department's system does: the file first, its `.ok` marker last."""
+    (inbox / name).write_bytes(data)
+    if marker:
+        (inbox / f"{name}.ok").write_bytes(b"")
+
+
+def result(
+    status: str, reason: str | None = None, documents: list[dict] | None = None, encoding: str = "utf-8"
+) -> bytes:
+    body = {"status": status, "reason": reason, "documents": documents or []}
+    return json.dumps(body, ensure_ascii=False).encode(encoding)
+
+
+# ---------------------------------------------------------------------- host keys and credentials
+
+
+def test_check_passes_with_fingerprint_or_known_hosts_pinning(tmp_path, sshd, make, inbox):
+    by_fingerprint = make()
+    assert by_fingerprint.check().ok
+    known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
+    by_file = make(host_key_fingerprint=None, known_hosts=str(known_hosts))
+    assert by_file.check().ok
+    # the same check fails when a directory it must see is missing
+    inbox.rmdir()
+    missing = make().check()
+    assert not missing.ok and "inbox_dir" in missing.message and "no such directory" in missing.message
+
+
+def test_unknown_or_changed_host_key_is_refused(tmp_path, sshd, make, outbox):
+    wrong_pin = make(host_key_fingerprint=sshd.impostor_fingerprint)
+    result = wrong_pin.check()
+    # the message shows what the server offered, so ops can compare it with the department's word
+    assert not result.ok and "host key mismatch" in result.message and sshd.host_fingerprint in result.message
+    with pytest.raises(DeliveryError, match="host key mismatch") as exc:
+        wrong_pin.submit(part(1))
+    assert not exc.value.retryable
+
+    changed = sshd.write_known_hosts(tmp_path / "known_hosts_changed", public_key=sshd.impostor_public_key)
+    result = make(host_key_fingerprint=None, known_hosts=str(changed)).check()
+    assert not result.ok and "host key mismatch" in result.message
+
+    elsewhere = sshd.write_known_hosts(tmp_path / "known_hosts_other", port=sshd.port + 1 if sshd.port < 65535 else 1)
+    unknown = make(host_key_fingerprint=None, known_hosts=str(elsewhere))
+    result = unknown.check()
+    assert not result.ok and "unknown host key" in result.message
+    with pytest.raises(DeliveryError, match="unknown host key") as exc:
+        unknown.submit(part(1))
+    assert not exc.value.retryable
+    assert list(outbox.iterdir()) == []  # refused before anything was written
+
+
+def test_wrong_key_or_password_is_an_authentication_failure_not_retryable(sshd, make, outbox, monkeypatch):
+    stranger = make(auth={"private_key": f"file:{sshd.stranger_key}"})
+    result = stranger.check()
+    assert not result.ok and "authentication failed" in result.message
+    with pytest.raises(DeliveryError, match="authentication failed") as exc:
+        stranger.submit(part(1))
+    assert not exc.value.retryable
+    # the server takes keys only: a password is refused the same way
+    monkeypatch.setenv("SB_SFTP_PASSWORD", "pa55-w0rd-不对")
+    with pytest.raises(DeliveryError, match="authentication failed") as exc:
+        make(auth={"password": "${SB_SFTP_PASSWORD}"}).submit(part(1))
+    assert not exc.value.retryable
+    assert "pa55-w0rd-不对" not in str(exc.value)
+    assert list(outbox.iterdir()) == []
+
+
+def test_encrypted_key_and_secrets_never_shown(sshd, make, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)  # paramiko's own debug logging included
+    key_text = sshd.encrypted_client_key.read_text(encoding="utf-8")
+    monkeypatch.setenv("SB_SFTP_KEY", key_text)
+    monkeypatch.setenv("SB_SFTP_PASSPHRASE", sshd.passphrase)
+    good = make(auth={"private_key": "${SB_SFTP_KEY}", "passphrase": "${SB_SFTP_PASSPHRASE}"})
+    assert good.check().ok
+
+    monkeypatch.setenv("SB_SFTP_PASSPHRASE", "wrong " + sshd.passphrase)
+    wrong = make(auth={"private_key": "${SB_SFTP_KEY}", "passphrase": "${SB_SFTP_PASSPHRASE}"})
+    checked = wrong.check()
+    assert not checked.ok and "private key cannot be loaded" in checked.message
+    with pytest.raises(DeliveryError) as wrong_error:
+        wrong.submit(part(1))
+    assert not wrong_error.value.retryable
+
+    without = make(auth={"private_key": "${SB_SFTP_KEY}"})
+    with pytest.raises(DeliveryError, match="passphrase required") as missing_error:
+        without.submit(part(1))
+    assert not missing_error.value.retryable
+
+    stranger_text = sshd.stranger_key.read_text(encoding="utf-8")
+    monkeypatch.setenv("SB_SFTP_KEY", stranger_text)
+    refused = make(auth={"private_key": "${SB_SFTP_KEY}"}).check()
+    assert not refused.ok
+
+    shown = "\n".join(
+        [
+            checked.message,
+            str(wrong_error.value),
+            str(missing_error.value),
+            refused.message,
+            repr(wrong.spec),
+            str(wrong.spec),
+            caplog.text,
+        ]
+    )
+    secrets = [sshd.passphrase, "wrong " + sshd.passphrase]
+    secrets += [line for text in (key_text, stranger_text) for line in text.splitlines() if "PRIVATE KEY" not in line]
+    assert [s for s in secrets if s in shown] == []
+    assert caplog.text  # the log was captured (so the check above had something to look at)
+
+
+# ---------------------------------------------------------------------- submit
+
+
+def test_submit_uploads_atomically_with_marker_last_and_is_idempotent(sshd, make, outbox):
+    connector = make()
+    p = part(1)
+    name = f"{p.part_id}.json"
+    offset = sshd.log_offset()
+    first = connector.submit(p)
+    assert first.part_id == p.part_id and first.remote_id == name and first.received_at is not None
+    assert sorted(os.listdir(outbox)) == [name, f"{name}.ok"]  # no temporary file left behind
+    assert json.loads((outbox / name).read_text(encoding="utf-8")) == p.model_dump(mode="json")
+    assert (outbox / f"{name}.ok").read_bytes() == b""
+
+    # the order the server saw: upload to the hidden name, rename into place, then the marker
+    ops = [line for line in sshd.wait_for_log(offset, f"{name}.ok") if p.part_id in line]
+    kinds = [line.split()[0] + (" write" if "WRITE" in line else "") for line in ops]
+    assert kinds == ["open write", "close", "posix-rename", "open write", "close"]
+    assert f".{name}.tmp" in ops[0] and f'new "{outbox / name}"' in ops[2] and f"{name}.ok" in ops[3]
+
+    # a retry after a lost answer: the same receipt, nothing rewritten
+    before = {n: (outbox / n).stat() for n in os.listdir(outbox)}
+    for n in before:
+        os.utime(outbox / n, ns=(1_000_000_000, 1_000_000_000))  # a rewrite would move these
+    offset = sshd.log_offset()
+    again = connector.submit(p)
+    assert (again.part_id, again.remote_id) == (first.part_id, first.remote_id)
+    assert again.received_at == datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)  # the marker's time, as found
+    after = {n: (outbox / n).stat() for n in os.listdir(outbox)}
+    assert sorted(after) == sorted(before)
+    assert all(after[n].st_ino == before[n].st_ino and after[n].st_mtime_ns == 1_000_000_000 for n in after)
+    assert [line for line in sshd.log_since(offset) if p.part_id in line] == []  # no open, no rename
+
+
+def test_submit_replays_return_the_same_receipt(make):
+    connector = make()
+    first = connector.submit(part(2))
+    assert connector.submit(part(2)) == first
+
+
+def test_interrupted_upload_is_replaced_also_without_posix_rename(sshd, make, outbox, monkeypatch):
+    # an earlier attempt renamed its file into place but stopped before the marker
+    stale = part(3)
+    (outbox / f"{stale.part_id}.json").write_text('{"stale": true}', encoding="utf-8")
+    make().submit(stale)
+    assert json.loads((outbox / f"{stale.part_id}.json").read_text(encoding="utf-8"))["part_id"] == stale.part_id
+
+    # a server without the posix-rename extension: plain SFTP rename, which refuses an existing
+    # target, so the leftover is removed first
+    monkeypatch.setattr(sftp_plugin, "_parse_extensions", lambda data: {})
+    other = part(4)
+    (outbox / f"{other.part_id}.json").write_text('{"stale": true}', encoding="utf-8")
+    offset = sshd.log_offset()
+    make().submit(other)
+    assert json.loads((outbox / f"{other.part_id}.json").read_text(encoding="utf-8"))["part_id"] == other.part_id
+    assert (outbox / f"{other.part_id}.json.ok").exists()
+    ops = [line.split()[0] for line in sshd.wait_for_log(offset, ".json.ok") if other.part_id in line]
+    assert "rename" in ops and "posix-rename" not in ops and ops.index("remove") < ops.index("rename")
+
+
+def test_gb18030_round_trip(make, outbox, inbox):
+    connector = make(encoding="gb18030")
+    p = part(5, applicant_name="叶䶮", item_title="城乡居民养老保险待遇领取资格认证", form={"地址": "泰顺县罗阳镇𠀋里"})
+    r = connector.submit(p)
+    raw = (outbox / r.remote_id).read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")  # really GB18030 on the wire, not UTF-8
+    assert json.loads(raw.decode("gb18030")) == p.model_dump(mode="json")
+
+    department_writes(
+        inbox, f"{p.part_id}.result.json", result("denied", "缴费年限不足十五年（䶮）", encoding="gb18030")
+    )
+    [update] = connector.poll([r])
+    assert update.status == "denied" and update.reason == "缴费年限不足十五年（䶮）"
+
+
+def test_concurrent_submits_share_a_pool_of_sessions(make, outbox):
+    connector = make()
+    parts = [part(i) for i in range(100, 112)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        receipts = list(pool.map(connector.submit, parts))
+    assert [r.part_id for r in receipts] == [p.part_id for p in parts]
+    assert len(os.listdir(outbox)) == 2 * len(parts)
+    assert 1 <= len(connector._idle) <= 4  # sessions were reused, one per concurrent caller at most
+
+
+# ---------------------------------------------------------------------- poll
+
+
+def test_poll_reads_only_marked_results_with_their_documents(make, inbox, caplog):
+    connector = make()
+    approved, pending, broken, escaping, silent = (part(i) for i in range(10, 15))
+    department_writes(inbox, "决定书-10.pdf", PDF)
+    department_writes(
+        inbox,
+        f"{approved.part_id}.result.json",
+        result(
+            "approved", None, [{"name": "参保登记决定书", "file": "决定书-10.pdf", "media_type": "application/pdf"}]
+        ),
+    )
+    department_writes(inbox, f"{pending.part_id}.result.json", result("approved"), marker=False)  # still writing
+    department_writes(inbox, f"{broken.part_id}.result.json", result("lost_in_the_post"))
+    department_writes(
+        inbox, f"{escaping.part_id}.result.json", result("approved", None, [{"name": "x", "file": "../outbox/x"}])
+    )
+    receipts = [receipt(p) for p in (approved, pending, broken, escaping, silent)]
+
+    updates = connector.poll(receipts)
+    assert [(u.part_id, u.status) for u in updates] == [(approved.part_id, "approved")]
+    [document] = updates[0].documents
+    assert (document.name, document.media_type, document.content) == ("参保登记决定书", "application/pdf", PDF)
+    assert "unsafe document name" in caplog.text and "status" in caplog.text  # skipped, and said why
+
+    (inbox / f"{pending.part_id}.result.json.ok").write_bytes(b"")  # the department finished writing
+    assert {u.part_id for u in connector.poll(receipts)} == {approved.part_id, pending.part_id}
+
+
+# ---------------------------------------------------------------------- faults
+
+
+def test_refused_writes_and_bad_paths_are_not_retryable(sshd, make, tmp_path, outbox):
+    # We run as root, for whom a chmod 0500 outbox is still writable, so the refusal comes from the
+    # server itself: the read-only port runs sftp-server -R, which answers every write with
+    # SSH2_FX_PERMISSION_DENIED — what a department's server sends for a directory we may not write.
+    readonly = make(port=sshd.readonly_port)
+    assert readonly.check().ok  # reachable and readable...
+    with pytest.raises(DeliveryError, match="permission denied") as exc:
+        readonly.submit(part(20))  # ...but not writable
+    assert not exc.value.retryable
+    assert list(outbox.iterdir()) == []
+
+    gone = make(outbox_dir=str(tmp_path / "no-such-outbox"))
+    checked = gone.check()
+    assert not checked.ok and "outbox_dir" in checked.message and "no such directory" in checked.message
+    with pytest.raises(DeliveryError, match="no such file") as exc:
+        gone.submit(part(20))
+    assert not exc.value.retryable
+
+    (tmp_path / "a-file").write_text("not a directory", encoding="utf-8")
+    not_dir = make(outbox_dir=str(tmp_path / "a-file"))
+    checked = not_dir.check()
+    assert not checked.ok and "not a directory" in checked.message
+    with pytest.raises(DeliveryError) as exc:
+        not_dir.submit(part(20))
+    assert not exc.value.retryable
+
+
+def test_unreachable_or_silent_servers_are_retryable(make):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    refused = make(port=port)  # nothing listens there
+    checked = refused.check()
+    assert not checked.ok and "connection failed" in checked.message
+    with pytest.raises(DeliveryError, match="connection failed") as exc:
+        refused.submit(part(30))
+    assert exc.value.retryable
+
+    # a server that accepts the TCP connection and never speaks SSH (a hung daemon)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        hung = make(port=silent.getsockname()[1], connect_timeout_seconds=0.5)
+        with pytest.raises(DeliveryError, match="timeout") as exc:
+            hung.submit(part(30))
+    assert exc.value.retryable
+
+
+# ---------------------------------------------------------------------- intake
+
+
+def _batch(inbox: Path, name: str, files: dict[str, bytes], *, marker: bool = True) -> None:
+    for relative, data in files.items():
+        (inbox / name / relative).parent.mkdir(parents=True, exist_ok=True)
+        (inbox / name / relative).write_bytes(data)
+    if marker:
+        (inbox / f"{name}.ok").write_bytes(b"")
+
+
+def test_intake_lists_marked_batches_reads_acks_and_rejects(make, inbox):
+    connector = make()
+    manifest = json.dumps({"outlet": "bank-xiahong", "count": 1}, ensure_ascii=False).encode()
+    _batch(inbox, "20261122-001", {"manifest.json": manifest, "scans/身份证.pdf": PDF})
+    _batch(inbox, "20261122-002", {"manifest.json": b"{}"}, marker=False)  # the bank is still writing
+    _batch(inbox, "20261122-003", {"manifest.json": b"{broken"})
+    _batch(inbox, "done", {"old.json": b"{}"})  # the hub's own folders are never batches
+    (inbox / "20261122-004").write_bytes(b"a file, not a batch folder")
+    (inbox / "20261122-004.ok").write_bytes(b"")
+
+    assert [b.id for b in connector.list_batches()] == ["20261122-001", "20261122-003"]
+    first, third = connector.list_batches()
+    assert list(connector.read(first)) == [("manifest.json", manifest), ("scans/身份证.pdf", PDF)]
+
+    connector.ack(first)
+    assert (inbox / "done" / "20261122-001" / "scans" / "身份证.pdf").read_bytes() == PDF
+    assert (inbox / "done" / "20261122-001.ok").exists()
+    assert not (inbox / "20261122-001").exists() and not (inbox / "20261122-001.ok").exists()
+    connector.ack(first)  # repeated after a lost answer: already done, no error
+
+    report = b'{"line": 1, "error": "manifest.json: invalid JSON"}\n'
+    connector.reject(third, report)
+    assert (inbox / "errors" / "20261122-003.jsonl").read_bytes() == report
+    assert (inbox / "rejected" / "20261122-003" / "manifest.json").read_bytes() == b"{broken"
+    assert [b.id for b in connector.list_batches()] == []
+    assert sorted(p.name for p in (inbox / "errors").iterdir()) == ["20261122-003.jsonl"]  # no temp file left
+
+    with pytest.raises(DeliveryError, match="unsafe batch name") as exc:
+        list(connector.read(Batch(id="../outbox", name="escape")))
+    assert not exc.value.retryable
+
+
+# ---------------------------------------------------------------------- download
+
+
+def test_download_copies_a_large_file_exactly(make, inbox, tmp_path):
+    data = os.urandom(8 * 2**20 + 12345)  # several prefetch windows and an odd tail
+    (inbox / "big.bin").write_bytes(data)
+    connector = make()
+    target = tmp_path / "local" / "big.bin"
+    target.parent.mkdir()
+    assert connector.download(str(inbox / "big.bin"), target) == len(data)
+    assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
+    with pytest.raises(DeliveryError, match="no such file") as exc:
+        connector.download(str(inbox / "missing.bin"), tmp_path / "local" / "missing.bin")
+    assert not exc.value.retryable
+    assert sorted(p.name for p in target.parent.iterdir()) == ["big.bin"]  # no partial file left
+
+
+# ---------------------------------------------------------------------- configuration and plugin
+
+
+def test_spec_requires_a_pinned_host_key_and_secret_references(tmp_path, monkeypatch):
+    monkeypatch.setenv("SB_SFTP_KEY", "unused")
+    base = {
+        "host": "sftp.rsj.example.gov.cn",
+        "username": "hub",
+        "auth": {"private_key": "${SB_SFTP_KEY}"},
+        "outbox_dir": "/hub/out",
+        "inbox_dir": "/hub/in",
+    }
+    with pytest.raises(ConfigInvalid, match="pin the host key"):
+        _load(tmp_path, base).make(TYPES)
+    both = {**base, "host_key_fingerprint": "SHA256:" + "A" * 43, "known_hosts": str(tmp_path)}
+    with pytest.raises(ConfigInvalid):
+        _load(tmp_path, both).make(TYPES)
+    with pytest.raises(ConfigInvalid, match="host_key_fingerprint"):
+        _load(tmp_path, {**base, "host_key_fingerprint": "MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48"}).make(
+            TYPES
+        )
+    with pytest.raises(ConfigInvalid, match="known_hosts"):
+        _load(tmp_path, {**base, "known_hosts": str(tmp_path / "no-such-file")}).make(TYPES)
+    literal = {**base, "host_key_fingerprint": "SHA256:" + "A" * 43, "auth": {"password": "hunter2-literal"}}
+    with pytest.raises(ConfigInvalid, match="literal secrets") as exc:
+        _load(tmp_path, literal).make(TYPES)
+    assert "hunter2-literal" not in str(exc.value)
+    pinned = {**base, "host_key_fingerprint": "SHA256:" + "A" * 43}
+    assert _load(tmp_path, pinned).make(TYPES).spec.port == 22
+    with pytest.raises(ConfigInvalid, match="encoding"):
+        _load(tmp_path, {**pinned, "encoding": "latin-1"}).make(TYPES)
+
+
+def test_plugin_registers_the_sftp_type():
+    pm = pluggy.PluginManager("hub")
+    pm.add_hookspecs(hookspecs)
+    pm.register(sftp_plugin, name="sftp")
+    assert connector_types(pm) == {"sftp": SftpConnector}
+    assert SftpConnector.capabilities() == ["sink", "source"]
