@@ -3,7 +3,7 @@
 - `Spec` — the pydantic model of a connection's configuration; its JSON Schema is the documentation.
 - `check()` — reachability and credentials; returns a CheckResult, never raises for a normal failure.
 - department sink: `submit(part) -> Receipt` (idempotent on part.part_id), `poll(receipts) -> [Update]`.
-- intake source: `list_batches()`, `read(batch)`, `ack(batch)`, `reject(batch, report)`.
+- intake source: `list_batches()`, `read(batch)` (yields (name, bytes)), `ack(batch)`, `reject(batch, report)`.
 - verifier: `verify(kind, subject) -> Verification` (网上核验).
 
 A connector type implements the verbs it supports; the rest raise Unsupported. The core talks to
@@ -125,7 +125,7 @@ class Connector:
     def list_batches(self) -> list[Batch]:
         raise Unsupported(f"{self.type} connector is not an intake source")
 
-    def read(self, batch: Batch) -> Iterator[bytes]:
+    def read(self, batch: Batch) -> Iterator[tuple[str, bytes]]:
         raise Unsupported(f"{self.type} connector is not an intake source")
 
     def ack(self, batch: Batch) -> None:

@@ -17,7 +17,7 @@ import pluggy
 from hub import hookspecs
 
 GROUP = "hub"
-BUILT_IN = ("rest", "sandbox", "soap")
+BUILT_IN = ("rest", "sandbox", "sftp", "soap")
 
 
 @dataclass(frozen=True)

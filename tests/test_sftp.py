@@ -18,7 +18,7 @@ import pluggy
 import pytest
 
 import plugins.sftp as sftp_plugin
-from hub import hookspecs
+from hub import hookspecs, plugins
 from hub.connections import load_connections
 from hub.connectors import Batch, DeliveryError, PartMessage, Receipt, connector_types
 from hub.errors import ConfigInvalid
@@ -26,8 +26,7 @@ from plugins.sftp import SftpConnector
 from tests.conftest import PDF
 from tests.sshd import SshServer, running_sshd
 
-# Not yet registered through the `hub` entry points (pyproject.toml): the type is given directly.
-TYPES = {"sftp": SftpConnector}
+TYPES = connector_types(plugins.manager())  # registered through the `hub` entry points
 
 Make = Callable[..., SftpConnector]
 
