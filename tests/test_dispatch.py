@@ -182,3 +182,19 @@ def test_killed_dispatcher_loses_nothing_and_delivers_nothing_twice(wired, dept,
     assert sorted(dept.submissions.values()) == [1] * 12  # the department saw each part once
     with wired.sessions() as s:
         assert s.scalar(select(func.count()).select_from(OutboxRow)) == 12
+
+
+def test_secrets_never_reach_the_logs(wired, dept, caplog, clock):
+    import logging
+
+    caplog.set_level(logging.DEBUG)  # everything: httpx, httpcore, the hub
+    accepted(wired, 2)
+    dispatch(wired)
+    dept.token = "rotated"  # refusals produce error text too
+    accepted(wired, 1)
+    dispatch(wired)
+    sync(wired)
+    assert caplog.records, "DEBUG logging must have captured something for this test to mean anything"
+    assert TOKEN not in caplog.text
+    for row in rows(wired):
+        assert TOKEN not in (row.last_error or "")

@@ -115,3 +115,45 @@ def test_unreachable_wsdl_fails_the_check_not_the_caller(tmp_path, gongan, monke
     gongan.stop()
     result = c.check()
     assert not result.ok and "connection failed" in result.message
+
+
+def test_verify_from_the_cli_masks_the_id(tmp_path, gongan):
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-m", "hub", "init", str(home)], check=True, capture_output=True)
+    path = home / "connections" / "gongan-soap.yaml"
+    conf = yaml.safe_load(path.read_text(encoding="utf-8"))
+    conf["config"]["wsdl"] = gongan.wsdl_url
+    path.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    env = {**os.environ, "HUB_SANDBOX_TOKEN": PASSWORD}
+
+    def verify(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hub",
+                "--home",
+                str(home),
+                "connectors",
+                "verify",
+                "gongan-soap",
+                "household_registration",
+                "-s",
+                f"id_number={RESIDENT}",
+                "-s",
+                f"name={name}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+
+    ok = verify("林阿婆")
+    assert ok.returncode == 0 and '"ok": true' in ok.stdout and "罗阳镇下洪社区" in ok.stdout
+    assert RESIDENT not in ok.stdout and "3303**********0214" in ok.stdout
+    assert verify("张三").returncode == 1

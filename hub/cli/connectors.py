@@ -9,10 +9,11 @@ import typer
 from rich.table import Table
 
 from hub import plugins as plugin_host
-from hub.cli.common import console, home_of, print_json
+from hub.cli.common import console, home_of, open_hub, print_json
 from hub.connections import load_connections
-from hub.connectors import connector_types, connector_types_by_plugin
+from hub.connectors import DeliveryError, Unsupported, connector_types, connector_types_by_plugin
 from hub.errors import ConfigInvalid, HubError
+from hub.ids import mask_id
 from hub.settings import load_settings
 
 plugins_app = typer.Typer(help="Installed plugins and what they register.", no_args_is_help=True)
@@ -120,4 +121,32 @@ def check(
         table.add_row(conn_name, conn.type, "[green]OK[/]" if ok else "[red]FAIL[/]", reason)
     console().print(table)
     if failed:
+        raise typer.Exit(1)
+
+
+@connectors_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Connection (a verifier, e.g. gongan-soap)")],
+    kind: Annotated[str, typer.Argument(help="What to verify, e.g. household_registration")],
+    subject: Annotated[list[str], typer.Option("--subject", "-s", help="KEY=VALUE, e.g. id_number=…, name=…")],
+) -> None:
+    """网上核验: confirm an applicant's data with the owning department instead of a paper copy."""
+    hub = open_hub(ctx)
+    data = {}
+    for pair in subject:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected KEY=VALUE: {pair!r}", param_hint="--subject")
+        data[key] = value
+    connector = hub.connector(name)
+    try:
+        result = connector.verify(kind, data)
+    except (DeliveryError, Unsupported) as exc:
+        raise HubError(f"核验失败 verification failed: {exc}") from None
+    finally:
+        connector.close()
+    shown = {k: (mask_id(v) if k.endswith("id_number") else v) for k, v in data.items()}
+    print_json({"connection": name, "kind": kind, "subject": shown, "ok": result.ok, "detail": result.detail})
+    if not result.ok:
         raise typer.Exit(1)
