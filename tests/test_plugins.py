@@ -94,7 +94,7 @@ def test_installed_third_party_plugin_is_discovered_but_loads_only_when_allowed(
         """),
         encoding="utf-8",
     )
-    checked = _hub(third_party, "connectors", "check", "seal", allow="rest,soap,county_seal", home=home)
+    checked = _hub(third_party, "connectors", "check", "seal", allow="rest,soap,sftp,county_seal", home=home)
     assert checked.returncode == 0 and "reached 县印章系统" in checked.stdout
     refused = _hub(third_party, "connectors", "check", "seal", home=home)  # not allowed: unknown type
     assert refused.returncode == 2 and "connections/seal.yaml:1: 未知连接器类型" in refused.stderr
