@@ -157,3 +157,59 @@ def test_verify_from_the_cli_masks_the_id(tmp_path, gongan):
     assert ok.returncode == 0 and '"ok": true' in ok.stdout and "罗阳镇下洪社区" in ok.stdout
     assert RESIDENT not in ok.stdout and "3303**********0214" in ok.stdout
     assert verify("张三").returncode == 1
+
+
+def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_file, cert_file = folder / f"{name}.key", folder / f"{name}.crt"
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_file, cert_file
+
+
+def test_x509_signed_requests(tmp_path, monkeypatch):
+    hub_key, hub_cert = _self_signed(tmp_path, "tongban-hub")
+    _, other_cert = _self_signed(tmp_path, "someone-else")
+    monkeypatch.setenv("HUB_SANDBOX_TOKEN", PASSWORD)
+    for trusted, expect_ok in ((hub_cert, True), (other_cert, False)):
+        dept = SoapDepartment(password=PASSWORD, trusted_cert=str(trusted)).start()
+        try:
+            conf = yaml.safe_load(
+                (sample_config_dir() / "connections" / "gongan-soap.yaml").read_text(encoding="utf-8")
+            )
+            conf["config"]["wsdl"] = dept.wsdl_url
+            conf["config"]["signature"] = {"key_file": str(hub_key), "cert_file": str(hub_cert)}
+            folder = tmp_path / f"connections-{expect_ok}"
+            folder.mkdir()
+            (folder / "signed.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+            conns, _ = load_connections(folder, TYPES)
+            c = conns["signed"].make(TYPES)
+            if expect_ok:
+                assert c.submit(part(11)).remote_id == "GA-000001"
+            else:
+                with pytest.raises(DeliveryError, match="signature invalid") as exc:
+                    c.submit(part(11))
+                assert not exc.value.retryable and dept.submissions.total() == 0
+        finally:
+            dept.stop()

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape
 
 from lxml import etree
+from zeep.wsse.signature import verify_envelope
 
 NS = "urn:taishun:gongan:1"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -120,10 +121,12 @@ class SoapDepartment:
         households: dict[str, tuple[str, str]] | None = None,
         latency: float = 0.0,
         port: int = 0,
+        trusted_cert: str | None = None,
     ):
         self.username, self.password = username, password
         self.households = dict(households or {})  # id number -> (name, address)
         self.latency = latency
+        self.trusted_cert = trusted_cert  # when set, every request must carry a valid XML signature by it
         self.down = False
         self.fault: str | None = None  # "Server" or "Client": answer every call with that fault
         self.hostile = False  # answer with a DTD and nested entities
@@ -251,6 +254,11 @@ class SoapDepartment:
                     return self._fault("Client", "malformed XML")
                 if not dept._authorised(envelope):
                     return self._fault("Client", "WS-Security authentication failed")
+                if dept.trusted_cert:
+                    try:
+                        verify_envelope(envelope, dept.trusted_cert)
+                    except Exception:
+                        return self._fault("Client", "WS-Security signature invalid")
                 request = next(iter(envelope.find(f"{{{SOAP}}}Body")), None)
                 op = etree.QName(request).localname if request is not None else ""
                 if op not in OPERATIONS:
