@@ -117,6 +117,16 @@ def run(home: Path, console: Console | None = None) -> int:
     )
     numbers.append(app.number)
     say(f"  {TELLER.name} 收件 {app.number}，申请人 林阿婆 {mask_id(app.applicant_id)}")
+    if _department_up(hub, "gongan-soap", wait_seconds=2):
+        # 网上核验: the household register is checked with 公安 online instead of a paper copy
+        connector = hub.connector("gongan-soap")
+        try:
+            check = connector.verify("household_registration", {"id_number": app.applicant_id, "name": "林阿婆"})
+        finally:
+            connector.close()
+        say(
+            f"  网上核验 户籍 (gongan-soap, SOAP): {'一致' if check.ok else '不一致'} {check.detail.get('address', '')}"
+        )
     app = step(app, "pre_review", TELLER)
     for action in ("accept", "start_review", "approve", "issue"):
         app = step(app, action, MZJ)

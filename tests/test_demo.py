@@ -23,9 +23,30 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
     conf = yaml.safe_load(conn.read_text(encoding="utf-8"))
     conf["config"]["base_url"] = f"http://127.0.0.1:{port}/api"
     conn.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    soap_port, sftp_port = _free_port(), _free_port()
+    conn = home / "connections" / "gongan-soap.yaml"
+    conf = yaml.safe_load(conn.read_text(encoding="utf-8"))
+    conf["config"]["wsdl"] = f"http://127.0.0.1:{soap_port}/gongan?wsdl"
+    conn.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "HUB_SANDBOX_TOKEN": "demo-test-token"}
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "hub", "sandbox", "run", "--port", str(port), "--decide-after", "0.1"],
+        [
+            sys.executable,
+            "-m",
+            "hub",
+            "sandbox",
+            "run",
+            "--port",
+            str(port),
+            "--soap-port",
+            str(soap_port),
+            "--sftp-port",
+            str(sftp_port),
+            "--sftp-dir",
+            str(tmp_path / "sftp"),
+            "--decide-after",
+            "0.1",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

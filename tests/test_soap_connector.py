@@ -97,6 +97,7 @@ def test_online_verification_of_household_registration(tmp_path, gongan, monkeyp
         ({"password": "changed"}, False, "authentication failed"),
         ({"hostile": True}, False, "hostile XML refused"),
         ({"down": True}, True, "HTTP 503"),
+        ({"failure_rate": 1.0}, True, "HTTP 503"),
     ],
 )
 def test_faults_are_delivery_errors(tmp_path, gongan, monkeypatch, setup, retryable, needle):

@@ -53,7 +53,9 @@ def register_commands(cli: typer.Typer) -> None:
         dept = RestDepartment(
             token=token, latency=latency, failure_rate=failure_rate, port=port, decide_after=decide_after
         ).start()
-        gongan = SoapDepartment(password=token, port=soap_port, households=SAMPLE_HOUSEHOLDS).start()
+        gongan = SoapDepartment(
+            password=token, port=soap_port, households=SAMPLE_HOUSEHOLDS, latency=latency, failure_rate=failure_rate
+        ).start()
         typer.echo(f"医保 REST sandbox on {dept.url}; 公安 SOAP sandbox on {gongan.wsdl_url} (Ctrl-C stops)")
         shebao = SftpDepartment(
             sftp_dir / "root",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import socket
 import threading
 import time
@@ -122,10 +123,14 @@ class SoapDepartment:
         latency: float = 0.0,
         port: int = 0,
         trusted_cert: str | None = None,
+        failure_rate: float = 0.0,
+        seed: int | None = None,
     ):
         self.username, self.password = username, password
         self.households = dict(households or {})  # id number -> (name, address)
         self.latency = latency
+        self.failure_rate = failure_rate  # share of calls answered 503, like an overloaded system
+        self._random = random.Random(seed)
         self.trusted_cert = trusted_cert  # when set, every request must carry a valid XML signature by it
         self.down = False
         self.fault: str | None = None  # "Server" or "Client": answer every call with that fault
@@ -244,7 +249,7 @@ class SoapDepartment:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if dept.latency:
                     time.sleep(dept.latency)
-                if dept.down:
+                if dept.down or (dept.failure_rate and dept._random.random() < dept.failure_rate):
                     return self._send(503, "unavailable", "text/plain")
                 if dept.fault:
                     return self._fault(dept.fault, f"sandbox {dept.fault} fault")
