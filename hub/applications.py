@@ -28,7 +28,7 @@ from hub.events import GENESIS, event_hash
 from hub.ids import check_id_number, check_uscc
 from hub.lifecycle import ACTIONS, FRONT, PartState, Role, State
 from hub.materials import Stored
-from hub.storage.tables import Application, AttachedMaterial, Blob, Counter, Deficiency, Event, Part
+from hub.storage.tables import Application, AttachedMaterial, Blob, Counter, Deficiency, Event, OutboxRow, Part
 from hub.timelimits import Signal, recompute_due, restart_clock, signal, stop_clock
 
 # ---------------------------------------------------------------------------- inputs (the edge)
@@ -449,39 +449,49 @@ def record_event(
     return app
 
 
-def attach_result(hub: Hub, number: str, part_id: str, name: str, content: bytes, actor: Actor) -> None:
-    """A result document from the department (e.g. a decision PDF), kept with its part."""
+def attach_result(
+    hub: Hub, number: str, part_id: str, name: str, content: bytes, actor: Actor, *, session: Session | None = None
+) -> None:
+    """A result document from the department (e.g. a decision PDF), kept with its part. Given a
+    session, it joins that transaction (e.g. the one recording the decision it came with)."""
     if problem := hub.store.check(content):
         raise InvalidInput([FieldError(f"result ({name})", problem)])
-    stored = hub.store.put(content)
-    now = hub.now()
+    stored = hub.store.put(content)  # content-addressed: a rollback leaves at most an unreferenced file
+    if session is not None:
+        return _attach_result(session, number, part_id, name, stored, actor, hub.now())
     with hub.transaction() as session:
-        app = get(session, number, actor, for_update=True)
-        if any(m.kind == "result" and m.part_id == part_id and m.sha256 == stored.sha256 for m in app.materials):
-            return  # polled twice: already kept
-        _keep_blob(session, stored, now)
-        app.materials.append(
-            AttachedMaterial(
-                name=name,
-                kind="result",
-                part_id=part_id,
-                filename=name,
-                sha256=stored.sha256,
-                added_at=now.replace(tzinfo=None),
-                added_by=actor.name,
-            )
+        _attach_result(session, number, part_id, name, stored, actor, hub.now())
+
+
+def _attach_result(
+    session: Session, number: str, part_id: str, name: str, stored: Stored, actor: Actor, now: datetime
+) -> None:
+    app = get(session, number, actor, for_update=True)
+    if any(m.kind == "result" and m.part_id == part_id and m.sha256 == stored.sha256 for m in app.materials):
+        return  # polled twice: already kept
+    _keep_blob(session, stored, now)
+    app.materials.append(
+        AttachedMaterial(
+            name=name,
+            kind="result",
+            part_id=part_id,
+            filename=name,
+            sha256=stored.sha256,
+            added_at=now.replace(tzinfo=None),
+            added_by=actor.name,
         )
-        part = next(p for p in app.parts if p.id == part_id)
-        _record(
-            app,
-            "result",
-            actor,
-            now,
-            from_state=None,
-            to_state=None,
-            part=part,
-            data={"name": name, "sha256": stored.sha256, "size": stored.size},
-        )
+    )
+    part = next(p for p in app.parts if p.id == part_id)
+    _record(
+        app,
+        "result",
+        actor,
+        now,
+        from_state=None,
+        to_state=None,
+        part=part,
+        data={"name": name, "sha256": stored.sha256, "size": stored.size},
+    )
 
 
 # ---------------------------------------------------------------------------- transitions
@@ -521,8 +531,10 @@ def transition(
     reason: str | None = None,
     part: str | None = None,
     commitment_due: date | None = None,
+    session: Session | None = None,
 ) -> Application:
-    """Take one life-cycle action. Illegal actions raise and write nothing."""
+    """Take one life-cycle action. Illegal actions raise and write nothing. Given a session, the
+    action joins that transaction (the caller commits it, with whatever else it wrote)."""
     action = ACTIONS.get(action_name)
     if action is None:
         raise InvalidInput([_err("action", f"未知操作 {action_name}，可选: {', '.join(ACTIONS)}", "unknown action")])
@@ -530,33 +542,49 @@ def transition(
         raise InvalidInput([_err("reason", f"“{action.zh}”必须填写理由", f"{action.name} needs a reason")])
     if reason and len(reason) > MAX_REASON:
         raise InvalidInput([_err("reason", f"理由不超过{MAX_REASON}字", f"at most {MAX_REASON} characters")])
-    now, today = hub.now(), hub.today()
+    if session is not None:
+        return _transition(hub, session, number, action, actor, reason, part, commitment_due)
     with hub.transaction() as session:
-        app = get(session, number, actor, for_update=True)
-        if action.part_level:
-            target_part = _pick_part(app, part, actor, action)
-            _check_actor(app, action, actor, target_part)
-            _part_action(hub, app, target_part, action, actor, now, reason)
-        else:
-            _check_actor(app, action, actor, None)
-            if (
-                actor.role is Role.officer
-                and action.name in LEAD_ACTIONS
-                and app.parts[0].department_code != actor.department
-            ):
-                # a bundle is accepted, refused and issued once, by its lead (first item's) department;
-                # any department reviewing a part may ask for 补正
-                raise Forbidden(
-                    f"“{action.zh}”由牵头部门 {app.parts[0].department_code} 办理 (only the lead department acts on the whole)"
-                )
-            if app.state not in action.sources:
-                raise IllegalTransition(
-                    f"办件 {number} 当前状态为“{lifecycle.STATE_ZH[app.state]}”，不能“{action.zh}” "
-                    f"(cannot {action.name} from {app.state})"
-                )
-            _app_action(hub, app, action, actor, now, today, reason, commitment_due)
-        app.updated_at = now.replace(tzinfo=None)
+        _transition(hub, session, number, action, actor, reason, part, commitment_due)
     return read(hub, number, actor)
+
+
+def _transition(
+    hub: Hub,
+    session: Session,
+    number: str,
+    action: lifecycle.Action,
+    actor: Actor,
+    reason: str | None,
+    part: str | None,
+    commitment_due: date | None,
+) -> Application:
+    now, today = hub.now(), hub.today()
+    app = get(session, number, actor, for_update=True)
+    if action.part_level:
+        target_part = _pick_part(app, part, actor, action)
+        _check_actor(app, action, actor, target_part)
+        _part_action(hub, app, target_part, action, actor, now, reason)
+    else:
+        _check_actor(app, action, actor, None)
+        if (
+            actor.role is Role.officer
+            and action.name in LEAD_ACTIONS
+            and app.parts[0].department_code != actor.department
+        ):
+            # a bundle is accepted, refused and issued once, by its lead (first item's) department;
+            # any department reviewing a part may ask for 补正
+            raise Forbidden(
+                f"“{action.zh}”由牵头部门 {app.parts[0].department_code} 办理 (only the lead department acts on the whole)"
+            )
+        if app.state not in action.sources:
+            raise IllegalTransition(
+                f"办件 {number} 当前状态为“{lifecycle.STATE_ZH[app.state]}”，不能“{action.zh}” "
+                f"(cannot {action.name} from {app.state})"
+            )
+        _app_action(hub, app, action, actor, now, today, reason, commitment_due)
+    app.updated_at = now.replace(tzinfo=None)
+    return app
 
 
 def _app_action(
@@ -589,6 +617,17 @@ def _app_action(
         for p in withdrawn:
             p.state = PartState.withdrawn.value
         data = {"parts_withdrawn": [p.item_code for p in withdrawn]}
+        session = object_session(app)
+        if cancelled := outbox.cancel(session, [p.id for p in withdrawn]):
+            data["deliveries_cancelled"] = cancelled
+        # a department that already holds the case has to be told by its own channel (for now)
+        delivered = session.scalars(
+            select(OutboxRow.connection).where(
+                OutboxRow.part_id.in_([p.id for p in withdrawn]), OutboxRow.state == "delivered"
+            )
+        ).all()
+        if delivered:
+            data["held_by_departments"] = sorted(delivered)
     app.state = target
     _record(app, action.name, actor, now, from_state=source, to_state=target, reason=reason, data=data)
 

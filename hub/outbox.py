@@ -1,15 +1,18 @@
 """The transactional outbox: deliveries owed to department systems.
 
 Rows are written in the transaction that accepts an application (one per part routed to a
-configured connection). A dispatcher claims due rows for a lease, delivers them with the part id
-as idempotency key, and records the outcome; a dispatcher that dies leaves its claims to expire,
-and the next one delivers again — the department sees the same key and keeps one case. Failed
-deliveries back off exponentially with jitter; after `max_attempts` (or a refusal that retrying
-cannot fix) a row is dead-lettered with its last error, for ops to fix and retry."""
+configured connection). A dispatcher claims one due row at a time, right before delivering it,
+for a lease and under a token; it delivers with the part id as idempotency key and records the
+outcome only if the claim is still its own. A dispatcher that dies (or outlives its lease)
+leaves the row to the next one, which delivers again — the department sees the same key and
+keeps one case. Failed deliveries back off exponentially with jitter; after `max_attempts` (or
+a refusal that retrying cannot fix) a row is dead-lettered with its last error, for ops to fix
+and retry. Withdrawing an application cancels what it still owes."""
 
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -38,26 +41,46 @@ def enqueue(session: Session, part: Part, now: datetime) -> OutboxRow:
     return row
 
 
-def claim(
-    session: Session, now: datetime, *, lease: timedelta, connection: str | None = None, limit: int = 100
-) -> list[OutboxRow]:
-    """Take due pending rows for a lease. On PostgreSQL concurrent dispatchers skip each other's
-    rows (FOR UPDATE SKIP LOCKED); SQLite serialises writers anyway."""
+def due_connections(session: Session, now: datetime) -> list[str]:
+    at = _naive(now)
+    stmt = (
+        select(OutboxRow.connection)
+        .where(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= at)
+        .where(or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < at))
+        .distinct()
+    )
+    return sorted(session.scalars(stmt))
+
+
+def claim_one(session: Session, now: datetime, *, lease: timedelta, connection: str) -> OutboxRow | None:
+    """Take the oldest due row of a connection for a lease, under a fresh token. Concurrent
+    dispatchers skip each other's rows on PostgreSQL (FOR UPDATE SKIP LOCKED); SQLite
+    serialises writers anyway."""
     at = _naive(now)
     stmt = (
         select(OutboxRow)
-        .where(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= at)
+        .where(OutboxRow.connection == connection, OutboxRow.state == "pending", OutboxRow.next_attempt_at <= at)
         .where(or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < at))
         .order_by(OutboxRow.id)
-        .limit(limit)
+        .limit(1)
         .with_for_update(skip_locked=True)
     )
-    if connection:
-        stmt = stmt.where(OutboxRow.connection == connection)
-    rows = list(session.scalars(stmt))
-    for row in rows:
-        row.claimed_until = at + lease
-    return rows
+    row = session.scalars(stmt).first()
+    if row is not None:
+        row.claimed_until, row.claim_token = at + lease, uuid.uuid4().hex
+    return row
+
+
+def cancel(session: Session, part_ids: list[str]) -> int:
+    """Nothing more is owed for these parts (the application was withdrawn)."""
+    if not part_ids:
+        return 0
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.part_id.in_(part_ids), OutboxRow.state.in_(("pending", "dead")))
+        .values(state="cancelled", claimed_until=None, claim_token=None)
+    )
+    return result.rowcount or 0
 
 
 def backoff(attempts: int, limits: Limits, rng: random.Random | None = None) -> timedelta:
@@ -70,7 +93,7 @@ def backoff(attempts: int, limits: Limits, rng: random.Random | None = None) -> 
 def failed(row: OutboxRow, error: str, *, retryable: bool, limits: Limits, now: datetime) -> None:
     row.attempts += 1
     row.last_error = error[:1000]
-    row.claimed_until = None
+    row.claimed_until, row.claim_token = None, None
     if not retryable or row.attempts >= limits.max_attempts:
         row.state = "dead"
     else:
@@ -80,7 +103,7 @@ def failed(row: OutboxRow, error: str, *, retryable: bool, limits: Limits, now: 
 def delivered(row: OutboxRow, remote_id: str, now: datetime) -> None:
     row.attempts += 1
     row.state, row.remote_id = "delivered", remote_id
-    row.delivered_at, row.claimed_until, row.last_error = _naive(now), None, None
+    row.delivered_at, row.claimed_until, row.claim_token, row.last_error = _naive(now), None, None, None
 
 
 def retry(session: Session, now: datetime, *, ids: list[int] | None = None, all_dead: bool = False) -> int:
@@ -90,5 +113,7 @@ def retry(session: Session, now: datetime, *, ids: list[int] | None = None, all_
         stmt = stmt.where(OutboxRow.id.in_(ids))
     elif not all_dead:
         return 0
-    result = session.execute(stmt.values(state="pending", attempts=0, next_attempt_at=_naive(now), claimed_until=None))
+    result = session.execute(
+        stmt.values(state="pending", attempts=0, next_attempt_at=_naive(now), claimed_until=None, claim_token=None)
+    )
     return result.rowcount or 0

@@ -106,8 +106,8 @@ class Clock:
     def set(self, day: date, hour: int = 10) -> None:
         self.current = datetime(day.year, day.month, day.day, hour, tzinfo=CST).astimezone(UTC)
 
-    def advance(self, days: int = 0, hours: int = 0) -> None:
-        self.current += timedelta(days=days, hours=hours)
+    def advance(self, days: int = 0, hours: int = 0, seconds: int = 0) -> None:
+        self.current += timedelta(days=days, hours=hours, seconds=seconds)
 
 
 @pytest.fixture

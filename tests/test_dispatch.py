@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from hub import applications as svc
 from hub import outbox
 from hub.context import Hub
-from hub.jobs.dispatch import dispatch
+from hub.jobs.dispatch import DispatchSummary, _claim, _finish, dispatch
 from hub.jobs.sync import sync
-from hub.storage.tables import OutboxRow
+from hub.storage.tables import Event, OutboxRow
 from hub.views import application_detail
 from plugins.sandbox.rest_department import RestDepartment
 from tests.conftest import PDF, make_id
@@ -87,7 +87,7 @@ def test_acceptance_queues_in_the_same_transaction_and_dispatch_delivers_once(wi
     assert dispatch(wired).delivered == 0  # nothing left
     (row,) = rows(wired)
     assert row.state == "delivered" and row.remote_id == "YB-000001"
-    assert dept.submissions.total() == 1 and list(dept.submissions) == [row.part_id]
+    assert dept.received == {row.part_id: 1}  # one request: nothing sent twice on the happy path
     sent = dept.parts["YB-000001"].body
     assert sent["application_number"] == number and [m["name"] for m in sent["materials"]] == [
         "居民身份证",
@@ -109,6 +109,7 @@ def test_department_down_then_up_receives_every_part_once(wired, dept, clock):
     clock.advance(hours=1)
     assert dispatch(wired).delivered == 5
     assert sorted(dept.submissions.values()) == [1] * 5
+    assert dept.received.total() == 5  # requests refused with 503 never reached the handler's count
 
 
 def test_dead_letter_then_retry_by_hand(wired, dept, clock):
@@ -123,7 +124,7 @@ def test_dead_letter_then_retry_by_hand(wired, dept, clock):
     dept.down = False
     with wired.transaction() as s:
         assert outbox.retry(s, wired.now(), all_dead=True) == 1
-    assert dispatch(wired).delivered == 1 and dept.submissions.total() == 1
+    assert dispatch(wired).delivered == 1 and dept.received.total() == 1
 
 
 def test_a_refusal_is_dead_at_once(wired, dept):
@@ -168,20 +169,23 @@ def test_killed_dispatcher_loses_nothing_and_delivers_nothing_twice(wired, dept,
     cmd = [sys.executable, "-m", "hub", "--home", str(home), "run", "dispatch"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
-    while dept.submissions.total() < 3 and time.monotonic() < deadline:
+    while dept.received.total() < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     done_before = sum(r.state == "delivered" for r in rows(wired))
-    assert dept.submissions.total() > 0 and done_before < 12, "the kill must land mid-run"
+    assert dept.received.total() > 0 and done_before < 12, "the kill must land mid-run"
     time.sleep(2.5)  # the dead dispatcher's lease runs out
     dept.latency = 0.0
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, timeout=60)
     assert "dispatch:" in result.stdout
     assert [r.state for r in rows(wired)] == ["delivered"] * 12
-    assert sorted(dept.submissions.values()) == [1] * 12  # the department saw each part once
+    # the parts in flight at the kill were sent again; the department kept one case each
+    assert dept.received.total() >= 12 and sorted(dept.submissions.values()) == [1] * 12
     with wired.sessions() as s:
         assert s.scalar(select(func.count()).select_from(OutboxRow)) == 12
+        dispatched = s.scalars(select(Event.part_id).where(Event.action == "dispatch")).all()
+    assert sorted(dispatched) == sorted(r.part_id for r in rows(wired))  # one dispatch event per part
 
 
 def test_secrets_never_reach_the_logs(wired, dept, caplog, clock):
@@ -198,3 +202,65 @@ def test_secrets_never_reach_the_logs(wired, dept, caplog, clock):
     assert TOKEN not in caplog.text
     for row in rows(wired):
         assert TOKEN not in (row.last_error or "")
+
+
+def test_an_outcome_is_recorded_only_under_the_claim_that_delivered(wired, dept, clock):
+    """A dispatcher that outlived its lease must not record over the one that took the row since."""
+    accepted(wired, 1)
+    stale = _claim(wired, "yibao-rest")
+    clock.advance(seconds=wired.settings.dispatch_lease_seconds + 1)
+    current = _claim(wired, "yibao-rest")
+    assert stale.row_id == current.row_id and stale.token != current.token
+    summary = DispatchSummary()
+    _finish(wired, stale, None, "late failure", True, summary)
+    (row,) = rows(wired)
+    assert (row.state, row.attempts, row.last_error, row.claim_token) == ("pending", 0, None, current.token)
+    _finish(wired, current, "YB-1", None, False, summary)
+    _finish(wired, stale, "YB-1", None, False, summary)  # the stale one again, after: nothing
+    (row,) = rows(wired)
+    assert (row.state, row.attempts, summary.delivered) == ("delivered", 1, 1)
+
+
+def test_withdrawal_cancels_what_is_owed(wired, dept, clock):
+    first, second = accepted(wired, 2)
+    dispatch(wired)  # the first two reach the department
+    (third,) = accepted(wired, 1)
+    svc.transition(wired, third, "withdraw", HZ_CLERK, reason="申请人撤回")
+    svc.transition(wired, first, "withdraw", HZ_CLERK, reason="申请人撤回")
+    by_app = {svc.read(wired, n, YBJ).parts[0].id: n for n in (first, second, third)}
+    states = {by_app[r.part_id]: r.state for r in rows(wired)}
+    assert states == {first: "delivered", second: "delivered", third: "cancelled"}
+    assert dispatch(wired).delivered == 0 and dept.received.total() == 2
+    withdrawn = svc.read(wired, first, YBJ).events[-1]
+    assert withdrawn.action == "withdraw" and withdrawn.data["held_by_departments"] == ["yibao-rest"]
+    assert svc.read(wired, third, YBJ).events[-1].data["deliveries_cancelled"] == 1
+
+
+def test_a_refused_result_document_does_not_hold_the_decision_back(wired, dept):
+    (number,) = accepted(wired, 1)
+    dispatch(wired)
+    (row,) = rows(wired)
+    dept.decide(row.remote_id, "approved")
+    dept.documents[f"{row.remote_id}-result"] = b"MZ\x90\x00 an executable, not a decision"
+    summary = sync(wired)
+    assert (summary.decided, summary.documents, summary.refused) == (1, 0, 1)
+    app = svc.read(wired, number, YBJ)
+    assert app.state == "decided" and not [m for m in app.materials if m.kind == "result"]
+    refused = next(e for e in app.events if e.action == "result_refused")
+    assert "不接受的文件类型" in refused.reason and refused.data["connection"] == "yibao-rest"
+    assert sync(wired).updates == 0  # applied once
+
+
+def test_a_decision_that_cannot_apply_yet_is_applied_when_it_can(wired, dept):
+    """The department approves while the hub waits for the applicant's 补正: the approval is
+    not marked seen, and lands once the application resumes."""
+    (number,) = accepted(wired, 1)
+    dispatch(wired)
+    (row,) = rows(wired)
+    svc.transition(wired, number, "request_supplement", YBJ, reason="请补充居住证明")
+    dept.decide(row.remote_id, "approved")
+    assert sync(wired).decided == 0
+    assert svc.read(wired, number, YBJ).state == "supplement_requested" and rows(wired)[0].remote_status is None
+    svc.transition(wired, number, "resume", HZ_CLERK)
+    assert sync(wired).decided == 1
+    assert svc.read(wired, number, YBJ).state == "decided" and rows(wired)[0].remote_status == "approved"

@@ -63,6 +63,7 @@ def test_check_submit_is_idempotent_and_poll_pages(tmp_path, dept, monkeypatch):
     receipts = [c.submit(part(i)) for i in range(5)]
     again = c.submit(part(0))  # a retry after a lost answer: same remote id, not a second case
     assert again.remote_id == receipts[0].remote_id and dept.submissions[part(0).part_id] == 1
+    assert dept.received[part(0).part_id] == 2  # the replay reached the department, which kept one case
     dept.decide(receipts[1].remote_id, "approved")
     dept.decide(receipts[4].remote_id, "denied", "不符合异地长期居住条件")
     updates = {u.remote_id: u for u in c.poll(receipts)}

@@ -2,6 +2,7 @@
 once, WS-Security digest, config-defined message mapping, faults and hostile XML as delivery
 errors, online verification."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 from hub import plugins
 from hub.connections import load_connections
 from hub.connectors import DeliveryError, PartMessage, connector_types
+from hub.errors import ConfigInvalid
 from hub.home import sample_config_dir
 from plugins.sandbox.soap_department import SoapDepartment
 
@@ -25,11 +27,13 @@ def gongan():
     d.stop()
 
 
-def soap(tmp_path: Path, dept: SoapDepartment, monkeypatch, name: str = "gongan-soap"):
-    """The shipped sample connection, pointed at this sandbox."""
+def soap(tmp_path: Path, dept: SoapDepartment, monkeypatch, name: str = "gongan-soap", **config):
+    """The shipped sample connection, pointed at this sandbox (and `config` changed)."""
     monkeypatch.setenv("HUB_SANDBOX_TOKEN", PASSWORD)
     conf = yaml.safe_load((sample_config_dir() / "connections" / "gongan-soap.yaml").read_text(encoding="utf-8"))
     conf["config"]["wsdl"] = dept.wsdl_url
+    for key, value in config.items():
+        conf["config"][key] = conf["config"][key] | value if isinstance(value, dict) else value
     folder = tmp_path / "connections"
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
@@ -61,7 +65,7 @@ def test_submit_maps_the_message_is_idempotent_and_polls(tmp_path, gongan, monke
     assert c.check().ok
     receipt = c.submit(part())
     assert c.submit(part()).remote_id == receipt.remote_id == "GA-000001"
-    assert gongan.submissions == {"part-1": 1}
+    assert gongan.received == {"part-1": 2} and gongan.submissions == {"part-1": 1}  # the replay made no case
     assert gongan.cases["GA-000001"].fields == {
         "partId": "part-1",
         "itemCode": "QR00117001",
@@ -214,3 +218,31 @@ def test_x509_signed_requests(tmp_path, monkeypatch):
                 assert not exc.value.retryable and dept.submissions.total() == 0
         finally:
             dept.stop()
+
+
+def test_debug_logs_hold_no_password_and_no_resident_data(tmp_path, gongan, monkeypatch, caplog):
+    """zeep logs whole envelopes at DEBUG: a plain-text UsernameToken, names and ID numbers."""
+    caplog.set_level(logging.DEBUG)
+    c = soap(tmp_path, gongan, monkeypatch)
+    c.submit(part())
+    assert c.verify("household", {"id_number": RESIDENT, "name": "林阿婆"}).ok
+    plain = soap(tmp_path, gongan, monkeypatch, name="gongan-plain", wsse={"digest": False})
+    with pytest.raises(DeliveryError, match="authentication failed"):  # the sandbox takes digests only
+        plain.submit(part(2))
+    assert gongan.received == {"part-1": 1}
+    for needle in (PASSWORD, RESIDENT, "林阿婆"):
+        assert needle not in caplog.text
+
+
+def test_tls_is_required_off_loopback_for_the_wsdl_and_the_service(tmp_path, gongan, monkeypatch):
+    with pytest.raises(ConfigInvalid) as exc:
+        soap(tmp_path, gongan, monkeypatch, name="gongan-plain-http", wsdl="http://gaj.example.gov.cn/ws?wsdl")
+    assert "config.wsdl" in str(exc.value) and "https required" in str(exc.value)
+    # a WSDL fetched over loopback that sends requests elsewhere in the clear is refused too
+    gongan.location = "http://10.20.30.40/gongan"
+    c = soap(tmp_path, gongan, monkeypatch, name="gongan-elsewhere")
+    result = c.check()
+    assert not result.ok and "10.20.30.40" in result.message and "https required" in result.message
+    with pytest.raises(DeliveryError) as refused:
+        c.submit(part())
+    assert not refused.value.retryable and gongan.received.total() == 0

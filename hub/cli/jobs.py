@@ -35,7 +35,7 @@ def run_sync(ctx: typer.Context, connection: ConnectionOpt = None) -> None:
 @outbox_app.command("list")
 def list_(
     ctx: typer.Context,
-    state: Annotated[str | None, typer.Option(help="pending, delivered or dead")] = None,
+    state: Annotated[str | None, typer.Option(help="pending, delivered, dead or cancelled")] = None,
     connection: ConnectionOpt = None,
     limit: int = 200,
     as_json: Annotated[bool, typer.Option("--json")] = False,

@@ -1,7 +1,8 @@
 """`dispatch`: deliver owed parts to their departments' systems, through the outbox.
 
 Per connection, at most `limits.concurrency` deliveries run at once, so a slow department is
-never flooded. A connector that raises anything is recorded as a failed delivery, never a crash."""
+never flooded; each row is claimed just before its delivery and its outcome is recorded only
+under that claim. A connector that raises anything is recorded as a failed delivery, never a crash."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from hub.applications import Actor
 from hub.connectors import Connector, DeliveryError, Limits, MaterialRef, PartMessage
 from hub.context import Hub
 from hub.errors import ConfigInvalid, HubError
-from hub.lifecycle import Role
+from hub.lifecycle import PartState, Role
 from hub.storage.tables import Application, OutboxRow, Part
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class DispatchSummary:
     delivered: int = 0
     retrying: int = 0
     dead: int = 0
+    cancelled: int = 0
     by_connection: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -38,7 +40,8 @@ class DispatchSummary:
                 self.by_connection[connection] += 1
 
     def line(self) -> str:
-        return f"dispatch: {self.delivered} delivered, {self.retrying} to retry, {self.dead} dead-lettered"
+        line = f"dispatch: {self.delivered} delivered, {self.retrying} to retry, {self.dead} dead-lettered"
+        return line + (f", {self.cancelled} withdrawn before delivery" if self.cancelled else "")
 
 
 def part_message(app: Application, part: Part) -> PartMessage:
@@ -68,69 +71,120 @@ def part_message(app: Application, part: Part) -> PartMessage:
     )
 
 
-def dispatch(hub: Hub, *, connection: str | None = None, batch: int = 100) -> DispatchSummary:
-    """Deliver everything due now; rows that fail wait for their backoff (a later run)."""
+def dispatch(hub: Hub, *, connection: str | None = None) -> DispatchSummary:
+    """Deliver everything due now; rows that fail wait for their backoff (a later run).
+    Connections are served side by side, so a slow department holds up only its own parts."""
     summary = DispatchSummary()
-    while True:
-        with hub.transaction() as session:
-            lease = timedelta(seconds=hub.settings.dispatch_lease_seconds)
-            rows = outbox.claim(session, hub.now(), lease=lease, connection=connection, limit=batch)
-            claimed = [(r.id, r.connection) for r in rows]
-        if not claimed:
-            return summary
-        groups: dict[str, list[int]] = defaultdict(list)
-        for row_id, conn in claimed:
-            groups[conn].append(row_id)
-        for conn, row_ids in groups.items():
-            _deliver_group(hub, conn, row_ids, summary)
+    with hub.sessions() as session:
+        conns = outbox.due_connections(session, hub.now())
+    if connection:
+        conns = [c for c in conns if c == connection]
+    if conns:
+        with ThreadPoolExecutor(max_workers=len(conns), thread_name_prefix="dispatch") as pool:
+            for future in [pool.submit(_drain, hub, conn, summary) for conn in conns]:
+                future.result()
+    return summary
 
 
-def _deliver_group(hub: Hub, conn: str, row_ids: list[int], summary: DispatchSummary) -> None:
+@dataclass(frozen=True)
+class Claim:
+    row_id: int
+    token: str
+    part_id: str
+
+
+def _claim(hub: Hub, conn: str) -> Claim | None:
+    lease = timedelta(seconds=hub.settings.dispatch_lease_seconds)
+    with hub.transaction() as session:
+        row = outbox.claim_one(session, hub.now(), lease=lease, connection=conn)
+        return Claim(row.id, row.claim_token, row.part_id) if row else None
+
+
+def _drain(hub: Hub, conn: str, summary: DispatchSummary) -> None:
+    """`limits.concurrency` workers, each claiming one row right before delivering it, until
+    none is due: a lease only ever has to cover a single delivery."""
     try:
         connector = hub.connector(conn)
-    except (ConfigInvalid, HubError) as exc:  # a broken connection config: wait for ops, do not burn attempts fast
-        for row_id in row_ids:
-            _finish(hub, row_id, None, f"{conn}: 连接配置错误 configuration: {exc}", True, summary)
+    except (ConfigInvalid, HubError) as exc:  # a broken connection config: wait for ops, with backoff
+        while claim := _claim(hub, conn):
+            _finish(hub, claim, None, f"{conn}: 连接配置错误 configuration: {exc}", True, summary)
         return
-    limits = hub.connections[conn].limits
     try:
-        with ThreadPoolExecutor(max_workers=limits.concurrency, thread_name_prefix=f"dispatch-{conn}") as pool:
-            list(pool.map(lambda row_id: _deliver(hub, connector, row_id, summary), row_ids))
+        workers = hub.connections[conn].limits.concurrency
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"dispatch-{conn}") as pool:
+            for future in [pool.submit(_work, hub, connector, summary) for _ in range(workers)]:
+                future.result()
     finally:
         connector.close()
 
 
-def _deliver(hub: Hub, connector: Connector, row_id: int, summary: DispatchSummary) -> None:
+def _work(hub: Hub, connector: Connector, summary: DispatchSummary) -> None:
+    while claim := _claim(hub, connector.name):
+        _deliver(hub, connector, claim, summary)
+
+
+def _deliver(hub: Hub, connector: Connector, claim: Claim, summary: DispatchSummary) -> None:
     with hub.sessions() as session:
-        row = session.get(OutboxRow, row_id)
-        part = session.get(Part, row.part_id)
+        part = session.get(Part, claim.part_id)
         app = applications.get(session, part.application.number, _actor(connector.name))
-        message = part_message(app, next(p for p in app.parts if p.id == part.id))
+        part = next(p for p in app.parts if p.id == part.id)
+        still_open = part.state in (PartState.pending, PartState.in_review)
+        message = part_message(app, part) if still_open else None
+    if message is None:  # withdrawn (or closed in the hub) since it was queued: owed no more
+        return _cancel(hub, claim, summary)
     try:
         receipt = connector.submit(message)
     except DeliveryError as exc:
-        _finish(hub, row_id, None, str(exc), exc.retryable, summary)
+        _finish(hub, claim, None, str(exc), exc.retryable, summary)
     except Exception as exc:  # a connector bug must not stop the other deliveries
-        log.exception("connector %s failed on outbox row %s", connector.name, row_id)
-        _finish(hub, row_id, None, f"{connector.name}: 内部错误 internal error ({type(exc).__name__})", True, summary)
+        log.exception("connector %s failed on outbox row %s", connector.name, claim.row_id)
+        _finish(hub, claim, None, f"{connector.name}: 内部错误 internal error ({type(exc).__name__})", True, summary)
     else:
-        _finish(hub, row_id, receipt.remote_id, None, False, summary)
+        _finish(hub, claim, receipt.remote_id, None, False, summary)
 
 
 def _actor(conn: str) -> Actor:
     return Actor(name=f"dispatch:{conn}", role=Role.system)
 
 
+def _cancel(hub: Hub, claim: Claim, summary: DispatchSummary) -> None:
+    with hub.transaction() as session:
+        row = session.get(OutboxRow, claim.row_id, with_for_update=True)
+        if row is not None and row.state == "pending" and row.claim_token == claim.token:
+            outbox.cancel(session, [row.part_id])
+            summary.count("cancelled", row.connection)
+
+
 def _finish(
-    hub: Hub, row_id: int, remote_id: str | None, error: str | None, retryable: bool, summary: DispatchSummary
+    hub: Hub, claim: Claim, remote_id: str | None, error: str | None, retryable: bool, summary: DispatchSummary
 ) -> None:
     now = hub.now()
     with hub.transaction() as session:
-        row = session.get(OutboxRow, row_id, with_for_update=True)
-        if row is None or row.state != "pending":
+        row = session.get(OutboxRow, claim.row_id, with_for_update=True)
+        if row is None:
             return
         number = session.get(Application, row.application_id).number
         actor = _actor(row.connection)
+        if row.state == "cancelled" and remote_id is not None:
+            # withdrawn while the department was taking it: they now hold a case the hub no
+            # longer owes — say so where ops and the officer will see it
+            log.warning("outbox row %s: %s took part %s after it was withdrawn", row.id, row.connection, row.part_id)
+            applications.record_event(
+                session,
+                number,
+                "dispatch_after_withdrawal",
+                actor,
+                part_id=row.part_id,
+                now=now,
+                reason="撤回时部门系统已收件，请联系部门撤件 (the department received it as it was withdrawn)",
+                data={"connection": row.connection, "remote_id": remote_id},
+            )
+            row.remote_id = remote_id
+            return
+        if row.state != "pending" or row.claim_token != claim.token:
+            # our lease ran out and another dispatcher has the row: its outcome is the one recorded
+            log.info("outbox row %s: claim lost, outcome left to its new holder", row.id)
+            return
         if remote_id is not None:
             outbox.delivered(row, remote_id, now)
             applications.record_event(

@@ -6,8 +6,10 @@ connection for updates and map them onto the hub's life cycle:
     supplement_requested  → request_supplement (the application; the clock stops)
 
 Only a change of the department's status is applied (the last one seen is kept on the outbox
-row), so a 补正 the department still shows after the applicant answered is not requested again,
-and polling twice changes nothing."""
+row, written in the transaction that applies it), so a 补正 the department still shows after
+the applicant answered is not requested again, and polling twice changes nothing. A change the
+hub cannot apply yet (e.g. a decision while the application waits for 补正) stays unseen and is
+tried again on the next run."""
 
 from __future__ import annotations
 
@@ -34,12 +36,13 @@ class SyncSummary:
     decided: int = 0
     supplements: int = 0
     documents: int = 0
+    refused: int = 0
     errors: int = 0
 
     def line(self) -> str:
         return (
             f"sync: {self.updates} updates, {self.decided} parts decided, {self.supplements} supplements "
-            f"requested, {self.documents} result documents, {self.errors} connection errors"
+            f"requested, {self.documents} result documents ({self.refused} refused), {self.errors} connection errors"
         )
 
 
@@ -81,35 +84,67 @@ def sync(hub: Hub, *, connection: str | None = None) -> SyncSummary:
 
 
 def _apply(hub: Hub, conn: str, update: Update, summary: SyncSummary) -> None:
+    """One department status change, applied in one transaction with the record that it was
+    seen: a crash leaves either both or neither, so nothing is applied twice."""
     actor = Actor(name=f"sync:{conn}", role=Role.system)
-    with hub.sessions() as session:
+    decision = update.status in ("approved", "denied")
+    # Result documents are checked (and stored, content-addressed) before the transaction. One the
+    # hub must refuse (too large, wrong type) does not hold the decision back: it is recorded as
+    # refused, for the officer to fetch from the department by hand.
+    documents, refused = [], []
+    for doc in update.documents if decision else []:
+        if problem := hub.store.check(doc.content):
+            refused.append((doc.name, problem))
+        else:
+            documents.append(doc)
+    with hub.transaction() as session:
+        row = session.scalars(select(OutboxRow).where(OutboxRow.part_id == update.part_id).with_for_update()).one()
+        if row.remote_status == update.status:
+            return  # another sync applied it meanwhile
         part = session.get(Part, update.part_id)
         app: Application = part.application
-        number, part_state, app_state, code = app.number, part.state, app.state, part.item_code
-    open_part = part_state in (PartState.pending, PartState.in_review)
-    if update.status in ("in_review", "approved", "denied") and part_state == PartState.pending:
-        svc.transition(hub, number, "start_review", actor, part=code)
-    if update.status in ("approved", "denied") and open_part:
-        for doc in update.documents:
-            svc.attach_result(hub, number, update.part_id, doc.name, doc.content, actor)
-            summary.documents += 1
-        svc.transition(
-            hub,
-            number,
-            "approve" if update.status == "approved" else "deny",
-            actor,
-            part=code,
-            reason=update.reason
-            or ("部门系统不予批准 (denied by the department system)" if update.status == "denied" else None),
-        )
-        summary.decided += 1
-    elif update.status == "supplement_requested" and app_state in (State.accepted, State.in_review):
-        svc.transition(
-            hub, number, "request_supplement", actor, reason=update.reason or "部门要求补正 (department asks for more)"
-        )
-        summary.supplements += 1
-    with hub.transaction() as session:
-        row = session.scalars(select(OutboxRow).where(OutboxRow.part_id == update.part_id)).one()
+        number, code = app.number, part.item_code
+        open_part = part.state in (PartState.pending, PartState.in_review)
+        if update.status in ("in_review", "approved", "denied") and part.state == PartState.pending:
+            svc.transition(hub, number, "start_review", actor, part=code, session=session)
+        if decision and open_part:
+            for doc in documents:
+                svc.attach_result(hub, number, update.part_id, doc.name, doc.content, actor, session=session)
+                summary.documents += 1
+            for name, problem in refused:
+                log.warning("sync: result document %r for part %s refused: %s", name, update.part_id, problem.en)
+                svc.record_event(
+                    session,
+                    number,
+                    "result_refused",
+                    actor,
+                    part_id=update.part_id,
+                    now=hub.now(),
+                    reason=str(problem),
+                    data={"name": name, "connection": conn},
+                )
+                summary.refused += 1
+            svc.transition(
+                hub,
+                number,
+                "approve" if update.status == "approved" else "deny",
+                actor,
+                part=code,
+                reason=update.reason
+                or ("部门系统不予批准 (denied by the department system)" if update.status == "denied" else None),
+                session=session,
+            )
+            summary.decided += 1
+        elif update.status == "supplement_requested" and app.state in (State.accepted, State.in_review):
+            svc.transition(
+                hub,
+                number,
+                "request_supplement",
+                actor,
+                reason=update.reason or "部门要求补正 (department asks for more)",
+                session=session,
+            )
+            summary.supplements += 1
         row.remote_status = update.status
-        if update.status in ("approved", "denied") or not open_part:
+        if decision or not open_part:
             row.synced_at = hub.now().replace(tzinfo=None)

@@ -180,10 +180,11 @@ class OutboxRow(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
     connection: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16), default="submit")
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | dead
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | dead | cancelled
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]  # a dispatcher holds it until then; expired = crashed
+    claim_token: Mapped[str | None] = mapped_column(String(32))  # whose claim it is (outcomes check it)
     last_error: Mapped[str | None] = mapped_column(String(1000))
     remote_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]

@@ -63,7 +63,8 @@ class RestDepartment:
         self.parts: dict[str, SandboxPart] = {}  # by remote id
         self.by_part_id: dict[str, str] = {}
         self.documents: dict[str, bytes] = {}
-        self.submissions: Counter[str] = Counter()  # accepted POSTs per part id (a replay is not one)
+        self.received: Counter[str] = Counter()  # every submit request per part id, replays included
+        self.submissions: Counter[str] = Counter()  # cases opened per part id (a replay opens none)
         self._lock = threading.Lock()
         self._random = random.Random(seed)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -192,6 +193,7 @@ class RestDepartment:
                 if not key or data.get("part_id") != key:
                     return self._send(400, {"error": "Idempotency-Key must equal part_id"})
                 with dept._lock:
+                    dept.received[key] += 1
                     if key in dept.by_part_id:
                         part = dept.parts[dept.by_part_id[key]]
                         return self._send(200, {"id": part.id, "status": part.status})

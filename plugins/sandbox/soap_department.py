@@ -137,8 +137,10 @@ class SoapDepartment:
         self.hostile = False  # answer with a DTD and nested entities
         self.cases: dict[str, Case] = {}
         self.by_part_id: dict[str, str] = {}
-        self.submissions: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()  # every SubmitPart per part id, replays included
+        self.submissions: Counter[str] = Counter()  # cases opened per part id (a replay opens none)
         self.wsdl_fetches = 0
+        self.location: str | None = None  # the service address the WSDL announces (default: this server)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
 
@@ -189,6 +191,7 @@ class SoapDepartment:
         with self._lock:
             if op == "SubmitPart":
                 part_id = text("partId")
+                self.received[part_id] += 1
                 if part_id not in self.by_part_id:
                     case_id = f"GA-{len(self.cases) + 1:06d}"
                     self.cases[case_id] = Case(case_id, part_id, {c.tag.split("}")[1]: c.text or "" for c in body})
@@ -242,7 +245,7 @@ class SoapDepartment:
             def do_GET(self) -> None:
                 if self.path.endswith("?wsdl"):
                     dept.wsdl_fetches += 1
-                    return self._send(200, wsdl(dept.url))
+                    return self._send(200, wsdl(dept.location or dept.url))
                 return self._send(404, "no such resource", "text/plain")
 
             def do_POST(self) -> None:

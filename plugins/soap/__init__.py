@@ -19,11 +19,15 @@ a Client fault will not). How a part becomes the operation's message is configur
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, FilePath, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, FilePath, HttpUrl, field_validator
 from zeep import Client, Settings, Transport
 from zeep import exceptions as zx
 from zeep.wsse.compose import Compose
@@ -35,6 +39,23 @@ from hub.hookspecs import hookimpl
 from hub.secrets import Secret
 
 HUB_STATUSES = {"received", "in_review", "approved", "denied", "supplement_requested"}
+
+# zeep's transport logs every envelope at DEBUG — the UsernameToken password (when digest is
+# off) and residents' data with it. Connections get a logger that is never enabled.
+_SILENT = logging.Logger("plugins.soap.transport", level=logging.CRITICAL + 1)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _require_tls(url: str, what: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not _loopback(parts.hostname or ""):
+        raise ValueError(f"{what} 只允许 https（回环地址的沙箱除外） (https required except on loopback): {url}")
 
 
 class WsSecurity(BaseModel):
@@ -89,6 +110,7 @@ class ResultFields(BaseModel):
 class SoapSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wsdl: HttpUrl
+    ca_file: Path | None = Field(default=None, description="CA bundle for a department's private CA")
     wsse: WsSecurity | None = None
     signature: X509Signature | None = None
     connect_timeout_seconds: float = Field(default=5, gt=0)
@@ -98,6 +120,12 @@ class SoapSpec(BaseModel):
     result: ResultFields = Field(default_factory=ResultFields)
     status_map: dict[str, str] = Field(default_factory=dict, description="department status -> hub status")
     verify_message: dict[str, str] = Field(default_factory=dict, description="operation element -> subject key")
+
+    @field_validator("wsdl")
+    @classmethod
+    def _tls_unless_loopback(cls, v: HttpUrl) -> HttpUrl:
+        _require_tls(str(v), "wsdl")
+        return v
 
 
 def _lookup(data: dict[str, Any], path: str) -> Any:
@@ -121,13 +149,14 @@ def _client(name: str, spec: SoapSpec) -> Client:
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
             session = requests.Session()
-            session.verify = True
+            session.verify = str(spec.ca_file) if spec.ca_file else True
             # Department traffic goes where the connection says, not through whatever proxy or
             # .netrc the environment holds (and reading those on every call costs ~20% here).
             session.trust_env = False
             transport = Transport(
                 session=session, timeout=spec.connect_timeout_seconds, operation_timeout=spec.timeout_seconds
             )
+            transport.logger = _SILENT
             settings = Settings(
                 strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True
             )
@@ -138,9 +167,17 @@ def _client(name: str, spec: SoapSpec) -> Client:
             if spec.signature:
                 wsse.append(_Signature(spec.signature))
             # zeep verifies responses only through a single object: Compose the tokens
-            _CLIENTS[key] = Client(
+            client = Client(
                 str(spec.wsdl), transport=transport, settings=settings, wsse=Compose(wsse) if wsse else None
             )
+            # the WSDL names where requests go: the same TLS rule holds for that address
+            for service in client.wsdl.services.values():
+                for port in service.ports.values():
+                    try:
+                        _require_tls(port.binding_options.get("address", ""), "WSDL service address")
+                    except ValueError as exc:
+                        raise DeliveryError(f"{name}: {exc}", retryable=False) from None
+            _CLIENTS[key] = client
         return _CLIENTS[key]
 
 
@@ -159,6 +196,8 @@ class SoapConnector(Connector):
         if self._zeep is None:
             try:
                 self._zeep = _client(self.name, self.spec)
+            except DeliveryError:
+                raise
             except Exception as exc:
                 raise self._error(exc) from None
         return self._zeep
