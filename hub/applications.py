@@ -178,18 +178,19 @@ def _record(
 # ---------------------------------------------------------------------------- create
 
 
-def _next_number(session: Session, division: str, today: date) -> str:
+def _next_numbers(session: Session, division: str, today: date, n: int) -> list[str]:
+    """`n` consecutive application numbers (受理编号) for the division and day, in one statement."""
     day = today.strftime("%Y%m%d")
     name = f"application:{division}:{day}"
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     stmt = (
         insert(Counter)
-        .values(name=name, value=1)
-        .on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
+        .values(name=name, value=n)
+        .on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + n})
         .returning(Counter.value)
     )
-    seq = session.execute(stmt).scalar_one()
-    return f"{division}-{day}-{seq:05d}"
+    last = session.execute(stmt).scalar_one()
+    return [f"{division}-{day}-{seq:05d}" for seq in range(last - n + 1, last + 1)]
 
 
 def _check_new(hub: Hub, new: NewApplication, actor: Actor) -> tuple[Item | Bundle, dict[str, Any], list[FieldError]]:
@@ -253,63 +254,13 @@ def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
     subject, form, errors = _check_new(hub, new, actor)
     if errors:
         raise InvalidInput(errors)
-    cat = hub.catalog
-    desk = cat.desks[new.desk]
-    items = cat.items_of(subject)
-    now, today = hub.now(), hub.today()
+    desk = hub.catalog.desks[new.desk]
+    now = hub.now()
     stored = [hub.store.put(m.source) for m in new.materials]
     try:
         with hub.transaction() as session:
-            app = Application(
-                number=_next_number(session, desk.acts_for, today),
-                kind="item" if isinstance(subject, Item) else "bundle",
-                subject_code=subject.code,
-                title=subject.title,
-                channel=desk.channel.value,
-                desk_code=desk.code,
-                collecting_division=desk.division,
-                deciding_division=desk.acts_for,
-                applicant_type=new.applicant.type,
-                applicant_name=new.applicant.name.strip(),
-                applicant_id=new.applicant.id.strip().upper(),
-                agent_name=new.agent.name if new.agent else None,
-                agent_id=new.agent.id_number.strip().upper() if new.agent else None,
-                form=form,
-                state=State.draft.value,
-                source_ref=new.source_ref,
-                chain_head=GENESIS,
-                created_at=now.replace(tzinfo=None),
-                updated_at=now.replace(tzinfo=None),
-                parts=[
-                    Part(
-                        id=str(uuid.uuid4()),
-                        position=i,
-                        item_code=item.code,
-                        title=item.title,
-                        department_code=item.department,
-                        connection=item.connection,
-                        state=PartState.pending.value,
-                        promised_days=item.promised_days,
-                    )
-                    for i, item in enumerate(items)
-                ],
-            )
-            session.add(app)
-            for m, st in zip(new.materials, stored, strict=True):
-                _attach(session, app, m, st, actor, now)
-            materials = [{"name": m.name, "sha256": m.sha256} for m in app.materials]
-            _record(
-                app,
-                "create",
-                actor,
-                now,
-                from_state=None,
-                to_state=State.draft.value,
-                data={"channel": desk.channel.value, "materials": materials},
-            )
-            if not new.draft:
-                app.state = State.received.value
-                _record(app, "submit", actor, now, from_state=State.draft.value, to_state=State.received.value)
+            number = _next_numbers(session, desk.acts_for, hub.today(), 1)[0]
+            app = _build(hub, session, new, subject, form, number, stored, actor, now)
             session.flush()
             number = app.number
     except IntegrityError as exc:
@@ -324,6 +275,143 @@ def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
             return _replayed(hub, winner, new, actor)
         raise
     return read(hub, number, actor)
+
+
+def _build(
+    hub: Hub,
+    session: Session,
+    new: NewApplication,
+    subject: Item | Bundle,
+    form: dict[str, Any],
+    number: str,
+    stored: list[Stored],
+    actor: Actor,
+    now: datetime,
+) -> Application:
+    """A new application with its parts, materials and first events, added to the session."""
+    desk = hub.catalog.desks[new.desk]
+    app = Application(
+        number=number,
+        kind="item" if isinstance(subject, Item) else "bundle",
+        subject_code=subject.code,
+        title=subject.title,
+        channel=desk.channel.value,
+        desk_code=desk.code,
+        collecting_division=desk.division,
+        deciding_division=desk.acts_for,
+        applicant_type=new.applicant.type,
+        applicant_name=new.applicant.name.strip(),
+        applicant_id=new.applicant.id.strip().upper(),
+        agent_name=new.agent.name if new.agent else None,
+        agent_id=new.agent.id_number.strip().upper() if new.agent else None,
+        form=form,
+        state=State.draft.value,
+        source_ref=new.source_ref,
+        chain_head=GENESIS,
+        created_at=now.replace(tzinfo=None),
+        updated_at=now.replace(tzinfo=None),
+        parts=[
+            Part(
+                id=str(uuid.uuid4()),
+                position=i,
+                item_code=item.code,
+                title=item.title,
+                department_code=item.department,
+                connection=item.connection,
+                state=PartState.pending.value,
+                promised_days=item.promised_days,
+            )
+            for i, item in enumerate(hub.catalog.items_of(subject))
+        ],
+    )
+    session.add(app)
+    for m, st in zip(new.materials, stored, strict=True):
+        _attach(session, app, m, st, actor, now)
+    materials = [{"name": m.name, "sha256": m.sha256} for m in app.materials]
+    _record(
+        app,
+        "create",
+        actor,
+        now,
+        from_state=None,
+        to_state=State.draft.value,
+        data={"channel": desk.channel.value, "materials": materials},
+    )
+    if not new.draft:
+        app.state = State.received.value
+        _record(app, "submit", actor, now, from_state=State.draft.value, to_state=State.received.value)
+    return app
+
+
+@dataclass
+class Received:
+    """One record of an intake batch, checked and ready: see `receive_batch`."""
+
+    new: NewApplication
+    subject: Item | Bundle
+    form: dict[str, Any]
+    stored: list[Stored]
+    pre_review: dict[str, Any]  # who did the desk's first review, when, note
+
+
+def check_new(hub: Hub, new: NewApplication) -> tuple[Item | Bundle | None, dict[str, Any], list[FieldError]]:
+    """Everything `create` checks about the content of a new application, without writing."""
+    return _check_new(hub, new, SYSTEM)
+
+
+def receive_batch(hub: Hub, entries: list[Received], actor: Actor) -> list[str | FieldError]:
+    """Receive checked records of one desk's batch in one transaction, each as an application in
+    state `pre_reviewed` (the desk's 初审 done). Idempotent on (desk, source_ref): a record seen
+    before (in this batch or another) is "duplicate"; the same source_ref for a different
+    application is an error. Returns, per entry, "created", "duplicate" or the error."""
+    if not entries:
+        return []
+    desk = hub.catalog.desks[entries[0].new.desk]
+    now = hub.now()
+    outcome: list[str | FieldError] = []
+    with hub.transaction() as session:
+        refs = [e.new.source_ref for e in entries]
+        seen = {
+            a.source_ref: (a.subject_code, a.applicant_id)
+            for a in session.execute(
+                select(Application.source_ref, Application.subject_code, Application.applicant_id).where(
+                    Application.desk_code == desk.code, Application.source_ref.in_(refs)
+                )
+            )
+        }
+        fresh = []
+        for e in entries:
+            key = (e.new.subject, e.new.applicant.id.strip().upper())
+            if e.new.source_ref in seen:
+                same = seen[e.new.source_ref] == key
+                outcome.append(
+                    "duplicate"
+                    if same
+                    else _err(
+                        "record_id",
+                        f"编号 {e.new.source_ref} 已用于另一件申请",
+                        "record_id already used for a different application",
+                    )
+                )
+                continue
+            seen[e.new.source_ref] = key
+            fresh.append(e)
+            outcome.append("created")
+        numbers = _next_numbers(session, desk.acts_for, hub.today(), len(fresh)) if fresh else []
+        for e, number in zip(fresh, numbers, strict=True):
+            app = _build(hub, session, e.new, e.subject, e.form, number, e.stored, actor, now)
+            app.state = State.pre_reviewed.value
+            _record(
+                app,
+                "pre_review",
+                actor,
+                now,
+                from_state=State.received.value,
+                to_state=State.pre_reviewed.value,
+                reason=e.pre_review.get("note"),
+                data={k: v for k, v in e.pre_review.items() if k != "note"},
+            )
+    return outcome
 
 
 def _replayed(hub: Hub, existing: Application, new: NewApplication, actor: Actor) -> Application:

@@ -4,6 +4,7 @@ the connection's name, which catalogue items route to):
     type: rest                     # a connector type registered by a plugin
     description: 泰顺县医疗保障局经办系统
     limits: {concurrency: 4, max_attempts: 8}
+    intake: {desks: [bank-xiahong], schedule: "*/15 * * * *"}   # only for intake sources
     config: {...}                  # validated by the connector type's Spec; secrets as references
 
 Files are parsed when the hub opens; each `config` is validated (and its secrets resolved) when
@@ -22,11 +23,22 @@ from hub.connectors import Connector, Limits
 from hub.errors import ConfigInvalid, ConfigProblem
 
 
+class IntakeSettings(BaseModel):
+    """A connection that is also an intake source (a bank's SFTP drop, an enclave window system)."""
+
+    model_config = ConfigDict(extra="forbid")
+    desks: list[str] = Field(min_length=1, description="desks whose batches this source may deliver")
+    schedule: str = Field(default="*/15 * * * *", description="cron expression for the intake DAG")
+    max_record_bytes: int = Field(default=1 << 20, ge=1024, description="longest record line accepted")
+    chunk: int = Field(default=500, ge=1, le=10_000, description="records received per transaction")
+
+
 class _ConnectionFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     description: str | None = None
     limits: Limits = Field(default_factory=Limits)
+    intake: IntakeSettings | None = None
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -38,6 +50,7 @@ class Connection:
     limits: Limits
     config: dict[str, Any]
     doc: yamlfile.YamlDoc
+    intake: IntakeSettings | None = None
 
     def make(self, types: dict[str, type[Connector]]) -> Connector:
         """Validate `config` against the type's Spec and build the connector. Problems name the
@@ -66,6 +79,6 @@ def load_connections(
         problems.extend(doc.problems)
         if parsed is not None:
             connections[path.stem] = Connection(
-                path.stem, parsed.type, parsed.description, parsed.limits, parsed.config, doc
+                path.stem, parsed.type, parsed.description, parsed.limits, parsed.config, doc, parsed.intake
             )
     return connections, problems

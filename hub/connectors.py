@@ -3,7 +3,9 @@
 - `Spec` — the pydantic model of a connection's configuration; its JSON Schema is the documentation.
 - `check()` — reachability and credentials; returns a CheckResult, never raises for a normal failure.
 - department sink: `submit(part) -> Receipt` (idempotent on part.part_id), `poll(receipts) -> [Update]`.
-- intake source: `list_batches()`, `read(batch)` (yields (name, bytes)), `ack(batch)`, `reject(batch, report)`.
+- intake source: `list_batches()` (complete batches only: the `.ok` marker is there), `fetch(batch, into)`
+  (every file of the batch into a local folder, streamed), `ack(batch, report)` (taken; the report of
+  bad records, if any, goes back to the source), `reject(batch, report)` (quarantined as a whole).
 - verifier: `verify(kind, subject) -> Verification` (网上核验).
 
 A connector type implements the verbs it supports; the rest raise Unsupported. The core talks to
@@ -11,8 +13,8 @@ departments only through this module's types and never imports a connector."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,8 +94,8 @@ class Verification(BaseModel):
 
 
 class Batch(BaseModel):
-    id: str
-    name: str
+    id: str  # the batch's id (a folder's name; an archive's without its extension)
+    name: str  # what it is called on the source
 
 
 class Connector:
@@ -125,13 +127,13 @@ class Connector:
     def list_batches(self) -> list[Batch]:
         raise Unsupported(f"{self.type} connector is not an intake source")
 
-    def read(self, batch: Batch) -> Iterator[tuple[str, bytes]]:
+    def fetch(self, batch: Batch, into: Path) -> None:
         raise Unsupported(f"{self.type} connector is not an intake source")
 
-    def ack(self, batch: Batch) -> None:
+    def ack(self, batch: Batch, report: Path | None = None) -> None:
         raise Unsupported(f"{self.type} connector is not an intake source")
 
-    def reject(self, batch: Batch, report: bytes) -> None:
+    def reject(self, batch: Batch, report: Path) -> None:
         raise Unsupported(f"{self.type} connector is not an intake source")
 
     # -- verifier

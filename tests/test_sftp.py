@@ -410,35 +410,56 @@ def _batch(inbox: Path, name: str, files: dict[str, bytes], *, marker: bool = Tr
         (inbox / f"{name}.ok").write_bytes(b"")
 
 
-def test_intake_lists_marked_batches_reads_acks_and_rejects(make, inbox):
+def test_intake_lists_marked_batches_fetches_acks_and_rejects(make, inbox, tmp_path):
     connector = make()
     manifest = json.dumps({"outlet": "bank-xiahong", "count": 1}, ensure_ascii=False).encode()
     _batch(inbox, "20261122-001", {"manifest.json": manifest, "scans/身份证.pdf": PDF})
     _batch(inbox, "20261122-002", {"manifest.json": b"{}"}, marker=False)  # the bank is still writing
     _batch(inbox, "20261122-003", {"manifest.json": b"{broken"})
     _batch(inbox, "done", {"old.json": b"{}"})  # the hub's own folders are never batches
-    (inbox / "20261122-004").write_bytes(b"a file, not a batch folder")
+    (inbox / "20261122-004").write_bytes(b"a file, not a batch folder or archive")
     (inbox / "20261122-004.ok").write_bytes(b"")
+    (inbox / "20261122-005.zip").write_bytes(b"PK an archive")
+    (inbox / "20261122-005.zip.ok").write_bytes(b"")
 
-    assert [b.id for b in connector.list_batches()] == ["20261122-001", "20261122-003"]
-    first, third = connector.list_batches()
-    assert list(connector.read(first)) == [("manifest.json", manifest), ("scans/身份证.pdf", PDF)]
+    assert [(b.id, b.name) for b in connector.list_batches()] == [
+        ("20261122-001", "20261122-001"),
+        ("20261122-003", "20261122-003"),
+        ("20261122-005", "20261122-005.zip"),
+    ]
+    first, third, fifth = connector.list_batches()
+    connector.fetch(first, tmp_path / "first")
+    assert (tmp_path / "first" / "manifest.json").read_bytes() == manifest
+    assert (tmp_path / "first" / "scans" / "身份证.pdf").read_bytes() == PDF
+    connector.fetch(fifth, tmp_path / "fifth")
+    assert [p.name for p in (tmp_path / "fifth").iterdir()] == ["20261122-005.zip"]
 
-    connector.ack(first)
+    errors = tmp_path / "errors.jsonl"
+    errors.write_text('{"line": 3, "field": "applicant.id"}\n', encoding="utf-8")
+    connector.ack(first, errors)
+    assert (inbox / "errors" / "20261122-001.jsonl").read_bytes() == errors.read_bytes()
     assert (inbox / "done" / "20261122-001" / "scans" / "身份证.pdf").read_bytes() == PDF
     assert (inbox / "done" / "20261122-001.ok").exists()
     assert not (inbox / "20261122-001").exists() and not (inbox / "20261122-001.ok").exists()
     connector.ack(first)  # repeated after a lost answer: already done, no error
 
-    report = b'{"line": 1, "error": "manifest.json: invalid JSON"}\n'
+    _batch(inbox, "20261122-001", {"manifest.json": manifest})  # the bank sends it again
+    (again,) = [b for b in connector.list_batches() if b.id == "20261122-001"]
+    connector.ack(again)
+    assert (inbox / "done" / "20261122-001.2" / "manifest.json").exists()  # kept beside the first
+
+    report = tmp_path / "report.jsonl"
+    report.write_bytes(b'{"file": "manifest.json", "reason_en": "not valid JSON"}\n')
     connector.reject(third, report)
-    assert (inbox / "errors" / "20261122-003.jsonl").read_bytes() == report
+    assert (inbox / "errors" / "20261122-003.jsonl").read_bytes() == report.read_bytes()
     assert (inbox / "rejected" / "20261122-003" / "manifest.json").read_bytes() == b"{broken"
+    connector.ack(fifth)
+    assert (inbox / "done" / "20261122-005.zip").exists()
     assert [b.id for b in connector.list_batches()] == []
-    assert sorted(p.name for p in (inbox / "errors").iterdir()) == ["20261122-003.jsonl"]  # no temp file left
+    assert sorted(p.name for p in (inbox / "errors").iterdir()) == ["20261122-001.jsonl", "20261122-003.jsonl"]
 
     with pytest.raises(DeliveryError, match="unsafe batch name") as exc:
-        list(connector.read(Batch(id="../outbox", name="escape")))
+        connector.fetch(Batch(id="../outbox", name="../outbox"), tmp_path / "escape")
     assert not exc.value.retryable
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
 
 from hub import outbox as outbox_rows
 from hub.cli.common import console, open_hub, print_json
+from hub.jobs.deadlines import sweep_deadlines
 from hub.jobs.dispatch import dispatch
+from hub.jobs.ingest import ingest
+from hub.jobs.report import daily_report
 from hub.jobs.sync import sync
 from hub.storage.tables import Application, OutboxRow, Part
 
@@ -24,6 +32,60 @@ ConnectionOpt = Annotated[str | None, typer.Option("--connection", help="Only th
 def run_dispatch(ctx: typer.Context, connection: ConnectionOpt = None) -> None:
     """Deliver accepted parts to their departments' systems."""
     typer.echo(dispatch(open_hub(ctx), connection=connection).line())
+
+
+@run_app.command("ingest")
+def run_ingest(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Option("--source", help="The intake source (a connection with an intake section)")],
+) -> None:
+    """Take complete intake batches from a bank outlet's or enclave window's system."""
+    hub = open_hub(ctx)
+    with _progress("受理批次 ingest") as advance:
+        summary = ingest(hub, source, progress=advance)
+    typer.echo(summary.line())
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int], None]]:
+    """A live counter on a terminal; nothing when output goes to a file or a scheduler's log."""
+    if not sys.stdout.isatty():
+        yield lambda n: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda n: bar.advance(task, n)
+
+
+@run_app.command("deadlines")
+def run_deadlines(
+    ctx: typer.Context, show: Annotated[bool, typer.Option("--list", help="List every open alert")] = False
+) -> None:
+    """Record yellow/red cards that changed since the last sweep; list what supervisors chase."""
+    summary = sweep_deadlines(open_hub(ctx))
+    if show and summary.alerts:
+        table = Table("办件 application", "alert", "due", "message")
+        for a in summary.alerts:
+            table.add_row(a.number, a.kind, str(a.due_date or ""), a.message)
+        console().print(table)
+    typer.echo(summary.line())
+
+
+@run_app.command("report")
+def run_report(
+    ctx: typer.Context,
+    day: Annotated[str | None, typer.Option("--day", help="YYYY-MM-DD (default: yesterday, county time)")] = None,
+) -> None:
+    """Write the day's figures (received, completed, rates) to reports/daily-DAY.json and .csv."""
+    hub = open_hub(ctx)
+    try:
+        when = date.fromisoformat(day) if day else hub.today() - timedelta(days=1)
+    except ValueError:
+        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD (not a date): {day}", param_hint="--day") from None
+    typer.echo(daily_report(hub, when).line())
 
 
 @run_app.command("sync")

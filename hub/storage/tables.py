@@ -50,6 +50,7 @@ class Application(Base):
     state: Mapped[str] = mapped_column(String(32), index=True)
     resume_state: Mapped[str | None] = mapped_column(String(32))  # where 补正 returns to
     source_ref: Mapped[str | None] = mapped_column(String(128))  # caller's idempotency key
+    signal: Mapped[str | None] = mapped_column(String(8))  # last time-limit card the sweep saw
     accepted_on: Mapped[date | None]
     due_date: Mapped[date | None] = mapped_column(index=True)
     due_provisional: Mapped[bool] = mapped_column(default=False)
@@ -191,3 +192,25 @@ class OutboxRow(Base):
     delivered_at: Mapped[datetime | None]
     remote_status: Mapped[str | None] = mapped_column(String(32))  # last status the department reported
     synced_at: Mapped[datetime | None]  # the department's decision has been brought back
+
+
+class IntakeBatch(Base):
+    """An intake batch seen on a source, with what became of it (for ops and the daily report).
+    Correctness does not rest on it: records are idempotent on (desk, record id) by themselves."""
+
+    __tablename__ = "intake_batches"
+    __table_args__ = (UniqueConstraint("source", "batch_id", name="uq_intake_batches_source_batch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    batch_id: Mapped[str] = mapped_column(String(64))
+    desk_code: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # received | quarantined
+    records: Mapped[int] = mapped_column(default=0)
+    created: Mapped[int] = mapped_column(default=0)
+    duplicates: Mapped[int] = mapped_column(default=0)
+    bad: Mapped[int] = mapped_column(default=0)
+    runs: Mapped[int] = mapped_column(default=1)
+    first_seen_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    problem: Mapped[str | None] = mapped_column(String(1000))  # why it was quarantined

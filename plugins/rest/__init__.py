@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, HttpUrl, Tag, field_validator
 
-from hub.connectors import CheckResult, Connector, DeliveryError, Document, PartMessage, Receipt, Update
+from hub.connectors import Batch, CheckResult, Connector, DeliveryError, Document, PartMessage, Receipt, Update
 from hub.hookspecs import hookimpl
 from hub.secrets import Secret
 
@@ -65,6 +66,9 @@ class RestSpec(BaseModel):
     max_retry_after_seconds: float = Field(default=30, ge=0)
     page_size: int = Field(default=100, ge=1, le=1000)
     field_map: dict[str, str] = Field(default_factory=dict, description="hub form field -> department field")
+    intake_path: str = Field(
+        default="/intake/batches", pattern=r"^/", description="batches resource, when this system is an intake source"
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -119,8 +123,11 @@ class RestConnector(Connector):
         json: Any = None,
         params: dict | None = None,
         headers: dict[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
-        request = self._client.build_request(method, self._root + path, json=json, params=params, headers=headers)
+        request = self._client.build_request(
+            method, self._root + path, json=json, params=params, headers=headers, content=content
+        )
         request.headers.update(self._headers(method, str(request.url), request.content))
         for attempt in range(self.spec.retries + 1):
             try:
@@ -197,6 +204,71 @@ class RestConnector(Connector):
                     )
                 page = data.get("next_page")
         return updates
+
+    # ------------------------------------------------------------------ intake source
+
+    def list_batches(self) -> list[Batch]:
+        """`GET {intake_path}`: `{"items": [{"id", "complete", "files": [{"name", "size"}]}]}`;
+        only complete batches (the source's `.ok`) are offered."""
+        data = self._call("GET", self.spec.intake_path).json()
+        return [
+            Batch(id=str(item["id"]), name=str(item["id"]))
+            for item in data.get("items", [])
+            if item.get("complete") and _SAFE_ID.fullmatch(str(item.get("id", "")))
+        ]
+
+    def fetch(self, batch: Batch, into: Path) -> None:
+        """Each file of `GET {intake_path}/{id}` from `…/{id}/files/{name}`, streamed to disk."""
+        base = f"{self.spec.intake_path}/{quote(batch.id)}"
+        files = self._call("GET", base).json().get("files", [])
+        for f in files:
+            name = str(f["name"])
+            target = (into / name).resolve()
+            if not target.is_relative_to(into.resolve()) or name.startswith("/"):
+                raise DeliveryError(
+                    f"{self.name}: 不安全的文件名 unsafe file name in batch {batch.id}", retryable=False
+                )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._download(f"{base}/files/{quote(name)}", target)
+
+    def _download(self, path: str, target: Path) -> None:
+        url = self._root + path
+        partial = target.with_name(f".{target.name}.part")
+        for attempt in range(self.spec.retries + 1):
+            try:
+                with self._client.stream("GET", url, headers=self._headers("GET", url, b"")) as response:
+                    if response.status_code >= 400:
+                        retryable = response.status_code in RETRY_STATUSES
+                        response.read()
+                        error = DeliveryError(
+                            f"{self.name}: HTTP {response.status_code} {_detail(response)}", retryable=retryable
+                        )
+                        if not retryable:
+                            raise error
+                    else:
+                        with partial.open("wb") as out:
+                            for chunk in response.iter_bytes(1 << 16):
+                                out.write(chunk)
+                        partial.replace(target)
+                        return
+            except httpx.TransportError as exc:
+                error = DeliveryError(f"{self.name}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
+            if attempt < self.spec.retries:
+                time.sleep(min(0.2 * 2**attempt, self.spec.max_retry_after_seconds))
+        partial.unlink(missing_ok=True)
+        raise error
+
+    def ack(self, batch: Batch, report: Path | None = None) -> None:
+        body = report.read_bytes() if report is not None else b""
+        self._call("POST", f"{self.spec.intake_path}/{quote(batch.id)}/ack", content=body, headers=_NDJSON)
+
+    def reject(self, batch: Batch, report: Path) -> None:
+        body = report.read_bytes()
+        self._call("POST", f"{self.spec.intake_path}/{quote(batch.id)}/reject", content=body, headers=_NDJSON)
+
+
+_NDJSON = {"Content-Type": "application/x-ndjson"}
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _detail(response: httpx.Response) -> str:

@@ -20,12 +20,12 @@ The exchange (file names are UTF-8, contents are in the configured `encoding`):
   exists: `{"status": ..., "reason": ..., "documents": [{"name", "file", "media_type"}]}`, each
   `file` a name in `inbox_dir`. A result that cannot be read is logged and skipped (the others
   still count); it is read again on the next poll.
-- **intake**: a batch is a directory `inbox_dir/<batch>/` with the marker `<batch><marker_suffix>`
-  beside it (written last by the bank). `read(batch)` yields `(relative name, bytes)` pairs, one
-  per regular file in the directory and its subdirectories, in name order — an intake batch needs
-  its file names (a manifest names its scans), so this connector yields pairs, not bare bytes.
-  `ack` moves the marker, then the directory, to `inbox_dir/done/`; `reject` writes the report to
-  `inbox_dir/errors/<batch>.jsonl`, then moves the batch to `inbox_dir/rejected/`.
+- **intake**: a batch is a directory `inbox_dir/<batch>/`, or an archive `inbox_dir/<batch>.zip`
+  (`.tar.gz`, `.tgz`), with the marker `<name><marker_suffix>` beside it (written last by the
+  bank). `fetch(batch, into)` downloads every file of it under a local folder, one file at a
+  time to disk. `ack(batch, report)` writes the error report (bad records), if any, to
+  `inbox_dir/errors/<batch>.jsonl`, then moves the marker and the batch to `inbox_dir/done/`;
+  `reject(batch, report)` writes the report likewise and moves the batch to `inbox_dir/rejected/`.
 - **download(remote, local)** copies one file; like every read here (results, documents, batch
   files) it uses paramiko's prefetch — all read requests sent up front — with reads as large as
   the server announces (limits@openssh.com; 255 KiB on OpenSSH), else 32 KiB.
@@ -66,6 +66,16 @@ from hub.secrets import Secret
 log = logging.getLogger(__name__)
 
 RESERVED_DIRS = ("done", "rejected", "errors")  # inside inbox_dir; never batches
+ARCHIVES = (".zip", ".tar.gz", ".tgz")
+
+
+def _strip_archive(name: str) -> str:
+    for ext in ARCHIVES:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
 DEFAULT_READ_LENGTH = 32768  # the read size every SFTP server takes (paramiko's default)
 MAX_READ_LENGTH = 2**20  # never ask for more per read, whatever a server announces
 CHUNK = 2**20  # local write size in download()
@@ -445,33 +455,57 @@ class SftpConnector(Connector):
         return updates
 
     def list_batches(self) -> list[Batch]:
+        """Batches whose marker is there: folders, or archives (.zip, .tar.gz, .tgz)."""
         with self._session("列出批次 list batches") as sftp:
             entries = {a.filename: a for a in sftp.listdir_attr(self.spec.inbox_dir)}
-        return [
-            Batch(id=name, name=name)
-            for name, attrs in sorted(entries.items())
-            if stat.S_ISDIR(attrs.st_mode or 0)
-            and name not in RESERVED_DIRS
-            and not name.startswith(".")
-            and name + self.spec.marker_suffix in entries
-        ]
+        found = []
+        for name, attrs in sorted(entries.items()):
+            if name in RESERVED_DIRS or name.startswith(".") or name + self.spec.marker_suffix not in entries:
+                continue
+            if stat.S_ISDIR(attrs.st_mode or 0):
+                found.append(Batch(id=name, name=name))
+            elif stat.S_ISREG(attrs.st_mode or 0) and name.endswith(ARCHIVES):
+                found.append(Batch(id=_strip_archive(name), name=name))
+        return found
 
-    def read(self, batch: Batch) -> Iterator[tuple[str, bytes]]:
-        folder = posixpath.join(self.spec.inbox_dir, _safe_name(batch.id, "batch"))
+    def fetch(self, batch: Batch, into: Path) -> None:
+        """Every file of the batch under `into` (an archive as one file), each streamed to disk."""
+        path = posixpath.join(self.spec.inbox_dir, _safe_name(batch.name, "batch"))
         with self._session(f"读取批次 read batch {batch.id}") as sftp:
-            for relative in _walk(sftp, folder, ""):
-                yield relative, _read_bytes(sftp, posixpath.join(folder, relative))
+            attrs = _stat(sftp, path)
+            if attrs is None:
+                raise DeliveryError(f"{self.name}: 批次不存在 no such batch: {batch.name}", retryable=False)
+            if stat.S_ISDIR(attrs.st_mode or 0):
+                names = list(_walk(sftp, path, ""))
+            else:
+                names, path = [batch.name], self.spec.inbox_dir
+        for relative in names:
+            target = into / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.download(posixpath.join(path, relative), target)
 
-    def ack(self, batch: Batch) -> None:
+    def ack(self, batch: Batch, report: Path | None = None) -> None:
+        """The batch is taken: its error report (bad records) to `errors/<batch>.jsonl`, then the
+        batch to `done/`."""
         with self._session(f"确认批次 ack batch {batch.id}") as sftp:
+            if report is not None:
+                self._put_report(sftp, batch, report)
             self._move_batch(sftp, batch, "done")
 
-    def reject(self, batch: Batch, report: bytes) -> None:
-        errors = posixpath.join(self.spec.inbox_dir, "errors")
+    def reject(self, batch: Batch, report: Path) -> None:
+        """The whole batch is quarantined: the report to `errors/<batch>.jsonl`, the batch to `rejected/`."""
         with self._session(f"退回批次 reject batch {batch.id}") as sftp:
-            _mkdir(sftp, errors)
-            self._put(sftp, errors, f"{_safe_name(batch.id, 'batch')}.jsonl", report)
+            self._put_report(sftp, batch, report)
             self._move_batch(sftp, batch, "rejected")
+
+    def _put_report(self, sftp: _SFTPClient, batch: Batch, report: Path) -> None:
+        errors = posixpath.join(self.spec.inbox_dir, "errors")
+        _mkdir(sftp, errors)
+        name = f"{_safe_name(batch.id, 'batch')}.jsonl"
+        temporary = posixpath.join(errors, f".{name}.tmp")
+        with open(report, "rb") as f:
+            sftp.putfo(f, temporary, file_size=report.stat().st_size, confirm=True)
+        _rename(sftp, temporary, posixpath.join(errors, name), replace=True)
 
     def download(self, remote_path: str, local_path: str | os.PathLike[str]) -> int:
         """Copy one remote file with pipelined reads; the local file appears complete or not at
@@ -528,23 +562,32 @@ class SftpConnector(Connector):
             return None
 
     def _move_batch(self, sftp: _SFTPClient, batch: Batch, destination: str) -> None:
-        """Marker first, then the directory: if we stop in between, the batch is no longer offered
-        (no marker) and is not read twice."""
-        name = _safe_name(batch.id, "batch")
+        """Marker first, then the batch: if we stop in between, the batch is no longer offered
+        (no marker) and is not read twice. A batch of the same name already there (the desk sent
+        it again) is kept; this one gets a numbered name beside it."""
+        name = _safe_name(batch.name, "batch")
         inbox = self.spec.inbox_dir
         target = posixpath.join(inbox, destination)
         _mkdir(sftp, target)
         marker = name + self.spec.marker_suffix
-        if _stat(sftp, posixpath.join(inbox, marker)) is not None:
-            _rename(sftp, posixpath.join(inbox, marker), posixpath.join(target, marker), replace=True)
         source = posixpath.join(inbox, name)
-        if _stat(sftp, source) is None:
+        if _stat(sftp, posixpath.join(inbox, marker)) is None and _stat(sftp, source) is None:
             if _stat(sftp, posixpath.join(target, name)) is not None:
                 return  # already moved: an ack repeated after a lost answer
             raise DeliveryError(f"{self.name}: 批次不存在 no such batch: {name}", retryable=False)
-        if _stat(sftp, posixpath.join(target, name)) is not None:
-            raise DeliveryError(f"{self.name}: {destination}/{name} 已存在 already exists", retryable=False)
-        _rename(sftp, source, posixpath.join(target, name), replace=False)
+        final, n = name, 1
+        while _stat(sftp, posixpath.join(target, final)) is not None:
+            n += 1
+            final = f"{name}.{n}"
+        if _stat(sftp, posixpath.join(inbox, marker)) is not None:
+            _rename(
+                sftp,
+                posixpath.join(inbox, marker),
+                posixpath.join(target, final + self.spec.marker_suffix),
+                replace=True,
+            )
+        if _stat(sftp, source) is not None:
+            _rename(sftp, source, posixpath.join(target, final), replace=False)
 
 
 def _stat(sftp: _SFTPClient, path: str) -> paramiko.SFTPAttributes | None:

@@ -1,0 +1,80 @@
+"""`sweep_deadlines()`: the hourly look at every clocked application (electronic supervision,
+红黄牌). When an application's card changes to yellow (few working days left) or red (overdue),
+the change is recorded as a `warning` event on its chain — once per change, however often the
+sweep runs — and the current card is kept on the application for lists and sorting. The
+supervisors' list is `warnings()` (every open red and yellow card, overdue 容缺 commitments)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from hub import applications as svc
+from hub.applications import Actor, Alert
+from hub.context import Hub
+from hub.lifecycle import CLOCKED, Role
+from hub.storage.tables import Application
+from hub.timelimits import Signal, signal
+
+SWEEPER = Actor(name="deadline-sweep", role=Role.system)
+SUPERVISOR = Actor(name="deadline-sweep", role=Role.supervisor)
+ESCALATIONS = (Signal.yellow, Signal.red)
+
+
+@dataclass
+class SweepSummary:
+    checked: int = 0
+    yellow: int = 0  # turned yellow in this sweep
+    red: int = 0  # turned red in this sweep
+    alerts: list[Alert] = field(default_factory=list)  # everything open, for supervisors
+
+    def line(self) -> str:
+        open_red = sum(a.kind == "red" for a in self.alerts)
+        open_yellow = sum(a.kind == "yellow" for a in self.alerts)
+        return (
+            f"deadlines: {self.checked} checked, {self.yellow} turned yellow, {self.red} turned red; "
+            f"open: {open_red} red, {open_yellow} yellow, {len(self.alerts)} alerts in all"
+        )
+
+
+def sweep_deadlines(hub: Hub, *, batch: int = 500) -> SweepSummary:
+    summary = SweepSummary()
+    today, now = hub.today(), hub.now()
+    last_id = 0
+    while True:
+        with hub.transaction() as session:
+            apps = list(
+                session.scalars(
+                    select(Application)
+                    .where(Application.state.in_([s.value for s in CLOCKED]), Application.id > last_id)
+                    .order_by(Application.id)
+                    .limit(batch)
+                    .options(selectinload(Application.parts))
+                    .with_for_update()
+                )
+            )
+            if not apps:
+                break
+            last_id = apps[-1].id
+            for app in apps:
+                summary.checked += 1
+                card = signal(app, today, hub.calendar, hub.settings.yellow_days)
+                value = card.value if card else None
+                if value == app.signal:
+                    continue
+                if card in ESCALATIONS:
+                    svc.record_event(
+                        session,
+                        app.number,
+                        "warning",
+                        SWEEPER,
+                        now=now,
+                        reason="已超期 (overdue)" if card is Signal.red else "即将到期 (due soon)",
+                        data={"level": value, "due_date": app.due_date.isoformat() if app.due_date else None},
+                    )
+                    setattr(summary, value, getattr(summary, value) + 1)
+                app.signal = value
+    summary.alerts = svc.warnings(hub, SUPERVISOR)
+    return summary

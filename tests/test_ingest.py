@@ -1,0 +1,274 @@
+"""Intake batches from a bank outlet's SFTP drop (a real OpenSSH sshd) and from an enclave
+window's REST system (the sandbox), through `ingest`: good records received, bad ones reported
+with line and reason on the source, mismatched batches quarantined, nothing twice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.context import Hub
+from hub.intake.writer import write_batch
+from hub.jobs.ingest import ingest
+from hub.storage.tables import Application, Event, IntakeBatch
+from plugins.sandbox.enclave_source import EnclaveSource
+from tests.intake_samples import HALL_ONLY, material_files, person_id, record
+from tests.sshd import SshServer, running_sshd
+
+TOKEN = "enclave-test-token"
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture
+def drop(tmp_path: Path) -> Path:
+    """The bank's SFTP drop folder (sshd serves the local file system)."""
+    (tmp_path / "bank-drop").mkdir()
+    return tmp_path / "bank-drop"
+
+
+@pytest.fixture
+def enclave(tmp_path: Path) -> Iterator[EnclaveSource]:
+    source = EnclaveSource(tmp_path / "enclave", token=TOKEN).start()
+    yield source
+    source.stop()
+
+
+@pytest.fixture
+def hub(home: Path, db_url: str, clock, sshd: SshServer, drop: Path, enclave: EnclaveSource, monkeypatch):
+    monkeypatch.setenv("ENCLAVE_TOKEN", TOKEN)
+    (home / "connections" / "bank-xiahong-sftp.yaml").write_text(
+        f"""type: sftp
+intake: {{desks: [bank-xiahong], chunk: 2}}
+config:
+  host: {sshd.host}
+  port: {sshd.port}
+  username: {sshd.user}
+  auth: {{private_key: "file:{sshd.client_key}"}}
+  host_key_fingerprint: "{sshd.host_fingerprint}"
+  inbox_dir: "{drop}"
+  outbox_dir: "{drop}/unused"
+""",
+        encoding="utf-8",
+    )
+    (home / "connections" / "enclave-hangzhou-rest.yaml").write_text(
+        f"""type: rest
+intake: {{desks: [enclave-hangzhou]}}
+config:
+  base_url: {enclave.url}
+  auth: {{bearer: "${{ENCLAVE_TOKEN}}"}}
+  retries: 0
+""",
+        encoding="utf-8",
+    )
+    h = Hub.open(home, database_url=db_url, clock=clock)
+    yield h
+    h.close()
+
+
+def drop_batch(folder: Path, batch_id: str, records, *, desk: str = "bank-xiahong", **kw) -> Path:
+    write_batch(folder / batch_id, batch_id=batch_id, desk=desk, records=records, **kw)
+    (folder / f"{batch_id}.ok").write_bytes(b"")
+    return folder / batch_id
+
+
+def applications(hub) -> list[Application]:
+    with hub.sessions() as s:
+        return list(s.scalars(select(Application).order_by(Application.id)))
+
+
+def errors_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_good_records_are_received_bad_ones_reported_with_line_and_reason(hub, drop):
+    good = [record(1, with_materials=True), record(2), record(3)]
+    files = material_files(1) | {"materials/x.pdf": b"%PDF-1.4 unreferenced but listed"}
+    bad = [
+        record(4, applicant={"type": "person", "name": "错号", "id": person_id(4)[:-1] + "0"}),  # check digit
+        record(5, subject=HALL_ONLY),  # not delegated to bank outlets
+        record(6, form={k: v for k, v in record(6)["form"].items() if k != "contact_phone"}),  # required field
+        record(7, materials=[{"name": "居民身份证", "file": "materials/none.pdf", "sha256": "0" * 64}]),
+        record(8, materials=[{"name": "居民身份证", "file": "materials/x.pdf", "sha256": "1" * 64}]),
+    ]
+    folder = drop_batch(drop, "XH-20261123-01", good[:1] + bad + good[1:], files=files)
+    # a bank system's stray bytes and an enormous line, written into the records as they come
+    lines = (folder / "records.jsonl").read_bytes().splitlines(keepends=True)
+    lines.insert(3, b'{"record_id": "XH-bad-bytes", "applicant": "\xff\xfe"}\n')
+    lines.insert(5, b'{"record_id": "' + b"X" * 10_000_000 + b'"}\n')
+    (folder / "records.jsonl").write_bytes(b"".join(lines))
+    _refresh_manifest(folder, count=len(lines))
+
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.batches, summary.records, summary.created, summary.bad) == (1, 10, 3, 7)
+    report = errors_of(drop / "errors" / "XH-20261123-01.jsonl")
+    by_line = {(e["line"], e["field"]) for e in report}
+    assert {
+        (2, "applicant.id"),
+        (4, "(line)"),  # invalid UTF-8
+        (3, "subject"),
+        (5, "form.contact_phone"),
+        (6, "(line)"),  # the 10 MB line
+        (7, "materials[0].file"),
+        (8, "materials[0].sha256"),
+    } <= by_line
+    assert all(e["reason_zh"] and e["reason_en"] for e in report)
+    assert next(e for e in report if e["line"] == 6)["reason_en"] == "line too long"
+    assert (drop / "done" / "XH-20261123-01").is_dir() and not (drop / "XH-20261123-01.ok").exists()
+
+    apps = applications(hub)
+    assert [a.source_ref for a in apps] == ["XH-0000001", "XH-0000002", "XH-0000003"]
+    assert {(a.state, a.desk_code, a.channel) for a in apps} == {("pre_reviewed", "bank-xiahong", "bank")}
+    with hub.sessions() as s:
+        first = s.get(Application, apps[0].id)
+        assert [m.name for m in first.materials] == ["居民身份证", "异地长期居住个人承诺书"]
+        pre = s.scalars(select(Event).where(Event.application_id == first.id, Event.action == "pre_review")).one()
+        assert pre.data["by"] == "柜员王芳" and pre.data["batch"] == "XH-20261123-01" and pre.data["line"] == 1
+        batch = s.scalars(select(IntakeBatch)).one()
+        assert (batch.state, batch.records, batch.created, batch.bad) == ("received", 10, 3, 7)
+
+    assert ingest(hub, "bank-xiahong-sftp").batches == 0  # taken: nothing left to read
+    shutil.copytree(drop / "done" / "XH-20261123-01", drop / "XH-20261123-01")  # the bank sends it again
+    (drop / "XH-20261123-01.ok").write_bytes(b"")
+    again = ingest(hub, "bank-xiahong-sftp")
+    assert (again.created, again.duplicates, again.bad) == (0, 3, 7) and len(applications(hub)) == 3
+
+
+def _refresh_manifest(folder: Path, count: int) -> None:
+    from hub.intake.staging import sha256_of
+
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["records.jsonl"] = sha256_of(folder / "records.jsonl")
+    manifest["record_count"] = count
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_the_same_record_in_two_batches_is_one_application(hub, drop):
+    drop_batch(drop, "XH-A", [record(1), record(2)])
+    drop_batch(drop, "XH-B", [record(2), record(3), record(3)])
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.batches, summary.created, summary.duplicates) == (2, 3, 2)
+    drop_batch(drop, "XH-C", [record(3, applicant={"type": "person", "name": "别人", "id": person_id(99)})])
+    clash = ingest(hub, "bank-xiahong-sftp")
+    assert clash.bad == 1 and errors_of(drop / "errors" / "XH-C.jsonl")[0]["field"] == "record_id"
+    assert len(applications(hub)) == 3
+
+
+@pytest.mark.parametrize(
+    "spoil, field",
+    [
+        (lambda f: _recount(f, +1), "record_count"),
+        (lambda f: (f / "materials" / "1-id.pdf").write_bytes(b"%PDF-1.4 changed"), None),
+        (lambda f: (f / "extra.pdf").write_bytes(b"%PDF-1.4"), None),
+        (lambda f: (f / "manifest.json").write_text("{not json", encoding="utf-8"), None),
+    ],
+    ids=["count", "hash", "unlisted-file", "manifest-json"],
+)
+def test_a_batch_that_does_not_match_its_manifest_is_quarantined_whole(hub, drop, spoil, field):
+    folder = drop_batch(drop, "XH-Q", [record(1, with_materials=True), record(2)], files=material_files(1))
+    spoil(folder)
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.quarantined, summary.created) == (1, 0) and applications(hub) == []
+    assert (drop / "rejected" / "XH-Q").is_dir() and not (drop / "XH-Q").exists()
+    report = errors_of(drop / "errors" / "XH-Q.jsonl")
+    assert report and all(e["reason_zh"] and e["reason_en"] for e in report)
+    if field:
+        assert report[0]["field"] == field
+    with hub.sessions() as s:
+        assert s.scalars(select(IntakeBatch.state)).one() == "quarantined"
+
+
+def _recount(folder: Path, delta: int) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["record_count"] += delta
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_a_desk_the_source_does_not_serve_quarantines_the_batch(hub, drop):
+    drop_batch(drop, "XH-OTHER", [record(1)], desk="bank-baizhang")
+    assert ingest(hub, "bank-xiahong-sftp").quarantined == 1
+    assert errors_of(drop / "errors" / "XH-OTHER.jsonl")[0]["field"] == "desk"
+
+
+def test_gb18030_csv_with_crlf_and_bom_and_a_zip_archive(hub, drop):
+    folder = drop_batch(
+        drop, "XH-CSV", [record(1), record(2)], records_file="records.csv", encoding="GB18030", newline="\r\n"
+    )
+    raw = (folder / "records.csv").read_bytes()
+    assert "申请人1".encode("gb18030") in raw and b"\r\n" in raw
+    (folder / "records.csv").write_bytes(b"\x84\x31\x95\x33" + raw)  # GB18030's byte-order mark
+    _refresh_manifest_csv(folder)
+    staged = drop / "zip-src"
+    write_batch(staged / "XH-ZIP", batch_id="XH-ZIP", desk="bank-xiahong", records=[record(3)])
+    with zipfile.ZipFile(drop / "XH-ZIP.zip", "w") as z:
+        for p in sorted((staged / "XH-ZIP").rglob("*")):
+            z.write(p, p.relative_to(staged / "XH-ZIP").as_posix())
+    shutil.rmtree(staged)
+    (drop / "XH-ZIP.zip.ok").write_bytes(b"")
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.batches, summary.created, summary.bad) == (2, 3, 0), summary
+    assert sorted(a.applicant_name for a in applications(hub)) == ["申请人1", "申请人2", "申请人3"]
+    assert (drop / "done" / "XH-ZIP.zip").exists()
+
+
+def _refresh_manifest_csv(folder: Path) -> None:
+    from hub.intake.staging import sha256_of
+
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["records.csv"] = sha256_of(folder / "records.csv")
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_a_run_killed_halfway_resumes_without_duplicates(hub, drop):
+    drop_batch(drop, "XH-R", [record(i) for i in range(1, 8)])
+
+    def crash_after_first_chunk(n: int) -> None:
+        raise KeyboardInterrupt  # the process dies after the first chunk committed
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest(hub, "bank-xiahong-sftp", progress=crash_after_first_chunk)
+    assert len(applications(hub)) == 2 and (drop / "XH-R.ok").exists()  # not acknowledged
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.created, summary.duplicates) == (5, 2)
+    with hub.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Application)) == 7
+
+
+def test_enclave_window_batches_over_rest(hub, enclave):
+    root = enclave.root
+    write_batch(
+        root / "HZ-20261123-01",
+        batch_id="HZ-20261123-01",
+        desk="enclave-hangzhou",
+        records=[
+            record(11, record_id="HZ-1", with_materials=True),
+            record(12, record_id="HZ-2", form={"destination_division": "330105"}),
+        ],
+        files=material_files(11),
+    )
+    write_batch(root / "HZ-still-writing", batch_id="HZ-still-writing", desk="enclave-hangzhou", records=[])
+    (root / "HZ-20261123-01.ok").write_bytes(b"")
+    summary = ingest(hub, "enclave-hangzhou-rest")
+    assert (summary.batches, summary.created, summary.bad) == (1, 1, 1)
+    report = [json.loads(x) for x in enclave.report("HZ-20261123-01").splitlines()]
+    assert {e["field"] for e in report} >= {"form.residence_address", "form.contact_phone"}
+    assert {e["line"] for e in report} == {2}
+    assert (root / "done" / "HZ-20261123-01").is_dir() and (root / "HZ-still-writing").is_dir()
+    (app,) = applications(hub)
+    assert (app.desk_code, app.channel, app.state, app.source_ref) == (
+        "enclave-hangzhou",
+        "enclave",
+        "pre_reviewed",
+        "HZ-1",
+    )
+    assert ingest(hub, "enclave-hangzhou-rest").batches == 0
