@@ -720,31 +720,42 @@ def _app_action(
     _record(app, action.name, actor, now, from_state=source, to_state=target, reason=reason, data=data)
 
 
+def check_complete(
+    hub: Hub, subject: Item | Bundle, have: set[str], commitment_due: date | None, today: date
+) -> tuple[list[str], list[FieldError]]:
+    """受理 needs every required material, or — for deferrable ones — a commitment to bring it by a
+    date not past. Returns the deferred materials' names and what is wrong."""
+    missing = [m for m in hub.catalog.materials_of(subject) if m.required and m.name not in have]
+    blocking = [m.name for m in missing if not m.deferrable]
+    deferred = [m.name for m in missing if m.deferrable]
+    errors = []
+    if blocking:
+        errors.append(_err("materials", f"缺少不可容缺的材料: {'、'.join(blocking)}", "required materials missing"))
+    if deferred and commitment_due is None:
+        errors.append(
+            _err(
+                "commitment_due",
+                f"缺少材料 {'、'.join(deferred)} 可容缺受理，须填写承诺补交日期",
+                "deferrable materials missing: give a commitment due date for tolerant acceptance",
+            )
+        )
+    if deferred and commitment_due is not None and commitment_due < today:
+        errors.append(_err("commitment_due", "承诺补交日期不能早于今天", "commitment due date is in the past"))
+    return deferred, errors
+
+
 def _accept(hub: Hub, app: Application, now: datetime, today: date, commitment_due: date | None) -> dict[str, Any]:
     """受理: every required material present, or — for deferrable ones — owed under a commitment."""
     subject = hub.catalog.subject(app.subject_code)
     if subject is None:
         raise HubError(f"事项 {app.subject_code} 已不在事项目录中 (item no longer in the catalogue)")
+    if commitment_due is None:  # the applicant's promise as the desk recorded it at first review
+        promised = next((e.data.get("commitment_due") for e in app.events if e.action == "pre_review"), None)
+        commitment_due = date.fromisoformat(promised) if promised else None
     have = {m.name for m in app.materials if m.kind == "material"}
-    missing = [m for m in hub.catalog.materials_of(subject) if m.required and m.name not in have]
-    blocking = [m.name for m in missing if not m.deferrable]
-    deferred = [m.name for m in missing if m.deferrable]
-    if blocking:
-        raise InvalidInput(
-            [_err("materials", f"缺少不可容缺的材料: {'、'.join(blocking)}", "required materials missing")]
-        )
-    if deferred and commitment_due is None:
-        raise InvalidInput(
-            [
-                _err(
-                    "commitment_due",
-                    f"缺少材料 {'、'.join(deferred)} 可容缺受理，须填写承诺补交日期",
-                    "deferrable materials missing: give a commitment due date for tolerant acceptance",
-                )
-            ]
-        )
-    if deferred and commitment_due is not None and commitment_due < today:
-        raise InvalidInput([_err("commitment_due", "承诺补交日期不能早于今天", "commitment due date is in the past")])
+    deferred, errors = check_complete(hub, subject, have, commitment_due, today)
+    if errors:
+        raise InvalidInput(errors)
     for name in deferred:
         app.deficiencies.append(Deficiency(material=name, due_date=commitment_due, created_at=now.replace(tzinfo=None)))
     app.accepted_on = today

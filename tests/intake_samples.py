@@ -16,7 +16,7 @@ def person_id(i: int) -> str:
     return make_id("330329", date(1960, 1, 1) + timedelta(days=i % 15000), f"{i % 900 + 100:03d}")
 
 
-def record(i: int, *, with_materials: bool = False, **changes: Any) -> dict[str, Any]:
+def record(i: int, *, with_materials: bool = True, **changes: Any) -> dict[str, Any]:
     r: dict[str, Any] = {
         "record_id": f"XH-{i:07d}",
         "subject": MEDICAL_FILING,
@@ -37,6 +37,18 @@ def record(i: int, *, with_materials: bool = False, **changes: Any) -> dict[str,
         ]
     r.update(changes)
     return r
+
+
+def files_for(records: list[dict[str, Any]]) -> dict[str, bytes]:
+    """The material files the sample records reference (materials/<i>-<kind>.pdf)."""
+    files = {}
+    for r in records:
+        for m in r.get("materials", []):
+            stem = m["file"].removeprefix("materials/").removesuffix(".pdf")
+            i, _, kind = stem.partition("-")
+            if i.isdigit() and kind:
+                files[m["file"]] = material(int(i), kind)
+    return files
 
 
 def material(i: int, kind: str) -> bytes:

@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from hub import applications as svc
 from hub.context import Hub
 from hub.intake.writer import write_batch
 from hub.jobs.ingest import ingest
 from hub.storage.tables import Application, Event, IntakeBatch
 from plugins.sandbox.enclave_source import EnclaveSource
-from tests.intake_samples import HALL_ONLY, material_files, person_id, record
+from tests.intake_samples import HALL_ONLY, files_for, material, material_files, person_id, record, sha
+from tests.samples import FUND_RENT, FUND_RENT_FORM, officer
 from tests.sshd import SshServer, running_sshd
 
 TOKEN = "enclave-test-token"
@@ -76,8 +78,9 @@ config:
     h.close()
 
 
-def drop_batch(folder: Path, batch_id: str, records, *, desk: str = "bank-xiahong", **kw) -> Path:
-    write_batch(folder / batch_id, batch_id=batch_id, desk=desk, records=records, **kw)
+def drop_batch(folder: Path, batch_id: str, records, *, desk: str = "bank-xiahong", files=None, **kw) -> Path:
+    files = files_for(records) | (files or {})
+    write_batch(folder / batch_id, batch_id=batch_id, desk=desk, records=records, files=files, **kw)
     (folder / f"{batch_id}.ok").write_bytes(b"")
     return folder / batch_id
 
@@ -142,6 +145,33 @@ def test_good_records_are_received_bad_ones_reported_with_line_and_reason(hub, d
     (drop / "XH-20261123-01.ok").write_bytes(b"")
     again = ingest(hub, "bank-xiahong-sftp")
     assert (again.created, again.duplicates, again.bad) == (0, 3, 7) and len(applications(hub)) == 3
+
+
+def test_the_desks_first_review_needs_a_complete_file_or_a_promise(hub, drop, clock):
+    def listed(i: int, *kinds_names: tuple[str, str]) -> list[dict]:
+        return [{"name": n, "file": f"materials/{i}-{k}.pdf", "sha256": sha(material(i, k))} for k, n in kinds_names]
+
+    rent = [("id", "居民身份证"), ("acct", "住房公积金账户信息"), ("nohouse", "本人及配偶名下无房证明")]
+    records = [
+        record(1, materials=listed(1, ("id", "居民身份证"))),  # the promise letter is not deferrable
+        record(2, subject=FUND_RENT, form=dict(FUND_RENT_FORM), materials=listed(2, *rent)),  # no lease, no promise
+        record(
+            3,
+            subject=FUND_RENT,
+            form=dict(FUND_RENT_FORM),
+            materials=listed(3, *rent),
+            commitment_due="2026-12-15",  # 容缺: the lease is brought later
+        ),
+    ]
+    drop_batch(drop, "XH-P", records)
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.created, summary.bad) == (1, 2)
+    report = {e["line"]: e for e in errors_of(drop / "errors" / "XH-P.jsonl")}
+    assert report[1]["field"] == "materials" and "异地长期居住个人承诺书" in report[1]["reason_zh"]
+    assert report[2]["field"] == "commitment_due"
+    (app,) = applications(hub)
+    accepted = svc.transition(hub, app.number, "accept", officer("ts-gjj"))  # the desk's record of the promise
+    assert [(d.material, d.due_date.isoformat()) for d in accepted.deficiencies] == [("房屋租赁合同", "2026-12-15")]
 
 
 def _refresh_manifest(folder: Path, count: int) -> None:
@@ -209,7 +239,9 @@ def test_gb18030_csv_with_crlf_and_bom_and_a_zip_archive(hub, drop):
     (folder / "records.csv").write_bytes(b"\x84\x31\x95\x33" + raw)  # GB18030's byte-order mark
     _refresh_manifest_csv(folder)
     staged = drop / "zip-src"
-    write_batch(staged / "XH-ZIP", batch_id="XH-ZIP", desk="bank-xiahong", records=[record(3)])
+    write_batch(
+        staged / "XH-ZIP", batch_id="XH-ZIP", desk="bank-xiahong", records=[record(3)], files=files_for([record(3)])
+    )
     with zipfile.ZipFile(drop / "XH-ZIP.zip", "w") as z:
         for p in sorted((staged / "XH-ZIP").rglob("*")):
             z.write(p, p.relative_to(staged / "XH-ZIP").as_posix())
@@ -254,7 +286,7 @@ def test_enclave_window_batches_over_rest(hub, enclave):
             record(11, record_id="HZ-1", with_materials=True),
             record(12, record_id="HZ-2", form={"destination_division": "330105"}),
         ],
-        files=material_files(11),
+        files=material_files(11) | material_files(12),
     )
     write_batch(root / "HZ-still-writing", batch_id="HZ-still-writing", desk="enclave-hangzhou", records=[])
     (root / "HZ-20261123-01.ok").write_bytes(b"")

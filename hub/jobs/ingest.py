@@ -213,6 +213,10 @@ def _check(hub: Hub, root: Path, m: Manifest, line: Line) -> svc.Received | list
     )
     subject, form, found = svc.check_new(hub, new)
     problems.extend(found)
+    if subject is not None and not problems:  # the desk's first review: the file is complete (or 容缺)
+        problems.extend(
+            svc.check_complete(hub, subject, {x.name for x in materials}, record.commitment_due, hub.today())[1]
+        )
     if problems or subject is None:
         return problems
     pre_review: dict[str, Any] = {

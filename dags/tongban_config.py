@@ -1,0 +1,78 @@
+"""What the Tongban Hub DAGs need from the hub's configuration, read at DAG parse time: YAML files
+only — no database, no network, no hub import (parsing stays well under a second).
+
+The hub home is $HUB_HOME. `python dags/tongban_config.py pools` prints the Airflow pools (one per
+connection, as many slots as the connection's `limits.concurrency`) for `airflow pools import`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DEFAULT_TZ = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Conn:
+    name: str
+    concurrency: int
+    intake_schedule: str | None  # set for intake sources
+
+    @property
+    def pool(self) -> str:
+        return f"tongban_{self.name}"
+
+    @property
+    def asset_uri(self) -> str:
+        return f"tongban://intake/{self.name}"
+
+
+def home() -> Path | None:
+    value = os.environ.get("HUB_HOME")
+    return Path(value) if value else None
+
+
+def timezone() -> str:
+    h = home()
+    if h is None or not (h / "hub.yaml").is_file():
+        return DEFAULT_TZ
+    data = yaml.safe_load((h / "hub.yaml").read_text(encoding="utf-8")) or {}
+    return str(data.get("timezone") or DEFAULT_TZ)
+
+
+def connections() -> list[Conn]:
+    h = home()
+    folder = h / "connections" if h else None
+    if folder is None or not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            continue  # `hub connectors check` names the file and line; a DAG file is no place for that
+        limits, intake = data.get("limits") or {}, data.get("intake")
+        found.append(
+            Conn(
+                name=path.stem,
+                concurrency=int(limits.get("concurrency", 2)),
+                intake_schedule=str(intake.get("schedule", "*/15 * * * *")) if isinstance(intake, dict) else None,
+            )
+        )
+    return found
+
+
+def pools() -> dict[str, dict]:
+    return {
+        c.pool: {"slots": c.concurrency, "description": f"Tongban Hub connection {c.name}", "include_deferred": False}
+        for c in connections()
+    }
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["pools"]:
+    print(json.dumps(pools(), ensure_ascii=False, indent=2))

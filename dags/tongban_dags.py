@@ -1,0 +1,232 @@
+"""Tongban Hub's scheduled work as Airflow DAGs (Airflow 3 Task SDK). Thin: every task calls a
+plain hub job (`hub.jobs.*`), the same one `hub run …` runs, so Airflow adds scheduling, retries
+and pools — never business logic. Parsing reads YAML only (dags/tongban_config.py).
+
+- `tongban_intake_<source>`: one per intake source, on the source's `intake.schedule`; emits the
+  Asset `tongban://intake/<source>` when it has taken batches.
+- `tongban_dispatch`: on any intake Asset, and every 5 minutes for what officers accepted in
+  between; one task per department connection, each in that connection's pool.
+- `tongban_sync`: every 10 minutes, one task per department connection, in its pool.
+- `tongban_deadlines`: hourly sweep of yellow/red cards, as of the run's logical time; the
+  supervisors' list goes to `reports/alerts.csv`.
+- `tongban_daily_report`: at 01:30, the previous day's figures to `reports/daily-<day>.json/.csv`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG, Asset, AssetAny, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tongban_config as config  # beside this file in the DAG folder
+
+TZ = config.timezone()
+START = datetime(2026, 1, 1)
+DEFAULT_ARGS = {
+    "owner": "tongban-ops",
+    "retries": 4,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,  # 30 s, 1 min, 2 min, 4 min (jittered by Airflow)
+    "max_retry_delay": timedelta(minutes=30),
+}
+CONNECTIONS = config.connections()
+SOURCES = [c for c in CONNECTIONS if c.intake_schedule]
+SINKS = [c for c in CONNECTIONS if not c.intake_schedule]
+
+
+def _cron(expression: str) -> CronTriggerTimetable:
+    return CronTriggerTimetable(expression, timezone=TZ)
+
+
+def _hub(clock=None):
+    """Opened inside a task, never at parse time."""
+    from hub.context import Hub
+    from hub.settings import find_home
+
+    home = find_home(config.home())
+    return Hub.open(home, clock=clock) if clock else Hub.open(home)
+
+
+def _run(job, *args, clock=None, **kwargs):
+    hub = _hub(clock)
+    try:
+        return job(hub, *args, **kwargs)
+    finally:
+        hub.close()
+
+
+def _counts(summary) -> dict:
+    return {k: v for k, v in vars(summary).items() if isinstance(v, int) and not k.startswith("_")}
+
+
+for source in SOURCES:
+    asset = Asset(source.asset_uri, extra={"source": source.name})
+    with DAG(
+        dag_id=f"tongban_intake_{source.name}",
+        description=f"受理批次 intake from {source.name}",
+        schedule=_cron(source.intake_schedule),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["tongban", "intake"],
+        doc_md=f"""### 受理批次接收 Intake from `{source.name}`
+Takes every complete batch (`.ok` marker) from this source: good records become applications
+*pre-reviewed* by their desk; bad records are reported back on the source (`errors/<batch>.jsonl`);
+a batch that does not match its manifest is quarantined whole. Same as `hub run ingest --source
+{source.name}`. Emits `{source.asset_uri}`, which triggers `tongban_dispatch`. A failed run (the
+source unreachable) is retried with exponential backoff; whatever was committed stays.""",
+    ):
+
+        @task(task_id="ingest", outlets=[asset], pool=source.pool)
+        def ingest_batches(name: str = source.name) -> dict:
+            from hub.jobs.ingest import ingest
+
+            summary = _run(ingest, name)
+            print(summary.line())
+            if summary.errors:
+                raise RuntimeError(summary.line())  # retried with backoff
+            return _counts(summary)
+
+        ingest_batches()
+
+
+intake_assets = [Asset(s.asset_uri) for s in SOURCES]
+with DAG(
+    dag_id="tongban_dispatch",
+    description="派件 deliver accepted parts to department systems",
+    schedule=AssetOrTimeSchedule(timetable=_cron("*/5 * * * *"), assets=AssetAny(*intake_assets))
+    if intake_assets
+    else _cron("*/5 * * * *"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["tongban", "dispatch"],
+    doc_md="""### 派件 Dispatch
+Delivers every accepted part owed to a department system through the outbox, one task per
+connection, each in its own pool (`tongban_<connection>`, slots = the connection's concurrency)
+so a slow department is never flooded and never holds up the others. Runs on every intake Asset
+and every 5 minutes. Same as `hub run dispatch --connection NAME`. Failed deliveries wait for
+their own backoff in the outbox; dead letters: `hub outbox list --state dead`.""",
+):
+    for sink in SINKS:
+
+        @task(task_id=f"dispatch_{sink.name}", pool=sink.pool)
+        def dispatch_connection(name: str = sink.name) -> dict:
+            from hub.jobs.dispatch import dispatch
+
+            summary = _run(dispatch, connection=name)
+            print(summary.line())
+            return {"delivered": summary.delivered, "retrying": summary.retrying, "dead": summary.dead}
+
+        dispatch_connection()
+
+
+with DAG(
+    dag_id="tongban_sync",
+    description="状态回流 bring department decisions back",
+    schedule=_cron("*/10 * * * *"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["tongban", "sync"],
+    doc_md="""### 状态回流 Status sync
+Polls each department connection for the parts it holds and maps its statuses onto the life
+cycle (review started, approved/denied with result documents, 补正 requested). Same as `hub run
+sync --connection NAME`; a connection that cannot be reached fails its task, which is retried.""",
+):
+    for sink in SINKS:
+
+        @task(task_id=f"sync_{sink.name}", pool=sink.pool)
+        def sync_connection(name: str = sink.name) -> dict:
+            from hub.jobs.sync import sync
+
+            summary = _run(sync, connection=name)
+            print(summary.line())
+            if summary.errors:
+                raise RuntimeError(summary.line())
+            return _counts(summary)
+
+        sync_connection()
+
+
+with DAG(
+    dag_id="tongban_deadlines",
+    description="红黄牌 hourly deadline sweep",
+    schedule=_cron("0 * * * *"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["tongban", "supervision"],
+    doc_md="""### 红黄牌 Deadline sweep
+Hourly, as of the run's logical time: records a `warning` event when an application turns yellow
+(few working days left) or red (overdue), once per change, and writes every open alert to
+`reports/alerts.csv` for supervisors. Same as `hub run deadlines --list`.""",
+):
+
+    @task(task_id="sweep")
+    def sweep(logical_date=None) -> dict:
+        from hub.jobs.deadlines import sweep_deadlines
+
+        summary = _run(sweep_deadlines, clock=lambda: logical_date)
+        _write_alerts(summary.alerts)
+        print(summary.line())
+        return {"checked": summary.checked, "yellow": summary.yellow, "red": summary.red}
+
+    sweep()
+
+
+def _write_alerts(alerts) -> None:
+    import csv
+
+    folder = _hub_path("reports")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "alerts.csv.tmp"
+    with open(tmp, "w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["application", "alert", "due_date", "message"])
+        for a in alerts:
+            w.writerow([a.number, a.kind, a.due_date or "", a.message])
+    tmp.replace(folder / "alerts.csv")
+
+
+def _hub_path(relative: str) -> Path:
+    from hub.settings import find_home, load_settings
+
+    return load_settings(find_home(config.home())).path(relative)
+
+
+with DAG(
+    dag_id="tongban_daily_report",
+    description="日报 daily figures",
+    schedule=_cron("30 1 * * *"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["tongban", "report"],
+    doc_md="""### 日报 Daily report
+At 01:30 (county time), the previous day's figures — received, accepted, completed, completion
+rate, on-time rate, instant ratio — in total and per channel, desk and department, to
+`reports/daily-<day>.json` and `.csv`. Same as `hub run report --day DAY`.""",
+):
+
+    @task(task_id="report")
+    def report(logical_date=None) -> str:
+        from zoneinfo import ZoneInfo
+
+        from hub.jobs.report import daily_report
+
+        day = logical_date.astimezone(ZoneInfo(TZ)).date() - timedelta(days=1)
+        result = _run(daily_report, day)
+        print(result.line())
+        return str(result.json_path)
+
+    report()
