@@ -5,12 +5,12 @@ BIN     = $(VENV)/bin
 DEMO   ?= .demo
 SANDBOX_TOKEN := $(shell $(PYTHON) -c 'import secrets; print(secrets.token_hex(16))')
 
-.PHONY: demo test lint lock clean
+.PHONY: demo test airflow lint lock clean
 
 # Install into a local virtualenv with every transitive version pinned by constraints.txt.
 $(BIN)/hub: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,airflow]'
 	touch $@
 
 demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications through it
@@ -18,7 +18,7 @@ demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications
 	$(BIN)/hub init $(DEMO)
 	$(BIN)/hub --home $(DEMO) catalog check
 	@# the sandbox 医保 system beside the demo, so the main job shows real traffic; stopped after
-	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub sandbox run --decide-after 0.1 & pid=$$!; \
+	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub sandbox run --decide-after 0.1 --sample-batches 0 & pid=$$!; \
 	trap "kill $$pid 2>/dev/null" EXIT; \
 	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub --home $(DEMO) demo
 
@@ -27,10 +27,13 @@ test: $(BIN)/hub ## lint, then the whole suite (PostgreSQL too when HUB_TEST_DAT
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+airflow: $(BIN)/hub ## Airflow (SQLite, LocalExecutor) running the hub's DAGs on .airflow/hub with the sandbox
+	scripts/airflow-local
+
 lock: ## re-resolve constraints.txt after changing pyproject.toml
 	$(BIN)/pip install --quiet uv==0.13.8
 	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu --no-header -o constraints.txt
 
 clean:
-	rm -rf $(VENV) $(DEMO)
+	rm -rf $(VENV) $(DEMO) .airflow

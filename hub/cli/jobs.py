@@ -31,7 +31,10 @@ ConnectionOpt = Annotated[str | None, typer.Option("--connection", help="Only th
 @run_app.command("dispatch")
 def run_dispatch(ctx: typer.Context, connection: ConnectionOpt = None) -> None:
     """Deliver accepted parts to their departments' systems."""
-    typer.echo(dispatch(open_hub(ctx), connection=connection).line())
+    hub = open_hub(ctx)
+    with _progress("派件 dispatch") as advance:
+        summary = dispatch(hub, connection=connection, progress=advance)
+    typer.echo(summary.line())
 
 
 @run_app.command("ingest")
@@ -91,7 +94,12 @@ def run_report(
 @run_app.command("sync")
 def run_sync(ctx: typer.Context, connection: ConnectionOpt = None) -> None:
     """Bring departments' statuses, decisions and result documents back."""
-    typer.echo(sync(open_hub(ctx), connection=connection).line())
+    hub = open_hub(ctx)
+    with _progress("状态回流 sync") as advance:
+        summary = sync(hub, connection=connection, progress=advance)
+    typer.echo(summary.line())
+    if summary.errors:
+        raise typer.Exit(1)
 
 
 @outbox_app.command("list")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -71,17 +72,20 @@ def part_message(app: Application, part: Part) -> PartMessage:
     )
 
 
-def dispatch(hub: Hub, *, connection: str | None = None) -> DispatchSummary:
+def dispatch(
+    hub: Hub, *, connection: str | None = None, progress: Callable[[int], None] | None = None
+) -> DispatchSummary:
     """Deliver everything due now; rows that fail wait for their backoff (a later run).
     Connections are served side by side, so a slow department holds up only its own parts."""
     summary = DispatchSummary()
+    advance = progress or (lambda n: None)
     with hub.sessions() as session:
         conns = outbox.due_connections(session, hub.now())
     if connection:
         conns = [c for c in conns if c == connection]
     if conns:
         with ThreadPoolExecutor(max_workers=len(conns), thread_name_prefix="dispatch") as pool:
-            for future in [pool.submit(_drain, hub, conn, summary) for conn in conns]:
+            for future in [pool.submit(_drain, hub, conn, summary, advance) for conn in conns]:
                 future.result()
     return summary
 
@@ -100,7 +104,7 @@ def _claim(hub: Hub, conn: str) -> Claim | None:
         return Claim(row.id, row.claim_token, row.part_id) if row else None
 
 
-def _drain(hub: Hub, conn: str, summary: DispatchSummary) -> None:
+def _drain(hub: Hub, conn: str, summary: DispatchSummary, advance: Callable[[int], None]) -> None:
     """`limits.concurrency` workers, each claiming one row right before delivering it, until
     none is due: a lease only ever has to cover a single delivery."""
     try:
@@ -108,19 +112,21 @@ def _drain(hub: Hub, conn: str, summary: DispatchSummary) -> None:
     except (ConfigInvalid, HubError) as exc:  # a broken connection config: wait for ops, with backoff
         while claim := _claim(hub, conn):
             _finish(hub, claim, None, f"{conn}: 连接配置错误 configuration: {exc}", True, summary)
+            advance(1)
         return
     try:
         workers = hub.connections[conn].limits.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"dispatch-{conn}") as pool:
-            for future in [pool.submit(_work, hub, connector, summary) for _ in range(workers)]:
+            for future in [pool.submit(_work, hub, connector, summary, advance) for _ in range(workers)]:
                 future.result()
     finally:
         connector.close()
 
 
-def _work(hub: Hub, connector: Connector, summary: DispatchSummary) -> None:
+def _work(hub: Hub, connector: Connector, summary: DispatchSummary, advance: Callable[[int], None]) -> None:
     while claim := _claim(hub, connector.name):
         _deliver(hub, connector, claim, summary)
+        advance(1)
 
 
 def _deliver(hub: Hub, connector: Connector, claim: Claim, summary: DispatchSummary) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -46,8 +47,9 @@ class SyncSummary:
         )
 
 
-def sync(hub: Hub, *, connection: str | None = None) -> SyncSummary:
+def sync(hub: Hub, *, connection: str | None = None, progress: Callable[[int], None] | None = None) -> SyncSummary:
     summary = SyncSummary()
+    advance = progress or (lambda n: None)
     with hub.sessions() as session:
         stmt = select(OutboxRow).where(OutboxRow.state == "delivered", OutboxRow.synced_at.is_(None))
         if connection:
@@ -72,6 +74,7 @@ def sync(hub: Hub, *, connection: str | None = None) -> SyncSummary:
             continue
         finally:
             connector.close()
+            advance(len(receipts))
         for update in updates:
             if update.status == last_seen.get(update.part_id):
                 continue

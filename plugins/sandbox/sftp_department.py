@@ -424,3 +424,11 @@ def _replace(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)
+
+
+class BankDrop(SftpDepartment):
+    """A bank's core system's SFTP drop (政银合作): the bank writes intake batches into `/batches`
+    (each `.ok` last); the hub takes them and leaves `errors/`, `done/` and `rejected/` there."""
+
+    outbox_dir = "/from_county"  # not used by intake; a bank could collect issued documents here
+    inbox_dir = "/batches"
