@@ -54,16 +54,17 @@ def connections() -> list[Conn]:
     for path in sorted(folder.glob("*.yaml")):
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            continue  # `hub connectors check` names the file and line; a DAG file is no place for that
-        limits, intake = data.get("limits") or {}, data.get("intake")
-        found.append(
-            Conn(
+            limits, intake = data.get("limits") or {}, data.get("intake")
+            conn = Conn(
                 name=path.stem,
-                concurrency=int(limits.get("concurrency", 2)),
+                concurrency=max(1, int(limits.get("concurrency", 2))),
                 intake_schedule=str(intake.get("schedule", "*/15 * * * *")) if isinstance(intake, dict) else None,
             )
-        )
+        except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+            # a broken file must not take every DAG down with it; `hub connectors check` names its
+            # file and line, and the hub refuses to open with it, so its tasks fail loudly
+            continue
+        found.append(conn)
     return found
 
 

@@ -3,12 +3,13 @@ plain hub job (`hub.jobs.*`), the same one `hub run …` runs, so Airflow adds s
 and pools — never business logic. Parsing reads YAML only (dags/tongban_config.py).
 
 - `tongban_intake_<source>`: one per intake source, on the source's `intake.schedule`; emits the
-  Asset `tongban://intake/<source>` when it has taken batches.
+  Asset `tongban://intake/<source>` when it has taken batches (a run that found none is skipped,
+  which emits nothing).
 - `tongban_dispatch`: on any intake Asset, and every 5 minutes for what officers accepted in
   between; one task per department connection, each in that connection's pool.
 - `tongban_sync`: every 10 minutes, one task per department connection, in its pool.
-- `tongban_deadlines`: hourly sweep of yellow/red cards, as of the run's logical time; the
-  supervisors' list goes to `reports/alerts.csv`.
+- `tongban_deadlines`: hourly sweep of yellow/red cards, as of the run's logical time (or, for a
+  manual run without one, its start); the supervisors' list goes to `reports/alerts.csv`.
 - `tongban_daily_report`: at 01:30, the previous day's figures to `reports/daily-<day>.json/.csv`."""
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, AssetAny, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tongban_config as config  # beside this file in the DAG folder
@@ -42,29 +42,31 @@ def _cron(expression: str) -> CronTriggerTimetable:
     return CronTriggerTimetable(expression, timezone=TZ)
 
 
-def _hub(clock=None):
-    """Opened inside a task, never at parse time."""
+def _run(job, *args, clock=None, **kwargs):
+    """Open the hub (inside a task, never at parse time), run one job, close it."""
     from hub.context import Hub
     from hub.settings import find_home
 
     home = find_home(config.home())
-    return Hub.open(home, clock=clock) if clock else Hub.open(home)
-
-
-def _run(job, *args, clock=None, **kwargs):
-    hub = _hub(clock)
+    hub = Hub.open(home, clock=clock) if clock else Hub.open(home)
     try:
         return job(hub, *args, **kwargs)
     finally:
         hub.close()
 
 
+def _as_of(logical_date, dag_run) -> datetime:
+    """The run's logical time; a manual run may have none (Airflow 3), then its start."""
+    return logical_date or dag_run.run_after
+
+
 def _counts(summary) -> dict:
     return {k: v for k, v in vars(summary).items() if isinstance(v, int) and not k.startswith("_")}
 
 
+ASSETS = {s.name: Asset(s.asset_uri) for s in SOURCES}
+
 for source in SOURCES:
-    asset = Asset(source.asset_uri, extra={"source": source.name})
     with DAG(
         dag_id=f"tongban_intake_{source.name}",
         description=f"受理批次 intake from {source.name}",
@@ -78,11 +80,12 @@ for source in SOURCES:
 Takes every complete batch (`.ok` marker) from this source: good records become applications
 *pre-reviewed* by their desk; bad records are reported back on the source (`errors/<batch>.jsonl`);
 a batch that does not match its manifest is quarantined whole. Same as `hub run ingest --source
-{source.name}`. Emits `{source.asset_uri}`, which triggers `tongban_dispatch`. A failed run (the
-source unreachable) is retried with exponential backoff; whatever was committed stays.""",
+{source.name}`. Emits `{source.asset_uri}`, which triggers `tongban_dispatch`; a run that found
+no batch is *skipped* and emits nothing. A failed run (the source unreachable) is retried with
+exponential backoff; whatever was committed stays.""",
     ):
 
-        @task(task_id="ingest", outlets=[asset], pool=source.pool)
+        @task(task_id="ingest", outlets=[ASSETS[source.name]], pool=source.pool)
         def ingest_batches(name: str = source.name) -> dict:
             from hub.jobs.ingest import ingest
 
@@ -90,12 +93,14 @@ source unreachable) is retried with exponential backoff; whatever was committed 
             print(summary.line())
             if summary.errors:
                 raise RuntimeError(summary.line())  # retried with backoff
+            if not summary.batches:
+                raise AirflowSkipException("没有新批次 (no complete batch on the source)")
             return _counts(summary)
 
         ingest_batches()
 
 
-intake_assets = [Asset(s.asset_uri) for s in SOURCES]
+intake_assets = list(ASSETS.values())
 with DAG(
     dag_id="tongban_dispatch",
     description="派件 deliver accepted parts to department systems",
@@ -172,35 +177,15 @@ Hourly, as of the run's logical time: records a `warning` event when an applicat
 ):
 
     @task(task_id="sweep")
-    def sweep(logical_date=None) -> dict:
+    def sweep(logical_date=None, dag_run=None) -> dict:
         from hub.jobs.deadlines import sweep_deadlines
 
-        summary = _run(sweep_deadlines, clock=lambda: logical_date)
-        _write_alerts(summary.alerts)
+        as_of = _as_of(logical_date, dag_run)
+        summary = _run(sweep_deadlines, clock=lambda: as_of)
         print(summary.line())
         return {"checked": summary.checked, "yellow": summary.yellow, "red": summary.red}
 
     sweep()
-
-
-def _write_alerts(alerts) -> None:
-    import csv
-
-    folder = _hub_path("reports")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "alerts.csv.tmp"
-    with open(tmp, "w", encoding="utf-8-sig", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["application", "alert", "due_date", "message"])
-        for a in alerts:
-            w.writerow([a.number, a.kind, a.due_date or "", a.message])
-    tmp.replace(folder / "alerts.csv")
-
-
-def _hub_path(relative: str) -> Path:
-    from hub.settings import find_home, load_settings
-
-    return load_settings(find_home(config.home())).path(relative)
 
 
 with DAG(
@@ -219,13 +204,15 @@ rate, on-time rate, instant ratio — in total and per channel, desk and departm
 ):
 
     @task(task_id="report")
-    def report(logical_date=None) -> str:
-        from zoneinfo import ZoneInfo
-
+    def report(logical_date=None, dag_run=None) -> str:
         from hub.jobs.report import daily_report
 
-        day = logical_date.astimezone(ZoneInfo(TZ)).date() - timedelta(days=1)
-        result = _run(daily_report, day)
+        as_of = _as_of(logical_date, dag_run)
+
+        def previous_day(hub):  # in the county's time zone, whatever Airflow's default is
+            return daily_report(hub, as_of.astimezone(hub.settings.tz).date() - timedelta(days=1))
+
+        result = _run(previous_day)
         print(result.line())
         return str(result.json_path)
 

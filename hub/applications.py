@@ -398,19 +398,23 @@ def receive_batch(hub: Hub, entries: list[Received], actor: Actor) -> list[str |
             fresh.append(e)
             outcome.append("created")
         numbers = _next_numbers(session, desk.acts_for, hub.today(), len(fresh)) if fresh else []
-        for e, number in zip(fresh, numbers, strict=True):
-            app = _build(hub, session, e.new, e.subject, e.form, number, e.stored, actor, now)
-            app.state = State.pre_reviewed.value
-            _record(
-                app,
-                "pre_review",
-                actor,
-                now,
-                from_state=State.received.value,
-                to_state=State.pre_reviewed.value,
-                reason=e.pre_review.get("note"),
-                data={k: v for k, v in e.pre_review.items() if k != "note"},
-            )
+        # The chunk is built in memory and flushed once, at commit (multi-row INSERTs): with
+        # autoflush, every blob statement in _attach flushed the application before it and its
+        # new collections were then lazy-loaded from the database, row by row.
+        with session.no_autoflush:
+            for e, number in zip(fresh, numbers, strict=True):
+                app = _build(hub, session, e.new, e.subject, e.form, number, e.stored, actor, now)
+                app.state = State.pre_reviewed.value
+                _record(
+                    app,
+                    "pre_review",
+                    actor,
+                    now,
+                    from_state=State.received.value,
+                    to_state=State.pre_reviewed.value,
+                    reason=e.pre_review.get("note"),
+                    data={k: v for k, v in e.pre_review.items() if k != "note"},
+                )
     return outcome
 
 

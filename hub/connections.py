@@ -28,9 +28,15 @@ class IntakeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     desks: list[str] = Field(min_length=1, description="desks whose batches this source may deliver")
-    schedule: str = Field(default="*/15 * * * *", description="cron expression for the intake DAG")
+    schedule: str = Field(
+        default="*/15 * * * *",
+        pattern=r"^\s*([0-9A-Za-z*/,?-]+\s+){4}[0-9A-Za-z*/,?-]+\s*$",
+        description="cron expression (five fields) for the intake DAG, county time",
+    )
     max_record_bytes: int = Field(default=1 << 20, ge=1024, description="longest record line accepted")
     chunk: int = Field(default=500, ge=1, le=10_000, description="records received per transaction")
+    max_batch_bytes: int = Field(default=8 << 30, ge=1 << 20, description="largest an archive may unpack to")
+    max_files: int = Field(default=200_000, ge=1, description="most files an archive may hold")
 
 
 class _ConnectionFile(BaseModel):

@@ -13,6 +13,7 @@ departments only through this module's types and never imports a connector."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -93,8 +94,12 @@ class Verification(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+# A batch id is also a folder name on the hub's disk and on the source: one safe path component.
+BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 class Batch(BaseModel):
-    id: str  # the batch's id (a folder's name; an archive's without its extension)
+    id: str = Field(pattern=f"^{BATCH_ID.pattern}$")  # a folder's name; an archive's without its extension
     name: str  # what it is called on the source
 
 

@@ -37,9 +37,10 @@ def main(argv: list[str]) -> dict:
                     }
                     for t in dag.tasks
                 },
-                "schedule": str(dag.timetable.summary),
+                "schedule": type(dag.timetable).__name__,
             }
-        return {"import_errors": bag.import_errors, "dags": dags, "parse_seconds": parsed}
+        hub_loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("hub", "plugins", "paramiko", "zeep"))
+        return {"import_errors": bag.import_errors, "dags": dags, "parse_seconds": parsed, "parse_imported": hub_loaded}
     DagBundlesManager().sync_bundles_to_db()  # what `airflow dag-processor` does first
     sys.path.insert(0, str(REPO / "dags"))
     import tongban_config
@@ -57,7 +58,22 @@ def main(argv: list[str]) -> dict:
             t.retries = 0
         run = dag.test(logical_date=logical) if logical else dag.test()
         states.append([dag_id, str(run.state), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}])
-    return {"runs": states}
+    return {"runs": states, "asset_events": _asset_events()}
+
+
+def _asset_events() -> dict[str, int]:
+    """Asset URI -> events recorded so far (in this AIRFLOW_HOME)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.uri, func.count(AssetEvent.id))
+            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+            .group_by(AssetModel.uri)
+        ).all()
+    return {uri: n for uri, n in rows}
 
 
 if __name__ == "__main__":

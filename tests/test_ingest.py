@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from hub import applications as svc
 from hub.context import Hub
 from hub.intake.writer import write_batch
 from hub.jobs.ingest import ingest
+from hub.jobs.locks import exclusive
 from hub.storage.tables import Application, Event, IntakeBatch
 from plugins.sandbox.enclave_source import EnclaveSource
 from tests.intake_samples import HALL_ONLY, files_for, material, material_files, person_id, record, sha
@@ -304,3 +306,113 @@ def test_enclave_window_batches_over_rest(hub, enclave):
         "HZ-1",
     )
     assert ingest(hub, "enclave-hangzhou-rest").batches == 0
+
+
+def test_control_characters_encodings_and_line_ends_are_per_record(hub, drop):
+    """NUL and lone surrogates would fail a whole chunk at commit (PostgreSQL refuses them): they
+    are bad records with their field. Invalid GB18030 bytes, a UTF-8 BOM and CRLF line ends."""
+    records = [
+        record(1),
+        record(2, applicant={"type": "person", "name": "张\u0000三", "id": person_id(2)}),
+        record(3, form=dict(record(3)["form"], residence_address="杭州LONE")),
+        record(4),
+    ]
+    folder = drop_batch(drop, "XH-CTRL", records, newline="\r\n")
+    raw = (folder / "records.jsonl").read_bytes()
+    assert raw.count(b"\r\n") == 4
+    (folder / "records.jsonl").write_bytes(b"\xef\xbb\xbf" + raw.replace(b"LONE", b"\\ud800"))  # JSON escape
+    _refresh_manifest(folder, count=4)
+    gb = drop_batch(drop, "XH-GB", [record(5), record(6)], records_file="records.csv", encoding="GB18030")
+    lines = (gb / "records.csv").read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace("申请人6".encode("gb18030"), b"\x81\x20")  # not a GB18030 sequence
+    (gb / "records.csv").write_bytes(b"".join(lines))
+    _refresh_manifest_csv(gb)
+
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.batches, summary.created, summary.bad) == (2, 3, 3), summary
+    ctrl = {(e["line"], e["field"]) for e in errors_of(drop / "errors" / "XH-CTRL.jsonl")}
+    assert ctrl == {(2, "applicant.name"), (3, "form.residence_address")}
+    (bad_gb,) = errors_of(drop / "errors" / "XH-GB.jsonl")
+    assert (bad_gb["line"], bad_gb["field"]) == (3, "(line)") and "GB18030" in bad_gb["reason_en"]
+    assert sorted(a.source_ref for a in applications(hub)) == ["XH-0000001", "XH-0000004", "XH-0000005"]
+
+
+def test_schema_errors_are_reported_in_chinese_too(hub, drop):
+    drop_batch(drop, "XH-ZH", [record(1, pre_review={"by": "王芳", "at": "not a time"}, colour="red")])
+    ingest(hub, "bank-xiahong-sftp")
+    report = errors_of(drop / "errors" / "XH-ZH.jsonl")
+    assert {e["field"] for e in report} == {"pre_review.at", "colour"}
+    assert all(any("\u4e00" <= c <= "\u9fff" for c in e["reason_zh"]) for e in report), report
+
+
+def _tar(drop: Path, batch_id: str, extra=None) -> None:
+    staged = drop / "src"
+    write_batch(
+        staged / batch_id, batch_id=batch_id, desk="bank-xiahong", records=[record(1)], files=files_for([record(1)])
+    )
+    with tarfile.open(drop / f"{batch_id}.tar.gz", "w:gz") as t:
+        t.add(staged / batch_id, arcname=batch_id)
+        if extra:
+            extra(t)
+    shutil.rmtree(staged)
+    (drop / f"{batch_id}.tar.gz.ok").write_bytes(b"")
+
+
+def _symlink(t: tarfile.TarFile) -> None:
+    link = tarfile.TarInfo("XH-LINK/materials/passwd")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    t.addfile(link)
+
+
+def test_archives_good_and_hostile(hub, drop):
+    _tar(drop, "XH-TGZ")
+    _tar(drop, "XH-LINK", _symlink)
+    with zipfile.ZipFile(drop / "XH-UP.zip", "w") as z:
+        z.writestr("../../escaped.txt", b"x")
+    (drop / "XH-UP.zip.ok").write_bytes(b"")
+    (drop / "XH-BROKEN.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    (drop / "XH-BROKEN.zip.ok").write_bytes(b"")
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.batches, summary.created, summary.quarantined, summary.errors) == (4, 1, 3, 0), summary
+    for name in ("XH-LINK", "XH-UP", "XH-BROKEN"):
+        (problem,) = errors_of(drop / "errors" / f"{name}.jsonl")
+        assert problem["file"] == "(archive)" and problem["reason_zh"].startswith("无法解包"), problem
+    assert (drop / "done" / "XH-TGZ.tar.gz").exists() and (drop / "rejected" / "XH-LINK.tar.gz").exists()
+    assert not (drop.parent / "escaped.txt").exists()
+
+
+def test_a_batch_is_what_its_name_says_and_odd_names_are_left_alone(hub, drop):
+    drop_batch(drop, "XH-NAME", [record(1)])
+    manifest = json.loads((drop / "XH-NAME" / "manifest.json").read_text(encoding="utf-8"))
+    manifest["batch_id"] = "XH-OTHER"
+    (drop / "XH-NAME" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    drop_batch(drop, "bad name!", [record(2)])  # not a safe batch id: never touched
+    folder = drop_batch(drop, "XH-HIDDEN", [record(3)])
+    (folder / ".hidden").write_bytes(b"")  # not in the manifest
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.batches, summary.quarantined, summary.created) == (2, 2, 0), summary
+    assert errors_of(drop / "errors" / "XH-NAME.jsonl")[0]["field"] == "batch_id"
+    assert errors_of(drop / "errors" / "XH-HIDDEN.jsonl")[0]["file"] == ".hidden"
+    assert (drop / "bad name!").is_dir() and (drop / "bad name!.ok").exists()
+
+
+def test_two_runs_of_one_source_never_overlap(hub, drop):
+    drop_batch(drop, "XH-LOCK", [record(1)])
+    with exclusive(hub, "ingest:bank-xiahong-sftp") as held:
+        assert held
+        blocked = ingest(hub, "bank-xiahong-sftp")
+        assert blocked.busy and blocked.batches == 0 and "another run" in blocked.line()
+        assert applications(hub) == [] and (drop / "XH-LOCK.ok").exists()
+    assert ingest(hub, "bank-xiahong-sftp").created == 1
+
+
+def test_a_record_received_before_is_a_duplicate_even_if_it_would_not_pass_today(hub, drop, clock):
+    rent = [("id", "居民身份证"), ("acct", "住房公积金账户信息"), ("nohouse", "本人及配偶名下无房证明")]
+    materials = [{"name": n, "file": f"materials/3-{k}.pdf", "sha256": sha(material(3, k))} for k, n in rent]
+    promised = record(3, subject=FUND_RENT, form=dict(FUND_RENT_FORM), materials=materials, commitment_due="2026-10-01")
+    drop_batch(drop, "XH-D1", [promised])
+    assert ingest(hub, "bank-xiahong-sftp").created == 1
+    clock.advance(days=30)  # the promised date is now past: a new record like it would be refused
+    drop_batch(drop, "XH-D2", [promised])
+    again = ingest(hub, "bank-xiahong-sftp")
+    assert (again.duplicates, again.bad) == (1, 0) and not (drop / "errors" / "XH-D2.jsonl").exists()

@@ -458,8 +458,10 @@ def test_intake_lists_marked_batches_fetches_acks_and_rejects(make, inbox, tmp_p
     assert [b.id for b in connector.list_batches()] == []
     assert sorted(p.name for p in (inbox / "errors").iterdir()) == ["20261122-001.jsonl", "20261122-003.jsonl"]
 
-    with pytest.raises(DeliveryError, match="unsafe batch name") as exc:
-        connector.fetch(Batch(id="../outbox", name="../outbox"), tmp_path / "escape")
+    with pytest.raises(ValueError, match="pattern"):  # a batch id is one safe path component
+        Batch(id="../outbox", name="../outbox")
+    with pytest.raises(DeliveryError, match="unsafe batch name") as exc:  # and fetch checks the name again
+        connector.fetch(Batch(id="outbox", name="../outbox"), tmp_path / "escape")
     assert not exc.value.retryable
 
 

@@ -11,11 +11,13 @@ and of one record ship in `hub/intake/schema/` (`hub intake schema` prints them)
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from hub.errors import Reason
 
 FORMAT = "tongban-intake/1"
 SCHEMA_DIR = Path(__file__).parent / "schema"
@@ -36,7 +38,7 @@ class Manifest(BaseModel):
     format: Literal["tongban-intake/1"] = Field(description="format version")
     batch_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="unique per source")
     desk: str = Field(description="the desk (bank outlet, enclave window) whose records these are")
-    created_at: datetime
+    created_at: AwareDatetime
     record_count: int = Field(ge=0, description="records in the records file (header and blank lines not counted)")
     encoding: Literal["UTF-8", "GB18030"] = "UTF-8"
     records: Literal["records.jsonl", "records.csv"] = "records.jsonl"
@@ -79,7 +81,7 @@ class PreReview(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     by: str = Field(min_length=1, max_length=100, description="who did it (teller or clerk)")
-    at: datetime
+    at: AwareDatetime
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -99,6 +101,42 @@ class Record(BaseModel):
     commitment_due: date | None = Field(
         default=None, description="容缺: date the applicant promised the missing material by"
     )
+
+
+# Chinese for the validation errors a desk system's developer will meet (English is pydantic's own).
+_ZH = {
+    "missing": "必填项缺失",
+    "extra_forbidden": "不允许的字段",
+    "string_type": "应为文本",
+    "string_too_short": "内容过短",
+    "string_too_long": "内容过长",
+    "string_pattern_mismatch": "格式不符",
+    "string_unicode": "不是有效的文本",
+    "literal_error": "取值不在允许范围内",
+    "enum": "取值不在允许范围内",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "greater_than_equal": "数值过小",
+    "date_parsing": "日期格式应为 YYYY-MM-DD",
+    "date_from_datetime_parsing": "日期格式应为 YYYY-MM-DD",
+    "date_type": "日期格式应为 YYYY-MM-DD",
+    "datetime_parsing": "时间格式应为 ISO 8601（含时区）",
+    "datetime_from_date_parsing": "时间格式应为 ISO 8601（含时区）",
+    "datetime_type": "时间格式应为 ISO 8601（含时区）",
+    "timezone_aware": "时间须带时区",
+    "dict_type": "应为对象",
+    "model_type": "应为对象",
+    "list_type": "应为数组",
+    "value_error": "取值无效",
+}
+
+
+def reason_for(error: Any) -> Reason:
+    """A pydantic error (one item of `ValidationError.errors()`) as a bilingual reason."""
+    zh = _ZH.get(error["type"], "取值无效")
+    if error["type"] == "value_error":  # our own validators write Chinese (English) messages
+        return Reason(str(error["msg"]).removeprefix("Value error, "), error["msg"])
+    return Reason(zh, error["msg"])
 
 
 def schemas() -> dict[str, dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import stat
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from hub.errors import Reason
-from hub.intake.format import Manifest
+from hub.intake.format import Manifest, reason_for
 from hub.intake.records import read_records
 
 ARCHIVES = (".zip", ".tar.gz", ".tgz")
@@ -57,9 +58,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def unpack(root: Path) -> Path:
-    """If `root` holds one archive and nothing else, unpack it (refusing paths that leave the
-    folder) and return the folder with the manifest."""
+@dataclass(frozen=True)
+class Limits:
+    """What one batch may unpack to: an archive is refused before anything is written if its
+    members add up to more (a zip bomb states its sizes honestly or fails its CRC on the way)."""
+
+    record_bytes: int = 1 << 20
+    batch_bytes: int = 8 << 30
+    files: int = 200_000
+
+
+def unpack(root: Path, limits: Limits = Limits()) -> Path:
+    """If `root` holds one archive and nothing else, unpack it and return the folder with the
+    manifest. Only regular files and folders are taken: links, devices and paths that would
+    leave the folder are refused, as are archives over the limits."""
     entries = [p for p in root.iterdir()]
     if len(entries) != 1 or not entries[0].is_file() or not entries[0].name.endswith(ARCHIVES):
         return root
@@ -67,26 +79,46 @@ def unpack(root: Path) -> Path:
     target.mkdir()
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as z:
-            for info in z.infolist():
+            members = z.infolist()
+            _within(limits, len(members), sum(i.file_size for i in members))
+            for info in members:
+                mode = info.external_attr >> 16
+                if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    raise ValueError(f"archive entry is not a regular file: {info.filename}")
                 dest = (target / info.filename).resolve()
                 if not dest.is_relative_to(target.resolve()):
                     raise ValueError(f"archive entry leaves the batch: {info.filename}")
             z.extractall(target)
     else:
         with tarfile.open(archive) as t:
-            t.extractall(target, filter="data")  # refuses links, devices and paths outside target
+            members = t.getmembers()
+            _within(limits, len(members), sum(m.size for m in members))
+            for m in members:
+                if not (m.isfile() or m.isdir()):
+                    raise ValueError(f"archive entry is not a regular file: {m.name}")
+            t.extractall(target, filter="data")  # and paths outside target, absolute names, modes
     archive.unlink()
     inner = [p for p in target.iterdir()]
     # an archive of the batch folder itself, rather than of its contents
     return inner[0] if len(inner) == 1 and inner[0].is_dir() and not (target / "manifest.json").exists() else target
 
 
-def check(root: Path, *, limit: int) -> Staged:
+def _within(limits: Limits, files: int, size: int) -> None:
+    if files > limits.files:
+        raise ValueError(f"{files} entries, more than the {limits.files} allowed")
+    if size > limits.batch_bytes:
+        raise ValueError(f"{size} bytes unpacked, more than the {limits.batch_bytes} allowed")
+
+
+def check(root: Path, limits: Limits = Limits()) -> Staged:
     staged = Staged(root)
+    limit = limits.record_bytes
     try:
-        staged.root = root = unpack(root)
-    except (ValueError, OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
-        staged.problems.append(Problem("(archive)", Reason(f"无法解包: {exc}", f"cannot unpack: {exc}")))
+        staged.root = root = unpack(root, limits)
+    except Exception as exc:  # corrupt, encrypted, truncated, unsupported, over the limits: all quarantine
+        staged.problems.append(
+            Problem("(archive)", Reason(f"无法解包: {type(exc).__name__}: {exc}", f"cannot unpack: {exc}"))
+        )
         return staged
     path = root / "manifest.json"
     if not path.is_file():
@@ -99,7 +131,7 @@ def check(root: Path, *, limit: int) -> Staged:
         if problems:
             for p in problems:
                 where = ".".join(str(x) for x in p["loc"])
-                staged.problems.append(Problem("manifest.json", Reason(p["msg"], p["msg"]), field=where))
+                staged.problems.append(Problem("manifest.json", reason_for(p), field=where))
         else:
             staged.problems.append(Problem("manifest.json", Reason("不是有效的JSON", f"not valid JSON: {exc}")))
         return staged

@@ -6,7 +6,9 @@ supervisors' list is `warnings()` (every open red and yellow card, overdue 容�
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -29,6 +31,7 @@ class SweepSummary:
     yellow: int = 0  # turned yellow in this sweep
     red: int = 0  # turned red in this sweep
     alerts: list[Alert] = field(default_factory=list)  # everything open, for supervisors
+    alerts_csv: Path | None = None
 
     def line(self) -> str:
         open_red = sum(a.kind == "red" for a in self.alerts)
@@ -77,4 +80,20 @@ def sweep_deadlines(hub: Hub, *, batch: int = 500) -> SweepSummary:
                     setattr(summary, value, getattr(summary, value) + 1)
                 app.signal = value
     summary.alerts = svc.warnings(hub, SUPERVISOR)
+    summary.alerts_csv = write_alerts(hub, summary.alerts)
     return summary
+
+
+def write_alerts(hub: Hub, alerts: list[Alert]) -> Path:
+    """The supervisors' list as `reports/alerts.csv` (UTF-8 with BOM, so Excel reads the Chinese),
+    replaced whole: a reader never sees half a list."""
+    folder = hub.settings.path("reports")
+    folder.mkdir(parents=True, exist_ok=True)
+    target, tmp = folder / "alerts.csv", folder / "alerts.csv.tmp"
+    with open(tmp, "w", encoding="utf-8-sig", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["办件号 application", "提醒 alert", "期限 due_date", "说明 message"])
+        for a in alerts:
+            out.writerow([a.number, a.kind, a.due_date or "", a.message])
+    tmp.replace(target)
+    return target

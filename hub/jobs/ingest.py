@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -36,10 +38,12 @@ from hub.connectors import Batch, Connector, DeliveryError
 from hub.context import Hub
 from hub.errors import FieldError, HubError, Reason
 from hub.intake import staging
-from hub.intake.format import Manifest, Record
+from hub.intake.format import Manifest, Record, reason_for
 from hub.intake.records import Line, read_records
+from hub.jobs.locks import exclusive
 from hub.lifecycle import Role
-from hub.storage.tables import IntakeBatch
+from hub.materials import Stored
+from hub.storage.tables import Application, IntakeBatch
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +57,11 @@ class IngestSummary:
     bad: int = 0
     quarantined: int = 0
     errors: int = 0  # batches left on the source for the next run (source unreachable, …)
+    busy: bool = False  # another run was taking this source's batches: this one did nothing
 
     def line(self) -> str:
+        if self.busy:
+            return "ingest: another run is taking this source's batches; nothing done"
         return (
             f"ingest: {self.batches} batches, {self.records} records: {self.created} received, "
             f"{self.duplicates} already received, {self.bad} refused; {self.quarantined} batches quarantined, "
@@ -71,35 +78,54 @@ def ingest(hub: Hub, source: str, *, progress: Progress | None = None) -> Ingest
         known = ", ".join(sorted(n for n, c in hub.connections.items() if c.intake)) or "none"
         raise HubError(f"{source} 不是受理批次来源 (not an intake source; configured: {known})")
     summary = IngestSummary()
-    connector = hub.connector(source)
-    try:
-        try:
-            batches = connector.list_batches()
-        except DeliveryError as exc:
-            log.warning("ingest: %s", exc)
-            summary.errors += 1
+    with exclusive(hub, f"ingest:{source}") as held:
+        if not held:
+            summary.busy = True
             return summary
-        for batch in batches:
+        staging_root = hub.settings.path("intake") / source
+        staging.clear(staging_root)  # what a killed run left; we hold the lock, so no one else's
+        connector = hub.connector(source)
+        try:
             try:
-                _batch(hub, connector, conn.intake, batch, summary, progress or (lambda n: None))
-            except DeliveryError as exc:  # the source went away mid-batch: what was committed stays
-                log.warning("ingest: batch %s: %s", batch.id, exc)
+                batches = connector.list_batches()
+            except DeliveryError as exc:
+                log.warning("ingest: %s", exc)
                 summary.errors += 1
-    finally:
-        connector.close()
+                return summary
+            for batch in batches:
+                try:
+                    _batch(hub, connector, conn.intake, batch, summary, progress or (lambda n: None))
+                except DeliveryError as exc:  # the source went away mid-batch: what was committed stays
+                    log.warning("ingest: batch %s: %s", batch.id, exc)
+                    summary.errors += 1
+                except Exception:  # one batch must never stop the others, now or on every later run
+                    log.exception("ingest: batch %s failed; left on the source", batch.id)
+                    summary.errors += 1
+        finally:
+            connector.close()
     return summary
 
 
 def _batch(
     hub: Hub, connector: Connector, intake: IntakeSettings, batch: Batch, summary: IngestSummary, progress: Progress
 ) -> None:
-    work = hub.settings.path("intake") / connector.name / batch.id
-    staging.clear(work)
-    (work / "batch").mkdir(parents=True)
+    base = hub.settings.path("intake") / connector.name
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{batch.id}.", dir=base))
+    (work / "batch").mkdir()
     try:
-        connector.fetch(batch, work / "batch")
-        staged = staging.check(work / "batch", limit=intake.max_record_bytes)
+        staged = _fetch_and_check(connector, intake, batch, work / "batch")
         m = staged.manifest
+        if m is not None and not staged.problems and m.batch_id != batch.id:
+            staged.problems.append(
+                staging.Problem(
+                    "manifest.json",
+                    Reason(
+                        f"清单的批次号 {m.batch_id} 与批次名 {batch.id} 不符", "batch_id differs from the batch's name"
+                    ),
+                    field="batch_id",
+                )
+            )
         if m is not None and not staged.problems and m.desk not in intake.desks:
             staged.problems.append(
                 staging.Problem(
@@ -133,6 +159,19 @@ def _batch(
         staging.clear(work)
 
 
+def _fetch_and_check(connector: Connector, intake: IntakeSettings, batch: Batch, folder: Path) -> staging.Staged:
+    try:
+        connector.fetch(batch, folder)
+    except DeliveryError as exc:
+        if exc.retryable:
+            raise  # the source may be back next run
+        # the batch itself cannot be read as it stands (an unsafe file name, a broken listing)
+        reason = Reason(f"无法读取批次: {exc}", f"cannot fetch the batch: {exc}")
+        return staging.Staged(folder, problems=[staging.Problem("(batch)", reason)])
+    limits = staging.Limits(intake.max_record_bytes, intake.max_batch_bytes, intake.max_files)
+    return staging.check(folder, limits)
+
+
 def _records(
     hub: Hub,
     source: str,
@@ -148,11 +187,16 @@ def _records(
     actor = Actor(name=f"intake:{source}", role=Role.system, desk=m.desk)
     lines = read_records(staged.records_path, encoding=m.encoding, limit=intake.max_record_bytes)
     while chunk := list(islice(lines, intake.chunk)):
+        kept: dict[Path, Stored] = {}  # staged file -> its copy in the store: records in a row share scans
         entries: list[svc.Received] = []
         keys: list[tuple[int, str]] = []
+        seen = _already_received(hub, m.desk, chunk)
         for line in chunk:
             counts.records += 1
-            checked = _check(hub, staged.root, m, line)
+            if line.data is not None and seen.get(_record_id(line)) == _identity(line.data):
+                counts.duplicates += 1  # received before (a batch sent again, a resumed run): not re-checked
+                continue
+            checked = _check(hub, staged.root, m, line, kept)
             if isinstance(checked, list):
                 _refuse(errors, batch, line.number, _record_id(line), checked)
                 counts.bad += 1
@@ -170,24 +214,67 @@ def _records(
         progress(len(chunk))
 
 
+def _already_received(hub: Hub, desk: str, chunk: list[Line]) -> dict[str, tuple[str, str]]:
+    """record id -> (item, applicant id) of the chunk's records already received from this desk.
+    A record seen before counts as a duplicate even if it would not pass today (a promised date
+    now past, a catalogue changed since): it was good when it came."""
+    ids = [r for r in (_record_id(line) for line in chunk) if r]
+    if not ids:
+        return {}
+    with hub.sessions() as session:
+        rows = session.execute(
+            select(Application.source_ref, Application.subject_code, Application.applicant_id).where(
+                Application.desk_code == desk, Application.source_ref.in_(ids)
+            )
+        )
+        return {ref: (subject, applicant) for ref, subject, applicant in rows}
+
+
+def _identity(data: dict[str, Any]) -> tuple[str, str] | None:
+    applicant = data.get("applicant")
+    if not isinstance(applicant, dict) or not isinstance(applicant.get("id"), str):
+        return None
+    return (str(data.get("subject")), applicant["id"].strip().upper())
+
+
+# NUL, other C0 controls but tab and line ends, DEL, and lone surrogates: no database or
+# department system takes them, and one would fail the whole chunk at commit.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _control_chars(value: Any, path: str = "") -> list[FieldError]:
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            return [
+                FieldError(
+                    path or "(record)", Reason("含有控制字符或无效字符", "contains control or invalid characters")
+                )
+            ]
+        return []
+    if isinstance(value, dict):
+        found = []
+        for k, v in value.items():
+            found += _control_chars(str(k), path or "(record)") + _control_chars(v, f"{path}.{k}" if path else str(k))
+        return found
+    if isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in _control_chars(v, f"{path}[{i}]")]
+    return []
+
+
 def _record_id(line: Line) -> str | None:
     value = (line.data or {}).get("record_id")
     return value if isinstance(value, str) else None
 
 
-def _check(hub: Hub, root: Path, m: Manifest, line: Line) -> svc.Received | list[FieldError]:
+def _check(hub: Hub, root: Path, m: Manifest, line: Line, kept: dict[Path, Stored]) -> svc.Received | list[FieldError]:
     if line.problem:
         return [FieldError("(line)", line.problem)]
+    if found := _control_chars(line.data):
+        return found
     try:
         record = Record.model_validate(line.data)
     except ValidationError as exc:
-        return [
-            FieldError(
-                ".".join(str(x) for x in e["loc"]) or "(record)",
-                Reason(_MISSING if e["type"] == "missing" else e["msg"], e["msg"]),
-            )
-            for e in exc.errors()
-        ]
+        return [FieldError(".".join(str(x) for x in e["loc"]) or "(record)", reason_for(e)) for e in exc.errors()]
     problems: list[FieldError] = []
     materials = []
     for i, mat in enumerate(record.materials):
@@ -228,11 +315,13 @@ def _check(hub: Hub, root: Path, m: Manifest, line: Line) -> svc.Received | list
     }
     if record.commitment_due:
         pre_review["commitment_due"] = record.commitment_due.isoformat()
-    stored = [hub.store.put(x.source) for x in materials]
+    stored = []
+    for x in materials:  # staged files match the manifest: one copy into the store per file and chunk
+        assert x.path is not None
+        if x.path not in kept:
+            kept[x.path] = hub.store.put(x.path)
+        stored.append(kept[x.path])
     return svc.Received(new=new, subject=subject, form=form, stored=stored, pre_review=pre_review)
-
-
-_MISSING = "必填项缺失"
 
 
 def _refuse(errors: IO[str], batch: Batch, line: int, record_id: str | None, problems: list[FieldError]) -> None:

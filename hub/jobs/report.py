@@ -1,7 +1,7 @@
 """`daily_report(day)`: the figures the seed reports quote, for one day, per channel, desk and
 department, written to `reports/daily-<day>.json` and `.csv` in the hub home.
 
-Definitions (docs/jobs.md):
+Definitions (also in docs/airflow.md):
 
 - received (收件量): applications submitted that day (an intake batch's records count on the day
   they were received by the hub);

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
+import logging
 import time
 from ipaddress import ip_address
 from pathlib import Path
@@ -18,10 +18,21 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, HttpUrl, Tag, field_validator
 
-from hub.connectors import Batch, CheckResult, Connector, DeliveryError, Document, PartMessage, Receipt, Update
+from hub.connectors import (
+    BATCH_ID,
+    Batch,
+    CheckResult,
+    Connector,
+    DeliveryError,
+    Document,
+    PartMessage,
+    Receipt,
+    Update,
+)
 from hub.hookspecs import hookimpl
 from hub.secrets import Secret
 
+log = logging.getLogger(__name__)
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -210,17 +221,30 @@ class RestConnector(Connector):
     def list_batches(self) -> list[Batch]:
         """`GET {intake_path}`: `{"items": [{"id", "complete", "files": [{"name", "size"}]}]}`;
         only complete batches (the source's `.ok`) are offered."""
-        data = self._call("GET", self.spec.intake_path).json()
-        return [
-            Batch(id=str(item["id"]), name=str(item["id"]))
-            for item in data.get("items", [])
-            if item.get("complete") and _SAFE_ID.fullmatch(str(item.get("id", "")))
-        ]
+        data = self._json(self._call("GET", self.spec.intake_path))
+        found = []
+        for item in data.get("items", []) if isinstance(data, dict) else []:
+            if not isinstance(item, dict) or not item.get("complete"):
+                continue
+            if not BATCH_ID.fullmatch(str(item.get("id", ""))):
+                log.warning("%s: batch id %r is not a safe name; left on the source", self.name, item.get("id"))
+                continue
+            found.append(Batch(id=str(item["id"]), name=str(item["id"])))
+        return found
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise DeliveryError(f"{self.name}: 应答不是JSON (answer is not JSON)", retryable=False) from None
 
     def fetch(self, batch: Batch, into: Path) -> None:
         """Each file of `GET {intake_path}/{id}` from `…/{id}/files/{name}`, streamed to disk."""
         base = f"{self.spec.intake_path}/{quote(batch.id)}"
-        files = self._call("GET", base).json().get("files", [])
+        data = self._json(self._call("GET", base))
+        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(files, list) or not all(isinstance(f, dict) and "name" in f for f in files):
+            raise DeliveryError(f"{self.name}: 批次 {batch.id} 的文件列表无效 (no valid file list)", retryable=False)
         for f in files:
             name = str(f["name"])
             target = (into / name).resolve()
@@ -237,7 +261,7 @@ class RestConnector(Connector):
         for attempt in range(self.spec.retries + 1):
             try:
                 with self._client.stream("GET", url, headers=self._headers("GET", url, b"")) as response:
-                    if response.status_code >= 400:
+                    if response.status_code != 200:  # a redirect's body is not the file either
                         retryable = response.status_code in RETRY_STATUSES
                         response.read()
                         error = DeliveryError(
@@ -268,7 +292,6 @@ class RestConnector(Connector):
 
 
 _NDJSON = {"Content-Type": "application/x-ndjson"}
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _detail(response: httpx.Response) -> str:

@@ -59,7 +59,17 @@ from paramiko.message import Message
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_VERSION
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, FilePath, Tag, ValidationError, model_validator
 
-from hub.connectors import Batch, CheckResult, Connector, DeliveryError, Document, PartMessage, Receipt, Update
+from hub.connectors import (
+    BATCH_ID,
+    Batch,
+    CheckResult,
+    Connector,
+    DeliveryError,
+    Document,
+    PartMessage,
+    Receipt,
+    Update,
+)
 from hub.hookspecs import hookimpl
 from hub.secrets import Secret
 
@@ -463,9 +473,15 @@ class SftpConnector(Connector):
             if name in RESERVED_DIRS or name.startswith(".") or name + self.spec.marker_suffix not in entries:
                 continue
             if stat.S_ISDIR(attrs.st_mode or 0):
-                found.append(Batch(id=name, name=name))
+                batch_id = name
             elif stat.S_ISREG(attrs.st_mode or 0) and name.endswith(ARCHIVES):
-                found.append(Batch(id=_strip_archive(name), name=name))
+                batch_id = _strip_archive(name)
+            else:
+                continue
+            if not BATCH_ID.fullmatch(batch_id):  # it becomes a folder name on our side too
+                log.warning("%s: batch %r is not a safe name; left on the server", self.name, name)
+                continue
+            found.append(Batch(id=batch_id, name=name))
         return found
 
     def fetch(self, batch: Batch, into: Path) -> None:
@@ -479,8 +495,13 @@ class SftpConnector(Connector):
                 names = list(_walk(sftp, path, ""))
             else:
                 names, path = [batch.name], self.spec.inbox_dir
+        root = into.resolve()
         for relative in names:
             target = into / relative
+            if not target.resolve().is_relative_to(root):
+                raise DeliveryError(
+                    f"{self.name}: 不安全的文件名 unsafe file name in batch {batch.id}", retryable=False
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
             self.download(posixpath.join(path, relative), target)
 
@@ -625,7 +646,10 @@ def _read_bytes(sftp: _SFTPClient, path: str) -> bytes:
 def _walk(sftp: _SFTPClient, root: str, prefix: str) -> Iterator[str]:
     """Relative names of the regular files under root, in name order."""
     for attrs in sorted(sftp.listdir_attr(posixpath.join(root, prefix) if prefix else root), key=lambda a: a.filename):
-        relative = posixpath.join(prefix, attrs.filename) if prefix else attrs.filename
+        name = attrs.filename  # as the server sends it: one component, or we stop here
+        if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+            raise DeliveryError(f"不安全的文件名 unsafe file name in batch: {name!r}", retryable=False)
+        relative = posixpath.join(prefix, name) if prefix else name
         if stat.S_ISDIR(attrs.st_mode or 0):
             yield from _walk(sftp, root, relative)
         elif stat.S_ISREG(attrs.st_mode or 0):
