@@ -48,3 +48,24 @@ def test_hub_intake_schema_prints_them():
     assert json.loads(out) == schemas()["manifest.schema.json"]
     bad = subprocess.run([sys.executable, "-m", "hub", "intake", "schema", "nonsense"], capture_output=True, text=True)
     assert bad.returncode != 0 and "manifest or record" in bad.stderr
+
+
+def test_the_record_reader_at_its_edges(tmp_path: Path):
+    from hub.intake.records import read_records
+
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_bytes(b'{"a": NaN}\n{"b": "' + b"x" * 91 + b'"}\r\n{"c": "' + b"x" * 92 + b'"}\n\n{"d": 1}')
+    lines = list(read_records(jsonl, encoding="UTF-8", limit=100))  # line 2 is exactly 100 bytes, line 3 101
+    assert [(x.number, x.problem.en if x.problem else None) for x in lines] == [
+        (1, "NaN and Infinity are not JSON"),
+        (2, None),
+        (3, "line too long"),
+        (5, None),
+    ]
+    csv_file = tmp_path / "records.csv"
+    csv_file.write_bytes("record_id,material.居民身份证\nR1,materials/a#1.pdf#abc\n".encode())
+    (row,) = read_records(csv_file, encoding="UTF-8", limit=1000)
+    assert row.data["materials"] == [{"name": "居民身份证", "file": "materials/a#1.pdf", "sha256": "abc"}]
+    csv_file.write_bytes(b"record_id,subject,record_id\nR1,S,R1\n")
+    (header,) = read_records(csv_file, encoding="UTF-8", limit=1000)
+    assert header.number == 1 and header.problem.en == "duplicate columns: ['record_id']"

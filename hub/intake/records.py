@@ -37,8 +37,10 @@ def _physical_lines(f: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None
         if not raw:
             return
         number += 1
-        if raw.endswith(b"\n") or len(raw) <= limit:
-            yield number, raw.rstrip(b"\n").rstrip(b"\r")
+        ended = raw.endswith(b"\n") or len(raw) < limit + 2  # the whole line (or the file's last)
+        content = raw.rstrip(b"\n").rstrip(b"\r") if ended else raw
+        if ended and len(content) <= limit:
+            yield number, content
             continue
         while raw and not raw.endswith(b"\n"):  # too long: drop the rest of this line
             raw = f.readline(CHUNK)
@@ -79,16 +81,23 @@ def _jsonl(lines: Iterator[tuple[int, bytes | None]], encoding: str) -> Iterator
         if not text.strip():
             continue
         try:
-            data = json.loads(text)
-        except ValueError as exc:
+            data = json.loads(text, parse_constant=_no_constant)
+        except json.JSONDecodeError as exc:
             yield Line(
                 number, None, Reason(f"不是有效的JSON（第{exc.colno}列）", f"not valid JSON at column {exc.colno}")
             )
+            continue
+        except ValueError:  # from _no_constant
+            yield Line(number, None, Reason("JSON中不允许NaN或Infinity", "NaN and Infinity are not JSON"))
             continue
         if not isinstance(data, dict):
             yield Line(number, None, Reason("每行须为一个JSON对象", "each line must be a JSON object"))
             continue
         yield Line(number, data)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")  # NaN, Infinity: Python's json takes them
 
 
 def _csv(lines: Iterator[tuple[int, bytes | None]], encoding: str) -> Iterator[Line]:
@@ -100,6 +109,10 @@ def _csv(lines: Iterator[tuple[int, bytes | None]], encoding: str) -> Iterator[L
                 yield Line(number, None, problem or Reason("缺少表头行", "missing header row"))
                 return  # without a header no row can be read
             header = next(csv.reader([text]))
+            if len(set(header)) != len(header):
+                twice = sorted({c for c in header if header.count(c) > 1})
+                yield Line(number, None, Reason(f"表头列重复: {'、'.join(twice)}", f"duplicate columns: {twice}"))
+                return
             continue
         if problem:
             yield Line(number, None, problem)
@@ -147,6 +160,6 @@ def csv_record(row: dict[str, str]) -> dict[str, Any]:
         record["commitment_due"] = get["commitment_due"]
     for key, value in get.items():
         if key.startswith("material."):
-            file, _, digest = value.partition("#")
+            file, _, digest = value.rpartition("#")
             record["materials"].append({"name": key.removeprefix("material."), "file": file, "sha256": digest})
     return record

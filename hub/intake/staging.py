@@ -148,7 +148,12 @@ def check(root: Path, limits: Limits = Limits()) -> Staged:
         staged.problems.append(Problem(m.records, Reason("清单未列出记录文件", "records file not in the manifest")))
     if staged.problems:
         return staged
-    count = sum(1 for _ in read_records(root / m.records, encoding=m.encoding, limit=limit))
+    count = 0
+    for line in read_records(root / m.records, encoding=m.encoding, limit=limit):
+        if m.records.endswith(".csv") and line.number == 1 and line.problem:  # the header: nothing is readable
+            staged.problems.append(Problem(m.records, line.problem, line=1))
+            return staged
+        count += 1
     if count != m.record_count:
         staged.problems.append(
             Problem(
