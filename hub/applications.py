@@ -287,6 +287,8 @@ def _build(
     stored: list[Stored],
     actor: Actor,
     now: datetime,
+    *,
+    blobs_kept: bool = False,
 ) -> Application:
     """A new application with its parts, materials and first events, added to the session."""
     desk = hub.catalog.desks[new.desk]
@@ -326,7 +328,7 @@ def _build(
     )
     session.add(app)
     for m, st in zip(new.materials, stored, strict=True):
-        _attach(session, app, m, st, actor, now)
+        _attach(session, app, m, st, actor, now, blob_kept=blobs_kept)
     materials = [{"name": m.name, "sha256": m.sha256} for m in app.materials]
     _record(
         app,
@@ -401,9 +403,10 @@ def receive_batch(hub: Hub, entries: list[Received], actor: Actor) -> list[str |
         # The chunk is built in memory and flushed once, at commit (multi-row INSERTs): with
         # autoflush, every blob statement in _attach flushed the application before it and its
         # new collections were then lazy-loaded from the database, row by row.
+        _keep_blobs(session, [st for e in fresh for st in e.stored], now)  # the chunk's files, one statement
         with session.no_autoflush:
             for e, number in zip(fresh, numbers, strict=True):
-                app = _build(hub, session, e.new, e.subject, e.form, number, e.stored, actor, now)
+                app = _build(hub, session, e.new, e.subject, e.form, number, e.stored, actor, now, blobs_kept=True)
                 app.state = State.pre_reviewed.value
                 _record(
                     app,
@@ -437,17 +440,40 @@ def _replayed(hub: Hub, existing: Application, new: NewApplication, actor: Actor
 
 
 def _keep_blob(session: Session, s: Stored, now: datetime) -> None:
-    # the same bytes may be arriving for another application at this moment: insert once
+    _keep_blobs(session, [s], now)
+
+
+def _keep_blobs(session: Session, stored: list[Stored], now: datetime) -> None:
+    """One statement for many files; the same bytes may be arriving for another application at
+    this moment, so each is inserted once whoever is first."""
+    rows = {
+        s.sha256: {
+            "sha256": s.sha256,
+            "size": s.size,
+            "media_type": s.media_type,
+            "created_at": now.replace(tzinfo=None),
+        }
+        for s in stored
+    }
+    if not rows:
+        return
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(Blob)
-        .values(sha256=s.sha256, size=s.size, media_type=s.media_type, created_at=now.replace(tzinfo=None))
-        .on_conflict_do_nothing(index_elements=[Blob.sha256])
-    )
+    ordered = [rows[k] for k in sorted(rows)]  # a fixed order: two writers never wait on each other in a cycle
+    session.execute(insert(Blob).values(ordered).on_conflict_do_nothing(index_elements=[Blob.sha256]))
 
 
-def _attach(session: Session, app: Application, m: MaterialIn, s: Stored, actor: Actor, now: datetime) -> None:
-    _keep_blob(session, s, now)
+def _attach(
+    session: Session,
+    app: Application,
+    m: MaterialIn,
+    s: Stored,
+    actor: Actor,
+    now: datetime,
+    *,
+    blob_kept: bool = False,
+) -> None:
+    if not blob_kept:
+        _keep_blob(session, s, now)
     if any(x.kind == "material" and x.name == m.name and x.sha256 == s.sha256 for x in app.materials):
         return  # the same file for the same material: already there
     app.materials.append(

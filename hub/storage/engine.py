@@ -30,7 +30,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, pool_pre_ping=True)
+    # psycopg caches its placeholder conversion only for statements up to 4 KiB; bigger multi-row
+    # INSERTs were converted afresh every time (a third of ingest time). Small pages stay cached.
+    return create_engine(url, pool_pre_ping=True, insertmanyvalues_page_size=16)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
