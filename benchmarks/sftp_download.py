@@ -79,23 +79,7 @@ def main() -> None:
                 batch.write_text(f"get {source} {target}\n")
                 start = time.perf_counter()
                 subprocess.run(
-                    [
-                        "sftp",
-                        "-q",
-                        "-b",
-                        str(batch),
-                        "-P",
-                        str(server.port),
-                        "-i",
-                        str(server.client_key),
-                        "-o",
-                        f"UserKnownHostsFile={known_hosts}",
-                        "-o",
-                        "StrictHostKeyChecking=yes",
-                        "-o",
-                        "BatchMode=yes",
-                        f"{server.user}@{server.host}",
-                    ],
+                    server.sftp_command(known_hosts, str(batch)),
                     check=True,
                     capture_output=True,
                 )

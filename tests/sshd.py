@@ -60,6 +60,15 @@ class SshServer:
         path.write_text(f"[{self.host}]:{port or self.port} {public_key or self.host_public_key}\n", encoding="utf-8")
         return path
 
+    def sftp_command(self, known_hosts: Path, batch: str = "-") -> list[str]:
+        """OpenSSH's own `sftp` client in batch mode against this server, host key pinned (for
+        benchmarks' baselines). `batch` is a batch file, or `-` for commands on stdin."""
+        return [
+            "sftp", "-q", "-b", batch, "-P", str(self.port), "-i", str(self.client_key),
+            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+            f"{self.user}@{self.host}",
+        ]  # fmt: skip
+
     def log_offset(self) -> int:
         return self.log.stat().st_size
 
