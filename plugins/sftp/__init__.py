@@ -379,11 +379,14 @@ class SftpConnector(Connector):
         return _Session(client, sftp)
 
     @contextmanager
-    def _session(self, action: str) -> Iterator[_SFTPClient]:
-        """A live session from the pool (or a new one), given back after use and discarded after a
-        transport or server fault; every fault leaves as a DeliveryError."""
+    def _session(self, action: str, fresh: bool = False) -> Iterator[_SFTPClient]:
+        """A live session from the pool (or a new one; always a new one when `fresh`), given back
+        after use and discarded after a transport or server fault; every fault leaves as a
+        DeliveryError."""
+        if fresh:
+            self.close()  # idle sessions are suspect too; dropping them keeps the pool from growing
         try:
-            session = self._take() or self._connect()
+            session = (None if fresh else self._take()) or self._connect()
         except Exception as exc:
             raise _error(self.name, action, exc) from None
         try:
@@ -423,7 +426,9 @@ class SftpConnector(Connector):
 
     def check(self) -> CheckResult:
         try:
-            with self._session("检查 check") as sftp:
+            # a fresh connection: a check answers "can we connect now?", and a pooled session the
+            # server has just cut can still look alive for a moment
+            with self._session("检查 check", fresh=True) as sftp:
                 for label, path in (("outbox_dir", self.spec.outbox_dir), ("inbox_dir", self.spec.inbox_dir)):
                     attrs = _stat(sftp, path)
                     if attrs is None:
