@@ -465,6 +465,127 @@ def test_intake_lists_marked_batches_fetches_acks_and_rejects(make, inbox, tmp_p
     assert not exc.value.retryable
 
 
+def _in_flight(log: list[str], folder: Path) -> int:
+    """The most files of `folder` the server had open at once, from its operation log."""
+    open_now = most = 0
+    for line in log:
+        if f'"{folder}/' in line:
+            open_now += line.startswith("open ") - line.startswith("close ")
+            most = max(most, open_now)
+    return most
+
+
+def _local_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_fetch_pipelines_many_files_with_exact_content(sshd, make, inbox, tmp_path):
+    step = 255 * 1024  # OpenSSH's read size (limits@openssh.com)
+    odd = [0, 1, step - 1, step, step + 1, sftp_plugin.SMALL_FILE, sftp_plugin.SMALL_FILE + 1, 3 * 2**20 + 7]
+    files = {f"materials/{i // 100}/扫描件-{i:04d}.pdf": os.urandom(100 + i * 7) for i in range(400)}
+    files |= {f"sizes/{size}.bin": os.urandom(size) for size in odd}  # the last two are streamed
+    files |= {"manifest.json": b'{"count": 400}', "records.jsonl": os.urandom(2 * 2**20)}
+    _batch(inbox, "20261122-020", files)
+    connector = make()
+    [batch] = connector.list_batches()
+    offset = sshd.log_offset()
+    connector.fetch(batch, tmp_path / "got")
+    assert _local_files(tmp_path / "got") == files  # every byte, and no `.part` file left beside them
+    log = sshd.wait_for_log(offset, f"sizes/{odd[-1]}.bin")  # the last file fetched
+    assert _in_flight(log, inbox / "20261122-020" / "materials" / "1") > 1  # pipelined, not one by one
+    assert len(connector._idle) == 1  # one session for the whole batch
+
+    (tmp_path / "got" / "manifest.json").write_bytes(b"stale")  # a second fetch replaces what is there
+    connector.fetch(batch, tmp_path / "got")
+    assert _local_files(tmp_path / "got") == files
+
+
+def test_fetch_asks_again_when_the_server_sends_less_than_asked(make, inbox, tmp_path, monkeypatch):
+    # OpenSSH's sftp-server answers a read of more than 255 KiB with 255 KiB: ask for 1 MiB per read
+    # and every file over 255 KiB comes back in short answers, each followed by a read for the rest
+    monkeypatch.setattr(sftp_plugin._SFTPClient, "read_length", property(lambda sftp: sftp_plugin.SMALL_FILE))
+    files = {f"{size}.bin": os.urandom(size) for size in (300_000, 600_001, sftp_plugin.SMALL_FILE)}
+    _batch(inbox, "20261122-021", files)
+    connector = make()
+    [batch] = connector.list_batches()
+    connector.fetch(batch, tmp_path / "got")
+    assert _local_files(tmp_path / "got") == files
+
+
+def test_fetch_refuses_unsafe_names_before_writing_anything(make, inbox, tmp_path):
+    connector = make()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cases = {
+        # a name the server lists that is not one path component here (a backslash)
+        "20261122-030": ({"a.pdf": PDF, "z\\..\\x.pdf": PDF}, None),
+        # a folder of ours that is a symlink out of the staging folder: its files would land outside
+        "20261122-031": ({"a.pdf": PDF, "scans/x.pdf": PDF}, "scans"),
+        # a file named like another one's temporary file: the two would write over each other
+        "20261122-032": ({"x.pdf": PDF, ".x.pdf.part": b"not x.pdf"}, None),
+    }
+    for name, (files, link) in cases.items():
+        _batch(inbox, name, files)
+        into = tmp_path / f"into-{name}"
+        into.mkdir()
+        if link:
+            (into / link).symlink_to(elsewhere, target_is_directory=True)
+        with pytest.raises(DeliveryError, match="unsafe file name") as exc:
+            connector.fetch(Batch(id=name, name=name), into)
+        assert not exc.value.retryable
+        assert [p.name for p in into.iterdir()] == ([link] if link else [])  # not even a.pdf
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_file_that_vanishes_or_changes_mid_fetch_fails_the_fetch(make, inbox, tmp_path, monkeypatch):
+    files = {f"materials/scan-{i:03d}.pdf": os.urandom(4096) for i in range(200)}
+    files["records.jsonl"] = os.urandom(sftp_plugin.SMALL_FILE + 4096)  # streamed, after the small ones
+    _batch(inbox, "20261122-040", files)
+    folder = inbox / "20261122-040"
+    connector = make()
+    [batch] = connector.list_batches()
+    victim: dict[str, Callable[[Path], object]] = {}
+
+    # listed, then changed just before it is opened: after about 150 files have been fetched
+    start = sftp_plugin._SmallFile.start
+
+    def change_then_start(small: sftp_plugin._SmallFile) -> sftp_plugin._SmallFile:
+        if small.remote.endswith("materials/scan-150.pdf"):
+            victim["change"](folder / "materials" / "scan-150.pdf")
+        return start(small)
+
+    monkeypatch.setattr(sftp_plugin._SmallFile, "start", change_then_start)
+    changes: list[tuple[Callable[[Path], object], str, bool]] = [
+        (Path.unlink, "no such file", False),  # gone: as a missing path, not retryable
+        (lambda path: os.truncate(path, 1000), "short download", True),
+        (lambda path: path.write_bytes(os.urandom(5000)), "short download", True),  # grew
+    ]
+    for n, (change, message, retryable) in enumerate(changes):
+        victim["change"] = change
+        into = tmp_path / f"into-{n}"
+        with pytest.raises(DeliveryError, match=message) as exc:
+            connector.fetch(batch, into)
+        assert exc.value.retryable is retryable and "scan-150.pdf" in str(exc.value)
+        got = _local_files(into)
+        assert set(got) <= set(files) - {"materials/scan-150.pdf", "records.jsonl"}  # and no `.part` file
+        assert all(data == files[name] for name, data in got.items())  # what is there is complete
+        assert len(got) >= 100  # the files fetched before it stay
+        (folder / "materials" / "scan-150.pdf").write_bytes(files["materials/scan-150.pdf"])
+
+    # the session was left clean (every reply read) and is used again
+    assert len(connector._idle) == 1
+    victim["change"] = lambda path: None
+    connector.fetch(batch, tmp_path / "into-ok")
+    assert _local_files(tmp_path / "into-ok") == files
+
+    # a large file that shrank after it was listed: streamed in full, but not the listed size
+    monkeypatch.setattr(sftp_plugin, "_fetch_small", lambda *args: os.truncate(folder / "records.jsonl", 2**20))
+    with pytest.raises(DeliveryError, match="short download") as exc:
+        connector.fetch(batch, tmp_path / "into-large")
+    assert exc.value.retryable
+    assert sorted(p.name for p in (tmp_path / "into-large").iterdir()) == ["materials"]  # empty folder, no records
+
+
 # ---------------------------------------------------------------------- download
 
 

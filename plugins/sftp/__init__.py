@@ -22,13 +22,18 @@ The exchange (file names are UTF-8, contents are in the configured `encoding`):
   still count); it is read again on the next poll.
 - **intake**: a batch is a directory `inbox_dir/<batch>/`, or an archive `inbox_dir/<batch>.zip`
   (`.tar.gz`, `.tgz`), with the marker `<name><marker_suffix>` beside it (written last by the
-  bank). `fetch(batch, into)` downloads every file of it under a local folder, one file at a
-  time to disk. `ack(batch, report)` writes the error report (bad records), if any, to
+  bank). `fetch(batch, into)` downloads every file of it under a local folder, to disk, after
+  checking every name: small files (up to 1 MiB: the scans) several at a time on the one
+  channel — opens, reads and closes of different files sent without waiting for each other, as
+  per-file round trips are what a batch of thousands of scans spends its time on — then large
+  ones streamed one at a time; each checked against the size the listing gave.
+  `ack(batch, report)` writes the error report (bad records), if any, to
   `inbox_dir/errors/<batch>.jsonl`, then moves the marker and the batch to `inbox_dir/done/`;
   `reject(batch, report)` writes the report likewise and moves the batch to `inbox_dir/rejected/`.
-- **download(remote, local)** copies one file; like every read here (results, documents, batch
-  files) it uses paramiko's prefetch — all read requests sent up front — with reads as large as
-  the server announces (limits@openssh.com; 255 KiB on OpenSSH), else 32 KiB.
+- **download(remote, local)** copies one file; like every read here (results, documents, large
+  batch files) it uses paramiko's prefetch — all read requests sent up front — with reads as large
+  as the server announces (limits@openssh.com; 255 KiB on OpenSSH), else 32 KiB. A local file
+  appears complete or not at all (written to `.NAME.part`, renamed when its size is checked).
 
 Faults are DeliveryError: a refused host key, failed authentication, an unreadable private key,
 permission denied and a missing path are not retryable (ops must act); timeouts, refused or reset
@@ -47,16 +52,31 @@ import posixpath
 import socket
 import stat
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 import paramiko
 from paramiko.message import Message
-from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_VERSION
+from paramiko.sftp import (
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_HANDLE,
+    CMD_OPEN,
+    CMD_READ,
+    CMD_STATUS,
+    CMD_VERSION,
+    SFTP_FLAG_READ,
+    SFTPError,
+    int64,
+)
+from paramiko.sftp_attr import SFTPAttributes
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, FilePath, Tag, ValidationError, model_validator
 
 from hub.connectors import (
@@ -89,6 +109,11 @@ def _strip_archive(name: str) -> str:
 DEFAULT_READ_LENGTH = 32768  # the read size every SFTP server takes (paramiko's default)
 MAX_READ_LENGTH = 2**20  # never ask for more per read, whatever a server announces
 CHUNK = 2**20  # local write size in download()
+SMALL_FILE = 2**20  # fetch() pipelines files up to this size; larger ones are streamed one at a time
+# small files in flight at once on the channel. 2,000 files of 4 KiB over loopback (2 cores): 9.0 s
+# with 1, 6.2 s with 16, no better with 64 — paramiko's per-packet work is the limit there; over a
+# WAN every round trip not waited for saves the whole RTT
+FILES_IN_FLIGHT = 16
 # what makes one department result unreadable (ValueError: bad JSON, encoding or fields)
 _UNREADABLE = (ValueError, DeliveryError, FileNotFoundError, PermissionError)
 
@@ -308,6 +333,158 @@ def _safe_name(name: str, what: str) -> str:
     return name
 
 
+# ---------------------------------------------------------------------- pipelined small files
+
+
+class _SmallFile:
+    """One small file of a batch, fetched without waiting on each round trip: OPEN; on its handle,
+    every read at once, covering the size the listing gave and one byte past it (a file that grew
+    answers with too much); each answer written where it belongs in `.NAME.part`, which is renamed
+    into place once exactly that many bytes are there; then CLOSE.
+
+    paramiko hands each reply to `_async_response` (the interface its own prefetch uses; paramiko's
+    version is pinned) from inside `SFTPClient._read_response`, which only `_fetch_small` calls: all
+    of this runs on the fetching thread. The server refusing this file or a short read is kept in
+    `error`, and the file settles (handle closed, partial file removed); anything else (a transport
+    fault, a local write error) is raised, and the session is discarded."""
+
+    def __init__(self, sftp: _SFTPClient, connector: str, read_length: int, remote: str, size: int, target: Path):
+        self.sftp, self.connector, self.read_length = sftp, connector, read_length
+        self.remote, self.size, self.target = remote, size, target
+        self.partial = target.with_name(f".{target.name}.part")
+        self.local: IO[bytes] | None = None
+        self.handle: bytes | None = None
+        self.opening: int | None = None  # the OPEN's request number
+        self.reads: dict[int, tuple[int, int]] = {}  # request number -> (offset, length), unanswered
+        self.waiting = 0  # requests not yet answered, CLOSE included
+        self.received = 0
+        self.done = False
+        self.error: DeliveryError | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.waiting == 0 and (self.done or self.error is not None)
+
+    def start(self) -> _SmallFile:
+        self.opening = self._send(CMD_OPEN, self.remote.encode("utf-8"), SFTP_FLAG_READ, SFTPAttributes())
+        return self
+
+    def discard(self) -> None:
+        """Close and remove the partial file (what a fault leaves behind)."""
+        if self.local is not None:
+            self.local.close()
+            self.local = None
+        if not self.done:
+            self.partial.unlink(missing_ok=True)
+
+    def _send(self, kind: int, *args: Any) -> int:
+        self.waiting += 1
+        return self.sftp._async_request(self, kind, *args)
+
+    def _read(self, offset: int, length: int) -> None:
+        self.reads[self._send(CMD_READ, self.handle, int64(offset), length)] = (offset, length)
+
+    def _async_response(self, kind: int, msg: Message, num: int) -> None:
+        self.waiting -= 1
+        if self.error is not None or self.done:
+            return  # CLOSE's answer, or answers to reads sent before the file failed
+        try:
+            if num == self.opening:
+                self._opened(kind, msg)
+            elif num in self.reads:
+                self._answered(kind, msg, *self.reads.pop(num))
+            if self.handle is not None and not self.reads:
+                self._finish()
+        except DeliveryError as exc:  # this file's fault only: the channel is fine
+            self.error = exc
+            self.discard()
+            self._close_remote()
+
+    def _opened(self, kind: int, msg: Message) -> None:
+        if kind != CMD_HANDLE:
+            if kind == CMD_STATUS:
+                self._status(msg)  # raises the refusal (no such file, permission denied)
+            raise SFTPError("Expected handle")
+        self.handle = msg.get_binary()
+        self.local = self.partial.open("wb")
+        end = self.size + 1
+        for offset in range(0, end, self.read_length):
+            self._read(offset, min(self.read_length, end - offset))
+
+    def _answered(self, kind: int, msg: Message, offset: int, length: int) -> None:
+        if kind == CMD_STATUS:
+            self._status(msg)  # end of file (or OK), else raises the server's error
+            if offset < self.size:
+                raise self._short("it ended early")
+            return  # the end of the file, just past its size: as it should be
+        if kind != CMD_DATA:
+            raise SFTPError("Expected data")
+        data = msg.get_string()
+        end = offset + len(data)
+        if end > self.size:
+            raise self._short("it grew")
+        assert self.local is not None
+        self.local.seek(offset)
+        self.local.write(data)
+        self.received += len(data)
+        if len(data) < length and end < self.size:  # a server may send less than asked: ask again
+            if not data:
+                raise self._short("an empty read")
+            self._read(end, length - len(data))
+
+    def _status(self, msg: Message) -> None:
+        """Returns for OK and end of file; raises the error a STATUS carries as a DeliveryError."""
+        try:
+            self.sftp._convert_status(msg)
+        except EOFError:
+            pass
+        except OSError as exc:
+            raise _error(self.connector, f"下载 download {self.remote}", exc) from None
+
+    def _finish(self) -> None:
+        assert self.local is not None
+        self.local.close()
+        self.local = None
+        if self.received != self.size:
+            raise self._short("bytes missing")
+        self.partial.replace(self.target)
+        self.done = True
+        self._close_remote()
+
+    def _close_remote(self) -> None:
+        if self.handle is not None:
+            self._send(CMD_CLOSE, self.handle)  # answered after the reads sent before it
+            self.handle = None
+
+    def _short(self, why: str) -> DeliveryError:
+        return DeliveryError(
+            f"{self.connector}: 下载不完整 short download {self.remote} (changed while read: {why})", retryable=True
+        )
+
+
+def _fetch_small(sftp: _SFTPClient, connector: str, files: list[tuple[str, int, Path]]) -> None:
+    """(remote path, listed size, target) each, FILES_IN_FLIGHT at a time on one channel. After a
+    file fails no more are started and those in flight are settled, so nothing is left pending on
+    the channel (the session stays usable); then the first error is raised."""
+    read_length = sftp.read_length  # asked now: a request of its own, answered before ours are sent
+    queue = deque(files)
+    active: list[_SmallFile] = []
+    errors: list[DeliveryError] = []
+    try:
+        while active or (queue and not errors):
+            while queue and not errors and len(active) < FILES_IN_FLIGHT:
+                active.append(_SmallFile(sftp, connector, read_length, *queue.popleft()).start())
+            sftp._read_response()  # one reply, handed to the file it belongs to
+            errors += [f.error for f in active if f.settled and f.error is not None]
+            active = [f for f in active if not f.settled]
+    except BaseException:
+        for f in active:
+            f.discard()
+        raise
+    if errors:
+        raise errors[0]
+
+
 # ---------------------------------------------------------------------- the connector
 
 
@@ -490,25 +667,43 @@ class SftpConnector(Connector):
         return found
 
     def fetch(self, batch: Batch, into: Path) -> None:
-        """Every file of the batch under `into` (an archive as one file), each streamed to disk."""
+        """Every file of the batch under `into` (an archive as one file): every name checked first,
+        then the small files pipelined, then the large ones streamed; each checked against the size
+        the listing gave."""
         path = posixpath.join(self.spec.inbox_dir, _safe_name(batch.name, "batch"))
         with self._session(f"读取批次 read batch {batch.id}") as sftp:
             attrs = _stat(sftp, path)
             if attrs is None:
                 raise DeliveryError(f"{self.name}: 批次不存在 no such batch: {batch.name}", retryable=False)
             if stat.S_ISDIR(attrs.st_mode or 0):
-                names = list(_walk(sftp, path, ""))
+                files = list(_walk(sftp, path, ""))
             else:
-                names, path = [batch.name], self.spec.inbox_dir
+                files, path = [(batch.name, attrs.st_size)], self.spec.inbox_dir
+            targets = self._targets(batch, into, [relative for relative, _ in files])
+            for folder in sorted({target.parent for target in targets}):
+                folder.mkdir(parents=True, exist_ok=True)
+            plan = [
+                (posixpath.join(path, relative), size, target)
+                for (relative, size), target in zip(files, targets, strict=True)
+            ]
+            _fetch_small(sftp, self.name, [(r, size, t) for r, size, t in plan if _small(size)])
+            for remote, size, target in plan:
+                if not _small(size):  # large, or of a size the listing did not give: streamed
+                    self._download(sftp, remote, target, expected=size)
+
+    def _targets(self, batch: Batch, into: Path, names: list[str]) -> list[Path]:
+        """Where the batch's files go, all checked before anything is written: inside `into` (not
+        out through a symlink there), and none onto another one's temporary `.NAME.part` (files in
+        flight together would write over each other)."""
         root = into.resolve()
-        for relative in names:
-            target = into / relative
-            if not target.resolve().is_relative_to(root):
+        targets = [into / name for name in names]
+        partials = {target.with_name(f".{target.name}.part") for target in targets}
+        for target in targets:
+            if target in partials or not target.resolve().is_relative_to(root):
                 raise DeliveryError(
                     f"{self.name}: 不安全的文件名 unsafe file name in batch {batch.id}", retryable=False
                 )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.download(posixpath.join(path, relative), target)
+        return targets
 
     def ack(self, batch: Batch, report: Path | None = None) -> None:
         """The batch is taken: its error report (bad records) to `errors/<batch>.jsonl`, then the
@@ -536,18 +731,22 @@ class SftpConnector(Connector):
     def download(self, remote_path: str, local_path: str | os.PathLike[str]) -> int:
         """Copy one remote file with pipelined reads; the local file appears complete or not at
         all. Returns the number of bytes."""
-        target = Path(local_path)
+        with self._session(f"下载 download {remote_path}") as sftp:
+            return self._download(sftp, remote_path, Path(local_path))
+
+    def _download(self, sftp: _SFTPClient, remote_path: str, target: Path, expected: int | None = None) -> int:
+        """Stream one file to `.NAME.part` and rename it into place once its size is the server's
+        (and `expected`, the size a listing gave, when there was one)."""
         partial = target.with_name(f".{target.name}.part")
         try:
-            with self._session(f"下载 download {remote_path}") as sftp:
-                remote, size = sftp.open_for_download(remote_path)
-                copied = 0
-                with remote, partial.open("wb") as local:
-                    while chunk := remote.read(CHUNK):
-                        local.write(chunk)
-                        copied += len(chunk)
-                if copied != size:
-                    raise DeliveryError(f"{self.name}: 下载不完整 short download {remote_path}", retryable=True)
+            remote, size = sftp.open_for_download(remote_path)
+            copied = 0
+            with remote, partial.open("wb") as local:
+                while chunk := remote.read(CHUNK):
+                    local.write(chunk)
+                    copied += len(chunk)
+            if copied != size or expected not in (None, size):
+                raise DeliveryError(f"{self.name}: 下载不完整 short download {remote_path}", retryable=True)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
@@ -648,8 +847,13 @@ def _read_bytes(sftp: _SFTPClient, path: str) -> bytes:
     return data
 
 
-def _walk(sftp: _SFTPClient, root: str, prefix: str) -> Iterator[str]:
-    """Relative names of the regular files under root, in name order."""
+def _small(size: int | None) -> bool:
+    return size is not None and size <= SMALL_FILE
+
+
+def _walk(sftp: _SFTPClient, root: str, prefix: str) -> Iterator[tuple[str, int | None]]:
+    """Relative names and sizes (None where the server gives none) of the regular files under
+    root, in name order."""
     for attrs in sorted(sftp.listdir_attr(posixpath.join(root, prefix) if prefix else root), key=lambda a: a.filename):
         name = attrs.filename  # as the server sends it: one component, or we stop here
         if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
@@ -658,7 +862,7 @@ def _walk(sftp: _SFTPClient, root: str, prefix: str) -> Iterator[str]:
         if stat.S_ISDIR(attrs.st_mode or 0):
             yield from _walk(sftp, root, relative)
         elif stat.S_ISREG(attrs.st_mode or 0):
-            yield relative
+            yield relative, attrs.st_size
 
 
 def _mtime(attrs: paramiko.SFTPAttributes) -> datetime | None:
