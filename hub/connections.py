@@ -34,7 +34,14 @@ class IntakeSettings(BaseModel):
         description="cron expression (five fields) for the intake DAG, county time",
     )
     max_record_bytes: int = Field(default=1 << 20, ge=1024, description="longest record line accepted")
-    chunk: int = Field(default=500, ge=1, le=10_000, description="records received per transaction")
+    chunk: int = Field(default=2000, ge=1, le=10_000, description="records received per transaction")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="processes checking and receiving a batch's records at once (PostgreSQL only); "
+        "0: one per CPU core (up to 4) for a batch of four chunks or more",
+    )
     max_batch_bytes: int = Field(default=8 << 30, ge=1 << 20, description="largest an archive may unpack to")
     max_files: int = Field(default=200_000, ge=1, description="most files an archive may hold")
 

@@ -40,13 +40,25 @@ class Hub:
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
-    def open(cls, home: Path, *, database_url: str | None = None, clock: Callable[[], datetime] = utcnow) -> Hub:
+    def open(
+        cls,
+        home: Path,
+        *,
+        database_url: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        connectors: bool = True,
+    ) -> Hub:
+        """The hub of a home. `connectors=False` for a process that never talks to another system
+        (an ingest worker): plugins and connections are not loaded, which saves a second."""
         settings = load_settings(Path(home))
         engine = make_engine(database_url or settings.resolved_database_url)
-        types = connector_types(plugins.manager(settings.plugins))
-        connections, problems = load_connections(settings.connections_dir, types)
-        if problems:
-            raise ConfigInvalid(problems)
+        types: dict[str, type[Connector]] = {}
+        connections: dict[str, Connection] = {}
+        if connectors:
+            types = connector_types(plugins.manager(settings.plugins))
+            connections, problems = load_connections(settings.connections_dir, types)
+            if problems:
+                raise ConfigInvalid(problems)
         return cls(
             settings=settings,
             catalog=load_catalog(settings.config_dir),

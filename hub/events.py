@@ -5,37 +5,112 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
+from hub.storage.bulk import JsonText
 from hub.storage.tables import Application, Event
 
 GENESIS = "0" * 64
 
 
 def _iso(at: datetime) -> str:
-    return at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # naive before the cache: aware datetimes of one instant in two zones are equal as keys
+    return _naive_iso(at.replace(tzinfo=None) if at.tzinfo is not None else at)
+
+
+@lru_cache(maxsize=16)  # a batch writes thousands of events with the same time
+def _naive_iso(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds") + "Z"
+
+
+# what an event's hash covers, besides the application number
+FIELDS = (
+    "seq",
+    "part_id",
+    "action",
+    "from_state",
+    "to_state",
+    "actor",
+    "role",
+    "desk",
+    "at",
+    "reason",
+    "data",
+    "prev_hash",
+)
+
+
+# canonical JSON: sorted keys, no spaces, UTF-8 as is
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+# _ENCODER.encode({**fields, "application": number, "at": iso}) written out by hand: the keys in
+# sorted order, each value through the same encoders. A batch hashes three events per record,
+# and this is three times faster than building the dict and encoding it; tests/test_events.py
+# checks that the text is byte for byte the same.
+_EVENT_JSON = (
+    '{"action":%s,"actor":%s,"application":%s,"at":%s,"data":%s,"desk":%s,"from_state":%s,'
+    '"part_id":%s,"prev_hash":%s,"reason":%s,"role":%s,"seq":%s,"to_state":%s}'
+)
+
+
+def canonical_json(value: Any) -> JsonText:
+    """A value's canonical JSON text, for a value that is both hashed and written to a column:
+    encoded once."""
+    return JsonText(_ENCODER.encode(value))
+
+
+def _json(value: Any) -> str:
+    t = type(value)
+    if t is str:
+        return encode_basestring(value)  # the C encoder json.dumps itself uses for strings
+    if value is None:
+        return "null"
+    if t is int:
+        return int.__repr__(value)
+    return _ENCODER.encode(value)
+
+
+def event_json(application_number: str, fields: Mapping[str, Any]) -> str:
+    """The text an event's hash covers."""
+    f = fields
+    return _EVENT_JSON % (
+        _json(f["action"]),
+        _json(f["actor"]),
+        _json(application_number),
+        _json(_iso(f["at"])),
+        f["data"] if type(f["data"]) is JsonText else _json(f["data"]),  # canonical already, or encoded now
+        _json(f["desk"]),
+        _json(f["from_state"]),
+        _json(f["part_id"]),
+        _json(f["prev_hash"]),
+        _json(f["reason"]),
+        _json(f["role"]),
+        _json(f["seq"]),
+        _json(f["to_state"]),
+    )
+
+
+def fields_hash(application_number: str, fields: Mapping[str, Any]) -> str:
+    return hashlib.sha256(event_json(application_number, fields).encode("utf-8")).hexdigest()
 
 
 def event_hash(application_number: str, ev: Event) -> str:
-    payload: dict[str, Any] = {
-        "application": application_number,
-        "seq": ev.seq,
-        "part_id": ev.part_id,
-        "action": ev.action,
-        "from_state": ev.from_state,
-        "to_state": ev.to_state,
-        "actor": ev.actor,
-        "role": ev.role,
-        "desk": ev.desk,
-        "at": _iso(ev.at),
-        "reason": ev.reason,
-        "data": ev.data,
-        "prev_hash": ev.prev_hash,
-    }
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return fields_hash(application_number, {k: getattr(ev, k) for k in FIELDS})
+
+
+def chain(application_number: str, events: list[dict[str, Any]], head: str = GENESIS, seq: int = 0) -> str:
+    """Number and hash new events (plain rows, oldest first) after `head`, the hash of event
+    #`seq`; returns the new head."""
+    for ev in events:
+        seq += 1
+        ev["seq"], ev["prev_hash"] = seq, head
+        head = ev["hash"] = fields_hash(application_number, ev)
+    return head
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,10 @@ class YamlDoc:
         return ConfigProblem(self.file, self.line(loc), message, warning)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Safe loading, with dates left as strings: pydantic parses them and reports bad ones
-    with their place, where PyYAML would raise a bare ValueError."""
+    with their place, where PyYAML would raise a bare ValueError. LibYAML's parser where PyYAML
+    has it: the pure-Python one takes most of a second over the sample catalogue, at every start."""
 
 
 _Loader.yaml_implicit_resolvers = {

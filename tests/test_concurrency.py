@@ -1,12 +1,18 @@
 """Writers at the same time: each change lands once, in order, and the event chain stays whole."""
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import func, select
 
 from hub import applications as svc
 from hub.errors import IllegalTransition
 from hub.events import verify_chain
+from hub.lifecycle import Role
+from hub.storage.tables import Application
 from tests.conftest import PDF
-from tests.samples import HZ_CLERK, fund_rent, officer
+from tests.samples import HZ_CLERK, elderly_card, fund_rent, officer
 
 
 def test_concurrent_attachments_are_serialised(hub):
@@ -38,3 +44,34 @@ def test_racing_transitions_take_effect_once(hub):
     assert results == ["accepted", "refused", "refused", "refused"]
     final = svc.read(hub, app.number, gjj)
     assert [e.action for e in final.events].count("accept") == 1 and verify_chain(final).ok
+
+
+def test_a_record_received_by_another_writer_meanwhile_is_a_duplicate(hub):
+    """Two ingest workers may receive the same record at once (it was in two chunks). The one
+    that commits second waits on the first, then finds the record there: a duplicate, once."""
+    new = elderly_card(source_ref="XH-B1:7")
+    subject, form, problems = svc.check_new(hub, new)
+    assert subject is not None and not problems
+    entry = svc.Received(
+        new=new, subject=subject, form=form, stored=[hub.store.put(m.content) for m in new.materials], pre_review={}
+    )
+    actor = svc.Actor(name="intake:test", role=Role.system, desk=new.desk)
+    holding, release = threading.Event(), threading.Event()
+
+    def first_writer() -> None:
+        with hub.transaction() as session:  # received, not yet committed
+            svc._insert_received(hub, session, [entry], actor, hub.now(), ["330329-20260921-90001"])
+            holding.set()
+            release.wait(10)
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(first_writer)
+        assert holding.wait(10)
+        second = pool.submit(svc.receive_batch, hub, [entry], actor)
+        time.sleep(0.5)  # the second writer is waiting on the first now
+        assert not second.done()
+        release.set()
+        first.result(10)
+        assert second.result(10) == ["duplicate"]
+    with hub.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Application)) == 1

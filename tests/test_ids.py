@@ -1,8 +1,9 @@
+import uuid
 from datetime import date
 
 import pytest
 
-from hub.ids import check_id_number, check_uscc, mask_id, uscc_check_char
+from hub.ids import check_id_number, check_uscc, mask_id, uscc_check_char, uuid4_texts
 from tests.conftest import make_id
 
 
@@ -37,6 +38,13 @@ class TestResidentId:
         assert "地址码" in check_id_number(make_id(division="990329")).zh
         assert check_id_number("1101051949123100AX") is not None
 
+    @pytest.mark.parametrize("digit", ["²", "١", "５"])  # str.isdigit() takes these; int() takes some
+    def test_only_ascii_digits(self, digit):
+        valid = "330329195001021013"
+        for at in (3, 16, 17):
+            reason = check_id_number(valid[:at] + digit + valid[at + 1 :])
+            assert reason is not None and "数字" in reason.zh
+
 
 class TestCreditCode:
     def test_valid(self):
@@ -57,3 +65,11 @@ class TestCreditCode:
 def test_mask_id_keeps_head_and_tail():
     assert mask_id("11010519491231002X") == "1101**********002X"
     assert mask_id(None) == ""
+
+
+def test_uuid4_texts_are_random_version_4_uuids():
+    texts = uuid4_texts(500)
+    assert len(set(texts)) == 500
+    for text in texts:
+        u = uuid.UUID(text)
+        assert (u.version, u.variant, str(u)) == (4, uuid.RFC_4122, text)

@@ -5,8 +5,14 @@ with line and reason on the source, mismatched batches quarantined, nothing twic
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +21,16 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import applications as svc
+from hub.applications import SYSTEM
 from hub.context import Hub
+from hub.events import verify_chain
 from hub.intake.writer import write_batch
 from hub.jobs.ingest import ingest
 from hub.jobs.locks import exclusive
 from hub.storage.tables import Application, Event, IntakeBatch
 from plugins.sandbox.enclave_source import EnclaveSource
 from tests.intake_samples import HALL_ONLY, files_for, material, material_files, person_id, record, sha
-from tests.samples import FUND_RENT, FUND_RENT_FORM, officer
+from tests.samples import FUND_RENT, FUND_RENT_FORM, TELLER, officer
 from tests.sshd import SshServer, running_sshd
 
 TOKEN = "enclave-test-token"
@@ -316,12 +324,15 @@ def test_control_characters_encodings_and_line_ends_are_per_record(hub, drop):
         record(2, applicant={"type": "person", "name": "张\u0000三", "id": person_id(2)}),
         record(3, form=dict(record(3)["form"], residence_address="杭州LONE")),
         record(4),
+        record(7, applicant={"type": "person", "name": "王\b五\f", "id": person_id(7)}),  # JSON writes \b, \f
+        record(8, applicant={"type": "person", "name": "李\x7f四", "id": person_id(8)}),  # DEL, as it is
+        record(9, applicant={"type": "person", "name": "无号"}),  # no ID: bad, never "already received"
     ]
     folder = drop_batch(drop, "XH-CTRL", records, newline="\r\n")
     raw = (folder / "records.jsonl").read_bytes()
-    assert raw.count(b"\r\n") == 4
+    assert raw.count(b"\r\n") == 7 and b"\\b" in raw and b"\x7f" in raw
     (folder / "records.jsonl").write_bytes(b"\xef\xbb\xbf" + raw.replace(b"LONE", b"\\ud800"))  # JSON escape
-    _refresh_manifest(folder, count=4)
+    _refresh_manifest(folder, count=7)
     gb = drop_batch(drop, "XH-GB", [record(5), record(6)], records_file="records.csv", encoding="GB18030")
     lines = (gb / "records.csv").read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace("申请人6".encode("gb18030"), b"\x81\x20")  # not a GB18030 sequence
@@ -329,9 +340,15 @@ def test_control_characters_encodings_and_line_ends_are_per_record(hub, drop):
     _refresh_manifest_csv(gb)
 
     summary = ingest(hub, "bank-xiahong-sftp")
-    assert (summary.batches, summary.created, summary.bad) == (2, 3, 3), summary
+    assert (summary.batches, summary.created, summary.duplicates, summary.bad) == (2, 3, 0, 6), summary
     ctrl = {(e["line"], e["field"]) for e in errors_of(drop / "errors" / "XH-CTRL.jsonl")}
-    assert ctrl == {(2, "applicant.name"), (3, "form.residence_address")}
+    assert ctrl == {
+        (2, "applicant.name"),
+        (3, "form.residence_address"),
+        (5, "applicant.name"),
+        (6, "applicant.name"),
+        (7, "applicant.id"),
+    }
     (bad_gb,) = errors_of(drop / "errors" / "XH-GB.jsonl")
     assert (bad_gb["line"], bad_gb["field"]) == (3, "(line)") and "GB18030" in bad_gb["reason_en"]
     assert sorted(a.source_ref for a in applications(hub)) == ["XH-0000001", "XH-0000004", "XH-0000005"]
@@ -416,3 +433,142 @@ def test_a_record_received_before_is_a_duplicate_even_if_it_would_not_pass_today
     drop_batch(drop, "XH-D2", [promised])
     again = ingest(hub, "bank-xiahong-sftp")
     assert (again.duplicates, again.bad) == (1, 0) and not (drop / "errors" / "XH-D2.jsonl").exists()
+
+
+def test_a_received_record_is_the_application_a_teller_would_have_created(hub, drop):
+    """Batches are written in bulk (rows, COPY on PostgreSQL), not object by object: what lands
+    must be exactly what `create` + the desk's first review write, chain and all, and live on."""
+    rec = record(1)
+    drop_batch(drop, "XH-20261123-01", [rec])
+    assert ingest(hub, "bank-xiahong-sftp").created == 1
+    new = svc.NewApplication(
+        subject=rec["subject"],
+        desk="bank-xiahong",
+        applicant=svc.Applicant(**rec["applicant"]),
+        form=rec["form"],
+        materials=[
+            svc.MaterialIn(name=m["name"], filename=m["file"].rpartition("/")[2], content=material(1, kind))
+            for m, kind in zip(rec["materials"], ("id", "p"), strict=True)
+        ],
+    )
+    by_hand = svc.create(hub, new, TELLER)
+    svc.transition(hub, by_hand.number, "pre_review", TELLER)
+    [batched] = [a for a in applications(hub) if a.source_ref == rec["record_id"]]
+
+    def shape(number: str) -> dict:
+        app = svc.read(hub, number, SYSTEM)
+        assert verify_chain(app).ok, verify_chain(app)
+        columns = {c: getattr(app, c) for c in Application.__table__.columns.keys()}  # noqa: SIM118
+        for varying in ("id", "number", "source_ref", "chain_head", "created_at", "updated_at"):
+            columns.pop(varying)
+        return columns | {
+            "parts": [(p.position, p.item_code, p.title, p.department_code, p.connection, p.state) for p in app.parts],
+            "materials": [(m.name, m.filename, m.sha256, m.kind, m.part_id) for m in app.materials],
+            "events": [(e.seq, e.action, e.from_state, e.to_state, e.at, e.data.get("materials")) for e in app.events],
+        }
+
+    assert shape(batched.number) == shape(by_hand.number)
+    part = svc.read(hub, batched.number, SYSTEM).parts[0]
+    accepted = svc.transition(hub, batched.number, "accept", officer(part.department_code))
+    assert accepted.state == "accepted" and verify_chain(accepted).ok and len(accepted.events) == 4
+
+
+def test_a_large_batch_on_postgresql_is_worked_by_worker_processes(hub, drop, home, db_url, clock, caplog):
+    """Chunks checked and received in other processes come out as they would in one: the same
+    applications once each, the error report in line order, duplicates across chunks (possibly
+    received by two workers at the same moment) recognised. SQLite keeps to one process."""
+    conf = home / "connections" / "bank-xiahong-sftp.yaml"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("chunk: 2}", "chunk: 3, workers: 2}"), encoding="utf-8")
+    parallel = Hub.open(home, database_url=db_url, clock=clock)
+    records = [record(i) for i in range(1, 31)]
+    records[6] = record(7, applicant={"type": "person", "name": "错号", "id": person_id(7)[:-1] + "0"})
+    records[20] = record(2)  # the same record again, seven chunks on
+    records[26] = record(5, applicant={"type": "person", "name": "别人", "id": person_id(99)})  # its id reused
+    records[28] = record(29, subject=HALL_ONLY)
+    drop_batch(drop, "XH-BIG", records)
+    caplog.set_level(logging.INFO, logger="hub.jobs.ingest")
+    try:
+        summary = ingest(parallel, "bank-xiahong-sftp")
+        assert (summary.records, summary.created, summary.duplicates, summary.bad) == (30, 26, 1, 3)
+        report = errors_of(drop / "errors" / "XH-BIG.jsonl")
+        # lines 5 and 27 use one record id for two people: whichever is received first stands
+        # (in one process: line 5), the other is refused
+        clash = next(e["line"] for e in report if e["field"] == "record_id")
+        assert [e["line"] for e in report] == sorted(e["line"] for e in report)  # in file order
+        fields = {line: {e["field"] for e in report if e["line"] == line} for line in (7, clash, 29)}
+        assert {e["line"] for e in report} == {7, clash, 29}
+        assert fields[7] == {"applicant.id"} and fields[clash] == {"record_id"} and "subject" in fields[29]
+        assert clash in (5, 27) and (clash == 27 or parallel.engine.dialect.name == "postgresql")
+        apps = applications(parallel)
+        (five,) = [a for a in apps if a.source_ref == "XH-0000005"]
+        assert five.applicant_id == (person_id(5) if clash == 27 else person_id(99))
+        assert sorted(a.source_ref for a in apps) == sorted(
+            {r["record_id"] for r in records} - {"XH-0000007", "XH-0000029"}
+        )
+        assert all(verify_chain(svc.read(parallel, a.number, SYSTEM)).ok for a in apps)
+        assert len({a.number for a in apps}) == 26
+        worked = [r.getMessage() for r in caplog.records if "worker processes" in r.getMessage()]
+        if parallel.engine.dialect.name == "postgresql":
+            (line,) = worked
+            pids = {int(p) for p in line.rpartition("(")[2].strip("[])").split(",")}
+            assert os.getpid() not in pids  # the records were worked elsewhere
+        else:
+            assert worked == []  # one writer at a time: no workers
+        shutil.copytree(drop / "done" / "XH-BIG", drop / "XH-BIG")  # delivered again
+        (drop / "XH-BIG.ok").write_bytes(b"")
+        again = ingest(parallel, "bank-xiahong-sftp")
+        assert (again.created, again.duplicates, again.bad) == (0, 27, 3) and len(applications(parallel)) == 26
+    finally:
+        parallel.close()
+
+
+def test_a_killed_ingest_leaves_no_worker_behind_and_loses_nothing(hub, drop, home, db_url):
+    """SIGKILL (the OOM killer, kill -9) of `hub run ingest` mid-batch: its worker processes end
+    too, instead of waiting for work for ever or writing on beside the next run; the next run
+    receives every record exactly once."""
+    conf = home / "connections" / "bank-xiahong-sftp.yaml"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("chunk: 2}", "chunk: 3, workers: 2}"), encoding="utf-8")
+    drop_batch(drop, "XH-KILL", [record(i) for i in range(1, 301)])
+    env = os.environ | {"HUB_HOME": str(home), "HUB_DATABASE_URL": db_url}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "hub", "run", "ingest", "--source", "bank-xiahong-sftp"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(applications(hub)) < 10:  # under way, with some chunks committed
+        assert run.poll() is None and time.monotonic() < deadline, "ingest ended before it could be killed"
+        time.sleep(0.05)
+    workers = _children(run.pid)
+    run.send_signal(signal.SIGKILL)
+    run.wait(10)
+    deadline = time.monotonic() + 15
+    while (alive := [pid for pid in workers if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive == [], f"workers left running: {alive}"
+    if hub.engine.dialect.name == "postgresql":
+        assert workers, "the batch was not worked by worker processes"
+    assert (drop / "XH-KILL.ok").exists()  # not acknowledged
+    partial = len(applications(hub))
+    assert 10 <= partial < 300
+    again = ingest(hub, "bank-xiahong-sftp")
+    assert (again.created + again.duplicates, again.bad) == (300, 0) and again.duplicates >= partial
+    assert sorted(a.source_ref for a in applications(hub)) == [f"XH-{i:07d}" for i in range(1, 301)]
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, parent pid, … ([] once the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _stat(int(p.name))[1:2] == [str(pid)]]
+
+
+def _running(pid: int) -> bool:
+    state = _stat(pid)
+    return bool(state) and state[0] != "Z"  # a zombie has ended; only its entry is left

@@ -4,6 +4,7 @@ CLI or a CSV arrive as strings and are coerced; the cleaned data is JSON-ready."
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -85,7 +86,7 @@ def _rules(f: FormField, value: Any) -> Reason | None:
 
 
 def validate_form(
-    fields: list[FormField], data: dict[str, Any], prefix: str = "form"
+    fields: Sequence[FormField], data: dict[str, Any], prefix: str = "form"
 ) -> tuple[dict[str, Any], list[FieldError]]:
     """Return (clean data, errors). Errors name `form.<field>` and say what is wrong."""
     errors: list[FieldError] = []

@@ -4,10 +4,11 @@ name, sub-item, category, code, legal basis, materials, process, fee, time limit
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from hub.divisions import division_problem
 
@@ -238,6 +239,22 @@ class Catalog(BaseModel):
     desks: dict[str, Desk]
     items: dict[str, Item]
     bundles: dict[str, Bundle]
+    # merged forms and materials per subject, worked out once: the catalogue never changes after
+    # loading, and a batch asks the same question for every record
+    _merged: dict[tuple[str, str, str], tuple[Any, ...]] = PrivateAttr(default_factory=dict)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Catalog:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._merged = {}  # a copy shares the private dict; an updated copy must work things out again
+        return copy
+
+    def _memo(self, what: str, subject: Item | Bundle, work: Callable[[], list[Any]]) -> tuple[Any, ...]:
+        key = (what, type(subject).__name__, subject.code)
+        merged = self.__pydantic_private__["_merged"]  # not self._merged: pydantic's lookup is slow
+        found = merged.get(key)
+        if found is None:
+            found = merged[key] = tuple(work())  # a tuple: shared by every caller, so not to be changed
+        return found
 
     def subject(self, code: str) -> Item | Bundle | None:
         return self.items.get(code) or self.bundles.get(code)
@@ -245,8 +262,11 @@ class Catalog(BaseModel):
     def items_of(self, subject: Item | Bundle) -> list[Item]:
         return [subject] if isinstance(subject, Item) else [self.items[c] for c in subject.items]
 
-    def form_of(self, subject: Item | Bundle) -> list[FormField]:
+    def form_of(self, subject: Item | Bundle) -> tuple[FormField, ...]:
         """The form a desk fills: an item's own, or a bundle's merged form (fields shared by name)."""
+        return self._memo("form", subject, lambda: self._form_of(subject))
+
+    def _form_of(self, subject: Item | Bundle) -> list[FormField]:
         fields: dict[str, FormField] = {}
         extra = subject.form if isinstance(subject, Bundle) else []
         for f in [*extra, *(f for item in self.items_of(subject) for f in item.form)]:
@@ -255,9 +275,12 @@ class Catalog(BaseModel):
                 fields[f.name] = prev.model_copy(update={"required": True})
         return list(fields.values())
 
-    def materials_of(self, subject: Item | Bundle) -> list[Material]:
+    def materials_of(self, subject: Item | Bundle) -> tuple[Material, ...]:
         """Materials by name. Merged for a bundle: required if any member requires it, and
         deferrable only if every member that requires it may defer it."""
+        return self._memo("materials", subject, lambda: self._materials_of(subject))
+
+    def _materials_of(self, subject: Item | Bundle) -> list[Material]:
         by_name: dict[str, list[Material]] = {}
         for item in self.items_of(subject):
             for m in item.materials:

@@ -3,6 +3,7 @@ as one line per problem (FILE:LINE: message, or field: message) and exit non-zer
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +32,15 @@ def _root(
         Path | None,
         typer.Option("--home", envvar="HUB_HOME", help="Hub home (working directory); default: $HUB_HOME or ."),
     ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option("--log-level", envvar="HUB_LOG_LEVEL", help="Log to stderr from this level: DEBUG, INFO, WARNING"),
+    ] = "WARNING",
 ) -> None:
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"unknown level {log_level}", param_hint="--log-level")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.obj = State(home=home)
 
 

@@ -8,8 +8,9 @@ reason — the lines after it are read as usual."""
 
 from __future__ import annotations
 
-import csv
+import csv as csv_module
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,19 @@ BOMS = (b"\xef\xbb\xbf", b"\x84\x31\x95\x33")  # UTF-8, GB18030
 CHUNK = 1 << 16
 
 
+# NUL, other C0 controls but tab and line ends, DEL, and lone surrogates: no database or
+# department system takes them, and one would fail a whole chunk at commit.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
 @dataclass(frozen=True)
 class Line:
     number: int  # 1-based physical line number in the file
     data: dict[str, Any] | None
     problem: Reason | None = None
+    # False when no string in `data` can hold a control character: the raw text has none and no
+    # JSON \u escape that could make one. Lets the caller skip walking every value of most lines.
+    suspect: bool = True
 
 
 def _physical_lines(f: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None]]:
@@ -47,14 +56,97 @@ def _physical_lines(f: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None
         yield number, None
 
 
+RawLine = tuple[int, bytes | None]  # line number, the line's bytes without its end (None: too long)
+
+
 def read_records(path: Path, *, encoding: str, limit: int) -> Iterator[Line]:
     """The records of `records.jsonl` or `records.csv`, in file order."""
     with open(path, "rb") as f:
-        lines = _physical_lines(f, limit)
-        if path.suffix == ".csv":
-            yield from _csv(lines, encoding)
-        else:
-            yield from _jsonl(lines, encoding)
+        parser, lines = raw_records(f, csv=path.suffix == ".csv", encoding=encoding, limit=limit)
+        if isinstance(parser, Line):
+            yield parser
+            return
+        for number, raw in lines:
+            if (line := parser.parse(number, raw)) is not None:
+                yield line
+
+
+def raw_records(f: BinaryIO, *, csv: bool, encoding: str, limit: int) -> tuple[Parser | Line, Iterator[RawLine]]:
+    """A records file as raw lines (after the header, in CSV) and the parser that turns each into
+    a record — so the parsing can happen elsewhere, in another process. When a CSV header cannot
+    be read, that problem as the bad record of line 1 instead of a parser: nothing is readable."""
+    lines = _physical_lines(f, limit)
+    if not csv:
+        return Parser(encoding), lines
+    first = next(lines, None)
+    if first is None:
+        return Parser(encoding, header=()), lines
+    header, problem = _header(*first, encoding)
+    if problem:
+        return Line(first[0], None, problem), iter(())
+    return Parser(encoding, header=tuple(header), header_suspect=any(CONTROL.search(c) for c in header)), lines
+
+
+def count_records(path: Path, *, encoding: str, limit: int) -> tuple[int, Reason | None]:
+    """How many records `read_records` yields, without parsing them: every line but blank ones
+    and, in CSV, the header — and the header's problem, if it has one (then nothing is readable)."""
+    count = 0
+    with open(path, "rb") as f:
+        parser, lines = raw_records(f, csv=path.suffix == ".csv", encoding=encoding, limit=limit)
+        if isinstance(parser, Line):
+            return 0, parser.problem
+        for number, raw in lines:
+            text, problem = _decode(number, raw, encoding)
+            count += problem is not None or bool(text and text.strip())
+    return count, None
+
+
+@dataclass(frozen=True)
+class Parser:
+    """Turns one raw line of a records file into a record. Plain data: it travels to another
+    process with the lines it is to parse."""
+
+    encoding: str
+    header: tuple[str, ...] | None = None  # CSV: the column names; None: JSON lines
+    header_suspect: bool = False  # a column name holds a control character (names become keys)
+
+    def parse(self, number: int, raw: bytes | None) -> Line | None:
+        """The record on this line, or None for a blank line."""
+        text, problem = _decode(number, raw, self.encoding)
+        if problem:
+            return Line(number, None, problem)
+        assert text is not None
+        if not text.strip():
+            return None
+        return self._csv(number, text) if self.header is not None else self._json(number, text)
+
+    def _json(self, number: int, text: str) -> Line:
+        try:
+            data = _DECODER.decode(text)
+        except json.JSONDecodeError as exc:
+            return Line(
+                number, None, Reason(f"不是有效的JSON（第{exc.colno}列）", f"not valid JSON at column {exc.colno}")
+            )
+        except ValueError:  # from _no_constant
+            return Line(number, None, Reason("JSON中不允许NaN或Infinity", "NaN and Infinity are not JSON"))
+        if not isinstance(data, dict):
+            return Line(number, None, Reason("每行须为一个JSON对象", "each line must be a JSON object"))
+        return Line(number, data, suspect="\\" in text or CONTROL.search(text) is not None)
+
+    def _csv(self, number: int, text: str) -> Line:
+        header = self.header or ()
+        try:
+            row = next(csv_module.reader([text], strict=True))
+        except csv_module.Error as exc:
+            return Line(number, None, Reason(f"CSV格式错误: {exc}", f"malformed CSV: {exc}"))
+        if len(row) != len(header):
+            return Line(
+                number,
+                None,
+                Reason(f"有{len(row)}列，表头有{len(header)}列", f"{len(row)} fields, the header has {len(header)}"),
+            )
+        suspect = self.header_suspect or CONTROL.search(text) is not None
+        return Line(number, csv_record(dict(zip(header, row, strict=True))), suspect=suspect)
 
 
 def _decode(number: int, raw: bytes | None, encoding: str) -> tuple[str | None, Reason | None]:
@@ -72,66 +164,23 @@ def _decode(number: int, raw: bytes | None, encoding: str) -> tuple[str | None, 
         )
 
 
-def _jsonl(lines: Iterator[tuple[int, bytes | None]], encoding: str) -> Iterator[Line]:
-    for number, raw in lines:
-        text, problem = _decode(number, raw, encoding)
-        if problem:
-            yield Line(number, None, problem)
-            continue
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text, parse_constant=_no_constant)
-        except json.JSONDecodeError as exc:
-            yield Line(
-                number, None, Reason(f"不是有效的JSON（第{exc.colno}列）", f"not valid JSON at column {exc.colno}")
-            )
-            continue
-        except ValueError:  # from _no_constant
-            yield Line(number, None, Reason("JSON中不允许NaN或Infinity", "NaN and Infinity are not JSON"))
-            continue
-        if not isinstance(data, dict):
-            yield Line(number, None, Reason("每行须为一个JSON对象", "each line must be a JSON object"))
-            continue
-        yield Line(number, data)
-
-
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")  # NaN, Infinity: Python's json takes them
 
 
-def _csv(lines: Iterator[tuple[int, bytes | None]], encoding: str) -> Iterator[Line]:
-    header: list[str] | None = None
-    for number, raw in lines:
-        text, problem = _decode(number, raw, encoding)
-        if header is None:
-            if problem or not text:
-                yield Line(number, None, problem or Reason("缺少表头行", "missing header row"))
-                return  # without a header no row can be read
-            header = next(csv.reader([text]))
-            if len(set(header)) != len(header):
-                twice = sorted({c for c in header if header.count(c) > 1})
-                yield Line(number, None, Reason(f"表头列重复: {'、'.join(twice)}", f"duplicate columns: {twice}"))
-                return
-            continue
-        if problem:
-            yield Line(number, None, problem)
-            continue
-        if not text.strip():
-            continue
-        try:
-            row = next(csv.reader([text], strict=True))
-        except csv.Error as exc:
-            yield Line(number, None, Reason(f"CSV格式错误: {exc}", f"malformed CSV: {exc}"))
-            continue
-        if len(row) != len(header):
-            yield Line(
-                number,
-                None,
-                Reason(f"有{len(row)}列，表头有{len(header)}列", f"{len(row)} fields, the header has {len(header)}"),
-            )
-            continue
-        yield Line(number, csv_record(dict(zip(header, row, strict=True))))
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # one for all lines: json.loads(**kw) builds one per call
+
+
+def _header(number: int, raw: bytes | None, encoding: str) -> tuple[list[str], Reason | None]:
+    """A CSV file's first line as its column names, or why it cannot be one."""
+    text, problem = _decode(number, raw, encoding)
+    if problem or not text:
+        return [], problem or Reason("缺少表头行", "missing header row")
+    header = next(csv_module.reader([text]))
+    if len(set(header)) != len(header):
+        twice = sorted({c for c in header if header.count(c) > 1})
+        return [], Reason(f"表头列重复: {'、'.join(twice)}", f"duplicate columns: {twice}")
+    return header, None
 
 
 def csv_record(row: dict[str, str]) -> dict[str, Any]:

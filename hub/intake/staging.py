@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from hub.errors import Reason
 from hub.intake.format import Manifest, reason_for
-from hub.intake.records import read_records
+from hub.intake.records import count_records
 
 ARCHIVES = (".zip", ".tar.gz", ".tgz")
 
@@ -148,12 +148,10 @@ def check(root: Path, limits: Limits = Limits()) -> Staged:
         staged.problems.append(Problem(m.records, Reason("清单未列出记录文件", "records file not in the manifest")))
     if staged.problems:
         return staged
-    count = 0
-    for line in read_records(root / m.records, encoding=m.encoding, limit=limit):
-        if m.records.endswith(".csv") and line.number == 1 and line.problem:  # the header: nothing is readable
-            staged.problems.append(Problem(m.records, line.problem, line=1))
-            return staged
-        count += 1
+    count, header_problem = count_records(root / m.records, encoding=m.encoding, limit=limit)
+    if header_problem:  # a CSV header nothing can be read by
+        staged.problems.append(Problem(m.records, header_problem, line=1))
+        return staged
     if count != m.record_count:
         staged.problems.append(
             Problem(

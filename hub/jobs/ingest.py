@@ -9,7 +9,8 @@ Per batch (only those the source lists as complete, i.e. with their `.ok` marker
 3. read the records one line at a time and check each (catalogue item delegated to the desk's
    channel, GB 11643 ID, form, materials present with matching hashes). Good records are
    received `chunk` at a time, each chunk in one transaction; bad ones go to the error report
-   (line, field, reason in Chinese and English) and change nothing;
+   (line, field, reason in Chinese and English) and change nothing. `hub.jobs.receive` does
+   this part, in worker processes for a large batch on PostgreSQL;
 4. hand the error report (if any) back to the source and acknowledge the batch.
 
 Idempotent and resumable: a record is keyed by (desk, record id), so a batch read twice, a
@@ -20,30 +21,25 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import islice
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 
-from hub import applications as svc
-from hub.applications import Actor
 from hub.connections import IntakeSettings
 from hub.connectors import Batch, Connector, DeliveryError
 from hub.context import Hub
-from hub.errors import FieldError, HubError, Reason
+from hub.errors import HubError, Reason
 from hub.intake import staging
-from hub.intake.format import Manifest, Record, reason_for
-from hub.intake.records import Line, read_records
+from hub.intake.format import Manifest
+from hub.intake.records import Line, raw_records
+from hub.jobs import receive
 from hub.jobs.locks import exclusive
-from hub.lifecycle import Role
-from hub.materials import Stored
-from hub.storage.tables import Application, IntakeBatch
+from hub.storage.tables import IntakeBatch
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +109,10 @@ def _batch(
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{batch.id}.", dir=base))
     (work / "batch").mkdir()
+    started = time.perf_counter()
     try:
         staged = _fetch_and_check(connector, intake, batch, work / "batch")
+        checked = time.perf_counter()
         m = staged.manifest
         if m is not None and not staged.problems and m.batch_id != batch.id:
             staged.problems.append(
@@ -151,8 +149,21 @@ def _batch(
         counts = IngestSummary()
         with open(report, "w", encoding="utf-8") as errors:
             _records(hub, connector.name, intake, staged, batch, counts, errors, progress)
+        received = time.perf_counter()
         connector.ack(batch, report if counts.bad else None)
         _log_batch(hub, connector.name, batch.id, m, "received", counts, None)
+        log.info(
+            "ingest: batch %s: %d records (%d received, %d already, %d refused); fetched and checked in %.1f s, "
+            "records in %.1f s, acknowledged in %.1f s",
+            batch.id,
+            counts.records,
+            counts.created,
+            counts.duplicates,
+            counts.bad,
+            checked - started,
+            received - checked,
+            time.perf_counter() - received,
+        )
         for name in ("records", "created", "duplicates", "bad"):
             setattr(summary, name, getattr(summary, name) + getattr(counts, name))
     finally:
@@ -160,8 +171,10 @@ def _batch(
 
 
 def _fetch_and_check(connector: Connector, intake: IntakeSettings, batch: Batch, folder: Path) -> staging.Staged:
+    started = time.perf_counter()
     try:
         connector.fetch(batch, folder)
+        log.info("ingest: batch %s fetched in %.1f s", batch.id, time.perf_counter() - started)
     except DeliveryError as exc:
         if exc.retryable:
             raise  # the source may be back next run
@@ -184,157 +197,23 @@ def _records(
 ) -> None:
     m = staged.manifest
     assert m is not None
-    actor = Actor(name=f"intake:{source}", role=Role.system, desk=m.desk)
-    lines = read_records(staged.records_path, encoding=m.encoding, limit=intake.max_record_bytes)
-    while chunk := list(islice(lines, intake.chunk)):
-        kept: dict[Path, Stored] = {}  # staged file -> its copy in the store: records in a row share scans
-        entries: list[svc.Received] = []
-        keys: list[tuple[int, str]] = []
-        seen = _already_received(hub, m.desk, chunk)
-        for line in chunk:
-            counts.records += 1
-            if line.data is not None and seen.get(_record_id(line)) == _identity(line.data):
-                counts.duplicates += 1  # received before (a batch sent again, a resumed run): not re-checked
-                continue
-            checked = _check(hub, staged.root, m, line, kept)
-            if isinstance(checked, list):
-                _refuse(errors, batch, line.number, _record_id(line), checked)
-                counts.bad += 1
-                continue
-            entries.append(checked)
-            keys.append((line.number, checked.new.source_ref or ""))
-        for (number, record_id), outcome in zip(keys, svc.receive_batch(hub, entries, actor), strict=True):
-            if outcome == "created":
-                counts.created += 1
-            elif outcome == "duplicate":
-                counts.duplicates += 1
-            else:
-                _refuse(errors, batch, number, record_id, [outcome])
-                counts.bad += 1
-        progress(len(chunk))
-
-
-def _already_received(hub: Hub, desk: str, chunk: list[Line]) -> dict[str, tuple[str, str]]:
-    """record id -> (item, applicant id) of the chunk's records already received from this desk.
-    A record seen before counts as a duplicate even if it would not pass today (a promised date
-    now past, a catalogue changed since): it was good when it came."""
-    ids = [r for r in (_record_id(line) for line in chunk) if r]
-    if not ids:
-        return {}
-    with hub.sessions() as session:
-        rows = session.execute(
-            select(Application.source_ref, Application.subject_code, Application.applicant_id).where(
-                Application.desk_code == desk, Application.source_ref.in_(ids)
-            )
+    with open(staged.records_path, "rb") as f:
+        parser, lines = raw_records(
+            f, csv=m.records.endswith(".csv"), encoding=m.encoding, limit=intake.max_record_bytes
         )
-        return {ref: (subject, applicant) for ref, subject, applicant in rows}
-
-
-def _identity(data: dict[str, Any]) -> tuple[str, str] | None:
-    applicant = data.get("applicant")
-    if not isinstance(applicant, dict) or not isinstance(applicant.get("id"), str):
-        return None
-    return (str(data.get("subject")), applicant["id"].strip().upper())
-
-
-# NUL, other C0 controls but tab and line ends, DEL, and lone surrogates: no database or
-# department system takes them, and one would fail the whole chunk at commit.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-
-
-def _control_chars(value: Any, path: str = "") -> list[FieldError]:
-    if isinstance(value, str):
-        if _CONTROL.search(value):
-            return [
-                FieldError(
-                    path or "(record)", Reason("含有控制字符或无效字符", "contains control or invalid characters")
-                )
-            ]
-        return []
-    if isinstance(value, dict):
-        found = []
-        for k, v in value.items():
-            found += _control_chars(str(k), path or "(record)") + _control_chars(v, f"{path}.{k}" if path else str(k))
-        return found
-    if isinstance(value, list):
-        return [e for i, v in enumerate(value) for e in _control_chars(v, f"{path}[{i}]")]
-    return []
-
-
-def _record_id(line: Line) -> str | None:
-    value = (line.data or {}).get("record_id")
-    return value if isinstance(value, str) else None
-
-
-def _check(hub: Hub, root: Path, m: Manifest, line: Line, kept: dict[Path, Stored]) -> svc.Received | list[FieldError]:
-    if line.problem:
-        return [FieldError("(line)", line.problem)]
-    if found := _control_chars(line.data):
-        return found
-    try:
-        record = Record.model_validate(line.data)
-    except ValidationError as exc:
-        return [FieldError(".".join(str(x) for x in e["loc"]) or "(record)", reason_for(e)) for e in exc.errors()]
-    problems: list[FieldError] = []
-    materials = []
-    for i, mat in enumerate(record.materials):
-        listed = m.files.get(mat.file)
-        if listed is None or mat.file == m.records:
-            problems.append(
-                FieldError(f"materials[{i}].file", Reason(f"批次中没有文件 {mat.file}", "no such file in the batch"))
-            )
-        elif listed != mat.sha256:
-            problems.append(
-                FieldError(f"materials[{i}].sha256", Reason("SHA-256与文件不符", "sha256 does not match the file"))
-            )
-        else:
-            materials.append(svc.MaterialIn(name=mat.name, filename=PurePosixPath(mat.file).name, path=root / mat.file))
-    new = svc.NewApplication(
-        subject=record.subject,
-        desk=m.desk,
-        applicant=svc.Applicant(type=record.applicant.type, name=record.applicant.name, id=record.applicant.id),
-        agent=svc.Agent(name=record.agent.name, id_number=record.agent.id_number) if record.agent else None,
-        form=dict(record.form),
-        materials=materials,
-        source_ref=record.record_id,
-    )
-    subject, form, found = svc.check_new(hub, new)
-    problems.extend(found)
-    if subject is not None and not problems:  # the desk's first review: the file is complete (or 容缺)
-        problems.extend(
-            svc.check_complete(hub, subject, {x.name for x in materials}, record.commitment_due, hub.today())[1]
-        )
-    if problems or subject is None:
-        return problems
-    pre_review: dict[str, Any] = {
-        "by": record.pre_review.by,
-        "at": record.pre_review.at.isoformat(),
-        "batch": m.batch_id,
-        "line": line.number,
-        "note": record.pre_review.note,
-    }
-    if record.commitment_due:
-        pre_review["commitment_due"] = record.commitment_due.isoformat()
-    stored = []
-    for x in materials:  # staged files match the manifest: one copy into the store per file and chunk
-        assert x.path is not None
-        if x.path not in kept:
-            kept[x.path] = hub.store.put(x.path)
-        stored.append(kept[x.path])
-    return svc.Received(new=new, subject=subject, form=form, stored=stored, pre_review=pre_review)
-
-
-def _refuse(errors: IO[str], batch: Batch, line: int, record_id: str | None, problems: list[FieldError]) -> None:
-    for p in problems:
-        row = {
-            "batch": batch.id,
-            "line": line,
-            "record_id": record_id,
-            "field": p.field,
-            "reason_zh": p.reason.zh,  # reasons never quote an ID number
-            "reason_en": p.reason.en,
-        }
-        errors.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if isinstance(parser, Line):  # staging.check quarantines a batch whose CSV header is unreadable
+            raise HubError(f"{m.records}: {parser.problem}")
+        job = receive.Job(source=source, batch_id=batch.id, manifest=m, root=staged.root, parser=parser)
+        workers = receive.worker_count(hub, intake.workers, m.record_count, intake.chunk)
+        pids = set()
+        for outcome in receive.receive(hub, job, lines, chunk=intake.chunk, workers=workers):
+            for name in ("records", "created", "duplicates", "bad"):
+                setattr(counts, name, getattr(counts, name) + getattr(outcome, name))
+            errors.writelines(text + "\n" for _, text in outcome.refused)
+            pids.add(outcome.pid)
+            progress(outcome.records)
+    if workers > 1:
+        log.info("ingest: batch %s: worked by %d worker processes (%s)", batch.id, workers, sorted(pids))
 
 
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> None:

@@ -119,7 +119,7 @@ class RestDepartment:
         key = handler.headers.get("X-Hub-Key")
         if key and key in self.hmac_keys:
             ts = handler.headers.get("X-Hub-Timestamp", "0")
-            if not ts.isdigit() or abs(time.time() - int(ts)) > 300:
+            if not (ts.isascii() and ts.isdigit()) or abs(time.time() - int(ts)) > 300:
                 return False
             message = f"{handler.command}\n{handler.path}\n{ts}\n{hashlib.sha256(body).hexdigest()}".encode()
             expected = hmac.new(self.hmac_keys[key].encode(), message, hashlib.sha256).hexdigest()
