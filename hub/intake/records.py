@@ -33,11 +33,14 @@ class Line:
     data: dict[str, Any] | None
     problem: Reason | None = None
     # False when no string in `data` can hold a control character: the raw text has none and no
-    # JSON \u escape that could make one. Lets the caller skip walking every value of most lines.
+    # JSON escape (\u0000, \b, \f …) that could make one. Lets the caller skip walking every value of most lines.
     suspect: bool = True
 
 
-def _physical_lines(f: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None]]:
+RawLine = tuple[int, bytes | None]  # line number, the line's bytes without its end (None: too long)
+
+
+def _physical_lines(f: BinaryIO, limit: int) -> Iterator[RawLine]:
     """(line number, bytes without the line end) — None for a line longer than `limit`, whose
     rest is skipped in chunks rather than read into memory."""
     number = 0
@@ -54,9 +57,6 @@ def _physical_lines(f: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None
         while raw and not raw.endswith(b"\n"):  # too long: drop the rest of this line
             raw = f.readline(CHUNK)
         yield number, None
-
-
-RawLine = tuple[int, bytes | None]  # line number, the line's bytes without its end (None: too long)
 
 
 def read_records(path: Path, *, encoding: str, limit: int) -> Iterator[Line]:

@@ -55,6 +55,13 @@ class IngestSummary:
     errors: int = 0  # batches left on the source for the next run (source unreachable, …)
     busy: bool = False  # another run was taking this source's batches: this one did nothing
 
+    def add_records(self, other: IngestSummary | receive.ChunkOutcome) -> None:
+        """Add another batch's (or chunk's) record counts to these."""
+        self.records += other.records
+        self.created += other.created
+        self.duplicates += other.duplicates
+        self.bad += other.bad
+
     def line(self) -> str:
         if self.busy:
             return "ingest: another run is taking this source's batches; nothing done"
@@ -164,8 +171,7 @@ def _batch(
             received - checked,
             time.perf_counter() - received,
         )
-        for name in ("records", "created", "duplicates", "bad"):
-            setattr(summary, name, getattr(summary, name) + getattr(counts, name))
+        summary.add_records(counts)
     finally:
         staging.clear(work)
 
@@ -207,8 +213,7 @@ def _records(
         workers = receive.worker_count(hub, intake.workers, m.record_count, intake.chunk)
         pids = set()
         for outcome in receive.receive(hub, job, lines, chunk=intake.chunk, workers=workers):
-            for name in ("records", "created", "duplicates", "bad"):
-                setattr(counts, name, getattr(counts, name) + getattr(outcome, name))
+            counts.add_records(outcome)
             errors.writelines(text + "\n" for _, text in outcome.refused)
             pids.add(outcome.pid)
             progress(outcome.records)
