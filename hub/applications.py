@@ -260,9 +260,22 @@ def _check_new(
     return subject, clean, errors  # type: ignore[return-value]
 
 
-def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
+class FirstReview(BaseModel):
+    """The desk's 初审 done with the receipt (a teller or enclave clerk at the window): the
+    checklist they ticked and, for deferrable materials missing (容缺), the applicant's promise."""
+
+    checklist: list[str] = Field(default_factory=list, max_length=20)
+    commitment_due: date | None = None
+    # materials replaced by 网上核验 (online verification with the owning department): name -> result
+    verified: dict[str, dict[str, Any]] = Field(default_factory=dict, max_length=20)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+def create(hub: Hub, new: NewApplication, actor: Actor, *, first_review: FirstReview | None = None) -> Application:
     """Receive an application (or save a draft). Idempotent on (desk, source_ref): the same
-    request again returns the application it created; a different one under that key is refused."""
+    request again returns the application it created; a different one under that key is refused.
+    With `first_review` the desk's 初审 is recorded in the same transaction (state pre_reviewed):
+    the file must then be complete, or miss only deferrable materials under a commitment."""
     submit = ACTIONS["submit"]
     if actor.role not in submit.roles:
         raise Forbidden(f"角色 {actor.role.value} 不能收件 (role cannot receive applications)")
@@ -278,6 +291,11 @@ def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
         if existing:
             return _replayed(hub, existing, new, actor)
     subject, form, errors = _check_new(hub, new)
+    if first_review is not None and not errors:
+        if new.draft or actor.role not in ACTIONS["pre_review"].roles:
+            raise Forbidden(f"角色 {actor.role.value} 不能初审 (role cannot first-review)")
+        have = {m.name for m in new.materials} | set(first_review.verified)
+        errors = check_complete(hub, subject, have, first_review.commitment_due, hub.today())[1]
     if errors:
         raise InvalidInput(errors)
     desk = hub.catalog.desks[new.desk]
@@ -287,6 +305,23 @@ def create(hub: Hub, new: NewApplication, actor: Actor) -> Application:
         with hub.transaction() as session:
             number = _next_numbers(session, desk.acts_for, hub.today(), 1)[0]
             app = _build(hub, session, new, subject, form, number, stored, actor, now)
+            if first_review is not None:
+                app.state = State.pre_reviewed.value
+                data: dict[str, Any] = {"checklist": first_review.checklist}
+                if first_review.verified:
+                    data["verified"] = first_review.verified
+                if first_review.commitment_due:
+                    data["commitment_due"] = first_review.commitment_due.isoformat()
+                _record(
+                    app,
+                    "pre_review",
+                    actor,
+                    now,
+                    from_state=State.received.value,
+                    to_state=State.pre_reviewed.value,
+                    reason=first_review.note,
+                    data=data,
+                )
             session.flush()
             number = app.number
     except IntegrityError as exc:
@@ -908,6 +943,17 @@ def check_complete(
     return deferred, errors
 
 
+def verified_materials(app: Application) -> set[str]:
+    """Materials the desk verified online (网上核验) instead of taking a paper copy."""
+    return {
+        name
+        for e in app.events
+        if e.action in ("pre_review", "verify")
+        for name, result in (e.data.get("verified") or {}).items()
+        if result.get("ok")
+    }
+
+
 def _accept(hub: Hub, app: Application, now: datetime, today: date, commitment_due: date | None) -> dict[str, Any]:
     """受理: every required material present, or — for deferrable ones — owed under a commitment."""
     subject = hub.catalog.subject(app.subject_code)
@@ -916,7 +962,7 @@ def _accept(hub: Hub, app: Application, now: datetime, today: date, commitment_d
     if commitment_due is None:  # the applicant's promise as the desk recorded it at first review
         promised = next((e.data.get("commitment_due") for e in app.events if e.action == "pre_review"), None)
         commitment_due = date.fromisoformat(promised) if promised else None
-    have = {m.name for m in app.materials if m.kind == "material"}
+    have = {m.name for m in app.materials if m.kind == "material"} | verified_materials(app)
     deferred, errors = check_complete(hub, subject, have, commitment_due, today)
     if errors:
         raise InvalidInput(errors)

@@ -40,6 +40,10 @@ class Settings(BaseModel):
     dispatch_lease_seconds: int = Field(default=300, ge=1)
     # entry-point names of the plugins allowed to load (HUB_PLUGINS overrides); None: the built-in ones
     plugins: list[str] | None = None
+    # 网上核验: which connection answers each kind of online verification a material names
+    verifiers: dict[str, str] = Field(default_factory=dict)
+    # the address applicants reach the hub at (status links and QR codes on receipts)
+    public_url: str = "http://127.0.0.1:8000"
 
     home: Path = Path(".")
 

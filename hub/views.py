@@ -7,8 +7,9 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
-from hub.applications import outcome_of
+from hub.applications import Actor, outcome_of, scoped, verified_materials
 from hub.context import Hub
 from hub.divisions import division_name
 from hub.events import verify_chain
@@ -158,3 +159,73 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
         "chain": {"ok": chain.ok, "head": chain.head, "problem": chain.problem},
     }
     return view
+
+
+# ---------------------------------------------------------------- the officer's inbox, the receipt
+
+INBOX_STATES = ("received", "pre_reviewed", "accepted", "in_review", "supplement_requested", "decided")
+_URGENCY = {"red": 0, "yellow": 1, "paused": 3, "green": 4, None: 2}  # not yet accepted: before green
+
+
+def inbox(hub: Hub, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
+    """What an officer's department has to act on, most urgent first: red, yellow, waiting to be
+    accepted, then the rest by due date. Scoped like every read: another department's parts
+    never show."""
+    today = hub.today()
+    rows = []
+    with hub.sessions() as session:
+        stmt = scoped(select(Application), actor).where(Application.state.in_(INBOX_STATES))
+        for app in session.scalars(stmt.options(selectinload(Application.parts)).limit(limit * 2)):
+            view = application_summary(hub, app, today)
+            mine = [p for p in app.parts if actor.department in (None, p.department_code)]
+            view["my_parts"] = [
+                {"item_code": p.item_code, "title": p.title, "state": p.state, "state_zh": STATE_ZH.get(p.state)}
+                for p in mine
+            ]
+            view["lead"] = app.parts[0].department_code == actor.department
+            view["received_at"] = app.created_at.isoformat() + "Z"
+            rows.append(view)
+    rows.sort(key=lambda v: (_URGENCY.get(v["signal"], 2), v["due_date"] or "9999", v["received_at"]))
+    return rows[:limit]
+
+
+def receipt(hub: Hub, app: Application, status_url: str) -> dict[str, Any]:
+    """受理回执: what the applicant takes home from the desk."""
+    today = hub.today()
+    desk = hub.catalog.desks.get(app.desk_code)
+    review = next((e for e in app.events if e.action == "pre_review"), None)
+    promised = (review.data.get("commitment_due") if review else None) or None
+    have = {m.name for m in app.materials if m.kind == "material"} | _verified(app)
+    subject = hub.catalog.subject(app.subject_code)
+    missing = [
+        m.name for m in (hub.catalog.materials_of(subject) if subject else ()) if m.required and m.name not in have
+    ]
+    if app.due_date:
+        due, provisional, expected = app.due_date, app.due_provisional, False
+    else:  # not yet accepted by the county: the date it would be due if accepted today
+        days = max((p.promised_days for p in app.parts), default=0)
+        due, provisional = hub.calendar.add_workdays(today, days)
+        expected = True
+    return {
+        "number": app.number,
+        "title": app.title,
+        "desk_name": desk.name if desk else app.desk_code,
+        "desk_address": desk.address if desk else None,
+        "applicant_name": app.applicant_name,
+        "applicant_id": mask_id(app.applicant_id),
+        "received_at": app.created_at,
+        "items": [{"code": p.item_code, "title": p.title, "promised_days": p.promised_days} for p in app.parts],
+        "due_date": due.isoformat(),
+        "due_expected": expected,
+        "due_provisional": provisional,
+        "materials": [m.name for m in app.materials if m.kind == "material"],
+        "verified": sorted(_verified(app)),
+        "missing": missing,
+        "commitment_due": promised,
+        "status_url": status_url,
+        "state_zh": STATE_ZH.get(app.state, app.state),
+    }
+
+
+def _verified(app: Application) -> set[str]:
+    return verified_materials(app)

@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from hub import __version__, plugins
-from hub.cli import apps, calendar, catalog, connectors, db, demo, intake, jobs
+from hub.cli import apps, calendar, catalog, connectors, db, demo, intake, jobs, web
 from hub.cli.common import State, fail
 from hub.errors import ConfigInvalid, HubError, InvalidInput
 
@@ -61,6 +61,9 @@ app.add_typer(connectors.connectors_app, name="connectors")
 app.add_typer(jobs.run_app, name="run")
 app.add_typer(jobs.outbox_app, name="outbox")
 app.add_typer(intake.app, name="intake")
+app.command(name="serve")(web.serve)
+app.add_typer(web.users_app, name="users")
+app.add_typer(web.tokens_app, name="tokens")
 # Commands from plugins (e.g. `hub sandbox`). The allowlist here is HUB_PLUGINS or the built-ins:
 # the hub home is not known until the command line is parsed.
 plugins.manager().hook.register_commands(cli=app)

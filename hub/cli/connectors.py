@@ -11,9 +11,10 @@ from rich.table import Table
 from hub import plugins as plugin_host
 from hub.cli.common import console, home_of, open_hub, print_json
 from hub.connections import load_connections
-from hub.connectors import DeliveryError, Unsupported, connector_types, connector_types_by_plugin
+from hub.connectors import DeliveryError, Unsupported, connector_types
 from hub.errors import ConfigInvalid, HubError
 from hub.ids import mask_id
+from hub.ops import plugin_rows
 from hub.settings import load_settings
 
 plugins_app = typer.Typer(help="Installed plugins and what they register.", no_args_is_help=True)
@@ -30,20 +31,7 @@ def _configured(ctx: typer.Context) -> list[str] | None:
 @plugins_app.command("list")
 def plugins_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Each plugin: entry point, module, distribution, loaded (allowlist) and the hooks it implements."""
-    configured = _configured(ctx)
-    infos = plugin_host.plugin_infos(configured)
-    by_plugin = connector_types_by_plugin(plugin_host.manager(configured))
-    rows = [
-        {
-            "name": i.name,
-            "module": i.module,
-            "distribution": f"{i.distribution} {i.version}",
-            "loaded": i.loaded,
-            "hooks": list(i.registers),
-            "connector_types": sorted(by_plugin.get(i.name, [])),
-        }
-        for i in infos
-    ]
+    rows = plugin_rows(_configured(ctx))
     if as_json:
         print_json(rows)
         return

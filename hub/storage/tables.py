@@ -214,3 +214,110 @@ class IntakeBatch(Base):
     first_seen_at: Mapped[datetime]
     finished_at: Mapped[datetime]
     problem: Mapped[str | None] = mapped_column(String(1000))  # why it was quarantined
+
+
+# ---------------------------------------------------------------- people and systems using the hub
+
+
+class User(Base):
+    """A person who logs in to the web UI, bound to the desk or department they work for."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    desk_code: Mapped[str | None] = mapped_column(String(64))
+    department_code: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(200))  # Argon2id, PHC string
+    disabled: Mapped[bool] = mapped_column(default=False)
+    failed_logins: Mapped[int] = mapped_column(default=0)  # since the last success (throttling)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+
+class WebSession(Base):
+    """A logged-in browser. Only the hash of the cookie value is kept, so a database dump
+    cannot be replayed as a login."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token for a system (a bank's intake service, a report puller): hashed at rest,
+    acting as one role at one desk or department, limited to scopes, revocable."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so ops can tell tokens apart
+    role: Mapped[str] = mapped_column(String(16))
+    desk_code: Mapped[str | None] = mapped_column(String(64))
+    department_code: Mapped[str | None] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Who looked at or changed what outside the application event chains: logins, detail views
+    (full ID numbers), material downloads, users and tokens. Append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    place: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))  # remote address
+    data: Mapped[dict[str, Any]]
+
+
+class Rating(Base):
+    """好差评: the applicant's rating of one application (1 very bad … 5 very good). A bad rating
+    (1 or 2) opens a follow-up that must be answered within 15 working days."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
+    level: Mapped[int]
+    comment: Mapped[str | None] = mapped_column(String(500))
+    rated_at: Mapped[datetime]
+    follow_up_due: Mapped[date | None]  # set for bad ratings
+    follow_up_closed_at: Mapped[datetime | None]
+    follow_up_by: Mapped[str | None] = mapped_column(String(100))
+    follow_up_response: Mapped[str | None] = mapped_column(String(1000))
+
+
+class JobRun(Base):
+    """One run of a `hub run` job (by the CLI or an Airflow task), for the ops page."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job_started", "job", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(64))  # the source or connection it ran for
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    ok: Mapped[bool | None]
+    summary: Mapped[str | None] = mapped_column(String(1000))

@@ -1,0 +1,326 @@
+"""The figures supervisors read (数据看板), for a period of local dates, per channel, desk or
+department — aggregated in SQL, a few queries per call whatever the number of applications.
+
+The service figures mean what they mean in the daily report (`hub.jobs.report`, whose `Figures`
+and day boundaries are reused here), over a period instead of one day; the dashboard adds trips
+saved (少跑次数) and the ratings (好差评). Every definition is in docs/dashboard.md."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, select
+from sqlalchemy.orm import Session
+
+from hub.applications import Actor, scoped
+from hub.catalog.models import CHANNEL_ZH, Channel
+from hub.context import Hub
+from hub.errors import FieldError, InvalidInput, Reason
+from hub.jobs.report import DONE, Figures, _utc_range
+from hub.ratings import BAD_LEVEL, is_late
+from hub.storage.tables import Application, Event, Part, Rating
+
+Dimension = Literal["channel", "desk", "department", "total"]
+DIMENSION_ZH: dict[str, str] = {"channel": "渠道", "desk": "窗口", "department": "部门", "total": "合计"}
+PeriodKind = Literal["day", "week", "month", "year"]
+PERIOD_ZH: dict[str, str] = {"day": "日", "week": "周", "month": "月", "year": "年"}
+
+MAIL = "邮寄送达"  # the delivery_method choice that sends the result by post
+COUNTY_HALL = Channel.hall.value  # the one channel where the applicant came to the county centre
+COUNTED = ("submit", "accept", "decide", "deliver")
+TOTAL_KEY = "total"
+
+
+@dataclass
+class Row(Figures):
+    """One line of the dashboard: the daily report's figures over the period, plus trips saved
+    and ratings. `key` is a channel, desk or department code, or "total"."""
+
+    key: str = ""
+    label: str = ""
+    trips_desk: int = 0  # received away from the county hall
+    trips_tolerant: int = 0  # accepted under 容缺
+    trips_mail: int = 0  # results delivered by post
+    ratings: int = 0
+    rating_sum: int = 0
+    bad_ratings: int = 0
+    follow_ups_open: int = 0
+    follow_ups_late: int = 0
+
+    @property
+    def trips_saved(self) -> int:
+        return self.trips_desk + self.trips_tolerant + self.trips_mail
+
+    @property
+    def rating_average(self) -> float | None:
+        return round(self.rating_sum / self.ratings, 2) if self.ratings else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return super().as_dict() | {"trips_saved": self.trips_saved, "rating_average": self.rating_average}
+
+
+def _bad(field: str, zh: str, en: str) -> InvalidInput:
+    return InvalidInput([FieldError(field, Reason(zh, en))])
+
+
+# ---------------------------------------------------------------------------- periods
+
+
+def period_bounds(kind: str, today: date) -> tuple[date, date]:
+    """The calendar day, week (Monday to Sunday), month or year holding `today`, both ends
+    included. The end may lie ahead of today: the figures are what happened so far."""
+    if kind == "day":
+        return today, today
+    if kind == "week":
+        start = today - timedelta(days=today.weekday())
+        return start, start + timedelta(days=6)
+    if kind == "month":
+        start = today.replace(day=1)
+        following = (start + timedelta(days=32)).replace(day=1)
+        return start, following - timedelta(days=1)
+    if kind == "year":
+        return date(today.year, 1, 1), date(today.year, 12, 31)
+    raise _bad("period", f"统计周期应为 {'、'.join(PERIOD_ZH)} 之一", "period must be day, week, month or year")
+
+
+def utc_bounds(hub: Hub, start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, day after end 00:00) in the county's time zone, as the naive UTC the
+    database stores: an event at 23:30 local on day D belongs to D."""
+    return _utc_range(hub, start)[0], _utc_range(hub, end)[1]
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def figures(hub: Hub, start: date, end: date, by: str, *, actor: Actor | None = None) -> list[Row]:
+    """The rows for [start, end] grouped `by` channel, desk or department (every configured one,
+    in catalogue order, zeros included), then the total row; `by="total"` gives the total row
+    alone. Given an actor, only the applications they may see are counted."""
+    if by not in DIMENSION_ZH:
+        raise _bad("by", "分组应为 渠道(channel)、窗口(desk)、部门(department) 或 合计(total)", "unknown dimension")
+    if end < start:
+        raise _bad("end", "结束日期不能早于开始日期", "end is before start")
+    lo, hi = utc_bounds(hub, start, end)
+    today = hub.today()
+    with hub.sessions() as session:
+        grouped = _rows(session, hub, by, lo, hi, today, actor)
+        # every application has one channel and one desk, so their rows add up to the total; a
+        # bundle has parts in several departments, so per department the total is counted apart
+        if by == "department":
+            total_row = _rows(session, hub, TOTAL_KEY, lo, hi, today, actor).get(TOTAL_KEY) or Row()
+        else:
+            total_row = _sum(grouped.values())
+    total_row.key, total_row.label = TOTAL_KEY, DIMENSION_ZH[TOTAL_KEY]
+    if by == TOTAL_KEY:
+        return [total_row]
+    rows = []
+    for key in _ordered_keys(hub, by, grouped):
+        row = grouped.get(key) or Row()
+        row.key, row.label = key, label_of(hub, by, key)
+        rows.append(row)
+    return [*rows, total_row]
+
+
+def _sum(rows: Iterable[Row]) -> Row:
+    total = Row()
+    for row in rows:
+        for f in fields(Row):
+            if f.type == "int":
+                setattr(total, f.name, getattr(total, f.name) + getattr(row, f.name))
+    return total
+
+
+def label_of(hub: Hub, by: str, key: str) -> str:
+    """The Chinese name of a channel, desk or department code (the code itself if unknown)."""
+    if by == "channel":
+        return CHANNEL_ZH.get(key, key)
+    if by == "desk":
+        desk = hub.catalog.desks.get(key)
+        return desk.name if desk else key
+    if by == "department":
+        dept = hub.catalog.departments.get(key)
+        return dept.name if dept else key
+    return DIMENSION_ZH.get(key, key)
+
+
+def _ordered_keys(hub: Hub, by: str, seen: dict[str, Row]) -> list[str]:
+    """Every configured key (so a quiet desk shows as zeros), then any the data holds besides
+    (a desk since removed from the configuration)."""
+    if by == "channel":
+        used = {d.channel.value for d in hub.catalog.desks.values()}
+        known = [c.value for c in Channel if c.value in used]
+    elif by == "desk":
+        known = list(hub.catalog.desks)
+    else:
+        known = list(hub.catalog.departments)
+    return known + sorted(k for k in seen if k not in known)
+
+
+def _key_column(by: str) -> ColumnElement[str]:
+    if by == "channel":
+        return Application.channel
+    if by == "desk":
+        return Application.desk_code
+    return Part.department_code
+
+
+def _visible(actor: Actor) -> ColumnElement[bool]:
+    """The actor's scope as a plain IN over the ids they may see: uncorrelated, so the scope's
+    own EXISTS (for officers) cannot tie itself to a joined part."""
+    return Application.id.in_(scoped(select(Application.id), actor).correlate(None).scalar_subquery())
+
+
+def _grouped(stmt: Select, by: str, actor: Actor | None) -> Select:
+    """Add the grouping key (department: one row per part, joined here) and the actor's scope."""
+    if by == "department":
+        stmt = stmt.join(Part, Part.application_id == Application.id)
+    if actor is not None:
+        stmt = stmt.where(_visible(actor))
+    if by == TOTAL_KEY:
+        return stmt
+    key = _key_column(by)
+    return stmt.add_columns(key.label("key")).group_by(key)
+
+
+def _rows(
+    session: Session, hub: Hub, by: str, lo: datetime, hi: datetime, today: date, actor: Actor | None
+) -> dict[str, Row]:
+    rows: dict[str, Row] = defaultdict(Row)
+    _add_events(session, rows, by, lo, hi, actor)
+    _add_ratings(session, rows, hub, by, lo, hi, today, actor)
+    return rows
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _flag_on(action: str, condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """Count `condition` on one action's events only: the JSON is not even read for the others."""
+    return _flag(and_(Event.action == action, condition))
+
+
+def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, hi: datetime, actor) -> None:
+    """One grouped query over the period's receipt, acceptance, decision and delivery events."""
+    if by == "department":
+        instant = Part.promised_days == 0  # per part
+    else:
+        # an application is instant when its slowest item is: the max over its parts, per application
+        slowest = (
+            select(Part.application_id, func.max(Part.promised_days).label("days"))
+            .group_by(Part.application_id)
+            .subquery()
+        )
+        instant = slowest.c.days == 0
+    stmt = (
+        select(
+            Event.action,
+            func.count().label("n"),
+            _flag_on("submit", instant).label("instant"),
+            _flag_on("submit", Application.channel != COUNTY_HALL).label("away"),
+            _flag_on("accept", Application.state.in_(DONE)).label("done"),
+            _flag_on("accept", Event.data["tolerant"].as_boolean()).label("tolerant"),
+            # the hub writes on_time on every decide; an event without it counts as on time, as in the report
+            _flag_on("decide", Event.data["on_time"].as_boolean() == false()).label("late"),
+            _flag_on("deliver", Application.form["delivery_method"].as_string() == MAIL).label("mail"),
+        )
+    .join(Application, Application.id == Event.application_id)
+        .where(Event.at >= lo, Event.at < hi, Event.action.in_(COUNTED))
+        .group_by(Event.action)
+    )
+    if by != "department":
+        stmt = stmt.join(slowest, slowest.c.application_id == Application.id)
+    for r in session.execute(_grouped(stmt, by, actor)).mappings():
+        row = rows[r.get("key", TOTAL_KEY)]
+        n = r["n"]
+        if r["action"] == "submit":
+            row.received += n
+            row.instant += r["instant"] or 0
+            row.trips_desk += r["away"] or 0
+        elif r["action"] == "accept":
+            row.accepted += n
+            row.accepted_completed += r["done"] or 0
+            row.trips_tolerant += r["tolerant"] or 0
+        elif r["action"] == "decide":
+            row.completed += n
+            row.on_time += n - (r["late"] or 0)
+        else:  # deliver
+            row.trips_mail += r["mail"] or 0
+
+
+def _add_ratings(
+    session: Session, rows: dict[str, Row], hub: Hub, by: str, lo: datetime, hi: datetime, today: date, actor
+) -> None:
+    """Ratings given in the period: counts in SQL; the follow-ups of the bad ones (few) are
+    judged late or not in Python, where local dates and working days are at hand."""
+    in_period = (Rating.rated_at >= lo, Rating.rated_at < hi)
+    stmt = (
+        select(func.count().label("n"), func.sum(Rating.level).label("levels"), _flag(Rating.level <= BAD_LEVEL))
+        .join(Application, Application.id == Rating.application_id)
+        .where(*in_period)
+    )
+    for r in session.execute(_grouped(stmt, by, actor)).all():
+        row = rows[r.key if by != TOTAL_KEY else TOTAL_KEY]
+        row.ratings += r.n
+        row.rating_sum += r.levels or 0
+        row.bad_ratings += r[2] or 0
+    stmt = (
+        select(Rating.follow_up_due, Rating.follow_up_closed_at)
+        .join(Application, Application.id == Rating.application_id)
+        .where(*in_period, Rating.follow_up_due.is_not(None))
+    )
+    if by != TOTAL_KEY:  # one row per follow-up (per part for departments), not grouped
+        stmt = stmt.add_columns(_key_column(by).label("key"))
+    if by == "department":
+        stmt = stmt.join(Part, Part.application_id == Application.id)
+    if actor is not None:
+        stmt = stmt.where(_visible(actor))
+    for r in session.execute(stmt).mappings():
+        row = rows[r.get("key", TOTAL_KEY)]
+        closed = r["follow_up_closed_at"]
+        closed_on = closed.replace(tzinfo=UTC).astimezone(hub.settings.tz).date() if closed else None
+        row.follow_ups_open += closed is None
+        row.follow_ups_late += is_late(r["follow_up_due"], closed_on, today)
+
+
+# ---------------------------------------------------------------------------- export
+
+COLUMNS: list[tuple[str, str]] = [
+    ("key", "代码 key"),
+    ("label", "名称 label"),
+    ("received", "收件量 received"),
+    ("accepted", "受理量 accepted"),
+    ("completed", "办结量 completed"),
+    ("completion_rate", "办结率 completion rate"),
+    ("on_time_rate", "按时办结率 on-time rate"),
+    ("instant_ratio", "即办件占比 instant ratio"),
+    ("trips_saved", "少跑次数 trips saved"),
+    ("trips_desk", "就近收件 received near home"),
+    ("trips_tolerant", "容缺受理 tolerant acceptance"),
+    ("trips_mail", "邮寄送达 delivered by post"),
+    ("ratings", "评价数 ratings"),
+    ("rating_average", "平均评分 average rating"),
+    ("bad_ratings", "差评数 bad ratings"),
+    ("follow_ups_open", "待整改 open follow-ups"),
+    ("follow_ups_late", "超期整改 late follow-ups"),
+]
+
+
+def to_csv(rows: list[Row]) -> str:
+    """The rows as CSV text with bilingual headers, starting with a UTF-8 byte order mark:
+    without it Excel reads the file as the local ANSI code page and the Chinese is garbled.
+    Encode the result as UTF-8 (not utf-8-sig, or the mark is doubled)."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    w = csv.writer(out)
+    w.writerow([header for _, header in COLUMNS])
+    for row in rows:
+        d = row.as_dict()
+        w.writerow(["" if d[name] is None else d[name] for name, _ in COLUMNS])
+    return out.getvalue()

@@ -1,0 +1,151 @@
+"""What ops look at: connections with their last check, plugins, job runs. `recorded_run` wraps a
+job so its start, end, outcome and one-line summary land in job_runs (CLI and Airflow alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import select
+
+from hub import audit, outbox
+from hub import plugins as plugin_host
+from hub.applications import Actor
+from hub.connectors import connector_types_by_plugin
+from hub.context import Hub
+from hub.errors import NotFound
+from hub.storage.tables import JobRun, OutboxRow
+
+CHECK = "check"  # the job name a connection check is recorded under
+
+
+def plugin_rows(configured: list[str] | None) -> list[dict[str, Any]]:
+    """Each plugin: entry point, module, distribution, loaded (allowlist), hooks, connector types."""
+    by_plugin = connector_types_by_plugin(plugin_host.manager(configured))
+    return [
+        {
+            "name": i.name,
+            "module": i.module,
+            "distribution": f"{i.distribution} {i.version}",
+            "loaded": i.loaded,
+            "hooks": list(i.registers),
+            "connector_types": sorted(by_plugin.get(i.name, [])),
+        }
+        for i in plugin_host.plugin_infos(configured)
+    ]
+
+
+@contextmanager
+def recorded_run(hub: Hub, job: str, target: str | None = None) -> Iterator[JobRun]:
+    """Record a job run; the caller sets `.summary` (and `.ok = False` for a partial failure).
+    An exception marks it failed with the exception's message, and is re-raised."""
+    with hub.transaction() as session:
+        run = JobRun(job=job, target=target, started_at=hub.now().replace(tzinfo=None))
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    outcome = JobRun(job=job, target=target, started_at=run.started_at, ok=True)
+    try:
+        yield outcome
+    except BaseException as exc:
+        outcome.ok, outcome.summary = False, f"{type(exc).__name__}: {exc}"[:1000]
+        raise
+    finally:
+        with hub.transaction() as session:
+            row = session.get(JobRun, run_id)
+            row.finished_at = hub.now().replace(tzinfo=None)
+            row.ok = outcome.ok
+            row.summary = (outcome.summary or "")[:1000] or None
+
+
+def last_runs(hub: Hub, job: str | None = None, limit: int = 100) -> list[JobRun]:
+    with hub.sessions() as session:
+        stmt = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+        if job:
+            stmt = stmt.where(JobRun.job == job)
+        return list(session.scalars(stmt))
+
+
+def job_rows(hub: Hub, limit: int = 100) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.id,
+            "job": r.job,
+            "target": r.target,
+            "started_at": r.started_at.isoformat() + "Z",
+            "finished_at": r.finished_at.isoformat() + "Z" if r.finished_at else None,
+            "ok": r.ok,
+            "summary": r.summary,
+        }
+        for r in last_runs(hub, limit=limit)
+    ]
+
+
+def connection_rows(hub: Hub) -> list[dict[str, Any]]:
+    """Every configured connection with the result of its last check."""
+    checks: dict[str, JobRun] = {}
+    for r in last_runs(hub, CHECK, limit=500):
+        checks.setdefault(r.target or "", r)
+    rows = []
+    for name, c in sorted(hub.connections.items()):
+        last = checks.get(name)
+        rows.append(
+            {
+                "name": name,
+                "type": c.type,
+                "description": c.description,
+                "intake": bool(c.intake),
+                "last_check_at": last.started_at.isoformat() + "Z" if last else None,
+                "last_check_ok": last.ok if last else None,
+                "last_check_detail": last.summary if last else None,
+            }
+        )
+    return rows
+
+
+def run_check(hub: Hub, name: str, actor: Actor) -> dict[str, Any]:
+    """Check one connection now (as `hub connectors check` does) and record the result."""
+    with recorded_run(hub, CHECK, name) as run:
+        try:
+            connector = hub.connector(name)
+            try:
+                result = connector.check()
+            finally:
+                connector.close()
+            ok, detail = result.ok, result.message
+        except Exception as exc:  # a broken config or an unreachable system is a failed check, not a 500
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        run.ok, run.summary = ok, detail
+    audit.record(hub, actor, "connection_check", target=name, ok=ok)
+    return {"name": name, "ok": ok, "detail": detail}
+
+
+def outbox_list(hub: Hub, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with hub.sessions() as session:
+        stmt = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+        if state:
+            stmt = stmt.where(OutboxRow.state == state)
+        return [
+            {
+                "id": r.id,
+                "connection": r.connection,
+                "state": r.state,
+                "attempts": r.attempts,
+                "last_error": r.last_error,
+                "next_attempt_at": r.next_attempt_at.isoformat() + "Z",
+                "remote_id": r.remote_id,
+            }
+            for r in session.scalars(stmt)
+        ]
+
+
+def retry_dead(hub: Hub, row_id: int, actor: Actor) -> int:
+    """Send a dead letter again (as `hub outbox retry`), audited."""
+    with hub.transaction() as session:
+        n = outbox.retry(session, hub.now(), ids=[row_id])
+        if n:
+            audit.add(session, hub, actor, "outbox_retry", target=str(row_id))
+    if not n:
+        raise NotFound(f"死信 {row_id} 不存在或不在死信状态 (no dead letter {row_id})")
+    return n

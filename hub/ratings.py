@@ -1,0 +1,286 @@
+"""好差评: the applicant rates an application once service has been given (1 非常不满意 … 5
+非常满意). A bad rating (1 or 2) opens a follow-up (整改回访) that the supervisor or a department
+with a part in the application must answer within 15 working days. Both steps are events on the
+application's hash chain. Rules in docs/dashboard.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hub import applications as svc
+from hub.applications import Actor, scoped
+from hub.context import Hub
+from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound, Reason
+from hub.lifecycle import STATE_ZH, Role, State
+from hub.storage.tables import Application, Rating
+from hub.timelimits import remaining_workdays
+
+LEVEL_ZH: dict[int, str] = {1: "非常不满意", 2: "不满意", 3: "基本满意", 4: "满意", 5: "非常满意"}
+BAD_LEVEL = 2  # this level or lower is a bad rating (差评) and opens a follow-up
+FOLLOW_UP_WORKDAYS = 15
+MAX_COMMENT = 500
+MAX_RESPONSE = 1000
+# service has been given: decided (and on), or ended without a decision (refused, withdrawn)
+RATEABLE = frozenset({State.decided, State.issued, State.delivered, State.rejected, State.withdrawn})
+# The rating is the applicant's own word, recorded by the hub on their behalf: as `system` it
+# reaches the application whatever desk or department it belongs to.
+APPLICANT = Actor(name="申请人", role=Role.system)
+CLOSERS = frozenset({Role.supervisor, Role.officer, Role.system})
+
+
+@dataclass(frozen=True)
+class RatingView:
+    """A rating as callers see it. Times are aware UTC datetimes; dates are local dates."""
+
+    id: int
+    number: str
+    level: int
+    comment: str | None
+    rated_at: datetime
+    follow_up_due: date | None
+    follow_up_closed_at: datetime | None
+    follow_up_by: str | None
+    follow_up_response: str | None
+
+    @property
+    def level_zh(self) -> str:
+        return LEVEL_ZH[self.level]
+
+    @property
+    def bad(self) -> bool:
+        return self.level <= BAD_LEVEL
+
+    @property
+    def follow_up_open(self) -> bool:
+        return self.follow_up_due is not None and self.follow_up_closed_at is None
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A bad rating's follow-up (整改回访). `days_left`: working days from today (open) or from
+    the day it was closed (closed) to the due date — 0 on the due date, negative when late."""
+
+    rating_id: int
+    number: str
+    title: str
+    desk: str
+    desk_name: str
+    level: int
+    comment: str | None
+    rated_at: datetime
+    due: date
+    closed_at: datetime | None
+    closed_by: str | None
+    response: str | None
+    late: bool
+    days_left: int
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
+
+    @property
+    def level_zh(self) -> str:
+        return LEVEL_ZH[self.level]
+
+
+def _err(field: str, zh: str, en: str) -> FieldError:
+    return FieldError(field, Reason(zh, en))
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return at.replace(tzinfo=UTC) if at is not None else None
+
+
+def _local_day(hub: Hub, at: datetime) -> date:
+    return at.replace(tzinfo=UTC).astimezone(hub.settings.tz).date()
+
+
+def is_late(due: date | None, closed_on: date | None, today: date) -> bool:
+    """A follow-up is late when still open after its due date, or closed after it."""
+    if due is None:
+        return False
+    return (closed_on or today) > due
+
+
+def _view(number: str, r: Rating) -> RatingView:
+    return RatingView(
+        id=r.id,
+        number=number,
+        level=r.level,
+        comment=r.comment,
+        rated_at=_aware(r.rated_at),
+        follow_up_due=r.follow_up_due,
+        follow_up_closed_at=_aware(r.follow_up_closed_at),
+        follow_up_by=r.follow_up_by,
+        follow_up_response=r.follow_up_response,
+    )
+
+
+# ---------------------------------------------------------------------------- rating
+
+
+def _check_rating(level: object, comment: str | None) -> tuple[str | None, list[FieldError]]:
+    errors = []
+    if not isinstance(level, int) or isinstance(level, bool) or level not in LEVEL_ZH:
+        choices = "、".join(f"{k} {v}" for k, v in LEVEL_ZH.items())
+        errors.append(_err("level", f"评价等级应为 {choices}", "level must be 1 to 5"))
+    text = (comment or "").strip() or None
+    if text and len(text) > MAX_COMMENT:
+        errors.append(_err("comment", f"评价内容不超过{MAX_COMMENT}字", f"at most {MAX_COMMENT} characters"))
+    return text, errors
+
+
+def _check_rateable(app: Application, rated: bool) -> None:
+    if rated:
+        raise InvalidInput(
+            [_err("level", f"办件 {app.number} 已评价，每件只能评价一次", "this application has been rated already")]
+        )
+    if app.state not in RATEABLE:
+        raise InvalidInput(
+            [
+                _err(
+                    "level",
+                    f"办件 {app.number} 当前为“{STATE_ZH[app.state]}”，办结后才能评价",
+                    "an application can be rated only once it is closed",
+                )
+            ]
+        )
+
+
+def _rated(session: Session, app_id: int) -> bool:
+    return session.scalar(select(Rating.id).where(Rating.application_id == app_id)) is not None
+
+
+def rate(hub: Hub, number: str, level: int, comment: str | None, *, actor: Actor | None = None) -> RatingView:
+    """The applicant's rating of one application, once, after service was given. A bad one
+    (level <= 2) is due a follow-up in 15 working days. `actor`, if given, is who hands the
+    rating in (the applicant, a desk's rating pad): the application must be in their scope."""
+    text, errors = _check_rating(level, comment)
+    if errors:
+        raise InvalidInput(errors)
+    with hub.sessions() as session:  # checked before the transaction, as every write is
+        app = svc.get(session, number, actor or APPLICANT)
+        _check_rateable(app, _rated(session, app.id))
+    now, today = hub.now(), hub.today()
+    due, provisional = hub.calendar.add_workdays(today, FOLLOW_UP_WORKDAYS) if level <= BAD_LEVEL else (None, False)
+    data = {"level": level, "level_zh": LEVEL_ZH[level], "comment": text}
+    if due is not None:
+        data |= {"follow_up_due": due.isoformat(), "follow_up_due_provisional": provisional}
+    try:
+        with hub.transaction() as session:
+            app = svc.get(session, number, APPLICANT, for_update=True)
+            _check_rateable(app, _rated(session, app.id))  # again under the lock: a second tap meanwhile
+            rating = Rating(
+                application_id=app.id, level=level, comment=text, rated_at=now.replace(tzinfo=None), follow_up_due=due
+            )
+            session.add(rating)
+            svc.record_event(session, number, "rate", APPLICANT, data=data, now=now)
+            session.flush()
+            view = _view(number, rating)
+    except IntegrityError as exc:  # the unique application_id: a concurrent rating won
+        if "ratings" not in str(exc.orig):
+            raise
+        raise InvalidInput([_err("level", f"办件 {number} 已评价，每件只能评价一次", "already rated")]) from exc
+    return view
+
+
+def rating_of(hub: Hub, number: str, actor: Actor) -> RatingView | None:
+    """The application's rating, or None if not rated yet. An application outside the actor's
+    scope is NotFound, as everywhere."""
+    with hub.sessions() as session:
+        app = svc.get(session, number, actor)
+        rating = session.scalars(select(Rating).where(Rating.application_id == app.id)).one_or_none()
+        return _view(number, rating) if rating else None
+
+
+# ---------------------------------------------------------------------------- follow-ups
+
+
+def _follow_up(hub: Hub, app: Application, r: Rating, today: date) -> FollowUp:
+    desk = hub.catalog.desks.get(app.desk_code)
+    closed_on = _local_day(hub, r.follow_up_closed_at) if r.follow_up_closed_at else None
+    return FollowUp(
+        rating_id=r.id,
+        number=app.number,
+        title=app.title,
+        desk=app.desk_code,
+        desk_name=desk.name if desk else app.desk_code,
+        level=r.level,
+        comment=r.comment,
+        rated_at=_aware(r.rated_at),
+        due=r.follow_up_due,
+        closed_at=_aware(r.follow_up_closed_at),
+        closed_by=r.follow_up_by,
+        response=r.follow_up_response,
+        late=is_late(r.follow_up_due, closed_on, today),
+        days_left=remaining_workdays(r.follow_up_due, closed_on or today, hub.calendar),
+    )
+
+
+def follow_ups(hub: Hub, actor: Actor, open_only: bool = True) -> list[FollowUp]:
+    """Bad ratings' follow-ups the actor may see (a desk its own, a department those with its
+    part, supervisors all), the soonest due first."""
+    today = hub.today()
+    stmt = scoped(select(Application, Rating).join(Rating, Rating.application_id == Application.id), actor).where(
+        Rating.follow_up_due.is_not(None)
+    )
+    if open_only:
+        stmt = stmt.where(Rating.follow_up_closed_at.is_(None))
+    with hub.sessions() as session:
+        rows = session.execute(stmt.order_by(Rating.follow_up_due, Rating.id)).all()
+        return [_follow_up(hub, app, r, today) for app, r in rows]
+
+
+def _check_response(response: str | None) -> str:
+    text = (response or "").strip()
+    if not text:
+        raise InvalidInput([_err("response", "请填写整改回访情况", "a response is required")])
+    if len(text) > MAX_RESPONSE:
+        raise InvalidInput([_err("response", f"回访情况不超过{MAX_RESPONSE}字", f"at most {MAX_RESPONSE} characters")])
+    return text
+
+
+def close_follow_up(hub: Hub, rating_id: int, response: str, actor: Actor) -> FollowUp:
+    """Answer a bad rating's follow-up: the supervisor, or an officer of a department with a
+    part in the application (and `system` for scripts). Once only."""
+    text = _check_response(response)
+    if actor.role not in CLOSERS:
+        raise Forbidden(f"角色 {actor.role.value} 不能办理差评整改 (only supervisors and officers close follow-ups)")
+    now, today = hub.now(), hub.today()
+    with hub.transaction() as session:
+        rating = session.get(Rating, rating_id)
+        if rating is None:
+            raise NotFound(f"评价 {rating_id} 不存在 (no such rating)")
+        app = session.get(Application, rating.application_id)
+        if actor.role is Role.officer and actor.department not in {p.department_code for p in app.parts}:
+            raise Forbidden(f"办件 {app.number} 没有部门 {actor.department} 的事项 (not your department's application)")
+        app = svc.get(session, app.number, actor, for_update=True)
+        session.refresh(rating)  # under the application's lock: closed by someone else meanwhile?
+        if rating.follow_up_due is None:
+            raise InvalidInput([_err("rating", "该评价不是差评，无需整改", "not a bad rating: no follow-up")])
+        if rating.follow_up_closed_at is not None:
+            raise IllegalTransition(
+                f"评价 {rating_id} 的整改已于 {_local_day(hub, rating.follow_up_closed_at)} 办结 "
+                "(follow-up already closed)"
+            )
+        rating.follow_up_closed_at = now.replace(tzinfo=None)
+        rating.follow_up_by = actor.name
+        rating.follow_up_response = text
+        late = is_late(rating.follow_up_due, today, today)
+        svc.record_event(
+            session,
+            app.number,
+            "follow_up_closed",
+            actor,
+            reason=text,
+            data={"rating_id": rating.id, "level": rating.level, "due": rating.follow_up_due.isoformat(), "late": late},
+            now=now,
+        )
+        session.flush()
+        return _follow_up(hub, app, rating, today)

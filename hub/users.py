@@ -1,0 +1,238 @@
+"""People who log in (`hub users …`, the web UI): Argon2id password hashes, throttled logins,
+each user bound to the desk or department they work for. What a user may see and do follows from
+the `Actor` they become (see `hub.applications.scoped`)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from hub.applications import Actor
+from hub.context import Hub
+from hub.errors import FieldError, HubError, InvalidInput, NotFound, Reason
+from hub.lifecycle import FRONT, Role
+from hub.storage.tables import User, WebSession
+
+# Roles a person logs in as (applicants use the status page; `system` is for tokens and jobs).
+PERSON_ROLES = (Role.teller, Role.enclave_clerk, Role.clerk, Role.officer, Role.supervisor, Role.ops)
+ROLE_ZH = {
+    "teller": "银行网点柜员",
+    "enclave_clerk": "飞地窗口工作人员",
+    "clerk": "综合窗口工作人员",
+    "officer": "县级部门审批人员",
+    "supervisor": "督查管理人员",
+    "ops": "运维人员",
+    "system": "系统",
+    "applicant": "申请人",
+}
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+MIN_PASSWORD = 10
+MAX_FAILURES = 5  # consecutive failed logins before the account is locked for a while
+LOCKOUT = timedelta(minutes=15)
+
+# OWASP's second Argon2id profile (m=19 MiB, t=2, p=1): about 30 ms per hash on this kind of machine.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# Verified against when the username is unknown, so both cases cost the same time.
+_DUMMY_HASH = _hasher.hash("tongban-hub-no-such-user")
+
+
+def _naive(at: datetime) -> datetime:
+    return at.replace(tzinfo=None)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_problem(password: str, username: str = "") -> Reason | None:
+    if len(password) < MIN_PASSWORD:
+        return Reason(f"密码至少{MIN_PASSWORD}位", f"at least {MIN_PASSWORD} characters")
+    if username and username.lower() in password.lower():
+        return Reason("密码不能包含用户名", "must not contain the username")
+    if len(set(password)) < 4:
+        return Reason("密码过于简单", "too simple")
+    return None
+
+
+@dataclass(frozen=True)
+class Person:
+    """A user as the rest of the hub sees them (no hash)."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    desk: str | None
+    department: str | None
+    disabled: bool
+
+    def actor(self) -> Actor:
+        return Actor(name=self.display_name, role=self.role, desk=self.desk, department=self.department)
+
+
+def _person(u) -> Person:
+    return Person(u.id, u.username, u.display_name, Role(u.role), u.desk_code, u.department_code, u.disabled)
+
+
+def check_binding(hub: Hub, role: Role, desk: str | None, department: str | None) -> list[FieldError]:
+    """A front-desk role needs a desk of the right channel; an officer a department; others neither."""
+    errors: list[FieldError] = []
+    cat = hub.catalog
+    if role not in PERSON_ROLES and role is not Role.system:
+        errors.append(FieldError("role", Reason(f"角色 {role.value} 不能登录", "not a role people log in as")))
+    if role in FRONT:
+        d = cat.desks.get(desk or "")
+        if d is None:
+            errors.append(FieldError("desk", Reason(f"窗口 {desk} 不存在", "unknown desk (required for this role)")))
+        else:
+            wanted = {Role.teller: {"bank"}, Role.enclave_clerk: {"enclave"}, Role.clerk: {"hall", "township"}}[role]
+            if d.channel.value not in wanted:
+                errors.append(
+                    FieldError("desk", Reason(f"{d.name} 不是{ROLE_ZH[role.value]}的窗口", "desk of another channel"))
+                )
+    elif desk:
+        errors.append(FieldError("desk", Reason("该角色不绑定窗口", "this role is not bound to a desk")))
+    if role is Role.officer:
+        if department not in cat.departments:
+            errors.append(
+                FieldError("department", Reason(f"部门 {department} 不存在", "unknown department (required)"))
+            )
+    elif department:
+        errors.append(FieldError("department", Reason("该角色不绑定部门", "this role is not bound to a department")))
+    return errors
+
+
+def add_user(
+    hub: Hub,
+    username: str,
+    password: str,
+    *,
+    display_name: str,
+    role: Role,
+    desk: str | None = None,
+    department: str | None = None,
+) -> Person:
+    errors = check_binding(hub, role, desk, department)
+    if role is Role.system:
+        errors.append(FieldError("role", Reason("系统请使用 API 令牌", "systems use API tokens, not logins")))
+    if not USERNAME.match(username):
+        errors.append(FieldError("username", Reason("用户名为2-64位小写字母、数字、. _ -", "2-64 of a-z 0-9 . _ -")))
+    if not display_name.strip() or len(display_name) > 100:
+        errors.append(FieldError("display_name", Reason("姓名为1-100字", "1-100 characters")))
+    if problem := password_problem(password, username):
+        errors.append(FieldError("password", problem))
+    if errors:
+        raise InvalidInput(errors)
+    now = _naive(hub.now())
+    with hub.transaction() as session:
+        if session.scalar(select(User.id).where(User.username == username)) is not None:
+            raise InvalidInput([FieldError("username", Reason(f"用户名 {username} 已存在", "username taken"))])
+        user = User(
+            username=username,
+            display_name=display_name.strip(),
+            role=role.value,
+            desk_code=desk,
+            department_code=department,
+            password_hash=hash_password(password),
+            disabled=False,
+            failed_logins=0,
+            created_at=now,
+            password_changed_at=now,
+        )
+        session.add(user)
+        session.flush()
+        return _person(user)
+
+
+def _user(session, username: str):
+    user = session.scalars(select(User).where(User.username == username).with_for_update()).one_or_none()
+    if user is None:
+        raise NotFound(f"用户 {username} 不存在 (no such user)")
+    return user
+
+
+def set_disabled(hub: Hub, username: str, disabled: bool = True) -> Person:
+    """Disable (or re-enable) a user; a disabled user's sessions end at once."""
+    with hub.transaction() as session:
+        user = _user(session, username)
+        user.disabled = disabled
+        if disabled:
+            session.query(WebSession).filter(WebSession.user_id == user.id).delete()
+        return _person(user)
+
+
+def reset_password(hub: Hub, username: str, password: str) -> Person:
+    """A new password; the user's sessions end and the lockout is lifted."""
+    if problem := password_problem(password, username):
+        raise InvalidInput([FieldError("password", problem)])
+    with hub.transaction() as session:
+        user = _user(session, username)
+        user.password_hash = hash_password(password)
+        user.password_changed_at = _naive(hub.now())
+        user.failed_logins = 0
+        user.locked_until = None
+        session.query(WebSession).filter(WebSession.user_id == user.id).delete()
+        return _person(user)
+
+
+def list_users(hub: Hub) -> list[Person]:
+    with hub.sessions() as session:
+        return [_person(u) for u in session.scalars(select(User).order_by(User.username))]
+
+
+def get_person(hub: Hub, user_id: int) -> Person | None:
+    with hub.sessions() as session:
+        user = session.get(User, user_id)
+        return _person(user) if user else None
+
+
+class LoginRefused(HubError):
+    """Wrong username or password, disabled, or locked: one message for all (no user probing)."""
+
+    def __init__(self, locked: bool = False):
+        self.locked = locked
+        super().__init__(
+            "账号已临时锁定，请15分钟后再试或联系运维人员重置 (account locked for a while)"
+            if locked
+            else "用户名或密码错误 (wrong username or password)"
+        )
+
+
+def authenticate(hub: Hub, username: str, password: str) -> Person:
+    """The person with these credentials, or LoginRefused. Counts failures per account and locks
+    it after MAX_FAILURES; the counter lives in the database so every API process shares it."""
+    now = _naive(hub.now())
+    with hub.transaction() as session:
+        user = session.scalars(select(User).where(User.username == username).with_for_update()).one_or_none()
+        if user is None:
+            with contextlib.suppress(VerificationError):
+                _hasher.verify(_DUMMY_HASH, password or "-")
+            raise LoginRefused()
+        if user.locked_until and user.locked_until > now:
+            raise LoginRefused(locked=True)
+        try:
+            _hasher.verify(user.password_hash, password)
+            ok = not user.disabled
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok:
+            user.failed_logins += 1
+            if user.failed_logins >= MAX_FAILURES:
+                user.locked_until = now + LOCKOUT
+                user.failed_logins = 0
+        else:
+            user.failed_logins = 0
+            user.locked_until = None
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = hash_password(password)
+        person = _person(user)
+    if not ok:
+        # committed above: the failure counts even though the caller sees an exception
+        raise LoginRefused()
+    return person

@@ -1,0 +1,438 @@
+"""The REST API, /api/v1. Every route names the scope it needs; what it returns is scoped by the
+caller's desk or department in the core (another desk's application is 404, never data).
+Resident ID numbers are masked everywhere but an application's detail, for those entitled, and
+every detail view and material download is written to the audit log."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import date
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from hub import applications as svc
+from hub import audit, ops, ratings
+from hub.context import Hub
+from hub.errors import FieldError, InvalidInput, NotFound, Reason
+from hub.lifecycle import Role
+from hub.storage.tables import Application, AttachedMaterial
+from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
+from hub.views import application_detail, application_summary, inbox, receipt
+from hub.web import intake
+from hub.web.deps import client_of, get_hub, need
+from hub.web.public import status_view
+from hub.web.security import CSRF_HEADER, Principal, check_csrf, status_key
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+HubDep = Annotated[Hub, Depends(get_hub)]
+Reader = Annotated[Principal, Depends(need("applications:read"))]
+Writer = Annotated[Principal, Depends(need("applications:write"))]
+Ops = Annotated[Principal, Depends(need("ops", Role.ops, Role.system))]
+
+
+def _csrf(request: Request, principal: Principal) -> None:
+    check_csrf(principal, request.headers.get(CSRF_HEADER))
+
+
+def status_url(request: Request, hub: Hub, number: str) -> str:
+    key = status_key(request.app.state.secret, number)
+    return f"{hub.settings.public_url.rstrip('/')}/s/{number}?k={key}"
+
+
+# ---------------------------------------------------------------- who am I, the catalogue
+
+
+@router.get("/me")
+def me(principal: Reader) -> dict[str, Any]:
+    a = principal.actor
+    return {
+        "name": a.name,
+        "username": principal.username,
+        "role": a.role.value,
+        "desk": a.desk,
+        "department": a.department,
+        "scopes": sorted(principal.scopes),
+    }
+
+
+@router.get("/catalog/items")
+def catalog_items(hub: HubDep, principal: Reader, q: Annotated[str, Query(max_length=50)] = "") -> list[dict[str, Any]]:
+    """Items and bundles the caller's desk may take (its channel's delegation); search by name,
+    keyword, code or pinyin initials (lnrydz)."""
+    desk = hub.catalog.desks.get(principal.actor.desk or "")
+    return [
+        {"code": s.code, "title": s.title, "kind": "bundle" if hasattr(s, "items") else "item"}
+        for s in intake.search(hub, desk.channel.value if desk else None, q)
+    ]
+
+
+@router.get("/catalog/items/{code}")
+def catalog_item(code: str, hub: HubDep, principal: Reader) -> dict[str, Any]:
+    subject = hub.catalog.subject(code)
+    if subject is None:
+        raise NotFound(f"事项 {code} 不存在 (no such item)")
+    return {
+        "code": subject.code,
+        "title": subject.title,
+        "form": [f.model_dump() for f in hub.catalog.form_of(subject)],
+        "materials": [
+            m.model_dump() | {"online_check": bool(m.verify and m.verify in hub.settings.verifiers)}
+            for m in hub.catalog.materials_of(subject)
+        ],
+        "items": [
+            {"code": i.code, "title": i.title, "department": i.department} for i in hub.catalog.items_of(subject)
+        ],
+    }
+
+
+# ---------------------------------------------------------------- applications
+
+
+@router.get("/applications")
+def list_applications(
+    hub: HubDep,
+    principal: Reader,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    today = hub.today()
+    with hub.sessions() as session:
+        apps = svc.list_applications(session, principal.actor, state=state, limit=limit)
+        return [application_summary(hub, a, today) for a in apps]
+
+
+class IntakeData(BaseModel):
+    """The JSON part of an intake submission; the files ride beside it, one `files` part per
+    entry of `materials` (the catalogue's material name), in order."""
+
+    subject: str = Field(max_length=32)
+    applicant: dict[str, str]
+    agent: dict[str, str] | None = None
+    form: dict[str, Any] = Field(default_factory=dict)
+    materials: list[str] = Field(default_factory=list, max_length=30)
+    verified: list[str] = Field(default_factory=list, max_length=20)  # tickets from POST /verifications
+    checklist: list[str] = Field(default_factory=list, max_length=20)
+    commitment_due: date | None = None
+    note: str | None = Field(default=None, max_length=1000)
+    source_ref: str | None = Field(default=None, max_length=128)
+
+
+MAX_FILES = 30
+
+
+async def read_uploads(hub: Hub, names: list[str], files: list[UploadFile]) -> list[intake.Upload]:
+    """The uploaded files with the material each is for; too large or mistyped ones are named."""
+    if len(files) > MAX_FILES:
+        raise InvalidInput([FieldError("files", Reason(f"一次最多上传{MAX_FILES}个文件", "too many files"))])
+    if len(names) != len(files):
+        raise InvalidInput(
+            [FieldError("materials", Reason("每个文件须对应一项材料名称", "one material name per uploaded file"))]
+        )
+    uploads, errors = [], []
+    for i, (name, f) in enumerate(zip(names, files, strict=True)):
+        content = await f.read(hub.store.max_bytes + 1)
+        filename = (f.filename or f"file-{i}").rsplit("/", 1)[-1][:255] or f"file-{i}"
+        if problem := hub.store.check(content):
+            errors.append(FieldError(f"files[{i}] ({filename})", problem))
+        uploads.append(intake.Upload(material=name, filename=filename, content=content))
+    if errors:
+        raise InvalidInput(errors)
+    return uploads
+
+
+@router.post("/applications", status_code=201)
+async def create_application(
+    request: Request,
+    hub: HubDep,
+    principal: Writer,
+    data: Annotated[str, Form(description="IntakeData as JSON")],
+    files: Annotated[list[UploadFile], File()] = [],  # noqa: B006 (FastAPI reads the default, never mutates it)
+) -> JSONResponse:
+    """Receive and first-review an application at the caller's desk (收件 + 初审), with its
+    materials. Idempotent: the same `source_ref` (or Idempotency-Key header) again returns the
+    application it made, with 200 instead of 201."""
+    _csrf(request, principal)
+    try:
+        body = IntakeData.model_validate_json(data)
+    except ValidationError as exc:
+        raise InvalidInput(
+            [FieldError("data." + ".".join(str(p) for p in e["loc"]), Reason(e["msg"], e["msg"])) for e in exc.errors()]
+        ) from None
+    source_ref = body.source_ref or request.headers.get("idempotency-key")
+    uploads = await read_uploads(hub, body.materials, files)
+    kwargs = dict(
+        subject_code=body.subject,
+        applicant=body.applicant,
+        agent=body.agent,
+        form=body.form,
+        uploads=uploads,
+        tickets=body.verified,
+        checklist=body.checklist,
+        commitment_due=body.commitment_due,
+        note=body.note,
+        source_ref=source_ref,
+        secret=request.app.state.secret,
+    )
+    before = _existing(hub, principal, source_ref)
+    app = await run_in_threadpool(lambda: intake.submit(hub, principal.actor, **kwargs))
+    view = application_summary(hub, app) | {"status_url": status_url(request, hub, app.number)}
+    return JSONResponse(view, status_code=200 if before else 201)
+
+
+def _existing(hub: Hub, principal: Principal, source_ref: str | None) -> bool:
+    if not source_ref or not principal.actor.desk:
+        return False
+    with hub.sessions() as session:
+        return (
+            session.scalar(
+                select(Application.id).where(
+                    Application.desk_code == principal.actor.desk, Application.source_ref == source_ref
+                )
+            )
+            is not None
+        )
+
+
+def _read(hub: Hub, number: str, principal: Principal) -> svc.Application:
+    return svc.read(hub, number, principal.actor)
+
+
+@router.get("/applications/{number}")
+def get_application(number: str, request: Request, hub: HubDep, principal: Reader) -> dict[str, Any]:
+    """The whole application; full ID numbers for those handling it (an audited view)."""
+    app = _read(hub, number, principal)
+    reveal = svc.may_reveal_ids(principal.actor)
+    audit.record(hub, principal.actor, "view_detail", target=number, client=client_of(request), full_ids=reveal)
+    return application_detail(hub, app, reveal_id=reveal)
+
+
+@router.get("/applications/{number}/receipt")
+def get_receipt(number: str, request: Request, hub: HubDep, principal: Reader) -> dict[str, Any]:
+    app = _read(hub, number, principal)
+    data = receipt(hub, app, status_url(request, hub, number))
+    return data | {"received_at": data["received_at"].isoformat() + "Z"}
+
+
+class ActionIn(BaseModel):
+    action: str = Field(max_length=32)
+    reason: str | None = Field(default=None, max_length=1000)
+    part: str | None = Field(default=None, max_length=36)
+    commitment_due: date | None = None
+
+
+@router.post("/applications/{number}/actions")
+def act(number: str, body: ActionIn, request: Request, hub: HubDep, principal: Writer) -> dict[str, Any]:
+    """One life-cycle action (accept, reject, request_supplement, start_review, approve, deny,
+    issue, deliver, withdraw, resume, pre_review). Illegal ones are 409 and change nothing."""
+    _csrf(request, principal)
+    app = svc.transition(
+        hub,
+        number,
+        body.action,
+        principal.actor,
+        reason=body.reason,
+        part=body.part,
+        commitment_due=body.commitment_due,
+    )
+    return application_summary(hub, app)
+
+
+@router.post("/applications/{number}/materials")
+async def attach(
+    number: str,
+    request: Request,
+    hub: HubDep,
+    principal: Writer,
+    materials: Annotated[list[str], Form()],
+    files: Annotated[list[UploadFile], File()],
+) -> dict[str, Any]:
+    """Add materials (a 容缺 material brought later closes its commitment)."""
+    _csrf(request, principal)
+    _read(hub, number, principal)  # 404 before reading another desk's uploads
+    uploads = await read_uploads(hub, materials, files)
+    ins = [svc.MaterialIn(name=u.material, filename=u.filename, content=u.content) for u in uploads]
+    app = await run_in_threadpool(svc.attach, hub, number, ins, principal.actor)
+    return application_summary(hub, app)
+
+
+@router.get("/applications/{number}/materials/{material_id}", response_class=Response)
+def download(number: str, material_id: int, request: Request, hub: HubDep, principal: Reader) -> Response:
+    app = _read(hub, number, principal)
+    if principal.role in (Role.ops, Role.supervisor):
+        raise HTTPException(403, "运维和督查人员不能查看申请材料 (materials are for those handling the case)")
+    m: AttachedMaterial | None = next((x for x in app.materials if x.id == material_id), None)
+    if m is None:
+        raise NotFound("材料不存在 (no such material)")
+    audit.record(hub, principal.actor, "view_material", target=number, client=client_of(request), sha256=m.sha256)
+    return Response(
+        hub.store.path_of(m.sha256).read_bytes(),
+        media_type=m.blob.media_type,
+        headers={
+            "content-disposition": f"inline; filename*=UTF-8''{_quote(m.filename)}",
+            "x-content-type-options": "nosniff",
+        },
+    )
+
+
+def _quote(name: str) -> str:
+    return quote(name, safe="")
+
+
+class VerifyIn(BaseModel):
+    subject: str = Field(max_length=32)
+    material: str = Field(max_length=200)
+    id_number: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+
+
+@router.post("/verifications")
+def verify(body: VerifyIn, request: Request, hub: HubDep, principal: Writer) -> dict[str, Any]:
+    """网上核验 during intake: ask the owning department's system; an `ok` result comes with a
+    signed ticket the submission carries, and the material is then not needed on paper."""
+    _csrf(request, principal)
+    subject = hub.catalog.subject(body.subject)
+    if subject is None:
+        raise NotFound(f"事项 {body.subject} 不存在 (no such item)")
+    ident = intake.normalise(body.id_number).upper()
+    result = intake.verify_online(hub, subject, body.material, ident, intake.normalise(body.name))
+    audit.record(hub, principal.actor, "verify_online", client=client_of(request), material=body.material)
+    ticket = (
+        intake.verification_ticket(request.app.state.secret, body.material, ident, result) if result["ok"] else None
+    )
+    return {"ok": result["ok"], "detail": result["detail"], "ticket": ticket}
+
+
+# ---------------------------------------------------------------- officers, supervisors
+
+
+@router.get("/inbox")
+def get_inbox(hub: HubDep, principal: Annotated[Principal, Depends(need("applications:read", Role.officer))]):
+    """The officer's department's parts, most urgent first."""
+    return inbox(hub, principal.actor)
+
+
+# ---------------------------------------------------------------- ops
+
+
+@router.get("/ops/connections")
+def connections(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
+    return ops.connection_rows(hub)
+
+
+@router.post("/ops/connections/{name}/check")
+def check_connection(name: str, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
+    _csrf(request, principal)
+    if name not in hub.connections:
+        raise NotFound(f"连接 {name} 未配置 (no such connection)")
+    return ops.run_check(hub, name, principal.actor)
+
+
+@router.get("/ops/outbox")
+def outbox_rows(
+    hub: HubDep, principal: Ops, state: Literal["pending", "delivered", "dead", "cancelled"] | None = None
+) -> list[dict[str, Any]]:
+    return ops.outbox_list(hub, state)
+
+
+@router.post("/ops/outbox/{row_id}/retry")
+def retry(row_id: int, request: Request, hub: HubDep, principal: Ops) -> dict[str, int]:
+    _csrf(request, principal)
+    return {"retried": ops.retry_dead(hub, row_id, principal.actor)}
+
+
+@router.get("/ops/plugins")
+def plugin_list(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
+    return ops.plugin_rows(hub.settings.plugins)
+
+
+@router.get("/ops/jobs")
+def job_runs(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
+    return ops.job_rows(hub)
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES))
+    desk: str | None = Field(default=None, max_length=64)
+    department: str | None = Field(default=None, max_length=64)
+    days: int | None = Field(default=None, ge=1, le=3650)
+
+
+@router.get("/ops/tokens")
+def tokens(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": t.id,
+            "name": t.name,
+            "prefix": t.prefix,
+            "role": t.role.value,
+            "desk": t.desk,
+            "department": t.department,
+            "scopes": list(t.scopes),
+            "revoked": t.revoked_at is not None,
+        }
+        for t in list_tokens(hub)
+    ]
+
+
+@router.post("/ops/tokens", status_code=201)
+def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
+    """A token for a system. The secret is in this response only; the hub keeps its hash."""
+    _csrf(request, principal)
+    secret, info = create_token(
+        hub,
+        body.name,
+        role=body.role,
+        scopes=body.scopes,
+        desk=body.desk,
+        department=body.department,
+        created_by=principal.actor.name,
+        days=body.days,
+    )
+    audit.record(hub, principal.actor, "token_create", target=str(info.id), client=client_of(request))
+    return {"id": info.id, "token": secret, "prefix": info.prefix}
+
+
+@router.delete("/ops/tokens/{token_id}")
+def delete_token(token_id: int, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
+    _csrf(request, principal)
+    info = revoke_token(hub, token_id)
+    audit.record(hub, principal.actor, "token_revoke", target=str(info.id), client=client_of(request))
+    return {"id": info.id, "revoked": True}
+
+
+# ---------------------------------------------------------------- the applicant's status link
+
+
+def _public(request: Request, hub: Hub, number: str, key: str) -> svc.Application:
+    if not hmac.compare_digest(key, status_key(request.app.state.secret, number)):
+        raise NotFound("办件不存在或链接无效 (no such application)")
+    return svc.read(hub, number, svc.SYSTEM)
+
+
+@router.get("/status/{number}")
+def public_status(number: str, request: Request, hub: HubDep, k: Annotated[str, Query(max_length=64)]):
+    """What the applicant sees from the receipt's QR code: no login, no personal data beyond a
+    masked name, only with the key printed on the receipt."""
+    return status_view(hub, _public(request, hub, number, k))
+
+
+class RatingIn(BaseModel):
+    level: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/status/{number}/rating", status_code=201)
+def public_rating(
+    number: str, body: RatingIn, request: Request, hub: HubDep, k: Annotated[str, Query(max_length=64)]
+) -> dict[str, Any]:
+    _public(request, hub, number, k)
+    r = ratings.rate(hub, number, body.level, body.comment)
+    return {"level": r.level, "follow_up_due": r.follow_up_due.isoformat() if r.follow_up_due else None}

@@ -1,0 +1,131 @@
+"""The web app `hub serve` runs: the REST API under /api/v1 and the server-rendered pages, one
+FastAPI application over one `Hub`. Every asset is served from hub/web/static (no CDN: county
+networks often have no internet)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub import __version__
+from hub.context import Hub
+from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
+from hub.users import LoginRefused
+from hub.web import api, pages
+from hub.web.render import render_error, wants_html
+from hub.web.security import Throttle
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+SECRET_FILE = "secret.key"
+
+
+def load_secret(hub: Hub) -> bytes:
+    """The key status links and verification tickets are signed with: HUB_SECRET_KEY, or a file
+    in the hub home made on first use (mode 0600). Every API process of a deployment must share it."""
+    if env := os.environ.get("HUB_SECRET_KEY"):
+        return env.encode()
+    path = hub.settings.home / SECRET_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+class BodyLimit:
+    """Refuse a request body larger than the uploads allow (413) before it is parsed, both by
+    Content-Length and while a chunked body streams in."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await _too_large(scope, send, self.max_bytes)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await _too_large(scope, send, self.max_bytes)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(scope, send, limit: int) -> None:
+    body = f'{{"detail":"上传内容超过 {limit // (1024 * 1024)} MB 上限 (request body too large)"}}'.encode()
+    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+STATUS = {InvalidInput: 422, NotFound: 404, Forbidden: 403, IllegalTransition: 409, LoginRefused: 401}
+
+
+def create_app(hub: Hub) -> FastAPI:
+    app = FastAPI(
+        title="Tongban Hub API (通办枢纽)",
+        version=__version__,
+        openapi_url="/openapi.json",
+        docs_url=None,  # Swagger UI loads from a CDN; the schema at /openapi.json is what systems need
+        redoc_url=None,
+    )
+    app.state.hub = hub
+    app.state.secret = load_secret(hub)
+    app.state.login_throttle = Throttle()
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(HubError)
+    async def _hub_error(request: Request, exc: HubError) -> Response:
+        status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
+        if isinstance(exc, LoginRefused) and exc.locked:
+            status = 429
+        errors = [e.as_dict() for e in exc.errors] if isinstance(exc, InvalidInput) else []
+        if wants_html(request):
+            return render_error(request, status, str(exc), errors)
+        return JSONResponse({"detail": str(exc), "errors": errors}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        if wants_html(request):
+            return render_error(request, 422, "提交的内容有误 (invalid input)", errors)
+        return JSONResponse({"detail": "提交的内容有误 (invalid input)", "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 401 and wants_html(request):
+            return RedirectResponse(f"/login?next={request.url.path}&expired=1", status_code=303)
+        if wants_html(request):
+            return render_error(request, exc.status_code, str(exc.detail), [])
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    limit = hub.settings.max_material_bytes * 10 + (1 << 20)  # ten files of the largest size, and the form
+    app.add_middleware(BodyLimit, max_bytes=limit)  # type: ignore[arg-type]
+    return app

@@ -1,0 +1,166 @@
+"""What the intake page and the intake API share: finding an item for a desk (by name, keyword
+or pinyin initials), normalising what was typed, checking uploads, online-verification tickets,
+and turning one submission into `applications.create` with the desk's first review."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from typing import Any
+
+from pypinyin import Style, lazy_pinyin
+
+from hub import applications as svc
+from hub.catalog.models import Bundle, Item
+from hub.context import Hub
+from hub.errors import FieldError, HubError, InvalidInput, Reason
+
+
+def normalise(value: str) -> str:
+    """NFKC folds what a Chinese IME types into what the checks expect (全角 ０-９ and Ｘ to
+    ASCII, ideographic space to a space), then trims."""
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+@cache
+def initials(text: str) -> str:
+    """拼音首字母: 老年人优待证 -> lnrydz (tellers search like this)."""
+    return "".join(p[0] for p in lazy_pinyin(text, style=Style.FIRST_LETTER, errors="ignore") if p).lower()
+
+
+def subjects_for(hub: Hub, channel: str | None) -> list[Item | Bundle]:
+    """Items and bundles delegated to a channel (None: all), bundles first."""
+    cat = hub.catalog
+    subjects: list[Item | Bundle] = [*cat.bundles.values(), *cat.items.values()]
+    return [s for s in subjects if channel is None or channel in {c.value for c in s.channels}]
+
+
+def search(hub: Hub, channel: str | None, query: str) -> list[Item | Bundle]:
+    q = normalise(query).lower()
+    found = subjects_for(hub, channel)
+    if not q:
+        return found
+    out = []
+    for s in found:
+        words = [s.title, s.code, *getattr(s, "keywords", [])]
+        if any(q in w.lower() for w in words) or any(initials(w).startswith(q) or q in initials(w) for w in words):
+            out.append(s)
+    return out
+
+
+# ---------------------------------------------------------------- 网上核验 tickets
+
+
+def _sign(secret: bytes, body: bytes) -> str:
+    return hmac.new(secret, b"verify:" + body, hashlib.sha256).hexdigest()
+
+
+def verification_ticket(secret: bytes, material: str, id_number: str, result: dict[str, Any]) -> str:
+    """A verification done while the form is being filled, carried to the submit: signed, so a
+    ticket cannot be forged or moved to another applicant."""
+    body = json.dumps({"m": material, "id": id_number, "r": result}, ensure_ascii=False, sort_keys=True).encode()
+    return base64.urlsafe_b64encode(body).decode() + "." + _sign(secret, body)
+
+
+def read_ticket(secret: bytes, ticket: str, id_number: str) -> tuple[str, dict[str, Any]] | None:
+    try:
+        encoded, mac = ticket.rsplit(".", 1)
+        body = base64.urlsafe_b64decode(encoded.encode())
+    except (ValueError, TypeError):
+        return None
+    if not hmac.compare_digest(mac, _sign(secret, body)):
+        return None
+    data = json.loads(body)
+    if data["id"] != id_number:
+        return None
+    return data["m"], data["r"]
+
+
+def verify_online(hub: Hub, subject: Item | Bundle, material: str, id_number: str, name: str) -> dict[str, Any]:
+    """Ask the owning department's system (网上核验) about one material of an applicant."""
+    spec = next((m for m in hub.catalog.materials_of(subject) if m.name == material), None)
+    connection = hub.settings.verifiers.get(spec.verify) if spec and spec.verify else None
+    if spec is None or connection is None:
+        raise InvalidInput([FieldError("material", Reason(f"材料“{material}”不支持网上核验", "no online check"))])
+    connector = hub.connector(connection)
+    try:
+        answer = connector.verify(spec.verify, {"id_number": id_number, "name": name})
+    except Exception as exc:  # the department's system is down or refused: say so, change nothing
+        raise HubError(f"网上核验暂不可用，请收取纸质材料 (verification unavailable: {type(exc).__name__})") from None
+    finally:
+        connector.close()
+    return {"ok": answer.ok, "kind": spec.verify, "connection": connection, "detail": answer.detail}
+
+
+# ---------------------------------------------------------------- one submission
+
+
+@dataclass
+class Upload:
+    material: str
+    filename: str
+    content: bytes
+
+
+def parse_due(raw: str | None) -> date | None:
+    raw = normalise(raw or "")
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(
+            [FieldError("commitment_due", Reason("承诺补交日期格式应为 YYYY-MM-DD", "date as YYYY-MM-DD"))]
+        ) from None
+
+
+def submit(
+    hub: Hub,
+    actor: svc.Actor,
+    *,
+    subject_code: str,
+    applicant: dict[str, str],
+    agent: dict[str, str] | None,
+    form: dict[str, Any],
+    uploads: list[Upload],
+    tickets: list[str],
+    checklist: list[str],
+    commitment_due: date | None,
+    note: str | None,
+    source_ref: str | None,
+    secret: bytes,
+) -> svc.Application:
+    """Receive and first-review one application at the actor's desk, all or nothing. The same
+    `source_ref` again (a double click, a retried request) returns the first application."""
+    if not actor.desk:
+        raise InvalidInput([FieldError("desk", Reason("只有窗口人员可以收件", "only desk staff take applications"))])
+    ident = normalise(applicant.get("id", "")).upper()
+    verified: dict[str, dict[str, Any]] = {}
+    for i, ticket in enumerate(t for t in tickets if t):
+        read = read_ticket(secret, ticket, ident)
+        if read is None:
+            raise InvalidInput([FieldError(f"verified[{i}]", Reason("核验结果无效，请重新核验", "invalid ticket"))])
+        verified[read[0]] = read[1]
+    new = svc.NewApplication(
+        subject=subject_code,
+        desk=actor.desk,
+        applicant=svc.Applicant(
+            type=applicant.get("type") or "person", name=normalise(applicant.get("name", "")) or "-", id=ident
+        ),
+        agent=svc.Agent(name=normalise(agent["name"]), id_number=normalise(agent.get("id_number", "")).upper())
+        if agent and agent.get("name")
+        else None,
+        form={k: normalise(v) if isinstance(v, str) else v for k, v in form.items() if v not in ("", None)},
+        materials=[svc.MaterialIn(name=u.material, filename=u.filename, content=u.content) for u in uploads],
+        source_ref=source_ref,
+    )
+    review = svc.FirstReview(
+        checklist=checklist, commitment_due=commitment_due, note=normalise(note or "") or None, verified=verified
+    )
+    return svc.create(hub, new, actor, first_review=review)

@@ -1,0 +1,511 @@
+"""The pages people use all day: login, intake and receipt (teller, enclave clerk), application
+detail and timeline, the officer's inbox, the supervisor's dashboard and follow-ups, ops, and the
+applicant's status page. Server-rendered; forms post back here with the session's CSRF token.
+Everything they change goes through the same core functions as the API and the CLI."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import segno
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from hub import applications as svc
+from hub import audit, dashboard, ratings
+from hub.charts import bar_chart
+from hub.context import Hub
+from hub.errors import FieldError, HubError, InvalidInput, Reason
+from hub.lifecycle import ACTIONS, FRONT, Role
+from hub.ops import connection_rows, job_rows, outbox_list, plugin_rows, retry_dead, run_check
+from hub.users import LoginRefused, authenticate
+from hub.views import application_detail, application_summary, inbox, receipt
+from hub.web import intake
+from hub.web.api import status_url
+from hub.web.deps import client_of, get_hub, need, optional_principal
+from hub.web.public import status_view
+from hub.web.render import render
+from hub.web.security import (
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    SESSION_MAX,
+    Principal,
+    check_csrf,
+    close_session,
+    open_session,
+    status_key,
+)
+
+router = APIRouter(include_in_schema=False)
+HubDep = Annotated[Hub, Depends(get_hub)]
+Anyone = Annotated[Principal, Depends(need("applications:read"))]
+Front = Annotated[Principal, Depends(need("applications:write", *FRONT))]
+Officer = Annotated[Principal, Depends(need("applications:write", Role.officer))]
+Supervisor = Annotated[Principal, Depends(need("reports:read", Role.supervisor))]
+OpsUser = Annotated[Principal, Depends(need("ops", Role.ops))]
+LOGIN_CSRF = "tbh_login"
+HOME = {Role.officer: "/inbox", Role.supervisor: "/dashboard", Role.ops: "/ops"}
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def _form(request: Request, principal: Principal):
+    form = await request.form()
+    check_csrf(principal, str(form.get(CSRF_FIELD) or ""))
+    return form
+
+
+# ---------------------------------------------------------------- login
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/", expired: int = 0) -> Response:
+    token = secrets.token_urlsafe(16)
+    response = render(request, "login.html", login_csrf=token, next=_safe_next(next), expired=expired, error=None)
+    response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", max_age=3600)
+    return response
+
+
+def _safe_next(url: str) -> str:
+    """Only a path on this site: a login link cannot send people elsewhere afterwards."""
+    return url if url.startswith("/") and not url.startswith("//") and "\\" not in url else "/"
+
+
+@router.post("/login")
+async def login(request: Request, hub: HubDep) -> Response:
+    form = await request.form()
+    username, password = str(form.get("username") or "").strip(), str(form.get("password") or "")
+    next_url = _safe_next(str(form.get("next") or "/"))
+    cookie, given = request.cookies.get(LOGIN_CSRF), str(form.get(CSRF_FIELD) or "")
+    if not cookie or not secrets.compare_digest(cookie, given):
+        raise HTTPException(403, "页面已过期，请刷新后重新登录 (login form expired)")
+    throttle = request.app.state.login_throttle
+    client = client_of(request)
+    if throttle.blocked(client):
+        return render(
+            request,
+            "login.html",
+            429,
+            login_csrf=given,
+            next=next_url,
+            expired=0,
+            error="尝试次数过多，请稍后再试 (too many attempts)",
+        )
+    try:
+        person = await run_in_threadpool(authenticate, hub, username, password)
+    except LoginRefused as exc:
+        throttle.hit(client)
+        audit.record(hub, svc.Actor(name=username[:100] or "-", role=Role.system), "login_failed", client=client)
+        return render(
+            request,
+            "login.html",
+            429 if exc.locked else 401,
+            login_csrf=given,
+            next=next_url,
+            expired=0,
+            error=str(exc),
+        )
+    audit.record(hub, person.actor(), "login", client=client)
+    response = _see_other(next_url if next_url != "/" else HOME.get(person.role, "/intake"))
+    response.set_cookie(
+        SESSION_COOKIE,
+        open_session(hub, person),
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        max_age=int(SESSION_MAX.total_seconds()),
+    )
+    response.delete_cookie(LOGIN_CSRF)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, hub: HubDep, principal: Anyone) -> Response:
+    await _form(request, principal)
+    close_session(hub, request.cookies.get(SESSION_COOKIE, ""))
+    response = _see_other("/login")
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/")
+def home(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Response:
+    if principal is None:
+        return _see_other("/login")
+    return _see_other(HOME.get(principal.role, "/intake"))
+
+
+# ---------------------------------------------------------------- intake (teller, enclave clerk)
+
+
+@router.get("/intake")
+def intake_search(request: Request, hub: HubDep, principal: Front, q: str = "") -> Response:
+    desk = hub.catalog.desks[principal.actor.desk]
+    found = intake.search(hub, desk.channel.value, q[:50])
+    return render(request, "intake_search.html", desk=desk, q=q, subjects=found)
+
+
+def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]:
+    subject = hub.catalog.subject(code)
+    desk = hub.catalog.desks[principal.actor.desk]
+    if subject is None or desk.channel not in subject.channels:
+        raise HTTPException(404, f"事项 {code} 未下放到本窗口 (not delegated to this desk)")
+    return {
+        "desk": desk,
+        "subject": subject,
+        "fields": hub.catalog.form_of(subject),
+        "materials": hub.catalog.materials_of(subject),
+        "items": hub.catalog.items_of(subject),
+        "checkable": {k for k in hub.settings.verifiers},
+        "max_mb": hub.store.max_bytes // (1024 * 1024),
+        "accept": ",".join(sorted(hub.store.allowed)),
+        "today": hub.today().isoformat(),
+        "checklist": CHECKLIST,
+    }
+
+
+CHECKLIST = [
+    ("identity", "已核对申请人身份证件原件", "applicant's ID checked against the original"),
+    ("materials", "已核对材料与事项要求一致", "materials match the item's list"),
+    ("signature", "申请表已由申请人签字确认", "form signed by the applicant"),
+    ("informed", "已告知办理时限与领取方式", "time limit and collection explained"),
+]
+
+
+@router.get("/intake/{code}")
+def intake_form(code: str, request: Request, hub: HubDep, principal: Front) -> Response:
+    ctx = _intake_context(hub, principal, code)
+    return render(request, "intake_form.html", **ctx, values={}, errors=[], source_ref=f"web:{uuid.uuid4()}")
+
+
+@router.post("/intake/{code}")
+async def intake_submit(code: str, request: Request, hub: HubDep, principal: Front) -> Response:
+    ctx = _intake_context(hub, principal, code)
+    form = await _form(request, principal)
+    values = {k: str(v) for k, v in form.multi_items() if not isinstance(v, UploadFile)}
+    uploads: list[intake.Upload] = []
+    errors: list[FieldError] = []
+    for i, m in enumerate(ctx["materials"]):
+        for f in form.getlist(f"file_{i}"):
+            if isinstance(f, UploadFile) and f.filename:
+                content = await f.read(hub.store.max_bytes + 1)
+                if problem := hub.store.check(content):
+                    errors.append(FieldError(f"{m.name} ({f.filename})", problem))
+                uploads.append(intake.Upload(m.name, f.filename.rsplit("/", 1)[-1][:255], content))
+    fields = {f.name: str(form.get(f"f_{f.name}") or "") for f in ctx["fields"]}
+    ticked = set(form.getlist("checklist"))
+    if unticked := [zh for key, zh, _en in CHECKLIST if key not in ticked]:
+        errors.append(
+            FieldError("checklist", Reason(f"初审核对未完成：{'、'.join(unticked)}", "first review not done"))
+        )
+    try:
+        due = intake.parse_due(str(form.get("commitment_due") or ""))
+        if errors:
+            raise InvalidInput(errors)
+        agent = {"name": str(form.get("agent_name") or ""), "id_number": str(form.get("agent_id") or "")}
+        app = await run_in_threadpool(
+            lambda: intake.submit(
+                hub,
+                principal.actor,
+                subject_code=code,
+                applicant={"name": str(form.get("applicant_name") or ""), "id": str(form.get("applicant_id") or "")},
+                agent=agent if agent["name"] else None,
+                form=fields,
+                uploads=uploads,
+                tickets=[str(t) for t in form.getlist("verified") if t],
+                checklist=[str(c) for c in form.getlist("checklist")],
+                commitment_due=due,
+                note=str(form.get("note") or ""),
+                source_ref=str(form.get("source_ref") or "") or None,
+                secret=request.app.state.secret,
+            )
+        )
+    except InvalidInput as exc:
+        return render(
+            request,
+            "intake_form.html",
+            422,
+            **ctx,
+            values=values,
+            errors=[e.as_dict() for e in exc.errors],
+            source_ref=values.get("source_ref") or f"web:{uuid.uuid4()}",
+        )
+    return _see_other(f"/applications/{app.number}/receipt")
+
+
+# ---------------------------------------------------------------- applications
+
+
+@router.get("/applications")
+def app_list(request: Request, hub: HubDep, principal: Anyone, state: str | None = None) -> Response:
+    today = hub.today()
+    with hub.sessions() as session:
+        rows = [
+            application_summary(hub, a, today)
+            for a in svc.list_applications(session, principal.actor, state=state, limit=200)
+        ]
+    return render(request, "applications.html", rows=rows, state=state)
+
+
+def _detail(request: Request, hub: Hub, principal: Principal, number: str) -> dict[str, Any]:
+    app = svc.read(hub, number, principal.actor)
+    reveal = svc.may_reveal_ids(principal.actor)
+    audit.record(hub, principal.actor, "view_detail", target=number, client=client_of(request), full_ids=reveal)
+    view = application_detail(hub, app, reveal_id=reveal)
+    material_ids = {(m.name, m.sha256): m.id for m in app.materials}
+    for m in view["materials"] + view["results"]:
+        m["id"] = material_ids.get((m["name"], m["sha256"]))
+    return view
+
+
+def _actions_for(hub: Hub, principal: Principal, view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The buttons this person may press now (the core still decides; this only hides the rest)."""
+    actor = principal.actor
+    if "applications:write" not in principal.scopes:
+        return []
+    out = []
+    for a in ACTIONS.values():
+        if actor.role not in a.roles or a.name == "submit":
+            continue
+        if a.part_level:
+            for p in view["parts"]:
+                mine = actor.role is not Role.officer or p["department"] == actor.department
+                if p["state"] in a.sources and mine and view["state"] in ("accepted", "in_review"):
+                    out.append(
+                        {
+                            "name": a.name,
+                            "zh": f"{a.zh}：{p['title']}",
+                            "part": p["item_code"],
+                            "reason": a.needs_reason,
+                        }
+                    )
+        elif view["state"] in a.sources:
+            lead = view["parts"][0]["department"]
+            if actor.role is Role.officer and a.name in svc.LEAD_ACTIONS and lead != actor.department:
+                continue
+            out.append({"name": a.name, "zh": a.zh, "part": None, "reason": a.needs_reason})
+    return out
+
+
+@router.get("/applications/{number}")
+def app_detail(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
+    view = _detail(request, hub, principal, number)
+    signing = (
+        any(getattr(hub.catalog.items.get(p["item_code"]), "signature_required", False) for p in view["parts"])
+        and principal.role is Role.officer
+    )
+    rating = ratings.rating_of(hub, number, principal.actor)
+    return render(
+        request,
+        "application.html",
+        a=view,
+        actions=_actions_for(hub, principal, view),
+        signing=signing,
+        rating=rating,
+        can_attach=principal.role in FRONT or principal.role is Role.officer,
+        today=hub.today().isoformat(),
+    )
+
+
+@router.post("/applications/{number}/action")
+async def app_action(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
+    form = await _form(request, principal)
+    if "applications:write" not in principal.scopes:
+        raise HTTPException(403, "无权办理 (forbidden)")
+    due = intake.parse_due(str(form.get("commitment_due") or ""))
+    reason = intake.normalise(str(form.get("reason") or "")) or None
+    await run_in_threadpool(
+        lambda: svc.transition(
+            hub,
+            number,
+            str(form.get("action") or ""),
+            principal.actor,
+            reason=reason,
+            part=str(form.get("part") or "") or None,
+            commitment_due=due,
+        )
+    )
+    return _see_other(f"/applications/{number}")
+
+
+@router.post("/applications/{number}/attach")
+async def app_attach(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
+    form = await _form(request, principal)
+    svc.read(hub, number, principal.actor)
+    f = form.get("file")
+    name = str(form.get("material") or "")
+    if not isinstance(f, UploadFile) or not f.filename:
+        raise InvalidInput([FieldError("file", Reason("请选择要上传的文件", "choose a file"))])
+    content = await f.read(hub.store.max_bytes + 1)
+    if problem := hub.store.check(content):
+        raise InvalidInput([FieldError(f"{name} ({f.filename})", problem)])
+    material = svc.MaterialIn(name=name, filename=f.filename.rsplit("/", 1)[-1][:255], content=content)
+    await run_in_threadpool(svc.attach, hub, number, [material], principal.actor)
+    return _see_other(f"/applications/{number}")
+
+
+@router.get("/applications/{number}/receipt")
+def app_receipt(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
+    app = svc.read(hub, number, principal.actor)
+    data = receipt(hub, app, status_url(request, hub, number))
+    qr = segno.make(data["status_url"], error="m").svg_inline(scale=4, title="办件进度查询二维码")
+    return render(request, "receipt.html", r=data, qr=qr)
+
+
+# ---------------------------------------------------------------- officers
+
+
+@router.get("/inbox")
+def inbox_page(request: Request, hub: HubDep, principal: Officer) -> Response:
+    department = hub.catalog.departments.get(principal.actor.department or "")
+    return render(request, "inbox.html", rows=inbox(hub, principal.actor), department=department)
+
+
+# ---------------------------------------------------------------- supervisors
+
+
+def _period(kind: str, start: str | None, end: str | None, today: date) -> tuple[date, date, str]:
+    if start and end:
+        try:
+            a, b = date.fromisoformat(start), date.fromisoformat(end)
+        except ValueError:
+            raise InvalidInput([FieldError("start", Reason("日期格式应为 YYYY-MM-DD", "date as YYYY-MM-DD"))]) from None
+        if a > b:
+            raise InvalidInput([FieldError("start", Reason("开始日期不能晚于结束日期", "start after end"))])
+        return a, b, "custom"
+    kind = kind if kind in ("day", "week", "month", "year") else "month"
+    a, b = dashboard.period_bounds(kind, today)
+    return a, b, kind
+
+
+@router.get("/dashboard")
+def dashboard_page(
+    request: Request,
+    hub: HubDep,
+    principal: Supervisor,
+    by: str = "channel",
+    period: str = "month",
+    start: str | None = None,
+    end: str | None = None,
+) -> Response:
+    by = by if by in ("channel", "desk", "department") else "channel"
+    a, b, period = _period(period, start, end, hub.today())
+    rows = dashboard.figures(hub, a, b, by)
+    body = [r for r in rows if r.key != "total"]
+    charts = [
+        bar_chart([r.label for r in body], [r.received for r in body], title="收件量 received"),
+        bar_chart(
+            [r.label for r in body],
+            [round((r.completion_rate or 0) * 100, 1) for r in body],
+            title="办结率 completion rate",
+            unit="%",
+        ),
+    ]
+    return render(request, "dashboard.html", rows=rows, by=by, period=period, start=a, end=b, charts=charts)
+
+
+@router.get("/dashboard.csv")
+def dashboard_csv(
+    hub: HubDep,
+    principal: Supervisor,
+    by: str = "channel",
+    period: str = "month",
+    start: str | None = None,
+    end: str | None = None,
+) -> Response:
+    by = by if by in ("channel", "desk", "department") else "channel"
+    a, b, _ = _period(period, start, end, hub.today())
+    name = quote(f"办件统计-{by}-{a}-{b}.csv")
+    return Response(
+        dashboard.to_csv(dashboard.figures(hub, a, b, by)),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f"attachment; filename*=UTF-8''{name}"},
+    )
+
+
+@router.get("/follow-ups")
+def follow_ups_page(request: Request, hub: HubDep, principal: Anyone, all: int = 0) -> Response:
+    if principal.role not in (Role.supervisor, Role.officer):
+        raise HTTPException(403, "无权访问 (forbidden)")
+    rows = ratings.follow_ups(hub, principal.actor, open_only=not all)
+    return render(request, "follow_ups.html", rows=rows, show_all=all)
+
+
+@router.post("/follow-ups/{rating_id}/close")
+async def follow_up_close(rating_id: int, request: Request, hub: HubDep, principal: Anyone) -> Response:
+    form = await _form(request, principal)
+    await run_in_threadpool(
+        ratings.close_follow_up, hub, rating_id, intake.normalise(str(form.get("response") or "")), principal.actor
+    )
+    return _see_other("/follow-ups")
+
+
+# ---------------------------------------------------------------- ops
+
+
+@router.get("/ops")
+def ops_page(request: Request, hub: HubDep, principal: OpsUser, outbox: str = "dead") -> Response:
+    state = outbox if outbox in ("pending", "delivered", "dead", "cancelled") else "dead"
+    return render(
+        request,
+        "ops.html",
+        connections=connection_rows(hub),
+        outbox=outbox_list(hub, state),
+        outbox_state=state,
+        plugins=plugin_rows(hub.settings.plugins),
+        jobs=job_rows(hub, limit=50),
+    )
+
+
+@router.post("/ops/connections/{name}/check")
+async def ops_check(name: str, request: Request, hub: HubDep, principal: OpsUser) -> Response:
+    await _form(request, principal)
+    if name not in hub.connections:
+        raise HTTPException(404, f"连接 {name} 未配置 (no such connection)")
+    await run_in_threadpool(run_check, hub, name, principal.actor)
+    return _see_other("/ops#connections")
+
+
+@router.post("/ops/outbox/{row_id}/retry")
+async def ops_retry(row_id: int, request: Request, hub: HubDep, principal: OpsUser) -> Response:
+    await _form(request, principal)
+    retry_dead(hub, row_id, principal.actor)
+    return _see_other("/ops?outbox=dead")
+
+
+# ---------------------------------------------------------------- the applicant's status page
+
+
+def _public_app(request: Request, hub: Hub, number: str, k: str):
+    if not secrets.compare_digest(k, status_key(request.app.state.secret, number)):
+        raise HTTPException(404, "办件不存在或链接无效 (no such application)")
+    try:
+        return svc.read(hub, number, svc.SYSTEM)
+    except HubError:
+        raise HTTPException(404, "办件不存在或链接无效 (no such application)") from None
+
+
+@router.get("/s/{number}")
+def status_page(number: str, request: Request, hub: HubDep, k: str = "") -> Response:
+    view = status_view(hub, _public_app(request, hub, number, k))
+    return render(request, "status.html", s=view, k=k, levels=ratings.LEVEL_ZH, done=request.query_params.get("rated"))
+
+
+@router.post("/s/{number}/rating")
+async def status_rate(number: str, request: Request, hub: HubDep, k: str = "") -> Response:
+    _public_app(request, hub, number, k)
+    form = await request.form()
+    try:
+        level = int(str(form.get("level") or "0"))
+    except ValueError:
+        level = 0
+    await run_in_threadpool(ratings.rate, hub, number, level, intake.normalise(str(form.get("comment") or "")) or None)
+    return _see_other(f"/s/{number}?k={k}&rated=1")

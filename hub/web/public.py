@@ -1,0 +1,39 @@
+"""The applicant's own view (no login, through the key on the receipt): progress and rating."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub import ratings
+from hub.applications import SYSTEM, outcome_of
+from hub.context import Hub
+from hub.lifecycle import OPEN, STATE_ZH
+from hub.storage.tables import Application
+from hub.web.render import ACTION_ZH
+
+# What the applicant's timeline shows: milestones, not every internal step or who did it.
+MILESTONES = ("submit", "pre_review", "accept", "reject", "request_supplement", "resume", "decide", "issue", "deliver")
+
+
+def masked_name(name: str) -> str:
+    return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"
+
+
+def status_view(hub: Hub, app: Application) -> dict[str, Any]:
+    rating = ratings.rating_of(hub, app.number, SYSTEM)
+    return {
+        "number": app.number,
+        "title": app.title,
+        "applicant": masked_name(app.applicant_name),
+        "state": app.state,
+        "state_zh": STATE_ZH.get(app.state, app.state),
+        "outcome": outcome_of(app),
+        "due_date": app.due_date.isoformat() if app.due_date else None,
+        "timeline": [
+            {"at": e.at.isoformat() + "Z", "action": e.action, "label": ACTION_ZH.get(e.action, e.action)}
+            for e in app.events
+            if e.action in MILESTONES
+        ],
+        "rateable": app.state not in OPEN and rating is None,
+        "rating": rating.level if rating else None,
+    }

@@ -1,0 +1,70 @@
+"""Templates: Jinja2, autoescaped, Simplified Chinese first with English on request (?lang=en,
+remembered in a cookie). Templates write both texts inline: {{ _("办件", "Applications") }}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from hub.catalog.models import CHANNEL_ZH
+from hub.ids import mask_id
+from hub.lifecycle import ACTIONS, STATE_ZH
+from hub.users import ROLE_ZH
+
+TEMPLATES = Path(__file__).parent / "templates"
+env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True)
+env.globals |= {"STATE_ZH": STATE_ZH, "ROLE_ZH": ROLE_ZH, "CHANNEL_ZH": CHANNEL_ZH, "ACTIONS": ACTIONS}
+env.filters["mask"] = mask_id
+
+ACTION_ZH = {a.name: a.zh for a in ACTIONS.values()} | {
+    "create": "收件登记",
+    "start": "进入审查",
+    "decide": "办结",
+    "attach": "补充材料",
+    "dispatch": "推送部门",
+    "deliver_part": "推送部门",
+    "sync": "部门回传",
+    "result": "结果文书",
+    "verify": "网上核验",
+    "rate": "好差评",
+    "follow_up_closed": "差评整改回复",
+    "signal": "时限预警",
+}
+env.globals["ACTION_ZH"] = ACTION_ZH
+
+
+def lang_of(request: Request) -> str:
+    asked = request.query_params.get("lang")
+    if asked in ("zh", "en"):
+        return asked
+    return "en" if request.cookies.get("lang") == "en" else "zh"
+
+
+def wants_html(request: Request) -> bool:
+    if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
+        return False
+    return "text/html" in request.headers.get("accept", "") or request.method == "POST"
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    lang = lang_of(request)
+
+    def _(zh: str, en: str | None = None) -> str:
+        return en if lang == "en" and en else zh
+
+    principal = getattr(request.state, "principal", None)
+    html = env.get_template(template).render(
+        request=request, _=_, lang=lang, me=principal, csrf=principal.csrf if principal else None, **context
+    )
+    response = HTMLResponse(html, status_code=status)
+    if request.query_params.get("lang") in ("zh", "en"):
+        response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax", httponly=True)
+    return response
+
+
+def render_error(request: Request, status: int, message: str, errors: list[dict[str, str]]) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message, errors=errors)

@@ -1,0 +1,169 @@
+"""Who is asking: a browser session (cookie, CSRF token for forms) or a system's bearer token.
+Both become a `Principal`: the `Actor` the core scopes every read and write by, and the scopes
+it may use. Sessions and tokens are stored hashed; the throttles here sit in front of the
+per-account lockout in `hub.users`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from threading import Lock
+
+from fastapi import HTTPException
+from sqlalchemy import delete, select
+
+from hub.applications import Actor
+from hub.context import Hub
+from hub.lifecycle import FRONT, Role
+from hub.storage.tables import User, WebSession
+from hub.tokens import resolve_token
+from hub.users import Person
+
+SESSION_COOKIE = "tbh_session"
+SESSION_IDLE = timedelta(minutes=30)
+SESSION_MAX = timedelta(hours=10)  # a working day, then log in again
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+def role_scopes(role: Role) -> frozenset[str]:
+    """What a person in this role may use (tokens carry their own, at most these)."""
+    scopes = {"applications:read"}
+    if role in FRONT or role is Role.officer:
+        scopes.add("applications:write")
+    if role is Role.supervisor:
+        scopes.add("reports:read")
+    if role is Role.ops:
+        scopes.add("ops")
+    if role is Role.system:
+        scopes |= {"applications:write", "reports:read", "ops"}
+    return frozenset(scopes)
+
+
+@dataclass(frozen=True)
+class Principal:
+    actor: Actor
+    scopes: frozenset[str]
+    username: str | None = None  # people; tokens have none
+    csrf: str | None = None  # sessions only: forms and cookie-borne API calls must echo it
+    token_id: int | None = None
+
+    @property
+    def role(self) -> Role:
+        return self.actor.role
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _naive(at: datetime) -> datetime:
+    return at.replace(tzinfo=None)
+
+
+def open_session(hub: Hub, person: Person) -> str:
+    """A new session for a person who just logged in; returns the cookie value."""
+    token = secrets.token_urlsafe(32)
+    now = _naive(hub.now())
+    with hub.transaction() as session:
+        session.execute(delete(WebSession).where(WebSession.expires_at < now))  # tidy as we go
+        session.add(
+            WebSession(
+                token_hash=_digest(token),
+                user_id=person.id,
+                csrf_token=secrets.token_urlsafe(24),
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + SESSION_MAX,
+            )
+        )
+    return token
+
+
+def close_session(hub: Hub, token: str) -> None:
+    with hub.transaction() as session:
+        session.execute(delete(WebSession).where(WebSession.token_hash == _digest(token)))
+
+
+class SessionExpired(Exception):
+    """The cookie named a session that is over (idle too long, too old, user disabled)."""
+
+
+def session_principal(hub: Hub, token: str) -> Principal:
+    now = _naive(hub.now())
+    with hub.sessions() as session, session.begin():
+        row = session.get(WebSession, _digest(token))
+        user = session.get(User, row.user_id) if row else None
+        if row is None or user is None:
+            raise SessionExpired()
+        if user.disabled or row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE:
+            session.delete(row)
+            raise SessionExpired()
+        if now - row.last_seen_at > timedelta(seconds=60):
+            row.last_seen_at = now  # not a write per request
+        role = Role(user.role)
+        actor = Actor(name=user.display_name, role=role, desk=user.desk_code, department=user.department_code)
+        return Principal(actor=actor, scopes=role_scopes(role), username=user.username, csrf=row.csrf_token)
+
+
+def token_principal(hub: Hub, secret: str) -> Principal | None:
+    info = resolve_token(hub, secret)
+    if info is None:
+        return None
+    scopes = frozenset(info.scopes) & role_scopes(info.role)
+    return Principal(actor=info.actor(), scopes=scopes, token_id=info.id)
+
+
+def check_csrf(principal: Principal, given: str | None) -> None:
+    """Forms and cookie-borne API writes must carry the session's CSRF token (a forged form on
+    another site has the cookie but not the token). Bearer tokens are not sent by browsers."""
+    if principal.csrf is None:
+        return
+    if not given or not hmac.compare_digest(given, principal.csrf):
+        raise HTTPException(403, "CSRF 校验失败，请刷新页面后重试 (CSRF token missing or wrong)")
+
+
+@dataclass
+class Throttle:
+    """At most `limit` events per key in `window` seconds (failed logins per client address).
+    In-process: with several API processes each counts its own; the account lockout in the
+    database is the shared limit."""
+
+    limit: int = 20
+    window: float = 600.0
+    _events: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    _lock: Lock = field(default_factory=Lock)
+
+    def _trim(self, key: str, now: float) -> deque[float]:
+        q = self._events[key]
+        while q and now - q[0] > self.window:
+            q.popleft()
+        return q
+
+    def blocked(self, key: str) -> bool:
+        with self._lock:
+            return len(self._trim(key, time.monotonic())) >= self.limit
+
+    def hit(self, key: str) -> None:
+        with self._lock:
+            self._trim(key, time.monotonic()).append(time.monotonic())
+            if len(self._events) > 10_000:  # forget the quiet ones rather than grow without bound
+                for k in [k for k, q in self._events.items() if not q][:5000]:
+                    del self._events[k]
+
+
+def status_key(secret: bytes, number: str) -> str:
+    """The key in an applicant's status URL (on the receipt's QR code): knowing the number alone
+    is not enough to read an application's progress."""
+    return hmac.new(secret, f"status:{number}".encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def active_session_count(hub: Hub) -> int:
+    now = _naive(hub.now())
+    with hub.sessions() as session:
+        return len(session.scalars(select(WebSession.token_hash).where(WebSession.expires_at > now)).all())

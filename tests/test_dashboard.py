@@ -1,0 +1,241 @@
+"""The supervisors' dashboard: figures per channel, desk and department for applications walked
+through known steps, local-day period boundaries, trips saved, ratings and follow-ups, the CSV
+export, a constant number of queries, and the SVG charts."""
+
+import csv
+import io
+import xml.etree.ElementTree as ET
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import event
+
+from hub import applications as svc
+from hub import dashboard, ratings
+from hub.charts import bar_chart, rate_bars
+from hub.errors import InvalidInput
+from hub.lifecycle import Role
+from tests.conftest import CST
+from tests.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
+
+MZJ = officer("ts-mzj")
+GJJ = officer("ts-gjj")
+HALL = svc.Actor(name="综窗张敏", role=Role.clerk, desk="hall-county")
+BAIZHANG = svc.Actor(name="柜员赵丽", role=Role.teller, desk="bank-baizhang")
+DAY = date(2026, 11, 2)  # a Monday with no holiday near
+CORE = ["居民身份证", "住房公积金账户信息", "本人及配偶名下无房证明"]  # 房屋租赁合同 missing: 容缺
+
+
+def _at(clock, day: date, hour: int, minute: int = 0) -> None:
+    clock.current = datetime(day.year, day.month, day.day, hour, minute, tzinfo=CST).astimezone(UTC)
+
+
+def _walk(hub, number: str, steps) -> None:
+    for actor, action in steps:
+        svc.transition(hub, number, action, actor)
+
+
+@pytest.fixture
+def walked(hub, clock) -> dict[str, str]:
+    """Six applications around DAY:
+    A bank-xiahong 优待证 (instant), 07:30 local (23:30 UTC the day before): walked to delivered;
+    B enclave-hangzhou 租房提取 (3 days), accepted under 容缺;
+    C hall-county 优待证 to be posted (邮寄送达): walked to delivered;
+    D enclave-shanghai 退休一件事 (人社 + 医保 + 公积金): received only;
+    E bank-baizhang 优待证 at 23:30 local: received on DAY;
+    F bank-baizhang 优待证 at 00:30 local the next day (16:30 UTC on DAY): not DAY's."""
+    _at(clock, DAY, 7, 30)
+    a = svc.create(hub, elderly_card(), TELLER).number
+    _at(clock, DAY, 10)
+    _walk(hub, a, [(TELLER, "pre_review"), (MZJ, "accept"), (MZJ, "start_review"), (MZJ, "approve")])
+    _walk(hub, a, [(MZJ, "issue"), (TELLER, "deliver")])
+    b = svc.create(hub, fund_rent(materials=CORE), HZ_CLERK).number
+    svc.transition(hub, b, "accept", GJJ, commitment_due=date(2026, 11, 9))
+    posted = elderly_card(desk="hall-county")
+    posted.form |= {"delivery_method": "邮寄送达", "mailing_address": "泰顺县罗阳镇解放街1号"}
+    c = svc.create(hub, posted, HALL).number
+    _walk(hub, c, [(MZJ, "accept"), (MZJ, "start_review"), (MZJ, "approve"), (HALL, "issue"), (HALL, "deliver")])
+    d = svc.create(hub, retirement(), SH_CLERK).number
+    _at(clock, DAY, 23, 30)
+    e = svc.create(hub, elderly_card(desk="bank-baizhang", source_ref="late-evening"), BAIZHANG).number
+    _at(clock, date(2026, 11, 3), 0, 30)
+    f = svc.create(hub, elderly_card(desk="bank-baizhang", source_ref="after-midnight"), BAIZHANG).number
+    _at(clock, date(2026, 11, 3), 10)
+    return {"A": a, "B": b, "C": c, "D": d, "E": e, "F": f}
+
+
+def _by_key(rows):
+    return {r.key: r for r in rows}
+
+
+def test_total_figures_and_trips_saved(hub, walked):
+    [total] = dashboard.figures(hub, DAY, DAY, "total")
+    assert (total.key, total.label) == ("total", "合计")
+    assert (total.received, total.accepted, total.completed, total.instant) == (5, 3, 2, 3)  # A B C D E; A B C; A C
+    assert (total.completion_rate, total.on_time_rate, total.instant_ratio) == (0.6667, 1.0, 0.6)
+    # A, B, D, E away from the county hall; B under 容缺; C posted
+    assert (total.trips_desk, total.trips_tolerant, total.trips_mail, total.trips_saved) == (4, 1, 1, 6)
+    [next_day] = dashboard.figures(hub, date(2026, 11, 3), date(2026, 11, 3), "total")
+    assert (next_day.received, next_day.accepted, next_day.trips_saved) == (1, 0, 1)  # F only
+
+
+def test_an_event_counts_on_its_local_day(hub, clock):
+    _at(clock, DAY, 23, 30)  # 15:30 UTC
+    svc.create(hub, elderly_card(), TELLER)
+    _at(clock, date(2026, 11, 3), 0, 30)  # 16:30 UTC on DAY, but the 3rd in Taishun
+    svc.create(hub, elderly_card(source_ref="x"), TELLER)
+    _at(clock, DAY, 7, 59)  # 23:59 UTC the day before
+    svc.create(hub, elderly_card(source_ref="y"), TELLER)
+    received = [dashboard.figures(hub, d, d, "total")[0].received for d in (date(2026, 11, 1), DAY, date(2026, 11, 3))]
+    assert received == [0, 2, 1]
+
+
+def test_figures_per_channel(hub, walked):
+    rows = dashboard.figures(hub, DAY, DAY, "channel")
+    assert [(r.key, r.label) for r in rows] == [
+        ("hall", "大厅"),
+        ("bank", "银行网点"),
+        ("enclave", "飞地窗口"),
+        ("township", "乡镇便民中心"),
+        ("total", "合计"),
+    ]
+    by = _by_key(rows)
+    assert (by["bank"].received, by["bank"].accepted, by["bank"].completed, by["bank"].trips_saved) == (2, 1, 1, 2)
+    assert (by["enclave"].received, by["enclave"].accepted, by["enclave"].completed) == (2, 1, 0)
+    assert (by["enclave"].trips_desk, by["enclave"].trips_tolerant, by["enclave"].instant_ratio) == (2, 1, 0.0)
+    assert (by["hall"].received, by["hall"].trips_desk, by["hall"].trips_mail) == (1, 0, 1)
+    assert by["township"].received == 0 and by["township"].completion_rate is None  # zeros, not missing
+
+
+def test_figures_per_desk(hub, walked):
+    by = _by_key(dashboard.figures(hub, DAY, DAY, "desk"))
+    assert by["bank-xiahong"].label == "下洪社区农商银行网点"
+    received = {k: r.received for k, r in by.items()}
+    assert received == {
+        "hall-county": 1,
+        "bank-xiahong": 1,
+        "bank-baizhang": 1,  # E at 23:30; F after midnight is the next day's
+        "township-dongxi": 0,
+        "enclave-hangzhou": 1,
+        "enclave-shanghai": 1,
+        "total": 5,
+    }
+    assert (by["bank-xiahong"].completed, by["bank-xiahong"].completion_rate) == (1, 1.0)
+
+
+def test_figures_per_department_count_parts(hub, walked):
+    by = _by_key(dashboard.figures(hub, DAY, DAY, "department"))
+    assert by["ts-mzj"].label == "泰顺县民政局"
+    mzj, gjj = by["ts-mzj"], by["ts-gjj"]
+    assert (mzj.received, mzj.instant, mzj.accepted, mzj.completed, mzj.trips_saved) == (3, 3, 2, 2, 3)
+    # B, and D's 公积金 part of the bundle
+    assert (gjj.received, gjj.accepted, gjj.instant, gjj.trips_tolerant, gjj.trips_desk) == (2, 1, 0, 1, 2)
+    assert (by["ts-rsj"].received, by["ts-ybj"].received, by["ts-gaj"].received) == (1, 1, 0)
+    assert by["total"].received == 5  # the total counts applications, not parts
+
+
+def test_on_time_rate_over_a_week(hub, clock, walked):
+    clock.set(date(2026, 11, 6))  # B was due Thursday the 5th (3 working days)
+    _walk(hub, walked["B"], [(GJJ, "start_review"), (GJJ, "approve")])
+    start, end = dashboard.period_bounds("week", DAY)
+    [week] = dashboard.figures(hub, start, end, "total")
+    assert (week.completed, week.on_time, week.on_time_rate) == (3, 2, 0.6667)
+    assert (week.accepted_completed, week.completion_rate) == (3, 1.0)
+
+
+def test_ratings_and_follow_ups_in_the_figures(hub, clock, walked):
+    ratings.rate(hub, walked["A"], 5, "很方便")
+    ratings.rate(hub, walked["C"], 1, "等了很久")
+    by = _by_key(dashboard.figures(hub, date(2026, 11, 3), date(2026, 11, 3), "channel"))
+    assert (by["bank"].ratings, by["bank"].rating_average, by["hall"].bad_ratings) == (1, 5.0, 1)
+    t = by["total"]
+    assert (t.ratings, t.rating_average, t.bad_ratings, t.follow_ups_open, t.follow_ups_late) == (2, 3.0, 1, 1, 0)
+    due = ratings.follow_ups(hub, svc.SYSTEM)[0].due
+    clock.set(date.fromordinal(due.toordinal() + 1))
+    [t] = dashboard.figures(hub, date(2026, 11, 3), date(2026, 11, 3), "total")
+    assert (t.follow_ups_open, t.follow_ups_late) == (1, 1)
+    assert _by_key(dashboard.figures(hub, date(2026, 11, 3), date(2026, 11, 3), "department"))["ts-mzj"].ratings == 2
+
+
+def test_figures_can_be_scoped_to_an_actor(hub, walked):
+    [mine] = dashboard.figures(hub, DAY, DAY, "total", actor=BAIZHANG)
+    assert mine.received == 1  # E only
+    by = _by_key(dashboard.figures(hub, DAY, DAY, "department", actor=GJJ))
+    assert by["ts-gjj"].received == 2 and by["ts-rsj"].received == 1  # the bundle's other parts show too
+    assert by["ts-mzj"].received == 0
+
+
+def test_queries_do_not_grow_with_applications(hub, clock, walked):
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    def queries() -> dict[str, int]:
+        out = {}
+        for by in ("total", "channel", "desk", "department"):
+            statements.clear()
+            dashboard.figures(hub, DAY, DAY, by)
+            out[by] = len(statements)
+        return out
+
+    event.listen(hub.engine, "before_cursor_execute", count)
+    try:
+        before = queries()
+        _at(clock, DAY, 12)
+        for i in range(4):
+            svc.transition(hub, svc.create(hub, elderly_card(source_ref=f"more-{i}"), TELLER).number, "accept", MZJ)
+        assert queries() == before and max(before.values()) <= 8
+    finally:
+        event.remove(hub.engine, "before_cursor_execute", count)
+    assert dashboard.figures(hub, DAY, DAY, "total")[0].received == 9
+
+
+def test_periods():
+    assert dashboard.period_bounds("day", DAY) == (DAY, DAY)
+    assert dashboard.period_bounds("week", date(2026, 11, 8)) == (date(2026, 11, 2), date(2026, 11, 8))  # a Sunday
+    assert dashboard.period_bounds("month", date(2028, 2, 10)) == (date(2028, 2, 1), date(2028, 2, 29))
+    assert dashboard.period_bounds("month", date(2026, 12, 31)) == (date(2026, 12, 1), date(2026, 12, 31))
+    assert dashboard.period_bounds("year", DAY) == (date(2026, 1, 1), date(2026, 12, 31))
+    with pytest.raises(InvalidInput) as exc:
+        dashboard.period_bounds("quarter", DAY)
+    assert exc.value.errors[0].field == "period"
+
+
+def test_bad_arguments_are_refused(hub):
+    with pytest.raises(InvalidInput, match="unknown dimension"):
+        dashboard.figures(hub, DAY, DAY, "item")
+    with pytest.raises(InvalidInput, match="end is before start"):
+        dashboard.figures(hub, DAY, date(2026, 11, 1), "total")
+
+
+def test_csv_has_a_bom_and_bilingual_headers(hub, walked):
+    text = dashboard.to_csv(dashboard.figures(hub, DAY, DAY, "channel"))
+    assert text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert rows[0]["代码 key"] == "hall" and rows[0]["名称 label"] == "大厅"
+    assert rows[-1]["收件量 received"] == "5" and rows[-1]["少跑次数 trips saved"] == "6"
+    assert rows[-1]["办结率 completion rate"] == "0.6667"
+    assert rows[3]["办结率 completion rate"] == ""  # township: no rate over nothing
+    assert "平均评分 average rating" in rows[0]
+
+
+def test_bar_chart_is_valid_escaped_svg():
+    svg = bar_chart(["下洪<网点>", "杭州 & 上海", "空"], [12, 3.5, None], title="收件量 <本周>", unit="件")
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{ns}svg" and root.get("role") == "img"
+    assert root.find(f"{ns}title").text == "收件量 <本周>"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "下洪<网点>" in texts and "杭州 & 上海" in texts and "12件" in texts and "3.5件" in texts and "—" in texts
+    widths = [float(r.get("width")) for r in root.iter(f"{ns}rect")][1::2]  # each bar after its track
+    assert widths[0] > widths[1] > 0 and widths[2] == 0
+    ET.fromstring(bar_chart([], [], title="空"))  # no data is still a chart
+
+
+def test_rate_bars_use_a_fixed_percent_scale():
+    root = ET.fromstring(rate_bars(["大厅", "银行网点"], [0.5, None], title="按时办结率"))
+    ns = "{http://www.w3.org/2000/svg}"
+    tracks_and_bars = [float(r.get("width")) for r in root.iter(f"{ns}rect")]
+    assert tracks_and_bars[1] == pytest.approx(tracks_and_bars[0] / 2, abs=0.1)
+    assert "50.0%" in [t.text for t in root.iter(f"{ns}text")]

@@ -1,0 +1,217 @@
+"""好差评: one rating per application once it is closed, on its event chain; a bad rating opens a
+follow-up due in 15 working days (holidays skipped, make-up days counted), late once the clock
+passes the due date; who may close it and who sees it."""
+
+from datetime import UTC, date
+
+import pytest
+from sqlalchemy import func, select
+
+from hub import applications as svc
+from hub import ratings
+from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
+from hub.events import verify_chain
+from hub.lifecycle import Role
+from hub.storage.tables import Rating
+from tests.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
+
+MZJ = officer("ts-mzj")
+GJJ = officer("ts-gjj")
+SUPERVISOR = svc.Actor(name="督查科刘洋", role=Role.supervisor)
+OTHER_TELLER = svc.Actor(name="柜员赵丽", role=Role.teller, desk="bank-baizhang")
+
+
+def _decided(hub) -> str:
+    """An instant 优待证 from the 下洪 bank outlet, decided on the clock's day."""
+    number = svc.create(hub, elderly_card(), TELLER).number
+    for actor, action in [(TELLER, "pre_review"), (MZJ, "accept"), (MZJ, "start_review"), (MZJ, "approve")]:
+        svc.transition(hub, number, action, actor)
+    return number
+
+
+def _ratings_count(hub) -> int:
+    with hub.sessions() as s:
+        return s.scalar(select(func.count()).select_from(Rating))
+
+
+def test_a_good_rating_is_kept_and_chained(hub, clock):
+    number = _decided(hub)
+    r = ratings.rate(hub, number, 5, "  办事很快  ")
+    assert (r.number, r.level, r.level_zh, r.comment, r.bad, r.follow_up_due) == (
+        number,
+        5,
+        "非常满意",
+        "办事很快",
+        False,
+        None,
+    )
+    assert r.rated_at == clock().astimezone(UTC) and r.rated_at.tzinfo is not None
+    app = svc.read(hub, number, TELLER)
+    ev = app.events[-1]
+    assert (ev.action, ev.actor, ev.role, ev.data["level"], ev.data["comment"]) == (
+        "rate",
+        "申请人",
+        "system",
+        5,
+        "办事很快",
+    )
+    assert verify_chain(app).ok
+    assert ratings.rating_of(hub, number, TELLER) == r
+    assert ratings.follow_ups(hub, SUPERVISOR) == []
+
+
+def test_bad_rating_before_national_day_is_due_fifteen_working_days_later(hub, clock):
+    clock.set(date(2026, 9, 30))
+    number = _decided(hub)
+    r = ratings.rate(hub, number, 2, "窗口人员态度差")
+    # 1-7 Oct off, Sat 10 Oct a make-up working day: 8, 9, 10, 12-16, 19-23, 26, 27 Oct
+    assert r.follow_up_due == date(2026, 10, 27)
+    assert svc.read(hub, number, MZJ).events[-1].data["follow_up_due"] == "2026-10-27"
+    [f] = ratings.follow_ups(hub, MZJ)
+    assert (f.number, f.level, f.level_zh, f.due, f.late, f.days_left, f.closed) == (
+        number,
+        2,
+        "不满意",
+        date(2026, 10, 27),
+        False,
+        15,
+        False,
+    )
+    assert f.desk == "bank-xiahong" and f.desk_name == "下洪社区农商银行网点" and f.title == "老年人优待证办理"
+
+
+def test_follow_up_turns_late_when_the_clock_passes_the_due_date(hub, clock):
+    clock.set(date(2026, 9, 30))
+    rating_id = ratings.rate(hub, _decided(hub), 1, None).id
+    clock.set(date(2026, 10, 27), hour=23)  # the due day itself, late evening: still in time
+    [f] = ratings.follow_ups(hub, SUPERVISOR)
+    assert (f.late, f.days_left) == (False, 0)
+    clock.set(date(2026, 10, 28), hour=9)
+    [f] = ratings.follow_ups(hub, SUPERVISOR)
+    assert (f.late, f.days_left) == (True, -1)
+    closed = ratings.close_follow_up(hub, rating_id, "已约谈窗口人员并回访申请人", SUPERVISOR)
+    assert (closed.closed, closed.late, closed.closed_by, closed.response) == (
+        True,
+        True,
+        SUPERVISOR.name,
+        "已约谈窗口人员并回访申请人",
+    )
+    assert ratings.follow_ups(hub, SUPERVISOR) == []  # open only
+    [kept] = ratings.follow_ups(hub, SUPERVISOR, open_only=False)
+    assert (kept.late, kept.days_left) == (True, -1)
+    clock.set(date(2026, 11, 30))
+    assert ratings.follow_ups(hub, SUPERVISOR, open_only=False)[0].days_left == -1  # as of the day it closed
+
+
+def test_closing_a_follow_up(hub, clock):
+    number = _decided(hub)
+    rating_id = ratings.rate(hub, number, 1, "材料反复要求提交").id
+    with pytest.raises(InvalidInput) as exc:
+        ratings.close_follow_up(hub, rating_id, "   ", MZJ)
+    assert exc.value.errors[0].field == "response"
+    with pytest.raises(InvalidInput, match="1000"):
+        ratings.close_follow_up(hub, rating_id, "长" * 1001, MZJ)
+    with pytest.raises(Forbidden):
+        ratings.close_follow_up(hub, rating_id, "已回访", GJJ)  # 公积金 has no part in it
+    with pytest.raises(Forbidden):
+        ratings.close_follow_up(hub, rating_id, "已回访", TELLER)  # the desk does not close its own
+    with pytest.raises(NotFound):
+        ratings.close_follow_up(hub, rating_id + 100, "已回访", MZJ)
+    before = len(svc.read(hub, number, MZJ).events)
+    clock.advance(days=1)
+    f = ratings.close_follow_up(hub, rating_id, "已电话回访，重新说明材料清单", MZJ)
+    assert (f.closed, f.late, f.closed_by) == (True, False, MZJ.name)
+    app = svc.read(hub, number, MZJ)
+    assert len(app.events) == before + 1
+    ev = app.events[-1]
+    assert (ev.action, ev.actor, ev.role, ev.desk, ev.reason) == (
+        "follow_up_closed",
+        MZJ.name,
+        "officer",
+        "ts-mzj",
+        "已电话回访，重新说明材料清单",
+    )
+    assert ev.data == {"rating_id": rating_id, "level": 1, "due": f.due.isoformat(), "late": False}
+    assert verify_chain(app).ok
+    with pytest.raises(IllegalTransition, match="already closed"):
+        ratings.close_follow_up(hub, rating_id, "再次回访", SUPERVISOR)
+    assert len(svc.read(hub, number, MZJ).events) == before + 1
+
+
+def test_a_good_rating_has_no_follow_up_to_close(hub):
+    rating_id = ratings.rate(hub, _decided(hub), 4, None).id
+    with pytest.raises(InvalidInput, match="not a bad rating"):
+        ratings.close_follow_up(hub, rating_id, "已回访", SUPERVISOR)
+
+
+def test_follow_ups_are_scoped(hub):
+    ratings.rate(hub, _decided(hub), 1, None)
+    assert len(ratings.follow_ups(hub, TELLER)) == 1
+    assert ratings.follow_ups(hub, OTHER_TELLER) == []  # another desk's
+    assert ratings.follow_ups(hub, GJJ) == []  # another department's
+    assert len(ratings.follow_ups(hub, MZJ)) == 1 and len(ratings.follow_ups(hub, SUPERVISOR)) == 1
+
+
+def test_every_department_of_a_bundle_may_close_its_follow_up(hub, clock):
+    number = svc.create(
+        hub, retirement(), svc.Actor(name="飞地专员", role=Role.enclave_clerk, desk="enclave-shanghai")
+    ).number
+    svc.transition(hub, number, "withdraw", svc.SYSTEM, reason="申请人改到大厅办理")
+    rating_id = ratings.rate(hub, number, 2, None).id
+    assert [f.number for f in ratings.follow_ups(hub, GJJ)] == [number]  # 公积金 holds the third part
+    assert ratings.close_follow_up(hub, rating_id, "已回访说明", GJJ).closed
+
+
+def test_duplicate_rating_is_refused_and_writes_nothing(hub):
+    number = _decided(hub)
+    ratings.rate(hub, number, 3, None)
+    before = svc.read(hub, number, MZJ)
+    with pytest.raises(InvalidInput) as exc:
+        ratings.rate(hub, number, 1, "改成差评")
+    assert exc.value.errors[0].field == "level" and "只能评价一次" in exc.value.errors[0].reason.zh
+    after = svc.read(hub, number, MZJ)
+    assert (len(after.events), after.chain_head) == (len(before.events), before.chain_head)
+    assert _ratings_count(hub) == 1 and ratings.rating_of(hub, number, MZJ).level == 3
+
+
+@pytest.mark.parametrize("steps", [[], ["pre_review"], ["pre_review", "accept"]])
+def test_an_open_application_cannot_be_rated(hub, steps):
+    number = svc.create(hub, elderly_card(), TELLER).number
+    for step in steps:
+        svc.transition(hub, number, step, TELLER if step == "pre_review" else MZJ)
+    with pytest.raises(InvalidInput, match="办结后才能评价") as exc:
+        ratings.rate(hub, number, 5, None)
+    assert exc.value.errors[0].field == "level"
+    assert _ratings_count(hub) == 0 and svc.read(hub, number, MZJ).events[-1].action != "rate"
+
+
+def test_refused_and_withdrawn_applications_can_be_rated(hub):
+    refused = svc.create(hub, elderly_card(), TELLER).number
+    svc.transition(hub, refused, "reject", MZJ, reason="未满60周岁")
+    assert ratings.rate(hub, refused, 3, None).level == 3
+    withdrawn = svc.create(hub, fund_rent(), HZ_CLERK).number
+    svc.transition(hub, withdrawn, "withdraw", HZ_CLERK, reason="不再需要")
+    assert ratings.rate(hub, withdrawn, 4, None).level == 4
+
+
+@pytest.mark.parametrize(
+    ("level", "comment", "field"),
+    [(0, None, "level"), (6, None, "level"), (True, None, "level"), ("5", None, "level"), (4, "字" * 501, "comment")],
+)
+def test_bad_input_is_refused(hub, level, comment, field):
+    number = _decided(hub)
+    with pytest.raises(InvalidInput) as exc:
+        ratings.rate(hub, number, level, comment)
+    assert [e.field for e in exc.value.errors] == [field]
+    assert _ratings_count(hub) == 0
+
+
+def test_rating_of_is_scoped(hub):
+    number = _decided(hub)
+    assert ratings.rating_of(hub, number, TELLER) is None  # not rated yet
+    ratings.rate(hub, number, 4, None)
+    with pytest.raises(NotFound):
+        ratings.rating_of(hub, number, OTHER_TELLER)
+    applicant = svc.Actor(name="林阿婆", role=Role.applicant, applicant_id="11010119900307001X")
+    with pytest.raises(NotFound):
+        ratings.rate(hub, number, 1, None, actor=applicant)  # not theirs to rate
