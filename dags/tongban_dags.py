@@ -45,12 +45,13 @@ def _cron(expression: str) -> CronTriggerTimetable:
 def _run(job, *args, clock=None, **kwargs):
     """Open the hub (inside a task, never at parse time), run one job, close it."""
     from hub.context import Hub
+    from hub.ops import run_job
     from hub.settings import find_home
 
     home = find_home(config.home())
     hub = Hub.open(home, clock=clock) if clock else Hub.open(home)
     try:
-        return job(hub, *args, **kwargs)
+        return run_job(hub, job, *args, **kwargs)  # recorded in job_runs, for the ops page
     finally:
         hub.close()
 

@@ -230,7 +230,7 @@ def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, h
             _flag_on("decide", Event.data["on_time"].as_boolean() == false()).label("late"),
             _flag_on("deliver", Application.form["delivery_method"].as_string() == MAIL).label("mail"),
         )
-    .join(Application, Application.id == Event.application_id)
+        .join(Application, Application.id == Event.application_id)
         .where(Event.at >= lo, Event.at < hi, Event.action.in_(COUNTED))
         .group_by(Event.action)
     )

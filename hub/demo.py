@@ -4,6 +4,7 @@ same core functions the CLI and jobs use; nothing here is special-cased."""
 
 from __future__ import annotations
 
+import secrets
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -343,3 +344,33 @@ def run(home: Path, console: Console | None = None) -> int:
     )
     hub.close()
     return broken
+
+
+# One account per role for trying the web UI after the walk-through (the names match the actors above).
+DEMO_ACCOUNTS = [
+    ("wangfang", "王芳", Role.teller, "bank-xiahong", None),
+    ("chenjing", "陈静", Role.enclave_clerk, "enclave-hangzhou", None),
+    ("linxiao", "民政局 林晓", Role.officer, None, "ts-mzj"),
+    ("zhangwei", "医保局 张伟", Role.officer, None, "ts-ybj"),
+    ("supervisor", "督查 赵敏", Role.supervisor, None, None),
+    ("ops", "运维 孙强", Role.ops, None, None),
+]
+
+
+def demo_accounts(home: Path) -> list[tuple[str, str, str, str]]:
+    """Create the demo accounts with fresh random passwords: (username, password, role, where)."""
+    from hub.users import add_user
+
+    hub = Hub.open(home, connectors=False)
+    out = []
+    try:
+        for username, name, role, desk, department in DEMO_ACCOUNTS:
+            password = secrets.token_urlsafe(9)
+            add_user(hub, username, password, display_name=name, role=role, desk=desk, department=department)
+            where = (
+                hub.catalog.desks[desk].name if desk else hub.catalog.departments[department].name if department else ""
+            )
+            out.append((username, password, role.value, where))
+    finally:
+        hub.close()
+    return out

@@ -3,7 +3,7 @@ job so its start, end, outcome and one-line summary land in job_runs (CLI and Ai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -149,3 +149,13 @@ def retry_dead(hub: Hub, row_id: int, actor: Actor) -> int:
     if not n:
         raise NotFound(f"死信 {row_id} 不存在或不在死信状态 (no dead letter {row_id})")
     return n
+
+
+def run_job(hub: Hub, job: Callable[..., Any], *args: Any, target: str | None = None, **kwargs: Any) -> Any:
+    """Run one job (`hub.jobs.*`) and record the run: its summary line, failed if it reports errors."""
+    name = {"sweep_deadlines": "deadlines", "daily_report": "report"}.get(job.__name__, job.__name__)
+    with recorded_run(hub, name, target or kwargs.get("connection")) as run:
+        result = job(hub, *args, **kwargs)
+        run.summary = result.line() if hasattr(result, "line") else None
+        run.ok = not getattr(result, "errors", None)
+    return result

@@ -42,8 +42,9 @@ class Settings(BaseModel):
     plugins: list[str] | None = None
     # 网上核验: which connection answers each kind of online verification a material names
     verifiers: dict[str, str] = Field(default_factory=dict)
-    # the address applicants reach the hub at (status links and QR codes on receipts)
-    public_url: str = "http://127.0.0.1:8000"
+    # the address applicants reach the hub at (status links and QR codes on receipts); unset: the
+    # address the request came to, which is wrong behind a proxy — set it in deployments
+    public_url: str | None = None
 
     home: Path = Path(".")
 

@@ -90,7 +90,7 @@ def test_an_event_counts_on_its_local_day(hub, clock):
     assert received == [0, 2, 1]
 
 
-def test_figures_per_channel(hub, walked):
+def test_figures_per_channel_and_their_csv(hub, walked):
     rows = dashboard.figures(hub, DAY, DAY, "channel")
     assert [(r.key, r.label) for r in rows] == [
         ("hall", "大厅"),
@@ -105,9 +105,17 @@ def test_figures_per_channel(hub, walked):
     assert (by["enclave"].trips_desk, by["enclave"].trips_tolerant, by["enclave"].instant_ratio) == (2, 1, 0.0)
     assert (by["hall"].received, by["hall"].trips_desk, by["hall"].trips_mail) == (1, 0, 1)
     assert by["township"].received == 0 and by["township"].completion_rate is None  # zeros, not missing
+    text = dashboard.to_csv(dashboard.figures(hub, DAY, DAY, "channel"))
+    assert text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert rows[0]["代码 key"] == "hall" and rows[0]["名称 label"] == "大厅"
+    assert rows[-1]["收件量 received"] == "5" and rows[-1]["少跑次数 trips saved"] == "6"
+    assert rows[-1]["办结率 completion rate"] == "0.6667"
+    assert rows[3]["办结率 completion rate"] == ""  # township: no rate over nothing
+    assert "平均评分 average rating" in rows[0]
 
 
-def test_figures_per_desk(hub, walked):
+def test_figures_per_desk_and_department(hub, walked):
     by = _by_key(dashboard.figures(hub, DAY, DAY, "desk"))
     assert by["bank-xiahong"].label == "下洪社区农商银行网点"
     received = {k: r.received for k, r in by.items()}
@@ -121,9 +129,6 @@ def test_figures_per_desk(hub, walked):
         "total": 5,
     }
     assert (by["bank-xiahong"].completed, by["bank-xiahong"].completion_rate) == (1, 1.0)
-
-
-def test_figures_per_department_count_parts(hub, walked):
     by = _by_key(dashboard.figures(hub, DAY, DAY, "department"))
     assert by["ts-mzj"].label == "泰顺县民政局"
     mzj, gjj = by["ts-mzj"], by["ts-gjj"]
@@ -132,6 +137,11 @@ def test_figures_per_department_count_parts(hub, walked):
     assert (gjj.received, gjj.accepted, gjj.instant, gjj.trips_tolerant, gjj.trips_desk) == (2, 1, 0, 1, 2)
     assert (by["ts-rsj"].received, by["ts-ybj"].received, by["ts-gaj"].received) == (1, 1, 0)
     assert by["total"].received == 5  # the total counts applications, not parts
+    [mine] = dashboard.figures(hub, DAY, DAY, "total", actor=BAIZHANG)
+    assert mine.received == 1  # E only
+    by = _by_key(dashboard.figures(hub, DAY, DAY, "department", actor=GJJ))
+    assert by["ts-gjj"].received == 2 and by["ts-rsj"].received == 1  # the bundle's other parts show too
+    assert by["ts-mzj"].received == 0
 
 
 def test_on_time_rate_over_a_week(hub, clock, walked):
@@ -150,19 +160,13 @@ def test_ratings_and_follow_ups_in_the_figures(hub, clock, walked):
     assert (by["bank"].ratings, by["bank"].rating_average, by["hall"].bad_ratings) == (1, 5.0, 1)
     t = by["total"]
     assert (t.ratings, t.rating_average, t.bad_ratings, t.follow_ups_open, t.follow_ups_late) == (2, 3.0, 1, 1, 0)
-    due = ratings.follow_ups(hub, svc.SYSTEM)[0].due
-    clock.set(date.fromordinal(due.toordinal() + 1))
+    assert [f.due for f in ratings.follow_ups(hub, svc.SYSTEM)] == [date(2026, 11, 24)]  # 15 working days
+    clock.set(date(2026, 11, 24), hour=23)
+    assert dashboard.figures(hub, date(2026, 11, 3), date(2026, 11, 3), "total")[0].follow_ups_late == 0
+    clock.set(date(2026, 11, 25))
     [t] = dashboard.figures(hub, date(2026, 11, 3), date(2026, 11, 3), "total")
     assert (t.follow_ups_open, t.follow_ups_late) == (1, 1)
     assert _by_key(dashboard.figures(hub, date(2026, 11, 3), date(2026, 11, 3), "department"))["ts-mzj"].ratings == 2
-
-
-def test_figures_can_be_scoped_to_an_actor(hub, walked):
-    [mine] = dashboard.figures(hub, DAY, DAY, "total", actor=BAIZHANG)
-    assert mine.received == 1  # E only
-    by = _by_key(dashboard.figures(hub, DAY, DAY, "department", actor=GJJ))
-    assert by["ts-gjj"].received == 2 and by["ts-rsj"].received == 1  # the bundle's other parts show too
-    assert by["ts-mzj"].received == 0
 
 
 def test_queries_do_not_grow_with_applications(hub, clock, walked):
@@ -207,17 +211,6 @@ def test_bad_arguments_are_refused(hub):
         dashboard.figures(hub, DAY, DAY, "item")
     with pytest.raises(InvalidInput, match="end is before start"):
         dashboard.figures(hub, DAY, date(2026, 11, 1), "total")
-
-
-def test_csv_has_a_bom_and_bilingual_headers(hub, walked):
-    text = dashboard.to_csv(dashboard.figures(hub, DAY, DAY, "channel"))
-    assert text.startswith("\ufeff")
-    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
-    assert rows[0]["代码 key"] == "hall" and rows[0]["名称 label"] == "大厅"
-    assert rows[-1]["收件量 received"] == "5" and rows[-1]["少跑次数 trips saved"] == "6"
-    assert rows[-1]["办结率 completion rate"] == "0.6667"
-    assert rows[3]["办结率 completion rate"] == ""  # township: no rate over nothing
-    assert "平均评分 average rating" in rows[0]
 
 
 def test_bar_chart_is_valid_escaped_svg():

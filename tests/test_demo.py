@@ -2,10 +2,13 @@
 with the sandbox 医保 system answering over loopback as `make demo` runs it."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 
+import httpx
 import yaml
 
 
@@ -61,20 +64,46 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    web_port = _free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "hub", "--home", str(home), "demo", "--port", str(web_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+    )
+    lines: list[str] = []
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "hub", "--home", str(home), "demo"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=120,
-        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the walk-through, then the accounts, then it serves
+            line = demo.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "http://127.0.0.1:" in line:
+                break
+        out = "".join(lines)
+        assert demo.poll() is None, demo.stderr.read()
+        # the UI it serves takes a login with a printed demo account
+        password = re.search(r"wangfang\s*│\s*(\S+)\s*│", out).group(1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=10, follow_redirects=True) as web:
+            for _ in range(100):
+                try:
+                    page = web.get("/login")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            login = web.post("/login", data={"username": "wangfang", "password": password, "csrf_token": token})
+            assert login.status_code == 200 and "下洪社区农商银行网点" in login.text
+            assert "老年人优待证" in web.get("/applications").text  # the walk-through's applications
     finally:
+        demo.terminate()
+        demo.wait(timeout=10)
         sandbox.terminate()
         sandbox.wait(timeout=10)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    for role in ("teller", "enclave_clerk", "officer", "supervisor", "ops"):
+        assert role in out, role
     for needle in (
         "下洪社区农商银行网点",
         "330105→330329",

@@ -20,6 +20,7 @@ from hub.jobs.dispatch import dispatch
 from hub.jobs.ingest import ingest
 from hub.jobs.report import daily_report
 from hub.jobs.sync import sync
+from hub.ops import run_job
 from hub.storage.tables import Application, OutboxRow, Part
 
 run_app = typer.Typer(help="Run a job once (the same functions Airflow schedules).", no_args_is_help=True)
@@ -33,7 +34,7 @@ def run_dispatch(ctx: typer.Context, connection: ConnectionOpt = None) -> None:
     """Deliver accepted parts to their departments' systems."""
     hub = open_hub(ctx)
     with _progress("派件 dispatch") as advance:
-        summary = dispatch(hub, connection=connection, progress=advance)
+        summary = run_job(hub, dispatch, connection=connection, progress=advance)
     typer.echo(summary.line())
 
 
@@ -45,7 +46,7 @@ def run_ingest(
     """Take complete intake batches from a bank outlet's or enclave window's system."""
     hub = open_hub(ctx)
     with _progress("受理批次 ingest") as advance:
-        summary = ingest(hub, source, progress=advance)
+        summary = run_job(hub, ingest, source, target=source, progress=advance)
     typer.echo(summary.line())
     if summary.errors:
         raise typer.Exit(1)
@@ -68,7 +69,7 @@ def run_deadlines(
     ctx: typer.Context, show: Annotated[bool, typer.Option("--list", help="List every open alert")] = False
 ) -> None:
     """Record yellow/red cards that changed since the last sweep; list what supervisors chase."""
-    summary = sweep_deadlines(open_hub(ctx))
+    summary = run_job(open_hub(ctx), sweep_deadlines)
     if show and summary.alerts:
         table = Table("办件 application", "alert", "due", "message")
         for a in summary.alerts:
@@ -88,7 +89,7 @@ def run_report(
         when = date.fromisoformat(day) if day else hub.today() - timedelta(days=1)
     except ValueError:
         raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD (not a date): {day}", param_hint="--day") from None
-    typer.echo(daily_report(hub, when).line())
+    typer.echo(run_job(hub, daily_report, when).line())
 
 
 @run_app.command("sync")
@@ -96,7 +97,7 @@ def run_sync(ctx: typer.Context, connection: ConnectionOpt = None) -> None:
     """Bring departments' statuses, decisions and result documents back."""
     hub = open_hub(ctx)
     with _progress("状态回流 sync") as advance:
-        summary = sync(hub, connection=connection, progress=advance)
+        summary = run_job(hub, sync, connection=connection, progress=advance)
     typer.echo(summary.line())
     if summary.errors:
         raise typer.Exit(1)

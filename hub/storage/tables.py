@@ -93,7 +93,10 @@ class Event(Base):
     edited or removed event breaks the chain."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("application_id", "seq", name="uq_events_application_seq"),)
+    __table_args__ = (
+        UniqueConstraint("application_id", "seq", name="uq_events_application_seq"),
+        Index("ix_events_action_at", "action", "at"),  # the dashboard's and daily report's periods
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))

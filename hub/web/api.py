@@ -5,7 +5,6 @@ every detail view and material download is written to the audit log."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -27,7 +26,7 @@ from hub.views import application_detail, application_summary, inbox, receipt
 from hub.web import intake
 from hub.web.deps import client_of, get_hub, need
 from hub.web.public import status_view
-from hub.web.security import CSRF_HEADER, Principal, check_csrf, status_key
+from hub.web.security import CSRF_HEADER, Principal, check_csrf, same, status_key
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 HubDep = Annotated[Hub, Depends(get_hub)]
@@ -42,7 +41,8 @@ def _csrf(request: Request, principal: Principal) -> None:
 
 def status_url(request: Request, hub: Hub, number: str) -> str:
     key = status_key(request.app.state.secret, number)
-    return f"{hub.settings.public_url.rstrip('/')}/s/{number}?k={key}"
+    base = hub.settings.public_url or str(request.base_url)
+    return f"{base.rstrip('/')}/s/{number}?k={key}"
 
 
 # ---------------------------------------------------------------- who am I, the catalogue
@@ -412,7 +412,7 @@ def delete_token(token_id: int, request: Request, hub: HubDep, principal: Ops) -
 
 
 def _public(request: Request, hub: Hub, number: str, key: str) -> svc.Application:
-    if not hmac.compare_digest(key, status_key(request.app.state.secret, number)):
+    if not same(key, status_key(request.app.state.secret, number)):
         raise NotFound("办件不存在或链接无效 (no such application)")
     return svc.read(hub, number, svc.SYSTEM)
 

@@ -111,7 +111,7 @@ def create_app(hub: Hub) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), "message": e["msg"]}
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), "zh": e["msg"], "en": e["msg"]}
             for e in exc.errors()
         ]
         if wants_html(request):

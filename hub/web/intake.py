@@ -19,7 +19,7 @@ from pypinyin import Style, lazy_pinyin
 from hub import applications as svc
 from hub.catalog.models import Bundle, Item
 from hub.context import Hub
-from hub.errors import FieldError, HubError, InvalidInput, Reason
+from hub.errors import FieldError, Forbidden, HubError, InvalidInput, Reason
 
 
 def normalise(value: str) -> str:
@@ -74,7 +74,7 @@ def read_ticket(secret: bytes, ticket: str, id_number: str) -> tuple[str, dict[s
         body = base64.urlsafe_b64decode(encoded.encode())
     except (ValueError, TypeError):
         return None
-    if not hmac.compare_digest(mac, _sign(secret, body)):
+    if not hmac.compare_digest(mac.encode("utf-8", "surrogatepass"), _sign(secret, body).encode()):
         return None
     data = json.loads(body)
     if data["id"] != id_number:
@@ -139,7 +139,7 @@ def submit(
     """Receive and first-review one application at the actor's desk, all or nothing. The same
     `source_ref` again (a double click, a retried request) returns the first application."""
     if not actor.desk:
-        raise InvalidInput([FieldError("desk", Reason("只有窗口人员可以收件", "only desk staff take applications"))])
+        raise Forbidden("只有窗口人员可以收件 (only desk staff take applications)")
     ident = normalise(applicant.get("id", "")).upper()
     verified: dict[str, dict[str, Any]] = {}
     for i, ticket in enumerate(t for t in tickets if t):

@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 
 from hub import applications as svc
 from hub import audit, dashboard, ratings
-from hub.charts import bar_chart
+from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, HubError, InvalidInput, Reason
 from hub.lifecycle import ACTIONS, FRONT, Role
@@ -39,6 +39,7 @@ from hub.web.security import (
     check_csrf,
     close_session,
     open_session,
+    same,
     status_key,
 )
 
@@ -85,7 +86,7 @@ async def login(request: Request, hub: HubDep) -> Response:
     username, password = str(form.get("username") or "").strip(), str(form.get("password") or "")
     next_url = _safe_next(str(form.get("next") or "/"))
     cookie, given = request.cookies.get(LOGIN_CSRF), str(form.get(CSRF_FIELD) or "")
-    if not cookie or not secrets.compare_digest(cookie, given):
+    if not cookie or not same(given, cookie):
         raise HTTPException(403, "页面已过期，请刷新后重新登录 (login form expired)")
     throttle = request.app.state.login_throttle
     client = client_of(request)
@@ -158,12 +159,16 @@ def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]
     desk = hub.catalog.desks[principal.actor.desk]
     if subject is None or desk.channel not in subject.channels:
         raise HTTPException(404, f"事项 {code} 未下放到本窗口 (not delegated to this desk)")
+    fields = hub.catalog.form_of(subject)
+    items = hub.catalog.items_of(subject)
     return {
         "desk": desk,
         "subject": subject,
-        "fields": hub.catalog.form_of(subject),
+        "fields": fields,
+        "departments": list(dict.fromkeys(hub.catalog.departments[i.department].name for i in items)),
+        "labels": ERROR_LABELS | {f"form.{f.name}": f.label for f in fields},
         "materials": hub.catalog.materials_of(subject),
-        "items": hub.catalog.items_of(subject),
+        "items": items,
         "checkable": {k for k in hub.settings.verifiers},
         "max_mb": hub.store.max_bytes // (1024 * 1024),
         "accept": ",".join(sorted(hub.store.allowed)),
@@ -171,6 +176,18 @@ def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]
         "checklist": CHECKLIST,
     }
 
+
+# what the core's error fields are called on the intake form
+ERROR_LABELS = {
+    "applicant.id": "申请人公民身份号码",
+    "applicant.name": "申请人姓名",
+    "agent.id_number": "代办人身份号码",
+    "commitment_due": "承诺补交日期",
+    "materials": "申请材料",
+    "checklist": "初审核对",
+    "subject": "事项",
+    "source_ref": "重复提交",
+}
 
 CHECKLIST = [
     ("identity", "已核对申请人身份证件原件", "applicant's ID checked against the original"),
@@ -183,7 +200,16 @@ CHECKLIST = [
 @router.get("/intake/{code}")
 def intake_form(code: str, request: Request, hub: HubDep, principal: Front) -> Response:
     ctx = _intake_context(hub, principal, code)
-    return render(request, "intake_form.html", **ctx, values={}, errors=[], source_ref=f"web:{uuid.uuid4()}")
+    return render(
+        request,
+        "intake_form.html",
+        **ctx,
+        values={},
+        errors=[],
+        ticked=(),
+        missing=(),
+        source_ref=f"web:{uuid.uuid4()}",
+    )
 
 
 @router.post("/intake/{code}")
@@ -235,6 +261,8 @@ async def intake_submit(code: str, request: Request, hub: HubDep, principal: Fro
             422,
             **ctx,
             values=values,
+            ticked=ticked,
+            missing=set(form.getlist("missing")),
             errors=[e.as_dict() for e in exc.errors],
             source_ref=values.get("source_ref") or f"web:{uuid.uuid4()}",
         )
@@ -303,10 +331,13 @@ def app_detail(number: str, request: Request, hub: HubDep, principal: Anyone) ->
         and principal.role is Role.officer
     )
     rating = ratings.rating_of(hub, number, principal.actor)
+    subject = hub.catalog.subject(view["subject_code"])
     return render(
         request,
         "application.html",
         a=view,
+        form_labels={f.name: f.label for f in hub.catalog.form_of(subject)} if subject else {},
+        part_titles={p["item_code"]: p["title"] for p in view["parts"]},
         actions=_actions_for(hub, principal, view),
         signing=signing,
         rating=rating,
@@ -402,12 +433,8 @@ def dashboard_page(
     body = [r for r in rows if r.key != "total"]
     charts = [
         bar_chart([r.label for r in body], [r.received for r in body], title="收件量 received"),
-        bar_chart(
-            [r.label for r in body],
-            [round((r.completion_rate or 0) * 100, 1) for r in body],
-            title="办结率 completion rate",
-            unit="%",
-        ),
+        rate_bars([r.label for r in body], [r.completion_rate for r in body], title="办结率 completion rate"),
+        rate_bars([r.label for r in body], [r.on_time_rate for r in body], title="按时办结率 on-time rate"),
     ]
     return render(request, "dashboard.html", rows=rows, by=by, period=period, start=a, end=b, charts=charts)
 
@@ -485,7 +512,7 @@ async def ops_retry(row_id: int, request: Request, hub: HubDep, principal: OpsUs
 
 
 def _public_app(request: Request, hub: Hub, number: str, k: str):
-    if not secrets.compare_digest(k, status_key(request.app.state.secret, number)):
+    if not same(k, status_key(request.app.state.secret, number)):
         raise HTTPException(404, "办件不存在或链接无效 (no such application)")
     try:
         return svc.read(hub, number, svc.SYSTEM)

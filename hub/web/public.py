@@ -34,6 +34,11 @@ def status_view(hub: Hub, app: Application) -> dict[str, Any]:
             for e in app.events
             if e.action in MILESTONES
         ],
+        "owed": [  # 容缺: what the applicant still has to bring, and by when
+            {"material": d.material, "due_date": d.due_date.isoformat()}
+            for d in app.deficiencies
+            if d.closed_at is None
+        ],
         "rateable": app.state not in OPEN and rating is None,
         "rating": rating.level if rating else None,
     }

@@ -3,6 +3,7 @@ remembered in a cookie). Templates write both texts inline: {{ _("办件", "Appl
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,43 @@ ACTION_ZH = {a.name: a.zh for a in ACTIONS.values()} | {
 env.globals["ACTION_ZH"] = ACTION_ZH
 
 
+ROLE_EN = {
+    "teller": "Bank teller",
+    "enclave_clerk": "Enclave desk",
+    "clerk": "Counter clerk",
+    "officer": "County officer",
+    "supervisor": "Supervisor",
+    "ops": "Operations",
+    "system": "System",
+    "applicant": "Applicant",
+}
+env.globals["ROLE_EN"] = ROLE_EN
+
+
+def _helpers(request: Request) -> dict[str, Any]:
+    """Names for codes and local times, from the hub the app serves."""
+    hub = request.app.state.hub
+    cat = hub.catalog
+
+    def place_name(code: str | None) -> str:
+        if not code:
+            return ""
+        place = cat.desks.get(code) or cat.departments.get(code)
+        return place.name if place else code
+
+    def local(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """A stored (naive UTC) time or an ISO text in the county's time zone."""
+        if not value:
+            return ""
+        at = datetime.fromisoformat(value.removesuffix("Z")) if isinstance(value, str) else value
+        return at.replace(tzinfo=at.tzinfo or UTC).astimezone(hub.settings.tz).strftime(fmt)
+
+    def actor_name(name: str) -> str:
+        return "系统" if name == "hub" else name
+
+    return {"place_name": place_name, "local": local, "actor_name": actor_name}
+
+
 def lang_of(request: Request) -> str:
     asked = request.query_params.get("lang")
     if asked in ("zh", "en"):
@@ -58,7 +96,13 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
     principal = getattr(request.state, "principal", None)
     html = env.get_template(template).render(
-        request=request, _=_, lang=lang, me=principal, csrf=principal.csrf if principal else None, **context
+        request=request,
+        _=_,
+        lang=lang,
+        me=principal,
+        csrf=principal.csrf if principal else None,
+        **_helpers(request),
+        **context,
     )
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in ("zh", "en"):

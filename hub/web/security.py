@@ -58,6 +58,11 @@ class Principal:
         return self.actor.role
 
 
+def same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (compare_digest refuses str with it)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -124,7 +129,7 @@ def check_csrf(principal: Principal, given: str | None) -> None:
     another site has the cookie but not the token). Bearer tokens are not sent by browsers."""
     if principal.csrf is None:
         return
-    if not given or not hmac.compare_digest(given, principal.csrf):
+    if not given or not same(given, principal.csrf):
         raise HTTPException(403, "CSRF 校验失败，请刷新页面后重试 (CSRF token missing or wrong)")
 
 

@@ -5,16 +5,19 @@
 const WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK = "10X98765432";
 
+const EN = document.documentElement.lang === "en";
+function t(zh, en) { return EN ? en : zh; }
+
 function fold(s) { return s.normalize("NFKC").trim().toUpperCase(); }
 
 // GB 11643: 17 digits and a check character.
 function idProblem(raw) {
   const v = fold(raw);
   if (!v) return "";
-  if (!/^\d{17}[\dX]$/.test(v)) return "身份号码应为18位（最后一位可为X）";
+  if (!/^\d{17}[\dX]$/.test(v)) return t("身份号码应为18位（最后一位可为X）", "18 characters: 17 digits and a digit or X");
   let sum = 0;
   for (let i = 0; i < 17; i++) sum += Number(v[i]) * WEIGHTS[i];
-  if (CHECK[sum % 11] !== v[17]) return "身份号码校验码错误，请核对";
+  if (CHECK[sum % 11] !== v[17]) return t("身份号码校验码错误，请核对", "wrong check digit: please check the number");
   return "";
 }
 
@@ -23,28 +26,28 @@ function hintOf(input) {
 }
 
 function show(input, message, good) {
+  input.setAttribute("aria-invalid", message && !good ? "true" : "false");
   const hint = hintOf(input);
   if (!hint) return;
   hint.textContent = message;
   hint.classList.toggle("good", Boolean(good));
-  input.setAttribute("aria-invalid", message && !good ? "true" : "false");
 }
 
 function checkInput(input) {
   const kind = input.dataset.check;
-  if (input.required && !input.value.trim()) return show(input, "必填");
+  if (input.required && !input.value.trim()) return show(input, t("必填", "required"));
   if (kind === "id") {
     const p = idProblem(input.value);
-    return show(input, p || (input.value ? "✓ 校验通过" : ""), !p);
+    return show(input, p || (input.value ? t("✓ 校验通过", "✓ valid") : ""), !p);
   }
   if (kind === "phone" && input.value && !/^1\d{10}$|^0\d{2,3}-?\d{7,8}$/.test(fold(input.value))) {
-    return show(input, "电话号码格式不正确");
+    return show(input, t("电话号码格式不正确", "not a phone number"));
   }
   show(input, "");
 }
 
 async function sha256(file) {
-  if (!window.crypto?.subtle) return "提交后显示";
+  if (!window.crypto?.subtle) return t("提交后显示", "shown after submitting");
   const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -71,12 +74,13 @@ function setupIntake(form) {
       const code = row.querySelector(".sha code");
       if (!file) { code.textContent = ""; return; }
       if (file.size > Number(input.dataset.max)) {
-        show(input, `文件超过 ${Math.round(input.dataset.max / 1048576)} MB 上限`);
+        const mb = Math.round(input.dataset.max / 1048576);
+        show(input, t(`文件超过 ${mb} MB 上限`, `larger than the ${mb} MB limit`));
         input.value = "";
         return;
       }
       show(input, "");
-      code.textContent = "计算中…";
+      code.textContent = t("计算中…", "hashing…");
       code.textContent = await sha256(file);
       const missing = row.querySelector("[data-missing]");
       if (missing) { missing.checked = false; updateCommitment(form); }
@@ -87,7 +91,7 @@ function setupIntake(form) {
     button.addEventListener("click", async () => {
       const cell = button.closest("td");
       const result = cell.querySelector(".verify-result");
-      result.textContent = "核验中…";
+      result.textContent = t("核验中…", "checking…");
       const response = await fetch("/api/v1/verifications", {
         method: "POST",
         headers: { "content-type": "application/json", "x-csrf-token": csrf(form) },
@@ -101,9 +105,11 @@ function setupIntake(form) {
       const body = await response.json();
       if (response.ok && body.ok) {
         cell.querySelector("input[name=verified]").value = body.ticket;
-        result.textContent = "✓ 核验一致，无需纸质材料";
+        result.textContent = t("✓ 核验一致，无需纸质材料", "✓ confirmed: no paper copy needed");
       } else {
-        result.textContent = body.ok === false ? "✗ 核验不一致，请收取纸质材料" : (body.detail || "核验失败");
+        result.textContent = body.ok === false
+          ? t("✗ 核验不一致，请收取纸质材料", "✗ not confirmed: take the paper copy")
+          : (body.detail || t("核验失败", "verification failed"));
       }
     });
   });
@@ -117,12 +123,12 @@ function setupIntake(form) {
     const unticked = [...form.querySelectorAll("input[name=checklist]")].filter((c) => !c.checked);
     if (unticked.length && !bad) {
       bad = unticked[0];
-      alert("请完成初审核对项");
+      alert(t("请完成初审核对项", "Complete the first-review checklist"));
     }
     if (bad) { event.preventDefault(); bad.focus(); return; }
     // one submission: a second click waits for the first (the server dedupes on source_ref too)
     const submit = form.querySelector("#submit");
-    if (submit) { submit.disabled = true; submit.textContent = "提交中…"; }
+    if (submit) { submit.disabled = true; submit.textContent = t("提交中…", "Submitting…"); }
   });
   updateCommitment(form);
 }

@@ -1,4 +1,4 @@
-"""web users, sessions, API tokens, audit log, ratings (好差评), job runs
+"""web users, sessions, API tokens, audit log, ratings (好差评), job runs; events by action and time
 
 Revision ID: 0005
 Revises: 0004
@@ -106,9 +106,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_runs")),
     )
     op.create_index("ix_job_runs_job_started", "job_runs", ["job", "started_at"], unique=False)
+    op.create_index("ix_events_action_at", "events", ["action", "at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_action_at", table_name="events")
     op.drop_index("ix_job_runs_job_started", table_name="job_runs")
     op.drop_table("job_runs")
     op.drop_table("ratings")
