@@ -259,7 +259,8 @@ def close_follow_up(hub: Hub, rating_id: int, response: str, actor: Actor) -> Fo
             raise NotFound(f"评价 {rating_id} 不存在 (no such rating)")
         app = session.get(Application, rating.application_id)
         if actor.role is Role.officer and actor.department not in {p.department_code for p in app.parts}:
-            raise Forbidden(f"办件 {app.number} 没有部门 {actor.department} 的事项 (not your department's application)")
+            # outside the caller's scope a rating does not exist (no probing numbers by rating id)
+            raise NotFound(f"评价 {rating_id} 不存在 (no such rating)")
         app = svc.get(session, app.number, actor, for_update=True)
         session.refresh(rating)  # under the application's lock: closed by someone else meanwhile?
         if rating.follow_up_due is None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from hub.applications import Actor
 from hub.context import Hub
@@ -114,13 +116,16 @@ def resolve_token(hub: Hub, secret: str) -> TokenInfo | None:
     if not secret.startswith(PREFIX):
         return None
     now = hub.now().replace(tzinfo=None)
-    with hub.sessions() as session, session.begin():
+    with hub.sessions() as session:
         row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest(secret))).one_or_none()
         if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
             return None
-        if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-            row.last_used_at = now  # at most once a minute: a busy token is not a write per request
-        return _info(row)
+        info = _info(row)
+    if info.last_used_at is None or now - info.last_used_at > timedelta(minutes=1):
+        # at most once a minute, and best effort: a busy SQLite must not fail the request for it
+        with suppress(OperationalError), hub.transaction() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == info.id).values(last_used_at=now))
+    return info
 
 
 def revoke_token(hub: Hub, token_id: int) -> TokenInfo:

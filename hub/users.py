@@ -215,7 +215,10 @@ def authenticate(hub: Hub, username: str, password: str) -> Person:
                 _hasher.verify(_DUMMY_HASH, password or "-")
             raise LoginRefused()
         if user.locked_until and user.locked_until > now:
-            raise LoginRefused(locked=True)
+            # the same answer and cost as a wrong password: a lockout must not tell who exists
+            with contextlib.suppress(VerificationError):
+                _hasher.verify(_DUMMY_HASH, password or "-")
+            raise LoginRefused()
         try:
             _hasher.verify(user.password_hash, password)
             ok = not user.disabled

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from hub import applications as svc
 from hub import audit, ops, ratings
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound, Reason
-from hub.lifecycle import Role
+from hub.lifecycle import FRONT, Role
 from hub.storage.tables import Application, AttachedMaterial
 from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
 from hub.views import application_detail, application_summary, inbox, receipt
@@ -32,6 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["api"])
 HubDep = Annotated[Hub, Depends(get_hub)]
 Reader = Annotated[Principal, Depends(need("applications:read"))]
 Writer = Annotated[Principal, Depends(need("applications:write"))]
+DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]  # a row id: anything else is 422, not a database error
 Ops = Annotated[Principal, Depends(need("ops", Role.ops, Role.system))]
 
 
@@ -165,6 +167,8 @@ async def create_application(
             [FieldError("data." + ".".join(str(p) for p in e["loc"]), Reason(e["msg"], e["msg"])) for e in exc.errors()]
         ) from None
     source_ref = body.source_ref or request.headers.get("idempotency-key")
+    if source_ref and len(source_ref) > 128:
+        raise InvalidInput([FieldError("Idempotency-Key", Reason("幂等键不超过128个字符", "at most 128 characters"))])
     uploads = await read_uploads(hub, body.materials, files)
     kwargs = dict(
         subject_code=body.subject,
@@ -213,7 +217,13 @@ def get_application(number: str, request: Request, hub: HubDep, principal: Reade
 
 
 @router.get("/applications/{number}/receipt")
-def get_receipt(number: str, request: Request, hub: HubDep, principal: Reader) -> dict[str, Any]:
+def get_receipt(
+    number: str,
+    request: Request,
+    hub: HubDep,
+    principal: Annotated[Principal, Depends(need("applications:read", *FRONT))],
+) -> dict[str, Any]:
+    """The receipt, for the desk that gave it: it carries the applicant's status link and key."""
     app = _read(hub, number, principal)
     data = receipt(hub, app, status_url(request, hub, number))
     return data | {"received_at": data["received_at"].isoformat() + "Z"}
@@ -262,7 +272,7 @@ async def attach(
 
 
 @router.get("/applications/{number}/materials/{material_id}", response_class=Response)
-def download(number: str, material_id: int, request: Request, hub: HubDep, principal: Reader) -> Response:
+def download(number: str, material_id: DbId, request: Request, hub: HubDep, principal: Reader) -> Response:
     app = _read(hub, number, principal)
     if principal.role in (Role.ops, Role.supervisor):
         raise HTTPException(403, "运维和督查人员不能查看申请材料 (materials are for those handling the case)")
@@ -341,7 +351,7 @@ def outbox_rows(
 
 
 @router.post("/ops/outbox/{row_id}/retry")
-def retry(row_id: int, request: Request, hub: HubDep, principal: Ops) -> dict[str, int]:
+def retry(row_id: DbId, request: Request, hub: HubDep, principal: Ops) -> dict[str, int]:
     _csrf(request, principal)
     return {"retried": ops.retry_dead(hub, row_id, principal.actor)}
 
@@ -386,6 +396,16 @@ def tokens(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
 def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
     """A token for a system. The secret is in this response only; the hub keeps its hash."""
     _csrf(request, principal)
+    if body.role is Role.system or (
+        principal.role is Role.ops
+        and body.role is not Role.teller
+        and body.role is not Role.enclave_clerk
+        and body.role is not Role.clerk
+    ):
+        # from the API ops mint tokens for desk systems only; anything wider is `hub tokens create` on the host
+        raise HTTPException(
+            403, "只能通过命令行创建该角色的令牌 (this role's tokens are created with `hub tokens create`)"
+        )
     secret, info = create_token(
         hub,
         body.name,
@@ -396,12 +416,21 @@ def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> d
         created_by=principal.actor.name,
         days=body.days,
     )
-    audit.record(hub, principal.actor, "token_create", target=str(info.id), client=client_of(request))
+    audit.record(
+        hub,
+        principal.actor,
+        "token_create",
+        target=str(info.id),
+        client=client_of(request),
+        role=info.role.value,
+        place=info.desk or info.department,
+        scopes=list(info.scopes),
+    )
     return {"id": info.id, "token": secret, "prefix": info.prefix}
 
 
 @router.delete("/ops/tokens/{token_id}")
-def delete_token(token_id: int, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
+def delete_token(token_id: DbId, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
     _csrf(request, principal)
     info = revoke_token(hub, token_id)
     audit.record(hub, principal.actor, "token_revoke", target=str(info.id), client=client_of(request))

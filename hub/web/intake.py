@@ -100,6 +100,14 @@ def verify_online(hub: Hub, subject: Item | Bundle, material: str, id_number: st
 
 # ---------------------------------------------------------------- one submission
 
+# The desk's first-review checklist (初审): every submission confirms all of it, page or API.
+CHECKLIST = [
+    ("identity", "已核对申请人身份证件原件", "applicant's ID checked against the original"),
+    ("materials", "已核对材料与事项要求一致", "materials match the item's list"),
+    ("signature", "申请表已由申请人签字确认", "form signed by the applicant"),
+    ("informed", "已告知办理时限与领取方式", "time limit and collection explained"),
+]
+
 
 @dataclass
 class Upload:
@@ -141,17 +149,27 @@ def submit(
     if not actor.desk:
         raise Forbidden("只有窗口人员可以收件 (only desk staff take applications)")
     ident = normalise(applicant.get("id", "")).upper()
+    errors = []
+    if unticked := [zh for key, zh, _en in CHECKLIST if key not in set(checklist)]:
+        errors.append(
+            FieldError("checklist", Reason(f"初审核对未完成：{'、'.join(unticked)}", "first review not complete"))
+        )
+    if not normalise(applicant.get("name", "")):
+        errors.append(FieldError("applicant.name", Reason("请填写申请人姓名", "applicant's name is required")))
     verified: dict[str, dict[str, Any]] = {}
     for i, ticket in enumerate(t for t in tickets if t):
         read = read_ticket(secret, ticket, ident)
         if read is None:
-            raise InvalidInput([FieldError(f"verified[{i}]", Reason("核验结果无效，请重新核验", "invalid ticket"))])
-        verified[read[0]] = read[1]
+            errors.append(FieldError(f"verified[{i}]", Reason("核验结果无效，请重新核验", "invalid ticket")))
+        else:
+            verified[read[0]] = read[1]
+    if errors:
+        raise InvalidInput(errors)
     new = svc.NewApplication(
         subject=subject_code,
         desk=actor.desk,
         applicant=svc.Applicant(
-            type=applicant.get("type") or "person", name=normalise(applicant.get("name", "")) or "-", id=ident
+            type=applicant.get("type") or "person", name=normalise(applicant.get("name", "")), id=ident
         ),
         agent=svc.Agent(name=normalise(agent["name"]), id_number=normalise(agent.get("id_number", "")).upper())
         if agent and agent.get("name")

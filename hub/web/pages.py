@@ -173,7 +173,7 @@ def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]
         "max_mb": hub.store.max_bytes // (1024 * 1024),
         "accept": ",".join(sorted(hub.store.allowed)),
         "today": hub.today().isoformat(),
-        "checklist": CHECKLIST,
+        "checklist": intake.CHECKLIST,
     }
 
 
@@ -188,13 +188,6 @@ ERROR_LABELS = {
     "subject": "事项",
     "source_ref": "重复提交",
 }
-
-CHECKLIST = [
-    ("identity", "已核对申请人身份证件原件", "applicant's ID checked against the original"),
-    ("materials", "已核对材料与事项要求一致", "materials match the item's list"),
-    ("signature", "申请表已由申请人签字确认", "form signed by the applicant"),
-    ("informed", "已告知办理时限与领取方式", "time limit and collection explained"),
-]
 
 
 @router.get("/intake/{code}")
@@ -225,13 +218,9 @@ async def intake_submit(code: str, request: Request, hub: HubDep, principal: Fro
                 content = await f.read(hub.store.max_bytes + 1)
                 if problem := hub.store.check(content):
                     errors.append(FieldError(f"{m.name} ({f.filename})", problem))
-                uploads.append(intake.Upload(m.name, f.filename.rsplit("/", 1)[-1][:255], content))
+                uploads.append(intake.Upload(m.name, f.filename.rsplit("/", 1)[-1][:255] or f"file-{i}", content))
     fields = {f.name: str(form.get(f"f_{f.name}") or "") for f in ctx["fields"]}
     ticked = set(form.getlist("checklist"))
-    if unticked := [zh for key, zh, _en in CHECKLIST if key not in ticked]:
-        errors.append(
-            FieldError("checklist", Reason(f"初审核对未完成：{'、'.join(unticked)}", "first review not done"))
-        )
     try:
         due = intake.parse_due(str(form.get("commitment_due") or ""))
         if errors:
@@ -378,13 +367,13 @@ async def app_attach(number: str, request: Request, hub: HubDep, principal: Anyo
     content = await f.read(hub.store.max_bytes + 1)
     if problem := hub.store.check(content):
         raise InvalidInput([FieldError(f"{name} ({f.filename})", problem)])
-    material = svc.MaterialIn(name=name, filename=f.filename.rsplit("/", 1)[-1][:255], content=content)
+    material = svc.MaterialIn(name=name, filename=f.filename.rsplit("/", 1)[-1][:255] or "file", content=content)
     await run_in_threadpool(svc.attach, hub, number, [material], principal.actor)
     return _see_other(f"/applications/{number}")
 
 
 @router.get("/applications/{number}/receipt")
-def app_receipt(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
+def app_receipt(number: str, request: Request, hub: HubDep, principal: Front) -> Response:
     app = svc.read(hub, number, principal.actor)
     data = receipt(hub, app, status_url(request, hub, number))
     qr = segno.make(data["status_url"], error="m").svg_inline(scale=4, title="办件进度查询二维码")
@@ -409,8 +398,15 @@ def _period(kind: str, start: str | None, end: str | None, today: date) -> tuple
             a, b = date.fromisoformat(start), date.fromisoformat(end)
         except ValueError:
             raise InvalidInput([FieldError("start", Reason("日期格式应为 YYYY-MM-DD", "date as YYYY-MM-DD"))]) from None
-        if a > b:
-            raise InvalidInput([FieldError("start", Reason("开始日期不能晚于结束日期", "start after end"))])
+        if a > b or a.year < 2000 or b.year > 2100:
+            raise InvalidInput(
+                [
+                    FieldError(
+                        "start",
+                        Reason("日期范围无效（开始不晚于结束，2000—2100年）", "start after end, or outside 2000-2100"),
+                    )
+                ]
+            )
         return a, b, "custom"
     kind = kind if kind in ("day", "week", "month", "year") else "month"
     a, b = dashboard.period_bounds(kind, today)

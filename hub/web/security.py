@@ -10,12 +10,14 @@ import hmac
 import secrets
 import time
 from collections import defaultdict, deque
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Lock
 
 from fastapi import HTTPException
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 
 from hub.applications import Actor
 from hub.context import Hub
@@ -101,19 +103,26 @@ class SessionExpired(Exception):
 
 def session_principal(hub: Hub, token: str) -> Principal:
     now = _naive(hub.now())
-    with hub.sessions() as session, session.begin():
-        row = session.get(WebSession, _digest(token))
+    key = _digest(token)
+    with hub.sessions() as session:
+        row = session.get(WebSession, key)
         user = session.get(User, row.user_id) if row else None
         if row is None or user is None:
             raise SessionExpired()
-        if user.disabled or row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE:
-            session.delete(row)
-            raise SessionExpired()
-        if now - row.last_seen_at > timedelta(seconds=60):
-            row.last_seen_at = now  # not a write per request
+        over = user.disabled or row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE
+        stale = now - row.last_seen_at > timedelta(seconds=60)
         role = Role(user.role)
         actor = Actor(name=user.display_name, role=role, desk=user.desk_code, department=user.department_code)
-        return Principal(actor=actor, scopes=role_scopes(role), username=user.username, csrf=row.csrf_token)
+        principal = Principal(actor=actor, scopes=role_scopes(role), username=user.username, csrf=row.csrf_token)
+    if over or stale:  # best effort, at most once a minute: a busy SQLite must not fail the request
+        with suppress(OperationalError), hub.transaction() as session:
+            if over:
+                session.execute(delete(WebSession).where(WebSession.token_hash == key))
+            else:
+                session.execute(update(WebSession).where(WebSession.token_hash == key).values(last_seen_at=now))
+    if over:
+        raise SessionExpired()
+    return principal
 
 
 def token_principal(hub: Hub, secret: str) -> Principal | None:
