@@ -303,7 +303,9 @@ def create(hub: Hub, new: NewApplication, actor: Actor, *, first_review: FirstRe
     stored = [hub.store.put(m.source) for m in new.materials]
     try:
         with hub.transaction() as session:
-            number = _next_numbers(session, desk.acts_for, hub.today(), 1)[0]
+            # on PostgreSQL in a short transaction of its own: the day's counter row would otherwise
+            # stay locked until this one commits, and every desk of the division would queue on it
+            number = _reserve_numbers(hub, session, desk, 1)[0]
             app = _build(hub, session, new, subject, form, number, stored, actor, now)
             if first_review is not None:
                 app.state = State.pre_reviewed.value
