@@ -15,7 +15,7 @@ from hub.applications import Actor
 from hub.connectors import connector_types_by_plugin
 from hub.context import Hub
 from hub.errors import NotFound
-from hub.storage.tables import JobRun, OutboxRow
+from hub.storage.tables import Application, JobRun, OutboxRow, Part
 
 CHECK = "check"  # the job name a connection check is recorded under
 
@@ -121,22 +121,36 @@ def run_check(hub: Hub, name: str, actor: Actor) -> dict[str, Any]:
     return {"name": name, "ok": ok, "detail": detail}
 
 
-def outbox_list(hub: Hub, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def outbox_list(
+    hub: Hub, state: str | None = None, connection: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Outbox rows with their application and item, dead letters first (`hub outbox list`, /ops)."""
     with hub.sessions() as session:
-        stmt = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+        stmt = (
+            select(OutboxRow, Application.number, Part.item_code)
+            .join(Application, Application.id == OutboxRow.application_id)
+            .join(Part, Part.id == OutboxRow.part_id)
+            .order_by((OutboxRow.state != "dead"), OutboxRow.id.desc())
+            .limit(limit)
+        )
         if state:
             stmt = stmt.where(OutboxRow.state == state)
+        if connection:
+            stmt = stmt.where(OutboxRow.connection == connection)
         return [
             {
                 "id": r.id,
+                "application": number,
+                "item": item,
                 "connection": r.connection,
                 "state": r.state,
                 "attempts": r.attempts,
-                "last_error": r.last_error,
                 "next_attempt_at": r.next_attempt_at.isoformat() + "Z",
                 "remote_id": r.remote_id,
+                "remote_status": r.remote_status,
+                "last_error": r.last_error,
             }
-            for r in session.scalars(stmt)
+            for r, number, item in session.execute(stmt)
         ]
 
 

@@ -195,7 +195,7 @@ def receipt(hub: Hub, app: Application, status_url: str) -> dict[str, Any]:
     desk = hub.catalog.desks.get(app.desk_code)
     review = next((e for e in app.events if e.action == "pre_review"), None)
     promised = (review.data.get("commitment_due") if review else None) or None
-    have = {m.name for m in app.materials if m.kind == "material"} | _verified(app)
+    have = {m.name for m in app.materials if m.kind == "material"} | verified_materials(app)
     subject = hub.catalog.subject(app.subject_code)
     missing = [
         m.name for m in (hub.catalog.materials_of(subject) if subject else ()) if m.required and m.name not in have
@@ -219,13 +219,9 @@ def receipt(hub: Hub, app: Application, status_url: str) -> dict[str, Any]:
         "due_expected": expected,
         "due_provisional": provisional,
         "materials": [m.name for m in app.materials if m.kind == "material"],
-        "verified": sorted(_verified(app)),
+        "verified": sorted(verified_materials(app)),
         "missing": missing,
         "commitment_due": promised,
         "status_url": status_url,
         "state_zh": STATE_ZH.get(app.state, app.state),
     }
-
-
-def _verified(app: Application) -> set[str]:
-    return verified_materials(app)

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import select
 
 from hub import outbox as outbox_rows
 from hub.cli.common import console, open_hub, print_json
@@ -20,8 +19,7 @@ from hub.jobs.dispatch import dispatch
 from hub.jobs.ingest import ingest
 from hub.jobs.report import daily_report
 from hub.jobs.sync import sync
-from hub.ops import run_job
-from hub.storage.tables import Application, OutboxRow, Part
+from hub.ops import outbox_list, run_job
 
 run_app = typer.Typer(help="Run a job once (the same functions Airflow schedules).", no_args_is_help=True)
 outbox_app = typer.Typer(help="Deliveries owed to department systems: list, retry dead letters.", no_args_is_help=True)
@@ -112,34 +110,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Outbox rows with attempts and the last error (dead letters first)."""
-    hub = open_hub(ctx)
-    with hub.sessions() as session:
-        stmt = (
-            select(OutboxRow, Application.number, Part.item_code)
-            .join(Application, Application.id == OutboxRow.application_id)
-            .join(Part, Part.id == OutboxRow.part_id)
-            .order_by((OutboxRow.state != "dead"), OutboxRow.id.desc())
-            .limit(limit)
-        )
-        if state:
-            stmt = stmt.where(OutboxRow.state == state)
-        if connection:
-            stmt = stmt.where(OutboxRow.connection == connection)
-        rows = [
-            {
-                "id": r.id,
-                "application": number,
-                "item": item,
-                "connection": r.connection,
-                "state": r.state,
-                "attempts": r.attempts,
-                "next_attempt_at": r.next_attempt_at,
-                "remote_id": r.remote_id,
-                "remote_status": r.remote_status,
-                "last_error": r.last_error,
-            }
-            for r, number, item in session.execute(stmt)
-        ]
+    rows = outbox_list(open_hub(ctx), state, connection, limit)
     if as_json:
         print_json(rows)
         return

@@ -26,8 +26,8 @@ from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
 from hub.views import application_detail, application_summary, inbox, receipt
 from hub.web import intake
 from hub.web.deps import client_of, get_hub, need
-from hub.web.public import status_view
-from hub.web.security import CSRF_HEADER, Principal, check_csrf, same, status_key
+from hub.web.public import open_status, status_view
+from hub.web.security import CSRF_HEADER, Principal, check_csrf, status_key
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 HubDep = Annotated[Hub, Depends(get_hub)]
@@ -203,14 +203,10 @@ def _existing(hub: Hub, principal: Principal, source_ref: str | None) -> bool:
         )
 
 
-def _read(hub: Hub, number: str, principal: Principal) -> svc.Application:
-    return svc.read(hub, number, principal.actor)
-
-
 @router.get("/applications/{number}")
 def get_application(number: str, request: Request, hub: HubDep, principal: Reader) -> dict[str, Any]:
     """The whole application; full ID numbers for those handling it (an audited view)."""
-    app = _read(hub, number, principal)
+    app = svc.read(hub, number, principal.actor)
     reveal = svc.may_reveal_ids(principal.actor)
     audit.record(hub, principal.actor, "view_detail", target=number, client=client_of(request), full_ids=reveal)
     return application_detail(hub, app, reveal_id=reveal)
@@ -224,7 +220,7 @@ def get_receipt(
     principal: Annotated[Principal, Depends(need("applications:read", *FRONT))],
 ) -> dict[str, Any]:
     """The receipt, for the desk that gave it: it carries the applicant's status link and key."""
-    app = _read(hub, number, principal)
+    app = svc.read(hub, number, principal.actor)
     data = receipt(hub, app, status_url(request, hub, number))
     return data | {"received_at": data["received_at"].isoformat() + "Z"}
 
@@ -264,7 +260,7 @@ async def attach(
 ) -> dict[str, Any]:
     """Add materials (a 容缺 material brought later closes its commitment)."""
     _csrf(request, principal)
-    _read(hub, number, principal)  # 404 before reading another desk's uploads
+    svc.read(hub, number, principal.actor)  # 404 before reading another desk's uploads
     uploads = await read_uploads(hub, materials, files)
     ins = [svc.MaterialIn(name=u.material, filename=u.filename, content=u.content) for u in uploads]
     app = await run_in_threadpool(svc.attach, hub, number, ins, principal.actor)
@@ -273,7 +269,7 @@ async def attach(
 
 @router.get("/applications/{number}/materials/{material_id}", response_class=Response)
 def download(number: str, material_id: DbId, request: Request, hub: HubDep, principal: Reader) -> Response:
-    app = _read(hub, number, principal)
+    app = svc.read(hub, number, principal.actor)
     if principal.role in (Role.ops, Role.supervisor):
         raise HTTPException(403, "运维和督查人员不能查看申请材料 (materials are for those handling the case)")
     m: AttachedMaterial | None = next((x for x in app.materials if x.id == material_id), None)
@@ -440,17 +436,11 @@ def delete_token(token_id: DbId, request: Request, hub: HubDep, principal: Ops) 
 # ---------------------------------------------------------------- the applicant's status link
 
 
-def _public(request: Request, hub: Hub, number: str, key: str) -> svc.Application:
-    if not same(key, status_key(request.app.state.secret, number)):
-        raise NotFound("办件不存在或链接无效 (no such application)")
-    return svc.read(hub, number, svc.SYSTEM)
-
-
 @router.get("/status/{number}")
 def public_status(number: str, request: Request, hub: HubDep, k: Annotated[str, Query(max_length=64)]):
     """What the applicant sees from the receipt's QR code: no login, no personal data beyond a
     masked name, only with the key printed on the receipt."""
-    return status_view(hub, _public(request, hub, number, k))
+    return status_view(hub, open_status(hub, request.app.state.secret, number, k))
 
 
 class RatingIn(BaseModel):
@@ -462,6 +452,6 @@ class RatingIn(BaseModel):
 def public_rating(
     number: str, body: RatingIn, request: Request, hub: HubDep, k: Annotated[str, Query(max_length=64)]
 ) -> dict[str, Any]:
-    _public(request, hub, number, k)
+    open_status(hub, request.app.state.secret, number, k)
     r = ratings.rate(hub, number, body.level, body.comment)
     return {"level": r.level, "follow_up_due": r.follow_up_due.isoformat() if r.follow_up_due else None}

@@ -49,7 +49,7 @@ def search(hub: Hub, channel: str | None, query: str) -> list[Item | Bundle]:
     out = []
     for s in found:
         words = [s.title, s.code, *getattr(s, "keywords", [])]
-        if any(q in w.lower() for w in words) or any(initials(w).startswith(q) or q in initials(w) for w in words):
+        if any(q in w.lower() for w in words) or any(q in initials(w) for w in words):
             out.append(s)
     return out
 

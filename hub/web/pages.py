@@ -21,7 +21,7 @@ from hub import applications as svc
 from hub import audit, dashboard, ratings
 from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
-from hub.errors import FieldError, HubError, InvalidInput, Reason
+from hub.errors import FieldError, InvalidInput, Reason
 from hub.lifecycle import ACTIONS, FRONT, Role
 from hub.ops import connection_rows, job_rows, outbox_list, plugin_rows, retry_dead, run_check
 from hub.users import LoginRefused, authenticate
@@ -29,7 +29,7 @@ from hub.views import application_detail, application_summary, inbox, receipt
 from hub.web import intake
 from hub.web.api import status_url
 from hub.web.deps import client_of, get_hub, need, optional_principal
-from hub.web.public import status_view
+from hub.web.public import open_status, status_view
 from hub.web.render import render
 from hub.web.security import (
     CSRF_FIELD,
@@ -40,7 +40,6 @@ from hub.web.security import (
     close_session,
     open_session,
     same,
-    status_key,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -392,6 +391,16 @@ def inbox_page(request: Request, hub: HubDep, principal: Officer) -> Response:
 # ---------------------------------------------------------------- supervisors
 
 
+DIMENSIONS = ("channel", "desk", "department")
+
+
+def _figures(hub: Hub, by: str, period: str, start: str | None, end: str | None):
+    """The dashboard's rows for the asked dimension and period (unknown ones fall back)."""
+    by = by if by in DIMENSIONS else "channel"
+    a, b, period = _period(period, start, end, hub.today())
+    return by, a, b, period, dashboard.figures(hub, a, b, by)
+
+
 def _period(kind: str, start: str | None, end: str | None, today: date) -> tuple[date, date, str]:
     if start and end:
         try:
@@ -423,9 +432,7 @@ def dashboard_page(
     start: str | None = None,
     end: str | None = None,
 ) -> Response:
-    by = by if by in ("channel", "desk", "department") else "channel"
-    a, b, period = _period(period, start, end, hub.today())
-    rows = dashboard.figures(hub, a, b, by)
+    by, a, b, period, rows = _figures(hub, by, period, start, end)
     body = [r for r in rows if r.key != "total"]
     charts = [
         bar_chart([r.label for r in body], [r.received for r in body], title="收件量 received"),
@@ -444,11 +451,10 @@ def dashboard_csv(
     start: str | None = None,
     end: str | None = None,
 ) -> Response:
-    by = by if by in ("channel", "desk", "department") else "channel"
-    a, b, _ = _period(period, start, end, hub.today())
+    by, a, b, _, rows = _figures(hub, by, period, start, end)
     name = quote(f"办件统计-{by}-{a}-{b}.csv")
     return Response(
-        dashboard.to_csv(dashboard.figures(hub, a, b, by)),
+        dashboard.to_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f"attachment; filename*=UTF-8''{name}"},
     )
@@ -507,24 +513,15 @@ async def ops_retry(row_id: int, request: Request, hub: HubDep, principal: OpsUs
 # ---------------------------------------------------------------- the applicant's status page
 
 
-def _public_app(request: Request, hub: Hub, number: str, k: str):
-    if not same(k, status_key(request.app.state.secret, number)):
-        raise HTTPException(404, "办件不存在或链接无效 (no such application)")
-    try:
-        return svc.read(hub, number, svc.SYSTEM)
-    except HubError:
-        raise HTTPException(404, "办件不存在或链接无效 (no such application)") from None
-
-
 @router.get("/s/{number}")
 def status_page(number: str, request: Request, hub: HubDep, k: str = "") -> Response:
-    view = status_view(hub, _public_app(request, hub, number, k))
+    view = status_view(hub, open_status(hub, request.app.state.secret, number, k))
     return render(request, "status.html", s=view, k=k, levels=ratings.LEVEL_ZH, done=request.query_params.get("rated"))
 
 
 @router.post("/s/{number}/rating")
 async def status_rate(number: str, request: Request, hub: HubDep, k: str = "") -> Response:
-    _public_app(request, hub, number, k)
+    open_status(hub, request.app.state.secret, number, k)
     form = await request.form()
     try:
         level = int(str(form.get("level") or "0"))

@@ -5,14 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from hub import ratings
-from hub.applications import SYSTEM, outcome_of
+from hub.applications import SYSTEM, outcome_of, read
 from hub.context import Hub
+from hub.errors import NotFound
 from hub.lifecycle import OPEN, STATE_ZH
 from hub.storage.tables import Application
 from hub.web.render import ACTION_ZH
+from hub.web.security import same, status_key
 
 # What the applicant's timeline shows: milestones, not every internal step or who did it.
 MILESTONES = ("submit", "pre_review", "accept", "reject", "request_supplement", "resume", "decide", "issue", "deliver")
+
+
+def open_status(hub: Hub, secret: bytes, number: str, key: str) -> Application:
+    """The application a status link names, if its key is right; else "not found", the same as
+    for a number that does not exist."""
+    if not same(key, status_key(secret, number)):
+        raise NotFound("办件不存在或链接无效 (no such application)")
+    return read(hub, number, SYSTEM)
 
 
 def masked_name(name: str) -> str:

@@ -27,13 +27,13 @@ ACTION_ZH = {a.name: a.zh for a in ACTIONS.values()} | {
     "decide": "办结",
     "attach": "补充材料",
     "dispatch": "推送部门",
-    "deliver_part": "推送部门",
-    "sync": "部门回传",
-    "result": "结果文书",
-    "verify": "网上核验",
+    "dispatch_dead": "推送失败（待运维处理）",
+    "dispatch_after_withdrawal": "撤回后推送",
+    "result": "部门回传结果文书",
+    "result_refused": "结果文书被拒收",
+    "warning": "时限预警",
     "rate": "好差评",
     "follow_up_closed": "差评整改回复",
-    "signal": "时限预警",
 }
 env.globals["ACTION_ZH"] = ACTION_ZH
 
