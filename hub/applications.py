@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, exists, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Row, Select, exists, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, object_session, selectinload
 
@@ -27,9 +25,9 @@ from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, Inval
 from hub.events import GENESIS, canonical_json, chain
 from hub.ids import check_id_number, check_uscc, uuid4_texts
 from hub.lifecycle import ACTIONS, FRONT, PartState, Role, State
-from hub.materials import Stored
+from hub.materials import Staged, Stored
 from hub.storage import bulk
-from hub.storage.tables import Application, AttachedMaterial, Blob, Counter, Deficiency, Event, OutboxRow, Part
+from hub.storage.tables import Application, AttachedMaterial, Deficiency, Event, OutboxRow, Part
 from hub.timelimits import Signal, recompute_due, restart_clock, signal, stop_clock
 
 # ---------------------------------------------------------------------------- inputs (the edge)
@@ -67,14 +65,24 @@ class Agent(BaseModel):
 
 
 class MaterialIn(BaseModel):
+    """A material's file: a path, bytes, or an upload already received into the store's staging
+    area (`staged`, from the web API, which streams uploads to disk as they arrive)."""
+
     name: str  # the catalogue's material name
     filename: str = Field(min_length=1, max_length=255)
     path: Path | None = None
     content: bytes | None = None
+    staged: Staged | None = None
 
     @property
-    def source(self) -> Path | bytes:
+    def source(self) -> Path | bytes | Staged:
+        if self.staged is not None:
+            return self.staged
         return self.path if self.path is not None else (self.content or b"")
+
+
+def _store(hub: Hub, m: MaterialIn) -> Stored:
+    return hub.store.adopt(m.staged) if m.staged is not None else hub.store.put(m.source)  # type: ignore[arg-type]
 
 
 class NewApplication(BaseModel):
@@ -108,13 +116,18 @@ def scoped(stmt: Select, actor: Actor) -> Select:
     return stmt  # supervisor, ops, system see everything
 
 
-def get(session: Session, number: str, actor: Actor, *, for_update: bool = False) -> Application:
-    stmt = scoped(select(Application).where(Application.number == number), actor).options(
-        selectinload(Application.parts),
-        selectinload(Application.events),
-        selectinload(Application.materials),
-        selectinload(Application.deficiencies),
-    )
+def get(session: Session, number: str, actor: Actor, *, for_update: bool = False, brief: bool = False) -> Application:
+    """The application with everything it holds loaded (`brief`: only its row and parts)."""
+    stmt = scoped(select(Application).where(Application.number == number), actor)
+    if brief:
+        stmt = stmt.options(selectinload(Application.parts))
+    else:
+        stmt = stmt.options(
+            selectinload(Application.parts),
+            selectinload(Application.events),
+            selectinload(Application.materials),
+            selectinload(Application.deficiencies),
+        )
     if for_update:
         stmt = stmt.with_for_update(of=Application)
     app = session.scalars(stmt).one_or_none()
@@ -201,18 +214,22 @@ def _record(
 # ---------------------------------------------------------------------------- create
 
 
-def _next_numbers(session: Session, division: str, today: date, n: int) -> list[str]:
+# Plain SQL that both databases speak (SQLite >= 3.35): SQLAlchemy cannot cache the compiled form
+# of its ON CONFLICT constructs, and compiling them afresh cost more than running them.
+_BUMP_COUNTER = text(
+    "INSERT INTO counters (name, value) VALUES (:name, :n) "
+    "ON CONFLICT (name) DO UPDATE SET value = counters.value + :n RETURNING value"
+)
+_KEEP_BLOB = text(
+    "INSERT INTO blobs (sha256, size, media_type, created_at) VALUES (:sha256, :size, :media_type, :created_at) "
+    "ON CONFLICT (sha256) DO NOTHING"
+)
+
+
+def _next_numbers(conn: Connection | Session, division: str, today: date, n: int) -> list[str]:
     """`n` consecutive application numbers (受理编号) for the division and day, in one statement."""
     day = today.strftime("%Y%m%d")
-    name = f"application:{division}:{day}"
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(Counter)
-        .values(name=name, value=n)
-        .on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + n})
-        .returning(Counter.value)
-    )
-    last = session.execute(stmt).scalar_one()
+    last = conn.execute(_BUMP_COUNTER, {"name": f"application:{division}:{day}", "n": n}).scalar_one()
     return [f"{division}-{day}-{seq:05d}" for seq in range(last - n + 1, last + 1)]
 
 
@@ -276,6 +293,15 @@ def create(hub: Hub, new: NewApplication, actor: Actor, *, first_review: FirstRe
     request again returns the application it created; a different one under that key is refused.
     With `first_review` the desk's 初审 is recorded in the same transaction (state pre_reviewed):
     the file must then be complete, or miss only deferrable materials under a commitment."""
+    return receive(hub, new, actor, first_review=first_review)[0]
+
+
+def receive(
+    hub: Hub, new: NewApplication, actor: Actor, *, first_review: FirstReview | None = None, brief: bool = False
+) -> tuple[Application, bool]:
+    """`create`, also saying whether this call made the application (False: the same request
+    came before, and this is the application it made). `brief`: the application returned has
+    its row and parts loaded, no more (enough for a summary; a busy intake API saves the rest)."""
     submit = ACTIONS["submit"]
     if actor.role not in submit.roles:
         raise Forbidden(f"角色 {actor.role.value} 不能收件 (role cannot receive applications)")
@@ -283,13 +309,6 @@ def create(hub: Hub, new: NewApplication, actor: Actor, *, first_review: FirstRe
         raise Forbidden("申请人只能为本人申请 (applicants apply for themselves)")
     if actor.role in FRONT and actor.desk != new.desk:  # before the replay lookup: no peeking at other desks
         raise Forbidden(f"{actor.name} 不在窗口 {new.desk} (actor does not work at this desk)")
-    if new.source_ref:
-        with hub.sessions() as session:
-            existing = session.scalars(
-                select(Application).where(Application.desk_code == new.desk, Application.source_ref == new.source_ref)
-            ).one_or_none()
-        if existing:
-            return _replayed(hub, existing, new, actor)
     subject, form, errors = _check_new(hub, new)
     if first_review is not None and not errors:
         if new.draft or actor.role not in ACTIONS["pre_review"].roles:
@@ -299,45 +318,75 @@ def create(hub: Hub, new: NewApplication, actor: Actor, *, first_review: FirstRe
     if errors:
         raise InvalidInput(errors)
     desk = hub.catalog.desks[new.desk]
+    existing, number = _claim(hub, new, desk)
+    if existing is not None:
+        return _replayed(hub, existing, new, actor), False
     now = hub.now()
-    stored = [hub.store.put(m.source) for m in new.materials]
+    stored = [_store(hub, m) for m in new.materials]  # before the write: file I/O holds no lock
     try:
-        with hub.transaction() as session:
-            # on PostgreSQL in a short transaction of its own: the day's counter row would otherwise
-            # stay locked until this one commits, and every desk of the division would queue on it
-            number = _reserve_numbers(hub, session, desk, 1)[0]
-            app = _build(hub, session, new, subject, form, number, stored, actor, now)
-            if first_review is not None:
-                app.state = State.pre_reviewed.value
-                data: dict[str, Any] = {"checklist": first_review.checklist}
-                if first_review.verified:
-                    data["verified"] = first_review.verified
-                if first_review.commitment_due:
-                    data["commitment_due"] = first_review.commitment_due.isoformat()
-                _record(
-                    app,
-                    "pre_review",
-                    actor,
-                    now,
-                    from_state=State.received.value,
-                    to_state=State.pre_reviewed.value,
-                    reason=first_review.note,
-                    data=data,
-                )
-            session.flush()
-            number = app.number
+        if first_review is None:
+            with hub.transaction() as session:
+                number = number or _next_numbers(session, desk.acts_for, hub.today(), 1)[0]
+                app = _build(hub, session, new, subject, form, number, stored, actor, now)
+                session.flush()
+        else:
+            # a window's receipt with its first review, as a batch record of one: plain rows, the
+            # same rows and chain the ORM path writes, at a fraction of its cost
+            entry = Received(new, subject, form, stored, _review_data(first_review))
+            with hub.write_connection() as conn:
+                number = number or _next_numbers(conn, desk.acts_for, hub.today(), 1)[0]
+                [(row, parts)] = _insert_received(hub, conn, [entry], actor, now, [number])
+            app = Application(  # as written, without reading it back
+                **row,
+                **bulk.missing_defaults(Application.__table__, row),
+                parts=[Part(**p, **bulk.missing_defaults(Part.__table__, p)) for p in parts],
+            )
     except IntegrityError as exc:
         if new.source_ref and "source_ref" in str(exc.orig):
             # a concurrent sender won the race with the same key: theirs is ours
-            with hub.sessions() as session:
-                winner = session.scalars(
-                    select(Application).where(
-                        Application.desk_code == new.desk, Application.source_ref == new.source_ref
-                    )
-                ).one()
-            return _replayed(hub, winner, new, actor)
+            with hub.engine.connect() as conn:
+                return _replayed(hub, _sent_before(conn, new), new, actor), False
         raise
-    return read(hub, number, actor)
+    return (app if brief else read(hub, number, actor)), True
+
+
+def _review_data(review: FirstReview) -> dict[str, Any]:
+    """The desk's first review as the pre_review event records it (the note is its reason)."""
+    data: dict[str, Any] = {"checklist": review.checklist, "note": review.note}
+    if review.verified:
+        data["verified"] = review.verified
+    if review.commitment_due:
+        data["commitment_due"] = review.commitment_due.isoformat()
+    return data
+
+
+def _claim(hub: Hub, new: NewApplication, desk: Desk) -> tuple[Row | None, str | None]:
+    """What the desk sent before under this source_ref (a double click, a retried request), else
+    on PostgreSQL the next application number of the division, taken by a statement that
+    commits at once: the day's counter row would otherwise stay locked until the application's
+    own transaction commits, and every desk of the division would queue on it. (A write that then fails leaves
+    a gap in the day's numbers, as a sequence would.) On SQLite the number is taken inside the
+    write transaction, which holds the only write lock anyway."""
+    if hub.engine.dialect.name != "postgresql":
+        if not new.source_ref:
+            return None, None
+        with hub.engine.connect() as conn:
+            return _sent_before(conn, new), None
+    with hub.engine.connect() as conn:  # each statement its own transaction: no BEGIN/COMMIT round trips
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        if new.source_ref and (existing := _sent_before(conn, new)) is not None:
+            return existing, None
+        return None, _next_numbers(conn, desk.acts_for, hub.today(), 1)[0]
+
+
+def _sent_before(conn: Connection, new: NewApplication) -> Row | None:
+    """The application (number, subject_code, applicant_id) the desk already sent under this
+    source_ref, if any."""
+    return conn.execute(
+        select(Application.number, Application.subject_code, Application.applicant_id).where(
+            Application.desk_code == new.desk, Application.source_ref == new.source_ref
+        )
+    ).one_or_none()
 
 
 def _application_fields(
@@ -501,7 +550,8 @@ def _receive_batch(hub: Hub, entries: list[Received], actor: Actor) -> list[str 
             fresh.append(e)
             outcome.append("created")
         if fresh:
-            _insert_received(hub, session, fresh, actor, now, _reserve_numbers(hub, session, desk, len(fresh)))
+            numbers = _reserve_numbers(hub, session, desk, len(fresh))
+            _insert_received(hub, session.connection(), fresh, actor, now, numbers)
     return outcome
 
 
@@ -518,13 +568,13 @@ def _reserve_numbers(hub: Hub, session: Session, desk: Desk, n: int) -> list[str
 
 
 def _insert_received(
-    hub: Hub, session: Session, fresh: list[Received], actor: Actor, now: datetime, numbers: list[str]
-) -> None:
+    hub: Hub, conn: Connection, fresh: list[Received], actor: Actor, now: datetime, numbers: list[str]
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """The chunk's applications as plain rows, written table by table (COPY on PostgreSQL): the
     same rows and event chain `create` + pre-review would write one ORM object at a time, at a
-    small fraction of the cost (see BENCHMARKS.md, intake batch ingest)."""
-    conn = session.connection()
-    _keep_blobs(session, [st for e in fresh for st in e.stored], now)  # the chunk's files, one statement
+    small fraction of the cost (see BENCHMARKS.md, intake batch ingest). Returns each entry's
+    application row and part rows, in the order of `fresh`."""
+    _keep_blobs(conn, [st for e in fresh for st in e.stored], now)  # the chunk's files, one statement
     at = now.replace(tzinfo=None)
     # what the three intake events of every record share; each record adds its own data
     create = _event_fields(actor, "create", at, from_state=None, to_state=State.draft.value)
@@ -535,6 +585,7 @@ def _insert_received(
     parts_of: dict[str, list[dict[str, Any]]] = {}  # subject code -> its parts' columns but ids
     empty = canonical_json({})
     apps, parts, events, materials = [], [], [], []
+    made = []
     ids = bulk.allocate_ids(conn, Application.__table__, len(fresh))
     part_ids = iter(uuid4_texts(sum(len(hub.catalog.items_of(e.subject)) for e in fresh)))
     for e, number, app_id in zip(fresh, numbers, ids, strict=True):
@@ -542,7 +593,9 @@ def _insert_received(
         app["id"], app["state"] = app_id, State.pre_reviewed.value
         if e.new.subject not in parts_of:
             parts_of[e.new.subject] = _part_fields(hub, e.subject)
-        parts += [p | {"id": next(part_ids), "application_id": app_id} for p in parts_of[e.new.subject]]
+        own_parts = [p | {"id": next(part_ids), "application_id": app_id} for p in parts_of[e.new.subject]]
+        parts += own_parts
+        made.append((app, own_parts))
         attached: dict[tuple[str, str], dict[str, Any]] = {}
         for m, st in zip(e.new.materials, e.stored, strict=True):  # the same file twice is kept once
             attached.setdefault(
@@ -584,9 +637,10 @@ def _insert_received(
         (Event.__table__, events),
     ):
         bulk.insert_rows(conn, table, rows)
+    return made
 
 
-def _replayed(hub: Hub, existing: Application, new: NewApplication, actor: Actor) -> Application:
+def _replayed(hub: Hub, existing: Row, new: NewApplication, actor: Actor) -> Application:
     same = (existing.subject_code, existing.applicant_id) == (new.subject, new.applicant.id.strip().upper())
     if not same:
         raise InvalidInput(
@@ -605,10 +659,10 @@ def _replayed(hub: Hub, existing: Application, new: NewApplication, actor: Actor
 
 
 def _keep_blob(session: Session, s: Stored, now: datetime) -> None:
-    _keep_blobs(session, [s], now)
+    _keep_blobs(session.connection(), [s], now)
 
 
-def _keep_blobs(session: Session, stored: list[Stored], now: datetime) -> None:
+def _keep_blobs(conn: Connection, stored: list[Stored], now: datetime) -> None:
     """One statement for many files; the same bytes may be arriving for another application at
     this moment, so each is inserted once whoever is first."""
     rows = {
@@ -620,11 +674,8 @@ def _keep_blobs(session: Session, stored: list[Stored], now: datetime) -> None:
         }
         for s in stored
     }
-    if not rows:
-        return
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    ordered = [rows[k] for k in sorted(rows)]  # a fixed order: two writers never wait on each other in a cycle
-    session.execute(insert(Blob).values(ordered).on_conflict_do_nothing(index_elements=[Blob.sha256]))
+    if rows:  # in a fixed order: two writers never wait on each other in a cycle
+        conn.execute(_KEEP_BLOB, [rows[k] for k in sorted(rows)])
 
 
 def _attach(
@@ -708,7 +759,7 @@ def attach(hub: Hub, number: str, materials: list[MaterialIn], actor: Actor) -> 
     errors = _check_materials(hub, subject, materials) if subject else []
     if errors:
         raise InvalidInput(errors)
-    stored = [hub.store.put(m.source) for m in materials]
+    stored = [_store(hub, m) for m in materials]
     now = hub.now()
     with hub.transaction() as session:
         app = get(session, number, actor, for_update=True)

@@ -10,17 +10,19 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from hub.errors import HubError, Reason
 
 _CHUNK = 1024 * 1024
 
 
-def sniff(source: Path | bytes) -> str:
-    """Media type from magic bytes. OFD (China's fixed-layout format) is a zip holding OFD.xml."""
-    if isinstance(source, bytes):
+def sniff(source: Path | bytes, head: bytes | None = None) -> str:
+    """Media type from magic bytes. OFD (China's fixed-layout format) is a zip holding OFD.xml.
+    `head`: the file's first bytes, if the caller has them already."""
+    if head is None and isinstance(source, bytes):
         head = source[:16]
-    else:
+    elif head is None:
         with open(source, "rb") as f:
             head = f.read(16)
     if head.startswith(b"%PDF-"):
@@ -48,6 +50,71 @@ class Stored:
     path: Path
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A file received into the store's staging area (see `Staging`): hashed, typed, synced to
+    disk, not yet in place. `MaterialStore.adopt` puts it in place; `discard` drops it."""
+
+    path: Path
+    sha256: str
+    size: int  # bytes received; more than the store's limit means the file was cut off there
+    media_type: str
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class Staging:
+    """A file being received (an upload as it streams in): written to a temporary file in the
+    store and hashed on the way, so nothing holds the whole file in memory and the bytes are
+    copied once. Past the store's size limit the bytes are counted, not kept."""
+
+    def __init__(self, store: MaterialStore):
+        self._root = store.root
+        self._file: BinaryIO | None = None  # opened by the first write: in the thread that writes
+        self.path: Path | None = None
+        self._digest = hashlib.sha256()
+        self._limit = store.max_bytes
+        self.size = 0
+        self.head = b""
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            self._root.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self._root, prefix=".incoming-")
+            self.path, self._file = Path(name), os.fdopen(fd, "wb")
+        return self._file
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._open()
+        if len(self.head) < 16:
+            self.head += data[: 16 - len(self.head)]
+        keep = max(0, min(len(data), self._limit - self.size))
+        self.size += len(data)
+        if keep:
+            chunk = data if keep == len(data) else data[:keep]
+            self._digest.update(chunk)
+            self._file.write(chunk)  # type: ignore[union-attr]
+
+    def finish(self) -> Staged:
+        """Sync to disk and close; the file is then ready to be adopted (or discarded)."""
+        file = self._open()
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+        finally:
+            file.close()
+        assert self.path is not None
+        cut = self.size > self._limit
+        media_type = "application/octet-stream" if cut else sniff(self.path, self.head)
+        return Staged(self.path, self._digest.hexdigest(), self.size, media_type)
+
+    def discard(self) -> None:
+        if self._file is not None and self.path is not None:
+            self._file.close()
+            self.path.unlink(missing_ok=True)
+
+
 class MaterialStore:
     def __init__(self, root: Path, max_bytes: int, allowed_types: list[str]):
         self.root = Path(root)
@@ -57,9 +124,25 @@ class MaterialStore:
     def path_of(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def check(self, source: Path | bytes) -> Reason | None:
+    def stage(self) -> Staging:
+        """Receive a file as it arrives (see `Staging`)."""
+        return Staging(self)
+
+    def adopt(self, staged: Staged) -> Stored:
+        """Put a staged file in place under its sha256 (call `check` first). Idempotent: the same
+        bytes staged twice are kept once."""
+        if problem := self.check(staged):
+            raise HubError(str(problem))
+        final = self.path_of(staged.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.path, final)
+        return Stored(staged.sha256, staged.size, staged.media_type, final)
+
+    def check(self, source: Path | bytes | Staged) -> Reason | None:
         """Why this file cannot be stored (missing, too large, wrong type), or None."""
-        if isinstance(source, Path):
+        if isinstance(source, Staged):
+            size = source.size
+        elif isinstance(source, Path):
             if not source.is_file():
                 return Reason(f"文件不存在: {source}", "file not found")
             size = source.stat().st_size
@@ -72,7 +155,7 @@ class MaterialStore:
             )
         if size == 0:
             return Reason("文件为空", "file is empty")
-        media_type = sniff(source)
+        media_type = source.media_type if isinstance(source, Staged) else sniff(source)
         if media_type not in self.allowed:
             return Reason(
                 f"不接受的文件类型 {media_type}，可接受: {', '.join(sorted(self.allowed))}",

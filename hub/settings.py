@@ -29,6 +29,12 @@ class Settings(BaseModel):
 
     county: County
     database_url: str = "sqlite:///hub.db"  # relative SQLite paths are inside the hub home
+    # PostgreSQL connections each process keeps open: at least as many as it has threads using the
+    # database at once (`web_threads`, the jobs' workers), or requests open and close connections.
+    # Several API processes × twice this must stay under the server's max_connections (default 100).
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    # worker threads per `hub serve` process for blocking work (database, file writes)
+    web_threads: int = Field(default=8, ge=1, le=200)
     timezone: str = "Asia/Shanghai"
     materials_dir: str = "materials"
     max_material_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

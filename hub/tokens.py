@@ -111,20 +111,25 @@ def create_token(
         return secret, _info(row)
 
 
+_LIVE = ApiToken.__table__
+
+
 def resolve_token(hub: Hub, secret: str) -> TokenInfo | None:
-    """The live token with this secret, or None (unknown, revoked or expired)."""
+    """The live token with this secret, or None (unknown, revoked or expired). On every API
+    request, so on a plain connection, not through the ORM."""
     if not secret.startswith(PREFIX):
         return None
     now = hub.now().replace(tzinfo=None)
-    with hub.sessions() as session:
-        row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest(secret))).one_or_none()
-        if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
-            return None
-        info = _info(row)
+    with hub.engine.connect() as conn:  # one statement: no BEGIN/ROLLBACK round trips around it
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = conn.execute(select(_LIVE).where(_LIVE.c.token_hash == digest(secret))).one_or_none()
+    if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
+        return None
+    info = _info(row)  # type: ignore[arg-type]  # a Row has the same attributes as the ORM object
     if info.last_used_at is None or now - info.last_used_at > timedelta(minutes=1):
         # at most once a minute, and best effort: a busy SQLite must not fail the request for it
-        with suppress(OperationalError), hub.transaction() as session:
-            session.execute(update(ApiToken).where(ApiToken.id == info.id).values(last_used_at=now))
+        with suppress(OperationalError), hub.write_connection() as conn:
+            conn.execute(update(_LIVE).where(_LIVE.c.id == info.id).values(last_used_at=now))
     return info
 
 

@@ -60,7 +60,7 @@ def test_a_record_received_by_another_writer_meanwhile_is_a_duplicate(hub):
 
     def first_writer() -> None:
         with hub.transaction() as session:  # received, not yet committed
-            svc._insert_received(hub, session, [entry], actor, hub.now(), ["330329-20260921-90001"])
+            svc._insert_received(hub, session.connection(), [entry], actor, hub.now(), ["330329-20260921-90001"])
             holding.set()
             release.wait(10)
 

@@ -1,6 +1,7 @@
-"""Bulk writes for intake batches: plain rows in, no ORM objects. On PostgreSQL rows go in with
-COPY (one round trip per table and chunk); elsewhere as one executemany. Both run on the
-caller's connection, so they commit or roll back with the rest of its transaction."""
+"""Bulk writes for intake batches: plain rows in, no ORM objects. On PostgreSQL many rows go in
+with COPY (one round trip per table and chunk), a few as one INSERT; elsewhere as one
+executemany. Both run on the caller's connection, so they commit or roll back with the rest of
+its transaction."""
 
 from __future__ import annotations
 
@@ -45,19 +46,29 @@ def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
     return list(range(last + 1, last + n + 1))
 
 
+FEW = 8  # rows: fewer go in as one INSERT, more with COPY
+
+
+def missing_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """The scalar Python-side defaults of the columns `row` leaves out (what the ORM would give)."""
+    return {
+        c.name: c.default.arg
+        for c in table.columns
+        if c.name not in row and c.default is not None and c.default.is_scalar
+    }
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows that all have the same keys. Columns left out get their scalar Python-side
     default (as the ORM would give them), else the database's."""
     if not rows:
         return
-    defaults = {
-        c.name: c.default.arg
-        for c in table.columns
-        if c.name not in rows[0] and c.default is not None and c.default.is_scalar
-    }
+    defaults = missing_defaults(table, rows[0])
     keys = list(rows[0])
     as_json = [i for i, name in enumerate(keys) if isinstance(table.c[name].type, JSON)]
-    if conn.dialect.name != "postgresql":  # through SQLAlchemy, whose JSON type encodes values itself
+    if conn.dialect.name != "postgresql" or len(rows) <= FEW:
+        # through SQLAlchemy, whose JSON type encodes values itself; a COPY costs two round trips
+        # and more set-up, a single INSERT of a few rows (a window's one application) one
         decoded = [keys[i] for i in as_json]
         conn.execute(table.insert(), [defaults | r | {k: _plain(r[k]) for k in decoded} for r in rows])
         return

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 WRITE = "hub_write"  # execution option: this transaction will write (see Hub.transaction)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -32,7 +32,10 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     # psycopg caches its placeholder conversion only for statements up to 4 KiB; bigger multi-row
     # INSERTs were converted afresh every time (a third of ingest time). Small pages stay cached.
-    return create_engine(url, pool_pre_ping=True, insertmanyvalues_page_size=16)
+    # `pool_size` connections stay open; up to as many again are opened for a burst and closed after
+    return create_engine(
+        url, pool_pre_ping=True, insertmanyvalues_page_size=16, pool_size=pool_size, max_overflow=pool_size
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

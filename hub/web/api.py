@@ -9,11 +9,10 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
@@ -21,13 +20,14 @@ from hub import audit, ops, ratings
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
-from hub.storage.tables import Application, AttachedMaterial
+from hub.storage.tables import AttachedMaterial
 from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
 from hub.views import application_detail, application_summary, inbox, receipt
 from hub.web import intake
 from hub.web.deps import client_of, get_hub, need
 from hub.web.public import open_status, status_view
 from hub.web.security import CSRF_HEADER, Principal, check_csrf, status_key
+from hub.web.uploads import Body, read_multipart
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 HubDep = Annotated[Hub, Depends(get_hub)]
@@ -128,79 +128,93 @@ class IntakeData(BaseModel):
 MAX_FILES = 30
 
 
-async def read_uploads(hub: Hub, names: list[str], files: list[UploadFile]) -> list[intake.Upload]:
-    """The uploaded files with the material each is for; too large or mistyped ones are named."""
-    if len(files) > MAX_FILES:
-        raise InvalidInput([FieldError("files", Reason(f"一次最多上传{MAX_FILES}个文件", "too many files"))])
+def _multipart(**fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its multipart body itself (streaming)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": fields, "required": list(fields)[:1]},
+                    "encoding": {"files": {"contentType": "application/pdf, image/jpeg, image/png, image/tiff"}},
+                }
+            },
+        }
+    }
+
+
+FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": MAX_FILES}
+
+
+def uploads_of(hub: Hub, names: list[str], body: Body) -> list[intake.Upload]:
+    """The uploaded files (`files` parts) with the material each is for; too large or mistyped
+    ones are named."""
+    files = body.files_of("files")
     if len(names) != len(files):
         raise InvalidInput(
             [FieldError("materials", Reason("每个文件须对应一项材料名称", "one material name per uploaded file"))]
         )
-    uploads, errors = [], []
-    for i, (name, f) in enumerate(zip(names, files, strict=True)):
-        content = await f.read(hub.store.max_bytes + 1)
-        filename = (f.filename or f"file-{i}").rsplit("/", 1)[-1][:255] or f"file-{i}"
-        if problem := hub.store.check(content):
-            errors.append(FieldError(f"files[{i}] ({filename})", problem))
-        uploads.append(intake.Upload(material=name, filename=filename, content=content))
+    errors = [
+        FieldError(f"files[{i}] ({f.filename})", problem)
+        for i, f in enumerate(files)
+        if (problem := hub.store.check(f.staged))
+    ]
     if errors:
         raise InvalidInput(errors)
-    return uploads
+    return [
+        intake.Upload(material=name, filename=f.filename, staged=f.staged) for name, f in zip(names, files, strict=True)
+    ]
 
 
-@router.post("/applications", status_code=201)
-async def create_application(
-    request: Request,
-    hub: HubDep,
-    principal: Writer,
-    data: Annotated[str, Form(description="IntakeData as JSON")],
-    files: Annotated[list[UploadFile], File()] = [],  # noqa: B006 (FastAPI reads the default, never mutates it)
-) -> JSONResponse:
+@router.post(
+    "/applications",
+    status_code=201,
+    openapi_extra=_multipart(
+        data={"type": "string", "description": "IntakeData as JSON", "contentMediaType": "application/json"},
+        files=FILES,
+    ),
+)
+async def create_application(request: Request, hub: HubDep, principal: Writer) -> JSONResponse:
     """Receive and first-review an application at the caller's desk (收件 + 初审), with its
-    materials. Idempotent: the same `source_ref` (or Idempotency-Key header) again returns the
-    application it made, with 200 instead of 201."""
+    materials: multipart, a `data` part (IntakeData as JSON) and one `files` part per entry of
+    its `materials`. Idempotent: the same `source_ref` (or Idempotency-Key header) again returns
+    the application it made, with 200 instead of 201."""
     _csrf(request, principal)
+    form = await read_multipart(request, hub.store, max_files=MAX_FILES)
     try:
-        body = IntakeData.model_validate_json(data)
-    except ValidationError as exc:
-        raise InvalidInput(
-            [FieldError("data." + ".".join(str(p) for p in e["loc"]), Reason(e["msg"], e["msg"])) for e in exc.errors()]
-        ) from None
-    source_ref = body.source_ref or request.headers.get("idempotency-key")
-    if source_ref and len(source_ref) > 128:
-        raise InvalidInput([FieldError("Idempotency-Key", Reason("幂等键不超过128个字符", "at most 128 characters"))])
-    uploads = await read_uploads(hub, body.materials, files)
-    kwargs = dict(
-        subject_code=body.subject,
-        applicant=body.applicant,
-        agent=body.agent,
-        form=body.form,
-        uploads=uploads,
-        tickets=body.verified,
-        checklist=body.checklist,
-        commitment_due=body.commitment_due,
-        note=body.note,
-        source_ref=source_ref,
-        secret=request.app.state.secret,
-    )
-    before = _existing(hub, principal, source_ref)
-    app = await run_in_threadpool(lambda: intake.submit(hub, principal.actor, **kwargs))
-    view = application_summary(hub, app) | {"status_url": status_url(request, hub, app.number)}
-    return JSONResponse(view, status_code=200 if before else 201)
-
-
-def _existing(hub: Hub, principal: Principal, source_ref: str | None) -> bool:
-    if not source_ref or not principal.actor.desk:
-        return False
-    with hub.sessions() as session:
-        return (
-            session.scalar(
-                select(Application.id).where(
-                    Application.desk_code == principal.actor.desk, Application.source_ref == source_ref
-                )
+        try:
+            body = IntakeData.model_validate_json(form.get("data") or "{}")
+        except ValidationError as exc:
+            raise InvalidInput(
+                [
+                    FieldError("data." + ".".join(str(p) for p in e["loc"]), Reason(e["msg"], e["msg"]))
+                    for e in exc.errors()
+                ]
+            ) from None
+        source_ref = body.source_ref or request.headers.get("idempotency-key")
+        if source_ref and len(source_ref) > 128:
+            raise InvalidInput(
+                [FieldError("Idempotency-Key", Reason("幂等键不超过128个字符", "at most 128 characters"))]
             )
-            is not None
+        uploads = uploads_of(hub, body.materials, form)
+        kwargs = dict(
+            subject_code=body.subject,
+            applicant=body.applicant,
+            agent=body.agent,
+            form=body.form,
+            uploads=uploads,
+            tickets=body.verified,
+            checklist=body.checklist,
+            commitment_due=body.commitment_due,
+            note=body.note,
+            source_ref=source_ref,
+            secret=request.app.state.secret,
         )
+        app, created = await run_in_threadpool(lambda: intake.submit(hub, principal.actor, **kwargs))
+    finally:
+        form.discard()  # what was not taken into the store
+    view = application_summary(hub, app) | {"status_url": status_url(request, hub, app.number)}
+    return JSONResponse(view, status_code=201 if created else 200)
 
 
 @router.get("/applications/{number}")
@@ -249,21 +263,25 @@ def act(number: str, body: ActionIn, request: Request, hub: HubDep, principal: W
     return application_summary(hub, app)
 
 
-@router.post("/applications/{number}/materials")
-async def attach(
-    number: str,
-    request: Request,
-    hub: HubDep,
-    principal: Writer,
-    materials: Annotated[list[str], Form()],
-    files: Annotated[list[UploadFile], File()],
-) -> dict[str, Any]:
-    """Add materials (a 容缺 material brought later closes its commitment)."""
+@router.post(
+    "/applications/{number}/materials",
+    openapi_extra=_multipart(materials={"type": "array", "items": {"type": "string"}}, files=FILES),
+)
+async def attach(number: str, request: Request, hub: HubDep, principal: Writer) -> dict[str, Any]:
+    """Add materials (a 容缺 material brought later closes its commitment): multipart, one
+    `materials` part (the catalogue's material name) per `files` part, in order."""
     _csrf(request, principal)
-    svc.read(hub, number, principal.actor)  # 404 before reading another desk's uploads
-    uploads = await read_uploads(hub, materials, files)
-    ins = [svc.MaterialIn(name=u.material, filename=u.filename, content=u.content) for u in uploads]
-    app = await run_in_threadpool(svc.attach, hub, number, ins, principal.actor)
+    await run_in_threadpool(svc.read, hub, number, principal.actor)  # 404 before taking another desk's uploads
+    form = await read_multipart(request, hub.store, max_files=MAX_FILES)
+    try:
+        names = form.getlist("materials")
+        if not names:
+            raise InvalidInput([FieldError("materials", Reason("请上传材料", "at least one material"))])
+        uploads = uploads_of(hub, names, form)
+        ins = [svc.MaterialIn(name=u.material, filename=u.filename, staged=u.staged) for u in uploads]
+        app = await run_in_threadpool(svc.attach, hub, number, ins, principal.actor)
+    finally:
+        form.discard()
     return application_summary(hub, app)
 
 
@@ -309,7 +327,9 @@ def verify(body: VerifyIn, request: Request, hub: HubDep, principal: Writer) -> 
     result = intake.verify_online(hub, subject, body.material, ident, intake.normalise(body.name))
     audit.record(hub, principal.actor, "verify_online", client=client_of(request), material=body.material)
     ticket = (
-        intake.verification_ticket(request.app.state.secret, body.material, ident, result) if result["ok"] else None
+        intake.verification_ticket(request.app.state.secret, body.material, ident, result, hub.now())
+        if result["ok"]
+        else None
     )
     return {"ok": result["ok"], "detail": result["detail"], "ticket": ticket}
 

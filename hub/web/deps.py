@@ -1,4 +1,6 @@
-"""FastAPI dependencies the API and the pages share: the hub, the caller, scope checks."""
+"""FastAPI dependencies the API and the pages share: the hub, the caller, scope checks. They are
+`async` and hand only the database lookup to a worker thread: FastAPI runs every plain `def`
+dependency in a thread of its own, and the hops cost more than the checks."""
 
 from __future__ import annotations
 
@@ -6,13 +8,14 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.web.security import SESSION_COOKIE, Principal, SessionExpired, session_principal, token_principal
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
@@ -20,19 +23,19 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "-"
 
 
-def optional_principal(request: Request) -> Principal | None:
+async def optional_principal(request: Request) -> Principal | None:
     """The caller: a bearer token (systems) or the session cookie (people), else None."""
     hub: Hub = request.app.state.hub
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        principal = token_principal(hub, auth[7:].strip())
+        principal = await run_in_threadpool(token_principal, hub, auth[7:].strip())
         if principal is None:
             raise HTTPException(
                 401, "API 令牌无效、已过期或已吊销 (invalid token)", headers={"WWW-Authenticate": "Bearer"}
             )
     elif cookie := request.cookies.get(SESSION_COOKIE):
         try:
-            principal = session_principal(hub, cookie)
+            principal = await run_in_threadpool(session_principal, hub, cookie)
         except SessionExpired:
             raise HTTPException(401, "登录已过期，请重新登录 (session expired)") from None
     else:
@@ -41,7 +44,7 @@ def optional_principal(request: Request) -> Principal | None:
     return principal
 
 
-def current(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+async def current(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
     if principal is None:
         raise HTTPException(401, "请先登录 (not logged in)", headers={"WWW-Authenticate": "Bearer"})
     return principal
@@ -50,7 +53,7 @@ def current(principal: Annotated[Principal | None, Depends(optional_principal)])
 def need(scope: str, *roles: Role) -> Callable[..., Principal]:
     """A dependency: the caller, who must hold `scope` (and be in one of `roles`, if given)."""
 
-    def check(principal: Annotated[Principal, Depends(current)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current)]) -> Principal:
         if scope not in principal.scopes or (roles and principal.role not in roles):
             raise HTTPException(403, f"无权访问：需要权限 {scope} (forbidden: needs {scope})")
         return principal

@@ -10,7 +10,7 @@ import hmac
 import json
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -20,6 +20,7 @@ from hub import applications as svc
 from hub.catalog.models import Bundle, Item
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, InvalidInput, Reason
+from hub.materials import Staged
 
 
 def normalise(value: str) -> str:
@@ -61,14 +62,21 @@ def _sign(secret: bytes, body: bytes) -> str:
     return hmac.new(secret, b"verify:" + body, hashlib.sha256).hexdigest()
 
 
-def verification_ticket(secret: bytes, material: str, id_number: str, result: dict[str, Any]) -> str:
+TICKET_HOURS = 8  # a verification is good for the working day it was done in
+
+
+def verification_ticket(secret: bytes, material: str, id_number: str, result: dict[str, Any], issued: datetime) -> str:
     """A verification done while the form is being filled, carried to the submit: signed, so a
-    ticket cannot be forged or moved to another applicant."""
-    body = json.dumps({"m": material, "id": id_number, "r": result}, ensure_ascii=False, sort_keys=True).encode()
+    ticket cannot be forged or moved to another applicant, and dated, so an old one cannot stand
+    in for today's check."""
+    body = json.dumps(
+        {"m": material, "id": id_number, "r": result, "t": int(issued.timestamp())}, ensure_ascii=False, sort_keys=True
+    ).encode()
     return base64.urlsafe_b64encode(body).decode() + "." + _sign(secret, body)
 
 
-def read_ticket(secret: bytes, ticket: str, id_number: str) -> tuple[str, dict[str, Any]] | None:
+def read_ticket(secret: bytes, ticket: str, id_number: str, now: datetime) -> tuple[str, dict[str, Any]] | None:
+    """(material, result) of a genuine, current ticket for this applicant; else None."""
     try:
         encoded, mac = ticket.rsplit(".", 1)
         body = base64.urlsafe_b64decode(encoded.encode())
@@ -77,7 +85,8 @@ def read_ticket(secret: bytes, ticket: str, id_number: str) -> tuple[str, dict[s
     if not hmac.compare_digest(mac.encode("utf-8", "surrogatepass"), _sign(secret, body).encode()):
         return None
     data = json.loads(body)
-    if data["id"] != id_number:
+    age = now.timestamp() - data.get("t", 0)
+    if data["id"] != id_number or not 0 <= age <= TICKET_HOURS * 3600:
         return None
     return data["m"], data["r"]
 
@@ -113,7 +122,8 @@ CHECKLIST = [
 class Upload:
     material: str
     filename: str
-    content: bytes
+    content: bytes = b""
+    staged: Staged | None = None  # received into the store's staging area as it streamed in
 
 
 def parse_due(raw: str | None) -> date | None:
@@ -143,9 +153,10 @@ def submit(
     note: str | None,
     source_ref: str | None,
     secret: bytes,
-) -> svc.Application:
-    """Receive and first-review one application at the actor's desk, all or nothing. The same
-    `source_ref` again (a double click, a retried request) returns the first application."""
+) -> tuple[svc.Application, bool]:
+    """Receive and first-review one application at the actor's desk, all or nothing: the
+    application (row and parts loaded) and whether this call made it. The same `source_ref`
+    again (a double click, a retried request) returns the first application, and False."""
     if not actor.desk:
         raise Forbidden("只有窗口人员可以收件 (only desk staff take applications)")
     ident = normalise(applicant.get("id", "")).upper()
@@ -158,9 +169,11 @@ def submit(
         errors.append(FieldError("applicant.name", Reason("请填写申请人姓名", "applicant's name is required")))
     verified: dict[str, dict[str, Any]] = {}
     for i, ticket in enumerate(t for t in tickets if t):
-        read = read_ticket(secret, ticket, ident)
+        read = read_ticket(secret, ticket, ident, hub.now())
         if read is None:
-            errors.append(FieldError(f"verified[{i}]", Reason("核验结果无效，请重新核验", "invalid ticket")))
+            errors.append(
+                FieldError(f"verified[{i}]", Reason("核验结果无效或已过期，请重新核验", "invalid or expired ticket"))
+            )
         else:
             verified[read[0]] = read[1]
     if errors:
@@ -175,10 +188,12 @@ def submit(
         if agent and agent.get("name")
         else None,
         form={k: normalise(v) if isinstance(v, str) else v for k, v in form.items() if v not in ("", None)},
-        materials=[svc.MaterialIn(name=u.material, filename=u.filename, content=u.content) for u in uploads],
+        materials=[
+            svc.MaterialIn(name=u.material, filename=u.filename, content=u.content, staged=u.staged) for u in uploads
+        ],
         source_ref=source_ref,
     )
     review = svc.FirstReview(
         checklist=checklist, commitment_due=commitment_due, note=normalise(note or "") or None, verified=verified
     )
-    return svc.create(hub, new, actor, first_review=review)
+    return svc.receive(hub, new, actor, first_review=review, brief=True)

@@ -15,7 +15,6 @@ import segno
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from hub import applications as svc
 from hub import audit, dashboard, ratings
@@ -41,6 +40,7 @@ from hub.web.security import (
     open_session,
     same,
 )
+from hub.web.uploads import Body, read_multipart
 
 router = APIRouter(include_in_schema=False)
 HubDep = Annotated[Hub, Depends(get_hub)]
@@ -207,38 +207,46 @@ def intake_form(code: str, request: Request, hub: HubDep, principal: Front) -> R
 @router.post("/intake/{code}")
 async def intake_submit(code: str, request: Request, hub: HubDep, principal: Front) -> Response:
     ctx = _intake_context(hub, principal, code)
-    form = await _form(request, principal)
-    values = {k: str(v) for k, v in form.multi_items() if not isinstance(v, UploadFile)}
+    form = await read_multipart(request, hub.store)  # files stream into the store's staging area
+    try:
+        check_csrf(principal, form.get(CSRF_FIELD))
+        return await _intake_submit(code, request, hub, principal, ctx, form)
+    finally:
+        form.discard()  # what the application did not take
+
+
+async def _intake_submit(
+    code: str, request: Request, hub: HubDep, principal: Principal, ctx: dict[str, Any], form: Body
+) -> Response:
+    values = dict(form.fields)
     uploads: list[intake.Upload] = []
     errors: list[FieldError] = []
     for i, m in enumerate(ctx["materials"]):
-        for f in form.getlist(f"file_{i}"):
-            if isinstance(f, UploadFile) and f.filename:
-                content = await f.read(hub.store.max_bytes + 1)
-                if problem := hub.store.check(content):
-                    errors.append(FieldError(f"{m.name} ({f.filename})", problem))
-                uploads.append(intake.Upload(m.name, f.filename.rsplit("/", 1)[-1][:255] or f"file-{i}", content))
-    fields = {f.name: str(form.get(f"f_{f.name}") or "") for f in ctx["fields"]}
+        for f in form.files_of(f"file_{i}"):
+            if problem := hub.store.check(f.staged):
+                errors.append(FieldError(f"{m.name} ({f.filename})", problem))
+            uploads.append(intake.Upload(m.name, f.filename, staged=f.staged))
+    fields = {f.name: form.get(f"f_{f.name}") for f in ctx["fields"]}
     ticked = set(form.getlist("checklist"))
     try:
-        due = intake.parse_due(str(form.get("commitment_due") or ""))
+        due = intake.parse_due(form.get("commitment_due"))
         if errors:
             raise InvalidInput(errors)
-        agent = {"name": str(form.get("agent_name") or ""), "id_number": str(form.get("agent_id") or "")}
-        app = await run_in_threadpool(
+        agent = {"name": form.get("agent_name"), "id_number": form.get("agent_id")}
+        app, _created = await run_in_threadpool(
             lambda: intake.submit(
                 hub,
                 principal.actor,
                 subject_code=code,
-                applicant={"name": str(form.get("applicant_name") or ""), "id": str(form.get("applicant_id") or "")},
+                applicant={"name": form.get("applicant_name"), "id": form.get("applicant_id")},
                 agent=agent if agent["name"] else None,
                 form=fields,
                 uploads=uploads,
-                tickets=[str(t) for t in form.getlist("verified") if t],
-                checklist=[str(c) for c in form.getlist("checklist")],
+                tickets=[t for t in form.getlist("verified") if t],
+                checklist=form.getlist("checklist"),
                 commitment_due=due,
-                note=str(form.get("note") or ""),
-                source_ref=str(form.get("source_ref") or "") or None,
+                note=form.get("note"),
+                source_ref=form.get("source_ref") or None,
                 secret=request.app.state.secret,
             )
         )
@@ -357,17 +365,21 @@ async def app_action(number: str, request: Request, hub: HubDep, principal: Anyo
 
 @router.post("/applications/{number}/attach")
 async def app_attach(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
-    form = await _form(request, principal)
-    svc.read(hub, number, principal.actor)
-    f = form.get("file")
-    name = str(form.get("material") or "")
-    if not isinstance(f, UploadFile) or not f.filename:
-        raise InvalidInput([FieldError("file", Reason("请选择要上传的文件", "choose a file"))])
-    content = await f.read(hub.store.max_bytes + 1)
-    if problem := hub.store.check(content):
-        raise InvalidInput([FieldError(f"{name} ({f.filename})", problem)])
-    material = svc.MaterialIn(name=name, filename=f.filename.rsplit("/", 1)[-1][:255] or "file", content=content)
-    await run_in_threadpool(svc.attach, hub, number, [material], principal.actor)
+    await run_in_threadpool(svc.read, hub, number, principal.actor)  # 404 before taking another desk's upload
+    form = await read_multipart(request, hub.store, max_files=1)
+    try:
+        check_csrf(principal, form.get(CSRF_FIELD))
+        name = form.get("material")
+        files = form.files_of("file")
+        if not files:
+            raise InvalidInput([FieldError("file", Reason("请选择要上传的文件", "choose a file"))])
+        f = files[0]
+        if problem := hub.store.check(f.staged):
+            raise InvalidInput([FieldError(f"{name} ({f.filename})", problem)])
+        material = svc.MaterialIn(name=name, filename=f.filename, staged=f.staged)
+        await run_in_threadpool(svc.attach, hub, number, [material], principal.actor)
+    finally:
+        form.discard()
     return _see_other(f"/applications/{number}")
 
 
