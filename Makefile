@@ -10,7 +10,7 @@ SANDBOX_TOKEN := $(shell $(PYTHON) -c 'import secrets; print(secrets.token_hex(1
 # Install into a local virtualenv with every transitive version pinned by constraints.txt.
 $(BIN)/hub: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,airflow]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,airflow,video]'
 	touch $@
 
 demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications through it

@@ -201,7 +201,9 @@ with DAG(
     doc_md="""### 日报 Daily report
 At 01:30 (county time), the previous day's figures — received, accepted, completed, completion
 rate, on-time rate, instant ratio — in total and per channel, desk and department, to
-`reports/daily-<day>.json` and `.csv`. Same as `hub run report --day DAY`.""",
+`reports/daily-<day>.json` and `.csv`. Same as `hub run report --day DAY`. Beside it, housekeeping:
+material files no application refers to, abandoned uploads, recordings past their retention
+(`hub run housekeeping`).""",
 ):
 
     @task(task_id="report")
@@ -217,4 +219,11 @@ rate, on-time rate, instant ratio — in total and per channel, desk and departm
         print(result.line())
         return str(result.json_path)
 
+    @task(task_id="housekeeping")
+    def tidy() -> str:
+        from hub.jobs.housekeeping import housekeeping
+
+        return _run(housekeeping).line()
+
     report()
+    tidy()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, Row, Select, exists, select, text
+from sqlalchemy import Connection, Select, exists, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, object_session, selectinload
 
@@ -309,6 +309,10 @@ def receive(
         raise Forbidden("申请人只能为本人申请 (applicants apply for themselves)")
     if actor.role in FRONT and actor.desk != new.desk:  # before the replay lookup: no peeking at other desks
         raise Forbidden(f"{actor.name} 不在窗口 {new.desk} (actor does not work at this desk)")
+    # the same request again (a double click, a retry) is answered before anything is checked:
+    # a file moved since, a date gone past, must not turn an accepted request into an error
+    if (replay := replayed(hub, new, actor)) is not None:
+        return replay, False
     subject, form, errors = _check_new(hub, new)
     if first_review is not None and not errors:
         if new.draft or actor.role not in ACTIONS["pre_review"].roles:
@@ -318,9 +322,7 @@ def receive(
     if errors:
         raise InvalidInput(errors)
     desk = hub.catalog.desks[new.desk]
-    existing, number = _claim(hub, new, desk)
-    if existing is not None:
-        return _replayed(hub, existing, new, actor), False
+    number = _claim(hub, desk)
     now = hub.now()
     stored = [_store(hub, m) for m in new.materials]  # before the write: file I/O holds no lock
     try:
@@ -342,10 +344,8 @@ def receive(
                 parts=[Part(**p, **bulk.missing_defaults(Part.__table__, p)) for p in parts],
             )
     except IntegrityError as exc:
-        if new.source_ref and "source_ref" in str(exc.orig):
-            # a concurrent sender won the race with the same key: theirs is ours
-            with hub.engine.connect() as conn:
-                return _replayed(hub, _sent_before(conn, new), new, actor), False
+        if new.source_ref and "source_ref" in str(exc.orig) and (replay := replayed(hub, new, actor)) is not None:
+            return replay, False  # a concurrent sender won the race with the same key: theirs is ours
         raise
     return (app if brief else read(hub, number, actor)), True
 
@@ -360,33 +360,50 @@ def _review_data(review: FirstReview) -> dict[str, Any]:
     return data
 
 
-def _claim(hub: Hub, new: NewApplication, desk: Desk) -> tuple[Row | None, str | None]:
-    """What the desk sent before under this source_ref (a double click, a retried request), else
-    on PostgreSQL the next application number of the division, taken by a statement that
+def _claim(hub: Hub, desk: Desk) -> str | None:
+    """On PostgreSQL the next application number of the division, taken by a statement that
     commits at once: the day's counter row would otherwise stay locked until the application's
-    own transaction commits, and every desk of the division would queue on it. (A write that then fails leaves
-    a gap in the day's numbers, as a sequence would.) On SQLite the number is taken inside the
-    write transaction, which holds the only write lock anyway."""
+    own transaction commits, and every desk of the division would queue on it. (A write that
+    then fails leaves a gap in the day's numbers, as a sequence would.) On SQLite the number is
+    taken inside the write transaction, which holds the only write lock anyway: None here."""
     if hub.engine.dialect.name != "postgresql":
-        if not new.source_ref:
-            return None, None
-        with hub.engine.connect() as conn:
-            return _sent_before(conn, new), None
-    with hub.engine.connect() as conn:  # each statement its own transaction: no BEGIN/COMMIT round trips
+        return None
+    with hub.engine.connect() as conn:  # one statement, its own transaction: no BEGIN/COMMIT round trips
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        if new.source_ref and (existing := _sent_before(conn, new)) is not None:
-            return existing, None
-        return None, _next_numbers(conn, desk.acts_for, hub.today(), 1)[0]
+        return _next_numbers(conn, desk.acts_for, hub.today(), 1)[0]
 
 
-def _sent_before(conn: Connection, new: NewApplication) -> Row | None:
-    """The application (number, subject_code, applicant_id) the desk already sent under this
-    source_ref, if any."""
-    return conn.execute(
-        select(Application.number, Application.subject_code, Application.applicant_id).where(
-            Application.desk_code == new.desk, Application.source_ref == new.source_ref
+def replayed(hub: Hub, new: NewApplication, actor: Actor) -> Application | None:
+    """The application the desk made from this request before (same source_ref), if any."""
+    return replayed_ref(hub, actor, new.desk, new.source_ref, new.subject, new.applicant.id)
+
+
+def replayed_ref(
+    hub: Hub, actor: Actor, desk: str, source_ref: str | None, subject: str, applicant_id: str
+) -> Application | None:
+    """The application `desk` made under `source_ref` before, if any; the same key for another
+    applicant or item is refused. The caller has checked the desk is the actor's."""
+    if not source_ref:
+        return None
+    with hub.engine.connect() as conn:  # released before the read below takes a connection of its own
+        existing = conn.execute(
+            select(Application.number, Application.subject_code, Application.applicant_id).where(
+                Application.desk_code == desk, Application.source_ref == source_ref
+            )
+        ).one_or_none()
+    if existing is None:
+        return None
+    if (existing.subject_code, existing.applicant_id) != (subject, applicant_id.strip().upper()):
+        raise InvalidInput(
+            [
+                _err(
+                    "source_ref",
+                    f"编号 {source_ref} 已用于另一件申请 {existing.number}",
+                    "source_ref already used for a different application",
+                )
+            ]
         )
-    ).one_or_none()
+    return read(hub, existing.number, actor)
 
 
 def _application_fields(
@@ -638,21 +655,6 @@ def _insert_received(
     ):
         bulk.insert_rows(conn, table, rows)
     return made
-
-
-def _replayed(hub: Hub, existing: Row, new: NewApplication, actor: Actor) -> Application:
-    same = (existing.subject_code, existing.applicant_id) == (new.subject, new.applicant.id.strip().upper())
-    if not same:
-        raise InvalidInput(
-            [
-                _err(
-                    "source_ref",
-                    f"编号 {new.source_ref} 已用于另一件申请 {existing.number}",
-                    "source_ref already used for a different application",
-                )
-            ]
-        )
-    return read(hub, existing.number, actor)
 
 
 # ---------------------------------------------------------------------------- materials

@@ -262,6 +262,33 @@ def run(home: Path, console: Console | None = None) -> int:
     say("  " + "；".join(f"{p.title} {STATE_ZH[p.state]}" for p in bundle.parts))
     bundle = step(bundle, "issue", RSJ)
 
+    # 4b. Shanghai: a housing-fund withdrawal whose account-closing form is signed face to face;
+    # accepted and left for the 公积金 officer to hold the remote signing in the web UI.
+    say("[bold]④b 上海服务点：公积金退休提取，须远程面签[/]")
+    retire = svc.create(
+        hub,
+        svc.NewApplication(
+            subject="GG00401002",
+            desk="enclave-shanghai",
+            applicant=svc.Applicant(name="吴建国", id=_id("19661008", "035")),
+            form={
+                "retirement_date": "2026-10-31",
+                "payee_bank_name": "浙江泰顺农村商业银行",
+                "payee_bank_account": "6230910199007654321",
+                "contact_phone": "13606770002",
+            },
+            materials=[
+                svc.MaterialIn(name=n, filename=f"{n}.pdf", content=_pdf("wu-retire" + n))
+                for n in ("居民身份证", "住房公积金账户信息", "退休证明", "住房公积金提取及销户申请书")
+            ],
+        ),
+        SH,
+    )
+    numbers.append(retire.number)
+    retire = step(retire, "pre_review", SH)
+    retire = step(retire, "accept", GJJ)
+    say(f"  {retire.number} 待远程面签：公积金账号 huanglei 在办件页「发起远程面签」，上海服务点账号 lina 「进入面签」")
+
     # 5. Bad input and an illegal transition: refused, nothing written.
     say("[bold]⑤ 错误输入与非法操作[/]")
     bad_id = _id("19580315", "002")[:-1] + ("0" if _id("19580315", "002")[-1] != "0" else "1")
@@ -352,6 +379,8 @@ DEMO_ACCOUNTS = [
     ("chenjing", "陈静", Role.enclave_clerk, "enclave-hangzhou", None),
     ("linxiao", "民政局 林晓", Role.officer, None, "ts-mzj"),
     ("zhangwei", "医保局 张伟", Role.officer, None, "ts-ybj"),
+    ("huanglei", "公积金 黄磊", Role.officer, None, "ts-gjj"),
+    ("lina", "李娜", Role.enclave_clerk, "enclave-shanghai", None),
     ("supervisor", "督查 赵敏", Role.supervisor, None, None),
     ("ops", "运维 孙强", Role.ops, None, None),
 ]

@@ -31,3 +31,16 @@ def register_commands(cli: Any) -> None:
 @hookspec
 def on_application_event(application_number: str, event: dict[str, Any]) -> None:
     """Called after an application event is committed (notifications, mirrors). Must not raise."""
+
+
+@hookspec
+def register_routes(app: Any, hub: Any) -> None:
+    """Add routes and pages to the web app (`hub serve`): a FastAPI app over `hub`. Remote
+    signing (video/) comes in this way; the core's web layer knows nothing of it."""
+
+
+@hookspec
+def read_id_card(desk: str) -> dict[str, Any] | None:
+    """What the ID-card reader at `desk` has just read (name, id_number, address, issuer,
+    valid_until, photo_sha256), for the officer's identity check in remote signing; None when
+    the plugin has no reader there. The first answer that is not None is used."""

@@ -110,8 +110,15 @@ class Staging:
         return Staged(self.path, self._digest.hexdigest(), self.size, media_type)
 
     def discard(self) -> None:
-        if self._file is not None and self.path is not None:
+        """Drop what was received; never raises (it runs while another error is handled — a full
+        disk makes even the close fail, and the file must still go)."""
+        if self._file is None or self.path is None:
+            return
+        try:
             self._file.close()
+        except OSError:
+            pass
+        finally:
             self.path.unlink(missing_ok=True)
 
 

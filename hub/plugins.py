@@ -17,7 +17,7 @@ import pluggy
 from hub import hookspecs
 
 GROUP = "hub"
-BUILT_IN = ("rest", "sandbox", "sftp", "soap")
+BUILT_IN = ("rest", "sandbox", "sftp", "soap", "video")
 
 
 @dataclass(frozen=True)

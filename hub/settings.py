@@ -24,6 +24,27 @@ class County(BaseModel):
     division: str
 
 
+class SigningSettings(BaseModel):
+    """Remote face-to-face signing (远程面签): recordings, the key evidence is sealed with."""
+
+    model_config = ConfigDict(extra="forbid")
+    recordings_dir: str = "recordings"  # relative paths are inside the hub home
+    # the Ed25519 key manifests are signed with (PEM); HUB_SIGNING_KEY_FILE overrides; made on
+    # first use (mode 0600) when missing — production supplies its own and keeps a copy
+    key_file: str = "signing-ed25519.pem"
+    segment_seconds: float = Field(default=4.0, ge=1, le=60)  # a crash loses at most one segment
+    video_bitrate: int = Field(default=800_000, ge=100_000, le=8_000_000)
+    retention_years: int = Field(default=10, ge=1, le=100)  # recordings of sealed sessions
+    aborted_retention_days: int = Field(default=365, ge=1)  # recordings of aborted sessions
+    # RFC 3161 timestamp authority for sealed manifests (None: no timestamp)
+    tsa_url: str | None = None
+    # local addresses media is offered on (None: every interface but loopback, aioice's choice)
+    ice_host_addresses: list[str] | None = None
+    otp_attempts: int = Field(default=5, ge=1, le=20)
+    idle_minutes: int = Field(default=10, ge=1)  # nobody connected this long: the session ends (aborted)
+    max_minutes: int = Field(default=120, ge=5)  # no session runs longer
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,6 +72,7 @@ class Settings(BaseModel):
     # the address applicants reach the hub at (status links and QR codes on receipts); unset: the
     # address the request came to, which is wrong behind a proxy — set it in deployments
     public_url: str | None = None
+    signing: SigningSettings = Field(default_factory=SigningSettings)
 
     home: Path = Path(".")
 

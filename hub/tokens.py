@@ -120,8 +120,9 @@ def resolve_token(hub: Hub, secret: str) -> TokenInfo | None:
     if not secret.startswith(PREFIX):
         return None
     now = hub.now().replace(tzinfo=None)
-    with hub.engine.connect() as conn:  # one statement: no BEGIN/ROLLBACK round trips around it
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    with hub.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # one statement: no BEGIN/ROLLBACK round trips around it
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         row = conn.execute(select(_LIVE).where(_LIVE.c.token_hash == digest(secret))).one_or_none()
     if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
         return None

@@ -99,3 +99,23 @@ def retirement(desk: str = "enclave-shanghai", **kw) -> svc.NewApplication:
         materials=[svc.MaterialIn(name=n, filename=f"{i}.pdf", content=PDF + n.encode()) for i, n in enumerate(names)],
         **kw,
     )
+
+
+FUND_RETIRE = "GG00401002"  # 住房公积金提取（退休提取）— 公积金, needs a face-to-face signature (面签)
+
+
+def fund_retire(desk: str = "enclave-shanghai", **kw) -> svc.NewApplication:
+    names = ["居民身份证", "住房公积金账户信息", "退休证明", "住房公积金提取及销户申请书"]
+    return svc.NewApplication(
+        subject=FUND_RETIRE,
+        desk=desk,
+        applicant=svc.Applicant(name="吴建国", id=RETIREE_ID),
+        form={
+            "retirement_date": "2026-10-31",
+            "payee_bank_name": "浙江泰顺农村商业银行",
+            "payee_bank_account": "6230910199007654321",
+            "contact_phone": "13606770002",
+        },
+        materials=[svc.MaterialIn(name=n, filename=f"{i}.pdf", content=PDF + n.encode()) for i, n in enumerate(names)],
+        **kw,
+    )

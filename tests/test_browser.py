@@ -26,19 +26,12 @@ from hub.context import Hub
 from hub.lifecycle import Role
 from hub.users import Person, add_user
 from tests.conftest import CST, IN_CI, PDF, Clock, make_id
-from tests.webserver import serving, sqlite_hub
+from tests.webserver import CHROMIUM_ARGS, serving, sqlite_hub
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is in the `dev` extra (make installs it)")
 expect = sync_api.expect
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 TIMEOUT_MS = 10_000
 

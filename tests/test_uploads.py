@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,16 @@ from sqlalchemy import func, select
 
 from hub import applications as svc
 from hub.context import Hub
+from hub.jobs import housekeeping
 from hub.lifecycle import Role
+from hub.storage.engine import make_engine, session_factory
 from hub.storage.tables import Application, Blob
 from hub.tokens import create_token
 from hub.views import application_summary
-from hub.web import intake
+from hub.web import intake, uploads
 from hub.web.app import create_app
 from tests.conftest import JPEG, PDF, make_id
+from tests.samples import elderly_card
 
 TELLER = svc.Actor(name="王芳", role=Role.teller, desk="bank-xiahong")
 CHECKLIST = ["identity", "materials", "signature", "informed"]
@@ -203,41 +207,136 @@ def test_brief_receipt_says_what_a_full_read_says(hub: Hub):
 def test_many_submissions_at_once_on_a_small_pool(hub: Hub, home: Path, db_url: str, clock):
     """Each submission takes its number and writes its rows one connection after the other; a
     thread that held one connection while asking for a second would, with more threads than
-    connections, wait for ever (or for the pool's timeout)."""
+    connections, wait for ever (here: fail after the pool's 5 s timeout). Half the submissions
+    repeat another's source_ref at the same moment: each key makes one application."""
     small = Hub.open(home, database_url=db_url, clock=clock)
     small.engine.dispose()
-    small.engine.pool._pool.maxsize = 1  # one connection and one more in a burst
-    small.engine.pool._max_overflow = 1
-    small.engine.pool._timeout = 5
+    small.engine = make_engine(db_url, pool_size=1, pool_timeout=5)  # one connection, one more in a burst
+    small.sessions = session_factory(small.engine)
 
-    def one(i: int) -> str:
+    def one(i: int) -> tuple[str, bool]:
+        key = i // 2  # two requests per key
         app, created = intake.submit(
             small,
             TELLER,
             subject_code="GG00501000",
-            applicant={"name": "林阿婆", "id": make_id(seq=f"{300 + i}")},
+            applicant={"name": "林阿婆", "id": make_id(seq=f"{300 + key}")},
             agent=None,
             form={"delivery_method": "窗口领取", "contact_phone": "13905770001"},
             uploads=[
-                intake.Upload("居民身份证", "id.pdf", PDF + bytes([i])),
-                intake.Upload("近期免冠彩色证件照", "p.jpg", JPEG + bytes([i])),
+                intake.Upload("居民身份证", "id.pdf", PDF + bytes([key])),
+                intake.Upload("近期免冠彩色证件照", "p.jpg", JPEG + bytes([key])),
             ],
             tickets=[],
             checklist=CHECKLIST,
             commitment_due=None,
             note=None,
-            source_ref=f"web:{i}",
+            source_ref=f"web:{key}",
             secret=b"k" * 32,
         )
-        assert created
-        return app.number
+        return app.number, created
 
     try:
         with ThreadPoolExecutor(8) as pool:
-            numbers = list(pool.map(one, range(24)))
+            results = list(pool.map(one, range(24)))
     finally:
         small.close()
-    assert len(set(numbers)) == 24
+    assert len({n for n, _ in results}) == 12 and sum(created for _, created in results) == 12
+    for key in range(12):  # both requests of a key got the same application
+        assert results[2 * key][0] == results[2 * key + 1][0]
+
+
+@pytest.mark.postgres
+def test_a_retry_is_answered_before_its_content_is_checked_again(hub: Hub, tmp_path: Path):
+    """A request that was accepted is accepted again, whatever changed since: the file it named
+    moved, a verification ticket expired."""
+    scan = tmp_path / "id.pdf"
+    scan.write_bytes(PDF)
+    new = svc.NewApplication(
+        subject="GG00501000",
+        desk="bank-xiahong",
+        applicant=svc.Applicant(name="林阿婆", id=make_id(seq="251")),
+        form={"delivery_method": "窗口领取", "contact_phone": "13905770001"},
+        materials=[
+            svc.MaterialIn(name="居民身份证", filename="id.pdf", path=scan),
+            svc.MaterialIn(name="近期免冠彩色证件照", filename="p.jpg", content=JPEG),
+        ],
+        source_ref="retry:1",
+    )
+    first, created = svc.receive(hub, new, TELLER)
+    scan.unlink()
+    again, created_again = svc.receive(hub, new, TELLER)
+    assert created and not created_again and again.number == first.number
+    ticket = intake.verification_ticket(b"k" * 32, "居民身份证", make_id(seq="251"), {"ok": True}, hub.now())
+    hub.clock = lambda: datetime.now(UTC) + timedelta(days=2)  # the ticket is long expired
+    prior, created = intake.submit(
+        hub,
+        TELLER,
+        subject_code="GG00501000",
+        applicant={"name": "林阿婆", "id": make_id(seq="251")},
+        agent=None,
+        form={},
+        uploads=[],
+        tickets=[ticket],
+        checklist=[],
+        commitment_due=None,
+        note=None,
+        source_ref="retry:1",
+        secret=b"k" * 32,
+    )
+    assert (prior.number, created) == (first.number, False)
+
+
+def test_files_no_application_refers_to_are_swept_after_an_hour(hub: Hub):
+    """A write that fails after its files were put in place leaves them (another request may be
+    taking the same bytes that moment); housekeeping removes them once they are an hour old,
+    and half-received uploads once they are a day old. Files an application uses stay."""
+    kept = svc.create(hub, elderly_card(), TELLER)
+    used = {m.sha256 for m in kept.materials}
+    orphan = hub.store.put(PDF + b"orphan")
+    fresh_orphan = hub.store.put(PDF + b"fresh")
+    staging = hub.store.stage()
+    staging.write(PDF)
+    abandoned = staging.finish()
+    old = time.time() - 2 * 86_400
+    for path in [*hub.store.root.rglob("*")]:
+        if path.is_file() and path.name != fresh_orphan.sha256:
+            os.utime(path, (old, old))
+    assert housekeeping.sweep_store(hub) == (1, 1)
+    left = {p.name for p in files_in(hub.store.root)}
+    assert left == used | {fresh_orphan.sha256} and orphan.sha256 not in left and not abandoned.path.exists()
+
+
+def test_a_failing_close_still_removes_the_staged_file(hub: Hub):
+    """A full disk makes even closing the file fail; the file must go all the same."""
+    staging = hub.store.stage()
+    staging.write(PDF)
+
+    class FullDisk:
+        def close(self):
+            raise OSError(28, "No space left on device")
+
+    real, staging._file = staging._file, FullDisk()
+    real.close()
+    staging.discard()
+    assert not staging.path.exists()
+
+
+def test_part_names_are_cleaned_and_must_be_utf8(web: TestClient, teller, hub: Hub):
+    boundary = "tbhTestBoundary"
+    owed = data("261", materials=["居民身份证"], commitment_due="2026-10-09")
+    nasty = "../../ev\u202eil\x00gpj.pdf"  # a path, a right-to-left override, a NUL
+    body = multipart(boundary, [("data", None, owed.encode()), ("files", nasty, PDF)])
+    content_type = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    r = web.post("/api/v1/applications", content=body, headers=teller | content_type)
+    assert r.status_code == 201, r.text
+    detail = web.get(f"/api/v1/applications/{r.json()['number']}", headers=teller).json()
+    assert [m["filename"] for m in detail["materials"]] == ["evilgpj.pdf"]
+    gbk = multipart(boundary, [("data", None, data("262").encode("gbk"))])  # an old system's encoding
+    r = web.post("/api/v1/applications", content=gbk, headers=teller | content_type)
+    assert r.status_code == 422 and {e["field"] for e in r.json()["errors"]} == {"data"}
+    assert uploads._safe_name("C:\\scan\\ev\u202eil\x00gpj.pdf", 0) == "evilgpj.pdf"
+    assert uploads._safe_name("\x01\x02", 3) == "file-3"
 
 
 # ---------------------------------------------------------------- 网上核验 tickets

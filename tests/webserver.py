@@ -26,6 +26,14 @@ from hub.web.app import create_app
 
 HOST = "127.0.0.1"
 STARTUP_SECONDS = 10
+# Debian's chromium as DEVELOPERS.md asks (background networking off: nothing but loopback)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 @contextmanager

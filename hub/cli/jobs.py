@@ -16,6 +16,7 @@ from hub import outbox as outbox_rows
 from hub.cli.common import console, open_hub, print_json
 from hub.jobs.deadlines import sweep_deadlines
 from hub.jobs.dispatch import dispatch
+from hub.jobs.housekeeping import housekeeping
 from hub.jobs.ingest import ingest
 from hub.jobs.report import daily_report
 from hub.jobs.sync import sync
@@ -74,6 +75,13 @@ def run_deadlines(
             table.add_row(a.number, a.kind, str(a.due_date or ""), a.message)
         console().print(table)
     typer.echo(summary.line())
+
+
+@run_app.command("housekeeping")
+def run_housekeeping(ctx: typer.Context) -> None:
+    """Remove material files no application refers to and abandoned uploads; delete recordings of
+    signing sessions past their retention (audited). Daily, with the report."""
+    typer.echo(run_job(open_hub(ctx), housekeeping).line())
 
 
 @run_app.command("report")

@@ -10,9 +10,18 @@ from sqlalchemy.orm import Session, sessionmaker
 WRITE = "hub_write"  # execution option: this transaction will write (see Hub.transaction)
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool_size: int = 10, pool_timeout: float = 30) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        pooled = (
+            {}
+            if url in ("sqlite://", "sqlite:///:memory:")
+            else {  # a file: a queue of connections
+                "pool_size": pool_size,
+                "max_overflow": pool_size,
+                "pool_timeout": pool_timeout,
+            }
+        )
+        engine = create_engine(url, connect_args={"timeout": 30}, **pooled)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -34,7 +43,12 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     # INSERTs were converted afresh every time (a third of ingest time). Small pages stay cached.
     # `pool_size` connections stay open; up to as many again are opened for a burst and closed after
     return create_engine(
-        url, pool_pre_ping=True, insertmanyvalues_page_size=16, pool_size=pool_size, max_overflow=pool_size
+        url,
+        pool_pre_ping=True,
+        insertmanyvalues_page_size=16,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout,
     )
 
 

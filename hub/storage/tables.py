@@ -324,3 +324,33 @@ class JobRun(Base):
     finished_at: Mapped[datetime | None]
     ok: Mapped[bool | None]
     summary: Mapped[str | None] = mapped_column(String(1000))
+
+
+class SigningSession(Base):
+    """A remote face-to-face signing session (远程面签) for one part of an application: the
+    desk's applicant and the county officer on audio/video through the hub, recorded. The
+    evidence (recordings, signature, event log, signed manifest) is the folder `folder` in the
+    recordings directory; this row says where the session stands and how long it is kept."""
+
+    __tablename__ = "signing_sessions"
+    __table_args__ = (Index("ix_signing_sessions_state", "state"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID, also the folder's name
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    number: Mapped[str] = mapped_column(String(32))
+    part_id: Mapped[str] = mapped_column(String(36))
+    item_code: Mapped[str] = mapped_column(String(32))
+    desk_code: Mapped[str] = mapped_column(String(64))
+    department_code: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # open | sealed | aborted
+    step: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(500))
+    readback_shown: Mapped[bool] = mapped_column(default=False)
+    otp_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the code shown at the desk
+    otp_attempts: Mapped[int] = mapped_column(default=0)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    retain_until: Mapped[date | None]
+    purged_at: Mapped[datetime | None]

@@ -212,7 +212,7 @@ async def create_application(request: Request, hub: HubDep, principal: Writer) -
         )
         app, created = await run_in_threadpool(lambda: intake.submit(hub, principal.actor, **kwargs))
     finally:
-        form.discard()  # what was not taken into the store
+        await run_in_threadpool(form.discard)  # what was not taken into the store
     view = application_summary(hub, app) | {"status_url": status_url(request, hub, app.number)}
     return JSONResponse(view, status_code=201 if created else 200)
 
@@ -281,7 +281,7 @@ async def attach(number: str, request: Request, hub: HubDep, principal: Writer) 
         ins = [svc.MaterialIn(name=u.material, filename=u.filename, staged=u.staged) for u in uploads]
         app = await run_in_threadpool(svc.attach, hub, number, ins, principal.actor)
     finally:
-        form.discard()
+        await run_in_threadpool(form.discard)
     return application_summary(hub, app)
 
 

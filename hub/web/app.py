@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import __version__
+from hub import __version__, plugins
 from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
 from hub.users import LoginRefused
@@ -123,6 +123,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # requests per second than anyio's default 40 (BENCHMARKS.md, web intake).
     anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.hub.settings.web_threads
     yield
+    for hook in app.state.shutdown_hooks:  # plugins' (remote signing hangs up and seals)
+        try:
+            await hook()
+        except Exception:  # one plugin's failure must not keep the others from shutting down
+            log.exception("shutdown hook %s failed", getattr(hook, "__qualname__", hook))
 
 
 def create_app(hub: Hub) -> FastAPI:
@@ -137,8 +142,13 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     app.state.secret = load_secret(hub)
     app.state.login_throttle = Throttle()
+    app.state.shutdown_hooks = []
+    app.state.signing_enabled = False
     app.include_router(api.router)
     app.include_router(pages.router)
+    # plugins' routes, pages and assets (remote signing, …), before the hub's /static mount would
+    # take their /static/… paths
+    plugins.manager(hub.settings.plugins).hook.register_routes(app=app, hub=hub)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(HubError)

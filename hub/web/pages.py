@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
 from hub import audit, dashboard, ratings
+from hub import signing as signing_sessions
 from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
@@ -212,7 +213,7 @@ async def intake_submit(code: str, request: Request, hub: HubDep, principal: Fro
         check_csrf(principal, form.get(CSRF_FIELD))
         return await _intake_submit(code, request, hub, principal, ctx, form)
     finally:
-        form.discard()  # what the application did not take
+        await run_in_threadpool(form.discard)  # what the application did not take
 
 
 async def _intake_submit(
@@ -336,6 +337,8 @@ def app_detail(number: str, request: Request, hub: HubDep, principal: Anyone) ->
         part_titles={p["item_code"]: p["title"] for p in view["parts"]},
         actions=_actions_for(hub, principal, view),
         signing=signing,
+        signing_enabled=request.app.state.signing_enabled,
+        signing_sessions=signing_sessions.list_for(hub, number, principal.actor),
         rating=rating,
         can_attach=principal.role in FRONT or principal.role is Role.officer,
         today=hub.today().isoformat(),
@@ -379,7 +382,7 @@ async def app_attach(number: str, request: Request, hub: HubDep, principal: Anyo
         material = svc.MaterialIn(name=name, filename=f.filename, staged=f.staged)
         await run_in_threadpool(svc.attach, hub, number, [material], principal.actor)
     finally:
-        form.discard()
+        await run_in_threadpool(form.discard)
     return _see_other(f"/applications/{number}")
 
 

@@ -17,7 +17,8 @@ from hub.lifecycle import ACTIONS, STATE_ZH
 from hub.users import ROLE_ZH
 
 TEMPLATES = Path(__file__).parent / "templates"
-env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True)
+_loader = FileSystemLoader([TEMPLATES])
+env = Environment(loader=_loader, autoescape=select_autoescape(["html"]), trim_blocks=True)
 env.globals |= {"STATE_ZH": STATE_ZH, "ROLE_ZH": ROLE_ZH, "CHANNEL_ZH": CHANNEL_ZH, "ACTIONS": ACTIONS}
 env.filters["mask"] = mask_id
 
@@ -34,6 +35,9 @@ ACTION_ZH = {a.name: a.zh for a in ACTIONS.values()} | {
     "warning": "时限预警",
     "rate": "好差评",
     "follow_up_closed": "差评整改回复",
+    "signing_started": "发起远程面签",
+    "signing_sealed": "远程面签完成，证据已封存",
+    "signing_aborted": "远程面签终止",
 }
 env.globals["ACTION_ZH"] = ACTION_ZH
 
@@ -73,6 +77,12 @@ def _helpers(request: Request) -> dict[str, Any]:
         return "系统" if name == "hub" else name
 
     return {"place_name": place_name, "local": local, "actor_name": actor_name}
+
+
+def add_template_dir(path: Path) -> None:
+    """A plugin's own templates (they may extend base.html); the hub's own names win."""
+    if str(path) not in _loader.searchpath:
+        _loader.searchpath.append(str(path))
 
 
 def lang_of(request: Request) -> str:

@@ -8,6 +8,7 @@ event loop, and the loop copies nothing."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
@@ -49,9 +50,11 @@ class Body:
         return [f for f in self.files if f.field == name]
 
     def discard(self) -> None:
-        """Remove the staged files nobody adopted (call when the request is done, always)."""
+        """Remove the staged files nobody adopted (call when the request is done, always). An
+        adopted file was renamed into the store: its staging name is gone already."""
         for f in self.files:
-            f.staged.discard()
+            with contextlib.suppress(OSError):
+                f.staged.discard()
 
 
 @dataclass
@@ -107,11 +110,11 @@ async def read_multipart(
         _, options = parse_options_header(current.headers.get(b"content-disposition"))
         if b"name" not in options:
             raise _invalid("content-disposition", "上传内容缺少字段名", "a part without a name")
-        current.name = options[b"name"].decode("utf-8", "replace")
+        current.name = _text(options[b"name"], "content-disposition")
         if b"filename" in options:
             if sum(1 for p in parts if p.filename is not None) >= max_files:
                 raise _invalid("files", f"一次最多上传{max_files}个文件", "too many files")
-            current.filename = options[b"filename"].decode("utf-8", "replace")
+            current.filename = _text(options[b"filename"], f"{current.name} (filename)")
             current.staging = store.stage()
         elif sum(1 for p in parts if p.filename is None) > max_fields:
             raise _invalid("fields", "表单字段过多", "too many form fields")
@@ -146,16 +149,16 @@ async def read_multipart(
                 raise _invalid("body", "上传内容格式错误", "malformed multipart body") from None
             for part in parts[done:]:
                 if part.staging is not None and part.ended:
-                    staged = await run_in_threadpool(_finish, part.staging, part.take())
-                    part.staging = None
-                    if not part.filename and not staged.size:  # a file input left empty in a browser form
-                        staged.discard()
+                    if not part.filename and not part.pending and not part.staging.size:
+                        part.staging = None  # a file input left empty in a browser form: nothing to keep
                     else:
+                        staged = await run_in_threadpool(_finish, part.staging, part.take())
+                        part.staging = None
                         body.files.append(FilePart(part.name, _safe_name(part.filename or "", len(body.files)), staged))
                 elif part.staging is not None and part.pending >= FLUSH:
                     await run_in_threadpool(_write, part.staging, part.take())
                 elif part.ended:
-                    body.fields.append((part.name, b"".join(part.take()).decode("utf-8", "replace")))
+                    body.fields.append((part.name, _text(b"".join(part.take()), part.name)))
                 if part.ended and part is parts[done]:
                     done += 1
         parser.finalize()
@@ -164,7 +167,7 @@ async def read_multipart(
     except BaseException:
         for part in parts:
             if part.staging is not None:
-                part.staging.discard()
+                part.staging.discard()  # never raises
         body.discard()
         raise
     return body
@@ -180,6 +183,24 @@ def _finish(staging: Staging, views: list[memoryview]) -> Staged:
     return staging.finish()
 
 
+def _text(raw: bytes, field_name: str) -> str:
+    """A part's name or value as UTF-8; anything else is refused by name, not guessed at (a GBK
+    body from an old county system would otherwise be stored as replacement characters)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid(field_name, "内容不是 UTF-8 编码", "not UTF-8") from None
+
+
+# control characters (NUL breaks PostgreSQL text) and bidirectional overrides (which make
+# "gpj.exe" read as "exe.jpg") have no place in a file name
+_UNSAFE = dict.fromkeys(
+    [*range(0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+
+
 def _safe_name(filename: str, i: int) -> str:
-    """The file's own name, without any directory a browser or client put in front."""
-    return filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or f"file-{i}"
+    """The file's own name, without any directory a browser or client put in front, and without
+    characters that could hide what it is."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].translate(_UNSAFE).strip()
+    return name[:255] or f"file-{i}"

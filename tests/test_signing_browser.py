@@ -1,0 +1,63 @@
+"""A full remote signing in Debian's Chromium (fake camera and microphone), a desk page and an
+officer page through the hub, inside a fresh network namespace that has nothing but loopback:
+whatever candidates Chromium and aiortc gather, no media can leave the machine. The walk itself
+is tests/signing_e2e.py; screenshots go to test-artifacts/signing-*.png."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _netns_available() -> str | None:
+    """Why a fresh network namespace cannot be made here, or None."""
+    if not Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium not found (apt-get install -y --no-install-recommends chromium)"
+    probe = subprocess.run(["unshare", "-n", "--", "ip", "link", "set", "lo", "up"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"cannot create a network namespace (unshare -n needs root): {probe.stderr.strip()}"
+    return None
+
+
+def test_desk_and_officer_pages_complete_a_signing_in_chromium(tmp_path: Path):
+    reason = _netns_available()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI=true: {reason}; the browser signing test must run", pytrace=False)
+        pytest.skip(reason)
+    out = tmp_path / "result.json"
+    run = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            "--",
+            "sh",
+            "-c",
+            f'ip link set lo up && exec "{sys.executable}" -m tests.signing_e2e "{out}"',
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["ok"], result.get("error")
+    assert result["remote_video"]["desk"] > 0 and result["remote_video"]["officer"] > 0  # each saw the other
+    assert result["state"] == "sealed" and result["verified"], result["problems"]
+    files = set(result["files"])
+    assert {"signature.png", "readback.json", "stills/desk-final.jpg", "stills/officer-final.jpg"} <= files
+    assert {f.split("-identity-")[0] for f in files if "-identity-" in f} == {"stills/desk", "stills/officer"}
+    assert any(f.startswith("desk/") for f in files) and any(f.startswith("officer/") for f in files)
+    assert result["timeline"][-2:] == ["signing_started", "signing_sealed"]
+    assert result["page_errors"] == []
+    for name in ("1-officer-connected", "2-desk-readback", "3-desk-code", "4-desk-sealed"):
+        assert (REPO / "test-artifacts" / f"signing-{name}.png").stat().st_size > 10_000

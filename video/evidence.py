@@ -1,0 +1,412 @@
+"""The evidence of a remote signing session (远程面签), and how anyone checks it.
+
+A session's folder holds its recordings (segments, hashed as each closes), the signature image,
+stills, the application snapshot that was read back, and `events.jsonl` — the session's event
+log, each line hash-chained to the one before. Sealing writes `manifest.json` (the sha256 of
+every file and the head of the event chain) and `manifest.sig`, the hub's Ed25519 signature over
+the manifest's exact bytes. With the public key alone, an auditor can check that nothing was
+changed, added to the chain, or taken out of it: `verify_folder`, or `verify_evidence.py` in an
+exported folder, or openssl and sha256sum by hand (the README an export carries says how).
+
+Nothing here imports aiortc; `verify_evidence.py`, copied into every export, repeats the checks
+with nothing but Python (and `cryptography` or OpenSSL) for a court's or an auditor's laptop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from hub.intake.staging import sha256_of as sha256_file
+from hub.signing import EVENTS, GENESIS, event_hash, write_synced
+
+FORMAT = "tongban-signing-evidence/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+TIMESTAMP = "manifest.tsr"  # an RFC 3161 timestamp of the signature, when a TSA is configured
+PUBLIC_KEY = "hub-signing-public-key.pem"
+
+
+def utc_text(at: datetime | None = None) -> str:
+    return (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------- the event log
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    ok: bool
+    count: int
+    head: str
+    problem: str | None = None
+
+
+def verify_events(path: Path, *, sealed: bool = True) -> ChainCheck:
+    """Recompute the chain; name the first line that does not fit. Lines end at newlines only
+    (not at the other characters Python would take for line breaks). In sealed evidence every
+    byte belongs to a complete line; a log still being written may end in a cut-off one."""
+    prev, count = GENESIS, 0
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return ChainCheck(False, 0, prev, f"{path.name}: cannot be read ({exc.strerror})")
+    lines = raw.split(b"\n")
+    if lines[-1] and sealed:
+        return ChainCheck(False, 0, prev, f"{path.name} line {len(lines)}: incomplete (no newline at the end)")
+    for number, line in enumerate(lines[:-1], start=1):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return ChainCheck(False, count, prev, f"{path.name} line {number}: not JSON")
+        where = f"{path.name} line {number} (#{event.get('seq')} {event.get('kind')})"
+        if event.get("seq") != number:
+            return ChainCheck(False, count, prev, f"{where}: out of sequence (expected #{number})")
+        if event.get("prev") != prev:
+            return ChainCheck(False, count, prev, f"{where}: does not follow the event before it")
+        if event_hash(event) != event.get("hash"):
+            return ChainCheck(False, count, prev, f"{where}: content does not match its hash")
+        prev, count = event["hash"], number
+    return ChainCheck(True, count, prev)
+
+
+def recorded_files(path: Path) -> dict[str, tuple[int, str]]:
+    """path -> (event seq, sha256) for every file an event recorded as it was written (segments,
+    the signature, the read-back, stills): the manifest must list the same bytes."""
+    out: dict[str, tuple[int, str]] = {}
+
+    def visit(seq: int, value: Any) -> None:
+        if isinstance(value, dict):
+            name = value.get("path") or value.get("file")
+            if isinstance(name, str) and isinstance(value.get("sha256"), str):
+                out[name] = (seq, value["sha256"])
+            for v in value.values():
+                visit(seq, v)
+        elif isinstance(value, list):
+            for v in value:
+                visit(seq, v)
+
+    for line in path.read_bytes().split(b"\n")[:-1]:
+        event = json.loads(line)
+        visit(event["seq"], event.get("data"))
+    return out
+
+
+# ---------------------------------------------------------------- keys
+
+
+def load_private_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
+    """The hub's signing key (PEM, PKCS#8). `create`: make one on first use, readable by the
+    hub's user only, as `hub init` does for its other secrets."""
+    if not path.exists():
+        if not create:
+            raise FileNotFoundError(f"signing key {path} not found")
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        return key
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def signing_key(hub: Any) -> Ed25519PrivateKey:
+    """The hub's key: HUB_SIGNING_KEY_FILE, else `signing.key_file` in hub.yaml (inside the hub
+    home when relative), made on first use when missing."""
+    path = Path(os.environ.get("HUB_SIGNING_KEY_FILE") or hub.settings.path(hub.settings.signing.key_file))
+    return load_private_key(path, create=True)
+
+
+def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """The sha256 of the public key's DER: which key signed, without shipping the key."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+# ---------------------------------------------------------------- sealing
+
+
+# what a session folder holds besides its evidence: the manifest and what is made of it, the lock
+# of the process running the session
+NOT_EVIDENCE = {MANIFEST, SIGNATURE, EVENTS, TIMESTAMP, ".live"}
+
+
+def evidence_files(folder: Path) -> list[Path]:
+    """Every file of the session the manifest lists: all but the manifest, its signature, the
+    timestamp, the event log (pinned by its hash and chain head instead) and the `.live` lock."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() not in NOT_EVIDENCE)
+
+
+def seal(folder: Path, key: Ed25519PrivateKey, about: dict[str, Any]) -> dict[str, Any]:
+    """Write and sign the manifest of a session folder whose files are final. `about`: the
+    session, application, outcome and times, as the manifest states them."""
+    chain = verify_events(folder / EVENTS)
+    if not chain.ok:
+        raise ValueError(f"cannot seal: {chain.problem}")
+    for name, (seq, sha) in recorded_files(folder / EVENTS).items():
+        if not (folder / name).is_file() or sha256_file(folder / name) != sha:
+            raise ValueError(f"cannot seal: {name} is not the file event #{seq} recorded")
+    manifest = {
+        "format": FORMAT,
+        **about,
+        "files": [
+            {"path": p.relative_to(folder).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in evidence_files(folder)
+        ],
+        "events": {
+            "file": EVENTS,
+            "count": chain.count,
+            "head": chain.head,
+            "sha256": sha256_file(folder / EVENTS),  # so sha256sum alone covers the log too
+        },
+        "key": {"algorithm": "Ed25519", "id": key_id(key)},
+        "sealed_at": utc_text(),
+    }
+    body = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+    write_synced(folder / MANIFEST, body)
+    write_synced(folder / SIGNATURE, key.sign(body))
+    return manifest
+
+
+# ---------------------------------------------------------------- RFC 3161 timestamps
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    length = (
+        bytes([n])
+        if n < 0x80
+        else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+    )
+    return bytes([tag]) + length + content
+
+
+def _der_int(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+SHA256_OID = bytes.fromhex("0609608648016503040201")  # 2.16.840.1.101.3.4.2.1
+
+
+def timestamp_request(digest: bytes, nonce: int) -> bytes:
+    """A DER TimeStampReq (RFC 3161 §2.4.1) for a SHA-256 digest, asking for the TSA's certificate."""
+    imprint = _der(0x30, _der(0x30, SHA256_OID + b"\x05\x00") + _der(0x04, digest))
+    return _der(0x30, _der_int(1) + imprint + _der_int(nonce) + _der(0x01, b"\xff"))
+
+
+def _der_children(data: bytes) -> list[tuple[int, bytes]]:
+    out, i = [], 0
+    while i < len(data):
+        tag, n = data[i], data[i + 1]
+        i += 2
+        if n & 0x80:
+            k = n & 0x7F
+            n, i = int.from_bytes(data[i : i + k], "big"), i + k
+        out.append((tag, data[i : i + n]))
+        i += n
+    return out
+
+
+def timestamp_status(reply: bytes) -> int:
+    """The PKIStatus of a TimeStampResp: 0 granted, 1 granted with modifications, else refused."""
+    [(tag, body)] = _der_children(reply)[:1]
+    (status_tag, status_info), *_ = _der_children(body)
+    (int_tag, value), *_ = _der_children(status_info)
+    if tag != 0x30 or status_tag != 0x30 or int_tag != 0x02:
+        raise ValueError("not a TimeStampResp")
+    return int.from_bytes(value, "big")
+
+
+def timestamp(folder: Path, url: str) -> Path:
+    """Have an RFC 3161 timestamp authority time-stamp the manifest's signature; its answer is
+    kept as manifest.tsr (check it with `openssl ts -verify -data manifest.sig -in manifest.tsr
+    -CAfile <the TSA's CA>`)."""
+    import secrets
+
+    import httpx
+
+    digest = hashlib.sha256((folder / SIGNATURE).read_bytes()).digest()
+    reply = httpx.post(
+        url,
+        content=timestamp_request(digest, secrets.randbits(63)),
+        headers={"content-type": "application/timestamp-query"},
+        timeout=15,
+        trust_env=False,
+    )
+    reply.raise_for_status()
+    if (status := timestamp_status(reply.content)) not in (0, 1):
+        raise ValueError(f"the timestamp authority refused (PKIStatus {status})")
+    write_synced(folder / TIMESTAMP, reply.content)
+    return folder / TIMESTAMP
+
+
+# ---------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    problems: list[str]
+    checked: int  # files whose hash was compared
+    manifest: dict[str, Any] | None
+
+    @property
+    def first(self) -> str | None:
+        return self.problems[0] if self.problems else None
+
+
+def verify_folder(folder: Path, public_key: Ed25519PublicKey, *, expected: dict[str, str] | None = None) -> Verdict:
+    """Check a sealed session folder with a public key obtained apart from it (never a key the
+    folder itself brings): the manifest's signature and key id, every file's size and sha256,
+    that every file an event recorded is the file listed, the event chain and its head, and
+    that nothing else is in the folder. `expected`: what the hub's database says (session id,
+    manifest sha256). Problems are named in the order checked, the first first."""
+    problems: list[str] = []
+    try:
+        body = (folder / MANIFEST).read_bytes()
+        signature = (folder / SIGNATURE).read_bytes()
+    except OSError as exc:
+        return Verdict(
+            False, [f"{Path(exc.filename or '').name or MANIFEST}: missing — the session was not sealed"], 0, None
+        )
+    try:
+        public_key.verify(signature, body)
+    except InvalidSignature:
+        problems.append(f"{MANIFEST}: the signature does not verify with this public key (changed, or another key)")
+    try:
+        manifest = json.loads(body)
+    except ValueError:
+        return Verdict(False, [*problems, f"{MANIFEST}: not JSON"], 0, None)
+    if manifest.get("key", {}).get("id") != key_id(public_key):
+        problems.append(
+            f"{MANIFEST}: sealed with key {str(manifest.get('key', {}).get('id'))[:16]}…, not this one ({key_id(public_key)[:16]}…)"
+        )
+    if expected:
+        if expected.get("session") and manifest.get("session") != expected["session"]:
+            problems.append(f"{MANIFEST}: the evidence of session {manifest.get('session')}, not {expected['session']}")
+        if expected.get("manifest_sha256") and hashlib.sha256(body).hexdigest() != expected["manifest_sha256"]:
+            problems.append(f"{MANIFEST}: not the manifest the hub recorded when it sealed this session")
+    checked = 0
+    for entry in manifest.get("files", []):
+        name = str(entry.get("path", ""))
+        if name.startswith("/") or ".." in Path(name).parts:
+            problems.append(f"{name}: not a path inside the folder")
+            continue
+        path = folder / name
+        if not path.is_file() or path.is_symlink():
+            problems.append(f"{name}: missing")
+            continue
+        checked += 1
+        if path.stat().st_size != entry["bytes"]:
+            problems.append(f"{name}: {path.stat().st_size} bytes, the manifest says {entry['bytes']}")
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{name}: sha256 does not match the manifest")
+    chain = verify_events(folder / EVENTS)
+    expected_chain = manifest.get("events", {})
+    if not chain.ok:
+        problems.append(chain.problem or EVENTS)
+    elif (chain.count, chain.head) != (expected_chain.get("count"), expected_chain.get("head")):
+        problems.append(
+            f"{EVENTS}: {chain.count} events ending in {chain.head[:12]}…, the manifest says "
+            f"{expected_chain.get('count')} ending in {str(expected_chain.get('head'))[:12]}…"
+        )
+    else:
+        listed = {e["path"]: e["sha256"] for e in manifest.get("files", [])}
+        for name, (seq, sha) in recorded_files(folder / EVENTS).items():
+            if listed.get(name) != sha:
+                problems.append(f"{name}: not the file event #{seq} recorded as written")
+    listed_paths = {e["path"] for e in manifest.get("files", [])}
+    extra = [p.relative_to(folder).as_posix() for p in evidence_files(folder)]
+    problems += [f"{p}: not in the manifest" for p in extra if p not in listed_paths and not _exported_extra(p)]
+    return Verdict(not problems, problems, checked, manifest)
+
+
+def _exported_extra(relative: str) -> bool:
+    return relative in {PUBLIC_KEY, "README.txt", "SHA256SUMS", "verify_evidence.py"}
+
+
+# ---------------------------------------------------------------- export
+
+
+README = """远程面签证据包 / Remote signing evidence package
+==================================================
+
+会话 session: {session}
+办件 application: {number}
+结果 outcome: {outcome}
+签名密钥 signing key id (sha256 of the public key, DER): {key_id}
+
+核验时请使用从通办枢纽另行取得的公钥（/api/v1/signing/public-key，或向运维索取），并核对其
+密钥标识与上面一致；本文件夹内的 {key} 仅为副本，不能单独作为依据。
+Check with the hub's public key obtained apart from this folder (/api/v1/signing/public-key, or
+from the hub's operators) and compare its key id with the one above: the copy {key} in this
+folder is a convenience, not proof.
+
+1. 全部 Everything — signature, key id, every file, the event chain (Python 3 with `cryptography`,
+   or OpenSSL for the signature):
+     python3 verify_evidence.py . HUB_PUBLIC_KEY.pem
+   It exits 0 when everything matches, and names every problem otherwise.
+2. 手工 By hand:
+     openssl pkeyutl -verify -pubin -inkey HUB_PUBLIC_KEY.pem -rawin -in manifest.json -sigfile manifest.sig
+     sha256sum -c SHA256SUMS      (the hashes manifest.json lists, events.jsonl included)
+   "Signature Verified Successfully" means manifest.json is exactly what the hub sealed; compare
+   SHA256SUMS with manifest.json before relying on it.
+
+manifest.json 的 sha256: {manifest_sha256}
+"""
+
+
+def export(folder: Path, destination: Path, public_key_pem: bytes) -> Path:
+    """A self-contained copy a court or an auditor can check with the public key alone."""
+    if destination.exists() and any(destination.iterdir()):
+        raise FileExistsError(f"{destination} is not empty")
+    shutil.copytree(folder, destination, dirs_exist_ok=True)
+    (destination / PUBLIC_KEY).write_bytes(public_key_pem)
+    manifest = json.loads((destination / MANIFEST).read_bytes())
+    listed = [(e["sha256"], e["path"]) for e in manifest["files"]]
+    if manifest.get("events", {}).get("sha256"):
+        listed.append((manifest["events"]["sha256"], EVENTS))
+    sums = "".join(f"{sha}  {path}\n" for sha, path in listed)
+    (destination / "SHA256SUMS").write_text(sums, encoding="utf-8")
+    shutil.copyfile(Path(__file__).with_name("verify_evidence.py"), destination / "verify_evidence.py")
+    (destination / "README.txt").write_text(
+        README.format(
+            session=manifest.get("session"),
+            number=manifest.get("application", {}).get("number"),
+            outcome=manifest.get("outcome"),
+            key=PUBLIC_KEY,
+            key_id=manifest.get("key", {}).get("id"),
+            manifest_sha256=sha256_file(destination / MANIFEST),
+        ),
+        encoding="utf-8",
+    )
+    return destination
