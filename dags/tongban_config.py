@@ -68,6 +68,15 @@ def connections() -> list[Conn]:
     return found
 
 
+def worker_hostname() -> str:
+    """`[core] hostname_callable` for several Celery workers on one machine (scripts/prodlike):
+    each names itself with TONGBAN_WORKER_NAME, so task instances say which worker ran them. In
+    containers every worker has its own hostname and this falls back to it."""
+    import socket
+
+    return os.environ.get("TONGBAN_WORKER_NAME") or socket.getfqdn()
+
+
 def pools() -> dict[str, dict]:
     return {
         c.pool: {"slots": c.concurrency, "description": f"Tongban Hub connection {c.name}", "include_deferred": False}

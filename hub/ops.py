@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub import audit, outbox
+from hub import audit, logs, outbox
 from hub import plugins as plugin_host
 from hub.applications import Actor
 from hub.connectors import connector_types_by_plugin
@@ -47,7 +47,8 @@ def recorded_run(hub: Hub, job: str, target: str | None = None) -> Iterator[JobR
         run_id = run.id
     outcome = JobRun(job=job, target=target, started_at=run.started_at, ok=True)
     try:
-        yield outcome
+        with logs.job_context(f"{job}:{run_id}"):  # log lines of the run carry its job_runs id
+            yield outcome
     except BaseException as exc:
         outcome.ok, outcome.summary = False, f"{type(exc).__name__}: {exc}"[:1000]
         raise

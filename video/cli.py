@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 from sqlalchemy import select
 
 from hub import signing
@@ -14,7 +15,7 @@ from hub.cli.common import ActorName, console, fail, make_actor, open_hub, print
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.storage.tables import SigningSession
-from video import evidence
+from video import evidence, integrity
 from video.sessions import recover
 
 evidence_app = typer.Typer(help="Evidence of remote signing sessions: verify, export, purge.", no_args_is_help=True)
@@ -38,14 +39,25 @@ def _public_key(hub: Hub, given: Path | None):
 @evidence_app.command("verify")
 def verify(
     ctx: typer.Context,
-    session_id: Annotated[str, typer.Argument(help="Session id (or its first characters), or an exported folder")],
+    session_id: Annotated[
+        str | None, typer.Argument(help="Session id (or its first characters), or an exported folder")
+    ] = None,
     public_key: Annotated[
         Path | None, typer.Option(help="PEM public key to check with (default: the hub's own; required for a folder)")
     ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every sealed session of the hub (a summary, then the failures)")
+    ] = False,
 ) -> None:
     """Check the manifest's signature and key, every file's hash, the event chain, and (for a
     session of this hub) that it is the manifest the hub recorded; exit 1 naming the first
-    mismatch."""
+    mismatch. With --all: every session whose evidence was sealed."""
+    if all_ == (session_id is not None):
+        fail("give a session id or folder, or --all (one of them)", 2)
+    if all_:
+        _verify_all(ctx, public_key)
+        return
+    assert session_id is not None
     folder = Path(session_id)
     expected = None
     if folder.is_dir():
@@ -72,6 +84,42 @@ def verify(
         f"OK {m.get('session')} ({m.get('outcome')}): signature by key {evidence.key_id(key)[:16]}…, "
         f"{verdict.checked} files, {m.get('events', {}).get('count')} events"
     )
+
+
+def _verify_all(ctx: typer.Context, public_key: Path | None, show: int = 20) -> None:
+    hub = open_hub(ctx)
+
+    def key():
+        if public_key is None and not integrity.key_path(hub).is_file():
+            # evidence.signing_key would make a new key here, and every package would then fail
+            # as "sealed with another key": say what is missing instead (a restored home has none)
+            fail(
+                f"签名密钥不存在 (no signing key at {integrity.key_path(hub)}): install the hub's key, "
+                "or check with its public key: --public-key HUB.pem",
+                2,
+            )
+        return _public_key(hub, public_key)
+
+    report = integrity.verify_all(hub, key)
+    table = Table("面签证据 evidence", "数量 sessions", title="证据核验 evidence packages")
+    for label, n in (
+        ("已核验 checked", report.sealed),
+        ("通过 ok", report.ok),
+        ("失败 failed", len(report.failures)),
+        ("进行中 open", report.open),
+        ("未封存 ended, not sealed", report.unsealed),
+        ("已按期删除 purged (retention)", report.purged),
+    ):
+        table.add_row(label, str(n))
+    console().print(table)
+    typer.echo(f"{report.files} evidence file(s) hashed")
+    for f in report.failures[:show]:
+        for problem in f.problems:
+            typer.echo(f"FAIL {f.session} ({f.number}): {problem}", err=True)
+    if len(report.failures) > show:
+        typer.echo(f"… and {len(report.failures) - show} more session(s) failed", err=True)
+    if report.failures:
+        raise SystemExit(1)
 
 
 @evidence_app.command("export")

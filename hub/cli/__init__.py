@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from hub import __version__, plugins
-from hub.cli import apps, calendar, catalog, connectors, db, demo, intake, jobs, web
+from hub import __version__, logs, plugins
+from hub.cli import apps, calendar, catalog, connectors, db, demo, doctor, intake, jobs, web
 from hub.cli.common import State, fail
 from hub.errors import ConfigInvalid, HubError, InvalidInput
 
@@ -36,11 +36,22 @@ def _root(
         str,
         typer.Option("--log-level", envvar="HUB_LOG_LEVEL", help="Log to stderr from this level: DEBUG, INFO, WARNING"),
     ] = "WARNING",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            envvar="HUB_LOG_FORMAT",
+            help="text (default, for people) or json (one object per line, for production log collectors)",
+        ),
+    ] = "text",
 ) -> None:
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise typer.BadParameter(f"unknown level {log_level}", param_hint="--log-level")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_format not in logs.FORMATS:
+        raise typer.BadParameter(f"unknown format {log_format}: text or json", param_hint="--log-format")
+    logs.configure(level, log_format)  # resident ID numbers masked in either
+    ctx.meta["hub.logging"] = (level, log_format)  # for `hub serve`'s uvicorn
     ctx.obj = State(home=home)
 
 
@@ -62,6 +73,7 @@ app.add_typer(jobs.run_app, name="run")
 app.add_typer(jobs.outbox_app, name="outbox")
 app.add_typer(intake.app, name="intake")
 app.command(name="serve")(web.serve)
+app.command(name="doctor")(doctor.doctor)
 app.add_typer(web.users_app, name="users")
 app.add_typer(web.tokens_app, name="tokens")
 # Commands from plugins (e.g. `hub sandbox`). The allowlist here is HUB_PLUGINS or the built-ins:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import secrets
 import sys
@@ -153,10 +154,21 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind; loopback by default")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes (PostgreSQL for more than one)")] = 1,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            envvar="HUB_FORWARDED_ALLOW_IPS",
+            help="Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For/-Proto are believed",
+        ),
+    ] = None,
 ) -> None:
     """Serve the web UI and the REST API (/api/v1, schema at /openapi.json)."""
     import uvicorn
 
+    from hub.logs import uvicorn_log_config
+
+    level, log_format = ctx.meta.get("hub.logging", (logging.WARNING, "text"))
     hub = open_hub(ctx)
     if workers > 1 and hub.engine.dialect.name == "sqlite":
         fail("more than one worker needs PostgreSQL (SQLite has one writer)")
@@ -168,7 +180,12 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        proxy_headers=False,
+        # uvicorn's own and access logs (at --log-level: INFO shows each request) and, in every
+        # worker process, the app's: one format, request ids, ID numbers masked
+        log_config=uvicorn_log_config(level, log_format),
+        # behind a reverse proxy the client's address (login throttling, audit) comes from its
+        # X-Forwarded-For — believed only from the proxies named; otherwise never
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or "",
         server_header=False,
     )

@@ -6,6 +6,7 @@ under that claim. A connector that raises anything is recorded as a failed deliv
 
 from __future__ import annotations
 
+import contextvars  # worker threads log with the job's id (hub.logs)
 import logging
 import threading
 from collections import defaultdict
@@ -85,7 +86,9 @@ def dispatch(
         conns = [c for c in conns if c == connection]
     if conns:
         with ThreadPoolExecutor(max_workers=len(conns), thread_name_prefix="dispatch") as pool:
-            for future in [pool.submit(_drain, hub, conn, summary, advance) for conn in conns]:
+            for future in [
+                pool.submit(contextvars.copy_context().run, _drain, hub, conn, summary, advance) for conn in conns
+            ]:
                 future.result()
     return summary
 
@@ -117,7 +120,10 @@ def _drain(hub: Hub, conn: str, summary: DispatchSummary, advance: Callable[[int
     try:
         workers = hub.connections[conn].limits.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"dispatch-{conn}") as pool:
-            for future in [pool.submit(_work, hub, connector, summary, advance) for _ in range(workers)]:
+            for future in [
+                pool.submit(contextvars.copy_context().run, _work, hub, connector, summary, advance)
+                for _ in range(workers)
+            ]:
                 future.result()
     finally:
         connector.close()

@@ -4,32 +4,40 @@ networks often have no internet)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import __version__, plugins
+from hub import __version__, health, logs, plugins
 from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
+from hub.lifecycle import Role
+from hub.metrics import HubCollector, RequestMetrics
 from hub.users import LoginRefused
 from hub.web import api, pages
+from hub.web.deps import optional_principal
 from hub.web.render import render_error, wants_html
 from hub.web.security import Throttle
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-SECRET_FILE = "secret.key"
+SECRET_FILE = health.SECRET_FILE
 
 
 def load_secret(hub: Hub) -> bytes:
@@ -39,9 +47,18 @@ def load_secret(hub: Hub) -> bytes:
         return env.encode()
     path = hub.settings.home / SECRET_FILE
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # several worker processes may start at once on a fresh home: write a whole file aside,
+        # then link it into place; whoever links first wins and every process reads that one
+        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip().encode()
 
 
@@ -113,6 +130,94 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class Observe:
+    """Outermost: gives each request its id (a sane incoming X-Request-ID, else a new one) for
+    the log lines it causes and the response's X-Request-ID header, and counts it in the
+    process's HTTP metrics by route template (`unmatched` for paths no route takes)."""
+
+    def __init__(self, app, metrics: RequestMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        rid = logs.sane_request_id(given.decode("latin-1")) or logs.new_request_id()
+        logs.request_id.set(rid)  # each request runs in a task of its own: no reset needed, and the
+        # server's own log of an unhandled error still carries the id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)
+
+
+def is_local(request: Request) -> bool:
+    """A caller on this machine, not through a proxy (a proxy on the same host forwards everyone
+    from loopback, and says so in its headers)."""
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    forwarded = any(h in request.headers for h in ("forwarded", "x-forwarded-for", "x-real-ip"))
+    return loopback and not forwarded
+
+
+def add_operability(app: FastAPI, hub: Hub) -> None:
+    """/healthz, /readyz and /metrics (docs/operations.md). Not in the API schema: they are for
+    the orchestrator and Prometheus, not for systems integrating with the hub."""
+    registry = CollectorRegistry()
+    app.state.request_metrics = RequestMetrics(registry)
+    registry.register(HubCollector(hub))
+    Gauge(
+        "hub_signing_sessions_live",
+        "Remote signing sessions whose media this process runs",
+        registry=registry,
+    ).set_function(lambda: len(getattr(app.state, "signing_rooms", None) or {}))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        """Alive: answers without touching the database."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready for traffic: database, migrations, keys, stores (hub.health.readiness)."""
+        checks = await run_in_threadpool(
+            health.readiness, hub.settings, hub.engine, signing=request.app.state.signing_enabled
+        )
+        bad = health.failed(checks)
+        body = {"status": "fail" if bad else "ok", "failed": bad, "checks": [c.as_dict() for c in checks]}
+        return JSONResponse(body, status_code=503 if bad else 200)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format. From this machine (not through a proxy) without credentials;
+        otherwise an ops token (or an ops session)."""
+        if not is_local(request):
+            principal = await optional_principal(request)
+            if principal is None:
+                raise HTTPException(
+                    401, "需要运维令牌 (an ops token is needed)", headers={"WWW-Authenticate": "Bearer"}
+                )
+            if "ops" not in principal.scopes or principal.role not in (Role.ops, Role.system):
+                raise HTTPException(403, "无权访问：需要权限 ops (forbidden: needs ops)")
+        body = await run_in_threadpool(lambda: generate_latest(registry) + generate_latest(REGISTRY))
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
 STATUS = {InvalidInput: 422, NotFound: 404, Forbidden: 403, IllegalTransition: 409, LoginRefused: 401}
 
 
@@ -144,6 +249,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.login_throttle = Throttle()
     app.state.shutdown_hooks = []
     app.state.signing_enabled = False
+    add_operability(app, hub)
     app.include_router(api.router)
     app.include_router(pages.router)
     # plugins' routes, pages and assets (remote signing, …), before the hub's /static mount would
@@ -190,4 +296,5 @@ def create_app(hub: Hub) -> FastAPI:
     limit = hub.settings.max_material_bytes * 10 + (1 << 20)  # ten files of the largest size, and the form
     app.add_middleware(BodyLimit, max_bytes=limit)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
+    app.add_middleware(Observe, metrics=app.state.request_metrics)  # type: ignore[arg-type]
     return app

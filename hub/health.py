@@ -1,0 +1,354 @@
+"""Is this hub ready to serve, and is its home sound? Plain functions returning `Check`s, used by
+the web app's `/readyz` and by `hub doctor` (docs/operations.md).
+
+Readiness (`readiness`): the database answers, its schema is at the migrations' head, the keys
+are there (the secret status links are signed with; the evidence signing key when remote signing
+is on), and the recordings and material stores take a file. `doctor` adds what a running API
+process does not need to re-check every few seconds: the catalogue, the working-day calendar for
+the coming year, the plugins, and a check of every department connection.
+
+A check's `detail` names settings and files by name, never a path, a URL or a secret: readiness
+answers unauthenticated callers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, inspect, text
+
+from hub import plugins as plugin_host
+from hub.catalog.loader import check_catalog
+from hub.connections import Connection, load_connections
+from hub.connectors import Connector, connector_types
+from hub.errors import ConfigInvalid
+from hub.settings import Settings, SigningSettings, load_settings
+from hub.storage import migrate
+from hub.storage.engine import make_engine
+from hub.workdays import WorkCalendar, load_schedules
+
+SECRET_FILE = "secret.key"  # in the hub home: what status links and tickets are signed with (hub.web.app)
+MIN_SECRET = 16
+CALENDAR_DAYS = 365
+VERSION_TABLE = "alembic_version"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def failed(checks: list[Check]) -> list[str]:
+    return [c.name for c in checks if not c.ok]
+
+
+def _why(exc: BaseException) -> str:
+    """An OSError's reason without its file name; other errors by their class."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+# ---------------------------------------------------------------- readiness
+
+
+@cache
+def head_revision() -> str | None:
+    return migrate.head_revision()  # the shipped scripts do not change while the process runs
+
+
+def check_database(engine: Engine) -> list[Check]:
+    """`database` (a connection and a query) and `migrations` (the schema at head)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            # read directly: alembic's MigrationContext logs two INFO lines per call (every probe)
+            current = (
+                conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+                if inspect(conn).has_table(VERSION_TABLE)
+                else None
+            )
+    except Exception as exc:
+        return [
+            Check("database", False, f"unreachable ({type(exc).__name__})"),
+            Check("migrations", False, "not checked: the database is unreachable"),
+        ]
+    head = head_revision()
+    if current == head:
+        return [Check("database", True, engine.dialect.name), Check("migrations", True, f"at head {head}")]
+    if current is None:
+        return [
+            Check("database", True, engine.dialect.name),
+            Check("migrations", False, f"no schema: run `hub db upgrade` (head is {head})"),
+        ]
+    return [
+        Check("database", True, engine.dialect.name),
+        Check("migrations", False, f"at {current}, head is {head}: run `hub db upgrade`"),
+    ]
+
+
+def check_secret_key(settings: Settings) -> Check:
+    """The key status links and 网上核验 tickets are signed with (HUB_SECRET_KEY or secret.key)."""
+    if (env := os.environ.get("HUB_SECRET_KEY")) is not None:
+        if len(env) < MIN_SECRET:
+            return Check("secret_key", False, f"HUB_SECRET_KEY is shorter than {MIN_SECRET} characters")
+        return Check("secret_key", True, "HUB_SECRET_KEY")
+    path = settings.home / SECRET_FILE
+    if not path.exists():
+        if _can_create(settings.home):
+            return Check("secret_key", True, f"{SECRET_FILE}: made when `hub serve` first starts")
+        return Check("secret_key", False, f"{SECRET_FILE} missing and the hub home is not writable")
+    try:
+        value = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        return Check("secret_key", False, f"{SECRET_FILE} unreadable ({_why(exc)})")
+    if len(value) < MIN_SECRET:
+        return Check("secret_key", False, f"{SECRET_FILE} is shorter than {MIN_SECRET} characters")
+    return Check("secret_key", True, SECRET_FILE)
+
+
+def signing_key_path(settings: Settings) -> tuple[Path, str, bool]:
+    """(path, the setting it comes from, whether it was configured rather than the default)."""
+    if env := os.environ.get("HUB_SIGNING_KEY_FILE"):
+        return Path(env), "HUB_SIGNING_KEY_FILE", True
+    default = SigningSettings.model_fields["key_file"].default
+    return settings.path(settings.signing.key_file), "signing.key_file", settings.signing.key_file != default
+
+
+def check_signing_key(settings: Settings) -> Check:
+    """The Ed25519 key evidence is sealed with. A configured key (HUB_SIGNING_KEY_FILE, or a
+    `signing.key_file` other than the default) must be there: making a new one would seal
+    evidence with a key nobody holds a copy of. The default one in the hub home is made on first
+    use (a trial), so its absence is fine while the home is writable."""
+    path, source, configured = signing_key_path(settings)
+    if not path.exists():
+        if configured:
+            return Check("signing_key", False, f"{source}: the key file is missing")
+        if _can_create(path.parent):
+            return Check("signing_key", True, f"{source}: made on first use (production supplies its own)")
+        return Check("signing_key", False, f"{source}: missing and cannot be made")
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        return Check("signing_key", False, f"{source}: unreadable ({_why(exc)})")
+    problem = _not_ed25519(pem)
+    return Check("signing_key", problem is None, f"{source}: {problem or 'Ed25519 private key'}")
+
+
+def _not_ed25519(pem: bytes) -> str | None:
+    if b"-----BEGIN" not in pem or b"PRIVATE KEY-----" not in pem:
+        return "not a PEM private key"
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    except ImportError:  # cannot look closer without it; the PEM frame will do
+        return None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        return f"cannot be loaded ({type(exc).__name__})"
+    return None if isinstance(key, Ed25519PrivateKey) else "not an Ed25519 key"
+
+
+def _can_create(folder: Path) -> bool:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing.is_dir() and os.access(existing, os.W_OK)
+
+
+def check_writable(name: str, folder: Path, label: str, prefix: str = ".health-") -> Check:
+    """The folder exists (made if need be, as its users would) and a file can be written in it,
+    synced and removed. Tried, not asked (os.access says yes to root on a read-only mount)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=prefix)
+        try:
+            os.write(fd, b"ok")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        return Check(name, False, f"{label}: not writable ({_why(exc)})")
+    return Check(name, True, f"{label}: writable")
+
+
+def check_storage(settings: Settings, *, signing: bool) -> list[Check]:
+    # the store's own prefix for half-received files: housekeeping removes one a crash left
+    out = [check_writable("materials", settings.path(settings.materials_dir), "materials_dir", ".incoming-health-")]
+    if signing:
+        out.append(
+            check_writable("recordings", settings.path(settings.signing.recordings_dir), "signing.recordings_dir")
+        )
+    return out
+
+
+def readiness(settings: Settings, engine: Engine, *, signing: bool, timeout: float = 5.0) -> list[Check]:
+    """What `/readyz` checks. `signing`: remote signing is on (its key and recordings count).
+    A database that does not answer within `timeout` seconds fails (a dead server can hold a
+    connect for minutes)."""
+    checks = with_timeout("database", timeout, lambda: check_database(engine))
+    if len(checks) == 1:  # timed out or failed before a result
+        checks.append(Check("migrations", False, "not checked: the database did not answer"))
+    checks.append(check_secret_key(settings))
+    if signing:
+        checks.append(check_signing_key(settings))
+    return checks + check_storage(settings, signing=signing)
+
+
+# ---------------------------------------------------------------- doctor
+
+
+def check_catalogue(settings: Settings) -> Check:
+    catalog, problems = check_catalog(settings.config_dir)
+    errors = [p for p in problems if not p.warning]
+    if errors or catalog is None:
+        shown = "; ".join(str(p) for p in errors[:3]) + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
+        return Check("catalogue", False, f"{len(errors)} error(s): {shown}")
+    return Check(
+        "catalogue",
+        True,
+        f"{len(catalog.items)} items, {len(catalog.bundles)} bundles, {len(catalog.departments)} departments, "
+        f"{len(catalog.desks)} desks",
+    )
+
+
+def check_calendar(settings: Settings, today: date, days: int = CALENDAR_DAYS) -> Check:
+    """Every year the next `days` days touch has an official schedule (calendar/YEAR.yaml or the
+    chinesecalendar package): otherwise due dates falling there are provisional."""
+    schedules, problems = load_schedules(settings.calendar_dir)
+    if problems:
+        return Check("calendar", False, "; ".join(str(p) for p in problems[:3]))
+    calendar = WorkCalendar(schedules)
+    last = today + timedelta(days=days)
+    missing = calendar.provisional_years(today.year, last.year)
+    if missing:
+        years = ", ".join(str(y) for y in missing)
+        return Check(
+            "calendar",
+            False,
+            f"no official holiday schedule for {years} (add calendar/{missing[0]}.yaml from the State Council "
+            f"notice): due dates there are provisional",
+        )
+    sources = ", ".join(f"{y} {calendar.source(y).value}" for y in range(today.year, last.year + 1))
+    return Check("calendar", True, f"{today} to {last} covered ({sources})")
+
+
+def check_plugins(settings: Settings) -> Check:
+    """Every allowlisted plugin installed and loaded; remote signing's media with it."""
+    allowed = plugin_host.allowlist(settings.plugins)
+    try:
+        infos = plugin_host.plugin_infos(settings.plugins)
+    except Exception as exc:  # a plugin that fails to import
+        return Check("plugins", False, f"a plugin failed to load: {type(exc).__name__}: {exc}")
+    loaded = sorted(i.name for i in infos if i.loaded)
+    problems = [f"{name}: allowed but not installed" for name in sorted(allowed - set(loaded))]
+    if "video" in loaded and importlib.util.find_spec("aiortc") is None:
+        problems.append("video: remote signing needs aiortc (the `video` extra), or drop video from `plugins`")
+    if problems:
+        return Check("plugins", False, "; ".join(problems))
+    return Check("plugins", True, ", ".join(loaded) or "none")
+
+
+def signing_enabled(settings: Settings) -> bool:
+    """Remote signing is on for this home: the `video` plugin is allowed and installed."""
+    try:
+        return any(i.name == "video" and i.loaded for i in plugin_host.plugin_infos(settings.plugins))
+    except Exception:
+        return "video" in plugin_host.allowlist(settings.plugins)
+
+
+def with_timeout(name: str, seconds: float, work: Callable[[], Check | list[Check]]) -> list[Check]:
+    """Run `work` in a daemon thread; a check still running after `seconds` fails (and is left
+    to finish on its own: a hung connect must not hang the caller, nor its exit)."""
+    box: list[Check | list[Check]] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            box.append(work())
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name=f"check-{name}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        return [Check(name, False, f"no answer within {seconds:g} s")]
+    if error:
+        return [Check(name, False, f"{type(error[0]).__name__}: {error[0]}")]
+    result = box[0]
+    return result if isinstance(result, list) else [result]
+
+
+def check_connection(name: str, connection: Connection, types: dict[str, type[Connector]]) -> Check:
+    """The same as `hub connectors check NAME`: config, credentials, reachability."""
+    label = f"connection:{name}"
+    try:
+        connector = connection.make(types)
+    except ConfigInvalid as exc:
+        return Check(label, False, "; ".join(str(p) for p in exc.problems))
+    try:
+        result = connector.check()
+    except Exception as exc:
+        return Check(label, False, f"{type(exc).__name__}: {exc}")
+    finally:
+        connector.close()
+    return Check(label, result.ok, result.message)
+
+
+def check_connections(settings: Settings, timeout: float) -> list[Check]:
+    """`connections` (their files) and one `connection:NAME` per connection, checked at once,
+    each given `timeout` seconds."""
+    types = connector_types(plugin_host.manager(settings.plugins))
+    connections, problems = load_connections(settings.connections_dir, types)
+    out = [Check("connections", not problems, "; ".join(str(p) for p in problems) or f"{len(connections)} configured")]
+    results: dict[str, list[Check]] = {}
+
+    def one(name: str, conn: Connection) -> None:
+        results[name] = with_timeout(f"connection:{name}", timeout, lambda: check_connection(name, conn, types))
+
+    threads = [threading.Thread(target=one, args=item, daemon=True) for item in sorted(connections.items())]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout + 5)
+    for name in sorted(connections):
+        out += results.get(name, [Check(f"connection:{name}", False, f"no answer within {timeout:g} s")])
+    return out
+
+
+def doctor(
+    home: Path, *, today: date | None = None, timeout: float = 10.0, database_url: str | None = None
+) -> list[Check]:
+    """Everything `/readyz` checks, and the catalogue, the calendar for the coming year, the
+    plugins and every connection. `today` in the county (default: now)."""
+    try:
+        settings = load_settings(home)
+    except ConfigInvalid as exc:
+        return [Check("settings", False, "; ".join(str(p) for p in exc.problems))]
+    checks = [Check("settings", True, "hub.yaml")]
+    engine = make_engine(database_url or settings.resolved_database_url, pool_size=1, pool_timeout=timeout)
+    try:
+        checks += readiness(settings, engine, signing=signing_enabled(settings), timeout=timeout)
+        checks.append(check_catalogue(settings))
+        checks.append(check_calendar(settings, today or datetime.now(settings.tz).date()))
+        checks.append(check_plugins(settings))
+        checks += check_connections(settings, timeout)
+    finally:
+        engine.dispose()
+    return checks
