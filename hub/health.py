@@ -23,7 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.pool import NullPool
 
 from hub import plugins as plugin_host
 from hub.catalog.loader import check_catalog
@@ -197,11 +198,19 @@ def check_storage(settings: Settings, *, signing: bool) -> list[Check]:
     return out
 
 
+def _probe_engine(engine: Engine, timeout: float) -> Engine:
+    """On PostgreSQL a connection of its own, never the pool's: probes every few seconds against
+    a server that hangs would otherwise hold pooled connections the requests need."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return create_engine(engine.url, poolclass=NullPool, connect_args={"connect_timeout": max(1, int(timeout))})
+
+
 def readiness(settings: Settings, engine: Engine, *, signing: bool, timeout: float = 5.0) -> list[Check]:
     """What `/readyz` checks. `signing`: remote signing is on (its key and recordings count).
     A database that does not answer within `timeout` seconds fails (a dead server can hold a
     connect for minutes)."""
-    checks = with_timeout("database", timeout, lambda: check_database(engine))
+    checks = with_timeout("database", timeout, lambda: check_database(_probe_engine(engine, timeout)))
     if len(checks) == 1:  # timed out or failed before a result
         checks.append(Check("migrations", False, "not checked: the database did not answer"))
     checks.append(check_secret_key(settings))
