@@ -218,16 +218,21 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
+def sessions() -> dict[int, list[int]]:
+    """Live processes by session id, from one pass over /proc."""
+    found: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields and fields[0] != "Z":
+            found.setdefault(int(fields[3]), []).append(int(entry.name))
+    return found
+
+
 def session_members(sid: int) -> list[int]:
     """Every live process of a component: its session (started with start_new_session) holds all
     it forked — including Airflow's task processes, which its supervisor puts in process groups
     of their own, and the ingest workers they start."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
-        if fields and int(fields[3]) == sid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return sessions().get(sid, [])
 
 
 def _started(pid: int) -> str | None:
@@ -662,14 +667,16 @@ def down(args: argparse.Namespace) -> None:
     for name in order:
         _signal_group(pids[name], signal.SIGTERM)
     deadline = time.monotonic() + args.grace
-    while time.monotonic() < deadline and any(session_members(p) for p in pids.values()):
+    while time.monotonic() < deadline and set(pids.values()) & set(sessions()):
         time.sleep(0.2)
+    live = sessions()
     for name, pid in pids.items():
-        if session_members(pid):
+        if pid in live:
             _say(f"{name} did not stop within {args.grace:.0f}s: killed")
             _signal_group(pid, signal.SIGKILL)
     time.sleep(0.2)
-    left = {name: session_members(pid) for name, pid in pids.items() if session_members(pid)}
+    live = sessions()
+    left = {name: live[pid] for name, pid in pids.items() if pid in live}
     if left:
         raise SystemExit(f"still running: {left}")
     for f in lay.run.glob("*.pid"):

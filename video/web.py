@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
-from hub import signing
+from hub import health, signing
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, HubError, IllegalTransition, InvalidInput, Reason
@@ -87,15 +87,14 @@ async def _live(request: Request, hub: Hub, s: SigningSession) -> Live:
         current, _ = await run_in_threadpool(signing.read_any, hub, s.id)  # again, now that we hold the lock
         if current.state != "open" or (folder / evidence.MANIFEST).exists():
             raise HTTPException(409, "面签会话已结束 (session has ended)")
-        probe = folder / ".writable"
-        probe.write_bytes(b"ok")  # if recording cannot start, the session cannot start
-        probe.unlink()
-    except OSError as exc:
-        lock.close()
-        raise HubError(f"录像存储不可写，不能开始面签 (recording storage not writable: {exc.strerror})") from None
+        # if recording cannot start, the session cannot start (the probe /readyz uses)
+        writable = health.check_writable("recordings", folder, "recording folder")
     except BaseException:
         lock.close()
         raise
+    if not writable.ok:
+        lock.close()
+        raise HubError(f"录像存储不可写，不能开始面签 ({writable.detail})")
     cfg = hub.settings.signing
     room = Room(
         folder,
