@@ -18,7 +18,7 @@ demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications
 	$(BIN)/hub init $(DEMO)
 	$(BIN)/hub --home $(DEMO) catalog check
 	@# the sandbox 医保 system beside the demo, so the main job shows real traffic; stopped after
-	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub sandbox run --decide-after 0.1 --sample-batches 0 & pid=$$!; \
+	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub --home $(DEMO) sandbox run --decide-after 0.1 --sample-batches 0 & pid=$$!; \
 	trap "kill $$pid 2>/dev/null" EXIT; \
 	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub --home $(DEMO) demo
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.connectors import Batch, connector_types
-from hub.plugins import manager
+from hub.connectors import Batch
+from hub.plugins import PluginHost
 from plugins.sftp import SftpConnector
 from tests.sshd import SshServer, running_sshd
 
@@ -78,7 +78,7 @@ def connect(server: SshServer, data_dir: Path) -> SftpConnector:
             "inbox_dir": str(data_dir),
         }
     )
-    assert connector_types(manager())["sftp"] is SftpConnector
+    assert PluginHost.configured(None).connector_types["sftp"] is SftpConnector
     return SftpConnector("bench-sftp", spec)
 
 

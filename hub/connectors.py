@@ -151,29 +151,6 @@ class Connector:
         return sorted({role for verb, role in verbs.items() if getattr(cls, verb) is not getattr(Connector, verb)})
 
 
-def connector_types(pm) -> dict[str, type[Connector]]:
-    """Connector classes registered by the loaded plugins, by type name."""
-    types: dict[str, type[Connector]] = {}
-
-    def register(cls: type[Connector]) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Connector)):
-            raise TypeError(f"{cls!r} is not a Connector")
-        if cls.type in types and types[cls.type] is not cls:
-            raise ValueError(f"connector type {cls.type!r} registered twice")
-        types[cls.type] = cls
-
-    pm.hook.register_connectors(register=register)
-    return types
-
-
-def connector_types_by_plugin(pm) -> dict[str, list[str]]:
-    """Which plugin registered which connector types (for `hub plugins list`)."""
-    found: dict[str, list[str]] = {}
-    for impl in pm.hook.register_connectors.get_hookimpls():
-        impl.function(register=lambda cls, plugin=impl.plugin_name: found.setdefault(plugin, []).append(cls.type))
-    return found
-
-
 class Limits(BaseModel):
     """Delivery limits per connection (ops tune these to what a department system can take)."""
 

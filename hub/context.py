@@ -8,17 +8,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection as DbConnection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub import plugins
 from hub.catalog import Catalog, load_catalog
 from hub.connections import Connection, load_connections
-from hub.connectors import Connector, connector_types
+from hub.connectors import Connector
 from hub.errors import ConfigInvalid, HubError
 from hub.materials import MaterialStore
+from hub.plugins import PluginHost
 from hub.settings import Settings, load_settings
 from hub.storage.engine import WRITE, make_engine, session_factory
 from hub.workdays import WorkCalendar
@@ -36,9 +37,11 @@ class Hub:
     store: MaterialStore
     engine: Engine
     sessions: sessionmaker[Session]
-    connector_types: dict[str, type[Connector]] = field(default_factory=dict)
+    plugins: PluginHost = field(default_factory=PluginHost.empty)
     connections: dict[str, Connection] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=utcnow)
+    # what plugins keep for this hub while it is open, by plugin name (as Flask's app.extensions)
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -49,15 +52,16 @@ class Hub:
         clock: Callable[[], datetime] = utcnow,
         connectors: bool = True,
     ) -> Hub:
-        """The hub of a home. `connectors=False` for a process that never talks to another system
-        (an ingest worker): plugins and connections are not loaded, which saves a second."""
+        """The hub of a home, with its one plugin host. `connectors=False` for a process that
+        never talks to another system (an ingest worker): plugins and connections are not
+        loaded, which saves a second."""
         settings = load_settings(Path(home))
         engine = make_engine(database_url or settings.resolved_database_url, settings.database_pool_size)
-        types: dict[str, type[Connector]] = {}
+        host = PluginHost.empty()
         connections: dict[str, Connection] = {}
         if connectors:
-            types = connector_types(plugins.manager(settings.plugins))
-            connections, problems = load_connections(settings.connections_dir, types)
+            host = PluginHost.configured(settings.plugins)
+            connections, problems = load_connections(settings.connections_dir, host.connector_types)
             if problems:
                 raise ConfigInvalid(problems)
         return cls(
@@ -69,10 +73,14 @@ class Hub:
             ),
             engine=engine,
             sessions=session_factory(engine),
-            connector_types=types,
+            plugins=host,
             connections=connections,
             clock=clock,
         )
+
+    @property
+    def connector_types(self) -> dict[str, type[Connector]]:
+        return self.plugins.connector_types
 
     def connector(self, name: str) -> Connector:
         """A connector for the named connection (its config validated, secrets resolved now)."""

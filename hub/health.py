@@ -12,7 +12,6 @@ answers unauthenticated callers."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 import threading
@@ -26,11 +25,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from hub import plugins as plugin_host
 from hub.catalog.loader import check_catalog
 from hub.connections import Connection, load_connections
-from hub.connectors import Connector, connector_types
+from hub.connectors import Connector
 from hub.errors import ConfigInvalid
+from hub.plugins import PluginHost
 from hub.settings import Settings, SigningSettings, load_settings
 from hub.storage import migrate
 from hub.storage.engine import make_engine
@@ -188,14 +187,9 @@ def check_writable(name: str, folder: Path, label: str, prefix: str = ".health-"
     return Check(name, True, f"{label}: writable")
 
 
-def check_storage(settings: Settings, *, signing: bool) -> list[Check]:
+def check_storage(settings: Settings) -> list[Check]:
     # the store's own prefix for half-received files: housekeeping removes one a crash left
-    out = [check_writable("materials", settings.path(settings.materials_dir), "materials_dir", ".incoming-health-")]
-    if signing:
-        out.append(
-            check_writable("recordings", settings.path(settings.signing.recordings_dir), "signing.recordings_dir")
-        )
-    return out
+    return [check_writable("materials", settings.path(settings.materials_dir), "materials_dir", ".incoming-health-")]
 
 
 def _probe_engine(engine: Engine, timeout: float) -> Engine:
@@ -206,17 +200,18 @@ def _probe_engine(engine: Engine, timeout: float) -> Engine:
     return create_engine(engine.url, poolclass=NullPool, connect_args={"connect_timeout": max(1, int(timeout))})
 
 
-def readiness(settings: Settings, engine: Engine, *, signing: bool, timeout: float = 5.0) -> list[Check]:
-    """What `/readyz` checks. `signing`: remote signing is on (its key and recordings count).
-    A database that does not answer within `timeout` seconds fails (a dead server can hold a
-    connect for minutes)."""
+def readiness(settings: Settings, engine: Engine, *, plugins: PluginHost, timeout: float = 5.0) -> list[Check]:
+    """What `/readyz` checks, with what the loaded plugins need (their `health_checks`, e.g.
+    remote signing's key and recordings folder). A database that does not answer within
+    `timeout` seconds fails (a dead server can hold a connect for minutes)."""
     checks = with_timeout("database", timeout, lambda: check_database(_probe_engine(engine, timeout)))
     if len(checks) == 1:  # timed out or failed before a result
         checks.append(Check("migrations", False, "not checked: the database did not answer"))
     checks.append(check_secret_key(settings))
-    if signing:
-        checks.append(check_signing_key(settings))
-    return checks + check_storage(settings, signing=signing)
+    checks += check_storage(settings)
+    for found in plugins.hook.health_checks(settings=settings):
+        checks += found or []
+    return checks
 
 
 # ---------------------------------------------------------------- doctor
@@ -257,28 +252,18 @@ def check_calendar(settings: Settings, today: date, days: int = CALENDAR_DAYS) -
     return Check("calendar", True, f"{today} to {last} covered ({sources})")
 
 
-def check_plugins(settings: Settings) -> Check:
-    """Every allowlisted plugin installed and loaded; remote signing's media with it."""
-    allowed = plugin_host.allowlist(settings.plugins)
+def load_plugins(settings: Settings) -> tuple[PluginHost, Check]:
+    """The home's plugin host, and the `plugins` check: every allowlisted plugin installed and
+    loaded. A plugin that fails to import leaves a host without plugins (and a failed check)."""
     try:
-        infos = plugin_host.plugin_infos(settings.plugins)
+        host = PluginHost.configured(settings.plugins)
     except Exception as exc:  # a plugin that fails to import
-        return Check("plugins", False, f"a plugin failed to load: {type(exc).__name__}: {exc}")
-    loaded = sorted(i.name for i in infos if i.loaded)
-    problems = [f"{name}: allowed but not installed" for name in sorted(allowed - set(loaded))]
-    if "video" in loaded and importlib.util.find_spec("aiortc") is None:
-        problems.append("video: remote signing needs aiortc (the `video` extra), or drop video from `plugins`")
-    if problems:
-        return Check("plugins", False, "; ".join(problems))
-    return Check("plugins", True, ", ".join(loaded) or "none")
-
-
-def signing_enabled(settings: Settings) -> bool:
-    """Remote signing is on for this home: the `video` plugin is allowed and installed."""
-    try:
-        return any(i.name == "video" and i.loaded for i in plugin_host.plugin_infos(settings.plugins))
-    except Exception:
-        return "video" in plugin_host.allowlist(settings.plugins)
+        return PluginHost.empty(), Check("plugins", False, f"a plugin failed to load: {type(exc).__name__}: {exc}")
+    loaded = sorted(i.name for i in host.infos if i.loaded)
+    missing = sorted(host.allowed - set(loaded))
+    if missing:
+        return host, Check("plugins", False, "; ".join(f"{name}: allowed but not installed" for name in missing))
+    return host, Check("plugins", True, ", ".join(loaded) or "none")
 
 
 def with_timeout(name: str, seconds: float, work: Callable[[], Check | list[Check]]) -> list[Check]:
@@ -320,10 +305,10 @@ def check_connection(name: str, connection: Connection, types: dict[str, type[Co
     return Check(label, result.ok, result.message)
 
 
-def check_connections(settings: Settings, timeout: float) -> list[Check]:
+def check_connections(settings: Settings, plugins: PluginHost, timeout: float) -> list[Check]:
     """`connections` (their files) and one `connection:NAME` per connection, checked at once,
     each given `timeout` seconds."""
-    types = connector_types(plugin_host.manager(settings.plugins))
+    types = plugins.connector_types
     connections, problems = load_connections(settings.connections_dir, types)
     out = [Check("connections", not problems, "; ".join(str(p) for p in problems) or f"{len(connections)} configured")]
     results: dict[str, list[Check]] = {}
@@ -352,12 +337,13 @@ def doctor(
         return [Check("settings", False, "; ".join(str(p) for p in exc.problems))]
     checks = [Check("settings", True, "hub.yaml")]
     engine = make_engine(database_url or settings.resolved_database_url, pool_size=1, pool_timeout=timeout)
+    plugins, plugins_check = load_plugins(settings)
     try:
-        checks += readiness(settings, engine, signing=signing_enabled(settings), timeout=timeout)
+        checks += readiness(settings, engine, plugins=plugins, timeout=timeout)
         checks.append(check_catalogue(settings))
         checks.append(check_calendar(settings, today or datetime.now(settings.tz).date()))
-        checks.append(check_plugins(settings))
-        checks += check_connections(settings, timeout)
+        checks.append(plugins_check)
+        checks += check_connections(settings, plugins, timeout)
     finally:
         engine.dispose()
     return checks

@@ -10,19 +10,17 @@ from typing import Any
 from sqlalchemy import select
 
 from hub import audit, logs, outbox
-from hub import plugins as plugin_host
 from hub.applications import Actor
-from hub.connectors import connector_types_by_plugin
 from hub.context import Hub
 from hub.errors import NotFound
+from hub.plugins import PluginHost
 from hub.storage.tables import Application, JobRun, OutboxRow, Part
 
 CHECK = "check"  # the job name a connection check is recorded under
 
 
-def plugin_rows(configured: list[str] | None) -> list[dict[str, Any]]:
+def plugin_rows(host: PluginHost) -> list[dict[str, Any]]:
     """Each plugin: entry point, module, distribution, loaded (allowlist), hooks, connector types."""
-    by_plugin = connector_types_by_plugin(plugin_host.manager(configured))
     return [
         {
             "name": i.name,
@@ -30,9 +28,9 @@ def plugin_rows(configured: list[str] | None) -> list[dict[str, Any]]:
             "distribution": f"{i.distribution} {i.version}",
             "loaded": i.loaded,
             "hooks": list(i.registers),
-            "connector_types": sorted(by_plugin.get(i.name, [])),
+            "connector_types": list(i.connector_types),
         }
-        for i in plugin_host.plugin_infos(configured)
+        for i in host.infos
     ]
 
 

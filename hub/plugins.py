@@ -1,23 +1,32 @@
-"""The one plugin manager. Plugins come from the `hub` entry-point group — the built-in
-connectors in `plugins/` exactly like a third party's — and only those on the allowlist load:
-a stray installed package must not become a bank connector.
+"""The plugin host. Plugins come from the `hub` entry-point group — the built-in connectors in
+`plugins/` and remote signing in `video/` exactly like a third party's — and only those on the
+allowlist load: a stray installed package must not become a bank connector.
 
 The allowlist is `HUB_PLUGINS` (comma-separated entry-point names), else the `plugins:` list in
-hub.yaml, else the built-in plugins below."""
+hub.yaml, else the built-in plugins below. The opened `Hub` owns one `PluginHost`, made once
+(`hub.plugins`); processes that have no hub home yet (`hub plugins list` before `hub init`)
+make their own from the allowlist alone."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from hub import hookspecs
 
+if TYPE_CHECKING:
+    from hub.connectors import Connector
+
 GROUP = "hub"
-BUILT_IN = ("rest", "sandbox", "sftp", "soap", "video")
+# What the product turns on when hub.yaml says nothing. The sandbox (simulated department systems
+# for the demo and the tests) is not among them: a home turns it on by listing it.
+BUILT_IN = ("rest", "sftp", "soap", "video")
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class PluginInfo:
     version: str
     loaded: bool
     registers: tuple[str, ...] = field(default_factory=tuple)  # hook names it implements
+    connector_types: tuple[str, ...] = field(default_factory=tuple)
 
 
 def allowlist(configured: list[str] | None = None) -> set[str]:
@@ -37,45 +47,90 @@ def allowlist(configured: list[str] | None = None) -> set[str]:
     return set(configured) if configured is not None else set(BUILT_IN)
 
 
-def _entry_points() -> list[tuple[importlib.metadata.EntryPoint, importlib.metadata.Distribution | None]]:
-    found = []
+@cache
+def _entry_points() -> tuple[tuple[importlib.metadata.EntryPoint, str, str], ...]:
+    """(entry point, distribution, version) in the `hub` group, by name. The installed
+    distributions do not change while a process runs; listing them reads hundreds of files."""
+    found: dict[str, tuple[importlib.metadata.EntryPoint, str, str]] = {}
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:
-            if ep.group == GROUP:
-                found.append((ep, dist))
-    return sorted(found, key=lambda pair: pair[0].name)
+            # the same distribution found twice on sys.path: the first wins, as imports do
+            if ep.group == GROUP and ep.name not in found:
+                found[ep.name] = (ep, dist.metadata["Name"], dist.version)
+    return tuple(found[name] for name in sorted(found))
 
 
-def make_manager(allowed: set[str]) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
-    pm = pluggy.PluginManager(GROUP)
-    pm.add_hookspecs(hookspecs)
-    infos: list[PluginInfo] = []
-    seen: set[str] = set()
-    for ep, dist in _entry_points():
-        if ep.name in seen:  # the same distribution found twice on sys.path
-            continue
-        seen.add(ep.name)
-        dist_name = dist.metadata["Name"] if dist else "?"
-        version = dist.version if dist else "?"
-        if ep.name not in allowed:
-            infos.append(PluginInfo(ep.name, ep.value, dist_name, version, loaded=False))
-            continue
-        plugin = ep.load()
-        pm.register(plugin, name=ep.name)
-        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or []))
-        infos.append(PluginInfo(ep.name, ep.value, dist_name, version, loaded=True, registers=hooks))
-    return pm, infos
+class PluginHost:
+    """One pluggy manager with the allowed plugins registered, and what each registers."""
 
+    def __init__(self, allowed: set[str] | frozenset[str]):
+        self.allowed = frozenset(allowed)
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        infos: list[PluginInfo] = []
+        self._connectors: dict[str, type[Connector]] = {}
+        for ep, dist_name, version in _entry_points():
+            if ep.name not in self.allowed:
+                infos.append(PluginInfo(ep.name, ep.value, dist_name, version, loaded=False))
+                continue
+            plugin = ep.load()
+            self.pm.register(plugin, name=ep.name)
+            hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
+            types = self._add_connectors(ep.name, plugin)
+            infos.append(PluginInfo(ep.name, ep.value, dist_name, version, True, hooks, tuple(sorted(types))))
+        self.infos: tuple[PluginInfo, ...] = tuple(infos)
 
-@cache
-def _default(allowed: frozenset[str]) -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
-    pm, infos = make_manager(set(allowed))
-    return pm, tuple(infos)
+    @classmethod
+    def configured(cls, configured: list[str] | None) -> PluginHost:
+        """The host for hub.yaml's `plugins:` list (None: the built-ins), HUB_PLUGINS first."""
+        return cls(allowlist(configured))
 
+    @classmethod
+    def empty(cls) -> PluginHost:
+        """No plugins: for a process that never talks to another system (an ingest worker)."""
+        return cls(frozenset())
 
-def manager(configured: list[str] | None = None) -> pluggy.PluginManager:
-    return _default(frozenset(allowlist(configured)))[0]
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        return self.pm.hook
 
+    @property
+    def connector_types(self) -> dict[str, type[Connector]]:
+        """Connector classes the loaded plugins registered, by type name."""
+        return dict(self._connectors)
 
-def plugin_infos(configured: list[str] | None = None) -> list[PluginInfo]:
-    return list(_default(frozenset(allowlist(configured)))[1])
+    def loaded(self, name: str) -> bool:
+        return self.pm.has_plugin(name)
+
+    def _implements(self, plugin: object, hook: str) -> bool:
+        return any(caller.name == hook for caller in self.pm.get_hookcallers(plugin) or [])
+
+    def each(self, hook: str) -> Iterator[tuple[str, Callable[..., list[Any]]]]:
+        """(plugin name, the hook of that plugin alone) for each loaded plugin implementing
+        `hook`: to tell whose answer is whose, or to keep one plugin's failure from stopping
+        the others (shutdown)."""
+        for plugin in self.pm.get_plugins():
+            if not self._implements(plugin, hook):
+                continue
+            others = [p for p in self.pm.get_plugins() if p is not plugin]
+            yield self.pm.get_name(plugin) or "?", self.pm.subset_hook_caller(hook, remove_plugins=others)
+
+    def _add_connectors(self, plugin_name: str, plugin: object) -> list[str]:
+        from hub.connectors import Connector  # the contract module imports nothing of ours back
+
+        if not self._implements(plugin, "register_connectors"):
+            return []
+        # this plugin's hook alone, so each type is known by the plugin that registered it
+        caller = self.pm.subset_hook_caller(
+            "register_connectors", remove_plugins=[p for p in self.pm.get_plugins() if p is not plugin]
+        )
+        names = []
+        for classes in caller():
+            for cls in classes or ():
+                if not (isinstance(cls, type) and issubclass(cls, Connector)):
+                    raise TypeError(f"plugin {plugin_name}: {cls!r} is not a Connector")
+                if cls.type in self._connectors and self._connectors[cls.type] is not cls:
+                    raise ValueError(f"plugin {plugin_name}: connector type {cls.type!r} registered twice")
+                self._connectors[cls.type] = cls
+                names.append(cls.type)
+        return names

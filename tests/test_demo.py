@@ -37,6 +37,8 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
             sys.executable,
             "-m",
             "hub",
+            "--home",
+            str(home),
             "sandbox",
             "run",
             "--port",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import plugins
-from hub.connectors import connector_types
+from hub.hookspecs import hookimpl
+from hub.plugins import PluginHost
 
 THIRD_PARTY = """
 from pydantic import BaseModel
@@ -33,8 +33,8 @@ class CountySeal(Connector):
 
 
 @hookimpl
-def register_connectors(register):
-    register(CountySeal)
+def register_connectors():
+    return [CountySeal]
 """
 
 
@@ -61,16 +61,17 @@ def _hub(site: Path, *args: str, allow: str | None = None, home: Path | None = N
 
 
 def test_built_in_plugins_come_from_entry_points():
-    infos = {i.name: i for i in plugins.plugin_infos()}
+    host = PluginHost.configured(None)
+    infos = {i.name: i for i in host.infos}
     assert infos["rest"].loaded and infos["rest"].distribution == "tongban-hub"
     assert infos["rest"].registers == ("register_connectors",)
-    assert "rest" in connector_types(plugins.manager())
+    assert "rest" in host.connector_types
 
 
 def test_allowlist_keeps_plugins_out():
-    pm, infos = plugins.make_manager({"sandbox"})
-    assert "rest" not in connector_types(pm)
-    assert {i.name: i.loaded for i in infos}["rest"] is False
+    host = PluginHost({"sandbox"})
+    assert "rest" not in host.connector_types
+    assert {i.name: i.loaded for i in host.infos}["rest"] is False
 
 
 def test_installed_third_party_plugin_is_discovered_but_loads_only_when_allowed(third_party, tmp_path):
@@ -98,3 +99,111 @@ def test_installed_third_party_plugin_is_discovered_but_loads_only_when_allowed(
     assert checked.returncode == 0 and "reached 县印章系统" in checked.stdout
     refused = _hub(third_party, "connectors", "check", "seal", home=home)  # not allowed: unknown type
     assert refused.returncode == 2 and "connections/seal.yaml:1: 未知连接器类型" in refused.stderr
+
+
+# ---------------------------------------------------------------- one host, hooks the core calls
+
+
+def test_a_plugins_cli_module_imports_on_its_own():
+    """The `hub` CLI loads plugin commands when a command line is parsed, not at import: a
+    plugin module that imports hub.cli (video.cli does) no longer meets itself half-loaded."""
+    done = subprocess.run([sys.executable, "-c", "import video.cli"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_plugin_commands_follow_the_homes_allowlist(tmp_path):
+    home = tmp_path / "home"
+    assert _hub(Path(), "init", str(home)).returncode == 0
+    assert _hub(Path(), "sandbox", "--help", home=home).returncode == 0  # the sample home lists sandbox
+    settings = home / "hub.yaml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("plugins: [rest, sftp, soap, video, sandbox]", "plugins: [rest]"),
+        encoding="utf-8",
+    )
+    refused = _hub(Path(), "sandbox", "--help", home=home)
+    assert refused.returncode == 2 and "No such command 'sandbox'" in refused.stderr
+    listed = {p["name"]: p["loaded"] for p in json.loads(_hub(Path(), "plugins", "list", "--json", home=home).stdout)}
+    assert listed["rest"] and not listed["video"] and not listed["sandbox"]
+
+
+class _Reader:
+    def __init__(self, answer):
+        self.answer = answer
+        self.asked = 0
+
+    @hookimpl
+    def read_id_card(self, desk):
+        self.asked += 1
+        return self.answer
+
+
+def test_the_first_id_card_reader_that_answers_wins():
+    host = PluginHost(set())
+    silent, first, second = _Reader(None), _Reader({"name": "林阿婆"}), _Reader({"name": "别人"})
+    for n, p in (("second", second), ("first", first), ("silent", silent)):  # pluggy calls the last added first
+        host.pm.register(p, name=n)
+    assert host.hook.read_id_card(desk="bank-xiahong") == {"name": "林阿婆"}
+    assert second.asked == 0  # firstresult: nobody asked after the first answer
+
+
+class _Lifecycle:
+    def __init__(self, log, fail=False):
+        self.log, self.fail = log, fail
+
+    @hookimpl
+    def startup(self, hub):
+        async def later():
+            self.log.append(("startup", id(self)))
+
+        return later()
+
+    @hookimpl
+    def shutdown(self, hub):
+        if self.fail:
+            raise RuntimeError("boom")
+        self.log.append(("shutdown", id(self)))
+
+
+def test_startup_and_shutdown_hooks_run_with_the_app_and_one_failure_does_not_stop_the_others(hub):
+    from fastapi.testclient import TestClient
+
+    from hub.web.app import create_app
+
+    log: list = []
+    good, bad = _Lifecycle(log), _Lifecycle(log, fail=True)
+    hub.plugins.pm.register(good, name="good")
+    hub.plugins.pm.register(bad, name="bad")
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        assert ("startup", id(good)) in log and ("startup", id(bad)) in log  # awaited before serving
+        assert web.get("/healthz").status_code == 200
+    assert ("shutdown", id(good)) in log  # after `bad` raised
+
+
+def test_the_application_page_shows_what_plugins_add_and_nothing_without_them(hub, tmp_path):
+    """The signing button and sessions card come from the video plugin's hooks; the core's page
+    names no plugin, so a hub without it shows neither."""
+    from fastapi.testclient import TestClient
+
+    from hub import applications as svc
+    from hub.lifecycle import Role
+    from hub.tokens import create_token
+    from hub.web.app import create_app
+    from tests.samples import SH_CLERK, fund_retire, officer
+
+    gjj = officer("ts-gjj", "公积金审批员")
+    number = svc.create(hub, fund_retire(), SH_CLERK).number
+    svc.transition(hub, number, "pre_review", SH_CLERK)
+    secret, _ = create_token(
+        hub, "o", role=Role.officer, department="ts-gjj", scopes=["applications:read"], created_by="t"
+    )
+    head = {"authorization": f"Bearer {secret}", "accept": "text/html"}
+    if not any(hub.catalog.items[p.item_code].signature_required for p in svc.read(hub, number, gjj).parts):
+        pytest.fail("the sample 退休一件事 needs a signature: the test's premise")
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        page = web.get(f"/applications/{number}", headers=head).text
+    assert f'action="/applications/{number}/signing"' in page and "发起远程面签" in page
+    hub.plugins = PluginHost({"rest"})  # remote signing not installed on this hub
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        page = web.get(f"/applications/{number}", headers=head).text
+        assert web.post(f"/applications/{number}/signing", headers=head).status_code in (404, 405)
+    assert "/signing" not in page and "面签" not in page

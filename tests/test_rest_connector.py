@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from hub import plugins
 from hub.connections import load_connections
-from hub.connectors import DeliveryError, PartMessage, connector_types
+from hub.connectors import DeliveryError, PartMessage
 from hub.errors import ConfigInvalid
+from hub.plugins import PluginHost
 from plugins.sandbox.rest_department import RestDepartment
 
 TOKEN = "sandbox-token-5f3a9c"
-TYPES = connector_types(plugins.manager())
+TYPES = PluginHost.configured(None).connector_types
 
 
 @pytest.fixture

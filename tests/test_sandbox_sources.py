@@ -41,7 +41,7 @@ def test_sandbox_sources_offer_sample_batches_that_the_sample_connections_take(t
     bank_dir, enclave_dir = tmp_path / "bank", tmp_path / "enclave"
     _point(home, "bank-xiahong-sftp", port=ports["bank-port"], known_hosts=str(bank_dir / "known_hosts"))
     _point(home, "enclave-hangzhou-rest", base_url=f"http://127.0.0.1:{ports['enclave-port']}/api")
-    command = [sys.executable, "-m", "hub", "sandbox", "run", "--sample-batches", "4"]
+    command = [sys.executable, "-m", "hub", "--home", str(home), "sandbox", "run", "--sample-batches", "4"]
     command += [x for k, v in ports.items() for x in (f"--{k}", str(v))]
     command += ["--sftp-dir", str(tmp_path / "shebao"), "--bank-dir", str(bank_dir), "--enclave-dir", str(enclave_dir)]
     sandbox = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -14,19 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pluggy
 import pytest
 
 import plugins.sftp as sftp_plugin
-from hub import hookspecs, plugins
 from hub.connections import load_connections
-from hub.connectors import Batch, DeliveryError, PartMessage, Receipt, connector_types
+from hub.connectors import Batch, DeliveryError, PartMessage, Receipt
 from hub.errors import ConfigInvalid
+from hub.plugins import PluginHost
 from plugins.sftp import SftpConnector
 from tests.conftest import PDF
 from tests.sshd import SshServer, running_sshd
 
-TYPES = connector_types(plugins.manager())  # registered through the `hub` entry points
+TYPES = PluginHost.configured(None).connector_types  # registered through the `hub` entry points
 
 Make = Callable[..., SftpConnector]
 
@@ -637,8 +636,7 @@ def test_spec_requires_a_pinned_host_key_and_secret_references(tmp_path, monkeyp
 
 
 def test_plugin_registers_the_sftp_type():
-    pm = pluggy.PluginManager("hub")
-    pm.add_hookspecs(hookspecs)
-    pm.register(sftp_plugin, name="sftp")
-    assert connector_types(pm) == {"sftp": SftpConnector}
+    host = PluginHost({"sftp"})
+    assert host.connector_types == {"sftp": SftpConnector}
+    assert host.pm.get_plugin("sftp") is sftp_plugin
     assert SftpConnector.capabilities() == ["sink", "source"]

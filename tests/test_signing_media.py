@@ -250,8 +250,10 @@ def test_a_hub_killed_mid_session_leaves_playable_hashed_segments(served: Served
         partial = [p for p in files if p not in closed]
         assert len(partial) <= 1
         for p in partial:  # a cluster (½ s) reached the file unless the segment was younger than that
+            if p.stat().st_size < 2048:  # header only, or nothing yet: not even a container to open
+                continue
             frames, _ = decoded_frames(p)
-            assert frames > 0 or p.stat().st_size < 2048, (p, p.stat().st_size)
+            assert frames > 0, (p, p.stat().st_size)
     # the next start finds the session no process runs: aborted, its partial evidence sealed
     served.proc, served.url = _serve(served.home, served.env)
     state = httpx.get(f"{served.url}/api/v1/signing/{session_id}", headers=served.officer, trust_env=False).json()

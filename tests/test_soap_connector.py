@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub import plugins
 from hub.connections import load_connections
-from hub.connectors import DeliveryError, PartMessage, connector_types
+from hub.connectors import DeliveryError, PartMessage
 from hub.errors import ConfigInvalid
 from hub.home import sample_config_dir
+from hub.plugins import PluginHost
 from plugins.sandbox.soap_department import SoapDepartment
 
 PASSWORD = "gongan-wsse-pw"
-TYPES = connector_types(plugins.manager())
+TYPES = PluginHost.configured(None).connector_types
 RESIDENT = "330329195003150214"
 
 

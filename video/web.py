@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Mount
 
 from hub import applications as svc
 from hub import health, signing
@@ -36,7 +37,7 @@ from hub.errors import FieldError, HubError, IllegalTransition, InvalidInput, Re
 from hub.storage.tables import SigningSession
 from hub.views import application_detail
 from hub.web.deps import get_hub, need
-from hub.web.render import add_template_dir, render
+from hub.web.render import render
 from hub.web.security import CSRF_HEADER, Principal, check_csrf
 from video import evidence
 from video.media import Room, restrict_host_addresses
@@ -70,13 +71,14 @@ class Live:
     ended: bool = False
 
 
-def rooms(app: FastAPI) -> dict[str, Live]:
-    return app.state.signing_rooms
+def rooms(hub: Hub) -> dict[str, Live]:
+    """The sessions whose media this process runs, kept on the hub for the plugin."""
+    return hub.extensions.setdefault("video.rooms", {})
 
 
 async def _live(request: Request, hub: Hub, s: SigningSession) -> Live:
     """The session's media in this process, started on first use."""
-    live = rooms(request.app).get(s.id)
+    live = rooms(hub).get(s.id)
     if live is not None and not live.ended:
         return live
     folder = signing.folder_of(hub, s)
@@ -103,15 +105,15 @@ async def _live(request: Request, hub: Hub, s: SigningSession) -> Live:
         bitrate=cfg.video_bitrate,
     )
     live = Live(s.id, room, lock)
-    rooms(request.app)[s.id] = live
+    rooms(hub)[s.id] = live
     await run_in_threadpool(
         signing.append_event, hub, s.id, "recording_started", {"segment_seconds": cfg.segment_seconds}
     )
-    live.monitor = asyncio.ensure_future(_monitor(request.app, hub, live))
+    live.monitor = asyncio.ensure_future(_monitor(hub, live))
     return live
 
 
-async def _monitor(app: FastAPI, hub: Hub, live: Live) -> None:
+async def _monitor(hub: Hub, live: Live) -> None:
     """Sample connection quality into the event log; a lost connection forces re-verification;
     a session nobody is in any more, or one that ran too long, ends."""
     cfg = hub.settings.signing
@@ -140,7 +142,7 @@ async def _monitor(app: FastAPI, hub: Hub, live: Live) -> None:
                     signing.append_event, hub, live.session_id, "connection_restored", {"participant": role}
                 )
             if pipe.error is not None:
-                await _end(app, hub, live, None, f"录制失败 (recording failed: {type(pipe.error).__name__})")
+                await _end(hub, live, None, f"录制失败 (recording failed: {type(pipe.error).__name__})")
                 return
         if sample:
             await run_in_threadpool(signing.append_event, hub, live.session_id, "quality", sample)
@@ -148,15 +150,15 @@ async def _monitor(app: FastAPI, hub: Hub, live: Live) -> None:
         if live.room.participants and set(live.room.participants) - live.lost:
             idle_since = now
         if now - idle_since > cfg.idle_minutes * 60:
-            await _end(app, hub, live, None, f"双方均已离开超过{cfg.idle_minutes}分钟 (nobody in the session)")
+            await _end(hub, live, None, f"双方均已离开超过{cfg.idle_minutes}分钟 (nobody in the session)")
             return
         if now - live.room.started > cfg.max_minutes * 60:
-            await _end(app, hub, live, None, f"面签超过{cfg.max_minutes}分钟上限 (session ran too long)")
+            await _end(hub, live, None, f"面签超过{cfg.max_minutes}分钟上限 (session ran too long)")
             return
         s, _ = await run_in_threadpool(signing.read_any, hub, live.session_id)
         if s.state != "open":  # ended where this process could not see it: stop recording into it
             log.error("signing session %s is %s but its media still ran here: stopped", s.id, s.state)
-            await _end(app, hub, live, None, None, seal=False)
+            await _end(hub, live, None, None, seal=False)
             return
         await _maybe_ready(hub, live)
 
@@ -182,7 +184,7 @@ async def _maybe_ready(hub: Hub, live: Live) -> None:
 
 
 async def _end(
-    app: FastAPI, hub: Hub, live: Live, actor: Actor | None, abort_reason: str | None, *, seal: bool = True
+    hub: Hub, live: Live, actor: Actor | None, abort_reason: str | None, *, seal: bool = True
 ) -> dict | None:
     """End the session's media and seal its evidence. With `abort_reason` the session is
     aborted first (so nothing can restart its media while it ends); without one it has been
@@ -211,7 +213,7 @@ async def _end(
         log.exception("signing session %s could not be sealed; the next recovery seals it", live.session_id)
         return None
     finally:
-        rooms(app).pop(live.session_id, None)
+        rooms(hub).pop(live.session_id, None)
         live.lock.close()
 
 
@@ -277,7 +279,7 @@ async def public_key(hub: HubDep) -> Response:
 @api.get("/signing/{session_id}")
 async def session_state(session_id: str, request: Request, hub: HubDep, principal: Reader) -> dict[str, Any]:
     s, role = await run_in_threadpool(signing.read, hub, session_id, principal.actor)
-    return view_of(hub, s, role, rooms(request.app).get(s.id))
+    return view_of(hub, s, role, rooms(hub).get(s.id))
 
 
 class OfferIn(BaseModel):
@@ -339,14 +341,14 @@ async def step(session_id: str, action: str, body: StepIn, request: Request, hub
     """One step of the session (see docs/signing.md for the order and who takes which)."""
     _csrf(request, principal)
     s, role = await run_in_threadpool(signing.read, hub, session_id, principal.actor)
-    live = rooms(request.app).get(s.id)
+    live = rooms(hub).get(s.id)
     if role not in Room.ROLES:
         raise HTTPException(403, "只有窗口和县级部门可以操作面签 (only the desk and the officer act)")
     if action == "abort":
         if not (body.reason or "").strip():
             raise InvalidInput([FieldError("reason", Reason("请填写终止原因", "a reason is required"))])
         if live is not None:
-            await _end(request.app, hub, live, principal.actor, body.reason)
+            await _end(hub, live, principal.actor, body.reason)
         else:  # no media here: make sure none runs elsewhere before sealing what there is
             lock = take_lock(signing.folder_of(hub, s))
             if lock is None:
@@ -372,7 +374,7 @@ async def step(session_id: str, action: str, body: StepIn, request: Request, hub
                 name = await run_in_threadpool(_keep_still, live.room.folder, f"{r}-identity-{at}.jpg", jpeg)
                 stills[r] = {"file": name, "sha256": evidence.hashlib.sha256(jpeg).hexdigest()}
         data["stills"] = stills
-        if card := await run_in_threadpool(request.app.state.id_card_reader, hub, s.desk_code):
+        if card := await run_in_threadpool(id_card_reader, hub, s.desk_code):
             data["id_card"] = card
     elif action == "readback_show":
         app = await run_in_threadpool(svc.read, hub, s.number, principal.actor)
@@ -404,14 +406,14 @@ async def step(session_id: str, action: str, body: StepIn, request: Request, hub
     if result.otp:
         live.otp = result.otp
     if result.session.state == "aborted":  # too many wrong codes
-        await _end(request.app, hub, live, None, None)
+        await _end(hub, live, None, None)
     elif action == "seal":
         await run_in_threadpool(signing.complete, hub, s.id, principal.actor)  # ended: nothing restarts it
-        manifest = await _end(request.app, hub, live, principal.actor, None)
+        manifest = await _end(hub, live, principal.actor, None)
         s, role = await run_in_threadpool(signing.read, hub, session_id, principal.actor)
         return view_of(hub, s, role, None) | {"manifest": manifest}
     s, role = await run_in_threadpool(signing.read, hub, session_id, principal.actor)
-    return view_of(hub, s, role, rooms(request.app).get(s.id))
+    return view_of(hub, s, role, rooms(hub).get(s.id))
 
 
 # ---------------------------------------------------------------- pages
@@ -425,7 +427,7 @@ async def signing_page(session_id: str, request: Request, hub: HubDep, principal
     return render(
         request,
         "signing.html",
-        s=view_of(hub, s, role, rooms(request.app).get(s.id)),
+        s=view_of(hub, s, role, rooms(hub).get(s.id)),
         role=role,
         checks=signing.IDENTITY_CHECKS,
     )
@@ -439,33 +441,28 @@ async def start_page(number: str, request: Request, hub: HubDep, principal: Writ
     return Response(status_code=303, headers={"location": f"/signing/{s.id}"})
 
 
-def install(app: FastAPI, hub: Hub) -> None:
-    """Add remote signing to the app: routes, pages, assets, and the recovery of sessions a
-    stopped process left open."""
+def routes() -> list[Any]:
+    """The signaling API, the pages and their assets."""
+    return [api, pages, Mount("/static/signing", StaticFiles(directory=HERE / "static"), name="signing-static")]
+
+
+def start(hub: Hub) -> None:
+    """Before serving: ICE on the configured addresses only, and the sessions a stopped process
+    left open recovered (aborted, evidence sealed)."""
     restrict_host_addresses(hub.settings.signing.ice_host_addresses)
-    app.state.signing_rooms = {}
-    app.state.signing_enabled = True
-    add_template_dir(HERE / "templates")
-    app.include_router(api)
-    app.include_router(pages)
-    app.mount("/static/signing", StaticFiles(directory=HERE / "static"), name="signing-static")
-    app.state.id_card_reader = id_card_reader
     try:
         for session_id in recover(hub):
             log.warning("signing session %s was left open by a stopped process: aborted, evidence sealed", session_id)
     except Exception:  # a database not migrated yet, say: the next start recovers them
         log.exception("could not recover signing sessions left open")
 
-    async def hang_up() -> None:
-        for live in list(rooms(app).values()):  # _end logs its own failures: each session gets its turn
-            await _end(app, hub, live, None, "服务停止 (the hub is shutting down)")
 
-    app.state.shutdown_hooks.append(hang_up)
+async def hang_up(hub: Hub) -> None:
+    """`hub serve` is stopping: every live session ends and is sealed."""
+    for live in list(rooms(hub).values()):  # _end logs its own failures: each session gets its turn
+        await _end(hub, live, None, "服务停止 (the hub is shutting down)")
 
 
 def id_card_reader(hub: Hub, desk: str) -> dict[str, Any] | None:
     """What the desk's ID-card reader read (a plugin's `read_id_card`), or None without one."""
-    from hub import plugins
-
-    answers = plugins.manager(hub.settings.plugins).hook.read_id_card(desk=desk)
-    return next((a for a in answers if a), None)
+    return hub.plugins.hook.read_id_card(desk=desk)

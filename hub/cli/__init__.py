@@ -8,16 +8,51 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from pydantic import ValidationError
+from typer.core import TyperGroup
 
-from hub import __version__, logs, plugins
+from hub import __version__, logs
 from hub.cli import apps, calendar, catalog, connectors, db, demo, doctor, intake, jobs, web
 from hub.cli.common import State, fail
 from hub.errors import ConfigInvalid, HubError, InvalidInput
+from hub.plugins import PluginHost
+from hub.settings import find_home, load_settings
+
+
+class HubCommands(TyperGroup):
+    """The `hub` group, with the commands plugins add (`register_commands`, e.g. `hub sandbox`)
+    for the home's allowlist. They are looked up when the command line is parsed, never at
+    import: the hub home is known only then, and a plugin's CLI module may import hub.cli."""
+
+    def _plugins(self, ctx: click.Context) -> click.Group:
+        group = ctx.meta.get("hub.plugin_commands")
+        if group is None:
+            configured = None
+            try:
+                home = find_home(ctx.params.get("home"))
+                if (home / "hub.yaml").is_file():
+                    configured = load_settings(home).plugins
+            except HubError:  # no home, or a broken hub.yaml: the command itself says so
+                pass
+            extra = typer.Typer()
+            PluginHost.configured(configured).hook.register_commands(cli=extra)
+            group = typer.main.get_group(extra) if extra.registered_groups or extra.registered_commands else None
+            group = group or click.Group()
+            ctx.meta["hub.plugin_commands"] = group
+        return group
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins(ctx).list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._plugins(ctx).get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="hub",
+    cls=HubCommands,
     help="Tongban Hub (通办枢纽): county government-service integration hub.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -76,9 +111,6 @@ app.command(name="serve")(web.serve)
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(web.users_app, name="users")
 app.add_typer(web.tokens_app, name="tokens")
-# Commands from plugins (e.g. `hub sandbox`). The allowlist here is HUB_PLUGINS or the built-ins:
-# the hub home is not known until the command line is parsed.
-plugins.manager().hook.register_commands(cli=app)
 
 
 def main() -> None:

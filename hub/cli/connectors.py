@@ -8,30 +8,32 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hub import plugins as plugin_host
 from hub.cli.common import console, home_of, open_hub, print_json
 from hub.connections import load_connections
-from hub.connectors import DeliveryError, Unsupported, connector_types
+from hub.connectors import DeliveryError, Unsupported
 from hub.errors import ConfigInvalid, HubError
 from hub.ids import mask_id
 from hub.ops import plugin_rows
+from hub.plugins import PluginHost
 from hub.settings import load_settings
 
 plugins_app = typer.Typer(help="Installed plugins and what they register.", no_args_is_help=True)
 connectors_app = typer.Typer(help="Connector types and the configured connections.", no_args_is_help=True)
 
 
-def _configured(ctx: typer.Context) -> list[str] | None:
+def _host(ctx: typer.Context) -> PluginHost:
+    """The plugins of the home's allowlist (hub.yaml's `plugins:`, HUB_PLUGINS first)."""
     try:
-        return load_settings(home_of(ctx)).plugins
+        configured = load_settings(home_of(ctx)).plugins
     except HubError:  # listing plugins works without a hub home
-        return None
+        configured = None
+    return PluginHost.configured(configured)
 
 
 @plugins_app.command("list")
 def plugins_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Each plugin: entry point, module, distribution, loaded (allowlist) and the hooks it implements."""
-    rows = plugin_rows(_configured(ctx))
+    rows = plugin_rows(_host(ctx))
     if as_json:
         print_json(rows)
         return
@@ -51,7 +53,7 @@ def plugins_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--js
 @connectors_app.command("spec")
 def spec(ctx: typer.Context, type_: Annotated[str, typer.Argument(metavar="TYPE")]) -> None:
     """Print a connector type's configuration JSON Schema."""
-    types = connector_types(plugin_host.manager(_configured(ctx)))
+    types = _host(ctx).connector_types
     if type_ not in types:
         raise typer.BadParameter(f"未知连接器类型 {type_}；已有: {', '.join(sorted(types))}", param_hint="TYPE")
     print_json(types[type_].Spec.model_json_schema())
@@ -61,7 +63,7 @@ def spec(ctx: typer.Context, type_: Annotated[str, typer.Argument(metavar="TYPE"
 def list_(ctx: typer.Context) -> None:
     """Connector types available and the connections configured in connections/."""
     settings = load_settings(home_of(ctx))
-    types = connector_types(plugin_host.manager(settings.plugins))
+    types = PluginHost.configured(settings.plugins).connector_types
     connections, problems = load_connections(settings.connections_dir, types)
     if problems:
         raise ConfigInvalid(problems)
@@ -84,7 +86,7 @@ def check(
 ) -> None:
     """Check each connection (config, credentials, reachability); exit 1 if any fails."""
     settings = load_settings(home_of(ctx))
-    types = connector_types(plugin_host.manager(settings.plugins))
+    types = PluginHost.configured(settings.plugins).connector_types
     connections, problems = load_connections(settings.connections_dir, types)
     if problems:
         raise ConfigInvalid(problems)

@@ -374,7 +374,7 @@ def retry(row_id: DbId, request: Request, hub: HubDep, principal: Ops) -> dict[s
 
 @router.get("/ops/plugins")
 def plugin_list(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
-    return ops.plugin_rows(hub.settings.plugins)
+    return ops.plugin_rows(hub.plugins)
 
 
 @router.get("/ops/jobs")

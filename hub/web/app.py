@@ -4,6 +4,7 @@ networks often have no internet)."""
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import logging
 import os
@@ -14,17 +15,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import __version__, health, logs, plugins
+from hub import __version__, health, logs
 from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
 from hub.lifecycle import Role
@@ -32,7 +33,7 @@ from hub.metrics import HubCollector, RequestMetrics
 from hub.users import LoginRefused
 from hub.web import api, pages
 from hub.web.deps import optional_principal
-from hub.web.render import render_error, wants_html
+from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
 
 log = logging.getLogger(__name__)
@@ -181,11 +182,7 @@ def add_operability(app: FastAPI, hub: Hub) -> None:
     registry = CollectorRegistry()
     app.state.request_metrics = RequestMetrics(registry)
     registry.register(HubCollector(hub))
-    Gauge(
-        "hub_signing_sessions_live",
-        "Remote signing sessions whose media this process runs",
-        registry=registry,
-    ).set_function(lambda: len(getattr(app.state, "signing_rooms", None) or {}))
+    hub.plugins.hook.register_metrics(hub=hub, registry=registry)  # e.g. remote signing's live sessions
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -195,9 +192,7 @@ def add_operability(app: FastAPI, hub: Hub) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         """Ready for traffic: database, migrations, keys, stores (hub.health.readiness)."""
-        checks = await run_in_threadpool(
-            health.readiness, hub.settings, hub.engine, signing=request.app.state.signing_enabled
-        )
+        checks = await run_in_threadpool(health.readiness, hub.settings, hub.engine, plugins=hub.plugins)
         bad = health.failed(checks)
         body = {"status": "fail" if bad else "ok", "failed": bad, "checks": [c.as_dict() for c in checks]}
         return JSONResponse(body, status_code=503 if bad else 200)
@@ -226,13 +221,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Blocking work (database, file writes, fsync) runs in worker threads. Python runs one thread at
     # a time, so past a few more threads only add GIL hand-offs: 8 served a third more intake
     # requests per second than anyio's default 40 (BENCHMARKS.md, web intake).
-    anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.hub.settings.web_threads
+    hub: Hub = app.state.hub
+    anyio.to_thread.current_default_thread_limiter().total_tokens = hub.settings.web_threads
+    for result in hub.plugins.hook.startup(hub=hub):  # e.g. remote signing recovers sessions left open
+        if inspect.isawaitable(result):
+            await result
     yield
-    for hook in app.state.shutdown_hooks:  # plugins' (remote signing hangs up and seals)
+    # each plugin's shutdown on its own: one plugin's failure must not keep the others from theirs
+    for name, shutdown in hub.plugins.each("shutdown"):
         try:
-            await hook()
-        except Exception:  # one plugin's failure must not keep the others from shutting down
-            log.exception("shutdown hook %s failed", getattr(hook, "__qualname__", hook))
+            for result in shutdown(hub=hub):
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            log.exception("plugin %s: shutdown failed", name)
 
 
 def create_app(hub: Hub) -> FastAPI:
@@ -247,14 +249,20 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     app.state.secret = load_secret(hub)
     app.state.login_throttle = Throttle()
-    app.state.shutdown_hooks = []
-    app.state.signing_enabled = False
     add_operability(app, hub)
     app.include_router(api.router)
     app.include_router(pages.router)
     # plugins' routes, pages and assets (remote signing, …), before the hub's /static mount would
     # take their /static/… paths
-    plugins.manager(hub.settings.plugins).hook.register_routes(app=app, hub=hub)
+    for folders in hub.plugins.hook.register_template_dirs():
+        for folder in folders or ():
+            add_template_dir(Path(folder))
+    for routes in hub.plugins.hook.register_routes(hub=hub):
+        for route in routes or ():
+            if isinstance(route, APIRouter):
+                app.include_router(route)
+            else:
+                app.router.routes.append(route)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(HubError)

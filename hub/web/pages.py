@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
 from hub import audit, dashboard, ratings
-from hub import signing as signing_sessions
 from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
@@ -323,10 +322,7 @@ def _actions_for(hub: Hub, principal: Principal, view: dict[str, Any]) -> list[d
 @router.get("/applications/{number}")
 def app_detail(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
     view = _detail(request, hub, principal, number)
-    signing = (
-        any(getattr(hub.catalog.items.get(p["item_code"]), "signature_required", False) for p in view["parts"])
-        and principal.role is Role.officer
-    )
+    hook = hub.plugins.hook  # what plugins add to the page (remote signing's button and sessions, …)
     rating = ratings.rating_of(hub, number, principal.actor)
     subject = hub.catalog.subject(view["subject_code"])
     return render(
@@ -336,9 +332,16 @@ def app_detail(number: str, request: Request, hub: HubDep, principal: Anyone) ->
         form_labels={f.name: f.label for f in hub.catalog.form_of(subject)} if subject else {},
         part_titles={p["item_code"]: p["title"] for p in view["parts"]},
         actions=_actions_for(hub, principal, view),
-        signing=signing,
-        signing_enabled=request.app.state.signing_enabled,
-        signing_sessions=signing_sessions.list_for(hub, number, principal.actor),
+        plugin_actions=[
+            a
+            for found in hook.application_actions(hub=hub, application=view, actor=principal.actor)
+            for a in found or ()
+        ],
+        plugin_panels=[
+            p
+            for found in hook.application_panels(hub=hub, application=view, actor=principal.actor)
+            for p in found or ()
+        ],
         rating=rating,
         can_attach=principal.role in FRONT or principal.role is Role.officer,
         today=hub.today().isoformat(),
@@ -504,7 +507,7 @@ def ops_page(request: Request, hub: HubDep, principal: OpsUser, outbox: str = "d
         connections=connection_rows(hub),
         outbox=outbox_list(hub, state),
         outbox_state=state,
-        plugins=plugin_rows(hub.settings.plugins),
+        plugins=plugin_rows(hub.plugins),
         jobs=job_rows(hub, limit=50),
     )
 

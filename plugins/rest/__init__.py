@@ -310,5 +310,5 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
 
 
 @hookimpl
-def register_connectors(register) -> None:
-    register(RestConnector)
+def register_connectors() -> list[type[Connector]]:
+    return [RestConnector]

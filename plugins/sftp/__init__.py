@@ -882,5 +882,5 @@ def _summary(exc: Exception) -> str:
 
 
 @hookimpl
-def register_connectors(register) -> None:
-    register(SftpConnector)
+def register_connectors() -> list[type[Connector]]:
+    return [SftpConnector]

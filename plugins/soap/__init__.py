@@ -285,5 +285,5 @@ class SoapConnector(Connector):
 
 
 @hookimpl
-def register_connectors(register) -> None:
-    register(SoapConnector)
+def register_connectors() -> list[type[Connector]]:
+    return [SoapConnector]
