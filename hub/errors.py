@@ -26,6 +26,10 @@ class FieldError:
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "zh": self.reason.zh, "en": self.reason.en}
 
+    @classmethod
+    def of(cls, field: str, zh: str, en: str) -> FieldError:
+        return cls(field, Reason(zh, en))
+
 
 class HubError(Exception):
     """Base for errors a user can act on; the message is safe to show."""
@@ -37,6 +41,11 @@ class InvalidInput(HubError):
     def __init__(self, errors: list[FieldError]):
         self.errors = errors
         super().__init__("; ".join(str(e) for e in errors))
+
+    @classmethod
+    def field(cls, field: str, zh: str, en: str) -> InvalidInput:
+        """One field is wrong: `raise InvalidInput.field("start", "日期格式应为…", "date as …")`."""
+        return cls([FieldError.of(field, zh, en)])
 
 
 class NotFound(HubError):
