@@ -195,8 +195,11 @@ def get_person(hub: Hub, user_id: int) -> Person | None:
 class LoginRefused(HubError):
     """Wrong username or password, disabled, or locked: one message for all (no user probing)."""
 
-    def __init__(self, locked: bool = False):
+    def __init__(self, locked: bool = False, known: bool = True):
         self.locked = locked
+        # whether the username named an account: only then may the audit log keep it (people
+        # type passwords into the username box; an unknown "username" may be one)
+        self.known = known
         super().__init__(
             "账号已临时锁定，请15分钟后再试或联系运维人员重置 (account locked for a while)"
             if locked
@@ -213,7 +216,7 @@ def authenticate(hub: Hub, username: str, password: str) -> Person:
         if user is None:
             with contextlib.suppress(VerificationError):
                 _hasher.verify(_DUMMY_HASH, password or "-")
-            raise LoginRefused()
+            raise LoginRefused(known=False)
         if user.locked_until and user.locked_until > now:
             # the same answer and cost as a wrong password: a lockout must not tell who exists
             with contextlib.suppress(VerificationError):

@@ -114,6 +114,12 @@ SECURITY_HEADERS = [
 ]
 
 
+# Pages and API answers carry full ID numbers, materials, status keys and CSRF tokens: no browser,
+# proxy or shared-terminal cache may keep them. Only the hub's own assets may be cached.
+NO_STORE = (b"cache-control", b"no-store")
+CACHEABLE_PREFIX = "/static/"
+
+
 class SecurityHeaders:
     def __init__(self, app):
         self.app = app
@@ -121,10 +127,15 @@ class SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        cacheable = scope["path"].startswith(CACHEABLE_PREFIX)
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = [*message.get("headers", []), *SECURITY_HEADERS]
+                if not cacheable:
+                    # replace whatever a route set: a material download must not be kept either
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"] + [NO_STORE]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -51,6 +51,7 @@ Officer = Annotated[Principal, Depends(need("applications:write", Role.officer))
 Supervisor = Annotated[Principal, Depends(need("reports:read", Role.supervisor))]
 OpsUser = Annotated[Principal, Depends(need("ops", Role.ops))]
 LOGIN_CSRF = "tbh_login"
+UNKNOWN_USER = "(unknown user)"  # the audit log's actor for a failed login naming no account
 HOME = {Role.officer: "/inbox", Role.supervisor: "/dashboard", Role.ops: "/ops"}
 
 
@@ -104,7 +105,10 @@ async def login(request: Request, hub: HubDep) -> Response:
         person = await run_in_threadpool(authenticate, hub, username, password)
     except LoginRefused as exc:
         throttle.hit(client)
-        audit.record(hub, svc.Actor(name=username[:100] or "-", role=Role.system), "login_failed", client=client)
+        # the typed name only when it is an account's: otherwise it may be a password typed
+        # into the wrong box, and the audit log must never hold one
+        name = username[:100] if exc.known and username else UNKNOWN_USER
+        audit.record(hub, svc.Actor(name=name, role=Role.system), "login_failed", client=client)
         return render(
             request,
             "login.html",
