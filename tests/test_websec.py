@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -15,7 +18,7 @@ from hub import audit
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.logs import make_handler
-from hub.storage.tables import AttachedMaterial
+from hub.storage.tables import ApiToken, AttachedMaterial
 from hub.users import add_user
 from tests.test_web_api import FILES, PASSWORD, apps, login, submit, tokens, web  # noqa: F401  (fixtures)
 
@@ -60,7 +63,9 @@ def test_access_log_line_loses_the_status_key():
     handler.handle(record)
     json_out = io.StringIO()
     make_handler("json", json_out).handle(
-        logging.LogRecord("hub", logging.INFO, __file__, 1, "status link %s", ("/s/X?lang=zh&k=0123456789abcdef",), None)
+        logging.LogRecord(
+            "hub", logging.INFO, __file__, 1, "status link %s", ("/s/X?lang=zh&k=0123456789abcdef",), None
+        )
     )
     for line in (out.getvalue(), json_out.getvalue()):
         assert "0123456789abcdef" not in line and "k=[redacted]" in line, line
@@ -78,3 +83,101 @@ def test_failed_login_audits_only_real_usernames(web: TestClient, hub: Hub):  # 
     assert [e.actor for e in reversed(failed)] == ["(unknown user)", "linxiao"]
     for e in failed:
         assert "Tongban#2026-secret" not in repr((e.actor, e.target, e.data))
+
+
+# ---------------------------------------------------------------- who may issue desk credentials
+
+
+def _token_count(hub: Hub) -> int:
+    with hub.sessions() as session:
+        return len(session.scalars(select(ApiToken.id)).all())
+
+
+def test_ops_cannot_mint_a_desk_token_alone(web: TestClient, tokens, hub: Hub):  # noqa: F811
+    add_user(hub, "wangfang", PASSWORD, display_name="王芳", role=Role.teller, desk="bank-xiahong")
+    add_user(hub, "zhaolei", PASSWORD, display_name="赵磊", role=Role.teller, desk="bank-baizhang")
+    add_user(hub, "chenjing", PASSWORD, display_name="陈静", role=Role.supervisor)
+    add_user(hub, "yunwei", PASSWORD, display_name="运维", role=Role.ops)
+    body = {"name": "bank", "role": "teller", "desk": "bank-xiahong", "scopes": ["applications:read"]}
+    before = _token_count(hub)
+    refused = [
+        {},  # ops alone
+        {"approver": "yunwei", "approver_password": PASSWORD},  # ops vouching for ops
+        {"approver": "zhaolei", "approver_password": PASSWORD},  # a teller of another bank
+        {"approver": "wangfang", "approver_password": "not-her-password"},
+        {"approver": "nobody-at-all", "approver_password": PASSWORD},
+    ]
+    for extra in refused:
+        r = web.post("/api/v1/ops/tokens", json=body | extra, headers=tokens["ops"])
+        assert r.status_code == 403, (extra, r.text)
+        assert r.json()["errors"][0]["field"] == "approver" and "token" not in r.json()
+    assert _token_count(hub) == before  # nothing written
+    # a session of the ops person (not only a bearer token) is refused the same way
+    login(web, "yunwei")
+    csrf = web.get("/ops", headers={"accept": "text/html"}).text.split('name="csrf_token" value="')[1].split('"')[0]
+    r = web.post("/api/v1/ops/tokens", json=body, headers={"x-csrf-token": csrf})
+    assert r.status_code == 403 and r.json()["errors"][0]["field"] == "approver"
+    web.cookies.clear()
+    for approver in ("wangfang", "chenjing"):  # the desk's own teller, or a supervisor
+        r = web.post(
+            "/api/v1/ops/tokens",
+            json=body | {"approver": approver, "approver_password": PASSWORD},
+            headers=tokens["ops"],
+        )
+        assert r.status_code == 201, r.text
+        assert audit.entries(hub)[0].data["approved_by"] == approver
+        assert (
+            web.get("/api/v1/me", headers={"authorization": f"Bearer {r.json()['token']}"}).json()["role"] == "teller"
+        )
+
+
+def cli(home, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    return subprocess.run(
+        [sys.executable, "-m", "hub", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        env=base | (env or {}),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_cli_desk_credentials_need_a_second_person(tmp_path):
+    home = tmp_path / "home"
+    assert cli(home, "init", str(home)).returncode == 0
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD)
+    new = tmp_path / "new"
+    new.write_text("another-long-password")
+    # the first supervisor needs nobody (someone must start); the second needs the first
+    assert (
+        cli(
+            home, "users", "add", "boss", "--name", "陈静", "--role", "supervisor", "--password-file", str(pw)
+        ).returncode
+        == 0
+    )
+    r = cli(home, "users", "add", "boss2", "--name", "钱", "--role", "supervisor", "--password-file", str(pw))
+    assert r.returncode != 0 and "approver" in r.stderr
+    teller = ["users", "add", "wangfang", "--name", "王芳", "--role", "teller", "--desk", "bank-xiahong"]
+    r = cli(home, *teller, "--password-file", str(pw))
+    assert r.returncode != 0 and "approver" in r.stderr, r.stderr
+    r = cli(home, *teller, "--password-file", str(pw), "--approver", "boss", "--approver-password-file", str(new))
+    assert r.returncode != 0 and "approver" in r.stderr  # the approver's password is wrong
+    assert "wangfang" not in cli(home, "users", "list").stdout  # nothing written
+    r = cli(home, *teller, "--password-file", str(pw), "--approver", "boss", "--approver-password-file", str(pw))
+    assert r.returncode == 0, r.stderr
+    # ops at the host cannot take the teller's account over with a new password …
+    r = cli(home, "users", "reset-password", "wangfang", "--password-file", str(new))
+    assert r.returncode != 0 and "approver" in r.stderr
+    # … nor mint her desk's token
+    token = ["tokens", "create", "bank", "--role", "teller", "--desk", "bank-xiahong", "--scope", "applications:read"]
+    r = cli(home, *token)
+    assert r.returncode != 0 and "approver" in r.stderr
+    assert "bank" not in cli(home, "tokens", "list").stdout
+    r = cli(home, *token, "--approver", "wangfang", env={"HUB_APPROVER_PASSWORD": PASSWORD})
+    assert r.returncode == 0 and "tbh_" in r.stdout, r.stderr
+    r = cli(home, "tokens", "create", "all", "--role", "system", "--scope", "ops")
+    assert r.returncode != 0 and "approver" in r.stderr  # a system token: a supervisor approves
+    # ops tokens (Prometheus) stay ops' own business
+    assert cli(home, "tokens", "create", "prometheus", "--role", "ops", "--scope", "ops").returncode == 0

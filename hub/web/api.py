@@ -22,6 +22,7 @@ from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
 from hub.storage.tables import AttachedMaterial
 from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
+from hub.users import Person, approve
 from hub.views import application_detail, application_summary, inbox, receipt
 from hub.web import intake
 from hub.web.deps import client_of, get_hub, need
@@ -389,6 +390,10 @@ class TokenIn(BaseModel):
     desk: str | None = Field(default=None, max_length=64)
     department: str | None = Field(default=None, max_length=64)
     days: int | None = Field(default=None, ge=1, le=3650)
+    # 双人授权: a desk token needs a person of that desk (same role) or a supervisor to approve
+    # it with their own username and password, typed in at the ops person's screen
+    approver: str | None = Field(default=None, max_length=64)
+    approver_password: str | None = Field(default=None, max_length=256, json_schema_extra={"format": "password"})
 
 
 @router.get("/ops/tokens")
@@ -410,7 +415,9 @@ def tokens(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
 
 @router.post("/ops/tokens", status_code=201)
 def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
-    """A token for a system. The secret is in this response only; the hub keeps its hash."""
+    """A token for a desk's system. The secret is in this response only; the hub keeps its hash.
+    A desk token needs `approver` and `approver_password`: a person of that desk in the same role,
+    or a supervisor (双人授权; ops alone cannot give itself a desk's powers)."""
     _csrf(request, principal)
     if body.role is Role.system or (
         principal.role is Role.ops
@@ -422,6 +429,7 @@ def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> d
         raise HTTPException(
             403, "只能通过命令行创建该角色的令牌 (this role's tokens are created with `hub tokens create`)"
         )
+    approver = _approval(hub, body, principal)
     secret, info = create_token(
         hub,
         body.name,
@@ -441,8 +449,22 @@ def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> d
         role=info.role.value,
         place=info.desk or info.department,
         scopes=list(info.scopes),
+        approved_by=approver.username if approver else None,
     )
     return {"id": info.id, "token": secret, "prefix": info.prefix}
+
+
+def _approval(hub: Hub, body: TokenIn, principal: Principal) -> Person | None:
+    """The approver of a desk token (or ApprovalRefused, before anything is written)."""
+    return approve(
+        hub,
+        body.role,
+        body.desk,
+        body.department,
+        body.approver,
+        body.approver_password,
+        requester=principal.username,
+    )
 
 
 @router.delete("/ops/tokens/{token_id}")

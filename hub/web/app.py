@@ -29,7 +29,7 @@ from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
-from hub.users import LoginRefused
+from hub.users import ApprovalRefused, LoginRefused
 from hub.web import api, pages
 from hub.web.deps import optional_principal
 from hub.web.render import render_error, wants_html
@@ -273,7 +273,8 @@ def create_app(hub: Hub) -> FastAPI:
         status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
         if isinstance(exc, LoginRefused) and exc.locked:
             status = 429
-        errors = [e.as_dict() for e in exc.errors] if isinstance(exc, InvalidInput) else []
+        named = isinstance(exc, (InvalidInput, ApprovalRefused))  # they name their fields
+        errors = [e.as_dict() for e in exc.errors] if named else []
         if wants_html(request):
             return render_error(request, status, str(exc), errors)
         return JSONResponse({"detail": str(exc), "errors": errors}, status_code=status)
