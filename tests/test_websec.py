@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from hub import audit
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.logs import make_handler
-from hub.storage.tables import ApiToken, AttachedMaterial
+from hub.storage.tables import ApiToken, Application, AttachedMaterial, OutboxRow, Part
 from hub.users import add_user
 from tests.test_web_api import FILES, PASSWORD, apps, login, submit, tokens, web  # noqa: F401  (fixtures)
 
@@ -181,3 +182,43 @@ def test_cli_desk_credentials_need_a_second_person(tmp_path):
     assert r.returncode != 0 and "approver" in r.stderr  # a system token: a supervisor approves
     # ops tokens (Prometheus) stay ops' own business
     assert cli(home, "tokens", "create", "prometheus", "--role", "ops", "--scope", "ops").returncode == 0
+
+
+# ---------------------------------------------------------------- the outbox, a page at a time
+
+
+def test_outbox_pages_through_every_row(web: TestClient, tokens, apps, hub: Hub):  # noqa: F811
+    with hub.transaction() as session:
+        app = session.scalars(select(Application).where(Application.number == apps["xiahong"])).one()
+        part_id = session.scalars(select(Part.id).where(Part.application_id == app.id)).first()
+        now = datetime(2026, 10, 1, 9)
+        session.add_all(
+            OutboxRow(
+                part_id=part_id,
+                application_id=app.id,
+                connection="ts-mzj",
+                kind=f"k{i}",
+                state="dead" if i % 5 == 0 else "pending",
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for i in range(230)
+        )
+    ops_token = tokens["ops"]
+    seen: list[int] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = web.get("/api/v1/ops/outbox", params={"limit": 100, "offset": offset}, headers=ops_token).json()
+        assert page["total"] == 230 and page["limit"] == 100
+        seen += [r["id"] for r in page["items"]]
+        offset = page["next_offset"]
+    assert len(seen) == len(set(seen)) == 230  # every row once: none silently cut off at 200
+    dead = web.get("/api/v1/ops/outbox", params={"state": "dead", "limit": 10}, headers=ops_token).json()
+    assert dead["total"] == 46 and len(dead["items"]) == 10 and dead["next_offset"] == 10
+    r = web.get("/api/v1/ops/outbox", params={"limit": 501}, headers=ops_token)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "limit"
+    # the ops page pages the same way
+    add_user(hub, "yunwei", PASSWORD, display_name="运维", role=Role.ops)
+    login(web, "yunwei")
+    html = web.get("/ops", params={"outbox": "pending", "outbox_offset": 100}, headers={"accept": "text/html"}).text
+    assert "共 184 条" in html and "第 101—184 条" in html and "outbox_offset=0" in html

@@ -360,11 +360,50 @@ def check_connection(name: str, request: Request, hub: HubDep, principal: Ops) -
     return ops.run_check(hub, name, principal.actor)
 
 
-@router.get("/ops/outbox")
+class OutboxItem(BaseModel):
+    id: int
+    application: str
+    item: str
+    connection: str
+    state: str
+    attempts: int
+    next_attempt_at: str
+    remote_id: str | None
+    remote_status: str | None
+    last_error: str | None
+
+
+class OutboxPage(BaseModel):
+    """One page of the outbox; ask again with `offset=next_offset` until it is null."""
+
+    items: list[OutboxItem]
+    total: int = Field(description="rows matching the filter, on every page")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last")
+
+
+OUTBOX_STATES = ("pending", "delivered", "dead", "cancelled")
+
+
+@router.get("/ops/outbox", response_model=OutboxPage)
 def outbox_rows(
-    hub: HubDep, principal: Ops, state: Literal["pending", "delivered", "dead", "cancelled"] | None = None
-) -> list[dict[str, Any]]:
-    return ops.outbox_list(hub, state)
+    hub: HubDep,
+    principal: Ops,
+    state: Literal["pending", "delivered", "dead", "cancelled"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> dict[str, Any]:
+    """Outbox rows, dead letters first then newest first, a page at a time with the total."""
+    items, total = ops.outbox_page(hub, state, limit=limit, offset=offset)
+    more = offset + len(items) < total
+    return {
+        "items": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + len(items) if more and items else None,
+    }
 
 
 @router.post("/ops/outbox/{row_id}/retry")
