@@ -21,6 +21,7 @@ from hub.lifecycle import Role
 from hub.logs import make_handler
 from hub.storage.tables import ApiToken, Application, AttachedMaterial, OutboxRow, Part
 from hub.users import add_user
+from hub.web.app import create_app
 from tests.test_web_api import FILES, PASSWORD, apps, login, submit, tokens, web  # noqa: F401  (fixtures)
 
 # ---------------------------------------------------------------- Cache-Control
@@ -222,3 +223,43 @@ def test_outbox_pages_through_every_row(web: TestClient, tokens, apps, hub: Hub)
     login(web, "yunwei")
     html = web.get("/ops", params={"outbox": "pending", "outbox_offset": 100}, headers={"accept": "text/html"}).text
     assert "共 184 条" in html and "第 101—184 条" in html and "outbox_offset=0" in html
+
+
+# ---------------------------------------------------------------- the login throttle across replicas
+
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def _failed_logins(client: TestClient, n: int) -> list[int]:
+    return [login(client, f"nobody{i}", "wrong-password-x").status_code for i in range(n)]
+
+
+def test_login_throttle_is_shared_through_redis(hub: Hub):
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    for key in r.scan_iter("tbh-login*"):  # what an earlier run left
+        r.delete(key)
+    hub.settings.redis_url = REDIS_URL
+    # two API processes of one deployment: each its own app and throttle, one Redis
+    with (
+        TestClient(create_app(hub), base_url="http://127.0.0.1") as a,
+        TestClient(create_app(hub), base_url="http://127.0.0.1") as b,
+    ):
+        assert _failed_logins(a, 10) == [401] * 10
+        assert _failed_logins(b, 10) == [401] * 10
+        assert _failed_logins(a, 1) == [429]  # 20 in all from this address: the next is refused everywhere
+        assert _failed_logins(b, 1) == [429]
+    assert any(r.scan_iter("tbh-login*"))
+    for key in r.scan_iter("tbh-login*"):
+        r.delete(key)
+
+
+def test_login_throttle_without_redis_counts_per_process(hub: Hub):
+    hub.settings.redis_url = None
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as a:
+        assert _failed_logins(a, 20) == [401] * 20 and _failed_logins(a, 1) == [429]
+    # Redis configured but down: logins go on, counted in the process
+    hub.settings.redis_url = "redis://127.0.0.1:1/0"
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
+        assert _failed_logins(c, 20) == [401] * 20 and _failed_logins(c, 1) == [429]

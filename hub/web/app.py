@@ -257,7 +257,7 @@ def create_app(hub: Hub) -> FastAPI:
     )
     app.state.hub = hub
     app.state.secret = load_secret(hub)
-    app.state.login_throttle = Throttle()
+    app.state.login_throttle = Throttle(os.environ.get("HUB_REDIS_URL") or hub.settings.redis_url)
     app.state.shutdown_hooks = []
     app.state.signing_enabled = False
     add_operability(app, hub)
