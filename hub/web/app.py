@@ -34,6 +34,7 @@ from hub.web import api, pages
 from hub.web.deps import optional_principal
 from hub.web.render import render_error, wants_html
 from hub.web.security import Throttle
+from hub.web.server import BodyTimeout
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -306,6 +307,7 @@ def create_app(hub: Hub) -> FastAPI:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     limit = hub.settings.max_material_bytes * 10 + (1 << 20)  # ten files of the largest size, and the form
+    app.add_middleware(BodyTimeout)  # type: ignore[arg-type]  # slow bodies: 408 (hub.web.server)
     app.add_middleware(BodyLimit, max_bytes=limit)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     app.add_middleware(Observe, metrics=app.state.request_metrics)  # type: ignore[arg-type]
