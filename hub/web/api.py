@@ -286,7 +286,19 @@ async def attach(number: str, request: Request, hub: HubDep, principal: Writer) 
     return application_summary(hub, app)
 
 
-@router.get("/applications/{number}/materials/{material_id}", response_class=Response)
+MATERIAL_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/tiff", "application/ofd")
+
+
+@router.get(
+    "/applications/{number}/materials/{material_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the file as it was uploaded",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in MATERIAL_TYPES},
+        }
+    },
+)
 def download(number: str, material_id: DbId, request: Request, hub: HubDep, principal: Reader) -> Response:
     app = svc.read(hub, number, principal.actor)
     if principal.role in (Role.ops, Role.supervisor):

@@ -30,7 +30,7 @@ from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, Not
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
 from hub.users import ApprovalRefused, LoginRefused
-from hub.web import api, pages
+from hub.web import api, openapi, pages
 from hub.web.deps import optional_principal
 from hub.web.render import render_error, wants_html
 from hub.web.security import Throttle
@@ -97,7 +97,7 @@ class _TooLarge(Exception):
 
 
 async def _too_large(scope, send, limit: int) -> None:
-    body = f'{{"detail":"上传内容超过 {limit // (1024 * 1024)} MB 上限 (request body too large)"}}'.encode()
+    body = f'{{"detail":"上传内容超过 {limit // (1024 * 1024)} MB 上限 (request body too large)","errors":[]}}'.encode()
     await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 
@@ -257,6 +257,7 @@ def create_app(hub: Hub) -> FastAPI:
         redoc_url=None,
     )
     app.state.hub = hub
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]  # the real error answers
     app.state.secret = load_secret(hub)
     app.state.login_throttle = Throttle(os.environ.get("HUB_REDIS_URL") or hub.settings.redis_url)
     app.state.shutdown_hooks = []
@@ -304,7 +305,7 @@ def create_app(hub: Hub) -> FastAPI:
             return RedirectResponse(f"/login?next={request.url.path}&expired=1", status_code=303)
         if wants_html(request):
             return render_error(request, exc.status_code, str(exc.detail), [])
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail, "errors": []}, status_code=exc.status_code, headers=exc.headers)
 
     limit = hub.settings.max_material_bytes * 10 + (1 << 20)  # ten files of the largest size, and the form
     app.add_middleware(BodyTimeout)  # type: ignore[arg-type]  # slow bodies: 408 (hub.web.server)
