@@ -83,6 +83,10 @@ class H11WithDeadline(_HeaderDeadline, H11Protocol):
         if not self.transport.is_closing():
             self._arm()
 
+    def handle_websocket_upgrade(self, event) -> None:
+        self._disarm()  # the connection is the WebSocket protocol's now
+        super().handle_websocket_upgrade(event)
+
     def _awaiting_headers(self) -> bool:
         return self.conn.their_state is h11.IDLE  # SEND_BODY or DONE once a request's headers are in
 
@@ -113,6 +117,10 @@ else:
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm()
+
+        def handle_websocket_upgrade(self) -> None:
+            self._disarm()  # the connection is the WebSocket protocol's now
+            super().handle_websocket_upgrade()
 
         def _awaiting_headers(self) -> bool:
             return not self._headers_in
