@@ -286,6 +286,8 @@ async def attach(number: str, request: Request, hub: HubDep, principal: Writer) 
     return application_summary(hub, app)
 
 
+# what the store accepts by default (`allowed_media_types`) and TIFF scans: a material is served as
+# the type sniffed when it was uploaded
 MATERIAL_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/tiff", "application/ofd")
 
 
@@ -393,9 +395,6 @@ class OutboxPage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None = Field(description="the offset of the next page; null on the last")
-
-
-OUTBOX_STATES = ("pending", "delivered", "dead", "cancelled")
 
 
 @router.get("/ops/outbox", response_model=OutboxPage)
