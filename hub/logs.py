@@ -1,6 +1,6 @@
 """Logging: one stderr handler for the whole process, as text (people at a terminal, the default)
 or as one JSON object per line (production: `HUB_LOG_FORMAT=json`), with the request or job a
-line belongs to and every resident ID number masked.
+line belongs to, every resident ID number masked and every secret query parameter redacted.
 
 - `request_id` is set by the web app for each request (an incoming `X-Request-ID` if it is
   sane, else a fresh one; returned in the response header); `job_id` is set around each recorded
@@ -9,7 +9,8 @@ line belongs to and every resident ID number masked.
 - `MaskIdNumbers` renders each record's message with its arguments and masks every 18-character
   resident ID number in it (and in string extras and exception text) the way lists show them
   (`hub.ids.mask_id`: 3303**********0214). It runs on the handler, so it sees records of every
-  logger, the web server's access log included.
+  logger, the web server's access log included. The same pass replaces the value of secret
+  query parameters (the status link's `k=`, `token=`, `password=`, …) with `[redacted]`.
 
 JSON fields: ts (UTC, ISO 8601), level, logger, msg, request_id, job_id (when set), exc (a
 formatted exception), the access log's client/method/path/status, and any `extra={…}` given."""
@@ -45,9 +46,24 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 _OURS = {"request_id", "job_id", "_hub_masked", "color_message"}  # uvicorn's ANSI-coloured copy of msg
 
 
+# query parameters that carry a secret: the applicant's status key (/s/NUMBER?k=…) and anything
+# named like a credential. A URL in any log line (uvicorn's access log above all) keeps the name
+# and loses the value.
+SECRET_PARAM = re.compile(
+    r"(?<=[?&;])((?:k|key|token|access_token|secret|password|passwd|ticket|otp|sig|signature)=)[^&;\s\"'#]*",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+
+
+def redact_query_secrets(text: str) -> str:
+    """`text` with the value of every secret query parameter (k=, token=, …) replaced."""
+    return SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
+
+
 def mask_text(text: str) -> str:
-    """`text` with every resident ID number in it masked."""
-    return ID_NUMBER.sub(lambda m: mask_id(m.group(0)), text)
+    """`text` with every resident ID number in it masked and every secret query value redacted."""
+    return redact_query_secrets(ID_NUMBER.sub(lambda m: mask_id(m.group(0)), text))
 
 
 def sane_request_id(value: str | None) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub import audit, logs, outbox
 from hub.applications import Actor
@@ -123,20 +123,31 @@ def run_check(hub: Hub, name: str, actor: Actor) -> dict[str, Any]:
 def outbox_list(
     hub: Hub, state: str | None = None, connection: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """Outbox rows with their application and item, dead letters first (`hub outbox list`, /ops)."""
+    """The first `limit` outbox rows (`hub outbox list`); the API and /ops page through
+    `outbox_page`."""
+    return outbox_page(hub, state, connection, limit=limit)[0]
+
+
+def outbox_page(
+    hub: Hub, state: str | None = None, connection: str | None = None, *, limit: int = 100, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of outbox rows with their application and item, dead letters first then newest
+    first (a stable order: ids are unique), and how many rows match in all."""
     with hub.sessions() as session:
         stmt = (
             select(OutboxRow, Application.number, Part.item_code)
             .join(Application, Application.id == OutboxRow.application_id)
             .join(Part, Part.id == OutboxRow.part_id)
             .order_by((OutboxRow.state != "dead"), OutboxRow.id.desc())
-            .limit(limit)
         )
+        counted = select(func.count()).select_from(OutboxRow)
         if state:
-            stmt = stmt.where(OutboxRow.state == state)
+            stmt, counted = stmt.where(OutboxRow.state == state), counted.where(OutboxRow.state == state)
         if connection:
             stmt = stmt.where(OutboxRow.connection == connection)
-        return [
+            counted = counted.where(OutboxRow.connection == connection)
+        total = session.scalar(counted) or 0
+        rows = [
             {
                 "id": r.id,
                 "application": number,
@@ -149,8 +160,9 @@ def outbox_list(
                 "remote_status": r.remote_status,
                 "last_error": r.last_error,
             }
-            for r, number, item in session.execute(stmt)
+            for r, number, item in session.execute(stmt.limit(limit).offset(offset))
         ]
+        return rows, total
 
 
 def retry_dead(hub: Hub, row_id: int, actor: Actor) -> int:

@@ -72,6 +72,9 @@ class Settings(BaseModel):
     # the address applicants reach the hub at (status links and QR codes on receipts); unset: the
     # address the request came to, which is wrong behind a proxy — set it in deployments
     public_url: str | None = None
+    # Redis the API processes share the login throttle through (HUB_REDIS_URL overrides), e.g.
+    # redis://redis:6379/1; unset: each process counts its own (one process, the embedded default)
+    redis_url: str | None = None
     signing: SigningSettings = Field(default_factory=SigningSettings)
 
     home: Path = Path(".")

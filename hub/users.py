@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from hub.applications import Actor
 from hub.context import Hub
-from hub.errors import FieldError, HubError, InvalidInput, NotFound, Reason
+from hub.errors import FieldError, Forbidden, HubError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
 from hub.storage.tables import User, WebSession
 
@@ -195,8 +195,11 @@ def get_person(hub: Hub, user_id: int) -> Person | None:
 class LoginRefused(HubError):
     """Wrong username or password, disabled, or locked: one message for all (no user probing)."""
 
-    def __init__(self, locked: bool = False):
+    def __init__(self, locked: bool = False, known: bool = True):
         self.locked = locked
+        # whether the username named an account: only then may the audit log keep it (people
+        # type passwords into the username box; an unknown "username" may be one)
+        self.known = known
         super().__init__(
             "账号已临时锁定，请15分钟后再试或联系运维人员重置 (account locked for a while)"
             if locked
@@ -213,7 +216,7 @@ def authenticate(hub: Hub, username: str, password: str) -> Person:
         if user is None:
             with contextlib.suppress(VerificationError):
                 _hasher.verify(_DUMMY_HASH, password or "-")
-            raise LoginRefused()
+            raise LoginRefused(known=False)
         if user.locked_until and user.locked_until > now:
             # the same answer and cost as a wrong password: a lockout must not tell who exists
             with contextlib.suppress(VerificationError):
@@ -238,4 +241,86 @@ def authenticate(hub: Hub, username: str, password: str) -> Person:
     if not ok:
         # committed above: the failure counts even though the caller sees an exception
         raise LoginRefused()
+    return person
+
+
+# ---------------------------------------------------------------- 双人授权: approving desk credentials
+
+# Roles whose credentials act on applications and see full ID numbers and materials. Whoever
+# issues one (a login, an API token, a new password for such a login) could use it: so issuing
+# one takes a second person who already holds that authority (docs/web.md, "Who may issue
+# credentials"). Ops keeps the plumbing, never the power.
+CASE_ROLES = FRONT | {Role.officer}
+# Supervisors approve the above, and `system` tokens can do everything: only a supervisor approves
+# those (the very first supervisor account of a hub is the one made without: someone must start).
+SUPERVISOR_APPROVES = frozenset({Role.supervisor, Role.system})
+
+
+class ApprovalRefused(Forbidden):
+    """A credential for a case role was asked for without a valid approver; nothing was written."""
+
+    def __init__(self, reason: Reason):
+        self.errors = [FieldError("approver", reason)]
+        super().__init__(f"需要授权 (approver): {reason}")
+
+
+def needs_approval(hub: Hub, role: Role) -> bool:
+    """Whether issuing a credential for `role` takes a second person's approval."""
+    if role in CASE_ROLES or role is Role.system:
+        return True
+    if role is Role.supervisor:
+        with hub.sessions() as session:  # bootstrap: the first supervisor account needs nobody
+            return session.scalar(select(User.id).where(User.role == Role.supervisor.value).limit(1)) is not None
+    return False
+
+
+def approve(
+    hub: Hub,
+    role: Role,
+    desk: str | None,
+    department: str | None,
+    approver: str | None,
+    password: str | None,
+    *,
+    requester: str | None = None,
+) -> Person | None:
+    """The person approving a credential for `role` at `desk`/`department`, who proves it with
+    their own password in the same act (as a bank supervisor authorises at a teller's terminal):
+    an active user other than the requester who holds that same role at that same desk or
+    department, or a supervisor (only a supervisor for supervisors and `system`). None when the
+    role needs no approval; ApprovalRefused otherwise.
+    A wrong password counts towards the approver's lockout like any failed login."""
+    if not needs_approval(hub, role):
+        return None
+    if not approver or not password:
+        who = (
+            ("督查人员", "a supervisor")
+            if role in SUPERVISOR_APPROVES
+            else (
+                "本窗口或本部门的同角色人员或督查人员",
+                "a person of that desk or department in the same role, or a supervisor,",
+            )
+        )
+        raise ApprovalRefused(
+            Reason(
+                f"{ROLE_ZH[role.value]}的账号、令牌或密码须由{who[0]}输入其用户名和密码授权",
+                f"a credential for this role needs {who[1]} to approve with their username and password",
+            )
+        )
+    if requester and approver == requester:
+        raise ApprovalRefused(Reason("不能为自己授权", "the approver must be a second person"))
+    try:
+        person = authenticate(hub, approver, password)
+    except LoginRefused:
+        raise ApprovalRefused(
+            Reason("授权人用户名或密码错误", "the approver's username or password is wrong")
+        ) from None
+    same_place = role in CASE_ROLES and person.role is role and (person.desk, person.department) == (desk, department)
+    if not (same_place or person.role is Role.supervisor):
+        raise ApprovalRefused(
+            Reason(
+                f"{person.username} 无权为该窗口或部门授权",
+                "the approver has no authority over this desk or department",
+            )
+        )
     return person

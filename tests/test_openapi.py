@@ -1,5 +1,6 @@
 """schemathesis against /openapi.json: generated requests to every API operation, authenticated
-as a teller, an officer and ops, never get a server error (5xx)."""
+as a teller, an officer and ops, never get a server error (5xx), and every answer is one the
+schema declares: its status, its content type and its body (schemathesis's conformance checks)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from hub.context import Hub
 from hub.home import write_home
@@ -19,6 +26,7 @@ from hub.tokens import create_token
 from hub.web.app import create_app
 
 ALL_SCOPES = ["applications:read", "applications:write", "reports:read", "ops"]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +68,7 @@ def test_no_server_errors(api):
                 response = case.call(headers={"authorization": token})
                 seen.add(response.status_code)
                 assert response.status_code < 500, (who, case.method, case.formatted_path, response.text[:500])
+                case.validate_response(response, checks=CHECKS)  # the schema says what the API answers
 
         calls()
     assert {200, 404, 422} <= seen  # it reached real handlers, not only the auth layer

@@ -380,9 +380,13 @@ def test_review_findings_stay_fixed(web: TestClient, tokens, apps, hub: Hub):
     for role in ("system", "officer", "supervisor"):
         body = {"name": "x", "role": role, "scopes": ["applications:read"]}
         assert web.post("/api/v1/ops/tokens", json=body, headers=tokens["ops"]).status_code == 403, role
+    # … nor a desk's token on its own: a person of that desk approves it (test_websec.py)
     desk_token = {"name": "bank", "role": "teller", "desk": "bank-xiahong", "scopes": ["applications:write"]}
-    assert web.post("/api/v1/ops/tokens", json=desk_token, headers=tokens["ops"]).status_code == 201
-    assert audit.entries(hub)[0].data["role"] == "teller"
+    assert web.post("/api/v1/ops/tokens", json=desk_token, headers=tokens["ops"]).status_code == 403
+    add_user(hub, "wangfang", PASSWORD, display_name="王芳", role=Role.teller, desk="bank-xiahong")
+    approved = desk_token | {"approver": "wangfang", "approver_password": PASSWORD}
+    assert web.post("/api/v1/ops/tokens", json=approved, headers=tokens["ops"]).status_code == 201
+    assert audit.entries(hub)[0].data | {"role": "teller", "approved_by": "wangfang"} == audit.entries(hub)[0].data
     # values the core's models refuse are 422 naming the field
     r = web.post(
         "/api/v1/applications",

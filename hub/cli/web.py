@@ -13,10 +13,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hub import audit
+from hub.applications import Actor
 from hub.cli.common import console, fail, open_hub
+from hub.context import Hub
 from hub.lifecycle import Role
 from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
-from hub.users import ROLE_ZH, add_user, list_users, reset_password, set_disabled
+from hub.users import ROLE_ZH, Person, add_user, approve, list_users, needs_approval, reset_password, set_disabled
+from hub.web import timeouts
 
 users_app = typer.Typer(help="People who log in to the web UI: add, disable, reset passwords.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for systems: create (shown once), list, revoke.", no_args_is_help=True)
@@ -42,6 +46,43 @@ def _password(path: Path | None, generate: bool) -> tuple[str, bool]:
     return first, False
 
 
+Approver = Annotated[
+    str | None,
+    typer.Option(
+        "--approver",
+        help="双人授权: for teller, enclave_clerk, clerk and officer a second person of that desk or"
+        " department (same role) or a supervisor, for supervisor and system a supervisor, approves with"
+        " their username and password",
+    ),
+]
+ApproverPasswordFile = Annotated[
+    Path | None,
+    typer.Option("--approver-password-file", help="The approver's password from this file (else asked, not echoed)"),
+]
+
+
+def _approval(
+    hub: Hub, role: Role, desk: str | None, department: str | None, approver: str | None, path: Path | None
+) -> Person | None:
+    """The approver of a credential for a case role, who types their own password (never on the
+    command line). Ops at the host cannot give itself a desk's powers (docs/web.md)."""
+    if not needs_approval(hub, role):
+        return None
+    password = None
+    if approver:
+        if path is not None:
+            password = path.read_text(encoding="utf-8").strip()
+        elif env := os.environ.get("HUB_APPROVER_PASSWORD"):
+            password = env
+        elif sys.stdin.isatty():
+            password = getpass.getpass(f"授权人 {approver} 的密码 approver's password: ")
+    return approve(hub, role, desk, department, approver, password, requester=None)
+
+
+def _cli_actor() -> Actor:
+    return Actor(name=f"cli:{getpass.getuser()}"[:100], role=Role.system)
+
+
 @users_app.command("add")
 def users_add(
     ctx: typer.Context,
@@ -52,10 +93,24 @@ def users_add(
     department: Annotated[str | None, typer.Option("--department", help="For officer")] = None,
     password_file: PasswordFile = None,
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once")] = False,
+    approver: Approver = None,
+    approver_password_file: ApproverPasswordFile = None,
 ) -> None:
-    """Add a user bound to a desk (teller, enclave clerk) or a department (officer)."""
+    """Add a user bound to a desk (teller, enclave clerk) or a department (officer); those need
+    --approver."""
+    hub = open_hub(ctx)
+    approved = _approval(hub, role, desk, department, approver, approver_password_file)
     password, generated = _password(password_file, generate)
-    p = add_user(open_hub(ctx), username, password, display_name=name, role=role, desk=desk, department=department)
+    p = add_user(hub, username, password, display_name=name, role=role, desk=desk, department=department)
+    audit.record(
+        hub,
+        _cli_actor(),
+        "user_add",
+        target=p.username,
+        role=p.role.value,
+        place=p.desk or p.department,
+        approved_by=approved.username if approved else None,
+    )
     typer.echo(
         f"added {p.username} ({p.role.value}{' @ ' + (p.desk or p.department) if p.desk or p.department else ''})"
     )
@@ -78,10 +133,23 @@ def users_reset(
     username: str,
     password_file: PasswordFile = None,
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once")] = False,
+    approver: Approver = None,
+    approver_password_file: ApproverPasswordFile = None,
 ) -> None:
-    """Set a new password; the user's sessions end and a lockout is lifted."""
+    """Set a new password; the user's sessions end and a lockout is lifted. For a desk or
+    department user (who could otherwise be taken over) it needs --approver."""
+    hub = open_hub(ctx)
+    user = next((u for u in list_users(hub) if u.username == username), None)
+    if user is None:
+        fail(f"no such user {username}")
+    approved = _approval(hub, user.role, user.desk, user.department, approver, approver_password_file)
+    if approved is not None and approved.username == username:
+        fail("the approver must be a second person, not the user whose password is reset")
     password, generated = _password(password_file, generate)
-    p = reset_password(open_hub(ctx), username, password)
+    p = reset_password(hub, username, password)
+    audit.record(
+        hub, _cli_actor(), "password_reset", target=p.username, approved_by=approved.username if approved else None
+    )
     typer.echo(f"password reset for {p.username}")
     if generated:
         typer.echo(f"new password (shown once): {password}")
@@ -110,10 +178,15 @@ def tokens_create(
     desk: Annotated[str | None, typer.Option("--desk")] = None,
     department: Annotated[str | None, typer.Option("--department")] = None,
     days: Annotated[int | None, typer.Option("--days", help="Expires after this many days")] = None,
+    approver: Approver = None,
+    approver_password_file: ApproverPasswordFile = None,
 ) -> None:
-    """Create a token; the secret is printed once and only its hash is kept."""
+    """Create a token; the secret is printed once and only its hash is kept. A desk or
+    department token needs --approver."""
+    hub = open_hub(ctx)
+    approved = _approval(hub, role, desk, department, approver, approver_password_file)
     secret, info = create_token(
-        open_hub(ctx),
+        hub,
         name,
         role=role,
         scopes=scope,
@@ -121,6 +194,16 @@ def tokens_create(
         department=department,
         created_by=f"cli:{getpass.getuser()}",
         days=days,
+    )
+    audit.record(
+        hub,
+        _cli_actor(),
+        "token_create",
+        target=str(info.id),
+        role=info.role.value,
+        place=info.desk or info.department,
+        scopes=list(info.scopes),
+        approved_by=approved.username if approved else None,
     )
     typer.echo(f"token {info.id} ({info.prefix}…) created; store it now, it is not shown again:")
     typer.echo(secret)
@@ -162,11 +245,25 @@ def serve(
             help="Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For/-Proto are believed",
         ),
     ] = None,
+    header_timeout: Annotated[
+        float, typer.Option("--header-timeout", help="Seconds a client has to send a request's headers", min=0.1)
+    ] = timeouts.HEADER_TIMEOUT,
+    body_timeout: Annotated[
+        float, typer.Option("--body-timeout", help="Seconds a client has to send a request body in all", min=0.1)
+    ] = timeouts.BODY_TIMEOUT,
+    body_idle_timeout: Annotated[
+        float, typer.Option("--body-idle-timeout", help="Seconds a request body may pause", min=0.1)
+    ] = timeouts.BODY_IDLE_TIMEOUT,
+    limit_concurrency: Annotated[
+        int, typer.Option("--limit-concurrency", help="Connections per worker process; beyond them: 503", min=1)
+    ] = timeouts.LIMIT_CONCURRENCY,
+    http: Annotated[str, typer.Option("--http", help="HTTP parser: auto, httptools or h11", hidden=True)] = "auto",
 ) -> None:
     """Serve the web UI and the REST API (/api/v1, schema at /openapi.json)."""
     import uvicorn
 
     from hub.logs import uvicorn_log_config
+    from hub.web import server
 
     level, log_format = ctx.meta.get("hub.logging", (logging.WARNING, "text"))
     hub = open_hub(ctx)
@@ -174,6 +271,14 @@ def serve(
         fail("more than one worker needs PostgreSQL (SQLite has one writer)")
     hub.close()
     os.environ["HUB_HOME"] = str(hub.settings.home)
+    # read by the protocol and the middleware in every worker process (hub.web.server)
+    os.environ["HUB_HEADER_TIMEOUT"] = str(header_timeout)
+    os.environ["HUB_BODY_TIMEOUT"] = str(body_timeout)
+    os.environ["HUB_BODY_IDLE_TIMEOUT"] = str(body_idle_timeout)
+    try:
+        protocol = server.protocol(http)
+    except ValueError as exc:
+        fail(str(exc))
     typer.echo(f"通办枢纽 serving on http://{host}:{port}/  (API: /api/v1, schema: /openapi.json)")
     uvicorn.run(
         "hub.web.asgi:app",
@@ -188,4 +293,8 @@ def serve(
         proxy_headers=bool(forwarded_allow_ips),
         forwarded_allow_ips=forwarded_allow_ips or "",
         server_header=False,
+        # slowloris: headers within --header-timeout (the protocol class), bodies within
+        # --body-timeout (a middleware), at most --limit-concurrency connections, then 503
+        http=protocol,
+        limit_concurrency=limit_concurrency,
     )

@@ -22,6 +22,7 @@ from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
 from hub.storage.tables import AttachedMaterial
 from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
+from hub.users import Person, approve
 from hub.views import application_detail, application_summary, inbox, receipt
 from hub.web import intake
 from hub.web.deps import client_of, get_hub, need
@@ -285,7 +286,21 @@ async def attach(number: str, request: Request, hub: HubDep, principal: Writer) 
     return application_summary(hub, app)
 
 
-@router.get("/applications/{number}/materials/{material_id}", response_class=Response)
+# what the store accepts by default (`allowed_media_types`) and TIFF scans: a material is served as
+# the type sniffed when it was uploaded
+MATERIAL_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/tiff", "application/ofd")
+
+
+@router.get(
+    "/applications/{number}/materials/{material_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the file as it was uploaded",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in MATERIAL_TYPES},
+        }
+    },
+)
 def download(number: str, material_id: DbId, request: Request, hub: HubDep, principal: Reader) -> Response:
     app = svc.read(hub, number, principal.actor)
     if principal.role in (Role.ops, Role.supervisor):
@@ -359,11 +374,47 @@ def check_connection(name: str, request: Request, hub: HubDep, principal: Ops) -
     return ops.run_check(hub, name, principal.actor)
 
 
-@router.get("/ops/outbox")
+class OutboxItem(BaseModel):
+    id: int
+    application: str
+    item: str
+    connection: str
+    state: str
+    attempts: int
+    next_attempt_at: str
+    remote_id: str | None
+    remote_status: str | None
+    last_error: str | None
+
+
+class OutboxPage(BaseModel):
+    """One page of the outbox; ask again with `offset=next_offset` until it is null."""
+
+    items: list[OutboxItem]
+    total: int = Field(description="rows matching the filter, on every page")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last")
+
+
+@router.get("/ops/outbox", response_model=OutboxPage)
 def outbox_rows(
-    hub: HubDep, principal: Ops, state: Literal["pending", "delivered", "dead", "cancelled"] | None = None
-) -> list[dict[str, Any]]:
-    return ops.outbox_list(hub, state)
+    hub: HubDep,
+    principal: Ops,
+    state: Literal["pending", "delivered", "dead", "cancelled"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> dict[str, Any]:
+    """Outbox rows, dead letters first then newest first, a page at a time with the total."""
+    items, total = ops.outbox_page(hub, state, limit=limit, offset=offset)
+    more = offset + len(items) < total
+    return {
+        "items": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + len(items) if more and items else None,
+    }
 
 
 @router.post("/ops/outbox/{row_id}/retry")
@@ -389,6 +440,10 @@ class TokenIn(BaseModel):
     desk: str | None = Field(default=None, max_length=64)
     department: str | None = Field(default=None, max_length=64)
     days: int | None = Field(default=None, ge=1, le=3650)
+    # 双人授权: a desk token needs a person of that desk (same role) or a supervisor to approve
+    # it with their own username and password, typed in at the ops person's screen
+    approver: str | None = Field(default=None, max_length=64)
+    approver_password: str | None = Field(default=None, max_length=256, json_schema_extra={"format": "password"})
 
 
 @router.get("/ops/tokens")
@@ -410,7 +465,9 @@ def tokens(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
 
 @router.post("/ops/tokens", status_code=201)
 def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
-    """A token for a system. The secret is in this response only; the hub keeps its hash."""
+    """A token for a desk's system. The secret is in this response only; the hub keeps its hash.
+    A desk token needs `approver` and `approver_password`: a person of that desk in the same role,
+    or a supervisor (双人授权; ops alone cannot give itself a desk's powers)."""
     _csrf(request, principal)
     if body.role is Role.system or (
         principal.role is Role.ops
@@ -422,6 +479,7 @@ def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> d
         raise HTTPException(
             403, "只能通过命令行创建该角色的令牌 (this role's tokens are created with `hub tokens create`)"
         )
+    approver = _approval(hub, body, principal)
     secret, info = create_token(
         hub,
         body.name,
@@ -441,8 +499,22 @@ def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> d
         role=info.role.value,
         place=info.desk or info.department,
         scopes=list(info.scopes),
+        approved_by=approver.username if approver else None,
     )
     return {"id": info.id, "token": secret, "prefix": info.prefix}
+
+
+def _approval(hub: Hub, body: TokenIn, principal: Principal) -> Person | None:
+    """The approver of a desk token (or ApprovalRefused, before anything is written)."""
+    return approve(
+        hub,
+        body.role,
+        body.desk,
+        body.department,
+        body.approver,
+        body.approver_password,
+        requester=principal.username,
+    )
 
 
 @router.delete("/ops/tokens/{token_id}")

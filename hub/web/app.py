@@ -30,11 +30,12 @@ from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
-from hub.users import LoginRefused
-from hub.web import api, pages
+from hub.users import ApprovalRefused, LoginRefused
+from hub.web import api, openapi, pages
 from hub.web.deps import optional_principal
 from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
+from hub.web.server import BodyTimeout
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -97,7 +98,7 @@ class _TooLarge(Exception):
 
 
 async def _too_large(scope, send, limit: int) -> None:
-    body = f'{{"detail":"上传内容超过 {limit // (1024 * 1024)} MB 上限 (request body too large)"}}'.encode()
+    body = f'{{"detail":"上传内容超过 {limit // (1024 * 1024)} MB 上限 (request body too large)","errors":[]}}'.encode()
     await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 
@@ -115,6 +116,12 @@ SECURITY_HEADERS = [
 ]
 
 
+# Pages and API answers carry full ID numbers, materials, status keys and CSRF tokens: no browser,
+# proxy or shared-terminal cache may keep them. Only the hub's own assets may be cached.
+NO_STORE = (b"cache-control", b"no-store")
+CACHEABLE_PREFIX = "/static/"
+
+
 class SecurityHeaders:
     def __init__(self, app):
         self.app = app
@@ -122,10 +129,15 @@ class SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        cacheable = scope["path"].startswith(CACHEABLE_PREFIX)
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = [*message.get("headers", []), *SECURITY_HEADERS]
+                if not cacheable:
+                    # replace whatever a route set: a material download must not be kept either
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"] + [NO_STORE]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -247,8 +259,9 @@ def create_app(hub: Hub) -> FastAPI:
         redoc_url=None,
     )
     app.state.hub = hub
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]  # the real error answers
     app.state.secret = load_secret(hub)
-    app.state.login_throttle = Throttle()
+    app.state.login_throttle = Throttle(os.environ.get("HUB_REDIS_URL") or hub.settings.redis_url)
     add_operability(app, hub)
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -270,7 +283,8 @@ def create_app(hub: Hub) -> FastAPI:
         status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
         if isinstance(exc, LoginRefused) and exc.locked:
             status = 429
-        errors = [e.as_dict() for e in exc.errors] if isinstance(exc, InvalidInput) else []
+        named = isinstance(exc, (InvalidInput, ApprovalRefused))  # they name their fields
+        errors = [e.as_dict() for e in exc.errors] if named else []
         if wants_html(request):
             return render_error(request, status, str(exc), errors)
         return JSONResponse({"detail": str(exc), "errors": errors}, status_code=status)
@@ -299,9 +313,10 @@ def create_app(hub: Hub) -> FastAPI:
             return RedirectResponse(f"/login?next={request.url.path}&expired=1", status_code=303)
         if wants_html(request):
             return render_error(request, exc.status_code, str(exc.detail), [])
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail, "errors": []}, status_code=exc.status_code, headers=exc.headers)
 
     limit = hub.settings.max_material_bytes * 10 + (1 << 20)  # ten files of the largest size, and the form
+    app.add_middleware(BodyTimeout)  # type: ignore[arg-type]  # slow bodies: 408 (hub.web.server)
     app.add_middleware(BodyLimit, max_bytes=limit)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     app.add_middleware(Observe, metrics=app.state.request_metrics)  # type: ignore[arg-type]

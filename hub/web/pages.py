@@ -22,7 +22,7 @@ from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
 from hub.lifecycle import ACTIONS, FRONT, Role
-from hub.ops import connection_rows, job_rows, outbox_list, plugin_rows, retry_dead, run_check
+from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_dead, run_check
 from hub.users import LoginRefused, authenticate
 from hub.views import application_detail, application_summary, inbox, receipt
 from hub.web import intake
@@ -50,6 +50,7 @@ Officer = Annotated[Principal, Depends(need("applications:write", Role.officer))
 Supervisor = Annotated[Principal, Depends(need("reports:read", Role.supervisor))]
 OpsUser = Annotated[Principal, Depends(need("ops", Role.ops))]
 LOGIN_CSRF = "tbh_login"
+UNKNOWN_USER = "(unknown user)"  # the audit log's actor for a failed login naming no account
 HOME = {Role.officer: "/inbox", Role.supervisor: "/dashboard", Role.ops: "/ops"}
 
 
@@ -103,7 +104,10 @@ async def login(request: Request, hub: HubDep) -> Response:
         person = await run_in_threadpool(authenticate, hub, username, password)
     except LoginRefused as exc:
         throttle.hit(client)
-        audit.record(hub, svc.Actor(name=username[:100] or "-", role=Role.system), "login_failed", client=client)
+        # the typed name only when it is an account's: otherwise it may be a password typed
+        # into the wrong box, and the audit log must never hold one
+        name = username[:100] if exc.known and username else UNKNOWN_USER
+        audit.record(hub, svc.Actor(name=name, role=Role.system), "login_failed", client=client)
         return render(
             request,
             "login.html",
@@ -498,14 +502,24 @@ async def follow_up_close(rating_id: int, request: Request, hub: HubDep, princip
 # ---------------------------------------------------------------- ops
 
 
+OPS_PAGE_ROWS = 100
+
+
 @router.get("/ops")
-def ops_page(request: Request, hub: HubDep, principal: OpsUser, outbox: str = "dead") -> Response:
+def ops_page(
+    request: Request, hub: HubDep, principal: OpsUser, outbox: str = "dead", outbox_offset: int = 0
+) -> Response:
     state = outbox if outbox in ("pending", "delivered", "dead", "cancelled") else "dead"
+    offset = min(max(outbox_offset, 0), 2**31 - 1)
+    rows, total = outbox_page(hub, state, limit=OPS_PAGE_ROWS, offset=offset)
     return render(
         request,
         "ops.html",
         connections=connection_rows(hub),
-        outbox=outbox_list(hub, state),
+        outbox=rows,
+        outbox_total=total,
+        outbox_offset=offset,
+        outbox_page_rows=OPS_PAGE_ROWS,
         outbox_state=state,
         plugins=plugin_rows(hub.plugins),
         jobs=job_rows(hub, limit=50),

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
-import time
-from collections import defaultdict, deque
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from threading import Lock
 
 from fastapi import HTTPException
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -26,7 +27,9 @@ from hub.storage.tables import User, WebSession
 from hub.tokens import resolve_token
 from hub.users import Person
 
+log = logging.getLogger(__name__)
 SESSION_COOKIE = "tbh_session"
+THROTTLE_PREFIX = "tbh-login"  # Redis keys of the login throttle (the database may be shared)
 SESSION_IDLE = timedelta(minutes=30)
 SESSION_MAX = timedelta(hours=10)  # a working day, then log in again
 CSRF_FIELD = "csrf_token"
@@ -142,33 +145,33 @@ def check_csrf(principal: Principal, given: str | None) -> None:
         raise HTTPException(403, "CSRF 校验失败，请刷新页面后重试 (CSRF token missing or wrong)")
 
 
-@dataclass
 class Throttle:
-    """At most `limit` events per key in `window` seconds (failed logins per client address).
-    In-process: with several API processes each counts its own; the account lockout in the
-    database is the shared limit."""
+    """At most `limit` events per key in `window` seconds (failed logins per client address), a
+    moving window kept by the `limits` library. With `redis_url` (HUB_REDIS_URL or `redis_url` in
+    hub.yaml) every API process counts in the same Redis, so three replicas behind a proxy allow
+    `limit` in all, not three times it; without, each process counts its own (the embedded
+    default, one process). Should Redis be unreachable the process falls back to its own count
+    rather than refuse every login; the per-account lockout in the database still holds."""
 
-    limit: int = 20
-    window: float = 600.0
-    _events: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
-    _lock: Lock = field(default_factory=Lock)
+    def __init__(self, redis_url: str | None = None, *, limit: int = 20, window: int = 600) -> None:
+        self.item = RateLimitItemPerSecond(limit, window)  # `limit` per `window` seconds
+        self.shared = bool(redis_url)
+        store = storage_from_string(redis_url, key_prefix=THROTTLE_PREFIX) if redis_url else MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(store)
+        self._fallback = MovingWindowRateLimiter(MemoryStorage())
 
-    def _trim(self, key: str, now: float) -> deque[float]:
-        q = self._events[key]
-        while q and now - q[0] > self.window:
-            q.popleft()
-        return q
+    def _call(self, name: str, key: str) -> bool:
+        try:
+            return getattr(self._limiter, name)(self.item, key)
+        except Exception as exc:  # Redis down or refusing: never lock everyone out for it
+            log.warning("login throttle storage unavailable, counting in this process: %s", type(exc).__name__)
+            return getattr(self._fallback, name)(self.item, key)
 
     def blocked(self, key: str) -> bool:
-        with self._lock:
-            return len(self._trim(key, time.monotonic())) >= self.limit
+        return not self._call("test", key)
 
     def hit(self, key: str) -> None:
-        with self._lock:
-            self._trim(key, time.monotonic()).append(time.monotonic())
-            if len(self._events) > 10_000:  # forget the quiet ones rather than grow without bound
-                for k in [k for k, q in self._events.items() if not q][:5000]:
-                    del self._events[k]
+        self._call("hit", key)
 
 
 def status_key(secret: bytes, number: str) -> str:
