@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import platform
 import random
+import secrets
 import signal
 import socket
 import statistics
@@ -438,21 +439,30 @@ def make_hub(folder: Path, db_url: str) -> tuple[Path, dict[str, str], str]:
     (home / "hub.db").unlink(missing_ok=True)  # the runs use PostgreSQL
     env = hub_env(home, db_url)
     subprocess.run([str(BIN / "hub"), "db", "upgrade"], env=env, check=True, capture_output=True)
-    made = subprocess.run(
+    # a desk token needs a second person's approval (双人授权): the hub's first supervisor gives it
+    password = folder / "supervisor.pw"
+    password.write_text(secrets.token_urlsafe(16))
+    hub = [str(BIN / "hub"), "--home", str(home)]
+    subprocess.run(
         [
-            str(BIN / "hub"),
-            "--home",
-            str(home),
-            "tokens",
-            "create",
-            "bench",
+            *hub,
+            "users",
+            "add",
+            "bench-boss",
+            "--name",
+            "压测主管",
             "--role",
-            "teller",
-            "--desk",
-            DESK,
-            *SCOPES,
+            "supervisor",
+            "--password-file",
+            str(password),
         ],
         env=env,
+        check=True,
+        capture_output=True,
+    )
+    made = subprocess.run(
+        [*hub, "tokens", "create", "bench", "--role", "teller", "--desk", DESK, *SCOPES, "--approver", "bench-boss"],
+        env={**env, "HUB_APPROVER_PASSWORD": password.read_text()},
         check=True,
         capture_output=True,
         text=True,

@@ -139,6 +139,8 @@ def environment(lay: Layout, state: dict[str, Any]) -> dict[str, str]:
             "HUB_DATABASE_URL": _pg_url(state["hub_db"]),
             "HUB_SANDBOX_TOKEN": sec["sandbox_token"],
             "HUB_SECRET_KEY": sec["hub_secret_key"],
+            # failed logins counted once for every API process (the broker's db is PRODLIKE_REDIS's)
+            "HUB_REDIS_URL": os.environ.get("PRODLIKE_HUB_REDIS", "redis://127.0.0.1:6379/8"),
             "HUB_LOG_LEVEL": "WARNING",
             "AIRFLOW_HOME": str(lay.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
