@@ -1,0 +1,247 @@
+"""`rest` connector: a department system with a JSON HTTP API (e.g. 医保经办系统).
+
+Bearer token or HMAC-signed requests, TLS verified (plain http only to loopback, for the
+sandbox), connect/read timeouts, retries on 429 and 5xx honouring Retry-After, pagination when
+polling. The API it speaks is documented in docs/connectors.md (the sandbox serves the same)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from hub.connectors import (
+    BATCH_ID,
+    Batch,
+    CheckResult,
+    Connector,
+    DeliveryError,
+    Document,
+    PartMessage,
+    Receipt,
+    Update,
+)
+from plugins.rest.signing import sign
+from plugins.rest.spec import BearerAuth, RestSpec
+
+log = logging.getLogger(__name__)
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class RestConnector(Connector):
+    type = "rest"
+    Spec = RestSpec
+    description = "JSON over HTTPS: bearer or HMAC auth, retries with Retry-After, paginated polls"
+
+    def __init__(self, name: str, spec: RestSpec):
+        super().__init__(name, spec)
+        self.spec: RestSpec = spec
+        self._root = str(spec.base_url).rstrip("/")
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(spec.timeout_seconds, connect=spec.connect_timeout_seconds),
+            verify=str(spec.ca_file) if spec.ca_file else True,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        auth = self.spec.auth
+        if isinstance(auth, BearerAuth):
+            return {"Authorization": f"Bearer {auth.bearer.get_secret_value()}"}
+        ts = str(int(time.time()))
+        path = urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
+        return {
+            "X-Hub-Key": auth.key_id,
+            "X-Hub-Timestamp": ts,
+            "X-Hub-Signature": sign(auth.secret.get_secret_value(), method, path, ts, body),
+        }
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        request = self._client.build_request(
+            method, self._root + path, json=json, params=params, headers=headers, content=content
+        )
+        request.headers.update(self._headers(method, str(request.url), request.content))
+        for attempt in range(self.spec.retries + 1):
+            try:
+                response = self._client.send(request)
+            except httpx.TimeoutException as exc:
+                error = DeliveryError(f"{self.name}: 超时 timeout ({type(exc).__name__})", retryable=True)
+            except httpx.TransportError as exc:
+                error = DeliveryError(f"{self.name}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
+            else:
+                if response.status_code < 400:
+                    return response
+                retryable = response.status_code in RETRY_STATUSES
+                error = DeliveryError(
+                    f"{self.name}: HTTP {response.status_code} {_detail(response)}", retryable=retryable
+                )
+                if not retryable:
+                    raise error
+                if attempt < self.spec.retries:
+                    time.sleep(min(_retry_after(response, attempt), self.spec.max_retry_after_seconds))
+                    continue
+            if attempt < self.spec.retries:
+                time.sleep(min(0.2 * 2**attempt, self.spec.max_retry_after_seconds))
+        raise error
+
+    # ------------------------------------------------------------------ verbs
+
+    def check(self) -> CheckResult:
+        try:
+            self._call("GET", "/health")
+        except DeliveryError as exc:
+            return CheckResult(ok=False, message=str(exc))
+        return CheckResult(ok=True, message="health OK")
+
+    def submit(self, part: PartMessage) -> Receipt:
+        body = part.model_dump(mode="json")
+        body["form"] = {self.spec.field_map.get(k, k): v for k, v in part.form.items()}
+        data = self._call("POST", "/parts", json=body, headers={"Idempotency-Key": part.part_id}).json()
+        try:
+            return Receipt(part_id=part.part_id, remote_id=str(data["id"]))
+        except (KeyError, TypeError):
+            raise DeliveryError(f"{self.name}: 回执缺少 id (receipt without id)", retryable=False) from None
+
+    def poll(self, receipts: list[Receipt]) -> list[Update]:
+        by_remote = {r.remote_id: r for r in receipts}
+        updates: list[Update] = []
+        ids = list(by_remote)
+        for start in range(0, len(ids), self.spec.page_size):
+            chunk = ids[start : start + self.spec.page_size]
+            page: int | None = 1
+            while page:
+                data = self._call(
+                    "GET", "/parts", params={"ids": ",".join(chunk), "page": page, "page_size": self.spec.page_size}
+                ).json()
+                for item in data.get("items", []):
+                    receipt = by_remote.get(str(item.get("id")))
+                    if receipt is None:
+                        continue
+                    docs = [
+                        Document(
+                            name=d["name"],
+                            media_type=d.get("media_type", "application/pdf"),
+                            content=self._call("GET", f"/documents/{d['id']}").content,
+                        )
+                        for d in item.get("documents", [])
+                    ]
+                    updates.append(
+                        Update(
+                            part_id=receipt.part_id,
+                            remote_id=receipt.remote_id,
+                            status=item["status"],
+                            reason=item.get("reason"),
+                            documents=docs,
+                        )
+                    )
+                page = data.get("next_page")
+        return updates
+
+    # ------------------------------------------------------------------ intake source
+
+    def list_batches(self) -> list[Batch]:
+        """`GET {intake_path}`: `{"items": [{"id", "complete", "files": [{"name", "size"}]}]}`;
+        only complete batches (the source's `.ok`) are offered."""
+        data = self._json(self._call("GET", self.spec.intake_path))
+        found = []
+        for item in data.get("items", []) if isinstance(data, dict) else []:
+            if not isinstance(item, dict) or not item.get("complete"):
+                continue
+            if not BATCH_ID.fullmatch(str(item.get("id", ""))):
+                log.warning("%s: batch id %r is not a safe name; left on the source", self.name, item.get("id"))
+                continue
+            found.append(Batch(id=str(item["id"]), name=str(item["id"])))
+        return found
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise DeliveryError(f"{self.name}: 应答不是JSON (answer is not JSON)", retryable=False) from None
+
+    def fetch(self, batch: Batch, into: Path) -> None:
+        """Each file of `GET {intake_path}/{id}` from `…/{id}/files/{name}`, streamed to disk."""
+        base = f"{self.spec.intake_path}/{quote(batch.id)}"
+        data = self._json(self._call("GET", base))
+        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(files, list) or not all(isinstance(f, dict) and "name" in f for f in files):
+            raise DeliveryError(f"{self.name}: 批次 {batch.id} 的文件列表无效 (no valid file list)", retryable=False)
+        for f in files:
+            name = str(f["name"])
+            target = (into / name).resolve()
+            if not target.is_relative_to(into.resolve()) or name.startswith("/"):
+                raise DeliveryError(
+                    f"{self.name}: 不安全的文件名 unsafe file name in batch {batch.id}", retryable=False
+                )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._download(f"{base}/files/{quote(name)}", target)
+
+    def _download(self, path: str, target: Path) -> None:
+        url = self._root + path
+        partial = target.with_name(f".{target.name}.part")
+        for attempt in range(self.spec.retries + 1):
+            try:
+                with self._client.stream("GET", url, headers=self._headers("GET", url, b"")) as response:
+                    if response.status_code != 200:  # a redirect's body is not the file either
+                        retryable = response.status_code in RETRY_STATUSES
+                        response.read()
+                        error = DeliveryError(
+                            f"{self.name}: HTTP {response.status_code} {_detail(response)}", retryable=retryable
+                        )
+                        if not retryable:
+                            raise error
+                    else:
+                        with partial.open("wb") as out:
+                            for chunk in response.iter_bytes(1 << 16):
+                                out.write(chunk)
+                        partial.replace(target)
+                        return
+            except httpx.TransportError as exc:
+                error = DeliveryError(f"{self.name}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
+            if attempt < self.spec.retries:
+                time.sleep(min(0.2 * 2**attempt, self.spec.max_retry_after_seconds))
+        partial.unlink(missing_ok=True)
+        raise error
+
+    def ack(self, batch: Batch, report: Path | None = None) -> None:
+        body = report.read_bytes() if report is not None else b""
+        self._call("POST", f"{self.spec.intake_path}/{quote(batch.id)}/ack", content=body, headers=_NDJSON)
+
+    def reject(self, batch: Batch, report: Path) -> None:
+        body = report.read_bytes()
+        self._call("POST", f"{self.spec.intake_path}/{quote(batch.id)}/reject", content=body, headers=_NDJSON)
+
+
+_NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", ""))[:200]
+    except ValueError:
+        return response.text[:200]
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return 0.2 * 2**attempt
