@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import tenacity
 
 from hub.connectors import (
     BATCH_ID,
@@ -25,11 +26,11 @@ from hub.connectors import (
     Receipt,
     Update,
 )
+from plugins.rest import retry
 from plugins.rest.signing import sign
 from plugins.rest.spec import BearerAuth, RestSpec
 
 log = logging.getLogger(__name__)
-RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 class RestConnector(Connector):
@@ -78,28 +79,34 @@ class RestConnector(Connector):
             method, self._root + path, json=json, params=params, headers=headers, content=content
         )
         request.headers.update(self._headers(method, str(request.url), request.content))
-        for attempt in range(self.spec.retries + 1):
-            try:
-                response = self._client.send(request)
-            except httpx.TimeoutException as exc:
-                error = DeliveryError(f"{self.name}: 超时 timeout ({type(exc).__name__})", retryable=True)
-            except httpx.TransportError as exc:
-                error = DeliveryError(f"{self.name}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
-            else:
-                if response.status_code < 400:
-                    return response
-                retryable = response.status_code in RETRY_STATUSES
-                error = DeliveryError(
-                    f"{self.name}: HTTP {response.status_code} {_detail(response)}", retryable=retryable
-                )
-                if not retryable:
-                    raise error
-                if attempt < self.spec.retries:
-                    time.sleep(min(_retry_after(response, attempt), self.spec.max_retry_after_seconds))
-                    continue
-            if attempt < self.spec.retries:
-                time.sleep(min(0.2 * 2**attempt, self.spec.max_retry_after_seconds))
-        raise error
+        return self._retrying()(self._send, request)
+
+    def _retrying(self) -> tenacity.Retrying:
+        # one per call: a Retrying keeps the state of the call it runs
+        return retry.policy(self.spec.retries, self.spec.max_retry_after_seconds)
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        """One attempt: the answer when it is not an error, else a DeliveryError saying whether
+        trying again can help."""
+        try:
+            response = self._client.send(request)
+        except httpx.TimeoutException as exc:
+            raise DeliveryError(f"{self.name}: 超时 timeout ({type(exc).__name__})", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise self._connection_failed(exc) from None
+        if response.status_code >= 400:
+            raise self._http_error(response)
+        return response
+
+    def _http_error(self, response: httpx.Response) -> retry.HttpError:
+        return retry.HttpError(
+            f"{self.name}: HTTP {response.status_code} {_detail(response)}",
+            status=response.status_code,
+            retry_after=retry.retry_after(response),
+        )
+
+    def _connection_failed(self, exc: httpx.TransportError) -> DeliveryError:
+        return DeliveryError(f"{self.name}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
 
     # ------------------------------------------------------------------ verbs
 
@@ -194,31 +201,28 @@ class RestConnector(Connector):
             self._download(f"{base}/files/{quote(name)}", target)
 
     def _download(self, path: str, target: Path) -> None:
+        """Stream one file to `.NAME.part`, renamed into place once complete; retried like every
+        call, and nothing left behind when it fails."""
         url = self._root + path
         partial = target.with_name(f".{target.name}.part")
-        for attempt in range(self.spec.retries + 1):
-            try:
-                with self._client.stream("GET", url, headers=self._headers("GET", url, b"")) as response:
-                    if response.status_code != 200:  # a redirect's body is not the file either
-                        retryable = response.status_code in RETRY_STATUSES
-                        response.read()
-                        error = DeliveryError(
-                            f"{self.name}: HTTP {response.status_code} {_detail(response)}", retryable=retryable
-                        )
-                        if not retryable:
-                            raise error
-                    else:
-                        with partial.open("wb") as out:
-                            for chunk in response.iter_bytes(1 << 16):
-                                out.write(chunk)
-                        partial.replace(target)
-                        return
-            except httpx.TransportError as exc:
-                error = DeliveryError(f"{self.name}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
-            if attempt < self.spec.retries:
-                time.sleep(min(0.2 * 2**attempt, self.spec.max_retry_after_seconds))
-        partial.unlink(missing_ok=True)
-        raise error
+        try:
+            self._retrying()(self._download_once, url, partial)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+
+    def _download_once(self, url: str, partial: Path) -> None:
+        try:
+            with self._client.stream("GET", url, headers=self._headers("GET", url, b"")) as response:
+                if response.status_code != 200:  # a redirect's body is not the file either
+                    response.read()
+                    raise self._http_error(response)
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes(1 << 16):
+                        out.write(chunk)
+        except httpx.TransportError as exc:
+            raise self._connection_failed(exc) from None
 
     def ack(self, batch: Batch, report: Path | None = None) -> None:
         body = report.read_bytes() if report is not None else b""
@@ -237,11 +241,3 @@ def _detail(response: httpx.Response) -> str:
         return str(response.json().get("error", ""))[:200]
     except ValueError:
         return response.text[:200]
-
-
-def _retry_after(response: httpx.Response, attempt: int) -> float:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return 0.2 * 2**attempt
