@@ -89,7 +89,11 @@ class RestConnector(Connector):
         """One attempt: the answer when it is not an error, else a DeliveryError saying whether
         trying again can help."""
         try:
-            response = self._client.send(request)
+            streamed = self._client.send(request, stream=True)
+            try:
+                response = self._read(streamed)
+            finally:
+                streamed.close()
         except httpx.TimeoutException as exc:
             raise DeliveryError(f"{self.name}: 超时 timeout ({type(exc).__name__})", retryable=True) from None
         except httpx.TransportError as exc:
@@ -97,6 +101,25 @@ class RestConnector(Connector):
         if response.status_code >= 400:
             raise self._http_error(response)
         return response
+
+    def _read(self, streamed: httpx.Response) -> httpx.Response:
+        """The answer read in full, but never more than max_answer_bytes of it (decoded: a small
+        gzip body must not unpack into gigabytes); an error's body only as far as its detail needs."""
+        limit = ERROR_BODY_BYTES if streamed.status_code >= 400 else self.spec.max_answer_bytes
+        body = bytearray()
+        for chunk in streamed.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                if streamed.status_code >= 400:
+                    break
+                raise DeliveryError(
+                    f"{self.name}: 应答过大 answer larger than max_answer_bytes ({limit})", retryable=False
+                )
+        # the body is decoded already: drop the headers that described it on the wire
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
+        return httpx.Response(
+            streamed.status_code, headers=headers, content=bytes(body[:limit]), request=streamed.request
+        )
 
     def _http_error(self, response: httpx.Response) -> retry.HttpError:
         return retry.HttpError(
@@ -133,7 +156,9 @@ class RestConnector(Connector):
         for start in range(0, len(ids), self.spec.page_size):
             chunk = ids[start : start + self.spec.page_size]
             page: int | None = 1
-            while page:
+            # every page but the last brings at least one of the chunk's parts, so n parts take at
+            # most n + 1 pages: a system whose next_page never ends (or points back) is cut off there
+            for _ in range(len(chunk) + 1):
                 data = self._call(
                     "GET", "/parts", params={"ids": ",".join(chunk), "page": page, "page_size": self.spec.page_size}
                 ).json()
@@ -159,6 +184,15 @@ class RestConnector(Connector):
                         )
                     )
                 page = data.get("next_page")
+                if not page:
+                    break
+            else:
+                log.warning(
+                    "%s: poll stopped after %d pages for %d parts (next_page never ends)",
+                    self.name,
+                    len(chunk) + 1,
+                    len(chunk),
+                )
         return updates
 
     # ------------------------------------------------------------------ intake source
@@ -216,8 +250,7 @@ class RestConnector(Connector):
         try:
             with self._client.stream("GET", url, headers=self._headers("GET", url, b"")) as response:
                 if response.status_code != 200:  # a redirect's body is not the file either
-                    response.read()
-                    raise self._http_error(response)
+                    raise self._http_error(self._read(response))
                 with partial.open("wb") as out:
                     for chunk in response.iter_bytes(1 << 16):
                         out.write(chunk)
@@ -234,10 +267,13 @@ class RestConnector(Connector):
 
 
 _NDJSON = {"Content-Type": "application/x-ndjson"}
+ERROR_BODY_BYTES = 64 * 1024  # of an error answer: enough for its message
+_WIRE_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 
 
 def _detail(response: httpx.Response) -> str:
     try:
-        return str(response.json().get("error", ""))[:200]
+        data = response.json()
     except ValueError:
         return response.text[:200]
+    return str(data.get("error", "") if isinstance(data, dict) else data)[:200]

@@ -52,6 +52,9 @@ class RestSpec(BaseModel):
     retries: int = Field(default=3, ge=0, le=10, description="retries on 429/5xx within one call")
     max_retry_after_seconds: float = Field(default=30, ge=0)
     page_size: int = Field(default=100, ge=1, le=1000)
+    max_answer_bytes: int = Field(
+        default=64 * 2**20, ge=1024, description="largest answer read into memory (a JSON answer, a result document)"
+    )
     field_map: dict[str, str] = Field(default_factory=dict, description="hub form field -> department field")
     intake_path: str = Field(
         default="/intake/batches", pattern=r"^/", description="batches resource, when this system is an intake source"
