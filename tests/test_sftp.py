@@ -19,6 +19,7 @@ import pytest
 
 import plugins.sftp as sftp_plugin
 import plugins.sftp.client as sftp_client
+import plugins.sftp.connector as sftp_connector
 from hub import hookspecs, plugins
 from hub.connections import load_connections
 from hub.connectors import Batch, DeliveryError, PartMessage, Receipt, connector_types
@@ -347,6 +348,22 @@ def test_poll_reads_only_marked_results_with_their_documents(make, inbox, caplog
 
     (inbox / f"{pending.part_id}.result.json.ok").write_bytes(b"")  # the department finished writing
     assert {u.part_id for u in connector.poll(receipts)} == {approved.part_id, pending.part_id}
+
+
+def test_poll_skips_results_too_large_to_hold(make, inbox, caplog, monkeypatch):
+    # a result and its documents are held in memory: a result file over 1 MiB, or documents over
+    # the budget for one result, are refused before they are read (and tried again next poll)
+    monkeypatch.setattr(sftp_connector, "MAX_DOCUMENT_BYTES", 10_000)
+    huge, heavy, fine = (part(i) for i in range(20, 23))
+    department_writes(inbox, f"{huge.part_id}.result.json", result("approved", "x" * sftp_connector.MAX_RESULT_BYTES))
+    department_writes(inbox, "a.pdf", PDF + b"0" * 6000)
+    department_writes(inbox, "b.pdf", PDF + b"1" * 6000)
+    documents = [{"name": name, "file": name} for name in ("a.pdf", "b.pdf")]
+    department_writes(inbox, f"{heavy.part_id}.result.json", result("approved", None, documents))
+    department_writes(inbox, f"{fine.part_id}.result.json", result("approved", None, documents[:1]))
+    updates = make().poll([receipt(p) for p in (huge, heavy, fine)])
+    assert [u.part_id for u in updates] == [fine.part_id]
+    assert caplog.text.count("file too large") == 2
 
 
 # ---------------------------------------------------------------------- faults

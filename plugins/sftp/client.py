@@ -83,13 +83,16 @@ class _SFTPClient(paramiko.SFTPClient):
                         self._read_length = max(1024, min(announced, MAX_READ_LENGTH))
         return self._read_length
 
-    def open_for_download(self, path: str) -> tuple[paramiko.SFTPFile, int]:
+    def open_for_download(self, path: str, max_size: int | None = None) -> tuple[paramiko.SFTPFile, int]:
         """Open `path` with every read of the file requested up front (prefetch) and return it with
-        its size. The requests are not capped: paramiko's cap polls every 10 ms and made downloads
-        about ten times slower (12 vs 140 MB/s on loopback); its own get() does the same."""
+        its size; a file over `max_size` is refused before anything is read. The requests are not
+        capped: paramiko's cap polls every 10 ms and made downloads about ten times slower (12 vs
+        140 MB/s on loopback); its own get() does the same."""
         remote = self.open(path, "rb")
         try:
             size = remote.stat().st_size or 0
+            if max_size is not None and size > max_size:
+                raise DeliveryError(f"文件过大 file too large: {path} ({size} > {max_size} bytes)", retryable=False)
             remote.MAX_REQUEST_SIZE = self.read_length  # per file: prefetch splits the file by it
             remote.prefetch(size)
         except BaseException:

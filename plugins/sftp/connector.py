@@ -19,7 +19,8 @@ The exchange (file names are UTF-8, contents are in the configured `encoding`):
 - **poll** reads `inbox_dir/<part_id>.result.json` once `<part_id>.result.json<marker_suffix>`
   exists: `{"status": ..., "reason": ..., "documents": [{"name", "file", "media_type"}]}`, each
   `file` a name in `inbox_dir`. A result that cannot be read is logged and skipped (the others
-  still count); it is read again on the next poll.
+  still count); it is read again on the next poll. Results are held in memory, so a result
+  file over 1 MiB, or documents over 64 MiB together, count as unreadable (never read).
 - **intake**: a batch is a directory `inbox_dir/<batch>/`, or an archive `inbox_dir/<batch>.zip`
   (`.tar.gz`, `.tgz`), with the marker `<name><marker_suffix>` beside it (written last by the
   bank). `fetch(batch, into)` downloads every file of it under a local folder, to disk, after
@@ -91,6 +92,9 @@ def _strip_archive(name: str) -> str:
 
 
 CHUNK = 2**20  # local write size in download()
+# a department's result is read into memory: its JSON file, and its documents (all of them together)
+MAX_RESULT_BYTES = 2**20
+MAX_DOCUMENT_BYTES = 64 * 2**20
 # what makes one department result unreadable (ValueError: bad JSON, encoding or fields)
 _UNREADABLE = (ValueError, DeliveryError, FileNotFoundError, PermissionError)
 
@@ -387,16 +391,15 @@ class SftpConnector(Connector):
 
     def _read_result(self, sftp: _SFTPClient, receipt: Receipt, path: str) -> Update | None:
         try:
-            raw = json.loads(_read_bytes(sftp, path).decode(self.spec.encoding))
+            raw = json.loads(_read_bytes(sftp, path, MAX_RESULT_BYTES).decode(self.spec.encoding))
             result = _ResultFile.model_validate(raw)
-            documents = [
-                Document(
-                    name=doc.name,
-                    media_type=doc.media_type,
-                    content=_read_bytes(sftp, posixpath.join(self.spec.inbox_dir, _safe_name(doc.file, "document"))),
-                )
-                for doc in result.documents
-            ]
+            documents: list[Document] = []
+            budget = MAX_DOCUMENT_BYTES  # for all of one result's documents together: held in memory
+            for doc in result.documents:
+                folder = self.spec.inbox_dir
+                content = _read_bytes(sftp, posixpath.join(folder, _safe_name(doc.file, "document")), budget)
+                budget -= len(content)
+                documents.append(Document(name=doc.name, media_type=doc.media_type, content=content))
             return Update(
                 part_id=receipt.part_id,
                 remote_id=receipt.remote_id,
@@ -461,8 +464,8 @@ def _rename(sftp: _SFTPClient, source: str, target: str, *, replace: bool) -> No
     sftp.rename(source, target)
 
 
-def _read_bytes(sftp: _SFTPClient, path: str) -> bytes:
-    remote, size = sftp.open_for_download(path)
+def _read_bytes(sftp: _SFTPClient, path: str, max_size: int) -> bytes:
+    remote, size = sftp.open_for_download(path, max_size)
     with remote:
         data = remote.read(size)
     if len(data) != size:
