@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -37,6 +38,28 @@ class _Signature(Signature):
         return envelope
 
 
+class AnswerTooLarge(Exception):
+    """An answer (WSDL, schema or SOAP response) over the connection's max_answer_bytes."""
+
+
+def _bounded(limit: int) -> Callable[..., requests.Response]:
+    """A requests response hook reading every answer in full, but no more than `limit` bytes
+    (decoded: a gzip body counts unpacked) — zeep would otherwise read whatever a server sends.
+    requests runs the hook before it reads the body itself; neither requests nor zeep has a size
+    limit, and `_content` is where requests keeps a body read (zeep's AsyncTransport sets it too)."""
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        body = response.raw.read(limit + 1, decode_content=True)
+        if len(body) > limit:
+            response.close()
+            raise AnswerTooLarge(f"answer larger than max_answer_bytes ({limit})")
+        response._content = body
+        response._content_consumed = True  # as requests' own `content` leaves it: iter_content reuses the body
+        return response
+
+    return hook
+
+
 # One parsed WSDL per connection configuration, shared by every connector made from it.
 _CLIENTS: dict[str, Client] = {}
 _CLIENTS_LOCK = threading.Lock()
@@ -53,6 +76,7 @@ def _client(name: str, spec: SoapSpec) -> Client:
             # Department traffic goes where the connection says, not through whatever proxy or
             # .netrc the environment holds (and reading those on every call costs ~20% here).
             session.trust_env = False
+            session.hooks["response"].append(_bounded(spec.max_answer_bytes))
             transport = Transport(
                 session=session, timeout=spec.connect_timeout_seconds, operation_timeout=spec.timeout_seconds
             )

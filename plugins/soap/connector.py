@@ -25,7 +25,7 @@ from zeep import Client
 from zeep import exceptions as zx
 
 from hub.connectors import CheckResult, Connector, DeliveryError, PartMessage, Receipt, Update, Verification
-from plugins.soap.client import _client
+from plugins.soap.client import AnswerTooLarge, _client
 from plugins.soap.spec import SoapSpec
 
 HUB_STATUSES = {"received", "in_review", "approved", "denied", "supplement_requested"}
@@ -63,6 +63,8 @@ class SoapConnector(Connector):
 
     def _error(self, exc: Exception) -> DeliveryError:
         n = self.name
+        if isinstance(exc, AnswerTooLarge):
+            return DeliveryError(f"{n}: 应答过大 {exc}", retryable=False)
         if isinstance(exc, zx.SignatureVerificationFailed):
             return DeliveryError(f"{n}: 应答签名验证失败 (response signature invalid)", retryable=False)
         if isinstance(exc, zx.Fault):

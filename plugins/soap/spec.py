@@ -67,6 +67,9 @@ class SoapSpec(BaseModel):
     signature: X509Signature | None = None
     connect_timeout_seconds: float = Field(default=5, gt=0)
     timeout_seconds: float = Field(default=30, gt=0, description="per operation")
+    max_answer_bytes: int = Field(
+        default=64 * 2**20, ge=1024, description="largest answer read (WSDL, schema, SOAP response)"
+    )
     operations: Operations = Field(default_factory=Operations)
     message: dict[str, str] = Field(default_factory=dict, description="operation element -> part path or =literal")
     result: ResultFields = Field(default_factory=ResultFields)
