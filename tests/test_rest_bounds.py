@@ -7,10 +7,11 @@ import gzip
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from hub.connectors import DeliveryError, Receipt
+from hub.connectors import Batch, DeliveryError, Receipt
 from tests.scripted_http import Scripted, connector, part, scripted_server
 
 
@@ -59,3 +60,20 @@ def test_a_poll_whose_pages_never_end_stops(server: Scripted, caplog: pytest.Log
     assert len(server.times("/parts")) == 4  # 3 parts: at most 4 pages
     assert {u.remote_id for u in updates} == {"YB-1"}
     assert "next_page never ends" in caplog.text
+
+
+def test_a_batch_file_is_downloaded_only_up_to_its_listed_size(server: Scripted, tmp_path: Path) -> None:
+    listing = {"files": [{"name": "a.pdf", "size": 10}]}
+    server.scripts["/intake/batches/B-1"] = [(200, {}, json.dumps(listing).encode())]
+    c = connector(server, retries=1)
+    for body, why in ((b"%PDF-1.7 a" + b"x" * 2**20, "it grew"), (b"%PDF", "bytes missing")):
+        server.scripts["/intake/batches/B-1/files/a.pdf"] = [(200, {"Content-Type": "application/pdf"}, body)]
+        with pytest.raises(DeliveryError, match=f"not the listed size: {why}") as exc:
+            c.fetch(Batch(id="B-1", name="B-1"), tmp_path)
+        assert exc.value.retryable
+        assert list(tmp_path.iterdir()) == []  # nothing written past the size, no `.part` left
+    assert len(server.times("/intake/batches/B-1/files/a.pdf")) == 4  # each tried retries + 1 times
+
+    server.scripts["/intake/batches/B-1/files/a.pdf"] = [(200, {}, b"%PDF-1.7 a")]
+    c.fetch(Batch(id="B-1", name="B-1"), tmp_path)
+    assert (tmp_path / "a.pdf").read_bytes() == b"%PDF-1.7 a"

@@ -232,30 +232,46 @@ class RestConnector(Connector):
                     f"{self.name}: 不安全的文件名 unsafe file name in batch {batch.id}", retryable=False
                 )
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._download(f"{base}/files/{quote(name)}", target)
+            size = f.get("size")
+            listed = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+            self._download(f"{base}/files/{quote(name)}", target, listed)
 
-    def _download(self, path: str, target: Path) -> None:
-        """Stream one file to `.NAME.part`, renamed into place once complete; retried like every
+    def _download(self, path: str, target: Path, listed: int | None = None) -> None:
+        """Stream one file to `.NAME.part`, renamed into place once complete (and, when the
+        listing gave its size, once exactly that size: never more is written); retried like every
         call, and nothing left behind when it fails."""
         url = self._root + path
         partial = target.with_name(f".{target.name}.part")
         try:
-            self._retrying()(self._download_once, url, partial)
+            self._retrying()(self._download_once, url, partial, listed)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         partial.replace(target)
 
-    def _download_once(self, url: str, partial: Path) -> None:
+    def _download_once(self, url: str, partial: Path, listed: int | None) -> None:
         try:
             with self._client.stream("GET", url, headers=self._headers("GET", url, b"")) as response:
                 if response.status_code != 200:  # a redirect's body is not the file either
                     raise self._http_error(self._read(response))
+                written = 0
                 with partial.open("wb") as out:
                     for chunk in response.iter_bytes(1 << 16):
+                        written += len(chunk)
+                        if listed is not None and written > listed:
+                            raise self._not_as_listed(url, "it grew")
                         out.write(chunk)
+                if listed is not None and written != listed:
+                    raise self._not_as_listed(url, "bytes missing")
         except httpx.TransportError as exc:
             raise self._connection_failed(exc) from None
+
+    def _not_as_listed(self, url: str, why: str) -> DeliveryError:
+        # the file changed between the listing and the download: a later try may find it settled
+        path = urlsplit(url).path
+        return DeliveryError(
+            f"{self.name}: 下载不完整 short download {path} (not the listed size: {why})", retryable=True
+        )
 
     def ack(self, batch: Batch, report: Path | None = None) -> None:
         body = report.read_bytes() if report is not None else b""
