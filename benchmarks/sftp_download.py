@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hub.connectors import Batch
 from hub.plugins import PluginHost
-from plugins.sftp import SftpConnector
+from plugins.sftp.connector import SftpConnector
 from tests.sshd import SshServer, running_sshd
 
 

@@ -21,7 +21,8 @@ from lxml import etree
 
 from hub.connectors import PartMessage
 from plugins.sandbox.soap_department import SoapDepartment
-from plugins.soap import SoapConnector, SoapSpec
+from plugins.soap.connector import SoapConnector
+from plugins.soap.spec import SoapSpec
 
 PASSWORD = "bench-pw"
 

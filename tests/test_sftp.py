@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 
 import plugins.sftp as sftp_plugin
+import plugins.sftp.client as sftp_client
+import plugins.sftp.connector as sftp_connector
 from hub.connections import load_connections
 from hub.connectors import Batch, DeliveryError, PartMessage, Receipt
 from hub.errors import ConfigInvalid
 from hub.plugins import PluginHost
-from plugins.sftp import SftpConnector
+from plugins.sftp.connector import SftpConnector
 from tests.conftest import PDF
 from tests.sshd import SshServer, running_sshd
 
@@ -279,7 +281,7 @@ def test_interrupted_upload_is_replaced_also_without_posix_rename(sshd, make, ou
 
     # a server without the posix-rename extension: plain SFTP rename, which refuses an existing
     # target, so the leftover is removed first
-    monkeypatch.setattr(sftp_plugin, "_parse_extensions", lambda data: {})
+    monkeypatch.setattr(sftp_client, "_parse_extensions", lambda data: {})
     other = part(4)
     (outbox / f"{other.part_id}.json").write_text('{"stale": true}', encoding="utf-8")
     offset = sshd.log_offset()
@@ -345,6 +347,22 @@ def test_poll_reads_only_marked_results_with_their_documents(make, inbox, caplog
 
     (inbox / f"{pending.part_id}.result.json.ok").write_bytes(b"")  # the department finished writing
     assert {u.part_id for u in connector.poll(receipts)} == {approved.part_id, pending.part_id}
+
+
+def test_poll_skips_results_too_large_to_hold(make, inbox, caplog, monkeypatch):
+    # a result and its documents are held in memory: a result file over 1 MiB, or documents over
+    # the budget for one result, are refused before they are read (and tried again next poll)
+    monkeypatch.setattr(sftp_connector, "MAX_DOCUMENT_BYTES", 10_000)
+    huge, heavy, fine = (part(i) for i in range(20, 23))
+    department_writes(inbox, f"{huge.part_id}.result.json", result("approved", "x" * sftp_connector.MAX_RESULT_BYTES))
+    department_writes(inbox, "a.pdf", PDF + b"0" * 6000)
+    department_writes(inbox, "b.pdf", PDF + b"1" * 6000)
+    documents = [{"name": name, "file": name} for name in ("a.pdf", "b.pdf")]
+    department_writes(inbox, f"{heavy.part_id}.result.json", result("approved", None, documents))
+    department_writes(inbox, f"{fine.part_id}.result.json", result("approved", None, documents[:1]))
+    updates = make().poll([receipt(p) for p in (huge, heavy, fine)])
+    assert [u.part_id for u in updates] == [fine.part_id]
+    assert caplog.text.count("file too large") == 2
 
 
 # ---------------------------------------------------------------------- faults
@@ -480,7 +498,7 @@ def _local_files(folder: Path) -> dict[str, bytes]:
 
 def test_fetch_pipelines_many_files_with_exact_content(sshd, make, inbox, tmp_path):
     step = 255 * 1024  # OpenSSH's read size (limits@openssh.com)
-    odd = [0, 1, step - 1, step, step + 1, sftp_plugin.SMALL_FILE, sftp_plugin.SMALL_FILE + 1, 3 * 2**20 + 7]
+    odd = [0, 1, step - 1, step, step + 1, sftp_client.SMALL_FILE, sftp_client.SMALL_FILE + 1, 3 * 2**20 + 7]
     files = {f"materials/{i // 100}/扫描件-{i:04d}.pdf": os.urandom(100 + i * 7) for i in range(400)}
     files |= {f"sizes/{size}.bin": os.urandom(size) for size in odd}  # the last two are streamed
     files |= {"manifest.json": b'{"count": 400}', "records.jsonl": os.urandom(2 * 2**20)}
@@ -502,8 +520,8 @@ def test_fetch_pipelines_many_files_with_exact_content(sshd, make, inbox, tmp_pa
 def test_fetch_asks_again_when_the_server_sends_less_than_asked(make, inbox, tmp_path, monkeypatch):
     # OpenSSH's sftp-server answers a read of more than 255 KiB with 255 KiB: ask for 1 MiB per read
     # and every file over 255 KiB comes back in short answers, each followed by a read for the rest
-    monkeypatch.setattr(sftp_plugin._SFTPClient, "read_length", property(lambda sftp: sftp_plugin.SMALL_FILE))
-    files = {f"{size}.bin": os.urandom(size) for size in (300_000, 600_001, sftp_plugin.SMALL_FILE)}
+    monkeypatch.setattr(sftp_client._SFTPClient, "read_length", property(lambda sftp: sftp_client.SMALL_FILE))
+    files = {f"{size}.bin": os.urandom(size) for size in (300_000, 600_001, sftp_client.SMALL_FILE)}
     _batch(inbox, "20261122-021", files)
     connector = make()
     [batch] = connector.list_batches()
@@ -538,7 +556,7 @@ def test_fetch_refuses_unsafe_names_before_writing_anything(make, inbox, tmp_pat
 
 def test_a_file_that_vanishes_or_changes_mid_fetch_fails_the_fetch(make, inbox, tmp_path, monkeypatch):
     files = {f"materials/scan-{i:03d}.pdf": os.urandom(4096) for i in range(200)}
-    files["records.jsonl"] = os.urandom(sftp_plugin.SMALL_FILE + 4096)  # streamed, after the small ones
+    files["records.jsonl"] = os.urandom(sftp_client.SMALL_FILE + 4096)  # streamed, after the small ones
     _batch(inbox, "20261122-040", files)
     folder = inbox / "20261122-040"
     connector = make()
@@ -546,14 +564,14 @@ def test_a_file_that_vanishes_or_changes_mid_fetch_fails_the_fetch(make, inbox, 
     victim: dict[str, Callable[[Path], object]] = {}
 
     # listed, then changed just before it is opened: after about 150 files have been fetched
-    start = sftp_plugin._SmallFile.start
+    start = sftp_client._SmallFile.start
 
-    def change_then_start(small: sftp_plugin._SmallFile) -> sftp_plugin._SmallFile:
+    def change_then_start(small: sftp_client._SmallFile) -> sftp_client._SmallFile:
         if small.remote.endswith("materials/scan-150.pdf"):
             victim["change"](folder / "materials" / "scan-150.pdf")
         return start(small)
 
-    monkeypatch.setattr(sftp_plugin._SmallFile, "start", change_then_start)
+    monkeypatch.setattr(sftp_client._SmallFile, "start", change_then_start)
     changes: list[tuple[Callable[[Path], object], str, bool]] = [
         (Path.unlink, "no such file", False),  # gone: as a missing path, not retryable
         (lambda path: os.truncate(path, 1000), "short download", True),
@@ -578,7 +596,7 @@ def test_a_file_that_vanishes_or_changes_mid_fetch_fails_the_fetch(make, inbox, 
     assert _local_files(tmp_path / "into-ok") == files
 
     # a large file that shrank after it was listed: streamed in full, but not the listed size
-    monkeypatch.setattr(sftp_plugin, "_fetch_small", lambda *args: os.truncate(folder / "records.jsonl", 2**20))
+    monkeypatch.setattr(sftp_client, "_fetch_small", lambda *args: os.truncate(folder / "records.jsonl", 2**20))
     with pytest.raises(DeliveryError, match="short download") as exc:
         connector.fetch(batch, tmp_path / "into-large")
     assert exc.value.retryable

@@ -18,7 +18,8 @@ import pytest
 from hub.connections import load_connections
 from hub.connectors import Connector, DeliveryError, PartMessage, Receipt
 from plugins.sandbox.sftp_department import SftpDepartment, load_or_create_host_key, new_host_key
-from plugins.sftp import SftpConnector, _SFTPClient
+from plugins.sftp.client import _SFTPClient
+from plugins.sftp.connector import SftpConnector
 
 TYPES: dict[str, type[Connector]] = {"sftp": SftpConnector}
 PASSWORD = "sandbox-password-1"

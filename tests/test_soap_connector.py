@@ -122,6 +122,15 @@ def test_unreachable_wsdl_fails_the_check_not_the_caller(tmp_path, gongan, monke
     assert not result.ok and "connection failed" in result.message
 
 
+def test_an_answer_over_max_answer_bytes_is_refused(tmp_path, gongan, monkeypatch):
+    c = soap(tmp_path, gongan, monkeypatch, name="gongan-small", max_answer_bytes=1024)  # the WSDL is larger
+    result = c.check()
+    assert not result.ok and "answer larger than max_answer_bytes (1024)" in result.message
+    with pytest.raises(DeliveryError, match="answer larger") as exc:
+        c.submit(part(4))
+    assert not exc.value.retryable
+
+
 def test_verify_from_the_cli_masks_the_id(tmp_path, gongan):
     import os
     import subprocess

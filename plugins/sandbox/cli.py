@@ -1,0 +1,111 @@
+"""`hub sandbox`: run the sandbox department systems and intake sources, write sample batches."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SFTP_DIR = Path(".sandbox/shebao")
+BANK_DIR = Path(".sandbox/bank-xiahong")
+ENCLAVE_DIR = Path(".sandbox/enclave-hangzhou")
+
+# Sample residents the 公安 sandbox knows, for 网上核验 (fictional, valid check digits).
+SAMPLE_HOUSEHOLDS = {
+    "330329195003150214": ("林阿婆", "浙江省温州市泰顺县罗阳镇下洪社区"),
+    "330329199007010137": ("陈志强", "浙江省温州市泰顺县百丈镇"),
+}
+
+
+sandbox = typer.Typer(help="Sandbox department systems on 127.0.0.1 (for trials and tests).", no_args_is_help=True)
+
+
+@sandbox.command("run")
+def run(
+    port: int = typer.Option(8701, help="Port of the 医保 REST system"),
+    soap_port: int = typer.Option(8702, help="Port of the 公安 SOAP system"),
+    sftp_port: int = typer.Option(8703, help="Port of the 社保 SFTP system"),
+    sftp_dir: Annotated[Path, typer.Option(help="社保 SFTP folder: host_key, known_hosts, root/")] = SFTP_DIR,
+    bank_port: int = typer.Option(8704, help="Port of the 下洪 bank outlet's SFTP batch drop"),
+    bank_dir: Annotated[Path, typer.Option(help="Bank drop folder: host_key, known_hosts, root/")] = BANK_DIR,
+    enclave_port: int = typer.Option(8705, help="Port of the Hangzhou enclave window's REST intake system"),
+    enclave_dir: Annotated[Path, typer.Option(help="Enclave system's batch folder")] = ENCLAVE_DIR,
+    sample_batches: int = typer.Option(
+        3, min=0, help="Records in the sample batch each intake source offers at start (0: none)"
+    ),
+    token_env: str = typer.Option(
+        "HUB_SANDBOX_TOKEN", help="Environment variable holding the REST token and the SOAP and SFTP passwords"
+    ),
+    latency: float = typer.Option(0.0, help="Seconds added to every response"),
+    failure_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of requests answered 503"),
+    decide_after: float | None = typer.Option(None, help="Approve parts by itself this many seconds after receipt"),
+) -> None:
+    """Run the sandbox systems until interrupted: 医保 (REST), 公安 (SOAP), 社保 (SFTP), and two
+    intake sources — the 下洪 bank outlet's SFTP drop and the Hangzhou enclave window (REST)."""
+    from plugins.sandbox.enclave_source import EnclaveSource
+    from plugins.sandbox.intake_batches import write_sample_batch
+    from plugins.sandbox.rest_department import RestDepartment
+    from plugins.sandbox.sftp_department import BankDrop, SftpDepartment, load_or_create_host_key
+    from plugins.sandbox.soap_department import SoapDepartment
+
+    token = os.environ.get(token_env)
+    if not token:
+        raise typer.BadParameter(
+            f"set {token_env} to the bearer token the hub's connection uses", param_hint="--token-env"
+        )
+    dept = RestDepartment(
+        token=token, latency=latency, failure_rate=failure_rate, port=port, decide_after=decide_after
+    ).start()
+    gongan = SoapDepartment(
+        password=token, port=soap_port, households=SAMPLE_HOUSEHOLDS, latency=latency, failure_rate=failure_rate
+    ).start()
+    typer.echo(f"医保 REST sandbox on {dept.url}; 公安 SOAP sandbox on {gongan.wsdl_url} (Ctrl-C stops)")
+    shebao = SftpDepartment(
+        sftp_dir / "root",
+        password=token,
+        host_key=load_or_create_host_key(sftp_dir / "host_key"),
+        port=sftp_port,
+        latency=latency,
+        decide_after=decide_after,
+    ).start()
+    # the hub pins this host key through the known_hosts file (connections/shebao-sftp.yaml)
+    (sftp_dir / "known_hosts").write_text(shebao.known_hosts_line + "\n", encoding="utf-8")
+    typer.echo(f"社保 SFTP sandbox on sftp://hub@{shebao.host}:{shebao.port} ({shebao.host_key_fingerprint})")
+    bank = BankDrop(
+        bank_dir / "root", password=token, host_key=load_or_create_host_key(bank_dir / "host_key"), port=bank_port
+    ).start()
+    (bank_dir / "known_hosts").write_text(bank.known_hosts_line + "\n", encoding="utf-8")
+    enclave = EnclaveSource(enclave_dir, token=token, port=enclave_port).start()
+    if sample_batches:
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        write_sample_batch(bank.inbox_path / f"XH-{stamp}", f"XH-{stamp}", "bank-xiahong", sample_batches)
+        write_sample_batch(enclave.root / f"HZ-{stamp}", f"HZ-{stamp}", "enclave-hangzhou", sample_batches)
+    typer.echo(f"下洪银行网点 SFTP batch drop on sftp://hub@{bank.host}:{bank.port}{bank.inbox_dir}")
+    typer.echo(f"杭州飞地窗口 REST intake on {enclave.url}/intake/batches")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    for server in (dept, gongan, shebao, bank, enclave):
+        server.stop()
+
+
+@sandbox.command("batch")
+def batch(
+    folder: Annotated[Path, typer.Argument(help="Where to write the batch (a new folder; its name is the batch id)")],
+    desk: Annotated[str, typer.Option(help="The desk the batch is from")] = "bank-xiahong",
+    records: Annotated[int, typer.Option(min=1, help="How many records")] = 3,
+) -> None:
+    """Write a sample intake batch (records, scans, manifest, then the .ok marker beside it)."""
+    from plugins.sandbox.intake_batches import write_sample_batch
+
+    if folder.exists():
+        raise typer.BadParameter(f"{folder} 已存在 (already exists)", param_hint="FOLDER")
+    write_sample_batch(folder, folder.name, desk, records)
+    typer.echo(f"{folder} ({records} records), then {folder.name}.ok")

@@ -1,0 +1,507 @@
+"""`sftp` connector: department and bank systems that exchange batch files over SFTP
+(社保 batch exchange; bank outlets dropping intake batches).
+
+Security: the server's host key is always pinned — by a `known_hosts` file or by the
+`host_key_fingerprint` that `ssh-keygen -lf` prints — and an unknown or changed key is refused,
+never added. A server with several host keys is asked for Ed25519 first, then ECDSA, then RSA
+(paramiko's order): pin that key's fingerprint (a mismatch message names the key the server
+offered). Authentication is by private key (PEM/OpenSSH text, optionally with a passphrase) or
+password, both given as secret references; no agent, no ~/.ssh keys.
+
+The exchange (file names are UTF-8, contents are in the configured `encoding`):
+
+- **submit** writes the part as JSON to `outbox_dir/.<part_id>.json.tmp`, renames it to
+  `<part_id>.json` (posix-rename where the server offers it, so an interrupted earlier attempt is
+  replaced atomically), then creates the empty marker `<part_id>.json<marker_suffix>` last: the
+  department reads a file only once its marker exists. A part whose marker exists is not written
+  again (the part id is the idempotency key); the receipt's remote id is the file name and its
+  time the marker's.
+- **poll** reads `inbox_dir/<part_id>.result.json` once `<part_id>.result.json<marker_suffix>`
+  exists: `{"status": ..., "reason": ..., "documents": [{"name", "file", "media_type"}]}`, each
+  `file` a name in `inbox_dir`. A result that cannot be read is logged and skipped (the others
+  still count); it is read again on the next poll. Results are held in memory, so a result
+  file over 1 MiB, or documents over 64 MiB together, count as unreadable (never read).
+- **intake**: a batch is a directory `inbox_dir/<batch>/`, or an archive `inbox_dir/<batch>.zip`
+  (`.tar.gz`, `.tgz`), with the marker `<name><marker_suffix>` beside it (written last by the
+  bank). `fetch(batch, into)` downloads every file of it under a local folder, to disk, after
+  checking every name: small files (up to 1 MiB: the scans) several at a time on the one
+  channel — opens, reads and closes of different files sent without waiting for each other, as
+  per-file round trips are what a batch of thousands of scans spends its time on — then large
+  ones streamed one at a time; each checked against the size the listing gave.
+  `ack(batch, report)` writes the error report (bad records), if any, to
+  `inbox_dir/errors/<batch>.jsonl`, then moves the marker and the batch to `inbox_dir/done/`;
+  `reject(batch, report)` writes the report likewise and moves the batch to `inbox_dir/rejected/`.
+- **download(remote, local)** copies one file; like every read here (results, documents, large
+  batch files) it uses paramiko's prefetch — all read requests sent up front — with reads as large
+  as the server announces (limits@openssh.com; 255 KiB on OpenSSH), else 32 KiB. A local file
+  appears complete or not at all (written to `.NAME.part`, renamed when its size is checked).
+
+Faults are DeliveryError: a refused host key, failed authentication, an unreadable private key,
+permission denied and a missing path are not retryable (ops must act); timeouts, refused or reset
+connections and other SSH/SFTP failures are. No message contains a secret.
+
+Sessions are pooled (one per concurrent caller; dispatch submits from several threads) and closed
+by `close()`."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import posixpath
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from pydantic import BaseModel, Field, ValidationError
+
+from hub.connectors import (
+    BATCH_ID,
+    Batch,
+    CheckResult,
+    Connector,
+    DeliveryError,
+    Document,
+    PartMessage,
+    Receipt,
+    Update,
+)
+from plugins.sftp.client import SMALL_FILE, _SFTPClient
+from plugins.sftp.errors import _error, _safe_name
+from plugins.sftp.keys import _load_key, _PinnedFingerprint, _RefuseUnknownHost
+from plugins.sftp.spec import KeyAuth, SftpSpec
+
+log = logging.getLogger(__name__)
+
+RESERVED_DIRS = ("done", "rejected", "errors")  # inside inbox_dir; never batches
+ARCHIVES = (".zip", ".tar.gz", ".tgz")
+
+
+def _strip_archive(name: str) -> str:
+    for ext in ARCHIVES:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+CHUNK = 2**20  # local write size in download()
+# a department's result is read into memory: its JSON file, and its documents (all of them together)
+MAX_RESULT_BYTES = 2**20
+MAX_DOCUMENT_BYTES = 64 * 2**20
+# what makes one department result unreadable (ValueError: bad JSON, encoding or fields)
+_UNREADABLE = (ValueError, DeliveryError, FileNotFoundError, PermissionError)
+
+
+@dataclass
+class _Session:
+    client: paramiko.SSHClient
+    sftp: _SFTPClient
+
+    @property
+    def alive(self) -> bool:
+        transport = self.client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.sftp.close()
+        self.client.close()
+
+
+class _ResultDocument(BaseModel):
+    name: str
+    file: str
+    media_type: str = "application/pdf"
+
+
+class _ResultFile(BaseModel):
+    status: str
+    reason: str | None = None
+    documents: list[_ResultDocument] = Field(default_factory=list)
+
+
+class SftpConnector(Connector):
+    type = "sftp"
+    Spec = SftpSpec
+    description = "batch files over SFTP: pinned host key, atomic upload with .ok markers, intake batches"
+
+    def __init__(self, name: str, spec: SftpSpec):
+        super().__init__(name, spec)
+        self.spec: SftpSpec = spec
+        self._idle: list[_Session] = []
+        self._lock = threading.Lock()
+        self._key: paramiko.PKey | None = None
+
+    # ------------------------------------------------------------------ sessions
+
+    def _connect(self) -> _Session:
+        spec = self.spec
+        client = paramiko.SSHClient()
+        if spec.known_hosts is not None:
+            client.load_host_keys(str(spec.known_hosts))
+            client.set_missing_host_key_policy(_RefuseUnknownHost())
+        else:
+            client.set_missing_host_key_policy(_PinnedFingerprint(spec.host_key_fingerprint or ""))
+        if isinstance(spec.auth, KeyAuth):
+            self._key = self._key or _load_key(spec.auth)
+            credentials: dict[str, Any] = {"pkey": self._key}
+        else:
+            credentials = {"password": spec.auth.password.get_secret_value()}
+        timeout = spec.connect_timeout_seconds
+        try:
+            client.connect(
+                spec.host,
+                spec.port,
+                spec.username,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                channel_timeout=timeout,
+                allow_agent=False,  # only the configured credentials, never the operator's
+                look_for_keys=False,
+                **credentials,
+            )
+            sftp = _SFTPClient.from_transport(client.get_transport())
+            sftp.get_channel().settimeout(spec.timeout_seconds)
+        except paramiko.SSHException as exc:
+            client.close()
+            # paramiko reports a server that never finishes the handshake as an SSHException: a
+            # banner read that timed out, or (when its own wait runs out first) "No existing session"
+            if isinstance(exc.__context__, TimeoutError) or str(exc) == "No existing session":
+                raise TimeoutError("SSH handshake") from None
+            raise
+        except BaseException:
+            client.close()
+            raise
+        return _Session(client, sftp)
+
+    @contextmanager
+    def _session(self, action: str, fresh: bool = False) -> Iterator[_SFTPClient]:
+        """A live session from the pool (or a new one; always a new one when `fresh`), given back
+        after use and discarded after a transport or server fault; every fault leaves as a
+        DeliveryError."""
+        if fresh:
+            self.close()  # idle sessions are suspect too; dropping them keeps the pool from growing
+        try:
+            session = (None if fresh else self._take()) or self._connect()
+        except Exception as exc:
+            raise _error(self.name, action, exc) from None
+        try:
+            yield session.sftp
+        except DeliveryError:  # our own refusal (unsafe name, missing batch): the session is fine
+            self._give(session)
+            raise
+        except Exception as exc:
+            session.close()
+            raise _error(self.name, action, exc) from None
+        except BaseException:  # e.g. a read() generator closed half way: state unknown
+            session.close()
+            raise
+        else:
+            self._give(session)
+
+    def _give(self, session: _Session) -> None:
+        with self._lock:
+            self._idle.append(session)
+
+    def _take(self) -> _Session | None:
+        with self._lock:
+            while self._idle:
+                session = self._idle.pop()
+                if session.alive:
+                    return session
+                session.close()
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
+
+    # ------------------------------------------------------------------ verbs
+
+    def check(self) -> CheckResult:
+        try:
+            # a fresh connection: a check answers "can we connect now?", and a pooled session the
+            # server has just cut can still look alive for a moment
+            with self._session("检查 check", fresh=True) as sftp:
+                for label, path in (("outbox_dir", self.spec.outbox_dir), ("inbox_dir", self.spec.inbox_dir)):
+                    attrs = _stat(sftp, path)
+                    if attrs is None:
+                        return CheckResult(
+                            ok=False, message=f"{self.name}: {label} {path}: 路径不存在 no such directory"
+                        )
+                    if not stat.S_ISDIR(attrs.st_mode or 0):
+                        return CheckResult(ok=False, message=f"{self.name}: {label} {path}: 不是目录 not a directory")
+        except DeliveryError as exc:
+            return CheckResult(ok=False, message=str(exc))
+        return CheckResult(ok=True, message=f"{self.spec.username}@{self.spec.host}:{self.spec.port} OK")
+
+    def submit(self, part: PartMessage) -> Receipt:
+        name = f"{_safe_name(part.part_id, 'part id')}.json"
+        outbox = self.spec.outbox_dir
+        marker = posixpath.join(outbox, name + self.spec.marker_suffix)
+        with self._session(f"提交 submit {name}") as sftp:
+            done = _stat(sftp, marker)
+            if done is None:  # not (completely) delivered before: (re)write, marker last
+                body = json.dumps(part.model_dump(mode="json"), ensure_ascii=False, indent=2)
+                self._put(sftp, outbox, name, body.encode(self.spec.encoding))
+                with sftp.open(marker, "wb"):
+                    pass
+                done = sftp.stat(marker)
+        return Receipt(part_id=part.part_id, remote_id=name, received_at=_mtime(done))
+
+    def poll(self, receipts: list[Receipt]) -> list[Update]:
+        inbox = self.spec.inbox_dir
+        updates: list[Update] = []
+        with self._session("查询 poll") as sftp:
+            present = set(sftp.listdir(inbox))
+            for receipt in receipts:
+                result = f"{receipt.part_id}.result.json"
+                if result + self.spec.marker_suffix not in present:
+                    continue  # not there, or still being written
+                update = self._read_result(sftp, receipt, posixpath.join(inbox, result))
+                if update is not None:
+                    updates.append(update)
+        return updates
+
+    def list_batches(self) -> list[Batch]:
+        """Batches whose marker is there: folders, or archives (.zip, .tar.gz, .tgz)."""
+        with self._session("列出批次 list batches") as sftp:
+            entries = {a.filename: a for a in sftp.listdir_attr(self.spec.inbox_dir)}
+        found = []
+        for name, attrs in sorted(entries.items()):
+            if name in RESERVED_DIRS or name.startswith(".") or name + self.spec.marker_suffix not in entries:
+                continue
+            if stat.S_ISDIR(attrs.st_mode or 0):
+                batch_id = name
+            elif stat.S_ISREG(attrs.st_mode or 0) and name.endswith(ARCHIVES):
+                batch_id = _strip_archive(name)
+            else:
+                continue
+            if not BATCH_ID.fullmatch(batch_id):  # it becomes a folder name on our side too
+                log.warning("%s: batch %r is not a safe name; left on the server", self.name, name)
+                continue
+            found.append(Batch(id=batch_id, name=name))
+        return found
+
+    def fetch(self, batch: Batch, into: Path) -> None:
+        """Every file of the batch under `into` (an archive as one file): every name checked first,
+        then the small files pipelined, then the large ones streamed; each checked against the size
+        the listing gave."""
+        path = posixpath.join(self.spec.inbox_dir, _safe_name(batch.name, "batch"))
+        with self._session(f"读取批次 read batch {batch.id}") as sftp:
+            attrs = _stat(sftp, path)
+            if attrs is None:
+                raise DeliveryError(f"{self.name}: 批次不存在 no such batch: {batch.name}", retryable=False)
+            if stat.S_ISDIR(attrs.st_mode or 0):
+                files = list(_walk(sftp, path, ""))
+            else:
+                files, path = [(batch.name, attrs.st_size)], self.spec.inbox_dir
+            targets = self._targets(batch, into, [relative for relative, _ in files])
+            for folder in sorted({target.parent for target in targets}):
+                folder.mkdir(parents=True, exist_ok=True)
+            plan = [
+                (posixpath.join(path, relative), size, target)
+                for (relative, size), target in zip(files, targets, strict=True)
+            ]
+            sftp.fetch_small(self.name, [(r, size, t) for r, size, t in plan if _small(size)])
+            for remote, size, target in plan:
+                if not _small(size):  # large, or of a size the listing did not give: streamed
+                    self._download(sftp, remote, target, expected=size)
+
+    def _targets(self, batch: Batch, into: Path, names: list[str]) -> list[Path]:
+        """Where the batch's files go, all checked before anything is written: inside `into` (not
+        out through a symlink there), and none onto another one's temporary `.NAME.part` (files in
+        flight together would write over each other)."""
+        root = into.resolve()
+        targets = [into / name for name in names]
+        partials = {target.with_name(f".{target.name}.part") for target in targets}
+        for target in targets:
+            if target in partials or not target.resolve().is_relative_to(root):
+                raise DeliveryError(
+                    f"{self.name}: 不安全的文件名 unsafe file name in batch {batch.id}", retryable=False
+                )
+        return targets
+
+    def ack(self, batch: Batch, report: Path | None = None) -> None:
+        """The batch is taken: its error report (bad records) to `errors/<batch>.jsonl`, then the
+        batch to `done/`."""
+        with self._session(f"确认批次 ack batch {batch.id}") as sftp:
+            if report is not None:
+                self._put_report(sftp, batch, report)
+            self._move_batch(sftp, batch, "done")
+
+    def reject(self, batch: Batch, report: Path) -> None:
+        """The whole batch is quarantined: the report to `errors/<batch>.jsonl`, the batch to `rejected/`."""
+        with self._session(f"退回批次 reject batch {batch.id}") as sftp:
+            self._put_report(sftp, batch, report)
+            self._move_batch(sftp, batch, "rejected")
+
+    def _put_report(self, sftp: _SFTPClient, batch: Batch, report: Path) -> None:
+        errors = posixpath.join(self.spec.inbox_dir, "errors")
+        _mkdir(sftp, errors)
+        name = f"{_safe_name(batch.id, 'batch')}.jsonl"
+        temporary = posixpath.join(errors, f".{name}.tmp")
+        with open(report, "rb") as f:
+            sftp.putfo(f, temporary, file_size=report.stat().st_size, confirm=True)
+        _rename(sftp, temporary, posixpath.join(errors, name), replace=True)
+
+    def download(self, remote_path: str, local_path: str | os.PathLike[str]) -> int:
+        """Copy one remote file with pipelined reads; the local file appears complete or not at
+        all. Returns the number of bytes."""
+        with self._session(f"下载 download {remote_path}") as sftp:
+            return self._download(sftp, remote_path, Path(local_path))
+
+    def _download(self, sftp: _SFTPClient, remote_path: str, target: Path, expected: int | None = None) -> int:
+        """Stream one file to `.NAME.part` and rename it into place once its size is the server's
+        (and `expected`, the size a listing gave, when there was one)."""
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            remote, size = sftp.open_for_download(remote_path)
+            copied = 0
+            with remote, partial.open("wb") as local:
+                while chunk := remote.read(CHUNK):
+                    local.write(chunk)
+                    copied += len(chunk)
+            if copied != size or expected not in (None, size):
+                raise DeliveryError(f"{self.name}: 下载不完整 short download {remote_path}", retryable=True)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+        return copied
+
+    # ------------------------------------------------------------------ helpers
+
+    def _put(self, sftp: _SFTPClient, folder: str, name: str, data: bytes) -> None:
+        """Upload to a hidden temporary name, then rename into place: readers never see a partial file."""
+        final = posixpath.join(folder, name)
+        temporary = posixpath.join(folder, f".{name}.tmp")
+        sftp.putfo(io.BytesIO(data), temporary, file_size=len(data), confirm=True)
+        _rename(sftp, temporary, final, replace=True)
+
+    def _read_result(self, sftp: _SFTPClient, receipt: Receipt, path: str) -> Update | None:
+        try:
+            raw = json.loads(_read_bytes(sftp, path, MAX_RESULT_BYTES).decode(self.spec.encoding))
+            result = _ResultFile.model_validate(raw)
+            documents: list[Document] = []
+            budget = MAX_DOCUMENT_BYTES  # for all of one result's documents together: held in memory
+            for doc in result.documents:
+                folder = self.spec.inbox_dir
+                content = _read_bytes(sftp, posixpath.join(folder, _safe_name(doc.file, "document")), budget)
+                budget -= len(content)
+                documents.append(Document(name=doc.name, media_type=doc.media_type, content=content))
+            return Update(
+                part_id=receipt.part_id,
+                remote_id=receipt.remote_id,
+                status=result.status,
+                reason=result.reason,
+                documents=documents,
+            )
+        except _UNREADABLE as exc:
+            # one bad result must not hold back the others; it is read again next time
+            log.warning("%s: skipping unreadable result %s (%s)", self.name, path, _summary(exc))
+            return None
+
+    def _move_batch(self, sftp: _SFTPClient, batch: Batch, destination: str) -> None:
+        """Marker first, then the batch: if we stop in between, the batch is no longer offered
+        (no marker) and is not read twice. A batch of the same name already there (the desk sent
+        it again) is kept; this one gets a numbered name beside it."""
+        name = _safe_name(batch.name, "batch")
+        inbox = self.spec.inbox_dir
+        target = posixpath.join(inbox, destination)
+        _mkdir(sftp, target)
+        marker = name + self.spec.marker_suffix
+        source = posixpath.join(inbox, name)
+        if _stat(sftp, posixpath.join(inbox, marker)) is None and _stat(sftp, source) is None:
+            if _stat(sftp, posixpath.join(target, name)) is not None:
+                return  # already moved: an ack repeated after a lost answer
+            raise DeliveryError(f"{self.name}: 批次不存在 no such batch: {name}", retryable=False)
+        final, n = name, 1
+        while _stat(sftp, posixpath.join(target, final)) is not None:
+            n += 1
+            final = f"{name}.{n}"
+        if _stat(sftp, posixpath.join(inbox, marker)) is not None:
+            _rename(
+                sftp,
+                posixpath.join(inbox, marker),
+                posixpath.join(target, final + self.spec.marker_suffix),
+                replace=True,
+            )
+        if _stat(sftp, source) is not None:
+            _rename(sftp, source, posixpath.join(target, final), replace=False)
+
+
+def _stat(sftp: _SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
+    try:
+        return sftp.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _mkdir(sftp: _SFTPClient, path: str) -> None:
+    if _stat(sftp, path) is None:
+        sftp.mkdir(path)
+
+
+def _rename(sftp: _SFTPClient, source: str, target: str, *, replace: bool) -> None:
+    if "posix-rename@openssh.com" in getattr(sftp, "extensions", {}):
+        sftp.posix_rename(source, target)  # atomic, and replaces an existing target
+        return
+    # plain SFTP rename refuses an existing target: remove it first (a leftover of an attempt
+    # that stopped before its marker)
+    if replace and _stat(sftp, target) is not None:
+        sftp.remove(target)
+    sftp.rename(source, target)
+
+
+def _read_bytes(sftp: _SFTPClient, path: str, max_size: int) -> bytes:
+    remote, size = sftp.open_for_download(path, max_size)
+    with remote:
+        data = remote.read(size)
+    if len(data) != size:
+        raise DeliveryError(f"短读 short read: {path}", retryable=True)
+    return data
+
+
+def _small(size: int | None) -> bool:
+    return size is not None and size <= SMALL_FILE
+
+
+def _walk(sftp: _SFTPClient, root: str, prefix: str) -> Iterator[tuple[str, int | None]]:
+    """Relative names and sizes (None where the server gives none) of the regular files under
+    root, in name order."""
+    for attrs in sorted(sftp.listdir_attr(posixpath.join(root, prefix) if prefix else root), key=lambda a: a.filename):
+        name = attrs.filename  # as the server sends it: one component, or we stop here
+        if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+            raise DeliveryError(f"不安全的文件名 unsafe file name in batch: {name!r}", retryable=False)
+        relative = posixpath.join(prefix, name) if prefix else name
+        if stat.S_ISDIR(attrs.st_mode or 0):
+            yield from _walk(sftp, root, relative)
+        elif stat.S_ISREG(attrs.st_mode or 0):
+            yield relative, attrs.st_size
+
+
+def _mtime(attrs: paramiko.SFTPAttributes) -> datetime | None:
+    return datetime.fromtimestamp(attrs.st_mtime, UTC) if attrs.st_mtime is not None else None
+
+
+def _summary(exc: Exception) -> str:
+    """What was wrong with a result file, without echoing its contents."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not {exc.encoding}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON at line {exc.lineno}"
+    return str(exc)[:200]
