@@ -22,6 +22,7 @@ from hub.cli.common import (
     make_actor,
     open_hub,
     print_json,
+    styled,
 )
 from hub.errors import FieldError, Forbidden, InvalidInput, Reason
 from hub.events import verify_chain
@@ -208,7 +209,7 @@ def show(
         print_json(view)
         return
     c = console()
-    c.print(f"[bold]{view['number']}[/] {view['title']} — {view['state_zh']} ({view['state']})")
+    c.print(styled(view["number"], "bold"), f"{view['title']} — {view['state_zh']} ({view['state']})")
     c.print(f"申请人 {view['applicant']['name']} {view['applicant']['id']}  窗口 {view['desk_name']}")
     c.print(f"收件地 {view['collecting_division']['name']} → 审批地 {view['deciding_division']['name']}")
     if view["due_date"]:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from hub import plugins as plugin_host
-from hub.cli.common import console, home_of, open_hub, print_json
+from hub.cli.common import console, home_of, open_hub, print_json, styled
 from hub.connections import load_connections
 from hub.connectors import DeliveryError, Unsupported, connector_types
 from hub.errors import ConfigInvalid, HubError
@@ -106,7 +106,7 @@ def check(
             finally:
                 connector.close()
         failed += not ok
-        table.add_row(conn_name, conn.type, "[green]OK[/]" if ok else "[red]FAIL[/]", reason)
+        table.add_row(conn_name, conn.type, styled("OK", "green") if ok else styled("FAIL", "red"), reason)
     console().print(table)
     if failed:
         raise typer.Exit(1)
