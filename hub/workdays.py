@@ -266,6 +266,4 @@ class WorkCalendar:
         return count
 
     def provisional_years(self, first: int, last: int) -> list[int]:
-        self.check_year(first, "first")
-        self.check_year(last, "last")
         return [y for y in range(first, last + 1) if self.source(y) is Source.computed]
