@@ -154,3 +154,17 @@ def test_an_ops_schedule_for_2100_extends_the_range(tmp_path):
     assert c.add_workdays(date(2099, 12, 31), 1) == (date(2100, 1, 4), True)
     with pytest.raises(InvalidInput, match=r"1900-01-01\.\.2100-12-31"):
         c.add_workdays(date(2100, 12, 31), 1)
+
+
+def test_a_due_date_beyond_the_range_refuses_the_acceptance_naming_due_date(hub, clock):
+    from hub import applications as svc
+    from tests.samples import HZ_CLERK, fund_rent, officer
+
+    clock.set(date(2099, 12, 30))
+    app = svc.create(hub, fund_rent(), HZ_CLERK)
+    with pytest.raises(InvalidInput) as exc:
+        svc.transition(hub, app.number, "accept", officer("ts-gjj"))
+    (error,) = exc.value.errors
+    assert error.field == "due_date" and "2099-12-31" in str(error)
+    with hub.sessions() as session:  # nothing changed
+        assert svc.get(session, app.number, svc.SYSTEM).state == app.state
