@@ -65,6 +65,11 @@ def console() -> DataConsole:
     return DataConsole(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False, highlight=False)
 
 
+def echo(line: str, err: bool = False) -> None:
+    """A plain line that carries data (names, reasons, problems): control characters escaped."""
+    typer.echo(printable(line), err=err)
+
+
 def styled(text: str, style: str) -> Text:
     """A fixed label in colour or bold (the hub's own words, never data)."""
     return Text(text, style=style)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from hub import plugins as plugin_host
-from hub.cli.common import console, home_of, open_hub, print_json, styled
+from hub.cli.common import console, echo, home_of, open_hub, print_json, styled
 from hub.connections import load_connections
 from hub.connectors import DeliveryError, Unsupported, connector_types
 from hub.errors import ConfigInvalid, HubError
@@ -75,7 +75,7 @@ def list_(ctx: typer.Context) -> None:
             conn.description or "",
         )
     console().print(table)
-    typer.echo(f"types: {', '.join(f'{t} ({types[t].description})' for t in sorted(types))}")
+    echo(f"types: {', '.join(f'{t} ({types[t].description})' for t in sorted(types))}")
 
 
 @connectors_app.command("check")
