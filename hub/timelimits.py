@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from hub.lifecycle import CLOCKED
 from hub.storage.tables import Application
-from hub.workdays import WorkCalendar
+from hub.workdays import OutOfCalendar, WorkCalendar
 
 
 class Signal(StrEnum):
@@ -28,7 +28,10 @@ def recompute_due(app: Application, calendar: WorkCalendar) -> None:
     for part in app.parts:
         if part.due_date is not None and part.state in ("approved", "denied", "withdrawn"):
             continue
-        part.due_date, prov = calendar.add_workdays(app.accepted_on, part.promised_days + app.paused_workdays)
+        try:
+            part.due_date, prov = calendar.add_workdays(app.accepted_on, part.promised_days + app.paused_workdays)
+        except OutOfCalendar as exc:  # named as the API and the CLI know it; the transaction rolls back
+            raise exc.renamed("due_date") from None
         provisional = provisional or prov
     app.due_date = max(p.due_date for p in app.parts if p.due_date)
     app.due_provisional = provisional

@@ -6,7 +6,10 @@ For each year the answer comes from the first source that covers it:
   3. the statutory holidays computed for any year under the current national rule
      (全国年节及纪念日放假办法, 2025 revision) with no make-up days — *provisional*.
 
-A due date that depends on a provisional year is marked provisional; nothing is silently guessed."""
+A due date that depends on a provisional year is marked provisional; nothing is silently guessed.
+Outside the years the third source can compute (the lunar tables end at 1900 and 2099, or a later
+year an ops schedule covers) there is no answer: every method refuses such a date with
+`OutOfCalendar` naming the argument and the covered range, instead of failing deep inside."""
 
 from __future__ import annotations
 
@@ -24,7 +27,23 @@ from lunardate import LunarDate
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from hub import yamlfile
-from hub.errors import ConfigInvalid, ConfigProblem
+from hub.errors import ConfigInvalid, ConfigProblem, FieldError, InvalidInput, Reason
+
+# The lunar tables (lunardate) and the solar terms behind the computed holidays cover these years.
+FIRST_YEAR = 1900
+LAST_COMPUTED_YEAR = 2099
+
+
+class OutOfCalendar(InvalidInput):
+    """A date, or a count of working days, that reaches outside the calendar's covered range.
+    `argument` is the parameter's name, so a surface can name it as its users know it."""
+
+    def __init__(self, argument: str, reason: Reason):
+        self.argument, self.reason = argument, reason
+        super().__init__([FieldError(argument, reason)])
+
+    def renamed(self, argument: str) -> OutOfCalendar:
+        return OutOfCalendar(argument, self.reason)
 
 
 class Source(StrEnum):
@@ -140,6 +159,36 @@ class WorkCalendar:
                 for d in span.days():
                     self._holiday[d] = span.name
             self._workday.update(sched.workdays)
+        last = LAST_COMPUTED_YEAR
+        while last + 1 in self.schedules:  # an ops schedule may carry the calendar a year further
+            last += 1
+        self.first_day, self.last_day = date(FIRST_YEAR, 1, 1), date(last, 12, 31)
+
+    @property
+    def covered(self) -> str:
+        return f"{self.first_day.isoformat()}..{self.last_day.isoformat()}"
+
+    def check_date(self, d: date, argument: str) -> None:
+        """Refuse a date the calendar cannot answer for (OutOfCalendar naming `argument`)."""
+        if not self.first_day <= d <= self.last_day:
+            raise OutOfCalendar(
+                argument,
+                Reason(
+                    f"日期 {d.isoformat()} 超出工作日历覆盖范围 {self.covered}",
+                    f"date {d.isoformat()} is outside the working-day calendar's range {self.covered}",
+                ),
+            )
+
+    def check_year(self, year: int, argument: str) -> None:
+        if not self.first_day.year <= year <= self.last_day.year:
+            raise OutOfCalendar(
+                argument,
+                Reason(
+                    f"年份 {year} 超出工作日历覆盖范围 {self.first_day.year}..{self.last_day.year}",
+                    f"year {year} is outside the working-day calendar's range "
+                    f"{self.first_day.year}..{self.last_day.year}",
+                ),
+            )
 
     @classmethod
     def from_dir(cls, calendar_dir: Path) -> WorkCalendar:
@@ -156,6 +205,7 @@ class WorkCalendar:
         return Source.computed
 
     def is_workday(self, d: date) -> bool:
+        self.check_date(d, "date")
         src = self.source(d.year)
         if d in self._holiday:
             return False
@@ -168,6 +218,7 @@ class WorkCalendar:
         return d.weekday() < 5 and d not in statutory_holidays(d.year)
 
     def holiday_name(self, d: date) -> str | None:
+        self.check_date(d, "date")
         if d in self._holiday:
             return self._holiday[d]
         src = self.source(d.year)
@@ -180,11 +231,22 @@ class WorkCalendar:
 
     def add_workdays(self, start: date, n: int) -> tuple[date, bool]:
         """The n-th working day after `start` (start itself not counted; n=0 is `start`).
-        Returns the date and whether any year it crossed is provisional."""
+        Returns the date and whether any year it crossed is provisional. The walk is bounded by
+        the covered range: a count that would leave it is refused before the walk, or when the
+        walk reaches the range's end (OutOfCalendar naming `n`)."""
         if n < 0:
             raise ValueError("n must be >= 0")
+        self.check_date(start, "start")
+        beyond = Reason(
+            f"从 {start.isoformat()} 起 {n} 个工作日超出工作日历覆盖范围 {self.covered}",
+            f"{n} working days after {start.isoformat()} fall outside the working-day calendar's range {self.covered}",
+        )
+        if n > (self.last_day - start).days:  # at most one working day per calendar day
+            raise OutOfCalendar("n", beyond)
         d, provisional = start, self.source(start.year) is Source.computed
         while n:
+            if d >= self.last_day:
+                raise OutOfCalendar("n", beyond)
             d += timedelta(days=1)
             if self.is_workday(d):
                 n -= 1
@@ -193,6 +255,8 @@ class WorkCalendar:
 
     def workdays_between(self, a: date, b: date) -> int:
         """Working days in (a, b]; negative when b is before a."""
+        self.check_date(a, "a")
+        self.check_date(b, "b")
         if b < a:
             return -self.workdays_between(b, a)
         count, d = 0, a

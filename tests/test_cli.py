@@ -168,3 +168,24 @@ def test_calendar_add_workdays():
 def test_help_everywhere():
     for args in (["--help"], ["apps", "--help"], ["apps", "create", "--help"], ["catalog", "check", "--help"]):
         assert "Usage" in hub(*args).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "argument"),
+    [
+        (["2099-12-31", "1"], "N"),
+        (["2026-10-08", "100000"], "N"),
+        (["1899-12-27", "1"], "START"),
+        (["9999-12-31", "1", "--explain"], "START"),
+    ],
+)
+def test_calendar_refuses_dates_outside_its_range(args, argument):
+    result = hub("calendar", "add-workdays", *args, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"error: {argument}: ") and "1900-01-01..2099-12-31" in result.stderr
+    assert result.stdout == ""
+
+
+def test_calendar_sources_are_bounded_to_the_range():
+    result = hub("calendar", "sources", "1", "100000000000", check=False)
+    assert result.returncode == 2 and result.stderr.startswith("error: FIRST: ") and "1900..2099" in result.stderr

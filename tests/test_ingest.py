@@ -389,8 +389,19 @@ def test_archives_good_and_hostile(hub, drop):
     (drop / "XH-UP.zip.ok").write_bytes(b"")
     (drop / "XH-BROKEN.zip").write_bytes(b"PK\x03\x04 not really a zip")
     (drop / "XH-BROKEN.zip.ok").write_bytes(b"")
+    # zipped with writestr: entries carry permission bits but no Unix file type (regular files)
+    src = write_batch(
+        drop / "src" / "XH-WS", batch_id="XH-WS", desk="bank-xiahong", records=[record(2)], files=files_for([record(2)])
+    )
+    with zipfile.ZipFile(drop / "XH-WS.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                z.writestr(p.relative_to(src).as_posix(), p.read_bytes())
+    shutil.rmtree(drop / "src")
+    (drop / "XH-WS.zip.ok").write_bytes(b"")
     summary = ingest(hub, "bank-xiahong-sftp")
-    assert (summary.batches, summary.created, summary.quarantined, summary.errors) == (4, 1, 3, 0), summary
+    assert (summary.batches, summary.created, summary.quarantined, summary.errors) == (5, 2, 3, 0), summary
+    assert (drop / "done" / "XH-WS.zip").exists()
     for name in ("XH-LINK", "XH-UP", "XH-BROKEN"):
         (problem,) = errors_of(drop / "errors" / f"{name}.jsonl")
         assert problem["file"] == "(archive)" and problem["reason_zh"].startswith("无法解包"), problem

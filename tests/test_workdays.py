@@ -7,7 +7,7 @@ from pathlib import Path
 import chinese_calendar
 import pytest
 
-from hub.errors import ConfigInvalid
+from hub.errors import ConfigInvalid, InvalidInput
 from hub.workdays import Source, WorkCalendar, statutory_holidays
 
 cal = WorkCalendar()
@@ -103,3 +103,68 @@ def test_bad_schedule_names_file_and_line(tmp_path, text, line, needle):
         WorkCalendar.from_dir(d)
     problem = exc.value.problems[0]
     assert problem.file.endswith("2027.yaml") and problem.line == line and needle in problem.message
+
+
+@pytest.mark.parametrize(
+    ("start", "n", "argument"),
+    [
+        (date(2099, 12, 31), 1, "n"),  # the lunar tables end with 2099
+        (date(2026, 10, 8), 100_000, "n"),
+        (date(2099, 12, 20), 20, "n"),  # leaves the range during the walk, not by the first estimate
+        (date(1899, 12, 27), 1, "start"),
+        (date(9999, 12, 31), 1, "start"),  # date + 1 day would overflow
+    ],
+)
+def test_counts_outside_the_covered_range_are_refused_naming_the_argument(start, n, argument):
+    with pytest.raises(InvalidInput) as exc:
+        cal.add_workdays(start, n)
+    (error,) = exc.value.errors
+    assert error.field == argument
+    assert "1900-01-01..2099-12-31" in str(error) and "outside" in str(error)
+
+
+def test_a_huge_count_is_refused_before_walking(monkeypatch):
+    walked = []
+    monkeypatch.setattr(WorkCalendar, "is_workday", lambda self, d: walked.append(d) or True)
+    with pytest.raises(InvalidInput):
+        cal.add_workdays(date(2026, 10, 8), 10**30)
+    assert walked == []
+
+
+def test_every_method_refuses_dates_outside_the_range():
+    for call in (
+        lambda: cal.is_workday(date(2100, 1, 4)),
+        lambda: cal.holiday_name(date(1899, 1, 1)),
+        lambda: cal.workdays_between(date(2026, 1, 1), date(2100, 1, 1)),
+        lambda: cal.workdays_between(date(1, 1, 1), date(2026, 1, 1)),  # also bounds the work
+    ):
+        with pytest.raises(InvalidInput) as exc:
+            call()
+        assert "1900-01-01..2099-12-31" in str(exc.value)
+    assert cal.add_workdays(date(2099, 12, 30), 1) == (date(2099, 12, 31), True)  # the last day still works
+
+
+def test_an_ops_schedule_for_2100_extends_the_range(tmp_path):
+    d = _write(
+        tmp_path,
+        "2100.yaml",
+        "year: 2100\nnotice: 测试\nholidays:\n  - {name: 元旦, from: 2100-01-01, to: 2100-01-01}\n",
+    )
+    c = WorkCalendar.from_dir(d)
+    assert c.add_workdays(date(2099, 12, 31), 1) == (date(2100, 1, 4), True)
+    with pytest.raises(InvalidInput, match=r"1900-01-01\.\.2100-12-31"):
+        c.add_workdays(date(2100, 12, 31), 1)
+
+
+def test_a_due_date_beyond_the_range_refuses_the_acceptance_naming_due_date(hub, clock):
+    from hub import applications as svc
+    from tests.samples import HZ_CLERK, fund_rent, officer
+
+    clock.set(date(2099, 12, 30))
+    app = svc.create(hub, fund_rent(), HZ_CLERK)
+    with pytest.raises(InvalidInput) as exc:
+        svc.transition(hub, app.number, "accept", officer("ts-gjj"))
+    (error,) = exc.value.errors
+    assert error.field == "due_date" and "2099-12-31" in str(error)
+    with hub.sessions() as session:  # nothing changed
+        assert svc.get(session, app.number, svc.SYSTEM).state == app.state

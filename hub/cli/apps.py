@@ -19,9 +19,11 @@ from hub.cli.common import (
     RoleOpt,
     WriteRoleOpt,
     console,
+    echo,
     make_actor,
     open_hub,
     print_json,
+    styled,
 )
 from hub.errors import FieldError, Forbidden, InvalidInput, Reason
 from hub.events import verify_chain
@@ -91,7 +93,7 @@ def _print_result(hub, result, as_json: bool) -> None:
         due = (
             f" 期限 due {s['due_date']}{' (临时 provisional)' if s['due_provisional'] else ''}" if s["due_date"] else ""
         )
-        typer.echo(f"{s['number']} {s['title']} — {s['state_zh']} ({s['state']}){due}")
+        echo(f"{s['number']} {s['title']} — {s['state_zh']} ({s['state']}){due}")
 
 
 @app.command()
@@ -208,7 +210,7 @@ def show(
         print_json(view)
         return
     c = console()
-    c.print(f"[bold]{view['number']}[/] {view['title']} — {view['state_zh']} ({view['state']})")
+    c.print(styled(view["number"], "bold"), f"{view['title']} — {view['state_zh']} ({view['state']})")
     c.print(f"申请人 {view['applicant']['name']} {view['applicant']['id']}  窗口 {view['desk_name']}")
     c.print(f"收件地 {view['collecting_division']['name']} → 审批地 {view['deciding_division']['name']}")
     if view["due_date"]:
@@ -261,7 +263,7 @@ def verify(
         broken = [(f.subject, f.problem) for f in report.failures]
         checked = report.chains.checked
     for n, problem in broken:
-        typer.echo(f"{n}: BROKEN {problem}", err=True)
+        echo(f"{n}: BROKEN {problem}", err=True)
     typer.echo(f"{checked - len(broken)} chain(s) OK, {len(broken)} broken")
     if broken:
         raise typer.Exit(1)
@@ -308,7 +310,7 @@ def verify_all(
         console().print(table)
         typer.echo(f"{report.events} event(s), {report.bytes_hashed} byte(s) of material hashed")
         for f in report.failures[:show]:
-            typer.echo(f"FAIL {f.kind} {f}", err=True)
+            echo(f"FAIL {f.kind} {f}", err=True)
         if len(report.failures) > show:
             typer.echo(f"… and {len(report.failures) - show} more failure(s)", err=True)
     if not report.ok:
@@ -331,5 +333,5 @@ def warnings(
         print_json([{"number": w.number, "kind": w.kind, "message": w.message, "due_date": w.due_date} for w in rows])
         return
     for w in rows:
-        typer.echo(f"{w.kind:22} {w.number}  {w.message}")
+        echo(f"{w.kind:22} {w.number}  {w.message}")
     typer.echo(f"{len(rows)} warning(s)")

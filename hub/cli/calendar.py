@@ -12,7 +12,7 @@ import typer
 from hub.cli.common import print_json
 from hub.errors import HubError
 from hub.settings import find_home
-from hub.workdays import Source, WorkCalendar
+from hub.workdays import OutOfCalendar, Source, WorkCalendar
 
 app = typer.Typer(help="Working-day calendar (holidays, make-up working days).", no_args_is_help=True)
 
@@ -33,13 +33,16 @@ def add_workdays(
     n: Annotated[int, typer.Argument(min=0, help="Working days to add")],
     explain: Annotated[bool, typer.Option("--explain", help="List the days off that were skipped")] = False,
 ) -> None:
-    """Print the date N working days after START."""
+    """Print the date N working days after START (both within the calendar's covered years)."""
     try:
         day = date.fromisoformat(start)
     except ValueError:
         raise typer.BadParameter("日期格式应为 YYYY-MM-DD (expected YYYY-MM-DD)", param_hint="START") from None
     cal = _calendar(ctx)
-    result, provisional = cal.add_workdays(day, n)
+    try:
+        result, provisional = cal.add_workdays(day, n)
+    except OutOfCalendar as exc:  # the library's rule, named as this command's arguments
+        raise exc.renamed({"start": "START", "n": "N"}.get(exc.argument, exc.argument)) from None
     typer.echo(result.isoformat())
     if explain:
         d = day
@@ -61,4 +64,6 @@ def sources(
 ) -> None:
     """Which source decides working days in each year (config, package, computed)."""
     cal = _calendar(ctx)
+    cal.check_year(first, "FIRST")  # also bounds the listing to the covered years
+    cal.check_year(last or first + 1, "LAST")
     print_json({y: cal.source(y).value for y in range(first, (last or first + 1) + 1)})

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hub.cli.common import console, home_of, open_hub, print_json
+from hub.cli.common import console, echo, home_of, open_hub, print_json, styled
 from hub.connections import load_connections
 from hub.connectors import DeliveryError, Unsupported
 from hub.errors import ConfigInvalid, HubError
@@ -77,7 +77,7 @@ def list_(ctx: typer.Context) -> None:
             conn.description or "",
         )
     console().print(table)
-    typer.echo(f"types: {', '.join(f'{t} ({types[t].description})' for t in sorted(types))}")
+    echo(f"types: {', '.join(f'{t} ({types[t].description})' for t in sorted(types))}")
 
 
 @connectors_app.command("check")
@@ -108,7 +108,7 @@ def check(
             finally:
                 connector.close()
         failed += not ok
-        table.add_row(conn_name, conn.type, "[green]OK[/]" if ok else "[red]FAIL[/]", reason)
+        table.add_row(conn_name, conn.type, styled("OK", "green") if ok else styled("FAIL", "red"), reason)
     console().print(table)
     if failed:
         raise typer.Exit(1)

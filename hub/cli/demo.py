@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hub.cli.common import console, home_of
+from hub.cli.common import console, home_of, styled
 
 
 def demo(
@@ -29,7 +29,7 @@ def demo(
     for row in accounts:
         table.add_row(*row)
     out = console()
-    out.print("\n[bold]演示账号 Demo accounts[/] (fresh passwords each run)")
+    out.print("\n", styled("演示账号 Demo accounts", "bold"), " (fresh passwords each run)", sep="")
     out.print(table)
     if exit_after:
         return
@@ -38,5 +38,5 @@ def demo(
     from hub.context import Hub
     from hub.web.app import create_app
 
-    out.print(f"[bold]打开 open http://127.0.0.1:{port}/[/]  — Ctrl-C 停止 stop")
+    out.print(styled(f"打开 open http://127.0.0.1:{port}/", "bold"), " — Ctrl-C 停止 stop")
     uvicorn.run(create_app(Hub.open(home)), host="127.0.0.1", port=port, log_level="warning", server_header=False)

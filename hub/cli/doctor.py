@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from hub import health
-from hub.cli.common import console, home_of, print_json
+from hub.cli.common import console, home_of, print_json, styled
 
 
 def doctor(
@@ -29,9 +28,11 @@ def doctor(
     else:
         table = Table("check", "result", "detail")
         for c in checks:
-            table.add_row(c.name, "[green]✓[/]" if c.ok else "[red]✗[/]", escape(c.detail))
+            table.add_row(c.name, styled("✓", "green") if c.ok else styled("✗", "red"), c.detail)
         out = console()
         out.print(table)
-        out.print(f"[red]{len(bad)} failed: {', '.join(bad)}[/]" if bad else "[green]all checks passed[/]")
+        out.print(f"{len(bad)} failed: {', '.join(bad)}", style="red") if bad else out.print(
+            styled("all checks passed", "green")
+        )
     if bad:
         raise typer.Exit(1)
