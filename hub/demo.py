@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hub import applications as svc
@@ -160,13 +161,13 @@ def run(home: Path, console: Console | None = None) -> int:
     if _department_up(hub, "yibao-rest"):
         sent = dispatch(hub, connection="yibao-rest")
         remote = application_detail(hub, svc.read(hub, app.number, YBJ))["deliveries"][0]
-        say(f"  推送医保经办系统 yibao-rest: {sent.line()}，对方编号 {remote['remote_id']}")
+        say(f"  推送医保经办系统 yibao-rest: {escape(sent.line())}，对方编号 {remote['remote_id']}")
         time.sleep(0.2)  # the sandbox department decides by itself after a moment
         synced = sync(hub, connection="yibao-rest")
         app = svc.read(hub, app.number, YBJ)
         results = application_detail(hub, app)["results"]
         say(
-            f"  同步 {synced.line()} → [bold]{STATE_ZH[app.state]}[/]，结果文件 {results[0]['name'] if results else '无'}"
+            f"  同步 {escape(synced.line())} → [bold]{STATE_ZH[app.state]}[/]，结果文件 {escape(results[0]['name']) if results else '无'}"
         )
     else:
         say("  [yellow]医保系统沙箱未运行（hub sandbox run），由医保局在枢纽内审批[/]")
@@ -204,7 +205,7 @@ def run(home: Path, console: Console | None = None) -> int:
     try:
         svc.transition(hub, fund.number, "accept", GJJ)
     except HubError as exc:
-        say(f"  受理被拒 refused: {exc}")
+        say(f"  受理被拒 refused: {escape(str(exc))}")
     fund = step(fund, "accept", GJJ, commitment_due=date(2026, 10, 12))
     say(f"  容缺材料: {'、'.join(d.material for d in fund.deficiencies)}，承诺 2026-10-12 前补交")
     clock.day(date(2026, 9, 30))
@@ -218,7 +219,7 @@ def run(home: Path, console: Console | None = None) -> int:
     say("  补交 房屋租赁合同 → 该项容缺承诺关闭")
     clock.day(date(2026, 10, 12))
     for w in svc.warnings(hub, HZ):
-        say(f"  [yellow]预警 {w.kind}[/] {w.number} {w.message}")
+        say(f"  [yellow]预警 {w.kind}[/] {w.number} {escape(w.message)}")
     fund = step(fund, "start_review", GJJ)
     fund = step(fund, "approve", GJJ)
 
@@ -304,11 +305,11 @@ def run(home: Path, console: Console | None = None) -> int:
             TELLER_BZ,
         )
     except HubError as exc:
-        say(f"  [red]拒绝 refused[/]: {exc}")
+        say(f"  [red]拒绝 refused[/]: {escape(str(exc))}")
     try:
         svc.transition(hub, numbers[1], "deliver", HZ)
     except HubError as exc:
-        say(f"  [red]拒绝 refused[/]: {exc}")
+        say(f"  [red]拒绝 refused[/]: {escape(str(exc))}")
 
     # 6. Late December: a due date that lands in 2027, for which no official schedule exists yet.
     say("[bold]⑥ 百丈镇网点：年底受理，期限落在2027年[/]")
