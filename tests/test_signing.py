@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from hub import applications as svc
-from hub import audit, signing
+from hub import audit, session_log, signing
 from hub.context import Hub
 from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from hub.events import verify_chain
@@ -105,7 +105,7 @@ def test_steps_in_order_by_their_side_and_a_drop_means_identity_again(hub: Hub):
         signing.advance(hub, s.id, SH_CLERK, "signature", {"png": b"GIF89a"})
     with pytest.raises(Forbidden):  # only the officer seals
         signing.complete(hub, s.id, SH_CLERK)
-    kinds = [e["kind"] for e in signing.read_events(signing.folder_of(hub, s) / signing.EVENTS)]
+    kinds = [e["kind"] for e in session_log.read_events(signing.folder_of(hub, s) / session_log.EVENTS)]
     assert kinds[:4] == ["created", "preflight_passed", "consent", "identity"] and "connection_lost" in kinds
 
 
@@ -165,20 +165,20 @@ def test_sealed_evidence_verifies_and_any_change_is_named(hub: Hub, tmp_path: Pa
     # edit one event: named by its line
     copy = tmp_path / "events"
     shutil.copytree(folder, copy)
-    lines = (copy / signing.EVENTS).read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = (copy / session_log.EVENTS).read_text(encoding="utf-8").splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "consent")
     edited = json.loads(lines[at])
     edited["data"]["media_time"] = 99
     lines[at] = json.dumps(edited, ensure_ascii=False) + "\n"
-    (copy / signing.EVENTS).write_text("".join(lines), encoding="utf-8")
+    (copy / session_log.EVENTS).write_text("".join(lines), encoding="utf-8")
     v = evidence.verify_folder(copy, key)
     expected = f"events.jsonl line {at + 1} (#{at + 1} consent): content does not match its hash"
     assert not v.ok and v.first == expected, v.problems
     # drop the last events (and recompute nothing): the manifest's head no longer matches
     copy = tmp_path / "truncated"
     shutil.copytree(folder, copy)
-    original = (folder / signing.EVENTS).read_text(encoding="utf-8").splitlines(keepends=True)
-    (copy / signing.EVENTS).write_text("".join(original[:-3]), encoding="utf-8")
+    original = (folder / session_log.EVENTS).read_text(encoding="utf-8").splitlines(keepends=True)
+    (copy / session_log.EVENTS).write_text("".join(original[:-3]), encoding="utf-8")
     v = evidence.verify_folder(copy, key)
     assert not v.ok and "the manifest says" in v.first
     # change the manifest: the signature fails
@@ -203,7 +203,7 @@ def test_verification_is_not_fooled(hub: Hub, tmp_path: Path):
     key = evidence.signing_key(hub).public_key()
     expected = {"session": s.id, "manifest_sha256": signing.read(hub, s.id, GJJ)[0].manifest_sha256}
     assert evidence.verify_folder(folder, key, expected=expected).ok
-    assert b"\\u2028" in (folder / signing.EVENTS).read_bytes()  # escaped: the file is plain ASCII
+    assert b"\\u2028" in (folder / session_log.EVENTS).read_bytes()  # escaped: the file is plain ASCII
 
     def copy(name: str) -> Path:
         out = tmp_path / name
@@ -217,11 +217,11 @@ def test_verification_is_not_fooled(hub: Hub, tmp_path: Path):
     (missing / "signature.png").unlink()
     assert evidence.verify_folder(missing, key).first == "signature.png: missing"
     appended = copy("appended")
-    with open(appended / signing.EVENTS, "ab") as f:
+    with open(appended / session_log.EVENTS, "ab") as f:
         f.write(b'{"seq": 99}\n')
     assert "events.jsonl line" in evidence.verify_folder(appended, key).first
     cut = copy("cut")
-    with open(cut / signing.EVENTS, "ab") as f:
+    with open(cut / session_log.EVENTS, "ab") as f:
         f.write(b'{"seq": 99')
     assert "incomplete" in evidence.verify_folder(cut, key).first
     other_key = evidence.load_private_key(tmp_path / "other.pem", create=True).public_key()
@@ -312,7 +312,7 @@ def test_a_session_left_open_by_a_dead_process_is_recovered(hub: Hub):
     live = take_lock(folder)  # a process runs it
     assert recover(hub) == []
     live.close()  # …and dies
-    with open(folder / signing.EVENTS, "ab") as f:  # in the middle of writing an event
+    with open(folder / session_log.EVENTS, "ab") as f:  # in the middle of writing an event
         f.write(b'{"seq": 9, "kind": "qual')
     assert recover(hub) == [s.id]
     ended = signing.read(hub, s.id, GJJ)[0]

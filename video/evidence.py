@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from hub.intake.staging import sha256_of as sha256_file
-from hub.signing import EVENTS, GENESIS, event_hash, write_synced
+from hub.session_log import EVENTS, recorded_files, verify_events
+from hub.signing import write_synced
 
 FORMAT = "tongban-signing-evidence/1"
 MANIFEST = "manifest.json"
@@ -39,67 +40,6 @@ PUBLIC_KEY = "hub-signing-public-key.pem"
 
 def utc_text(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# ---------------------------------------------------------------- the event log
-
-
-@dataclass(frozen=True)
-class ChainCheck:
-    ok: bool
-    count: int
-    head: str
-    problem: str | None = None
-
-
-def verify_events(path: Path, *, sealed: bool = True) -> ChainCheck:
-    """Recompute the chain; name the first line that does not fit. Lines end at newlines only
-    (not at the other characters Python would take for line breaks). In sealed evidence every
-    byte belongs to a complete line; a log still being written may end in a cut-off one."""
-    prev, count = GENESIS, 0
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return ChainCheck(False, 0, prev, f"{path.name}: cannot be read ({exc.strerror})")
-    lines = raw.split(b"\n")
-    if lines[-1] and sealed:
-        return ChainCheck(False, 0, prev, f"{path.name} line {len(lines)}: incomplete (no newline at the end)")
-    for number, line in enumerate(lines[:-1], start=1):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return ChainCheck(False, count, prev, f"{path.name} line {number}: not JSON")
-        where = f"{path.name} line {number} (#{event.get('seq')} {event.get('kind')})"
-        if event.get("seq") != number:
-            return ChainCheck(False, count, prev, f"{where}: out of sequence (expected #{number})")
-        if event.get("prev") != prev:
-            return ChainCheck(False, count, prev, f"{where}: does not follow the event before it")
-        if event_hash(event) != event.get("hash"):
-            return ChainCheck(False, count, prev, f"{where}: content does not match its hash")
-        prev, count = event["hash"], number
-    return ChainCheck(True, count, prev)
-
-
-def recorded_files(path: Path) -> dict[str, tuple[int, str]]:
-    """path -> (event seq, sha256) for every file an event recorded as it was written (segments,
-    the signature, the read-back, stills): the manifest must list the same bytes."""
-    out: dict[str, tuple[int, str]] = {}
-
-    def visit(seq: int, value: Any) -> None:
-        if isinstance(value, dict):
-            name = value.get("path") or value.get("file")
-            if isinstance(name, str) and isinstance(value.get("sha256"), str):
-                out[name] = (seq, value["sha256"])
-            for v in value.values():
-                visit(seq, v)
-        elif isinstance(value, list):
-            for v in value:
-                visit(seq, v)
-
-    for line in path.read_bytes().split(b"\n")[:-1]:
-        event = json.loads(line)
-        visit(event["seq"], event.get("data"))
-    return out
 
 
 # ---------------------------------------------------------------- keys

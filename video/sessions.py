@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hub import signing
+from hub import session_log, signing
 from hub.applications import Actor
 from hub.context import Hub
 from video import evidence
@@ -89,5 +89,5 @@ def recover(hub: Hub) -> list[str]:
 
 
 def _media_started(folder: Path) -> bool:
-    events = folder / signing.EVENTS
-    return events.exists() and any(e["kind"] == "recording_started" for e in signing.read_events(events))
+    events = folder / session_log.EVENTS
+    return events.exists() and any(e["kind"] == "recording_started" for e in session_log.read_events(events))
