@@ -18,7 +18,6 @@ environment, are handed to pg_dump/pg_restore as libpq variables, and are shown 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -44,6 +43,7 @@ from hub.errors import HubError
 from hub.home import SAMPLE_ENTRIES
 from hub.intake.staging import sha256_of
 from hub.settings import SETTINGS_FILE, Settings, load_settings
+from hub.signing_key import key_id, load_private_key, public_pem
 from hub.storage import migrate
 from hub.storage.engine import make_engine
 
@@ -254,19 +254,10 @@ def _short(exc: SQLAlchemyError) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
-def _key_file(settings: Settings) -> Path:
-    return Path(os.environ.get("HUB_SIGNING_KEY_FILE") or settings.path(settings.signing.key_file))
-
-
 def public_key_of(key_file: Path) -> tuple[bytes, str]:
-    """(public PEM, key id) of the evidence key; the key id as video.evidence computes it."""
-    from cryptography.hazmat.primitives import serialization
-
-    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    public = key.public_key()
-    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, hashlib.sha256(der).hexdigest()
+    """(public PEM, key id) of the evidence key in `key_file` (never made here)."""
+    key = load_private_key(key_file)
+    return public_pem(key), key_id(key)
 
 
 def scrub_settings(path: Path) -> bool:
@@ -332,11 +323,11 @@ def finish_backup(settings: Settings, out: Path, expected: Path, info: dict[str,
             "hub.yaml: database_url holds a password; the backup's copy has it removed — keep it in "
             "HUB_DATABASE_URL or ~/.pgpass instead"
         )
-    key_file = _key_file(settings)
+    key_file = settings.signing_key_file.path
     if key_file.is_file():
-        pem, key_id = public_key_of(key_file)
+        pem, found_id = public_key_of(key_file)
         (out / PUBLIC_KEY).write_bytes(pem)
-        info["signing_key"] = {"id": key_id, "public_key": PUBLIC_KEY}
+        info["signing_key"] = {"id": found_id, "public_key": PUBLIC_KEY}
     else:
         info["signing_key"] = None
         if info["database"]["counts"].get("evidence_packages"):
@@ -497,18 +488,18 @@ def preflight(backup: Path, home: Path, *, force: bool, signing_key: Path | None
         )
     if kind == "postgresql":
         tool_version("pg_restore")  # there, before anything is written
-    key_target = _key_file(settings)
+    key_target = settings.signing_key_file.path
     if signing_key is not None:
         if not signing_key.is_file():
             raise Refused(f"--signing-key {signing_key}: not found")
         expected = (info.get("signing_key") or {}).get("id")
         try:
-            _, key_id = public_key_of(signing_key)
+            _, found_id = public_key_of(signing_key)
         except (ValueError, TypeError) as exc:
             raise Refused(f"--signing-key {signing_key}: not a PEM private key ({exc})") from None
-        if expected and key_id != expected:
+        if expected and found_id != expected:
             raise Refused(
-                f"--signing-key {signing_key}: key {key_id[:16]}…, but the evidence in this backup was sealed "
+                f"--signing-key {signing_key}: key {found_id[:16]}…, but the evidence in this backup was sealed "
                 f"with {expected[:16]}…"
             )
         if key_target.exists() and key_target.read_bytes() != signing_key.read_bytes():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,12 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from hub.intake.staging import sha256_of as sha256_file
 from hub.session_log import EVENTS, recorded_files, verify_events
 from hub.signing import write_synced
+
+# the key is the core's (backups and restores check it too); public_pem and signing_key are
+# re-exported for video/web.py
+from hub.signing_key import key_id
+from hub.signing_key import public_pem as public_pem
+from hub.signing_key import signing_key as signing_key
 
 FORMAT = "tongban-signing-evidence/1"
 MANIFEST = "manifest.json"
@@ -40,56 +44,6 @@ PUBLIC_KEY = "hub-signing-public-key.pem"
 
 def utc_text(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# ---------------------------------------------------------------- keys
-
-
-def load_private_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
-    """The hub's signing key (PEM, PKCS#8). `create`: make one on first use, readable by the
-    hub's user only, as `hub init` does for its other secrets."""
-    if not path.exists():
-        if not create:
-            raise FileNotFoundError(f"signing key {path} not found")
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        return key
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path}: not an Ed25519 private key")
-    return key
-
-
-def signing_key(hub: Any) -> Ed25519PrivateKey:
-    """The hub's key: HUB_SIGNING_KEY_FILE, else `signing.key_file` in hub.yaml (inside the hub
-    home when relative), made on first use when missing."""
-    path = Path(os.environ.get("HUB_SIGNING_KEY_FILE") or hub.settings.path(hub.settings.signing.key_file))
-    return load_private_key(path, create=True)
-
-
-def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def load_public_key(pem: bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem)
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
-    return key
-
-
-def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """The sha256 of the public key's DER: which key signed, without shipping the key."""
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
 
 
 # ---------------------------------------------------------------- sealing

@@ -12,6 +12,7 @@ from typing import Any
 from hub import session_log, signing
 from hub.applications import Actor
 from hub.context import Hub
+from hub.signing_key import signing_key
 from video import evidence
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def seal_session(hub: Hub, session_id: str, actor: Actor | None) -> dict[str, An
     folder = signing.folder_of(hub, s)
     manifest = evidence.seal(
         folder,
-        evidence.signing_key(hub),
+        signing_key(hub),
         {
             "session": s.id,
             "application": {"number": s.number, "part": s.part_id, "item": s.item_code},

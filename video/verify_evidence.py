@@ -14,9 +14,10 @@ it needs nothing from the hub.
 
 So it carries its own copy of what the hub defines once elsewhere — GENESIS and the canonical
 JSON (hub/hashchain.py), the event log's chain check (`verify_events` and `recorded_files` in
-hub/session_log.py). An auditor's laptop has no hub to import them from.
-tests/test_session_log.py runs this script's checks and the hub's over the same logs and
-requires the same verdicts, so the copies cannot drift apart unnoticed.
+hub/session_log.py), the key id (hub/signing_key.py). An auditor's laptop has no hub to import
+them from. tests/test_session_log.py and tests/test_signing_key.py run this script's checks and
+the hub's over the same logs and keys and require the same results, so the copies cannot drift
+apart unnoticed.
 """
 
 from __future__ import annotations
