@@ -38,7 +38,7 @@ from hub.signing_key import signing_key as signing_key
 FORMAT = "tongban-signing-evidence/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-TIMESTAMP = "manifest.tsr"  # an RFC 3161 timestamp of the signature, when a TSA is configured
+TIMESTAMP = "manifest.tsr"  # an RFC 3161 timestamp of the signature, when a TSA is configured (video.timestamps)
 PUBLIC_KEY = "hub-signing-public-key.pem"
 
 
@@ -89,78 +89,6 @@ def seal(folder: Path, key: Ed25519PrivateKey, about: dict[str, Any]) -> dict[st
     write_synced(folder / MANIFEST, body)
     write_synced(folder / SIGNATURE, key.sign(body))
     return manifest
-
-
-# ---------------------------------------------------------------- RFC 3161 timestamps
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    length = (
-        bytes([n])
-        if n < 0x80
-        else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
-    )
-    return bytes([tag]) + length + content
-
-
-def _der_int(value: int) -> bytes:
-    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
-
-
-SHA256_OID = bytes.fromhex("0609608648016503040201")  # 2.16.840.1.101.3.4.2.1
-
-
-def timestamp_request(digest: bytes, nonce: int) -> bytes:
-    """A DER TimeStampReq (RFC 3161 §2.4.1) for a SHA-256 digest, asking for the TSA's certificate."""
-    imprint = _der(0x30, _der(0x30, SHA256_OID + b"\x05\x00") + _der(0x04, digest))
-    return _der(0x30, _der_int(1) + imprint + _der_int(nonce) + _der(0x01, b"\xff"))
-
-
-def _der_children(data: bytes) -> list[tuple[int, bytes]]:
-    out, i = [], 0
-    while i < len(data):
-        tag, n = data[i], data[i + 1]
-        i += 2
-        if n & 0x80:
-            k = n & 0x7F
-            n, i = int.from_bytes(data[i : i + k], "big"), i + k
-        out.append((tag, data[i : i + n]))
-        i += n
-    return out
-
-
-def timestamp_status(reply: bytes) -> int:
-    """The PKIStatus of a TimeStampResp: 0 granted, 1 granted with modifications, else refused."""
-    [(tag, body)] = _der_children(reply)[:1]
-    (status_tag, status_info), *_ = _der_children(body)
-    (int_tag, value), *_ = _der_children(status_info)
-    if tag != 0x30 or status_tag != 0x30 or int_tag != 0x02:
-        raise ValueError("not a TimeStampResp")
-    return int.from_bytes(value, "big")
-
-
-def timestamp(folder: Path, url: str) -> Path:
-    """Have an RFC 3161 timestamp authority time-stamp the manifest's signature; its answer is
-    kept as manifest.tsr (check it with `openssl ts -verify -data manifest.sig -in manifest.tsr
-    -CAfile <the TSA's CA>`)."""
-    import secrets
-
-    import httpx
-
-    digest = hashlib.sha256((folder / SIGNATURE).read_bytes()).digest()
-    reply = httpx.post(
-        url,
-        content=timestamp_request(digest, secrets.randbits(63)),
-        headers={"content-type": "application/timestamp-query"},
-        timeout=15,
-        trust_env=False,
-    )
-    reply.raise_for_status()
-    if (status := timestamp_status(reply.content)) not in (0, 1):
-        raise ValueError(f"the timestamp authority refused (PKIStatus {status})")
-    write_synced(folder / TIMESTAMP, reply.content)
-    return folder / TIMESTAMP
 
 
 # ---------------------------------------------------------------- verification

@@ -56,7 +56,9 @@ def seal_session(hub: Hub, session_id: str, actor: Actor | None) -> dict[str, An
     signing.evidence_sealed(hub, s.id, digest, actor)
     if hub.settings.signing.tsa_url:
         try:  # the seal stands without it; `hub evidence timestamp SESSION` asks again
-            evidence.timestamp(folder, hub.settings.signing.tsa_url)
+            from video import timestamps  # asn1crypto, httpx: only for hubs with a TSA
+
+            timestamps.timestamp(folder, hub.settings.signing.tsa_url)
         except Exception as exc:
             log.warning("signing session %s: no RFC 3161 timestamp (%s)", s.id, exc)
     return manifest | {"manifest_sha256": digest}
