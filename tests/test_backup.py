@@ -380,6 +380,22 @@ def test_restore_with_the_signing_key_installs_it_and_refuses_another(source: So
     )
 
 
+def test_the_production_hubs_settings_do_not_leak_into_a_restore(source: Source, dbs: Databases, tmp_path: Path):
+    """A restore drill runs on a machine where HUB_HOME, HUB_DATABASE_URL and HUB_SIGNING_KEY_FILE
+    name the production hub: the restore must use none of them."""
+    production_key = tmp_path / "production.pem"
+    load_private_key(production_key, create=True)
+    before = database_text(source.url)
+    done = run(
+        "restore",
+        *("--from", str(source.backup), "--home", str(tmp_path / "new"), "--database-url", dbs.empty("leak")),
+        env={"HUB_HOME": str(source.home), "HUB_DATABASE_URL": source.url, "HUB_SIGNING_KEY_FILE": str(production_key)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"install the hub's signing key at {tmp_path / 'new' / 'signing-ed25519.pem'} " in done.stderr
+    assert database_text(source.url) == before
+
+
 def test_a_backup_from_a_newer_release_is_refused(source: Source, dbs: Databases, tmp_path: Path):
     copy = tmp_path / "backup"
     shutil.copytree(source.backup, copy)
