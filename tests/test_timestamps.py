@@ -21,8 +21,10 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typer.testing import CliRunner
 
 from hub import signing
+from hub.cli import app as cli
 from hub.signing_key import signing_key
 from tests.test_signing import GJJ, accepted_case, fake_segments, walk_to_seal
 from video import evidence, timestamps
@@ -250,3 +252,23 @@ def test_sealing_asks_the_configured_tsa_and_keeps_only_a_token_that_checks_out(
     assert len(authority.requests) == 1
     assert (folder / TIMESTAMP).is_file() == (mode == "good")
     assert evidence.verify_folder(folder, signing_key(hub).public_key()).ok
+
+
+def test_hub_evidence_timestamp_asks_again(hub, tsa, monkeypatch: pytest.MonkeyPatch):
+    """A TSA that failed at sealing time is asked again from the command line."""
+    authority, url = tsa
+    authority.mode = "wrong imprint"
+    hub.settings.signing.tsa_url = url
+    s = signing.start(hub, accepted_case(hub), GJJ)
+    fake_segments(hub, s.id)
+    walk_to_seal(hub, s.id)
+    seal_session(hub, s.id, GJJ)
+    folder = signing.folder_of(hub, s)
+    assert not (folder / TIMESTAMP).exists()
+    monkeypatch.setattr("video.cli.open_hub", lambda ctx: hub)
+    refused = CliRunner().invoke(cli, ["evidence", "timestamp", s.id[:8]])
+    assert refused.exit_code == 1 and not (folder / TIMESTAMP).exists()
+    authority.mode = "good"
+    done = CliRunner().invoke(cli, ["evidence", "timestamp", s.id[:8]])
+    assert done.exit_code == 0, done.output
+    assert (folder / TIMESTAMP).is_file() and len(authority.requests) == 3

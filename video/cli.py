@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.table import Table
 from sqlalchemy import select
@@ -139,6 +140,31 @@ def export(
         fail(f"session {s.id} is not sealed yet ({s.state})")
     out = evidence.export(folder, destination, public_pem(signing_key(hub)))
     typer.echo(f"{out}: {s.number}, {s.state}; check with: python3 {out / 'verify_evidence.py'} {out}")
+
+
+@evidence_app.command("timestamp")
+def timestamp_cmd(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(help="Session id (or its first characters)")],
+) -> None:
+    """Ask the RFC 3161 timestamp authority (signing.tsa_url) for a sealed session's
+    manifest.tsr again — when it could not be reached at sealing time, or its answer was
+    refused (it must time-stamp the manifest's signature with the nonce sent)."""
+    hub = open_hub(ctx)
+    s = _session(hub, session_id)
+    url = hub.settings.signing.tsa_url
+    if not url:
+        fail("signing.tsa_url is not set: no timestamp authority to ask", 2)
+    folder = signing.folder_of(hub, s)
+    if s.purged_at is not None or not (folder / evidence.MANIFEST).exists():
+        fail(f"session {s.id}: no sealed evidence to time-stamp ({s.state})")
+    from video import timestamps  # asn1crypto, httpx: only for hubs with a TSA
+
+    try:
+        kept = timestamps.timestamp(folder, url)
+    except (timestamps.TimestampRefused, httpx.HTTPError) as exc:
+        fail(f"session {s.id}: no RFC 3161 timestamp ({exc})")
+    typer.echo(f"{kept}: time-stamped by {url}")
 
 
 @evidence_app.command("purge")
