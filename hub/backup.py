@@ -1,5 +1,6 @@
-"""The database half of backup and restore, and the checks around them; `scripts/backup` and
-`scripts/restore` drive it (`python -m hub.backup STEP …`) and copy the files themselves.
+"""The database half of backup and restore, and the checks around them. `hub backup create|
+verify|restore` (hub/cli/backup.py, which scripts/backup and scripts/restore call) drives it;
+the files are copied by `hub.backup_files`.
 
 A backup folder:
 
@@ -17,16 +18,12 @@ environment, are handed to pg_dump/pg_restore as libpq variables, and are shown 
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -39,17 +36,17 @@ from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub import __version__
+from hub.backup_files import MANIFEST
 from hub.errors import HubError
 from hub.home import SAMPLE_ENTRIES
 from hub.intake.staging import sha256_of
 from hub.settings import SETTINGS_FILE, Settings, load_settings
+from hub.signing_key import key_id, load_private_key, public_pem
 from hub.storage import migrate
 from hub.storage.engine import make_engine
 
 FORMAT = "tongban-backup/1"
 INFO = "backup.json"
-MANIFEST = "MANIFEST.sha256"
 PG_DUMP = "database.dump"
 SQLITE_COPY = "database.sqlite"
 PUBLIC_KEY = "signing-public-key.pem"
@@ -254,19 +251,10 @@ def _short(exc: SQLAlchemyError) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
-def _key_file(settings: Settings) -> Path:
-    return Path(os.environ.get("HUB_SIGNING_KEY_FILE") or settings.path(settings.signing.key_file))
-
-
 def public_key_of(key_file: Path) -> tuple[bytes, str]:
-    """(public PEM, key id) of the evidence key; the key id as video.evidence computes it."""
-    from cryptography.hazmat.primitives import serialization
-
-    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    public = key.public_key()
-    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, hashlib.sha256(der).hexdigest()
+    """(public PEM, key id) of the evidence key in `key_file` (never made here)."""
+    key = load_private_key(key_file)
+    return public_pem(key), key_id(key)
 
 
 def scrub_settings(path: Path) -> bool:
@@ -288,7 +276,7 @@ def scrub_settings(path: Path) -> bool:
         except Exception:
             # not a URL we can read: never copy what might hold a password
             found = True
-            return f"{m.group(1)}null  # removed by scripts/backup: set it again after restore"
+            return f"{m.group(1)}null  # removed by `hub backup create`: set it again after restore"
         if u.password is None:
             return m.group(0)
         found = True
@@ -332,11 +320,11 @@ def finish_backup(settings: Settings, out: Path, expected: Path, info: dict[str,
             "hub.yaml: database_url holds a password; the backup's copy has it removed — keep it in "
             "HUB_DATABASE_URL or ~/.pgpass instead"
         )
-    key_file = _key_file(settings)
+    key_file = settings.signing_key_file.path
     if key_file.is_file():
-        pem, key_id = public_key_of(key_file)
+        pem, found_id = public_key_of(key_file)
         (out / PUBLIC_KEY).write_bytes(pem)
-        info["signing_key"] = {"id": key_id, "public_key": PUBLIC_KEY}
+        info["signing_key"] = {"id": found_id, "public_key": PUBLIC_KEY}
     else:
         info["signing_key"] = None
         if info["database"]["counts"].get("evidence_packages"):
@@ -497,18 +485,18 @@ def preflight(backup: Path, home: Path, *, force: bool, signing_key: Path | None
         )
     if kind == "postgresql":
         tool_version("pg_restore")  # there, before anything is written
-    key_target = _key_file(settings)
+    key_target = settings.signing_key_file.path
     if signing_key is not None:
         if not signing_key.is_file():
             raise Refused(f"--signing-key {signing_key}: not found")
         expected = (info.get("signing_key") or {}).get("id")
         try:
-            _, key_id = public_key_of(signing_key)
+            _, found_id = public_key_of(signing_key)
         except (ValueError, TypeError) as exc:
             raise Refused(f"--signing-key {signing_key}: not a PEM private key ({exc})") from None
-        if expected and key_id != expected:
+        if expected and found_id != expected:
             raise Refused(
-                f"--signing-key {signing_key}: key {key_id[:16]}…, but the evidence in this backup was sealed "
+                f"--signing-key {signing_key}: key {found_id[:16]}…, but the evidence in this backup was sealed "
                 f"with {expected[:16]}…"
             )
         if key_target.exists() and key_target.read_bytes() != signing_key.read_bytes():
@@ -565,94 +553,3 @@ def compare(backup: Path, home: Path) -> list[str]:
         for name, want in info["database"]["counts"].items()
         if want is not None and now.get(name) != want
     ]
-
-
-# ---------------------------------------------------------------- the steps, for the scripts
-
-
-def _shell(values: dict[str, str]) -> None:
-    for key, value in values.items():
-        print(f"{key}={shlex.quote(value)}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub.backup", description=__doc__.splitlines()[0])
-    steps = parser.add_subparsers(dest="step", required=True)
-    p = steps.add_parser("paths", help="shell assignments: the hub home's folders (scripts/backup)")
-    p.add_argument("--home", type=Path, required=True)
-    p = steps.add_parser("database", help="snapshot the database into a backup folder")
-    p.add_argument("--home", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--expected", type=Path, required=True)
-    p = steps.add_parser("finish", help="check the copied files against the snapshot, write backup.json")
-    p.add_argument("--home", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--expected", type=Path, required=True)
-    p = steps.add_parser("check", help=f"check a backup against its {MANIFEST}")
-    p.add_argument("backup", type=Path)
-    for name in ("preflight", "point-home", "restore-database", "compare"):
-        p = steps.add_parser(name, help=f"restore: {name} (target database in ${RESTORE_URL_ENV})")
-        p.add_argument("--from", dest="backup", type=Path, required=True)
-        p.add_argument("--home", type=Path, required=True)
-        p.add_argument("--force", action="store_true")
-        p.add_argument("--signing-key", type=Path)
-    args = parser.parse_args(argv)
-    try:
-        return _step(args)
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _step(args: argparse.Namespace) -> int:
-    if args.step == "paths":
-        settings = load_settings(args.home.resolve())
-        url = settings.resolved_database_url
-        _shell(
-            {
-                "MATERIALS": str(settings.path(settings.materials_dir)),
-                "RECORDINGS": str(settings.path(settings.signing.recordings_dir)),
-                "HOME_ENTRIES": " ".join(e for e in HOME_ENTRIES if (settings.home / e).exists()),
-                "DB_KIND": kind_of(url),
-                "DB_SHOWN": masked(url),
-            }
-        )
-    elif args.step == "database":
-        settings = load_settings(args.home.resolve())
-        started = utc_text()
-        database = dump_database(settings, args.out, args.expected)
-        info = {"format": FORMAT, "hub_version": __version__, "started_at": started, "database": database}
-        (args.out / INFO).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        c = database["counts"]
-        print(
-            f"database {database['url']} at revision {database['revision']}: {c['applications']} application(s), "
-            f"{c['events']} event(s), {c['material_files']} material file(s), {c['evidence_packages']} evidence package(s)"
-        )
-    elif args.step == "finish":
-        settings = load_settings(args.home.resolve())
-        info = json.loads((args.out / INFO).read_text(encoding="utf-8"))
-        for warning in finish_backup(settings, args.out, args.expected, info):
-            print(f"warning: {warning}", file=sys.stderr)
-        info["finished_at"] = utc_text()
-        (args.out / INFO).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        print("files: " + ", ".join(f"{n} {part}" for part, n in info["files"].items()))
-    elif args.step == "check":
-        print(f"{MANIFEST}: {check_manifest(args.backup)} file(s) match")
-    elif args.step == "preflight":
-        _shell(preflight(args.backup, args.home.resolve(), force=args.force, signing_key=args.signing_key))
-    elif args.step == "point-home":
-        point_home(args.home.resolve())
-    elif args.step == "restore-database":
-        restore_database(args.backup, args.home.resolve(), force=args.force)
-    elif args.step == "compare":
-        if problems := compare(args.backup, args.home.resolve()):
-            for problem in problems:
-                print(f"FAIL count {problem}", file=sys.stderr)
-            return 1
-        counts = read_info(args.backup)["database"]["counts"]
-        print("counts match the backup: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v is not None))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,10 @@
-"""The event chain: each event's hash covers its fields and the previous event's hash, so an
-edited, inserted or deleted event is detected by `verify_chain`."""
+"""The application event chain, written (`chain`) and verified (`verify_chain`) here: each
+event's hash covers its fields and the previous event's hash, so an edited, inserted or deleted
+event is detected. GENESIS and the canonical JSON are `hub.hashchain`'s, shared with the signing
+sessions' event logs (`hub.session_log`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,10 +12,9 @@ from functools import lru_cache
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
+from hub.hashchain import ENCODER, GENESIS, sha256_hex
 from hub.storage.bulk import JsonText
 from hub.storage.tables import Application, Event
-
-GENESIS = "0" * 64
 
 
 def _iso(at: datetime) -> str:
@@ -45,10 +44,7 @@ FIELDS = (
 )
 
 
-# canonical JSON: sorted keys, no spaces, UTF-8 as is
-_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-# _ENCODER.encode({**fields, "application": number, "at": iso}) written out by hand: the keys in
+# ENCODER.encode({**fields, "application": number, "at": iso}) written out by hand: the keys in
 # sorted order, each value through the same encoders. A batch hashes three events per record,
 # and this is three times faster than building the dict and encoding it; tests/test_events.py
 # checks that the text is byte for byte the same.
@@ -61,7 +57,7 @@ _EVENT_JSON = (
 def canonical_json(value: Any) -> JsonText:
     """A value's canonical JSON text, for a value that is both hashed and written to a column:
     encoded once."""
-    return JsonText(_ENCODER.encode(value))
+    return JsonText(ENCODER.encode(value))
 
 
 def _json(value: Any) -> str:
@@ -72,7 +68,7 @@ def _json(value: Any) -> str:
         return "null"
     if t is int:
         return int.__repr__(value)
-    return _ENCODER.encode(value)
+    return ENCODER.encode(value)
 
 
 def event_json(application_number: str, fields: Mapping[str, Any]) -> str:
@@ -96,7 +92,7 @@ def event_json(application_number: str, fields: Mapping[str, Any]) -> str:
 
 
 def fields_hash(application_number: str, fields: Mapping[str, Any]) -> str:
-    return hashlib.sha256(event_json(application_number, fields).encode("utf-8")).hexdigest()
+    return sha256_hex(event_json(application_number, fields))
 
 
 def event_hash(application_number: str, ev: Event) -> str:

@@ -30,7 +30,7 @@ from hub.connections import Connection, load_connections
 from hub.connectors import Connector
 from hub.errors import ConfigInvalid
 from hub.plugins import PluginHost
-from hub.settings import Settings, SigningSettings, load_settings
+from hub.settings import Settings, load_settings
 from hub.storage import migrate
 from hub.storage.engine import make_engine
 from hub.workdays import WorkCalendar, load_schedules
@@ -122,10 +122,7 @@ def check_secret_key(settings: Settings) -> Check:
 
 def signing_key_path(settings: Settings) -> tuple[Path, str, bool]:
     """(path, the setting it comes from, whether it was configured rather than the default)."""
-    if env := os.environ.get("HUB_SIGNING_KEY_FILE"):
-        return Path(env), "HUB_SIGNING_KEY_FILE", True
-    default = SigningSettings.model_fields["key_file"].default
-    return settings.path(settings.signing.key_file), "signing.key_file", settings.signing.key_file != default
+    return settings.signing_key_file
 
 
 def check_signing_key(settings: Settings) -> Check:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +17,7 @@ from hub.divisions import division_problem
 from hub.errors import ConfigInvalid, HubError
 
 SETTINGS_FILE = "hub.yaml"
+SIGNING_KEY_ENV = "HUB_SIGNING_KEY_FILE"  # overrides signing.key_file (a secret mounted apart)
 
 
 class County(BaseModel):
@@ -43,6 +45,16 @@ class SigningSettings(BaseModel):
     otp_attempts: int = Field(default=5, ge=1, le=20)
     idle_minutes: int = Field(default=10, ge=1)  # nobody connected this long: the session ends (aborted)
     max_minutes: int = Field(default=120, ge=5)  # no session runs longer
+
+
+class KeyFile(NamedTuple):
+    """Where the evidence signing key is, and which setting says so."""
+
+    path: Path
+    source: str  # HUB_SIGNING_KEY_FILE or signing.key_file, for messages (never the key itself)
+    # set by the operator rather than left at the default: a configured key must exist (a new
+    # one would seal evidence with a key nobody holds a copy of); the default is made on first use
+    configured: bool
 
 
 class Settings(BaseModel):
@@ -98,6 +110,15 @@ class Settings(BaseModel):
     @property
     def calendar_dir(self) -> Path:
         return self.home / "calendar"
+
+    @property
+    def signing_key_file(self) -> KeyFile:
+        """The evidence signing key: $HUB_SIGNING_KEY_FILE, else `signing.key_file` (inside the hub
+        home when relative). Everything that reads, makes, checks or backs up the key asks here."""
+        if env := os.environ.get(SIGNING_KEY_ENV):
+            return KeyFile(Path(env), SIGNING_KEY_ENV, True)
+        default = SigningSettings.model_fields["key_file"].default
+        return KeyFile(self.path(self.signing.key_file), "signing.key_file", self.signing.key_file != default)
 
     @property
     def resolved_database_url(self) -> str:

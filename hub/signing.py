@@ -1,6 +1,6 @@
 """Remote face-to-face signing sessions (远程面签) as the core sees them: which application part a
 session is for, who takes part, the steps in their order and who may take each, and the
-session's folder with its hash-chained event log. The media — aiortc peers, relay, recording —
+session's folder with its hash-chained event log (written and verified by `hub.session_log`). The media — aiortc peers, relay, recording —
 and the sealing of the evidence live in `video/`; this module knows nothing of them.
 
 The steps (docs/signing.md):
@@ -20,18 +20,15 @@ keeps its partial recording.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import shutil
-import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +41,7 @@ from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, PartState, Role, State
+from hub.session_log import EventLog, log_at
 from hub.storage.tables import Part, SigningSession
 
 STEPS = ("preflight", "consent", "identity", "readback", "signature", "otp", "seal")
@@ -129,7 +127,7 @@ def append_event(hub: Hub, session_id: str, kind: str, data: dict[str, Any]) -> 
     folder = recordings_root(hub) / session_id
     if (folder / "manifest.json").exists():
         raise IllegalTransition(f"signing session {session_id} is sealed: its log is closed")
-    return _log_at(folder).append(kind, "hub", data)
+    return log_at(folder).append(kind, "hub", data)
 
 
 def list_for(hub: Hub, number: str, actor: Actor) -> list[SigningSession]:
@@ -459,90 +457,10 @@ def purge(hub: Hub, actor: Actor, today: date | None = None) -> list[str]:
 
 # ---------------------------------------------------------------- the event log
 
-GENESIS = "0" * 64
-EVENTS = "events.jsonl"
-_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def canonical(value: Any) -> str:
-    return _CANONICAL.encode(value)
-
-
-def event_hash(event: dict[str, Any]) -> str:
-    """What an event's hash covers: every field but the hash itself, as canonical JSON."""
-    return hashlib.sha256(canonical({k: v for k, v in event.items() if k != "hash"}).encode()).hexdigest()
-
-
-_LOGS: dict[Path, EventLog] = {}
-_LOGS_LOCK = threading.Lock()
-
 
 def log_of(hub: Hub, s: SigningSession) -> EventLog:
     """The session's event log (one writer per file in this process)."""
-    return _log_at(folder_of(hub, s))
-
-
-def _log_at(folder: Path) -> EventLog:
-    path = folder / EVENTS
-    with _LOGS_LOCK:
-        if path not in _LOGS:
-            _LOGS[path] = EventLog(path)
-        return _LOGS[path]
-
-
-class EventLog:
-    """Append-only, hash-chained JSON lines, each synced to disk before `append` returns: a crash
-    loses at most the event being written. Appends take an exclusive lock on the file and read
-    the chain's end from it, so threads and processes writing one session's log (the recorder's
-    segment events, the web requests' steps, a recovering process) never fork the chain. Lines
-    are plain ASCII (\\u escapes): no character in an event can pass for a line break."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-
-    def append(self, kind: str, by: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        with self._lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                seq, head, end = _tail(fd)
-                at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                event = {"seq": seq + 1, "at": at, "kind": kind, "by": by, "data": data or {}, "prev": head}
-                event["hash"] = event_hash(event)
-                os.ftruncate(fd, end)  # a line a crash cut off was never acknowledged: it goes
-                os.lseek(fd, end, os.SEEK_SET)
-                os.write(fd, (json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n").encode("ascii"))
-                os.fsync(fd)
-                return event
-            finally:
-                os.close(fd)  # and with it the lock
-
-
-def _tail(fd: int) -> tuple[int, str, int]:
-    """(seq, hash) of the last complete event and where it ends, read from the end of the file."""
-    size = os.fstat(fd).st_size
-    block, pos, data = 65536, size, b""
-    while pos > 0:
-        step = min(block, pos)
-        pos -= step
-        data = os.pread(fd, step, pos) + data
-        lines = data.split(b"\n")
-        complete = lines[:-1]  # what follows the last newline is unfinished
-        if len(complete) >= 2 or (len(complete) == 1 and pos == 0):
-            last = complete[-1]
-            end = pos + len(data) - len(lines[-1])
-            event = json.loads(last)
-            return event["seq"], event["hash"], end
-    return 0, GENESIS, 0
-
-
-def read_events(path: Path) -> Iterator[dict[str, Any]]:
-    """The events as written, split on newlines only; a last line cut off by a crash (never
-    acknowledged) is left out."""
-    lines = path.read_bytes().split(b"\n")
-    for line in lines[:-1]:
-        yield json.loads(line)
+    return log_at(folder_of(hub, s))
 
 
 def write_synced(path: Path, data: bytes) -> None:

@@ -22,6 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 from hub import applications as svc
 from hub import signing
 from hub.lifecycle import Role
+from hub.signing_key import signing_key
 from hub.users import add_user
 from tests.conftest import CST, Clock
 from tests.samples import SH_CLERK, fund_retire, officer
@@ -140,7 +141,7 @@ def main(out: Path) -> int:
                 browser.close()
             s, _ = signing.read_any(hub, session_id)
             folder = signing.folder_of(hub, s)
-            verdict = evidence.verify_folder(folder, evidence.signing_key(hub).public_key())
+            verdict = evidence.verify_folder(folder, signing_key(hub).public_key())
             result |= {
                 "session": session_id,
                 "state": s.state,

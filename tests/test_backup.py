@@ -27,13 +27,13 @@ from hub import applications as svc
 from hub import backup, signing
 from hub.context import Hub
 from hub.home import write_home
+from hub.signing_key import load_private_key
 from hub.storage import migrate
 from hub.storage.engine import make_engine
 from hub.storage.tables import Application, SigningSession
 from tests.conftest import CST, PDF, PG_URL, Clock
 from tests.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
 from tests.test_signing import GJJ, accepted_case, fake_segments, walk_to_seal
-from video.evidence import load_private_key
 from video.sessions import seal_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -378,6 +378,22 @@ def test_restore_with_the_signing_key_installs_it_and_refuses_another(source: So
         ).returncode
         == 0
     )
+
+
+def test_the_production_hubs_settings_do_not_leak_into_a_restore(source: Source, dbs: Databases, tmp_path: Path):
+    """A restore drill runs on a machine where HUB_HOME, HUB_DATABASE_URL and HUB_SIGNING_KEY_FILE
+    name the production hub: the restore must use none of them."""
+    production_key = tmp_path / "production.pem"
+    load_private_key(production_key, create=True)
+    before = database_text(source.url)
+    done = run(
+        "restore",
+        *("--from", str(source.backup), "--home", str(tmp_path / "new"), "--database-url", dbs.empty("leak")),
+        env={"HUB_HOME": str(source.home), "HUB_DATABASE_URL": source.url, "HUB_SIGNING_KEY_FILE": str(production_key)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"install the hub's signing key at {tmp_path / 'new' / 'signing-ed25519.pem'} " in done.stderr
+    assert database_text(source.url) == before
 
 
 def test_a_backup_from_a_newer_release_is_refused(source: Source, dbs: Databases, tmp_path: Path):

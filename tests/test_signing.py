@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from hub import applications as svc
-from hub import audit, signing
+from hub import audit, session_log, signing
 from hub.context import Hub
 from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from hub.events import verify_chain
 from hub.lifecycle import Role
+from hub.signing_key import key_id, load_private_key, public_pem, signing_key
 from hub.storage.tables import SigningSession
 from tests.samples import SH_CLERK, TELLER, elderly_card, fund_retire, officer
 from video import evidence
@@ -105,7 +106,7 @@ def test_steps_in_order_by_their_side_and_a_drop_means_identity_again(hub: Hub):
         signing.advance(hub, s.id, SH_CLERK, "signature", {"png": b"GIF89a"})
     with pytest.raises(Forbidden):  # only the officer seals
         signing.complete(hub, s.id, SH_CLERK)
-    kinds = [e["kind"] for e in signing.read_events(signing.folder_of(hub, s) / signing.EVENTS)]
+    kinds = [e["kind"] for e in session_log.read_events(signing.folder_of(hub, s) / session_log.EVENTS)]
     assert kinds[:4] == ["created", "preflight_passed", "consent", "identity"] and "connection_lost" in kinds
 
 
@@ -138,7 +139,7 @@ def test_sealed_evidence_verifies_and_any_change_is_named(hub: Hub, tmp_path: Pa
     walk_to_seal(hub, s.id)
     manifest = seal_session(hub, s.id, GJJ)
     folder = signing.folder_of(hub, s)
-    key = evidence.signing_key(hub).public_key()
+    key = signing_key(hub).public_key()
     verdict = evidence.verify_folder(folder, key)
     assert verdict.ok, verdict.problems
     assert {f["path"] for f in manifest["files"]} == {
@@ -165,20 +166,20 @@ def test_sealed_evidence_verifies_and_any_change_is_named(hub: Hub, tmp_path: Pa
     # edit one event: named by its line
     copy = tmp_path / "events"
     shutil.copytree(folder, copy)
-    lines = (copy / signing.EVENTS).read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = (copy / session_log.EVENTS).read_text(encoding="utf-8").splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "consent")
     edited = json.loads(lines[at])
     edited["data"]["media_time"] = 99
     lines[at] = json.dumps(edited, ensure_ascii=False) + "\n"
-    (copy / signing.EVENTS).write_text("".join(lines), encoding="utf-8")
+    (copy / session_log.EVENTS).write_text("".join(lines), encoding="utf-8")
     v = evidence.verify_folder(copy, key)
     expected = f"events.jsonl line {at + 1} (#{at + 1} consent): content does not match its hash"
     assert not v.ok and v.first == expected, v.problems
     # drop the last events (and recompute nothing): the manifest's head no longer matches
     copy = tmp_path / "truncated"
     shutil.copytree(folder, copy)
-    original = (folder / signing.EVENTS).read_text(encoding="utf-8").splitlines(keepends=True)
-    (copy / signing.EVENTS).write_text("".join(original[:-3]), encoding="utf-8")
+    original = (folder / session_log.EVENTS).read_text(encoding="utf-8").splitlines(keepends=True)
+    (copy / session_log.EVENTS).write_text("".join(original[:-3]), encoding="utf-8")
     v = evidence.verify_folder(copy, key)
     assert not v.ok and "the manifest says" in v.first
     # change the manifest: the signature fails
@@ -200,10 +201,10 @@ def test_verification_is_not_fooled(hub: Hub, tmp_path: Path):
     signing.append_event(hub, s.id, "note", {"text": "第一行\u2028第二行\u2029\x85"})
     seal_session(hub, s.id, GJJ)
     folder = signing.folder_of(hub, s)
-    key = evidence.signing_key(hub).public_key()
+    key = signing_key(hub).public_key()
     expected = {"session": s.id, "manifest_sha256": signing.read(hub, s.id, GJJ)[0].manifest_sha256}
     assert evidence.verify_folder(folder, key, expected=expected).ok
-    assert b"\\u2028" in (folder / signing.EVENTS).read_bytes()  # escaped: the file is plain ASCII
+    assert b"\\u2028" in (folder / session_log.EVENTS).read_bytes()  # escaped: the file is plain ASCII
 
     def copy(name: str) -> Path:
         out = tmp_path / name
@@ -217,14 +218,14 @@ def test_verification_is_not_fooled(hub: Hub, tmp_path: Path):
     (missing / "signature.png").unlink()
     assert evidence.verify_folder(missing, key).first == "signature.png: missing"
     appended = copy("appended")
-    with open(appended / signing.EVENTS, "ab") as f:
+    with open(appended / session_log.EVENTS, "ab") as f:
         f.write(b'{"seq": 99}\n')
     assert "events.jsonl line" in evidence.verify_folder(appended, key).first
     cut = copy("cut")
-    with open(cut / signing.EVENTS, "ab") as f:
+    with open(cut / session_log.EVENTS, "ab") as f:
         f.write(b'{"seq": 99')
     assert "incomplete" in evidence.verify_folder(cut, key).first
-    other_key = evidence.load_private_key(tmp_path / "other.pem", create=True).public_key()
+    other_key = load_private_key(tmp_path / "other.pem", create=True).public_key()
     v = evidence.verify_folder(folder, other_key)
     assert not v.ok and "signature does not verify" in v.first and any("sealed with key" in p for p in v.problems)
     v = evidence.verify_folder(folder, key, expected={"session": "another", "manifest_sha256": "0" * 64})
@@ -245,12 +246,10 @@ def test_an_export_verifies_with_the_public_key_alone(hub: Hub, tmp_path: Path):
     fake_segments(hub, s.id)
     walk_to_seal(hub, s.id)
     seal_session(hub, s.id, GJJ)
-    out = evidence.export(
-        signing.folder_of(hub, s), tmp_path / "export", evidence.public_pem(evidence.signing_key(hub))
-    )
+    out = evidence.export(signing.folder_of(hub, s), tmp_path / "export", public_pem(signing_key(hub)))
     assert {"README.txt", "SHA256SUMS", "verify_evidence.py", evidence.PUBLIC_KEY} <= {p.name for p in out.iterdir()}
     hub_key = tmp_path / "hub.pem"  # as fetched from /api/v1/signing/public-key, apart from the folder
-    hub_key.write_bytes(evidence.public_pem(evidence.signing_key(hub)))
+    hub_key.write_bytes(public_pem(signing_key(hub)))
     script = [sys.executable, str(out / "verify_evidence.py"), str(out), str(hub_key)]
     ok = subprocess.run(script, capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
@@ -267,18 +266,18 @@ def test_an_export_verifies_with_the_public_key_alone(hub: Hub, tmp_path: Path):
     bad = subprocess.run(script, capture_output=True, text=True)
     assert bad.returncode == 1 and "FAIL signature.png" in bad.stdout
     # a forger re-seals with a key of their own and swaps the copy in the folder: the hub's key says no
-    forger = evidence.load_private_key(tmp_path / "forger.pem", create=True)
+    forger = load_private_key(tmp_path / "forger.pem", create=True)
     (out / evidence.EVENTS).write_bytes((out / evidence.EVENTS).read_bytes())
     manifest = json.loads((out / evidence.MANIFEST).read_bytes())
     manifest["files"] = [
         f | ({"sha256": evidence.sha256_file(out / f["path"]), "bytes": (out / f["path"]).stat().st_size})
         for f in manifest["files"]
     ]
-    manifest["key"]["id"] = evidence.key_id(forger)
+    manifest["key"]["id"] = key_id(forger)
     body = json.dumps(manifest).encode()
     (out / evidence.MANIFEST).write_bytes(body)
     (out / evidence.SIGNATURE).write_bytes(forger.sign(body))
-    (out / evidence.PUBLIC_KEY).write_bytes(evidence.public_pem(forger))
+    (out / evidence.PUBLIC_KEY).write_bytes(public_pem(forger))
     forged = subprocess.run(script, capture_output=True, text=True)
     assert forged.returncode == 1 and "signature does not verify" in forged.stdout, forged.stdout
 
@@ -295,7 +294,7 @@ def test_abort_keeps_the_partial_recording_and_the_reason(hub: Hub):
     signing.abort(hub, s.id, SH_CLERK, "申请人身体不适，改日再办")
     manifest = seal_session(hub, s.id, None)
     assert manifest["outcome"] == "aborted" and manifest["reason"] == "申请人身体不适，改日再办"
-    assert evidence.verify_folder(signing.folder_of(hub, s), evidence.signing_key(hub).public_key()).ok
+    assert evidence.verify_folder(signing.folder_of(hub, s), signing_key(hub).public_key()).ok
     ended = signing.read(hub, s.id, GJJ)[0]
     assert ended.retain_until == (hub.now() + timedelta(days=365)).astimezone(hub.settings.tz).date()
     assert svc.read(hub, number, GJJ).events[-1].action == "signing_aborted"
@@ -312,12 +311,12 @@ def test_a_session_left_open_by_a_dead_process_is_recovered(hub: Hub):
     live = take_lock(folder)  # a process runs it
     assert recover(hub) == []
     live.close()  # …and dies
-    with open(folder / signing.EVENTS, "ab") as f:  # in the middle of writing an event
+    with open(folder / session_log.EVENTS, "ab") as f:  # in the middle of writing an event
         f.write(b'{"seq": 9, "kind": "qual')
     assert recover(hub) == [s.id]
     ended = signing.read(hub, s.id, GJJ)[0]
     assert ended.state == "aborted" and "interrupted" in ended.end_reason
-    assert evidence.verify_folder(signing.folder_of(hub, s), evidence.signing_key(hub).public_key()).ok
+    assert evidence.verify_folder(signing.folder_of(hub, s), signing_key(hub).public_key()).ok
     assert recover(hub) == []
 
 

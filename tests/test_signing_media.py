@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from hub import applications as svc
-from hub import signing
+from hub import session_log, signing
 from hub.context import Hub
 from hub.home import write_home
 from hub.lifecycle import Role
@@ -235,7 +235,7 @@ def test_a_hub_killed_mid_session_leaves_playable_hashed_segments(served: Served
     folder = signing.recordings_root(served.hub) / session_id
     hashed = {
         e["data"]["path"]: e["data"]["sha256"]
-        for e in signing.read_events(folder / signing.EVENTS)
+        for e in session_log.read_events(folder / session_log.EVENTS)
         if e["kind"] == "segment"
     }
     for role in ("desk", "officer"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.table import Table
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from hub import signing
 from hub.cli.common import ActorName, console, fail, make_actor, open_hub, print_json
 from hub.context import Hub
 from hub.lifecycle import Role
+from hub.signing_key import key_id, load_public_key, public_pem, signing_key
 from hub.storage.tables import SigningSession
 from video import evidence, integrity
 from video.sessions import recover
@@ -32,8 +34,8 @@ def _session(hub: Hub, session_id: str) -> SigningSession:
 
 def _public_key(hub: Hub, given: Path | None):
     if given is not None:
-        return evidence.load_public_key(given.read_bytes())
-    return evidence.signing_key(hub).public_key()
+        return load_public_key(given.read_bytes())
+    return signing_key(hub).public_key()
 
 
 @evidence_app.command("verify")
@@ -66,7 +68,7 @@ def verify(
                 "give the hub's public key with --public-key (from /api/v1/signing/public-key), not the folder's copy",
                 2,
             )
-        key = evidence.load_public_key(public_key.read_bytes())
+        key = load_public_key(public_key.read_bytes())
     else:
         hub = open_hub(ctx)
         s = _session(hub, session_id)
@@ -81,7 +83,7 @@ def verify(
         raise SystemExit(1)
     m = verdict.manifest or {}
     typer.echo(
-        f"OK {m.get('session')} ({m.get('outcome')}): signature by key {evidence.key_id(key)[:16]}…, "
+        f"OK {m.get('session')} ({m.get('outcome')}): signature by key {key_id(key)[:16]}…, "
         f"{verdict.checked} files, {m.get('events', {}).get('count')} events"
     )
 
@@ -90,11 +92,12 @@ def _verify_all(ctx: typer.Context, public_key: Path | None, show: int = 20) -> 
     hub = open_hub(ctx)
 
     def key():
-        if public_key is None and not integrity.key_path(hub).is_file():
-            # evidence.signing_key would make a new key here, and every package would then fail
-            # as "sealed with another key": say what is missing instead (a restored home has none)
+        key_file = hub.settings.signing_key_file.path
+        if public_key is None and not key_file.is_file():
+            # signing_key would make a new key here, and every package would then fail as
+            # "sealed with another key": say what is missing instead (a restored home has none)
             fail(
-                f"签名密钥不存在 (no signing key at {integrity.key_path(hub)}): install the hub's key, "
+                f"签名密钥不存在 (no signing key at {key_file}): install the hub's key, "
                 "or check with its public key: --public-key HUB.pem",
                 2,
             )
@@ -135,8 +138,33 @@ def export(
     folder = signing.folder_of(hub, s)
     if not (folder / evidence.MANIFEST).exists():
         fail(f"session {s.id} is not sealed yet ({s.state})")
-    out = evidence.export(folder, destination, evidence.public_pem(evidence.signing_key(hub)))
+    out = evidence.export(folder, destination, public_pem(signing_key(hub)))
     typer.echo(f"{out}: {s.number}, {s.state}; check with: python3 {out / 'verify_evidence.py'} {out}")
+
+
+@evidence_app.command("timestamp")
+def timestamp_cmd(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(help="Session id (or its first characters)")],
+) -> None:
+    """Ask the RFC 3161 timestamp authority (signing.tsa_url) for a sealed session's
+    manifest.tsr again — when it could not be reached at sealing time, or its answer was
+    refused (it must time-stamp the manifest's signature with the nonce sent)."""
+    hub = open_hub(ctx)
+    s = _session(hub, session_id)
+    url = hub.settings.signing.tsa_url
+    if not url:
+        fail("signing.tsa_url is not set: no timestamp authority to ask", 2)
+    folder = signing.folder_of(hub, s)
+    if s.purged_at is not None or not (folder / evidence.MANIFEST).exists():
+        fail(f"session {s.id}: no sealed evidence to time-stamp ({s.state})")
+    from video import timestamps  # asn1crypto, httpx: only for hubs with a TSA
+
+    try:
+        kept = timestamps.timestamp(folder, url)
+    except (timestamps.TimestampRefused, httpx.HTTPError) as exc:
+        fail(f"session {s.id}: no RFC 3161 timestamp ({exc})")
+    typer.echo(f"{kept}: time-stamped by {url}")
 
 
 @evidence_app.command("purge")
@@ -151,7 +179,7 @@ def purge(ctx: typer.Context, actor: ActorName = None) -> None:
 @evidence_app.command("public-key")
 def public_key_cmd(ctx: typer.Context) -> None:
     """Print the hub's Ed25519 public key (PEM), as /api/v1/signing/public-key serves it."""
-    typer.echo(evidence.public_pem(evidence.signing_key(open_hub(ctx))).decode(), nl=False)
+    typer.echo(public_pem(signing_key(open_hub(ctx))).decode(), nl=False)
 
 
 @signing_app.command("list")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,132 +23,27 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from hub.intake.staging import sha256_of as sha256_file
-from hub.signing import EVENTS, GENESIS, event_hash, write_synced
+from hub.session_log import EVENTS, recorded_files, verify_events
+from hub.signing import write_synced
+
+# the key is the core's (backups and restores check it too); public_pem and signing_key are
+# re-exported for video/web.py
+from hub.signing_key import key_id
+from hub.signing_key import public_pem as public_pem
+from hub.signing_key import signing_key as signing_key
 
 FORMAT = "tongban-signing-evidence/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-TIMESTAMP = "manifest.tsr"  # an RFC 3161 timestamp of the signature, when a TSA is configured
+TIMESTAMP = "manifest.tsr"  # an RFC 3161 timestamp of the signature, when a TSA is configured (video.timestamps)
 PUBLIC_KEY = "hub-signing-public-key.pem"
 
 
 def utc_text(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# ---------------------------------------------------------------- the event log
-
-
-@dataclass(frozen=True)
-class ChainCheck:
-    ok: bool
-    count: int
-    head: str
-    problem: str | None = None
-
-
-def verify_events(path: Path, *, sealed: bool = True) -> ChainCheck:
-    """Recompute the chain; name the first line that does not fit. Lines end at newlines only
-    (not at the other characters Python would take for line breaks). In sealed evidence every
-    byte belongs to a complete line; a log still being written may end in a cut-off one."""
-    prev, count = GENESIS, 0
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return ChainCheck(False, 0, prev, f"{path.name}: cannot be read ({exc.strerror})")
-    lines = raw.split(b"\n")
-    if lines[-1] and sealed:
-        return ChainCheck(False, 0, prev, f"{path.name} line {len(lines)}: incomplete (no newline at the end)")
-    for number, line in enumerate(lines[:-1], start=1):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return ChainCheck(False, count, prev, f"{path.name} line {number}: not JSON")
-        where = f"{path.name} line {number} (#{event.get('seq')} {event.get('kind')})"
-        if event.get("seq") != number:
-            return ChainCheck(False, count, prev, f"{where}: out of sequence (expected #{number})")
-        if event.get("prev") != prev:
-            return ChainCheck(False, count, prev, f"{where}: does not follow the event before it")
-        if event_hash(event) != event.get("hash"):
-            return ChainCheck(False, count, prev, f"{where}: content does not match its hash")
-        prev, count = event["hash"], number
-    return ChainCheck(True, count, prev)
-
-
-def recorded_files(path: Path) -> dict[str, tuple[int, str]]:
-    """path -> (event seq, sha256) for every file an event recorded as it was written (segments,
-    the signature, the read-back, stills): the manifest must list the same bytes."""
-    out: dict[str, tuple[int, str]] = {}
-
-    def visit(seq: int, value: Any) -> None:
-        if isinstance(value, dict):
-            name = value.get("path") or value.get("file")
-            if isinstance(name, str) and isinstance(value.get("sha256"), str):
-                out[name] = (seq, value["sha256"])
-            for v in value.values():
-                visit(seq, v)
-        elif isinstance(value, list):
-            for v in value:
-                visit(seq, v)
-
-    for line in path.read_bytes().split(b"\n")[:-1]:
-        event = json.loads(line)
-        visit(event["seq"], event.get("data"))
-    return out
-
-
-# ---------------------------------------------------------------- keys
-
-
-def load_private_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
-    """The hub's signing key (PEM, PKCS#8). `create`: make one on first use, readable by the
-    hub's user only, as `hub init` does for its other secrets."""
-    if not path.exists():
-        if not create:
-            raise FileNotFoundError(f"signing key {path} not found")
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        return key
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path}: not an Ed25519 private key")
-    return key
-
-
-def signing_key(hub: Any) -> Ed25519PrivateKey:
-    """The hub's key: HUB_SIGNING_KEY_FILE, else `signing.key_file` in hub.yaml (inside the hub
-    home when relative), made on first use when missing."""
-    path = Path(os.environ.get("HUB_SIGNING_KEY_FILE") or hub.settings.path(hub.settings.signing.key_file))
-    return load_private_key(path, create=True)
-
-
-def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def load_public_key(pem: bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem)
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
-    return key
-
-
-def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """The sha256 of the public key's DER: which key signed, without shipping the key."""
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
 
 
 # ---------------------------------------------------------------- sealing
@@ -195,78 +89,6 @@ def seal(folder: Path, key: Ed25519PrivateKey, about: dict[str, Any]) -> dict[st
     write_synced(folder / MANIFEST, body)
     write_synced(folder / SIGNATURE, key.sign(body))
     return manifest
-
-
-# ---------------------------------------------------------------- RFC 3161 timestamps
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    length = (
-        bytes([n])
-        if n < 0x80
-        else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
-    )
-    return bytes([tag]) + length + content
-
-
-def _der_int(value: int) -> bytes:
-    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
-
-
-SHA256_OID = bytes.fromhex("0609608648016503040201")  # 2.16.840.1.101.3.4.2.1
-
-
-def timestamp_request(digest: bytes, nonce: int) -> bytes:
-    """A DER TimeStampReq (RFC 3161 §2.4.1) for a SHA-256 digest, asking for the TSA's certificate."""
-    imprint = _der(0x30, _der(0x30, SHA256_OID + b"\x05\x00") + _der(0x04, digest))
-    return _der(0x30, _der_int(1) + imprint + _der_int(nonce) + _der(0x01, b"\xff"))
-
-
-def _der_children(data: bytes) -> list[tuple[int, bytes]]:
-    out, i = [], 0
-    while i < len(data):
-        tag, n = data[i], data[i + 1]
-        i += 2
-        if n & 0x80:
-            k = n & 0x7F
-            n, i = int.from_bytes(data[i : i + k], "big"), i + k
-        out.append((tag, data[i : i + n]))
-        i += n
-    return out
-
-
-def timestamp_status(reply: bytes) -> int:
-    """The PKIStatus of a TimeStampResp: 0 granted, 1 granted with modifications, else refused."""
-    [(tag, body)] = _der_children(reply)[:1]
-    (status_tag, status_info), *_ = _der_children(body)
-    (int_tag, value), *_ = _der_children(status_info)
-    if tag != 0x30 or status_tag != 0x30 or int_tag != 0x02:
-        raise ValueError("not a TimeStampResp")
-    return int.from_bytes(value, "big")
-
-
-def timestamp(folder: Path, url: str) -> Path:
-    """Have an RFC 3161 timestamp authority time-stamp the manifest's signature; its answer is
-    kept as manifest.tsr (check it with `openssl ts -verify -data manifest.sig -in manifest.tsr
-    -CAfile <the TSA's CA>`)."""
-    import secrets
-
-    import httpx
-
-    digest = hashlib.sha256((folder / SIGNATURE).read_bytes()).digest()
-    reply = httpx.post(
-        url,
-        content=timestamp_request(digest, secrets.randbits(63)),
-        headers={"content-type": "application/timestamp-query"},
-        timeout=15,
-        trust_env=False,
-    )
-    reply.raise_for_status()
-    if (status := timestamp_status(reply.content)) not in (0, 1):
-        raise ValueError(f"the timestamp authority refused (PKIStatus {status})")
-    write_synced(folder / TIMESTAMP, reply.content)
-    return folder / TIMESTAMP
 
 
 # ---------------------------------------------------------------- verification

@@ -3,10 +3,8 @@ session whose evidence was sealed is checked as `hub evidence verify SESSION` ch
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
@@ -33,11 +31,6 @@ class EvidenceReport:
     unsealed: int = 0  # ended, evidence not sealed (`hub signing recover` seals it)
     purged: int = 0  # recordings deleted after their retention (audited)
     failures: list[SessionFailure] = field(default_factory=list)
-
-
-def key_path(hub: Hub) -> Path:
-    """Where the hub's signing key is, as `evidence.signing_key` finds it (without making one)."""
-    return Path(os.environ.get("HUB_SIGNING_KEY_FILE") or hub.settings.path(hub.settings.signing.key_file))
 
 
 def verify_all(hub: Hub, public_key: Callable[[], Ed25519PublicKey]) -> EvidenceReport:

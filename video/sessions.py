@@ -9,9 +9,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hub import signing
+from hub import session_log, signing
 from hub.applications import Actor
 from hub.context import Hub
+from hub.signing_key import signing_key
 from video import evidence
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def seal_session(hub: Hub, session_id: str, actor: Actor | None) -> dict[str, An
     folder = signing.folder_of(hub, s)
     manifest = evidence.seal(
         folder,
-        evidence.signing_key(hub),
+        signing_key(hub),
         {
             "session": s.id,
             "application": {"number": s.number, "part": s.part_id, "item": s.item_code},
@@ -55,7 +56,9 @@ def seal_session(hub: Hub, session_id: str, actor: Actor | None) -> dict[str, An
     signing.evidence_sealed(hub, s.id, digest, actor)
     if hub.settings.signing.tsa_url:
         try:  # the seal stands without it; `hub evidence timestamp SESSION` asks again
-            evidence.timestamp(folder, hub.settings.signing.tsa_url)
+            from video import timestamps  # asn1crypto, httpx: only for hubs with a TSA
+
+            timestamps.timestamp(folder, hub.settings.signing.tsa_url)
         except Exception as exc:
             log.warning("signing session %s: no RFC 3161 timestamp (%s)", s.id, exc)
     return manifest | {"manifest_sha256": digest}
@@ -89,5 +92,5 @@ def recover(hub: Hub) -> list[str]:
 
 
 def _media_started(folder: Path) -> bool:
-    events = folder / signing.EVENTS
-    return events.exists() and any(e["kind"] == "recording_started" for e in signing.read_events(events))
+    events = folder / session_log.EVENTS
+    return events.exists() and any(e["kind"] == "recording_started" for e in session_log.read_events(events))

@@ -11,6 +11,13 @@ the event log recorded as written is the file listed; the hash chain of events.j
 head the manifest pins; and that the folder holds nothing else. Exits 0 if all match;
 otherwise prints every problem and exits 1. Standalone on purpose: copied into every export,
 it needs nothing from the hub.
+
+So it carries its own copy of what the hub defines once elsewhere — GENESIS and the canonical
+JSON (hub/hashchain.py), the event log's chain check (`verify_events` and `recorded_files` in
+hub/session_log.py), the key id (hub/signing_key.py). An auditor's laptop has no hub to import
+them from. tests/test_session_log.py and tests/test_signing_key.py run this script's checks and
+the hub's over the same logs and keys and require the same results, so the copies cannot drift
+apart unnoticed.
 """
 
 from __future__ import annotations
@@ -82,7 +89,10 @@ def chain(path: Path) -> tuple[int, str, dict[str, tuple[int, str]], str | None]
                 visit(seq, v)
 
     for number, line in enumerate(lines[:-1], start=1):
-        event = json.loads(line)
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return count, prev, recorded, f"events.jsonl line {number}: not JSON"
         where = f"events.jsonl line {number} (#{event.get('seq')} {event.get('kind')})"
         if event.get("seq") != number or event.get("prev") != prev:
             return count, prev, recorded, f"{where}: out of sequence"

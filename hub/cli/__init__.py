@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from hub import __version__, logs
-from hub.cli import apps, calendar, catalog, connectors, db, demo, doctor, intake, jobs, web
+from hub.cli import apps, backup, calendar, catalog, connectors, db, demo, doctor, intake, jobs, web
 from hub.cli.common import State, fail
 from hub.errors import ConfigInvalid, HubError, InvalidInput
 from hub.plugins import PluginHost
@@ -101,6 +101,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(calendar.app, name="calendar")
 app.add_typer(apps.app, name="apps")
+app.add_typer(backup.app, name="backup")
 app.command(name="demo")(demo.demo)
 app.add_typer(connectors.plugins_app, name="plugins")
 app.add_typer(connectors.connectors_app, name="connectors")
