@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, Select, exists, select, text
+from sqlalchemy import Connection, Select, exists, select
+from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, object_session, selectinload
 
-from hub import lifecycle, outbox
+from hub import lifecycle, outbox, text
 from hub.catalog.forms import validate_form
 from hub.catalog.models import Bundle, Desk, Item
 from hub.context import Hub
@@ -216,11 +217,11 @@ def _record(
 
 # Plain SQL that both databases speak (SQLite >= 3.35): SQLAlchemy cannot cache the compiled form
 # of its ON CONFLICT constructs, and compiling them afresh cost more than running them.
-_BUMP_COUNTER = text(
+_BUMP_COUNTER = sql(
     "INSERT INTO counters (name, value) VALUES (:name, :n) "
     "ON CONFLICT (name) DO UPDATE SET value = counters.value + :n RETURNING value"
 )
-_KEEP_BLOB = text(
+_KEEP_BLOB = sql(
     "INSERT INTO blobs (sha256, size, media_type, created_at) VALUES (:sha256, :size, :media_type, :created_at) "
     "ON CONFLICT (sha256) DO NOTHING"
 )
@@ -263,6 +264,7 @@ def _check_new(
                     "desk does not act for the deciding division",
                 )
             )
+    errors.extend(text_problems(new))
     a = new.applicant
     reason = check_id_number(a.id, today=today) if a.type == "person" else check_uscc(a.id)
     if reason:
@@ -275,6 +277,25 @@ def _check_new(
         errors.extend(form_errors)
         errors.extend(_check_materials(hub, subject, new.materials, files))
     return subject, clean, errors  # type: ignore[return-value]
+
+
+def text_problems(new: NewApplication) -> list[FieldError]:
+    """The request's own text under the hub's one rule for characters (hub.text); form fields
+    are checked with the form, materials' file names with the materials."""
+    return text.check_all(
+        {
+            "applicant.name": new.applicant.name,
+            "agent.name": new.agent.name if new.agent else None,
+            "source_ref": new.source_ref,
+        }
+    )
+
+
+def review_text_problems(review: FirstReview) -> list[FieldError]:
+    """The first review's text under the same rule: its note may run over several lines."""
+    return text.check_all({f"checklist[{i}]": c for i, c in enumerate(review.checklist)}) + text.check_all(
+        {"note": review.note}, multiline=True
+    )
 
 
 class FirstReview(BaseModel):
@@ -314,6 +335,8 @@ def receive(
     if (replay := replayed(hub, new, actor)) is not None:
         return replay, False
     subject, form, errors = _check_new(hub, new)
+    if first_review is not None:
+        errors += review_text_problems(first_review)
     if first_review is not None and not errors:
         if new.draft or actor.role not in ACTIONS["pre_review"].roles:
             raise Forbidden(f"角色 {actor.role.value} 不能初审 (role cannot first-review)")
@@ -385,6 +408,8 @@ def replayed_ref(
     applicant or item is refused. The caller has checked the desk is the actor's."""
     if not source_ref:
         return None
+    if bad := text.check("source_ref", source_ref):  # before a query: PostgreSQL cannot even compare a NUL
+        raise InvalidInput([bad])
     with hub.engine.connect() as conn:  # released before the read below takes a connection of its own
         existing = conn.execute(
             select(Application.number, Application.subject_code, Application.applicant_id).where(
@@ -734,6 +759,9 @@ def _check_materials(
     known = {m.name for m in hub.catalog.materials_of(subject)}
     errors: list[FieldError] = []
     for i, m in enumerate(materials):
+        if bad := text.check(f"materials[{i}].filename", m.filename):
+            errors.append(bad)
+            continue  # a name that cannot be stored is not looked for in the store either
         if m.name not in known:
             errors.append(
                 _err(f"materials[{i}].name", f"{subject.title} 不需要材料“{m.name}”", "not a material of this item")
@@ -884,6 +912,8 @@ def transition(
         raise InvalidInput([_err("reason", f"“{action.zh}”必须填写理由", f"{action.name} needs a reason")])
     if reason and len(reason) > MAX_REASON:
         raise InvalidInput([_err("reason", f"理由不超过{MAX_REASON}字", f"at most {MAX_REASON} characters")])
+    if bad := text.check("reason", reason, multiline=True):
+        raise InvalidInput([bad])
     if session is not None:
         return _transition(hub, session, number, action, actor, reason, part, commitment_due)
     with hub.transaction() as session:
