@@ -1008,7 +1008,8 @@ def check_complete(
     hub: Hub, subject: Item | Bundle, have: set[str], commitment_due: date | None, today: date
 ) -> tuple[list[str], list[FieldError]]:
     """受理 needs every required material, or — for deferrable ones — a commitment to bring it by a
-    date not past. Returns the deferred materials' names and what is wrong."""
+    date not past and within the item's 容缺 horizon (`tolerance_days` working days from today).
+    Returns the deferred materials' names and what is wrong."""
     missing = [m for m in hub.catalog.materials_of(subject) if m.required and m.name not in have]
     blocking = [m.name for m in missing if not m.deferrable]
     deferred = [m.name for m in missing if m.deferrable]
@@ -1023,9 +1024,25 @@ def check_complete(
                 "deferrable materials missing: give a commitment due date for tolerant acceptance",
             )
         )
-    if deferred and commitment_due is not None and commitment_due < today:
-        errors.append(_err("commitment_due", "承诺补交日期不能早于今天", "commitment due date is in the past"))
+    if deferred and commitment_due is not None:
+        if commitment_due < today:
+            errors.append(_err("commitment_due", "承诺补交日期不能早于今天", "commitment due date is in the past"))
+        elif (commitment_due - today).days > (days := hub.catalog.tolerance_days(subject)) and commitment_due > (
+            latest := commitment_limit(hub, subject, today)
+        ):  # n working days span at least n calendar days: most promises need no walk over the calendar
+            errors.append(
+                _err(
+                    "commitment_due",
+                    f"承诺补交日期不能晚于 {latest}（{subject.title}容缺材料须在{days}个工作日内补交）",
+                    f"commitment due date is after {latest}: at most {days} working days ahead for this item",
+                )
+            )
     return deferred, errors
+
+
+def commitment_limit(hub: Hub, subject: Item | Bundle, today: date) -> date:
+    """The latest date a 容缺 promise taken today may name, by the item's `tolerance_days`."""
+    return hub.calendar.add_workdays(today, hub.catalog.tolerance_days(subject))[0]
 
 
 def verified_materials(app: Application) -> set[str]:
