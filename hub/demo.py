@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hub import applications as svc
+from hub import supervision
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import HubError
@@ -217,7 +218,7 @@ def run(home: Path, console: Console | None = None) -> int:
     )
     say("  补交 房屋租赁合同 → 该项容缺承诺关闭")
     clock.day(date(2026, 10, 12))
-    for w in svc.warnings(hub, HZ):
+    for w in supervision.warnings(hub, HZ):
         say(f"  [yellow]预警 {w.kind}[/] {w.number} {w.message}")
     fund = step(fund, "start_review", GJJ)
     fund = step(fund, "approve", GJJ)

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import applications as svc
+from hub import supervision
 from hub.errors import InvalidInput
 from hub.storage.tables import Application
 from tests.conftest import PDF
@@ -58,9 +59,9 @@ def test_overdue_commitment_surfaces_as_a_warning(hub, clock):
     app = svc.create(hub, fund_rent(materials=CORE), HZ_CLERK)
     svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 11, 4))
     clock.set(date(2026, 11, 4))
-    assert "commitment_overdue" not in {w.kind for w in svc.warnings(hub, HZ_CLERK)}
+    assert "commitment_overdue" not in {w.kind for w in supervision.warnings(hub, HZ_CLERK)}
     clock.set(date(2026, 11, 5))
-    overdue = [w for w in svc.warnings(hub, HZ_CLERK) if w.kind == "commitment_overdue"]
+    overdue = [w for w in supervision.warnings(hub, HZ_CLERK) if w.kind == "commitment_overdue"]
     assert [(w.number, w.due_date) for w in overdue] == [(app.number, date(2026, 11, 4))]
     svc.attach(
         hub,
@@ -71,7 +72,7 @@ def test_overdue_commitment_surfaces_as_a_warning(hub, clock):
         ],
         HZ_CLERK,
     )
-    assert "commitment_overdue" not in {w.kind for w in svc.warnings(hub, HZ_CLERK)}
+    assert "commitment_overdue" not in {w.kind for w in supervision.warnings(hub, HZ_CLERK)}
 
 
 def test_attach_refuses_unknown_material_and_writes_nothing(hub):
