@@ -85,4 +85,5 @@ class FirstReview(BaseModel):
 
 
 def field_error(field: str, zh: str, en: str) -> FieldError:
+    """A bad field's error, in Chinese and English: the shape every surface reports."""
     return FieldError(field, Reason(zh, en))
