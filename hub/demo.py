@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hub import applications as svc
+from hub import supervision
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import HubError
@@ -218,7 +219,7 @@ def run(home: Path, console: Console | None = None) -> int:
     )
     say("  补交 房屋租赁合同 → 该项容缺承诺关闭")
     clock.day(date(2026, 10, 12))
-    for w in svc.warnings(hub, HZ):
+    for w in supervision.warnings(hub, HZ):
         say(f"  [yellow]预警 {w.kind}[/] {w.number} {escape(w.message)}")
     fund = step(fund, "start_review", GJJ)
     fund = step(fund, "approve", GJJ)

@@ -5,6 +5,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def test_create_transition_show_json(home, tmp_path):
         "--department",
         "ts-mzj",
         "--commit-due",
-        "2099-01-01",
+        str(date.today() + timedelta(days=14)),  # within the item's 容缺 horizon (tolerance_days)
         home=home,
     )  # the photo is owed under 容缺
     view = json.loads(hub("apps", "show", number, "--json", home=home).stdout)

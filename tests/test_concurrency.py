@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select
 
 from hub import applications as svc
+from hub.applications.batch import insert_received
 from hub.errors import IllegalTransition
 from hub.events import verify_chain
 from hub.lifecycle import Role
@@ -60,7 +61,7 @@ def test_a_record_received_by_another_writer_meanwhile_is_a_duplicate(hub):
 
     def first_writer() -> None:
         with hub.transaction() as session:  # received, not yet committed
-            svc._insert_received(hub, session.connection(), [entry], actor, hub.now(), ["330329-20260921-90001"])
+            insert_received(hub, session.connection(), [entry], actor, hub.now(), ["330329-20260921-90001"])
             holding.set()
             release.wait(10)
 

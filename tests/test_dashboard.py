@@ -4,17 +4,23 @@ export, a constant number of queries, and the SVG charts."""
 
 import csv
 import io
+import json
 import xml.etree.ElementTree as ET
+from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import event
 
 from hub import applications as svc
-from hub import dashboard, ratings
+from hub import ratings
 from hub.charts import bar_chart, rate_bars
 from hub.errors import InvalidInput
+from hub.jobs.report import daily_report
 from hub.lifecycle import Role
+from hub.supervision import figures as dashboard
+from hub.supervision import report as supervision_report
+from hub.supervision.figures import Figures
 from tests.conftest import CST
 from tests.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
 
@@ -232,3 +238,31 @@ def test_rate_bars_use_a_fixed_percent_scale():
     tracks_and_bars = [float(r.get("width")) for r in root.iter(f"{ns}rect")]
     assert tracks_and_bars[1] == pytest.approx(tracks_and_bars[0] / 2, abs=0.1)
     assert "50.0%" in [t.text for t in root.iter(f"{ns}text")]
+
+
+def test_the_daily_report_is_the_dashboards_query_for_one_day(hub, walked, monkeypatch):
+    """One figures query for both: the daily report asks the dashboard's query for each of its
+    dimensions, and its figures are the dashboard's, key by key (bundle parts, deliveries and a
+    late-evening receipt included); it lists only the keys that had something that day."""
+    asked = []
+    shared = supervision_report.figures
+
+    def spy(hub, start, end, by, **kw):
+        asked.append((start, end, by))
+        return shared(hub, start, end, by, **kw)
+
+    monkeypatch.setattr(supervision_report, "figures", spy)
+    report = daily_report(hub, DAY)
+    assert sorted(asked) == [(DAY, DAY, "channel"), (DAY, DAY, "department"), (DAY, DAY, "desk")]
+    plain = [f.name for f in fields(Figures)]
+    for by in ("channel", "desk", "department"):
+        rows = _by_key(dashboard.figures(hub, DAY, DAY, by))
+        busy = {k for k, r in rows.items() if k != "total" and (r.received or r.accepted or r.completed)}
+        assert set(report.by[by]) == busy, by
+        for key, fig in report.by[by].items():
+            assert [getattr(fig, n) for n in plain] == [getattr(rows[key], n) for n in plain], (by, key)
+    [total] = dashboard.figures(hub, DAY, DAY, "total")
+    assert [getattr(report.total, n) for n in plain] == [getattr(total, n) for n in plain]
+    assert set(report.by["department"]) >= {"ts-rsj", "ts-ybj", "ts-gjj", "ts-mzj"}  # 退休一件事's parts
+    body = json.loads(report.json_path.read_text(encoding="utf-8"))
+    assert set(body["desk"]) == set(report.by["desk"]) and "trips_saved" not in body["total"]

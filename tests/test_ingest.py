@@ -354,6 +354,35 @@ def test_control_characters_encodings_and_line_ends_are_per_record(hub, drop):
     assert sorted(a.source_ref for a in applications(hub)) == ["XH-0000001", "XH-0000004", "XH-0000005"]
 
 
+def test_a_batch_record_is_held_to_the_same_character_rule_as_every_surface(hub, drop):
+    """hub.text, as at the window and the API: bidi overrides and BEL anywhere, line breaks in a
+    single-line field, a NUL in the record id (which used to reach the duplicate lookup and fail
+    the chunk on PostgreSQL); a line break in a multi-line form field is fine."""
+    records = [
+        record(1, applicant={"type": "person", "name": "张\u202e三", "id": person_id(1)}),  # raw, no escape
+        record(2, record_id="XH-\u0000-2"),
+        record(3, applicant={"type": "person", "name": "王\n五", "id": person_id(3)}),
+        record(4, pre_review={"by": "柜员\r\n王芳", "at": "2026-11-23T09:30:00+08:00"}),
+        record(5, form=dict(record(5)["form"], residence_address="杭州\u0007拱墅")),
+        record(6, form=dict(record(6)["form"], residence_address="杭州市拱墅区\n湖墅南路88号")),
+    ]
+    drop_batch(drop, "XH-TEXT", records)
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.created, summary.bad) == (1, 5), summary
+    report = errors_of(drop / "errors" / "XH-TEXT.jsonl")
+    assert {(e["line"], e["field"]) for e in report} == {
+        (1, "applicant.name"),
+        (2, "record_id"),
+        (3, "applicant.name"),
+        (4, "pre_review.by"),
+        (5, "form.residence_address"),
+    }
+    assert all("U+" in e["reason_en"] for e in report)
+    (app,) = applications(hub)
+    assert app.form["residence_address"] == "杭州市拱墅区\n湖墅南路88号"
+    assert app.number.endswith("-00001")  # the refused records took no number
+
+
 def test_schema_errors_are_reported_in_chinese_too(hub, drop):
     drop_batch(drop, "XH-ZH", [record(1, pre_review={"by": "王芳", "at": "not a time"}, colour="red")])
     ingest(hub, "bank-xiahong-sftp")

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import applications as svc
+from hub import supervision
 from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from hub.ids import mask_id
 from hub.lifecycle import Role
@@ -241,7 +242,7 @@ def test_withdraw_while_paused_stops_the_clock(hub):
     svc.transition(hub, app.number, "accept", gjj)
     svc.transition(hub, app.number, "request_supplement", gjj, reason="材料不清")
     app = svc.transition(hub, app.number, "withdraw", HZ_CLERK, reason="申请人撤回")
-    assert app.paused_since is None and svc.warnings(hub, gjj) == []
+    assert app.paused_since is None and supervision.warnings(hub, gjj) == []
 
 
 def test_reason_too_long_and_bad_filename_are_refused(hub):

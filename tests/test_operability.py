@@ -23,7 +23,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hub import applications as svc
-from hub import logs, signing
+from hub import logs, signing, supervision
 from hub.cli import app as cli
 from hub.context import Hub
 from hub.jobs.dispatch import dispatch
@@ -232,7 +232,7 @@ def test_metrics_are_the_databases_figures(wired: Hub, clock, dept):
     assert m("hub_applications_received_last_hour", channel="bank") == 1
     assert m("hub_applications", channel="bank", state="received") == 1
     # the cards, as the supervisors' list has them
-    alerts = svc.warnings(wired, svc.Actor(name="s", role=Role.supervisor))
+    alerts = supervision.warnings(wired, svc.Actor(name="s", role=Role.supervisor))
     red = {a.number for a in alerts if a.kind == "red"}
     yellow = {a.number for a in alerts if a.kind == "yellow"}
     assert overdue in red and due_soon in yellow

@@ -3,6 +3,7 @@
 from datetime import date
 
 from hub import applications as svc
+from hub import supervision
 from hub.timelimits import Signal, signal
 from tests.samples import HZ_CLERK, fund_rent, officer
 
@@ -53,15 +54,15 @@ def test_yellow_and_red_cards(hub, clock):
     assert signal(app, date(2026, 11, 5), hub.calendar, 2) is Signal.yellow  # due today
     assert signal(app, date(2026, 11, 6), hub.calendar, 2) is Signal.red
     clock.set(date(2026, 11, 6))
-    assert [(w.number, w.kind) for w in svc.warnings(hub, GJJ)] == [(app.number, "red")]
-    assert svc.warnings(hub, officer("ts-mzj")) == []  # other departments do not see it
+    assert [(w.number, w.kind) for w in supervision.warnings(hub, GJJ)] == [(app.number, "red")]
+    assert supervision.warnings(hub, officer("ts-mzj")) == []  # other departments do not see it
 
 
 def test_due_date_in_a_year_without_a_schedule_is_provisional(hub, clock):
     app = _accepted(hub, clock, date(2026, 12, 30))  # 31 Dec, then 2027 (computed, no notice yet)
     assert app.due_date == date(2027, 1, 5) and app.due_provisional
     assert app.events[-1].data["due_provisional"] is True
-    assert "provisional_due_date" in {w.kind for w in svc.warnings(hub, GJJ)}
+    assert "provisional_due_date" in {w.kind for w in supervision.warnings(hub, GJJ)}
 
 
 def test_decided_late_is_recorded_as_not_on_time(hub, clock):

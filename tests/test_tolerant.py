@@ -4,9 +4,12 @@ it; an overdue commitment is a warning; a missing required material blocks accep
 from datetime import date
 
 import pytest
+from sqlalchemy import func, select
 
 from hub import applications as svc
+from hub import supervision
 from hub.errors import InvalidInput
+from hub.storage.tables import Application
 from tests.conftest import PDF
 from tests.samples import HZ_CLERK, fund_rent, officer
 
@@ -56,9 +59,9 @@ def test_overdue_commitment_surfaces_as_a_warning(hub, clock):
     app = svc.create(hub, fund_rent(materials=CORE), HZ_CLERK)
     svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 11, 4))
     clock.set(date(2026, 11, 4))
-    assert "commitment_overdue" not in {w.kind for w in svc.warnings(hub, HZ_CLERK)}
+    assert "commitment_overdue" not in {w.kind for w in supervision.warnings(hub, HZ_CLERK)}
     clock.set(date(2026, 11, 5))
-    overdue = [w for w in svc.warnings(hub, HZ_CLERK) if w.kind == "commitment_overdue"]
+    overdue = [w for w in supervision.warnings(hub, HZ_CLERK) if w.kind == "commitment_overdue"]
     assert [(w.number, w.due_date) for w in overdue] == [(app.number, date(2026, 11, 4))]
     svc.attach(
         hub,
@@ -69,7 +72,7 @@ def test_overdue_commitment_surfaces_as_a_warning(hub, clock):
         ],
         HZ_CLERK,
     )
-    assert "commitment_overdue" not in {w.kind for w in svc.warnings(hub, HZ_CLERK)}
+    assert "commitment_overdue" not in {w.kind for w in supervision.warnings(hub, HZ_CLERK)}
 
 
 def test_attach_refuses_unknown_material_and_writes_nothing(hub):
@@ -78,3 +81,35 @@ def test_attach_refuses_unknown_material_and_writes_nothing(hub):
         svc.attach(hub, app.number, [svc.MaterialIn(name="户口簿", filename="h.pdf", content=PDF)], HZ_CLERK)
     assert exc.value.errors[0].field == "materials[0].name"
     assert len(svc.read(hub, app.number, HZ_CLERK).events) == len(app.events)
+
+
+def test_commitment_due_is_bounded_by_the_items_tolerance(hub, clock):
+    """9999-12-31 used to be taken as a promise. The horizon is the item's `tolerance_days`
+    working days from the day the promise is taken (60 by default)."""
+    clock.set(date(2026, 11, 2))  # a Monday
+    app = svc.create(hub, fund_rent(materials=CORE), HZ_CLERK)
+    for far in (date(9999, 12, 31), date(2027, 11, 2)):
+        with pytest.raises(InvalidInput, match="working days") as exc:
+            svc.transition(hub, app.number, "accept", GJJ, commitment_due=far)
+        assert [e.field for e in exc.value.errors] == ["commitment_due"]
+        assert svc.read(hub, app.number, GJJ).state == "received"
+    item = hub.catalog.items[fund_rent().subject]
+    hub.catalog = hub.catalog.model_copy(
+        update={"items": hub.catalog.items | {item.code: item.model_copy(update={"tolerance_days": 5})}}
+    )
+    assert svc.commitment_limit(hub, hub.catalog.items[item.code], hub.today()) == date(
+        2026, 11, 9
+    )  # five working days on
+    with pytest.raises(InvalidInput, match="2026-11-09") as exc:
+        svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 11, 10))
+    assert exc.value.errors[0].field == "commitment_due" and "5个工作日" in exc.value.errors[0].reason.zh
+    assert svc.transition(hub, app.number, "accept", GJJ, commitment_due=date(2026, 11, 9)).state == "accepted"
+
+
+def test_first_review_promise_is_bounded_too(hub):
+    review = svc.FirstReview(checklist=["identity"], commitment_due=date(9999, 12, 31))
+    with pytest.raises(InvalidInput) as exc:
+        svc.create(hub, fund_rent(materials=CORE), HZ_CLERK, first_review=review)
+    assert [e.field for e in exc.value.errors] == ["commitment_due"]
+    with hub.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Application)) == 0

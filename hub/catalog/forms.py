@@ -9,11 +9,13 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from hub import text
 from hub.catalog.models import FormField
 from hub.divisions import division_problem
 from hub.errors import FieldError, Reason
 from hub.ids import check_id_number, check_uscc
 
+MULTI_LINE = frozenset({"text"})  # the form's textarea fields; every other text field is one line
 PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 _TRUE = {"true", "1", "yes", "是", "y"}
 _FALSE = {"false", "0", "no", "否", "n"}
@@ -25,6 +27,8 @@ def _coerce(f: FormField, raw: Any) -> tuple[Any, Reason | None]:
         if not isinstance(raw, str | int) or isinstance(raw, bool):
             return None, Reason("应为文本", "expected text")
         v = str(raw).strip()
+        if reason := text.problem(v, multiline=t in MULTI_LINE):
+            return None, reason
         if t == "choice" and v not in (f.options or []):
             return None, Reason(f"应为以下之一: {'、'.join(f.options or [])}", f"must be one of {f.options}")
         if t == "phone" and not PHONE.match(v):

@@ -39,6 +39,7 @@ CATEGORY_CODES: dict[str, str] = {
 }
 ITEM_CODE = re.compile(r"^(?P<type>[A-Z]{2})(?P<main>\d{5})(?P<sub>\d{3})$")
 IDENT = r"^[a-z][a-z0-9_]*$"
+TOLERANCE_DAYS = 60  # an item's default 容缺 promise horizon, in working days (Item.tolerance_days)
 
 
 class Strict(BaseModel):
@@ -164,6 +165,10 @@ class Item(Strict):
     process: list[ProcessStep] = Field(min_length=1)
     form: list[FormField] = Field(default_factory=list)
     signature_required: bool = False  # needs a face-to-face signature (面签)
+    # 容缺: how far ahead, in working days from the day the promise is taken, the applicant may
+    # promise a deferred material. The default is the longest statutory time limit the county's
+    # catalogue holds (60): generous, but a promise can no longer outlive any case (9999-12-31).
+    tolerance_days: int = Field(default=TOLERANCE_DAYS, ge=1, le=250)
     keywords: list[str] = Field(default_factory=list)
 
     @field_validator("category")
@@ -261,6 +266,10 @@ class Catalog(BaseModel):
 
     def items_of(self, subject: Item | Bundle) -> list[Item]:
         return [subject] if isinstance(subject, Item) else [self.items[c] for c in subject.items]
+
+    def tolerance_days(self, subject: Item | Bundle) -> int:
+        """How many working days ahead a 容缺 promise may fall: a bundle's is its strictest item's."""
+        return min(item.tolerance_days for item in self.items_of(subject))
 
     def form_of(self, subject: Item | Bundle) -> tuple[FormField, ...]:
         """The form a desk fills: an item's own, or a bundle's merged form (fields shared by name)."""

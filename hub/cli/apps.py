@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from hub import applications as svc
-from hub import integrity
+from hub import integrity, supervision
 from hub.cli.common import (
     ActorName,
     DepartmentOpt,
@@ -328,7 +328,7 @@ def warnings(
 ) -> None:
     """Red and yellow cards, overdue 容缺 commitments, provisional due dates."""
     hub = open_hub(ctx)
-    rows = svc.warnings(hub, make_actor(actor, role, desk, department))
+    rows = supervision.warnings(hub, make_actor(actor, role, desk, department))
     if as_json:
         print_json([{"number": w.number, "kind": w.kind, "message": w.message, "due_date": w.due_date} for w in rows])
         return

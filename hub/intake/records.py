@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import csv as csv_module
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from hub.errors import Reason
+from hub.text import ANY_REFUSED
 
 BOMS = (b"\xef\xbb\xbf", b"\x84\x31\x95\x33")  # UTF-8, GB18030
 CHUNK = 1 << 16
-
-
-# NUL, other C0 controls but tab and line ends, DEL, and lone surrogates: no database or
-# department system takes them, and one would fail a whole chunk at commit.
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -32,8 +27,9 @@ class Line:
     number: int  # 1-based physical line number in the file
     data: dict[str, Any] | None
     problem: Reason | None = None
-    # False when no string in `data` can hold a control character: the raw text has none and no
-    # JSON escape (\u0000, \b, \f …) that could make one. Lets the caller skip walking every value of most lines.
+    # False when no string in `data` can hold a character the hub refuses (hub.text): the raw text
+    # has none and no JSON escape (\u0000, \b, \f …) that could make one. Lets the caller skip
+    # walking every value of most lines.
     suspect: bool = True
 
 
@@ -84,7 +80,7 @@ def raw_records(f: BinaryIO, *, csv: bool, encoding: str, limit: int) -> tuple[P
     header, problem = _header(*first, encoding)
     if problem:
         return Line(first[0], None, problem), iter(())
-    return Parser(encoding, header=tuple(header), header_suspect=any(CONTROL.search(c) for c in header)), lines
+    return Parser(encoding, header=tuple(header), header_suspect=any(ANY_REFUSED.search(c) for c in header)), lines
 
 
 def count_records(path: Path, *, encoding: str, limit: int) -> tuple[int, Reason | None]:
@@ -131,7 +127,7 @@ class Parser:
             return Line(number, None, Reason("JSON中不允许NaN或Infinity", "NaN and Infinity are not JSON"))
         if not isinstance(data, dict):
             return Line(number, None, Reason("每行须为一个JSON对象", "each line must be a JSON object"))
-        return Line(number, data, suspect="\\" in text or CONTROL.search(text) is not None)
+        return Line(number, data, suspect="\\" in text or ANY_REFUSED.search(text) is not None)
 
     def _csv(self, number: int, text: str) -> Line:
         header = self.header or ()
@@ -145,7 +141,7 @@ class Parser:
                 None,
                 Reason(f"有{len(row)}列，表头有{len(header)}列", f"{len(row)} fields, the header has {len(header)}"),
             )
-        suspect = self.header_suspect or CONTROL.search(text) is not None
+        suspect = self.header_suspect or ANY_REFUSED.search(text) is not None
         return Line(number, csv_record(dict(zip(header, row, strict=True))), suspect=suspect)
 
 

@@ -14,10 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hub import applications as svc
-from hub.applications import Actor, Alert
+from hub.applications import Actor
 from hub.context import Hub
 from hub.lifecycle import CLOCKED, Role
 from hub.storage.tables import Application
+from hub.supervision import Alert, warnings
 from hub.timelimits import Signal, signal
 
 SWEEPER = Actor(name="deadline-sweep", role=Role.system)
@@ -79,7 +80,7 @@ def sweep_deadlines(hub: Hub, *, batch: int = 500) -> SweepSummary:
                     )
                     setattr(summary, value, getattr(summary, value) + 1)
                 app.signal = value
-    summary.alerts = svc.warnings(hub, SUPERVISOR)
+    summary.alerts = warnings(hub, SUPERVISOR)
     summary.alerts_csv = write_alerts(hub, summary.alerts)
     return summary
 

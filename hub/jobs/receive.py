@@ -33,11 +33,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from hub import applications as svc
+from hub import text
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, Reason
 from hub.intake.format import Manifest, Record, reason_for
-from hub.intake.records import CONTROL, Line, Parser, RawLine
+from hub.intake.records import Line, Parser, RawLine
 from hub.lifecycle import Role
 from hub.materials import Stored
 
@@ -215,13 +216,13 @@ def _check(hub: Hub, m: Manifest, line: Line, files: _Files, today: date) -> svc
     """One record checked as the county would check it at the desk; its files are stored later."""
     if line.problem:
         return [FieldError("(line)", line.problem)]
-    if line.suspect and (found := _control_chars(line.data)):
+    if line.suspect and (found := _refused_chars(line.data)):
         return found
     try:
         record = Record.model_validate(line.data)
     except ValidationError as exc:
         return [FieldError(".".join(str(x) for x in e["loc"]) or "(record)", reason_for(e)) for e in exc.errors()]
-    problems: list[FieldError] = []
+    problems: list[FieldError] = text.check_all({"pre_review.by": record.pre_review.by})
     materials = []
     for i, mat in enumerate(record.materials):
         listed = m.files.get(mat.file)
@@ -340,24 +341,24 @@ def _identity(data: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _record_id(line: Line) -> str | None:
+    """The record's id, if it can be one: an id the hub refuses (hub.text) was never received, and
+    must not reach the query that looks for ids received before (PostgreSQL cannot hold a NUL)."""
     value = (line.data or {}).get("record_id")
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and text.problem(value) is None else None
 
 
-def _control_chars(value: Any, path: str = "") -> list[FieldError]:
+def _refused_chars(value: Any, path: str = "") -> list[FieldError]:
+    """Every string of the record, keys too, under the hub's rule for characters (hub.text) as
+    far as it holds for any field: what no field takes. Single-line fields (names, ids) are held
+    to the stricter rule where the record is checked as an application, as on every surface."""
     if isinstance(value, str):
-        if CONTROL.search(value):
-            return [
-                FieldError(
-                    path or "(record)", Reason("含有控制字符或无效字符", "contains control or invalid characters")
-                )
-            ]
-        return []
+        reason = text.problem(value, multiline=True)
+        return [FieldError(path or "(record)", reason)] if reason else []
     if isinstance(value, dict):
         found = []
         for k, v in value.items():
-            found += _control_chars(str(k), path or "(record)") + _control_chars(v, f"{path}.{k}" if path else str(k))
+            found += _refused_chars(str(k), path or "(record)") + _refused_chars(v, f"{path}.{k}" if path else str(k))
         return found
     if isinstance(value, list):
-        return [e for i, v in enumerate(value) for e in _control_chars(v, f"{path}[{i}]")]
+        return [e for i, v in enumerate(value) for e in _refused_chars(v, f"{path}[{i}]")]
     return []

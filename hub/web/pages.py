@@ -17,12 +17,13 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
-from hub import audit, dashboard, ratings
+from hub import audit, ratings
 from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
 from hub.lifecycle import ACTIONS, FRONT, Role
 from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_dead, run_check
+from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
 from hub.views import application_detail, application_summary, inbox, receipt
 from hub.web import intake

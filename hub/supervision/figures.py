@@ -1,9 +1,22 @@
-"""The figures supervisors read (数据看板), for a period of local dates, per channel, desk or
-department — aggregated in SQL, a few queries per call whatever the number of applications.
+"""The figures supervisors read — the dashboard's (数据看板) for a period and the daily report's
+for one day — from ONE grouped SQL query over the period's events, per channel, desk or
+department: a few queries per call whatever the number of applications.
 
-The service figures mean what they mean in the daily report (`hub.jobs.report`, whose `Figures`
-and day boundaries are reused here), over a period instead of one day; the dashboard adds trips
-saved (少跑次数) and the ratings (好差评). Every definition is in docs/dashboard.md."""
+Definitions (also in docs/airflow.md and docs/dashboard.md), for the local dates of the period:
+
+- received (收件量): applications submitted that day (an intake batch's records count on the day
+  they were received by the hub);
+- accepted (受理量): applications accepted that day;
+- completed (办结量): applications decided that day;
+- completion rate (办结率): of the applications accepted that day, the share decided by the time
+  the report is made;
+- on-time rate (按时办结率): of those completed that day, the share decided on or before the due date;
+- instant ratio (即办件占比): of those received that day, the share whose every item is instant
+  (promised in 0 working days).
+
+Per department the unit is the part (one item of an application) rather than the application.
+The dashboard adds trips saved (少跑次数) and the ratings (好差评); the daily report
+(`hub.supervision.report`) leaves the ratings out. Every definition is in docs/dashboard.md."""
 
 from __future__ import annotations
 
@@ -11,8 +24,8 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, case, false, func, select
@@ -22,9 +35,42 @@ from hub.applications import Actor, scoped
 from hub.catalog.models import CHANNEL_ZH, Channel
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
-from hub.jobs.report import DONE, Figures, _utc_range
 from hub.ratings import BAD_LEVEL, is_late
 from hub.storage.tables import Application, Event, Part, Rating
+
+DONE = ("decided", "issued", "delivered")
+
+
+@dataclass
+class Figures:
+    """The service figures of one key (channel, desk, department or all) over a period."""
+
+    received: int = 0
+    accepted: int = 0
+    completed: int = 0
+    accepted_completed: int = 0
+    on_time: int = 0
+    instant: int = 0
+
+    @property
+    def completion_rate(self) -> float | None:
+        return round(self.accepted_completed / self.accepted, 4) if self.accepted else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return round(self.on_time / self.completed, 4) if self.completed else None
+
+    @property
+    def instant_ratio(self) -> float | None:
+        return round(self.instant / self.received, 4) if self.received else None
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {
+            "completion_rate": self.completion_rate,
+            "on_time_rate": self.on_time_rate,
+            "instant_ratio": self.instant_ratio,
+        }
+
 
 Dimension = Literal["channel", "desk", "department", "total"]
 DIMENSION_ZH: dict[str, str] = {"channel": "渠道", "desk": "窗口", "department": "部门", "total": "合计"}
@@ -92,16 +138,23 @@ def period_bounds(kind: str, today: date) -> tuple[date, date]:
 def utc_bounds(hub: Hub, start: date, end: date) -> tuple[datetime, datetime]:
     """[start 00:00, day after end 00:00) in the county's time zone, as the naive UTC the
     database stores: an event at 23:30 local on day D belongs to D."""
-    return _utc_range(hub, start)[0], _utc_range(hub, end)[1]
+    return _midnight(hub, start), _midnight(hub, end + timedelta(days=1))
+
+
+def _midnight(hub: Hub, day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=hub.settings.tz).astimezone(UTC).replace(tzinfo=None)
 
 
 # ---------------------------------------------------------------------------- figures
 
 
-def figures(hub: Hub, start: date, end: date, by: str, *, actor: Actor | None = None) -> list[Row]:
+def figures(
+    hub: Hub, start: date, end: date, by: str, *, actor: Actor | None = None, ratings: bool = True
+) -> list[Row]:
     """The rows for [start, end] grouped `by` channel, desk or department (every configured one,
     in catalogue order, zeros included), then the total row; `by="total"` gives the total row
-    alone. Given an actor, only the applications they may see are counted."""
+    alone. Given an actor, only the applications they may see are counted. `ratings=False`
+    leaves the ratings' queries out (their fields stay zero): the daily report does not show them."""
     if by not in DIMENSION_ZH:
         raise _bad("by", "分组应为 渠道(channel)、窗口(desk)、部门(department) 或 合计(total)", "unknown dimension")
     if end < start:
@@ -109,11 +162,11 @@ def figures(hub: Hub, start: date, end: date, by: str, *, actor: Actor | None = 
     lo, hi = utc_bounds(hub, start, end)
     today = hub.today()
     with hub.sessions() as session:
-        grouped = _rows(session, hub, by, lo, hi, today, actor)
+        grouped = _rows(session, hub, by, lo, hi, today, actor, ratings)
         # every application has one channel and one desk, so their rows add up to the total; a
         # bundle has parts in several departments, so per department the total is counted apart
         if by == "department":
-            total_row = _rows(session, hub, TOTAL_KEY, lo, hi, today, actor).get(TOTAL_KEY) or Row()
+            total_row = _rows(session, hub, TOTAL_KEY, lo, hi, today, actor, ratings).get(TOTAL_KEY) or Row()
         else:
             total_row = _sum(grouped.values())
     total_row.key, total_row.label = TOTAL_KEY, DIMENSION_ZH[TOTAL_KEY]
@@ -189,11 +242,19 @@ def _grouped(stmt: Select, by: str, actor: Actor | None) -> Select:
 
 
 def _rows(
-    session: Session, hub: Hub, by: str, lo: datetime, hi: datetime, today: date, actor: Actor | None
+    session: Session,
+    hub: Hub,
+    by: str,
+    lo: datetime,
+    hi: datetime,
+    today: date,
+    actor: Actor | None,
+    ratings: bool,
 ) -> dict[str, Row]:
     rows: dict[str, Row] = defaultdict(Row)
     _add_events(session, rows, by, lo, hi, actor)
-    _add_ratings(session, rows, hub, by, lo, hi, today, actor)
+    if ratings:
+        _add_ratings(session, rows, hub, by, lo, hi, today, actor)
     return rows
 
 

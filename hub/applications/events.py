@@ -1,0 +1,87 @@
+"""Every change to an application is an event, numbered and hash-chained onto its predecessors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hub.applications.models import Actor
+from hub.applications.scope import get
+from hub.events import GENESIS, chain
+from hub.storage.tables import Application, Event, Part
+
+
+def event_fields(
+    actor: Actor,
+    action: str,
+    at: datetime,
+    *,
+    from_state: str | None,
+    to_state: str | None,
+    part_id: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An event's content, before it is numbered and chained."""
+    return {
+        "part_id": part_id,
+        "action": action,
+        "from_state": from_state,
+        "to_state": to_state,
+        "actor": actor.name,
+        "role": actor.role.value,
+        "desk": actor.place,
+        "at": at.replace(tzinfo=None),
+        "reason": reason,
+        "data": data or {},
+    }
+
+
+def add_event(
+    app: Application,
+    action: str,
+    actor: Actor,
+    at: datetime,
+    *,
+    from_state: str | None,
+    to_state: str | None,
+    part: Part | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    fields = event_fields(
+        actor,
+        action,
+        at,
+        from_state=from_state,
+        to_state=to_state,
+        part_id=part.id if part else None,
+        reason=reason,
+        data=data,
+    )
+    prev = app.events[-1].hash if app.events else GENESIS
+    app.chain_head = chain(app.number, [fields], prev, len(app.events))
+    ev = Event(**fields)
+    app.events.append(ev)
+    return ev
+
+
+def record_event(
+    session: Session,
+    number: str,
+    action: str,
+    actor: Actor,
+    *,
+    part_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    reason: str | None = None,
+    now: datetime,
+) -> Application:
+    """An event that changes no state (a delivery, a result arriving), on the locked application."""
+    app = get(session, number, actor, for_update=True)
+    part = next((p for p in app.parts if p.id == part_id), None)
+    add_event(app, action, actor, now, from_state=None, to_state=None, part=part, reason=reason, data=data)
+    app.updated_at = now.replace(tzinfo=None)
+    return app

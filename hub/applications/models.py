@@ -1,0 +1,89 @@
+"""What comes in at the edge of applications (办件): who acts, for whom, with which form and
+files, and the desk's first review — pydantic models every surface (web, API, CLI, batch) builds."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.errors import FieldError, Reason
+from hub.lifecycle import Role
+from hub.materials import Staged
+
+
+class Actor(BaseModel):
+    """Who is acting, in which role, from which desk or department."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    desk: str | None = None
+    department: str | None = None
+    applicant_id: str | None = None  # for role applicant
+
+    @property
+    def place(self) -> str | None:
+        return self.desk or self.department
+
+
+SYSTEM = Actor(name="hub", role=Role.system)
+
+
+class Applicant(BaseModel):
+    type: Literal["person", "company"] = "person"
+    name: str = Field(min_length=1, max_length=200)
+    id: str  # resident ID number (person) or unified social credit code (company)
+
+
+class Agent(BaseModel):
+    """帮代办: the person who acts for the applicant."""
+
+    name: str = Field(min_length=1, max_length=100)
+    id_number: str
+
+
+class MaterialIn(BaseModel):
+    """A material's file: a path, bytes, or an upload already received into the store's staging
+    area (`staged`, from the web API, which streams uploads to disk as they arrive)."""
+
+    name: str  # the catalogue's material name
+    filename: str = Field(min_length=1, max_length=255)
+    path: Path | None = None
+    content: bytes | None = None
+    staged: Staged | None = None
+
+    @property
+    def source(self) -> Path | bytes | Staged:
+        if self.staged is not None:
+            return self.staged
+        return self.path if self.path is not None else (self.content or b"")
+
+
+class NewApplication(BaseModel):
+    subject: str  # item code or bundle code
+    desk: str
+    applicant: Applicant
+    agent: Agent | None = None
+    form: dict[str, Any] = Field(default_factory=dict)
+    materials: list[MaterialIn] = Field(default_factory=list)
+    source_ref: str | None = Field(default=None, max_length=128)  # idempotency key of the sender
+    draft: bool = False
+
+
+class FirstReview(BaseModel):
+    """The desk's 初审 done with the receipt (a teller or enclave clerk at the window): the
+    checklist they ticked and, for deferrable materials missing (容缺), the applicant's promise."""
+
+    checklist: list[str] = Field(default_factory=list, max_length=20)
+    commitment_due: date | None = None
+    # materials replaced by 网上核验 (online verification with the owning department): name -> result
+    verified: dict[str, dict[str, Any]] = Field(default_factory=dict, max_length=20)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+def field_error(field: str, zh: str, en: str) -> FieldError:
+    """A bad field's error, in Chinese and English: the shape every surface reports."""
+    return FieldError(field, Reason(zh, en))

@@ -1,0 +1,12 @@
+"""Supervision (督查): what supervisors chase and the figures they read, in one place.
+
+- `alerts`: red and yellow cards, overdue 容缺 commitments, provisional due dates (`warnings`);
+- `figures`: the one figures query, per channel, desk or department, for any period (the
+  dashboard, its CSV);
+- `report`: the daily report's figures, from that query (`hub.jobs.report` writes the files).
+
+Re-exports only."""
+
+from hub.supervision.alerts import Alert, warnings
+
+__all__ = ["Alert", "warnings"]
