@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import applications as svc
+from hub import text as characters
 from hub.applications import Actor, scoped
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound, Reason
@@ -133,6 +134,8 @@ def _check_rating(level: object, comment: str | None) -> tuple[str | None, list[
     text = (comment or "").strip() or None
     if text and len(text) > MAX_COMMENT:
         errors.append(_err("comment", f"评价内容不超过{MAX_COMMENT}字", f"at most {MAX_COMMENT} characters"))
+    elif bad := characters.check("comment", text, multiline=True):
+        errors.append(bad)
     return text, errors
 
 
@@ -243,6 +246,8 @@ def _check_response(response: str | None) -> str:
         raise InvalidInput([_err("response", "请填写整改回访情况", "a response is required")])
     if len(text) > MAX_RESPONSE:
         raise InvalidInput([_err("response", f"回访情况不超过{MAX_RESPONSE}字", f"at most {MAX_RESPONSE} characters")])
+    if bad := characters.check("response", text, multiline=True):
+        raise InvalidInput([bad])
     return text
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from hub import applications as svc
 from hub import audit
+from hub import text as characters
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound, Reason
@@ -264,6 +265,8 @@ def advance(hub: Hub, session_id: str, actor: Actor, action: str, data: dict[str
                 s.otp_hash = None
                 s.step = "seal"
         elif action == "seal":
+            if bad := characters.check("note", data.get("note"), multiline=True):
+                raise InvalidInput([bad])
             record = {"note": data.get("note")}
         event = log_of(hub, s).append(action, actor_label(actor), record) if wrong_left is None else {}
     if wrong_left is not None:
@@ -334,6 +337,8 @@ def abort(hub: Hub, session_id: str, actor: Actor | None, reason: str) -> Signin
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput([FieldError("reason", Reason("请填写终止原因", "a reason is required"))])
+    if bad := characters.check("reason", reason, multiline=True):
+        raise InvalidInput([bad])
     with hub.transaction() as session:
         if actor is None:
             s = session.scalars(select(SigningSession).where(SigningSession.id == session_id).with_for_update()).one()

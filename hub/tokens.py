@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from hub import text as characters
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound, Reason
@@ -82,6 +83,8 @@ def create_token(
     errors = check_binding(hub, role, desk, department)
     if not name.strip() or len(name) > 100:
         errors.append(FieldError("name", Reason("名称为1-100字", "1-100 characters")))
+    elif bad := characters.check("name", name):
+        errors.append(bad)
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         errors.append(

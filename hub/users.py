@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
+from hub import text as characters
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, InvalidInput, NotFound, Reason
@@ -125,6 +126,8 @@ def add_user(
         errors.append(FieldError("username", Reason("用户名为2-64位小写字母、数字、. _ -", "2-64 of a-z 0-9 . _ -")))
     if not display_name.strip() or len(display_name) > 100:
         errors.append(FieldError("display_name", Reason("姓名为1-100字", "1-100 characters")))
+    elif bad := characters.check("display_name", display_name):
+        errors.append(bad)
     if problem := password_problem(password, username):
         errors.append(FieldError("password", problem))
     if errors:

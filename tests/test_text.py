@@ -176,3 +176,27 @@ def test_api_answers_422_naming_the_field(web, teller, hub, field, changes):
     assert _state(hub) == before
     ok = _submit(web, teller)
     assert ok.status_code == 201 and ok.json()["number"].endswith("-00001"), ok.text
+
+
+def test_people_tokens_ratings_and_signing_take_the_same_rule(hub):
+    """The rule outside applications: a user's name, a token's name, a resident's rating
+    comment, a follow-up's response and a signing abort reason."""
+    from hub import ratings, signing
+    from hub.lifecycle import Role
+    from hub.users import add_user
+
+    with pytest.raises(InvalidInput) as exc:
+        add_user(hub, "wangfang", "a-long-passphrase-1", display_name=f"王{RLO}芳", role=Role.ops)
+    assert [e.field for e in exc.value.errors] == ["display_name"]
+    with pytest.raises(InvalidInput) as exc:
+        create_token(hub, f"bank{BEL}", role=Role.ops, scopes=["ops"], created_by="t")
+    assert [e.field for e in exc.value.errors] == ["name"]
+    with pytest.raises(InvalidInput) as exc:
+        ratings.rate(hub, "no-such-number", 1, f"太慢{NUL}")  # refused before the application is looked up
+    assert [e.field for e in exc.value.errors] == ["comment"]
+    with pytest.raises(InvalidInput) as exc:
+        ratings.close_follow_up(hub, 1, f"已整改{BEL}", svc.SYSTEM)
+    assert [e.field for e in exc.value.errors] == ["response"]
+    with pytest.raises(InvalidInput) as exc:
+        signing.abort(hub, "no-such-session", svc.SYSTEM, f"网络中断{NUL}")
+    assert [e.field for e in exc.value.errors] == ["reason"]
