@@ -30,7 +30,7 @@ from sqlalchemy import Connection, and_, case, exists, extract, func, literal, o
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.lifecycle import CLOCKED, State
-from hub.storage.tables import Application, Event, JobRun, OutboxRow, Part, SigningSession
+from hub.storage.tables import Application, Event, JobRun, OutboxRow, Part, SigningSession, naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,8 @@ OUTBOX_STATES = ("pending", "dead")  # what is still owed; delivered and cancell
 STATEMENT_TIMEOUT_MS = 5000
 
 
-def _naive(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(tzinfo=None)
-
-
-def _epoch(naive_utc: datetime) -> float:
-    return naive_utc.replace(tzinfo=UTC).timestamp()
+def _epoch(stored: datetime) -> float:
+    return stored.replace(tzinfo=UTC).timestamp()
 
 
 class HubCollector(Collector):
@@ -81,7 +77,7 @@ class HubCollector(Collector):
 
     def _figures(self) -> Iterator[Metric]:
         hub = self.hub
-        now = _naive(hub.now())
+        now = naive_utc(hub.now())
         with hub.engine.connect() as conn, conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))

@@ -19,11 +19,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.connectors import Limits
-from hub.storage.tables import OutboxRow, Part
-
-
-def _naive(at: datetime) -> datetime:
-    return at.replace(tzinfo=None)
+from hub.storage.tables import OutboxRow, Part, naive_utc
 
 
 def enqueue(session: Session, part: Part, now: datetime) -> OutboxRow:
@@ -34,15 +30,15 @@ def enqueue(session: Session, part: Part, now: datetime) -> OutboxRow:
         kind="submit",
         state="pending",
         attempts=0,
-        next_attempt_at=_naive(now),
-        created_at=_naive(now),
+        next_attempt_at=naive_utc(now),
+        created_at=naive_utc(now),
     )
     session.add(row)
     return row
 
 
 def due_connections(session: Session, now: datetime) -> list[str]:
-    at = _naive(now)
+    at = naive_utc(now)
     stmt = (
         select(OutboxRow.connection)
         .where(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= at)
@@ -56,7 +52,7 @@ def claim_one(session: Session, now: datetime, *, lease: timedelta, connection: 
     """Take the oldest due row of a connection for a lease, under a fresh token. Concurrent
     dispatchers skip each other's rows on PostgreSQL (FOR UPDATE SKIP LOCKED); SQLite
     serialises writers anyway."""
-    at = _naive(now)
+    at = naive_utc(now)
     stmt = (
         select(OutboxRow)
         .where(OutboxRow.connection == connection, OutboxRow.state == "pending", OutboxRow.next_attempt_at <= at)
@@ -97,13 +93,13 @@ def failed(row: OutboxRow, error: str, *, retryable: bool, limits: Limits, now: 
     if not retryable or row.attempts >= limits.max_attempts:
         row.state = "dead"
     else:
-        row.next_attempt_at = _naive(now) + backoff(row.attempts, limits)
+        row.next_attempt_at = naive_utc(now) + backoff(row.attempts, limits)
 
 
 def delivered(row: OutboxRow, remote_id: str, now: datetime) -> None:
     row.attempts += 1
     row.state, row.remote_id = "delivered", remote_id
-    row.delivered_at, row.claimed_until, row.claim_token, row.last_error = _naive(now), None, None, None
+    row.delivered_at, row.claimed_until, row.claim_token, row.last_error = naive_utc(now), None, None, None
 
 
 def retry(session: Session, now: datetime, *, ids: list[int] | None = None, all_dead: bool = False) -> int:
@@ -114,6 +110,6 @@ def retry(session: Session, now: datetime, *, ids: list[int] | None = None, all_
     elif not all_dead:
         return 0
     result = session.execute(
-        stmt.values(state="pending", attempts=0, next_attempt_at=_naive(now), claimed_until=None, claim_token=None)
+        stmt.values(state="pending", attempts=0, next_attempt_at=naive_utc(now), claimed_until=None, claim_token=None)
     )
     return result.rowcount or 0

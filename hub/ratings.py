@@ -16,7 +16,7 @@ from hub import applications as svc
 from hub import text as characters
 from hub.applications import Actor, scoped
 from hub.context import Hub
-from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound, Reason
+from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound
 from hub.lifecycle import STATE_ZH, Role, State
 from hub.storage.tables import Application, Rating
 from hub.timelimits import remaining_workdays
@@ -90,10 +90,6 @@ class FollowUp:
         return LEVEL_ZH[self.level]
 
 
-def _err(field: str, zh: str, en: str) -> FieldError:
-    return FieldError(field, Reason(zh, en))
-
-
 def _aware(at: datetime | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at is not None else None
 
@@ -130,10 +126,10 @@ def _check_rating(level: object, comment: str | None) -> tuple[str | None, list[
     errors = []
     if not isinstance(level, int) or isinstance(level, bool) or level not in LEVEL_ZH:
         choices = "、".join(f"{k} {v}" for k, v in LEVEL_ZH.items())
-        errors.append(_err("level", f"评价等级应为 {choices}", "level must be 1 to 5"))
+        errors.append(FieldError.of("level", f"评价等级应为 {choices}", "level must be 1 to 5"))
     text = (comment or "").strip() or None
     if text and len(text) > MAX_COMMENT:
-        errors.append(_err("comment", f"评价内容不超过{MAX_COMMENT}字", f"at most {MAX_COMMENT} characters"))
+        errors.append(FieldError.of("comment", f"评价内容不超过{MAX_COMMENT}字", f"at most {MAX_COMMENT} characters"))
     elif bad := characters.check("comment", text, multiline=True):
         errors.append(bad)
     return text, errors
@@ -142,12 +138,16 @@ def _check_rating(level: object, comment: str | None) -> tuple[str | None, list[
 def _check_rateable(app: Application, rated: bool) -> None:
     if rated:
         raise InvalidInput(
-            [_err("level", f"办件 {app.number} 已评价，每件只能评价一次", "this application has been rated already")]
+            [
+                FieldError.of(
+                    "level", f"办件 {app.number} 已评价，每件只能评价一次", "this application has been rated already"
+                )
+            ]
         )
     if app.state not in RATEABLE:
         raise InvalidInput(
             [
-                _err(
+                FieldError.of(
                     "level",
                     f"办件 {app.number} 当前为“{STATE_ZH[app.state]}”，办结后才能评价",
                     "an application can be rated only once it is closed",
@@ -189,7 +189,9 @@ def rate(hub: Hub, number: str, level: int, comment: str | None, *, actor: Actor
     except IntegrityError as exc:  # the unique application_id: a concurrent rating won
         if "ratings" not in str(exc.orig):
             raise
-        raise InvalidInput([_err("level", f"办件 {number} 已评价，每件只能评价一次", "already rated")]) from exc
+        raise InvalidInput(
+            [FieldError.of("level", f"办件 {number} 已评价，每件只能评价一次", "already rated")]
+        ) from exc
     return view
 
 
@@ -243,9 +245,11 @@ def follow_ups(hub: Hub, actor: Actor, open_only: bool = True) -> list[FollowUp]
 def _check_response(response: str | None) -> str:
     text = (response or "").strip()
     if not text:
-        raise InvalidInput([_err("response", "请填写整改回访情况", "a response is required")])
+        raise InvalidInput([FieldError.of("response", "请填写整改回访情况", "a response is required")])
     if len(text) > MAX_RESPONSE:
-        raise InvalidInput([_err("response", f"回访情况不超过{MAX_RESPONSE}字", f"at most {MAX_RESPONSE} characters")])
+        raise InvalidInput(
+            [FieldError.of("response", f"回访情况不超过{MAX_RESPONSE}字", f"at most {MAX_RESPONSE} characters")]
+        )
     if bad := characters.check("response", text, multiline=True):
         raise InvalidInput([bad])
     return text
@@ -269,7 +273,7 @@ def close_follow_up(hub: Hub, rating_id: int, response: str, actor: Actor) -> Fo
         app = svc.get(session, app.number, actor, for_update=True)
         session.refresh(rating)  # under the application's lock: closed by someone else meanwhile?
         if rating.follow_up_due is None:
-            raise InvalidInput([_err("rating", "该评价不是差评，无需整改", "not a bad rating: no follow-up")])
+            raise InvalidInput([FieldError.of("rating", "该评价不是差评，无需整改", "not a bad rating: no follow-up")])
         if rating.follow_up_closed_at is not None:
             raise IllegalTransition(
                 f"评价 {rating_id} 的整改已于 {_local_day(hub, rating.follow_up_closed_at)} 办结 "

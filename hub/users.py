@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,7 +18,7 @@ from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
-from hub.storage.tables import User, WebSession
+from hub.storage.tables import User, WebSession, naive_utc
 
 # Roles a person logs in as (applicants use the status page; `system` is for tokens and jobs).
 PERSON_ROLES = (Role.teller, Role.enclave_clerk, Role.clerk, Role.officer, Role.supervisor, Role.ops)
@@ -41,10 +41,6 @@ LOCKOUT = timedelta(minutes=15)
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified against when the username is unknown, so both cases cost the same time.
 _DUMMY_HASH = _hasher.hash("tongban-hub-no-such-user")
-
-
-def _naive(at: datetime) -> datetime:
-    return at.replace(tzinfo=None)
 
 
 def hash_password(password: str) -> str:
@@ -132,7 +128,7 @@ def add_user(
         errors.append(FieldError("password", problem))
     if errors:
         raise InvalidInput(errors)
-    now = _naive(hub.now())
+    now = naive_utc(hub.now())
     with hub.transaction() as session:
         if session.scalar(select(User.id).where(User.username == username)) is not None:
             raise InvalidInput([FieldError("username", Reason(f"用户名 {username} 已存在", "username taken"))])
@@ -177,7 +173,7 @@ def reset_password(hub: Hub, username: str, password: str) -> Person:
     with hub.transaction() as session:
         user = _user(session, username)
         user.password_hash = hash_password(password)
-        user.password_changed_at = _naive(hub.now())
+        user.password_changed_at = naive_utc(hub.now())
         user.failed_logins = 0
         user.locked_until = None
         session.query(WebSession).filter(WebSession.user_id == user.id).delete()
@@ -213,7 +209,7 @@ class LoginRefused(HubError):
 def authenticate(hub: Hub, username: str, password: str) -> Person:
     """The person with these credentials, or LoginRefused. Counts failures per account and locks
     it after MAX_FAILURES; the counter lives in the database so every API process shares it."""
-    now = _naive(hub.now())
+    now = naive_utc(hub.now())
     with hub.transaction() as session:
         user = session.scalars(select(User).where(User.username == username).with_for_update()).one_or_none()
         if user is None:

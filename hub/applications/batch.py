@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from hub.applications.events import event_fields
 from hub.applications.materials import keep_blobs
-from hub.applications.models import Actor, NewApplication, field_error
+from hub.applications.models import Actor, NewApplication, identity_key
 from hub.applications.numbers import reserve_numbers
 from hub.catalog.models import Bundle, Item
 from hub.context import Hub
@@ -124,13 +124,13 @@ def _receive_batch(hub: Hub, entries: list[Received], actor: Actor) -> list[str 
         seen = received_refs(session, desk.code, [e.new.source_ref for e in entries if e.new.source_ref])
         fresh = []
         for e in entries:
-            key = (e.new.subject, e.new.applicant.id.strip().upper())
+            key = identity_key(e.new.subject, e.new.applicant.id)
             if e.new.source_ref in seen:
                 same = seen[e.new.source_ref] == key
                 outcome.append(
                     "duplicate"
                     if same
-                    else field_error(
+                    else FieldError.of(
                         "record_id",
                         f"编号 {e.new.source_ref} 已用于另一件申请",
                         "record_id already used for a different application",

@@ -15,7 +15,7 @@ from hub import text
 from hub.applications.batch import Received, application_fields, insert_received, part_fields
 from hub.applications.events import add_event
 from hub.applications.materials import add_material, check_complete, check_materials, store_material
-from hub.applications.models import Actor, FirstReview, NewApplication, field_error
+from hub.applications.models import Actor, FirstReview, NewApplication, identity_key
 from hub.applications.numbers import claim_number, next_numbers
 from hub.applications.scope import read
 from hub.catalog.forms import validate_form
@@ -43,13 +43,13 @@ def check_new(
     subject = cat.subject(new.subject)
     desk = cat.desks.get(new.desk)
     if subject is None:
-        errors.append(field_error("subject", f"事项编码 {new.subject} 不在事项目录中", "unknown item or bundle code"))
+        errors.append(FieldError.of("subject", f"事项编码 {new.subject} 不在事项目录中", "unknown item or bundle code"))
     if desk is None:
-        errors.append(field_error("desk", f"窗口 {new.desk} 不存在", "unknown desk"))
+        errors.append(FieldError.of("desk", f"窗口 {new.desk} 不存在", "unknown desk"))
     if subject is not None and desk is not None:
         if desk.channel not in subject.channels:
             errors.append(
-                field_error(
+                FieldError.of(
                     "subject",
                     f"{subject.title} 未下放到{desk.name}所在渠道 ({desk.channel.value})",
                     f"not delegated to the {desk.channel.value} channel",
@@ -58,7 +58,7 @@ def check_new(
         divisions = {cat.departments[i.department].division for i in cat.items_of(subject)}
         if divisions != {desk.acts_for}:
             errors.append(
-                field_error(
+                FieldError.of(
                     "desk",
                     f"{desk.name} 不代办行政区划 {', '.join(sorted(divisions))} 的事项",
                     "desk does not act for the deciding division",
@@ -194,10 +194,10 @@ def replayed_ref(
         ).one_or_none()
     if existing is None:
         return None
-    if (existing.subject_code, existing.applicant_id) != (subject, applicant_id.strip().upper()):
+    if (existing.subject_code, existing.applicant_id) != identity_key(subject, applicant_id):
         raise InvalidInput(
             [
-                field_error(
+                FieldError.of(
                     "source_ref",
                     f"编号 {source_ref} 已用于另一件申请 {existing.number}",
                     "source_ref already used for a different application",

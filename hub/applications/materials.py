@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from hub import lifecycle, text
 from hub.applications.events import add_event
-from hub.applications.models import Actor, MaterialIn, field_error
+from hub.applications.models import Actor, MaterialIn
 from hub.applications.scope import get, read
 from hub.catalog.models import Bundle, Item
 from hub.context import Hub
@@ -112,7 +112,7 @@ def check_materials(
             continue  # a name that cannot be stored is not looked for in the store either
         if m.name not in known:
             errors.append(
-                field_error(
+                FieldError.of(
                     f"materials[{i}].name", f"{subject.title} 不需要材料“{m.name}”", "not a material of this item"
                 )
             )
@@ -207,11 +207,11 @@ def check_complete(
     errors = []
     if blocking:
         errors.append(
-            field_error("materials", f"缺少不可容缺的材料: {'、'.join(blocking)}", "required materials missing")
+            FieldError.of("materials", f"缺少不可容缺的材料: {'、'.join(blocking)}", "required materials missing")
         )
     if deferred and commitment_due is None:
         errors.append(
-            field_error(
+            FieldError.of(
                 "commitment_due",
                 f"缺少材料 {'、'.join(deferred)} 可容缺受理，须填写承诺补交日期",
                 "deferrable materials missing: give a commitment due date for tolerant acceptance",
@@ -220,13 +220,13 @@ def check_complete(
     if deferred and commitment_due is not None:
         if commitment_due < today:
             errors.append(
-                field_error("commitment_due", "承诺补交日期不能早于今天", "commitment due date is in the past")
+                FieldError.of("commitment_due", "承诺补交日期不能早于今天", "commitment due date is in the past")
             )
         elif (commitment_due - today).days > (days := hub.catalog.tolerance_days(subject)) and commitment_due > (
             latest := commitment_limit(hub, subject, today)
         ):  # n working days span at least n calendar days: most promises need no walk over the calendar
             errors.append(
-                field_error(
+                FieldError.of(
                     "commitment_due",
                     f"承诺补交日期不能晚于 {latest}（{subject.title}容缺材料须在{days}个工作日内补交）",
                     f"commitment due date is after {latest}: at most {days} working days ahead for this item",

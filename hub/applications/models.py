@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.errors import FieldError, Reason
 from hub.lifecycle import Role
 from hub.materials import Staged
 
@@ -84,6 +83,7 @@ class FirstReview(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
-def field_error(field: str, zh: str, en: str) -> FieldError:
-    """A bad field's error, in Chinese and English: the shape every surface reports."""
-    return FieldError(field, Reason(zh, en))
+def identity_key(subject: str, applicant_id: str) -> tuple[str, str]:
+    """What a sender's retry must match to count as the same application: the item or bundle
+    and the applicant's ID number as the hub stores it."""
+    return (subject, applicant_id.strip().upper())

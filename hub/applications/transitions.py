@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, object_session
 from hub import lifecycle, outbox, text
 from hub.applications.events import add_event
 from hub.applications.materials import check_complete, verified_materials
-from hub.applications.models import SYSTEM, Actor, field_error
+from hub.applications.models import SYSTEM, Actor
 from hub.applications.scope import get, read
 from hub.context import Hub
-from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput
+from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput
 from hub.lifecycle import ACTIONS, PartState, Role, State
 from hub.storage.tables import Application, Deficiency, OutboxRow, Part
 from hub.timelimits import recompute_due, restart_clock, stop_clock
@@ -38,7 +38,7 @@ def _pick_part(app: Application, part_code: str | None, actor: Actor, action: li
     candidates = [p for p in candidates if p.state in action.sources] or candidates
     if len(candidates) != 1:
         codes = ", ".join(p.item_code for p in app.parts)
-        raise InvalidInput([field_error("part", f"请指定事项（{codes}）", "name the part (item code) to act on")])
+        raise InvalidInput([FieldError.of("part", f"请指定事项（{codes}）", "name the part (item code) to act on")])
     return candidates[0]
 
 
@@ -64,12 +64,12 @@ def transition(
     action = ACTIONS.get(action_name)
     if action is None:
         raise InvalidInput(
-            [field_error("action", f"未知操作 {action_name}，可选: {', '.join(ACTIONS)}", "unknown action")]
+            [FieldError.of("action", f"未知操作 {action_name}，可选: {', '.join(ACTIONS)}", "unknown action")]
         )
     if action.needs_reason and not (reason and reason.strip()):
-        raise InvalidInput([field_error("reason", f"“{action.zh}”必须填写理由", f"{action.name} needs a reason")])
+        raise InvalidInput([FieldError.of("reason", f"“{action.zh}”必须填写理由", f"{action.name} needs a reason")])
     if reason and len(reason) > MAX_REASON:
-        raise InvalidInput([field_error("reason", f"理由不超过{MAX_REASON}字", f"at most {MAX_REASON} characters")])
+        raise InvalidInput([FieldError.of("reason", f"理由不超过{MAX_REASON}字", f"at most {MAX_REASON} characters")])
     if bad := text.check("reason", reason, multiline=True):
         raise InvalidInput([bad])
     if session is not None:

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from hub import applications as svc
 from hub import text
 from hub.applications import Actor
+from hub.applications.models import identity_key
 from hub.context import Hub
 from hub.errors import FieldError, Reason
 from hub.intake.format import Manifest, Record, reason_for
@@ -337,7 +338,7 @@ def _identity(data: dict[str, Any]) -> tuple[str, str] | None:
     applicant = data.get("applicant")
     if not isinstance(applicant, dict) or not isinstance(applicant.get("id"), str):
         return None
-    return (str(data.get("subject")), applicant["id"].strip().upper())
+    return identity_key(str(data.get("subject")), applicant["id"])
 
 
 def _record_id(line: Line) -> str | None:

@@ -3,7 +3,7 @@ deficiencies (容缺 commitments). Timestamps are naive UTC; dates are Asia/Shan
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, UniqueConstraint
@@ -16,6 +16,11 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def naive_utc(at: datetime) -> datetime:
+    """A time as the tables store it: UTC without a zone (an aware time is converted first)."""
+    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from hub.applications import Actor, scoped
 from hub.catalog.models import CHANNEL_ZH, Channel
 from hub.context import Hub
-from hub.errors import FieldError, InvalidInput, Reason
+from hub.errors import InvalidInput
 from hub.ratings import BAD_LEVEL, is_late
 from hub.storage.tables import Application, Event, Part, Rating
 
@@ -111,10 +111,6 @@ class Row(Figures):
         return super().as_dict() | {"trips_saved": self.trips_saved, "rating_average": self.rating_average}
 
 
-def _bad(field: str, zh: str, en: str) -> InvalidInput:
-    return InvalidInput([FieldError(field, Reason(zh, en))])
-
-
 # ---------------------------------------------------------------------------- periods
 
 
@@ -132,7 +128,9 @@ def period_bounds(kind: str, today: date) -> tuple[date, date]:
         return start, following - timedelta(days=1)
     if kind == "year":
         return date(today.year, 1, 1), date(today.year, 12, 31)
-    raise _bad("period", f"统计周期应为 {'、'.join(PERIOD_ZH)} 之一", "period must be day, week, month or year")
+    raise InvalidInput.field(
+        "period", f"统计周期应为 {'、'.join(PERIOD_ZH)} 之一", "period must be day, week, month or year"
+    )
 
 
 def utc_bounds(hub: Hub, start: date, end: date) -> tuple[datetime, datetime]:
@@ -156,9 +154,11 @@ def figures(
     alone. Given an actor, only the applications they may see are counted. `ratings=False`
     leaves the ratings' queries out (their fields stay zero): the daily report does not show them."""
     if by not in DIMENSION_ZH:
-        raise _bad("by", "分组应为 渠道(channel)、窗口(desk)、部门(department) 或 合计(total)", "unknown dimension")
+        raise InvalidInput.field(
+            "by", "分组应为 渠道(channel)、窗口(desk)、部门(department) 或 合计(total)", "unknown dimension"
+        )
     if end < start:
-        raise _bad("end", "结束日期不能早于开始日期", "end is before start")
+        raise InvalidInput.field("end", "结束日期不能早于开始日期", "end is before start")
     lo, hi = utc_bounds(hub, start, end)
     today = hub.today()
     with hub.sessions() as session:

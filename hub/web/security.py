@@ -11,7 +11,7 @@ import logging
 import secrets
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fastapi import HTTPException
 from limits import RateLimitItemPerSecond
@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from hub.applications import Actor
 from hub.context import Hub
 from hub.lifecycle import FRONT, Role
-from hub.storage.tables import User, WebSession
+from hub.storage.tables import User, WebSession, naive_utc
 from hub.tokens import resolve_token
 from hub.users import Person
 
@@ -72,14 +72,10 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _naive(at: datetime) -> datetime:
-    return at.replace(tzinfo=None)
-
-
 def open_session(hub: Hub, person: Person) -> str:
     """A new session for a person who just logged in; returns the cookie value."""
     token = secrets.token_urlsafe(32)
-    now = _naive(hub.now())
+    now = naive_utc(hub.now())
     with hub.transaction() as session:
         session.execute(delete(WebSession).where(WebSession.expires_at < now))  # tidy as we go
         session.add(
@@ -105,7 +101,7 @@ class SessionExpired(Exception):
 
 
 def session_principal(hub: Hub, token: str) -> Principal:
-    now = _naive(hub.now())
+    now = naive_utc(hub.now())
     key = _digest(token)
     with hub.sessions() as session:
         row = session.get(WebSession, key)
@@ -181,6 +177,6 @@ def status_key(secret: bytes, number: str) -> str:
 
 
 def active_session_count(hub: Hub) -> int:
-    now = _naive(hub.now())
+    now = naive_utc(hub.now())
     with hub.sessions() as session:
         return len(session.scalars(select(WebSession.token_hash).where(WebSession.expires_at > now)).all())

@@ -16,14 +16,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from hub.errors import FieldError, InvalidInput, Reason
+from hub.errors import InvalidInput
 from hub.materials import MaterialStore, Staged, Staging
 
 FLUSH = 1024 * 1024  # bytes of a file held (as views) before a worker thread writes them
-
-
-def _invalid(field_name: str, zh: str, en: str) -> InvalidInput:
-    return InvalidInput([FieldError(field_name, Reason(zh, en))])
 
 
 @dataclass
@@ -85,7 +81,9 @@ async def read_multipart(
     cut off (`Staged.size` says how much arrived) for the caller to refuse by name."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
-        raise _invalid("content-type", "请以 multipart/form-data 提交", "expected multipart/form-data with a boundary")
+        raise InvalidInput.field(
+            "content-type", "请以 multipart/form-data 提交", "expected multipart/form-data with a boundary"
+        )
     body = Body()
     parts: list[_Part] = []
     header = [b"", b""]
@@ -109,21 +107,21 @@ async def read_multipart(
     def on_headers_finished() -> None:
         _, options = parse_options_header(current.headers.get(b"content-disposition"))
         if b"name" not in options:
-            raise _invalid("content-disposition", "上传内容缺少字段名", "a part without a name")
+            raise InvalidInput.field("content-disposition", "上传内容缺少字段名", "a part without a name")
         current.name = _text(options[b"name"], "content-disposition")
         if b"filename" in options:
             if sum(1 for p in parts if p.filename is not None) >= max_files:
-                raise _invalid("files", f"一次最多上传{max_files}个文件", "too many files")
+                raise InvalidInput.field("files", f"一次最多上传{max_files}个文件", "too many files")
             current.filename = _text(options[b"filename"], f"{current.name} (filename)")
             current.staging = store.stage()
         elif sum(1 for p in parts if p.filename is None) > max_fields:
-            raise _invalid("fields", "表单字段过多", "too many form fields")
+            raise InvalidInput.field("fields", "表单字段过多", "too many form fields")
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         current.views.append(memoryview(data)[start:end])  # the chunk is immutable bytes: no copy
         current.pending += end - start
         if current.staging is None and current.pending > max_field_bytes:
-            raise _invalid(current.name, "字段内容过长", f"field longer than {max_field_bytes} bytes")
+            raise InvalidInput.field(current.name, "字段内容过长", f"field longer than {max_field_bytes} bytes")
 
     def on_part_end() -> None:
         current.ended = True
@@ -146,7 +144,7 @@ async def read_multipart(
             try:
                 parser.write(chunk)
             except MultipartParseError:
-                raise _invalid("body", "上传内容格式错误", "malformed multipart body") from None
+                raise InvalidInput.field("body", "上传内容格式错误", "malformed multipart body") from None
             for part in parts[done:]:
                 if part.staging is not None and part.ended:
                     if not part.filename and not part.pending and not part.staging.size:
@@ -163,7 +161,7 @@ async def read_multipart(
                     done += 1
         parser.finalize()
         if done != len(parts):
-            raise _invalid("body", "上传内容不完整", "multipart body ended early")
+            raise InvalidInput.field("body", "上传内容不完整", "multipart body ended early")
     except BaseException:
         for part in parts:
             if part.staging is not None:
@@ -189,7 +187,7 @@ def _text(raw: bytes, field_name: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise _invalid(field_name, "内容不是 UTF-8 编码", "not UTF-8") from None
+        raise InvalidInput.field(field_name, "内容不是 UTF-8 编码", "not UTF-8") from None
 
 
 # control characters (NUL breaks PostgreSQL text) and bidirectional overrides (which make
