@@ -16,7 +16,7 @@ from hub.charts import bar_chart, rate_bars
 from hub.errors import InvalidInput
 from hub.lifecycle import Role
 from tests.conftest import CST
-from tests.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
+from tests.support.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
 
 MZJ = officer("ts-mzj")
 GJJ = officer("ts-gjj")

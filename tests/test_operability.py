@@ -35,7 +35,7 @@ from hub.web.app import create_app
 from hub.workdays import Source, WorkCalendar
 from plugins.sandbox.rest_department import RestDepartment
 from tests.conftest import CST, make_id
-from tests.samples import ELDER_ID, HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, fund_retire, officer
+from tests.support.samples import ELDER_ID, HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, fund_retire, officer
 from tests.test_dispatch import filing
 
 TOKEN = "operability-test-token"

@@ -21,7 +21,7 @@ from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from hub.events import verify_chain
 from hub.lifecycle import Role
 from hub.storage.tables import SigningSession
-from tests.samples import SH_CLERK, TELLER, elderly_card, fund_retire, officer
+from tests.support.samples import SH_CLERK, TELLER, elderly_card, fund_retire, officer
 from video import evidence
 from video.sessions import recover, seal_session, take_lock
 

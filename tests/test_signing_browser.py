@@ -1,7 +1,7 @@
 """A full remote signing in Debian's Chromium (fake camera and microphone), a desk page and an
 officer page through the hub, inside a fresh network namespace that has nothing but loopback:
 whatever candidates Chromium and aiortc gather, no media can leave the machine. The walk itself
-is tests/signing_e2e.py; screenshots go to test-artifacts/signing-*.png."""
+is tests/support/signing_e2e.py; screenshots go to test-artifacts/signing-*.png."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_desk_and_officer_pages_complete_a_signing_in_chromium(tmp_path: Path):
             "--",
             "sh",
             "-c",
-            f'ip link set lo up && exec "{sys.executable}" -m tests.signing_e2e "{out}"',
+            f'ip link set lo up && exec "{sys.executable}" -m tests.support.signing_e2e "{out}"',
         ],
         cwd=REPO,
         capture_output=True,

@@ -18,7 +18,7 @@ from hub.lifecycle import Role
 from hub.tokens import create_token
 from hub.users import add_user
 from hub.web.app import create_app
-from tests.samples import SH_CLERK, fund_retire, officer
+from tests.support.samples import SH_CLERK, fund_retire, officer
 
 GJJ = officer("ts-gjj", "公积金审批员")
 WHO = {

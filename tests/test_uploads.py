@@ -27,7 +27,7 @@ from hub.views import application_summary
 from hub.web import intake, uploads
 from hub.web.app import create_app
 from tests.conftest import JPEG, PDF, make_id
-from tests.samples import elderly_card
+from tests.support.samples import elderly_card
 
 TELLER = svc.Actor(name="王芳", role=Role.teller, desk="bank-xiahong")
 CHECKLIST = ["identity", "materials", "signature", "informed"]

@@ -4,7 +4,7 @@ browser's fake camera and microphone, through the hub on 127.0.0.1.
 Run by tests/test_signing_browser.py inside a fresh network namespace (`unshare -n`, loopback
 only), so that no media can leave the machine whatever Chromium gathers:
 
-    python -m tests.signing_e2e RESULT.json
+    python -m tests.support.signing_e2e RESULT.json
 
 Writes what it saw to RESULT.json and screenshots to test-artifacts/signing-*.png."""
 
@@ -24,9 +24,9 @@ from hub import signing
 from hub.lifecycle import Role
 from hub.users import add_user
 from tests.conftest import CST, Clock
-from tests.samples import SH_CLERK, fund_retire, officer
-from tests.webserver import CHROMIUM_ARGS as BASE_ARGS
-from tests.webserver import serving, sqlite_hub
+from tests.support.samples import SH_CLERK, fund_retire, officer
+from tests.support.webserver import CHROMIUM_ARGS as BASE_ARGS
+from tests.support.webserver import serving, sqlite_hub
 from video import evidence
 
 CHROMIUM_ARGS = [
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",  # real (loopback) candidates, not .local names
 ]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DESK = ("chenjing", "shanghai-飞地-2026")
 OFFICER = ("zhaolei", "gongjijin-审批-2026")
 TIMEOUT_MS = 60_000  # generous: CI shares 2 cores between Chromium, the hub and the encoders
