@@ -33,7 +33,10 @@ expect = sync_api.expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-TIMEOUT_MS = 10_000
+# Every action and assertion waits on the page's state (Playwright's auto-waiting); this is the
+# guard against one that never comes, generous because CI's 2 cores are shared with other work.
+TIMEOUT_MS = 120_000
+expect.set_options(timeout=TIMEOUT_MS)  # assertions too (their own default is 5 s)
 
 TELLER = ("wangfang", "xiahong-柜台-2026")
 OFFICER = ("linxiao", "minzheng-审批-2026")
