@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from hub.intake.staging import sha256_of  # noqa: E402
 from hub.intake.writer import write_batch  # noqa: E402
 from plugins.sandbox.intake_batches import records  # noqa: E402
-from tests.sshd import SshServer, running_sshd  # noqa: E402
+from tests.support.sshd import SshServer, running_sshd  # noqa: E402
 
 SOURCE = "bank-xiahong-sftp"
 DESK = "bank-xiahong"
@@ -321,7 +321,7 @@ def baseline_run(
 
 
 def airflow_run(pg: Postgres, home: Path, inbox: Path, pristine: Path, count: int, per: int, folder: Path) -> Result:
-    """The intake DAG through dag.test() (tests/airflow_runner.py, in its own process: DagBag
+    """The intake DAG through dag.test() (tests/support/airflow_runner.py, in its own process: DagBag
     parse, bundle and pool sync, the task run by the Task SDK), timed from process start to exit."""
     airflow_home = folder / "airflow"
     airflow_home.mkdir(exist_ok=True)
@@ -336,7 +336,7 @@ def airflow_run(pg: Postgres, home: Path, inbox: Path, pristine: Path, count: in
     try:
         if not (airflow_home / "airflow.db").exists():
             subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-        cmd = [sys.executable, str(REPO / "tests" / "airflow_runner.py"), "run", f"tongban_intake_{SOURCE}"]
+        cmd = [sys.executable, str(REPO / "tests" / "support" / "airflow_runner.py"), "run", f"tongban_intake_{SOURCE}"]
         seconds, rc, out, err, rss = measured(cmd, env)
         check(rc == 0, f"airflow_runner exited {rc}:\n{err[-3000:]}")
         runs = json.loads(out.strip().splitlines()[-1])["runs"]

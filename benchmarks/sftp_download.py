@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hub.connectors import Batch
 from hub.plugins import PluginHost
 from plugins.sftp.connector import SftpConnector
-from tests.sshd import SshServer, running_sshd
+from tests.support.sshd import SshServer, running_sshd
 
 
 def sha256(path: Path) -> str:

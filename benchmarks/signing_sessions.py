@@ -104,7 +104,7 @@ def make_cases(home: Path, n: int) -> tuple[list[str], dict[str, str], dict[str,
     from hub.context import Hub
     from hub.lifecycle import Role
     from hub.tokens import create_token
-    from tests.samples import SH_CLERK, fund_retire, officer
+    from tests.support.samples import SH_CLERK, fund_retire, officer
 
     hub = Hub.open(home)
     try:

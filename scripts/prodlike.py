@@ -37,12 +37,16 @@ import psycopg
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import sshd  # noqa: E402  (the suite's sshd set-up serves the drop too)
+
 BIN = Path(os.environ.get("BIN", ROOT / ".venv" / "bin"))
 HOST = "127.0.0.1"
 # The four desks whose systems drop batches (two bank outlets, two enclave windows).
 DESKS = ("bank-xiahong", "bank-baizhang", "enclave-hangzhou", "enclave-shanghai")
+KILLED_WITHIN = 60  # seconds for SIGKILLed processes to disappear
 SAMPLE_INTAKE = ("bank-xiahong-sftp", "enclave-hangzhou-rest")  # replaced by the SFTP drop's sources
-SFTP_SERVERS = (Path("/usr/lib/openssh/sftp-server"), Path("/usr/libexec/openssh/sftp-server"))
 
 
 def source_name(desk: str) -> str:
@@ -249,7 +253,8 @@ def _wait_http(url: str, what: str, timeout: float, pid: int | None = None, log:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
+            # a request may take seconds on a busy machine: a short timeout would never see it ready
+            if httpx.get(url, timeout=15).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
@@ -276,47 +281,22 @@ def _wait_port(port: int, what: str, timeout: float) -> None:
 # ---------------------------------------------------------------- up
 
 
-def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True)
-    return " ".join(path.with_name(path.name + ".pub").read_text().split()[:2])
-
-
 def _sshd_config(lay: Layout, port: int) -> Path:
-    """OpenSSH serving SFTP only, on loopback, to one key: the drop banks' systems write into."""
+    """OpenSSH serving SFTP only (internal-sftp), on loopback, to one key: the drop the banks'
+    systems write into. Set up as the tests' sshd is (tests/support/sshd.py)."""
+    try:
+        sshd.openssh()
+    except sshd.OpenSSHMissing as missing:
+        raise SystemExit(str(missing)) from None
     folder = lay.root / "sshd"
     folder.mkdir(parents=True, exist_ok=True)
-    host_key = _keygen(folder / "host_ed25519")
-    client_key = _keygen(folder / "hub_ed25519")
+    host_key, _ = sshd.keygen(folder / sshd.HOST_KEY)
+    client_key, _ = sshd.keygen(folder / "hub_ed25519")
     (folder / "authorized_keys").write_text(client_key + "\n", encoding="utf-8")
     (folder / "known_hosts").write_text(f"[{HOST}]:{port} {host_key}\n", encoding="utf-8")
-    sftp_server = next((p for p in SFTP_SERVERS if p.exists()), None)
-    if sftp_server is None or not Path("/usr/sbin/sshd").exists():
-        raise SystemExit("OpenSSH server not installed (apt-get install -y openssh-server)")
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation directory
-    lines = [
-        f"ListenAddress {HOST}:{port}",
-        f"HostKey {folder / 'host_ed25519'}",
-        f"PidFile {folder / 'sshd.pid'}",
-        f"AuthorizedKeysFile {folder / 'authorized_keys'}",
-        f"AllowUsers {os.environ.get('USER') or _user()}",
-        "StrictModes no",
-        "UsePAM no",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PermitRootLogin prohibit-password",
-        "DisableForwarding yes",
-        f"Subsystem sftp {sftp_server}",
-        "ForceCommand internal-sftp",
-    ]
-    (folder / "sshd_config").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
-def _user() -> str:
-    import getpass
-
-    return getpass.getuser()
+    return sshd.write_config(
+        folder, [port], sshd.login_user(), ["Subsystem sftp internal-sftp", "ForceCommand internal-sftp"]
+    )
 
 
 def _write_connections(lay: Layout, ports: dict[str, int]) -> None:
@@ -336,7 +316,7 @@ def _write_connections(lay: Layout, ports: dict[str, int]) -> None:
         elif name == "shebao-sftp":
             cfg["port"] = ports["shebao"]
         path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    sshd = lay.root / "sshd"
+    keys = lay.root / "sshd"
     for i, desk in enumerate(DESKS):
         lay.inbox(desk).mkdir(parents=True, exist_ok=True)
         spec = {
@@ -347,9 +327,9 @@ def _write_connections(lay: Layout, ports: dict[str, int]) -> None:
             "config": {
                 "host": HOST,
                 "port": ports["sftp"],
-                "username": os.environ.get("USER") or _user(),
-                "auth": {"private_key": f"file:{sshd / 'hub_ed25519'}"},
-                "known_hosts": str(sshd / "known_hosts"),
+                "username": sshd.login_user(),
+                "auth": {"private_key": f"file:{keys / 'hub_ed25519'}"},
+                "known_hosts": str(keys / "known_hosts"),
                 "inbox_dir": str(lay.inbox(desk)),
                 "outbox_dir": str(lay.drop / desk / "from_county"),
                 "connect_timeout_seconds": 10,
@@ -437,8 +417,7 @@ def _up(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
     _say("starting: sshd, sandbox departments, hub API, Airflow (api-server, scheduler, dag-processor, triggerer)")
-    sshd = lay.root / "sshd"
-    _start(lay, "sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(sshd / "sshd_config")], env)
+    _start(lay, "sshd", sshd.command(lay.root / "sshd" / "sshd_config"), env)
     sandbox = [str(BIN / "hub"), "sandbox", "run", "--sample-batches", "0", "--decide-after", "1",
                "--port", str(p["yibao"]), "--soap-port", str(p["gongan"]), "--sftp-port", str(p["shebao"]),
                "--bank-port", str(p["bank"]), "--enclave-port", str(p["enclave"])]  # fmt: skip
@@ -459,10 +438,12 @@ def _up(args: argparse.Namespace) -> None:
                worker_env)  # fmt: skip
 
     pids = _pids(lay)
-    _wait_port(p["sftp"], "sshd", 15)
-    _wait_port(p["yibao"], "sandbox", 60)
-    _wait_http(f"http://{HOST}:{p['api']}/readyz", "hub API", 90, pids["hub-api"], lay.logs / "hub-api.log")
-    _wait_http(f"http://{HOST}:{p['airflow']}/api/v2/version", "Airflow API server", 180,
+    # generous guards: each wait ends when the component answers (or its process exits), and on a
+    # busy 2-core machine starting the hub API's workers alone can take a minute or more
+    _wait_port(p["sftp"], "sshd", 60)
+    _wait_port(p["yibao"], "sandbox", 180)
+    _wait_http(f"http://{HOST}:{p['api']}/readyz", "hub API", 300, pids["hub-api"], lay.logs / "hub-api.log")
+    _wait_http(f"http://{HOST}:{p['airflow']}/api/v2/version", "Airflow API server", 300,
                pids["airflow-api-server"], lay.logs / "airflow-api-server.log")  # fmt: skip
     _wait_for_dags(lay, state, timeout=240)
     _wait_for_workers(lay, state, timeout=120)
@@ -554,7 +535,6 @@ def _check_running(lay: Layout) -> None:
 def write_desk_batches(lay: Layout, desk: str, batches: int, records: int, bad_every: int) -> dict[str, Any]:
     """What a desk's system does: complete batches in its inbox on the drop, `.ok` marker last.
     Every `bad_every`-th record carries a wrong ID check digit (to be refused and reported)."""
-    sys.path.insert(0, str(ROOT))
     from hub.intake.writer import write_batch
     from plugins.sandbox.intake_batches import records as sample_records
 
@@ -676,7 +656,11 @@ def down(args: argparse.Namespace) -> None:
         if pid in live:
             _say(f"{name} did not stop within {args.grace:.0f}s: killed")
             _signal_group(pid, signal.SIGKILL)
-    time.sleep(0.2)
+    # killed processes are gone once the kernel has torn them down, which on a busy machine
+    # takes more than a moment: wait for that (a guard only against the impossible)
+    deadline = time.monotonic() + KILLED_WITHIN
+    while time.monotonic() < deadline and set(pids.values()) & set(sessions()):
+        time.sleep(0.2)
     live = sessions()
     left = {name: live[pid] for name, pid in pids.items() if pid in live}
     if left:

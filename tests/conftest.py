@@ -1,6 +1,12 @@
 """Fixtures: a hub home from the sample config, a database per test on each backend, a clock the
-test controls. The suite runs on SQLite; storage and life-cycle tests (those using the `hub`
-fixture) also run on PostgreSQL when HUB_TEST_DATABASE_URL points at a server."""
+test controls. The suite runs on SQLite; every test that uses the `backend` fixture (directly or
+through `db_url` or `hub`) also runs on PostgreSQL when HUB_TEST_DATABASE_URL points at a server,
+and under CI=true that server is required.
+
+The `postgres` marker is not written by hand: it is put on the PostgreSQL variant of each such
+test (`test_x[postgresql]`), so `pytest -m postgres` runs just those and `pytest -m "not postgres"`
+the SQLite run. A hand-written `@pytest.mark.postgres` is refused: it would claim a PostgreSQL run
+that the fixtures, not the marker, decide (and would mark the SQLite variant too)."""
 
 from __future__ import annotations
 
@@ -44,6 +50,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", ["sqlite", "postgresql"] if PG_URL else ["sqlite"], scope="session")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # before `-m` deselects: the marker must be on the item when the selection is made
+    if item.get_closest_marker("postgres") is not None:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.postgres is set by tests/conftest.py on the PostgreSQL variant "
+            "of every test that uses the `backend`, `db_url` or `hub` fixture; do not write it by hand"
+        )
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "postgresql":
+        item.add_marker(pytest.mark.postgres)
 
 
 # ---------------------------------------------------------------- databases

@@ -32,7 +32,7 @@ from hub.storage import migrate
 from hub.storage.engine import make_engine
 from hub.storage.tables import Application, SigningSession
 from tests.conftest import CST, PDF, PG_URL, Clock
-from tests.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
+from tests.support.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
 from tests.test_signing import GJJ, accepted_case, fake_segments, walk_to_seal
 from video.sessions import seal_session
 

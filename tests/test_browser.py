@@ -1,5 +1,5 @@
 """The web UI in a real browser: Debian's chromium driven by Playwright against the real app under
-uvicorn on loopback (tests/webserver.py), SQLite only.
+uvicorn on loopback (tests/support/webserver.py), SQLite only.
 
 One walk through the pages people use: a bank teller's intake of an 老年人优待证 with the photo
 owed under 容缺 (live ID check, sha256 of the chosen file, commitment date), the receipt with its
@@ -26,14 +26,17 @@ from hub.context import Hub
 from hub.lifecycle import Role
 from hub.users import Person, add_user
 from tests.conftest import CST, IN_CI, PDF, Clock, make_id
-from tests.webserver import CHROMIUM_ARGS, serving, sqlite_hub
+from tests.support.webserver import CHROMIUM_ARGS, serving, sqlite_hub
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is in the `dev` extra (make installs it)")
 expect = sync_api.expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-TIMEOUT_MS = 10_000
+# Every action and assertion waits on the page's state (Playwright's auto-waiting); this is the
+# guard against one that never comes, generous because CI's 2 cores are shared with other work.
+TIMEOUT_MS = 120_000
+expect.set_options(timeout=TIMEOUT_MS)  # assertions too (their own default is 5 s)
 
 TELLER = ("wangfang", "xiahong-柜台-2026")
 OFFICER = ("linxiao", "minzheng-审批-2026")

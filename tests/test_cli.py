@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.samples import ELDER_ID, ELDERLY_CARD
+from tests.support.samples import ELDER_ID, ELDERLY_CARD
 
 
 def hub(*args: str, home: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

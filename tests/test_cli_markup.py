@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.samples import ELDER_ID, ELDERLY_CARD
+from tests.support.samples import ELDER_ID, ELDERLY_CARD
 from tests.test_cli import hub
 
 NASTY = ["张[/x]三", "[link=http://127.0.0.1/]x[/link]", "[bold]李四", "王:smile:五"]

@@ -13,7 +13,7 @@ from hub.events import verify_chain
 from hub.lifecycle import Role
 from hub.storage.tables import Application
 from tests.conftest import PDF
-from tests.samples import HZ_CLERK, elderly_card, fund_rent, officer
+from tests.support.samples import HZ_CLERK, elderly_card, fund_rent, officer
 
 
 def test_concurrent_attachments_are_serialised(hub):

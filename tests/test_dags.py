@@ -24,9 +24,9 @@ from hub.intake.writer import write_batch
 from hub.storage.tables import Application
 from plugins.sandbox.enclave_source import EnclaveSource
 from plugins.sandbox.rest_department import RestDepartment
-from tests.intake_samples import HALL_ONLY, files_for, person_id, record
-from tests.samples import HZ_CLERK, fund_rent, officer
-from tests.sshd import SshServer, running_sshd
+from tests.support.intake_samples import HALL_ONLY, files_for, person_id, record
+from tests.support.samples import HZ_CLERK, fund_rent, officer
+from tests.support.sshd import SshServer, running_sshd
 
 pytest.importorskip("airflow", reason="Airflow is the `airflow` extra (make installs it)")
 
@@ -107,7 +107,7 @@ def world(home: Path, db_url: str, clock, sshd: SshServer, tmp_path: Path, airfl
 
 def airflow(env: dict[str, str], *args: str) -> dict:
     done = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "airflow_runner.py"), *args],
+        [sys.executable, str(REPO / "tests" / "support" / "airflow_runner.py"), *args],
         env=env,
         cwd=REPO,
         capture_output=True,

@@ -22,7 +22,7 @@ from hub.supervision import figures as dashboard
 from hub.supervision import report as supervision_report
 from hub.supervision.figures import Figures
 from tests.conftest import CST
-from tests.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
+from tests.support.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
 
 MZJ = officer("ts-mzj")
 GJJ = officer("ts-gjj")

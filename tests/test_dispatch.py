@@ -21,7 +21,7 @@ from hub.storage.tables import Event, OutboxRow
 from hub.views import application_detail
 from plugins.sandbox.rest_department import RestDepartment
 from tests.conftest import PDF, make_id
-from tests.samples import HZ_CLERK, MEDICAL_FILING, officer
+from tests.support.samples import HZ_CLERK, MEDICAL_FILING, officer
 
 TOKEN = "dispatch-test-token"
 YBJ = officer("ts-ybj")

@@ -11,7 +11,7 @@ from sqlalchemy import delete, update
 from hub import applications as svc
 from hub.events import FIELDS, GENESIS, event_json, verify_chain
 from hub.storage.tables import Application, Event
-from tests.samples import TELLER, elderly_card, officer
+from tests.support.samples import TELLER, elderly_card, officer
 
 MZJ = officer("ts-mzj")
 

@@ -29,9 +29,9 @@ from hub.jobs.ingest import ingest
 from hub.jobs.locks import exclusive
 from hub.storage.tables import Application, Event, IntakeBatch
 from plugins.sandbox.enclave_source import EnclaveSource
-from tests.intake_samples import HALL_ONLY, files_for, material, material_files, person_id, record, sha
-from tests.samples import FUND_RENT, FUND_RENT_FORM, TELLER, officer
-from tests.sshd import SshServer, running_sshd
+from tests.support.intake_samples import HALL_ONLY, files_for, material, material_files, person_id, record, sha
+from tests.support.samples import FUND_RENT, FUND_RENT_FORM, TELLER, officer
+from tests.support.sshd import SshServer, running_sshd
 
 TOKEN = "enclave-test-token"
 

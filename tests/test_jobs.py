@@ -10,7 +10,7 @@ from datetime import date
 from hub import applications as svc
 from hub.jobs.deadlines import sweep_deadlines
 from hub.jobs.report import daily_report
-from tests.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer
+from tests.support.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer
 
 GJJ = officer("ts-gjj")
 MZJ = officer("ts-mzj")

@@ -14,7 +14,7 @@ from hub.lifecycle import Role
 from hub.storage.tables import Application, Blob, Event
 from hub.views import application_detail
 from tests.conftest import make_id
-from tests.samples import ELDERLY_CARD, HZ_CLERK, TELLER, elderly_card, fund_rent, officer
+from tests.support.samples import ELDERLY_CARD, HZ_CLERK, TELLER, elderly_card, fund_rent, officer
 
 MZJ = officer("ts-mzj")
 

@@ -35,7 +35,7 @@ from hub.web.app import create_app
 from hub.workdays import Source, WorkCalendar
 from plugins.sandbox.rest_department import RestDepartment
 from tests.conftest import CST, make_id
-from tests.samples import ELDER_ID, HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, fund_retire, officer
+from tests.support.samples import ELDER_ID, HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, fund_retire, officer
 from tests.test_dispatch import filing
 
 TOKEN = "operability-test-token"
@@ -79,7 +79,6 @@ def web(hub: Hub) -> Iterator[TestClient]:
 # ---------------------------------------------------------------- /healthz, /readyz
 
 
-@pytest.mark.postgres
 def test_alive_and_ready_on_a_fresh_hub(web: TestClient):
     alive = web.get("/healthz")
     assert alive.status_code == 200 and alive.json() == {"status": "ok"}
@@ -127,7 +126,6 @@ def make_read_only(path: Path, request: pytest.FixtureRequest) -> None:
     path.write_bytes(b"")
 
 
-@pytest.mark.postgres
 def test_not_ready_when_the_recordings_cannot_be_written(web: TestClient, hub: Hub, request):
     make_read_only(signing.recordings_root(hub), request)
     ready = web.get("/readyz")
@@ -139,7 +137,6 @@ def test_not_ready_when_the_recordings_cannot_be_written(web: TestClient, hub: H
     assert str(hub.settings.home) not in ready.text
 
 
-@pytest.mark.postgres
 def test_not_ready_when_the_database_is_behind_the_migrations(web: TestClient, hub: Hub):
     with hub.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
@@ -194,7 +191,6 @@ def metric(samples, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
-@pytest.mark.postgres
 def test_metrics_are_the_databases_figures(wired: Hub, clock, dept):
     # two 3-working-day applications: A overdue by Friday, B due Monday (yellow)
     clock.set(date(2026, 11, 2), hour=9)
@@ -291,7 +287,6 @@ def test_http_metrics_count_requests_by_route_template(web: TestClient, hub: Hub
     assert not any("NOPE" in str(labels) for _, labels in samples)
 
 
-@pytest.mark.postgres
 def test_metrics_need_an_ops_token_off_this_machine(hub: Hub):
     ops, _ = create_token(hub, "prometheus", role=Role.ops, scopes=["ops"], created_by="test")
     teller, _ = create_token(
@@ -386,7 +381,6 @@ def test_access_log_and_exceptions_are_masked_too():
     assert "ValueError: bad applicant 3303**********" in second["exc"]
 
 
-@pytest.mark.postgres
 def test_log_lines_of_a_job_carry_its_run(hub: Hub, json_log: io.StringIO):
     def noisy(hub: Hub) -> None:
         logging.getLogger("hub.jobs.noisy").warning("working")
@@ -457,7 +451,6 @@ def doctor(home: Path, *args: str) -> tuple[int, dict]:
     return result.exit_code, json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
 
 
-@pytest.mark.postgres
 def test_doctor_passes_a_sound_home(sound_home: Path):
     code, report = doctor(sound_home)
     assert code == 0, report

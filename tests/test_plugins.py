@@ -188,7 +188,7 @@ def test_the_application_page_shows_what_plugins_add_and_nothing_without_them(hu
     from hub.lifecycle import Role
     from hub.tokens import create_token
     from hub.web.app import create_app
-    from tests.samples import SH_CLERK, fund_retire, officer
+    from tests.support.samples import SH_CLERK, fund_retire, officer
 
     gjj = officer("ts-gjj", "公积金审批员")
     number = svc.create(hub, fund_retire(), SH_CLERK).number

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_URL
+from tests.support import sshd
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "prodlike"
@@ -46,8 +47,10 @@ def _redis_up() -> bool:
 def prodlike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     if not PG_URL:
         pytest.skip("HUB_TEST_DATABASE_URL not set: the topology needs PostgreSQL")
-    if not Path("/usr/sbin/sshd").exists():
-        pytest.skip("OpenSSH server not installed (apt-get install -y openssh-server)")
+    try:
+        sshd.openssh()
+    except sshd.OpenSSHMissing as missing:
+        pytest.skip(str(missing))
     if not _redis_up():
         pytest.skip("Redis not running on 127.0.0.1:6379")
     env = dict(os.environ)

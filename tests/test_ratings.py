@@ -13,7 +13,7 @@ from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from hub.events import verify_chain
 from hub.lifecycle import Role
 from hub.storage.tables import Rating
-from tests.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
+from tests.support.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
 
 MZJ = officer("ts-mzj")
 GJJ = officer("ts-gjj")

@@ -1,4 +1,4 @@
-"""The `sftp` connector against a real OpenSSH sshd on loopback (tests/sshd.py). sshd serves the
+"""The `sftp` connector against a real OpenSSH sshd on loopback (tests/support/sshd.py). sshd serves the
 local file system, so "the department" writes its files straight to disk and the tests read what
 the hub uploaded from disk too."""
 
@@ -25,7 +25,7 @@ from hub.errors import ConfigInvalid
 from hub.plugins import PluginHost
 from plugins.sftp.connector import SftpConnector
 from tests.conftest import PDF
-from tests.sshd import SshServer, running_sshd
+from tests.support.sshd import SshServer, running_sshd
 
 TYPES = PluginHost.configured(None).connector_types  # registered through the `hub` entry points
 

@@ -14,7 +14,7 @@ import pytest
 from paramiko.sftp import BaseSFTP
 
 from plugins.sftp import client
-from tests.sshd import SshServer, running_sshd
+from tests.support.sshd import SshServer, running_sshd
 
 
 @pytest.mark.parametrize(

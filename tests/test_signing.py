@@ -22,7 +22,7 @@ from hub.events import verify_chain
 from hub.lifecycle import Role
 from hub.signing_key import key_id, load_private_key, public_pem, signing_key
 from hub.storage.tables import SigningSession
-from tests.samples import SH_CLERK, TELLER, elderly_card, fund_retire, officer
+from tests.support.samples import SH_CLERK, TELLER, elderly_card, fund_retire, officer
 from video import evidence
 from video.sessions import recover, seal_session, take_lock
 
@@ -59,7 +59,6 @@ def walk_to_seal(hub: Hub, session_id: str) -> None:
     signing.advance(hub, session_id, GJJ, "seal")
 
 
-@pytest.mark.postgres
 def test_only_the_departments_officer_starts_and_only_for_items_that_need_a_signature(hub: Hub):
     number = accepted_case(hub)
     with pytest.raises(Forbidden):
@@ -79,7 +78,6 @@ def test_only_the_departments_officer_starts_and_only_for_items_that_need_a_sign
     assert app.events[-1].action == "signing_started" and app.events[-1].data == {"session": s.id}
 
 
-@pytest.mark.postgres
 def test_steps_in_order_by_their_side_and_a_drop_means_identity_again(hub: Hub):
     s = signing.start(hub, accepted_case(hub), GJJ)
     with pytest.raises(IllegalTransition):  # nobody consents before the preflight passed
@@ -110,7 +108,6 @@ def test_steps_in_order_by_their_side_and_a_drop_means_identity_again(hub: Hub):
     assert kinds[:4] == ["created", "preflight_passed", "consent", "identity"] and "connection_lost" in kinds
 
 
-@pytest.mark.postgres
 def test_the_code_from_the_desk_and_too_many_wrong_ones_end_the_session(hub: Hub):
     hub.settings.signing.otp_attempts = 2
     s = signing.start(hub, accepted_case(hub), GJJ)
@@ -131,7 +128,6 @@ def test_the_code_from_the_desk_and_too_many_wrong_ones_end_the_session(hub: Hub
         assert session.get(SigningSession, s.id).otp_hash is None
 
 
-@pytest.mark.postgres
 def test_sealed_evidence_verifies_and_any_change_is_named(hub: Hub, tmp_path: Path):
     number = accepted_case(hub)
     s = signing.start(hub, number, GJJ)
@@ -190,7 +186,6 @@ def test_sealed_evidence_verifies_and_any_change_is_named(hub: Hub, tmp_path: Pa
     assert not v.ok and v.first.startswith("manifest.json: the signature does not verify")
 
 
-@pytest.mark.postgres
 def test_verification_is_not_fooled(hub: Hub, tmp_path: Path):
     """Extra and missing files, events appended or cut at a character Python takes for a line
     break, another key, another session's evidence, and a file changed after its event."""
@@ -282,7 +277,6 @@ def test_an_export_verifies_with_the_public_key_alone(hub: Hub, tmp_path: Path):
     assert forged.returncode == 1 and "signature does not verify" in forged.stdout, forged.stdout
 
 
-@pytest.mark.postgres
 def test_abort_keeps_the_partial_recording_and_the_reason(hub: Hub):
     number = accepted_case(hub)
     s = signing.start(hub, number, GJJ)
@@ -320,7 +314,6 @@ def test_a_session_left_open_by_a_dead_process_is_recovered(hub: Hub):
     assert recover(hub) == []
 
 
-@pytest.mark.postgres
 def test_recordings_past_retention_are_deleted_and_audited(hub: Hub, clock):
     s = signing.start(hub, accepted_case(hub), GJJ)
     fake_segments(hub, s.id)

@@ -1,7 +1,7 @@
 """A full remote signing in Debian's Chromium (fake camera and microphone), a desk page and an
 officer page through the hub, inside a fresh network namespace that has nothing but loopback:
 whatever candidates Chromium and aiortc gather, no media can leave the machine. The walk itself
-is tests/signing_e2e.py; screenshots go to test-artifacts/signing-*.png."""
+is tests/support/signing_e2e.py; screenshots go to test-artifacts/signing-*.png."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI
+from tests.support.signing_e2e import GUARD_SECONDS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,16 +42,17 @@ def test_desk_and_officer_pages_complete_a_signing_in_chromium(tmp_path: Path):
             "--",
             "sh",
             "-c",
-            f'ip link set lo up && exec "{sys.executable}" -m tests.signing_e2e "{out}"',
+            f'ip link set lo up && exec "{sys.executable}" -m tests.support.signing_e2e "{out}"',
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=GUARD_SECONDS + 120,  # the walk's own guard first, so that its report is written
     )
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text(encoding="utf-8"))
-    assert result["ok"], result.get("error")
+    assert result["ok"], f"{result.get('error')}\npages: {result.get('pages')}\n{run.stderr[-3000:]}"
+    print("steps visited:", result["visits"])  # more than once each: the connection dropped and came back
     assert result["remote_video"]["desk"] > 0 and result["remote_video"]["officer"] > 0  # each saw the other
     assert result["state"] == "sealed" and result["verified"], result["problems"]
     files = set(result["files"])

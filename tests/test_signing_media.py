@@ -31,7 +31,7 @@ from hub.lifecycle import Role
 from hub.storage import migrate
 from hub.storage.engine import make_engine
 from hub.tokens import create_token
-from tests.samples import SH_CLERK, fund_retire, officer
+from tests.support.samples import SH_CLERK, fund_retire, officer
 from video.media import restrict_host_addresses
 from video.synthetic import SyntheticParticipant
 

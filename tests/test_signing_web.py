@@ -18,7 +18,7 @@ from hub.lifecycle import Role
 from hub.tokens import create_token
 from hub.users import add_user
 from hub.web.app import create_app
-from tests.samples import SH_CLERK, fund_retire, officer
+from tests.support.samples import SH_CLERK, fund_retire, officer
 
 GJJ = officer("ts-gjj", "公积金审批员")
 WHO = {
@@ -57,7 +57,6 @@ def session_id(hub: Hub, web: TestClient, heads) -> str:
     return r.json()["id"]
 
 
-@pytest.mark.postgres
 def test_outsiders_are_told_nothing_and_observers_touch_nothing(web: TestClient, heads, session_id: str, hub: Hub):
     base = f"/api/v1/signing/{session_id}"
     for outsider in ("other_desk", "other_officer"):
@@ -76,7 +75,6 @@ def test_outsiders_are_told_nothing_and_observers_touch_nothing(web: TestClient,
     assert "readback" not in web.get(base, headers=heads["supervisor"]).json()
 
 
-@pytest.mark.postgres
 def test_a_step_out_of_turn_captures_nothing(web: TestClient, heads, session_id: str, hub: Hub):
     base = f"/api/v1/signing/{session_id}/steps"
     signing.system_step(hub, session_id, "preflight_passed", {}, ready=True)

@@ -20,7 +20,7 @@ from hub.storage.tables import Application, Event
 from hub.tokens import create_token
 from hub.web.app import create_app
 from tests.conftest import JPEG, PDF, make_id
-from tests.samples import TELLER, elderly_card, officer
+from tests.support.samples import TELLER, elderly_card, officer
 
 NUL, BEL, RLO = "\x00", "\x07", "\u202e"
 BAD_SINGLE_LINE = [NUL, BEL, RLO, "\r\n", "\n", "\t", "\x85", "\u2066", "\ufdd0", "\U0010ffff", "\ud800"]

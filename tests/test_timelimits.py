@@ -5,7 +5,7 @@ from datetime import date
 from hub import applications as svc
 from hub import supervision
 from hub.timelimits import Signal, signal
-from tests.samples import HZ_CLERK, fund_rent, officer
+from tests.support.samples import HZ_CLERK, fund_rent, officer
 
 GJJ = officer("ts-gjj")
 
@@ -75,7 +75,7 @@ def test_decided_late_is_recorded_as_not_on_time(hub, clock):
 
 
 def test_instant_items_are_not_yellow_on_the_day_they_are_accepted(hub, clock):
-    from tests.samples import TELLER, elderly_card
+    from tests.support.samples import TELLER, elderly_card
 
     clock.set(date(2026, 11, 2))
     app = svc.create(hub, elderly_card(), TELLER)

@@ -11,7 +11,7 @@ from hub import supervision
 from hub.errors import InvalidInput
 from hub.storage.tables import Application
 from tests.conftest import PDF
-from tests.samples import HZ_CLERK, fund_rent, officer
+from tests.support.samples import HZ_CLERK, fund_rent, officer
 
 GJJ = officer("ts-gjj")
 CORE = ["居民身份证", "住房公积金账户信息", "本人及配偶名下无房证明"]  # not deferrable

@@ -27,7 +27,7 @@ from hub.views import application_summary
 from hub.web import intake, uploads
 from hub.web.app import create_app
 from tests.conftest import JPEG, PDF, make_id
-from tests.samples import elderly_card
+from tests.support.samples import elderly_card
 
 TELLER = svc.Actor(name="王芳", role=Role.teller, desk="bank-xiahong")
 CHECKLIST = ["identity", "materials", "signature", "informed"]
@@ -105,7 +105,6 @@ def test_staging_hashes_as_it_writes_and_adopts_once(hub: Hub):
 # ---------------------------------------------------------------- through the API
 
 
-@pytest.mark.postgres
 def test_accepted_files_are_kept_refused_ones_leave_nothing(web: TestClient, teller, hub: Hub):
     photo = JPEG + os.urandom(2000)
     r = web.post(
@@ -178,7 +177,6 @@ def test_malformed_bodies_are_422_naming_what_is_wrong(web: TestClient, teller, 
 # ---------------------------------------------------------------- the intake fast path
 
 
-@pytest.mark.postgres
 def test_brief_receipt_says_what_a_full_read_says(hub: Hub):
     new = svc.NewApplication(
         subject="GG00501000",
@@ -203,7 +201,6 @@ def test_brief_receipt_says_what_a_full_read_says(hub: Hub):
     assert (again.number, created) == (brief.number, False)
 
 
-@pytest.mark.postgres
 def test_many_submissions_at_once_on_a_small_pool(hub: Hub, home: Path, db_url: str, clock):
     """Each submission takes its number and writes its rows one connection after the other; a
     thread that held one connection while asking for a second would, with more threads than
@@ -246,7 +243,6 @@ def test_many_submissions_at_once_on_a_small_pool(hub: Hub, home: Path, db_url: 
         assert results[2 * key][0] == results[2 * key + 1][0]
 
 
-@pytest.mark.postgres
 def test_a_retry_is_answered_before_its_content_is_checked_again(hub: Hub, tmp_path: Path):
     """A request that was accepted is accepted again, whatever changed since: the file it named
     moved, a verification ticket expired."""

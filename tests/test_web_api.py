@@ -93,7 +93,6 @@ def apps(web: TestClient, tokens) -> dict[str, str]:
 # ---------------------------------------------------------------- the matrix
 
 
-@pytest.mark.postgres
 def test_role_endpoint_matrix(web: TestClient, tokens, apps, hub: Hub):
     own, other = apps["xiahong"], apps["baizhang"]
     expect = {
@@ -136,7 +135,6 @@ def test_role_endpoint_matrix(web: TestClient, tokens, apps, hub: Hub):
     assert {a["number"] for a in web.get("/api/v1/applications", headers=tokens["supervisor"]).json()} == {own, other}
 
 
-@pytest.mark.postgres
 def test_writes_are_scoped_and_checked_by_role(web: TestClient, tokens, apps):
     own = apps["xiahong"]
 
@@ -159,7 +157,6 @@ def test_writes_are_scoped_and_checked_by_role(web: TestClient, tokens, apps):
         assert submit(web, tokens[who], "109").status_code == 403, who
 
 
-@pytest.mark.postgres
 def test_ids_masked_in_lists_full_in_audited_detail(web: TestClient, tokens, apps, hub: Hub):
     own = apps["xiahong"]
     full = make_id(seq="101")
@@ -178,7 +175,6 @@ def test_ids_masked_in_lists_full_in_audited_detail(web: TestClient, tokens, app
 # ---------------------------------------------------------------- intake edge cases
 
 
-@pytest.mark.postgres
 def test_intake_idempotent_and_bad_input_saves_nothing(web: TestClient, tokens, hub: Hub):
     t = tokens["teller"]
     first = submit(web, t, "111", source_ref="web:abc")
@@ -211,7 +207,6 @@ def test_intake_idempotent_and_bad_input_saves_nothing(web: TestClient, tokens, 
     assert "/s/" in receipt["status_url"] and "?k=" in receipt["status_url"]
 
 
-@pytest.mark.postgres
 def test_full_width_input_is_normalised(web: TestClient, tokens):
     ident = make_id(seq="121")
     wide = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in ident)  # what a Chinese IME types
@@ -259,7 +254,6 @@ def csrf_of(web: TestClient, path: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', web.get(path, headers={"accept": "text/html"}).text).group(1)
 
 
-@pytest.mark.postgres
 def test_session_cookie_csrf_and_expiry(web: TestClient, hub: Hub, clock, apps):
     add_user(hub, "wangfang", PASSWORD, display_name="王芳", role=Role.teller, desk="bank-xiahong")
     r = login(web, "wangfang")
@@ -287,7 +281,6 @@ def test_session_cookie_csrf_and_expiry(web: TestClient, hub: Hub, clock, apps):
     assert r.status_code == 303 and "expired=1" in r.headers["location"]
 
 
-@pytest.mark.postgres
 def test_login_lockout_and_disabled_user(web: TestClient, hub: Hub, clock):
     from hub.users import set_disabled
 
@@ -306,7 +299,6 @@ def test_login_lockout_and_disabled_user(web: TestClient, hub: Hub, clock):
     assert actions.count("login_failed") == 8 and "login" in actions
 
 
-@pytest.mark.postgres
 def test_tokens_hashed_scoped_revocable(web: TestClient, hub: Hub, apps):
     secret, info = create_token(
         hub, "bank-reader", role=Role.teller, desk="bank-xiahong", scopes=["applications:read"], created_by="t"
@@ -327,7 +319,6 @@ def test_tokens_hashed_scoped_revocable(web: TestClient, hub: Hub, apps):
 # ---------------------------------------------------------------- the applicant's status page and rating
 
 
-@pytest.mark.postgres
 def test_status_link_needs_its_key_and_takes_one_rating(web: TestClient, tokens, apps, hub: Hub):
     own = apps["xiahong"]
     url = web.get(f"/api/v1/applications/{own}/receipt", headers=tokens["teller"]).json()["status_url"]
@@ -348,7 +339,6 @@ def test_status_link_needs_its_key_and_takes_one_rating(web: TestClient, tokens,
     assert web.post(f"/api/v1/status/{own}/rating", params={"k": key}, json={"level": 5}).status_code == 422
 
 
-@pytest.mark.postgres
 def test_pages_render_for_each_role(web: TestClient, hub: Hub, apps):
     for who, (role, desk, department) in PEOPLE.items():
         add_user(hub, who.replace("_", "-"), PASSWORD, display_name=who, role=role, desk=desk, department=department)
@@ -372,7 +362,6 @@ def test_pages_render_for_each_role(web: TestClient, hub: Hub, apps):
     assert web.get("/dashboard.csv").status_code == 403  # figures are for supervisors
 
 
-@pytest.mark.postgres
 def test_review_findings_stay_fixed(web: TestClient, tokens, apps, hub: Hub):
     """Holes an independent review found: each answered with a 4xx now, never a 500 or data."""
     t = tokens["teller"]

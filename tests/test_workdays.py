@@ -158,7 +158,7 @@ def test_an_ops_schedule_for_2100_extends_the_range(tmp_path):
 
 def test_a_due_date_beyond_the_range_refuses_the_acceptance_naming_due_date(hub, clock):
     from hub import applications as svc
-    from tests.samples import HZ_CLERK, fund_rent, officer
+    from tests.support.samples import HZ_CLERK, fund_rent, officer
 
     clock.set(date(2099, 12, 30))
     app = svc.create(hub, fund_rent(), HZ_CLERK)

@@ -1,31 +1,33 @@
-"""A real OpenSSH sshd on 127.0.0.1 for the sftp connector's tests (no fake SFTP server: the
-department's side is OpenSSH, so the tests talk to OpenSSH).
+"""A real OpenSSH sshd on 127.0.0.1: the sftp connector's tests and benchmarks talk to it (no fake
+SFTP server: the department's side is OpenSSH), and scripts/prodlike.py serves its SFTP drop with
+it. One set-up for both: `openssh`, `keygen`, `write_config` and `command` below.
 
-`running_sshd(folder)` generates a host key and client keys with ssh-keygen, writes an
-sshd_config serving SFTP on two loopback ports and starts `/usr/sbin/sshd -D -e` until the block
-ends. Both ports run OpenSSH's own sftp-server (the program behind `internal-sftp`) rather than
-`internal-sftp`, for two reasons:
+`running_sshd(folder)` (tests, benchmarks) generates a host key and client keys with ssh-keygen,
+writes an sshd_config serving SFTP on two loopback ports and starts `/usr/sbin/sshd -D -e` until the
+block ends. Both ports run OpenSSH's own sftp-server (the program behind `internal-sftp`) rather
+than `internal-sftp`, for two reasons:
 
 - on the main port it logs every open, close and rename (`-l INFO`) to `sftp.log` — internal-sftp
   would log to syslog — so a test can see the order in which the server saw the operations;
 - the second port is read-only (`-R`): every write is refused with SSH2_FX_PERMISSION_DENIED.
   That is how the tests get a real "permission denied" while running as root, for whom a
-  chmod 0500 directory is still writable."""
+  chmod 0500 directory is still writable.
+
+Nothing here imports pytest at import time: scripts/prodlike.py uses this module outside a test
+run (it starts sshd as one of its long-running components, from `write_config` and `command`)."""
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 SSHD = Path("/usr/sbin/sshd")
 # where distributions put OpenSSH's sftp-server (Debian/Ubuntu, then Fedora/RHEL/Alpine)
@@ -35,7 +37,13 @@ SFTP_SERVERS = (
     Path("/usr/lib/ssh/sftp-server"),
 )
 HOST = "127.0.0.1"
-STARTUP_SECONDS = 10
+HOST_KEY = "host_ed25519"  # the server's host key, in its folder beside `authorized_keys`
+STARTUP_SECONDS = 60  # a guard: start-up ends when both ports answer (or sshd exits)
+MISSING = "OpenSSH server not installed (apt-get install -y openssh-server)"
+
+
+class OpenSSHMissing(RuntimeError):
+    """sshd, sftp-server or ssh-keygen is not installed."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +83,10 @@ class SshServer:
     def log_since(self, offset: int) -> list[str]:
         return self.log.read_bytes()[offset:].decode("utf-8", "replace").splitlines()
 
-    def wait_for_log(self, offset: int, needle: str, timeout: float = 5) -> list[str]:
+    def wait_for_log(self, offset: int, needle: str, timeout: float = 60) -> list[str]:
         """Log lines written after `offset`, once one contains `needle`. The session's log lines
-        reach the file through sshd's monitor process, a moment after the client got its answer."""
+        reach the file through sshd's monitor process, a moment after the client got its answer
+        (on a busy machine, several moments: `timeout` is only a guard)."""
         deadline = time.monotonic() + timeout
         while True:
             lines = self.log_since(offset)
@@ -86,7 +95,22 @@ class SshServer:
             time.sleep(0.02)
 
 
-def _keygen(path: Path, passphrase: str = "") -> tuple[str, str]:
+def openssh() -> Path:
+    """OpenSSH's sftp-server on this machine, once sshd and ssh-keygen are found too; raises
+    OpenSSHMissing if any of them is not installed."""
+    sftp_server = next((p for p in SFTP_SERVERS if p.exists()), None)
+    if not SSHD.exists() or sftp_server is None or shutil.which("ssh-keygen") is None:
+        raise OpenSSHMissing(MISSING)
+    return sftp_server
+
+
+def login_user() -> str:
+    """The account this process runs as, which the clients log in as (from the password database:
+    $USER may name someone else under sudo or in a container)."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def keygen(path: Path, passphrase: str = "") -> tuple[str, str]:
     """A new ed25519 key pair at `path`; returns (public key line, SHA256 fingerprint)."""
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", path.name, "-f", str(path)],
@@ -98,17 +122,20 @@ def _keygen(path: Path, passphrase: str = "") -> tuple[str, str]:
     return f"{public[0]} {public[1]}", listed.stdout.split()[1]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
 
-def _config(folder: Path, port: int, readonly_port: int, user: str, sftp_server: Path) -> Path:
+def write_config(folder: Path, ports: Sequence[int], user: str, extra: Sequence[str]) -> Path:
+    """`folder/sshd_config`: sshd on HOST at `ports`, public-key logins only, for `user` only, with
+    the keys in `folder/authorized_keys` and the host key `folder/host_ed25519`, no forwarding;
+    `extra` lines last (the sftp Subsystem, Match blocks). Makes sshd's privilege-separation
+    directory when run as root."""
     lines = [
-        f"ListenAddress {HOST}:{port}",
-        f"ListenAddress {HOST}:{readonly_port}",
-        f"HostKey {folder / 'host_ed25519'}",
+        *(f"ListenAddress {HOST}:{port}" for port in ports),
+        f"HostKey {folder / HOST_KEY}",
         f"PidFile {folder / 'sshd.pid'}",
         f"AuthorizedKeysFile {folder / 'authorized_keys'}",
         f"AllowUsers {user}",
@@ -117,16 +144,21 @@ def _config(folder: Path, port: int, readonly_port: int, user: str, sftp_server:
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "PubkeyAuthentication yes",
-        "PermitRootLogin yes",  # the suite runs as root in CI containers
+        "PermitRootLogin prohibit-password",  # the suite runs as root in CI containers: keys only
+        "DisableForwarding yes",
         "LogLevel INFO",
-        # sshd runs a subsystem through the user's shell, so stderr can go to our own log file
-        f"Subsystem sftp {sftp_server} -e -l INFO 2>>{folder / 'sftp.log'}",
-        f"Match LocalPort {readonly_port}",
-        f"    ForceCommand {sftp_server} -R",
+        *extra,
     ]
     path = folder / "sshd_config"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
     return path
+
+
+def command(config: Path) -> list[str]:
+    """sshd with `config`, in the foreground and logging to stderr (`-D -e`)."""
+    return [str(SSHD), "-D", "-e", "-f", str(config)]
 
 
 def _wait_until_listening(proc: subprocess.Popen, ports: tuple[int, ...], log: Path) -> None:
@@ -148,27 +180,33 @@ def _wait_until_listening(proc: subprocess.Popen, ports: tuple[int, ...], log: P
 def running_sshd(folder: Path) -> Iterator[SshServer]:
     """Start a throwaway sshd serving SFTP on loopback; skip (a failure under CI=true) if OpenSSH's
     server is not installed."""
-    sftp_server = next((p for p in SFTP_SERVERS if p.exists()), None)
-    if not SSHD.exists() or sftp_server is None or shutil.which("ssh-keygen") is None:
-        pytest.skip("OpenSSH server not installed (apt-get install -y openssh-server)")
+    try:
+        sftp_server = openssh()
+    except OpenSSHMissing as missing:
+        import pytest
+
+        pytest.skip(str(missing))
     folder.mkdir(parents=True, exist_ok=True)
-    host_public, host_fp = _keygen(folder / "host_ed25519")
-    impostor_public, impostor_fp = _keygen(folder / "impostor_ed25519")
-    client_public, _ = _keygen(folder / "client_ed25519")
+    host_public, host_fp = keygen(folder / HOST_KEY)
+    impostor_public, impostor_fp = keygen(folder / "impostor_ed25519")
+    client_public, _ = keygen(folder / "client_ed25519")
     passphrase = "correct horse battery 马"
-    encrypted_public, _ = _keygen(folder / "client_encrypted_ed25519", passphrase)
-    _keygen(folder / "stranger_ed25519")
+    encrypted_public, _ = keygen(folder / "client_encrypted_ed25519", passphrase)
+    keygen(folder / "stranger_ed25519")
     (folder / "authorized_keys").write_text(f"{client_public}\n{encrypted_public}\n", encoding="utf-8")
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation directory
-    user = getpass.getuser()
-    port, readonly_port = _free_port(), _free_port()
-    config = _config(folder, port, readonly_port, user, sftp_server)
+    user = login_user()
+    port, readonly_port = free_port(), free_port()
+    extra = [
+        # sshd runs a subsystem through the user's shell, so stderr can go to our own log file
+        f"Subsystem sftp {sftp_server} -e -l INFO 2>>{folder / 'sftp.log'}",
+        f"Match LocalPort {readonly_port}",
+        f"    ForceCommand {sftp_server} -R",
+    ]
+    config = write_config(folder, (port, readonly_port), user, extra)
     (folder / "sftp.log").touch()
     log = folder / "sshd.log"
     with log.open("wb") as log_file:
-        # `-D -e`: stay in the foreground and log to stderr, i.e. to the log file
-        proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log_file, stderr=log_file)
+        proc = subprocess.Popen(command(config), stdout=log_file, stderr=log_file)
     try:
         _wait_until_listening(proc, (port, readonly_port), log)
         yield SshServer(

@@ -1,6 +1,6 @@
 """Run in a subprocess by tests/test_dags.py, so Airflow's settings and logging never touch the
-test process: `python tests/airflow_runner.py check` prints what the DagBag found;
-`python tests/airflow_runner.py run DAG_ID [LOGICAL_DATE] ...` runs each with dag.test() and
+test process: `python tests/support/airflow_runner.py check` prints what the DagBag found;
+`python tests/support/airflow_runner.py run DAG_ID [LOGICAL_DATE] ...` runs each with dag.test() and
 prints the run states, as JSON on the last line."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from airflow.dag_processing.bundles.manager import DagBundlesManager
 from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 from airflow.models.pool import Pool
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str]) -> dict:

@@ -25,7 +25,7 @@ from hub.storage.engine import make_engine
 from hub.web.app import create_app
 
 HOST = "127.0.0.1"
-STARTUP_SECONDS = 10
+STARTUP_SECONDS = 60  # a guard: start-up ends when uvicorn says it serves (or its thread ends)
 # Debian's chromium as DEVELOPERS.md asks (background networking off: nothing but loopback)
 CHROMIUM_ARGS = [
     "--headless",
