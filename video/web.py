@@ -77,10 +77,22 @@ def rooms(hub: Hub) -> dict[str, Live]:
 
 
 async def _live(request: Request, hub: Hub, s: SigningSession) -> Live:
-    """The session's media in this process, started on first use."""
+    """The session's media in this process, started on first use. Both pages send their first
+    offer at about the same moment: the second waits for the first to start the room (without
+    the wait it found no room, could not take the folder's lock the first one held, and was
+    told the session ran on another media node)."""
     live = rooms(hub).get(s.id)
     if live is not None and not live.ended:
         return live
+    starting: dict[str, asyncio.Lock] = hub.extensions.setdefault("video.starting", {})
+    async with starting.setdefault(s.id, asyncio.Lock()):
+        live = rooms(hub).get(s.id)
+        if live is not None and not live.ended:
+            return live
+        return await _start_room(hub, s)
+
+
+async def _start_room(hub: Hub, s: SigningSession) -> Live:
     folder = signing.folder_of(hub, s)
     lock = take_lock(folder)
     if lock is None:
@@ -214,6 +226,7 @@ async def _end(
         return None
     finally:
         rooms(hub).pop(live.session_id, None)
+        hub.extensions.get("video.starting", {}).pop(live.session_id, None)
         live.lock.close()
 
 
