@@ -120,17 +120,12 @@ def check_secret_key(settings: Settings) -> Check:
     return Check("secret_key", True, SECRET_FILE)
 
 
-def signing_key_path(settings: Settings) -> tuple[Path, str, bool]:
-    """(path, the setting it comes from, whether it was configured rather than the default)."""
-    return settings.signing_key_file
-
-
 def check_signing_key(settings: Settings) -> Check:
     """The Ed25519 key evidence is sealed with. A configured key (HUB_SIGNING_KEY_FILE, or a
     `signing.key_file` other than the default) must be there: making a new one would seal
     evidence with a key nobody holds a copy of. The default one in the hub home is made on first
     use (a trial), so its absence is fine while the home is writable."""
-    path, source, configured = signing_key_path(settings)
+    path, source, configured = settings.signing_key_file
     if not path.exists():
         if configured:
             return Check("signing_key", False, f"{source}: the key file is missing")

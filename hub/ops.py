@@ -14,7 +14,7 @@ from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import NotFound
 from hub.plugins import PluginHost
-from hub.storage.tables import Application, JobRun, OutboxRow, Part
+from hub.storage.tables import Application, JobRun, OutboxRow, Part, naive_utc
 
 CHECK = "check"  # the job name a connection check is recorded under
 
@@ -39,7 +39,7 @@ def recorded_run(hub: Hub, job: str, target: str | None = None) -> Iterator[JobR
     """Record a job run; the caller sets `.summary` (and `.ok = False` for a partial failure).
     An exception marks it failed with the exception's message, and is re-raised."""
     with hub.transaction() as session:
-        run = JobRun(job=job, target=target, started_at=hub.now().replace(tzinfo=None))
+        run = JobRun(job=job, target=target, started_at=naive_utc(hub.now()))
         session.add(run)
         session.flush()
         run_id = run.id
@@ -53,7 +53,7 @@ def recorded_run(hub: Hub, job: str, target: str | None = None) -> Iterator[JobR
     finally:
         with hub.transaction() as session:
             row = session.get(JobRun, run_id)
-            row.finished_at = hub.now().replace(tzinfo=None)
+            row.finished_at = naive_utc(hub.now())
             row.ok = outcome.ok
             row.summary = (outcome.summary or "")[:1000] or None
 
@@ -120,19 +120,11 @@ def run_check(hub: Hub, name: str, actor: Actor) -> dict[str, Any]:
     return {"name": name, "ok": ok, "detail": detail}
 
 
-def outbox_list(
-    hub: Hub, state: str | None = None, connection: str | None = None, limit: int = 200
-) -> list[dict[str, Any]]:
-    """The first `limit` outbox rows (`hub outbox list`); the API and /ops page through
-    `outbox_page`."""
-    return outbox_page(hub, state, connection, limit=limit)[0]
-
-
 def outbox_page(
     hub: Hub, state: str | None = None, connection: str | None = None, *, limit: int = 100, offset: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of outbox rows with their application and item, dead letters first then newest
-    first (a stable order: ids are unique), and how many rows match in all."""
+    first (a stable order: ids are unique), and how many rows match in all (CLI, API, /ops)."""
     with hub.sessions() as session:
         stmt = (
             select(OutboxRow, Application.number, Part.item_code)

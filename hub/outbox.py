@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from hub import text
 from hub.connectors import Limits
 from hub.storage.tables import OutboxRow, Part, naive_utc
 
@@ -88,7 +89,7 @@ def backoff(attempts: int, limits: Limits, rng: random.Random | None = None) -> 
 
 def failed(row: OutboxRow, error: str, *, retryable: bool, limits: Limits, now: datetime) -> None:
     row.attempts += 1
-    row.last_error = error[:1000]
+    row.last_error = text.clean(error[:1000])
     row.claimed_until, row.claim_token = None, None
     if not retryable or row.attempts >= limits.max_attempts:
         row.state = "dead"

@@ -43,7 +43,7 @@ from hub.context import Hub
 from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, PartState, Role, State
 from hub.session_log import EventLog, log_at
-from hub.storage.tables import Part, SigningSession
+from hub.storage.tables import Part, SigningSession, naive_utc
 
 STEPS = ("preflight", "consent", "identity", "readback", "signature", "otp", "seal")
 STEP_ZH = {
@@ -67,7 +67,7 @@ MAX_SIGNATURE_BYTES = 512 * 1024
 
 
 def _now(hub: Hub) -> datetime:
-    return hub.now().replace(tzinfo=None)
+    return naive_utc(hub.now())
 
 
 def recordings_root(hub: Hub) -> Path:

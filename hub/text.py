@@ -67,3 +67,10 @@ def check(field: str, value: str | None, *, multiline: bool = False) -> FieldErr
 def check_all(fields: dict[str, str | None], *, multiline: bool = False) -> list[FieldError]:
     """The errors of several fields of one kind, field name -> value."""
     return [e for name, value in fields.items() if (e := check(name, value, multiline=multiline))]
+
+
+def clean(value: str, *, multiline: bool = True) -> str:
+    """Text another system sent (a department's error or reason), made storable: each character
+    the rule refuses becomes U+FFFD. What we receive is kept, not refused — and a NUL in it must
+    not fail the transaction that records it (PostgreSQL refuses NUL in text)."""
+    return (MULTI_LINE if multiline else SINGLE_LINE).sub("\ufffd", value)

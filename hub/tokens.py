@@ -18,7 +18,7 @@ from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.lifecycle import Role
-from hub.storage.tables import ApiToken
+from hub.storage.tables import ApiToken, naive_utc
 from hub.users import check_binding
 
 PREFIX = "tbh_"  # so a leaked token is recognisable in logs and secret scanners
@@ -95,7 +95,7 @@ def create_token(
     if errors:
         raise InvalidInput(errors)
     secret = PREFIX + secrets.token_urlsafe(32)
-    now = hub.now().replace(tzinfo=None)
+    now = naive_utc(hub.now())
     with hub.transaction() as session:
         row = ApiToken(
             name=name.strip(),
@@ -122,7 +122,7 @@ def resolve_token(hub: Hub, secret: str) -> TokenInfo | None:
     request, so on a plain connection, not through the ORM."""
     if not secret.startswith(PREFIX):
         return None
-    now = hub.now().replace(tzinfo=None)
+    now = naive_utc(hub.now())
     with hub.engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # one statement: no BEGIN/ROLLBACK round trips around it
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -142,7 +142,7 @@ def revoke_token(hub: Hub, token_id: int) -> TokenInfo:
         row = session.get(ApiToken, token_id)
         if row is None:
             raise NotFound(f"令牌 {token_id} 不存在 (no such token)")
-        row.revoked_at = row.revoked_at or hub.now().replace(tzinfo=None)
+        row.revoked_at = row.revoked_at or naive_utc(hub.now())
         return _info(row)
 
 

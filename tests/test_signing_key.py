@@ -25,7 +25,7 @@ def test_the_key_file_is_one_setting_with_its_env_override(tmp_path: Path, monke
     monkeypatch.setenv("HUB_SIGNING_KEY_FILE", str(tmp_path / "secret.pem"))
     assert tuple(settings.signing_key_file) == (tmp_path / "secret.pem", "HUB_SIGNING_KEY_FILE", True)
     # the readiness check reads the same setting
-    assert health.signing_key_path(settings) == settings.signing_key_file
+    assert health.check_signing_key(settings).detail.startswith("HUB_SIGNING_KEY_FILE:")
 
 
 def test_the_hubs_key_is_made_where_the_setting_says_readable_by_the_hub_only(

@@ -8,10 +8,15 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,6 +27,7 @@ from hub.logs import make_handler
 from hub.storage.tables import ApiToken, Application, AttachedMaterial, OutboxRow, Part
 from hub.users import add_user
 from hub.web.app import create_app
+from tests.support.sshd import free_port
 from tests.test_web_api import FILES, PASSWORD, apps, login, submit, tokens, web  # noqa: F401  (fixtures)
 
 # ---------------------------------------------------------------- Cache-Control
@@ -183,6 +189,12 @@ def test_cli_desk_credentials_need_a_second_person(tmp_path):
     assert r.returncode != 0 and "approver" in r.stderr  # a system token: a supervisor approves
     # ops tokens (Prometheus) stay ops' own business
     assert cli(home, "tokens", "create", "prometheus", "--role", "ops", "--scope", "ops").returncode == 0
+    # disabling needs nobody; giving the account back is issuing a credential again
+    assert cli(home, "users", "disable", "wangfang").returncode == 0
+    r = cli(home, "users", "disable", "wangfang", "--enable")
+    assert r.returncode != 0 and "approver" in r.stderr
+    r = cli(home, "users", "disable", "wangfang", "--enable", "--approver", "boss", "--approver-password-file", str(pw))
+    assert r.returncode == 0 and "wangfang: enabled" in r.stdout, r.stderr
 
 
 # ---------------------------------------------------------------- the outbox, a page at a time
@@ -223,24 +235,80 @@ def test_outbox_pages_through_every_row(web: TestClient, tokens, apps, hub: Hub)
     login(web, "yunwei")
     html = web.get("/ops", params={"outbox": "pending", "outbox_offset": 100}, headers={"accept": "text/html"}).text
     assert "共 184 条" in html and "第 101—184 条" in html and "outbox_offset=0" in html
+    # and so does `hub outbox list`, which says how many there are in all
+    from typer.testing import CliRunner
+
+    from hub.cli import app as cli
+
+    env = {"HUB_DATABASE_URL": hub.engine.url.render_as_string(hide_password=False)}
+    home = ["--home", str(hub.settings.home), "outbox", "list"]
+    shown = CliRunner().invoke(cli, [*home, "--limit", "200"], env=env)
+    assert shown.exit_code == 0 and "1–200 of 230; next page: --offset 200" in shown.output, shown.output
+    rest = CliRunner().invoke(cli, [*home, "--offset", "200", "--json"], env=env)
+    listed = __import__("json").loads(rest.output)
+    assert listed["total"] == 230 and len(listed["items"]) == 30
 
 
 # ---------------------------------------------------------------- the login throttle across replicas
 
-REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """HUB_TEST_REDIS_URL, else a private redis-server on a free loopback port (as the SFTP
+    tests run their own sshd): a fresh machine needs only the package, no running service."""
+    if url := os.environ.get("HUB_TEST_REDIS_URL"):
+        yield url
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server not installed (apt-get install redis-server) and HUB_TEST_REDIS_URL unset")
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 60  # a guard only: the loop ends when the server answers
+        while True:
+            try:
+                redis.Redis.from_url(url, socket_timeout=5).ping()
+                break
+            except redis.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def _failed_logins(client: TestClient, n: int) -> list[int]:
     return [login(client, f"nobody{i}", "wrong-password-x").status_code for i in range(n)]
 
 
-def test_login_throttle_is_shared_through_redis(hub: Hub):
+def test_login_throttle_is_shared_through_redis(hub: Hub, redis_url: str):
     import redis
 
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis.Redis.from_url(redis_url)
     for key in r.scan_iter("tbh-login*"):  # what an earlier run left
         r.delete(key)
-    hub.settings.redis_url = REDIS_URL
+    hub.settings.redis_url = redis_url
     # two API processes of one deployment: each its own app and throttle, one Redis
     with (
         TestClient(create_app(hub), base_url="http://127.0.0.1") as a,

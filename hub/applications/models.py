@@ -7,8 +7,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub import text
 from hub.lifecycle import Role
 from hub.materials import Staged
 
@@ -22,6 +23,15 @@ class Actor(BaseModel):
     desk: str | None = None
     department: str | None = None
     applicant_id: str | None = None  # for role applicant
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # recorded as `by` on every event: the same rule as any name (a NUL would fail the
+        # commit on PostgreSQL, a bidi override would make the record read otherwise)
+        if reason := text.problem(value):
+            raise ValueError(str(reason))
+        return value
 
     @property
     def place(self) -> str | None:

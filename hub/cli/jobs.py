@@ -13,14 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hub import outbox as outbox_rows
-from hub.cli.common import console, open_hub, print_json
+from hub.cli.common import console, echo, open_hub, print_json
 from hub.jobs.deadlines import sweep_deadlines
 from hub.jobs.dispatch import dispatch
 from hub.jobs.housekeeping import housekeeping
 from hub.jobs.ingest import ingest
 from hub.jobs.report import daily_report
 from hub.jobs.sync import sync
-from hub.ops import outbox_list, run_job
+from hub.ops import outbox_page, run_job
 
 run_app = typer.Typer(help="Run a job once (the same functions Airflow schedules).", no_args_is_help=True)
 outbox_app = typer.Typer(help="Deliveries owed to department systems: list, retry dead letters.", no_args_is_help=True)
@@ -114,13 +114,15 @@ def list_(
     ctx: typer.Context,
     state: Annotated[str | None, typer.Option(help="pending, delivered, dead or cancelled")] = None,
     connection: ConnectionOpt = None,
-    limit: int = 200,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Rows per page")] = 200,
+    offset: Annotated[int, typer.Option(min=0, help="Rows to skip (the next page: --offset LIMIT)")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Outbox rows with attempts and the last error (dead letters first)."""
-    rows = outbox_list(open_hub(ctx), state, connection, limit)
+    """Outbox rows with attempts and the last error (dead letters first), a page at a time;
+    says how many match in all, so no row is silently left out."""
+    rows, total = outbox_page(open_hub(ctx), state, connection, limit=limit, offset=offset)
     if as_json:
-        print_json(rows)
+        print_json({"items": rows, "total": total, "limit": limit, "offset": offset})
         return
     table = Table("id", "办件 application", "item", "connection", "state", "attempts", "remote", "last error")
     for r in rows:
@@ -135,6 +137,9 @@ def list_(
             r["last_error"] or "",
         )
     console().print(table)
+    shown = f"{offset + 1}–{offset + len(rows)}" if rows else "0"
+    more = f"; next page: --offset {offset + len(rows)}" if offset + len(rows) < total else ""
+    echo(f"{shown} of {total}{more}")
 
 
 @outbox_app.command("retry")

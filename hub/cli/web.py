@@ -120,10 +120,28 @@ def users_add(
 
 @users_app.command("disable")
 def users_disable(
-    ctx: typer.Context, username: str, enable: Annotated[bool, typer.Option("--enable", help="Re-enable")] = False
+    ctx: typer.Context,
+    username: str,
+    enable: Annotated[bool, typer.Option("--enable", help="Re-enable")] = False,
+    approver: Approver = None,
+    approver_password_file: ApproverPasswordFile = None,
 ) -> None:
-    """Disable a user (their sessions end at once), or --enable again."""
-    p = set_disabled(open_hub(ctx), username, not enable)
+    """Disable a user (their sessions end at once), or --enable again. Re-enabling a desk or
+    department user gives a credential back, so it needs --approver like issuing one."""
+    hub = open_hub(ctx)
+    approved = None
+    if enable:
+        user = next((u for u in list_users(hub) if u.username == username), None)
+        if user is None:
+            fail(f"no such user {username}")
+        approved = _approval(hub, user.role, user.desk, user.department, approver, approver_password_file)
+        if approved is not None and approved.username == username:
+            fail("the approver must be a second person, not the user who is re-enabled")
+    p = set_disabled(hub, username, not enable)
+    if enable:
+        audit.record(
+            hub, _cli_actor(), "user_enabled", target=p.username, approved_by=approved.username if approved else None
+        )
     typer.echo(f"{p.username}: {'disabled' if p.disabled else 'enabled'}")
 
 

@@ -39,7 +39,7 @@ from hub.intake.format import Manifest
 from hub.intake.records import Line, raw_records
 from hub.jobs import receive
 from hub.jobs.locks import exclusive
-from hub.storage.tables import IntakeBatch
+from hub.storage.tables import IntakeBatch, naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def _log_batch(
     counts: IngestSummary | None,
     problem: staging.Problem | None,
 ) -> None:
-    now = hub.now().replace(tzinfo=None)
+    now = naive_utc(hub.now())
     with hub.transaction() as session:
         row = session.scalars(
             select(IntakeBatch).where(IntakeBatch.source == source, IntakeBatch.batch_id == batch_id)

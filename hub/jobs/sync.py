@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from hub import applications as svc
+from hub import text
 from hub.applications import Actor
 from hub.connectors import DeliveryError, Receipt, Update
 from hub.context import Hub
 from hub.errors import ConfigInvalid, HubError
 from hub.lifecycle import PartState, Role, State
-from hub.storage.tables import Application, OutboxRow, Part
+from hub.storage.tables import Application, OutboxRow, Part, naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _apply(hub: Hub, conn: str, update: Update, summary: SyncSummary) -> None:
                 "approve" if update.status == "approved" else "deny",
                 actor,
                 part=code,
-                reason=update.reason
+                reason=(update.reason and text.clean(update.reason))  # the department's words, made storable
                 or ("部门系统不予批准 (denied by the department system)" if update.status == "denied" else None),
                 session=session,
             )
@@ -144,10 +145,10 @@ def _apply(hub: Hub, conn: str, update: Update, summary: SyncSummary) -> None:
                 number,
                 "request_supplement",
                 actor,
-                reason=update.reason or "部门要求补正 (department asks for more)",
+                reason=(update.reason and text.clean(update.reason)) or "部门要求补正 (department asks for more)",
                 session=session,
             )
             summary.supplements += 1
         row.remote_status = update.status
         if decision or not open_part:
-            row.synced_at = hub.now().replace(tzinfo=None)
+            row.synced_at = naive_utc(hub.now())
