@@ -37,8 +37,8 @@ from psycopg.types.json import Jsonb
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hub.intake.staging import sha256_of  # noqa: E402
-from hub.intake.writer import write_batch  # noqa: E402
+from hub.batches.staging import sha256_of  # noqa: E402
+from hub.batches.writer import write_batch  # noqa: E402
 from plugins.sandbox.intake_batches import records  # noqa: E402
 from tests.support.sshd import SshServer, running_sshd  # noqa: E402
 

@@ -58,7 +58,7 @@ PDF, JPEG = b"%PDF-1.4\n", b"\xff\xd8\xff\xe0"
 POOL_BYTES = 8 << 20  # random bytes each client process slices its materials from
 HUB_PATH, BARE_PATH = "/api/v1/applications", "/upload"
 SCOPES = ["--scope", "applications:write", "--scope", "applications:read"]
-# what `hub serve` passes uvicorn.run (hub/cli/web.py), for the baseline's uvicorn
+# what `hub serve` passes uvicorn.run (hub/cli/serve.py), for the baseline's uvicorn
 UVICORN = ["--workers", "1", "--log-level", "warning", "--no-proxy-headers", "--no-server-header"]
 
 # The baseline: the same multipart signature as the hub's route; each file read like the hub

@@ -37,9 +37,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.backup_files import MANIFEST
+from hub.batches.staging import sha256_of
 from hub.errors import HubError
 from hub.home import SAMPLE_ENTRIES
-from hub.intake.staging import sha256_of
 from hub.settings import SETTINGS_FILE, Settings, load_settings
 from hub.signing_key import key_id, load_private_key, public_pem
 from hub.storage import migrate

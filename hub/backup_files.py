@@ -10,7 +10,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from hub.intake.staging import sha256_of
+from hub.batches.staging import sha256_of
 
 MANIFEST = "MANIFEST.sha256"
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.catalog import Catalog, load_catalog
-from hub.connections import Connection, load_connections
+from hub.connection_config import Connection, load_connections
 from hub.connectors import Connector
 from hub.errors import ConfigInvalid, HubError
 from hub.materials import MaterialStore

@@ -25,7 +25,7 @@ from hub.ids import id_check_digit, mask_id
 from hub.jobs.dispatch import dispatch
 from hub.jobs.sync import sync
 from hub.lifecycle import STATE_ZH, Role
-from hub.views import application_detail
+from hub.presenters import application_detail
 
 CST = ZoneInfo("Asia/Shanghai")
 PDF = b"%PDF-1.4\n% Tongban Hub demo scan\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from hub.catalog.loader import check_catalog
-from hub.connections import Connection, load_connections
+from hub.connection_config import Connection, load_connections
 from hub.connectors import Connector
 from hub.errors import ConfigInvalid
 from hub.plugins import PluginHost

@@ -102,7 +102,7 @@ def register_metrics(hub: Hub, registry: Any) -> None:
 
 @hookspec
 def application_actions(hub: Hub, application: dict[str, Any], actor: Actor) -> list[PageAction]:
-    """Buttons for an application's page, given its view (hub.views) and who is looking."""
+    """Buttons for an application's page, given its view (hub.presenters) and who is looking."""
 
 
 @hookspec

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from hub.batches.staging import sha256_of
 from hub.context import Hub
 from hub.events import verify_chain
-from hub.intake.staging import sha256_of
 from hub.storage.tables import Application, AttachedMaterial, Blob
 
 CHUNK = 500  # applications (with their events) or blobs read at a time: memory stays flat

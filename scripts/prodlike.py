@@ -535,7 +535,7 @@ def _check_running(lay: Layout) -> None:
 def write_desk_batches(lay: Layout, desk: str, batches: int, records: int, bad_every: int) -> dict[str, Any]:
     """What a desk's system does: complete batches in its inbox on the drop, `.ok` marker last.
     Every `bad_every`-th record carries a wrong ID check digit (to be refused and reported)."""
-    from hub.intake.writer import write_batch
+    from hub.batches.writer import write_batch
     from plugins.sandbox.intake_batches import records as sample_records
 
     stamp = datetime.now().strftime("%H%M%S%f")

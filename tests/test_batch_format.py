@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from hub.intake.format import SCHEMA_DIR, schemas
+from hub.batches.format import SCHEMA_DIR, schemas
 from plugins.sandbox.intake_batches import write_sample_batch
 
 
@@ -20,7 +20,7 @@ def test_the_shipped_schema_files_are_current():
     for name, schema in schemas().items():
         shipped = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
         assert shipped == schema, (
-            f"{name} is stale: run python -c 'from hub.intake.format import write_schemas; write_schemas()'"
+            f"{name} is stale: run python -c 'from hub.batches.format import write_schemas; write_schemas()'"
         )
 
 
@@ -51,7 +51,7 @@ def test_hub_intake_schema_prints_them():
 
 
 def test_the_record_reader_at_its_edges(tmp_path: Path):
-    from hub.intake.records import read_records
+    from hub.batches.records import read_records
 
     jsonl = tmp_path / "records.jsonl"
     jsonl.write_bytes(b'{"a": NaN}\n{"b": "' + b"x" * 91 + b'"}\r\n{"c": "' + b"x" * 92 + b'"}\n\n{"d": 1}')

@@ -5,7 +5,7 @@ import pytest
 
 from hub import applications as svc
 from hub.errors import Forbidden, InvalidInput
-from hub.views import application_detail
+from hub.presenters import application_detail
 from tests.support.samples import RETIRE, SH_CLERK, officer, retirement
 
 RSJ, YBJ, GJJ = officer("ts-rsj"), officer("ts-ybj"), officer("ts-gjj")

@@ -19,8 +19,8 @@ import yaml
 from sqlalchemy import select
 
 from hub import applications as svc
+from hub.batches.writer import write_batch
 from hub.context import Hub
-from hub.intake.writer import write_batch
 from hub.storage.tables import Application
 from plugins.sandbox.enclave_source import EnclaveSource
 from plugins.sandbox.rest_department import RestDepartment

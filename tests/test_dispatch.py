@@ -17,8 +17,8 @@ from hub import outbox
 from hub.context import Hub
 from hub.jobs.dispatch import DispatchSummary, _claim, _finish, dispatch
 from hub.jobs.sync import sync
+from hub.presenters import application_detail
 from hub.storage.tables import Event, OutboxRow
-from hub.views import application_detail
 from plugins.sandbox.rest_department import RestDepartment
 from tests.conftest import PDF, make_id
 from tests.support.samples import HZ_CLERK, MEDICAL_FILING, officer

@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 
 from hub import applications as svc
 from hub.applications import SYSTEM
+from hub.batches.writer import write_batch
 from hub.context import Hub
 from hub.events import verify_chain
-from hub.intake.writer import write_batch
 from hub.jobs.ingest import ingest
 from hub.jobs.locks import exclusive
 from hub.storage.tables import Application, Event, IntakeBatch
@@ -185,7 +185,7 @@ def test_the_desks_first_review_needs_a_complete_file_or_a_promise(hub, drop, cl
 
 
 def _refresh_manifest(folder: Path, count: int) -> None:
-    from hub.intake.staging import sha256_of
+    from hub.batches.staging import sha256_of
 
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"]["records.jsonl"] = sha256_of(folder / "records.jsonl")
@@ -264,7 +264,7 @@ def test_gb18030_csv_with_crlf_and_bom_and_a_zip_archive(hub, drop):
 
 
 def _refresh_manifest_csv(folder: Path) -> None:
-    from hub.intake.staging import sha256_of
+    from hub.batches.staging import sha256_of
 
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"]["records.csv"] = sha256_of(folder / "records.csv")

@@ -11,8 +11,8 @@ from hub import supervision
 from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from hub.ids import mask_id
 from hub.lifecycle import Role
+from hub.presenters import application_detail
 from hub.storage.tables import Application, Blob, Event
-from hub.views import application_detail
 from tests.conftest import make_id
 from tests.support.samples import ELDERLY_CARD, HZ_CLERK, TELLER, elderly_card, fund_rent, officer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hub.connectors import Batch, DeliveryError, Receipt
-from tests.scripted_http import Scripted, connector, part, scripted_server
+from tests.support.scripted_http import Scripted, connector, part, scripted_server
 
 
 @pytest.fixture

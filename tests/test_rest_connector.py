@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.connections import load_connections
+from hub.connection_config import load_connections
 from hub.connectors import DeliveryError, PartMessage
 from hub.errors import ConfigInvalid
 from hub.plugins import PluginHost

@@ -19,7 +19,7 @@ import pytest
 import plugins.sftp as sftp_plugin
 import plugins.sftp.client as sftp_client
 import plugins.sftp.connector as sftp_connector
-from hub.connections import load_connections
+from hub.connection_config import load_connections
 from hub.connectors import Batch, DeliveryError, PartMessage, Receipt
 from hub.errors import ConfigInvalid
 from hub.plugins import PluginHost

@@ -15,7 +15,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from hub.connections import load_connections
+from hub.connection_config import load_connections
 from hub.connectors import Connector, DeliveryError, PartMessage, Receipt
 from plugins.sandbox.sftp_department import SftpDepartment, load_or_create_host_key, new_host_key
 from plugins.sftp.client import _SFTPClient

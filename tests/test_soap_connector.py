@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub.connections import load_connections
+from hub.connection_config import load_connections
 from hub.connectors import DeliveryError, PartMessage
 from hub.errors import ConfigInvalid
 from hub.home import sample_config_dir

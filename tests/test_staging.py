@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.intake import staging
-from hub.intake.writer import write_batch
+from hub.batches import staging
+from hub.batches.writer import write_batch
 
 BATCH = "XH-20261204-01"
 

@@ -20,11 +20,11 @@ from hub import applications as svc
 from hub.context import Hub
 from hub.jobs import housekeeping
 from hub.lifecycle import Role
+from hub.presenters import application_summary
 from hub.storage.engine import make_engine, session_factory
 from hub.storage.tables import Application, Blob
 from hub.tokens import create_token
-from hub.views import application_summary
-from hub.web import intake, uploads
+from hub.web import desk_intake, uploads
 from hub.web.app import create_app
 from tests.conftest import JPEG, PDF, make_id
 from tests.support.samples import elderly_card
@@ -213,7 +213,7 @@ def test_many_submissions_at_once_on_a_small_pool(hub: Hub, home: Path, db_url: 
 
     def one(i: int) -> tuple[str, bool]:
         key = i // 2  # two requests per key
-        app, created = intake.submit(
+        app, created = desk_intake.submit(
             small,
             TELLER,
             subject_code="GG00501000",
@@ -221,8 +221,8 @@ def test_many_submissions_at_once_on_a_small_pool(hub: Hub, home: Path, db_url: 
             agent=None,
             form={"delivery_method": "窗口领取", "contact_phone": "13905770001"},
             uploads=[
-                intake.Upload("居民身份证", "id.pdf", PDF + bytes([key])),
-                intake.Upload("近期免冠彩色证件照", "p.jpg", JPEG + bytes([key])),
+                desk_intake.Upload("居民身份证", "id.pdf", PDF + bytes([key])),
+                desk_intake.Upload("近期免冠彩色证件照", "p.jpg", JPEG + bytes([key])),
             ],
             tickets=[],
             checklist=CHECKLIST,
@@ -263,9 +263,9 @@ def test_a_retry_is_answered_before_its_content_is_checked_again(hub: Hub, tmp_p
     scan.unlink()
     again, created_again = svc.receive(hub, new, TELLER)
     assert created and not created_again and again.number == first.number
-    ticket = intake.verification_ticket(b"k" * 32, "居民身份证", make_id(seq="251"), {"ok": True}, hub.now())
+    ticket = desk_intake.verification_ticket(b"k" * 32, "居民身份证", make_id(seq="251"), {"ok": True}, hub.now())
     hub.clock = lambda: datetime.now(UTC) + timedelta(days=2)  # the ticket is long expired
-    prior, created = intake.submit(
+    prior, created = desk_intake.submit(
         hub,
         TELLER,
         subject_code="GG00501000",
@@ -340,9 +340,12 @@ def test_part_names_are_cleaned_and_must_be_utf8(web: TestClient, teller, hub: H
 
 def test_verification_tickets_are_bound_signed_and_dated(hub: Hub):
     secret, ident, now = b"k" * 32, make_id(seq="241"), hub.now()
-    ticket = intake.verification_ticket(secret, "户口簿", ident, {"ok": True}, now)
-    assert intake.read_ticket(secret, ticket, ident, now + timedelta(hours=1)) == ("户口簿", {"ok": True})
-    assert intake.read_ticket(secret, ticket, make_id(seq="242"), now) is None  # another applicant
-    assert intake.read_ticket(b"x" * 32, ticket, ident, now) is None  # not signed by this hub
-    assert intake.read_ticket(secret, ticket, ident, now + timedelta(hours=intake.TICKET_HOURS, seconds=1)) is None
-    assert intake.read_ticket(secret, ticket[:-2] + "00", ident, now) is None
+    ticket = desk_intake.verification_ticket(secret, "户口簿", ident, {"ok": True}, now)
+    assert desk_intake.read_ticket(secret, ticket, ident, now + timedelta(hours=1)) == ("户口簿", {"ok": True})
+    assert desk_intake.read_ticket(secret, ticket, make_id(seq="242"), now) is None  # another applicant
+    assert desk_intake.read_ticket(b"x" * 32, ticket, ident, now) is None  # not signed by this hub
+    assert (
+        desk_intake.read_ticket(secret, ticket, ident, now + timedelta(hours=desk_intake.TICKET_HOURS, seconds=1))
+        is None
+    )
+    assert desk_intake.read_ticket(secret, ticket[:-2] + "00", ident, now) is None

@@ -25,7 +25,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from hub.intake.staging import sha256_of as sha256_file
+from hub.batches.staging import sha256_of as sha256_file
 from hub.session_log import EVENTS, recorded_files, verify_events
 from hub.signing import write_synced
 

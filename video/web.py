@@ -34,8 +34,8 @@ from hub import health, signing
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import FieldError, HubError, IllegalTransition, InvalidInput, Reason
+from hub.presenters import application_detail
 from hub.storage.tables import SigningSession
-from hub.views import application_detail
 from hub.web.deps import get_hub, need
 from hub.web.render import render
 from hub.web.security import CSRF_HEADER, Principal, check_csrf

@@ -28,7 +28,7 @@ from hub.cli.common import (
 from hub.errors import FieldError, Forbidden, InvalidInput, Reason
 from hub.events import verify_chain
 from hub.lifecycle import ACTIONS, Role
-from hub.views import application_detail, application_summary
+from hub.presenters import application_detail, application_summary
 
 app = typer.Typer(help="Applications (办件): create, transition, attach, list, show.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from hub.cli.common import console, echo, home_of, open_hub, print_json, styled
-from hub.connections import load_connections
+from hub.connection_config import load_connections
 from hub.connectors import DeliveryError, Unsupported
 from hub.errors import ConfigInvalid, HubError
 from hub.ids import mask_id

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from hub.batches.format import schemas
 from hub.cli.common import print_json
-from hub.intake.format import schemas
 
 app = typer.Typer(help="The intake batch format (docs/batch-format.md).", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ Per batch (only those the source lists as complete, i.e. with their `.ok` marker
 3. read the records one line at a time and check each (catalogue item delegated to the desk's
    channel, GB 11643 ID, form, materials present with matching hashes). Good records are
    received `chunk` at a time, each chunk in one transaction; bad ones go to the error report
-   (line, field, reason in Chinese and English) and change nothing. `hub.jobs.receive` does
+   (line, field, reason in Chinese and English) and change nothing. `hub.jobs.ingest_records` does
    this part, in worker processes for a large batch on PostgreSQL;
 4. hand the error report (if any) back to the source and acknowledge the batch.
 
@@ -30,14 +30,14 @@ from typing import IO, Any
 
 from sqlalchemy import select
 
-from hub.connections import IntakeSettings
+from hub.batches import staging
+from hub.batches.format import Manifest
+from hub.batches.records import Line, raw_records
+from hub.connection_config import IntakeSettings
 from hub.connectors import Batch, Connector, DeliveryError
 from hub.context import Hub
 from hub.errors import HubError, Reason
-from hub.intake import staging
-from hub.intake.format import Manifest
-from hub.intake.records import Line, raw_records
-from hub.jobs import receive
+from hub.jobs import ingest_records
 from hub.jobs.locks import exclusive
 from hub.storage.tables import IntakeBatch, naive_utc
 
@@ -55,7 +55,7 @@ class IngestSummary:
     errors: int = 0  # batches left on the source for the next run (source unreachable, …)
     busy: bool = False  # another run was taking this source's batches: this one did nothing
 
-    def add_records(self, other: IngestSummary | receive.ChunkOutcome) -> None:
+    def add_records(self, other: IngestSummary | ingest_records.ChunkOutcome) -> None:
         """Add another batch's (or chunk's) record counts to these."""
         self.records += other.records
         self.created += other.created
@@ -209,10 +209,10 @@ def _records(
         )
         if isinstance(parser, Line):  # staging.check quarantines a batch whose CSV header is unreadable
             raise HubError(f"{m.records}: {parser.problem}")
-        job = receive.Job(source=source, batch_id=batch.id, manifest=m, root=staged.root, parser=parser)
-        workers = receive.worker_count(hub, intake.workers, m.record_count, intake.chunk)
+        job = ingest_records.Job(source=source, batch_id=batch.id, manifest=m, root=staged.root, parser=parser)
+        workers = ingest_records.worker_count(hub, intake.workers, m.record_count, intake.chunk)
         pids = set()
-        for outcome in receive.receive(hub, job, lines, chunk=intake.chunk, workers=workers):
+        for outcome in ingest_records.receive(hub, job, lines, chunk=intake.chunk, workers=workers):
             counts.add_records(outcome)
             errors.writelines(text + "\n" for _, text in outcome.refused)
             pids.add(outcome.pid)

@@ -20,13 +20,13 @@ from hub import audit, ops, ratings
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
+from hub.presenters import application_detail, application_summary, inbox, receipt
 from hub.storage.tables import AttachedMaterial
 from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
 from hub.users import Person, approve
-from hub.views import application_detail, application_summary, inbox, receipt
-from hub.web import intake
+from hub.web import desk_intake
+from hub.web.applicant_status import open_status, status_view
 from hub.web.deps import client_of, get_hub, need
-from hub.web.public import open_status, status_view
 from hub.web.security import CSRF_HEADER, Principal, check_csrf, status_key
 from hub.web.uploads import Body, read_multipart
 
@@ -71,7 +71,7 @@ def catalog_items(hub: HubDep, principal: Reader, q: Annotated[str, Query(max_le
     desk = hub.catalog.desks.get(principal.actor.desk or "")
     return [
         {"code": s.code, "title": s.title, "kind": "bundle" if hasattr(s, "items") else "item"}
-        for s in intake.search(hub, desk.channel.value if desk else None, q)
+        for s in desk_intake.search(hub, desk.channel.value if desk else None, q)
     ]
 
 
@@ -147,7 +147,7 @@ def _multipart(**fields: dict[str, Any]) -> dict[str, Any]:
 FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": MAX_FILES}
 
 
-def uploads_of(hub: Hub, names: list[str], body: Body) -> list[intake.Upload]:
+def uploads_of(hub: Hub, names: list[str], body: Body) -> list[desk_intake.Upload]:
     """The uploaded files (`files` parts) with the material each is for; too large or mistyped
     ones are named."""
     files = body.files_of("files")
@@ -163,7 +163,8 @@ def uploads_of(hub: Hub, names: list[str], body: Body) -> list[intake.Upload]:
     if errors:
         raise InvalidInput(errors)
     return [
-        intake.Upload(material=name, filename=f.filename, staged=f.staged) for name, f in zip(names, files, strict=True)
+        desk_intake.Upload(material=name, filename=f.filename, staged=f.staged)
+        for name, f in zip(names, files, strict=True)
     ]
 
 
@@ -211,7 +212,7 @@ async def create_application(request: Request, hub: HubDep, principal: Writer) -
             source_ref=source_ref,
             secret=request.app.state.secret,
         )
-        app, created = await run_in_threadpool(lambda: intake.submit(hub, principal.actor, **kwargs))
+        app, created = await run_in_threadpool(lambda: desk_intake.submit(hub, principal.actor, **kwargs))
     finally:
         await run_in_threadpool(form.discard)  # what was not taken into the store
     view = application_summary(hub, app) | {"status_url": status_url(request, hub, app.number)}
@@ -338,11 +339,11 @@ def verify(body: VerifyIn, request: Request, hub: HubDep, principal: Writer) -> 
     subject = hub.catalog.subject(body.subject)
     if subject is None:
         raise NotFound(f"事项 {body.subject} 不存在 (no such item)")
-    ident = intake.normalise(body.id_number).upper()
-    result = intake.verify_online(hub, subject, body.material, ident, intake.normalise(body.name))
+    ident = desk_intake.normalise(body.id_number).upper()
+    result = desk_intake.verify_online(hub, subject, body.material, ident, desk_intake.normalise(body.name))
     audit.record(hub, principal.actor, "verify_online", client=client_of(request), material=body.material)
     ticket = (
-        intake.verification_ticket(request.app.state.secret, body.material, ident, result, hub.now())
+        desk_intake.verification_ticket(request.app.state.secret, body.material, ident, result, hub.now())
         if result["ok"]
         else None
     )

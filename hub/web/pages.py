@@ -23,13 +23,13 @@ from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
 from hub.lifecycle import ACTIONS, FRONT, Role
 from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_dead, run_check
+from hub.presenters import application_detail, application_summary, inbox, receipt
 from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
-from hub.views import application_detail, application_summary, inbox, receipt
-from hub.web import intake
+from hub.web import desk_intake
 from hub.web.api import status_url
+from hub.web.applicant_status import open_status, status_view
 from hub.web.deps import client_of, get_hub, need, optional_principal
-from hub.web.public import open_status, status_view
 from hub.web.render import render
 from hub.web.security import (
     CSRF_FIELD,
@@ -154,7 +154,7 @@ def home(principal: Annotated[Principal | None, Depends(optional_principal)]) ->
 @router.get("/intake")
 def intake_search(request: Request, hub: HubDep, principal: Front, q: str = "") -> Response:
     desk = hub.catalog.desks[principal.actor.desk]
-    found = intake.search(hub, desk.channel.value, q[:50])
+    found = desk_intake.search(hub, desk.channel.value, q[:50])
     return render(request, "intake_search.html", desk=desk, q=q, subjects=found)
 
 
@@ -177,7 +177,7 @@ def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]
         "max_mb": hub.store.max_bytes // (1024 * 1024),
         "accept": ",".join(sorted(hub.store.allowed)),
         "today": hub.today().isoformat(),
-        "checklist": intake.CHECKLIST,
+        "checklist": desk_intake.CHECKLIST,
     }
 
 
@@ -224,22 +224,22 @@ async def _intake_submit(
     code: str, request: Request, hub: HubDep, principal: Principal, ctx: dict[str, Any], form: Body
 ) -> Response:
     values = dict(form.fields)
-    uploads: list[intake.Upload] = []
+    uploads: list[desk_intake.Upload] = []
     errors: list[FieldError] = []
     for i, m in enumerate(ctx["materials"]):
         for f in form.files_of(f"file_{i}"):
             if problem := hub.store.check(f.staged):
                 errors.append(FieldError(f"{m.name} ({f.filename})", problem))
-            uploads.append(intake.Upload(m.name, f.filename, staged=f.staged))
+            uploads.append(desk_intake.Upload(m.name, f.filename, staged=f.staged))
     fields = {f.name: form.get(f"f_{f.name}") for f in ctx["fields"]}
     ticked = set(form.getlist("checklist"))
     try:
-        due = intake.parse_due(form.get("commitment_due"))
+        due = desk_intake.parse_due(form.get("commitment_due"))
         if errors:
             raise InvalidInput(errors)
         agent = {"name": form.get("agent_name"), "id_number": form.get("agent_id")}
         app, _created = await run_in_threadpool(
-            lambda: intake.submit(
+            lambda: desk_intake.submit(
                 hub,
                 principal.actor,
                 subject_code=code,
@@ -358,8 +358,8 @@ async def app_action(number: str, request: Request, hub: HubDep, principal: Anyo
     form = await _form(request, principal)
     if "applications:write" not in principal.scopes:
         raise HTTPException(403, "无权办理 (forbidden)")
-    due = intake.parse_due(str(form.get("commitment_due") or ""))
-    reason = intake.normalise(str(form.get("reason") or "")) or None
+    due = desk_intake.parse_due(str(form.get("commitment_due") or ""))
+    reason = desk_intake.normalise(str(form.get("reason") or "")) or None
     await run_in_threadpool(
         lambda: svc.transition(
             hub,
@@ -495,7 +495,7 @@ def follow_ups_page(request: Request, hub: HubDep, principal: Anyone, all: int =
 async def follow_up_close(rating_id: int, request: Request, hub: HubDep, principal: Anyone) -> Response:
     form = await _form(request, principal)
     await run_in_threadpool(
-        ratings.close_follow_up, hub, rating_id, intake.normalise(str(form.get("response") or "")), principal.actor
+        ratings.close_follow_up, hub, rating_id, desk_intake.normalise(str(form.get("response") or "")), principal.actor
     )
     return _see_other("/follow-ups")
 
@@ -560,5 +560,7 @@ async def status_rate(number: str, request: Request, hub: HubDep, k: str = "") -
         level = int(str(form.get("level") or "0"))
     except ValueError:
         level = 0
-    await run_in_threadpool(ratings.rate, hub, number, level, intake.normalise(str(form.get("comment") or "")) or None)
+    await run_in_threadpool(
+        ratings.rate, hub, number, level, desk_intake.normalise(str(form.get("comment") or "")) or None
+    )
     return _see_other(f"/s/{number}?k={k}&rated=1")

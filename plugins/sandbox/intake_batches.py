@@ -11,8 +11,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hub.batches.writer import write_batch
 from hub.ids import id_check_digit
-from hub.intake.writer import write_batch
 
 SUBJECT = "GG00301001"  # 基本医疗保险异地就医备案
 SURNAMES = "陈林王张李吴周郑黄刘"

@@ -6,7 +6,7 @@ one — holding:
     materials/...        the files records refer to (any layout inside the batch)
 
 and, beside it on the source, the `.ok` marker written last. The JSON Schemas of the manifest
-and of one record ship in `hub/intake/schema/` (`hub intake schema` prints them)."""
+and of one record ship in `hub/batches/schema/` (`hub intake schema` prints them)."""
 
 from __future__ import annotations
 

@@ -36,10 +36,10 @@ from hub import applications as svc
 from hub import text
 from hub.applications import Actor
 from hub.applications.models import identity_key
+from hub.batches.format import Manifest, Record, reason_for
+from hub.batches.records import Line, Parser, RawLine
 from hub.context import Hub
 from hub.errors import FieldError, Reason
-from hub.intake.format import Manifest, Record, reason_for
-from hub.intake.records import Line, Parser, RawLine
 from hub.lifecycle import Role
 from hub.materials import Stored
 

@@ -18,9 +18,9 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from hub.batches.format import Manifest, reason_for
+from hub.batches.records import count_records
 from hub.errors import Reason
-from hub.intake.format import Manifest, reason_for
-from hub.intake.records import count_records
 
 ARCHIVES = (".zip", ".tar.gz", ".tgz")
 

@@ -11,8 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hub.intake.format import FORMAT, RECORD_FILES
-from hub.intake.staging import sha256_of
+from hub.batches.format import FORMAT, RECORD_FILES
+from hub.batches.staging import sha256_of
 
 CSV_COLUMNS = [
     "record_id",
