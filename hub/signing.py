@@ -244,7 +244,7 @@ def advance(hub: Hub, session_id: str, actor: Actor, action: str, data: dict[str
         elif action == "signature":
             png = data.get("png") or b""
             if not isinstance(png, bytes) or not png.startswith(b"\x89PNG\r\n\x1a\n") or len(png) > MAX_SIGNATURE_BYTES:
-                raise InvalidInput([FieldError("signature", Reason("签名图片无效", "a PNG of at most 512 KiB"))])
+                raise InvalidInput.field("signature", "签名图片无效", "a PNG of at most 512 KiB")
             path = folder_of(hub, s) / "signature.png"
             write_synced(path, png)
             otp = f"{secrets.randbelow(10**6):06d}"
@@ -281,7 +281,7 @@ def check_turn(s: SigningSession, role: str, action: str) -> None:
     _check_open(s)
     expected_role, expected_step = _RULES.get(action, (None, None))
     if expected_role is None:
-        raise InvalidInput([FieldError("action", Reason(f"未知步骤 {action}", f"unknown step {action}"))])
+        raise InvalidInput.field("action", f"未知步骤 {action}", f"unknown step {action}")
     if role != expected_role:
         raise Forbidden(
             f"此步骤由{'窗口' if expected_role == 'desk' else '县级部门'}操作 (this step is for the {expected_role})"
@@ -336,7 +336,7 @@ def abort(hub: Hub, session_id: str, actor: Actor | None, reason: str) -> Signin
     caller, who owns the media)."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput([FieldError("reason", Reason("请填写终止原因", "a reason is required"))])
+        raise InvalidInput.field("reason", "请填写终止原因", "a reason is required")
     if bad := characters.check("reason", reason, multiline=True):
         raise InvalidInput([bad])
     with hub.transaction() as session:

@@ -131,7 +131,7 @@ def add_user(
     now = naive_utc(hub.now())
     with hub.transaction() as session:
         if session.scalar(select(User.id).where(User.username == username)) is not None:
-            raise InvalidInput([FieldError("username", Reason(f"用户名 {username} 已存在", "username taken"))])
+            raise InvalidInput.field("username", f"用户名 {username} 已存在", "username taken")
         user = User(
             username=username,
             display_name=display_name.strip(),

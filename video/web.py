@@ -33,7 +33,7 @@ from hub import applications as svc
 from hub import health, signing
 from hub.applications import Actor
 from hub.context import Hub
-from hub.errors import FieldError, HubError, IllegalTransition, InvalidInput, Reason
+from hub.errors import HubError, IllegalTransition, InvalidInput
 from hub.presenters import application_detail
 from hub.storage.tables import SigningSession
 from hub.web.deps import get_hub, need
@@ -359,7 +359,7 @@ async def step(session_id: str, action: str, body: StepIn, request: Request, hub
         raise HTTPException(403, "只有窗口和县级部门可以操作面签 (only the desk and the officer act)")
     if action == "abort":
         if not (body.reason or "").strip():
-            raise InvalidInput([FieldError("reason", Reason("请填写终止原因", "a reason is required"))])
+            raise InvalidInput.field("reason", "请填写终止原因", "a reason is required")
         if live is not None:
             await _end(hub, live, principal.actor, body.reason)
         else:  # no media here: make sure none runs elsewhere before sealing what there is
@@ -410,7 +410,7 @@ async def step(session_id: str, action: str, body: StepIn, request: Request, hub
         try:
             data["png"] = base64.b64decode(raw, validate=True)
         except ValueError:
-            raise InvalidInput([FieldError("png", Reason("签名图片无效", "not base64"))]) from None
+            raise InvalidInput.field("png", "签名图片无效", "not base64") from None
     elif action == "otp":
         data = {"code": body.code}
     elif action == "seal":

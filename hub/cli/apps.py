@@ -38,7 +38,7 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
     for v in values:
         key, sep, value = v.partition("=")
         if not sep or not key:
-            raise InvalidInput([FieldError(option, Reason(f"应为 名称=值: {v!r}", "expected NAME=VALUE"))])
+            raise InvalidInput.field(option, f"应为 名称=值: {v!r}", "expected NAME=VALUE")
         out[key.strip()] = value
     return out
 

@@ -278,7 +278,7 @@ async def attach(number: str, request: Request, hub: HubDep, principal: Writer) 
     try:
         names = form.getlist("materials")
         if not names:
-            raise InvalidInput([FieldError("materials", Reason("请上传材料", "at least one material"))])
+            raise InvalidInput.field("materials", "请上传材料", "at least one material")
         uploads = uploads_of(hub, names, form)
         ins = [svc.MaterialIn(name=u.material, filename=u.filename, staged=u.staged) for u in uploads]
         app = await run_in_threadpool(svc.attach, hub, number, ins, principal.actor)

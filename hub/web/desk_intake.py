@@ -96,7 +96,7 @@ def verify_online(hub: Hub, subject: Item | Bundle, material: str, id_number: st
     spec = next((m for m in hub.catalog.materials_of(subject) if m.name == material), None)
     connection = hub.settings.verifiers.get(spec.verify) if spec and spec.verify else None
     if spec is None or connection is None:
-        raise InvalidInput([FieldError("material", Reason(f"材料“{material}”不支持网上核验", "no online check"))])
+        raise InvalidInput.field("material", f"材料“{material}”不支持网上核验", "no online check")
     connector = hub.connector(connection)
     try:
         answer = connector.verify(spec.verify, {"id_number": id_number, "name": name})

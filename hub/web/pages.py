@@ -383,7 +383,7 @@ async def app_attach(number: str, request: Request, hub: HubDep, principal: Anyo
         name = form.get("material")
         files = form.files_of("file")
         if not files:
-            raise InvalidInput([FieldError("file", Reason("请选择要上传的文件", "choose a file"))])
+            raise InvalidInput.field("file", "请选择要上传的文件", "choose a file")
         f = files[0]
         if problem := hub.store.check(f.staged):
             raise InvalidInput([FieldError(f"{name} ({f.filename})", problem)])
@@ -429,7 +429,7 @@ def _period(kind: str, start: str | None, end: str | None, today: date) -> tuple
         try:
             a, b = date.fromisoformat(start), date.fromisoformat(end)
         except ValueError:
-            raise InvalidInput([FieldError("start", Reason("日期格式应为 YYYY-MM-DD", "date as YYYY-MM-DD"))]) from None
+            raise InvalidInput.field("start", "日期格式应为 YYYY-MM-DD", "date as YYYY-MM-DD") from None
         if a > b or a.year < 2000 or b.year > 2100:
             raise InvalidInput(
                 [
