@@ -62,6 +62,15 @@ class _HeaderDeadline:
     def _awaiting_headers(self) -> bool:
         raise NotImplementedError
 
+    # the same for both parsers: uvicorn's protocol classes come after this one in the MRO
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _deadline_passed(self) -> None:
         self._deadline = None
         if self._awaiting_headers() and not self.transport.is_closing():
@@ -70,14 +79,6 @@ class _HeaderDeadline:
 
 
 class H11WithDeadline(_HeaderDeadline, H11Protocol):
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():
@@ -99,14 +100,6 @@ else:
 
     class HttpToolsWithDeadline(_HeaderDeadline, HttpToolsProtocol):  # type: ignore[no-redef]
         _headers_in = False
-
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
 
         def on_headers_complete(self) -> None:
             self._headers_in = True
