@@ -95,3 +95,12 @@ def load_connections(
                 path.stem, parsed.type, parsed.description, parsed.limits, parsed.config, doc, parsed.intake
             )
     return connections, problems
+
+
+def by_connection(problems: list[ConfigProblem]) -> dict[str, list[ConfigProblem]]:
+    """Problems grouped by the connection they belong to (each file is one connection, named by
+    its stem): one broken file must not stop the hub from using the others."""
+    out: dict[str, list[ConfigProblem]] = {}
+    for p in problems:
+        out.setdefault(Path(p.file).stem, []).append(p)
+    return out

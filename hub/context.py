@@ -3,6 +3,7 @@ database, opened once from a hub home. Jobs, the CLI and (later) the API all sta
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,14 +16,16 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.catalog import Catalog, load_catalog
-from hub.connection_config import Connection, load_connections
+from hub.connection_config import Connection, by_connection, load_connections
 from hub.connectors import Connector
-from hub.errors import ConfigInvalid, HubError
+from hub.errors import ConfigInvalid, ConfigProblem, HubError
 from hub.materials import MaterialStore
 from hub.plugins import PluginHost
 from hub.settings import Settings, load_settings
 from hub.storage.engine import WRITE, make_engine, session_factory
 from hub.workdays import WorkCalendar
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -39,6 +42,9 @@ class Hub:
     sessions: sessionmaker[Session]
     plugins: PluginHost = field(default_factory=PluginHost.empty)
     connections: dict[str, Connection] = field(default_factory=dict)
+    # connections whose file is broken (bad YAML, a type no loaded plugin provides), by name:
+    # reported when used, while every other connection works
+    connection_problems: dict[str, list[ConfigProblem]] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=utcnow)
     # what plugins keep for this hub while it is open, by plugin name (as Flask's app.extensions)
     extensions: dict[str, Any] = field(default_factory=dict)
@@ -59,11 +65,13 @@ class Hub:
         engine = make_engine(database_url or settings.resolved_database_url, settings.database_pool_size)
         host = PluginHost.empty()
         connections: dict[str, Connection] = {}
+        broken: dict[str, list[ConfigProblem]] = {}
         if connectors:
             host = PluginHost.configured(settings.plugins)
             connections, problems = load_connections(settings.connections_dir, host.connector_types)
-            if problems:
-                raise ConfigInvalid(problems)
+            broken = by_connection(problems)
+            for name, found in broken.items():
+                log.warning("connection %s is not usable: %s", name, "; ".join(str(p) for p in found))
         return cls(
             settings=settings,
             catalog=load_catalog(settings.config_dir),
@@ -75,6 +83,7 @@ class Hub:
             sessions=session_factory(engine),
             plugins=host,
             connections=connections,
+            connection_problems=broken,
             clock=clock,
         )
 
@@ -84,6 +93,8 @@ class Hub:
 
     def connector(self, name: str) -> Connector:
         """A connector for the named connection (its config validated, secrets resolved now)."""
+        if name in self.connection_problems:
+            raise ConfigInvalid(self.connection_problems[name])
         if name not in self.connections:
             raise HubError(f"连接 {name} 未配置 (no connection {name} in connections/)")
         return self.connections[name].make(self.connector_types)

@@ -100,6 +100,18 @@ def connection_rows(hub: Hub) -> list[dict[str, Any]]:
                 "last_check_detail": last.summary if last else None,
             }
         )
+    for name, found in sorted(hub.connection_problems.items()):  # shown, not hidden: ops must fix it
+        rows.append(
+            {
+                "name": name,
+                "type": "?",
+                "description": None,
+                "intake": False,
+                "last_check_at": None,
+                "last_check_ok": False,
+                "last_check_detail": "; ".join(str(p) for p in found),
+            }
+        )
     return rows
 
 

@@ -207,3 +207,21 @@ def test_the_application_page_shows_what_plugins_add_and_nothing_without_them(hu
         page = web.get(f"/applications/{number}", headers=head).text
         assert web.post(f"/applications/{number}/signing", headers=head).status_code in (404, 405)
     assert "/signing" not in page and "面签" not in page
+
+
+def test_a_connection_whose_plugin_is_missing_stops_only_itself(tmp_path):
+    """A connection file naming a type no loaded plugin provides is that connection's problem:
+    dispatch runs, the other connections are listed and checked, the broken one says why."""
+    home = tmp_path / "home"
+    assert _hub(Path(), "init", str(home)).returncode == 0
+    (home / "connections" / "seal.yaml").write_text("type: county-seal\nconfig: {endpoint: x}\n", encoding="utf-8")
+    dispatched = _hub(Path(), "run", "dispatch", home=home)
+    assert dispatched.returncode == 0, dispatched.stderr
+    listed = _hub(Path(), "connectors", "list", home=home)
+    assert listed.returncode == 0 and "yibao-rest" in listed.stdout and "seal" in listed.stdout, listed.stderr
+    other = _hub(Path(), "connectors", "check", "yibao-rest", home=home)  # no sandbox running: unreachable
+    assert other.returncode == 1 and "未知连接器类型" not in other.stdout + other.stderr, other.stderr
+    everything = _hub(Path(), "connectors", "check", home=home)
+    assert everything.returncode == 1 and "connections/seal.yaml:1: 未知连接器类型" in everything.stdout
+    broken = _hub(Path(), "connectors", "check", "seal", home=home)
+    assert broken.returncode == 2 and "connections/seal.yaml:1: 未知连接器类型" in broken.stderr

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from hub.cli.common import console, echo, home_of, open_hub, print_json, styled
-from hub.connection_config import load_connections
+from hub.connection_config import by_connection, load_connections
 from hub.connectors import DeliveryError, Unsupported
 from hub.errors import ConfigInvalid, HubError
 from hub.ids import mask_id
@@ -65,8 +65,7 @@ def list_(ctx: typer.Context) -> None:
     settings = load_settings(home_of(ctx))
     types = PluginHost.configured(settings.plugins).connector_types
     connections, problems = load_connections(settings.connections_dir, types)
-    if problems:
-        raise ConfigInvalid(problems)
+    broken = by_connection(problems)
     table = Table("connection", "type", "capabilities", "concurrency", "description")
     for name, conn in sorted(connections.items()):
         table.add_row(
@@ -76,6 +75,8 @@ def list_(ctx: typer.Context) -> None:
             str(conn.limits.concurrency),
             conn.description or "",
         )
+    for name in sorted(broken):
+        table.add_row(name, styled("配置错误 broken", "red"), "", "", "; ".join(str(p) for p in broken[name]))
     console().print(table)
     echo(f"types: {', '.join(f'{t} ({types[t].description})' for t in sorted(types))}")
 
@@ -88,12 +89,18 @@ def check(
     settings = load_settings(home_of(ctx))
     types = PluginHost.configured(settings.plugins).connector_types
     connections, problems = load_connections(settings.connections_dir, types)
-    if problems:
-        raise ConfigInvalid(problems)
+    broken = by_connection(problems)  # one broken file fails its own row, never the others'
+    if name is not None and name in broken:
+        raise ConfigInvalid(broken[name])
     if name is not None and name not in connections:
         raise typer.BadParameter(f"连接 {name} 未配置 (no such connection)", param_hint="NAME")
     table = Table("connection", "type", "result", "reason")
     failed = 0
+    if name is None:
+        for conn_name in sorted(broken):
+            failed += 1
+            reason = "; ".join(str(p) for p in broken[conn_name])
+            table.add_row(conn_name, "?", styled("FAIL", "red"), reason)
     for conn_name, conn in sorted(connections.items()):
         if name is not None and conn_name != name:
             continue
