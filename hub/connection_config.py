@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub import yamlfile
 from hub.connectors import Connector, Limits
 from hub.errors import ConfigInvalid, ConfigProblem
+from hub.secrets import secret_places, with_resolved
 
 
 class IntakeSettings(BaseModel):
@@ -75,6 +76,26 @@ class Connection:
         spec = yamlfile.validate(self.doc, cls.Spec, self.config, ("config",))
         if spec is None:
             raise ConfigInvalid(list(self.doc.problems))
+        literal, unresolved = secret_places(spec, self.config)
+        if literal:
+            raise ConfigInvalid(
+                [
+                    self.doc.problem(
+                        ("config", *loc),
+                        f"config.{'.'.join(str(p) for p in loc)}: 不得在配置中直接写密钥，请用 ${{ENV_VAR}} 或 "
+                        "file:/path (literal secrets are not allowed)",
+                    )
+                    for loc in literal
+                ]
+            )
+        if unresolved:  # a plain SecretStr field: resolve its references as hub.secrets.Secret would
+            try:
+                resolved = with_resolved(self.config, unresolved)
+            except ValueError as exc:
+                raise ConfigInvalid([self.doc.problem(("config", *unresolved[0]), str(exc))]) from None
+            spec = yamlfile.validate(self.doc, cls.Spec, resolved, ("config",))
+            if spec is None:
+                raise ConfigInvalid(list(self.doc.problems))
         return cls(self.name, spec)
 
 
