@@ -67,17 +67,16 @@ class PluginHost:
         self.allowed = frozenset(allowed)
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
-        infos: list[PluginInfo] = []
-        self._connectors: dict[str, type[Connector]] = {}
+        for ep, _, _ in _entry_points():
+            if ep.name in self.allowed:
+                self.pm.register(ep.load(), name=ep.name)
+        by_plugin = self._collect_connectors()
+        infos = []
         for ep, dist_name, version in _entry_points():
-            if ep.name not in self.allowed:
-                infos.append(PluginInfo(ep.name, ep.value, dist_name, version, loaded=False))
-                continue
-            plugin = ep.load()
-            self.pm.register(plugin, name=ep.name)
-            hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
-            types = self._add_connectors(ep.name, plugin)
-            infos.append(PluginInfo(ep.name, ep.value, dist_name, version, True, hooks, tuple(sorted(types))))
+            plugin = self.pm.get_plugin(ep.name)
+            hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])) if plugin else ()
+            types = tuple(sorted(by_plugin.get(ep.name, [])))
+            infos.append(PluginInfo(ep.name, ep.value, dist_name, version, plugin is not None, hooks, types))
         self.infos: tuple[PluginInfo, ...] = tuple(infos)
 
     @classmethod
@@ -115,22 +114,20 @@ class PluginHost:
             others = [p for p in self.pm.get_plugins() if p is not plugin]
             yield self.pm.get_name(plugin) or "?", self.pm.subset_hook_caller(hook, remove_plugins=others)
 
-    def _add_connectors(self, plugin_name: str, plugin: object) -> list[str]:
+    def _collect_connectors(self) -> dict[str, list[str]]:
+        """Each plugin's connector types (asked one plugin at a time, so each type is known by
+        the plugin that registered it), kept by type name; a name registered twice is refused."""
         from hub.connectors import Connector  # the contract module imports nothing of ours back
 
-        if not self._implements(plugin, "register_connectors"):
-            return []
-        # this plugin's hook alone, so each type is known by the plugin that registered it
-        caller = self.pm.subset_hook_caller(
-            "register_connectors", remove_plugins=[p for p in self.pm.get_plugins() if p is not plugin]
-        )
-        names = []
-        for classes in caller():
-            for cls in classes or ():
-                if not (isinstance(cls, type) and issubclass(cls, Connector)):
-                    raise TypeError(f"plugin {plugin_name}: {cls!r} is not a Connector")
-                if cls.type in self._connectors and self._connectors[cls.type] is not cls:
-                    raise ValueError(f"plugin {plugin_name}: connector type {cls.type!r} registered twice")
-                self._connectors[cls.type] = cls
-                names.append(cls.type)
-        return names
+        self._connectors: dict[str, type[Connector]] = {}
+        by_plugin: dict[str, list[str]] = {}
+        for plugin_name, register in self.each("register_connectors"):
+            for classes in register():
+                for cls in classes or ():
+                    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+                        raise TypeError(f"plugin {plugin_name}: {cls!r} is not a Connector")
+                    if cls.type in self._connectors and self._connectors[cls.type] is not cls:
+                        raise ValueError(f"plugin {plugin_name}: connector type {cls.type!r} registered twice")
+                    self._connectors[cls.type] = cls
+                    by_plugin.setdefault(plugin_name, []).append(cls.type)
+        return by_plugin

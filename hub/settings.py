@@ -121,6 +121,11 @@ class Settings(BaseModel):
         return KeyFile(self.path(self.signing.key_file), "signing.key_file", self.signing.key_file != default)
 
     @property
+    def resolved_redis_url(self) -> str | None:
+        """HUB_REDIS_URL over `redis_url`: where API processes share the login throttle."""
+        return os.environ.get("HUB_REDIS_URL") or self.redis_url
+
+    @property
     def resolved_database_url(self) -> str:
         url = os.environ.get("HUB_DATABASE_URL") or self.database_url
         prefix = "sqlite:///"

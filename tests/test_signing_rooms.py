@@ -22,7 +22,7 @@ def test_two_first_offers_at_once_share_one_room(hub: Hub):
     s = signing.start(hub, number, GJJ)
 
     async def both() -> tuple[web.Live, web.Live]:
-        first, second = await asyncio.gather(web._live(None, hub, s), web._live(None, hub, s))
+        first, second = await asyncio.gather(web._live(hub, s), web._live(hub, s))
         try:
             return first, second
         finally:

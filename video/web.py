@@ -76,7 +76,7 @@ def rooms(hub: Hub) -> dict[str, Live]:
     return hub.extensions.setdefault("video.rooms", {})
 
 
-async def _live(request: Request, hub: Hub, s: SigningSession) -> Live:
+async def _live(hub: Hub, s: SigningSession) -> Live:
     """The session's media in this process, started on first use. Both pages send their first
     offer at about the same moment: the second waits for the first to start the room (without
     the wait it found no room, could not take the folder's lock the first one held, and was
@@ -307,7 +307,7 @@ async def offer(session_id: str, body: OfferIn, request: Request, hub: HubDep, p
     s, role = await run_in_threadpool(signing.read, hub, session_id, principal.actor)
     if role not in Room.ROLES:
         raise HTTPException(403, "只有窗口和县级部门可以加入面签 (only the desk and the officer join)")
-    live = await _live(request, hub, s)
+    live = await _live(hub, s)
     rejoin = role in live.room.participants
     answer = await live.room.join(role, body.sdp, body.type)
     who = {"participant": role, "by": principal.actor.name}
@@ -332,7 +332,7 @@ async def preflight(session_id: str, body: PreflightIn, request: Request, hub: H
     s, role = await run_in_threadpool(signing.read, hub, session_id, principal.actor)
     if role not in Room.ROLES:
         raise HTTPException(403, "只有窗口和县级部门可以加入面签 (only the desk and the officer join)")
-    live = await _live(request, hub, s)
+    live = await _live(hub, s)
     live.preflight[role] = body.model_dump()
     await run_in_threadpool(signing.append_event, hub, s.id, "preflight", {"participant": role} | body.model_dump())
     await _maybe_ready(hub, live)

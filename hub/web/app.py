@@ -261,7 +261,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]  # the real error answers
     app.state.secret = load_secret(hub)
-    app.state.login_throttle = Throttle(os.environ.get("HUB_REDIS_URL") or hub.settings.redis_url)
+    app.state.login_throttle = Throttle(hub.settings.resolved_redis_url)
     add_operability(app, hub)
     app.include_router(api.router)
     app.include_router(pages.router)
