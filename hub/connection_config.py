@@ -96,7 +96,10 @@ class Connection:
             spec = yamlfile.validate(self.doc, cls.Spec, resolved, ("config",))
             if spec is None:
                 raise ConfigInvalid(list(self.doc.problems))
-        return cls(self.name, spec)
+        connector = cls(self.name, spec)
+        doc = self.doc
+        connector._locate = lambda loc: f"{doc.file}:{doc.line(('config', *loc))}"
+        return connector
 
 
 def load_connections(

@@ -9,14 +9,19 @@
 - verifier: `verify(kind, subject) -> Verification` (网上核验).
 
 A connector type implements the verbs it supports; the rest raise Unsupported. The core talks to
-departments only through this module's types and never imports a connector."""
+departments only through this module's types and never imports a connector.
+
+What a connector gets from the hub besides its Spec: `self.materials` (the bytes of a part's
+materials, verified against their sha256, and signed pull links; see `MaterialAccess`) and
+`self.where(*loc)` (the connection file and line of a config key, for error messages)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, BinaryIO, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,12 +73,6 @@ class PartMessage(BaseModel):
     due_date: date | None = None
 
 
-class Receipt(BaseModel):
-    part_id: str
-    remote_id: str
-    received_at: datetime | None = None
-
-
 class Document(BaseModel):
     name: str
     media_type: str
@@ -86,6 +85,24 @@ class Update(BaseModel):
     status: Literal["received", "in_review", "approved", "denied", "supplement_requested"]
     reason: str | None = None
     documents: list[Document] = Field(default_factory=list)
+
+
+class Receipt(BaseModel):
+    part_id: str
+    remote_id: str
+    received_at: datetime | None = None
+    # a stateless system answers the submission with its decision at once (it has no status
+    # operation to poll): the hub applies it together with the delivery
+    update: Update | None = None
+
+
+class PollFailure(BaseModel):
+    """One receipt whose answer could not be read (an unmapped status, a missing field): recorded
+    on its outbox row for ops; the other receipts of the same poll still count."""
+
+    part_id: str
+    remote_id: str
+    message: str
 
 
 class Verification(BaseModel):
@@ -113,6 +130,13 @@ class Connector:
     def __init__(self, name: str, spec: BaseModel):
         self.name = name
         self.spec = spec
+        self.materials: MaterialAccess = NoMaterials()
+        self._locate: Callable[[tuple[str | int, ...]], str] = lambda loc: ""
+
+    def where(self, *loc: str | int) -> str:
+        """`connections/NAME.yaml:LINE (config.a.b)` for a key of this connection's config."""
+        line = self._locate(loc)
+        return f"{line or self.name} (config.{'.'.join(str(p) for p in loc)})"
 
     # -- every connector
     def check(self) -> CheckResult:
@@ -125,7 +149,9 @@ class Connector:
     def submit(self, part: PartMessage) -> Receipt:
         raise Unsupported(f"{self.type} connector cannot submit")
 
-    def poll(self, receipts: list[Receipt]) -> list[Update]:
+    def poll(self, receipts: list[Receipt]) -> Sequence[Update | PollFailure]:
+        """The receipts' current states; nothing (an empty list) for a system that has no
+        status operation — not a failure."""
         raise Unsupported(f"{self.type} connector cannot poll")
 
     # -- intake source
@@ -149,6 +175,50 @@ class Connector:
     def capabilities(cls) -> list[str]:
         verbs = {"submit": "sink", "poll": "sink", "list_batches": "source", "verify": "verifier"}
         return sorted({role for verb, role in verbs.items() if getattr(cls, verb) is not getattr(Connector, verb)})
+
+
+class MaterialAccess(Protocol):
+    """How a connector reaches the bytes of a part's materials (given to it by the hub)."""
+
+    def read(self, ref: MaterialRef) -> bytes:
+        """The whole file, checked against `ref.sha256` (a DeliveryError if it is not there or
+        does not match)."""
+        ...
+
+    def open(self, ref: MaterialRef) -> BinaryIO:
+        """The file to stream; reading past its end raises a DeliveryError if the bytes read do
+        not match `ref.sha256`."""
+        ...
+
+    def url(self, ref: MaterialRef, part_id: str, ttl_hours: float = 72) -> str:
+        """A signed link the department can fetch the file from, valid for `ttl_hours`."""
+        ...
+
+
+class NoMaterials:
+    """A connector made outside a hub (a unit test, a plugin's own tooling): no material store."""
+
+    def _none(self, *args: Any) -> Any:
+        raise DeliveryError("材料库不可用 (no material store here)", retryable=False)
+
+    read = open = url = _none
+
+
+class MaterialDelivery(BaseModel):
+    """How a connection sends a part's materials (the same config key for every connector type;
+    each type supports the modes its transport can carry):
+
+    - `none`: names and sha256 only (the default: a department that fetches nothing);
+    - `inline`: base64 inside the message (`materials[*].content` in templates), each file up to
+      `max_inline_bytes`;
+    - `multipart`: REST, the part as one form field and every file as another;
+    - `files`: SFTP, beside the part file, each completed before the part's `.ok` marker;
+    - `pull`: a signed link served by the hub (`materials[*].url`), valid `link_ttl_hours`."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["none", "inline", "multipart", "files", "pull"] = "none"
+    max_inline_bytes: int = Field(default=10 * 2**20, ge=1, description="largest file sent inline")
+    link_ttl_hours: float = Field(default=72, gt=0, le=24 * 30)
 
 
 class Limits(BaseModel):

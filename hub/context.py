@@ -20,6 +20,7 @@ from hub.connection_config import Connection, by_connection, load_connections
 from hub.connectors import Connector
 from hub.errors import ConfigInvalid, ConfigProblem, HubError
 from hub.materials import MaterialStore
+from hub.outgoing_materials import OutgoingMaterials
 from hub.plugins import PluginHost
 from hub.settings import Settings, load_settings
 from hub.storage.engine import WRITE, make_engine, session_factory
@@ -97,7 +98,9 @@ class Hub:
             raise ConfigInvalid(self.connection_problems[name])
         if name not in self.connections:
             raise HubError(f"连接 {name} 未配置 (no connection {name} in connections/)")
-        return self.connections[name].make(self.connector_types)
+        connector = self.connections[name].make(self.connector_types)
+        connector.materials = OutgoingMaterials(self.store, self.settings, name)
+        return connector
 
     def now(self) -> datetime:
         return self.clock().astimezone(UTC)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import inspect
 import ipaddress
 import logging
-import os
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,13 +23,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import __version__, health, logs
+from hub import __version__, health, logs, secret_key
 from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
 from hub.users import ApprovalRefused, LoginRefused
-from hub.web import api, openapi, pages
+from hub.web import api, material_links, openapi, pages
 from hub.web.deps import optional_principal
 from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
@@ -43,25 +41,7 @@ SECRET_FILE = health.SECRET_FILE
 
 
 def load_secret(hub: Hub) -> bytes:
-    """The key status links and verification tickets are signed with: HUB_SECRET_KEY, or a file
-    in the hub home made on first use (mode 0600). Every API process of a deployment must share it."""
-    if env := os.environ.get("HUB_SECRET_KEY"):
-        return env.encode()
-    path = hub.settings.home / SECRET_FILE
-    if not path.exists():
-        # several worker processes may start at once on a fresh home: write a whole file aside,
-        # then link it into place; whoever links first wins and every process reads that one
-        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_text().strip().encode()
+    return secret_key.load(hub.settings)
 
 
 class BodyLimit:
@@ -265,6 +245,7 @@ def create_app(hub: Hub) -> FastAPI:
     add_operability(app, hub)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(material_links.router)
     # plugins' routes, pages and assets (remote signing, …), before the hub's /static mount would
     # take their /static/… paths
     for folders in hub.plugins.hook.register_template_dirs():
