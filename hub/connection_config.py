@@ -12,6 +12,7 @@ a connector is made, so one broken connection does not stop the rest of the hub.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,15 +104,22 @@ class Connection:
 
 
 def load_connections(
-    directory: Path, types: dict[str, type[Connector]] | None = None
+    directory: Path,
+    types: dict[str, type[Connector]] | None = None,
+    *,
+    why_unknown: Callable[[str], str] | None = None,
 ) -> tuple[dict[str, Connection], list[ConfigProblem]]:
+    """Every connection file of `directory`, and the problems of the broken ones. A type no
+    plugin in `types` provides is a problem of its file; `why_unknown(type)` says why (the plugin
+    host knows whether such a plugin is installed but not allowed)."""
     connections: dict[str, Connection] = {}
     problems: list[ConfigProblem] = []
     for path in sorted(Path(directory).glob("*.yaml")) if Path(directory).is_dir() else []:
         doc = yamlfile.load(path, f"{Path(directory).name}/{path.name}")
         parsed = yamlfile.validate(doc, _ConnectionFile) if not doc.problems else None
         if parsed is not None and types is not None and parsed.type not in types:
-            doc.problems.append(doc.problem(("type",), f"未知连接器类型 (unknown connector type): {parsed.type}"))
+            why = f" — {why_unknown(parsed.type)}" if why_unknown else ""
+            doc.problems.append(doc.problem(("type",), f"未知连接器类型 (unknown connector type): {parsed.type}{why}"))
             parsed = None
         problems.extend(doc.problems)
         if parsed is not None:

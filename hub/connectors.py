@@ -105,6 +105,16 @@ class PollFailure(BaseModel):
     message: str
 
 
+class Preview(BaseModel):
+    """One message a submission would send, for `hub connectors render` (no network; secrets
+    shown as ***)."""
+
+    summary: str  # e.g. "POST https://…/cases", "SOAP SubmitCase at https://…", "SFTP /upload/SB_1.xml"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str = ""  # the serialised message as it would go out
+    attachments: list[str] = Field(default_factory=list)  # materials sent beside it (multipart parts, files)
+
+
 class Verification(BaseModel):
     kind: str
     ok: bool
@@ -148,6 +158,10 @@ class Connector:
     # -- department sink
     def submit(self, part: PartMessage) -> Receipt:
         raise Unsupported(f"{self.type} connector cannot submit")
+
+    def preview(self, part: PartMessage) -> list[Preview]:
+        """What `submit(part)` would send, without sending it (and without secrets)."""
+        raise Unsupported(f"{self.type} connector cannot show what it would send")
 
     def poll(self, receipts: list[Receipt]) -> Sequence[Update | PollFailure]:
         """The receipts' current states; nothing (an empty list) for a system that has no

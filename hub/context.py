@@ -69,7 +69,9 @@ class Hub:
         broken: dict[str, list[ConfigProblem]] = {}
         if connectors:
             host = PluginHost.configured(settings.plugins)
-            connections, problems = load_connections(settings.connections_dir, host.connector_types)
+            connections, problems = load_connections(
+                settings.connections_dir, host.connector_types, why_unknown=host.why_no_type
+            )
             broken = by_connection(problems)
             for name, found in broken.items():
                 log.warning("connection %s is not usable: %s", name, "; ".join(str(p) for p in found))

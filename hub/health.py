@@ -301,7 +301,7 @@ def check_connections(settings: Settings, plugins: PluginHost, timeout: float) -
     """`connections` (their files) and one `connection:NAME` per connection, checked at once,
     each given `timeout` seconds."""
     types = plugins.connector_types
-    connections, problems = load_connections(settings.connections_dir, types)
+    connections, problems = load_connections(settings.connections_dir, types, why_unknown=plugins.why_no_type)
     out = [Check("connections", not problems, "; ".join(str(p) for p in problems) or f"{len(connections)} configured")]
     results: dict[str, list[Check]] = {}
 

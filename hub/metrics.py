@@ -69,11 +69,24 @@ class HubCollector(Collector):
             up.add_metric([], 1)
         yield from figures
         yield up
+        yield self._configured()
         yield GaugeMetricFamily(
             "hub_metrics_scrape_duration_seconds",
             "Time the database figures of this scrape took",
             value=time.perf_counter() - started,
         )
+
+    def _configured(self) -> Metric:
+        """1 for each connection the hub can use, 0 for one whose file is broken (its type's
+        plugin missing or not allowed, bad YAML): alert on `hub_connection_configured == 0`."""
+        gauge = GaugeMetricFamily(
+            "hub_connection_configured",
+            "1 when the connection's file loaded (0: broken: see `hub connectors check`)",
+            labels=["connection"],
+        )
+        for name in sorted(set(self.hub.connections) | set(self.hub.connection_problems)):
+            gauge.add_metric([name], 0 if name in self.hub.connection_problems else 1)
+        return gauge
 
     def _figures(self) -> Iterator[Metric]:
         hub = self.hub

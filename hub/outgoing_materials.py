@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -126,3 +127,21 @@ def read_token(secret: bytes, token: str, now: datetime) -> Link | None:
     if not _SHA256.fullmatch(link.sha256) or link.expires < now.timestamp():
         return None
     return link
+
+
+SAMPLE_BYTES = b"%PDF-1.4\n% sample material for `hub connectors render`\n%%EOF\n"
+SAMPLE_SHA256 = hashlib.sha256(SAMPLE_BYTES).hexdigest()
+
+
+class SampleMaterials:
+    """Material access for a made-up part (`hub connectors render` without --application): every
+    material is the same small placeholder PDF, every link a placeholder address."""
+
+    def read(self, ref: MaterialRef) -> bytes:
+        return SAMPLE_BYTES
+
+    def open(self, ref: MaterialRef) -> io.BytesIO:
+        return io.BytesIO(SAMPLE_BYTES)
+
+    def url(self, ref: MaterialRef, part_id: str, ttl_hours: float = 72) -> str:
+        return f"https://hub.example.gov.cn/materials/SAMPLE-{ref.sha256[:12]}"

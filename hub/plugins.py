@@ -98,6 +98,19 @@ class PluginHost:
         """Connector classes the loaded plugins registered, by type name."""
         return dict(self._connectors)
 
+    def why_no_type(self, type_name: str) -> str:
+        """Why no loaded plugin provides connector type `type_name`, for the connection that
+        names it: a plugin that is installed but not in the allowlist (its code is not imported
+        to find out what it would register: the allowlist decides what runs), or none installed."""
+        idle = sorted(i.name for i in self.infos if not i.loaded)
+        if type_name.replace("-", "_") in {n.replace("-", "_") for n in idle}:
+            return (
+                f"插件 {type_name} 已安装但未启用，请加入 hub.yaml 的 plugins 或 HUB_PLUGINS "
+                f"(plugin {type_name} is installed but not allowed)"
+            )
+        hint = f"; 已安装未启用 installed but not allowed: {', '.join(idle)}" if idle else ""
+        return f"未安装提供该类型的插件 (no installed and allowed plugin provides type {type_name}){hint}"
+
     def loaded(self, name: str) -> bool:
         return self.pm.has_plugin(name)
 

@@ -225,3 +225,56 @@ def test_a_connection_whose_plugin_is_missing_stops_only_itself(tmp_path):
     assert everything.returncode == 1 and "connections/seal.yaml:1: 未知连接器类型" in everything.stdout
     broken = _hub(Path(), "connectors", "check", "seal", home=home)
     assert broken.returncode == 2 and "connections/seal.yaml:1: 未知连接器类型" in broken.stderr
+
+
+def test_a_type_whose_plugin_is_installed_but_not_allowed_says_so(third_party, tmp_path):
+    home = tmp_path / "home"
+    assert _hub(Path(), "init", str(home)).returncode == 0
+    (home / "connections" / "seal.yaml").write_text("type: county-seal\nconfig: {endpoint: x}\n", encoding="utf-8")
+    refused = _hub(third_party, "connectors", "check", "seal", home=home, allow="rest,sftp,soap")
+    assert refused.returncode == 2
+    assert "插件 county-seal 已安装但未启用" in refused.stderr and "installed but not allowed" in refused.stderr
+    allowed = _hub(third_party, "connectors", "check", "seal", home=home, allow="rest,sftp,soap,county_seal")
+    assert allowed.returncode == 0 and "reached x" in allowed.stdout, allowed.stderr
+    nowhere = _hub(Path(), "connectors", "check", "seal", home=home, allow="rest,sftp,soap")
+    assert nowhere.returncode == 2 and "no installed and allowed plugin provides type county-seal" in nowhere.stderr
+
+
+def test_beside_a_broken_connection_the_working_ones_deliver_and_metrics_tell_which(home, db_url, clock, monkeypatch):
+    """A real department (the sandbox 医保 REST system on loopback) keeps receiving parts while
+    another connection's plugin is missing; the summary and /metrics name the broken one."""
+    import yaml
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from hub import applications as svc
+    from hub.context import Hub
+    from hub.jobs.dispatch import dispatch
+    from hub.metrics import HubCollector
+    from plugins.sandbox.rest_department import RestDepartment
+    from tests.support.samples import HZ_CLERK, officer
+    from tests.test_dispatch import filing
+
+    dept = RestDepartment(token="t-broken-beside").start()
+    try:
+        monkeypatch.setenv("HUB_SANDBOX_TOKEN", "t-broken-beside")
+        path = home / "connections" / "yibao-rest.yaml"
+        conf = yaml.safe_load(path.read_text(encoding="utf-8"))
+        conf["config"]["base_url"] = dept.url
+        path.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+        (home / "connections" / "seal.yaml").write_text("type: county-seal\nconfig: {}\n", encoding="utf-8")
+        hub = Hub.open(home, database_url=db_url, clock=clock)
+        try:
+            app = svc.create(hub, filing(1), HZ_CLERK)
+            svc.transition(hub, app.number, "accept", officer("ts-ybj"))
+            summary = dispatch(hub)
+            assert summary.delivered == 1 and summary.by_connection == {"yibao-rest": 1}
+            assert len(dept.parts) == 1
+            registry = CollectorRegistry()
+            registry.register(HubCollector(hub))
+            metrics = generate_latest(registry).decode()
+            assert 'hub_connection_configured{connection="seal"} 0.0' in metrics
+            assert 'hub_connection_configured{connection="yibao-rest"} 1.0' in metrics
+        finally:
+            hub.close()
+    finally:
+        dept.stop()

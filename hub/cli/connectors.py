@@ -3,19 +3,28 @@ whether each department system can be reached. Secrets are never printed."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
+from hub.applications import Actor
+from hub.applications.scope import get as get_application
 from hub.cli.common import console, echo, home_of, open_hub, print_json, styled
 from hub.connection_config import by_connection, load_connections
-from hub.connectors import DeliveryError, Unsupported
+from hub.connectors import DeliveryError, PartMessage, PollFailure, Preview, Receipt, Unsupported
+from hub.context import Hub
 from hub.errors import ConfigInvalid, HubError
 from hub.ids import mask_id
+from hub.jobs.dispatch import part_message, sample_part
+from hub.lifecycle import Role
 from hub.ops import plugin_rows
+from hub.outgoing_materials import SampleMaterials
 from hub.plugins import PluginHost
 from hub.settings import load_settings
+from hub.storage.tables import OutboxRow
 
 plugins_app = typer.Typer(help="Installed plugins and what they register.", no_args_is_help=True)
 connectors_app = typer.Typer(help="Connector types and the configured connections.", no_args_is_help=True)
@@ -63,8 +72,9 @@ def spec(ctx: typer.Context, type_: Annotated[str, typer.Argument(metavar="TYPE"
 def list_(ctx: typer.Context) -> None:
     """Connector types available and the connections configured in connections/."""
     settings = load_settings(home_of(ctx))
-    types = PluginHost.configured(settings.plugins).connector_types
-    connections, problems = load_connections(settings.connections_dir, types)
+    host = PluginHost.configured(settings.plugins)
+    types = host.connector_types
+    connections, problems = load_connections(settings.connections_dir, types, why_unknown=host.why_no_type)
     broken = by_connection(problems)
     table = Table("connection", "type", "capabilities", "concurrency", "description")
     for name, conn in sorted(connections.items()):
@@ -87,8 +97,9 @@ def check(
 ) -> None:
     """Check each connection (config, credentials, reachability); exit 1 if any fails."""
     settings = load_settings(home_of(ctx))
-    types = PluginHost.configured(settings.plugins).connector_types
-    connections, problems = load_connections(settings.connections_dir, types)
+    host = PluginHost.configured(settings.plugins)
+    types = host.connector_types
+    connections, problems = load_connections(settings.connections_dir, types, why_unknown=host.why_no_type)
     broken = by_connection(problems)  # one broken file fails its own row, never the others'
     if name is not None and name in broken:
         raise ConfigInvalid(broken[name])
@@ -147,3 +158,102 @@ def verify(
     print_json({"connection": name, "kind": kind, "subject": shown, "ok": result.ok, "detail": result.detail})
     if not result.ok:
         raise typer.Exit(1)
+
+
+@connectors_app.command("render")
+def render(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Connection")],
+    application: Annotated[
+        str | None, typer.Option("--application", "-a", help="Application number (its part for this connection)")
+    ] = None,
+) -> None:
+    """Print exactly what a submission would send (method, address, headers, body; secrets
+    masked), for a real application's part or, without --application, a sample part of an item
+    routed to this connection. Nothing is sent."""
+    hub = open_hub(ctx)
+    connector = hub.connector(name)
+    try:
+        part = _part_of(hub, name, application) if application else sample_part(hub, name)
+        if not application:
+            connector.materials = SampleMaterials()
+        try:
+            previews = connector.preview(part)
+        except (DeliveryError, Unsupported) as exc:
+            raise HubError(f"无法生成报文 cannot render: {exc}") from None
+    finally:
+        connector.close()
+    print_json({"connection": name, "part_id": part.part_id, "messages": [_shown(p) for p in previews]})
+
+
+def _shown(preview: Preview) -> dict[str, Any]:
+    """A preview for the terminal: long values (a material inline as base64) cut to their head."""
+    body: Any = preview.body
+    try:
+        body = _cut(json.loads(body))
+    except ValueError:
+        body = body if len(body) <= 4000 else f"{body[:4000]}…（共 {len(body)} 字符 chars）"
+    return {"summary": preview.summary, "headers": preview.headers, "body": body, "attachments": preview.attachments}
+
+
+def _cut(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > 200:
+        return f"{value[:60]}…（共 {len(value)} 字符 chars）"
+    if isinstance(value, dict):
+        return {k: _cut(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut(v) for v in value]
+    return value
+
+
+def _part_of(hub: Hub, name: str, number: str) -> PartMessage:
+    with hub.sessions() as session:
+        app = get_application(session, number, Actor(name="cli:render", role=Role.system))
+        part = next((p for p in app.parts if p.connection == name), None)
+        if part is None:
+            raise HubError(f"办件 {number} 没有发往 {name} 的部分 (no part of it goes to {name})")
+        return part_message(app, part)
+
+
+@connectors_app.command("poll")
+def poll(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Connection")],
+    receipt: Annotated[str, typer.Option("--receipt", "-r", help="The department's id for a part (remote id)")],
+    part: Annotated[
+        str | None, typer.Option("--part", help="The hub's part id (default: found by the receipt)")
+    ] = None,
+) -> None:
+    """Ask the department about one receipt and print the update as the hub would read it (the
+    status after status_map, reason, documents); nothing is applied. Exit 1 if the answer cannot
+    be read."""
+    hub = open_hub(ctx)
+    part_id = part or _part_id_of(hub, name, receipt)
+    connector = hub.connector(name)
+    try:
+        answers = list(connector.poll([Receipt(part_id=part_id, remote_id=receipt)]))
+    except (DeliveryError, Unsupported) as exc:
+        raise HubError(f"查询失败 poll failed: {exc}") from None
+    finally:
+        connector.close()
+    shown = []
+    for a in answers:
+        if isinstance(a, PollFailure):
+            shown.append({"part_id": a.part_id, "remote_id": a.remote_id, "error": a.message})
+        else:
+            data = a.model_dump(mode="json", exclude={"documents"})
+            data["documents"] = [
+                {"name": d.name, "media_type": d.media_type, "bytes": len(d.content)} for d in a.documents
+            ]
+            shown.append(data)
+    print_json({"connection": name, "updates": shown})
+    if not answers or any(isinstance(a, PollFailure) for a in answers):
+        raise typer.Exit(1)
+
+
+def _part_id_of(hub: Hub, name: str, remote_id: str) -> str:
+    with hub.sessions() as session:
+        found = session.scalars(
+            select(OutboxRow.part_id).where(OutboxRow.connection == name, OutboxRow.remote_id == remote_id)
+        ).first()
+    return found or f"unknown-{remote_id}"

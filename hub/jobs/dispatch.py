@@ -14,13 +14,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from hub import applications, outbox
 from hub.applications import Actor
-from hub.connectors import Connector, DeliveryError, Limits, MaterialRef, PartMessage
+from hub.connectors import Connector, DeliveryError, Limits, MaterialRef, PartMessage, Update
 from hub.context import Hub
 from hub.errors import ConfigInvalid, HubError
+from hub.jobs import sync
 from hub.lifecycle import PartState, Role
+from hub.outgoing_materials import SAMPLE_BYTES, SAMPLE_SHA256
 from hub.storage.tables import Application, OutboxRow, Part
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,8 @@ class DispatchSummary:
     retrying: int = 0
     dead: int = 0
     cancelled: int = 0
+    decided: int = 0  # decisions a stateless system gave with its receipt
+    unusable: dict[str, str] = field(default_factory=dict)  # connection -> why (its file is broken)
     by_connection: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -41,9 +48,17 @@ class DispatchSummary:
             if outcome == "delivered":
                 self.by_connection[connection] += 1
 
+    def count_decided(self, n: int) -> None:
+        with self._lock:
+            self.decided += n
+
     def line(self) -> str:
         line = f"dispatch: {self.delivered} delivered, {self.retrying} to retry, {self.dead} dead-lettered"
-        return line + (f", {self.cancelled} withdrawn before delivery" if self.cancelled else "")
+        line += f", {self.cancelled} withdrawn before delivery" if self.cancelled else ""
+        line += f", {self.decided} decided at once (stateless)" if self.decided else ""
+        for conn, why in sorted(self.unusable.items()):
+            line += f"\n  连接 {conn} 不可用 unusable: {why}"
+        return line
 
 
 def part_message(app: Application, part: Part) -> PartMessage:
@@ -70,6 +85,58 @@ def part_message(app: Application, part: Part) -> PartMessage:
             for m in app.materials
             if m.kind == "material"
         ],
+    )
+
+
+_SAMPLE_VALUES: dict[str, Any] = {
+    "string": "示例",
+    "text": "示例文字",
+    "integer": 1,
+    "decimal": 1.5,
+    "date": "2026-01-05",
+    "boolean": True,
+    "phone": "13800000000",
+    "id_number": "330329195003150214",
+    "uscc": "91330329MA2ABCDE0X",
+    "division": "330329",
+}
+
+
+def sample_part(hub: Hub, connection: str) -> PartMessage:
+    """A made-up part of the first catalogue item routed to `connection` (every form field filled
+    with a placeholder of its type, one sample material), for trying a mapping before any real
+    application exists: `hub connectors render NAME`."""
+    item = next((i for i in hub.catalog.items.values() if i.connection == connection), None)
+    if item is None:
+        raise HubError(f"目录中没有事项发往 {connection} (no catalogue item routes to {connection}): use --application")
+    dept = hub.catalog.departments.get(item.department)
+    division = dept.division if dept else "330329"
+    return PartMessage(
+        part_id="sample-part-0001",
+        application_number="SAMPLE-0001",
+        item_code=item.code,
+        item_title=item.name,
+        department=item.department,
+        channel="window",
+        desk="sample-desk",
+        collecting_division=division,
+        deciding_division=division,
+        applicant_type="person",
+        applicant_name="张示例",
+        applicant_id="330329195003150214",
+        form={f.name: (f.options[0] if f.options else _SAMPLE_VALUES[f.type]) for f in item.form},
+        materials=[
+            MaterialRef(
+                name=m.name,
+                filename="sample.pdf",
+                sha256=SAMPLE_SHA256,
+                media_type="application/pdf",
+                size=len(SAMPLE_BYTES),
+            )
+            for m in item.materials[:1]
+        ],
+        accepted_on=hub.today(),
+        due_date=hub.today(),
     )
 
 
@@ -113,6 +180,7 @@ def _drain(hub: Hub, conn: str, summary: DispatchSummary, advance: Callable[[int
     try:
         connector = hub.connector(conn)
     except (ConfigInvalid, HubError) as exc:  # a broken connection config: wait for ops, with backoff
+        summary.unusable[conn] = str(exc)
         while claim := _claim(hub, conn):
             _finish(hub, claim, None, f"{conn}: 连接配置错误 configuration: {exc}", True, summary)
             advance(1)
@@ -152,7 +220,28 @@ def _deliver(hub: Hub, connector: Connector, claim: Claim, summary: DispatchSumm
         log.exception("connector %s failed on outbox row %s", connector.name, claim.row_id)
         _finish(hub, claim, None, f"{connector.name}: 内部错误 internal error ({type(exc).__name__})", True, summary)
     else:
-        _finish(hub, claim, receipt.remote_id, None, False, summary)
+        _finish(hub, claim, receipt.remote_id, None, False, summary, receipt.update)
+
+
+def _decided(
+    session: Session,
+    hub: Hub,
+    row: OutboxRow,
+    decision: Update,
+    checked: sync.CheckedDocuments,
+    summary: DispatchSummary,
+) -> None:
+    """Apply the decision a stateless system gave with its receipt, in the delivery's own
+    transaction: there is no status operation to ask again, so it is kept with the delivery or
+    not at all. If the hub cannot apply it (withdrawn meanwhile), the delivery still stands."""
+    applied = sync.SyncSummary()
+    try:
+        with session.begin_nested():
+            sync.apply_in(session, hub, row.connection, row, decision, checked, applied)
+    except HubError as exc:
+        log.info("dispatch: %s on part %s not applied: %s", decision.status, row.part_id, exc)
+        return
+    summary.count_decided(applied.decided + applied.supplements)
 
 
 def _actor(conn: str) -> Actor:
@@ -168,9 +257,18 @@ def _cancel(hub: Hub, claim: Claim, summary: DispatchSummary) -> None:
 
 
 def _finish(
-    hub: Hub, claim: Claim, remote_id: str | None, error: str | None, retryable: bool, summary: DispatchSummary
+    hub: Hub,
+    claim: Claim,
+    remote_id: str | None,
+    error: str | None,
+    retryable: bool,
+    summary: DispatchSummary,
+    decision: Update | None = None,
 ) -> None:
     now = hub.now()
+    # a stateless system's decision came with its receipt: its documents are checked before the
+    # transaction, as sync does
+    checked = sync.check_documents(hub, decision) if decision is not None else None
     with hub.transaction() as session:
         row = session.get(OutboxRow, claim.row_id, with_for_update=True)
         if row is None:
@@ -209,6 +307,8 @@ def _finish(
                 data={"connection": row.connection, "remote_id": remote_id, "attempts": row.attempts},
             )
             summary.count("delivered", row.connection)
+            if decision is not None and checked is not None:
+                _decided(session, hub, row, decision, checked, summary)
             return
         conn = hub.connections.get(row.connection)
         outbox.failed(row, error or "", retryable=retryable, limits=conn.limits if conn else Limits(), now=now)
