@@ -51,13 +51,16 @@ def spec(dept) -> SoapSpec:
         {
             "wsdl": dept.wsdl_url,
             "wsse": {"username": "hub", "password": "${BENCH_SOAP_PW}"},
-            "operations": {"submit": "SubmitPart"},
-            "message": {
-                "partId": "part_id",
-                "itemCode": "item_code",
-                "applicantName": "applicant_name",
-                "applicantId": "applicant_id",
-                "detail": "form.household_address",
+            "submit": {
+                "operation": "SubmitPart",
+                "message": {
+                    "partId": "{{ part.part_id }}",
+                    "itemCode": "{{ part.item_code }}",
+                    "applicantName": "{{ part.applicant_name }}",
+                    "applicantId": "{{ part.applicant_id }}",
+                    "detail": "{{ part.form.household_address }}",
+                },
+                "remote_id": "caseId",
             },
         }
     )

@@ -1,13 +1,17 @@
 """The zeep Client of a `soap` connection: the WSDL parsed once per configuration and shared,
-hardened XML parsing, WS-Security (UsernameToken, X.509 signature), a transport that logs nothing."""
+hardened XML parsing, imports confined to where the WSDL came from, every answer bounded in size
+and time, WS-Security (UsernameToken, X.509 signature), a transport that logs nothing."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from zeep import Client, Settings, Transport
@@ -15,8 +19,7 @@ from zeep.wsse.compose import Compose
 from zeep.wsse.signature import Signature, verify_envelope
 from zeep.wsse.username import UsernameToken
 
-from hub.connectors import DeliveryError
-from plugins.soap.spec import SoapSpec, X509Signature, _require_tls
+from plugins.soap.spec import SoapSpec, X509Signature, is_url
 
 # zeep's transport logs every envelope at DEBUG — the UsernameToken password (when digest is
 # off) and residents' data with it. Connections get a logger that is never enabled.
@@ -42,22 +45,85 @@ class AnswerTooLarge(Exception):
     """An answer (WSDL, schema or SOAP response) over the connection's max_answer_bytes."""
 
 
-def _bounded(limit: int) -> Callable[..., requests.Response]:
+class AnswerTooSlow(Exception):
+    """An answer that kept coming for longer than the connection's timeout_seconds."""
+
+
+class ImportRefused(Exception):
+    """A WSDL or schema import from somewhere the WSDL did not come from (a file:// URL, a file
+    outside the WSDL's folder, another host): refused, never read."""
+
+
+def _bounded(limit: int, seconds: float) -> Callable[..., requests.Response]:
     """A requests response hook reading every answer in full, but no more than `limit` bytes
-    (decoded: a gzip body counts unpacked) — zeep would otherwise read whatever a server sends.
-    requests runs the hook before it reads the body itself; neither requests nor zeep has a size
-    limit, and `_content` is where requests keeps a body read (zeep's AsyncTransport sets it too)."""
+    (decoded: a gzip body counts unpacked) and for no longer than `seconds` — zeep would
+    otherwise read whatever a server sends, at whatever pace (a 1 KiB/s trickle is never a read
+    timeout). requests runs the hook before it reads the body itself; `_content` is where requests
+    keeps a body read."""
 
     def hook(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        body = response.raw.read(limit + 1, decode_content=True)
-        if len(body) > limit:
-            response.close()
-            raise AnswerTooLarge(f"answer larger than max_answer_bytes ({limit})")
-        response._content = body
-        response._content_consumed = True  # as requests' own `content` leaves it: iter_content reuses the body
+        deadline = time.monotonic() + seconds
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            # read1: whatever has arrived (up to 64 KiB), so the deadline is looked at between chunks
+            chunk = response.raw.read1(65536, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > limit:
+                response.close()
+                raise AnswerTooLarge(f"answer larger than max_answer_bytes ({limit})")
+            if time.monotonic() > deadline:
+                response.close()
+                raise AnswerTooSlow(f"answer not complete within timeout_seconds ({seconds:g})")
+        response._content = b"".join(chunks)
+        response._content_consumed = True  # as requests' own `content` leaves it
         return response
 
     return hook
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+class _ConfinedTransport(Transport):
+    """zeep loads the WSDL and everything it imports (wsdl:import, xsd:import/include) through
+    `Transport.load`, which reads http(s) URLs, file:// URLs and plain paths alike — and
+    `Settings(forbid_external=True)` stops only http(s) imports (it lets file:// through, and
+    refuses a WSDL's legitimate same-server schema). So: a local WSDL may import only files in its
+    own folder (or below), a WSDL from a URL only from the same scheme, host and port."""
+
+    def __init__(self, location: str, limit: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._limit = limit
+        self._url = is_url(location)
+        self._origin = _origin(location) if self._url else None
+        self._folder = None if self._url else Path(location).resolve().parent
+
+    def load(self, url: str) -> bytes:
+        url = str(url)
+        if self._url:
+            assert self._origin is not None
+            if not is_url(url) or _origin(url) != self._origin:
+                scheme, host, port = self._origin
+                raise ImportRefused(f"{url} (only {scheme}://{host}:{port} is allowed)")
+            return super().load(url)
+        assert self._folder is not None
+        if is_url(url) or url.startswith("~"):
+            raise ImportRefused(f"{url} (a local WSDL imports only files in its folder {self._folder})")
+        path = Path(url).resolve()
+        if not path.is_relative_to(self._folder):
+            raise ImportRefused(f"{url} (outside the WSDL's folder {self._folder})")
+        with path.open("rb") as f:
+            content = f.read(self._limit + 1)
+        if len(content) > self._limit:
+            raise AnswerTooLarge(f"{path.name} larger than max_answer_bytes ({self._limit})")
+        return content
 
 
 # One parsed WSDL per connection configuration, shared by every connector made from it.
@@ -65,9 +131,12 @@ _CLIENTS: dict[str, Client] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def _client(name: str, spec: SoapSpec) -> Client:
+def shared_client(name: str, spec: SoapSpec, location: str) -> Client:
+    """The zeep Client for `spec`, its WSDL read from `location` (a URL or an absolute path)."""
+    stamp = Path(location).stat().st_mtime_ns if not is_url(location) else 0  # an edited file is read again
     key = hashlib.sha256(
-        f"{name}\0{spec.model_dump_json()}\0{spec.wsse.password.get_secret_value() if spec.wsse else ''}".encode()
+        f"{name}\0{location}\0{stamp}\0{spec.model_dump_json()}\0"
+        f"{spec.wsse.password.get_secret_value() if spec.wsse else ''}".encode()
     ).hexdigest()
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
@@ -76,13 +145,18 @@ def _client(name: str, spec: SoapSpec) -> Client:
             # Department traffic goes where the connection says, not through whatever proxy or
             # .netrc the environment holds (and reading those on every call costs ~20% here).
             session.trust_env = False
-            session.hooks["response"].append(_bounded(spec.max_answer_bytes))
-            transport = Transport(
-                session=session, timeout=spec.connect_timeout_seconds, operation_timeout=spec.timeout_seconds
+            session.hooks["response"].append(_bounded(spec.max_answer_bytes, spec.timeout_seconds))
+            transport = _ConfinedTransport(
+                location,
+                spec.max_answer_bytes,
+                session=session,
+                timeout=spec.connect_timeout_seconds,
+                operation_timeout=spec.timeout_seconds,
             )
             transport.logger = _SILENT
+            # forbid_external off: _ConfinedTransport decides which imports are read
             settings = Settings(
-                strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True
+                strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=False
             )
             wsse: list[Any] = []
             if spec.wsse:
@@ -91,15 +165,7 @@ def _client(name: str, spec: SoapSpec) -> Client:
             if spec.signature:
                 wsse.append(_Signature(spec.signature))
             # zeep verifies responses only through a single object: Compose the tokens
-            client = Client(
-                str(spec.wsdl), transport=transport, settings=settings, wsse=Compose(wsse) if wsse else None
+            _CLIENTS[key] = Client(
+                location, transport=transport, settings=settings, wsse=Compose(wsse) if wsse else None
             )
-            # the WSDL names where requests go: the same TLS rule holds for that address
-            for service in client.wsdl.services.values():
-                for port in service.ports.values():
-                    try:
-                        _require_tls(port.binding_options.get("address", ""), "WSDL service address")
-                    except ValueError as exc:
-                        raise DeliveryError(f"{name}: {exc}", retryable=False) from None
-            _CLIENTS[key] = client
         return _CLIENTS[key]

@@ -1,70 +1,197 @@
-"""`soap` connector: a department system with a SOAP web service (e.g. 公安户籍), through zeep.
+"""`soap` connector: a department system with a SOAP web service, through zeep, by configuration.
 
-The WSDL is loaded and parsed once per connection configuration and reused; connect and
-operation timeouts; WS-Security UsernameToken with password digest; XML parsing forbids DTDs,
-entities and external references; SOAP faults become delivery errors (a Server fault may pass,
-a Client fault will not). How a part becomes the operation's message is configuration:
+The WSDL (an https URL, or a file in the hub home) is parsed once per configuration; requests go
+to `endpoint` when set (the WSDL's soap:address replaced), else to the WSDL's address; https
+everywhere except loopback. Each verb names an operation and its request, a template over the
+part (hub/mapping.py), and reads the answer with JMESPath over the answer as plain data (zeep's
+objects serialised: a boolean stays a boolean and maps through `status_map` as `true`):
 
-    operations: {submit: SubmitPart, status: QueryStatus, verify: VerifyHousehold}
-    message:                       # operation element <- a path in the part, or =literal
-      partId: part_id
-      itemCode: item_code
-      applicantName: applicant_name
-      applicantId: applicant_id
-      detail: form.household_address
-    result: {id: caseId, status: status, reason: reason}
-    status_map: {received: received, accepted: in_review, approved: approved, rejected: denied}
-"""
+    submit: {operation: SubmitCase, message: {ref: "{{ part.part_id }}"}, remote_id: caseRef}
+    status: {operation: GetCase, message: {caseRef: "{{ remote_id }}"}, status: state, reason: remark}
+    verify: {operation: checkVat, message: {vatNumber: "{{ subject.id_number }}"}, ok: "valid"}
+    check:  {operation: checkVat, message: {vatNumber: "000000000"}}   # proves the credentials
+    status_map: {"true": approved, "false": denied, OPEN: in_review}
+
+A stateless system (no `status`) decides at submit: `submit.decision` reads the decision from
+the answer and the hub applies it with the delivery (Receipt.update); `poll` has nothing to do.
+SOAP faults are delivery errors (a Server fault may pass, a Client fault will not); hostile XML
+(DTDs, entities) and imports from anywhere but the WSDL's own folder or server are refused."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import requests
+from lxml import etree
 from zeep import Client
 from zeep import exceptions as zx
+from zeep.helpers import serialize_object
+from zeep.proxy import ServiceProxy
+from zeep.xsd.types.builtins import Base64Binary
 
-from hub.connectors import CheckResult, Connector, DeliveryError, PartMessage, Receipt, Update, Verification
-from plugins.soap.client import AnswerTooLarge, _client
-from plugins.soap.spec import SoapSpec
+from hub import mapping
+from hub.connectors import (
+    CheckResult,
+    Connector,
+    DeliveryError,
+    PartMessage,
+    PollFailure,
+    Preview,
+    Receipt,
+    Unsupported,
+    Update,
+    Verification,
+)
+from plugins.soap.client import AnswerTooLarge, AnswerTooSlow, ImportRefused, shared_client
+from plugins.soap.spec import Call, SoapSpec, _require_tls, is_url
 
-HUB_STATUSES = {"received", "in_review", "approved", "denied", "supplement_requested"}
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 
 
-def _lookup(data: dict[str, Any], path: str) -> Any:
-    if path.startswith("="):
-        return path[1:]
-    value: Any = data
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
+def _plain(value: Any) -> Any:
+    """An answer as JSON-like data for JMESPath and for `Verification.detail`: numbers stay
+    numbers, booleans booleans; dates as ISO text, binary as base64."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _typed(value: Any, xsd_type: Any) -> Any:
+    """A rendered message made to fit the operation's input types where a template cannot say
+    it: xsd:base64Binary takes bytes in zeep, and templates carry base64 text
+    (`materials[*].content`), so such leaves are decoded here (zeep encodes them again)."""
+    if isinstance(xsd_type, Base64Binary) and isinstance(value, str):
+        return base64.b64decode(value, validate=True)
+    if isinstance(value, dict) and hasattr(xsd_type, "elements"):
+        children = dict(xsd_type.elements)
+        out = {}
+        for key, item in value.items():
+            element = children.get(key)
+            child_type = getattr(element, "type", None)
+            out[key] = [_typed(v, child_type) for v in item] if isinstance(item, list) else _typed(item, child_type)
+        return out
     return value
 
 
 class SoapConnector(Connector):
     type = "soap"
     Spec = SoapSpec
-    description = "SOAP 1.1/1.2 via zeep: WSDL parsed once, WS-Security digest, hardened XML, faults mapped"
+    description = "SOAP 1.1/1.2 via zeep: WSDL file or URL, endpoint override, per-verb templates, WS-Security"
 
     def __init__(self, name: str, spec: SoapSpec):
         super().__init__(name, spec)
         self.spec: SoapSpec = spec
         self._zeep: Client | None = None
+        self._service: ServiceProxy | None = None
+
+    # ------------------------------------------------------------------ the WSDL and the service
+
+    def _home(self) -> Path:
+        """The hub home, for a relative `wsdl` path. The hub gives connectors no home of their
+        own; the material access it sets carries the hub's settings, else $HUB_HOME, else the
+        working directory (where `hub` runs when neither --home nor HUB_HOME is given)."""
+        settings = getattr(self.materials, "settings", None)
+        home = getattr(self, "home", None) or getattr(settings, "home", None) or os.environ.get("HUB_HOME") or "."
+        return Path(home)
+
+    def wsdl_location(self) -> str:
+        wsdl = self.spec.wsdl
+        if is_url(wsdl):
+            return wsdl
+        path = Path(wsdl)
+        path = (path if path.is_absolute() else self._home() / path).resolve()
+        if not path.is_file():
+            raise DeliveryError(f"{self.where('wsdl')}: WSDL 文件不存在 (no such file): {path}", retryable=False)
+        return str(path)
 
     @property
     def client(self) -> Client:
         if self._zeep is None:
             try:
-                self._zeep = _client(self.name, self.spec)
+                self._zeep = shared_client(self.name, self.spec, self.wsdl_location())
             except DeliveryError:
                 raise
             except Exception as exc:
-                raise self._error(exc) from None
+                raise self._error(exc, where=self.where("wsdl")) from None
         return self._zeep
 
-    def _error(self, exc: Exception) -> DeliveryError:
-        n = self.name
+    @property
+    def service(self) -> ServiceProxy:
+        """The operations, bound to `endpoint` or to the WSDL's address for the chosen binding."""
+        if self._service is None:
+            client = self.client
+            bindings = {name: b for name, b in client.wsdl.bindings.items() if hasattr(b, "_operations")}
+            wanted = self.spec.binding
+            if wanted is not None and wanted not in bindings:
+                raise DeliveryError(
+                    f"{self.where('binding')}: WSDL 中没有绑定 {wanted} (no such binding; "
+                    f"the WSDL has: {', '.join(sorted(bindings))})",
+                    retryable=False,
+                )
+            if self.spec.endpoint:
+                if wanted is None:
+                    if len(bindings) != 1:
+                        raise DeliveryError(
+                            f"{self.where('endpoint')}: WSDL 有多个绑定，请用 binding 指定 (several bindings: "
+                            f"name one in config.binding: {', '.join(sorted(bindings))})",
+                            retryable=False,
+                        )
+                    wanted = next(iter(bindings))
+                self._service = client.create_service(wanted, self.spec.endpoint)
+            else:
+                self._service = self._wsdl_port(client, wanted)
+        return self._service
+
+    def _wsdl_port(self, client: Client, binding: str | None) -> ServiceProxy:
+        for service in client.wsdl.services.values():
+            for port in service.ports.values():
+                if binding is None or port.binding.name.text == binding:
+                    address = port.binding_options.get("address", "")
+                    try:  # the WSDL names where requests go: the same TLS rule holds for it
+                        _require_tls(address, "WSDL service address")
+                    except ValueError as exc:
+                        raise DeliveryError(
+                            f"{self.where('wsdl')}: {exc} — 可用 endpoint 指定地址 (or set config.endpoint)",
+                            retryable=False,
+                        ) from None
+                    return client.bind(service.name, port.name)
+        raise DeliveryError(
+            f"{self.where('binding')}: WSDL 中没有服务端口 (no service port{' for ' + binding if binding else ''}; "
+            "set config.endpoint)",
+            retryable=False,
+        )
+
+    def _operations(self) -> dict[str, Any]:
+        return self.service._binding._operations
+
+    @property
+    def address(self) -> str:
+        return self.service._binding_options["address"]
+
+    # ------------------------------------------------------------------ calls
+
+    def _error(self, exc: Exception, where: str | None = None) -> DeliveryError:
+        n = where or self.name
+        if isinstance(exc, ImportRefused):
+            return DeliveryError(f"{n}: 拒绝读取WSDL导入 (import refused): {exc}", retryable=False)
         if isinstance(exc, AnswerTooLarge):
             return DeliveryError(f"{n}: 应答过大 {exc}", retryable=False)
+        if isinstance(exc, AnswerTooSlow):
+            return DeliveryError(f"{n}: 应答过慢 {exc}", retryable=True)
         if isinstance(exc, zx.SignatureVerificationFailed):
             return DeliveryError(f"{n}: 应答签名验证失败 (response signature invalid)", retryable=False)
         if isinstance(exc, zx.Fault):
@@ -85,61 +212,188 @@ class SoapConnector(Connector):
             return DeliveryError(f"{n}: 超时 timeout", retryable=True)
         if isinstance(exc, requests.RequestException):
             return DeliveryError(f"{n}: 连接失败 connection failed ({type(exc).__name__})", retryable=True)
+        if isinstance(exc, OSError):  # a local WSDL or schema that cannot be read
+            return DeliveryError(f"{n}: 无法读取 (cannot read): {exc.strerror or type(exc).__name__}", retryable=False)
         return DeliveryError(f"{n}: {type(exc).__name__}", retryable=True)
 
-    def _call(self, operation: str | None, **kwargs: Any) -> Any:
-        if not operation:
-            raise DeliveryError(f"{self.name}: operation not configured", retryable=False)
+    def _message(self, call: Call, context: dict[str, Any], verb: str) -> tuple[Any, dict[str, Any]]:
+        """The operation and its rendered, typed request."""
         try:
-            return getattr(self.client.service, operation)(**kwargs)
+            operation = self._operations().get(call.operation)
         except DeliveryError:
             raise
         except Exception as exc:
             raise self._error(exc) from None
+        if operation is None:
+            raise DeliveryError(
+                f"{self.where(verb, 'operation')}: WSDL 中没有操作 {call.operation} (no such operation; "
+                f"the binding has: {', '.join(sorted(self._operations()))})",
+                retryable=False,
+            )
+        where = self.where(verb, "message")
+        message = mapping.render(call.message, context, where)
+        if not isinstance(message, dict):
+            raise mapping.MappingError(f"{where}: 消息须为键值结构 (the message must be a mapping of elements)")
+        body = getattr(operation.input, "body", None)
+        try:
+            message = _typed(message, getattr(body, "type", None))
+        except (binascii.Error, ValueError) as exc:
+            raise mapping.MappingError(f"{where}: base64Binary 元素的值不是 base64 (not base64): {exc}") from None
+        return operation, message
+
+    def _call(self, call: Call, context: dict[str, Any], verb: str) -> dict[str, Any]:
+        """Call `call.operation` with its message rendered from `context`; the answer as plain
+        data, always an object keyed by the answer element's children."""
+        operation, message = self._message(call, context, verb)
+        try:
+            answer = self.service[call.operation](**message)
+        except (TypeError, zx.ValidationError) as exc:  # the message does not fit the WSDL's input
+            raise mapping.MappingError(
+                f"{self.where(verb, 'message')}: 消息与WSDL不符 (the message does not fit {call.operation}): {exc}"
+            ) from None
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, where=f"{self.name} {call.operation}") from None
+        data = _plain(serialize_object(answer, dict))
+        if not isinstance(data, dict):
+            # zeep unwraps an answer element with a single child to that child's value
+            children = getattr(getattr(getattr(operation.output, "body", None), "type", None), "elements", [])
+            data = {children[0][0]: data} if len(children) == 1 else {"value": data}
+        return data
+
+    # ------------------------------------------------------------------ verbs
 
     def check(self) -> CheckResult:
         try:
-            ops = sorted(self.client.wsdl.bindings[next(iter(self.client.wsdl.bindings))]._operations)
+            ops = sorted(self._operations())
+            address = self.address
         except DeliveryError as exc:
             return CheckResult(ok=False, message=str(exc))
-        missing = [op for op in self.spec.operations.model_dump().values() if op and op not in ops]
+        except Exception as exc:
+            return CheckResult(ok=False, message=str(self._error(exc)))
+        missing = [
+            f"{verb}.operation {call.operation} ({self.where(verb, 'operation')})"
+            for verb, call in (
+                ("check", self.spec.check),
+                ("submit", self.spec.submit),
+                ("status", self.spec.status),
+                ("verify", self.spec.verify),
+            )
+            if call is not None and call.operation not in ops
+        ]
         if missing:
-            return CheckResult(ok=False, message=f"WSDL lacks operations: {', '.join(missing)}")
-        return CheckResult(ok=True, message=f"WSDL OK ({len(ops)} operations)")
+            return CheckResult(ok=False, message=f"WSDL 缺少操作 (WSDL lacks operations): {'; '.join(missing)}")
+        found = f"WSDL OK ({len(ops)} operations), endpoint {address}"
+        probe = self.spec.check
+        if probe is None:
+            return CheckResult(
+                ok=True,
+                message=f"{found}; 未配置探测操作，凭据未验证 (no check probe configured: credentials not proven)",
+            )
+        try:
+            answer = self._call(probe, {}, "check")
+            if probe.ok is not None and mapping.search(probe.ok, answer, self.where("check", "ok")) is not True:
+                return CheckResult(
+                    ok=False, message=f"{self.where('check', 'ok')}: 探测应答不满足 {probe.ok!r} (probe answer not ok)"
+                )
+        except DeliveryError as exc:
+            return CheckResult(ok=False, message=f"探测 {probe.operation} 失败 (probe failed): {exc}")
+        return CheckResult(ok=True, message=f"{found}; probe {probe.operation} OK (credentials accepted)")
+
+    def _submit_call(self) -> Call:
+        if self.spec.submit is None:
+            raise DeliveryError(
+                f"{self.where('submit')}: 未配置 submit (no submit operation configured)", retryable=False
+            )
+        return self.spec.submit
 
     def submit(self, part: PartMessage) -> Receipt:
-        data = part.model_dump(mode="json")
-        message = {element: _lookup(data, path) for element, path in self.spec.message.items()}
-        answer = self._call(self.spec.operations.submit, **message)
-        remote_id = getattr(answer, self.spec.result.id, None)
-        if not remote_id:
-            raise DeliveryError(f"{self.name}: 回执缺少 {self.spec.result.id} (no case id)", retryable=False)
-        return Receipt(part_id=part.part_id, remote_id=str(remote_id))
+        call = self._submit_call()
+        assert self.spec.submit is not None
+        context = mapping.part_context(part, self.spec.materials, self.materials)
+        answer = self._call(call, context, "submit")
+        remote_id = part.part_id
+        if self.spec.submit.remote_id:
+            remote_id = mapping.search(
+                self.spec.submit.remote_id, answer, self.where("submit", "remote_id"), required=True
+            )
+        update = None
+        decision = self.spec.submit.decision
+        if decision is not None:
+            raw = mapping.search(decision.status, answer, self.where("submit", "decision", "status"))
+            status = mapping.status(raw, self.spec.status_map, self.where("submit", "decision", "status"))
+            reason = (
+                mapping.search(decision.reason, answer, self.where("submit", "decision", "reason"))
+                if decision.reason
+                else None
+            )
+            update = Update(
+                part_id=part.part_id,
+                remote_id=str(remote_id),
+                status=status,  # type: ignore[arg-type]  # checked by mapping.status
+                reason=None if reason is None else str(reason),
+            )
+        return Receipt(part_id=part.part_id, remote_id=str(remote_id), update=update)
 
-    def poll(self, receipts: list[Receipt]) -> list[Update]:
-        updates = []
+    def preview(self, part: PartMessage) -> list[Preview]:
+        call = self._submit_call()
+        context = mapping.part_context(part, self.spec.materials, self.materials)
+        operation, message = self._message(call, context, "submit")
+        try:
+            envelope = self.client.create_message(self.service, call.operation, **message)
+        except (TypeError, zx.ValidationError) as exc:
+            raise mapping.MappingError(
+                f"{self.where('submit', 'message')}: 消息与WSDL不符 (the message does not fit {call.operation}): {exc}"
+            ) from None
+        for security in envelope.iter(f"{{{WSSE}}}Security"):  # the token, a digest or a signature: not shown
+            security.clear()
+            security.text = "***"
+        action = operation.soapaction or ""
+        return [
+            Preview(
+                summary=f"SOAP {call.operation} at {self.address}",
+                headers={"SOAPAction": f'"{action}"'},
+                body=etree.tostring(envelope, encoding="unicode", pretty_print=True),
+            )
+        ]
+
+    def poll(self, receipts: list[Receipt]) -> list[Update | PollFailure]:
+        call = self.spec.status
+        if call is None:  # a stateless system: decisions came with the submissions
+            return []
+        out: list[Update | PollFailure] = []
         for r in receipts:
-            answer = self._call(self.spec.operations.status, **{self.spec.result.id: r.remote_id})
-            raw = str(getattr(answer, self.spec.result.status, ""))
-            status = self.spec.status_map.get(raw, raw)
-            if status not in HUB_STATUSES:
-                raise DeliveryError(
-                    f"{self.name}: 未知状态 unknown status {raw!r} (add it to status_map)", retryable=False
-                )
-            updates.append(
+            try:
+                answer = self._call(call, {"remote_id": r.remote_id, "part_id": r.part_id}, "status")
+                raw = mapping.search(call.status, answer, self.where("status", "status"))
+                status = mapping.status(raw, self.spec.status_map, self.where("status", "status"))
+                reason = mapping.search(call.reason, answer, self.where("status", "reason")) if call.reason else None
+            except DeliveryError as exc:
+                if exc.retryable:  # the system is unreachable: the whole poll is tried again later
+                    raise
+                out.append(PollFailure(part_id=r.part_id, remote_id=r.remote_id, message=str(exc)))
+                continue
+            out.append(
                 Update(
                     part_id=r.part_id,
                     remote_id=r.remote_id,
-                    status=status,
-                    reason=getattr(answer, self.spec.result.reason, None),
+                    status=status,  # type: ignore[arg-type]
+                    reason=None if reason is None else str(reason),
                 )
             )
-        return updates
+        return out
 
     def verify(self, kind: str, subject: dict[str, Any]) -> Verification:
-        message = {element: _lookup(subject, key) for element, key in self.spec.verify_message.items()}
-        answer = self._call(self.spec.operations.verify, **message)
-        fields = {k: answer[k] for k in answer} if answer is not None else {}
-        return Verification(
-            kind=kind, ok=bool(fields.get("match")), detail={k: v for k, v in fields.items() if k != "match"}
-        )
+        call = self.spec.verify
+        if call is None:
+            raise Unsupported(f"{self.name}: 未配置 verify (no verify operation configured)")
+        answer = self._call(call, {"kind": kind, "subject": subject}, "verify")
+        ok = mapping.search(call.ok, answer, self.where("verify", "ok")) is True
+        if call.detail is None:
+            detail = answer
+        else:
+            detail = {
+                k: mapping.search(expr, answer, self.where("verify", "detail", k)) for k, expr in call.detail.items()
+            }
+        return Verification(kind=kind, ok=ok, detail=detail)
