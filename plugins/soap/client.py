@@ -154,9 +154,15 @@ def shared_client(name: str, spec: SoapSpec, location: str) -> Client:
                 operation_timeout=spec.timeout_seconds,
             )
             transport.logger = _SILENT
-            # forbid_external off: _ConfinedTransport decides which imports are read
+            # forbid_external off: _ConfinedTransport decides which imports are read; force_https off:
+            # it would rewrite a file:// import to https:/// (and a loopback http one to https)
             settings = Settings(
-                strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=False
+                strict=True,
+                xml_huge_tree=False,
+                forbid_dtd=True,
+                forbid_entities=True,
+                forbid_external=False,
+                force_https=False,
             )
             wsse: list[Any] = []
             if spec.wsse:

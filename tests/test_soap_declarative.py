@@ -1,0 +1,377 @@
+"""A SOAP department connected by configuration only: the VIES-shaped test department
+(tests/support/soap_vat_department.py) over loopback, its WSDL a file in the hub home whose
+public https soap:address is replaced by `endpoint`; per-verb templates, typed answers (a boolean
+through the status map), a verify rule, a stateless decision at submit, check proving the
+WS-Security credentials, materials inline and as pull links (sha256 checked by the department),
+imports refused outside the WSDL's folder or server, and mapping errors with FILE:LINE."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hub.connection_config import load_connections
+from hub.connectors import DeliveryError, MaterialRef, PartMessage, PollFailure, Update
+from hub.errors import ConfigInvalid
+from hub.plugins import PluginHost
+from tests.support.soap_vat_department import DATA, PATH, PUBLIC_ADDRESS, VatDepartment
+
+TYPES = PluginHost.configured(None).connector_types
+PASSWORD = "vat-wsse-pw"
+RESIDENT = "330329195003150214"
+BINDING = "{urn:ec.europa.eu:taxud:vies:services:checkVat}checkVatBinding"
+
+
+@pytest.fixture
+def vat():
+    d = VatDepartment(password=PASSWORD, registry={("CN", RESIDENT): ("林阿婆", "浙江省温州市泰顺县罗阳镇")}).start()
+    yield d
+    d.stop()
+
+
+def wsdl_folder(home: Path) -> Path:
+    folder = home / "wsdl"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("vies_vat.wsdl", "vies_vat_types.xsd"):
+        shutil.copy(DATA / name, folder / name)
+    return folder
+
+
+def config(dept: VatDepartment, **changes: Any) -> dict[str, Any]:
+    """The connection as docs/connect/soap.md writes it (stateful: getCase polled)."""
+    conf: dict[str, Any] = {
+        "wsdl": "wsdl/vies_vat.wsdl",  # relative to the hub home
+        "endpoint": dept.endpoint,
+        "binding": BINDING,
+        "wsse": {"username": "tongban", "password": "${VAT_WSSE_PASSWORD}"},
+        "timeout_seconds": 10,
+        "materials": {"mode": "inline"},
+        "check": {"operation": "checkVat", "message": {"countryCode": "DE", "vatNumber": "000000000"}},
+        "submit": {
+            "operation": "submitCase",
+            "message": {
+                "reference": "{{ part.part_id }}",
+                "countryCode": "CN",
+                "vatNumber": "{{ part.applicant_id }}",
+                "applicantName": "{{ part.applicant_name }}",
+                "attachment": "{{ materials[*].{fileName: filename, mediaType: media_type, sha256: sha256, "
+                "content: content} }}",
+            },
+            "remote_id": "caseRef",
+        },
+        "status": {
+            "operation": "getCase",
+            "message": {"caseRef": "{{ remote_id }}"},
+            "status": "state",
+            "reason": "remark",
+        },
+        "verify": {
+            "operation": "checkVat",
+            "message": {"countryCode": "{{ subject.country || 'CN' }}", "vatNumber": "{{ subject.id_number }}"},
+            "ok": "valid == `true`",
+            "detail": {"name": "name", "address": "address"},
+        },
+        "status_map": {"OPEN": "in_review", "DONE": "approved", "REJ": "denied", "BZ": "supplement_requested"},
+    }
+    for key, value in changes.items():
+        if value is None:
+            conf.pop(key, None)
+        else:
+            conf[key] = value
+    return conf
+
+
+def connect(home: Path, conf: dict[str, Any], monkeypatch, name: str = "vat-soap"):
+    monkeypatch.setenv("VAT_WSSE_PASSWORD", PASSWORD)
+    monkeypatch.setenv("HUB_HOME", str(home))  # a connector made outside a hub finds its home here
+    wsdl_folder(home)
+    folder = home / "connections"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({"type": "soap", "config": conf}, allow_unicode=True, sort_keys=False)
+    (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    conns, problems = load_connections(folder, TYPES)
+    assert problems == []
+    return conns[name].make(TYPES)
+
+
+def line_of(home: Path, name: str, needle: str, after: str = "") -> int:
+    """The line of the first `needle` (after the first `after`) in a connection file."""
+    lines = (home / "connections" / f"{name}.yaml").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if after in line)
+    return next(i for i, line in enumerate(lines[start:], start + 1) if needle in line)
+
+
+class Store:
+    """Material bytes as the hub hands them to a connector (MaterialAccess), kept in memory."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.by_sha = {hashlib.sha256(b).hexdigest(): b for b in files.values()}
+        self.refs = [
+            MaterialRef(
+                name=name,
+                filename=f"{i}.pdf",
+                sha256=hashlib.sha256(b).hexdigest(),
+                media_type="application/pdf",
+                size=len(b),
+            )
+            for i, (name, b) in enumerate(files.items())
+        ]
+
+    def read(self, ref: MaterialRef) -> bytes:
+        return self.by_sha[ref.sha256]
+
+
+def part(i: int = 1, applicant_id: str = RESIDENT, materials: list[MaterialRef] | None = None) -> PartMessage:
+    return PartMessage(
+        part_id=f"part-{i}",
+        application_number=f"330329-20261204-{i:05d}",
+        item_code="QR00117001",
+        item_title="户口登记（出生登记）",
+        department="ts-sw",
+        channel="bank",
+        desk="bank-xiahong",
+        collecting_division="330329",
+        deciding_division="330329",
+        applicant_type="person",
+        applicant_name="林阿婆",
+        applicant_id=applicant_id,
+        form={},
+        materials=materials or [],
+    )
+
+
+# ---------------------------------------------------------------- check
+
+
+def test_check_proves_the_credentials_through_the_endpoint_override(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat), monkeypatch)
+    result = c.check()
+    assert result.ok and "probe checkVat OK (credentials accepted)" in result.message
+    # requests went to the loopback endpoint, not to the WSDL's public https address
+    assert c.address == vat.endpoint and PUBLIC_ADDRESS not in result.message
+    assert vat.calls == [(PATH, "checkVat")]
+
+
+def test_check_fails_with_a_wrong_password(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat), monkeypatch)
+    vat.password = "rotated-by-the-department"
+    result = c.check()
+    assert not result.ok
+    assert "probe failed" in result.message and "WS-Security authentication failed" in result.message
+    assert PASSWORD not in result.message and vat.calls == []
+
+
+def test_check_without_a_probe_says_credentials_are_not_proven(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat, check=None), monkeypatch)
+    vat.password = "anything"
+    result = c.check()
+    assert result.ok and "credentials not proven" in result.message and vat.calls == []
+
+
+def test_check_names_a_verb_whose_operation_the_wsdl_lacks(tmp_path, vat, monkeypatch):
+    conf = config(vat)
+    conf["status"]["operation"] = "GetCaseStatus"
+    c = connect(tmp_path, conf, monkeypatch)
+    result = c.check()
+    line = line_of(tmp_path, "vat-soap", "operation: GetCaseStatus")
+    assert not result.ok and f"status.operation GetCaseStatus (connections/vat-soap.yaml:{line}" in result.message
+
+
+def test_the_wsdls_own_address_must_be_https_off_loopback(tmp_path, vat, monkeypatch):
+    with pytest.raises(ConfigInvalid, match="https required"):
+        connect(tmp_path, config(vat, endpoint="http://10.1.2.3/vat"), monkeypatch)
+    # no override: the WSDL's public https address is used (and not contacted by a check without a probe)
+    c = connect(tmp_path, config(vat, endpoint=None, check=None), monkeypatch, name="vat-public")
+    result = c.check()
+    assert result.ok and PUBLIC_ADDRESS in result.message and vat.calls == []
+
+
+# ---------------------------------------------------------------- submit, status, verify
+
+
+def test_submit_sends_inline_materials_whose_sha256_the_department_checks(tmp_path, vat, monkeypatch):
+    scans = {"营业执照": b"%PDF-1.4 licence " + bytes(range(256)) * 40, "身份证": b"%PDF-1.4 id \x00\xff"}
+    store = Store(scans)
+    c = connect(tmp_path, config(vat), monkeypatch)
+    c.materials = store
+    receipt = c.submit(part(1, materials=store.refs))
+    assert receipt.remote_id == "VAT-00001" and receipt.update is None  # stateful: decided later
+    assert c.submit(part(1, materials=store.refs)).remote_id == "VAT-00001"  # idempotent on the reference
+    assert vat.received == {"part-1": 2} and vat.submissions == {"part-1": 1}
+    case = vat.cases["VAT-00001"]
+    assert (case.country, case.vat_number, case.applicant) == ("CN", RESIDENT, "林阿婆")
+    assert [(a.how, a.content, a.sha256) for a in case.attachments] == [
+        ("inline", data, ref.sha256) for data, ref in zip(scans.values(), store.refs, strict=True)
+    ]
+    assert all(a.claimed_sha256 == a.sha256 for a in case.attachments)
+
+
+def test_a_material_over_max_inline_bytes_is_a_clear_error(tmp_path, vat, monkeypatch):
+    store = Store({"扫描件": b"x" * 2048})
+    c = connect(tmp_path, config(vat, materials={"mode": "inline", "max_inline_bytes": 1024}), monkeypatch)
+    c.materials = store
+    with pytest.raises(DeliveryError, match="max_inline_bytes 1024") as exc:
+        c.submit(part(2, materials=store.refs))
+    assert not exc.value.retryable and vat.calls == []
+
+
+def test_status_is_polled_and_mapped_and_an_unmapped_one_names_the_value(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat), monkeypatch)
+    first, second = c.submit(part(1)), c.submit(part(2))
+    vat.decide(first.remote_id, "REJ", "税号与名称不符")
+    vat.decide(second.remote_id, "WEIRD")
+    done, odd = c.poll([first, second])
+    assert isinstance(done, Update) and (done.status, done.reason) == ("denied", "税号与名称不符")
+    assert isinstance(odd, PollFailure) and odd.part_id == "part-2"
+    line = line_of(tmp_path, "vat-soap", "status: state")
+    assert f"connections/vat-soap.yaml:{line} (config.status.status)" in odd.message
+    assert 'unmapped status "WEIRD"' in odd.message
+
+
+def test_a_stateless_service_decides_at_submit_and_has_nothing_to_poll(tmp_path, vat, monkeypatch):
+    conf = config(vat, status=None, status_map={True: "approved", False: "denied"})
+    conf["submit"]["decision"] = {"status": "valid", "reason": "remark"}
+    c = connect(tmp_path, conf, monkeypatch)
+    good = c.submit(part(1))
+    bad = c.submit(part(2, applicant_id="330329199001010011"))
+    # the boolean <valid> maps through the status map as `true`/`false` (never the string "True")
+    assert good.update is not None and (good.update.status, good.update.reason) == ("approved", None)
+    assert bad.update is not None and (bad.update.status, bad.update.reason) == ("denied", "VAT number not registered")
+    assert good.update.remote_id == good.remote_id == "VAT-00001"
+    assert c.poll([good, bad]) == []  # no status operation: nothing to poll, not a failure
+    assert [op for _, op in vat.calls] == ["submitCase", "submitCase"]
+
+
+def test_verify_reads_a_typed_boolean_through_the_configured_rule(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat), monkeypatch)
+    yes = c.verify("business_licence", {"id_number": RESIDENT})
+    no = c.verify("business_licence", {"id_number": "330329199001010011"})
+    assert yes.ok and yes.detail == {"name": "林阿婆", "address": "浙江省温州市泰顺县罗阳镇"}
+    assert not no.ok and no.detail == {"name": "---", "address": "---"}  # `false` is not truthy text
+
+
+def test_a_department_that_is_down_is_a_retryable_error(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat), monkeypatch)
+    vat.down = True
+    with pytest.raises(DeliveryError, match="HTTP 503") as exc:
+        c.submit(part(1))
+    assert exc.value.retryable
+
+
+# ---------------------------------------------------------------- mapping errors name FILE:LINE
+
+
+def test_a_selector_that_finds_nothing_names_the_file_line_and_expression(tmp_path, vat, monkeypatch):
+    conf = config(vat)
+    conf["submit"]["remote_id"] = "caseNumber"
+    c = connect(tmp_path, conf, monkeypatch)
+    with pytest.raises(DeliveryError) as exc:
+        c.submit(part(1))
+    line = line_of(tmp_path, "vat-soap", "remote_id: caseNumber")
+    assert f"connections/vat-soap.yaml:{line} (config.submit.remote_id)" in str(exc.value)
+    assert "'caseNumber'" in str(exc.value) and not exc.value.retryable
+
+
+def test_a_message_element_the_wsdl_lacks_names_the_message(tmp_path, vat, monkeypatch):
+    conf = config(vat)
+    conf["submit"]["message"]["caseType"] = "VAT"
+    c = connect(tmp_path, conf, monkeypatch)
+    with pytest.raises(DeliveryError) as exc:
+        c.submit(part(1))
+    line = line_of(tmp_path, "vat-soap", "message:", after="submit:")
+    assert f"connections/vat-soap.yaml:{line} (config.submit.message)" in str(exc.value)
+    assert "caseType" in str(exc.value) and vat.calls == []
+
+
+def test_a_bad_expression_is_a_config_error_with_its_line(tmp_path, vat, monkeypatch):
+    conf = config(vat)
+    conf["verify"]["ok"] = "valid == "
+    with pytest.raises(ConfigInvalid) as exc:
+        connect(tmp_path, conf, monkeypatch)
+    line = line_of(tmp_path, "vat-soap", "ok: 'valid == '")
+    assert f"connections/vat-soap.yaml:{line}" in str(exc.value) and "verify.ok" in str(exc.value)
+
+
+def test_a_mode_the_soap_transport_cannot_carry_is_refused_at_load(tmp_path, vat, monkeypatch):
+    with pytest.raises(ConfigInvalid, match="inline as base64 or as pull links"):
+        connect(tmp_path, config(vat, materials={"mode": "multipart"}), monkeypatch)
+
+
+# ---------------------------------------------------------------- imports
+
+
+def _import(home: Path, location: str) -> None:
+    """The test WSDL in the hub home, its types imported from `location` instead."""
+    folder = wsdl_folder(home)
+    text = (folder / "vies_vat.wsdl").read_text(encoding="utf-8")
+    (folder / "vies_vat.wsdl").write_text(
+        text.replace('schemaLocation="vies_vat_types.xsd"', f'schemaLocation="{location}"'), encoding="utf-8"
+    )
+
+
+@pytest.mark.parametrize("where", ["file-url", "parent-folder"])
+def test_a_local_wsdl_importing_from_outside_its_folder_is_refused(tmp_path, vat, monkeypatch, where):
+    c = connect(tmp_path, config(vat), monkeypatch)
+    # the imported schema exists and is valid: were it read, the check would pass
+    shutil.copy(DATA / "vies_vat_types.xsd", tmp_path / "elsewhere.xsd")
+    location = (tmp_path / "elsewhere.xsd").as_uri() if where == "file-url" else "../elsewhere.xsd"
+    _import(tmp_path, location)
+    result = c.check()
+    shown = location if where == "file-url" else str(tmp_path / "elsewhere.xsd")
+    assert not result.ok and "import refused" in result.message and shown in result.message
+    line = line_of(tmp_path, "vat-soap", "wsdl:")
+    assert f"connections/vat-soap.yaml:{line} (config.wsdl)" in result.message
+    with pytest.raises(DeliveryError, match="import refused") as exc:
+        c.submit(part(1))
+    assert not exc.value.retryable and vat.calls == []
+
+
+def test_a_wsdl_from_a_url_imports_only_from_its_own_server(tmp_path, vat, monkeypatch):
+    wsdl = (DATA / "vies_vat.wsdl").read_bytes()
+    vat.documents = {"vies_vat.wsdl": wsdl, "vies_vat_types.xsd": (DATA / "vies_vat_types.xsd").read_bytes()}
+    c = connect(tmp_path, config(vat, wsdl=f"{vat.base}/docs/vies_vat.wsdl"), monkeypatch, name="vat-url")
+    assert c.check().ok  # the relative import, from the same server, is read
+    # the same schema from another origin (localhost is another host name for the same socket)
+    other = vat.base.replace("127.0.0.1", "localhost") + "/docs/vies_vat_types.xsd"
+    vat.documents["moved.wsdl"] = wsdl.replace(
+        b'schemaLocation="vies_vat_types.xsd"', f'schemaLocation="{other}"'.encode()
+    )
+    fetched = len(vat.fetched)
+    c2 = connect(tmp_path, config(vat, wsdl=f"{vat.base}/docs/moved.wsdl"), monkeypatch, name="vat-moved")
+    result = c2.check()
+    assert not result.ok and "import refused" in result.message and other in result.message
+    assert vat.fetched[fetched:] == ["/docs/moved.wsdl"]  # the schema was never asked for
+
+
+def test_a_wsdl_file_that_is_not_there_names_the_path(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat, wsdl="wsdl/missing.wsdl"), monkeypatch)
+    result = c.check()
+    assert (
+        not result.ok and "no such file" in result.message and str(tmp_path / "wsdl" / "missing.wsdl") in result.message
+    )
+
+
+def test_the_old_shape_is_refused_with_a_pointer_to_the_docs(tmp_path, vat, monkeypatch):
+    conf = config(vat)
+    conf["operations"] = {"submit": "submitCase"}
+    with pytest.raises(ConfigInvalid, match=r"docs/connect/soap\.md"):
+        connect(tmp_path, conf, monkeypatch)
+
+
+def test_preview_shows_the_envelope_without_the_token(tmp_path, vat, monkeypatch):
+    store = Store({"营业执照": b"%PDF-1.4 licence"})
+    c = connect(
+        tmp_path,
+        config(vat, wsse={"username": "tongban", "password": "${VAT_WSSE_PASSWORD}", "digest": False}),
+        monkeypatch,
+    )
+    c.materials = store
+    (preview,) = c.preview(part(1, materials=store.refs))
+    assert preview.summary == f"SOAP submitCase at {vat.endpoint}"
+    assert "<ns0:reference>part-1</ns0:reference>" in preview.body and PASSWORD not in preview.body
+    assert "***" in preview.body and vat.calls == []
