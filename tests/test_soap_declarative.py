@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,27 @@ def test_a_department_that_is_down_is_a_retryable_error(tmp_path, vat, monkeypat
     with pytest.raises(DeliveryError, match="HTTP 503") as exc:
         c.submit(part(1))
     assert exc.value.retryable
+
+
+def test_a_redirect_is_not_followed_and_not_a_success(tmp_path, vat, monkeypatch):
+    other = VatDepartment(password=PASSWORD, registry=vat.registry).start()
+    try:
+        c = connect(tmp_path, config(vat), monkeypatch)
+        vat.redirect_to = other.endpoint
+        with pytest.raises(DeliveryError, match="HTTP 302") as exc:
+            c.submit(part(1))
+        assert not exc.value.retryable and other.calls == [] and vat.cases == {}
+    finally:
+        other.stop()
+
+
+def test_an_answer_trickling_past_the_timeout_is_cut_off(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat, timeout_seconds=1), monkeypatch)
+    vat.trickle = 0.05  # each byte well within the read timeout; the whole answer would take ~30 s
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="timeout_seconds") as exc:
+        c.verify("business_licence", {"id_number": RESIDENT})
+    assert exc.value.retryable and time.monotonic() - started < 5
 
 
 # ---------------------------------------------------------------- mapping errors name FILE:LINE

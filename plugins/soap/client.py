@@ -105,6 +105,21 @@ class _ConfinedTransport(Transport):
         self._origin = _origin(location) if self._url else None
         self._folder = None if self._url else Path(location).resolve().parent
 
+    def post(self, address: str, message: Any, headers: dict[str, str]) -> requests.Response:
+        # no redirects: a SOAP answer counts only from the address configured (zeep's post would
+        # follow a 302 elsewhere, as a GET); the 3xx itself becomes an HTTP error
+        return self.session.post(
+            address, data=message, headers=headers, timeout=self.operation_timeout, allow_redirects=False
+        )
+
+    def _load_remote_data(self, url: str) -> bytes:
+        # no redirects either: a WSDL or schema redirected elsewhere would escape the origin rule
+        with self.session.get(url, timeout=self.load_timeout, allow_redirects=False) as response:
+            if response.is_redirect:
+                raise ImportRefused(f"{url} (redirected to {response.headers.get('location', '?')}: not followed)")
+            response.raise_for_status()
+            return response.content
+
     def load(self, url: str) -> bytes:
         url = str(url)
         if self._url:

@@ -77,6 +77,8 @@ class VatDepartment:
         self.username, self.password = username, password
         self.registry: dict[tuple[str, str], tuple[str, str]] = dict(registry or {})  # (cc, no) -> (name, addr)
         self.down = False
+        self.redirect_to: str | None = None  # answer every POST with a 302 there
+        self.trickle: float = 0.0  # seconds between the answer's bytes (a department stuck mid-answer)
         self.cases: dict[str, Case] = {}
         self.by_reference: dict[str, str] = {}
         self.received: Counter[str] = Counter()  # submitCase calls per reference, replays included
@@ -85,6 +87,7 @@ class VatDepartment:
         self.documents: dict[str, bytes] = {}  # GET /docs/NAME
         self.fetched: list[str] = []  # GET paths asked for
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
 
     @property
@@ -101,6 +104,7 @@ class VatDepartment:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -199,7 +203,16 @@ class VatDepartment:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not dept.trickle:
+                    return self.wfile.write(body)
+                for i in range(len(body)):
+                    if dept._stopping.wait(dept.trickle):
+                        return
+                    try:
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up: what the test wants
+                        return
 
             def _envelope(self) -> tuple[etree._Element, etree._Element]:
                 envelope = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"soap": SOAP})
@@ -226,6 +239,11 @@ class VatDepartment:
                 data = self.rfile.read(length)
                 if dept.down:
                     return self._send(503, b"unavailable", "text/plain")
+                if dept.redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", dept.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    return self.end_headers()
                 if self.path != PATH:
                     return self._send(404, b"no such service", "text/plain")
                 try:
