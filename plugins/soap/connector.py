@@ -255,6 +255,11 @@ class SoapConnector(Connector):
             raise
         except Exception as exc:
             raise self._error(exc, where=f"{self.name} {call.operation}") from None
+        return self._data(answer, operation)
+
+    @staticmethod
+    def _data(answer: Any, operation: Any) -> dict[str, Any]:
+        """zeep's answer object as plain data, always an object keyed by the answer element's children."""
         data = _plain(serialize_object(answer, dict))
         if not isinstance(data, dict):
             # zeep unwraps an answer element with a single child to that child's value
