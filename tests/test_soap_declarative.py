@@ -397,3 +397,30 @@ def test_preview_shows_the_envelope_without_the_token(tmp_path, vat, monkeypatch
     assert preview.summary == f"SOAP submitCase at {vat.endpoint}"
     assert "<ns0:reference>part-1</ns0:reference>" in preview.body and PASSWORD not in preview.body
     assert "***" in preview.body and vat.calls == []
+
+
+def test_hub_connectors_check_finds_a_relative_wsdl_in_the_home_given_by_home(tmp_path, vat, monkeypatch):
+    """`hub --home HOME connectors check` from elsewhere: the WSDL path is relative to HOME."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-m", "hub", "init", str(home)], check=True, capture_output=True)
+    connect(home, config(vat), monkeypatch, name="shuiwu-vat")
+    env = {k: v for k, v in os.environ.items() if k != "HUB_HOME"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    env["VAT_WSSE_PASSWORD"] = PASSWORD
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "hub", "--home", str(home), "connectors", "check", "shuiwu-vat"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "credentials" in result.stdout and vat.calls == [(PATH, "checkVat")]

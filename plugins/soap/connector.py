@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import os
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -70,6 +71,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _cli_home() -> Path | None:
+    """`--home` of the `hub` command running now, if any (typer keeps its own copy of click)."""
+    for module in ("typer._click.globals", "click.globals"):
+        try:
+            current = importlib.import_module(module).get_current_context
+        except (ImportError, AttributeError):
+            continue
+        ctx = current(silent=True)
+        if ctx is not None:
+            return getattr(ctx.find_root().obj, "home", None)
+    return None
+
+
 def _typed(value: Any, xsd_type: Any) -> Any:
     """A rendered message made to fit the operation's input types where a template cannot say
     it: xsd:base64Binary takes bytes in zeep, and templates carry base64 text
@@ -101,12 +115,14 @@ class SoapConnector(Connector):
     # ------------------------------------------------------------------ the WSDL and the service
 
     def _home(self) -> Path:
-        """The hub home, for a relative `wsdl` path. The hub gives connectors no home of their
-        own; the material access it sets carries the hub's settings, else $HUB_HOME, else the
-        working directory (where `hub` runs when neither --home nor HUB_HOME is given)."""
+        """The hub home, for a relative `wsdl` path. The core gives connectors no home of their
+        own (yet: a `home` attribute set by Connection.make is looked at first), so: the hub's
+        settings that the material access carries (dispatch, sync, verify, render), else the
+        `--home` of the running `hub` command (`hub connectors check`, `hub doctor`), else
+        $HUB_HOME, else the working directory — where `hub` itself looks for its home."""
         settings = getattr(self.materials, "settings", None)
-        home = getattr(self, "home", None) or getattr(settings, "home", None) or os.environ.get("HUB_HOME") or "."
-        return Path(home)
+        home = getattr(self, "home", None) or getattr(settings, "home", None)
+        return Path(home or _cli_home() or os.environ.get("HUB_HOME") or ".")
 
     def wsdl_location(self) -> str:
         wsdl = self.spec.wsdl
