@@ -73,7 +73,7 @@ def _digest(nonce_b64: str, created: str, password: str) -> str:
 
 
 class VatDepartment:
-    def __init__(self, *, username: str = "tongban", password: str = "", registry: dict | None = None):
+    def __init__(self, *, username: str = "tongban", password: str = "", registry: dict | None = None, port: int = 0):
         self.username, self.password = username, password
         self.registry: dict[tuple[str, str], tuple[str, str]] = dict(registry or {})  # (cc, no) -> (name, addr)
         self.down = False
@@ -88,7 +88,7 @@ class VatDepartment:
         self.fetched: list[str] = []  # GET paths asked for
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
 
     @property
     def base(self) -> str:
@@ -269,3 +269,27 @@ class VatDepartment:
                 self._send(200, etree.tostring(answer, xml_declaration=True, encoding="utf-8"))
 
         return Handler
+
+
+def main() -> None:
+    """Run the test department for a walk-through (docs/connect/soap.md): Ctrl-C stops it."""
+    import argparse
+    import os
+
+    ap = argparse.ArgumentParser(description="the VIES-shaped SOAP test department on 127.0.0.1")
+    ap.add_argument("--port", type=int, default=8710)
+    ap.add_argument("--username", default="tongban")
+    ap.add_argument("--registered", action="append", default=[], help="CC:NUMBER a registered VAT number")
+    args = ap.parse_args()
+    registry = {tuple(r.split(":", 1)): ("registered company", "registered address") for r in args.registered}
+    password = os.environ.get("VAT_WSSE_PASSWORD", "")
+    dept = VatDepartment(username=args.username, password=password, registry=registry, port=args.port)
+    print(f"endpoint: {dept.endpoint}  (WS-Security user {args.username}, password from $VAT_WSSE_PASSWORD)")
+    try:
+        dept._server.serve_forever()
+    except KeyboardInterrupt:
+        dept._server.server_close()
+
+
+if __name__ == "__main__":
+    main()
