@@ -285,6 +285,16 @@ def test_an_answer_trickling_past_the_timeout_is_cut_off(tmp_path, vat, monkeypa
     assert exc.value.retryable and time.monotonic() - started < 5
 
 
+def test_gzip_answers_are_read_and_counted_unpacked(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat, max_answer_bytes=2**20), monkeypatch)
+    vat.gzip = True
+    assert c.verify("business_licence", {"id_number": RESIDENT}).ok
+    vat.padding = 8 * 2**20  # 8 MiB unpacked, a few KiB on the wire
+    with pytest.raises(DeliveryError, match=r"answer larger than max_answer_bytes \(1048576\)") as exc:
+        c.verify("business_licence", {"id_number": RESIDENT})
+    assert not exc.value.retryable
+
+
 # ---------------------------------------------------------------- mapping errors name FILE:LINE
 
 
