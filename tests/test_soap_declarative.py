@@ -434,3 +434,25 @@ def test_hub_connectors_check_finds_a_relative_wsdl_in_the_home_given_by_home(tm
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "credentials" in result.stdout and vat.calls == [(PATH, "checkVat")]
+
+
+def test_several_bindings_need_a_name_and_the_named_one_is_used(tmp_path, vat, monkeypatch):
+    folder = wsdl_folder(tmp_path)
+    text = (folder / "vies_vat.wsdl").read_text(encoding="utf-8")
+    binding = text[text.index('  <wsdl:binding name="checkVatBinding"') : text.index("</wsdl:binding>") + 15]
+    soap12 = (
+        binding.replace('name="checkVatBinding"', 'name="checkVatBinding12"')
+        .replace("wsdlsoap:", "soap12:")
+        .replace(
+            '<soap12:binding style="document"',
+            '<soap12:binding xmlns:soap12="http://schemas.xmlsoap.org/wsdl/soap12/" style="document"',
+        )
+        .replace("<soap12:operation ", '<soap12:operation xmlns:soap12="http://schemas.xmlsoap.org/wsdl/soap12/" ')
+        .replace("<soap12:body ", '<soap12:body xmlns:soap12="http://schemas.xmlsoap.org/wsdl/soap12/" ')
+    )
+    (folder / "two.wsdl").write_text(text.replace(binding, binding + "\n" + soap12), encoding="utf-8")
+    unnamed = connect(tmp_path, config(vat, wsdl="wsdl/two.wsdl", binding=None), monkeypatch, name="vat-two")
+    result = unnamed.check()
+    assert not result.ok and "several bindings" in result.message and "checkVatBinding12" in result.message
+    named = connect(tmp_path, config(vat, wsdl="wsdl/two.wsdl"), monkeypatch, name="vat-named")
+    assert named.check().ok and vat.calls == [(PATH, "checkVat")]

@@ -34,6 +34,7 @@ from zeep import Client
 from zeep import exceptions as zx
 from zeep.helpers import serialize_object
 from zeep.proxy import ServiceProxy
+from zeep.wsdl.bindings.soap import SoapBinding
 from zeep.xsd.types.builtins import Base64Binary
 
 from hub import mapping
@@ -118,8 +119,9 @@ class SoapConnector(Connector):
         """The hub home, for a relative `wsdl` path. The core gives connectors no home of their
         own (yet: a `home` attribute set by Connection.make is looked at first), so: the hub's
         settings that the material access carries (dispatch, sync, verify, render), else the
-        `--home` of the running `hub` command (`hub connectors check`, `hub doctor`), else
-        $HUB_HOME, else the working directory — where `hub` itself looks for its home."""
+        `--home` of the running `hub` command (`hub connectors check`), else $HUB_HOME, else the
+        working directory — where `hub` itself looks for its home. (`hub doctor` checks each
+        connection on a thread of its own, where the command's --home cannot be seen.)"""
         settings = getattr(self.materials, "settings", None)
         home = getattr(self, "home", None) or getattr(settings, "home", None)
         return Path(home or _cli_home() or os.environ.get("HUB_HOME") or ".")
@@ -150,7 +152,8 @@ class SoapConnector(Connector):
         """The operations, bound to `endpoint` or to the WSDL's address for the chosen binding."""
         if self._service is None:
             client = self.client
-            bindings = {name: b for name, b in client.wsdl.bindings.items() if hasattr(b, "_operations")}
+            # SOAP 1.1/1.2 bindings only: an .asmx WSDL also has HttpGet/HttpPost ones this connector cannot use
+            bindings = {name: b for name, b in client.wsdl.bindings.items() if isinstance(b, SoapBinding)}
             wanted = self.spec.binding
             if wanted is not None and wanted not in bindings:
                 raise DeliveryError(
