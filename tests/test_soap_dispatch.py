@@ -132,3 +132,29 @@ def test_pull_links_are_fetched_by_the_department_and_match(home, db_url, clock,
         assert all(hashlib.sha256(a.content).hexdigest() == a.claimed_sha256 for a in case.attachments)
     finally:
         hub.close()
+
+
+def test_an_unmapped_decision_is_a_dead_letter_and_a_resend_opens_no_second_case(home, db_url, clock, vat, monkeypatch):
+    from hub import outbox
+
+    conf = config(vat, status=None, status_map={True: "approved"})  # `false` forgotten
+    conf["submit"]["decision"] = {"status": "valid", "reason": "remark"}
+    hub = wire(home, db_url, clock, monkeypatch, conf)
+    try:
+        accepted(hub, 2)  # applicant 1 is not registered: <valid>false</valid>
+        summary = dispatch(hub)
+        assert (summary.delivered, summary.dead) == (1, 1)
+        dead = next(r for r in rows(hub) if r.state == "dead")
+        assert "unmapped status false" in dead.last_error and "config.submit.decision.status" in dead.last_error
+    finally:
+        hub.close()
+    conf["status_map"] = {True: "approved", False: "denied"}
+    hub = wire(home, db_url, clock, monkeypatch, conf)
+    try:
+        with hub.transaction() as s:
+            assert outbox.retry(s, hub.now(), all_dead=True) == 1
+        assert dispatch(hub).decided == 1
+        assert [r.state for r in rows(hub)] == ["delivered", "delivered"]
+        assert vat.received[dead.part_id] == 2 and sorted(vat.submissions.values()) == [1, 1]
+    finally:
+        hub.close()
