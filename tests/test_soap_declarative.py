@@ -150,8 +150,19 @@ def part(i: int = 1, applicant_id: str = RESIDENT, materials: list[MaterialRef] 
 
 
 def test_check_proves_the_credentials_through_the_endpoint_override(tmp_path, vat, monkeypatch):
+    import socket
+
+    looked_up: list[str] = []
+    real = socket.getaddrinfo
+
+    def recorded(host, *args, **kwargs):  # every name the process resolves (the calls still go through)
+        looked_up.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recorded)
     c = connect(tmp_path, config(vat), monkeypatch)
     result = c.check()
+    assert looked_up and set(looked_up) == {"127.0.0.1"}  # ec.europa.eu was never even resolved
     assert result.ok and "probe checkVat OK (credentials accepted)" in result.message
     # requests went to the loopback endpoint, not to the WSDL's public https address
     assert c.address == vat.endpoint and PUBLIC_ADDRESS not in result.message
