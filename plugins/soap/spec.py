@@ -62,6 +62,13 @@ class Call(BaseModel):
     operation: str = Field(min_length=1, description="operation name in the WSDL's binding")
     message: Template = Field(default_factory=dict, description="the input element's children, a template")
 
+    @field_validator("message")
+    @classmethod
+    def _elements(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError("message: 须为 元素名: 值 的映射 (a mapping of the input element's children)")
+        return v
+
 
 class CheckCall(Call):
     """`hub connectors check`: a cheap authenticated operation (a query) proving the credentials.
