@@ -275,6 +275,14 @@ def test_a_department_that_is_down_is_a_retryable_error(tmp_path, vat, monkeypat
     assert exc.value.retryable
 
 
+def test_a_200_that_is_not_soap_is_a_recorded_error_not_a_success(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat), monkeypatch)
+    vat.maintenance = True
+    with pytest.raises(DeliveryError, match="malformed message") as exc:
+        c.submit(part(1))
+    assert not exc.value.retryable and vat.cases == {}
+
+
 def test_a_redirect_is_not_followed_and_not_a_success(tmp_path, vat, monkeypatch):
     other = VatDepartment(password=PASSWORD, registry=vat.registry).start()
     try:

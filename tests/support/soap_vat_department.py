@@ -90,6 +90,7 @@ class VatDepartment:
         self.registry: dict[tuple[str, str], tuple[str, str]] = dict(registry or {})  # (cc, no) -> (name, addr)
         self.down = False
         self.redirect_to: str | None = None  # answer every POST with a 302 there
+        self.maintenance = False  # answer 200 with an HTML page, as a proxy in front of it might
         self.gzip = False  # answers gzip-encoded
         self.padding = 0  # bytes of whitespace inside the answer envelope (with gzip: a small bomb)
         self.trickle: float = 0.0  # seconds between the answer's bytes (a department stuck mid-answer)
@@ -260,6 +261,8 @@ class VatDepartment:
                 data = self.rfile.read(length)
                 if dept.down:
                     return self._send(503, b"unavailable", "text/plain")
+                if dept.maintenance:
+                    return self._send(200, "<html><body>系统维护中</body></html>".encode(), "text/html; charset=utf-8")
                 if dept.redirect_to:
                     self.send_response(302)
                     self.send_header("Location", dept.redirect_to)
