@@ -35,7 +35,9 @@ def connection(tmp_path: Path, text: str, name: str = "yibao"):
 
 def rest(tmp_path, dept, monkeypatch, *, auth: str = 'bearer: "${YB_TOKEN}"', extra: str = ""):
     monkeypatch.setenv("YB_TOKEN", TOKEN)
-    conn = connection(tmp_path, f"type: rest\nconfig:\n  base_url: {dept.url}\n  auth: {{{auth}}}\n{extra}")
+    conn = connection(
+        tmp_path, f"type: rest\nconfig:\n  profile: hub-api\n  base_url: {dept.url}\n  auth: {{{auth}}}\n{extra}"
+    )
     return conn.make(TYPES)
 
 

@@ -69,7 +69,9 @@ def scripted_server() -> Iterator[Scripted]:
 
 
 def connector(server: Scripted, **config: object) -> RestConnector:
-    spec = RestSpec.model_validate({"base_url": server.url, "auth": {"bearer": SecretStr("t0ken")}, **config})
+    spec = RestSpec.model_validate(
+        {"profile": "hub-api", "base_url": server.url, "auth": {"bearer": SecretStr("t0ken")}, **config}
+    )
     return RestConnector("yibao", spec)
 
 
