@@ -16,7 +16,7 @@ import httpx
 from hub import mapping
 from hub.connectors import DeliveryError
 from plugins.rest.signing import sign
-from plugins.rest.spec import ApiKeyAuth, Auth, BearerAuth, HmacAuth, HmacKey, OAuth2, OAuth2Auth
+from plugins.rest.spec import Auth, HmacKey, OAuth2
 
 EXPIRY_MARGIN_SECONDS = 30  # a token is fetched again this long before it expires
 
@@ -73,7 +73,9 @@ class OAuth2ClientCredentials(Authenticator):
     """The token is fetched with `fetch` (the connector's bounded, retried POST), kept until
     EXPIRY_MARGIN_SECONDS before its lifetime ends, and shared by the connector's threads."""
 
-    def __init__(self, conf: OAuth2, fetch: Callable[[str, dict[str, str], tuple[str, str] | None], Any], where: str):
+    def __init__(
+        self, conf: OAuth2, fetch: Callable[[str, dict[str, str], tuple[str, str] | None], Any], where: mapping.Where
+    ):
         self.conf, self._fetch, self._where = conf, fetch, where
         self._token: str | None = None
         self._expires = 0.0
@@ -122,22 +124,19 @@ class OAuth2ClientCredentials(Authenticator):
         return token, seconds
 
 
-def make(auth: Auth | None, fetch: Callable[..., Any], where: Callable[[str], str]) -> Authenticator:
-    if auth is None:  # the client certificate is the credential
+def make(conf: Auth | None, fetch: Callable[..., Any], where: mapping.Where) -> Authenticator:
+    if conf is None:  # the client certificate is the credential
         return Authenticator()
-    if isinstance(auth, BearerAuth):
-        return Bearer(auth.bearer.get_secret_value())
-    if isinstance(auth, ApiKeyAuth):
-        key = auth.api_key
+    if conf.bearer is not None:
+        return Bearer(conf.bearer.get_secret_value())
+    if conf.api_key is not None:
+        key = conf.api_key
         value = key.value.get_secret_value()
         return ApiKeyHeader(key.header, value) if key.header else ApiKeyQuery(str(key.query), value)
-    if isinstance(auth, HmacAuth):
-        return Hmac(auth.hmac)
-    if isinstance(auth, HmacKey):
-        return Hmac(auth)
-    if isinstance(auth, OAuth2Auth):
-        return OAuth2ClientCredentials(auth.oauth2, fetch, where("auth.oauth2"))
-    raise TypeError(type(auth).__name__)
+    if conf.hmac is not None:
+        return Hmac(conf.hmac)
+    assert conf.oauth2 is not None
+    return OAuth2ClientCredentials(conf.oauth2, fetch, where)
 
 
 def same_origin(url: str, base: str) -> bool:
