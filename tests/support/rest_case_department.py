@@ -144,10 +144,13 @@ class CaseDepartment:
                 self.end_headers()
                 if trickle and dept.trickle:
                     step = max(int(dept.trickle / 20), 1)
-                    for i in range(0, len(body), step):
-                        self.wfile.write(body[i : i + step])
-                        self.wfile.flush()
-                        time.sleep(step / dept.trickle)
+                    try:
+                        for i in range(0, len(body), step):
+                            self.wfile.write(body[i : i + step])
+                            self.wfile.flush()
+                            time.sleep(step / dept.trickle)
+                    except OSError:  # the client gave up on us: what a trickle is for
+                        self.close_connection = True
                     return
                 self.wfile.write(body)
 
