@@ -235,3 +235,20 @@ def case_connection(dept: CaseDepartment, *, per_record: bool = False, **over: A
         **over,
     }
     return RestConnector("case", RestSpec.model_validate(spec))
+
+
+@pytest.mark.parametrize(
+    ("auth", "where"),
+    [
+        ({"api_key": {"header": "X-Api-Key", "value": SecretStr("k3y")}}, "header"),
+        ({"api_key": {"query": "appkey", "value": SecretStr("k3y")}}, "query"),
+    ],
+)
+def test_api_key_in_a_header_or_the_query(server: Scripted, auth: dict, where: str) -> None:
+    server.scripts["/me"] = [answer({"me": "hub"})]
+    assert own(server.url, auth=auth).check().ok
+    ((target, headers),) = server.heard
+    if where == "header":
+        assert headers["X-Api-Key"] == "k3y" and "k3y" not in target
+    else:
+        assert target == "/me?appkey=k3y" and "k3y" not in json.dumps(headers)
