@@ -252,3 +252,28 @@ def test_api_key_in_a_header_or_the_query(server: Scripted, auth: dict, where: s
         assert headers["X-Api-Key"] == "k3y" and "k3y" not in target
     else:
         assert target == "/me?appkey=k3y" and "k3y" not in json.dumps(headers)
+
+
+def test_a_stateless_system_answers_with_its_decision(server: Scripted) -> None:
+    submit = {
+        "path": "/check",
+        "body": {"ref": "{{ part.part_id }}"},
+        "remote_id": "ticket",
+        "decision": {"status": "result.passed", "reason": "result.note"},
+    }
+    c = own(server.url, submit=submit, status=None, status_map={"true": "approved", "false": "denied"})
+    server.scripts["/check"] = [answer({"ticket": 7, "result": {"passed": False, "note": "户籍不符"}})]
+    receipt = c.submit(part())
+    assert receipt.remote_id == "7" and receipt.update is not None
+    assert (receipt.update.status, receipt.update.reason) == ("denied", "户籍不符")
+    server.scripts["/check"] = [answer({"ticket": 8, "result": {"passed": "maybe"}})]
+    with pytest.raises(DeliveryError, match='unmapped status "maybe"') as exc:
+        c.submit(part())
+    assert not exc.value.retryable
+
+
+def test_render_shows_what_would_be_sent_without_the_credential(server: Scripted) -> None:
+    shown = own(server.url, auth={"bearer": SecretStr("t0ken-s3cret")}).render(part())
+    assert shown["method"] == "POST" and shown["url"] == server.url + "/cases"
+    assert shown["body"] == {"ref": part().part_id} and "t0ken-s3cret" not in json.dumps(shown)
+    assert server.heard == []  # nothing sent

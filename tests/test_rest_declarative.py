@@ -268,7 +268,7 @@ def test_an_unmapped_status_names_the_value_and_the_line(open_hub, dept):
     dept.decide("AJ2026000002", "DONE")
     c = hub.connector("yibao-rest")
     receipts = [Receipt(part_id=r.part_id, remote_id=r.remote_id) for r in rows(hub)]
-    failure, update = c.poll(receipts)
+    failure, update = sorted(c.poll(receipts), key=lambda r: r.remote_id)
     assert isinstance(failure, PollFailure) and isinstance(update, Update) and update.status == "approved"
     line = next(i for i, t in enumerate(case_yaml(dept).splitlines(), 1) if t.startswith("  status_map:"))
     assert '"GUAQI"' in failure.message and f"connections/yibao-rest.yaml:{line}" in failure.message

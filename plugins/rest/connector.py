@@ -204,7 +204,15 @@ class RestConnector(Connector):
 
     def _token_request(self, url: str, form: dict[str, str], basic: tuple[str, str] | None) -> Any:
         """The OAuth2 token endpoint: the same bounds as every call, and no bearer of its own."""
-        response = self._call("POST", url, data=form, authenticate=False, basic=basic)
+        try:
+            response = self._call("POST", url, data=form, authenticate=False, basic=basic)
+        except retry.HttpError as exc:
+            # not an HttpError any more: the API call that needed the token must not take this
+            # 401 for its own and ask for a token again
+            raise DeliveryError(
+                f"{self._where('auth', 'oauth2', 'token_url')}: 令牌请求被拒绝 (token request refused): {exc}",
+                retryable=exc.retryable,
+            ) from None
         self._expect(response, [200], lambda: self._where("auth", "oauth2", "token_url"))
         return self._json(response, lambda: self._where("auth", "oauth2", "token_url"))
 
@@ -292,6 +300,25 @@ class RestConnector(Connector):
         delivery = self.spec.materials
         plain = delivery.model_copy(update={"mode": "none"}) if delivery.mode == "multipart" else delivery
         return mapping.part_context(part, plain, self.materials, page_size=self.spec.page_size)
+
+    def render(self, part: PartMessage) -> dict[str, Any]:
+        """What `submit` would send for `part` — method, URL, headers, query, body — without the
+        credentials (added only as a request leaves) and with inline contents shortened: for
+        `hub connectors render`."""
+        sub = self.spec.submit
+        if sub is None:
+            raise DeliveryError(
+                f"{self._where('submit')}: 未配置 submit (no submit request configured)", retryable=False
+            )
+        context = self.context(part)
+        for m in context["materials"]:
+            if "content" in m:
+                m["content"] = f"<base64, {m['size']} bytes>"
+        rendered = self._render(sub, context, ("submit",))
+        rendered["url"] = self._url(rendered.pop("path"))
+        if self.spec.materials.mode == "multipart":
+            rendered["files"] = [f"{sub.multipart.file_field}: {m.filename} ({m.size} bytes)" for m in part.materials]
+        return rendered
 
     def submit(self, part: PartMessage) -> Receipt:
         sub = self.spec.submit

@@ -230,12 +230,12 @@ class CaseDepartment:
                     dept.received[key] += 1
                     if key in dept.by_key:
                         return self._send(200, {"code": 0, "data": {"caseNo": dept.by_key[key]}})
-                no = f"AJ2026{len(dept.cases) + 1:06d}"
-                # verified before the case is opened: the department holds the bytes it was sent
-                checks = _verify(data.get("attachments") or [], uploads)
-                with dept._lock:
+                    no = f"AJ2026{len(dept.cases) + 1:06d}"
                     dept.cases[no] = Case(no, key, data)
                     dept.by_key[key] = no
+                # verified outside the lock (a pull fetches from the hub): the bytes it was sent
+                checks = _verify(data.get("attachments") or [], uploads)
+                with dept._lock:
                     dept.verified[no] = checks
                 return self._send(201, {"code": 0, "data": {"caseNo": no}})
 
