@@ -4,6 +4,7 @@ configuration only, through a hub made from the sample home, over real loopback 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -250,6 +251,18 @@ def test_a_revoked_token_is_fetched_again(open_hub, dept):
     dept.revoke_tokens()  # the department rotated its tokens: a 401, a new token, the call again
     assert c.check().ok and dept.issued == 2
     c.close()
+
+
+def test_a_token_is_fetched_again_before_it_expires(open_hub, monkeypatch):
+    with CaseDepartment(client_secret=SECRET, token_ttl=1) as short:
+        c = open_hub(case_yaml(short)).connector("yibao-rest")
+        assert c.check().ok and short.issued == 1
+        (expires,) = short.tokens.values()
+        while time.monotonic() < expires:  # the department's token has expired
+            time.sleep(0.05)
+        assert c.check().ok and short.issued == 2
+        assert short.refused == 0  # renewed before use: never sent an expired token
+        c.close()
 
 
 def test_oauth2_client_auth_basic(open_hub, dept):

@@ -72,6 +72,7 @@ class CaseDepartment:
         self.client_id, self.client_secret, self.token_ttl = client_id, client_secret, token_ttl
         self.tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.issued = 0
+        self.refused = 0  # /v2 calls answered 401 (no, a wrong or an expired token)
         self.down = False  # 503 to everything but the token endpoint
         self.trickle: float | None = None  # bytes per second of every GET /v2/cases… answer
         self.latency = 0.0
@@ -172,6 +173,8 @@ class CaseDepartment:
                 if not path.startswith("/v2/"):
                     return self._send(404, {"code": 404, "msg": "no such route"})
                 if not self._token_ok():
+                    with dept._lock:
+                        dept.refused += 1
                     return self._send(401, {"code": 401, "msg": "invalid token"})
                 if dept.down:
                     return self._send(503, {"code": 503, "msg": "系统维护中"})
