@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import random
 import re
 import ssl
 import time
@@ -369,6 +370,9 @@ class RestConnector(Connector):
 
     def _poll_each(self, st: Status, receipts: list[Receipt], deadline: float) -> list[Update | PollFailure]:
         out: list[Update | PollFailure] = []
+        # in a random order: when max_poll_seconds cuts a long list, the receipts left for the
+        # next sync are not always the same ones (none starves behind the others)
+        receipts = random.sample(receipts, len(receipts))
         for i, receipt in enumerate(receipts):
             if time.monotonic() > deadline:
                 log.warning(
