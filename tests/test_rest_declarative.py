@@ -334,3 +334,20 @@ def test_delivery_error_is_not_retryable_when_the_mapping_does_not_fit(open_hub,
     error = rows(hub)[0].last_error
     line = next(i for i, t in enumerate(case_yaml(dept).splitlines(), 1) if "remote_id: data.caseNo" in t)
     assert f"connections/yibao-rest.yaml:{line}" in error and "'data.caseId'" in error
+
+
+def test_the_worked_example_in_the_docs_connects_this_system(open_hub, dept, monkeypatch):
+    """docs/connect/rest.md's connection file, as printed, pointed at this department."""
+    doc = (Path(__file__).parent.parent / "docs" / "connect" / "rest.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## 3.") :]
+    text = section[section.index("```yaml\n") + 8 : section.index("```", section.index("```yaml\n") + 8)]
+    monkeypatch.setenv("YB_CASE_SECRET", SECRET)
+    hub = open_hub(text.replace("https://ybj-case.example.gov.cn", dept.root))
+    assert hub.connector("yibao-rest").check().ok
+    accepted(hub, 3)
+    assert dispatch(hub).delivered == 3
+    assert all(a.ok for checks in dept.verified.values() for a in checks) and len(dept.verified) == 3
+    dept.decide("AJ2026000001", "DONE")
+    dept.decide("AJ2026000002", "BH", "请补充居住证明")
+    summary = sync(hub)
+    assert (summary.decided, summary.supplements, summary.documents) == (1, 1, 1)
