@@ -277,3 +277,19 @@ def test_render_shows_what_would_be_sent_without_the_credential(server: Scripted
     assert shown["method"] == "POST" and shown["url"] == server.url + "/cases"
     assert shown["body"] == {"ref": part().part_id} and "t0ken-s3cret" not in json.dumps(shown)
     assert server.heard == []  # nothing sent
+
+
+def test_preview_masks_every_credential_and_sends_nothing(server: Scripted) -> None:
+    for auth_conf, secret in (
+        ({"bearer": SecretStr("t0ken-s3cret")}, "t0ken-s3cret"),
+        ({"api_key": {"header": "X-Api-Key", "value": SecretStr("k3y-s3cret")}}, "k3y-s3cret"),
+        ({"api_key": {"query": "appkey", "value": SecretStr("q-s3cret")}}, "q-s3cret"),
+        ({"hmac": {"key_id": "hub", "secret": SecretStr("h-s3cret")}}, "h-s3cret"),
+    ):
+        (shown,) = own(server.url, auth=auth_conf).preview(part())
+        text = shown.model_dump_json()
+        assert secret not in text, auth_conf
+        assert "***" in text or "appkey=%2A%2A%2A" in text, auth_conf
+        assert shown.summary.startswith(f"POST {server.url}/cases")
+        assert json.loads(shown.body) == {"ref": part().part_id}
+    assert server.heard == []

@@ -21,9 +21,16 @@ from plugins.rest.spec import Auth, HmacKey, OAuth2
 EXPIRY_MARGIN_SECONDS = 30  # a token is fetched again this long before it expires
 
 
+MASK = "***"
+
+
 class Authenticator:
     def apply(self, request: httpx.Request) -> None:
         """Add the credentials to a request about to be sent."""
+
+    def shown(self, request: httpx.Request) -> None:
+        """Add where the credentials would go, their values masked (`hub connectors render`: no
+        token is fetched, nothing is signed)."""
 
     def refused(self) -> bool:
         """The API answered 401: True when a fresh credential is worth one more try."""
@@ -37,6 +44,9 @@ class Bearer(Authenticator):
     def apply(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = self._value
 
+    def shown(self, request: httpx.Request) -> None:
+        request.headers["Authorization"] = f"Bearer {MASK}"
+
 
 class ApiKeyHeader(Authenticator):
     def __init__(self, header: str, value: str):
@@ -45,6 +55,9 @@ class ApiKeyHeader(Authenticator):
     def apply(self, request: httpx.Request) -> None:
         request.headers[self.header] = self._value
 
+    def shown(self, request: httpx.Request) -> None:
+        request.headers[self.header] = MASK
+
 
 class ApiKeyQuery(Authenticator):
     def __init__(self, param: str, value: str):
@@ -52,6 +65,9 @@ class ApiKeyQuery(Authenticator):
 
     def apply(self, request: httpx.Request) -> None:
         request.url = request.url.copy_set_param(self.param, self._value)
+
+    def shown(self, request: httpx.Request) -> None:
+        request.url = request.url.copy_set_param(self.param, MASK)
 
 
 class Hmac(Authenticator):
@@ -67,6 +83,11 @@ class Hmac(Authenticator):
         request.headers["X-Hub-Key"] = self.key_id
         request.headers["X-Hub-Timestamp"] = ts
         request.headers["X-Hub-Signature"] = sign(self._secret, request.method, target, ts, request.content)
+
+    def shown(self, request: httpx.Request) -> None:
+        request.headers["X-Hub-Key"] = self.key_id
+        request.headers["X-Hub-Timestamp"] = "<unix seconds>"
+        request.headers["X-Hub-Signature"] = f"<hex HMAC-SHA256: {MASK}>"
 
 
 class OAuth2ClientCredentials(Authenticator):
@@ -84,6 +105,9 @@ class OAuth2ClientCredentials(Authenticator):
 
     def apply(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = f"Bearer {self.token()}"
+
+    def shown(self, request: httpx.Request) -> None:
+        request.headers["Authorization"] = f"Bearer {MASK} (OAuth2 token from {self.conf.token_url})"
 
     def token(self) -> str:
         with self._lock:
@@ -112,7 +136,8 @@ class OAuth2ClientCredentials(Authenticator):
         token = mapping.search(conf.access_token, data, self._where, required=True)
         if not isinstance(token, str):
             raise DeliveryError(
-                f"{self._where}: 令牌应答中 access_token 不是字符串 (token is not a string)", retryable=False
+                f"{self._where() if callable(self._where) else self._where}: 令牌应答中 access_token 不是字符串 (token is not a string)",
+                retryable=False,
             )
         lifetime = mapping.search(conf.expires_in, data, self._where)
         try:

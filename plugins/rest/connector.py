@@ -34,6 +34,7 @@ from hub.connectors import (
     Document,
     PartMessage,
     PollFailure,
+    Preview,
     Receipt,
     Update,
     Verification,
@@ -320,6 +321,29 @@ class RestConnector(Connector):
         if self.spec.materials.mode == "multipart":
             rendered["files"] = [f"{sub.multipart.file_field}: {m.filename} ({m.size} bytes)" for m in part.materials]
         return rendered
+
+    def preview(self, part: PartMessage) -> list[Preview]:
+        """The submission as it would leave: the request built as `submit` builds it, the
+        credentials shown where they go with their values masked."""
+        shown = self.render(part)
+        multipart = "files" in shown
+        request = self._client.build_request(
+            shown["method"],
+            shown["url"],
+            params=shown["params"],
+            headers=shown["headers"],
+            json=None if multipart else shown["body"],
+        )
+        self._auth.shown(request)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _PREVIEW_HIDDEN}
+        return [
+            Preview(
+                summary=f"{request.method} {request.url}" + (" (multipart/form-data)" if multipart else ""),
+                headers=headers,
+                body=json.dumps(shown["body"], ensure_ascii=False, indent=2) if shown["body"] is not None else "",
+                attachments=shown.get("files", []),
+            )
+        ]
 
     def submit(self, part: PartMessage) -> Receipt:
         sub = self.spec.submit
@@ -663,6 +687,8 @@ class RestConnector(Connector):
 
 _NDJSON = {"Content-Type": "application/x-ndjson"}
 ERROR_BODY_BYTES = 64 * 1024  # of an error answer: enough for its message
+# httpx's own defaults: not what ops configure, and noise in a preview
+_PREVIEW_HIDDEN = {"accept", "accept-encoding", "connection", "user-agent", "host", "content-length"}
 _WIRE_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 
 
