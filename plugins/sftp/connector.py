@@ -106,6 +106,7 @@ MAX_DOCUMENTS = 50  # named by one result
 MAX_LISTING = 100_000  # names of inbox_dir read by a poll; beyond, each result's marker is asked for
 CHECK_LISTING = 100  # a check reads this many names of each folder at most (it proves the right to list)
 MAX_REASON_CHARS = 2000
+MAX_NAME_BYTES = 255  # a file name's length limit on every common file system
 # what makes one department result unreadable (ValueError: bad JSON/XML/CSV, encoding or fields;
 # DeliveryError: too large, an unsafe document name, a mapping that finds no status)
 _UNREADABLE = (ValueError, DeliveryError, FileNotFoundError, PermissionError)
@@ -465,9 +466,16 @@ class SftpConnector(Connector):
         rendered = mapping.render(template, context, lambda: self.where(*loc))
         name = "" if rendered is None else str(rendered)
         try:
-            return _safe_name(name, "file")
+            _safe_name(name, "file")
         except DeliveryError as exc:
             raise MappingError(f"{self.where(*loc)}: {exc}") from None
+        # a name no file system takes would fail on every retry: refused here, once, for ops
+        if len(name.encode("utf-8")) > MAX_NAME_BYTES or any(ord(c) < 0x20 or c == "\x7f" for c in name):
+            raise MappingError(
+                f"{self.where(*loc)}: 文件名过长或含控制字符 (file name over {MAX_NAME_BYTES} bytes or with "
+                f"control characters): {name[:60]!r}"
+            )
+        return name
 
     def _put_material(self, sftp: _SFTPClient, folder: str, name: str, ref: MaterialRef) -> None:
         """One material streamed from the store (its sha256 checked as it is read) to a hidden
@@ -509,7 +517,7 @@ class SftpConnector(Connector):
             )
         try:
             at = lambda *loc: lambda: self.where("results", *loc)  # noqa: E731
-            raw = mapping.search(results.status, record, at("status"))
+            raw = mapping.search(results.status, record, at("status"), required=True)
             status = mapping.status(raw, self.spec.status_map, lambda: self.where("status_map"))
             reason = mapping.search(results.reason, record, at("reason")) if results.reason else None
             found = mapping.search(results.documents, record, at("documents")) if results.documents else None
