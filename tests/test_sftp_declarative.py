@@ -523,3 +523,63 @@ def test_outage_is_retryable_then_delivered_exactly_once(
             if restarted is not None:
                 restarted.terminate()
                 restarted.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------- the documentation's example
+
+
+DOC = Path(__file__).parents[1] / "docs" / "connect" / "sftp.md"
+
+
+def test_the_worked_example_in_the_docs_runs_as_written(tmp_path, sshd, outbox, inbox, store):
+    """docs/connect/sftp.md's connection file, with only the server's address, key and folders
+    swapped for this test's (line for line, so the line numbers the page quotes are checked)."""
+    text = DOC.read_text(encoding="utf-8")
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    swaps = {
+        "host: sftp.rsj.example.gov.cn": f"host: {sshd.host}",
+        "port: 22": f"port: {sshd.port}",
+        "username: tongban": f"username: {sshd.user}",
+        "file:/run/secrets/shebao_key": f"file:{sshd.client_key}",
+        "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8": sshd.host_fingerprint,
+        "outbox_dir: /upload": f"outbox_dir: {outbox}",
+        "inbox_dir: /download": f"inbox_dir: {inbox}",
+    }
+    for find, replace in swaps.items():
+        assert find in block
+        block = block.replace(find, replace)
+    folder = tmp_path / "doc-connections"
+    folder.mkdir()
+    (folder / "shebao-dept.yaml").write_text(block, encoding="utf-8")
+    connections, problems = load_connections(folder, TYPES)
+    assert problems == []
+    connector = connections["shebao-dept"].make(TYPES)
+    assert isinstance(connector, SftpConnector)
+    connector.materials = OutgoingMaterials(store, None, "shebao-dept")  # type: ignore[arg-type]
+    try:
+        assert connector.check().ok
+        scan = PDF + os.urandom(20_000)
+        p = part(50, [stored(store, "身份证", "身份证.pdf", scan)])
+        receipt = connector.submit(p)
+        assert receipt.remote_id == f"SB_GG00402001_{p.part_id}.xml"
+        assert (outbox / f"SB_{p.part_id}_1_身份证.pdf").read_bytes() == scan
+        department_answers(inbox, f"RES_{p.part_id}.csv", result_csv(p, "退回补正", "缺少户口簿首页"))
+        [update] = connector.poll([receipt])
+        assert isinstance(update, Update) and (update.status, update.reason) == (
+            "supplement_requested",
+            "缺少户口簿首页",
+        )
+        department_answers(inbox, f"RES_{p.part_id}.csv", result_csv(p, "挂起"))
+        [failure] = connector.poll([receipt])
+        assert isinstance(failure, PollFailure)
+        quoted = 'connections/shebao-dept.yaml:35 (config.status_map): 未映射的状态\n  unmapped status "挂起"'
+        assert quoted.replace("\n  ", " ") in failure.message and quoted in text
+    finally:
+        connector.close()
+
+    # the load-time refusal the page's table quotes, at the line it names
+    (folder / "shebao-dept.yaml").write_text(block.replace('name: "SB_{{', 'name: "out/SB_{{', 1), encoding="utf-8")
+    with pytest.raises(ConfigInvalid) as exc:
+        load_connections(folder, TYPES)[0]["shebao-dept"].make(TYPES)
+    assert "connections/shebao-dept.yaml:15:" in str(exc.value) and "须为单个文件名" in str(exc.value)
+    assert "`connections/shebao-dept.yaml:15: … 文件名模板 'out/SB_…' 须为单个文件名`" in text
