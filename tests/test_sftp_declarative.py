@@ -12,7 +12,9 @@ system: "the department" reads what the hub uploaded, and writes its answers, st
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import os
 import signal
@@ -323,6 +325,30 @@ def test_inline_materials_go_as_base64_inside_the_part(make: Make, store: Materi
     with pytest.raises(MappingError, match="max_inline_bytes") as exc:
         small.submit(part(4, [ref]))
     assert not exc.value.retryable
+
+
+class _Links:
+    """Pull mode's link maker (the hub's is tested with its /materials route): a link per file."""
+
+    def url(self, ref: MaterialRef, part_id: str, ttl_hours: float = 72) -> str:
+        return f"https://hub.example.gov.cn/materials/{part_id}/{ref.sha256}?ttl={ttl_hours:g}"
+
+
+def test_csv_part_files_and_pull_links(make: Make, store: MaterialStore, outbox: Path):
+    ref = stored(store, "身份证", "身份证.pdf", PDF + b"scan")
+    extra = (
+        '  outgoing:\n    name: "CASE_{{ part.part_id }}.csv"\n    format: csv\n'
+        '    body: \'{{ materials[*].{"材料": name, "链接": url, "sha256": sha256} }}\'\n'
+        "  materials: {mode: pull, link_ttl_hours: 48}\n"
+    )
+    connector = make(text=_without_outgoing_and_materials(SHEBAO), extra=extra)
+    connector.materials = _Links()  # type: ignore[assignment]
+    p = part(5, [ref, stored(store, "户口簿", "户口簿.pdf", PDF + b"hukou")])
+    receipt = connector.submit(p)
+    rows = list(csv.reader(io.StringIO((outbox / receipt.remote_id).read_bytes().decode("gb18030"), newline="")))
+    assert rows[0] == ["材料", "链接", "sha256"] and [r[0] for r in rows[1:]] == ["身份证", "户口簿"]
+    assert rows[1][1:] == [f"https://hub.example.gov.cn/materials/{p.part_id}/{ref.sha256}?ttl=48", ref.sha256]
+    assert sorted(os.listdir(outbox)) == [receipt.remote_id, f"{receipt.remote_id}.ok"]  # links only, no files
 
 
 def _without_outgoing_and_materials(text: str) -> str:

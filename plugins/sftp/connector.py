@@ -8,19 +8,26 @@ never added. A server with several host keys is asked for Ed25519 first, then EC
 offered). Authentication is by private key (PEM/OpenSSH text, optionally with a passphrase) or
 password, both given as secret references; no agent, no ~/.ssh keys.
 
-The exchange (file names are UTF-8, contents are in the configured `encoding`):
+The exchange (file names are UTF-8, contents are in the configured `encoding`; the names and
+shapes below are the default preset, each one configurable — see `spec` and docs/connect/sftp.md):
 
-- **submit** writes the part as JSON to `outbox_dir/.<part_id>.json.tmp`, renames it to
-  `<part_id>.json` (posix-rename where the server offers it, so an interrupted earlier attempt is
-  replaced atomically), then creates the empty marker `<part_id>.json<marker_suffix>` last: the
-  department reads a file only once its marker exists. A part whose marker exists is not written
-  again (the part id is the idempotency key); the receipt's remote id is the file name and its
-  time the marker's.
-- **poll** reads `inbox_dir/<part_id>.result.json` once `<part_id>.result.json<marker_suffix>`
-  exists: `{"status": ..., "reason": ..., "documents": [{"name", "file", "media_type"}]}`, each
-  `file` a name in `inbox_dir`. A result that cannot be read is logged and skipped (the others
-  still count); it is read again on the next poll. Results are held in memory, so a result
-  file over 1 MiB, or documents over 64 MiB together, count as unreadable (never read).
+- **submit** writes, in `outbox_dir`: in `files` mode each material first (`outgoing.material_name`,
+  default `<part_id>_<n>_<filename>`), streamed from the hub's store with its sha256 checked and
+  its size confirmed by the server; then the part file (`outgoing.name`, default `<part_id>.json`;
+  `outgoing.format` json, xml or csv; `outgoing.body` a template, default the whole part); then
+  the empty marker `<name><marker_suffix>` last: the department reads a file only once its
+  marker exists, and by then every file is whole. Each file goes to `.<name>.tmp` and is renamed
+  into place (posix-rename where the server offers it, so an interrupted earlier attempt is
+  replaced atomically). A part whose marker exists is not written again (the part id is the
+  idempotency key); the receipt's remote id is the part file's name and its time the marker's.
+- **poll** reads each receipt's result (`results.name`, default `<part_id>.result.json`) once
+  its marker exists, as `results.format` (json; xml without DTDs or entities; csv with a header
+  and one record); `results.status`/`reason`/`documents` select from it and `status_map` maps the
+  status (default: `{"status", "reason", "documents": [{"name", "file", "media_type"}]}` in the
+  hub's words), each document `file` a name in `inbox_dir`. A result that cannot be read or
+  mapped is that receipt's PollFailure (the others still count); it is read again on the next
+  poll. Results are held in memory, so a result file over 1 MiB, or documents over 64 MiB
+  together, count as unreadable (never read); the inbox listing stops at MAX_LISTING names.
 - **intake**: a batch is a directory `inbox_dir/<batch>/`, or an archive `inbox_dir/<batch>.zip`
   (`.tar.gz`, `.tgz`), with the marker `<name><marker_suffix>` beside it (written last by the
   bank). `fetch(batch, into)` downloads every file of it under a local folder, to disk, after
