@@ -27,17 +27,25 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from sqlalchemy import select
 
+from hub import applications as svc
 from hub.connection_config import load_connections
 from hub.connectors import DeliveryError, MaterialRef, PartMessage, PollFailure, Receipt, Update
+from hub.context import Hub
 from hub.errors import ConfigInvalid
+from hub.jobs.dispatch import dispatch
+from hub.jobs.sync import sync
 from hub.mapping import MappingError
 from hub.materials import MaterialStore
 from hub.outgoing_materials import OutgoingMaterials
 from hub.plugins import PluginHost
+from hub.storage.tables import OutboxRow
 from plugins.sftp.connector import SftpConnector
 from tests.conftest import PDF
+from tests.support.samples import HZ_CLERK
 from tests.support.sshd import HOST, SshServer, command, running_sshd
+from tests.test_dispatch import YBJ, filing
 
 TYPES = PluginHost.configured(None).connector_types
 
@@ -609,3 +617,62 @@ def test_the_worked_example_in_the_docs_runs_as_written(tmp_path, sshd, outbox, 
         load_connections(folder, TYPES)[0]["shebao-dept"].make(TYPES)
     assert "connections/shebao-dept.yaml:15:" in str(exc.value) and "须为单个文件名" in str(exc.value)
     assert "`connections/shebao-dept.yaml:15: … 文件名模板 'out/SB_…' 须为单个文件名`" in text
+
+
+# ---------------------------------------------------------------------- through the hub
+
+
+def test_through_the_hub_dispatch_delivers_the_scans_and_sync_records_each_answer(
+    home, db_url, clock, sshd, outbox, inbox
+):
+    """The hub's own path: dispatch makes the connector from connections/ with the hub's material
+    store, the department reads the applicant's scans, sync applies one answer and records the
+    other (an unmapped word) on its outbox row."""
+    # the catalogue's 异地就医备案 items route to `yibao-rest`: here that connection is this SFTP drop
+    (home / "connections" / "yibao-rest.yaml").write_text(
+        SHEBAO.format(
+            host=sshd.host,
+            port=sshd.port,
+            user=sshd.user,
+            key=sshd.client_key,
+            fingerprint=sshd.host_fingerprint,
+            outbox=outbox,
+            inbox=inbox,
+            extra="",
+        ),
+        encoding="utf-8",
+    )
+    hub = Hub.open(home, database_url=db_url, clock=clock)
+    try:
+        applications = [filing(i) for i in range(2)]
+        for new in applications:
+            svc.transition(hub, svc.create(hub, new, HZ_CLERK).number, "accept", YBJ)
+        assert dispatch(hub).delivered == 2
+        with hub.sessions() as s:
+            rows = sorted(s.scalars(select(OutboxRow)), key=lambda r: r.remote_id)
+        for row in rows:
+            case = etree.fromstring((outbox / row.remote_id).read_bytes())
+            sent = {
+                a.findtext("Name"): (outbox / a.get("file")).read_bytes()
+                for a in case.findall("Attachments/Attachment")
+            }
+            applicant = next(a for a in applications if a.applicant.name == case.findtext("Applicant/Name"))
+            assert sent == {m.name: m.content for m in applicant.materials}  # the applicant's very bytes
+        first, second = rows
+        (inbox / "决定书.pdf").write_bytes(PDF)
+        department_answers(inbox, f"RES_{first.part_id}.csv", result_csv(_part_of(first), "已办结", "", "决定书.pdf"))
+        department_answers(inbox, f"RES_{second.part_id}.csv", result_csv(_part_of(second), "挂起"))
+        summary = sync(hub)
+        assert (summary.decided, summary.documents, summary.errors) == (1, 1, 1)
+        with hub.sessions() as s:
+            by_id = {r.part_id: r for r in s.scalars(select(OutboxRow))}
+        assert by_id[first.part_id].remote_status == "approved" and by_id[first.part_id].synced_at is not None
+        error = by_id[second.part_id].last_error or ""
+        assert 'unmapped status "挂起"' in error and f"yibao-rest.yaml:{STATUS_MAP_LINE}" in error
+        assert dispatch(hub).delivered == 0  # nothing sent twice
+    finally:
+        hub.close()
+
+
+def _part_of(row) -> PartMessage:
+    return part(0, part_id=row.part_id)
