@@ -461,6 +461,47 @@ def _without_results(text: str) -> str:
     return "".join(lines[:start] + lines[end:])
 
 
+# ---------------------------------------------------------------------- bounds
+
+
+def test_a_submit_or_poll_past_max_call_seconds_is_cut_off(
+    make: Make, store: MaterialStore, outbox: Path, inbox: Path, caplog
+):
+    # max_call_seconds this small is passed by the time the SSH handshake is done: what a server
+    # answering at a trickle does to a real budget, without the wait
+    hurried = make("  max_call_seconds: 0.001\n")
+    scan = PDF + os.urandom(2 * 2**20)
+    p = part(60, [stored(store, "身份证", "身份证.pdf", scan)])
+    with pytest.raises(DeliveryError, match="max_call_seconds") as exc:
+        hurried.submit(p)
+    assert exc.value.retryable
+    assert not [
+        n for n in os.listdir(outbox) if n.endswith(".ok") or not n.startswith(".")
+    ]  # no marker, nothing in place
+    assert hurried._take() is None  # the cut session is not used again
+    receipt = make().submit(p)  # the retry, within its budget
+    assert (outbox / f"SB_{p.part_id}_1_身份证.pdf").read_bytes() == scan and (
+        outbox / f"{receipt.remote_id}.ok"
+    ).exists()
+
+    # a poll reads at least one result, then leaves the rest for the next sync
+    parts = [part(i) for i in range(61, 64)]
+    for q in parts:
+        department_answers(inbox, f"RES_{q.part_id}.csv", result_csv(q, "审核中"))
+    receipts = [Receipt(part_id=q.part_id, remote_id=f"SB_{q.part_id}.xml") for q in parts]
+    answers = make("  max_call_seconds: 0.001\n").poll(receipts)
+    assert [(a.part_id, a.status) for a in answers if isinstance(a, Update)] == [(parts[0].part_id, "in_review")]
+    assert len(answers) == 1 and "2 receipts left for the next sync" in caplog.text
+    assert len(make().poll(receipts)) == 3
+
+    # a result whose document is still being read when the budget runs out: that part's failure
+    (inbox / "大文书.pdf").write_bytes(PDF + os.urandom(2**20))
+    slow = part(64)
+    department_answers(inbox, f"RES_{slow.part_id}.csv", result_csv(slow, "已办结", "", "大文书.pdf"))
+    [failure] = make("  max_call_seconds: 0.001\n").poll([Receipt(part_id=slow.part_id, remote_id="x")])
+    assert isinstance(failure, PollFailure) and "max_call_seconds" in failure.message
+
+
 # ---------------------------------------------------------------------- configuration
 
 

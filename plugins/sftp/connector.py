@@ -60,6 +60,7 @@ import os
 import posixpath
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -278,12 +279,19 @@ class SftpConnector(Connector):
         plan = self._plan(part)
         outbox = self.spec.outbox_dir
         marker = posixpath.join(outbox, plan.name + self.spec.marker_suffix)
-        with self._session(f"提交 submit {plan.name}") as sftp:
+        action = f"提交 submit {plan.name}"
+        deadline = _Deadline(self.spec.max_call_seconds)
+        with self._session(action) as sftp:
             done = _stat(sftp, marker)
             if done is None:  # not (completely) delivered before: (re)write, marker last
-                for ref, file_name in plan.materials:
-                    self._put_material(sftp, outbox, file_name, ref)
-                self._put(sftp, outbox, plan.name, plan.data)
+                try:
+                    for ref, file_name in plan.materials:
+                        self._put_material(sftp, outbox, file_name, ref, deadline)
+                    self._put(sftp, outbox, plan.name, plan.data, deadline)
+                except Exception:
+                    if deadline.passed:  # whatever the cut-off session said after we cut it
+                        raise deadline.error(self.name, action) from None
+                    raise
                 with sftp.open(marker, "wb"):
                     pass
                 done = sftp.stat(marker)
@@ -320,15 +328,31 @@ class SftpConnector(Connector):
                 answers.append(self._failure(receipt, str(exc)))
         if not wanted:
             return answers
+        deadline = _Deadline(self.spec.max_call_seconds)
+        read = 0
         with self._session("查询 poll") as sftp:
             listed = sftp.list_names(inbox, MAX_LISTING)
             present = set(listed) if listed is not None else None  # None: too many to list, ask each
-            for receipt, name in wanted:
+            for n, (receipt, name) in enumerate(wanted):
+                if read and deadline.over():  # at least one result per poll, so a slow server still progresses
+                    log.warning(
+                        "%s: 查询超过 max_call_seconds，余下 %d 个留待下次 (poll over max_call_seconds: "
+                        "%d receipts left for the next sync)",
+                        self.name,
+                        len(wanted) - n,
+                        len(wanted) - n,
+                    )
+                    break
                 marker = name + self.spec.marker_suffix
                 there = marker in present if present is not None else _stat(sftp, posixpath.join(inbox, marker))
                 if not there:
                     continue  # not there, or still being written
-                answers.append(self._read_result(sftp, receipt, posixpath.join(inbox, name)))
+                read += 1
+                try:
+                    answers.append(self._read_result(sftp, receipt, posixpath.join(inbox, name), deadline))
+                except _Overtime:  # the session was cut (see _Deadline): the answers so far still count
+                    answers.append(self._failure(receipt, str(deadline.error(self.name, f"查询 poll {name}"))))
+                    break
         return answers
 
     def list_batches(self) -> list[Batch]:
@@ -484,16 +508,19 @@ class SftpConnector(Connector):
             )
         return name
 
-    def _put_material(self, sftp: _SFTPClient, folder: str, name: str, ref: MaterialRef) -> None:
+    def _put_material(
+        self, sftp: _SFTPClient, folder: str, name: str, ref: MaterialRef, deadline: _Deadline | None = None
+    ) -> None:
         """One material streamed from the store (its sha256 checked as it is read) to a hidden
         name, its size confirmed by the server, then renamed into place."""
         temporary = posixpath.join(folder, f".{name}.tmp")
         try:
             with self.materials.open(ref) as source:
-                sftp.putfo(source, temporary, file_size=ref.size, confirm=True)
+                sftp.putfo(source, temporary, file_size=ref.size, callback=_progress(sftp, deadline), confirm=True)
         except BaseException:
-            with suppress(Exception):  # a fault of the session itself is raised anyway
-                sftp.remove(temporary)
+            if deadline is None or not deadline.passed:  # a cut session takes nothing more
+                with suppress(Exception):  # a fault of the session itself is raised anyway
+                    sftp.remove(temporary)
             raise
         _rename(sftp, temporary, posixpath.join(folder, name), replace=True)
 
@@ -511,10 +538,13 @@ class SftpConnector(Connector):
         log.warning("%s", message)
         return PollFailure(part_id=receipt.part_id, remote_id=receipt.remote_id, message=message)
 
-    def _read_result(self, sftp: _SFTPClient, receipt: Receipt, path: str) -> Update | PollFailure:
+    def _read_result(
+        self, sftp: _SFTPClient, receipt: Receipt, path: str, deadline: _Deadline | None = None
+    ) -> Update | PollFailure:
         results = self.spec.results
         try:
-            record = formats.load(_read_bytes(sftp, path, MAX_RESULT_BYTES), results.format, self.spec.encoding)
+            data = _read_bytes(sftp, path, MAX_RESULT_BYTES, deadline)
+            record = formats.load(data, results.format, self.spec.encoding)
         except _UNREADABLE as exc:
             # one bad result must not hold back the others; it is read again next time
             return self._failure(
@@ -528,7 +558,7 @@ class SftpConnector(Connector):
             status = mapping.status(raw, self.spec.status_map, lambda: self.where("status_map"))
             reason = mapping.search(results.reason, record, at("reason")) if results.reason else None
             found = mapping.search(results.documents, record, at("documents")) if results.documents else None
-            documents = self._documents(sftp, found, at("documents"))
+            documents = self._documents(sftp, found, at("documents"), deadline)
         except _UNREADABLE as exc:
             return self._failure(receipt, f"{self.name}: 结果文件 {path}: {_summary(exc)}")
         return Update(
@@ -539,7 +569,9 @@ class SftpConnector(Connector):
             documents=documents,
         )
 
-    def _documents(self, sftp: _SFTPClient, found: Any, where: Callable[[], str]) -> list[Document]:
+    def _documents(
+        self, sftp: _SFTPClient, found: Any, where: Callable[[], str], deadline: _Deadline | None = None
+    ) -> list[Document]:
         """The result documents a result names: file names in inbox_dir, or {name, file,
         media_type} objects; all of one result's together held to MAX_DOCUMENT_BYTES."""
         if found in (None, "", []):
@@ -552,7 +584,7 @@ class SftpConnector(Connector):
         for entry in entries:
             doc = _ResultDocument.model_validate({"file": entry} if isinstance(entry, str) else entry)
             file_name = _safe_name(doc.file, "document")
-            content = _read_bytes(sftp, posixpath.join(self.spec.inbox_dir, file_name), budget)
+            content = _read_bytes(sftp, posixpath.join(self.spec.inbox_dir, file_name), budget, deadline)
             budget -= len(content)
             media_type = doc.media_type or mimetypes.guess_type(file_name)[0] or "application/pdf"
             documents.append(Document(name=doc.name or file_name, media_type=media_type, content=content))
@@ -560,11 +592,11 @@ class SftpConnector(Connector):
 
     # ------------------------------------------------------------------ helpers
 
-    def _put(self, sftp: _SFTPClient, folder: str, name: str, data: bytes) -> None:
+    def _put(self, sftp: _SFTPClient, folder: str, name: str, data: bytes, deadline: _Deadline | None = None) -> None:
         """Upload to a hidden temporary name, then rename into place: readers never see a partial file."""
         final = posixpath.join(folder, name)
         temporary = posixpath.join(folder, f".{name}.tmp")
-        sftp.putfo(io.BytesIO(data), temporary, file_size=len(data), confirm=True)
+        sftp.putfo(io.BytesIO(data), temporary, file_size=len(data), callback=_progress(sftp, deadline), confirm=True)
         _rename(sftp, temporary, final, replace=True)
 
     def _move_batch(self, sftp: _SFTPClient, batch: Batch, destination: str) -> None:
@@ -619,13 +651,71 @@ def _rename(sftp: _SFTPClient, source: str, target: str, *, replace: bool) -> No
     sftp.rename(source, target)
 
 
-def _read_bytes(sftp: _SFTPClient, path: str, max_size: int) -> bytes:
+class _Overtime(Exception):
+    """A call ran past max_call_seconds; its session has been cut."""
+
+
+class _Deadline:
+    """max_call_seconds for one submit or poll. A server that answers, but slowly (a trickle),
+    never trips the per-operation timeout; this does. Once passed, the session's transport is
+    closed at once — waiting for a slow server to acknowledge what is in flight would take as
+    long again — so the pool discards it."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.passed = False
+
+    def over(self) -> bool:
+        return time.monotonic() > self.end
+
+    def check(self, sftp: _SFTPClient) -> None:
+        if self.over():
+            self.passed = True
+            channel = sftp.get_channel()
+            transport = channel.get_transport() if channel is not None else None
+            if transport is not None:
+                transport.close()
+            raise _Overtime()
+
+    def error(self, connector: str, action: str) -> DeliveryError:
+        return DeliveryError(
+            f"{connector}: {action}: 超过 max_call_seconds {self.seconds:g} s (too slow; tried again later)",
+            retryable=True,
+        )
+
+
+def _progress(sftp: _SFTPClient, deadline: _Deadline | None) -> Callable[[int, int], None] | None:
+    """putfo's callback, called after each write: where the deadline is checked during an upload."""
+    if deadline is None:
+        return None
+    return lambda done, total: deadline.check(sftp)
+
+
+READ_STEP = 64 * 1024  # a result or document is read in steps of this, the deadline checked between them
+
+
+def _read_bytes(sftp: _SFTPClient, path: str, max_size: int, deadline: _Deadline | None = None) -> bytes:
     remote, size = sftp.open_for_download(path, max_size)
-    with remote:
-        data = remote.read(size)
-    if len(data) != size:
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while got < size:
+            if got and deadline is not None:
+                deadline.check(sftp)  # raises _Overtime, the session cut
+            chunk = remote.read(min(READ_STEP, size - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except _Overtime:
+        with suppress(Exception):  # the transport is closed: nothing to say goodbye to
+            remote.close()
+        raise
+    remote.close()
+    if got != size:
         raise DeliveryError(f"短读 short read: {path}", retryable=True)
-    return data
+    return b"".join(chunks)
 
 
 def _small(size: int | None) -> bool:

@@ -195,6 +195,13 @@ class SftpSpec(BaseModel):
     )
     connect_timeout_seconds: float = Field(default=10, gt=0)
     timeout_seconds: float = Field(default=30, gt=0, description="per SFTP operation")
+    max_call_seconds: float = Field(
+        default=240,
+        gt=0,
+        le=3600,
+        description="one submit (every file of the part) or one poll (every result) in total: a server that "
+        "answers but slowly is cut off; keep it below the dispatch lease (300 s)",
+    )
     marker_suffix: str = Field(default=".ok", pattern=r"^\.[A-Za-z0-9_-]+$")
     materials: SftpMaterials = Field(default_factory=SftpMaterials)
     outgoing: Outgoing = Field(default_factory=Outgoing)
