@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -717,3 +718,59 @@ def test_through_the_hub_dispatch_delivers_the_scans_and_sync_records_each_answe
 
 def _part_of(row) -> PartMessage:
     return part(0, part_id=row.part_id)
+
+
+# ---------------------------------------------------------------------- the commands ops use
+
+
+def _hub(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("HUB_HOME", "HUB_DATABASE_URL")}
+    env["COLUMNS"] = "400"  # the check table's reason column on one line
+    return subprocess.run(
+        [sys.executable, "-m", "hub", "--home", str(home), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_check_render_and_poll_from_the_command_line(tmp_path, sshd, outbox, inbox):
+    home = tmp_path / "home"
+    made = subprocess.run([sys.executable, "-m", "hub", "init", str(home)], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    connection = home / "connections" / "shebao-sftp.yaml"  # the sample 社保 items route here
+    values = {
+        "host": sshd.host,
+        "port": sshd.port,
+        "user": sshd.user,
+        "fingerprint": sshd.host_fingerprint,
+        "outbox": outbox,
+        "inbox": inbox,
+        "extra": "",
+    }
+    connection.write_text(SHEBAO.format(key=sshd.client_key, **values), encoding="utf-8")
+
+    checked = _hub(home, "connectors", "check", "shebao-sftp")
+    assert checked.returncode == 0 and "OK" in checked.stdout, checked.stdout + checked.stderr
+
+    rendered = _hub(home, "connectors", "render", "shebao-sftp")
+    assert rendered.returncode == 0, rendered.stderr
+    [message] = json.loads(rendered.stdout)["messages"]
+    assert (
+        message["summary"].startswith(f"SFTP {sshd.user}@{sshd.host}:{outbox}/SB_")
+        and "(xml, gb18030)" in message["summary"]
+    )
+    case = etree.fromstring(message["body"].split("?>", 1)[1].encode())  # the declaration names GB18030; this is text
+    assert case.tag == "Case" and case.findtext("CaseNo") == "sample-part-0001"
+    assert message["attachments"][0].startswith(f"{outbox}/SB_sample-part-0001_1_sample.pdf (")
+    assert os.listdir(outbox) == []  # nothing sent
+
+    department_answers(inbox, "RES_p-1.csv", "办件编号,状态,原因,文书文件\r\np-1,退回补正,缺少户口簿首页,\r\n")
+    polled = _hub(home, "connectors", "poll", "shebao-sftp", "--receipt", "SB_X_p-1.xml", "--part", "p-1")
+    assert polled.returncode == 0, polled.stdout + polled.stderr
+    [update] = json.loads(polled.stdout)["updates"]
+    assert (update["status"], update["reason"]) == ("supplement_requested", "缺少户口簿首页")
+    department_answers(inbox, "RES_p-1.csv", "办件编号,状态,原因,文书文件\r\np-1,挂起,,\r\n")
+    polled = _hub(home, "connectors", "poll", "shebao-sftp", "--receipt", "SB_X_p-1.xml", "--part", "p-1")
+    assert polled.returncode == 1 and 'unmapped status \\"挂起\\"' in polled.stdout
+
+    connection.write_text(SHEBAO.format(key=sshd.stranger_key, **values), encoding="utf-8")
+    refused = _hub(home, "connectors", "check", "shebao-sftp")
+    assert refused.returncode == 1 and "FAIL" in refused.stdout and "authentication failed" in refused.stdout
