@@ -512,6 +512,8 @@ def test_a_submit_or_poll_past_max_call_seconds_is_cut_off(
         ('name: "SB_{{{{ part.item_code }}}}_', 'name: "out/SB_{{{{ part.item_code }}}}_', "one file name"),
         ('name: "RES_{{{{ part_id }}}}.csv"', 'name: "../RES_{{{{ part_id }}}}.csv"', "one file name"),
         ('material_name: "SB_', 'material_name: ".SB_', "one file name"),
+        ("_{{{{ part.part_id }}}}.xml", ".xml", "must use part.part_id"),  # two parts, one file: a false success
+        ('name: "RES_{{{{ part_id }}}}.csv"', 'name: "RES.csv"', "must use part_id"),  # every part, one answer
         ("status: 状态", "status: 状态[", "invalid expression"),
         ("已受理: received", "已受理: accepted", "received"),
         ("materials: {{mode: files}}", "materials: {{mode: multipart}}", "multipart is for rest"),

@@ -44,7 +44,7 @@ from pydantic import (
 )
 
 from hub.connectors import MaterialDelivery
-from hub.mapping import Expression, StatusMap, Template
+from hub.mapping import Expression, StatusMap, Template, expressions
 from hub.secrets import Secret
 
 
@@ -130,6 +130,11 @@ class Outgoing(BaseModel):
         description="files mode: each material's file name, beside the part (sees `part`, `material`, `index` from 1)",
     )
 
+    @field_validator("name", "material_name")
+    @classmethod
+    def _per_part(cls, v: str) -> str:
+        return _naming(v, ("part_id",), "part.part_id")
+
     @field_validator("root")
     @classmethod
     def _xml_name(cls, v: str) -> str:
@@ -159,6 +164,22 @@ class Results(BaseModel):
         description="where the result documents are: a list of file names in inbox_dir, or of "
         "{name, file, media_type} objects",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _per_part(cls, v: str) -> str:
+        return _naming(v, ("part_id", "remote_id", "remote_stem"), "part_id")
+
+
+def _naming(template: str, keys: tuple[str, ...], shown: str) -> str:
+    """A name must tell parts apart: two parts writing one file name would make the second look
+    delivered (its marker is there) — a false success — or read another part's answer."""
+    if not any(key in expression for expression in expressions(template) for key in keys):
+        raise ValueError(
+            f"文件名模板 {template!r} 须含 {{{{ {shown} }}}}，每个办件一个文件 (a name template must use "
+            f"{shown}: one file per part, never shared)"
+        )
+    return template
 
 
 class SftpMaterials(MaterialDelivery):
