@@ -125,7 +125,7 @@ def load(data: bytes, fmt: str, encoding: str) -> Any:
     """The record a result file holds: JSON as it is; XML as the root element's content; CSV as
     its one record row keyed by the header."""
     if fmt == "xml":
-        return _load_xml(data)
+        return _load_xml(data, encoding)
     text = _decode(data, encoding)
     if fmt == "json":
         try:
@@ -162,8 +162,11 @@ def _load_csv(text: str) -> dict[str, str]:
     return {h: (record[i].strip() if i < len(record) else "") for i, h in enumerate(header)}
 
 
-def _load_xml(data: bytes) -> Any:
-    parser = etree.XMLParser(**_PARSER_OPTIONS)
+def _load_xml(data: bytes, encoding: str) -> Any:
+    # a document's own declaration names its encoding; one without is in the connection's (XML
+    # would otherwise assume UTF-8)
+    declared = data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml")
+    parser = etree.XMLParser(**_PARSER_OPTIONS, encoding=None if declared else encoding)
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
