@@ -223,6 +223,20 @@ def check_catalogue(settings: Settings) -> Check:
     )
 
 
+def check_verifiers(settings: Settings) -> Check:
+    """网上核验: every `verifiers:` entry names a configured connection; kinds the catalogue asks
+    for without a verifier are listed (a desk then takes the paper copy)."""
+    catalog, _ = check_catalog(settings.config_dir)
+    kinds = sorted({m.verify for i in (catalog.items.values() if catalog else ()) for m in i.materials if m.verify})
+    names = {p.stem for p in settings.connections_dir.glob("*.yaml")} if settings.connections_dir.is_dir() else set()
+    unknown = sorted(f"{k} -> {c}" for k, c in settings.verifiers.items() if c not in names)
+    if unknown:
+        return Check("verifiers", False, f"no such connection: {', '.join(unknown)}")
+    uncovered = [k for k in kinds if k not in settings.verifiers]
+    covered = f"{len(kinds) - len(uncovered)} of {len(kinds)} kinds the catalogue verifies online"
+    return Check("verifiers", True, covered + (f"; paper only: {', '.join(uncovered)}" if uncovered else ""))
+
+
 def check_calendar(settings: Settings, today: date, days: int = CALENDAR_DAYS) -> Check:
     """Every year the next `days` days touch has an official schedule (calendar/YEAR.yaml or the
     chinesecalendar package): otherwise due dates falling there are provisional."""
@@ -333,6 +347,7 @@ def doctor(
     try:
         checks += readiness(settings, engine, plugins=plugins, timeout=timeout)
         checks.append(check_catalogue(settings))
+        checks.append(check_verifiers(settings))
         checks.append(check_calendar(settings, today or datetime.now(settings.tz).date()))
         checks.append(plugins_check)
         checks += check_connections(settings, plugins, timeout)

@@ -54,11 +54,14 @@ SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"
+# a signed material pull link is a credential in the path (hub.outgoing_materials)
+SECRET_PATH = re.compile(r"(/materials/)[A-Za-z0-9_-]+\.[0-9a-f]{32}")
 
 
 def redact_query_secrets(text: str) -> str:
-    """`text` with the value of every secret query parameter (k=, token=, …) replaced."""
-    return SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
+    """`text` with the value of every secret query parameter (k=, token=, …) replaced, and the
+    token of a material pull link."""
+    return SECRET_PATH.sub(lambda m: m.group(1) + REDACTED, SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text))
 
 
 def mask_text(text: str) -> str:

@@ -278,3 +278,55 @@ def test_beside_a_broken_connection_the_working_ones_deliver_and_metrics_tell_wh
             hub.close()
     finally:
         dept.stop()
+
+
+ARCHIVE_DROP = Path(__file__).parent / "data" / "hub_archive_drop"  # docs/plugins.md's worked example
+
+
+def test_the_guides_third_party_connector_receives_parts_with_their_materials(
+    tmp_path, home, db_url, clock, monkeypatch
+):
+    """The complete package of docs/plugins.md, installed as pip would leave it, allowed, and given
+    the 医保 items' connection: dispatch drops each part with the very bytes the hub stored, sync
+    brings the archive's receipt back as the decision."""
+    import hashlib
+
+    from hub import applications as svc
+    from hub import plugins
+    from hub.context import Hub
+    from hub.jobs.dispatch import dispatch
+    from hub.jobs.sync import sync
+    from tests.support.samples import HZ_CLERK, officer
+    from tests.test_dispatch import filing
+
+    site = tmp_path / "site"
+    info = site / "hub_archive_drop-1.0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hub-archive-drop\nVersion: 1.0.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[hub]\narchive_drop = hub_archive_drop\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(ARCHIVE_DROP))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("HUB_PLUGINS", "rest,sftp,soap,archive_drop")
+    monkeypatch.setenv("ARCHIVE_KEY", "k" * 32)
+    plugins._entry_points.cache_clear()
+    drop = tmp_path / "archive-import"
+    drop.mkdir()
+    (home / "connections" / "yibao-rest.yaml").write_text(
+        f"type: archive-drop\nconfig:\n  folder: {drop}\n  signing_key: ${{ARCHIVE_KEY}}\n", encoding="utf-8"
+    )
+    hub = Hub.open(home, database_url=db_url, clock=clock)
+    try:
+        app = svc.create(hub, filing(3), HZ_CLERK)
+        svc.transition(hub, app.number, "accept", officer("ts-ybj"))
+        assert dispatch(hub).delivered == 1
+        (folder,) = [p for p in drop.iterdir() if p.is_dir()]
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        stored = {m.sha256 for m in app.materials}
+        assert {f["sha256"] for f in manifest["files"]} == stored
+        for f in manifest["files"]:
+            assert hashlib.sha256((folder / f["file"]).read_bytes()).hexdigest() == f["sha256"]
+        (folder / "receipt.json").write_text('{"status": "filed", "note": "已归档"}', encoding="utf-8")
+        assert sync(hub).decided == 1
+    finally:
+        hub.close()
+        plugins._entry_points.cache_clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.connectors import Batch, DeliveryError, Receipt
+from hub.connectors import Batch, DeliveryError, PollFailure, Receipt, Update
 from tests.support.scripted_http import Scripted, connector, part, scripted_server
 
 
@@ -51,15 +51,36 @@ def test_an_error_body_is_read_only_as_far_as_its_detail(server: Scripted) -> No
     assert len(str(exc.value)) < 400
 
 
-def test_a_poll_whose_pages_never_end_stops(server: Scripted, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_poll_whose_cursor_repeats_stops(server: Scripted, caplog: pytest.LogCaptureFixture) -> None:
     item = {"id": "YB-1", "status": "approved", "documents": []}
     server.scripts["/parts"] = [(200, {}, json.dumps({"items": [item], "next_page": 2}).encode())]
     receipts = [Receipt(part_id=f"p{i}", remote_id=f"YB-{i}") for i in range(1, 4)]
     with caplog.at_level(logging.WARNING):
-        updates = connector(server).poll(receipts)
-    assert len(server.times("/parts")) == 4  # 3 parts: at most 4 pages
-    assert {u.remote_id for u in updates} == {"YB-1"}
-    assert "next_page never ends" in caplog.text
+        results = connector(server).poll(receipts)
+    assert len(server.times("/parts")) == 2  # page 2 points at page 2 again: seen, stopped
+    updates = [r for r in results if isinstance(r, Update)]
+    failures = {r.remote_id: r.message for r in results if isinstance(r, PollFailure)}
+    assert [u.remote_id for u in updates] == ["YB-1"]
+    # the receipts the cut-off listing never reached are recorded, not silently "no news"
+    assert set(failures) == {"YB-2", "YB-3"} and all("pages never end" in m for m in failures.values())
+    assert "profiles/hub-api.yaml" in failures["YB-2"] and "pages never end" in caplog.text
+
+
+def test_a_poll_whose_cursor_never_ends_stops_at_max_pages(server: Scripted) -> None:
+    class Counting:  # a fresh cursor on every page: only max_pages stops it
+        n = 0
+
+    def page() -> tuple[int, dict[str, str], bytes]:
+        Counting.n += 1
+        return (200, {}, json.dumps({"items": [], "next_page": Counting.n + 1}).encode())
+
+    server.scripts["/parts"] = [page() for _ in range(200)]
+    c = connector(
+        server, status={"pagination": {"type": "cursor", "next": "next_page", "param": "page", "max_pages": 7}}
+    )
+    (failure,) = c.poll([Receipt(part_id="p1", remote_id="YB-1")])
+    assert isinstance(failure, PollFailure) and "max_pages (7)" in failure.message
+    assert len(server.times("/parts")) == 7
 
 
 def test_a_batch_file_is_downloaded_only_up_to_its_listed_size(server: Scripted, tmp_path: Path) -> None:

@@ -35,7 +35,9 @@ def connection(tmp_path: Path, text: str, name: str = "yibao"):
 
 def rest(tmp_path, dept, monkeypatch, *, auth: str = 'bearer: "${YB_TOKEN}"', extra: str = ""):
     monkeypatch.setenv("YB_TOKEN", TOKEN)
-    conn = connection(tmp_path, f"type: rest\nconfig:\n  base_url: {dept.url}\n  auth: {{{auth}}}\n{extra}")
+    conn = connection(
+        tmp_path, f"type: rest\nconfig:\n  profile: hub-api\n  base_url: {dept.url}\n  auth: {{{auth}}}\n{extra}"
+    )
     return conn.make(TYPES)
 
 
@@ -77,7 +79,11 @@ def test_check_submit_is_idempotent_and_poll_pages(tmp_path, dept, monkeypatch):
 def test_hmac_signed_requests(tmp_path, dept, monkeypatch):
     monkeypatch.setenv("YB_HMAC", "hmac-secret-77")
     c = rest(tmp_path, dept, monkeypatch, auth='key_id: hub-1, secret: "${YB_HMAC}"')
-    assert c.check().ok and c.submit(part(9)).remote_id
+    assert c.check().ok
+    receipt = c.submit(part(9))
+    # a signed GET with a query string (ids=…%2C…&page_size=…): the department checks the same bytes
+    (update,) = c.poll([receipt, receipt.model_copy(update={"remote_id": "YB-404"})])
+    assert update.status == "received"
     monkeypatch.setenv("YB_HMAC", "wrong")
     bad = rest(tmp_path, dept, monkeypatch, auth='key_id: hub-1, secret: "${YB_HMAC}"')
     result = bad.check()

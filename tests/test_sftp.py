@@ -20,7 +20,7 @@ import plugins.sftp as sftp_plugin
 import plugins.sftp.client as sftp_client
 import plugins.sftp.connector as sftp_connector
 from hub.connection_config import load_connections
-from hub.connectors import Batch, DeliveryError, PartMessage, Receipt
+from hub.connectors import Batch, DeliveryError, PartMessage, PollFailure, Receipt, Update
 from hub.errors import ConfigInvalid
 from hub.plugins import PluginHost
 from plugins.sftp.connector import SftpConnector
@@ -305,7 +305,7 @@ def test_gb18030_round_trip(make, outbox, inbox):
         inbox, f"{p.part_id}.result.json", result("denied", "缴费年限不足十五年（䶮）", encoding="gb18030")
     )
     [update] = connector.poll([r])
-    assert update.status == "denied" and update.reason == "缴费年限不足十五年（䶮）"
+    assert isinstance(update, Update) and update.status == "denied" and update.reason == "缴费年限不足十五年（䶮）"
 
 
 def test_concurrent_submits_share_a_pool_of_sessions(make, outbox):
@@ -339,14 +339,22 @@ def test_poll_reads_only_marked_results_with_their_documents(make, inbox, caplog
     )
     receipts = [receipt(p) for p in (approved, pending, broken, escaping, silent)]
 
-    updates = connector.poll(receipts)
+    answers = connector.poll(receipts)
+    updates = [a for a in answers if isinstance(a, Update)]
     assert [(u.part_id, u.status) for u in updates] == [(approved.part_id, "approved")]
     [document] = updates[0].documents
     assert (document.name, document.media_type, document.content) == ("参保登记决定书", "application/pdf", PDF)
-    assert "unsafe document name" in caplog.text and "status" in caplog.text  # skipped, and said why
+    # a result that cannot be read is that part's recorded failure, saying why; the others count
+    failures = {a.part_id: a.message for a in answers if isinstance(a, PollFailure)}
+    assert sorted(failures) == sorted([broken.part_id, escaping.part_id])
+    assert 'unmapped status "lost_in_the_post"' in failures[broken.part_id]
+    assert "connections/shebao.yaml:" in failures[broken.part_id]
+    assert "unsafe document name" in failures[escaping.part_id]
+    assert "unsafe document name" in caplog.text  # and logged
 
     (inbox / f"{pending.part_id}.result.json.ok").write_bytes(b"")  # the department finished writing
-    assert {u.part_id for u in connector.poll(receipts)} == {approved.part_id, pending.part_id}
+    again = connector.poll(receipts)
+    assert {u.part_id for u in again if isinstance(u, Update)} == {approved.part_id, pending.part_id}
 
 
 def test_poll_skips_results_too_large_to_hold(make, inbox, caplog, monkeypatch):
@@ -360,8 +368,11 @@ def test_poll_skips_results_too_large_to_hold(make, inbox, caplog, monkeypatch):
     documents = [{"name": name, "file": name} for name in ("a.pdf", "b.pdf")]
     department_writes(inbox, f"{heavy.part_id}.result.json", result("approved", None, documents))
     department_writes(inbox, f"{fine.part_id}.result.json", result("approved", None, documents[:1]))
-    updates = make().poll([receipt(p) for p in (huge, heavy, fine)])
-    assert [u.part_id for u in updates] == [fine.part_id]
+    answers = make().poll([receipt(p) for p in (huge, heavy, fine)])
+    assert [a.part_id for a in answers if isinstance(a, Update)] == [fine.part_id]
+    failures = {a.part_id: a.message for a in answers if isinstance(a, PollFailure)}
+    assert sorted(failures) == sorted([huge.part_id, heavy.part_id])
+    assert all("file too large" in message for message in failures.values())
     assert caplog.text.count("file too large") == 2
 
 

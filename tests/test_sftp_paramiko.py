@@ -12,6 +12,7 @@ from pathlib import Path
 import paramiko
 import pytest
 from paramiko.sftp import BaseSFTP
+from paramiko.sftp_attr import SFTPAttributes
 
 from plugins.sftp import client
 from tests.support.sshd import SshServer, running_sshd
@@ -25,6 +26,7 @@ from tests.support.sshd import SshServer, running_sshd
         (paramiko.SFTPClient, "_async_request", ["self", "fileobj", "t", "args"]),
         (paramiko.SFTPClient, "_read_response", ["self", "waitfor"]),
         (paramiko.SFTPClient, "_convert_status", ["self", "msg"]),
+        (SFTPAttributes, "_from_msg", ["msg", "filename", "longname"]),  # list_names reads past a name's attributes
     ],
 )
 def test_private_methods_we_call_keep_their_shape(owner: type, method: str, parameters: list[str]) -> None:
@@ -72,3 +74,13 @@ def test_extensions_limits_and_pipelined_reads_work_against_openssh(sftp: client
     sftp.fetch_small("canary", [(str(remote / name), len(data), local / name) for name, data in files.items()])
     assert {p.name: p.read_bytes() for p in local.iterdir()} == files
     assert sftp.stat(str(remote)).st_size is not None  # the channel is still in step after the pipeline
+
+
+def test_bounded_listing_reads_names_or_stops_at_the_bound(sftp: client._SFTPClient, tmp_path: Path) -> None:
+    folder = tmp_path / "listed"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"名-{i:03d}.csv").write_bytes(b"")
+    assert sorted(sftp.list_names(str(folder), 300) or []) == sorted(p.name for p in folder.iterdir())
+    assert sftp.list_names(str(folder), 10) is None  # more than the bound: not read to the end
+    assert sftp.stat(str(folder)).st_size is not None  # the directory handle was closed, the channel in step

@@ -4,6 +4,7 @@ builds them (a YAML file → Connection.make)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import paramiko
 import pytest
+import yaml
 
 from hub.connection_config import load_connections
-from hub.connectors import Connector, DeliveryError, PartMessage, Receipt
+from hub.connectors import Connector, DeliveryError, MaterialRef, PartMessage, Receipt
+from hub.materials import MaterialStore
+from hub.outgoing_materials import OutgoingMaterials
 from plugins.sandbox.sftp_department import SftpDepartment, load_or_create_host_key, new_host_key
 from plugins.sftp.client import _SFTPClient
 from plugins.sftp.connector import SftpConnector
@@ -284,3 +288,26 @@ def test_down_then_stop_cut_connections(dept, make):
         pass
     stopped = connector.check()
     assert not stopped.ok and "connection failed" in stopped.message
+
+
+def test_the_sample_connection_sends_the_scans_beside_the_part(dept, make, tmp_path):
+    """config/connections/shebao-sftp.yaml takes the files mode: each scan lands beside the part,
+    whole, before the marker, under the default name `<part_id>_<n>_<filename>`."""
+    sample = yaml.safe_load(
+        (Path(__file__).parents[1] / "config/connections/shebao-sftp.yaml").read_text(encoding="utf-8")
+    )["config"]
+    assert sample["materials"] == {"mode": "files"} and "outgoing" not in sample  # the default preset
+    scan = b"%PDF-1.4\n" + bytes(range(256)) * 400
+    sha256 = hashlib.sha256(scan).hexdigest()
+    store = MaterialStore(tmp_path / "materials", 2**20, ["application/pdf"])
+    store.path_of(sha256).parent.mkdir(parents=True)
+    store.path_of(sha256).write_bytes(scan)
+    connector = make(materials=sample["materials"])
+    connector.materials = OutgoingMaterials(store, None, "shebao-sftp")  # type: ignore[arg-type]
+    ref = MaterialRef(name="身份证", filename="身份证.pdf", sha256=sha256, media_type="application/pdf", size=len(scan))
+    p = part(5).model_copy(update={"materials": [ref]})
+    connector.submit(p)
+    beside = dept.outbox_path / f"{p.part_id}_1_身份证.pdf"
+    assert hashlib.sha256(beside.read_bytes()).hexdigest() == sha256
+    assert dept.part(p.part_id)["materials"][0]["file"] == beside.name  # the part names its file
+    assert dept.received == {p.part_id: 1}

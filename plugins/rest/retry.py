@@ -6,6 +6,7 @@ server asks for. (The dispatcher's own backoff, across calls, is hub.connectors.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -34,12 +35,14 @@ def retry_after(response: httpx.Response) -> float | None:
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "nan", "inf", "-1e999" parse as floats and mean nothing: treated as absent
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # an HTTP date is GMT; a server that omits the zone means it too
         when = when.replace(tzinfo=UTC)
@@ -64,10 +67,14 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, DeliveryError) and exc.retryable
 
 
-def policy(retries: int, max_retry_after_seconds: float) -> tenacity.Retrying:
-    """`retries + 1` attempts in all; the last error is raised as it is (not a RetryError)."""
+def policy(retries: int, max_retry_after_seconds: float, max_seconds: float | None = None) -> tenacity.Retrying:
+    """`retries + 1` attempts in all, none begun after `max_seconds`; the last error is raised as
+    it is (not a RetryError)."""
+    stop = tenacity.stop_after_attempt(retries + 1)
+    if max_seconds is not None:
+        stop = stop | tenacity.stop_before_delay(max_seconds)
     return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(retries + 1),
+        stop=stop,
         retry=tenacity.retry_if_exception(_retryable),
         wait=_WaitRetryAfter(max_retry_after_seconds),
         reraise=True,

@@ -36,6 +36,7 @@ def run(
     bank_dir: Annotated[Path, typer.Option(help="Bank drop folder: host_key, known_hosts, root/")] = BANK_DIR,
     enclave_port: int = typer.Option(8705, help="Port of the Hangzhou enclave window's REST intake system"),
     enclave_dir: Annotated[Path, typer.Option(help="Enclave system's batch folder")] = ENCLAVE_DIR,
+    irs_port: int = typer.Option(8706, help="Port of the province's data platform verification gateway"),
     sample_batches: int = typer.Option(
         3, min=0, help="Records in the sample batch each intake source offers at start (0: none)"
     ),
@@ -46,8 +47,10 @@ def run(
     failure_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of requests answered 503"),
     decide_after: float | None = typer.Option(None, help="Approve parts by itself this many seconds after receipt"),
 ) -> None:
-    """Run the sandbox systems until interrupted: 医保 (REST), 公安 (SOAP), 社保 (SFTP), and two
-    intake sources — the 下洪 bank outlet's SFTP drop and the Hangzhou enclave window (REST)."""
+    """Run the sandbox systems until interrupted: 医保 (REST), 公安 (SOAP), 社保 (SFTP), the
+    province's data platform verification gateway (REST, 网上核验), and two intake sources — the
+    下洪 bank outlet's SFTP drop and the Hangzhou enclave window (REST)."""
+    from plugins.sandbox.data_sharing import DataSharingGateway
     from plugins.sandbox.enclave_source import EnclaveSource
     from plugins.sandbox.intake_batches import write_sample_batch
     from plugins.sandbox.rest_department import RestDepartment
@@ -88,11 +91,13 @@ def run(
         write_sample_batch(enclave.root / f"HZ-{stamp}", f"HZ-{stamp}", "enclave-hangzhou", sample_batches)
     typer.echo(f"下洪银行网点 SFTP batch drop on sftp://hub@{bank.host}:{bank.port}{bank.inbox_dir}")
     typer.echo(f"杭州飞地窗口 REST intake on {enclave.url}/intake/batches")
+    irs = DataSharingGateway(token=token, port=irs_port).start()
+    typer.echo(f"公共数据平台 核验接口 (verification gateway) on {irs.url}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    for server in (dept, gongan, shebao, bank, enclave):
+    for server in (dept, gongan, shebao, bank, enclave, irs):
         server.stop()
 
 

@@ -29,8 +29,11 @@ from paramiko.sftp import (
     CMD_EXTENDED,
     CMD_EXTENDED_REPLY,
     CMD_HANDLE,
+    CMD_NAME,
     CMD_OPEN,
+    CMD_OPENDIR,
     CMD_READ,
+    CMD_READDIR,
     CMD_STATUS,
     CMD_VERSION,
     SFTP_FLAG_READ,
@@ -99,6 +102,33 @@ class _SFTPClient(paramiko.SFTPClient):
             remote.close()
             raise
         return remote, size
+
+    def list_names(self, path: str, limit: int) -> list[str] | None:
+        """The names in a directory (`.` and `..` left out), or None once there are more than
+        `limit`: paramiko's listdir reads a directory of any size into memory, this stops reading
+        (and closes the directory) at the bound. The same requests paramiko's listdir_attr sends."""
+        kind, msg = self._request(CMD_OPENDIR, path)
+        if kind != CMD_HANDLE:
+            raise SFTPError("Expected handle")
+        handle = msg.get_binary()
+        names: list[str] = []
+        try:
+            while len(names) <= limit:
+                try:
+                    kind, msg = self._request(CMD_READDIR, handle)
+                except EOFError:
+                    return names
+                if kind != CMD_NAME:
+                    raise SFTPError("Expected name response")
+                for _ in range(msg.get_int()):
+                    name = msg.get_text()
+                    msg.get_text()  # the long name
+                    SFTPAttributes._from_msg(msg)  # read past the attributes
+                    if name not in (".", ".."):
+                        names.append(name)
+            return None
+        finally:
+            self._request(CMD_CLOSE, handle)
 
     def fetch_small(self, connector: str, files: list[tuple[str, int, Path]]) -> None:
         """Download small files (remote path, listed size, target) several at a time: see `_fetch_small`."""

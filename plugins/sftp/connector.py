@@ -8,19 +8,26 @@ never added. A server with several host keys is asked for Ed25519 first, then EC
 offered). Authentication is by private key (PEM/OpenSSH text, optionally with a passphrase) or
 password, both given as secret references; no agent, no ~/.ssh keys.
 
-The exchange (file names are UTF-8, contents are in the configured `encoding`):
+The exchange (file names are UTF-8, contents are in the configured `encoding`; the names and
+shapes below are the default preset, each one configurable — see `spec` and docs/connect/sftp.md):
 
-- **submit** writes the part as JSON to `outbox_dir/.<part_id>.json.tmp`, renames it to
-  `<part_id>.json` (posix-rename where the server offers it, so an interrupted earlier attempt is
-  replaced atomically), then creates the empty marker `<part_id>.json<marker_suffix>` last: the
-  department reads a file only once its marker exists. A part whose marker exists is not written
-  again (the part id is the idempotency key); the receipt's remote id is the file name and its
-  time the marker's.
-- **poll** reads `inbox_dir/<part_id>.result.json` once `<part_id>.result.json<marker_suffix>`
-  exists: `{"status": ..., "reason": ..., "documents": [{"name", "file", "media_type"}]}`, each
-  `file` a name in `inbox_dir`. A result that cannot be read is logged and skipped (the others
-  still count); it is read again on the next poll. Results are held in memory, so a result
-  file over 1 MiB, or documents over 64 MiB together, count as unreadable (never read).
+- **submit** writes, in `outbox_dir`: in `files` mode each material first (`outgoing.material_name`,
+  default `<part_id>_<n>_<filename>`), streamed from the hub's store with its sha256 checked and
+  its size confirmed by the server; then the part file (`outgoing.name`, default `<part_id>.json`;
+  `outgoing.format` json, xml or csv; `outgoing.body` a template, default the whole part); then
+  the empty marker `<name><marker_suffix>` last: the department reads a file only once its
+  marker exists, and by then every file is whole. Each file goes to `.<name>.tmp` and is renamed
+  into place (posix-rename where the server offers it, so an interrupted earlier attempt is
+  replaced atomically). A part whose marker exists is not written again (the part id is the
+  idempotency key); the receipt's remote id is the part file's name and its time the marker's.
+- **poll** reads each receipt's result (`results.name`, default `<part_id>.result.json`) once
+  its marker exists, as `results.format` (json; xml without DTDs or entities; csv with a header
+  and one record); `results.status`/`reason`/`documents` select from it and `status_map` maps the
+  status (default: `{"status", "reason", "documents": [{"name", "file", "media_type"}]}` in the
+  hub's words), each document `file` a name in `inbox_dir`. A result that cannot be read or
+  mapped is that receipt's PollFailure (the others still count); it is read again on the next
+  poll. Results are held in memory, so a result file over 1 MiB, or documents over 64 MiB
+  together, count as unreadable (never read); the inbox listing stops at MAX_LISTING names.
 - **intake**: a batch is a directory `inbox_dir/<batch>/`, or an archive `inbox_dir/<batch>.zip`
   (`.tar.gz`, `.tgz`), with the marker `<name><marker_suffix>` beside it (written last by the
   bank). `fetch(batch, into)` downloads every file of it under a local folder, to disk, after
@@ -48,11 +55,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import mimetypes
 import os
 import posixpath
 import stat
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,8 +69,9 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from hub import mapping
 from hub.connectors import (
     BATCH_ID,
     Batch,
@@ -69,10 +79,15 @@ from hub.connectors import (
     Connector,
     DeliveryError,
     Document,
+    MaterialRef,
     PartMessage,
+    PollFailure,
+    Preview,
     Receipt,
     Update,
 )
+from hub.mapping import MappingError
+from plugins.sftp import formats
 from plugins.sftp.client import SMALL_FILE, _SFTPClient
 from plugins.sftp.errors import _error, _safe_name
 from plugins.sftp.keys import _load_key, _PinnedFingerprint, _RefuseUnknownHost
@@ -92,10 +107,16 @@ def _strip_archive(name: str) -> str:
 
 
 CHUNK = 2**20  # local write size in download()
-# a department's result is read into memory: its JSON file, and its documents (all of them together)
+# a department's result is read into memory: its file, and its documents (all of them together)
 MAX_RESULT_BYTES = 2**20
 MAX_DOCUMENT_BYTES = 64 * 2**20
-# what makes one department result unreadable (ValueError: bad JSON, encoding or fields)
+MAX_DOCUMENTS = 50  # named by one result
+MAX_LISTING = 100_000  # names of inbox_dir read by a poll; beyond, each result's marker is asked for
+CHECK_LISTING = 100  # a check reads this many names of each folder at most (it proves the right to list)
+MAX_REASON_CHARS = 2000
+MAX_NAME_BYTES = 255  # a file name's length limit on every common file system
+# what makes one department result unreadable (ValueError: bad JSON/XML/CSV, encoding or fields;
+# DeliveryError: too large, an unsafe document name, a mapping that finds no status)
 _UNREADABLE = (ValueError, DeliveryError, FileNotFoundError, PermissionError)
 
 
@@ -116,15 +137,18 @@ class _Session:
 
 
 class _ResultDocument(BaseModel):
-    name: str
     file: str
-    media_type: str = "application/pdf"
+    name: str | None = None
+    media_type: str | None = None  # else from the file name's extension
 
 
-class _ResultFile(BaseModel):
-    status: str
-    reason: str | None = None
-    documents: list[_ResultDocument] = Field(default_factory=list)
+@dataclass
+class _Plan:
+    """What submit writes for one part: its file, and its materials' files (files mode)."""
+
+    name: str
+    data: bytes
+    materials: list[tuple[MaterialRef, str]]
 
 
 class SftpConnector(Connector):
@@ -229,6 +253,8 @@ class SftpConnector(Connector):
     # ------------------------------------------------------------------ verbs
 
     def check(self) -> CheckResult:
+        """Logs in (the configured credentials: a wrong password or key is FAIL here, not a dead
+        letter later) and lists both folders (a folder we may not read is FAIL too)."""
         try:
             # a fresh connection: a check answers "can we connect now?", and a pooled session the
             # server has just cut can still look alive for a moment
@@ -241,37 +267,93 @@ class SftpConnector(Connector):
                         )
                     if not stat.S_ISDIR(attrs.st_mode or 0):
                         return CheckResult(ok=False, message=f"{self.name}: {label} {path}: 不是目录 not a directory")
+                    sftp.list_names(path, CHECK_LISTING)  # permission denied raises (not retryable)
         except DeliveryError as exc:
             return CheckResult(ok=False, message=str(exc))
         return CheckResult(ok=True, message=f"{self.spec.username}@{self.spec.host}:{self.spec.port} OK")
 
     def submit(self, part: PartMessage) -> Receipt:
-        name = f"{_safe_name(part.part_id, 'part id')}.json"
+        """The materials (files mode), then the part file, each uploaded to a hidden name and
+        renamed into place, then the marker: when the marker is there, everything is. A part
+        whose marker is there already is not written again."""
+        plan = self._plan(part)
         outbox = self.spec.outbox_dir
-        marker = posixpath.join(outbox, name + self.spec.marker_suffix)
-        with self._session(f"提交 submit {name}") as sftp:
+        marker = posixpath.join(outbox, plan.name + self.spec.marker_suffix)
+        action = f"提交 submit {plan.name}"
+        deadline = _Deadline(self.spec.max_call_seconds)
+        with self._session(action) as sftp:
             done = _stat(sftp, marker)
             if done is None:  # not (completely) delivered before: (re)write, marker last
-                body = json.dumps(part.model_dump(mode="json"), ensure_ascii=False, indent=2)
-                self._put(sftp, outbox, name, body.encode(self.spec.encoding))
+                try:
+                    for ref, file_name in plan.materials:
+                        self._put_material(sftp, outbox, file_name, ref, deadline)
+                    self._put(sftp, outbox, plan.name, plan.data, deadline)
+                except Exception:
+                    if deadline.passed:  # whatever the cut-off session said after we cut it
+                        raise deadline.error(self.name, action) from None
+                    raise
                 with sftp.open(marker, "wb"):
                     pass
                 done = sftp.stat(marker)
-        return Receipt(part_id=part.part_id, remote_id=name, received_at=_mtime(done))
+        return Receipt(part_id=part.part_id, remote_id=plan.name, received_at=_mtime(done))
 
-    def poll(self, receipts: list[Receipt]) -> list[Update]:
+    def preview(self, part: PartMessage) -> list[Preview]:
+        plan = self._plan(part)
+        outbox = self.spec.outbox_dir
+        attachments = [
+            f"{posixpath.join(outbox, file_name)} ({ref.size} bytes, sha256 {ref.sha256})"
+            for ref, file_name in plan.materials
+        ]
+        attachments.append(f"{posixpath.join(outbox, plan.name + self.spec.marker_suffix)} (marker, last)")
+        return [
+            Preview(
+                summary=f"SFTP {self.spec.username}@{self.spec.host}:{posixpath.join(outbox, plan.name)} "
+                f"({self.spec.outgoing.format}, {self.spec.encoding})",
+                body=plan.data.decode(self.spec.encoding),
+                attachments=attachments,
+            )
+        ]
+
+    def poll(self, receipts: list[Receipt]) -> list[Update | PollFailure]:
+        """For each receipt whose result file's marker is there: the result read, its status
+        mapped. A result that cannot be read or mapped is that receipt's PollFailure (the others
+        still count; it is read again next time); a result not there yet is no answer."""
         inbox = self.spec.inbox_dir
-        updates: list[Update] = []
+        answers: list[Update | PollFailure] = []
+        wanted: list[tuple[Receipt, str]] = []
+        for receipt in receipts:
+            try:
+                wanted.append((receipt, self._result_name(receipt)))
+            except DeliveryError as exc:
+                answers.append(self._failure(receipt, str(exc)))
+        if not wanted:
+            return answers
+        deadline = _Deadline(self.spec.max_call_seconds)
+        read = 0
         with self._session("查询 poll") as sftp:
-            present = set(sftp.listdir(inbox))
-            for receipt in receipts:
-                result = f"{receipt.part_id}.result.json"
-                if result + self.spec.marker_suffix not in present:
+            listed = sftp.list_names(inbox, MAX_LISTING)
+            present = set(listed) if listed is not None else None  # None: too many to list, ask each
+            for n, (receipt, name) in enumerate(wanted):
+                if read and deadline.over():  # at least one result per poll, so a slow server still progresses
+                    log.warning(
+                        "%s: 查询超过 max_call_seconds，余下 %d 个留待下次 (poll over max_call_seconds: "
+                        "%d receipts left for the next sync)",
+                        self.name,
+                        len(wanted) - n,
+                        len(wanted) - n,
+                    )
+                    break
+                marker = name + self.spec.marker_suffix
+                there = marker in present if present is not None else _stat(sftp, posixpath.join(inbox, marker))
+                if not there:
                     continue  # not there, or still being written
-                update = self._read_result(sftp, receipt, posixpath.join(inbox, result))
-                if update is not None:
-                    updates.append(update)
-        return updates
+                read += 1
+                try:
+                    answers.append(self._read_result(sftp, receipt, posixpath.join(inbox, name), deadline))
+                except _Overtime:  # the session was cut (see _Deadline): the answers so far still count
+                    answers.append(self._failure(receipt, str(deadline.error(self.name, f"查询 poll {name}"))))
+                    break
+        return answers
 
     def list_batches(self) -> list[Batch]:
         """Batches whose marker is there: folders, or archives (.zip, .tar.gz, .tgz)."""
@@ -380,37 +462,142 @@ class SftpConnector(Connector):
         partial.replace(target)
         return copied
 
+    # ------------------------------------------------------------------ the exchange's files
+
+    def _plan(self, part: PartMessage) -> _Plan:
+        """The part's file (name and bytes, from the `outgoing` templates) and its materials' names
+        (files mode), checked before anything is sent: every name one safe file name, no two alike."""
+        spec, out = self.spec, self.spec.outgoing
+        context = mapping.part_context(part, spec.materials, self.materials)
+        materials: list[tuple[MaterialRef, str]] = []
+        if spec.materials.mode == "files":
+            for index, (ref, entry) in enumerate(zip(part.materials, context["materials"], strict=True), start=1):
+                scope = {"part": context["part"], "material": entry, "index": index}
+                entry["file"] = self._file_name(out.material_name, scope, ("outgoing", "material_name"))
+                materials.append((ref, entry["file"]))
+        name = self._file_name(out.name, context, ("outgoing", "name"))
+        taken = [file_name for _, file_name in materials]
+        clash = {n for n in taken if taken.count(n) > 1 or n in (name, name + spec.marker_suffix)}
+        if clash:
+            raise MappingError(
+                f"{self.where('outgoing', 'material_name')}: 材料文件名重复 (two files of part {part.part_id} "
+                f"would have the same name): {sorted(clash)[0]!r}"
+            )
+        if out.body is None:  # the default preset: the part as the hub sends it
+            body: Any = {**context["part"], "materials": context["materials"]}
+        else:
+            body = mapping.render(out.body, context, lambda: self.where("outgoing", "body"))
+        try:
+            data = formats.dump(body, out.format, spec.encoding, out.root)
+        except formats.FormatError as exc:
+            raise MappingError(f"{self.where('outgoing', 'body')}: {exc}") from None
+        return _Plan(name, data, materials)
+
+    def _file_name(self, template: Any, context: dict[str, Any], loc: tuple[str, ...]) -> str:
+        rendered = mapping.render(template, context, lambda: self.where(*loc))
+        name = "" if rendered is None else str(rendered)
+        try:
+            _safe_name(name, "file")
+        except DeliveryError as exc:
+            raise MappingError(f"{self.where(*loc)}: {exc}") from None
+        # a name no file system takes would fail on every retry: refused here, once, for ops
+        if len(name.encode("utf-8")) > MAX_NAME_BYTES or any(ord(c) < 0x20 or c == "\x7f" for c in name):
+            raise MappingError(
+                f"{self.where(*loc)}: 文件名过长或含控制字符 (file name over {MAX_NAME_BYTES} bytes or with "
+                f"control characters): {name[:60]!r}"
+            )
+        return name
+
+    def _put_material(
+        self, sftp: _SFTPClient, folder: str, name: str, ref: MaterialRef, deadline: _Deadline | None = None
+    ) -> None:
+        """One material streamed from the store (its sha256 checked as it is read) to a hidden
+        name, its size confirmed by the server, then renamed into place."""
+        temporary = posixpath.join(folder, f".{name}.tmp")
+        try:
+            with self.materials.open(ref) as source:
+                sftp.putfo(source, temporary, file_size=ref.size, callback=_progress(sftp, deadline), confirm=True)
+        except BaseException:
+            if deadline is None or not deadline.passed:  # a cut session takes nothing more
+                with suppress(Exception):  # a fault of the session itself is raised anyway
+                    sftp.remove(temporary)
+            raise
+        _rename(sftp, temporary, posixpath.join(folder, name), replace=True)
+
+    def _result_name(self, receipt: Receipt) -> str:
+        stem = receipt.remote_id.rsplit(".", 1)[0] if "." in receipt.remote_id else receipt.remote_id
+        context = {
+            "part_id": receipt.part_id,
+            "remote_id": receipt.remote_id,
+            "remote_stem": stem,
+            "part": {"part_id": receipt.part_id},
+        }
+        return self._file_name(self.spec.results.name, context, ("results", "name"))
+
+    def _failure(self, receipt: Receipt, message: str) -> PollFailure:
+        log.warning("%s", message)
+        return PollFailure(part_id=receipt.part_id, remote_id=receipt.remote_id, message=message)
+
+    def _read_result(
+        self, sftp: _SFTPClient, receipt: Receipt, path: str, deadline: _Deadline | None = None
+    ) -> Update | PollFailure:
+        results = self.spec.results
+        try:
+            data = _read_bytes(sftp, path, MAX_RESULT_BYTES, deadline)
+            record = formats.load(data, results.format, self.spec.encoding)
+        except _UNREADABLE as exc:
+            # one bad result must not hold back the others; it is read again next time
+            return self._failure(
+                receipt,
+                f"{self.name}: 结果文件 {path} 无法读取 (unreadable {results.format} result, "
+                f"{self.where('results', 'format')}): {_summary(exc)}",
+            )
+        try:
+            at = lambda *loc: lambda: self.where("results", *loc)  # noqa: E731
+            raw = mapping.search(results.status, record, at("status"), required=True)
+            status = mapping.status(raw, self.spec.status_map, lambda: self.where("status_map"))
+            reason = mapping.search(results.reason, record, at("reason")) if results.reason else None
+            found = mapping.search(results.documents, record, at("documents")) if results.documents else None
+            documents = self._documents(sftp, found, at("documents"), deadline)
+        except _UNREADABLE as exc:
+            return self._failure(receipt, f"{self.name}: 结果文件 {path}: {_summary(exc)}")
+        return Update(
+            part_id=receipt.part_id,
+            remote_id=receipt.remote_id,
+            status=status,  # type: ignore[arg-type]  # one of the hub's: mapping.status checked it
+            reason=_reason(reason),
+            documents=documents,
+        )
+
+    def _documents(
+        self, sftp: _SFTPClient, found: Any, where: Callable[[], str], deadline: _Deadline | None = None
+    ) -> list[Document]:
+        """The result documents a result names: file names in inbox_dir, or {name, file,
+        media_type} objects; all of one result's together held to MAX_DOCUMENT_BYTES."""
+        if found in (None, "", []):
+            return []
+        entries = found if isinstance(found, list) else [found]
+        if len(entries) > MAX_DOCUMENTS:
+            raise MappingError(f"{where()}: 结果文书过多 (more than {MAX_DOCUMENTS} documents)")
+        documents: list[Document] = []
+        budget = MAX_DOCUMENT_BYTES  # for all of one result's documents together: held in memory
+        for entry in entries:
+            doc = _ResultDocument.model_validate({"file": entry} if isinstance(entry, str) else entry)
+            file_name = _safe_name(doc.file, "document")
+            content = _read_bytes(sftp, posixpath.join(self.spec.inbox_dir, file_name), budget, deadline)
+            budget -= len(content)
+            media_type = doc.media_type or mimetypes.guess_type(file_name)[0] or "application/pdf"
+            documents.append(Document(name=doc.name or file_name, media_type=media_type, content=content))
+        return documents
+
     # ------------------------------------------------------------------ helpers
 
-    def _put(self, sftp: _SFTPClient, folder: str, name: str, data: bytes) -> None:
+    def _put(self, sftp: _SFTPClient, folder: str, name: str, data: bytes, deadline: _Deadline | None = None) -> None:
         """Upload to a hidden temporary name, then rename into place: readers never see a partial file."""
         final = posixpath.join(folder, name)
         temporary = posixpath.join(folder, f".{name}.tmp")
-        sftp.putfo(io.BytesIO(data), temporary, file_size=len(data), confirm=True)
+        sftp.putfo(io.BytesIO(data), temporary, file_size=len(data), callback=_progress(sftp, deadline), confirm=True)
         _rename(sftp, temporary, final, replace=True)
-
-    def _read_result(self, sftp: _SFTPClient, receipt: Receipt, path: str) -> Update | None:
-        try:
-            raw = json.loads(_read_bytes(sftp, path, MAX_RESULT_BYTES).decode(self.spec.encoding))
-            result = _ResultFile.model_validate(raw)
-            documents: list[Document] = []
-            budget = MAX_DOCUMENT_BYTES  # for all of one result's documents together: held in memory
-            for doc in result.documents:
-                folder = self.spec.inbox_dir
-                content = _read_bytes(sftp, posixpath.join(folder, _safe_name(doc.file, "document")), budget)
-                budget -= len(content)
-                documents.append(Document(name=doc.name, media_type=doc.media_type, content=content))
-            return Update(
-                part_id=receipt.part_id,
-                remote_id=receipt.remote_id,
-                status=result.status,
-                reason=result.reason,
-                documents=documents,
-            )
-        except _UNREADABLE as exc:
-            # one bad result must not hold back the others; it is read again next time
-            log.warning("%s: skipping unreadable result %s (%s)", self.name, path, _summary(exc))
-            return None
 
     def _move_batch(self, sftp: _SFTPClient, batch: Batch, destination: str) -> None:
         """Marker first, then the batch: if we stop in between, the batch is no longer offered
@@ -464,13 +651,71 @@ def _rename(sftp: _SFTPClient, source: str, target: str, *, replace: bool) -> No
     sftp.rename(source, target)
 
 
-def _read_bytes(sftp: _SFTPClient, path: str, max_size: int) -> bytes:
+class _Overtime(Exception):
+    """A call ran past max_call_seconds; its session has been cut."""
+
+
+class _Deadline:
+    """max_call_seconds for one submit or poll. A server that answers, but slowly (a trickle),
+    never trips the per-operation timeout; this does. Once passed, the session's transport is
+    closed at once — waiting for a slow server to acknowledge what is in flight would take as
+    long again — so the pool discards it."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.passed = False
+
+    def over(self) -> bool:
+        return time.monotonic() > self.end
+
+    def check(self, sftp: _SFTPClient) -> None:
+        if self.over():
+            self.passed = True
+            channel = sftp.get_channel()
+            transport = channel.get_transport() if channel is not None else None
+            if transport is not None:
+                transport.close()
+            raise _Overtime()
+
+    def error(self, connector: str, action: str) -> DeliveryError:
+        return DeliveryError(
+            f"{connector}: {action}: 超过 max_call_seconds {self.seconds:g} s (too slow; tried again later)",
+            retryable=True,
+        )
+
+
+def _progress(sftp: _SFTPClient, deadline: _Deadline | None) -> Callable[[int, int], None] | None:
+    """putfo's callback, called after each write: where the deadline is checked during an upload."""
+    if deadline is None:
+        return None
+    return lambda done, total: deadline.check(sftp)
+
+
+READ_STEP = 64 * 1024  # a result or document is read in steps of this, the deadline checked between them
+
+
+def _read_bytes(sftp: _SFTPClient, path: str, max_size: int, deadline: _Deadline | None = None) -> bytes:
     remote, size = sftp.open_for_download(path, max_size)
-    with remote:
-        data = remote.read(size)
-    if len(data) != size:
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while got < size:
+            if got and deadline is not None:
+                deadline.check(sftp)  # raises _Overtime, the session cut
+            chunk = remote.read(min(READ_STEP, size - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except _Overtime:
+        with suppress(Exception):  # the transport is closed: nothing to say goodbye to
+            remote.close()
+        raise
+    remote.close()
+    if got != size:
         raise DeliveryError(f"短读 short read: {path}", retryable=True)
-    return data
+    return b"".join(chunks)
 
 
 def _small(size: int | None) -> bool:
@@ -495,6 +740,13 @@ def _mtime(attrs: paramiko.SFTPAttributes) -> datetime | None:
     return datetime.fromtimestamp(attrs.st_mtime, UTC) if attrs.st_mtime is not None else None
 
 
+def _reason(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text[:MAX_REASON_CHARS]
+
+
 def _summary(exc: Exception) -> str:
     """What was wrong with a result file, without echoing its contents."""
     if isinstance(exc, ValidationError):
@@ -504,4 +756,6 @@ def _summary(exc: Exception) -> str:
         return f"not {exc.encoding}"
     if isinstance(exc, json.JSONDecodeError):
         return f"invalid JSON at line {exc.lineno}"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
     return str(exc)[:200]

@@ -27,6 +27,7 @@ class Scripted:
     url: str = ""
     scripts: dict[str, list[Answer]] = field(default_factory=dict)
     seen: list[tuple[str, float]] = field(default_factory=list)
+    heard: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # request target and headers
 
     def times(self, path: str) -> list[float]:
         return [at for p, at in self.seen if p == path]
@@ -46,6 +47,7 @@ def scripted_server() -> Iterator[Scripted]:
             path = self.path.split("?")[0]
             with lock:
                 scripted.seen.append((path, time.monotonic()))
+                scripted.heard.append((self.path, dict(self.headers.items())))
                 script = scripted.scripts.get(path) or [(404, {}, b'{"error": "no such path"}')]
                 status, headers, body = script.pop(0) if len(script) > 1 else script[0]
             self.send_response(status)
@@ -69,7 +71,9 @@ def scripted_server() -> Iterator[Scripted]:
 
 
 def connector(server: Scripted, **config: object) -> RestConnector:
-    spec = RestSpec.model_validate({"base_url": server.url, "auth": {"bearer": SecretStr("t0ken")}, **config})
+    spec = RestSpec.model_validate(
+        {"profile": "hub-api", "base_url": server.url, "auth": {"bearer": SecretStr("t0ken")}, **config}
+    )
     return RestConnector("yibao", spec)
 
 
