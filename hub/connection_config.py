@@ -66,6 +66,7 @@ class Connection:
     config: dict[str, Any]
     doc: yamlfile.YamlDoc
     intake: IntakeSettings | None = None
+    home: Path | None = None  # the hub home: the folder that holds connections/
 
     def make(self, types: dict[str, type[Connector]]) -> Connector:
         """Validate `config` against the type's Spec and build the connector. Problems name the
@@ -98,6 +99,7 @@ class Connection:
             if spec is None:
                 raise ConfigInvalid(list(self.doc.problems))
         connector = cls(self.name, spec)
+        connector.home = self.home
         doc = self.doc
         connector._locate = lambda loc: f"{doc.file}:{doc.line(('config', *loc))}"
         return connector
@@ -124,7 +126,14 @@ def load_connections(
         problems.extend(doc.problems)
         if parsed is not None:
             connections[path.stem] = Connection(
-                path.stem, parsed.type, parsed.description, parsed.limits, parsed.config, doc, parsed.intake
+                path.stem,
+                parsed.type,
+                parsed.description,
+                parsed.limits,
+                parsed.config,
+                doc,
+                parsed.intake,
+                home=Path(directory).resolve().parent,
             )
     return connections, problems
 

@@ -141,6 +141,9 @@ class Connector:
         self.name = name
         self.spec = spec
         self.materials: MaterialAccess = NoMaterials()
+        # the hub home, for relative paths in a connection's config (a WSDL file, say); None
+        # for a connector made outside a hub
+        self.home: Path | None = None
         self._locate: Callable[[tuple[str | int, ...]], str] = lambda loc: ""
 
     def where(self, *loc: str | int) -> str:

@@ -436,6 +436,9 @@ def sound_home(home: Path, db_url: str, dept, monkeypatch) -> Path:
     conf = yaml.safe_load(path.read_text(encoding="utf-8"))
     conf["config"]["base_url"] = dept.url
     path.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    settings = yaml.safe_load((home / "hub.yaml").read_text(encoding="utf-8"))
+    settings["verifiers"] = {}  # their connections are gone: 网上核验 falls back to paper here
+    (home / "hub.yaml").write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     package = WorkCalendar()
     for year in window_years():
         if package.source(year) is not Source.package:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
-import os
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -72,19 +70,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _cli_home() -> Path | None:
-    """`--home` of the `hub` command running now, if any (typer keeps its own copy of click)."""
-    for module in ("typer._click.globals", "click.globals"):
-        try:
-            current = importlib.import_module(module).get_current_context
-        except (ImportError, AttributeError):
-            continue
-        ctx = current(silent=True)
-        if ctx is not None:
-            return getattr(ctx.find_root().obj, "home", None)
-    return None
-
-
 def _typed(value: Any, xsd_type: Any) -> Any:
     """A rendered message made to fit the operation's input types where a template cannot say
     it: xsd:base64Binary takes bytes in zeep, and templates carry base64 text
@@ -116,15 +101,9 @@ class SoapConnector(Connector):
     # ------------------------------------------------------------------ the WSDL and the service
 
     def _home(self) -> Path:
-        """The hub home, for a relative `wsdl` path. The core gives connectors no home of their
-        own (yet: a `home` attribute set by Connection.make is looked at first), so: the hub's
-        settings that the material access carries (dispatch, sync, verify, render), else the
-        `--home` of the running `hub` command (`hub connectors check`), else $HUB_HOME, else the
-        working directory — where `hub` itself looks for its home. (`hub doctor` checks each
-        connection on a thread of its own, where the command's --home cannot be seen.)"""
-        settings = getattr(self.materials, "settings", None)
-        home = getattr(self, "home", None) or getattr(settings, "home", None)
-        return Path(home or _cli_home() or os.environ.get("HUB_HOME") or ".")
+        """Where a relative `wsdl` path is from: the hub home (the core sets `self.home` on every
+        connector it makes), else the working directory."""
+        return self.home or Path(".")
 
     def wsdl_location(self) -> str:
         wsdl = self.spec.wsdl
