@@ -94,6 +94,9 @@ class Receipt(BaseModel):
     # a stateless system answers the submission with its decision at once (it has no status
     # operation to poll): the hub applies it together with the delivery
     update: Update | None = None
+    # the department took the part but its decision could not be read (an unmapped value): the
+    # delivery stands, and the message is recorded for ops and the officer, who decides by hand
+    decision_error: str | None = None
 
 
 class PollFailure(BaseModel):
@@ -145,6 +148,13 @@ class Connector:
         # for a connector made outside a hub
         self.home: Path | None = None
         self._locate: Callable[[tuple[str | int, ...]], str] = lambda loc: ""
+
+    def longest_call(self) -> tuple[float, tuple[str | int, ...]] | None:
+        """The longest one delivery (submit) can take, in seconds, worst case (retries, token
+        fetches, connect and every read included), and the config key that sets it (for
+        FILE:LINE); None if unknown. The hub refuses a connection whose longest call is not well
+        below the dispatch claim lease: a delivery that outlives its claim can be made twice."""
+        return None
 
     def where(self, *loc: str | int) -> str:
         """`connections/NAME.yaml:LINE (config.a.b)` for a key of this connection's config."""
