@@ -43,6 +43,7 @@ from hub.outgoing_materials import OutgoingMaterials
 from hub.plugins import PluginHost
 from hub.storage.tables import OutboxRow
 from plugins.sftp.connector import SftpConnector
+from plugins.sftp.spec import SftpSpec
 from tests.conftest import PDF
 from tests.support.samples import HZ_CLERK
 from tests.support.sshd import HOST, SshServer, command, running_sshd
@@ -636,6 +637,10 @@ def test_the_worked_example_in_the_docs_runs_as_written(tmp_path, sshd, outbox, 
     connector = connections["shebao-dept"].make(TYPES)
     assert isinstance(connector, SftpConnector)
     connector.materials = OutgoingMaterials(store, None, "shebao-dept")  # type: ignore[arg-type]
+    # the bounds as the page writes them are the defaults, and its longest delivery fits the
+    # default dispatch lease (300 s) with the share the hub keeps free
+    assert connector.spec.max_poll_bytes == SftpSpec.model_fields["max_poll_bytes"].default == 256 * 2**20
+    assert connector.longest_call() == (245, ("max_call_seconds",)) and 245 <= 0.9 * 300
     try:
         assert connector.check().ok
         scan = PDF + os.urandom(20_000)
