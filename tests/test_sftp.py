@@ -8,9 +8,14 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
+import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,8 +29,9 @@ from hub.connectors import Batch, DeliveryError, PartMessage, PollFailure, Recei
 from hub.errors import ConfigInvalid
 from hub.plugins import PluginHost
 from plugins.sftp.connector import SftpConnector
+from plugins.sftp.spec import CUT_SECONDS
 from tests.conftest import PDF
-from tests.support.sshd import SshServer, running_sshd
+from tests.support.sshd import HOST_KEY, SshServer, command, free_port, running_sshd, write_config
 
 TYPES = PluginHost.configured(None).connector_types  # registered through the `hub` entry points
 
@@ -427,6 +433,162 @@ def test_unreachable_or_silent_servers_are_retryable(make):
     assert exc.value.retryable
 
 
+def _counting_stats(monkeypatch) -> list[str]:
+    """The paths poll asks the server for one by one (each still a real SFTP stat)."""
+    asked: list[str] = []
+    real = sftp_connector._stat
+
+    def stat(sftp, path):
+        asked.append(path)
+        return real(sftp, path)
+
+    monkeypatch.setattr(sftp_connector, "_stat", stat)
+    return asked
+
+
+def test_poll_past_its_byte_budget_leaves_the_rest_for_the_next_sync(make, inbox, caplog):
+    # the results a poll returns are held in memory until sync applies them: max_poll_bytes
+    # (at least one result with all its documents, so every poll reads one) bounds them together
+    parts = [part(i) for i in range(70, 73)]
+    for p in parts:
+        department_writes(inbox, f"doc-{p.part_id}.pdf", PDF + os.urandom(12_000))
+        department_writes(
+            inbox,
+            f"{p.part_id}.result.json",
+            result("approved", None, [{"name": "决定书", "file": f"doc-{p.part_id}.pdf"}]),
+        )
+    receipts = [receipt(p) for p in parts]
+    connector = make()
+    # the configured floor (65 MiB) is far above this test's files: lowered on the loaded spec
+    connector.spec.max_poll_bytes = 30_000
+    seen: set[str] = set()
+    for _ in range(100):  # each poll starts at a random receipt: what one leaves, another reads
+        answers = connector.poll(receipts)
+        assert all(isinstance(a, Update) for a in answers)  # left over is not a failure
+        assert len(answers) == 2 and all(len(a.documents[0].content) == len(PDF) + 12_000 for a in answers)
+        seen |= {a.part_id for a in answers}
+        if len(seen) == 3:
+            break
+    assert seen == {p.part_id for p in parts}
+    assert "poll reached max_poll_bytes 30000: 1 receipts left for the next sync" in caplog.text
+    assert all((inbox / f"{p.part_id}.result.json.ok").exists() for p in parts)  # nothing taken away
+    connector.spec.max_poll_bytes = sftp_connector.SftpSpec.model_fields["max_poll_bytes"].default
+    assert len(connector.poll(receipts)) == 3
+
+
+def test_poll_asking_each_marker_stops_at_max_call_seconds(make, inbox, monkeypatch, caplog):
+    # an inbox too long to list (here: over 5 names) makes poll ask for each marker by name, a
+    # round trip each: the deadline counts there too, once one has been asked
+    monkeypatch.setattr(sftp_connector, "MAX_LISTING", 5)
+    for i in range(8):
+        department_writes(inbox, f"other-{i}.txt", b"x", marker=False)
+    parts = [part(i) for i in range(80, 86)]
+    receipts = [receipt(p) for p in parts]
+    asked = _counting_stats(monkeypatch)
+
+    hurried = make(max_call_seconds=0.001)  # passed by the time the listing has been read
+    assert hurried.poll(receipts) == []
+    assert len(asked) == 1  # one marker asked, not all six
+    assert "poll reached max_call_seconds 0.001 s: 5 receipts left for the next sync" in caplog.text
+
+    # each poll starts at a random receipt, so an answer is reached within a few polls
+    answered = parts[3]
+    department_writes(inbox, f"{answered.part_id}.result.json", result("in_review"))
+    answers: list = []
+    for _ in range(100):
+        if answers:
+            break
+        answers = hurried.poll(receipts)
+    assert [(a.part_id, a.status) for a in answers] == [(answered.part_id, "in_review")]
+
+    asked.clear()
+    assert [a.part_id for a in make().poll(receipts)] == [answered.part_id]  # within its budget: every one
+    assert len(asked) == len(parts)
+
+
+@contextmanager
+def _hung_sftp_server(sshd: SshServer, folder: Path) -> Iterator[int]:
+    """A second OpenSSH sshd (the same host key and authorised keys) whose sftp subsystem takes the
+    requests and never answers — a hung department sftp-server: the login succeeds, then paramiko
+    waits for the SFTP VERSION with no timeout of its own. Yields its port."""
+    folder.mkdir()
+    for name in (HOST_KEY, "authorized_keys"):
+        shutil.copy(sshd.client_key.parent / name, folder / name)
+    port = free_port()
+    config = write_config(folder, (port,), sshd.user, ["Subsystem sftp cat >/dev/null"])
+    with (folder / "sshd.log").open("wb") as log:
+        proc = subprocess.Popen(command(config), stdout=log, stderr=log)
+    try:
+        started = time.monotonic()
+        while True:  # until it listens (a guard of 60 s)
+            assert proc.poll() is None and time.monotonic() - started < 60, (folder / "sshd.log").read_text()
+            try:
+                socket.create_connection((sshd.host, port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _cut_submit(connector: SftpConnector) -> float:
+    """A submit that must end with the max_call_seconds error, within the connector's longest call."""
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="max_call_seconds") as exc:
+        connector.submit(part(90))
+    elapsed = time.monotonic() - started
+    assert exc.value.retryable
+    assert connector.spec.max_call_seconds <= elapsed <= connector.longest_call()[0], elapsed
+    return elapsed
+
+
+def test_longest_call_is_max_call_seconds_plus_the_cut_and_the_default_fits_the_lease(make):
+    longest, key = make().longest_call()
+    assert (longest, key) == (240 + CUT_SECONDS, ("max_call_seconds",))
+    assert longest <= 0.9 * 300  # the hub's default dispatch lease, with the core's share of it
+    assert make(max_call_seconds=30).longest_call() == (35, ("max_call_seconds",))
+
+
+def test_a_submit_is_cut_at_max_call_seconds_wherever_the_server_stops(sshd, make, tmp_path, monkeypatch, outbox):
+    # per-step timeouts are long here (60 s): only max_call_seconds (1 s) can end these submits
+    slow_steps = {"connect_timeout_seconds": 60, "timeout_seconds": 60, "max_call_seconds": 1}
+
+    # logged in, then the sftp-server never answers (paramiko has no timeout for that wait)
+    with _hung_sftp_server(sshd, tmp_path / "hung") as port:
+        _cut_submit(make(port=port, **slow_steps))
+        # a check (no max_call_seconds) is bounded the same way by connect_timeout_seconds
+        started = time.monotonic()
+        checked = make(port=port, connect_timeout_seconds=1, timeout_seconds=60).check()
+        assert not checked.ok and "timeout" in checked.message
+        assert time.monotonic() - started <= 1 + CUT_SECONDS
+
+    # a server that takes the TCP connection and never says a word (paramiko's banner wait: 60 s)
+    with socket.socket() as silent:
+        silent.bind((sshd.host, 0))
+        silent.listen()
+        _cut_submit(make(port=silent.getsockname()[1], **slow_steps))
+
+    # a name lookup that does not come back (the system resolver's own bound can be minutes)
+    release = threading.Event()
+    resolve = socket.getaddrinfo
+
+    def hung_lookup(host, *args, **kwargs):
+        if host == "sftp.rsj.example.gov.cn":
+            release.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung_lookup)
+    try:
+        _cut_submit(make(host="sftp.rsj.example.gov.cn", **slow_steps))
+    finally:
+        release.set()
+    assert list(outbox.iterdir()) == []
+    assert make().submit(part(90)).remote_id == f"{part(90).part_id}.json"  # the real server, in time
+
+
 # ---------------------------------------------------------------------- intake
 
 
@@ -662,6 +824,11 @@ def test_spec_requires_a_pinned_host_key_and_secret_references(tmp_path, monkeyp
     assert _load(tmp_path, pinned).make(TYPES).spec.port == 22
     with pytest.raises(ConfigInvalid, match="encoding"):
         _load(tmp_path, {**pinned, "encoding": "latin-1"}).make(TYPES)
+    # a poll's byte budget holds at least one result with all its documents (1 + 64 MiB)
+    with pytest.raises(ConfigInvalid, match="max_poll_bytes") as exc:
+        _load(tmp_path, {**pinned, "max_poll_bytes": 64 * 2**20}).make(TYPES)
+    assert "shebao.yaml:" in str(exc.value)
+    assert _load(tmp_path, {**pinned, "max_poll_bytes": 65 * 2**20}).make(TYPES).spec.max_poll_bytes == 65 * 2**20
 
 
 def test_plugin_registers_the_sftp_type():

@@ -54,6 +54,10 @@ SMALL_FILE = 2**20  # fetch() pipelines files up to this size; larger ones are s
 FILES_IN_FLIGHT = 16
 
 
+class OverBudget(Exception):  # not an error: the caller stops and leaves the rest for later
+    """A file within its own limit that does not fit what is left of the caller's byte budget."""
+
+
 class _SFTPClient(paramiko.SFTPClient):
     """Remembers the extensions the server announces in its VERSION packet (paramiko reads and
     drops them), so posix-rename is used only where it is offered, and reads are as large as the
@@ -86,9 +90,12 @@ class _SFTPClient(paramiko.SFTPClient):
                         self._read_length = max(1024, min(announced, MAX_READ_LENGTH))
         return self._read_length
 
-    def open_for_download(self, path: str, max_size: int | None = None) -> tuple[paramiko.SFTPFile, int]:
+    def open_for_download(
+        self, path: str, max_size: int | None = None, room: int | None = None
+    ) -> tuple[paramiko.SFTPFile, int]:
         """Open `path` with every read of the file requested up front (prefetch) and return it with
-        its size; a file over `max_size` is refused before anything is read. The requests are not
+        its size; a file over `max_size` is refused (DeliveryError), and one over `room` (what is left
+        of a caller's budget) raises OverBudget, both before anything is read. The requests are not
         capped: paramiko's cap polls every 10 ms and made downloads about ten times slower (12 vs
         140 MB/s on loopback); its own get() does the same."""
         remote = self.open(path, "rb")
@@ -96,6 +103,8 @@ class _SFTPClient(paramiko.SFTPClient):
             size = remote.stat().st_size or 0
             if max_size is not None and size > max_size:
                 raise DeliveryError(f"文件过大 file too large: {path} ({size} > {max_size} bytes)", retryable=False)
+            if room is not None and size > room:
+                raise OverBudget(path)
             remote.MAX_REQUEST_SIZE = self.read_length  # per file: prefetch splits the file by it
             remote.prefetch(size)
         except BaseException:

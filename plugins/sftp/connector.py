@@ -27,7 +27,9 @@ shapes below are the default preset, each one configurable — see `spec` and do
   hub's words), each document `file` a name in `inbox_dir`. A result that cannot be read or
   mapped is that receipt's PollFailure (the others still count); it is read again on the next
   poll. Results are held in memory, so a result file over 1 MiB, or documents over 64 MiB
-  together, count as unreadable (never read); the inbox listing stops at MAX_LISTING names.
+  together, count as unreadable (never read); all of one poll's together stop at
+  `max_poll_bytes`, and a poll stops at `max_call_seconds` (the rest is left for the next sync);
+  the inbox listing stops at MAX_LISTING names (past it each marker is asked for by name).
 - **intake**: a batch is a directory `inbox_dir/<batch>/`, or an archive `inbox_dir/<batch>.zip`
   (`.tar.gz`, `.tgz`), with the marker `<name><marker_suffix>` beside it (written last by the
   bank). `fetch(batch, into)` downloads every file of it under a local folder, to disk, after
@@ -47,17 +49,27 @@ Faults are DeliveryError: a refused host key, failed authentication, an unreadab
 permission denied and a missing path are not retryable (ops must act); timeouts, refused or reset
 connections and other SSH/SFTP failures are. No message contains a secret.
 
+Time: connecting (name lookup, TCP, SSH handshake, login, opening SFTP) takes at most
+`connect_timeout_seconds` in total, and one submit — connect included — at most
+`max_call_seconds`: a timer shuts the connection's socket down when either passes, whatever
+paramiko is waiting for (some of its waits have no timeout). `longest_call()` is that plus the
+unwinding (CUT_SECONDS), which the hub keeps well below its dispatch lease.
+
 Sessions are pooled (one per concurrent caller; dispatch submits from several threads) and closed
 by `close()`."""
 
 from __future__ import annotations
 
+import errno
 import io
+import ipaddress
 import json
 import logging
 import mimetypes
 import os
 import posixpath
+import random
+import socket
 import stat
 import threading
 import time
@@ -88,10 +100,10 @@ from hub.connectors import (
 )
 from hub.mapping import MappingError
 from plugins.sftp import formats
-from plugins.sftp.client import SMALL_FILE, _SFTPClient
+from plugins.sftp.client import SMALL_FILE, OverBudget, _SFTPClient
 from plugins.sftp.errors import _error, _safe_name
 from plugins.sftp.keys import _load_key, _PinnedFingerprint, _RefuseUnknownHost
-from plugins.sftp.spec import KeyAuth, SftpSpec
+from plugins.sftp.spec import CUT_SECONDS, MAX_DOCUMENT_BYTES, MAX_RESULT_BYTES, KeyAuth, SftpSpec
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +119,8 @@ def _strip_archive(name: str) -> str:
 
 
 CHUNK = 2**20  # local write size in download()
-# a department's result is read into memory: its file, and its documents (all of them together)
-MAX_RESULT_BYTES = 2**20
-MAX_DOCUMENT_BYTES = 64 * 2**20
+# MAX_RESULT_BYTES and MAX_DOCUMENT_BYTES (from spec): a result file, and one result's documents
+# together, held in memory; module globals here, so a test may lower them
 MAX_DOCUMENTS = 50  # named by one result
 MAX_LISTING = 100_000  # names of inbox_dir read by a poll; beyond, each result's marker is asked for
 CHECK_LISTING = 100  # a check reads this many names of each folder at most (it proves the right to list)
@@ -124,6 +135,7 @@ _UNREADABLE = (ValueError, DeliveryError, FileNotFoundError, PermissionError)
 class _Session:
     client: paramiko.SSHClient
     sftp: _SFTPClient
+    sock: socket.socket  # shut down by a submit's deadline to cut whatever the session waits for
 
     @property
     def alive(self) -> bool:
@@ -165,7 +177,12 @@ class SftpConnector(Connector):
 
     # ------------------------------------------------------------------ sessions
 
-    def _connect(self) -> _Session:
+    def _connect(self, deadline: _Deadline | None = None) -> _Session:
+        """A new logged-in SFTP session, within `connect_timeout_seconds` in total: name lookup, TCP
+        connect, banner, key exchange, login, the sftp subsystem and its VERSION. paramiko bounds
+        some of these steps one by one and waits for the last two with no timeout at all, so the
+        connection is watched from its first byte and cut when the time is up. A submit's
+        `deadline` watches it too (and bounds the lookup and TCP connect by what is left of it)."""
         spec = self.spec
         client = paramiko.SSHClient()
         if spec.known_hosts is not None:
@@ -179,11 +196,18 @@ class SftpConnector(Connector):
         else:
             credentials = {"password": spec.auth.password.get_secret_value()}
         timeout = spec.connect_timeout_seconds
+        login = _Deadline(timeout, watch=True)
+        sock: socket.socket | None = None
         try:
+            sock = _open_socket(spec.host, spec.port, timeout, deadline)
+            login.watch(sock)
+            if deadline is not None:
+                deadline.watch(sock)
             client.connect(
                 spec.host,
                 spec.port,
                 spec.username,
+                sock=sock,  # ours: opened within the deadline, and it can be cut
                 timeout=timeout,
                 banner_timeout=timeout,
                 auth_timeout=timeout,
@@ -194,42 +218,62 @@ class SftpConnector(Connector):
             )
             sftp = _SFTPClient.from_transport(client.get_transport())
             sftp.get_channel().settimeout(spec.timeout_seconds)
-        except paramiko.SSHException as exc:
+            if login.stop():  # cut just as it finished: the connection is going down
+                raise TimeoutError("SSH login")
+        except BaseException as exc:
             client.close()
+            if sock is not None:
+                sock.close()
+            if login.stop():  # whatever paramiko said of the connection we cut
+                raise TimeoutError("SSH login") from None
             # paramiko reports a server that never finishes the handshake as an SSHException: a
             # banner read that timed out, or (when its own wait runs out first) "No existing session"
-            if isinstance(exc.__context__, TimeoutError) or str(exc) == "No existing session":
+            if isinstance(exc, paramiko.SSHException) and (
+                isinstance(exc.__context__, TimeoutError) or str(exc) == "No existing session"
+            ):
                 raise TimeoutError("SSH handshake") from None
             raise
-        except BaseException:
-            client.close()
-            raise
-        return _Session(client, sftp)
+        return _Session(client, sftp, sock)
 
     @contextmanager
-    def _session(self, action: str, fresh: bool = False) -> Iterator[_SFTPClient]:
+    def _session(self, action: str, fresh: bool = False, deadline: _Deadline | None = None) -> Iterator[_SFTPClient]:
         """A live session from the pool (or a new one; always a new one when `fresh`), given back
         after use and discarded after a transport or server fault; every fault leaves as a
-        DeliveryError."""
+        DeliveryError. With a watching `deadline` (submit), the session is cut when it passes —
+        whatever it waits for — and a fault after that is the deadline's error (retryable)."""
         if fresh:
             self.close()  # idle sessions are suspect too; dropping them keeps the pool from growing
         try:
-            session = (None if fresh else self._take()) or self._connect()
+            session = (None if fresh else self._take()) or self._connect(deadline)
         except Exception as exc:
-            raise _error(self.name, action, exc) from None
+            raise self._fault(action, exc, deadline) from None
+        if deadline is not None:
+            deadline.watch(session.sock)  # a pooled one too
         try:
             yield session.sftp
-        except DeliveryError:  # our own refusal (unsafe name, missing batch): the session is fine
+        except DeliveryError as exc:  # our own refusal (unsafe name, missing batch): the session is fine
+            if deadline is not None and deadline.cut:
+                session.close()
+                raise self._fault(action, exc, deadline) from None
             self._give(session)
             raise
         except Exception as exc:
             session.close()
-            raise _error(self.name, action, exc) from None
+            raise self._fault(action, exc, deadline) from None
         except BaseException:  # e.g. a read() generator closed half way: state unknown
             session.close()
             raise
         else:
-            self._give(session)
+            if deadline is not None and deadline.stop():
+                session.close()  # done, but cut as it finished: its transport is going down
+            else:
+                self._give(session)
+
+    def _fault(self, action: str, exc: BaseException, deadline: _Deadline | None) -> DeliveryError:
+        if deadline is not None and (deadline.cut or deadline.over()):
+            # whatever the cut session said (EOF, "authentication failed", a closed socket)
+            return deadline.error(self.name, action)
+        return _error(self.name, action, exc)
 
     def _give(self, session: _Session) -> None:
         with self._lock:
@@ -272,29 +316,35 @@ class SftpConnector(Connector):
             return CheckResult(ok=False, message=str(exc))
         return CheckResult(ok=True, message=f"{self.spec.username}@{self.spec.host}:{self.spec.port} OK")
 
+    def longest_call(self) -> tuple[float, tuple[str | int, ...]]:
+        """One submit is watched by its deadline from the start — name lookup, TCP connect, SSH
+        handshake, login, the sftp subsystem, every material, the part file, the renames and the
+        marker — and cut at `max_call_seconds`; unwinding a cut session takes at most CUT_SECONDS.
+        No retries inside a submit (dispatch retries on a later run)."""
+        return self.spec.max_call_seconds + CUT_SECONDS, ("max_call_seconds",)
+
     def submit(self, part: PartMessage) -> Receipt:
         """The materials (files mode), then the part file, each uploaded to a hidden name and
         renamed into place, then the marker: when the marker is there, everything is. A part
-        whose marker is there already is not written again."""
-        plan = self._plan(part)
-        outbox = self.spec.outbox_dir
-        marker = posixpath.join(outbox, plan.name + self.spec.marker_suffix)
-        action = f"提交 submit {plan.name}"
-        deadline = _Deadline(self.spec.max_call_seconds)
-        with self._session(action) as sftp:
-            done = _stat(sftp, marker)
-            if done is None:  # not (completely) delivered before: (re)write, marker last
-                try:
+        whose marker is there already is not written again. The whole of it within
+        `max_call_seconds` (see `longest_call`)."""
+        deadline = _Deadline(self.spec.max_call_seconds, watch=True)
+        try:
+            plan = self._plan(part)
+            outbox = self.spec.outbox_dir
+            marker = posixpath.join(outbox, plan.name + self.spec.marker_suffix)
+            action = f"提交 submit {plan.name}"
+            with self._session(action, deadline=deadline) as sftp:
+                done = _stat(sftp, marker)
+                if done is None:  # not (completely) delivered before: (re)write, marker last
                     for ref, file_name in plan.materials:
                         self._put_material(sftp, outbox, file_name, ref, deadline)
                     self._put(sftp, outbox, plan.name, plan.data, deadline)
-                except Exception:
-                    if deadline.passed:  # whatever the cut-off session said after we cut it
-                        raise deadline.error(self.name, action) from None
-                    raise
-                with sftp.open(marker, "wb"):
-                    pass
-                done = sftp.stat(marker)
+                    with sftp.open(marker, "wb"):
+                        pass
+                    done = sftp.stat(marker)
+        finally:
+            deadline.stop()
         return Receipt(part_id=part.part_id, remote_id=plan.name, received_at=_mtime(done))
 
     def preview(self, part: PartMessage) -> list[Preview]:
@@ -317,7 +367,13 @@ class SftpConnector(Connector):
     def poll(self, receipts: list[Receipt]) -> list[Update | PollFailure]:
         """For each receipt whose result file's marker is there: the result read, its status
         mapped. A result that cannot be read or mapped is that receipt's PollFailure (the others
-        still count; it is read again next time); a result not there yet is no answer."""
+        still count; it is read again next time); a result not there yet is no answer.
+
+        Bounded by `max_call_seconds` (at least one receipt is looked at, and one result read, per
+        poll, so a slow server still progresses) and `max_poll_bytes` (what the results and their
+        documents hold in memory until sync applies them): past either, the remaining receipts are
+        left for the next sync — not answered, not failed; their results stay on the server. Each
+        poll starts at a random receipt, so what one poll leaves is not what every poll leaves."""
         inbox = self.spec.inbox_dir
         answers: list[Update | PollFailure] = []
         wanted: list[tuple[Receipt, str]] = []
@@ -328,32 +384,48 @@ class SftpConnector(Connector):
                 answers.append(self._failure(receipt, str(exc)))
         if not wanted:
             return answers
+        start = random.randrange(len(wanted))  # an order, not a secret
+        wanted = wanted[start:] + wanted[:start]
         deadline = _Deadline(self.spec.max_call_seconds)
-        read = 0
+        budget = _Budget(self.spec.max_poll_bytes)
+        read = asked = 0
         with self._session("查询 poll") as sftp:
             listed = sftp.list_names(inbox, MAX_LISTING)
             present = set(listed) if listed is not None else None  # None: too many to list, ask each
             for n, (receipt, name) in enumerate(wanted):
-                if read and deadline.over():  # at least one result per poll, so a slow server still progresses
-                    log.warning(
-                        "%s: 查询超过 max_call_seconds，余下 %d 个留待下次 (poll over max_call_seconds: "
-                        "%d receipts left for the next sync)",
-                        self.name,
-                        len(wanted) - n,
-                        len(wanted) - n,
-                    )
+                # past the deadline, stop once one result is read — or, where each marker is asked
+                # for by name (a round trip each), once one is asked
+                if deadline.over() and (read or (present is None and asked)):
+                    self._left(len(wanted) - n, f"max_call_seconds {self.spec.max_call_seconds:g} s")
                     break
                 marker = name + self.spec.marker_suffix
-                there = marker in present if present is not None else _stat(sftp, posixpath.join(inbox, marker))
+                if present is None:
+                    asked += 1
+                    there = _stat(sftp, posixpath.join(inbox, marker)) is not None
+                else:
+                    there = marker in present
                 if not there:
                     continue  # not there, or still being written
                 read += 1
                 try:
-                    answers.append(self._read_result(sftp, receipt, posixpath.join(inbox, name), deadline))
+                    answers.append(self._read_result(sftp, receipt, posixpath.join(inbox, name), deadline, budget))
                 except _Overtime:  # the session was cut (see _Deadline): the answers so far still count
                     answers.append(self._failure(receipt, str(deadline.error(self.name, f"查询 poll {name}"))))
                     break
+                except OverBudget:  # this result does not fit what is left: it waits, whole, on the server
+                    self._left(len(wanted) - n, f"max_poll_bytes {self.spec.max_poll_bytes}")
+                    break
         return answers
+
+    def _left(self, count: int, bound: str) -> None:
+        log.warning(
+            "%s: 查询达到 %s，余下 %d 个留待下次 (poll reached %s: %d receipts left for the next sync)",
+            self.name,
+            bound,
+            count,
+            bound,
+            count,
+        )
 
     def list_batches(self) -> list[Batch]:
         """Batches whose marker is there: folders, or archives (.zip, .tar.gz, .tgz)."""
@@ -518,7 +590,7 @@ class SftpConnector(Connector):
             with self.materials.open(ref) as source:
                 sftp.putfo(source, temporary, file_size=ref.size, callback=_progress(sftp, deadline), confirm=True)
         except BaseException:
-            if deadline is None or not deadline.passed:  # a cut session takes nothing more
+            if deadline is None or not deadline.cut:  # a cut session takes nothing more
                 with suppress(Exception):  # a fault of the session itself is raised anyway
                     sftp.remove(temporary)
             raise
@@ -539,11 +611,18 @@ class SftpConnector(Connector):
         return PollFailure(part_id=receipt.part_id, remote_id=receipt.remote_id, message=message)
 
     def _read_result(
-        self, sftp: _SFTPClient, receipt: Receipt, path: str, deadline: _Deadline | None = None
+        self,
+        sftp: _SFTPClient,
+        receipt: Receipt,
+        path: str,
+        deadline: _Deadline | None = None,
+        budget: _Budget | None = None,
     ) -> Update | PollFailure:
+        """One receipt's answer; raises OverBudget (nothing of it kept) when the result file or
+        one of its documents does not fit what is left of `budget`."""
         results = self.spec.results
         try:
-            data = _read_bytes(sftp, path, MAX_RESULT_BYTES, deadline)
+            data = _read_bytes(sftp, path, MAX_RESULT_BYTES, deadline, budget)
             record = formats.load(data, results.format, self.spec.encoding)
         except _UNREADABLE as exc:
             # one bad result must not hold back the others; it is read again next time
@@ -558,7 +637,7 @@ class SftpConnector(Connector):
             status = mapping.status(raw, self.spec.status_map, lambda: self.where("status_map"))
             reason = mapping.search(results.reason, record, at("reason")) if results.reason else None
             found = mapping.search(results.documents, record, at("documents")) if results.documents else None
-            documents = self._documents(sftp, found, at("documents"), deadline)
+            documents = self._documents(sftp, found, at("documents"), deadline, budget)
         except _UNREADABLE as exc:
             return self._failure(receipt, f"{self.name}: 结果文件 {path}: {_summary(exc)}")
         return Update(
@@ -570,7 +649,12 @@ class SftpConnector(Connector):
         )
 
     def _documents(
-        self, sftp: _SFTPClient, found: Any, where: Callable[[], str], deadline: _Deadline | None = None
+        self,
+        sftp: _SFTPClient,
+        found: Any,
+        where: Callable[[], str],
+        deadline: _Deadline | None = None,
+        poll_budget: _Budget | None = None,
     ) -> list[Document]:
         """The result documents a result names: file names in inbox_dir, or {name, file,
         media_type} objects; all of one result's together held to MAX_DOCUMENT_BYTES."""
@@ -584,7 +668,7 @@ class SftpConnector(Connector):
         for entry in entries:
             doc = _ResultDocument.model_validate({"file": entry} if isinstance(entry, str) else entry)
             file_name = _safe_name(doc.file, "document")
-            content = _read_bytes(sftp, posixpath.join(self.spec.inbox_dir, file_name), budget, deadline)
+            content = _read_bytes(sftp, posixpath.join(self.spec.inbox_dir, file_name), budget, deadline, poll_budget)
             budget -= len(content)
             media_type = doc.media_type or mimetypes.guess_type(file_name)[0] or "application/pdf"
             documents.append(Document(name=doc.name or file_name, media_type=media_type, content=content))
@@ -657,21 +741,67 @@ class _Overtime(Exception):
 
 class _Deadline:
     """max_call_seconds for one submit or poll. A server that answers, but slowly (a trickle),
-    never trips the per-operation timeout; this does. Once passed, the session's transport is
-    closed at once — waiting for a slow server to acknowledge what is in flight would take as
-    long again — so the pool discards it."""
+    never trips the per-operation timeout; this does. Once passed, the session's connection is
+    cut at once — waiting for a slow server to acknowledge what is in flight would take as long
+    again — so the pool discards it.
 
-    def __init__(self, seconds: float):
+    A poll's deadline is looked at between steps (`over`, `check`). A submit's also `watch`es:
+    a timer shuts the session's socket down when it passes, which ends whatever paramiko waits
+    for (the banner, key exchange, login, the subsystem request and the SFTP VERSION — the last
+    two with no timeout of paramiko's — or one write of many): the submit's longest call is then
+    the deadline plus the unwinding (CUT_SECONDS), whatever the server does."""
+
+    def __init__(self, seconds: float, *, watch: bool = False):
         self.seconds = seconds
         self.end = time.monotonic() + seconds
-        self.passed = False
+        self._lock = threading.Lock()
+        self._cut = False
+        self._stopped = False
+        self._sock: socket.socket | None = None
+        self._timer: threading.Timer | None = None
+        if watch:
+            self._timer = threading.Timer(seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    @property
+    def cut(self) -> bool:
+        """The deadline passed and the session was (or is being) cut."""
+        return self._cut
 
     def over(self) -> bool:
         return time.monotonic() > self.end
 
+    def watch(self, sock: socket.socket) -> None:
+        """The socket to shut down when the deadline passes (at once, if it has)."""
+        with self._lock:
+            self._sock = sock
+            late = self._cut
+        if late:
+            _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._cut = True
+            sock = self._sock
+        if sock is not None:
+            _shutdown(sock)
+
+    def stop(self) -> bool:
+        """The call is over: no cut from now on. True if it was cut before that."""
+        with self._lock:
+            self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+        return self._cut
+
     def check(self, sftp: _SFTPClient) -> None:
+        """Between two steps: past the deadline, the session is cut and _Overtime raised."""
         if self.over():
-            self.passed = True
+            with self._lock:
+                self._cut = True
             channel = sftp.get_channel()
             transport = channel.get_transport() if channel is not None else None
             if transport is not None:
@@ -685,6 +815,69 @@ class _Deadline:
         )
 
 
+def _shutdown(sock: socket.socket) -> None:
+    """Ends every wait on the connection: paramiko's reader sees EOF, the transport stops, and each
+    wait on it (a channel read, an event) gives up within its 0.1 s poll."""
+    with suppress(OSError):  # not connected yet, or already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _open_socket(host: str, port: int, timeout: float, deadline: _Deadline | None) -> socket.socket:
+    """A TCP connection to the server, within `timeout` in total (every address tried included)
+    and within what is left of `deadline`. paramiko would do this itself, but with `timeout` per
+    address and a name lookup of no bound of ours."""
+    end = time.monotonic() + timeout
+    if deadline is not None:
+        end = min(end, deadline.end)
+    addresses = _resolve(host, port, end)
+    refused: dict[tuple[str, int], Exception] = {}
+    for family, kind, proto, _, address in addresses:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("connect")
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            if not isinstance(exc, ConnectionRefusedError) and exc.errno != errno.EHOSTUNREACH:
+                raise
+            refused[address[:2]] = exc  # as paramiko does: try the next address
+            continue
+        return sock
+    raise paramiko.ssh_exception.NoValidConnectionsError(refused)
+
+
+def _resolve(host: str, port: int, end: float) -> list[tuple[Any, ...]]:
+    """getaddrinfo, given up on at `end`: the system resolver's own bound (resolv.conf timeouts
+    times attempts times servers) can be far longer than a submit may take. The lookup thread
+    is left to finish on its own (a daemon; the resolver does end)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:  # an address: nothing to look up
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: list[Any] = []
+    failed: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=lookup, name=f"sftp-resolve-{host}", daemon=True)
+    thread.start()
+    thread.join(max(end - time.monotonic(), 0))
+    if thread.is_alive():
+        raise TimeoutError("name lookup")
+    if failed:
+        raise failed[0]
+    return found
+
+
 def _progress(sftp: _SFTPClient, deadline: _Deadline | None) -> Callable[[int, int], None] | None:
     """putfo's callback, called after each write: where the deadline is checked during an upload."""
     if deadline is None:
@@ -695,8 +888,21 @@ def _progress(sftp: _SFTPClient, deadline: _Deadline | None) -> Callable[[int, i
 READ_STEP = 64 * 1024  # a result or document is read in steps of this, the deadline checked between them
 
 
-def _read_bytes(sftp: _SFTPClient, path: str, max_size: int, deadline: _Deadline | None = None) -> bytes:
-    remote, size = sftp.open_for_download(path, max_size)
+class _Budget:
+    """Bytes one poll may still read (max_poll_bytes): a file is counted before it is read."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+
+def _read_bytes(
+    sftp: _SFTPClient, path: str, max_size: int, deadline: _Deadline | None = None, budget: _Budget | None = None
+) -> bytes:
+    """The whole file, refused over `max_size` (DeliveryError) and over what is left of `budget`
+    (OverBudget), both before it is read."""
+    remote, size = sftp.open_for_download(path, max_size, budget.left if budget is not None else None)
+    if budget is not None:
+        budget.left -= size
     chunks: list[bytes] = []
     got = 0
     try:

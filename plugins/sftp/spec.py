@@ -47,6 +47,15 @@ from hub.connectors import MaterialDelivery
 from hub.mapping import Expression, StatusMap, Template, expressions
 from hub.secrets import Secret
 
+# a department's result is read into memory: its file, and its documents (all of them together)
+MAX_RESULT_BYTES = 2**20
+MAX_DOCUMENT_BYTES = 64 * 2**20
+# a poll's byte budget holds at least one result with all its documents, so every poll reads one
+MIN_POLL_BYTES = MAX_RESULT_BYTES + MAX_DOCUMENT_BYTES
+# how long a submit cut at max_call_seconds takes to unwind (the cut transport's thread joined, the
+# session closed): paramiko's waits poll every 0.1 s, so this is a wide margin
+CUT_SECONDS = 5.0
+
 
 class PasswordAuth(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -214,14 +223,27 @@ class SftpSpec(BaseModel):
     encoding: Literal["utf-8", "gb18030"] = Field(
         default="utf-8", description="of the files' contents (names are UTF-8, as SFTP sends them)"
     )
-    connect_timeout_seconds: float = Field(default=10, gt=0)
+    connect_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="name lookup, TCP connect, SSH handshake, login and opening SFTP, in total",
+    )
     timeout_seconds: float = Field(default=30, gt=0, description="per SFTP operation")
     max_call_seconds: float = Field(
         default=240,
         gt=0,
         le=3600,
-        description="one submit (every file of the part) or one poll (every result) in total: a server that "
-        "answers but slowly is cut off; keep it below the dispatch lease (300 s)",
+        description="one submit in total — name lookup, connect, SSH handshake, login and every file of the "
+        "part — or one poll (every result): a server that answers but slowly is cut off. A submit's "
+        "longest is this plus 5 s (CUT_SECONDS), which the hub keeps well below its dispatch lease "
+        "(hub.yaml dispatch_lease_seconds, 300 s: the default 240 fits); raise the lease to go higher",
+    )
+    max_poll_bytes: int = Field(
+        default=256 * 2**20,
+        ge=MIN_POLL_BYTES,
+        description="bytes one poll reads (result files and their documents, held in memory until sync "
+        "applies them); past it the remaining results are left on the server for the next sync. At "
+        "least 65 MiB: one result with all its documents always fits",
     )
     marker_suffix: str = Field(default=".ok", pattern=r"^\.[A-Za-z0-9_-]+$")
     materials: SftpMaterials = Field(default_factory=SftpMaterials)
