@@ -94,6 +94,8 @@ class VatDepartment:
         self.gzip = False  # answers gzip-encoded
         self.padding = 0  # bytes of whitespace inside the answer envelope (with gzip: a small bomb)
         self.trickle: float = 0.0  # seconds between the answer's bytes (a department stuck mid-answer)
+        self.latency: float = 0.0  # seconds before the answer's headers (a slow department)
+        self.trickle_headers = False  # with `trickle`: the status line and headers trickle too
         self.cases: dict[str, Case] = {}
         self.by_reference: dict[str, str] = {}
         self.received: Counter[str] = Counter()  # submitCase calls per reference, replays included
@@ -214,13 +216,23 @@ class VatDepartment:
                 pass
 
             def _send(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8") -> None:
-                self.send_response(status)
+                if dept.latency and dept._stopping.wait(dept.latency):
+                    return
                 if dept.gzip:
                     body = gzip.compress(body)
-                    self.send_header("Content-Encoding", "gzip")
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
+                headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+                if dept.gzip:
+                    headers["Content-Encoding"] = "gzip"
+                if dept.trickle and dept.trickle_headers:
+                    head = f"HTTP/1.1 {status} {self.responses[status][0]}\r\n" + "".join(
+                        f"{k}: {v}\r\n" for k, v in headers.items()
+                    )
+                    body = (head + "\r\n").encode() + body  # all of it byte by byte below
+                else:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
                 if not dept.trickle:
                     try:
                         self.wfile.write(body)
