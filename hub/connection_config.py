@@ -68,9 +68,10 @@ class Connection:
     intake: IntakeSettings | None = None
     home: Path | None = None  # the hub home: the folder that holds connections/
 
-    def make(self, types: dict[str, type[Connector]]) -> Connector:
+    def make(self, types: dict[str, type[Connector]], *, lease_seconds: float | None = None) -> Connector:
         """Validate `config` against the type's Spec and build the connector. Problems name the
-        file and line; secret values never appear in them."""
+        file and line; secret values never appear in them. With `lease_seconds` (the dispatch
+        claim lease), a connector whose longest call does not fit well inside it is refused."""
         cls = types.get(self.type)
         if cls is None:
             raise ConfigInvalid([self.doc.problem(("type",), f"未知连接器类型 (unknown connector type): {self.type}")])
@@ -98,11 +99,43 @@ class Connection:
             spec = yamlfile.validate(self.doc, cls.Spec, resolved, ("config",))
             if spec is None:
                 raise ConfigInvalid(list(self.doc.problems))
-        connector = cls(self.name, spec)
+        try:
+            connector = cls(self.name, spec)
+        except Exception as exc:  # a CA file gone, a key that does not match its certificate, a plugin's bug
+            raise ConfigInvalid(
+                [self.doc.problem(("config",), f"无法创建连接 (cannot make the connector): {_why(exc)}")]
+            ) from None
         connector.home = self.home
         doc = self.doc
         connector._locate = lambda loc: f"{doc.file}:{doc.line(('config', *loc))}"
+        if lease_seconds is not None and (longest := connector.longest_call()) is not None:
+            seconds, loc = longest
+            if seconds > lease_seconds * LEASE_SHARE:
+                connector.close()
+                raise ConfigInvalid(
+                    [
+                        self.doc.problem(
+                            ("config", *loc),
+                            f"一次投递最长可达 {seconds:g} 秒，须低于派件租约 {lease_seconds} 秒的 {LEASE_SHARE:.0%} "
+                            f"(one delivery may take {seconds:g} s: keep it below {LEASE_SHARE:.0%} of the dispatch "
+                            "lease, or a delivery that outlives its claim could be made twice)",
+                        )
+                    ]
+                )
         return connector
+
+
+# a delivery's worst case must leave this share of the claim lease unused: the claim is taken
+# before the call and its outcome written after it
+LEASE_SHARE = 0.9
+
+
+def _why(exc: Exception) -> str:
+    """What went wrong making a connector, without a value that could be a secret: an OS error's
+    reason and file, else only the kind of error."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    return type(exc).__name__
 
 
 def load_connections(

@@ -100,7 +100,9 @@ class Hub:
             raise ConfigInvalid(self.connection_problems[name])
         if name not in self.connections:
             raise HubError(f"连接 {name} 未配置 (no connection {name} in connections/)")
-        connector = self.connections[name].make(self.connector_types)
+        connector = self.connections[name].make(
+            self.connector_types, lease_seconds=self.settings.dispatch_lease_seconds
+        )
         connector.materials = OutgoingMaterials(self.store, self.settings, name)
         return connector
 

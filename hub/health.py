@@ -295,11 +295,14 @@ def with_timeout(name: str, seconds: float, work: Callable[[], Check | list[Chec
     return result if isinstance(result, list) else [result]
 
 
-def check_connection(name: str, connection: Connection, types: dict[str, type[Connector]]) -> Check:
-    """The same as `hub connectors check NAME`: config, credentials, reachability."""
+def check_connection(
+    name: str, connection: Connection, types: dict[str, type[Connector]], lease_seconds: float | None = None
+) -> Check:
+    """`hub connectors check NAME` and `hub doctor`: config (with the dispatch lease, when given),
+    credentials, reachability. Whatever goes wrong is this connection's failed check."""
     label = f"connection:{name}"
     try:
-        connector = connection.make(types)
+        connector = connection.make(types, lease_seconds=lease_seconds)
     except ConfigInvalid as exc:
         return Check(label, False, "; ".join(str(p) for p in exc.problems))
     try:
@@ -320,7 +323,9 @@ def check_connections(settings: Settings, plugins: PluginHost, timeout: float) -
     results: dict[str, list[Check]] = {}
 
     def one(name: str, conn: Connection) -> None:
-        results[name] = with_timeout(f"connection:{name}", timeout, lambda: check_connection(name, conn, types))
+        results[name] = with_timeout(
+            f"connection:{name}", timeout, lambda: check_connection(name, conn, types, settings.dispatch_lease_seconds)
+        )
 
     threads = [threading.Thread(target=one, args=item, daemon=True) for item in sorted(connections.items())]
     for t in threads:

@@ -50,7 +50,7 @@ _OURS = {"request_id", "job_id", "_hub_masked", "color_message"}  # uvicorn's AN
 # named like a credential. A URL in any log line (uvicorn's access log above all) keeps the name
 # and loses the value.
 SECRET_PARAM = re.compile(
-    r"(?<=[?&;])((?:k|key|token|access_token|secret|password|passwd|ticket|otp|sig|signature)=)[^&;\s\"'#]*",
+    r"(?<=[?&;])((?:k|[\w.-]*(?:key|token|secret|password|passwd|ticket|otp|sig|signature))=)[^&;\s\"'#]*",
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"
@@ -201,6 +201,9 @@ def configure(level: int | str, fmt: str = "text", stream: IO[str] | None = None
         root.removeHandler(h)
     root.addHandler(make_handler(fmt, stream))
     root.setLevel(level)
+    # httpx logs every request's full URL at INFO — a department's API key may ride in its query
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 
 def uvicorn_log_config(level: int | str, fmt: str) -> dict[str, Any]:

@@ -145,3 +145,21 @@ class SampleMaterials:
 
     def url(self, ref: MaterialRef, part_id: str, ttl_hours: float = 72) -> str:
         return f"https://hub.example.gov.cn/materials/SAMPLE-{ref.sha256[:12]}"
+
+
+class ShownMaterials:
+    """Material access for `hub connectors render --application`: the real bytes (a preview shows
+    what would be sent), but a pull link shown with its token masked — a link is a credential."""
+
+    def __init__(self, real: OutgoingMaterials):
+        self._real = real
+
+    def read(self, ref: MaterialRef) -> bytes:
+        return self._real.read(ref)
+
+    def open(self, ref: MaterialRef) -> _Checked:
+        return self._real.open(ref)
+
+    def url(self, ref: MaterialRef, part_id: str, ttl_hours: float = 72) -> str:
+        base = self._real.settings.public_url or "https://<public_url>"
+        return f"{base.rstrip('/')}/materials/***"

@@ -95,3 +95,25 @@ def test_render_a_real_application_then_poll_its_receipt(home, dept, monkeypatch
         assert "WEIRD" in failure["error"] and "profiles/hub-api.yaml" in failure["error"]  # where the status words are
     finally:
         hub.close()
+
+
+def test_render_never_prints_a_live_pull_link(home, dept, monkeypatch):
+    """A pull link is a credential: render shows where it would go, with its token masked."""
+    monkeypatch.setenv("HUB_SANDBOX_TOKEN", TOKEN)
+    path = home / "connections" / "yibao-rest.yaml"
+    conf = yaml.safe_load(path.read_text(encoding="utf-8"))
+    conf["config"]["materials"] = {"mode": "pull"}
+    path.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    settings = yaml.safe_load((home / "hub.yaml").read_text(encoding="utf-8"))
+    settings["public_url"] = "https://hub.example.gov.cn"
+    (home / "hub.yaml").write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+    hub = Hub.open(home)
+    try:
+        app = svc.create(hub, filing(5), HZ_CLERK)
+        svc.transition(hub, app.number, "accept", officer("ts-ybj"))
+    finally:
+        hub.close()
+    rendered = hub_cli(home, "connectors", "render", "yibao-rest", "--application", app.number)
+    assert rendered.returncode == 0, rendered.stderr
+    urls = [m["url"] for m in json.loads(rendered.stdout)["messages"][0]["body"]["materials"]]
+    assert urls and all(u == "https://hub.example.gov.cn/materials/***" for u in urls)

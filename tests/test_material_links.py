@@ -108,3 +108,23 @@ def test_a_link_never_reaches_a_log_line(hub):
     token = url.rsplit("/", 1)[1]
     line = mask_text(f'127.0.0.1:5123 - "GET /materials/{token} HTTP/1.1" 200')
     assert token not in line and "/materials/[redacted]" in line
+
+
+def test_a_department_key_in_a_query_string_never_reaches_a_log_line():
+    import logging
+
+    from hub.logs import configure, mask_text
+
+    for param in ("appkey", "api_key", "X-Api-Key", "access_token", "AppSecret"):
+        assert "s3cret" not in mask_text(f"GET https://dept.example/api?{param}=s3cret&page=2"), param
+    assert mask_text("GET /parts?page=2&page_size=100") == "GET /parts?page=2&page_size=100"
+    root, httpx_log = logging.getLogger(), logging.getLogger("httpx")
+    saved = (list(root.handlers), root.level, httpx_log.level)
+    configure("INFO", force=True)
+    try:
+        # httpx logs each request's whole URL at INFO; the hub keeps it quiet below WARNING
+        assert not httpx_log.isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        httpx_log.setLevel(saved[2])

@@ -24,9 +24,9 @@ class Scripted(Connector):
 
     type = "scripted"
 
-    def __init__(self, decide: str | None = None, poll=None):
+    def __init__(self, decide: str | None = None, poll=None, problem: str | None = None, other: bool = False):
         super().__init__("yibao-rest", None)  # type: ignore[arg-type]
-        self.decide, self._poll = decide, poll
+        self.decide, self._poll, self.problem, self.other = decide, poll, problem, other
 
     def check(self):  # pragma: no cover - not used
         raise NotImplementedError
@@ -34,8 +34,9 @@ class Scripted(Connector):
     def submit(self, part: PartMessage) -> Receipt:
         update = None
         if self.decide:
-            update = Update(part_id=part.part_id, remote_id=f"R-{part.part_id}", status=self.decide, reason="自动核验")
-        return Receipt(part_id=part.part_id, remote_id=f"R-{part.part_id}", update=update)
+            about = "another-part" if self.other else part.part_id
+            update = Update(part_id=about, remote_id=f"R-{part.part_id}", status=self.decide, reason="自动核验")
+        return Receipt(part_id=part.part_id, remote_id=f"R-{part.part_id}", update=update, decision_error=self.problem)
 
     def poll(self, receipts):
         if self._poll is None:
@@ -111,3 +112,26 @@ def _parts(hub, number):
     with hub.sessions() as s:
         app = s.scalars(select(Application).where(Application.number == number)).one()
         return list(app.parts)
+
+
+def test_a_decision_that_cannot_be_read_leaves_the_delivery_standing_and_says_so(hub, monkeypatch):
+    (number,) = _accepted(hub, 1)
+    problem = "connections/x.yaml:9 (config.submit.decision.status): 未映射的状态 unmapped status 'MAYBE'"
+    monkeypatch.setattr(hub, "connector", lambda name: Scripted(problem=problem))
+    summary = dispatch(hub)
+    assert (summary.delivered, summary.dead, summary.decided) == (1, 0, 0)
+    (row,) = _rows(hub)
+    assert row.state == "delivered" and "MAYBE" in row.last_error
+    with hub.sessions() as s:
+        app = s.scalars(select(Application).where(Application.number == number)).one()
+        kinds = [e.action for e in app.events]
+    assert "decision_unreadable" in kinds
+
+
+def test_a_decision_about_another_part_is_never_applied(hub, monkeypatch):
+    (number,) = _accepted(hub, 1)
+    monkeypatch.setattr(hub, "connector", lambda name: Scripted(decide="denied", other=True))
+    summary = dispatch(hub)
+    assert (summary.delivered, summary.decided) == (1, 0)
+    assert {str(p.state) for p in _parts(hub, number)} == {"pending"}
+    assert "another part" in _rows(hub)[0].last_error

@@ -17,11 +17,12 @@ from hub.connection_config import by_connection, load_connections
 from hub.connectors import DeliveryError, PartMessage, PollFailure, Preview, Receipt, Unsupported
 from hub.context import Hub
 from hub.errors import ConfigInvalid, HubError
+from hub.health import check_connection
 from hub.ids import mask_id
 from hub.jobs.dispatch import part_message, sample_part
 from hub.lifecycle import Role
 from hub.ops import plugin_rows
-from hub.outgoing_materials import SampleMaterials
+from hub.outgoing_materials import SampleMaterials, ShownMaterials
 from hub.plugins import PluginHost
 from hub.settings import load_settings
 from hub.storage.tables import OutboxRow
@@ -115,16 +116,8 @@ def check(
     for conn_name, conn in sorted(connections.items()):
         if name is not None and conn_name != name:
             continue
-        try:
-            connector = conn.make(types)
-        except ConfigInvalid as exc:
-            ok, reason = False, "; ".join(str(p) for p in exc.problems)
-        else:
-            try:
-                result = connector.check()
-                ok, reason = result.ok, result.message
-            finally:
-                connector.close()
+        result = check_connection(conn_name, conn, types, settings.dispatch_lease_seconds)
+        ok, reason = result.ok, result.detail
         failed += not ok
         table.add_row(conn_name, conn.type, styled("OK", "green") if ok else styled("FAIL", "red"), reason)
     console().print(table)
@@ -175,8 +168,8 @@ def render(
     connector = hub.connector(name)
     try:
         part = _part_of(hub, name, application) if application else sample_part(hub, name)
-        if not application:
-            connector.materials = SampleMaterials()
+        # a sample part has placeholder files; a real one its bytes, but never a live pull link
+        connector.materials = SampleMaterials() if not application else ShownMaterials(connector.materials)
         try:
             previews = connector.preview(part)
         except (DeliveryError, Unsupported) as exc:

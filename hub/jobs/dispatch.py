@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub import applications, outbox
+from hub import applications, outbox, text
 from hub.applications import Actor
 from hub.connectors import Connector, DeliveryError, Limits, MaterialRef, PartMessage, Update
 from hub.context import Hub
@@ -179,8 +179,10 @@ def _drain(hub: Hub, conn: str, summary: DispatchSummary, advance: Callable[[int
     none is due: a lease only ever has to cover a single delivery."""
     try:
         connector = hub.connector(conn)
-    except (ConfigInvalid, HubError) as exc:  # a broken connection config: wait for ops, with backoff
-        summary.unusable[conn] = str(exc)
+    except Exception as exc:  # a broken connection (config, a CA file gone, …): waits for ops, with backoff
+        if not isinstance(exc, (ConfigInvalid, HubError)):
+            log.exception("dispatch: connection %s cannot be made", conn)
+        summary.unusable[conn] = str(exc) if isinstance(exc, (ConfigInvalid, HubError)) else type(exc).__name__
         while claim := _claim(hub, conn):
             _finish(hub, claim, None, f"{conn}: 连接配置错误 configuration: {exc}", True, summary)
             advance(1)
@@ -220,7 +222,22 @@ def _deliver(hub: Hub, connector: Connector, claim: Claim, summary: DispatchSumm
         log.exception("connector %s failed on outbox row %s", connector.name, claim.row_id)
         _finish(hub, claim, None, f"{connector.name}: 内部错误 internal error ({type(exc).__name__})", True, summary)
     else:
-        _finish(hub, claim, receipt.remote_id, None, False, summary, receipt.update)
+        decision, problem, checked = receipt.update, receipt.decision_error, None
+        if decision is not None and decision.part_id != claim.part_id:  # never decide another part
+            decision, problem = (
+                None,
+                f"{connector.name}: 回执中的决定属于另一部分 (a decision for another part) — ignored",
+            )
+        try:
+            # a stateless system's decision: its documents checked before the transaction, as sync does
+            checked = sync.check_documents(hub, decision) if decision is not None else None
+        except Exception as exc:
+            log.exception("dispatch: result documents of part %s unreadable", claim.part_id)
+            decision, problem = (
+                None,
+                f"{connector.name}: 结果文件无法检查 (result documents unreadable: {type(exc).__name__})",
+            )
+        _finish(hub, claim, receipt.remote_id, None, False, summary, decision, checked, problem)
 
 
 def _decided(
@@ -238,8 +255,18 @@ def _decided(
     try:
         with session.begin_nested():
             sync.apply_in(session, hub, row.connection, row, decision, checked, applied)
-    except HubError as exc:
+    except HubError as exc:  # e.g. withdrawn meanwhile: said where ops and the officer will see it
         log.info("dispatch: %s on part %s not applied: %s", decision.status, row.part_id, exc)
+        applications.record_event(
+            session,
+            session.get(Application, row.application_id).number,
+            "decision_not_applied",
+            _actor(row.connection),
+            part_id=row.part_id,
+            now=hub.now(),
+            reason=text.clean(f"部门系统的决定未能适用 (the department's decision was not applied): {exc}"[:500]),
+            data={"connection": row.connection, "status": decision.status, "remote_id": row.remote_id},
+        )
         return
     summary.count_decided(applied.decided + applied.supplements)
 
@@ -264,11 +291,13 @@ def _finish(
     retryable: bool,
     summary: DispatchSummary,
     decision: Update | None = None,
+    checked: sync.CheckedDocuments | None = None,
+    problem: str | None = None,
 ) -> None:
+    """Record a delivery's outcome under its claim. `decision` (with its `checked` documents): a
+    stateless system's decision given with the receipt; `problem`: the system took the part but
+    its decision could not be read — the delivery stands and the problem is recorded."""
     now = hub.now()
-    # a stateless system's decision came with its receipt: its documents are checked before the
-    # transaction, as sync does
-    checked = sync.check_documents(hub, decision) if decision is not None else None
     with hub.transaction() as session:
         row = session.get(OutboxRow, claim.row_id, with_for_update=True)
         if row is None:
@@ -309,6 +338,18 @@ def _finish(
             summary.count("delivered", row.connection)
             if decision is not None and checked is not None:
                 _decided(session, hub, row, decision, checked, summary)
+            if problem:
+                row.last_error = text.clean(problem[:1000])
+                applications.record_event(
+                    session,
+                    number,
+                    "decision_unreadable",
+                    actor,
+                    part_id=row.part_id,
+                    now=now,
+                    reason=text.clean(problem[:500]),
+                    data={"connection": row.connection, "remote_id": remote_id},
+                )
             return
         conn = hub.connections.get(row.connection)
         outbox.failed(row, error or "", retryable=retryable, limits=conn.limits if conn else Limits(), now=now)

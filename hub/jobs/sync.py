@@ -76,6 +76,11 @@ def sync(hub: Hub, *, connection: str | None = None, progress: Callable[[int], N
                 _apply(hub, conn, update, summary)
             except HubError as exc:  # e.g. withdrawn meanwhile: the department's word no longer applies
                 log.info("sync: %s on part %s not applied: %s", update.status, update.part_id, exc)
+            except Exception as exc:  # one update the hub cannot take must not stop the others
+                log.exception("sync: %s on part %s failed", update.status, update.part_id)
+                summary.errors += 1
+                summary.by_connection[conn] = summary.by_connection.get(conn, 0) + 1
+                _note(hub, {update.part_id: f"{conn}: 内部错误 internal error ({type(exc).__name__})"})
     return summary
 
 
@@ -90,6 +95,9 @@ def _poll(
         connector = hub.connector(conn)
     except (ConfigInvalid, HubError) as exc:
         return _failed(hub, conn, receipts, f"连接不可用 connection unusable: {exc}", summary)
+    except Exception as exc:
+        log.exception("sync: connection %s cannot be made", conn)
+        return _failed(hub, conn, receipts, f"连接不可用 connection unusable ({type(exc).__name__})", summary)
     try:
         answers = list(connector.poll(receipts))
     except Unsupported:
@@ -103,8 +111,13 @@ def _poll(
     finally:
         connector.close()
         advance(len(receipts))
+    asked = {r.part_id: r.remote_id for r in receipts}
+    # only answers about the receipts asked about: a connector never decides another part
+    answers = [a for a in answers if asked.get(a.part_id, object()) == a.remote_id]
     updates = [a for a in answers if isinstance(a, Update)]
     failures = [a for a in answers if isinstance(a, PollFailure)]
+    # a receipt read cleanly again loses the sync problem recorded on it earlier
+    _clear(hub, [u.part_id for u in updates])
     if failures:
         summary.errors += len(failures)
         summary.by_connection[conn] = summary.by_connection.get(conn, 0) + len(failures)
@@ -122,9 +135,20 @@ def _failed(hub: Hub, conn: str, receipts: list[Receipt], message: str, summary:
     return []
 
 
+def _clear(hub: Hub, part_ids: list[str]) -> None:
+    if not part_ids:
+        return
+    with hub.transaction() as session:
+        stmt = select(OutboxRow).where(
+            OutboxRow.part_id.in_(part_ids), OutboxRow.state == "delivered", OutboxRow.last_error.like("sync: %")
+        )
+        for row in session.scalars(stmt):
+            row.last_error = None
+
+
 def _note(hub: Hub, messages: dict[str, str]) -> None:
     """The sync problem on each delivered row (ops see it in `hub outbox list` and on the ops
-    page); cleared by the next delivery or decision."""
+    page); cleared when the receipt's answer is read cleanly again (`_clear`)."""
     with hub.transaction() as session:
         for row in session.scalars(select(OutboxRow).where(OutboxRow.part_id.in_(list(messages)))):
             if row.state == "delivered":
