@@ -134,27 +134,27 @@ def test_pull_links_are_fetched_by_the_department_and_match(home, db_url, clock,
         hub.close()
 
 
-def test_an_unmapped_decision_is_a_dead_letter_and_a_resend_opens_no_second_case(home, db_url, clock, vat, monkeypatch):
-    from hub import outbox
-
+def test_an_unmapped_decision_keeps_the_delivery_and_the_department_gets_the_part_once(
+    home, db_url, clock, vat, monkeypatch
+):
     conf = config(vat, status=None, status_map={True: "approved"})  # `false` forgotten
     conf["submit"]["decision"] = {"status": "valid", "reason": "remark"}
     hub = wire(home, db_url, clock, monkeypatch, conf)
     try:
-        accepted(hub, 2)  # applicant 1 is not registered: <valid>false</valid>
+        approved, unread = accepted(hub, 2)  # applicant 1 is not registered: <valid>false</valid>
         summary = dispatch(hub)
-        assert (summary.delivered, summary.dead) == (1, 1)
-        dead = next(r for r in rows(hub) if r.state == "dead")
-        assert "unmapped status false" in dead.last_error and "config.submit.decision.status" in dead.last_error
-    finally:
-        hub.close()
-    conf["status_map"] = {True: "approved", False: "denied"}
-    hub = wire(home, db_url, clock, monkeypatch, conf)
-    try:
-        with hub.transaction() as s:
-            assert outbox.retry(s, hub.now(), all_dead=True) == 1
-        assert dispatch(hub).decided == 1
-        assert [r.state for r in rows(hub)] == ["delivered", "delivered"]
-        assert vat.received[dead.part_id] == 2 and sorted(vat.submissions.values()) == [1, 1]
+        assert (summary.delivered, summary.decided, summary.dead) == (2, 1, 0)
+        clock.advance(hours=1)
+        assert dispatch(hub).delivered == 0  # the department opened the case: nothing is sent again
+        assert vat.received.total() == 2 and sorted(vat.submissions.values()) == [1, 1]
+        row = next(r for r in rows(hub) if r.part_id == svc.read(hub, unread, YBJ).parts[0].id)
+        assert row.state == "delivered" and row.remote_id == vat.cases[vat.by_reference[row.part_id]].ref
+        assert f"connections/{CONNECTION}.yaml:" in row.last_error
+        assert "(config.submit.decision.status)" in row.last_error and "unmapped status false" in row.last_error
+        app = svc.read(hub, unread, YBJ)
+        event = next(e for e in app.events if e.action == "decision_unreadable")  # for ops and the officer
+        assert "unmapped status false" in event.reason
+        assert app.state != "decided" and app.parts[0].state not in ("approved", "denied")  # decided by hand
+        assert svc.read(hub, approved, YBJ).parts[0].state == "approved"
     finally:
         hub.close()
