@@ -124,7 +124,8 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():  # also after a fork
                 self._thread = threading.Thread(target=self._run, name="soap-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][2] is call:  # the earliest deadline now: the watchdog waits for it instead
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:

@@ -14,7 +14,9 @@ must replace with `endpoint`). Every call carries a WS-Security UsernameToken (p
         getCase(caseRef) -> (caseRef, state, remark): the case's state, set by `decide`
     GET  /docs/NAME       documents served for WSDL-from-URL tests (`documents`)
 
-Requests are parsed without DTDs, entities or network access; answers are built with lxml."""
+Requests are parsed without DTDs, entities or network access; answers are built with lxml. It can
+be made slow: `latency` before the answer's headers, `trickle` between the answer's bytes (with
+`trickle_headers`, the status line and headers too)."""
 
 from __future__ import annotations
 
