@@ -395,6 +395,68 @@ def test_timeout_seconds_bounds_the_whole_call_from_before_sending(tmp_path, vat
     assert c.verify("business_licence", {"id_number": RESIDENT}).ok  # the cut connection is not reused
 
 
+def test_timeout_seconds_bounds_sending_a_request_the_department_does_not_read(tmp_path, vat, monkeypatch):
+    scan = b"%PDF-1.4 " + bytes(range(256)) * (48 * 2**10)  # 12 MiB: more than the socket buffers hold
+    store = Store({"扫描件": scan})
+    conf = config(vat, timeout_seconds=2, materials={"mode": "inline", "max_inline_bytes": 2**25})
+    c = connect(tmp_path, conf, monkeypatch)
+    c.materials = store
+    vat.stall_reading = 30  # takes the connection, never reads the request
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="timeout_seconds") as exc:
+        c.submit(part(1, materials=store.refs))
+    assert exc.value.retryable and time.monotonic() - started < 3 and vat.cases == {}
+
+
+def _loopback_certificate(folder: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "department.crt", folder / "department.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+def test_timeout_seconds_bounds_the_whole_call_over_tls_too(tmp_path, monkeypatch):
+    cert, key = _loopback_certificate(tmp_path)
+    vat = VatDepartment(password=PASSWORD, registry={("CN", RESIDENT): ("林阿婆", "泰顺")}, tls=(cert, key)).start()
+    try:
+        c = connect(tmp_path, config(vat, timeout_seconds=1, ca_file=str(cert)), monkeypatch)
+        assert vat.endpoint.startswith("https://") and c.verify("business_licence", {"id_number": RESIDENT}).ok
+        vat.latency, vat.trickle = 0.9, 0.05
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="timeout_seconds") as exc:
+            c.verify("business_licence", {"id_number": RESIDENT})
+        assert exc.value.retryable and time.monotonic() - started < 1.5
+        vat.latency, vat.trickle = 0.0, 0.0
+        assert c.verify("business_licence", {"id_number": RESIDENT}).ok
+    finally:
+        vat.stop()
+
+
 def test_gzip_answers_are_read_and_counted_unpacked(tmp_path, vat, monkeypatch):
     c = connect(tmp_path, config(vat, max_answer_bytes=2**20), monkeypatch)
     vat.gzip = True

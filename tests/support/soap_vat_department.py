@@ -16,7 +16,7 @@ must replace with `endpoint`). Every call carries a WS-Security UsernameToken (p
 
 Requests are parsed without DTDs, entities or network access; answers are built with lxml. It can
 be made slow: `latency` before the answer's headers, `trickle` between the answer's bytes (with
-`trickle_headers`, the status line and headers too)."""
+`trickle_headers`, the status line and headers too), `stall_reading` a request."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import base64
 import gzip
 import hashlib
 import socket
+import ssl
 import sys
 import threading
 import urllib.request
@@ -87,7 +88,15 @@ def _digest(nonce_b64: str, created: str, password: str) -> str:
 
 
 class VatDepartment:
-    def __init__(self, *, username: str = "tongban", password: str = "", registry: dict | None = None, port: int = 0):
+    def __init__(
+        self,
+        *,
+        username: str = "tongban",
+        password: str = "",
+        registry: dict | None = None,
+        port: int = 0,
+        tls: tuple[Path, Path] | None = None,
+    ):
         self.username, self.password = username, password
         self.registry: dict[tuple[str, str], tuple[str, str]] = dict(registry or {})  # (cc, no) -> (name, addr)
         self.down = False
@@ -98,6 +107,7 @@ class VatDepartment:
         self.trickle: float = 0.0  # seconds between the answer's bytes (a department stuck mid-answer)
         self.latency: float = 0.0  # seconds before the answer's headers (a slow department)
         self.trickle_headers = False  # with `trickle`: the status line and headers trickle too
+        self.stall_reading: float = 0.0  # seconds before reading a request (a large one then cannot be sent)
         self.cases: dict[str, Case] = {}
         self.by_reference: dict[str, str] = {}
         self.received: Counter[str] = Counter()  # submitCase calls per reference, replays included
@@ -108,11 +118,16 @@ class VatDepartment:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", port), self._handler())
+        self.scheme = "https" if tls else "http"
+        if tls:  # (certificate, key) PEM files: the department over TLS
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
 
     @property
     def base(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     @property
     def endpoint(self) -> str:
@@ -269,6 +284,8 @@ class VatDepartment:
                 return self._send(404, b"no such resource", "text/plain")
 
             def do_POST(self) -> None:
+                if dept.stall_reading and dept._stopping.wait(dept.stall_reading):
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_REQUEST:
                     return self._send(413, b"too large", "text/plain")
