@@ -95,7 +95,9 @@ def test_a_call_that_could_outlive_the_dispatch_claim_is_refused_with_its_line(h
     try:
         with pytest.raises(ConfigInvalid, match=r"yibao-rest\.yaml:\d+: .*outlives its claim") as refused:
             hub.connector("yibao-rest")
-        assert "600" in str(refused.value)
+        line = int(str(refused.value).split(".yaml:")[1].split(":")[0])
+        lines = (home / "connections" / "yibao-rest.yaml").read_text(encoding="utf-8").splitlines()
+        assert lines[line - 1].strip() == "max_call_seconds: 600"  # the line that sets it
     finally:
         hub.close()
 

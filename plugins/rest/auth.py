@@ -48,26 +48,23 @@ class Bearer(Authenticator):
         request.headers["Authorization"] = f"Bearer {MASK}"
 
 
-class ApiKeyHeader(Authenticator):
-    def __init__(self, header: str, value: str):
-        self.header, self._value = header, value
+class ApiKeys(Authenticator):
+    """One API key or several (an AppKey + AppSecret pair), in headers and/or query parameters."""
+
+    def __init__(self, headers: dict[str, str], query: dict[str, str]):
+        self._headers, self._query = headers, query
 
     def apply(self, request: httpx.Request) -> None:
-        request.headers[self.header] = self._value
+        for name, value in self._headers.items():
+            request.headers[name] = value
+        for name, value in self._query.items():
+            request.url = request.url.copy_set_param(name, value)
 
     def shown(self, request: httpx.Request) -> None:
-        request.headers[self.header] = MASK
-
-
-class ApiKeyQuery(Authenticator):
-    def __init__(self, param: str, value: str):
-        self.param, self._value = param, value
-
-    def apply(self, request: httpx.Request) -> None:
-        request.url = request.url.copy_set_param(self.param, self._value)
-
-    def shown(self, request: httpx.Request) -> None:
-        request.url = request.url.copy_set_param(self.param, MASK)
+        for name in self._headers:
+            request.headers[name] = MASK
+        for name in self._query:
+            request.url = request.url.copy_set_param(name, MASK)
 
 
 class Hmac(Authenticator):
@@ -155,9 +152,7 @@ def make(conf: Auth | None, fetch: Callable[..., Any], where: mapping.Where) -> 
     if conf.bearer is not None:
         return Bearer(conf.bearer.get_secret_value())
     if conf.api_key is not None:
-        key = conf.api_key
-        value = key.value.get_secret_value()
-        return ApiKeyHeader(key.header, value) if key.header else ApiKeyQuery(str(key.query), value)
+        return ApiKeys(*conf.api_key.credentials())
     if conf.hmac is not None:
         return Hmac(conf.hmac)
     assert conf.oauth2 is not None

@@ -16,8 +16,11 @@ import logging
 import random
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -55,6 +58,28 @@ class Unreachable(DeliveryError):
         super().__init__(message, retryable=True)
 
 
+class TooLarge(DeliveryError):
+    """An answer over its byte limit (max_answer_bytes, or what is left of a poll's max_poll_bytes)."""
+
+    def __init__(self, name: str, limit: int):
+        super().__init__(f"{name}: 应答过大 answer larger than max_answer_bytes ({limit})", retryable=False)
+        self.limit = limit
+
+
+class _Deferred(Exception):
+    """A record whose documents did not fit this poll (its time or its byte budget): not returned
+    now, polled again at the next sync — nothing lost, nothing recorded as an error."""
+
+
+@dataclass
+class _PollBudget:
+    """What one poll may still spend: until `deadline` (max_poll_seconds), `bytes_left` of result
+    documents held in memory (max_poll_bytes)."""
+
+    deadline: float
+    bytes_left: int
+
+
 class _CutOff(Exception):
     """A listing stopped by a bound (pages, a repeated cursor, time): its remaining receipts are
     not known to be absent."""
@@ -74,6 +99,7 @@ class RestConnector(Connector):
             verify=self._tls_context(),
             follow_redirects=False,  # a 3xx is an answer to judge, never a hop to take with our token
         )
+        self._local = threading.local()  # the deadline of the call this thread is making
         self._auth = auth.make(spec.auth, self._token_request, lambda: self._where("auth", "oauth2"))
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -112,10 +138,14 @@ class RestConnector(Connector):
         data: dict | None = None,
         authenticate: bool = True,
         basic: tuple[str, str] | None = None,
+        deadline: float | None = None,
+        limit: int | None = None,
     ) -> httpx.Response:
-        """One call: retried on 429/5xx/timeouts within max_call_seconds in all; a 401 under OAuth2
-        once more with a fresh token. An answer ≥ 400 is an HttpError; any other is returned for
-        the caller to judge against the statuses its mapping names."""
+        """One call: retried on 429/5xx/timeouts, a 401 under OAuth2 once more with a fresh token,
+        all of it — the token fetch too — within max_call_seconds (or the earlier `deadline` a
+        poll gives). An answer ≥ 400 is an HttpError; any other is returned for the caller to judge
+        against the statuses its mapping names; an answer over `limit` bytes (max_answer_bytes by
+        default) is refused."""
         request = self._client.build_request(
             method, self._url(path), json=json, params=params, headers=headers, content=content, files=files, data=data
         )
@@ -123,38 +153,55 @@ class RestConnector(Connector):
         if basic:  # RFC 6749 §2.3.1: both form-urlencoded, then Basic
             pair = f"{quote(basic[0], safe='')}:{quote(basic[1], safe='')}".encode()
             request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        deadline = time.monotonic() + self.spec.max_call_seconds
+        with self._bounded(deadline) as until:
 
-        def attempt() -> httpx.Response:
-            if authenticate:
-                self._auth.apply(request)
-            return self._send(request, deadline)
+            def attempt() -> httpx.Response:
+                if authenticate:
+                    self._auth.apply(request)  # an OAuth2 token fetch inside: the same deadline
+                return self._send(request, until, limit)
 
+            try:
+                return self._retrying(until)(attempt)
+            except retry.HttpError as exc:
+                if not (authenticate and exc.status == 401 and self._auth.refused()):
+                    raise
+            return self._retrying(until)(attempt)
+
+    @contextmanager
+    def _bounded(self, deadline: float | None = None) -> Iterator[float]:
+        """The deadline of one call: max_call_seconds from now, or earlier when the caller (a
+        poll) or an enclosing call says so. A call made inside another (the OAuth2 token fetch
+        inside a submit) keeps the outer call's deadline: max_call_seconds bounds the whole."""
+        outer = getattr(self._local, "deadline", None)
+        until = min(d for d in (time.monotonic() + self.spec.max_call_seconds, deadline, outer) if d is not None)
+        self._local.deadline = until
         try:
-            return self._retrying()(attempt)
-        except retry.HttpError as exc:
-            if not (authenticate and exc.status == 401 and self._auth.refused()):
-                raise
-        return self._retrying()(attempt)
+            yield until
+        finally:
+            self._local.deadline = outer
 
-    def _retrying(self) -> Any:
+    def _retrying(self, deadline: float) -> Any:
         # one per call: a Retrying keeps the state of the call it runs
-        return retry.policy(self.spec.retries, self.spec.max_retry_after_seconds, self.spec.max_call_seconds)
+        return retry.policy(self.spec.retries, self.spec.max_retry_after_seconds, deadline)
 
-    def _send(self, request: httpx.Request, deadline: float) -> httpx.Response:
+    def longest_call(self) -> tuple[float, tuple[str | int, ...]] | None:
+        """One submit, worst case: max_call_seconds bounds it all (retries, waits, the OAuth2 token
+        fetch, the 401 round). The deadline is checked before each step of an attempt (connect,
+        TLS, sending, the answer's headers) and after each chunk read; a step begun just before
+        it may take its own timeout more (connect_timeout_seconds or timeout_seconds, each capped
+        at what was left of the call when the attempt began)."""
+        spec = self.spec
+        step = min(max(spec.connect_timeout_seconds, spec.timeout_seconds), spec.max_call_seconds)
+        return spec.max_call_seconds + step, ("max_call_seconds",)
+
+    def _send(self, request: httpx.Request, deadline: float, limit: int | None = None) -> httpx.Response:
         """One attempt: the answer when it is not an error, else a DeliveryError saying whether
         trying again can help."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise self._too_slow()
-        per_read = min(self.spec.timeout_seconds, remaining)
-        request.extensions["timeout"] = httpx.Timeout(
-            per_read, connect=min(self.spec.connect_timeout_seconds, remaining)
-        ).as_dict()
+        self._arm(request, deadline)
         try:
             streamed = self._client.send(request, stream=True)
             try:
-                response = self._read(streamed, deadline)
+                response = self._read(streamed, deadline, limit)
             finally:
                 streamed.close()
         except httpx.TimeoutException as exc:
@@ -165,6 +212,24 @@ class RestConnector(Connector):
             raise self._http_error(response)
         return response
 
+    def _arm(self, request: httpx.Request, deadline: float) -> None:
+        """The attempt's timeouts, none past the deadline, and a check of the deadline before
+        each step httpcore takes (connect, TLS, send, headers): a slow connect followed by a slow
+        send cannot add up past max_call_seconds."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._too_slow()
+        request.extensions["timeout"] = httpx.Timeout(
+            min(self.spec.timeout_seconds, remaining), connect=min(self.spec.connect_timeout_seconds, remaining)
+        ).as_dict()
+
+        def step(event: str, _info: dict[str, Any]) -> None:
+            # never on closing: a response being closed must close
+            if event.endswith(_STEPS) and time.monotonic() > deadline:
+                raise self._too_slow()
+
+        request.extensions["trace"] = step
+
     def _too_slow(self) -> DeliveryError:
         # httpx's read timeout is per chunk: a 1 KiB/s trickle never trips it; this bound is total
         return Unreachable(
@@ -172,20 +237,21 @@ class RestConnector(Connector):
             "(call not complete within max_call_seconds: the answer is too slow)"
         )
 
-    def _read(self, streamed: httpx.Response, deadline: float) -> httpx.Response:
-        """The answer read in full, but never more than max_answer_bytes of it (decoded: a small
-        gzip body must not unpack into gigabytes) nor past the call's deadline; an error's body
-        only as far as its detail needs."""
-        limit = ERROR_BODY_BYTES if streamed.status_code >= 400 else self.spec.max_answer_bytes
+    def _read(self, streamed: httpx.Response, deadline: float, limit: int | None = None) -> httpx.Response:
+        """The answer read in full, but never more than max_answer_bytes (or `limit`) of it
+        (decoded: a small gzip body must not unpack into gigabytes) nor past the call's deadline;
+        an error's body only as far as its detail needs."""
+        if streamed.status_code >= 400:
+            limit = ERROR_BODY_BYTES
+        elif limit is None:
+            limit = self.spec.max_answer_bytes
         body = bytearray()
         for chunk in streamed.iter_bytes():
             body += chunk
             if len(body) > limit:
                 if streamed.status_code >= 400:
                     break
-                raise DeliveryError(
-                    f"{self.name}: 应答过大 answer larger than max_answer_bytes ({limit})", retryable=False
-                )
+                raise TooLarge(self.name, limit)
             if time.monotonic() > deadline:
                 raise self._too_slow()
         # the body is decoded already: drop the headers that described it on the wire
@@ -387,18 +453,18 @@ class RestConnector(Connector):
         st = self.spec.status
         if st is None or not receipts:
             return []  # a system without a status request: nothing to poll, not a failure
-        deadline = time.monotonic() + self.spec.max_poll_seconds
+        budget = _PollBudget(time.monotonic() + self.spec.max_poll_seconds, self.spec.max_poll_bytes)
         if st.records:
-            return self._poll_batch(st, receipts, deadline)
-        return self._poll_each(st, receipts, deadline)
+            return self._poll_batch(st, receipts, budget)
+        return self._poll_each(st, receipts, budget)
 
-    def _poll_each(self, st: Status, receipts: list[Receipt], deadline: float) -> list[Update | PollFailure]:
+    def _poll_each(self, st: Status, receipts: list[Receipt], budget: _PollBudget) -> list[Update | PollFailure]:
         out: list[Update | PollFailure] = []
         # in a random order: when max_poll_seconds cuts a long list, the receipts left for the
         # next sync are not always the same ones (none starves behind the others)
         receipts = random.sample(receipts, len(receipts))
         for i, receipt in enumerate(receipts):
-            if time.monotonic() > deadline:
+            if time.monotonic() > budget.deadline:
                 log.warning(
                     "%s: poll stopped at max_poll_seconds (%g s); %d receipts left for the next sync",
                     self.name,
@@ -410,7 +476,10 @@ class RestConnector(Connector):
                 rendered = self._render(st, {"remote_id": receipt.remote_id, "part_id": receipt.part_id}, ("status",))
                 response = self._perform(rendered)
                 self._expect(response, [200], lambda: self._where("status", "path"))
-                out.append(self._update(receipt, self._json(response, lambda: self._where("status"))))
+                out.append(self._update(receipt, self._json(response, lambda: self._where("status")), budget))
+            except _Deferred as exc:
+                log.warning("%s: %s; %d receipts left for the next sync", self.name, exc, len(receipts) - i)
+                break
             except retry.HttpError as exc:
                 if exc.retryable or exc.status in (401, 403):
                     raise  # the system or our credential, not this record: the poll as a whole failed
@@ -421,7 +490,7 @@ class RestConnector(Connector):
                 out.append(PollFailure(part_id=receipt.part_id, remote_id=receipt.remote_id, message=str(exc)))
         return out
 
-    def _poll_batch(self, st: Status, receipts: list[Receipt], deadline: float) -> list[Update | PollFailure]:
+    def _poll_batch(self, st: Status, receipts: list[Receipt], budget: _PollBudget) -> list[Update | PollFailure]:
         out: list[Update | PollFailure] = []
         by_remote = {r.remote_id: r for r in receipts}
         ids = list(by_remote)
@@ -430,14 +499,16 @@ class RestConnector(Connector):
             chunk = ids[start : start + size]
             waiting = set(chunk)
             try:
-                for record in self._records(st, {"remote_ids": chunk, "page_size": size}, deadline):
+                for record in self._records(st, {"remote_ids": chunk, "page_size": size}, budget.deadline):
                     rid = mapping.search(str(st.id), record, lambda: self._where("status", "id"))
                     receipt = by_remote.get(str(rid)) if rid is not None else None
                     if receipt is None or receipt.remote_id not in waiting:
                         continue
                     waiting.discard(receipt.remote_id)
                     try:
-                        out.append(self._update(receipt, record))
+                        out.append(self._update(receipt, record, budget))
+                    except _Deferred as exc:  # not returned: polled again at the next sync
+                        log.warning("%s: %s %s", self.name, receipt.remote_id, exc)
                     except Unreachable:
                         raise
                     except DeliveryError as exc:
@@ -522,7 +593,7 @@ class RestConnector(Connector):
             "(pages never end: stopped at max_pages)"
         )
 
-    def _update(self, receipt: Receipt, record: Any) -> Update:
+    def _update(self, receipt: Receipt, record: Any, budget: _PollBudget) -> Update:
         """One department record as the hub's Update (a MappingError naming FILE:LINE and the
         expression when it does not fit)."""
         st = self.spec.status
@@ -535,7 +606,7 @@ class RestConnector(Connector):
             )
         status = mapping.status(raw, self.spec.status_map, lambda: self._where("status_map"))
         reason = mapping.search(st.reason, record, lambda: self._where("status", "reason")) if st.reason else None
-        documents = self._documents(record) if status in _DECISIONS and st.documents else []
+        documents = self._documents(record, budget) if status in _DECISIONS and st.documents else []
         return Update(
             part_id=receipt.part_id,
             remote_id=receipt.remote_id,
@@ -544,7 +615,11 @@ class RestConnector(Connector):
             documents=documents,
         )
 
-    def _documents(self, record: Any) -> list[Document]:
+    def _documents(self, record: Any, budget: _PollBudget) -> list[Document]:
+        """The record's result documents, fetched within the poll's deadline and its byte budget
+        (max_poll_bytes). A record that does not fit what is left is _Deferred (the next sync
+        polls it again); one that could never fit — more than max_documents, a document over
+        max_answer_bytes, documents over the whole max_poll_bytes — is an error naming the limit."""
         spec = self.spec.status.documents  # type: ignore[union-attr]
         assert spec is not None
         items = mapping.search(spec.items, record, lambda: self._where("status", "documents", "items")) or []
@@ -552,6 +627,13 @@ class RestConnector(Connector):
             raise mapping.MappingError(
                 f"{self._where('status', 'documents', 'items')}: {spec.items!r} 不是列表 (not a list)"
             )
+        if len(items) > self.spec.max_documents:
+            raise mapping.MappingError(
+                f"{self._where('max_documents')}: 结果文书过多 {len(items)} 份，超过 max_documents "
+                f"({self.spec.max_documents}) (more result documents than max_documents)"
+            )
+        whole = budget.bytes_left == self.spec.max_poll_bytes  # the first record to spend the budget
+        left = budget.bytes_left
         docs = []
         for item in items:
             name = mapping.search(spec.name, item, lambda: self._where("status", "documents", "name"), required=True)
@@ -561,12 +643,41 @@ class RestConnector(Connector):
                 else None
             )
             url = self._document_url(spec.url, item)
-            response = self._call("GET", url)
+            if time.monotonic() > budget.deadline:
+                raise self._out_of_time()
+            limit = min(self.spec.max_answer_bytes, left)
+            try:
+                response = self._call("GET", url, deadline=budget.deadline, limit=limit)
+            except TooLarge:
+                if limit == self.spec.max_answer_bytes:
+                    raise  # this one document is too large, whatever the poll
+                if whole:
+                    raise DeliveryError(
+                        f"{self._where('max_poll_bytes')}: 结果文书合计超过 max_poll_bytes ({self.spec.max_poll_bytes}) "
+                        "(this record's documents alone exceed max_poll_bytes)",
+                        retryable=False,
+                    ) from None
+                raise _Deferred(
+                    f"max_poll_bytes ({self.spec.max_poll_bytes}) 已用完，留待下次同步 "
+                    "(the poll's document budget is spent: left for the next sync)"
+                ) from None
+            except Unreachable:
+                if time.monotonic() >= budget.deadline:
+                    raise self._out_of_time() from None
+                raise
             self._expect(response, [200], lambda: self._where("status", "documents", "url"))
+            left -= len(response.content)
             docs.append(
                 Document(name=str(name), media_type=str(media_type or "application/pdf"), content=response.content)
             )
+        budget.bytes_left = left  # spent only by a record that is returned
         return docs
+
+    def _out_of_time(self) -> _Deferred:
+        return _Deferred(
+            f"轮询超过 max_poll_seconds ({self.spec.max_poll_seconds:g} s)，结果文书留待下次同步 "
+            "(out of poll time while fetching result documents: left for the next sync)"
+        )
 
     def _document_url(self, template: Any, item: Any) -> str:
         """A template with text of its own is a path below base_url (values percent-encoded); a
@@ -636,38 +747,56 @@ class RestConnector(Connector):
 
     def _download(self, path: str, target: Path, listed: int | None = None) -> None:
         """Stream one file to `.NAME.part`, renamed into place once complete (and, when the
-        listing gave its size, once exactly that size: never more is written); retried like every
-        call, and nothing left behind when it fails."""
+        listing gave its size, once exactly that size: never more is written); never more than
+        max_download_bytes, all within max_call_seconds (retries included, however slowly the
+        bytes come); nothing left behind when it fails."""
         url = self._root + path
         partial = target.with_name(f".{target.name}.part")
+        cap = self.spec.max_download_bytes
+        if listed is not None and listed > cap:
+            raise self._too_big(url)
         try:
-            self._retrying()(self._download_once, url, partial, listed)
+            with self._bounded() as until:
+                self._retrying(until)(self._download_once, url, partial, listed, until)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         partial.replace(target)
 
-    def _download_once(self, url: str, partial: Path, listed: int | None) -> None:
+    def _download_once(self, url: str, partial: Path, listed: int | None, deadline: float) -> None:
         request = self._client.build_request("GET", url)
         self._auth.apply(request)
+        self._arm(request, deadline)
+        limit = listed if listed is not None else self.spec.max_download_bytes
         try:
             response = self._client.send(request, stream=True)
             try:
                 if response.status_code != 200:  # a redirect's body is not the file either
-                    raise self._http_error(self._read(response, time.monotonic() + self.spec.max_call_seconds))
+                    raise self._http_error(self._read(response, deadline))
                 written = 0
                 with partial.open("wb") as out:
-                    for chunk in response.iter_bytes(1 << 16):
+                    for chunk in response.iter_bytes():  # as they come: a chunk size would wait to fill it
                         written += len(chunk)
-                        if listed is not None and written > listed:
-                            raise self._not_as_listed(url, "it grew")
+                        if written > limit:
+                            raise self._not_as_listed(url, "it grew") if listed is not None else self._too_big(url)
                         out.write(chunk)
+                        if time.monotonic() > deadline:
+                            raise self._too_slow()
                 if listed is not None and written != listed:
                     raise self._not_as_listed(url, "bytes missing")
             finally:
                 response.close()
+        except httpx.TimeoutException as exc:
+            raise Unreachable(f"{self.name}: 超时 timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise self._connection_failed(exc) from None
+
+    def _too_big(self, url: str) -> DeliveryError:
+        return DeliveryError(
+            f"{self._where('max_download_bytes')}: 文件 {urlsplit(url).path} 超过 max_download_bytes "
+            f"({self.spec.max_download_bytes}) (file larger than max_download_bytes)",
+            retryable=False,
+        )
 
     def _not_as_listed(self, url: str, why: str) -> DeliveryError:
         # the file changed between the listing and the download: a later try may find it settled
@@ -686,6 +815,11 @@ class RestConnector(Connector):
 
 
 _NDJSON = {"Content-Type": "application/x-ndjson"}
+# the httpcore steps of an attempt before its answer's body (read chunk by chunk, checked each)
+_STEPS = tuple(
+    f"{step}.started"
+    for step in ("connect_tcp", "start_tls", "send_request_headers", "send_request_body", "receive_response_headers")
+)
 ERROR_BODY_BYTES = 64 * 1024  # of an error answer: enough for its message
 # httpx's own defaults: not what ops configure, and noise in a preview
 _PREVIEW_HIDDEN = {"accept", "accept-encoding", "connection", "user-agent", "host", "content-length"}

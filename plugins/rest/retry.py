@@ -7,6 +7,7 @@ server asks for. (The dispatcher's own backoff, across calls, is hub.connectors.
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -67,15 +68,24 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, DeliveryError) and exc.retryable
 
 
-def policy(retries: int, max_retry_after_seconds: float, max_seconds: float | None = None) -> tenacity.Retrying:
-    """`retries + 1` attempts in all, none begun after `max_seconds`; the last error is raised as
-    it is (not a RetryError)."""
+def policy(retries: int, max_retry_after_seconds: float, deadline: float | None = None) -> tenacity.Retrying:
+    """`retries + 1` attempts in all, no wait that would end past `deadline` (time.monotonic()):
+    the call's one deadline, shared by a token fetch inside it and by a second round after a 401;
+    the last error is raised as it is (not a RetryError)."""
     stop = tenacity.stop_after_attempt(retries + 1)
-    if max_seconds is not None:
-        stop = stop | tenacity.stop_before_delay(max_seconds)
+    if deadline is not None:
+        stop = stop | _past(deadline)
     return tenacity.Retrying(
         stop=stop,
         retry=tenacity.retry_if_exception(_retryable),
         wait=_WaitRetryAfter(max_retry_after_seconds),
         reraise=True,
     )
+
+
+def _past(deadline: float) -> tenacity.stop.stop_base:
+    class _Past(tenacity.stop.stop_base):
+        def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+            return time.monotonic() + (retry_state.upcoming_sleep or 0) >= deadline
+
+    return _Past()

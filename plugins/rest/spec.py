@@ -19,6 +19,7 @@ the connection's own keys win over the profile's. Reference: docs/connect/rest.m
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from ipaddress import ip_address
 from pathlib import Path
@@ -31,6 +32,7 @@ from pydantic import (
     Field,
     HttpUrl,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -67,15 +69,43 @@ class _Strict(BaseModel):
 
 
 class ApiKey(_Strict):
+    """One key — `{header: X-Api-Key, value: ${K}}` or `{query: appkey, value: ${K}}` — or several
+    credentials at once, each value a secret: `{headers: {X-App-Key: ${A}, X-App-Secret: ${B}}}`
+    and/or `{query: {appkey: ${A}}}` (the AppKey + AppSecret pair many government gateways ask for)."""
+
     header: str | None = Field(default=None, description="send the key in this header, e.g. X-Api-Key")
-    query: str | None = Field(default=None, description="or in this query parameter, e.g. appkey")
-    value: Secret
+    query: str | dict[str, Secret] | None = Field(
+        default=None, description="or in this query parameter, e.g. appkey (or several: {name: secret})"
+    )
+    value: Secret | None = None
+    headers: dict[str, Secret] | None = Field(default=None, description="several headers, each value a secret")
 
     @model_validator(mode="after")
     def _one_place(self) -> ApiKey:
+        several = self.headers is not None or isinstance(self.query, dict)
+        if several:
+            if self.header is not None or self.value is not None:
+                raise ValueError(
+                    "api_key 要么 header/query + value，要么 headers/query 映射 "
+                    "(either header or query with value, or headers and/or query as name: secret maps)"
+                )
+            if not (self.headers or self.query):
+                raise ValueError("api_key.headers/query 不能为空 (at least one credential)")
+            return self
         if (self.header is None) == (self.query is None):
             raise ValueError("api_key 需要 header 或 query 之一 (exactly one of header, query)")
+        if self.value is None:
+            raise ValueError("api_key 需要 value (value: ${ENV} or file:/path)")
         return self
+
+    def credentials(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(headers, query parameters) with their secret values."""
+        if self.headers is not None or isinstance(self.query, dict):
+            headers = {k: v.get_secret_value() for k, v in (self.headers or {}).items()}
+            query = {k: v.get_secret_value() for k, v in (self.query or {}).items()}  # type: ignore[union-attr]
+            return headers, query
+        value = self.value.get_secret_value()  # type: ignore[union-attr]
+        return ({self.header: value}, {}) if self.header else ({}, {str(self.query): value})
 
 
 class HmacKey(_Strict):
@@ -152,6 +182,9 @@ class ClientCert(_Strict):
 # ---------------------------------------------------------------- requests
 
 
+_CREDENTIAL_NAME = re.compile(r"authorization|secret|token|password|passwd|key|sign", re.IGNORECASE)
+
+
 class Request(_Strict):
     """One HTTP request: `path` below base_url, every string a template (hub.mapping) over the
     verb's context; `body` is sent as JSON (or as the `part` field of a multipart upload)."""
@@ -161,6 +194,21 @@ class Request(_Strict):
     headers: dict[str, Template] = Field(default_factory=dict)
     query: dict[str, Template] = Field(default_factory=dict)
     body: Template = None
+
+    @field_validator("headers", "query")
+    @classmethod
+    def _no_literal_credential(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # a credential written into a request template sits in the file in clear, in git, in
+        # `hub connectors render`: credentials belong in `auth:` (secrets, masked)
+        for name, value in v.items():
+            if _CREDENTIAL_NAME.search(name) and isinstance(value, (str, int, float)) and "{{" not in str(value):
+                raise ValueError(
+                    f"{info.field_name}.{name} 看起来是凭据，不能写成字面值：请写在 auth: 中，例如 "
+                    f"auth: {{api_key: {{{info.field_name}: {{{name}: ${{ENV}}}}}}}} "
+                    f"({name} looks like a credential written literally: put it under auth:, whose values are "
+                    "secrets, e.g. auth.api_key.headers / auth.api_key.query)"
+                )
+        return v
 
     @field_validator("path")
     @classmethod
@@ -300,6 +348,17 @@ class RestSpec(BaseModel):
     page_size: int = Field(default=100, ge=1, le=1000, description="receipts per batch status request")
     max_answer_bytes: int = Field(
         default=64 * 2**20, ge=1024, description="largest answer read into memory (a JSON answer, a result document)"
+    )
+    max_documents: int = Field(
+        default=20, ge=1, le=1000, description="result documents one status record may name (more: a poll error)"
+    )
+    max_poll_bytes: int = Field(
+        default=256 * 2**20,
+        ge=1024,
+        description="result documents one poll holds in memory; the records past it wait for the next sync",
+    )
+    max_download_bytes: int = Field(
+        default=8 * 2**30, ge=1, description="largest intake batch file downloaded (when the listing gives no size)"
     )
     field_map: dict[str, str] = Field(default_factory=dict, description="hub form field -> department field")
     materials: RestMaterials = Field(default_factory=RestMaterials)

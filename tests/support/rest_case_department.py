@@ -76,6 +76,8 @@ class CaseDepartment:
         self.down = False  # 503 to everything but the token endpoint
         self.trickle: float | None = None  # bytes per second of every GET /v2/cases… answer
         self.latency = 0.0
+        self.token_latency = 0.0  # before every token answer
+        self.file_latency = 0.0  # before every result document
         self.cases: dict[str, Case] = {}
         self.by_key: dict[str, str] = {}
         self.received: Counter[str] = Counter()  # submit requests per key, replays included
@@ -111,14 +113,16 @@ class CaseDepartment:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def decide(self, no: str, state: str, remark: str | None = None) -> None:
+    def decide(self, no: str, state: str, remark: str | None = None, *, documents: int = 1, padding: int = 0) -> None:
+        """The case decided; DONE comes with `documents` result PDFs (each `padding` bytes longer)."""
         with self._lock:
             case = self.cases[no]
             case.state, case.remark = state, remark
             if state == "DONE":
-                fid = f"{no}-R{len(case.files) + 1}"
-                self.files[fid] = RESULT_PDF + no.encode()
-                case.files.append(fid)
+                for _ in range(documents):
+                    fid = f"{no}-R{len(case.files) + 1}"
+                    self.files[fid] = RESULT_PDF + no.encode() + b"%" * padding
+                    case.files.append(fid)
 
     def revoke_tokens(self) -> None:
         with self._lock:
@@ -169,6 +173,7 @@ class CaseDepartment:
                 if dept.latency:
                     time.sleep(dept.latency)
                 if (self.command, path) == ("POST", "/oauth/token"):
+                    time.sleep(dept.token_latency)
                     return self._token(body)
                 if not path.startswith("/v2/"):
                     return self._send(404, {"code": 404, "msg": "no such route"})
@@ -195,6 +200,7 @@ class CaseDepartment:
                         return self._send(404, {"code": 404, "msg": "no such case"})
                     return self._send(200, {"code": 0, "data": record}, trickle=True)
                 if self.command == "GET" and len(parts) == 2 and parts[0] == "files":
+                    time.sleep(dept.file_latency)
                     doc = dept.files.get(parts[1])
                     return self._send(200, raw=doc) if doc else self._send(404, {"code": 404})
                 if self.command == "POST" and len(parts) == 2 and parts[0] == "verify":

@@ -28,6 +28,7 @@ class Scripted:
     scripts: dict[str, list[Answer]] = field(default_factory=dict)
     seen: list[tuple[str, float]] = field(default_factory=list)
     heard: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # request target and headers
+    trickle: dict[str, float] = field(default_factory=dict)  # path -> bytes per second of its body
 
     def times(self, path: str) -> list[float]:
         return [at for p, at in self.seen if p == path]
@@ -53,9 +54,21 @@ def scripted_server() -> Iterator[Scripted]:
             self.send_response(status)
             for name, value in {"Content-Type": "application/json", **headers}.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            if "Content-Length" not in headers:  # a script may leave it out, as a chunked stream would
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            rate = scripted.trickle.get(path)
+            if not rate:
+                self.wfile.write(body)
+                return
+            step = max(int(rate / 20), 1)
+            try:
+                for i in range(0, len(body), step):
+                    self.wfile.write(body[i : i + step])
+                    self.wfile.flush()
+                    time.sleep(step / rate)
+            except OSError:  # the client gave up: what a trickle is for
+                pass
 
         do_GET = do_POST = _answer
 
