@@ -78,6 +78,16 @@ def test_submit_maps_the_message_is_idempotent_and_polls(tmp_path, gongan, monke
     assert (update.status, update.reason) == ("denied", "户籍信息不符")  # mapped by status_map
 
 
+def test_the_sample_checks_the_password_with_a_probe(tmp_path, gongan, monkeypatch):
+    c = soap(tmp_path, gongan, monkeypatch)
+    result = c.check()
+    assert result.ok and "probe VerifyHousehold OK (credentials accepted)" in result.message
+    gongan.password = "rotated-by-the-department"
+    wrong = c.check()
+    assert not wrong.ok and "probe failed" in wrong.message and "WS-Security authentication failed" in wrong.message
+    assert PASSWORD not in wrong.message and gongan.cases == {}
+
+
 def test_wsdl_is_parsed_once_per_connection(tmp_path, gongan, monkeypatch):
     for _ in range(3):
         c = soap(tmp_path, gongan, monkeypatch, name="gongan-once")

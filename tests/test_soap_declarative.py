@@ -178,11 +178,20 @@ def test_check_fails_with_a_wrong_password(tmp_path, vat, monkeypatch):
     assert PASSWORD not in result.message and vat.calls == []
 
 
-def test_check_without_a_probe_says_credentials_are_not_proven(tmp_path, vat, monkeypatch):
+def test_check_without_a_probe_fails_when_there_are_credentials_to_prove(tmp_path, vat, monkeypatch):
     c = connect(tmp_path, config(vat, check=None), monkeypatch)
-    vat.password = "anything"
+    vat.password = "anything"  # a wrong password must not check OK
     result = c.check()
-    assert result.ok and "credentials not proven" in result.message and vat.calls == []
+    line = line_of(tmp_path, "vat-soap", "wsse:")
+    assert not result.ok and "credentials configured but no check probe" in result.message
+    assert f"connections/vat-soap.yaml:{line} (config.wsse)" in result.message and vat.calls == []
+    assert PASSWORD not in result.message
+
+
+def test_check_without_a_probe_or_credentials_has_nothing_to_prove(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat, check=None, wsse=None), monkeypatch)
+    result = c.check()
+    assert result.ok and "no credentials to prove" in result.message and vat.calls == []
 
 
 def test_check_names_a_verb_whose_operation_the_wsdl_lacks(tmp_path, vat, monkeypatch):
@@ -198,7 +207,7 @@ def test_the_wsdls_own_address_must_be_https_off_loopback(tmp_path, vat, monkeyp
     with pytest.raises(ConfigInvalid, match="https required"):
         connect(tmp_path, config(vat, endpoint="http://10.1.2.3/vat"), monkeypatch)
     # no override: the WSDL's public https address is used (and not contacted by a check without a probe)
-    c = connect(tmp_path, config(vat, endpoint=None, check=None), monkeypatch, name="vat-public")
+    c = connect(tmp_path, config(vat, endpoint=None, check=None, wsse=None), monkeypatch, name="vat-public")
     result = c.check()
     assert result.ok and PUBLIC_ADDRESS in result.message and vat.calls == []
 
@@ -237,7 +246,8 @@ def test_status_is_polled_and_mapped_and_an_unmapped_one_names_the_value(tmp_pat
     first, second = c.submit(part(1)), c.submit(part(2))
     vat.decide(first.remote_id, "REJ", "税号与名称不符")
     vat.decide(second.remote_id, "WEIRD")
-    done, odd = c.poll([first, second])
+    answers = {a.part_id: a for a in c.poll([first, second])}  # polled in a random order
+    done, odd = answers["part-1"], answers["part-2"]
     assert isinstance(done, Update) and (done.status, done.reason) == ("denied", "税号与名称不符")
     assert isinstance(odd, PollFailure) and odd.part_id == "part-2"
     line = line_of(tmp_path, "vat-soap", "status: state")
@@ -257,6 +267,66 @@ def test_a_stateless_service_decides_at_submit_and_has_nothing_to_poll(tmp_path,
     assert good.update.remote_id == good.remote_id == "VAT-00001"
     assert c.poll([good, bad]) == []  # no status operation: nothing to poll, not a failure
     assert [op for _, op in vat.calls] == ["submitCase", "submitCase"]
+
+
+def test_no_decision_value_at_submit_is_not_decided_yet(tmp_path, vat, monkeypatch):
+    # a department that writes a remark only when it refuses: no remark, no decision yet
+    conf = config(vat, status=None, status_map={"VAT number not registered": "denied"})
+    conf["submit"]["decision"] = {"status": "remark"}
+    c = connect(tmp_path, conf, monkeypatch)
+    undecided = c.submit(part(1))
+    refused = c.submit(part(2, applicant_id="330329199001010011"))
+    assert undecided.update is None and undecided.decision_error is None
+    assert refused.update is not None and refused.update.status == "denied"
+
+
+def test_an_unmapped_decision_at_submit_keeps_the_delivery_and_names_the_value(tmp_path, vat, monkeypatch):
+    conf = config(vat, status=None, status_map={True: "approved"})  # `false` forgotten
+    conf["submit"]["decision"] = {"status": "valid", "reason": "remark"}
+    c = connect(tmp_path, conf, monkeypatch)
+    receipt = c.submit(part(2, applicant_id="330329199001010011"))  # not registered: <valid>false</valid>
+    assert receipt.remote_id == "VAT-00001" and receipt.update is None  # the case is open: no raise
+    line = line_of(tmp_path, "vat-soap", "status: valid")
+    assert receipt.decision_error is not None
+    assert f"connections/vat-soap.yaml:{line} (config.submit.decision.status)" in receipt.decision_error
+    assert "unmapped status false" in receipt.decision_error
+    assert vat.received == {"part-2": 1}
+
+
+def test_a_poll_stops_at_max_poll_seconds_and_the_rest_wait_for_the_next_sync(tmp_path, vat, monkeypatch):
+    c = connect(tmp_path, config(vat, max_poll_seconds=0.25), monkeypatch)
+    receipts = [c.submit(part(i)) for i in range(8)]
+    vat.latency = 0.1  # every answer slow but in time: 8 of them would take 0.8 s
+    seen: set[str] = set()
+    for _ in range(60):  # a random order: every receipt is reached within a few polls
+        asked = len(vat.calls)
+        started = time.monotonic()
+        updates = c.poll(receipts)
+        elapsed = time.monotonic() - started
+        # the poll stops at its deadline; only the call under way then finishes
+        assert elapsed < 0.25 + 0.1 + 1.0
+        assert 1 <= len(updates) < len(receipts) and all(isinstance(u, Update) for u in updates)
+        assert len(vat.calls) - asked == len(updates)  # the rest were not asked: not failed, not returned
+        seen |= {u.part_id for u in updates}
+        if len(seen) == len(receipts):
+            break
+    assert seen == {r.part_id for r in receipts}
+
+
+def test_max_poll_seconds_and_timeout_seconds_are_bounded(tmp_path, vat, monkeypatch):
+    with pytest.raises(ConfigInvalid, match="max_poll_seconds"):
+        connect(tmp_path, config(vat, max_poll_seconds=86400), monkeypatch)
+    with pytest.raises(ConfigInvalid, match="timeout_seconds"):
+        connect(tmp_path, config(vat, timeout_seconds=600), monkeypatch)
+
+
+def test_longest_call_is_one_call_and_a_connect_plus_a_wsdl_read_from_a_url(tmp_path, vat, monkeypatch):
+    local = connect(tmp_path, config(vat, timeout_seconds=20, connect_timeout_seconds=4), monkeypatch)
+    assert local.longest_call() == (24, ("timeout_seconds",))
+    short = connect(tmp_path, config(vat, timeout_seconds=1), monkeypatch, name="vat-short")
+    assert short.longest_call() == (2, ("timeout_seconds",))  # connecting within timeout_seconds
+    url = connect(tmp_path, config(vat, wsdl=f"{vat.base}/docs/vies_vat.wsdl"), monkeypatch, name="vat-url")
+    assert url.longest_call() == (2 * (10 + 5), ("timeout_seconds",))
 
 
 def test_verify_reads_a_typed_boolean_through_the_configured_rule(tmp_path, vat, monkeypatch):
@@ -302,6 +372,89 @@ def test_an_answer_trickling_past_the_timeout_is_cut_off(tmp_path, vat, monkeypa
     with pytest.raises(DeliveryError, match="timeout_seconds") as exc:
         c.verify("business_licence", {"id_number": RESIDENT})
     assert exc.value.retryable and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("slow", ["late-headers-then-a-trickle", "trickling-headers"])
+def test_timeout_seconds_bounds_the_whole_call_from_before_sending(tmp_path, vat, monkeypatch, slow):
+    c = connect(tmp_path, config(vat, timeout_seconds=1), monkeypatch)
+    assert c.verify("business_licence", {"id_number": RESIDENT}).ok  # the WSDL read, a connection pooled
+    if slow == "late-headers-then-a-trickle":
+        # the headers at 0.9 s (within the read timeout), then the body byte by byte: a clock
+        # started at the headers would let the call run ~1.9 s
+        vat.latency, vat.trickle = 0.9, 0.05
+    else:
+        # every header byte within the read timeout, the headers alone ~5 s
+        vat.trickle, vat.trickle_headers = 0.05, True
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="timeout_seconds") as exc:
+        c.verify("business_licence", {"id_number": RESIDENT})
+    elapsed = time.monotonic() - started
+    assert exc.value.retryable and elapsed < 1.5
+    assert elapsed <= c.longest_call()[0]
+    vat.latency, vat.trickle, vat.trickle_headers = 0.0, 0.0, False
+    assert c.verify("business_licence", {"id_number": RESIDENT}).ok  # the cut connection is not reused
+
+
+def test_timeout_seconds_bounds_sending_a_request_the_department_does_not_read(tmp_path, vat, monkeypatch):
+    scan = b"%PDF-1.4 " + bytes(range(256)) * (48 * 2**10)  # 12 MiB: more than the socket buffers hold
+    store = Store({"扫描件": scan})
+    conf = config(vat, timeout_seconds=2, materials={"mode": "inline", "max_inline_bytes": 2**25})
+    c = connect(tmp_path, conf, monkeypatch)
+    c.materials = store
+    vat.stall_reading = 30  # takes the connection, never reads the request
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="timeout_seconds") as exc:
+        c.submit(part(1, materials=store.refs))
+    assert exc.value.retryable and time.monotonic() - started < 3 and vat.cases == {}
+
+
+def _loopback_certificate(folder: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "department.crt", folder / "department.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+def test_timeout_seconds_bounds_the_whole_call_over_tls_too(tmp_path, monkeypatch):
+    cert, key = _loopback_certificate(tmp_path)
+    vat = VatDepartment(password=PASSWORD, registry={("CN", RESIDENT): ("林阿婆", "泰顺")}, tls=(cert, key)).start()
+    try:
+        c = connect(tmp_path, config(vat, timeout_seconds=1, ca_file=str(cert)), monkeypatch)
+        assert vat.endpoint.startswith("https://") and c.verify("business_licence", {"id_number": RESIDENT}).ok
+        vat.latency, vat.trickle = 0.9, 0.05
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="timeout_seconds") as exc:
+            c.verify("business_licence", {"id_number": RESIDENT})
+        assert exc.value.retryable and time.monotonic() - started < 1.5
+        vat.latency, vat.trickle = 0.0, 0.0
+        assert c.verify("business_licence", {"id_number": RESIDENT}).ok
+    finally:
+        vat.stop()
 
 
 def test_gzip_answers_are_read_and_counted_unpacked(tmp_path, vat, monkeypatch):

@@ -2,7 +2,9 @@
 replaced by a declarative `soap` one (WSDL a file in the hub home, endpoint override), parts
 dispatched through the outbox with their materials, inline or as pull links the department
 fetches from the hub's web app; an outage, then each part delivered exactly once; a stateless
-decision given at submit applied by the core with the delivery."""
+decision given at submit applied by the core with the delivery, an unreadable one leaving the
+delivery standing (sent once); a connection whose longest call could outlive the dispatch claim
+refused with its line."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy import select
 
 from hub import applications as svc
 from hub.context import Hub
+from hub.errors import ConfigInvalid
 from hub.jobs.dispatch import dispatch
 from hub.jobs.sync import sync
 from hub.storage.tables import OutboxRow
@@ -134,27 +137,47 @@ def test_pull_links_are_fetched_by_the_department_and_match(home, db_url, clock,
         hub.close()
 
 
-def test_an_unmapped_decision_is_a_dead_letter_and_a_resend_opens_no_second_case(home, db_url, clock, vat, monkeypatch):
-    from hub import outbox
-
+def test_an_unmapped_decision_keeps_the_delivery_and_the_department_gets_the_part_once(
+    home, db_url, clock, vat, monkeypatch
+):
     conf = config(vat, status=None, status_map={True: "approved"})  # `false` forgotten
     conf["submit"]["decision"] = {"status": "valid", "reason": "remark"}
     hub = wire(home, db_url, clock, monkeypatch, conf)
     try:
-        accepted(hub, 2)  # applicant 1 is not registered: <valid>false</valid>
+        approved, unread = accepted(hub, 2)  # applicant 1 is not registered: <valid>false</valid>
         summary = dispatch(hub)
-        assert (summary.delivered, summary.dead) == (1, 1)
-        dead = next(r for r in rows(hub) if r.state == "dead")
-        assert "unmapped status false" in dead.last_error and "config.submit.decision.status" in dead.last_error
+        assert (summary.delivered, summary.decided, summary.dead) == (2, 1, 0)
+        clock.advance(hours=1)
+        assert dispatch(hub).delivered == 0  # the department opened the case: nothing is sent again
+        assert vat.received.total() == 2 and sorted(vat.submissions.values()) == [1, 1]
+        row = next(r for r in rows(hub) if r.part_id == svc.read(hub, unread, YBJ).parts[0].id)
+        assert row.state == "delivered" and row.remote_id == vat.cases[vat.by_reference[row.part_id]].ref
+        assert f"connections/{CONNECTION}.yaml:" in row.last_error
+        assert "(config.submit.decision.status)" in row.last_error and "unmapped status false" in row.last_error
+        app = svc.read(hub, unread, YBJ)
+        event = next(e for e in app.events if e.action == "decision_unreadable")  # for ops and the officer
+        assert "unmapped status false" in event.reason
+        assert app.state != "decided" and app.parts[0].state not in ("approved", "denied")  # decided by hand
+        assert svc.read(hub, approved, YBJ).parts[0].state == "approved"
     finally:
         hub.close()
-    conf["status_map"] = {True: "approved", False: "denied"}
+
+
+def test_a_call_that_could_outlive_the_dispatch_claim_is_refused_with_its_line(home, db_url, clock, vat, monkeypatch):
+    # a WSDL read from a URL, then the call: 2 x (120 + 60) s, over 90 % of the 300 s lease
+    conf = config(vat, wsdl=f"{vat.base}/docs/vies_vat.wsdl", timeout_seconds=120, connect_timeout_seconds=60)
     hub = wire(home, db_url, clock, monkeypatch, conf)
     try:
-        with hub.transaction() as s:
-            assert outbox.retry(s, hub.now(), all_dead=True) == 1
-        assert dispatch(hub).decided == 1
-        assert [r.state for r in rows(hub)] == ["delivered", "delivered"]
-        assert vat.received[dead.part_id] == 2 and sorted(vat.submissions.values()) == [1, 1]
+        with pytest.raises(ConfigInvalid, match=rf"{CONNECTION}\.yaml:\d+: .*outlives its claim") as refused:
+            hub.connector(CONNECTION)
+        line = int(str(refused.value).split(f"{CONNECTION}.yaml:")[1].split(":")[0])
+        text = (home / "connections" / f"{CONNECTION}.yaml").read_text(encoding="utf-8").splitlines()
+        assert "360 s" in str(refused.value) and text[line - 1].strip().startswith("timeout_seconds:")
+    finally:
+        hub.close()
+    conf["timeout_seconds"] = 60  # 2 x (60 + 60) = 240 s: within the lease
+    hub = wire(home, db_url, clock, monkeypatch, conf)
+    try:
+        assert hub.connector(CONNECTION).longest_call() == (240, ("timeout_seconds",))
     finally:
         hub.close()

@@ -60,6 +60,16 @@ def test_the_worked_example_connects_as_the_page_says(tmp_path, vat, monkeypatch
     assert "WS-Security authentication failed" in c.check().message
 
 
+def test_without_the_probe_the_check_fails_on_the_line_the_page_quotes(tmp_path, vat, monkeypatch):
+    conf = yaml.safe_load(blocks("## 2.")[0])
+    page = blocks("## 2.")[0]
+    probe = page[page.index("  check:") : page.index("  submit:")]
+    result = connection(tmp_path, vat, monkeypatch, page.replace(probe, "")).check()
+    assert "check" in conf["config"] and not result.ok
+    assert "credentials configured but no check probe" in result.message
+    assert "(connections/shuiwu-vat.yaml:8 (config.wsse))" in result.message and vat.calls == []
+
+
 def test_the_missing_operation_error_is_on_the_line_the_page_quotes(tmp_path, vat, monkeypatch):
     text = blocks("## 2.")[0].replace("operation: getCase", "operation: GetCaseStatus")
     result = connection(tmp_path, vat, monkeypatch, text).check()

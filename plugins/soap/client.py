@@ -5,15 +5,22 @@ and time, WS-Security (UsernameToken, X.509 signature), a transport that logs no
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from zeep import Client, Settings, Transport
 from zeep.wsse.compose import Compose
 from zeep.wsse.signature import Signature, verify_envelope
@@ -54,15 +61,172 @@ class ImportRefused(Exception):
     outside the WSDL's folder, another host): refused, never read."""
 
 
+class _Call:
+    """One call's deadline, set before anything is sent, and the connections it uses. At the
+    deadline the watchdog shuts those connections' sockets, which ends whatever the call is
+    blocked in — sending the request, waiting for the headers, headers or a body trickling in —
+    so `timeout_seconds` bounds the whole call, not each read of it."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.expired = False
+        self.done = False
+        self._connections: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def watch(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connections.append(connection)
+
+    def connected(self, connection: HTTPConnection) -> None:
+        """A connect that finished after the deadline (the watchdog found no socket to shut)."""
+        with self._lock:
+            if self.expired:
+                connection.close()
+                raise TimeoutError("connected after the call's deadline")
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            socks = [c.sock for c in self._connections if c.sock is not None]
+        for sock in socks:
+            # the plain socket's shutdown, also under TLS: SSLSocket.shutdown would drop its
+            # TLS state while the caller's thread is still reading through it
+            with suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def finish(self) -> bool:
+        """Mark the call done; False if the deadline came first (its answer may be cut short)."""
+        with self._lock:
+            self.done = True
+            return not self.expired
+
+    def too_slow(self) -> AnswerTooSlow:
+        return AnswerTooSlow(f"call not complete within timeout_seconds ({self.seconds:g}), connecting included")
+
+
+class _Watchdog:
+    """One thread for every call in the process: a heap of deadlines (a thread per call would
+    cost more than the call's own work on a fast department)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Call]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, call: _Call) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (call.deadline, next(self._order), call))
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._run, name="soap-watchdog", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is call:  # the earliest deadline now: the watchdog waits for it instead
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2].done:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        call = heapq.heappop(self._heap)[2]
+                        break
+                    self._cond.wait(wait)
+            call.expire()
+
+
+_WATCHDOG = _Watchdog()
+_CURRENT = threading.local()
+
+
+def _current() -> _Call | None:
+    return getattr(_CURRENT, "call", None)
+
+
+@contextmanager
+def bounded_call(seconds: float) -> Iterator[_Call]:
+    """Everything the connection sends and reads in this block, in this thread, within `seconds`
+    from now; past it, AnswerTooSlow (also when what was cut short looked like a whole answer)."""
+    call = _Call(seconds)
+    previous = _current()
+    _CURRENT.call = call
+    _WATCHDOG.add(call)
+    try:
+        yield call
+    except AnswerTooSlow:
+        call.finish()
+        raise
+    except Exception:
+        if not call.finish():
+            raise call.too_slow() from None
+        raise
+    else:
+        if not call.finish():
+            raise call.too_slow()
+    finally:
+        _CURRENT.call = previous
+
+
+class _Watched:
+    """A urllib3 connection a call's deadline can end: registered with the call before it sends."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        call = _current()
+        if call is not None:
+            call.connected(self)  # type: ignore[arg-type]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        call = _current()
+        if call is not None:
+            call.watch(self)  # type: ignore[arg-type]  # before connecting: a pooled one has its socket
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedTLSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedTLSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedTLSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTLSPool}
+
+
 def _bounded(limit: int, seconds: float) -> Callable[..., requests.Response]:
     """A requests response hook reading every answer in full, but no more than `limit` bytes
-    (decoded: a gzip body counts unpacked) and for no longer than `seconds` — zeep would
-    otherwise read whatever a server sends, at whatever pace (a 1 KiB/s trickle is never a read
-    timeout). requests runs the hook before it reads the body itself; `_content` is where requests
-    keeps a body read."""
+    (decoded: a gzip body counts unpacked) and not past the call's deadline (`bounded_call`, set
+    before the request was sent; `seconds` from now outside one) — zeep would otherwise read
+    whatever a server sends, at whatever pace (a 1 KiB/s trickle is never a read timeout).
+    requests runs the hook before it reads the body itself; `_content` is where requests keeps a
+    body read."""
 
     def hook(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        deadline = time.monotonic() + seconds
+        call = _current()
+        deadline = call.deadline if call is not None else time.monotonic() + seconds
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -98,8 +262,9 @@ class _ConfinedTransport(Transport):
     refuses a WSDL's legitimate same-server schema). So: a local WSDL may import only files in its
     own folder (or below), a WSDL from a URL only from the same scheme, host and port."""
 
-    def __init__(self, location: str, limit: int, **kwargs: Any):
+    def __init__(self, location: str, limit: int, timeouts: tuple[float, float], **kwargs: Any):
         super().__init__(**kwargs)
+        self._timeouts = timeouts  # (connect, each read): the call's deadline bounds them all together
         self._limit = limit
         self._url = is_url(location)
         self._origin = _origin(location) if self._url else None
@@ -118,7 +283,7 @@ class _ConfinedTransport(Transport):
         request.hooks = session.hooks  # the bounded read
         return session.send(
             request.prepare(),
-            timeout=self.operation_timeout,
+            timeout=self._timeouts,
             allow_redirects=False,
             verify=session.verify,
             proxies={},
@@ -128,7 +293,7 @@ class _ConfinedTransport(Transport):
 
     def _load_remote_data(self, url: str) -> bytes:
         # no redirects either: a WSDL or schema redirected elsewhere would escape the origin rule
-        with self.session.get(url, timeout=self.load_timeout, allow_redirects=False) as response:
+        with self.session.get(url, timeout=self._timeouts, allow_redirects=False) as response:
             if response.is_redirect:
                 raise ImportRefused(f"{url} (redirected to {response.headers.get('location', '?')}: not followed)")
             response.raise_for_status()
@@ -174,10 +339,14 @@ def shared_client(name: str, spec: SoapSpec, location: str) -> Client:
             # Department traffic goes where the connection says, not through whatever proxy or
             # .netrc the environment holds (and reading those on every call costs ~20% here).
             session.trust_env = False
+            adapter = _WatchedAdapter()  # connections a call's deadline can end (bounded_call)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             session.hooks["response"].append(_bounded(spec.max_answer_bytes, spec.timeout_seconds))
             transport = _ConfinedTransport(
                 location,
                 spec.max_answer_bytes,
+                (min(spec.connect_timeout_seconds, spec.timeout_seconds), spec.timeout_seconds),
                 session=session,
                 timeout=spec.connect_timeout_seconds,
                 operation_timeout=spec.timeout_seconds,
@@ -200,7 +369,9 @@ def shared_client(name: str, spec: SoapSpec, location: str) -> Client:
             if spec.signature:
                 wsse.append(_Signature(spec.signature))
             # zeep verifies responses only through a single object: Compose the tokens
-            _CLIENTS[key] = Client(
-                location, transport=transport, settings=settings, wsse=Compose(wsse) if wsse else None
-            )
+            # the WSDL and every schema it imports: read within timeout_seconds together
+            with bounded_call(spec.timeout_seconds):
+                _CLIENTS[key] = Client(
+                    location, transport=transport, settings=settings, wsse=Compose(wsse) if wsse else None
+                )
         return _CLIENTS[key]

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import random
+import time as clock
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -48,9 +51,10 @@ from hub.connectors import (
     Update,
     Verification,
 )
-from plugins.soap.client import AnswerTooLarge, AnswerTooSlow, ImportRefused, shared_client
+from plugins.soap.client import AnswerTooLarge, AnswerTooSlow, ImportRefused, bounded_call, shared_client
 from plugins.soap.spec import Call, SoapSpec, _require_tls, is_url
 
+log = logging.getLogger(__name__)
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 
 
@@ -244,7 +248,8 @@ class SoapConnector(Connector):
         data, always an object keyed by the answer element's children."""
         operation, message = self._message(call, context, verb)
         try:
-            answer = self.service[call.operation](**message)
+            with bounded_call(self.spec.timeout_seconds):  # from before the request is sent
+                answer = self.service[call.operation](**message)
         except (TypeError, zx.ValidationError) as exc:  # the message does not fit the WSDL's input
             raise mapping.MappingError(
                 f"{self.where(verb, 'message')}: 消息与WSDL不符 (the message does not fit {call.operation}): {exc}"
@@ -264,6 +269,17 @@ class SoapConnector(Connector):
             children = getattr(getattr(getattr(operation.output, "body", None), "type", None), "elements", [])
             data = {children[0][0]: data} if len(children) == 1 else {"value": data}
         return data
+
+    def longest_call(self) -> tuple[float, tuple[str | int, ...]] | None:
+        """One submit at worst: reading a WSDL from a URL (the first call of a process reads it
+        and every schema it imports, within one timeout_seconds), then the operation call (one
+        timeout_seconds from before the request is sent). Each may overrun its deadline by one
+        connect (connect_timeout_seconds, at most timeout_seconds): a connect under way when the
+        deadline passes has no socket to shut yet and ends by its own timeout. No retries within a
+        call; name resolution (DNS) is the system resolver's and not bounded here."""
+        one = self.spec.timeout_seconds + min(self.spec.connect_timeout_seconds, self.spec.timeout_seconds)
+        phases = 2 if is_url(self.spec.wsdl) else 1
+        return phases * one, ("timeout_seconds",)
 
     # ------------------------------------------------------------------ verbs
 
@@ -290,10 +306,17 @@ class SoapConnector(Connector):
         found = f"WSDL OK ({len(ops)} operations), endpoint {address}"
         probe = self.spec.check
         if probe is None:
-            return CheckResult(
-                ok=True,
-                message=f"{found}; 未配置探测操作，凭据未验证 (no check probe configured: credentials not proven)",
-            )
+            credentials = [k for k in ("wsse", "signature") if getattr(self.spec, k) is not None]
+            if credentials:
+                # reading the WSDL proves nothing about a password or a key: a wrong one must not check OK
+                return CheckResult(
+                    ok=False,
+                    message=f"{found}; 已配置凭据 ({', '.join(credentials)}) 但未配置探测操作，凭据未验证 — "
+                    f"请配置 check (credentials configured but no check probe: add `check: {{operation, "
+                    f"message}}` naming a cheap authenticated query, see docs/connect/soap.md) "
+                    f"({self.where(credentials[0])})",
+                )
+            return CheckResult(ok=True, message=f"{found}; 未配置凭据 (no credentials to prove)")
         try:
             answer = self._call(probe, {}, "check")
             if probe.ok is not None and mapping.search(probe.ok, answer, self.where("check", "ok")) is not True:
@@ -323,21 +346,31 @@ class SoapConnector(Connector):
             )
         update = None
         decision = self.spec.submit.decision
+        decision_error = None
         if decision is not None:
-            raw = mapping.search(decision.status, answer, self.where("submit", "decision", "status"))
-            status = mapping.status(raw, self.spec.status_map, self.where("submit", "decision", "status"))
-            reason = (
-                mapping.search(decision.reason, answer, self.where("submit", "decision", "reason"))
-                if decision.reason
-                else None
-            )
-            update = Update(
-                part_id=part.part_id,
-                remote_id=str(remote_id),
-                status=status,  # type: ignore[arg-type]  # checked by mapping.status
-                reason=None if reason is None else str(reason),
-            )
-        return Receipt(part_id=part.part_id, remote_id=str(remote_id), update=update)
+            where = self.where("submit", "decision", "status")
+            raw = mapping.search(decision.status, answer, where)
+            # no decision value: not decided yet (as the REST connector reads it), no update
+            if raw is not None:
+                try:
+                    status = mapping.status(raw, self.spec.status_map, where)
+                    reason = (
+                        mapping.search(decision.reason, answer, self.where("submit", "decision", "reason"))
+                        if decision.reason
+                        else None
+                    )
+                except mapping.MappingError as exc:
+                    # the department has opened the case: the delivery stands (a dead letter would
+                    # send it again); the unreadable decision goes to ops and the officer
+                    decision_error = str(exc)
+                else:
+                    update = Update(
+                        part_id=part.part_id,
+                        remote_id=str(remote_id),
+                        status=status,  # type: ignore[arg-type]  # checked by mapping.status
+                        reason=None if reason is None else str(reason),
+                    )
+        return Receipt(part_id=part.part_id, remote_id=str(remote_id), update=update, decision_error=decision_error)
 
     def preview(self, part: PartMessage) -> list[Preview]:
         call = self._submit_call()
@@ -366,7 +399,20 @@ class SoapConnector(Connector):
         if call is None:  # a stateless system: decisions came with the submissions
             return []
         out: list[Update | PollFailure] = []
-        for r in receipts:
+        deadline = clock.monotonic() + self.spec.max_poll_seconds
+        # in a random order: when max_poll_seconds cuts a long list, the receipts left for the
+        # next sync are not always the same ones (none starves behind the others)
+        receipts = random.sample(receipts, len(receipts))
+        for i, r in enumerate(receipts):
+            if clock.monotonic() > deadline:
+                # the rest wait for the next sync: neither returned nor failed
+                log.warning(
+                    "%s: poll stopped at max_poll_seconds (%g s); %d receipts left for the next sync",
+                    self.name,
+                    self.spec.max_poll_seconds,
+                    len(receipts) - i,
+                )
+                break
             try:
                 answer = self._call(call, {"remote_id": r.remote_id, "part_id": r.part_id}, "status")
                 raw = mapping.search(call.status, answer, self.where("status", "status"))

@@ -132,8 +132,23 @@ class SoapSpec(BaseModel):
     ca_file: Path | None = Field(default=None, description="CA bundle for a department's private CA")
     wsse: WsSecurity | None = None
     signature: X509Signature | None = None
-    connect_timeout_seconds: float = Field(default=5, gt=0)
-    timeout_seconds: float = Field(default=30, gt=0, description="per operation, the whole answer included")
+    connect_timeout_seconds: float = Field(
+        default=5, gt=0, le=60, description="connecting, within timeout_seconds (never more than it)"
+    )
+    timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=120,
+        description="one call in total, from before the request is sent to the answer's last byte "
+        "(connecting, sending, the headers and the body); keep it well below the dispatch lease (300 s)",
+    )
+    max_poll_seconds: float = Field(
+        default=240,
+        gt=0,
+        le=3600,
+        description="one poll in total: receipts not reached by then wait for the next sync "
+        "(the call under way at the deadline finishes, within timeout_seconds)",
+    )
     max_answer_bytes: int = Field(
         default=64 * 2**20, ge=1024, description="largest answer read (WSDL, schema, SOAP response)"
     )

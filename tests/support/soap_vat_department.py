@@ -14,7 +14,9 @@ must replace with `endpoint`). Every call carries a WS-Security UsernameToken (p
         getCase(caseRef) -> (caseRef, state, remark): the case's state, set by `decide`
     GET  /docs/NAME       documents served for WSDL-from-URL tests (`documents`)
 
-Requests are parsed without DTDs, entities or network access; answers are built with lxml."""
+Requests are parsed without DTDs, entities or network access; answers are built with lxml. It can
+be made slow: `latency` before the answer's headers, `trickle` between the answer's bytes (with
+`trickle_headers`, the status line and headers too), `stall_reading` a request."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import base64
 import gzip
 import hashlib
 import socket
+import ssl
 import sys
 import threading
 import urllib.request
@@ -85,7 +88,15 @@ def _digest(nonce_b64: str, created: str, password: str) -> str:
 
 
 class VatDepartment:
-    def __init__(self, *, username: str = "tongban", password: str = "", registry: dict | None = None, port: int = 0):
+    def __init__(
+        self,
+        *,
+        username: str = "tongban",
+        password: str = "",
+        registry: dict | None = None,
+        port: int = 0,
+        tls: tuple[Path, Path] | None = None,
+    ):
         self.username, self.password = username, password
         self.registry: dict[tuple[str, str], tuple[str, str]] = dict(registry or {})  # (cc, no) -> (name, addr)
         self.down = False
@@ -94,6 +105,9 @@ class VatDepartment:
         self.gzip = False  # answers gzip-encoded
         self.padding = 0  # bytes of whitespace inside the answer envelope (with gzip: a small bomb)
         self.trickle: float = 0.0  # seconds between the answer's bytes (a department stuck mid-answer)
+        self.latency: float = 0.0  # seconds before the answer's headers (a slow department)
+        self.trickle_headers = False  # with `trickle`: the status line and headers trickle too
+        self.stall_reading: float = 0.0  # seconds before reading a request (a large one then cannot be sent)
         self.cases: dict[str, Case] = {}
         self.by_reference: dict[str, str] = {}
         self.received: Counter[str] = Counter()  # submitCase calls per reference, replays included
@@ -104,11 +118,16 @@ class VatDepartment:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", port), self._handler())
+        self.scheme = "https" if tls else "http"
+        if tls:  # (certificate, key) PEM files: the department over TLS
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
 
     @property
     def base(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     @property
     def endpoint(self) -> str:
@@ -214,13 +233,23 @@ class VatDepartment:
                 pass
 
             def _send(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8") -> None:
-                self.send_response(status)
+                if dept.latency and dept._stopping.wait(dept.latency):
+                    return
                 if dept.gzip:
                     body = gzip.compress(body)
-                    self.send_header("Content-Encoding", "gzip")
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
+                headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+                if dept.gzip:
+                    headers["Content-Encoding"] = "gzip"
+                if dept.trickle and dept.trickle_headers:
+                    head = f"HTTP/1.1 {status} {self.responses[status][0]}\r\n" + "".join(
+                        f"{k}: {v}\r\n" for k, v in headers.items()
+                    )
+                    body = (head + "\r\n").encode() + body  # all of it byte by byte below
+                else:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
                 if not dept.trickle:
                     try:
                         self.wfile.write(body)
@@ -255,6 +284,8 @@ class VatDepartment:
                 return self._send(404, b"no such resource", "text/plain")
 
             def do_POST(self) -> None:
+                if dept.stall_reading and dept._stopping.wait(dept.stall_reading):
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_REQUEST:
                     return self._send(413, b"too large", "text/plain")
