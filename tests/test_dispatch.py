@@ -164,6 +164,11 @@ def test_killed_dispatcher_loses_nothing_and_delivers_nothing_twice(wired, dept,
     settings = yaml.safe_load((home / "hub.yaml").read_text(encoding="utf-8"))
     settings["dispatch_lease_seconds"] = 2
     (home / "hub.yaml").write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+    # a short lease needs short calls: a connection whose call could outlive its claim is refused
+    conn = home / "connections" / "yibao-rest.yaml"
+    conf = yaml.safe_load(conn.read_text(encoding="utf-8"))
+    conf["config"] |= {"max_call_seconds": 0.8, "timeout_seconds": 0.8, "connect_timeout_seconds": 0.8}
+    conn.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
     dept.latency = 0.3  # slow enough to be killed mid-run
     env = {**os.environ, "HUB_DATABASE_URL": db_url, "HUB_SANDBOX_TOKEN": TOKEN}
     cmd = [sys.executable, "-m", "hub", "--home", str(home), "run", "dispatch"]
