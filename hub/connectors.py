@@ -17,13 +17,18 @@ materials, verified against their sha256, and signed pull links; see `MaterialAc
 
 from __future__ import annotations
 
+import logging
+import random
 import re
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
@@ -256,3 +261,15 @@ class Limits(BaseModel):
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_seconds: float = Field(default=30, gt=0)  # first retry after about this long
     max_backoff_seconds: float = Field(default=3600, gt=0)
+
+
+def in_turn(name: str, receipts: Sequence[Receipt], deadline: float, limit: str) -> Iterator[Receipt]:
+    """`receipts` in a random order, while `time.monotonic()` is before `deadline` (a poll's time
+    budget, named `limit` in the log): those left when it runs out wait for the next sync, neither
+    returned nor failed — and as the order changes, none waits behind the others for ever."""
+    order = random.sample(list(receipts), len(receipts))
+    for i, receipt in enumerate(order):
+        if time.monotonic() > deadline:
+            log.warning("%s: poll stopped at %s; %d receipts left for the next sync", name, limit, len(order) - i)
+            return
+        yield receipt

@@ -26,9 +26,10 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from hub.catalog.loader import check_catalog
+from hub.catalog.models import Catalog
 from hub.connection_config import Connection, load_connections
 from hub.connectors import Connector
-from hub.errors import ConfigInvalid
+from hub.errors import ConfigInvalid, ConfigProblem
 from hub.plugins import PluginHost
 from hub.settings import Settings, load_settings
 from hub.storage import migrate
@@ -209,8 +210,8 @@ def readiness(settings: Settings, engine: Engine, *, plugins: PluginHost, timeou
 # ---------------------------------------------------------------- doctor
 
 
-def check_catalogue(settings: Settings) -> Check:
-    catalog, problems = check_catalog(settings.config_dir)
+def check_catalogue(catalog: Catalog | None, problems: list[ConfigProblem]) -> Check:
+    """What `check_catalog` found (the catalogue is loaded once for the checks that need it)."""
     errors = [p for p in problems if not p.warning]
     if errors or catalog is None:
         shown = "; ".join(str(p) for p in errors[:3]) + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
@@ -223,10 +224,9 @@ def check_catalogue(settings: Settings) -> Check:
     )
 
 
-def check_verifiers(settings: Settings) -> Check:
+def check_verifiers(settings: Settings, catalog: Catalog | None) -> Check:
     """网上核验: every `verifiers:` entry names a configured connection; kinds the catalogue asks
     for without a verifier are listed (a desk then takes the paper copy)."""
-    catalog, _ = check_catalog(settings.config_dir)
     kinds = sorted({m.verify for i in (catalog.items.values() if catalog else ()) for m in i.materials if m.verify})
     names = {p.stem for p in settings.connections_dir.glob("*.yaml")} if settings.connections_dir.is_dir() else set()
     unknown = sorted(f"{k} -> {c}" for k, c in settings.verifiers.items() if c not in names)
@@ -351,8 +351,9 @@ def doctor(
     plugins, plugins_check = load_plugins(settings)
     try:
         checks += readiness(settings, engine, plugins=plugins, timeout=timeout)
-        checks.append(check_catalogue(settings))
-        checks.append(check_verifiers(settings))
+        catalog, problems = check_catalog(settings.config_dir)
+        checks.append(check_catalogue(catalog, problems))
+        checks.append(check_verifiers(settings, catalog))
         checks.append(check_calendar(settings, today or datetime.now(settings.tz).date()))
         checks.append(plugins_check)
         checks += check_connections(settings, plugins, timeout)

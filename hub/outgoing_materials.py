@@ -15,6 +15,7 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,7 +24,6 @@ from hub.connectors import DeliveryError, MaterialRef
 from hub.materials import MaterialStore
 from hub.settings import Settings
 
-_CHUNK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -68,6 +68,10 @@ class OutgoingMaterials:
     connection: str
     now: datetime | None = None  # for tests; else the clock at the time of the call
 
+    @cached_property
+    def _secret(self) -> bytes:  # read once, not per link
+        return secret_key.load(self.settings)
+
     def _path(self, ref: MaterialRef) -> Path:
         if not _SHA256.fullmatch(ref.sha256):
             raise DeliveryError(f"{self.connection}: 无效的 sha256 ({ref.name})", retryable=False)
@@ -95,14 +99,17 @@ class OutgoingMaterials:
             )
         self._path(ref)
         expires = int(((self.now or datetime.now().astimezone()) + timedelta(hours=ttl_hours)).timestamp())
-        token = make_token(secret_key.load(self.settings), part_id, ref.sha256, expires)
+        token = make_token(self._secret, part_id, ref.sha256, expires)
         return f"{base.rstrip('/')}/materials/{token}"
+
+
+def _mac(secret: bytes, payload: bytes) -> str:
+    return hmac.new(secret, b"material:" + payload, hashlib.sha256).hexdigest()[:32]
 
 
 def make_token(secret: bytes, part_id: str, sha256: str, expires: int) -> str:
     payload = f"{part_id}:{sha256}:{expires}".encode()
-    mac = hmac.new(secret, b"material:" + payload, hashlib.sha256).hexdigest()[:32]
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + mac
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _mac(secret, payload)
 
 
 @dataclass(frozen=True)
@@ -121,8 +128,7 @@ def read_token(secret: bytes, token: str, now: datetime) -> Link | None:
         link = Link(part_id, sha256, int(expires))
     except (ValueError, UnicodeDecodeError):
         return None
-    expected = hmac.new(secret, b"material:" + payload, hashlib.sha256).hexdigest()[:32]
-    if not hmac.compare_digest(mac.encode("utf-8", "surrogatepass"), expected.encode()):
+    if not hmac.compare_digest(mac.encode("utf-8", "surrogatepass"), _mac(secret, payload).encode()):
         return None
     if not _SHA256.fullmatch(link.sha256) or link.expires < now.timestamp():
         return None

@@ -41,8 +41,8 @@ def test_every_kind_the_catalogue_verifies_is_answered_online(home, db_url, cloc
         _point(home, "gongan-soap", wsdl=gongan.wsdl_url)
         hub = Hub.open(home, database_url=db_url, clock=clock)
         try:
-            assert check_verifiers(hub.settings).ok
-            assert "paper only" not in check_verifiers(hub.settings).detail
+            assert check_verifiers(hub.settings, hub.catalog).ok
+            assert "paper only" not in check_verifiers(hub.settings, hub.catalog).detail
             by_kind = {}
             for item in hub.catalog.items.values():
                 for m in item.materials:
@@ -69,7 +69,7 @@ def test_a_verifier_naming_no_connection_fails_the_check(home, db_url, clock):
     (home / "hub.yaml").write_text(text.replace("marriage_record: irs-verify", "marriage_record: mz-rest"), "utf-8")
     hub = Hub.open(home, database_url=db_url, clock=clock)
     try:
-        check = check_verifiers(hub.settings)
+        check = check_verifiers(hub.settings, hub.catalog)
         assert not check.ok and "marriage_record -> mz-rest" in check.detail
     finally:
         hub.close()

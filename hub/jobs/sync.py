@@ -43,6 +43,10 @@ class SyncSummary:
     errors: int = 0
     by_connection: dict[str, int] = field(default_factory=dict)  # errors, per connection
 
+    def error(self, conn: str, n: int = 1) -> None:
+        self.errors += n
+        self.by_connection[conn] = self.by_connection.get(conn, 0) + n
+
     def line(self) -> str:
         return (
             f"sync: {self.updates} updates, {self.decided} parts decided, {self.supplements} supplements "
@@ -78,8 +82,7 @@ def sync(hub: Hub, *, connection: str | None = None, progress: Callable[[int], N
                 log.info("sync: %s on part %s not applied: %s", update.status, update.part_id, exc)
             except Exception as exc:  # one update the hub cannot take must not stop the others
                 log.exception("sync: %s on part %s failed", update.status, update.part_id)
-                summary.errors += 1
-                summary.by_connection[conn] = summary.by_connection.get(conn, 0) + 1
+                summary.error(conn)
                 _note(hub, {update.part_id: f"{conn}: 内部错误 internal error ({type(exc).__name__})"})
     return summary
 
@@ -116,43 +119,37 @@ def _poll(
     answers = [a for a in answers if asked.get(a.part_id, object()) == a.remote_id]
     updates = [a for a in answers if isinstance(a, Update)]
     failures = [a for a in answers if isinstance(a, PollFailure)]
-    # a receipt read cleanly again loses the sync problem recorded on it earlier
-    _clear(hub, [u.part_id for u in updates])
+    for f in failures:
+        log.warning("sync: %s part %s: %s", conn, f.part_id, f.message)
     if failures:
-        summary.errors += len(failures)
-        summary.by_connection[conn] = summary.by_connection.get(conn, 0) + len(failures)
-        for f in failures:
-            log.warning("sync: %s part %s: %s", conn, f.part_id, f.message)
-        _note(hub, {f.part_id: f.message for f in failures})
+        summary.error(conn, len(failures))
+    # a receipt read cleanly again loses the sync problem recorded on it earlier
+    _note(hub, {u.part_id: None for u in updates} | {f.part_id: f.message for f in failures})
     return updates
 
 
 def _failed(hub: Hub, conn: str, receipts: list[Receipt], message: str, summary: SyncSummary) -> list[Update]:
     log.warning("sync: %s", message)
-    summary.errors += 1
-    summary.by_connection[conn] = summary.by_connection.get(conn, 0) + 1
+    summary.error(conn)
     _note(hub, {r.part_id: message for r in receipts})
     return []
 
 
-def _clear(hub: Hub, part_ids: list[str]) -> None:
-    if not part_ids:
+def _note(hub: Hub, messages: dict[str, str | None]) -> None:
+    """The sync problem on each delivered row (ops see it in `hub outbox list` and on the ops
+    page), by part id; None clears an earlier sync problem (the answer read cleanly again) but
+    never a delivery's own error."""
+    if not messages:
         return
     with hub.transaction() as session:
-        stmt = select(OutboxRow).where(
-            OutboxRow.part_id.in_(part_ids), OutboxRow.state == "delivered", OutboxRow.last_error.like("sync: %")
-        )
-        for row in session.scalars(stmt):
-            row.last_error = None
-
-
-def _note(hub: Hub, messages: dict[str, str]) -> None:
-    """The sync problem on each delivered row (ops see it in `hub outbox list` and on the ops
-    page); cleared when the receipt's answer is read cleanly again (`_clear`)."""
-    with hub.transaction() as session:
         for row in session.scalars(select(OutboxRow).where(OutboxRow.part_id.in_(list(messages)))):
-            if row.state == "delivered":
-                row.last_error = text.clean(f"sync: {messages[row.part_id]}"[:1000])
+            message = messages[row.part_id]
+            if row.state != "delivered":
+                continue
+            if message is not None:
+                row.last_error = text.clean(f"sync: {message}"[:1000])
+            elif row.last_error and row.last_error.startswith("sync: "):
+                row.last_error = None
 
 
 def _apply(hub: Hub, conn: str, update: Update, summary: SyncSummary) -> None:

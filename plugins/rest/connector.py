@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import random
 import re
 import ssl
 import threading
@@ -41,6 +40,7 @@ from hub.connectors import (
     Receipt,
     Update,
     Verification,
+    in_turn,
 )
 from plugins.rest import auth, retry
 from plugins.rest.spec import Check, Pagination, Request, RestSpec, Status
@@ -460,18 +460,8 @@ class RestConnector(Connector):
 
     def _poll_each(self, st: Status, receipts: list[Receipt], budget: _PollBudget) -> list[Update | PollFailure]:
         out: list[Update | PollFailure] = []
-        # in a random order: when max_poll_seconds cuts a long list, the receipts left for the
-        # next sync are not always the same ones (none starves behind the others)
-        receipts = random.sample(receipts, len(receipts))
-        for i, receipt in enumerate(receipts):
-            if time.monotonic() > budget.deadline:
-                log.warning(
-                    "%s: poll stopped at max_poll_seconds (%g s); %d receipts left for the next sync",
-                    self.name,
-                    self.spec.max_poll_seconds,
-                    len(receipts) - i,
-                )
-                break
+        limit = f"max_poll_seconds ({self.spec.max_poll_seconds:g} s)"
+        for i, receipt in enumerate(in_turn(self.name, receipts, budget.deadline, limit)):
             try:
                 rendered = self._render(st, {"remote_id": receipt.remote_id, "part_id": receipt.part_id}, ("status",))
                 response = self._perform(rendered)

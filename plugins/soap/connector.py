@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import random
 import time as clock
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -50,6 +49,7 @@ from hub.connectors import (
     Unsupported,
     Update,
     Verification,
+    in_turn,
 )
 from plugins.soap.client import AnswerTooLarge, AnswerTooSlow, ImportRefused, bounded_call, shared_client
 from plugins.soap.spec import Call, SoapSpec, _require_tls, is_url
@@ -400,19 +400,8 @@ class SoapConnector(Connector):
             return []
         out: list[Update | PollFailure] = []
         deadline = clock.monotonic() + self.spec.max_poll_seconds
-        # in a random order: when max_poll_seconds cuts a long list, the receipts left for the
-        # next sync are not always the same ones (none starves behind the others)
-        receipts = random.sample(receipts, len(receipts))
-        for i, r in enumerate(receipts):
-            if clock.monotonic() > deadline:
-                # the rest wait for the next sync: neither returned nor failed
-                log.warning(
-                    "%s: poll stopped at max_poll_seconds (%g s); %d receipts left for the next sync",
-                    self.name,
-                    self.spec.max_poll_seconds,
-                    len(receipts) - i,
-                )
-                break
+        limit = f"max_poll_seconds ({self.spec.max_poll_seconds:g} s)"
+        for r in in_turn(self.name, receipts, deadline, limit):
             try:
                 answer = self._call(call, {"remote_id": r.remote_id, "part_id": r.part_id}, "status")
                 raw = mapping.search(call.status, answer, self.where("status", "status"))
