@@ -4,15 +4,18 @@ database, opened once from a hub home. Jobs, the CLI and (later) the API all sta
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection as DbConnection
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.catalog import Catalog, load_catalog
@@ -21,9 +24,12 @@ from hub.connectors import Connector
 from hub.errors import ConfigInvalid, ConfigProblem, HubError
 from hub.materials import MaterialStore
 from hub.outgoing_materials import OutgoingMaterials
+from hub.partners import Partners, load_partners
+from hub.partners.items import StoredList, merged, stored_payload
 from hub.plugins import PluginHost
 from hub.settings import Settings, load_settings
 from hub.storage.engine import WRITE, make_engine, session_factory
+from hub.storage.tables import PartnerCatalogue
 from hub.workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,12 @@ class Hub:
     clock: Callable[[], datetime] = field(default=utcnow)
     # what plugins keep for this hub while it is open, by plugin name (as Flask's app.extensions)
     extensions: dict[str, Any] = field(default_factory=dict)
+    # 跨省通办: partner hubs (partners/*.yaml); `catalog` then also holds the items of their lists
+    partners: Partners = field(default_factory=Partners)
+    local_catalog: Catalog | None = None  # the catalogue files alone (None: `catalog` is that)
+    _lists_seen: tuple | None = field(default=None, repr=False)
+    _lists_checked: float = field(default=0.0, repr=False)
+    _lists_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(
@@ -75,9 +87,10 @@ class Hub:
             broken = by_connection(problems)
             for name, found in broken.items():
                 log.warning("connection %s is not usable: %s", name, "; ".join(str(p) for p in found))
-        return cls(
+        catalog = load_catalog(settings.config_dir)
+        hub = cls(
             settings=settings,
-            catalog=load_catalog(settings.config_dir),
+            catalog=catalog,
             calendar=WorkCalendar.from_dir(settings.calendar_dir),
             store=MaterialStore(
                 settings.path(settings.materials_dir), settings.max_material_bytes, settings.allowed_media_types
@@ -88,7 +101,49 @@ class Hub:
             connections=connections,
             connection_problems=broken,
             clock=clock,
+            partners=load_partners(settings.partners_dir, home=settings.home),
+            local_catalog=catalog,
         )
+        for name, found in hub.partners.problems.items():
+            log.warning("partner %s is not usable: %s", name, "; ".join(str(p) for p in found))
+        hub.partner_lists_current(force=True)
+        return hub
+
+    def partner_lists_current(self, *, force: bool = False, every_seconds: float = 5.0) -> None:
+        """Bring the partners' item lists into `catalog` if another process (or this one) stored
+        newer ones. A query at most every `every_seconds` per process; nothing without partners."""
+        if not self.partners.by_name or self.local_catalog is None:
+            return
+        if not force and time.monotonic() - self._lists_checked < every_seconds:
+            return
+        with self._lists_lock:
+            self._lists_checked = time.monotonic()
+            try:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(
+                        select(PartnerCatalogue.partner, PartnerCatalogue.version, PartnerCatalogue.fetched_at)
+                    ).all()
+                    seen = (tuple(sorted((r.partner, r.version, r.fetched_at) for r in rows)), self.today())
+                    if seen == self._lists_seen:
+                        return
+                    bodies = dict(conn.execute(select(PartnerCatalogue.partner, PartnerCatalogue.body)).all())
+            except SQLAlchemyError:  # a database not migrated yet (`hub db upgrade` opens the hub too)
+                log.debug("partner item lists not read", exc_info=True)
+                return
+            lists = {
+                r.partner: StoredList(r.partner, r.version, r.fetched_at, stored_payload(bodies[r.partner]))
+                for r in rows
+                if r.partner in bodies
+            }
+            self.catalog = merged(
+                self.local_catalog,
+                self.partners,
+                lists,
+                county_division=self.settings.county.division,
+                now=self.now().replace(tzinfo=None),
+                stale_after=timedelta(days=self.settings.exchange.catalogue_stale_days),
+            )
+            self._lists_seen = seen
 
     @property
     def connector_types(self) -> dict[str, type[Connector]]:

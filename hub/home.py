@@ -9,7 +9,7 @@ from pathlib import Path
 from hub.errors import HubError
 from hub.settings import SETTINGS_FILE
 
-SAMPLE_ENTRIES = ["hub.yaml", "departments.yaml", "desks.yaml", "catalog", "calendar", "connections"]
+SAMPLE_ENTRIES = ["hub.yaml", "departments.yaml", "desks.yaml", "catalog", "calendar", "connections", "partners"]
 
 
 def sample_config_dir() -> Path:

@@ -47,6 +47,29 @@ class SigningSettings(BaseModel):
     max_minutes: int = Field(default=120, ge=5)  # no session runs longer
 
 
+class ExchangeSettings(BaseModel):
+    """Cross-province service (跨省通办) with partner hubs: who we are to them, the key our
+    messages are signed with, and how much clock difference and catalogue age we allow."""
+
+    model_config = ConfigDict(extra="forbid")
+    # our name as partners know us (the `from` of every message we send); None: no exchange
+    hub_id: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{1,31}$")
+    name: str | None = None  # shown to partners' staff, e.g. 泰顺县通办枢纽
+    # the Ed25519 key messages are signed with (PEM, `hub partners keygen`); HUB_EXCHANGE_KEY_FILE overrides
+    key_file: str = "exchange-ed25519.pem"
+    # a message whose sent_at is further than this from our clock is refused (expired / from the future)
+    clock_skew_seconds: int = Field(default=300, ge=5, le=3600)
+    # at intake, a partner's item list older than this is fetched again first (if the partner answers)
+    catalogue_max_age_seconds: int = Field(default=300, ge=0)
+    # how long intake waits for that fetch before going on with the list it has
+    catalogue_fetch_seconds: float = Field(default=5.0, gt=0, le=60)
+    # a list older than this is not used at all: intake for the partner's items stops until it is synced
+    catalogue_stale_days: int = Field(default=7, ge=1)
+
+
+EXCHANGE_KEY_ENV = "HUB_EXCHANGE_KEY_FILE"
+
+
 class KeyFile(NamedTuple):
     """Where the evidence signing key is, and which setting says so."""
 
@@ -88,6 +111,7 @@ class Settings(BaseModel):
     # redis://redis:6379/1; unset: each process counts its own (one process, the embedded default)
     redis_url: str | None = None
     signing: SigningSettings = Field(default_factory=SigningSettings)
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
 
     home: Path = Path(".")
 
@@ -119,6 +143,18 @@ class Settings(BaseModel):
             return KeyFile(Path(env), SIGNING_KEY_ENV, True)
         default = SigningSettings.model_fields["key_file"].default
         return KeyFile(self.path(self.signing.key_file), "signing.key_file", self.signing.key_file != default)
+
+    @property
+    def exchange_key_file(self) -> KeyFile:
+        """The key messages to partner hubs are signed with: $HUB_EXCHANGE_KEY_FILE, else
+        `exchange.key_file` (inside the hub home when relative)."""
+        if env := os.environ.get(EXCHANGE_KEY_ENV):
+            return KeyFile(Path(env), EXCHANGE_KEY_ENV, True)
+        return KeyFile(self.path(self.exchange.key_file), "exchange.key_file", True)
+
+    @property
+    def partners_dir(self) -> Path:
+        return self.home / "partners"
 
     @property
     def resolved_redis_url(self) -> str | None:

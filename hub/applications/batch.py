@@ -22,6 +22,7 @@ from hub.events import canonical_json, chain
 from hub.ids import uuid4_texts
 from hub.lifecycle import PartState, State
 from hub.materials import Stored
+from hub.partner_outbox import application_rows, is_proxy, owe_rows
 from hub.storage import bulk as bulk_rows
 from hub.storage.tables import Application, AttachedMaterial, Event, Part
 
@@ -31,6 +32,7 @@ def application_fields(
 ) -> dict[str, Any]:
     """A new application's columns (a draft), from a checked request."""
     desk = hub.catalog.desks[new.desk]
+    lead = hub.catalog.items_of(subject)[0]  # who decides (the lead department of a bundle)
     return {
         "number": number,
         "kind": "item" if isinstance(subject, Item) else "bundle",
@@ -39,7 +41,7 @@ def application_fields(
         "channel": desk.channel.value,
         "desk_code": desk.code,
         "collecting_division": desk.division,
-        "deciding_division": desk.acts_for,
+        "deciding_division": hub.catalog.departments[lead.department].division,
         "applicant_type": new.applicant.type,
         "applicant_name": new.applicant.name.strip(),
         "applicant_id": new.applicant.id.strip().upper(),
@@ -164,7 +166,7 @@ def insert_received(
     parts_of: dict[str, list[dict[str, Any]]] = {}  # subject code -> its parts' columns but ids
     empty = canonical_json({})
     apps, parts, events, materials = [], [], [], []
-    made = []
+    made, owed = [], []
     ids = bulk_rows.allocate_ids(conn, Application.__table__, len(fresh))
     part_ids = iter(uuid4_texts(sum(len(hub.catalog.items_of(e.subject)) for e in fresh)))
     for e, number, app_id in zip(fresh, numbers, ids, strict=True):
@@ -175,6 +177,8 @@ def insert_received(
         own_parts = [p | {"id": next(part_ids), "application_id": app_id} for p in parts_of[e.new.subject]]
         parts += own_parts
         made.append((app, own_parts))
+        if is_proxy([p["item_code"] for p in own_parts]):  # 异地代收代办: first-reviewed, so it goes now
+            owed += application_rows(number, app_id, own_parts, now, mode="proxy")
         attached: dict[tuple[str, str], dict[str, Any]] = {}
         for m, st in zip(e.new.materials, e.stored, strict=True):  # the same file twice is kept once
             attached.setdefault(
@@ -216,4 +220,5 @@ def insert_received(
         (Event.__table__, events),
     ):
         bulk_rows.insert_rows(conn, table, rows)
+    owe_rows(conn, owed)
     return made

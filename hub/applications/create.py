@@ -19,7 +19,7 @@ from hub.applications.models import Actor, FirstReview, NewApplication, identity
 from hub.applications.numbers import claim_number, next_numbers
 from hub.applications.scope import read
 from hub.catalog.forms import validate_form
-from hub.catalog.models import Bundle, Item
+from hub.catalog.models import MODE_ZH, Bundle, Desk, Item
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, InvalidInput, Reason
 from hub.events import GENESIS
@@ -43,7 +43,7 @@ def check_new(
     subject = cat.subject(new.subject)
     desk = cat.desks.get(new.desk)
     if subject is None:
-        errors.append(FieldError.of("subject", f"事项编码 {new.subject} 不在事项目录中", "unknown item or bundle code"))
+        errors.append(unknown_subject(hub, new.subject))
     if desk is None:
         errors.append(FieldError.of("desk", f"窗口 {new.desk} 不存在", "unknown desk"))
     if subject is not None and desk is not None:
@@ -55,15 +55,7 @@ def check_new(
                     f"not delegated to the {desk.channel.value} channel",
                 )
             )
-        divisions = {cat.departments[i.department].division for i in cat.items_of(subject)}
-        if divisions != {desk.acts_for}:
-            errors.append(
-                FieldError.of(
-                    "desk",
-                    f"{desk.name} 不代办行政区划 {', '.join(sorted(divisions))} 的事项",
-                    "desk does not act for the deciding division",
-                )
-            )
+        errors.extend(_who_decides(hub, subject, desk))
     errors.extend(text_problems(new))
     a = new.applicant
     reason = check_id_number(a.id, today=today) if a.type == "person" else check_uscc(a.id)
@@ -77,6 +69,63 @@ def check_new(
         errors.extend(form_errors)
         errors.extend(check_materials(hub, subject, new.materials, files))
     return subject, clean, errors
+
+
+def unknown_subject(hub: Hub, code: str) -> FieldError:
+    """Why a code is not one a desk can collect now: unknown, or a partner's item (or a 多地联办
+    bundle needing one) that its region does not currently accept."""
+    if why := hub.catalog.unavailable.get(code):
+        return FieldError.of("subject", f"事项 {code} 暂不能收件：{why[0]}", f"not available now: {why[1]}")
+    partner, _, item = code.partition(":")
+    if item and partner in hub.partners.by_name:
+        region = hub.partners.by_name[partner].display
+        return FieldError.of(
+            "subject",
+            f"{region}当前不受理事项 {item}（已撤回，或跨域通办目录尚未同步）",
+            f"{partner} does not currently accept {item} (withdrawn, or its list is not synced)",
+        )
+    return FieldError.of("subject", f"事项编码 {code} 不在事项目录中", "unknown item or bundle code")
+
+
+def _who_decides(hub: Hub, subject: Item | Bundle, desk: Desk) -> list[FieldError]:
+    """收受分离: a desk collects for the division it acts for and — 跨省通办 — for the partners
+    whose agreement names it, in the modes their list allows (all parts theirs: 异地代收代办;
+    mixed with ours: 多地联办)."""
+    cat = hub.catalog
+    items = cat.items_of(subject)
+    mode = "proxy" if all(i.partner for i in items) else "joint"
+    errors = []
+    for item in items:
+        if item.partner is None:
+            division = cat.departments[item.department].division
+            if division != desk.acts_for:
+                errors.append(
+                    FieldError.of(
+                        "desk",
+                        f"{desk.name} 不代办行政区划 {division} 的事项",
+                        "desk does not act for the deciding division",
+                    )
+                )
+            continue
+        partner = hub.partners.by_name.get(item.partner)
+        region = item.region or item.partner
+        if partner is None or not partner.desk_allowed(desk.code) or desk.channel.value == "partner":
+            errors.append(
+                FieldError.of("desk", f"{desk.name} 不为{region}代收事项", f"desk does not collect for {item.partner}")
+            )
+        elif mode not in item.cross_region:
+            errors.append(
+                FieldError.of(
+                    "subject",
+                    f"{region}的事项 {item.title} 不接受{MODE_ZH[mode]}",
+                    f"{item.partner} does not take {item.code} as {mode}",
+                )
+            )
+    if len({i.partner for i in items if i.partner}) > 1 or sum(1 for i in items if i.partner) > 1:
+        errors.append(
+            FieldError.of("subject", "一个办件只能有一个对方地区事项", "at most one partner item per application")
+        )
+    return errors
 
 
 def text_problems(new: NewApplication) -> list[FieldError]:
@@ -123,6 +172,7 @@ def receive(
     # a file moved since, a date gone past, must not turn an accepted request into an error
     if (replay := replayed(hub, new, actor)) is not None:
         return replay, False
+    hub.partner_lists_current()  # a partner's newer item list, stored by another process
     subject, form, errors = check_new(hub, new)
     if first_review is not None:
         errors += review_text_problems(first_review)

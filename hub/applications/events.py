@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from hub.applications.models import Actor
 from hub.applications.scope import get
 from hub.events import GENESIS, chain
+from hub.partner_outbox import owe_status
 from hub.storage.tables import Application, Event, Part
 
 
@@ -65,6 +66,8 @@ def add_event(
     app.chain_head = chain(app.number, [fields], prev, len(app.events))
     ev = Event(**fields)
     app.events.append(ev)
+    if app.origin_partner and (session := object_session(app)) is not None:
+        owe_status(session, app, at)  # the partner that collected it follows every step
     return ev
 
 

@@ -18,6 +18,7 @@ from hub.context import Hub
 from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, Reason
 from hub.lifecycle import FRONT, Role, State
 from hub.materials import Stored
+from hub.partner_outbox import owe_result
 from hub.storage.tables import Application, AttachedMaterial
 
 
@@ -183,6 +184,9 @@ def _attach_result(
         )
     )
     part = next(p for p in app.parts if p.id == part_id)
+    if app.origin_partner:  # the partner that collected it hands the result over at its desk
+        session.flush()
+        owe_result(session, app, app.materials[-1].id, now)
     add_event(
         app,
         "result",

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from hub import lifecycle, outbox, text
+from hub import lifecycle, outbox, partner_outbox, text
 from hub.applications.events import add_event
 from hub.applications.materials import check_complete, verified_materials
 from hub.applications.models import SYSTEM, Actor
@@ -17,6 +17,7 @@ from hub.applications.scope import get, read
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput
 from hub.lifecycle import ACTIONS, PartState, Role, State
+from hub.partner_outbox import application_rows, is_proxy, owe_rows, partner_of
 from hub.storage.tables import Application, Deficiency, OutboxRow, Part
 from hub.timelimits import recompute_due, restart_clock, stop_clock
 
@@ -94,6 +95,8 @@ def _transition(
     if action.part_level:
         target_part = _pick_part(app, part, actor, action)
         _check_actor(app, action, actor, target_part)
+        if (who := partner_of(target_part.item_code)) and actor.role is not Role.system:
+            raise Forbidden(f"事项 {target_part.title} 由对方地区（{who}）审批 (a partner hub decides this part)")
         _part_action(hub, app, target_part, action, actor, now, reason)
     else:
         _check_actor(app, action, actor, None)
@@ -106,6 +109,14 @@ def _transition(
             # any department reviewing a part may ask for 补正
             raise Forbidden(
                 f"“{action.zh}”由牵头部门 {app.parts[0].department_code} 办理 (only the lead department acts on the whole)"
+            )
+        if (
+            action.name in ("accept", "reject", "issue")
+            and is_proxy([p.item_code for p in app.parts])
+            and actor.role is not Role.system
+        ):
+            raise Forbidden(
+                f"异地代收代办的办件由对方地区受理、审批和出件 (a partner hub accepts, decides and issues {number})"
             )
         if app.state not in action.sources:
             raise IllegalTransition(
@@ -132,6 +143,9 @@ def _app_action(
     target = action.target
     if action.name == "accept":
         data = _accept(hub, app, now, today, commitment_due)
+    elif action.name == "pre_review" and is_proxy([p.item_code for p in app.parts]):
+        owe_rows(object_session(app), application_rows(app.number, app.id, app.parts, now, mode="proxy"))
+        data = {"partner": sorted({partner_of(p.item_code) for p in app.parts})}
     elif action.name == "request_supplement":
         app.resume_state = source
         stop_clock(app, today)
@@ -158,6 +172,8 @@ def _app_action(
         ).all()
         if delivered:
             data["held_by_departments"] = sorted(delivered)
+        told = partner_outbox.withdraw(session, app, now)
+        data |= {f"partners_{k}": v for k, v in told.items() if v}
     app.state = target
     add_event(app, action.name, actor, now, from_state=source, to_state=target, reason=reason, data=data)
 
@@ -184,17 +200,32 @@ def _accept(hub: Hub, app: Application, now: datetime, today: date, commitment_d
     queued = [p for p in app.parts if p.connection in hub.connections]
     for p in queued:
         outbox.enqueue(session, p, now)
+    # 多地联办: the partner's part goes to its hub, which accepts and decides it there
+    partner_parts = [p for p in app.parts if partner_of(p.item_code)]
+    owe_rows(session, application_rows(app.number, app.id, partner_parts, now, mode="joint"))
     data: dict[str, Any] = {"due_date": app.due_date.isoformat(), "due_provisional": app.due_provisional}
     if queued:
         data["dispatch"] = {p.item_code: p.connection for p in queued}
+    if partner_parts:
+        data["partners"] = {p.item_code: partner_of(p.item_code) for p in partner_parts}
     if deferred:
         data |= {"tolerant": True, "missing": deferred, "commitment_due": commitment_due.isoformat()}
     return data
 
 
 def _part_action(
-    hub: Hub, app: Application, part: Part, action: lifecycle.Action, actor: Actor, now: datetime, reason: str | None
+    hub: Hub,
+    app: Application,
+    part: Part,
+    action: lifecycle.Action,
+    actor: Actor,
+    now: datetime,
+    reason: str | None,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> None:
+    """One part's step, and the application's that follow (start, decide). `extra`: more to
+    record on the part's event (a partner hub's step: whose and which)."""
     if app.state not in (State.accepted, State.in_review):
         raise IllegalTransition(
             f"办件 {app.number} 当前状态为“{lifecycle.STATE_ZH[app.state]}”，不能“{action.zh}” "
@@ -218,7 +249,7 @@ def _part_action(
         to_state=part.state,
         part=part,
         reason=reason,
-        data={"item": part.item_code, "department": part.department_code},
+        data={"item": part.item_code, "department": part.department_code} | (extra or {}),
     )
     if app.state == State.accepted and action.name == "start_review":
         app.state = State.in_review.value

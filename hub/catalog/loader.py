@@ -90,6 +90,7 @@ def check_catalog(config_dir: Path) -> tuple[Catalog | None, list[ConfigProblem]
 
     items: dict[str, Item] = {}
     bundles: dict[str, Bundle] = {}
+    joint: dict[str, Bundle] = {}
     where: dict[str, str] = {}
     catalog_dir = config_dir / "catalog"
     files = sorted(catalog_dir.glob("*.yaml")) if catalog_dir.is_dir() else []
@@ -120,6 +121,12 @@ def check_catalog(config_dir: Path) -> tuple[Catalog | None, list[ConfigProblem]
                 doc.problems.append(
                     doc.problem((*loc, "department"), f"未知部门 (unknown department): {item.department}")
                 )
+            if item.partner is not None:
+                doc.problems.append(
+                    doc.problem(
+                        (*loc, "partner"), "partner 由对方目录同步得到，不能手写 (set by the partner's item list only)"
+                    )
+                )
             items[item.code] = item
 
     # Bundles refer to items in any file, so check them once all items are known.
@@ -137,6 +144,15 @@ def check_catalog(config_dir: Path) -> tuple[Catalog | None, list[ConfigProblem]
             for j, code in enumerate(bundle.items):
                 if code in broken:
                     continue  # its own error is already reported
+                if ":" in code:  # 多地联办: a partner's item, checked against its list when that is synced
+                    if j == 0:
+                        doc.problems.append(
+                            doc.problem(
+                                (*loc, "items", 0),
+                                "多地联办的第一个事项须为本地事项（牵头部门） (the lead item must be our own)",
+                            )
+                        )
+                    continue
                 if code not in items:
                     doc.problems.append(doc.problem((*loc, "items", j), f"一件事引用了未知事项 (unknown item): {code}"))
                 else:
@@ -168,13 +184,17 @@ def check_catalog(config_dir: Path) -> tuple[Catalog | None, list[ConfigProblem]
                                 f"合并表单字段 {f.name} 在 {prev[0]} 与 {member.code} 中类型不一致 (merged form field conflicts)",
                             )
                         )
-            bundles[bundle.code] = bundle
+            if any(":" in code for code in bundle.items):
+                joint[bundle.code] = bundle
+            else:
+                bundles[bundle.code] = bundle
 
     for doc in docs:
         problems.extend(doc.problems)
     if any(not p.warning for p in problems):
         return None, problems
-    return Catalog(departments=departments, desks=desks, items=items, bundles=bundles), problems
+    catalog = Catalog(departments=departments, desks=desks, items=items, bundles=bundles, joint_bundles=joint)
+    return catalog, problems
 
 
 def load_catalog(config_dir: Path) -> Catalog:

@@ -19,9 +19,22 @@ class Channel(StrEnum):
     enclave = "enclave"  # enclave window in another city (窗口飞地)
     township = "township"  # township / village service point (便民服务中心)
     online = "online"  # 网上办 / 掌上办
+    partner = "partner"  # 跨省通办: collected by a partner hub's desk, decided here
 
 
-CHANNEL_ZH = {"hall": "大厅", "bank": "银行网点", "enclave": "飞地窗口", "township": "乡镇便民中心", "online": "网上"}
+CHANNEL_ZH = {
+    "hall": "大厅",
+    "bank": "银行网点",
+    "enclave": "飞地窗口",
+    "township": "乡镇便民中心",
+    "online": "网上",
+    "partner": "跨域通办",
+}
+# 跨域通办 modes an item may allow: 异地代收代办 (a partner's desk collects and first-reviews, the
+# deciding region accepts and decides), 多地联办 (one application, parts decided in both
+# regions), 全程网办 (online from end to end)
+CrossRegionMode = Literal["proxy", "joint", "online"]
+MODE_ZH = {"proxy": "异地代收代办", "joint": "多地联办", "online": "全程网办"}
 
 # Item type codes at the head of the basic code (GB/T 39554.1-2020 and provincial rules).
 CATEGORY_CODES: dict[str, str] = {
@@ -37,7 +50,7 @@ CATEGORY_CODES: dict[str, str] = {
     "其他行政权力": "QT",
     "公共服务": "GG",
 }
-ITEM_CODE = re.compile(r"^(?P<type>[A-Z]{2})(?P<main>\d{5})(?P<sub>\d{3})$")
+ITEM_CODE = re.compile(r"^(?:(?P<partner>[a-z][a-z0-9-]*):)?(?P<type>[A-Z]{2})(?P<main>\d{5})(?P<sub>\d{3})$")
 IDENT = r"^[a-z][a-z0-9_]*$"
 TOLERANCE_DAYS = 60  # an item's default 容缺 promise horizon, in working days (Item.tolerance_days)
 
@@ -170,6 +183,11 @@ class Item(Strict):
     # catalogue holds (60): generous, but a promise can no longer outlive any case (9999-12-31).
     tolerance_days: int = Field(default=TOLERANCE_DAYS, ge=1, le=250)
     keywords: list[str] = Field(default_factory=list)
+    cross_region: list[CrossRegionMode] = Field(default_factory=list)  # 跨域通办 modes it allows
+    # set for a partner's item in our catalogue (its code is then "PARTNER:CODE"): the partner hub
+    # decides it; never written in a catalogue file (the loader refuses it)
+    partner: str | None = None
+    region: str | None = None  # the deciding region's name, shown beside a partner's item
 
     @field_validator("category")
     @classmethod
@@ -186,6 +204,8 @@ class Item(Strict):
                 f"事项编码 {self.code!r} 应为2位类型码+5位主项码+3位子项码，如 QR00117001 "
                 "(item code must be type letters + 5-digit item + 3-digit sub-item)"
             )
+        if (m["partner"] or None) != self.partner:
+            raise ValueError("只有对方地区的事项编码带“地区:”前缀 (only a partner's items carry a PARTNER: prefix)")
         if m["type"] != CATEGORY_CODES[self.category]:
             raise ValueError(
                 f"事项编码类型码 {m['type']} 与事项类型 {self.category}({CATEGORY_CODES[self.category]}) 不符"
@@ -244,6 +264,12 @@ class Catalog(BaseModel):
     desks: dict[str, Desk]
     items: dict[str, Item]
     bundles: dict[str, Bundle]
+    # subjects that are not available now, with why (a partner withdrew an item a 多地联办 bundle
+    # needs, a partner's list is too old): intake says so instead of "unknown code"
+    unavailable: dict[str, tuple[str, str]] = Field(default_factory=dict)
+    # 多地联办 bundles naming a partner's item ("PARTNER:CODE"): offered (in `bundles`) once that
+    # partner's current list holds the item (hub.partners.items.merged)
+    joint_bundles: dict[str, Bundle] = Field(default_factory=dict)
     # merged forms and materials per subject, worked out once: the catalogue never changes after
     # loading, and a batch asks the same question for every record
     _merged: dict[tuple[str, str, str], tuple[Any, ...]] = PrivateAttr(default_factory=dict)

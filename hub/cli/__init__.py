@@ -14,7 +14,21 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from hub import __version__, logs
-from hub.cli import accounts, apps, backup, calendar, catalog, connectors, db, demo, doctor, intake, jobs, serve
+from hub.cli import (
+    accounts,
+    apps,
+    backup,
+    calendar,
+    catalog,
+    connectors,
+    db,
+    demo,
+    doctor,
+    intake,
+    jobs,
+    partners,
+    serve,
+)
 from hub.cli.common import State, fail
 from hub.errors import ConfigInvalid, HubError, InvalidInput
 from hub.plugins import PluginHost
@@ -108,6 +122,7 @@ app.add_typer(connectors.connectors_app, name="connectors")
 app.add_typer(jobs.run_app, name="run")
 app.add_typer(jobs.outbox_app, name="outbox")
 app.add_typer(intake.app, name="intake")
+app.add_typer(partners.app, name="partners")
 app.command(name="serve")(serve.serve)
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(accounts.users_app, name="users")

@@ -16,6 +16,7 @@ from hub import outbox as outbox_rows
 from hub.cli.common import console, echo, open_hub, print_json
 from hub.jobs.deadlines import sweep_deadlines
 from hub.jobs.dispatch import dispatch
+from hub.jobs.exchange import exchange
 from hub.jobs.housekeeping import housekeeping
 from hub.jobs.ingest import ingest
 from hub.jobs.report import daily_report
@@ -96,6 +97,15 @@ def run_report(
     except ValueError:
         raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD (not a date): {day}", param_hint="--day") from None
     typer.echo(run_job(hub, daily_report, when).line())
+
+
+@run_app.command("exchange")
+def run_exchange(
+    ctx: typer.Context, partner: Annotated[str | None, typer.Option("--partner", help="Only this partner")] = None
+) -> None:
+    """Send partner hubs what they are owed (跨省通办): applications, status, results, withdrawals."""
+    summary = run_job(open_hub(ctx), exchange, partner=partner)
+    echo(summary.line())
 
 
 @run_app.command("sync")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -64,6 +64,11 @@ class Application(Base):
     chain_head: Mapped[str] = mapped_column(String(64))  # hash of the newest event: truncation shows
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # 跨省通办: an application a partner hub collected for us (its name, its number, its desk);
+    # None for our own desks' applications
+    origin_partner: Mapped[str | None] = mapped_column(String(64), index=True)
+    origin_number: Mapped[str | None] = mapped_column(String(32))
+    origin_desk: Mapped[str | None] = mapped_column(String(200))
 
     parts: Mapped[list[Part]] = relationship(back_populates="application", order_by="Part.position")
     events: Mapped[list[Event]] = relationship(back_populates="application", order_by="Event.seq")
@@ -81,7 +86,7 @@ class Part(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
     position: Mapped[int]
-    item_code: Mapped[str] = mapped_column(String(16))
+    item_code: Mapped[str] = mapped_column(String(48))  # a partner's item: "PARTNER:CODE"
     title: Mapped[str] = mapped_column(String(200))
     department_code: Mapped[str] = mapped_column(String(64))
     connection: Mapped[str] = mapped_column(String(64))
@@ -359,3 +364,105 @@ class SigningSession(Base):
     manifest_sha256: Mapped[str | None] = mapped_column(String(64))
     retain_until: Mapped[date | None]
     purged_at: Mapped[datetime | None]
+
+
+# ---------------------------------------------------------------- partner hubs (跨省通办)
+
+
+class PartnerMessage(Base):
+    """A message owed to a partner hub (an application collected for it, a status update, a
+    result document …), written in the transaction of the change that owes it. The payload is
+    built from the database when the message is sent, so a retry always carries the truth of
+    that moment; `message_id` stays the same across retries, and the partner dedupes on it."""
+
+    __tablename__ = "partner_outbox"
+    __table_args__ = (Index("ix_partner_outbox_due", "partner", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    partner: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # application | status | result | withdraw
+    conversation: Mapped[str] = mapped_column(String(32), index=True)  # the application number it is about
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
+    data: Mapped[dict[str, Any]]  # what the payload is built from (part ids, a result's id)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | dead | cancelled
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class PartnerLink(Base):
+    """One of our applications' parts that a partner decides (异地代收代办, 多地联办): its number
+    there and how far its history has been brought back into our event chain."""
+
+    __tablename__ = "partner_links"
+    __table_args__ = (UniqueConstraint("part_id", name="uq_partner_links_part_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    part_id: Mapped[str] = mapped_column(String(36))
+    partner: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(8))  # proxy (异地代收代办) | joint (多地联办)
+    remote_number: Mapped[str | None] = mapped_column(String(32))
+    remote_state: Mapped[str | None] = mapped_column(String(32))
+    applied_seq: Mapped[int] = mapped_column(default=0)  # the partner's events up to this one are in our chain
+    updated_at: Mapped[datetime]
+
+
+class PartnerInbox(Base):
+    """A message a partner sent us and we took: its id (a retry is answered, never applied
+    twice) and the answer we gave, kept to be given again."""
+
+    __tablename__ = "partner_inbox"
+    __table_args__ = (UniqueConstraint("partner", "message_id", name="uq_partner_inbox_partner_message"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(16))
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    answer: Mapped[str] = mapped_column(Text)  # the signed answer's body, as sent
+    answer_signature: Mapped[str] = mapped_column(String(200))
+
+
+class PartnerCatalogue(Base):
+    """The cross-region item list (跨域通办目录清单) a partner last gave us: what our desks may
+    collect for it. The signed message is kept as received."""
+
+    __tablename__ = "partner_catalogues"
+
+    partner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    fetched_at: Mapped[datetime]
+    body: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(200))
+
+
+class MessageLogEntry(Base):
+    """The message log: every message sent to and received from a partner, byte for byte with
+    its signature, hash-chained (an edited or removed entry breaks the chain) and checkable
+    offline with the partners' public keys (`hub partners verify-log`)."""
+
+    __tablename__ = "partner_message_log"
+    __table_args__ = (Index("ix_partner_message_log_partner_at", "partner", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(unique=True)
+    at: Mapped[datetime]
+    direction: Mapped[str] = mapped_column(String(8))  # out | in
+    partner: Mapped[str] = mapped_column(String(64))  # who sent it or whom it went to ("?" unknown)
+    message_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str | None] = mapped_column(String(24))
+    signer: Mapped[str | None] = mapped_column(String(64))  # whose key signed it: our hub id or the partner's
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(48))  # sent, accepted, duplicate, refused:CODE …
+    body: Mapped[str] = mapped_column(Text)  # the body as sent (truncated, with body_sha256 whole, if huge)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(200))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -101,6 +101,26 @@ def run(
         server.stop()
 
 
+@sandbox.command("partner-home")
+def partner_home(
+    ctx: typer.Context,
+    target: Annotated[Path, typer.Argument(help="Folder for the 福鼎 hub home")],
+    our_url: Annotated[str, typer.Option(help="Where 福鼎 reaches this hub")] = "http://127.0.0.1:8000",
+    partner_url: Annotated[str, typer.Option(help="Where this hub reaches 福鼎")] = "http://127.0.0.1:8010",
+) -> None:
+    """Write the sandbox partner hub 福鼎 (Fujian) at TARGET and pair it with this hub: both
+    exchange keys (made if missing) and each side's partners/NAME.yaml for the other. Then
+    `hub --home TARGET db upgrade`, `hub --home TARGET serve --port 8010`, and
+    `hub partners sync-catalogue` here."""
+    from hub.cli.common import home_of
+    from plugins.sandbox.partner_hub import pair, write_partner_home
+
+    ours = home_of(ctx)
+    theirs = write_partner_home(target)
+    pair(ours, our_url, theirs, partner_url)
+    typer.echo(f"福鼎 hub home: {theirs}; partners/fuding.yaml written in {ours}")
+
+
 @sandbox.command("batch")
 def batch(
     folder: Annotated[Path, typer.Argument(help="Where to write the batch (a new folder; its name is the batch id)")],

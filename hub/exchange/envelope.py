@@ -1,0 +1,198 @@
+"""The exchange's messages, byte for byte (docs/cross-region.md is the reference).
+
+A message is a JSON object sent as UTF-8 bytes, exactly as signed:
+
+    {"protocol": "tongban-exchange/1", "id": UUID, "kind": KIND, "from": HUB_ID, "to": HUB_ID,
+     "sent_at": "YYYY-MM-DDTHH:MM:SS.ffffffZ", "key_id": HEX64, "conversation": STR|null,
+     "ref": UUID|null, "payload_sha256": HEX64, "payload": {...},
+     "attachments": [{"part": "f0", "sha256": HEX64, "size": N, "media_type": STR}, ...]}
+
+The signature is Ed25519 over `b"tongban-exchange/1\\n" + body`, sent base64 in the header
+`Tongban-Signature`. `payload_sha256` is the sha256 of the payload's canonical JSON (sorted keys,
+no spaces, UTF-8): a retry keeps `id` and payload but is signed afresh with a new `sent_at`, and
+the receiver tells a retry (same id, same payload) from a conflict (same id, other payload) by
+it. Attachments travel as further parts of a multipart/form-data body, each named `part`; their
+sha256 and size are covered by the signature through this list."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.hashchain import canonical
+from hub.partners.keys import public_key_id
+
+PROTOCOL = "tongban-exchange/1"
+SIGNED_PREFIX = b"tongban-exchange/1\n"
+SIGNATURE_HEADER = "Tongban-Signature"
+PATH = "/exchange/v1/messages"
+KINDS = (
+    "application",  # an application collected for the receiver (异地代收代办 / 多地联办)
+    "status",  # where the receiver's case stands now: its events, states, due date
+    "result",  # a result document (attached)
+    "withdraw",  # the applicant withdrew at the collecting desk
+    "catalogue_request",  # send me the item list you accept from me
+    "catalogue",  # the answer: the cross-region item list (跨域通办目录清单)
+    "ping",  # `hub partners check`: are you there, do our keys agree
+    "ack",  # taken (or taken before: result "duplicate")
+    "refusal",  # not taken, and why
+)
+
+
+class Attachment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    part: str = Field(pattern=r"^f[0-9]{1,4}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    media_type: str = Field(max_length=100)
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    protocol: str
+    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    kind: str
+    sender: str = Field(alias="from", max_length=64)
+    to: str = Field(max_length=64)
+    sent_at: str
+    key_id: str = Field(pattern=r"^[0-9a-f]{64}$")
+    conversation: str | None = Field(default=None, max_length=64)
+    ref: str | None = Field(default=None, max_length=36)
+    payload_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    payload: dict[str, Any]
+    attachments: list[Attachment] = Field(default_factory=list, max_length=200)
+
+    def sent(self) -> datetime:
+        return datetime.strptime(self.sent_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(payload).encode("utf-8")).hexdigest()
+
+
+def timestamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A message as it goes on the wire: the body bytes and their signature (base64)."""
+
+    body: bytes
+    signature: str
+    envelope: Envelope
+
+    @property
+    def body_sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+
+def seal(
+    key: Ed25519PrivateKey,
+    *,
+    kind: str,
+    sender: str,
+    to: str,
+    payload: dict[str, Any],
+    now: datetime,
+    message_id: str | None = None,
+    conversation: str | None = None,
+    ref: str | None = None,
+    attachments: list[Attachment] | None = None,
+) -> Signed:
+    doc = {
+        "protocol": PROTOCOL,
+        "id": message_id or str(uuid.uuid4()),
+        "kind": kind,
+        "from": sender,
+        "to": to,
+        "sent_at": timestamp(now),
+        "key_id": public_key_id(key),
+        "conversation": conversation,
+        "ref": ref,
+        "payload_sha256": payload_digest(payload),
+        "payload": payload,
+        "attachments": [a.model_dump() for a in attachments or []],
+    }
+    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    signature = base64.b64encode(key.sign(SIGNED_PREFIX + body)).decode("ascii")
+    return Signed(body, signature, Envelope.model_validate(doc))
+
+
+class Refused(Exception):
+    """A message we do not take, with the code the refusal carries (docs/cross-region.md)."""
+
+    def __init__(self, code: str, zh: str, en: str, *, fields: list[dict[str, str]] | None = None):
+        super().__init__(f"{code}: {zh} ({en})")
+        self.code, self.zh, self.en, self.fields = code, zh, en, fields or []
+
+    def payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "zh": self.zh, "en": self.en}
+        if self.fields:
+            out["fields"] = self.fields
+        return out
+
+
+# refusals a later try can cure (clocks apart, the receiver busy); any other is final
+RETRYABLE = frozenset({"expired", "clock_skew", "unavailable", "not_yet"})
+
+
+def parse(body: bytes) -> Envelope:
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Refused("malformed", "报文不是UTF-8 JSON", "the body is not UTF-8 JSON") from None
+    if not isinstance(doc, dict):
+        raise Refused("malformed", "报文应为JSON对象", "the body must be a JSON object")
+    try:
+        env = Envelope.model_validate(doc)
+        env.sent()
+    except ValidationError as exc:
+        where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_url=False)[:5])
+        raise Refused(
+            "malformed", f"报文字段不符合协议: {where}", f"fields do not follow the protocol: {where}"
+        ) from None
+    except ValueError:
+        raise Refused("malformed", "sent_at 格式错误", "sent_at is not YYYY-MM-DDTHH:MM:SS.ffffffZ") from None
+    if env.protocol != PROTOCOL:
+        raise Refused("malformed", f"不支持的协议版本 {env.protocol}", f"unsupported protocol {env.protocol}")
+    if env.kind not in KINDS:
+        raise Refused("malformed", f"未知报文类型 {env.kind}", f"unknown kind {env.kind}")
+    return env
+
+
+def signature_ok(key: Ed25519PublicKey, body: bytes, signature: str | None) -> bool:
+    if not signature:
+        return False
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        key.verify(raw, SIGNED_PREFIX + body)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+def check_time(env: Envelope, now: datetime, skew_seconds: int) -> None:
+    sent = env.sent()
+    if sent < now - timedelta(seconds=skew_seconds):
+        raise Refused(
+            "expired",
+            f"报文已过期（发送于 {env.sent_at}，允许偏差 {skew_seconds} 秒）",
+            f"the message is older than {skew_seconds} s",
+        )
+    if sent > now + timedelta(seconds=skew_seconds):
+        raise Refused(
+            "clock_skew",
+            f"报文时间在未来（{env.sent_at}），请检查双方时钟",
+            "sent_at is in the future: check both clocks",
+        )

@@ -1,0 +1,180 @@
+"""The message log: every message sent to and received from a partner, the body byte for byte
+with its signature, in one hash chain. `verify` checks it offline: the chain (an edited, inserted
+or removed entry breaks it), and each signature with the key of whoever signed it — ours for what
+we sent, the partner's (as configured, rotated keys included) for what we took from it.
+
+Entries are numbered by one counter row bumped in the writing transaction, so concurrent writers
+(dispatcher threads, API processes) queue for the number and each sees its predecessor's hash."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy import text as sql
+from sqlalchemy.orm import Session
+
+from hub.exchange.envelope import signature_ok
+from hub.hashchain import GENESIS, canonical, sha256_hex
+from hub.storage.tables import MessageLogEntry, naive_utc
+
+MAX_KEPT_BODY = 2 * 1024 * 1024  # a larger body (never one of ours) is kept as its sha256 only
+_BUMP = sql(
+    "INSERT INTO counters (name, value) VALUES ('partner_message_log', 1) "
+    "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value"
+)
+
+
+def _stored_body(body: bytes) -> str:
+    if len(body) > MAX_KEPT_BODY:
+        return ""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(body).decode("ascii")
+
+
+def body_bytes(stored: str) -> bytes:
+    if stored.startswith("base64:"):
+        return base64.b64decode(stored[7:])
+    return stored.encode("utf-8")
+
+
+def _entry_hash(fields: dict[str, Any]) -> str:
+    return sha256_hex(canonical(fields))
+
+
+def _fields(e: MessageLogEntry | dict[str, Any]) -> dict[str, Any]:
+    get = e.get if isinstance(e, dict) else lambda k: getattr(e, k)
+    at = get("at")
+    return {
+        "seq": get("seq"),
+        "at": at if isinstance(at, str) else at.isoformat(timespec="microseconds") + "Z",
+        "direction": get("direction"),
+        "partner": get("partner"),
+        "message_id": get("message_id"),
+        "kind": get("kind"),
+        "signer": get("signer"),
+        "key_id": get("key_id"),
+        "verdict": get("verdict"),
+        "body_sha256": get("body_sha256"),
+        "signature": get("signature"),
+        "prev_hash": get("prev_hash"),
+    }
+
+
+def append(
+    session: Session,
+    *,
+    at: datetime,
+    direction: str,
+    partner: str,
+    body: bytes,
+    signature: str | None,
+    verdict: str,
+    message_id: str | None = None,
+    kind: str | None = None,
+    signer: str | None = None,
+    key_id: str | None = None,
+) -> MessageLogEntry:
+    """One entry. `signer`: whose signature the body carries and was found good (our hub id for
+    what we sign); None when it was not (a message refused as unsigned or from an unknown key)."""
+    seq = session.execute(_BUMP).scalar_one()
+    prev = session.scalar(select(MessageLogEntry.hash).where(MessageLogEntry.seq == seq - 1)) if seq > 1 else None
+    row = {
+        "seq": seq,
+        "at": naive_utc(at),
+        "direction": direction,
+        "partner": partner,
+        "message_id": (message_id or None) and message_id[:64],
+        "kind": (kind or None) and kind[:24],
+        "signer": signer,
+        "key_id": key_id,
+        "verdict": verdict[:48],
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "signature": (signature or None) and signature[:200],
+        "prev_hash": prev or GENESIS,
+    }
+    entry = MessageLogEntry(**row, body=_stored_body(body), hash=_entry_hash(_fields(row)))
+    session.add(entry)
+    return entry
+
+
+@dataclass
+class LogReport:
+    entries: int = 0
+    signatures_checked: int = 0
+    not_checked: int = 0  # refused as unsigned or badly signed when received: recorded, not verifiable
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(
+    entries: Iterable[MessageLogEntry | dict[str, Any]],
+    keys: dict[str, list[tuple[str, Ed25519PublicKey]]],
+) -> LogReport:
+    """Check a log (rows, or dicts as `hub partners log --export` writes them) with `keys`:
+    signer (a hub id) -> [(key id, public key)]. Needs no database and no network."""
+    report = LogReport()
+    prev, expected_seq = GENESIS, None
+    for e in entries:
+        f = _fields(e)
+        get = e.get if isinstance(e, dict) else lambda k, e=e: getattr(e, k)
+        report.entries += 1
+        where = f"#{f['seq']}"
+        if expected_seq is not None and f["seq"] != expected_seq:
+            report.problems.append(f"{where}: 序号不连续，缺少 #{expected_seq} (entry missing before this one)")
+        expected_seq = f["seq"] + 1
+        if f["prev_hash"] != prev:
+            report.problems.append(f"{where}: 前一条的哈希不符 (chain broken: an entry was edited or removed)")
+        if _entry_hash(f) != get("hash"):
+            report.problems.append(f"{where}: 条目哈希不符 (entry edited)")
+        prev = get("hash")
+        body = get("body")
+        if body == "" and f["body_sha256"] != hashlib.sha256(b"").hexdigest():
+            report.not_checked += 1
+            continue  # too large to keep: only its hash
+        raw = body_bytes(body)
+        if hashlib.sha256(raw).hexdigest() != f["body_sha256"]:
+            report.problems.append(f"{where}: 报文内容与哈希不符 (body edited)")
+            continue
+        if not f["signer"]:  # refused before its signature could be trusted: kept as evidence only
+            report.not_checked += 1
+            continue
+        candidates = [k for kid, k in keys.get(f["signer"] or "", []) if kid == f["key_id"]]
+        if not candidates:
+            report.problems.append(f"{where}: 没有 {f['signer']} 的公钥 {str(f['key_id'])[:12]}… (no such public key)")
+        elif not signature_ok(candidates[0], raw, f["signature"]):
+            report.problems.append(f"{where}: 签名无效 (signature does not verify: body or signature edited)")
+        else:
+            report.signatures_checked += 1
+    return report
+
+
+def entries(session: Session, *, partner: str | None = None, batch: int = 500) -> Iterator[MessageLogEntry]:
+    """The whole log in order, read in batches (it may be long)."""
+    last = 0
+    while True:
+        stmt = select(MessageLogEntry).where(MessageLogEntry.seq > last).order_by(MessageLogEntry.seq).limit(batch)
+        rows = session.scalars(stmt).all()
+        if not rows:
+            return
+        for row in rows:
+            if partner is None or row.partner == partner:
+                yield row
+        last = rows[-1].seq
+        session.expunge_all()
+
+
+def export_row(e: MessageLogEntry) -> dict[str, Any]:
+    """An entry as `hub partners log --export` writes it (one JSON object per line)."""
+    return {**_fields(e), "hash": e.hash, "body": e.body}

@@ -1,0 +1,393 @@
+"""`hub run exchange`: send what we owe partner hubs, from the exchange outbox.
+
+Per partner at most `limits.concurrency` messages are in flight; each is claimed just before it
+is sent and its outcome recorded only under that claim (as `hub.jobs.dispatch` does for
+departments). A message keeps its id across retries and is signed afresh each time; the partner
+takes it once. It counts as delivered only when the partner's signed acknowledgement, checked
+with the partner's key, names it. A refusal that retrying cannot cure dead-letters it at once,
+and — for an application — the refusal and its reason go on the application's chain, where the
+desk sees them."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import logging
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from hub import partner_outbox
+from hub.applications import SYSTEM, Actor
+from hub.applications.events import add_event
+from hub.applications.scope import get
+from hub.context import Hub
+from hub.errors import HubError
+from hub.exchange import log
+from hub.exchange.apply import link_for, partner_actor
+from hub.exchange.client import NoAnswer, Reply, client_for, post
+from hub.exchange.envelope import RETRYABLE, Attachment, Envelope, Refused, Signed, parse, seal, signature_ok
+from hub.exchange.identity import Us, us
+from hub.exchange.payloads import application_payload, status_payload
+from hub.partners import Partner
+from hub.storage.tables import Application, AttachedMaterial, PartnerMessage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SendSummary:
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    cancelled: int = 0
+    unusable: dict[str, str] = field(default_factory=dict)
+    by_partner: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, outcome: str, partner: str) -> None:
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+            if outcome == "delivered":
+                self.by_partner[partner] += 1
+
+    def line(self) -> str:
+        line = f"exchange: {self.delivered} delivered, {self.retrying} to retry, {self.dead} dead-lettered"
+        line += f", {self.cancelled} no longer owed" if self.cancelled else ""
+        for name, why in sorted(self.unusable.items()):
+            line += f"\n  对方 {name} 不可用 unusable: {why}"
+        return line
+
+
+def send(hub: Hub, *, partner: str | None = None) -> SendSummary:
+    summary = SendSummary()
+    with hub.sessions() as session:
+        names = partner_outbox.due_partners(session, hub.now())
+    if partner:
+        names = [n for n in names if n == partner]
+    if names:
+        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="exchange") as pool:
+            for future in [pool.submit(contextvars.copy_context().run, _drain, hub, n, summary) for n in names]:
+                future.result()
+    return summary
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    token: str
+
+
+def _claim(hub: Hub, name: str) -> Claim | None:
+    lease = timedelta(seconds=hub.settings.dispatch_lease_seconds)
+    with hub.transaction() as session:
+        msg = partner_outbox.claim_one(session, hub.now(), lease=lease, partner=name)
+        return Claim(msg.id, msg.claim_token) if msg else None
+
+
+def _drain(hub: Hub, name: str, summary: SendSummary) -> None:
+    partner = hub.partners.by_name.get(name)
+    try:
+        if partner is None:
+            why = hub.partners.problems.get(name)
+            raise HubError("; ".join(str(p) for p in why) if why else f"partners/{name}.yaml 不存在 (not configured)")
+        me = us(hub)
+        client = client_for(hub, partner)
+    except HubError as exc:
+        summary.unusable[name] = str(exc)
+        while claim := _claim(hub, name):  # wait for ops, with backoff
+            _finish(hub, claim, _Outcome("retrying", str(exc)), None, summary, name)
+        return
+    try:
+        workers = partner.spec.limits.concurrency
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"exchange-{name}") as pool:
+            for future in [
+                pool.submit(contextvars.copy_context().run, _work, hub, me, partner, client, summary)
+                for _ in range(workers)
+            ]:
+                future.result()
+    finally:
+        client.close()
+
+
+def _work(hub: Hub, me: Us, partner: Partner, client: httpx.Client, summary: SendSummary) -> None:
+    while claim := _claim(hub, partner.name):
+        try:
+            _send_one(hub, me, partner, client, claim, summary)
+        except Exception as exc:  # a bug must not stop the other messages
+            logger.exception("exchange: sending message %s to %s failed", claim.id, partner.name)
+            _finish(
+                hub,
+                claim,
+                _Outcome("retrying", f"内部错误 internal error ({type(exc).__name__})"),
+                None,
+                summary,
+                partner.name,
+            )
+
+
+@dataclass
+class _Outcome:
+    outcome: str  # delivered | retrying | dead | cancelled
+    error: str | None = None
+    answer: Envelope | None = None
+    reply: Reply | None = None
+    verified: bool = False
+
+
+def _build(
+    hub: Hub, me: Us, partner: Partner, msg: PartnerMessage
+) -> tuple[dict[str, Any], dict[str, tuple[bytes, str]], list[Attachment]] | None:
+    """The payload and files of an owed message, from the database now; None if nothing is owed
+    any more (the application was withdrawn before the partner had it)."""
+    files: dict[str, tuple[bytes, str]] = {}
+    attachments: list[Attachment] = []
+
+    def attach(data: bytes, sha256: str, media_type: str) -> str:
+        name = f"f{len(files)}"
+        files[name] = (data, media_type)
+        attachments.append(Attachment(part=name, sha256=sha256, size=len(data), media_type=media_type))
+        return name
+
+    with hub.sessions() as session:
+        app = get(session, msg.conversation, SYSTEM) if msg.kind != "status" and msg.kind != "result" else None
+        if msg.kind == "application":
+            if app.state == "withdrawn":
+                return None
+            desk = hub.catalog.desks.get(app.desk_code)
+            desk_info = {
+                "code": app.desk_code,
+                "name": desk.name if desk else app.desk_code,
+                "channel": app.channel,
+                "division": app.collecting_division,
+                "address": desk.address if desk else None,
+                "operator": desk.operator if desk else None,
+                "region": hub.settings.county.name,
+            }
+            payload = application_payload(app, msg.data["part_id"], msg.data.get("mode", "proxy"), desk_info)
+            payload["materials"] = []
+            for m in app.materials:
+                if m.kind != "material":
+                    continue
+                data = _read(hub, m.sha256)
+                part = attach(data, m.sha256, m.blob.media_type)
+                payload["materials"].append(
+                    {
+                        "name": m.name,
+                        "filename": m.filename,
+                        "sha256": m.sha256,
+                        "size": len(data),
+                        "media_type": m.blob.media_type,
+                        "part": part,
+                    }
+                )
+            return payload, files, attachments
+        if msg.kind == "withdraw":
+            reason = next((e.reason for e in reversed(app.events) if e.action == "withdraw"), None)
+            return {"number": app.number, "reason": reason}, files, attachments
+        own = session.get(Application, msg.application_id)
+        app = get(session, own.number, SYSTEM)
+        if msg.kind == "status":
+            return status_payload(app), files, attachments
+        if msg.kind == "result":
+            m = session.get(AttachedMaterial, msg.data["material"])
+            data = _read(hub, m.sha256)
+            part = attach(data, m.sha256, m.blob.media_type)
+            payload = {
+                "number": app.number,
+                "origin_number": app.origin_number,
+                "item": app.parts[0].item_code,
+                "name": m.name,
+                "filename": m.filename,
+                "sha256": m.sha256,
+                "media_type": m.blob.media_type,
+                "part": part,
+            }
+            return payload, files, attachments
+    raise HubError(f"unknown message kind {msg.kind}")
+
+
+def _read(hub: Hub, sha256: str) -> bytes:
+    data = hub.store.path_of(sha256).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:  # never send a file changed on disk
+        raise HubError(f"材料文件 {sha256[:12]}… 已被改动 (file changed on disk)")
+    return data
+
+
+def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: Claim, summary: SendSummary) -> None:
+    with hub.sessions() as session:
+        msg = session.get(PartnerMessage, claim.id)
+        session.expunge(msg)
+    built = _build(hub, me, partner, msg)
+    if built is None:
+        return _finish(hub, claim, _Outcome("cancelled"), None, summary, partner.name)
+    payload, files, attachments = built
+    signed = seal(
+        me.key,
+        kind=msg.kind,
+        sender=me.hub_id,
+        to=partner.hub_id,
+        payload=payload,
+        now=hub.now(),
+        message_id=msg.message_id,
+        conversation=msg.conversation,
+        attachments=attachments,
+    )
+    try:
+        reply = post(client, partner, signed, files)
+    except NoAnswer as exc:
+        return _finish(
+            hub, claim, _Outcome("retrying", f"{partner.name}: 无应答 no answer: {exc}"), signed, summary, partner.name
+        )
+    _finish(hub, claim, read_answer(hub, me, partner, signed, reply), signed, summary, partner.name)
+
+
+def read_answer(hub: Hub, me: Us, partner: Partner, signed: Signed, reply: Reply) -> _Outcome:
+    """What the partner's answer means, taken only if it is signed by the partner and answers
+    this very message."""
+    try:
+        answer = parse(reply.body)
+    except Refused:
+        return _Outcome(
+            "retrying", f"HTTP {reply.status}: 应答不是协议报文 (answer is not a protocol message)", reply=reply
+        )
+    key = partner.key(answer.key_id, hub.now().astimezone(hub.settings.tz).date())
+    if (
+        answer.sender != partner.hub_id
+        or answer.to != me.hub_id
+        or answer.ref != signed.envelope.id
+        or key is None
+        or not signature_ok(key.key, reply.body, reply.signature)
+    ):
+        return _Outcome(
+            "retrying",
+            f"HTTP {reply.status}: 应答签名无法验证 (answer not signed by {partner.name} for this message)",
+            answer,
+            reply,
+        )
+    if answer.kind == "refusal":
+        code = str(answer.payload.get("code"))
+        why = f"{partner.name} 拒收 refused ({code}): {answer.payload.get('zh')}"
+        return _Outcome("retrying" if code in RETRYABLE else "dead", why, answer, reply, True)
+    return _Outcome("delivered", None, answer, reply, True)
+
+
+def _finish(hub: Hub, claim: Claim, result: _Outcome, signed: Signed | None, summary: SendSummary, name: str) -> None:
+    now = hub.now()
+    partner = hub.partners.by_name.get(name)
+    with hub.transaction() as session:
+        msg = session.get(PartnerMessage, claim.id, with_for_update=True)
+        if msg is None or msg.claim_token != claim.token:
+            logger.warning("exchange: claim on message %s lost before its outcome was recorded", claim.id)
+            return
+        if signed is not None and partner is not None:
+            me = us(hub)
+            log.append(
+                session,
+                at=now,
+                direction="out",
+                partner=name,
+                body=signed.body,
+                signature=signed.signature,
+                verdict="sent",
+                message_id=signed.envelope.id,
+                kind=signed.envelope.kind,
+                signer=me.hub_id,
+                key_id=me.key_id,
+            )
+            if result.reply is not None:
+                a = result.answer
+                log.append(
+                    session,
+                    at=now,
+                    direction="in",
+                    partner=name,
+                    body=result.reply.body,
+                    signature=result.reply.signature,
+                    verdict=f"answer:{a.kind}" if a and result.verified else "answer:unverified",
+                    message_id=a.id if a else None,
+                    kind=a.kind if a else None,
+                    signer=partner.hub_id if result.verified else None,
+                    key_id=a.key_id if a else None,
+                )
+        if result.outcome == "delivered":
+            partner_outbox.delivered(msg, now)
+            _on_delivered(hub, session, msg, partner, result.answer, now)
+        elif result.outcome == "cancelled":
+            msg.state, msg.claimed_until, msg.claim_token = "cancelled", None, None
+        else:
+            limits = partner.spec.limits if partner else _DefaultLimits
+            partner_outbox.failed(
+                msg, result.error or "", retryable=result.outcome == "retrying", limits=limits, now=now
+            )
+            if msg.state == "dead":
+                _on_dead(hub, session, msg, partner, result, now)
+        outcome = result.outcome if result.outcome != "retrying" or msg.state != "dead" else "dead"
+    summary.count(outcome, name)
+
+
+class _DefaultLimits:
+    max_attempts, backoff_seconds, max_backoff_seconds = 200, 5.0, 900.0
+
+
+def _on_delivered(hub: Hub, session, msg: PartnerMessage, partner: Partner, answer: Envelope, now: datetime) -> None:
+    if msg.kind != "application" or msg.application_id is None:
+        return
+    app = get(session, msg.conversation, SYSTEM, for_update=True)
+    link, part = link_for(session, app, partner, now)
+    link.remote_number = str(answer.payload.get("number", ""))[:32] or link.remote_number
+    link.remote_state = str(answer.payload.get("state", ""))[:32] or link.remote_state
+    actor = _partner_actor(partner)
+    add_event(
+        app,
+        "partner_received",
+        actor,
+        now,
+        from_state=None,
+        to_state=None,
+        part=part,
+        data={
+            "partner": partner.name,
+            "remote_number": link.remote_number,
+            "message": msg.message_id,
+            "ack": answer.id,
+        },
+    )
+
+
+def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, result: _Outcome, now: datetime) -> None:
+    """A message that will not be delivered: the application it was about says so."""
+    if msg.application_id is None or msg.kind not in ("application", "withdraw"):
+        return
+    app = session.scalar(select(Application).where(Application.id == msg.application_id))
+    if app is None:
+        return
+    app = get(session, app.number, SYSTEM, for_update=True)
+    part = next((p for p in app.parts if p.id == msg.data.get("part_id")), None)
+    refusal = result.answer.payload if result.answer is not None and result.answer.kind == "refusal" else {}
+    add_event(
+        app,
+        "partner_refused",
+        _partner_actor(partner) if partner else SYSTEM,
+        now,
+        from_state=None,
+        to_state=None,
+        part=part,
+        reason=str(refusal.get("zh") or result.error or "")[:1000],
+        data={
+            "partner": msg.partner,
+            "code": refusal.get("code", "undeliverable"),
+            "message": msg.message_id,
+            "fields": refusal.get("fields", [])[:20],
+        },
+    )
+
+
+def _partner_actor(partner: Partner) -> Actor:
+    return partner_actor(partner)
