@@ -68,6 +68,16 @@ def connections() -> list[Conn]:
     return found
 
 
+def partners() -> list[str]:
+    """The partner hubs (跨省通办) by file name: `partners/NAME.yaml` in the hub home. Names only:
+    a broken file still gets its tasks, which fail naming it (`hub partners check` says why)."""
+    h = home()
+    folder = h / "partners" if h else None
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(path.stem for path in folder.glob("*.yaml"))
+
+
 def worker_hostname() -> str:
     """`[core] hostname_callable` for several Celery workers on one machine (scripts/prodlike):
     each names itself with TONGBAN_WORKER_NAME, so task instances say which worker ran them. In

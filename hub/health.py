@@ -5,7 +5,8 @@ Readiness (`readiness`): the database answers, its schema is at the migrations' 
 are there (the secret status links are signed with; the evidence signing key when remote signing
 is on), and the recordings and material stores take a file. `doctor` adds what a running API
 process does not need to re-check every few seconds: the catalogue, the working-day calendar for
-the coming year, the plugins, and a check of every department connection.
+the coming year, the plugins, a check of every department connection, and — offline, no message
+is sent — each partner hub's configuration (跨省通办; `hub partners check` also pings them).
 
 A check's `detail` names settings and files by name, never a path, a URL or a secret: readiness
 answers unauthenticated callers."""
@@ -30,6 +31,7 @@ from hub.catalog.models import Catalog
 from hub.connection_config import Connection, load_connections
 from hub.connectors import Connector
 from hub.errors import ConfigInvalid, ConfigProblem
+from hub.partners import load_partners
 from hub.plugins import PluginHost
 from hub.settings import Settings, load_settings
 from hub.storage import migrate
@@ -337,11 +339,60 @@ def check_connections(settings: Settings, plugins: PluginHost, timeout: float) -
     return out
 
 
+def check_exchange_key(settings: Settings) -> Check:
+    """Our exchange identity, needed once any partner is configured: `exchange.hub_id` set, and
+    the Ed25519 key our messages are signed with there (`hub partners keygen`)."""
+    if not settings.exchange.hub_id:
+        return Check("exchange_key", False, "partners configured but hub.yaml has no exchange.hub_id")
+    path, source, _ = settings.exchange_key_file
+    if not path.exists():
+        return Check("exchange_key", False, f"{source}: the key file is missing (run `hub partners keygen`)")
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        return Check("exchange_key", False, f"{source}: unreadable ({_why(exc)})")
+    problem = _not_ed25519(pem)
+    return Check("exchange_key", problem is None, f"{source}: {problem or 'Ed25519 private key'}")
+
+
+def check_partners(settings: Settings, catalog: Catalog | None) -> list[Check]:
+    """跨省通办, offline: `exchange_key` when any partner file exists, and one `partner:NAME` per
+    file — it loads; the items it accepts from us are in our catalogue and open in those modes;
+    its TLS trust file exists; the desks it names exist (what `hub partners check` checks before
+    it pings). Nothing when no partner is configured."""
+    partners = load_partners(settings.partners_dir, home=settings.home)
+    if not partners:
+        return []
+    checks = [check_exchange_key(settings)]
+    for name, problems in sorted(partners.problems.items()):
+        shown = "; ".join(str(p) for p in problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
+        checks.append(Check(f"partner:{name}", False, shown or "the file does not load"))
+    for name, p in sorted(partners.by_name.items()):
+        out = []
+        for code, modes in p.accepts.items():
+            item = catalog.items.get(code) if catalog else None
+            if catalog is not None and item is None:
+                out.append(f"{p.file}: accepts {code}, not in our catalogue")
+            elif item is not None and (missing := [m for m in modes if m not in item.cross_region]):
+                out.append(f"{p.file}: {code} does not allow {', '.join(missing)} (its cross_region)")
+        anchor = p.spec.tls.ca_file or p.spec.tls.pinned_certificate
+        if anchor and not settings.path(anchor).is_file():
+            which = "tls.ca_file" if p.spec.tls.ca_file else "tls.pinned_certificate"
+            out.append(f"{p.file}: {which} file is missing")
+        for desk in p.spec.desks or []:
+            if catalog is not None and desk not in catalog.desks:
+                out.append(f"{p.file}: desks names {desk}, no such desk")
+        detail = "; ".join(out) or f"{p.display} ({p.hub_id}): file loads, accepts {len(p.accepts)} of our items"
+        checks.append(Check(f"partner:{name}", not out, detail))
+    return checks
+
+
 def doctor(
     home: Path, *, today: date | None = None, timeout: float = 10.0, database_url: str | None = None
 ) -> list[Check]:
     """Everything `/readyz` checks, and the catalogue, the calendar for the coming year, the
-    plugins and every connection. `today` in the county (default: now)."""
+    plugins, every connection and every partner hub's configuration. `today` in the county
+    (default: now)."""
     try:
         settings = load_settings(home)
     except ConfigInvalid as exc:
@@ -357,6 +408,7 @@ def doctor(
         checks.append(check_calendar(settings, today or datetime.now(settings.tz).date()))
         checks.append(plugins_check)
         checks += check_connections(settings, plugins, timeout)
+        checks += check_partners(settings, catalog)
     finally:
         engine.dispose()
     return checks

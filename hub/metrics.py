@@ -4,7 +4,8 @@
 reports the same truth and nothing is lost when one restarts: applications by channel and
 state, received in the last hour, overdue (red) and due soon (yellow), the outbox per connection
 (depth, dead letters, oldest waiting, delivery latency over the last hour), open signing
-sessions, the jobs' last runs. Each figure is one aggregate query over an index; on PostgreSQL
+sessions, the jobs' last runs, and per partner hub (跨省通办) its backlog, dead letters, last
+signed answer, last message each way and item list's age. Each figure is one aggregate query over an index; on PostgreSQL
 the scrape's transaction gives up after `STATEMENT_TIMEOUT_MS`.
 
 `RequestMetrics` is per process (HTTP requests by route template and status, and their
@@ -30,14 +31,25 @@ from sqlalchemy import Connection, and_, case, exists, extract, func, literal, o
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.lifecycle import CLOCKED, State
-from hub.storage.tables import Application, Event, JobRun, OutboxRow, Part, SigningSession, naive_utc
+from hub.storage.tables import (
+    Application,
+    Event,
+    JobRun,
+    MessageLogEntry,
+    OutboxRow,
+    Part,
+    PartnerCatalogue,
+    PartnerMessage,
+    SigningSession,
+    naive_utc,
+)
 
 log = logging.getLogger(__name__)
 
 WINDOW = timedelta(hours=1)  # "last hour" figures: received, delivered
 # delivery latency buckets (seconds): a minute … a day; departments that batch take hours
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
-JOBS = ("ingest", "dispatch", "sync", "deadlines", "report", "housekeeping")
+JOBS = ("ingest", "dispatch", "sync", "deadlines", "report", "housekeeping", "exchange", "sync_catalogues")
 OUTBOX_STATES = ("pending", "dead")  # what is still owed; delivered and cancelled rows are history
 STATEMENT_TIMEOUT_MS = 5000
 
@@ -70,6 +82,7 @@ class HubCollector(Collector):
         yield from figures
         yield up
         yield self._configured()
+        yield self._partners_configured()
         yield GaugeMetricFamily(
             "hub_metrics_scrape_duration_seconds",
             "Time the database figures of this scrape took",
@@ -88,6 +101,19 @@ class HubCollector(Collector):
             gauge.add_metric([name], 0 if name in self.hub.connection_problems else 1)
         return gauge
 
+    def _partners_configured(self) -> Metric:
+        """跨省通办: one sample per partner file, `usable` "true" or "false" (a broken file: see
+        `hub partners check`): alert on `hub_partner_configured{usable="false"}`."""
+        gauge = GaugeMetricFamily(
+            "hub_partner_configured",
+            "1 per partner hub file (partners/NAME.yaml); usable=false: broken, see `hub partners check`",
+            labels=["partner", "usable"],
+        )
+        partners = self.hub.partners
+        for name in sorted({*partners.by_name, *partners.problems}):
+            gauge.add_metric([name, "false" if name in partners.problems else "true"], 1)
+        return gauge
+
     def _figures(self) -> Iterator[Metric]:
         hub = self.hub
         now = naive_utc(hub.now())
@@ -100,6 +126,7 @@ class HubCollector(Collector):
                 *self._outbox(conn, now),
                 *self._signing(conn),
                 *self._jobs(conn, now),
+                *self._partners(conn, now),
             ]
         yield from figures
 
@@ -264,6 +291,91 @@ class HubCollector(Collector):
         for connection, count, total, *buckets in conn.execute(stmt):
             out[connection] = ([int(b) for b in buckets], float(total), int(count))
         return out
+
+    # -------------------------------------------------------------- partner hubs (跨省通办)
+
+    def _partners(self, conn: Connection, now: datetime) -> Iterator[Metric]:
+        """Per partner hub: messages owed (backlog), dead letters, the oldest message waiting,
+        when it last answered with a signature we verified, the last message each way, and the
+        age of its item list. Every configured partner has a sample (0 or absent timestamps)."""
+        names = {*self.hub.partners.by_name, *self.hub.partners.problems}
+        depth: dict[tuple[str, str], int] = {}
+        oldest: dict[str, datetime] = {}
+        stmt = (
+            select(PartnerMessage.partner, PartnerMessage.state, func.count(), func.min(PartnerMessage.created_at))
+            .where(PartnerMessage.state.in_(OUTBOX_STATES))
+            .group_by(PartnerMessage.partner, PartnerMessage.state)
+        )
+        for partner, state, n, first in conn.execute(stmt):
+            names.add(partner)
+            depth[(partner, state)] = n
+            if state == "pending" and first is not None:
+                oldest[partner] = first
+        # per partner, newest first on the (partner, at) index: the log only grows
+        entry = MessageLogEntry
+        latest = {}
+        for name in sorted(names):
+
+            def newest(*where: Any, name: str = name) -> Any:
+                return (
+                    select(entry.at)
+                    .where(entry.partner == name, *where)
+                    .order_by(entry.at.desc())
+                    .limit(1)
+                    .scalar_subquery()
+                )
+
+            latest[name] = conn.execute(
+                select(
+                    newest(entry.direction == "in"),
+                    newest(entry.direction == "out"),
+                    newest(entry.direction == "in", entry.signer.is_not(None)),
+                )
+            ).one()
+        lists = dict(conn.execute(select(PartnerCatalogue.partner, PartnerCatalogue.fetched_at)).all())
+        backlog = GaugeMetricFamily(
+            "hub_partner_backlog", "Messages owed to each partner hub, not yet delivered", labels=["partner"]
+        )
+        dead = GaugeMetricFamily(
+            "hub_partner_dead_letters",
+            "Messages to each partner hub given up on (`hub partners retry` once the cause is fixed)",
+            labels=["partner"],
+        )
+        age = GaugeMetricFamily(
+            "hub_partner_oldest_pending_seconds",
+            "Age of the oldest message still owed to each partner hub (0: none)",
+            labels=["partner"],
+        )
+        answered = GaugeMetricFamily(
+            "hub_partner_last_signed_answer_timestamp_seconds",
+            "When each partner hub last sent a message or answer whose signature we verified (Unix time)",
+            labels=["partner"],
+        )
+        message = GaugeMetricFamily(
+            "hub_partner_last_message_timestamp_seconds",
+            "The last message logged with each partner hub, by direction (in, out) (Unix time)",
+            labels=["partner", "direction"],
+        )
+        fetched = GaugeMetricFamily(
+            "hub_partner_catalogue_fetched_timestamp_seconds",
+            "When each partner hub's cross-region item list was last fetched (Unix time)",
+            labels=["partner"],
+        )
+        for name in sorted(names):
+            backlog.add_metric([name], depth.get((name, "pending"), 0))
+            dead.add_metric([name], depth.get((name, "dead"), 0))
+            first = oldest.get(name)
+            age.add_metric([name], max((now - first).total_seconds(), 0.0) if first else 0.0)
+        for name, (got, sent, verified) in latest.items():
+            if verified is not None:
+                answered.add_metric([name], _epoch(verified))
+            for direction, at in (("in", got), ("out", sent)):
+                if at is not None:
+                    message.add_metric([name, direction], _epoch(at))
+        for name, at in sorted(lists.items()):
+            if at is not None:
+                fetched.add_metric([name], _epoch(at))
+        yield from (backlog, dead, age, answered, message, fetched)
 
     # -------------------------------------------------------------- signing, jobs
 

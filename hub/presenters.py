@@ -15,7 +15,8 @@ from hub.divisions import division_name
 from hub.events import verify_chain
 from hub.ids import mask_id
 from hub.lifecycle import CLOCKED, STATE_ZH
-from hub.storage.tables import Application, OutboxRow
+from hub.partner_outbox import partner_of
+from hub.storage.tables import Application, OutboxRow, PartnerLink
 from hub.timelimits import remaining_workdays, signal
 
 
@@ -43,7 +44,64 @@ def application_summary(hub: Hub, app: Application, today: date | None = None) -
         "due_date": _d(app.due_date),
         "due_provisional": app.due_provisional,
         "signal": sig.value if sig else None,
+        "origin": origin(hub, app),
     }
+
+
+# ---------------------------------------------------------------- 跨省通办
+
+
+def _region(hub: Hub, partner: str) -> tuple[str, str]:
+    """A partner's short name (福鼎市) and full region (福建省宁德市福鼎市), from its file."""
+    p = hub.partners.by_name.get(partner)
+    if p is None:
+        return partner, partner
+    return p.display, p.spec.region or p.display
+
+
+def origin(hub: Hub, app: Application) -> dict[str, Any] | None:
+    """On the deciding hub: the partner region and desk that collected an application, and its
+    number there (None for an application collected here)."""
+    if not app.origin_partner:
+        return None
+    region, full = _region(hub, app.origin_partner)
+    return {
+        "partner": app.origin_partner,
+        "region": region,
+        "region_full": full,
+        "desk": app.origin_desk or "",
+        "number": app.origin_number or "",
+        "label": f"跨省 · {region} {app.origin_desk or ''}".strip(),
+    }
+
+
+def partner_parts(hub: Hub, app: Application) -> dict[str, dict[str, Any]]:
+    """On the collecting hub: for each part a partner decides (its item code "PARTNER:CODE"), the
+    deciding region and the partner's number and state (partner_links), by item code."""
+    theirs = {p.id: p for p in app.parts if partner_of(p.item_code)}
+    if not theirs:
+        return {}
+    with hub.sessions() as session:
+        links = {
+            link.part_id: link
+            for link in session.scalars(select(PartnerLink).where(PartnerLink.application_id == app.id))
+        }
+    out = {}
+    for pid, part in theirs.items():
+        name = partner_of(part.item_code) or ""
+        region, full = _region(hub, name)
+        link = links.get(pid)
+        state = link.remote_state if link else None
+        out[part.item_code] = {
+            "partner": name,
+            "region": region,
+            "region_full": full,
+            "mode": link.mode if link else None,
+            "remote_number": link.remote_number if link else None,
+            "remote_state": state,
+            "remote_state_zh": STATE_ZH.get(state, state) if state else None,
+        }
+    return out
 
 
 def _masked_form(hub: Hub, app: Application, reveal_id: bool) -> dict[str, Any]:
@@ -59,6 +117,7 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
     today = hub.today()
     view = application_summary(hub, app, today)
     chain = verify_chain(app)
+    decided_by = partner_parts(hub, app)
     with hub.sessions() as session:
         deliveries = [
             {
@@ -104,6 +163,7 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
                 "state_zh": STATE_ZH.get(p.state, p.state),
                 "promised_days": p.promised_days,
                 "due_date": _d(p.due_date),
+                "partner": decided_by.get(p.item_code),  # 跨省通办: decided by a partner hub
             }
             for p in app.parts
         ],
@@ -224,4 +284,28 @@ def receipt(hub: Hub, app: Application, status_url: str) -> dict[str, Any]:
         "commitment_due": promised,
         "status_url": status_url,
         "state_zh": STATE_ZH.get(app.state, app.state),
+        "cross_region": _cross_region(hub, app, desk.name if desk else app.desk_code),
+    }
+
+
+def _cross_region(hub: Hub, app: Application, desk_name: str) -> dict[str, Any] | None:
+    """跨省通办 on the receipt: where it was collected and where it is decided (the time limit
+    runs on the deciding region's working days)."""
+    here = hub.settings.county.name
+    if app.origin_partner:  # the deciding hub: a partner's desk collected it
+        _, full = _region(hub, app.origin_partner)
+        return {
+            "collecting_desk": app.origin_desk or "",
+            "collecting_region": full,
+            "origin_number": app.origin_number,
+            "deciding_region": here,
+        }
+    regions = list(dict.fromkeys(_region(hub, name)[0] for p in app.parts if (name := partner_of(p.item_code))))
+    if not regions:
+        return None
+    return {
+        "collecting_desk": desk_name,
+        "collecting_region": here,
+        "origin_number": None,
+        "deciding_region": "、".join(regions),
     }

@@ -17,9 +17,11 @@ from typing import Any
 from pypinyin import Style, lazy_pinyin
 
 from hub import applications as svc
-from hub.catalog.models import Bundle, Item
+from hub.applications.create import unknown_subject
+from hub.catalog.models import MODE_ZH, Bundle, Item
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, InvalidInput, Reason
+from hub.exchange.catalogue import ensure_fresh
 from hub.materials import Staged
 
 
@@ -43,6 +45,7 @@ def subjects_for(hub: Hub, channel: str | None) -> list[Item | Bundle]:
 
 
 def search(hub: Hub, channel: str | None, query: str) -> list[Item | Bundle]:
+    hub.partner_lists_current()  # a partner's list another process synced shows at once
     q = normalise(query).lower()
     found = subjects_for(hub, channel)
     if not q:
@@ -53,6 +56,65 @@ def search(hub: Hub, channel: str | None, query: str) -> list[Item | Bundle]:
         if any(q in w.lower() for w in words) or any(q in initials(w) for w in words):
             out.append(s)
     return out
+
+
+def region_label(hub: Hub, subject: Item | Bundle) -> dict[str, Any] | None:
+    """跨省通办: who decides a partner's item (or a 多地联办 bundle with one) and in which modes,
+    for the badge beside it ("福鼎市 · 异地代收代办"); None for our own subjects."""
+    items = [subject] if isinstance(subject, Item) else hub.catalog.items_of(subject)
+    theirs = [i for i in items if i.partner]
+    if not theirs:
+        return None
+    regions, modes = [], []
+    for item in theirs:
+        partner = hub.partners.by_name.get(item.partner or "")
+        name = partner.display if partner else (item.region or item.partner or "")
+        if name not in regions:
+            regions.append(name)
+        if isinstance(subject, Bundle):
+            continue  # a bundle mixing ours and theirs is one mode: 多地联办
+        modes += [m for m in item.cross_region if m not in modes and m in MODE_ZH]
+    if isinstance(subject, Bundle):
+        modes = ["joint"]
+    full = [i.region for i in theirs if i.region]
+    return {
+        "region": "、".join(regions),
+        "region_full": "、".join(dict.fromkeys(full)),
+        "modes": modes,
+        "modes_zh": [MODE_ZH[m] for m in modes],
+    }
+
+
+def labelled(hub: Hub, subjects: list[Item | Bundle]) -> list[dict[str, Any]]:
+    return [{"subject": s, "region": region_label(hub, s)} for s in subjects]
+
+
+def decided_by_partner(hub: Hub, code: str) -> bool:
+    """Is a partner hub deciding this code, or part of it (a 多地联办 bundle)?"""
+    if not hub.partners.by_name:
+        return False
+    if ":" in code:
+        return True
+    subject = hub.catalog.subject(code)
+    return subject is not None and any(i.partner for i in hub.catalog.items_of(subject))
+
+
+def refresh(hub: Hub, code: str) -> None:
+    """Before a desk takes a partner's item (or a 多地联办 bundle with one): the partner's list as
+    it is now — one older than allowed is fetched again first (`ensure_fresh`), so an item the
+    partner withdrew is refused, and a changed form is checked as it is now."""
+    if decided_by_partner(hub, code):
+        ensure_fresh(hub, code)
+
+
+def current_subject(hub: Hub, code: str) -> Item | Bundle:
+    """The subject a desk is about to take (refreshed as `refresh` does), or InvalidInput with
+    the reason a desk cannot take the code now."""
+    refresh(hub, code)
+    subject = hub.catalog.subject(code)
+    if subject is None:
+        raise InvalidInput([unknown_subject(hub, code)])
+    return subject
 
 
 # ---------------------------------------------------------------- 网上核验 tickets
@@ -164,6 +226,7 @@ def submit(
     # turn an accepted submission into an error when the browser resends it)
     if (prior := svc.replayed_ref(hub, actor, actor.desk, source_ref, subject_code, ident)) is not None:
         return prior, False
+    refresh(hub, subject_code)  # 跨省通办: checked against the partner's list as it is now
     errors = []
     if unticked := [zh for key, zh, _en in CHECKLIST if key not in set(checklist)]:
         errors.append(

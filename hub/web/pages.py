@@ -21,6 +21,7 @@ from hub import audit, ratings
 from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
+from hub.exchange import overview
 from hub.lifecycle import ACTIONS, FRONT, Role
 from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_dead, run_check
 from hub.presenters import application_detail, application_summary, inbox, receipt
@@ -155,12 +156,20 @@ def home(principal: Annotated[Principal | None, Depends(optional_principal)]) ->
 def intake_search(request: Request, hub: HubDep, principal: Front, q: str = "") -> Response:
     desk = hub.catalog.desks[principal.actor.desk]
     found = desk_intake.search(hub, desk.channel.value, q[:50])
-    return render(request, "intake_search.html", desk=desk, q=q, subjects=found)
+    regions = {s.code: desk_intake.region_label(hub, s) for s in found}
+    return render(request, "intake_search.html", desk=desk, q=q, subjects=found, regions=regions)
 
 
 def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]:
-    subject = hub.catalog.subject(code)
     desk = hub.catalog.desks[principal.actor.desk]
+    if desk_intake.decided_by_partner(hub, code) or code in hub.catalog.unavailable:
+        # 跨省通办: the partner's list as it is now (fetched again when too old); a withdrawn
+        # item is refused with the reason, as the core gives it
+        try:
+            desk_intake.current_subject(hub, code)
+        except InvalidInput as exc:
+            raise HTTPException(404, "；".join(f"{e.reason.zh} ({e.reason.en})" for e in exc.errors)) from None
+    subject = hub.catalog.subject(code)
     if subject is None or desk.channel not in subject.channels:
         raise HTTPException(404, f"事项 {code} 未下放到本窗口 (not delegated to this desk)")
     fields = hub.catalog.form_of(subject)
@@ -178,6 +187,7 @@ def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]
         "accept": ",".join(sorted(hub.store.allowed)),
         "today": hub.today().isoformat(),
         "checklist": desk_intake.CHECKLIST,
+        "region": desk_intake.region_label(hub, subject),
     }
 
 
@@ -211,7 +221,8 @@ def intake_form(code: str, request: Request, hub: HubDep, principal: Front) -> R
 
 @router.post("/intake/{code}")
 async def intake_submit(code: str, request: Request, hub: HubDep, principal: Front) -> Response:
-    ctx = _intake_context(hub, principal, code)
+    # in a thread: a partner's item list may be fetched first (up to catalogue_fetch_seconds)
+    ctx = await run_in_threadpool(_intake_context, hub, principal, code)
     form = await read_multipart(request, hub.store)  # files stream into the store's staging area
     try:
         check_csrf(principal, form.get(CSRF_FIELD))
@@ -524,6 +535,36 @@ def ops_page(
         outbox_state=state,
         plugins=plugin_rows(hub.plugins),
         jobs=job_rows(hub, limit=50),
+    )
+
+
+@router.get("/ops/partners")
+def ops_partners(request: Request, hub: HubDep, principal: OpsUser) -> Response:
+    """跨省通办: each partner hub — its file, reachability, messages each way, backlog, dead
+    letters, its item list."""
+    return render(
+        request,
+        "ops_partners.html",
+        partners=overview.partners(hub),
+        exchange_on=bool(hub.settings.exchange.hub_id),
+    )
+
+
+@router.get("/ops/partners/log")
+def ops_partner_log(request: Request, hub: HubDep, principal: OpsUser, partner: str = "", offset: int = 0) -> Response:
+    """The exchange's message log, newest first (what, whose, verdict; never the bodies)."""
+    offset = min(max(offset, 0), 2**31 - 1)
+    name = partner[:64] or None
+    rows, total = overview.log_page(hub, partner=name, limit=OPS_PAGE_ROWS, offset=offset)
+    return render(
+        request,
+        "ops_partner_log.html",
+        rows=rows,
+        total=total,
+        offset=offset,
+        page_rows=OPS_PAGE_ROWS,
+        partner=name or "",
+        names=sorted({*hub.partners.by_name, *hub.partners.problems}),
     )
 
 

@@ -40,6 +40,18 @@ ACTION_ZH = {a.name: a.zh for a in ACTIONS.values()} | {
     "signing_started": "发起远程面签",
     "signing_sealed": "远程面签完成，证据已封存",
     "signing_aborted": "远程面签终止",
+    # 跨省通办 (hub.exchange): what the partner hub did, as our chain records it
+    "partner_received": "跨省通办：审批地已接收申请",
+    "partner_refused": "跨省通办：审批地拒收（未送达）",
+    "partner_accept": "审批地受理",
+    "partner_reject": "审批地不予受理",
+    "partner_start_review": "审批地进入审查",
+    "partner_approve": "审批地准予",
+    "partner_deny": "审批地不予许可",
+    "partner_supplement": "审批地要求补正",
+    "partner_resume": "审批地补正后继续办理",
+    "partner_issue": "审批地已发证",
+    "partner_withdraw": "审批地办件已撤回",
 }
 env.globals["ACTION_ZH"] = ACTION_ZH
 
