@@ -2,7 +2,8 @@
 settings and logging stay out of the test process: the DagBag is clean and every DAG has tags,
 docs, retries with backoff and pools; end to end with dag.test(), a bank batch on a real OpenSSH
 sshd and an enclave batch over REST go intake → (county acceptance) → dispatch → sandbox 医保 →
-status sync, exactly once; the deadline sweep DAG turns an application yellow then red."""
+status sync, exactly once; the deadline sweep DAG turns an application yellow then red; with a
+partner hub configured (跨省通办) the exchange DAGs have a task per partner, and a run succeeds."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from hub.batches.writer import write_batch
 from hub.context import Hub
 from hub.storage.tables import Application
 from plugins.sandbox.enclave_source import EnclaveSource
+from plugins.sandbox.partner_hub import pair, write_partner_home
 from plugins.sandbox.rest_department import RestDepartment
 from tests.support.intake_samples import HALL_ONLY, files_for, person_id, record
 from tests.support.samples import HZ_CLERK, fund_rent, officer
@@ -118,7 +120,11 @@ def airflow(env: dict[str, str], *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_dagbag_is_clean_and_every_dag_has_tags_docs_retries_and_pools(world):
+def test_dagbag_is_clean_and_every_dag_has_tags_docs_retries_and_pools(world, tmp_path: Path):
+    # a partner hub (跨省通办): the exchange DAGs exist, one task per partner file
+    pair(
+        world["hub"].settings.home, "http://127.0.0.1:9", write_partner_home(tmp_path / "fuding"), "http://127.0.0.1:9"
+    )
     found = airflow(world["env"], "check")
     assert found["import_errors"] == {}
     dags = found["dags"]
@@ -129,6 +135,8 @@ def test_dagbag_is_clean_and_every_dag_has_tags_docs_retries_and_pools(world):
         "tongban_sync",
         "tongban_deadlines",
         "tongban_daily_report",
+        "tongban_exchange",
+        "tongban_exchange_catalogues",
     } <= set(dags)
     for dag_id, dag in dags.items():
         assert dag["tags"] and "tongban" in dag["tags"] and dag["doc_md"], dag_id
@@ -139,8 +147,13 @@ def test_dagbag_is_clean_and_every_dag_has_tags_docs_retries_and_pools(world):
     intake = dags["tongban_intake_bank-xiahong-sftp"]["tasks"]["ingest"]
     assert intake["outlets"] == ["tongban://intake/bank-xiahong-sftp"]
     assert "Asset" in dags["tongban_dispatch"]["schedule"]  # triggered by the intake Assets (or time)
+    assert set(dags["tongban_exchange"]["tasks"]) == {"exchange_fuding"}
+    assert set(dags["tongban_exchange_catalogues"]["tasks"]) == {"sync_catalogue_fuding"}
     assert found["parse_seconds"] < 1  # the whole folder (about 0.15 s here)
     assert found["parse_imported"] == []  # neither the hub nor a connector's client at parse time
+    # nothing owed to the partner yet: the run sends nothing, and succeeds
+    runs = airflow(world["env"], "run", "tongban_exchange")["runs"]
+    assert runs == [["tongban_exchange", "success", {"exchange_fuding": "success"}]]
 
 
 def test_bank_and_enclave_batches_flow_to_the_department_exactly_once(world):

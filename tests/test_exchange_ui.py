@@ -137,6 +137,15 @@ def test_partner_items_are_found_labelled_and_taken_like_local_ones(hubs: Pair):
         assert "福鼎市 · 异地代收代办、多地联办" in found
         assert "老年人优待证办理" in text_of(web.get("/intake", params={"q": "lnrydz"}, headers=teller).text)
         assert ITEM in {s["code"] for s in web.get("/api/v1/catalog/items?q=福鼎", headers=teller).json()}
+        clerk = bearer(hubs.a, "clerk", Role.clerk, desk="hall-county")  # 多地联办 bundles are taken in the hall
+        joint = text_of(web.get("/intake", params={"q": "跨省养老"}, headers=clerk).text)
+        assert "YJS-KSYL" in joint and "一件事 福鼎市 · 多地联办" in joint
+        both = web.get("/intake", params={"q": "优待证"}, headers=teller).text
+        ours, theirs = (
+            re.search(rf'<li><a class="subject" href="/intake/{c}">.*?</li>', both).group(0)
+            for c in ("GG00501000", ITEM)
+        )
+        assert "tag region" not in ours and "福鼎市 · 异地代收代办" in text_of(theirs)  # ours carries no badge
         form = web.get(f"/intake/{ITEM}", headers=teller)
         assert form.status_code == 200 and "由福鼎市审批" in text_of(form.text)
 

@@ -490,3 +490,38 @@ def test_doctor_fails_on_an_old_schema(sound_home: Path, db_url: str):
     engine.dispose()
     code, report = doctor(sound_home)
     assert code == 1 and report["failed"] == ["migrations"]
+
+
+def test_doctor_checks_each_partner_offline(sound_home: Path, tmp_path: Path):
+    from plugins.sandbox.partner_hub import pair, write_partner_home
+
+    fuding = write_partner_home(tmp_path / "fuding")
+    # nothing listens there: doctor sends nothing (`hub partners check` pings)
+    pair(sound_home, "http://127.0.0.1:9", fuding, "http://127.0.0.1:9")
+    code, report = doctor(sound_home)
+    assert code == 0, report
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["exchange_key"]["ok"] and checks["partner:fuding"]["ok"]
+    assert "福鼎市" in checks["partner:fuding"]["detail"]
+
+    key = sound_home / "exchange-ed25519.pem"
+    kept = key.read_bytes()
+    key.unlink()  # partners configured, our key gone: every message would go unsigned
+    code, report = doctor(sound_home)
+    assert code == 1 and report["failed"] == ["exchange_key"]
+    (check,) = [c for c in report["checks"] if c["name"] == "exchange_key"]
+    assert "exchange.key_file" in check["detail"] and "keygen" in check["detail"]
+    assert str(sound_home) not in check["detail"]  # names the setting, never the path
+    key.write_bytes(kept)
+
+    spec = yaml.safe_load((sound_home / "partners" / "fuding.yaml").read_text(encoding="utf-8"))
+    spec["tls"] = {"ca_file": "partners/fuding-ca.pem"}
+    spec["accepts"].append({"item": "GG00104001", "modes": ["joint"]})
+    (sound_home / "partners" / "fuding.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    (sound_home / "partners" / "broken.yaml").write_text("name: 坏的\n", encoding="utf-8")
+    code, report = doctor(sound_home)
+    assert code == 1 and report["failed"] == ["partner:broken", "partner:fuding"]
+    checks = {c["name"]: c for c in report["checks"]}
+    assert "tls.ca_file file is missing" in checks["partner:fuding"]["detail"]
+    assert "GG00104001 does not allow joint" in checks["partner:fuding"]["detail"]
+    assert "broken.yaml" in checks["partner:broken"]["detail"]
