@@ -316,6 +316,15 @@ def test_ops_see_each_partner_and_the_message_log_escaped(hubs: Pair):
         english = web.get("/ops/partners?lang=en", headers=ops).text
         assert "Partner hubs" in english and "Last signed answer" in english
 
+        assert "天未同步" not in text_of(after)
+        long_ago = hubs.a.now().replace(tzinfo=None) - timedelta(
+            days=hubs.a.settings.exchange.catalogue_stale_days, hours=1
+        )
+        with hubs.a.transaction() as session:
+            session.execute(update(PartnerCatalogue).values(fetched_at=long_ago))
+        stale = web.get("/ops/partners?lang=zh", headers=ops).text  # the English choice is remembered: back
+        assert "已超过 7 天未同步，对方事项暂停收件" in text_of(stale)
+
 
 def scrape(web: TestClient) -> dict:
     response = web.get("/metrics")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -17,6 +18,7 @@ from hub.lifecycle import ACTIONS, STATE_ZH
 from hub.users import ROLE_ZH
 
 TEMPLATES = Path(__file__).parent / "templates"
+BEIJING = ZoneInfo("Asia/Shanghai")
 _loader = FileSystemLoader([TEMPLATES])
 env = Environment(loader=_loader, autoescape=select_autoescape(["html"]), trim_blocks=True)
 env.globals |= {"STATE_ZH": STATE_ZH, "ROLE_ZH": ROLE_ZH, "CHANNEL_ZH": CHANNEL_ZH, "ACTIONS": ACTIONS}
@@ -87,10 +89,18 @@ def _helpers(request: Request) -> dict[str, Any]:
         at = datetime.fromisoformat(value.removesuffix("Z")) if isinstance(value, str) else value
         return at.replace(tzinfo=at.tzinfo or UTC).astimezone(hub.settings.tz).strftime(fmt)
 
+    def beijing(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+        """A stored (naive UTC) time or an ISO text in Beijing time, whatever the county's zone
+        (the exchange pages: both hubs and their logs speak Beijing time)."""
+        if not value:
+            return ""
+        at = datetime.fromisoformat(value.removesuffix("Z")) if isinstance(value, str) else value
+        return at.replace(tzinfo=at.tzinfo or UTC).astimezone(BEIJING).strftime(fmt)
+
     def actor_name(name: str) -> str:
         return "系统" if name == "hub" else name
 
-    return {"place_name": place_name, "local": local, "actor_name": actor_name}
+    return {"place_name": place_name, "local": local, "beijing": beijing, "actor_name": actor_name}
 
 
 def add_template_dir(path: Path) -> None:
