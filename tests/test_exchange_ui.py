@@ -204,8 +204,21 @@ def test_partner_items_are_found_labelled_and_taken_like_local_ones(hubs: Pair):
 def test_an_item_the_partner_withdrew_is_refused_at_intake_with_the_reason(hubs: Pair):
     synced(hubs)
     teller = bearer(hubs.a, "teller", Role.teller, desk="bank-xiahong")
+    ops = bearer(hubs.a, "ops", Role.ops)
+    with client(hubs.a) as web:
+        earlier = take(web, teller, seq="203").json()["number"]  # taken while 福鼎 still listed it
     # 福鼎 stops accepting 老年人优待证 from 泰顺; our copy of its list is older than allowed
     hubs.repair(b_accepts=[{"item": "GG00201000", "modes": ["proxy", "joint"]}])
+    assert send(hubs.a).dead == 1  # 福鼎 refuses the one taken before: the desk sees why
+    with client(hubs.a) as web:
+        shown = text_of(web.get(f"/applications/{earlier}", headers=teller).text)
+        assert "跨省通办：审批地拒收（未送达）" in shown and "partner_refused" not in shown
+        assert "本地不接受泰顺县代收事项 GG00501000" in shown.split("审批地拒收", 1)[1]  # 福鼎's reason, as text
+        assert re.search(
+            r'data-partner="fuding">.*?<td><span class="late">1</span></td>',
+            web.get("/ops/partners", headers=ops).text,
+            re.S,
+        )
     old = hubs.a.now().replace(tzinfo=None) - timedelta(seconds=hubs.a.settings.exchange.catalogue_max_age_seconds + 60)
     with hubs.a.transaction() as session:
         session.execute(update(PartnerCatalogue).where(PartnerCatalogue.partner == "fuding").values(fetched_at=old))
