@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import applications as svc
+from hub import text
 from hub.applications import Actor, FirstReview, NewApplication
 from hub.applications.events import add_event
 from hub.applications.models import Agent, Applicant, MaterialIn
@@ -382,7 +383,8 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
         raise Refused(
             "malformed", f"申请报文缺少或错误的字段 ({type(exc).__name__})", "application payload incomplete"
         ) from None
-    actor = partner_actor(partner, str(desk.get("name", ""))[:60])
+    desk_name = text.clean(str(desk.get("name", "")))[:60]  # the partner's words: never trusted as markup or control
+    actor = partner_actor(partner, desk_name)
     try:
         app = svc.create(hub, new, actor, first_review=review)
     except InvalidInput as exc:
@@ -399,7 +401,7 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
         row = session.get(Application, app.id, with_for_update=True)
         if row.origin_partner is None:
             row.origin_partner, row.origin_number = partner.name, number
-            row.origin_desk = str(desk.get("name", ""))[:200]
+            row.origin_desk = desk_name
             add_event(
                 row,
                 "partner_received",

@@ -170,10 +170,13 @@ def _build(
                 "operator": desk.operator if desk else None,
                 "region": hub.settings.county.name,
             }
-            payload = application_payload(app, msg.data["part_id"], msg.data.get("mode", "proxy"), desk_info)
+            part = next(p for p in app.parts if p.id == msg.data["part_id"])
+            item = hub.catalog.items.get(part.item_code)
+            payload = application_payload(app, part.id, msg.data.get("mode", "proxy"), desk_info, item)
+            wanted = {m.name for m in item.materials} if item else None
             payload["materials"] = []
             for m in app.materials:
-                if m.kind != "material":
+                if m.kind != "material" or (wanted is not None and m.name not in wanted):
                     continue
                 data = _read(hub, m.sha256)
                 part = attach(data, m.sha256, m.blob.media_type)
