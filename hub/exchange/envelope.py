@@ -44,7 +44,7 @@ KINDS = (
     "catalogue_request",  # send me the item list you accept from me
     "catalogue",  # the answer: the cross-region item list (跨域通办目录清单)
     "ping",  # `hub partners check`: are you there, do our keys agree
-    "ack",  # taken (or taken before: result "duplicate")
+    "ack",  # taken; a retry of a message taken before gets this same answer again, byte for byte
     "refusal",  # not taken, and why
 )
 

@@ -97,6 +97,12 @@ def _drain(hub: Hub, name: str, summary: SendSummary) -> None:
         if partner is None:
             why = hub.partners.problems.get(name)
             raise HubError("; ".join(str(p) for p in why) if why else f"partners/{name}.yaml 不存在 (not configured)")
+        longest = 2 * partner.spec.limits.timeout_seconds  # connect and send, then the answer (client.post)
+        if longest > 0.9 * hub.settings.dispatch_lease_seconds:
+            raise HubError(
+                f"{partner.file}: timeout_seconds ×2 = {longest:g} 秒超过租约 dispatch_lease_seconds 的九成"
+                " (a send could outlive its claim and be sent twice: lower timeout_seconds or raise the lease)"
+            )
         me = us(hub)
         client = client_for(hub, partner)
     except HubError as exc:
@@ -227,10 +233,21 @@ def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: C
     with hub.sessions() as session:
         msg = session.get(PartnerMessage, claim.id)
         session.expunge(msg)
-    built = _build(hub, me, partner, msg)
-    if built is None:
-        return _finish(hub, claim, _Outcome("cancelled"), None, summary, partner.name)
-    payload, files, attachments = built
+    frozen = msg.data.get("frozen")
+    if frozen is None:
+        built = _build(hub, me, partner, msg)
+        if built is None:
+            return _finish(hub, claim, _Outcome("cancelled"), None, summary, partner.name)
+        payload, files, attachments = built
+        # what the first attempt carries, every attempt carries: the partner takes a message id
+        # once, and a retry after a lost answer must be the same message (not newer news under
+        # an old id, which it would refuse as a conflict); newer news has messages of its own
+        if not _freeze(hub, claim, payload, attachments):
+            return None  # the claim was lost meanwhile: another sender has it
+    else:
+        payload = frozen["payload"]
+        attachments = [Attachment.model_validate(a) for a in frozen["attachments"]]
+        files = {a.part: (_read(hub, a.sha256), a.media_type) for a in attachments}
     signed = seal(
         me.key,
         kind=msg.kind,
@@ -242,6 +259,10 @@ def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: C
         conversation=msg.conversation,
         attachments=attachments,
     )
+    size = len(signed.body) + sum(len(data) for data, _ in files.values())
+    if size > partner.spec.limits.max_message_bytes:
+        too_big = f"报文连附件 {size} 字节，超过 max_message_bytes {partner.spec.limits.max_message_bytes} (too large)"
+        return _finish(hub, claim, _Outcome("dead", too_big), None, summary, partner.name)
     try:
         reply = post(client, partner, signed, files)
     except NoAnswer as exc:
@@ -249,6 +270,15 @@ def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: C
             hub, claim, _Outcome("retrying", f"{partner.name}: 无应答 no answer: {exc}"), signed, summary, partner.name
         )
     _finish(hub, claim, read_answer(hub, me, partner, signed, reply), signed, summary, partner.name)
+
+
+def _freeze(hub: Hub, claim: Claim, payload: dict[str, Any], attachments: list[Attachment]) -> bool:
+    with hub.transaction() as session:
+        msg = session.get(PartnerMessage, claim.id, with_for_update=True)
+        if msg is None or msg.claim_token != claim.token:
+            return False
+        msg.data = {**msg.data, "frozen": {"payload": payload, "attachments": [a.model_dump() for a in attachments]}}
+    return True
 
 
 def read_answer(hub: Hub, me: Us, partner: Partner, signed: Signed, reply: Reply) -> _Outcome:
