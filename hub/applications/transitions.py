@@ -17,7 +17,7 @@ from hub.applications.scope import get, read
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput
 from hub.lifecycle import ACTIONS, PartState, Role, State
-from hub.partner_outbox import application_rows, is_proxy, owe_rows, partner_of
+from hub.partner_outbox import application_rows, is_proxy, mode_of, owe_rows, partner_of
 from hub.storage.tables import Application, Deficiency, OutboxRow, Part
 from hub.timelimits import recompute_due, restart_clock, stop_clock
 
@@ -144,7 +144,8 @@ def _app_action(
     if action.name == "accept":
         data = _accept(hub, app, now, today, commitment_due)
     elif action.name == "pre_review" and is_proxy([p.item_code for p in app.parts]):
-        owe_rows(object_session(app), application_rows(app.number, app.id, app.parts, now, mode="proxy"))
+        mode = mode_of(app.channel, [p.item_code for p in app.parts])
+        owe_rows(object_session(app), application_rows(app.number, app.id, app.parts, now, mode=mode))
         data = {"partner": sorted({partner_of(p.item_code) for p in app.parts})}
     elif action.name == "request_supplement":
         app.resume_state = source

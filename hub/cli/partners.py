@@ -56,8 +56,9 @@ def identity(ctx: typer.Context) -> None:
         f"# {hub.settings.exchange.name or hub.settings.county.name} — for the partner's partners/{me.hub_id}.yaml"
     )
     typer.echo(f"name: {json.dumps(hub.settings.exchange.name or hub.settings.county.name, ensure_ascii=False)}")
+    typer.echo(f"region: {json.dumps(hub.settings.county.name, ensure_ascii=False)}")
     typer.echo(f"hub_id: {me.hub_id}")
-    typer.echo(f"url: {json.dumps(hub.settings.public_url or 'https://…')}")
+    typer.echo(f"url: {json.dumps(hub.settings.public_url or 'https://…', ensure_ascii=False)}  # where it reaches us")
     typer.echo(f'divisions: ["{hub.settings.county.division}"]')
     typer.echo("keys:")
     typer.echo(f"  - id: {me.key_id}")
@@ -242,10 +243,9 @@ def _keys(hub) -> dict[str, list]:
         out.setdefault(p.hub_id, []).extend((k.key_id, k.key) for k in p.spec.keys)
     if hub.settings.exchange.hub_id:
         path = hub.settings.exchange_key_file.path
-        for candidate in [path, *sorted(path.parent.glob(path.name + ".retired-*"))]:
-            if candidate.is_file():
-                key = keys.load_key(candidate).public_key()
-                out.setdefault(hub.settings.exchange.hub_id, []).append((keys.public_key_id(key), key))
+        ours = [keys.load_key(path).public_key()] if path.is_file() else []
+        for key in [*ours, *keys.retired_public_keys(path)]:
+            out.setdefault(hub.settings.exchange.hub_id, []).append((keys.public_key_id(key), key))
     return out
 
 

@@ -144,7 +144,8 @@ class Refused(Exception):
 
 
 # refusals a later try can cure (clocks apart, the receiver busy); any other is final
-RETRYABLE = frozenset({"expired", "clock_skew", "unavailable", "not_yet"})
+# (`unknown_key`: after we rotated, the partner lists our new key when its operator gets to it)
+RETRYABLE = frozenset({"expired", "clock_skew", "unavailable", "unknown_key"})
 
 
 def parse(body: bytes) -> Envelope:

@@ -351,7 +351,8 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
         item, mode, number = str(p["item"]), str(p["mode"]), str(p["number"])
         desk = p["desk"]
         modes = partner.accepts.get(item)
-        if modes is None or mode not in modes:
+        ours = (hub.local_catalog or hub.catalog).items.get(item)
+        if modes is None or mode not in modes or ours is None or mode not in ours.cross_region:
             raise Refused(
                 "item_not_accepted",
                 f"本地不接受{partner.display}代收事项 {item}（{mode}）",

@@ -57,6 +57,11 @@ class SendSummary:
             if outcome == "delivered":
                 self.by_partner[partner] += 1
 
+    @property
+    def errors(self) -> int:
+        """What ops must look at: partners that cannot be used, messages given up on."""
+        return len(self.unusable) + self.dead
+
     def line(self) -> str:
         line = f"exchange: {self.delivered} delivered, {self.retrying} to retry, {self.dead} dead-lettered"
         line += f", {self.cancelled} no longer owed" if self.cancelled else ""
