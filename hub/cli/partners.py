@@ -15,7 +15,7 @@ from hub import partner_outbox
 from hub.cli.common import console, echo, fail, open_hub, print_json
 from hub.errors import HubError
 from hub.exchange import catalogue, log, overview
-from hub.exchange.identity import us
+from hub.exchange.identity import us, verification_keys
 from hub.hashchain import canonical
 from hub.jobs.exchange import sync_catalogues
 from hub.partners import keys
@@ -216,7 +216,7 @@ def verify_log(
     """Check the message log offline: the hash chain, and every signature with our public keys
     (this one and retired ones beside it) and the partners' (rotated keys included)."""
     hub = open_hub(ctx)
-    known = _keys(hub)
+    known = verification_keys(hub)
     if file is not None:
         try:
             lines = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -235,18 +235,6 @@ def verify_log(
     if not report.ok:
         raise typer.Exit(1)
     echo("消息日志校验通过 (message log verified)")
-
-
-def _keys(hub) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for p in hub.partners.by_name.values():
-        out.setdefault(p.hub_id, []).extend((k.key_id, k.key) for k in p.spec.keys)
-    if hub.settings.exchange.hub_id:
-        path = hub.settings.exchange_key_file.path
-        ours = [keys.load_key(path).public_key()] if path.is_file() else []
-        for key in [*ours, *keys.retired_public_keys(path)]:
-            out.setdefault(hub.settings.exchange.hub_id, []).append((keys.public_key_id(key), key))
-    return out
 
 
 @app.command("retry")
