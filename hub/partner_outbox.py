@@ -79,6 +79,12 @@ def owe_rows(conn: Connection | Session, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(PartnerMessage.__table__), rows)
 
 
+def supplement_rows(app: Application, now: datetime) -> list[dict[str, Any]]:
+    """补正 collected at our desk for a case partners decide: one `supplement` message each."""
+    partners = sorted({p for part in app.parts if (p := partner_of(part.item_code))})
+    return [row(p, "supplement", app.number, app.id, {"at": naive_utc(now).isoformat()}, now) for p in partners]
+
+
 def owe_status(session: Session, app: Application, now: datetime) -> None:
     """An application a partner collected changed: the partner is owed our news. One message per
     transaction (a status message carries the whole state when it is sent, not this change)."""

@@ -181,9 +181,13 @@ def log_(
     if export is not None:
         n = 0
         with hub.sessions() as session, export.open("w", encoding="utf-8") as out:
+            end = log.last_seq(session)
             for e in log.entries(session):
+                if e.seq > end:
+                    break  # written after the counter was read: the next export has it
                 out.write(canonical(log.export_row(e)) + "\n")
                 n += 1
+            out.write(canonical({log.TRAILER: end}) + "\n")
         echo(f"{n} entries written to {export}")
         return
     rows, total = overview.log_page(hub, partner=partner, limit=limit, offset=offset)
@@ -222,10 +226,15 @@ def verify_log(
             lines = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, ValueError) as exc:
             fail(f"{file}: {exc}")
-        report = log.verify(lines, known)
+        trailer = lines.pop() if lines and log.TRAILER in lines[-1] else None
+        if trailer is None:
+            echo(f"FAIL {file}: 缺少结尾行 (no {log.TRAILER} line: the export was cut short)")
+            raise typer.Exit(1)
+        report = log.verify(lines, known, last_seq=int(trailer[log.TRAILER]))
     else:
         with hub.sessions() as session:
-            report = log.verify(log.entries(session), known)
+            end = log.last_seq(session)
+            report = log.verify((e for e in log.entries(session) if e.seq <= end), known, last_seq=end)
     for problem in report.problems:
         echo(f"FAIL {problem}")
     echo(

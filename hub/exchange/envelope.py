@@ -41,6 +41,7 @@ KINDS = (
     "status",  # where the receiver's case stands now: its events, states, due date
     "result",  # a result document (attached)
     "withdraw",  # the applicant withdrew at the collecting desk
+    "supplement",  # 补正 collected at the collecting desk (attached)
     "catalogue_request",  # send me the item list you accept from me
     "catalogue",  # the answer: the cross-region item list (跨域通办目录清单)
     "ping",  # `hub partners check`: are you there, do our keys agree

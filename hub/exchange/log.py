@@ -121,9 +121,12 @@ class LogReport:
 def verify(
     entries: Iterable[MessageLogEntry | dict[str, Any]],
     keys: dict[str, list[tuple[str, Ed25519PublicKey]]],
+    *,
+    last_seq: int | None = None,
 ) -> LogReport:
     """Check a log (rows, or dicts as `hub partners log --export` writes them) with `keys`:
-    signer (a hub id) -> [(key id, public key)]. Needs no database and no network."""
+    signer (a hub id) -> [(key id, public key)]. Needs no database and no network. `last_seq`:
+    the number the log's counter has reached — entries removed from the end show only there."""
     report = LogReport()
     prev, expected_seq = GENESIS, None
     for e in entries:
@@ -157,7 +160,17 @@ def verify(
             report.problems.append(f"{where}: 签名无效 (signature does not verify: body or signature edited)")
         else:
             report.signatures_checked += 1
+    seen = (expected_seq or 1) - 1
+    if last_seq is not None and seen != last_seq:
+        report.problems.append(
+            f"日志应有 {last_seq} 条，只见到 {seen} 条 (entries #{seen + 1}–#{last_seq} removed from the end)"
+        )
     return report
+
+
+def last_seq(session: Session) -> int:
+    """How far the log's counter has counted (0: nothing logged yet)."""
+    return session.scalar(sql("SELECT value FROM counters WHERE name = 'partner_message_log'")) or 0
 
 
 def entries(session: Session, *, partner: str | None = None, batch: int = 500) -> Iterator[MessageLogEntry]:
@@ -173,6 +186,9 @@ def entries(session: Session, *, partner: str | None = None, batch: int = 500) -
                 yield row
         last = rows[-1].seq
         session.expunge_all()
+
+
+TRAILER = "log_end"  # the last line of an export: how many entries the counter had reached
 
 
 def export_row(e: MessageLogEntry) -> dict[str, Any]:

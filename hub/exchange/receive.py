@@ -25,6 +25,7 @@ from hub import applications as svc
 from hub import text
 from hub.applications import Actor, FirstReview, NewApplication
 from hub.applications.events import add_event
+from hub.applications.materials import add_material, check_materials, store_material
 from hub.applications.models import Agent, Applicant, MaterialIn
 from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
@@ -445,9 +446,52 @@ def _withdraw(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]
     return effect
 
 
+def _supplement(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]) -> Effect:
+    """补正 the partner's desk collected for a case it sent us: the materials join the case and,
+    if it waits for them, it resumes (the clock restarts, in our calendar)."""
+    p = env.payload
+    try:
+        number = str(p["number"])
+        materials = [
+            MaterialIn(name=m["name"], filename=m["filename"], content=files[m["part"]]) for m in p["materials"]
+        ]
+        note = text.clean(str(p["note"]))[:1000] if p.get("note") else None
+    except (KeyError, TypeError, ValueError):
+        raise Refused("malformed", "补正报文缺少字段", "supplement payload incomplete") from None
+    with hub.sessions() as session:
+        app = session.scalar(
+            select(Application).where(Application.origin_partner == partner.name, Application.origin_number == number)
+        )
+        subject = hub.catalog.subject(app.subject_code) if app is not None else None
+    if app is None:
+        raise Refused("unknown_application", f"未收到过办件 {number}", f"no application {number} from you")
+    if subject is not None and (errors := check_materials(hub, subject, materials)):
+        raise Refused(
+            "form_invalid",
+            "补正材料不符合要求：" + "；".join(e.reason.zh for e in errors)[:500],
+            "the supplement does not pass our checks",
+            fields=[e.as_dict() for e in errors],
+        )
+    stored = [store_material(hub, m) for m in materials]
+
+    def effect(session: Session) -> dict[str, Any]:
+        actor = partner_actor(partner)
+        row = svc.get(session, app.number, actor, for_update=True)
+        now = hub.now()
+        for m, s in zip(materials, stored, strict=True):
+            add_material(session, row, m, s, actor, now)
+        resumed = row.state == "supplement_requested"
+        if resumed:
+            svc.transition(hub, row.number, "resume", actor, reason=note, session=session)
+        return {"number": row.number, "resumed": resumed}
+
+    return effect
+
+
 PREPARE: dict[str, Callable[[Hub, Partner, Envelope, dict[str, bytes]], Effect]] = {
     "application": _application,
     "withdraw": _withdraw,
+    "supplement": _supplement,
     "status": apply.prepare_status,
     "result": apply.prepare_result,
 }

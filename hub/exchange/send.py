@@ -202,6 +202,27 @@ def _build(
                     }
                 )
             return payload, files, attachments
+        if msg.kind == "supplement":  # what the desk added since the partner asked for 补正
+            asked = max((e.at for e in app.events if e.action == "request_supplement"), default=None)
+            part = next(p for p in app.parts if partner_outbox.partner_of(p.item_code) == partner.name)
+            item = hub.catalog.items.get(part.item_code)
+            wanted = {m.name for m in item.materials} if item else None
+            payload = {
+                "number": app.number,
+                "note": next((e.reason for e in reversed(app.events) if e.action == "supplement_sent"), None),
+                "materials": [],
+            }
+            for m in app.materials:
+                if m.kind != "material" or asked is None or m.added_at < asked:
+                    continue
+                if wanted is not None and m.name not in wanted:
+                    continue
+                data = _read(hub, m.sha256)
+                name = attach(data, m.sha256, m.blob.media_type)
+                payload["materials"].append(
+                    {"name": m.name, "filename": m.filename, "sha256": m.sha256, "size": len(data), "part": name}
+                )
+            return payload, files, attachments
         if msg.kind == "withdraw":
             reason = next((e.reason for e in reversed(app.events) if e.action == "withdraw"), None)
             return {"number": app.number, "reason": reason}, files, attachments
