@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from hub import applications as svc
 from hub.events import verify_chain
@@ -118,7 +118,7 @@ def test_proxy_application_collected_in_taishun_is_decided_and_issued_in_fuding(
     (received,) = _partner_received(theirs)
     assert received.data["origin_number"] == app.number and received.data["mode"] == "proxy"
     mine = svc.read(a.hub, app.number, READER)
-    (link,) = [r for r in _links(a.hub, mine.id)]
+    (link,) = _links(a.hub, mine.id)
     assert link.remote_number == theirs.number and link.mode == "proxy"
 
     # 福鼎民政 accepts and decides; the result (优待证) is issued with its document
@@ -153,6 +153,7 @@ def test_proxy_application_collected_in_taishun_is_decided_and_issued_in_fuding(
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="product bug: hub/exchange/send.py _build sends a 多地联办 part the whole bundle's form and every "
     "material (application_payload's app.form, all app.materials); 福鼎 validates them against its one item "
     "and refuses form_invalid, so the joint application is dead-lettered (see the report)",
@@ -194,7 +195,8 @@ def test_joint_bundle_decided_partially_when_fuding_denies_its_part(hubs: Pair):
     (owed,) = outbox_rows(a.hub, app.number)
     assert (owed.kind, owed.data["mode"]) == ("application", "joint")
     sent = send(a.hub)
-    assert (sent.delivered, sent.retrying, sent.dead) == (1, 0, 0), sent.line()
+    why = outbox_rows(a.hub, app.number)[0].last_error
+    assert (sent.delivered, sent.retrying, sent.dead) == (1, 0, 0), f"{sent.line()}: {why}"
 
     theirs = _one_application(hubs, app.number)
     assert theirs.state == "pre_reviewed" and [p.item_code for p in theirs.parts] == ["GG00201000"]
@@ -344,6 +346,34 @@ def test_message_log_verification_names_an_edited_entry(hubs: Pair, tmp_path: Pa
     edited = a.cli("partners", "verify-log", "--file", str(export))
     assert edited.returncode != 0, edited.stdout
     assert f"FAIL #{entry['seq']}:" in edited.stdout, edited.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="product bug: hub/exchange/log.py verify() cannot see the newest entries removed (nothing anchors the "
+    "chain's end; the counters row partner_message_log still says how many were written), so verify-log passes "
+    "a log cut short (see the report)",
+)
+def test_message_log_verification_notices_the_newest_entries_removed(hubs: Pair):
+    a = hubs.a
+    if count(a.hub, MessageLogEntry) < 4:  # run alone: make some traffic first
+        proxy_application(a.hub, resident_id("350982", date(1951, 1, 2), 62))
+        send(a.hub)
+    log_table = MessageLogEntry.__table__
+    with a.hub.engine.connect() as conn:
+        last = conn.execute(select(func.max(log_table.c.seq))).scalar_one()
+        removed = [dict(r) for r in conn.execute(select(log_table).where(log_table.c.seq >= last - 1)).mappings()]
+    assert len(removed) == 2
+    a.execute("DELETE FROM partner_message_log WHERE seq >= :s", s=last - 1)
+    try:
+        cut = a.cli("partners", "verify-log")
+    finally:  # put them back: the log is whole again for whatever runs next
+        with a.hub.engine.begin() as conn:
+            conn.execute(log_table.insert(), removed)
+    assert a.cli("partners", "verify-log").returncode == 0
+    assert cut.returncode != 0, cut.stdout
+    assert f"#{last - 1}" in cut.stdout, cut.stdout
 
 
 def _links(hub, application_id: int) -> list[PartnerLink]:

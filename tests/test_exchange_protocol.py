@@ -113,12 +113,12 @@ def _answer(hubs: Pair, response: httpx.Response, ref: str) -> Envelope:
     return answer
 
 
-def _b_log(hubs: Pair, message_id: str) -> list[MessageLogEntry]:
+def _b_log(hubs: Pair, message_id: str, direction: str = "in") -> list[MessageLogEntry]:
     with hubs.b.hub.sessions() as session:
         return list(
             session.scalars(
                 select(MessageLogEntry)
-                .where(MessageLogEntry.message_id == message_id, MessageLogEntry.direction == "in")
+                .where(MessageLogEntry.message_id == message_id, MessageLogEntry.direction == direction)
                 .order_by(MessageLogEntry.seq)
             )
         )
@@ -171,6 +171,8 @@ def test_a_refused_message_is_answered_signed_logged_and_changes_nothing(hubs: P
     assert answer.payload["zh"] and answer.payload["en"]
     (entry,) = _b_log(hubs, out.message_id)
     assert entry.verdict == f"refused:{code}" and entry.body.encode("utf-8") == body
+    (logged,) = _b_log(hubs, answer.id, "out")  # B's signed answer, as sent
+    assert logged.verdict == "answer:refusal" and logged.body.encode("utf-8") == response.content
     assert _b_counts(hubs) == before  # no application, nothing taken
     assert hubs.applications_from_a(out.number) == []
 
@@ -251,6 +253,9 @@ def test_a_rotated_key_is_taken_until_its_last_day_and_refused_after(hubs: Pair)
         assert [e.verdict for e in _b_log(hubs, signed.envelope.id)] == ["answered"]
         # B's log holds messages signed with both of A's keys: verified with each
         checked = hubs.b.cli("partners", "verify-log")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        # and A's, what A signed before the rotation: verified with the retired key kept beside
+        checked = hubs.a.cli("partners", "verify-log")
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:  # B keeps taking A's messages, whichever key signs them
         _write_a_keys(hubs, [_listed(new), *original["keys"]])
