@@ -118,6 +118,7 @@ def test_proxy_application_collected_in_taishun_is_decided_and_issued_in_fuding(
     (received,) = _partner_received(theirs)
     assert received.data["origin_number"] == app.number and received.data["mode"] == "proxy"
     mine = svc.read(a.hub, app.number, READER)
+    assert {m.sha256 for m in theirs.materials} == {m.sha256 for m in mine.materials}  # the files, byte for byte
     (link,) = _links(a.hub, mine.id)
     assert link.remote_number == theirs.number and link.mode == "proxy"
 
