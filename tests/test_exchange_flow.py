@@ -152,13 +152,6 @@ def test_proxy_application_collected_in_taishun_is_decided_and_issued_in_fuding(
         assert "message log verified" in checked.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: hub/exchange/send.py _build sends a 多地联办 part the whole bundle's form and every "
-    "material (application_payload's app.form, all app.materials); 福鼎 validates them against its one item "
-    "and refuses form_invalid, so the joint application is dead-lettered (see the report)",
-)
 def test_joint_bundle_decided_partially_when_fuding_denies_its_part(hubs: Pair):
     a, b = hubs.a, hubs.b
     version, items, _ = sync(a.hub, a.hub.partners.by_name["fuding"])
@@ -349,13 +342,6 @@ def test_message_log_verification_names_an_edited_entry(hubs: Pair, tmp_path: Pa
     assert f"FAIL #{entry['seq']}:" in edited.stdout, edited.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: hub/exchange/log.py verify() cannot see the newest entries removed (nothing anchors the "
-    "chain's end; the counters row partner_message_log still says how many were written), so verify-log passes "
-    "a log cut short (see the report)",
-)
 def test_message_log_verification_notices_the_newest_entries_removed(hubs: Pair):
     a = hubs.a
     if count(a.hub, MessageLogEntry) < 4:  # run alone: make some traffic first
