@@ -246,6 +246,37 @@ def verify_log(
     echo("消息日志校验通过 (message log verified)")
 
 
+@app.command("outbox")
+def outbox(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="pending, delivered, dead or cancelled")] = None,
+    partner: PartnerOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Messages owed to partners (dead letters first) with attempts and the last error; the ids
+    are what `hub partners retry` takes."""
+    rows, total = overview.outbox_page(open_hub(ctx), state=state, partner=partner, limit=limit, offset=offset)
+    if as_json:
+        print_json({"items": rows, "total": total, "limit": limit, "offset": offset})
+        return
+    table = Table("id", "partner", "kind", "办件 application", "state", "attempts", "next (UTC)", "last error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["partner"],
+            r["kind"],
+            r["application"],
+            r["state"],
+            str(r["attempts"]),
+            r["next_attempt_at"] or "",
+            r["last_error"] or "",
+        )
+    console().print(table)
+    echo(f"{len(rows)} of {total}")
+
+
 @app.command("retry")
 def retry(
     ctx: typer.Context,
