@@ -3,8 +3,8 @@ to hub B (福鼎), each an `application` message with one ~200 KB material, vers
 httpx POST of the same bytes between two plain FastAPI processes at the same concurrency; and the
 latency from A's accept (its first review, which owes the message) to B's inbox.
 
-    .venv/bin/python benchmarks/exchange.py [--apps 200] [--concurrency 4] [--kb 200] [--rounds 2]
-        [--paced 60 --rate 4] [--py-spy DIR] [--sqlite]
+    .venv/bin/python benchmarks/exchange.py [--apps 200] [--concurrency 4] [--kb 200] [--rounds 3]
+        [--bare-repeat 5] [--paced 100 --rate 4] [--phases] [--py-spy DIR [--py-spy-gil]] [--sqlite]
 
 The hubs: A is a 泰顺 home (hub.home.write_home), B the sandbox 福鼎 home
 (plugins.sandbox.partner_hub.write_partner_home), paired by `partner_hub.pair` with
@@ -33,7 +33,13 @@ The baseline, same run: a receiver process (FastAPI, uvicorn, one worker, this f
 --bare-receiver) that reads the multipart body (part `envelope` and part `f0`, as the hub's route
 takes them) and verifies the Ed25519 signature with A's public key; and `concurrency` threads in
 this process POSTing, with one httpx client, the very envelope bytes A sent in that round (read
-from A's message log) with the very file, each signed afresh as the hub signs each send.
+from A's message log) with the very file, each signed afresh as the hub signs each send; each
+round's envelopes --bare-repeat times over (the baseline is fast: a longer run, less noise).
+
+Printed per round: envelopes/s each way and the ratio; CPU per envelope of the sender (this
+process), the receiver, PostgreSQL and anything else on the machine (/proc), and how busy the
+cores were; with --phases, wall time per envelope in each step of A's sender and A's statements
+per envelope; on PostgreSQL, the statements running and waiting on locks in both databases.
 
 --py-spy DIR records A (this process) and B with py-spy during the first hub round (needs
 `py-spy` beside the interpreter or on PATH: `pip install py-spy`) and prints self and inclusive
@@ -628,15 +634,13 @@ def paced(hubs: Hubs, desk: Desk, n: int, rate: float) -> tuple[Latencies, float
     failures: list[str] = []
 
     def sender() -> None:
-        while not done.is_set() or owed(hubs.a, numbers):
+        while not done.is_set():
             owed_now.wait()
             owed_now.clear()
             s = send(hubs.a)
             if s.dead or s.unusable:
                 failures.append(s.line())
                 return
-            if s.retrying:
-                owed_now.set()  # again at once: `drain` in the rounds covers backoff; none expected here
 
     thread = threading.Thread(target=sender, name="paced-sender")
     thread.start()
@@ -648,13 +652,14 @@ def paced(hubs: Hubs, desk: Desk, n: int, rate: float) -> tuple[Latencies, float
             time.sleep(max(0.0, at - time.perf_counter()))  # the arrival schedule, not a wait for a condition
             numbers.append(desk.receive())
             owed_now.set()
+        offered = n / (time.perf_counter() - started)
     finally:
         done.set()
         owed_now.set()
         thread.join()
     if failures:
         raise SystemExit(f"paced run failed: {failures[0]}")
-    offered = n / (time.perf_counter() - started)
+    drain(hubs.a, numbers)  # the last ones, if the loop stopped before them
     return latencies(hubs, numbers), offered
 
 
