@@ -296,11 +296,15 @@ def setup(folder: Path, args: argparse.Namespace, pg: Postgres | None) -> Hubs:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    wait_ready(f"{b_url}/healthz", proc, log)
-    a = Hub.open(home_a, database_url=url_a)
-    version, items, _ = catalogue.sync(a, a.partners.by_name[PARTNER])  # A learns what B accepts
-    if a.catalog.subject(ITEM) is None:
-        raise SystemExit(f"{ITEM} not in A's catalogue after syncing {PARTNER}'s list ({items} items, {version})")
+    try:
+        wait_ready(f"{b_url}/healthz", proc, log)
+        a = Hub.open(home_a, database_url=url_a)
+        version, items, _ = catalogue.sync(a, a.partners.by_name[PARTNER])  # A learns what B accepts
+        if a.catalog.subject(ITEM) is None:
+            raise SystemExit(f"{ITEM} not in A's catalogue after syncing {PARTNER}'s list ({items} items, {version})")
+    except BaseException:
+        stop(proc)
+        raise
     return Hubs(a, create_engine(url_b), proc, b_url, "PostgreSQL" if pg else "SQLite")
 
 
