@@ -139,32 +139,32 @@ def _log_pair(
     answer: Signed,
     now: datetime,
 ) -> None:
-    log.append(
-        session,
-        at=now,
-        direction="in",
-        partner=partner,
-        body=body,
-        signature=signature,
-        verdict=verdict,
-        message_id=env.id if env else None,
-        kind=env.kind if env else None,
-        signer=signer,
-        key_id=env.key_id if env else None,
-    )
     me = us(hub)
     log.append(
         session,
-        at=now,
-        direction="out",
-        partner=partner,
-        body=answer.body,
-        signature=answer.signature,
-        verdict=f"answer:{answer.envelope.kind}",
-        message_id=answer.envelope.id,
-        kind=answer.envelope.kind,
-        signer=me.hub_id,
-        key_id=me.key_id,
+        now,
+        log.Entry(
+            "in",
+            partner,
+            body,
+            signature,
+            verdict,
+            message_id=env.id if env else None,
+            kind=env.kind if env else None,
+            signer=signer,
+            key_id=env.key_id if env else None,
+        ),
+        log.Entry(
+            "out",
+            partner,
+            answer.body,
+            answer.signature,
+            f"answer:{answer.envelope.kind}",
+            message_id=answer.envelope.id,
+            kind=answer.envelope.kind,
+            signer=me.hub_id,
+            key_id=me.key_id,
+        ),
     )
 
 
@@ -298,16 +298,18 @@ def _duplicate(
     with hub.transaction() as session:
         log.append(
             session,
-            at=now,
-            direction="in",
-            partner=partner.name,
-            body=body,
-            signature=signature,
-            verdict="duplicate",
-            message_id=env.id,
-            kind=env.kind,
-            signer=partner.hub_id,
-            key_id=env.key_id,
+            now,
+            log.Entry(
+                "in",
+                partner.name,
+                body,
+                signature,
+                "duplicate",
+                message_id=env.id,
+                kind=env.kind,
+                signer=partner.hub_id,
+                key_id=env.key_id,
+            ),
         )
     return Answer(200, answer)
 
@@ -388,7 +390,7 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
     desk_name = text.clean(str(desk.get("name", "")))[:60]  # the partner's words: never trusted as markup or control
     actor = partner_actor(partner, desk_name)
     try:
-        app = svc.create(hub, new, actor, first_review=review)
+        app = svc.receive(hub, new, actor, first_review=review, brief=True)[0]  # its id is all we need
     except InvalidInput as exc:
         raise Refused(
             "form_invalid",

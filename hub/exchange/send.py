@@ -24,8 +24,8 @@ import httpx
 from sqlalchemy import select
 
 from hub import partner_outbox
-from hub.applications import SYSTEM, Actor
-from hub.applications.events import add_event
+from hub.applications import SYSTEM
+from hub.applications.events import add_event, append_event
 from hub.applications.scope import get
 from hub.context import Hub
 from hub.errors import HubError
@@ -345,36 +345,6 @@ def _finish(hub: Hub, claim: Claim, result: _Outcome, signed: Signed | None, sum
         if msg is None or msg.claim_token != claim.token:
             logger.warning("exchange: claim on message %s lost before its outcome was recorded", claim.id)
             return
-        if signed is not None and partner is not None:
-            me = us(hub)
-            log.append(
-                session,
-                at=now,
-                direction="out",
-                partner=name,
-                body=signed.body,
-                signature=signed.signature,
-                verdict="sent",
-                message_id=signed.envelope.id,
-                kind=signed.envelope.kind,
-                signer=me.hub_id,
-                key_id=me.key_id,
-            )
-            if result.reply is not None:
-                a = result.answer
-                log.append(
-                    session,
-                    at=now,
-                    direction="in",
-                    partner=name,
-                    body=result.reply.body,
-                    signature=result.reply.signature,
-                    verdict=f"answer:{a.kind}" if a and result.verified else "answer:unverified",
-                    message_id=a.id if a else None,
-                    kind=a.kind if a else None,
-                    signer=partner.hub_id if result.verified else None,
-                    key_id=a.key_id if a else None,
-                )
         if result.outcome == "delivered":
             partner_outbox.delivered(msg, now)
             _on_delivered(hub, session, msg, partner, result.answer, now)
@@ -388,7 +358,43 @@ def _finish(hub: Hub, claim: Claim, result: _Outcome, signed: Signed | None, sum
             if msg.state == "dead":
                 _on_dead(hub, session, msg, partner, result, now)
         outcome = result.outcome if result.outcome != "retrying" or msg.state != "dead" else "dead"
+        if signed is not None and partner is not None:  # last: the log's counter stays locked to the commit
+            log.append(session, now, *exchanged(us(hub), partner, signed, result.reply, result.answer, result.verified))
     summary.count(outcome, name)
+
+
+def exchanged(
+    me: Us, partner: Partner, signed: Signed, reply: Reply | None, answer: Envelope | None, verified: bool
+) -> list[log.Entry]:
+    """The log entries of one exchange: the message we sent and, if any came, the answer."""
+    entries = [
+        log.Entry(
+            "out",
+            partner.name,
+            signed.body,
+            signed.signature,
+            "sent",
+            message_id=signed.envelope.id,
+            kind=signed.envelope.kind,
+            signer=me.hub_id,
+            key_id=me.key_id,
+        )
+    ]
+    if reply is not None:
+        entries.append(
+            log.Entry(
+                "in",
+                partner.name,
+                reply.body,
+                reply.signature,
+                f"answer:{answer.kind}" if answer and verified else "answer:unverified",
+                message_id=answer.id if answer else None,
+                kind=answer.kind if answer else None,
+                signer=partner.hub_id if verified else None,
+                key_id=answer.key_id if answer else None,
+            )
+        )
+    return entries
 
 
 class _DefaultLimits:
@@ -396,28 +402,16 @@ class _DefaultLimits:
 
 
 def _on_delivered(hub: Hub, session, msg: PartnerMessage, partner: Partner, answer: Envelope, now: datetime) -> None:
+    """The partner took an application: its number there goes on our chain (one locked row and
+    one new event: this runs for every application a desk sends)."""
     if msg.kind != "application" or msg.application_id is None:
         return
-    app = get(session, msg.conversation, SYSTEM, for_update=True)
+    app = session.get(Application, msg.application_id, with_for_update=True)
     link, part = link_for(session, app, partner, now)
     link.remote_number = str(answer.payload.get("number", ""))[:32] or link.remote_number
     link.remote_state = str(answer.payload.get("state", ""))[:32] or link.remote_state
-    actor = _partner_actor(partner)
-    add_event(
-        app,
-        "partner_received",
-        actor,
-        now,
-        from_state=None,
-        to_state=None,
-        part=part,
-        data={
-            "partner": partner.name,
-            "remote_number": link.remote_number,
-            "message": msg.message_id,
-            "ack": answer.id,
-        },
-    )
+    data = {"partner": partner.name, "remote_number": link.remote_number, "message": msg.message_id, "ack": answer.id}
+    append_event(session, app, "partner_received", partner_actor(partner), now, part_id=part.id, data=data)
 
 
 def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, result: _Outcome, now: datetime) -> None:
@@ -433,7 +427,7 @@ def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, re
     add_event(
         app,
         "partner_refused",
-        _partner_actor(partner) if partner else SYSTEM,
+        partner_actor(partner) if partner else SYSTEM,
         now,
         from_state=None,
         to_state=None,
@@ -446,7 +440,3 @@ def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, re
             "fields": refusal.get("fields", [])[:20],
         },
     )
-
-
-def _partner_actor(partner: Partner) -> Actor:
-    return partner_actor(partner)
