@@ -1,7 +1,8 @@
 """docs/cross-region.md stays true: the worked example's bodies, keys, key ids, payload hashes,
 signature input lengths and signatures are taken from the page as printed and checked on their
 own (the standard library and `cryptography`, not the hub's helpers), the page's code sealing
-them makes the same bytes, and the refusal table and the list of kinds are the code's."""
+them makes the same bytes, and the refusal table, the list of kinds, the retired key's file name
+and an export's closing line are the code's."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from hub.exchange import envelope
+from hub.exchange import envelope, log
 from hub.exchange.receive import HTTP_STATUS
+from hub.partners import keys
 from hub.partners.keys import parse_public_key, public_key_id
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cross-region.md"
@@ -153,3 +155,21 @@ def test_the_kinds_are_the_codes():
     assert re.findall(r"`([a-z_]+)`", row.split("|")[3]) == list(envelope.KINDS)
     for kind in envelope.KINDS:
         assert f"**`{kind}`**" in page(), f"no payload description for {kind}"
+
+
+def test_the_key_rotation_and_log_end_are_the_codes(tmp_path):
+    """§4's rotation names the file `keygen --rotate` leaves and says what `unknown_key` does;
+    §5.7 names the line an export ends with."""
+    path = tmp_path / "exchange-ed25519.pem"
+    now = datetime(2026, 12, 4, 8, 30)
+    old, _ = keys.generate(path, rotate=False, now=now)
+    _, retired = keys.generate(path, rotate=True, now=now)
+    key_id = public_key_id(old.public_key())
+    assert retired is not None and retired.name == f"exchange-ed25519.pem.retired-20261204-{key_id[:8]}.pub"
+    assert "`exchange-ed25519.pem.retired-YYYYMMDD-KEYID8.pub`" in page()
+    assert [public_key_id(k) for k in keys.retired_public_keys(path)] == [key_id]  # only the public half
+    assert "PRIVATE" not in retired.read_text(encoding="ascii")
+
+    rotation = page().split("**Key rotation.**", 1)[1].split("\n\n", 1)[0]
+    assert "unknown_key" in envelope.RETRYABLE and "`unknown_key`, which\nis retryable" in rotation
+    assert f'`{{"{log.TRAILER}": N}}`' in page()
