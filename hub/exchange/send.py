@@ -416,7 +416,7 @@ def _on_delivered(hub: Hub, session, msg: PartnerMessage, partner: Partner, answ
 
 def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, result: _Outcome, now: datetime) -> None:
     """A message that will not be delivered: the application it was about says so."""
-    if msg.application_id is None or msg.kind not in ("application", "withdraw"):
+    if msg.application_id is None or msg.kind not in ("application", "withdraw", "supplement"):
         return
     app = session.scalar(select(Application).where(Application.id == msg.application_id))
     if app is None:
