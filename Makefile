@@ -17,10 +17,15 @@ demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications
 	rm -rf $(DEMO)
 	$(BIN)/hub init $(DEMO)
 	$(BIN)/hub --home $(DEMO) catalog check
-	@# the sandbox 医保 system beside the demo, so the main job shows real traffic; stopped after
+	@# 跨省通办: the sandbox partner hub 福鼎 (its own home and database), paired with this one
+	$(BIN)/hub --home $(DEMO) partners keygen
+	$(BIN)/hub --home $(DEMO) sandbox partner-home $(DEMO)/fuding --our-url http://127.0.0.1:8000 --partner-url http://127.0.0.1:8710
+	$(BIN)/hub --home $(DEMO)/fuding db upgrade
+	@# the sandbox 医保 system and the 福鼎 hub beside the demo, so the main job shows real traffic; stopped after
 	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub --home $(DEMO) sandbox run --decide-after 0.1 --sample-batches 0 & pid=$$!; \
-	trap "kill $$pid 2>/dev/null" EXIT; \
-	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) $(BIN)/hub --home $(DEMO) demo
+	$(BIN)/hub --home $(DEMO)/fuding serve --port 8710 & fd=$$!; \
+	trap "kill $$pid $$fd 2>/dev/null" EXIT; \
+	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) HUB_DEMO_PARTNER_HOME=$(DEMO)/fuding $(BIN)/hub --home $(DEMO) demo
 
 test: $(BIN)/hub ## lint, then the whole suite (PostgreSQL too when HUB_TEST_DATABASE_URL is set)
 	$(BIN)/ruff check .

@@ -329,6 +329,17 @@ def finish_backup(settings: Settings, out: Path, expected: Path, info: dict[str,
         info["signing_key"] = None
         if info["database"]["counts"].get("evidence_packages"):
             warnings.append(f"signing key {key_file} not found: the evidence cannot be verified with this backup alone")
+    # the exchange key (跨省通办) is a secret kept apart as the evidence key is: the backup names it,
+    # so a restore can be checked against the key the partners hold for us
+    exchange_key = settings.exchange_key_file.path
+    if settings.exchange.hub_id and exchange_key.is_file():
+        info["exchange_key"] = {"id": key_id(load_private_key(exchange_key)), "file": str(exchange_key)}
+    else:
+        info["exchange_key"] = None
+        if settings.exchange.hub_id and any(settings.partners_dir.glob("*.yaml")):
+            warnings.append(
+                f"exchange key {exchange_key} not found: partners cannot check our messages until it is restored"
+            )
     info["files"] = {
         part: sum(1 for p in (files / part).rglob("*") if p.is_file()) if (files / part).is_dir() else 0
         for part in ("config", "materials", "recordings", "reports")

@@ -129,7 +129,7 @@ class Hub:
                     bodies = dict(conn.execute(select(PartnerCatalogue.partner, PartnerCatalogue.body)).all())
             except SQLAlchemyError:  # a database not migrated yet (`hub db upgrade` opens the hub too)
                 log.debug("partner item lists not read", exc_info=True)
-                return
+                rows, bodies, seen = [], {}, None  # partners' desks still; their items once readable
             lists = {
                 r.partner: StoredList(r.partner, r.version, r.fetched_at, stored_payload(bodies[r.partner]))
                 for r in rows

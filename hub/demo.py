@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hub import applications as svc
+from hub import demo_cross_region as cross_region
 from hub import supervision
 from hub.applications import Actor
 from hub.context import Hub
@@ -90,6 +91,7 @@ def run(home: Path, console: Console | None = None) -> int:
     clock = _Clock()
     hub = Hub.open(home, clock=clock)
     numbers: list[str] = []
+    broken = 0
 
     def say(text: str) -> None:
         out.print(f"[dim]{clock.now:%Y-%m-%d}[/] {text}")
@@ -345,9 +347,16 @@ def run(home: Path, console: Console | None = None) -> int:
     late = step(late, "accept", GJJ)
     say("  2027年放假安排尚未发布：期限按法定节假日推算，标为临时 (provisional)")
 
+    # 8. 跨省通办: a 福鼎 (Fujian) item collected here and decided there, between two real hubs.
+    out.print()
+    out.print("[bold]⑧ 跨省通办：福鼎市事项在泰顺网点代收，福鼎审批[/]（真实时钟 real clock）")
+    cross = cross_region.run(home, out.print)
+    for problem in cross:
+        out.print(f"[red]✗ {escape(problem)}[/]")
+    broken += len(cross)
+
     # Summary: every application, its divisions, state and whether its event chain verifies.
     table = Table("办件号", "事项", "窗口", "收件地→审批地", "状态", "结果", "期限", "事件链")
-    broken = 0
     with hub.sessions() as session:
         for number in numbers:
             a = svc.get(session, number, Actor(name="demo", role=Role.supervisor))

@@ -66,9 +66,23 @@ def is_proxy(item_codes: list[str]) -> bool:
     return bool(item_codes) and all(partner_of(c) for c in item_codes)
 
 
+def mode_of(channel: str, item_codes: list[str]) -> str:
+    """The 跨域通办 mode of an application: 全程网办 (online) from the online channel, else
+    异地代收代办 (proxy) when partners decide every part, else 多地联办 (joint)."""
+    if channel == "online":
+        return "online"
+    return "proxy" if is_proxy(item_codes) else "joint"
+
+
 def owe_rows(conn: Connection | Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(PartnerMessage.__table__), rows)
+
+
+def supplement_rows(app: Application, now: datetime) -> list[dict[str, Any]]:
+    """补正 collected at our desk for a case partners decide: one `supplement` message each."""
+    partners = sorted({p for part in app.parts if (p := partner_of(part.item_code))})
+    return [row(p, "supplement", app.number, app.id, {"at": naive_utc(now).isoformat()}, now) for p in partners]
 
 
 def owe_status(session: Session, app: Application, now: datetime) -> None:

@@ -66,13 +66,30 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    web_port = _free_port()
+    web_port, fuding_port = _free_port(), _free_port()
+    # 跨省通办 as `make demo` sets it up: our key, the 福鼎 partner hub paired with us, serving
+    hub_cli = [sys.executable, "-m", "hub", "--home", str(home)]
+    subprocess.run([*hub_cli, "partners", "keygen"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *hub_cli,
+            *("sandbox", "partner-home", str(tmp_path / "fuding")),
+            *("--our-url", f"http://127.0.0.1:{web_port}", "--partner-url", f"http://127.0.0.1:{fuding_port}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    fuding_cli = [sys.executable, "-m", "hub", "--home", str(tmp_path / "fuding")]
+    subprocess.run([*fuding_cli, "db", "upgrade"], check=True, capture_output=True)
+    fuding = subprocess.Popen(
+        [*fuding_cli, "serve", "--port", str(fuding_port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     demo = subprocess.Popen(
         [sys.executable, "-m", "hub", "--home", str(home), "demo", "--port", str(web_port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+        env={**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "HUB_DEMO_PARTNER_HOME": str(tmp_path / "fuding")},
     )
     lines: list[str] = []
     try:
@@ -104,6 +121,8 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
         demo.wait(timeout=10)
         sandbox.terminate()
         sandbox.wait(timeout=10)
+        fuding.terminate()
+        fuding.wait(timeout=10)
     for role in ("teller", "enclave_clerk", "officer", "supervisor", "ops"):
         assert role in out, role
     for needle in (
@@ -117,6 +136,11 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
         "对方编号 YB-000001",
         "1 parts decided",
         "医保办理结果.pdf",
+        # 跨省通办: collected here, decided in 福鼎, the result back in our chain; both logs verify
+        "330329→350982",
+        "已出件，结果 老年人优待证.pdf",
+        "泰顺消息日志",
+        "福鼎消息日志",
     ):
         assert needle in out, needle
     assert "✗" not in out  # every event chain verifies

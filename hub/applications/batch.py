@@ -22,7 +22,7 @@ from hub.events import canonical_json, chain
 from hub.ids import uuid4_texts
 from hub.lifecycle import PartState, State
 from hub.materials import Stored
-from hub.partner_outbox import application_rows, is_proxy, owe_rows
+from hub.partner_outbox import application_rows, is_proxy, mode_of, owe_rows
 from hub.storage import bulk as bulk_rows
 from hub.storage.tables import Application, AttachedMaterial, Event, Part
 
@@ -177,8 +177,9 @@ def insert_received(
         own_parts = [p | {"id": next(part_ids), "application_id": app_id} for p in parts_of[e.new.subject]]
         parts += own_parts
         made.append((app, own_parts))
-        if is_proxy([p["item_code"] for p in own_parts]):  # 异地代收代办: first-reviewed, so it goes now
-            owed += application_rows(number, app_id, own_parts, now, mode="proxy")
+        codes = [p["item_code"] for p in own_parts]
+        if is_proxy(codes):  # 异地代收代办 / 全程网办: first-reviewed here, decided there, so it goes now
+            owed += application_rows(number, app_id, own_parts, now, mode=mode_of(app["channel"], codes))
         attached: dict[tuple[str, str], dict[str, Any]] = {}
         for m, st in zip(e.new.materials, e.stored, strict=True):  # the same file twice is kept once
             attached.setdefault(

@@ -26,6 +26,7 @@ from hub.events import GENESIS
 from hub.ids import check_id_number, check_uscc
 from hub.lifecycle import ACTIONS, FRONT, Role, State
 from hub.materials import Stored
+from hub.partner_outbox import mode_of
 from hub.storage import bulk as bulk_rows
 from hub.storage.tables import Application, Part
 
@@ -93,7 +94,7 @@ def _who_decides(hub: Hub, subject: Item | Bundle, desk: Desk) -> list[FieldErro
     mixed with ours: 多地联办)."""
     cat = hub.catalog
     items = cat.items_of(subject)
-    mode = "proxy" if all(i.partner for i in items) else "joint"
+    mode = mode_of(desk.channel.value, [i.code for i in items])
     errors = []
     for item in items:
         if item.partner is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
 from hub.applications.models import Actor
@@ -88,3 +89,27 @@ def record_event(
     add_event(app, action, actor, now, from_state=None, to_state=None, part=part, reason=reason, data=data)
     app.updated_at = now.replace(tzinfo=None)
     return app
+
+
+def append_event(
+    session: Session,
+    app: Application,
+    action: str,
+    actor: Actor,
+    at: datetime,
+    *,
+    part_id: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """An event that changes no state, on an application whose row the caller holds locked,
+    without loading its history: chained onto `chain_head`, numbered after the newest event.
+    (`add_event` needs the events loaded; a hot path that only records, such as a partner's
+    acknowledgement, saves that read.)"""
+    seq = session.scalar(select(func.max(Event.seq)).where(Event.application_id == app.id)) or 0
+    fields = event_fields(actor, action, at, from_state=None, to_state=None, part_id=part_id, reason=reason, data=data)
+    app.chain_head = chain(app.number, [fields], app.chain_head if seq else GENESIS, seq)
+    session.add(Event(application_id=app.id, **fields))
+    app.updated_at = at.replace(tzinfo=None)
+    if app.origin_partner:
+        owe_status(session, app, at)

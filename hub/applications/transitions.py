@@ -17,7 +17,7 @@ from hub.applications.scope import get, read
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput
 from hub.lifecycle import ACTIONS, PartState, Role, State
-from hub.partner_outbox import application_rows, is_proxy, owe_rows, partner_of
+from hub.partner_outbox import application_rows, is_proxy, mode_of, owe_rows, partner_of
 from hub.storage.tables import Application, Deficiency, OutboxRow, Part
 from hub.timelimits import recompute_due, restart_clock, stop_clock
 
@@ -118,6 +118,28 @@ def _transition(
             raise Forbidden(
                 f"异地代收代办的办件由对方地区受理、审批和出件 (a partner hub accepts, decides and issues {number})"
             )
+        if action.name == "resume" and is_proxy([p.item_code for p in app.parts]) and actor.role is not Role.system:
+            # 补正 of a case a partner decides: what the desk collected goes to the partner, which
+            # resumes its case; ours follows when its news comes back
+            if app.state != State.supplement_requested:
+                raise IllegalTransition(f"办件 {number} 不在待补正状态 (not waiting for a supplement)")
+            asked = max((e.at for e in app.events if e.action == "request_supplement"), default=None)
+            new = [m for m in app.materials if m.kind == "material" and asked is not None and m.added_at >= asked]
+            owed = partner_outbox.supplement_rows(app, now)
+            for row in owed:
+                object_session(app).add(partner_outbox.PartnerMessage(**row))
+            add_event(
+                app,
+                "supplement_sent",
+                actor,
+                now,
+                from_state=None,
+                to_state=None,
+                reason=reason,
+                data={"materials": [m.name for m in new], "partners": sorted({r["partner"] for r in owed})},
+            )
+            app.updated_at = now.replace(tzinfo=None)
+            return app
         if app.state not in action.sources:
             raise IllegalTransition(
                 f"办件 {number} 当前状态为“{lifecycle.STATE_ZH[app.state]}”，不能“{action.zh}” "
@@ -144,7 +166,8 @@ def _app_action(
     if action.name == "accept":
         data = _accept(hub, app, now, today, commitment_due)
     elif action.name == "pre_review" and is_proxy([p.item_code for p in app.parts]):
-        owe_rows(object_session(app), application_rows(app.number, app.id, app.parts, now, mode="proxy"))
+        mode = mode_of(app.channel, [p.item_code for p in app.parts])
+        owe_rows(object_session(app), application_rows(app.number, app.id, app.parts, now, mode=mode))
         data = {"partner": sorted({partner_of(p.item_code) for p in app.parts})}
     elif action.name == "request_supplement":
         app.resume_state = source

@@ -59,8 +59,9 @@ def check(ctx: typer.Context, directory: DirOpt = None) -> None:
     if errors or catalog is None:
         print(f"{len(errors)} error(s)", file=sys.stderr)
         raise typer.Exit(1)
+    joint = f" (+{len(catalog.joint_bundles)} 多地联办 with partner items)" if catalog.joint_bundles else ""
     typer.echo(
-        f"OK: {len(catalog.items)} items, {len(catalog.bundles)} bundles, "
+        f"OK: {len(catalog.items)} items, {len(catalog.bundles)} bundles{joint}, "
         f"{len(catalog.departments)} departments, {len(catalog.desks)} desks"
     )
 

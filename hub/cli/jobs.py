@@ -106,6 +106,8 @@ def run_exchange(
     """Send partner hubs what they are owed (跨省通办): applications, status, results, withdrawals."""
     summary = run_job(open_hub(ctx), exchange, partner=partner)
     echo(summary.line())
+    if summary.errors:
+        raise typer.Exit(1)
 
 
 @run_app.command("sync")

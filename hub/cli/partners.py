@@ -15,7 +15,7 @@ from hub import partner_outbox
 from hub.cli.common import console, echo, fail, open_hub, print_json
 from hub.errors import HubError
 from hub.exchange import catalogue, log, overview
-from hub.exchange.identity import us
+from hub.exchange.identity import us, verification_keys
 from hub.hashchain import canonical
 from hub.jobs.exchange import sync_catalogues
 from hub.partners import keys
@@ -56,8 +56,9 @@ def identity(ctx: typer.Context) -> None:
         f"# {hub.settings.exchange.name or hub.settings.county.name} — for the partner's partners/{me.hub_id}.yaml"
     )
     typer.echo(f"name: {json.dumps(hub.settings.exchange.name or hub.settings.county.name, ensure_ascii=False)}")
+    typer.echo(f"region: {json.dumps(hub.settings.county.name, ensure_ascii=False)}")
     typer.echo(f"hub_id: {me.hub_id}")
-    typer.echo(f"url: {json.dumps(hub.settings.public_url or 'https://…')}")
+    typer.echo(f"url: {json.dumps(hub.settings.public_url or 'https://…', ensure_ascii=False)}  # where it reaches us")
     typer.echo(f'divisions: ["{hub.settings.county.division}"]')
     typer.echo("keys:")
     typer.echo(f"  - id: {me.key_id}")
@@ -180,9 +181,13 @@ def log_(
     if export is not None:
         n = 0
         with hub.sessions() as session, export.open("w", encoding="utf-8") as out:
+            end = log.last_seq(session)
             for e in log.entries(session):
+                if e.seq > end:
+                    break  # written after the counter was read: the next export has it
                 out.write(canonical(log.export_row(e)) + "\n")
                 n += 1
+            out.write(canonical({log.TRAILER: end}) + "\n")
         echo(f"{n} entries written to {export}")
         return
     rows, total = overview.log_page(hub, partner=partner, limit=limit, offset=offset)
@@ -215,16 +220,21 @@ def verify_log(
     """Check the message log offline: the hash chain, and every signature with our public keys
     (this one and retired ones beside it) and the partners' (rotated keys included)."""
     hub = open_hub(ctx)
-    known = _keys(hub)
+    known = verification_keys(hub)
     if file is not None:
         try:
             lines = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, ValueError) as exc:
             fail(f"{file}: {exc}")
-        report = log.verify(lines, known)
+        trailer = lines.pop() if lines and log.TRAILER in lines[-1] else None
+        if trailer is None:
+            echo(f"FAIL {file}: 缺少结尾行 (no {log.TRAILER} line: the export was cut short)")
+            raise typer.Exit(1)
+        report = log.verify(lines, known, last_seq=int(trailer[log.TRAILER]))
     else:
         with hub.sessions() as session:
-            report = log.verify(log.entries(session), known)
+            end = log.last_seq(session)
+            report = log.verify((e for e in log.entries(session) if e.seq <= end), known, last_seq=end)
     for problem in report.problems:
         echo(f"FAIL {problem}")
     echo(
@@ -236,17 +246,35 @@ def verify_log(
     echo("消息日志校验通过 (message log verified)")
 
 
-def _keys(hub) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for p in hub.partners.by_name.values():
-        out.setdefault(p.hub_id, []).extend((k.key_id, k.key) for k in p.spec.keys)
-    if hub.settings.exchange.hub_id:
-        path = hub.settings.exchange_key_file.path
-        for candidate in [path, *sorted(path.parent.glob(path.name + ".retired-*"))]:
-            if candidate.is_file():
-                key = keys.load_key(candidate).public_key()
-                out.setdefault(hub.settings.exchange.hub_id, []).append((keys.public_key_id(key), key))
-    return out
+@app.command("outbox")
+def outbox(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="pending, delivered, dead or cancelled")] = None,
+    partner: PartnerOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Messages owed to partners (dead letters first) with attempts and the last error; the ids
+    are what `hub partners retry` takes."""
+    rows, total = overview.outbox_page(open_hub(ctx), state=state, partner=partner, limit=limit, offset=offset)
+    if as_json:
+        print_json({"items": rows, "total": total, "limit": limit, "offset": offset})
+        return
+    table = Table("id", "partner", "kind", "办件 application", "state", "attempts", "next (UTC)", "last error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["partner"],
+            r["kind"],
+            r["application"],
+            r["state"],
+            str(r["attempts"]),
+            r["next_attempt_at"] or "",
+            r["last_error"] or "",
+        )
+    console().print(table)
+    echo(f"{len(rows)} of {total}")
 
 
 @app.command("retry")

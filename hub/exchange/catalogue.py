@@ -20,7 +20,7 @@ from hub.exchange import log
 from hub.exchange.client import NoAnswer, client_for, post
 from hub.exchange.envelope import Envelope, Signed, parse, seal, signature_ok
 from hub.exchange.identity import us
-from hub.exchange.send import read_answer
+from hub.exchange.send import exchanged, read_answer
 from hub.partners import Partner
 from hub.storage.tables import PartnerCatalogue
 
@@ -48,51 +48,13 @@ def ask(hub: Hub, partner: Partner, kind: str, payload: dict, *, timeout: float 
         reply = post(client, partner, signed, {})
     except NoAnswer as exc:
         with hub.transaction() as session:
-            log.append(
-                session,
-                at=hub.now(),
-                direction="out",
-                partner=partner.name,
-                body=signed.body,
-                signature=signed.signature,
-                verdict="sent",
-                message_id=signed.envelope.id,
-                kind=kind,
-                signer=me.hub_id,
-                key_id=me.key_id,
-            )
+            log.append(session, hub.now(), *exchanged(me, partner, signed, None, None, False))
         raise HubError(f"{partner.name} ({partner.spec.url}) 无应答 (no answer): {exc}") from None
     finally:
         client.close()
     outcome = read_answer(hub, me, partner, signed, reply)
     with hub.transaction() as session:
-        log.append(
-            session,
-            at=hub.now(),
-            direction="out",
-            partner=partner.name,
-            body=signed.body,
-            signature=signed.signature,
-            verdict="sent",
-            message_id=signed.envelope.id,
-            kind=kind,
-            signer=me.hub_id,
-            key_id=me.key_id,
-        )
-        a = outcome.answer
-        log.append(
-            session,
-            at=hub.now(),
-            direction="in",
-            partner=partner.name,
-            body=reply.body,
-            signature=reply.signature,
-            verdict=f"answer:{a.kind}" if a and outcome.verified else "answer:unverified",
-            message_id=a.id if a else None,
-            kind=a.kind if a else None,
-            signer=partner.hub_id if outcome.verified else None,
-            key_id=a.key_id if a else None,
-        )
+        log.append(session, hub.now(), *exchanged(me, partner, signed, reply, outcome.answer, outcome.verified))
     if not outcome.verified or outcome.answer is None:
         raise HubError(f"{partner.name}: {outcome.error}")
     refused = outcome.error if outcome.answer.kind == "refusal" else None

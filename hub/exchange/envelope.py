@@ -41,10 +41,11 @@ KINDS = (
     "status",  # where the receiver's case stands now: its events, states, due date
     "result",  # a result document (attached)
     "withdraw",  # the applicant withdrew at the collecting desk
+    "supplement",  # 补正 collected at the collecting desk (attached)
     "catalogue_request",  # send me the item list you accept from me
     "catalogue",  # the answer: the cross-region item list (跨域通办目录清单)
     "ping",  # `hub partners check`: are you there, do our keys agree
-    "ack",  # taken (or taken before: result "duplicate")
+    "ack",  # taken; a retry of a message taken before gets this same answer again, byte for byte
     "refusal",  # not taken, and why
 )
 
@@ -144,7 +145,8 @@ class Refused(Exception):
 
 
 # refusals a later try can cure (clocks apart, the receiver busy); any other is final
-RETRYABLE = frozenset({"expired", "clock_skew", "unavailable", "not_yet"})
+# (`unknown_key`: after we rotated, the partner lists our new key when its operator gets to it)
+RETRYABLE = frozenset({"expired", "clock_skew", "unavailable", "unknown_key"})
 
 
 def parse(body: bytes) -> Envelope:

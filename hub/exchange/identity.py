@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from hub.context import Hub
 from hub.errors import HubError
-from hub.partners.keys import load_key, public_key_id
+from hub.partners.keys import load_key, public_key_id, retired_public_keys
 
 
 @dataclass(frozen=True)
@@ -33,3 +33,16 @@ def us(hub: Hub) -> Us:
             )
         found = hub.extensions["exchange.us"] = Us(hub_id, load_key(hub.settings.exchange_key_file.path))
     return found
+
+
+def verification_keys(hub: Hub) -> dict[str, list[tuple[str, Ed25519PublicKey]]]:
+    """Every public key the message log may need, by signer (hub id): each partner's (rotated
+    keys included, as its file lists them), ours and the ones we rotated away from."""
+    out: dict[str, list[tuple[str, Ed25519PublicKey]]] = {}
+    for p in hub.partners.by_name.values():
+        out.setdefault(p.hub_id, []).extend((k.key_id, k.key) for k in p.spec.keys)
+    if hub_id := hub.settings.exchange.hub_id:
+        path = hub.settings.exchange_key_file.path
+        ours = [load_key(path).public_key()] if path.is_file() else []
+        out.setdefault(hub_id, []).extend((public_key_id(k), k) for k in [*ours, *retired_public_keys(path)])
+    return out

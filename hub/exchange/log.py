@@ -26,8 +26,8 @@ from hub.storage.tables import MessageLogEntry, naive_utc
 
 MAX_KEPT_BODY = 2 * 1024 * 1024  # a larger body (never one of ours) is kept as its sha256 only
 _BUMP = sql(
-    "INSERT INTO counters (name, value) VALUES ('partner_message_log', 1) "
-    "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value"
+    "INSERT INTO counters (name, value) VALUES ('partner_message_log', :n) "
+    "ON CONFLICT (name) DO UPDATE SET value = counters.value + :n RETURNING value"
 )
 
 
@@ -69,41 +69,49 @@ def _fields(e: MessageLogEntry | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def append(
-    session: Session,
-    *,
-    at: datetime,
-    direction: str,
-    partner: str,
-    body: bytes,
-    signature: str | None,
-    verdict: str,
-    message_id: str | None = None,
-    kind: str | None = None,
-    signer: str | None = None,
-    key_id: str | None = None,
-) -> MessageLogEntry:
-    """One entry. `signer`: whose signature the body carries and was found good (our hub id for
-    what we sign); None when it was not (a message refused as unsigned or from an unknown key)."""
-    seq = session.execute(_BUMP).scalar_one()
+@dataclass(frozen=True)
+class Entry:
+    """One message to log: what it is, its bytes and signature, and the verdict on it. `signer`:
+    whose signature the body carries and was found good (our hub id for what we sign); None when
+    it was not (a message refused as unsigned or from an unknown key)."""
+
+    direction: str
+    partner: str
+    body: bytes
+    signature: str | None
+    verdict: str
+    message_id: str | None = None
+    kind: str | None = None
+    signer: str | None = None
+    key_id: str | None = None
+
+
+def append(session: Session, at: datetime, *entries: Entry) -> None:
+    """Log entries (a message and its answer) in this order, numbered by one bump of the counter.
+    Call it last in a transaction: the counter row stays locked until the commit, and every other
+    writer of the log waits for it."""
+    last = session.execute(_BUMP, {"n": len(entries)}).scalar_one()
+    seq = last - len(entries) + 1
     prev = session.scalar(select(MessageLogEntry.hash).where(MessageLogEntry.seq == seq - 1)) if seq > 1 else None
-    row = {
-        "seq": seq,
-        "at": naive_utc(at),
-        "direction": direction,
-        "partner": partner,
-        "message_id": (message_id or None) and message_id[:64],
-        "kind": (kind or None) and kind[:24],
-        "signer": signer,
-        "key_id": key_id,
-        "verdict": verdict[:48],
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "signature": (signature or None) and signature[:200],
-        "prev_hash": prev or GENESIS,
-    }
-    entry = MessageLogEntry(**row, body=_stored_body(body), hash=_entry_hash(_fields(row)))
-    session.add(entry)
-    return entry
+    prev = prev or GENESIS
+    for e in entries:
+        row = {
+            "seq": seq,
+            "at": naive_utc(at),
+            "direction": e.direction,
+            "partner": e.partner,
+            "message_id": (e.message_id or None) and e.message_id[:64],
+            "kind": (e.kind or None) and e.kind[:24],
+            "signer": e.signer,
+            "key_id": e.key_id,
+            "verdict": e.verdict[:48],
+            "body_sha256": hashlib.sha256(e.body).hexdigest(),
+            "signature": (e.signature or None) and e.signature[:200],
+            "prev_hash": prev,
+        }
+        prev = _entry_hash(_fields(row))
+        session.add(MessageLogEntry(**row, body=_stored_body(e.body), hash=prev))
+        seq += 1
 
 
 @dataclass
@@ -121,9 +129,12 @@ class LogReport:
 def verify(
     entries: Iterable[MessageLogEntry | dict[str, Any]],
     keys: dict[str, list[tuple[str, Ed25519PublicKey]]],
+    *,
+    last_seq: int | None = None,
 ) -> LogReport:
     """Check a log (rows, or dicts as `hub partners log --export` writes them) with `keys`:
-    signer (a hub id) -> [(key id, public key)]. Needs no database and no network."""
+    signer (a hub id) -> [(key id, public key)]. Needs no database and no network. `last_seq`:
+    the number the log's counter has reached — entries removed from the end show only there."""
     report = LogReport()
     prev, expected_seq = GENESIS, None
     for e in entries:
@@ -157,7 +168,17 @@ def verify(
             report.problems.append(f"{where}: 签名无效 (signature does not verify: body or signature edited)")
         else:
             report.signatures_checked += 1
+    seen = (expected_seq or 1) - 1
+    if last_seq is not None and seen != last_seq:
+        report.problems.append(
+            f"日志应有 {last_seq} 条，只见到 {seen} 条 (entries #{seen + 1}–#{last_seq} removed from the end)"
+        )
     return report
+
+
+def last_seq(session: Session) -> int:
+    """How far the log's counter has counted (0: nothing logged yet)."""
+    return session.scalar(sql("SELECT value FROM counters WHERE name = 'partner_message_log'")) or 0
 
 
 def entries(session: Session, *, partner: str | None = None, batch: int = 500) -> Iterator[MessageLogEntry]:
@@ -173,6 +194,9 @@ def entries(session: Session, *, partner: str | None = None, batch: int = 500) -
                 yield row
         last = rows[-1].seq
         session.expunge_all()
+
+
+TRAILER = "log_end"  # the last line of an export: how many entries the counter had reached
 
 
 def export_row(e: MessageLogEntry) -> dict[str, Any]:

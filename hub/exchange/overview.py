@@ -95,3 +95,32 @@ def log_page(hub: Hub, *, partner: str | None = None, limit: int = 100, offset: 
             }
             for e in rows
         ], total
+
+
+def outbox_page(
+    hub: Hub, *, state: str | None = None, partner: str | None = None, limit: int = 100, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Messages owed to partners, dead letters first, then newest; with how many match in all."""
+    with hub.sessions() as session:
+        stmt = select(PartnerMessage)
+        count = select(func.count()).select_from(PartnerMessage)
+        for column, value in ((PartnerMessage.state, state), (PartnerMessage.partner, partner)):
+            if value:
+                stmt, count = stmt.where(column == value), count.where(column == value)
+        total = session.scalar(count) or 0
+        order = (PartnerMessage.state != "dead", PartnerMessage.id.desc())
+        rows = session.scalars(stmt.order_by(*order).limit(limit).offset(offset)).all()
+        return [
+            {
+                "id": m.id,
+                "partner": m.partner,
+                "kind": m.kind,
+                "application": m.conversation,
+                "state": m.state,
+                "attempts": m.attempts,
+                "next_attempt_at": _at(m.next_attempt_at) if m.state == "pending" else None,
+                "last_error": m.last_error,
+                "message_id": m.message_id,
+            }
+            for m in rows
+        ], total

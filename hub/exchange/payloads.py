@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from hub.catalog.models import Item
 from hub.events import fields_hash
 from hub.hashchain import GENESIS
 from hub.storage.tables import Application, Event
@@ -36,9 +37,19 @@ def chain_ok(number: str, events: list[dict[str, Any]], head: str) -> bool:
     return prev == head
 
 
-def application_payload(app: Application, part_id: str, mode: str, desk: dict[str, Any]) -> dict[str, Any]:
+def application_payload(
+    app: Application, part_id: str, mode: str, desk: dict[str, Any], item: Item | None
+) -> dict[str, Any]:
+    """An application for the partner that decides `part_id`. Of a 多地联办 application's merged
+    form and materials, only what the partner's item asks for (`item`, from its list) goes."""
     part = next(p for p in app.parts if p.id == part_id)
     review = next((e for e in app.events if e.action == "pre_review"), None)
+    fields = {f.name for f in item.form} if item else None
+    form = {k: v for k, v in app.form.items() if fields is None or k in fields}
+    verified = review.data.get("verified", {}) if review else {}
+    if item is not None:
+        names = {m.name for m in item.materials}
+        verified = {k: v for k, v in verified.items() if k in names}
     return {
         "number": app.number,
         "part_id": part.id,
@@ -49,14 +60,14 @@ def application_payload(app: Application, part_id: str, mode: str, desk: dict[st
         "channel": app.channel,
         "applicant": {"type": app.applicant_type, "name": app.applicant_name, "id": app.applicant_id},
         "agent": {"name": app.agent_name, "id_number": app.agent_id} if app.agent_name else None,
-        "form": app.form,
+        "form": form,
         "first_review": (
             {
                 "by": review.actor,
                 "at": iso(review.at),
                 "note": review.reason,
                 "checklist": review.data.get("checklist", []),
-                "verified": review.data.get("verified", {}),
+                "verified": verified,
                 "commitment_due": review.data.get("commitment_due"),
             }
             if review

@@ -22,8 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import applications as svc
+from hub import text
 from hub.applications import Actor, FirstReview, NewApplication
 from hub.applications.events import add_event
+from hub.applications.materials import add_material, check_materials, store_material
 from hub.applications.models import Agent, Applicant, MaterialIn
 from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
@@ -137,32 +139,32 @@ def _log_pair(
     answer: Signed,
     now: datetime,
 ) -> None:
-    log.append(
-        session,
-        at=now,
-        direction="in",
-        partner=partner,
-        body=body,
-        signature=signature,
-        verdict=verdict,
-        message_id=env.id if env else None,
-        kind=env.kind if env else None,
-        signer=signer,
-        key_id=env.key_id if env else None,
-    )
     me = us(hub)
     log.append(
         session,
-        at=now,
-        direction="out",
-        partner=partner,
-        body=answer.body,
-        signature=answer.signature,
-        verdict=f"answer:{answer.envelope.kind}",
-        message_id=answer.envelope.id,
-        kind=answer.envelope.kind,
-        signer=me.hub_id,
-        key_id=me.key_id,
+        now,
+        log.Entry(
+            "in",
+            partner,
+            body,
+            signature,
+            verdict,
+            message_id=env.id if env else None,
+            kind=env.kind if env else None,
+            signer=signer,
+            key_id=env.key_id if env else None,
+        ),
+        log.Entry(
+            "out",
+            partner,
+            answer.body,
+            answer.signature,
+            f"answer:{answer.envelope.kind}",
+            message_id=answer.envelope.id,
+            kind=answer.envelope.kind,
+            signer=me.hub_id,
+            key_id=me.key_id,
+        ),
     )
 
 
@@ -296,16 +298,18 @@ def _duplicate(
     with hub.transaction() as session:
         log.append(
             session,
-            at=now,
-            direction="in",
-            partner=partner.name,
-            body=body,
-            signature=signature,
-            verdict="duplicate",
-            message_id=env.id,
-            kind=env.kind,
-            signer=partner.hub_id,
-            key_id=env.key_id,
+            now,
+            log.Entry(
+                "in",
+                partner.name,
+                body,
+                signature,
+                "duplicate",
+                message_id=env.id,
+                kind=env.kind,
+                signer=partner.hub_id,
+                key_id=env.key_id,
+            ),
         )
     return Answer(200, answer)
 
@@ -350,7 +354,8 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
         item, mode, number = str(p["item"]), str(p["mode"]), str(p["number"])
         desk = p["desk"]
         modes = partner.accepts.get(item)
-        if modes is None or mode not in modes:
+        ours = (hub.local_catalog or hub.catalog).items.get(item)
+        if modes is None or mode not in modes or ours is None or mode not in ours.cross_region:
             raise Refused(
                 "item_not_accepted",
                 f"本地不接受{partner.display}代收事项 {item}（{mode}）",
@@ -382,9 +387,10 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
         raise Refused(
             "malformed", f"申请报文缺少或错误的字段 ({type(exc).__name__})", "application payload incomplete"
         ) from None
-    actor = partner_actor(partner, str(desk.get("name", ""))[:60])
+    desk_name = text.clean(str(desk.get("name", "")))[:60]  # the partner's words: never trusted as markup or control
+    actor = partner_actor(partner, desk_name)
     try:
-        app = svc.create(hub, new, actor, first_review=review)
+        app = svc.receive(hub, new, actor, first_review=review, brief=True)[0]  # its id is all we need
     except InvalidInput as exc:
         raise Refused(
             "form_invalid",
@@ -399,7 +405,7 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
         row = session.get(Application, app.id, with_for_update=True)
         if row.origin_partner is None:
             row.origin_partner, row.origin_number = partner.name, number
-            row.origin_desk = str(desk.get("name", ""))[:200]
+            row.origin_desk = desk_name
             add_event(
                 row,
                 "partner_received",
@@ -442,9 +448,52 @@ def _withdraw(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]
     return effect
 
 
+def _supplement(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]) -> Effect:
+    """补正 the partner's desk collected for a case it sent us: the materials join the case and,
+    if it waits for them, it resumes (the clock restarts, in our calendar)."""
+    p = env.payload
+    try:
+        number = str(p["number"])
+        materials = [
+            MaterialIn(name=m["name"], filename=m["filename"], content=files[m["part"]]) for m in p["materials"]
+        ]
+        note = text.clean(str(p["note"]))[:1000] if p.get("note") else None
+    except (KeyError, TypeError, ValueError):
+        raise Refused("malformed", "补正报文缺少字段", "supplement payload incomplete") from None
+    with hub.sessions() as session:
+        app = session.scalar(
+            select(Application).where(Application.origin_partner == partner.name, Application.origin_number == number)
+        )
+        subject = hub.catalog.subject(app.subject_code) if app is not None else None
+    if app is None:
+        raise Refused("unknown_application", f"未收到过办件 {number}", f"no application {number} from you")
+    if subject is not None and (errors := check_materials(hub, subject, materials)):
+        raise Refused(
+            "form_invalid",
+            "补正材料不符合要求：" + "；".join(e.reason.zh for e in errors)[:500],
+            "the supplement does not pass our checks",
+            fields=[e.as_dict() for e in errors],
+        )
+    stored = [store_material(hub, m) for m in materials]
+
+    def effect(session: Session) -> dict[str, Any]:
+        actor = partner_actor(partner)
+        row = svc.get(session, app.number, actor, for_update=True)
+        now = hub.now()
+        for m, s in zip(materials, stored, strict=True):
+            add_material(session, row, m, s, actor, now)
+        resumed = row.state == "supplement_requested"
+        if resumed:
+            svc.transition(hub, row.number, "resume", actor, reason=note, session=session)
+        return {"number": row.number, "resumed": resumed}
+
+    return effect
+
+
 PREPARE: dict[str, Callable[[Hub, Partner, Envelope, dict[str, bytes]], Effect]] = {
     "application": _application,
     "withdraw": _withdraw,
+    "supplement": _supplement,
     "status": apply.prepare_status,
     "result": apply.prepare_result,
 }

@@ -24,8 +24,8 @@ import httpx
 from sqlalchemy import select
 
 from hub import partner_outbox
-from hub.applications import SYSTEM, Actor
-from hub.applications.events import add_event
+from hub.applications import SYSTEM
+from hub.applications.events import add_event, append_event
 from hub.applications.scope import get
 from hub.context import Hub
 from hub.errors import HubError
@@ -56,6 +56,11 @@ class SendSummary:
             setattr(self, outcome, getattr(self, outcome) + 1)
             if outcome == "delivered":
                 self.by_partner[partner] += 1
+
+    @property
+    def errors(self) -> int:
+        """What ops must look at: partners that cannot be used, messages given up on."""
+        return len(self.unusable) + self.dead
 
     def line(self) -> str:
         line = f"exchange: {self.delivered} delivered, {self.retrying} to retry, {self.dead} dead-lettered"
@@ -97,6 +102,12 @@ def _drain(hub: Hub, name: str, summary: SendSummary) -> None:
         if partner is None:
             why = hub.partners.problems.get(name)
             raise HubError("; ".join(str(p) for p in why) if why else f"partners/{name}.yaml 不存在 (not configured)")
+        longest = 2 * partner.spec.limits.timeout_seconds  # connect and send, then the answer (client.post)
+        if longest > 0.9 * hub.settings.dispatch_lease_seconds:
+            raise HubError(
+                f"{partner.file}: timeout_seconds ×2 = {longest:g} 秒超过租约 dispatch_lease_seconds 的九成"
+                " (a send could outlive its claim and be sent twice: lower timeout_seconds or raise the lease)"
+            )
         me = us(hub)
         client = client_for(hub, partner)
     except HubError as exc:
@@ -170,10 +181,13 @@ def _build(
                 "operator": desk.operator if desk else None,
                 "region": hub.settings.county.name,
             }
-            payload = application_payload(app, msg.data["part_id"], msg.data.get("mode", "proxy"), desk_info)
+            part = next(p for p in app.parts if p.id == msg.data["part_id"])
+            item = hub.catalog.items.get(part.item_code)
+            payload = application_payload(app, part.id, msg.data.get("mode", "proxy"), desk_info, item)
+            wanted = {m.name for m in item.materials} if item else None
             payload["materials"] = []
             for m in app.materials:
-                if m.kind != "material":
+                if m.kind != "material" or (wanted is not None and m.name not in wanted):
                     continue
                 data = _read(hub, m.sha256)
                 part = attach(data, m.sha256, m.blob.media_type)
@@ -186,6 +200,27 @@ def _build(
                         "media_type": m.blob.media_type,
                         "part": part,
                     }
+                )
+            return payload, files, attachments
+        if msg.kind == "supplement":  # what the desk added since the partner asked for 补正
+            asked = max((e.at for e in app.events if e.action == "request_supplement"), default=None)
+            part = next(p for p in app.parts if partner_outbox.partner_of(p.item_code) == partner.name)
+            item = hub.catalog.items.get(part.item_code)
+            wanted = {m.name for m in item.materials} if item else None
+            payload = {
+                "number": app.number,
+                "note": next((e.reason for e in reversed(app.events) if e.action == "supplement_sent"), None),
+                "materials": [],
+            }
+            for m in app.materials:
+                if m.kind != "material" or asked is None or m.added_at < asked:
+                    continue
+                if wanted is not None and m.name not in wanted:
+                    continue
+                data = _read(hub, m.sha256)
+                name = attach(data, m.sha256, m.blob.media_type)
+                payload["materials"].append(
+                    {"name": m.name, "filename": m.filename, "sha256": m.sha256, "size": len(data), "part": name}
                 )
             return payload, files, attachments
         if msg.kind == "withdraw":
@@ -224,10 +259,21 @@ def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: C
     with hub.sessions() as session:
         msg = session.get(PartnerMessage, claim.id)
         session.expunge(msg)
-    built = _build(hub, me, partner, msg)
-    if built is None:
-        return _finish(hub, claim, _Outcome("cancelled"), None, summary, partner.name)
-    payload, files, attachments = built
+    frozen = msg.data.get("frozen")
+    if frozen is None:
+        built = _build(hub, me, partner, msg)
+        if built is None:
+            return _finish(hub, claim, _Outcome("cancelled"), None, summary, partner.name)
+        payload, files, attachments = built
+        # what the first attempt carries, every attempt carries: the partner takes a message id
+        # once, and a retry after a lost answer must be the same message (not newer news under
+        # an old id, which it would refuse as a conflict); newer news has messages of its own
+        if not _freeze(hub, claim, payload, attachments):
+            return None  # the claim was lost meanwhile: another sender has it
+    else:
+        payload = frozen["payload"]
+        attachments = [Attachment.model_validate(a) for a in frozen["attachments"]]
+        files = {a.part: (_read(hub, a.sha256), a.media_type) for a in attachments}
     signed = seal(
         me.key,
         kind=msg.kind,
@@ -239,6 +285,10 @@ def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: C
         conversation=msg.conversation,
         attachments=attachments,
     )
+    size = len(signed.body) + sum(len(data) for data, _ in files.values())
+    if size > partner.spec.limits.max_message_bytes:
+        too_big = f"报文连附件 {size} 字节，超过 max_message_bytes {partner.spec.limits.max_message_bytes} (too large)"
+        return _finish(hub, claim, _Outcome("dead", too_big), None, summary, partner.name)
     try:
         reply = post(client, partner, signed, files)
     except NoAnswer as exc:
@@ -246,6 +296,15 @@ def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: C
             hub, claim, _Outcome("retrying", f"{partner.name}: 无应答 no answer: {exc}"), signed, summary, partner.name
         )
     _finish(hub, claim, read_answer(hub, me, partner, signed, reply), signed, summary, partner.name)
+
+
+def _freeze(hub: Hub, claim: Claim, payload: dict[str, Any], attachments: list[Attachment]) -> bool:
+    with hub.transaction() as session:
+        msg = session.get(PartnerMessage, claim.id, with_for_update=True)
+        if msg is None or msg.claim_token != claim.token:
+            return False
+        msg.data = {**msg.data, "frozen": {"payload": payload, "attachments": [a.model_dump() for a in attachments]}}
+    return True
 
 
 def read_answer(hub: Hub, me: Us, partner: Partner, signed: Signed, reply: Reply) -> _Outcome:
@@ -286,36 +345,6 @@ def _finish(hub: Hub, claim: Claim, result: _Outcome, signed: Signed | None, sum
         if msg is None or msg.claim_token != claim.token:
             logger.warning("exchange: claim on message %s lost before its outcome was recorded", claim.id)
             return
-        if signed is not None and partner is not None:
-            me = us(hub)
-            log.append(
-                session,
-                at=now,
-                direction="out",
-                partner=name,
-                body=signed.body,
-                signature=signed.signature,
-                verdict="sent",
-                message_id=signed.envelope.id,
-                kind=signed.envelope.kind,
-                signer=me.hub_id,
-                key_id=me.key_id,
-            )
-            if result.reply is not None:
-                a = result.answer
-                log.append(
-                    session,
-                    at=now,
-                    direction="in",
-                    partner=name,
-                    body=result.reply.body,
-                    signature=result.reply.signature,
-                    verdict=f"answer:{a.kind}" if a and result.verified else "answer:unverified",
-                    message_id=a.id if a else None,
-                    kind=a.kind if a else None,
-                    signer=partner.hub_id if result.verified else None,
-                    key_id=a.key_id if a else None,
-                )
         if result.outcome == "delivered":
             partner_outbox.delivered(msg, now)
             _on_delivered(hub, session, msg, partner, result.answer, now)
@@ -329,7 +358,43 @@ def _finish(hub: Hub, claim: Claim, result: _Outcome, signed: Signed | None, sum
             if msg.state == "dead":
                 _on_dead(hub, session, msg, partner, result, now)
         outcome = result.outcome if result.outcome != "retrying" or msg.state != "dead" else "dead"
+        if signed is not None and partner is not None:  # last: the log's counter stays locked to the commit
+            log.append(session, now, *exchanged(us(hub), partner, signed, result.reply, result.answer, result.verified))
     summary.count(outcome, name)
+
+
+def exchanged(
+    me: Us, partner: Partner, signed: Signed, reply: Reply | None, answer: Envelope | None, verified: bool
+) -> list[log.Entry]:
+    """The log entries of one exchange: the message we sent and, if any came, the answer."""
+    entries = [
+        log.Entry(
+            "out",
+            partner.name,
+            signed.body,
+            signed.signature,
+            "sent",
+            message_id=signed.envelope.id,
+            kind=signed.envelope.kind,
+            signer=me.hub_id,
+            key_id=me.key_id,
+        )
+    ]
+    if reply is not None:
+        entries.append(
+            log.Entry(
+                "in",
+                partner.name,
+                reply.body,
+                reply.signature,
+                f"answer:{answer.kind}" if answer and verified else "answer:unverified",
+                message_id=answer.id if answer else None,
+                kind=answer.kind if answer else None,
+                signer=partner.hub_id if verified else None,
+                key_id=answer.key_id if answer else None,
+            )
+        )
+    return entries
 
 
 class _DefaultLimits:
@@ -337,33 +402,21 @@ class _DefaultLimits:
 
 
 def _on_delivered(hub: Hub, session, msg: PartnerMessage, partner: Partner, answer: Envelope, now: datetime) -> None:
+    """The partner took an application: its number there goes on our chain (one locked row and
+    one new event: this runs for every application a desk sends)."""
     if msg.kind != "application" or msg.application_id is None:
         return
-    app = get(session, msg.conversation, SYSTEM, for_update=True)
+    app = session.get(Application, msg.application_id, with_for_update=True)
     link, part = link_for(session, app, partner, now)
     link.remote_number = str(answer.payload.get("number", ""))[:32] or link.remote_number
     link.remote_state = str(answer.payload.get("state", ""))[:32] or link.remote_state
-    actor = _partner_actor(partner)
-    add_event(
-        app,
-        "partner_received",
-        actor,
-        now,
-        from_state=None,
-        to_state=None,
-        part=part,
-        data={
-            "partner": partner.name,
-            "remote_number": link.remote_number,
-            "message": msg.message_id,
-            "ack": answer.id,
-        },
-    )
+    data = {"partner": partner.name, "remote_number": link.remote_number, "message": msg.message_id, "ack": answer.id}
+    append_event(session, app, "partner_received", partner_actor(partner), now, part_id=part.id, data=data)
 
 
 def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, result: _Outcome, now: datetime) -> None:
     """A message that will not be delivered: the application it was about says so."""
-    if msg.application_id is None or msg.kind not in ("application", "withdraw"):
+    if msg.application_id is None or msg.kind not in ("application", "withdraw", "supplement"):
         return
     app = session.scalar(select(Application).where(Application.id == msg.application_id))
     if app is None:
@@ -374,7 +427,7 @@ def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, re
     add_event(
         app,
         "partner_refused",
-        _partner_actor(partner) if partner else SYSTEM,
+        partner_actor(partner) if partner else SYSTEM,
         now,
         from_state=None,
         to_state=None,
@@ -387,7 +440,3 @@ def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, re
             "fields": refusal.get("fields", [])[:20],
         },
     )
-
-
-def _partner_actor(partner: Partner) -> Actor:
-    return partner_actor(partner)

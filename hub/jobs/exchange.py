@@ -20,6 +20,10 @@ class CatalogueSummary:
     synced: dict[str, str] = field(default_factory=dict)  # partner -> version
     failed: dict[str, str] = field(default_factory=dict)  # partner -> why
 
+    @property
+    def errors(self) -> int:
+        return len(self.failed)
+
     def line(self) -> str:
         parts = [f"{name} {version}" for name, version in sorted(self.synced.items())]
         line = f"catalogues: {len(self.synced)} synced" + (f" ({', '.join(parts)})" if parts else "")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -55,16 +54,26 @@ def load_key(path: Path) -> Ed25519PrivateKey:
 
 
 def generate(path: Path, *, rotate: bool, now: datetime) -> tuple[Ed25519PrivateKey, Path | None]:
-    """A new key at `path` (mode 0600). An existing key is kept unless `rotate`; then it is moved
-    aside (`NAME.retired-YYYYMMDD-KEYID8`), so messages it signed stay checkable with its public half."""
+    """A new key at `path` (mode 0600). An existing key is kept unless `rotate`; then only its
+    public half stays (`NAME.retired-YYYYMMDD-KEYID8.pub`), so the messages it signed remain
+    checkable (`hub partners verify-log`) and nothing can sign with it any more."""
     retired = None
     if path.exists():
         if not rotate:
             raise HubError(f"{path} 已存在；轮换密钥请加 --rotate (a key exists; use --rotate to replace it)")
         old = load_key(path)
-        retired = path.with_name(f"{path.name}.retired-{now:%Y%m%d}-{public_key_id(old)[:8]}")
-        os.replace(path, retired)
+        retired = path.with_name(f"{path.name}.retired-{now:%Y%m%d}-{public_key_id(old)[:8]}.pub")
+        retired.write_bytes(public_pem(old))
+        path.unlink()
     return load_private_key(path, create=True), retired
+
+
+def retired_public_keys(path: Path) -> list[Ed25519PublicKey]:
+    """The public halves of the keys rotated away from `path`."""
+    found = []
+    for candidate in sorted(path.parent.glob(path.name + ".retired-*.pub")):
+        found.append(parse_public_key(candidate.read_text(encoding="ascii")))
+    return found
 
 
 __all__ = ["ALGORITHM", "generate", "load_key", "parse_public_key", "public_b64", "public_key_id", "public_pem"]

@@ -13,9 +13,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.context import Hub
+from hub.errors import InvalidInput
 from hub.exchange.envelope import PATH, SIGNATURE_HEADER
 from hub.exchange.receive import take
-from hub.web.uploads import read_multipart
+from hub.web.uploads import Body, read_multipart
 
 router = APIRouter(include_in_schema=False)
 MAX_FILES = 200
@@ -29,7 +30,10 @@ async def messages(request: Request) -> Response:
     signature = request.headers.get(SIGNATURE_HEADER)
     files: dict[str, bytes] = {}
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        body_parts = await read_multipart(request, hub.store, max_files=MAX_FILES + 1, max_fields=0)
+        try:
+            body_parts = await read_multipart(request, hub.store, max_files=MAX_FILES + 1, max_fields=0)
+        except InvalidInput:  # bad framing: answered as any malformed message is, signed
+            body_parts = Body()
         try:
             envelopes = body_parts.files_of("envelope")
             body = await run_in_threadpool(envelopes[0].staged.path.read_bytes) if len(envelopes) == 1 else b""
