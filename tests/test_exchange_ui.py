@@ -30,7 +30,7 @@ from hub.lifecycle import Role
 from hub.partners import keys, load_partners
 from hub.storage import migrate
 from hub.storage.engine import make_engine
-from hub.storage.tables import PartnerCatalogue
+from hub.storage.tables import PartnerCatalogue, PartnerLink
 from hub.tokens import create_token
 from hub.web.app import create_app
 from plugins.sandbox.partner_hub import pair, write_partner_home
@@ -199,6 +199,12 @@ def test_partner_items_are_found_labelled_and_taken_like_local_ones(hubs: Pair):
     with client(hubs.a) as web:
         now = text_of(web.get(f"/applications/{number}", headers=teller).text)
         assert "对方状态：已受理" in now
+        # what a partner answers is data, never markup (its number and state come from its acks)
+        with hubs.a.transaction() as session:
+            session.execute(update(PartnerLink).values(remote_number="<b>N</b>", remote_state="<script>s()</script>"))
+        html = web.get(f"/applications/{number}", headers=teller).text
+        assert "<b>N</b>" not in html and "<script>s()" not in html
+        assert "&lt;b&gt;N&lt;/b&gt;" in html and "&lt;script&gt;s()&lt;/script&gt;" in html
 
 
 def test_an_item_the_partner_withdrew_is_refused_at_intake_with_the_reason(hubs: Pair):
@@ -214,11 +220,10 @@ def test_an_item_the_partner_withdrew_is_refused_at_intake_with_the_reason(hubs:
         shown = text_of(web.get(f"/applications/{earlier}", headers=teller).text)
         assert "跨省通办：审批地拒收（未送达）" in shown and "partner_refused" not in shown
         assert "本地不接受泰顺县代收事项 GG00501000" in shown.split("审批地拒收", 1)[1]  # 福鼎's reason, as text
-        assert re.search(
-            r'data-partner="fuding">.*?<td><span class="late">1</span></td>',
-            web.get("/ops/partners", headers=ops).text,
-            re.S,
-        )
+        ops_page = web.get("/ops/partners", headers=ops).text
+        assert re.search(r'data-partner="fuding">.*?<td><span class="late">1</span></td>', ops_page, re.S)
+        (dead,) = re.findall(r'<tr class="message">(.*?)</tr>', ops_page, re.S)  # dead letters are listed first
+        assert earlier in dead and "application" in dead and "本地不接受泰顺县代收事项 GG00501000" in text_of(dead)
     old = hubs.a.now().replace(tzinfo=None) - timedelta(seconds=hubs.a.settings.exchange.catalogue_max_age_seconds + 60)
     with hubs.a.transaction() as session:
         session.execute(update(PartnerCatalogue).where(PartnerCatalogue.partner == "fuding").values(fetched_at=old))
@@ -275,13 +280,15 @@ def test_ops_see_each_partner_and_the_message_log_escaped(hubs: Pair):
     with hubs.a.transaction() as session:
         log.append(
             session,
-            at=hubs.a.now(),
-            direction="in",
-            partner="evil",
-            body=b'{"kind": "x"}',
-            signature=None,
-            verdict="refused:unknown_key",
-            kind="<img src=x onerror=f()>",  # 24 characters: the log keeps no more
+            hubs.a.now(),
+            log.Entry(
+                direction="in",
+                partner="evil",
+                body=b'{"kind": "x"}',
+                signature=None,
+                verdict="refused:unknown_key",
+                kind="<img src=x onerror=f()>",  # 24 characters: the log keeps no more
+            ),
         )
     with client(hubs.a) as web:
         assert take(web, teller).status_code == 201  # one message owed to 福鼎

@@ -538,10 +538,16 @@ def ops_page(
     )
 
 
+PARTNER_MESSAGE_STATES = ("dead", "pending", "delivered", "cancelled")
+
+
 @router.get("/ops/partners")
-def ops_partners(request: Request, hub: HubDep, principal: OpsUser) -> Response:
+def ops_partners(request: Request, hub: HubDep, principal: OpsUser, state: str = "dead", offset: int = 0) -> Response:
     """跨省通办: each partner hub — its file, reachability, messages each way, backlog, dead
-    letters, its item list."""
+    letters, its item list — and the messages owed to partners (dead letters first)."""
+    state = state if state in PARTNER_MESSAGE_STATES else "dead"
+    offset = min(max(offset, 0), 2**31 - 1)
+    messages, total = overview.outbox_page(hub, state=state, limit=OPS_PAGE_ROWS, offset=offset)
     rows = overview.partners(hub)
     stale_before = hub.now() - timedelta(days=hub.settings.exchange.catalogue_stale_days)
     for row in rows:  # a list this old is no longer used: desks cannot take that partner's items
@@ -553,6 +559,11 @@ def ops_partners(request: Request, hub: HubDep, principal: OpsUser) -> Response:
         partners=rows,
         exchange_on=bool(hub.settings.exchange.hub_id),
         stale_days=hub.settings.exchange.catalogue_stale_days,
+        messages=messages,
+        messages_total=total,
+        messages_state=state,
+        messages_offset=offset,
+        page_rows=OPS_PAGE_ROWS,
     )
 
 
