@@ -85,10 +85,6 @@ def region_label(hub: Hub, subject: Item | Bundle) -> dict[str, Any] | None:
     }
 
 
-def labelled(hub: Hub, subjects: list[Item | Bundle]) -> list[dict[str, Any]]:
-    return [{"subject": s, "region": region_label(hub, s)} for s in subjects]
-
-
 def decided_by_partner(hub: Hub, code: str) -> bool:
     """Is a partner hub deciding this code, or part of it (a 多地联办 bundle)?"""
     if not hub.partners.by_name:
