@@ -1,10 +1,13 @@
 """Cross-province exchange throughput (跨省通办, issue 18): envelopes per second from hub A (泰顺)
 to hub B (福鼎), each an `application` message with one ~200 KB material, versus a bare signed
-httpx POST of the same bytes between two plain FastAPI processes at the same concurrency; and the
-latency from A's accept (its first review, which owes the message) to B's inbox.
+httpx POST of the same bytes between two plain FastAPI processes at the same concurrency (the
+issue's baseline), and versus the same POST made durable on both sides (the least any
+store-and-forward exchange must do); and the latency from A's accept (its first review, which
+owes the message) to B's inbox.
 
     .venv/bin/python benchmarks/exchange.py [--apps 200] [--concurrency 4] [--kb 200] [--rounds 3]
         [--bare-repeat 5] [--paced 100 --rate 4] [--phases] [--py-spy DIR [--py-spy-gil]] [--sqlite]
+        [--no-durable]
 
 The hubs: A is a 泰顺 home (hub.home.write_home), B the sandbox 福鼎 home
 (plugins.sandbox.partner_hub.write_partner_home), paired by `partner_hub.pair` with
@@ -36,7 +39,15 @@ this process POSTing, with one httpx client, the very envelope bytes A sent in t
 from A's message log) with the very file, each signed afresh as the hub signs each send; each
 round's envelopes --bare-repeat times over (the baseline is fast: a longer run, less noise).
 
-Printed per round: envelopes/s each way and the ratio; CPU per envelope of the sender (this
+The durable baseline, same run, on PostgreSQL only: the same two plain processes, but the
+receiver (this file with --durable-receiver) also writes each file into a content-addressed
+folder (written, fsynced, renamed into place) and inserts one row per envelope (message id the
+primary key, the file's sha256) into its own fresh database in a transaction, answering only
+after the commit; the sender, after each answer, marks that envelope's row delivered in its own
+fresh database (one transaction, one UPDATE; the rows are written beforehand, untimed, as A's
+outbox rows are). Each round's envelopes once (message ids are unique at the receiver).
+
+Printed per round: envelopes/s each way and the ratios hub/bare and hub/durable; CPU per envelope of the sender (this
 process), the receiver, PostgreSQL and anything else on the machine (/proc), and how busy the
 cores were; with --phases, wall time per envelope in each step of A's sender and A's statements
 per envelope; on PostgreSQL, the statements running and waiting on locks in both databases.
@@ -51,6 +62,7 @@ import argparse
 import base64
 import os
 import platform
+import queue
 import random
 import shlex
 import shutil
@@ -110,6 +122,65 @@ def bare_receiver(port: int) -> None:
         except (InvalidSignature, KeyError, ValueError):
             return JSONResponse({"ok": False}, status_code=403)
         return JSONResponse({"ok": True, "sizes": sizes})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)
+
+
+def durable_receiver(port: int) -> None:
+    """The least a store-and-forward receiver does: the bare receiver's work, then each file into
+    a content-addressed folder (written, fsynced, renamed into place) and one row per envelope
+    (message id unique, the file's sha256) inserted in PostgreSQL in a transaction; it answers
+    only after the commit. The blocking part runs in worker threads, as the hub's route does."""
+    import hashlib
+    import json
+
+    import uvicorn
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+    from starlette.concurrency import run_in_threadpool
+
+    key = load_der_public_key(base64.b64decode(os.environ["BENCH_PUBLIC_KEY"]))
+    db, store = os.environ["BENCH_DURABLE_DB"], Path(os.environ["BENCH_DURABLE_DIR"])
+    local = threading.local()
+    app = FastAPI()
+
+    def keep(message_id: str, files: list[bytes]) -> list[str]:
+        digests = []
+        for data in files:
+            digest = hashlib.sha256(data).hexdigest()
+            final = store / digest[:2] / digest
+            if not final.exists():
+                final.parent.mkdir(exist_ok=True)
+                tmp = final.with_name(f"{digest}.{threading.get_ident()}.part")
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, final)
+            digests.append(digest)
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = psycopg.connect(db)
+        with conn.transaction():
+            for digest in digests or [""]:
+                conn.execute("INSERT INTO received (message_id, sha256) VALUES (%s, %s)", (message_id, digest))
+        return digests
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"ok": True}
+
+    @app.post(PATH)
+    async def messages(request: Request) -> JSONResponse:
+        form = await request.form()
+        body = await form["envelope"].read()
+        files = [await part.read() for name, part in form.multi_items() if name != "envelope"]
+        try:
+            key.verify(base64.b64decode(request.headers["Tongban-Signature"]), PREFIX + body)
+        except (InvalidSignature, KeyError, ValueError):
+            return JSONResponse({"ok": False}, status_code=403)
+        digests = await run_in_threadpool(keep, json.loads(body)["id"], files)
+        return JSONResponse({"ok": True, "sizes": [len(f) for f in files], "sha256": digests})
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)
 
@@ -236,13 +307,14 @@ class Postgres:
         except psycopg.Error:
             return False
 
-    def create(self, label: str) -> str:
+    def create(self, label: str, *, driver: str = "+psycopg") -> str:
+        """A fresh database; its SQLAlchemy URL (driver "+psycopg") or, with driver "", psycopg's."""
         name = f"bench_exchange_{label}_{os.getpid()}"
         with psycopg.connect(f"{self.url}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
         self.names.append(name)
-        return f"{self.url.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
+        return f"{self.url.replace('postgresql://', f'postgresql{driver}://', 1)}/{name}"
 
     def drop(self) -> None:
         with psycopg.connect(f"{self.url}/postgres", autocommit=True) as conn:
@@ -477,10 +549,11 @@ def cpu_line(t: Timed, n: int) -> str:
 
 class Phases:
     """--phases: wall time per message in each step of A's sender (hub.exchange.send), by
-    wrapping the module's functions: claim, build (database and file), seal, post (the HTTP
+    wrapping the module's functions: claim, build (database and file), freeze (the payload
+    stored at the first attempt: one more transaction), seal, post (the HTTP
     exchange, B's work included), read the answer, finish (record the outcome)."""
 
-    STEPS = ("_claim", "_build", "seal", "post", "read_answer", "_finish", "_on_delivered")
+    STEPS = ("_claim", "_build", "_freeze", "seal", "post", "read_answer", "_finish", "_on_delivered")
 
     def __init__(self, engine) -> None:
         from sqlalchemy import event
@@ -570,6 +643,73 @@ def bare_send(url: str, key, messages: list[tuple[bytes, bytes, str]], concurren
 
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(one, messages))
+
+
+class DurableSender:
+    """The baseline sender's work, then each envelope marked delivered in its own PostgreSQL
+    database after the answer (one transaction: one row updated), as an outbox must."""
+
+    def __init__(self, db: str, concurrency: int) -> None:
+        self.db = db
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS outbox (message_id text PRIMARY KEY, "
+                "state text NOT NULL DEFAULT 'pending', delivered_at timestamptz)"
+            )
+        self.conns: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(concurrency):
+            self.conns.put(psycopg.connect(db))
+
+    def owe(self, messages: list[tuple[bytes, bytes, str]]) -> None:
+        """Untimed: the rows the sender will mark (the hub's outbox rows exist before it sends, too)."""
+        import json
+
+        conn = self.conns.get()
+        try:
+            with conn.transaction():
+                for body, _, _ in messages:
+                    conn.execute("INSERT INTO outbox (message_id) VALUES (%s)", (json.loads(body)["id"],))
+        finally:
+            self.conns.put(conn)
+
+    def send(self, url: str, key, messages: list[tuple[bytes, bytes, str]], concurrency: int) -> None:
+        import json
+
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        with httpx.Client(base_url=url, timeout=30, trust_env=False, limits=limits) as client:
+
+            def one(m: tuple[bytes, bytes, str]) -> None:
+                body, data, media_type = m
+                signature = base64.b64encode(key.sign(PREFIX + body)).decode("ascii")
+                files = {"envelope": ("envelope.json", body, "application/json"), "f0": ("f0", data, media_type)}
+                r = client.post(PATH, headers={"Tongban-Signature": signature}, files=files)
+                assert r.status_code == 200 and r.json()["sizes"] == [len(data)], r.text[:300]
+                conn = self.conns.get()
+                try:
+                    with conn.transaction():
+                        cur = conn.execute(
+                            "UPDATE outbox SET state = 'delivered', delivered_at = now() "
+                            "WHERE message_id = %s AND state = 'pending'",
+                            (json.loads(body)["id"],),
+                        )
+                        assert cur.rowcount == 1
+                finally:
+                    self.conns.put(conn)
+
+            with ThreadPoolExecutor(concurrency) as pool:
+                list(pool.map(one, messages))
+
+    def close(self) -> None:
+        while not self.conns.empty():
+            self.conns.get().close()
+
+
+def durable_check(db: str, n: int) -> None:
+    """Every envelope of the durable baseline: one row at the receiver (the unique key saw to it)."""
+    with psycopg.connect(db) as conn:
+        rows = conn.execute("SELECT count(*) FROM received").fetchone()[0]
+    if rows != n:
+        raise SystemExit(f"durable receiver has {rows} rows for {n} envelopes")
 
 
 # ---------------------------------------------------------------- profile summary
@@ -685,6 +825,34 @@ def start_bare(folder: Path, key) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
+def start_durable(folder: Path, key, pg: Postgres) -> tuple[subprocess.Popen, str, str, str]:
+    """The durable baseline's receiver (its own database and folder) and the sender's database."""
+    from hub.partners.keys import public_b64
+
+    rx, tx = pg.create("durable_rx", driver=""), pg.create("durable_tx", driver="")
+    with psycopg.connect(rx, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE received (message_id text PRIMARY KEY, sha256 text NOT NULL, "
+            "received_at timestamptz NOT NULL DEFAULT now())"
+        )
+    store = folder / "durable-store"
+    store.mkdir()
+    port = free_port()
+    log = folder / "durable.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--durable-receiver", str(port)],
+            env=os.environ
+            | {"BENCH_PUBLIC_KEY": public_b64(key), "BENCH_DURABLE_DB": rx, "BENCH_DURABLE_DIR": str(store)},
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/health", proc, log)
+    return proc, url, rx, tx
+
+
 def spy_on(spy_bin: str, folder: Path, gil: bool, targets: dict[str, int]) -> list[subprocess.Popen]:
     folder.mkdir(parents=True, exist_ok=True)
     spies = [
@@ -708,11 +876,12 @@ class Bench:
     key: object  # A's signing key: the baseline signs with it too
     bare: subprocess.Popen
     bare_url: str
+    durable: Durable | None
     phases: Phases | None
     activity: PgActivity | None
     spy_bin: str | None
 
-    def round(self, rnd: int) -> tuple[Timed, Timed]:
+    def round(self, rnd: int) -> tuple[Timed, Timed, Timed | None]:
         args, a = self.args, self.hubs.a
         t0 = time.perf_counter()
         numbers = [self.desk.receive() for _ in range(args.apps)]
@@ -735,6 +904,13 @@ class Bench:
         lat = latencies(self.hubs, numbers)
         messages = sent_bodies(a, numbers) * args.bare_repeat  # a longer run: the baseline is fast
         b = timed(len(messages), lambda: bare_send(self.bare_url, self.key, messages, args.concurrency), self.bare.pid)
+        d, durable_lines = None, ""
+        if self.durable is not None:
+            d = self.durable.round(self.key, sent_bodies(a, numbers), args.concurrency)
+            durable_lines = (
+                f"  durable : {d.rate:7.1f} envelopes/s ({args.apps} in {d.seconds:.2f} s); {cpu_line(d, args.apps)}\n"
+                f"  ratio hub/durable : {h.rate / d.rate:7.3f}\n"
+            )
         retries = f", {outcomes['retrying']} retried" if outcomes["retrying"] else ""
         print(
             f"round {rnd}: {args.apps} applications received at A in {made:.1f} s (untimed)\n"
@@ -742,21 +918,40 @@ class Bench:
             f"{cpu_line(h, args.apps)}\n"
             f"  bare    : {b.rate:7.1f} envelopes/s ({len(messages)} in {b.seconds:.2f} s); "
             f"{cpu_line(b, len(messages))}\n"
-            f"  ratio   : {h.rate / b.rate:7.3f}\n"
+            f"  ratio hub/bare    : {h.rate / b.rate:7.3f}\n"
+            f"{durable_lines}"
             f"  backlog latency (all {args.apps} owed at the start), accept→B inbox: {lat_line(lat.inbox)}; "
             f"accept→ack recorded at A: {lat_line(lat.acked)}",
             flush=True,
         )
         if self.phases:
             print(self.phases.report(args.apps, args.concurrency, h.seconds), flush=True)
-        return h, b
+        return h, b, d
+
+
+@dataclass
+class Durable:
+    """The durable baseline: its receiver process, the sender's outbox, and how many it took."""
+
+    proc: subprocess.Popen
+    url: str
+    rx: str
+    sender: DurableSender
+    taken: int = 0
+
+    def round(self, key, messages: list[tuple[bytes, bytes, str]], concurrency: int) -> Timed:
+        self.sender.owe(messages)  # untimed
+        t = timed(len(messages), lambda: self.sender.send(self.url, key, messages, concurrency), self.proc.pid)
+        self.taken += len(messages)
+        durable_check(self.rx, self.taken)
+        return t
 
 
 def run(args: argparse.Namespace, folder: Path, pg: Postgres | None, spy_bin: str | None) -> None:
     from hub.exchange.identity import us
 
     hubs = setup(folder, args, pg)
-    bare = None
+    bare = durable = None
     try:
         a = hubs.a
         print(
@@ -770,6 +965,10 @@ def run(args: argparse.Namespace, folder: Path, pg: Postgres | None, spy_bin: st
         warm = [desk.receive() for _ in range(max(args.concurrency, 4))]
         drain(a, warm)
         bare_send(bare_url, key, sent_bodies(a, warm), args.concurrency)
+        if pg is not None and not args.no_durable:
+            proc, url, rx, tx = start_durable(folder, key, pg)
+            durable = Durable(proc, url, rx, DurableSender(tx, args.concurrency))
+            durable.round(key, sent_bodies(a, warm), args.concurrency)  # warm-up, untimed
         bench = Bench(
             args,
             hubs,
@@ -777,13 +976,14 @@ def run(args: argparse.Namespace, folder: Path, pg: Postgres | None, spy_bin: st
             key,
             bare,
             bare_url,
+            durable,
             Phases(a.engine) if args.phases else None,
-            PgActivity(pg.url, pg.names) if pg is not None else None,
+            PgActivity(pg.url, pg.names[:2]) if pg is not None else None,  # the two hubs' databases
             spy_bin,
         )
         runs = [bench.round(rnd) for rnd in range(1, args.rounds + 1)]
-        hub_rate = statistics.median(h.rate for h, _ in runs)
-        bare_rate = statistics.median(b.rate for _, b in runs)
+        hub_rate = statistics.median(h.rate for h, _, _ in runs)
+        bare_rate = statistics.median(b.rate for _, b, _ in runs)
         mb = args.kb / 1024
         print(
             f"\nresult ({hubs.backend}, concurrency {args.concurrency}, {args.apps} envelopes × {args.rounds} rounds, "
@@ -791,8 +991,27 @@ def run(args: argparse.Namespace, folder: Path, pg: Postgres | None, spy_bin: st
             f"  hub A→B   median {hub_rate:7.1f} envelopes/s ({hub_rate * mb:.1f} MiB/s of material)\n"
             f"  bare POST median {bare_rate:7.1f} envelopes/s ({bare_rate * mb:.1f} MiB/s)\n"
             f"  ratio hub/bare   {hub_rate / bare_rate:7.3f} "
-            f"(rounds {', '.join(f'{h.rate / b.rate:.3f}' for h, b in runs)}; goal ≥ 0.5)"
+            f"(rounds {', '.join(f'{h.rate / b.rate:.3f}' for h, b, _ in runs)}; goal ≥ 0.5)"
         )
+        if durable is not None:
+            durable_rate = statistics.median(d.rate for _, _, d in runs)
+            print(
+                f"  durable median   {durable_rate:7.1f} envelopes/s ({durable_rate * mb:.1f} MiB/s)\n"
+                f"  ratio hub/durable {hub_rate / durable_rate:7.3f} "
+                f"(rounds {', '.join(f'{h.rate / d.rate:.3f}' for h, _, d in runs)})\n"
+                "  CPU per envelope, medians: "
+                + "; ".join(
+                    f"{label} {statistics.median(t.sender_cpu / n for t, n in ts) * 1000:.1f} + "
+                    f"{statistics.median(t.receiver_cpu / n for t, n in ts) * 1000:.1f} + "
+                    f"{statistics.median(t.postgres_cpu / n for t, n in ts) * 1000:.1f} ms"
+                    for label, ts in (
+                        ("hub", [(h, args.apps) for h, _, _ in runs]),
+                        ("bare", [(b, args.apps * args.bare_repeat) for _, b, _ in runs]),
+                        ("durable", [(d, args.apps) for _, _, d in runs]),
+                    )
+                )
+                + " (sender + receiver + PostgreSQL)"
+            )
         if bench.activity:
             print(bench.activity.report())
         if args.paced:
@@ -806,6 +1025,9 @@ def run(args: argparse.Namespace, folder: Path, pg: Postgres | None, spy_bin: st
     finally:
         if bare is not None:
             stop(bare)
+        if durable is not None:
+            durable.sender.close()
+            stop(durable.proc)
         hubs.a.close()
         hubs.b_engine.dispose()
         stop(hubs.b_proc)
@@ -826,10 +1048,15 @@ def main() -> int:
     ap.add_argument("--py-spy", type=Path, metavar="DIR", help="record A and B with py-spy in the first hub round")
     ap.add_argument("--py-spy-gil", action="store_true", help="py-spy samples only the thread holding the GIL")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (homes, logs)")
+    ap.add_argument("--no-durable", action="store_true", help="skip the durable baseline (PostgreSQL only)")
     ap.add_argument("--bare-receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--durable-receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_receiver:
         bare_receiver(args.bare_receiver)
+        return 0
+    if args.durable_receiver:
+        durable_receiver(args.durable_receiver)
         return 0
     spy_bin = py_spy() if args.py_spy else None
     if args.py_spy and not spy_bin:

@@ -25,8 +25,7 @@ from sqlalchemy import select
 from hub.context import utcnow
 from hub.exchange.catalogue import sync
 from hub.exchange.envelope import PATH, SIGNATURE_HEADER, Envelope, Signed, parse, seal, signature_ok
-from hub.exchange.identity import us
-from hub.exchange.send import _build
+from hub.exchange.send import _build, _read
 from hub.partners import keys
 from hub.storage.tables import Application, MessageLogEntry, PartnerInbox
 from tests.support.partner_hubs import PG_URL, Pair, count, outbox_rows, partner_hubs, proxy_application, resident_id
@@ -75,7 +74,9 @@ def _outgoing(hubs: Pair) -> Outgoing:
     app = proxy_application(hubs.a.hub, resident_id("350982", date(1950, 5, 4), next(_serial)))
     (msg,) = outbox_rows(hubs.a.hub, app.number)
     partner = hubs.a.hub.partners.by_name["fuding"]
-    payload, files, attachments = _build(hubs.a.hub, us(hubs.a.hub), partner, msg)
+    with hubs.a.hub.sessions() as session:
+        payload, attachments = _build(session, hubs.a.hub, partner, session.merge(msg))
+    files = {a.part: (_read(hubs.a.hub, a.sha256), a.media_type) for a in attachments}
     return Outgoing(app.number, msg.message_id, payload, files, attachments)
 
 

@@ -29,6 +29,7 @@ from hub.context import Hub
 from hub.exchange.envelope import Envelope, Refused
 from hub.exchange.payloads import chain_ok
 from hub.lifecycle import ACTIONS, OPEN, PartState, Role, State
+from hub.materials import Staged
 from hub.partner_outbox import is_proxy, partner_of
 from hub.partners import Partner
 from hub.storage.tables import Application, Part, PartnerLink
@@ -72,7 +73,7 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def prepare_status(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]) -> Effect:
+def prepare_status(hub: Hub, partner: Partner, env: Envelope, files: dict[str, Staged | bytes]) -> Effect:
     p = env.payload
     try:
         ours, theirs, events, head = str(p["origin_number"]), str(p["number"]), list(p["events"]), str(p["chain_head"])
@@ -176,7 +177,7 @@ def _apply_event(
     return 0  # their own bookkeeping (delivery to their department, results, receipt): not ours
 
 
-def prepare_result(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]) -> Effect:
+def prepare_result(hub: Hub, partner: Partner, env: Envelope, files: dict[str, Staged | bytes]) -> Effect:
     p = env.payload
     try:
         ours, name = str(p["origin_number"]), text.clean(str(p["name"]))[:200]
@@ -185,7 +186,7 @@ def prepare_result(hub: Hub, partner: Partner, env: Envelope, files: dict[str, b
         raise Refused("malformed", "结果报文缺少字段或附件", "result payload or file missing") from None
     if problem := hub.store.check(content):
         raise Refused("bad_attachment", f"结果文件不可接收：{problem.zh}", f"result file refused: {problem.en}")
-    stored = hub.store.put(content)
+    stored = hub.store.adopt(content) if isinstance(content, Staged) else hub.store.put(content)
 
     def effect(session: Session) -> dict[str, Any]:
         now = hub.now()

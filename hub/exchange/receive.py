@@ -34,6 +34,7 @@ from hub.exchange.envelope import Envelope, Refused, Signed, check_time, parse, 
 from hub.exchange.identity import us
 from hub.exchange.payloads import chain_ok
 from hub.lifecycle import OPEN, Role
+from hub.materials import Staged
 from hub.partners import Partner
 from hub.partners.items import published
 from hub.storage.tables import Application, MessageLogEntry, PartnerInbox
@@ -72,7 +73,7 @@ def partner_actor(partner: Partner, desk_name: str | None = None) -> Actor:
     return Actor(name=name[:100], role=Role.system, desk=f"partner-{partner.name}")
 
 
-def take(hub: Hub, body: bytes, signature: str | None, files: dict[str, bytes]) -> Answer:
+def take(hub: Hub, body: bytes, signature: str | None, files: Files) -> Answer:
     """One incoming message, start to end. Never raises for anything the sender controls."""
     now = hub.now()
     me = us(hub)
@@ -100,6 +101,9 @@ def take(hub: Hub, body: bytes, signature: str | None, files: dict[str, bytes]) 
         _check_attachments(env, files)
         return _act(hub, partner, env, body, signature, files, now)
     except Refused as refusal:
+        if refusal.code in RULES and (taken := _taken_before(hub, partner, env)) is not None:
+            # a retry of a message we took, meeting a rule that changed since: the first answer stands
+            return _duplicate(hub, partner, env, body, signature, taken, now)
         return _refuse(hub, refusal, env, partner, body, signature, verified, now)
     except Exception:  # our fault, not the sender's: a signed "try again later", never a bare 500
         log_.exception("exchange: taking a message failed")
@@ -107,17 +111,49 @@ def take(hub: Hub, body: bytes, signature: str | None, files: dict[str, bytes]) 
         return _refuse(hub, busy, env, partner, body, signature, verified, now)
 
 
+# refusals by our rules on what a message asks (not by the message's form, time or bytes)
+RULES = frozenset({"item_not_accepted", "form_invalid", "not_allowed", "unknown_application"})
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A message we took before: the answer we gave, to give again."""
+
+    answer: str
+    signature: str
+
+
+def _taken_before(hub: Hub, partner: Partner, env: Envelope) -> Taken | None:
+    with hub.sessions() as session:
+        row = session.scalar(
+            select(PartnerInbox).where(PartnerInbox.partner == partner.name, PartnerInbox.message_id == env.id)
+        )
+        if row is None or row.payload_sha256 != env.payload_sha256:
+            return None
+        return Taken(row.answer, row.answer_signature)
+
+
 def _local(hub: Hub, now: datetime) -> date:
     return now.astimezone(hub.settings.tz).date()
 
 
-def _check_attachments(env: Envelope, files: dict[str, bytes]) -> None:
+Files = dict[str, Staged | bytes]  # a message's files: staged as they streamed in, or bytes
+
+
+def material_in(name: str, filename: str, f: Staged | bytes) -> MaterialIn:
+    if isinstance(f, Staged):
+        return MaterialIn(name=name, filename=filename, staged=f)
+    return MaterialIn(name=name, filename=filename, content=f)
+
+
+def _check_attachments(env: Envelope, files: Files) -> None:
     declared = {a.part for a in env.attachments}
     if set(files) != declared:
         raise Refused("bad_attachment", "附件与报文所列不一致", "the attached files are not the ones listed")
     for a in env.attachments:
-        data = files[a.part]
-        if len(data) != a.size or hashlib.sha256(data).hexdigest() != a.sha256:
+        f = files[a.part]
+        size, sha = (f.size, f.sha256) if isinstance(f, Staged) else (len(f), hashlib.sha256(f).hexdigest())
+        if size != a.size or sha != a.sha256:
             raise Refused("bad_attachment", f"附件 {a.part} 的大小或sha256不符", f"attachment {a.part} does not match")
 
 
@@ -198,7 +234,7 @@ def _refuse(
     return Answer(HTTP_STATUS.get(refusal.code, 400), answer)
 
 
-def _seen(session: Session, partner: Partner, env: Envelope, body_sha: str) -> PartnerInbox | None:
+def _seen(session: Session, partner: Partner, env: Envelope, body_sha: str) -> Taken | None:
     """A message id taken before: its inbox row (a retry), or a refusal (a replay, a conflict)."""
     replayed = session.scalar(
         select(MessageLogEntry.id).where(
@@ -214,7 +250,7 @@ def _seen(session: Session, partner: Partner, env: Envelope, body_sha: str) -> P
     )
     if row is not None and row.payload_sha256 != env.payload_sha256:
         raise Refused("conflict", "报文编号已用于另一内容", "this message id was used for another payload")
-    return row
+    return Taken(row.answer, row.answer_signature) if row is not None else None
 
 
 def _act(
@@ -223,14 +259,13 @@ def _act(
     env: Envelope,
     body: bytes,
     signature: str | None,
-    files: dict[str, bytes],
+    files: Files,
     now: datetime,
 ) -> Answer:
     body_sha = hashlib.sha256(body).hexdigest()
-    with hub.sessions() as session:
-        before = _seen(session, partner, env, body_sha)
-    if before is not None:
-        return _duplicate(hub, partner, env, body, signature, before, now)
+    if env.kind in ("ping", "catalogue_request"):  # answered, never taken: only a replay to refuse
+        with hub.sessions() as session:
+            _seen(session, partner, env, body_sha)
     if env.kind == "ping":
         return _stateless(hub, partner, env, body, signature, "ack", {"result": "pong"}, now)
     if env.kind == "catalogue_request":
@@ -244,7 +279,9 @@ def _act(
     prepare = PREPARE.get(env.kind)
     if prepare is None:
         raise Refused("not_allowed", f"不接收此类报文 {env.kind}", f"{env.kind} is not sent to a hub")
-    effect = prepare(hub, partner, env, files)  # checks and work outside the transaction (may refuse)
+    # checks and work outside the transaction (may refuse); idempotent, so a retry of a message
+    # taken before does it again harmlessly and then meets its inbox row below
+    effect = prepare(hub, partner, env, files)
     try:
         with hub.transaction() as session:
             if (again := _seen(session, partner, env, body_sha)) is not None:
@@ -286,15 +323,15 @@ def _act(
 
 
 class _Again(Exception):
-    def __init__(self, row: PartnerInbox):
+    def __init__(self, row: Taken):
         self.row = row
 
 
 def _duplicate(
-    hub: Hub, partner: Partner, env: Envelope, body: bytes, signature: str | None, row: PartnerInbox, now: datetime
+    hub: Hub, partner: Partner, env: Envelope, body: bytes, signature: str | None, row: Taken, now: datetime
 ) -> Answer:
     """The sender retrying a message we took: our first answer again, nothing done twice."""
-    answer = Signed(row.answer.encode("utf-8"), row.answer_signature, parse(row.answer.encode("utf-8")))
+    answer = Signed(row.answer.encode("utf-8"), row.signature, parse(row.answer.encode("utf-8")))
     with hub.transaction() as session:
         log.append(
             session,
@@ -346,7 +383,7 @@ def _stateless(
 Effect = Callable[[Session], dict[str, Any]]
 
 
-def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]) -> Effect:
+def _application(hub: Hub, partner: Partner, env: Envelope, files: Files) -> Effect:
     """An application a partner's desk collected for us: received at the partner's desk (state
     pre_reviewed: their first review stands), marked with its origin, in our inbox."""
     p = env.payload
@@ -369,9 +406,7 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
             applicant=Applicant(**p["applicant"]),
             agent=Agent(**p["agent"]) if p.get("agent") else None,
             form=p["form"],
-            materials=[
-                MaterialIn(name=m["name"], filename=m["filename"], content=files[m["part"]]) for m in p["materials"]
-            ],
+            materials=[material_in(m["name"], m["filename"], files[m["part"]]) for m in p["materials"]],
             source_ref=number,
         )
         fr = p.get("first_review") or {}
@@ -427,7 +462,7 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: dict[str, byt
     return effect
 
 
-def _withdraw(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]) -> Effect:
+def _withdraw(hub: Hub, partner: Partner, env: Envelope, files: Files) -> Effect:
     number = str(env.payload.get("number", ""))
     reason = str(env.payload.get("reason") or "申请人在收件地撤回")[:500]
 
@@ -448,15 +483,13 @@ def _withdraw(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]
     return effect
 
 
-def _supplement(hub: Hub, partner: Partner, env: Envelope, files: dict[str, bytes]) -> Effect:
+def _supplement(hub: Hub, partner: Partner, env: Envelope, files: Files) -> Effect:
     """补正 the partner's desk collected for a case it sent us: the materials join the case and,
     if it waits for them, it resumes (the clock restarts, in our calendar)."""
     p = env.payload
     try:
         number = str(p["number"])
-        materials = [
-            MaterialIn(name=m["name"], filename=m["filename"], content=files[m["part"]]) for m in p["materials"]
-        ]
+        materials = [material_in(m["name"], m["filename"], files[m["part"]]) for m in p["materials"]]
         note = text.clean(str(p["note"]))[:1000] if p.get("note") else None
     except (KeyError, TypeError, ValueError):
         raise Refused("malformed", "补正报文缺少字段", "supplement payload incomplete") from None

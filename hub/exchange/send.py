@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
 from hub import partner_outbox
 from hub.applications import SYSTEM
@@ -128,14 +129,17 @@ def _drain(hub: Hub, name: str, summary: SendSummary) -> None:
 
 
 def _work(hub: Hub, me: Us, partner: Partner, client: httpx.Client, summary: SendSummary) -> None:
-    while claim := _claim(hub, partner.name):
+    while True:
+        job = _take(hub, partner)
+        if job is None:
+            return
         try:
-            _send_one(hub, me, partner, client, claim, summary)
+            _send_one(hub, me, partner, client, job, summary)
         except Exception as exc:  # a bug must not stop the other messages
-            logger.exception("exchange: sending message %s to %s failed", claim.id, partner.name)
+            logger.exception("exchange: sending message %s to %s failed", job.claim.id, partner.name)
             _finish(
                 hub,
-                claim,
+                job.claim,
                 _Outcome("retrying", f"内部错误 internal error ({type(exc).__name__})"),
                 None,
                 summary,
@@ -152,99 +156,98 @@ class _Outcome:
     verified: bool = False
 
 
+def _load(session: Session, number: str) -> Application:
+    """An application with what payloads read (parts, events, materials), nothing more."""
+    return session.scalars(
+        select(Application)
+        .where(Application.number == number)
+        .options(selectinload(Application.parts), selectinload(Application.events), selectinload(Application.materials))
+    ).one()
+
+
 def _build(
-    hub: Hub, me: Us, partner: Partner, msg: PartnerMessage
-) -> tuple[dict[str, Any], dict[str, tuple[bytes, str]], list[Attachment]] | None:
-    """The payload and files of an owed message, from the database now; None if nothing is owed
-    any more (the application was withdrawn before the partner had it)."""
-    files: dict[str, tuple[bytes, str]] = {}
+    session: Session, hub: Hub, partner: Partner, msg: PartnerMessage
+) -> tuple[dict[str, Any], list[Attachment]] | None:
+    """The payload and attachment list of an owed message, from the database now; None if
+    nothing is owed any more (the application was withdrawn before the partner had it). The
+    files themselves are read when sending, checked against their sha256."""
     attachments: list[Attachment] = []
 
-    def attach(data: bytes, sha256: str, media_type: str) -> str:
-        name = f"f{len(files)}"
-        files[name] = (data, media_type)
-        attachments.append(Attachment(part=name, sha256=sha256, size=len(data), media_type=media_type))
+    def attach(m: AttachedMaterial) -> str:
+        name = f"f{len(attachments)}"
+        attachments.append(Attachment(part=name, sha256=m.sha256, size=m.blob.size, media_type=m.blob.media_type))
         return name
 
-    with hub.sessions() as session:
-        app = get(session, msg.conversation, SYSTEM) if msg.kind != "status" and msg.kind != "result" else None
-        if msg.kind == "application":
-            if app.state == "withdrawn":
-                return None
-            desk = hub.catalog.desks.get(app.desk_code)
-            desk_info = {
-                "code": app.desk_code,
-                "name": desk.name if desk else app.desk_code,
-                "channel": app.channel,
-                "division": app.collecting_division,
-                "address": desk.address if desk else None,
-                "operator": desk.operator if desk else None,
-                "region": hub.settings.county.name,
-            }
-            part = next(p for p in app.parts if p.id == msg.data["part_id"])
-            item = hub.catalog.items.get(part.item_code)
-            payload = application_payload(app, part.id, msg.data.get("mode", "proxy"), desk_info, item)
-            wanted = {m.name for m in item.materials} if item else None
-            payload["materials"] = []
-            for m in app.materials:
-                if m.kind != "material" or (wanted is not None and m.name not in wanted):
-                    continue
-                data = _read(hub, m.sha256)
-                part = attach(data, m.sha256, m.blob.media_type)
-                payload["materials"].append(
-                    {
-                        "name": m.name,
-                        "filename": m.filename,
-                        "sha256": m.sha256,
-                        "size": len(data),
-                        "media_type": m.blob.media_type,
-                        "part": part,
-                    }
-                )
-            return payload, files, attachments
-        if msg.kind == "supplement":  # what the desk added since the partner asked for 补正
-            asked = max((e.at for e in app.events if e.action == "request_supplement"), default=None)
-            part = next(p for p in app.parts if partner_outbox.partner_of(p.item_code) == partner.name)
-            item = hub.catalog.items.get(part.item_code)
-            wanted = {m.name for m in item.materials} if item else None
-            payload = {
-                "number": app.number,
-                "note": next((e.reason for e in reversed(app.events) if e.action == "supplement_sent"), None),
-                "materials": [],
-            }
-            for m in app.materials:
-                if m.kind != "material" or asked is None or m.added_at < asked:
-                    continue
-                if wanted is not None and m.name not in wanted:
-                    continue
-                data = _read(hub, m.sha256)
-                name = attach(data, m.sha256, m.blob.media_type)
-                payload["materials"].append(
-                    {"name": m.name, "filename": m.filename, "sha256": m.sha256, "size": len(data), "part": name}
-                )
-            return payload, files, attachments
-        if msg.kind == "withdraw":
-            reason = next((e.reason for e in reversed(app.events) if e.action == "withdraw"), None)
-            return {"number": app.number, "reason": reason}, files, attachments
-        own = session.get(Application, msg.application_id)
-        app = get(session, own.number, SYSTEM)
-        if msg.kind == "status":
-            return status_payload(app), files, attachments
-        if msg.kind == "result":
-            m = session.get(AttachedMaterial, msg.data["material"])
-            data = _read(hub, m.sha256)
-            part = attach(data, m.sha256, m.blob.media_type)
-            payload = {
-                "number": app.number,
-                "origin_number": app.origin_number,
-                "item": app.parts[0].item_code,
-                "name": m.name,
-                "filename": m.filename,
-                "sha256": m.sha256,
-                "media_type": m.blob.media_type,
-                "part": part,
-            }
-            return payload, files, attachments
+    def material(m: AttachedMaterial) -> dict[str, Any]:
+        return {
+            "name": m.name,
+            "filename": m.filename,
+            "sha256": m.sha256,
+            "size": m.blob.size,
+            "media_type": m.blob.media_type,
+            "part": attach(m),
+        }
+
+    app = _load(session, msg.conversation) if msg.kind in ("application", "supplement", "withdraw") else None
+    if msg.kind == "application":
+        if app.state == "withdrawn":
+            return None
+        desk = hub.catalog.desks.get(app.desk_code)
+        desk_info = {
+            "code": app.desk_code,
+            "name": desk.name if desk else app.desk_code,
+            "channel": app.channel,
+            "division": app.collecting_division,
+            "address": desk.address if desk else None,
+            "operator": desk.operator if desk else None,
+            "region": hub.settings.county.name,
+        }
+        part = next(p for p in app.parts if p.id == msg.data["part_id"])
+        item = hub.catalog.items.get(part.item_code)
+        payload = application_payload(app, part.id, msg.data.get("mode", "proxy"), desk_info, item)
+        wanted = {m.name for m in item.materials} if item else None
+        payload["materials"] = [
+            material(m) for m in app.materials if m.kind == "material" and (wanted is None or m.name in wanted)
+        ]
+        return payload, attachments
+    if msg.kind == "supplement":  # what the desk added since the partner asked for 补正
+        asked = max((e.at for e in app.events if e.action == "request_supplement"), default=None)
+        part = next(p for p in app.parts if partner_outbox.partner_of(p.item_code) == partner.name)
+        item = hub.catalog.items.get(part.item_code)
+        wanted = {m.name for m in item.materials} if item else None
+        payload = {
+            "number": app.number,
+            "note": next((e.reason for e in reversed(app.events) if e.action == "supplement_sent"), None),
+            "materials": [
+                material(m)
+                for m in app.materials
+                if m.kind == "material"
+                and asked is not None
+                and m.added_at >= asked
+                and (wanted is None or m.name in wanted)
+            ],
+        }
+        return payload, attachments
+    if msg.kind == "withdraw":
+        reason = next((e.reason for e in reversed(app.events) if e.action == "withdraw"), None)
+        return {"number": app.number, "reason": reason}, attachments
+    own = session.get(Application, msg.application_id)
+    app = _load(session, own.number)
+    if msg.kind == "status":
+        return status_payload(app), attachments
+    if msg.kind == "result":
+        m = session.get(AttachedMaterial, msg.data["material"])
+        payload = {
+            "number": app.number,
+            "origin_number": app.origin_number,
+            "item": app.parts[0].item_code,
+            "name": m.name,
+            "filename": m.filename,
+            "sha256": m.sha256,
+            "media_type": m.blob.media_type,
+            "part": attach(m),
+        }
+        return payload, attachments
     raise HubError(f"unknown message kind {msg.kind}")
 
 
@@ -255,35 +258,72 @@ def _read(hub: Hub, sha256: str) -> bytes:
     return data
 
 
-def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: Claim, summary: SendSummary) -> None:
-    with hub.sessions() as session:
-        msg = session.get(PartnerMessage, claim.id)
-        session.expunge(msg)
-    frozen = msg.data.get("frozen")
-    if frozen is None:
-        built = _build(hub, me, partner, msg)
-        if built is None:
-            return _finish(hub, claim, _Outcome("cancelled"), None, summary, partner.name)
-        payload, files, attachments = built
-        # what the first attempt carries, every attempt carries: the partner takes a message id
-        # once, and a retry after a lost answer must be the same message (not newer news under
-        # an old id, which it would refuse as a conflict); newer news has messages of its own
-        if not _freeze(hub, claim, payload, attachments):
-            return None  # the claim was lost meanwhile: another sender has it
-    else:
-        payload = frozen["payload"]
-        attachments = [Attachment.model_validate(a) for a in frozen["attachments"]]
-        files = {a.part: (_read(hub, a.sha256), a.media_type) for a in attachments}
+@dataclass(frozen=True)
+class Job:
+    """A claimed message, ready to send: its payload as its first attempt fixed it."""
+
+    claim: Claim
+    message_id: str
+    kind: str
+    conversation: str
+    payload: dict[str, Any] | None  # None: settled in the claiming transaction (see `settled`)
+    attachments: list[Attachment]
+    settled: str | None = None  # cancelled (owed no more) or retrying (could not be built)
+
+
+def _take(hub: Hub, partner: Partner) -> Job | None:
+    """Claim the next message and, on its first attempt, build and keep its payload — one
+    transaction. What the first attempt carries, every attempt carries: the partner takes a
+    message id once, and a retry after a lost answer must be the same message (not newer news
+    under an old id, which it would refuse as a conflict); newer news has messages of its own."""
+    lease = timedelta(seconds=hub.settings.dispatch_lease_seconds)
+    with hub.transaction() as session:
+        msg = partner_outbox.claim_one(session, hub.now(), lease=lease, partner=partner.name)
+        if msg is None:
+            return None
+        claim = Claim(msg.id, msg.claim_token)
+        frozen = msg.data.get("frozen")
+        if frozen is None:
+            try:
+                with session.begin_nested():
+                    built = _build(session, hub, partner, msg)
+            except Exception as exc:  # a bug must not stop the partner's other messages: back off
+                logger.exception("exchange: building message %s to %s failed", msg.id, partner.name)
+                why = f"内部错误 internal error ({type(exc).__name__})"
+                partner_outbox.failed(msg, why, retryable=True, limits=partner.spec.limits, now=hub.now())
+                return Job(claim, msg.message_id, msg.kind, msg.conversation, None, [], "retrying")
+            if built is None:
+                msg.state, msg.claimed_until, msg.claim_token = "cancelled", None, None
+                return Job(claim, msg.message_id, msg.kind, msg.conversation, None, [], "cancelled")
+            payload, attachments = built
+            frozen = {"payload": payload, "attachments": [a.model_dump() for a in attachments]}
+            msg.data = {**msg.data, "frozen": frozen}
+        return Job(
+            claim,
+            msg.message_id,
+            msg.kind,
+            msg.conversation,
+            frozen["payload"],
+            [Attachment.model_validate(a) for a in frozen["attachments"]],
+        )
+
+
+def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, job: Job, summary: SendSummary) -> None:
+    claim = job.claim
+    if job.payload is None:
+        summary.count(job.settled or "cancelled", partner.name)
+        return None
+    files = {a.part: (_read(hub, a.sha256), a.media_type) for a in job.attachments}
     signed = seal(
         me.key,
-        kind=msg.kind,
+        kind=job.kind,
         sender=me.hub_id,
         to=partner.hub_id,
-        payload=payload,
+        payload=job.payload,
         now=hub.now(),
-        message_id=msg.message_id,
-        conversation=msg.conversation,
-        attachments=attachments,
+        message_id=job.message_id,
+        conversation=job.conversation,
+        attachments=job.attachments,
     )
     size = len(signed.body) + sum(len(data) for data, _ in files.values())
     if size > partner.spec.limits.max_message_bytes:
@@ -296,15 +336,6 @@ def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, claim: C
             hub, claim, _Outcome("retrying", f"{partner.name}: 无应答 no answer: {exc}"), signed, summary, partner.name
         )
     _finish(hub, claim, read_answer(hub, me, partner, signed, reply), signed, summary, partner.name)
-
-
-def _freeze(hub: Hub, claim: Claim, payload: dict[str, Any], attachments: list[Attachment]) -> bool:
-    with hub.transaction() as session:
-        msg = session.get(PartnerMessage, claim.id, with_for_update=True)
-        if msg is None or msg.claim_token != claim.token:
-            return False
-        msg.data = {**msg.data, "frozen": {"payload": payload, "attachments": [a.model_dump() for a in attachments]}}
-    return True
 
 
 def read_answer(hub: Hub, me: Us, partner: Partner, signed: Signed, reply: Reply) -> _Outcome:

@@ -16,6 +16,7 @@ from hub.context import Hub
 from hub.errors import InvalidInput
 from hub.exchange.envelope import PATH, SIGNATURE_HEADER
 from hub.exchange.receive import take
+from hub.materials import Staged
 from hub.web.uploads import Body, read_multipart
 
 router = APIRouter(include_in_schema=False)
@@ -28,7 +29,7 @@ async def messages(request: Request) -> Response:
     if not hub.settings.exchange.hub_id:
         return JSONResponse({"detail": "本枢纽未开通跨省通办 (the exchange is off here)"}, status_code=404)
     signature = request.headers.get(SIGNATURE_HEADER)
-    files: dict[str, bytes] = {}
+    files: dict[str, Staged | bytes] = {}
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         try:
             body_parts = await read_multipart(request, hub.store, max_files=MAX_FILES + 1, max_fields=0)
@@ -37,14 +38,14 @@ async def messages(request: Request) -> Response:
         try:
             envelopes = body_parts.files_of("envelope")
             body = await run_in_threadpool(envelopes[0].staged.path.read_bytes) if len(envelopes) == 1 else b""
-            for f in body_parts.files:
-                if f.field != "envelope":
-                    files[f.field] = await run_in_threadpool(f.staged.path.read_bytes)
+            # the files stay staged (hashed on the way in): a material the message brings is
+            # adopted into the store from there, not copied again
+            files = {f.field: f.staged for f in body_parts.files if f.field != "envelope"}
+            answer = await run_in_threadpool(take, hub, body, signature, files)
         finally:
-            await run_in_threadpool(body_parts.discard)
+            await run_in_threadpool(body_parts.discard)  # what was not adopted
     else:
-        body = await request.body()
-    answer = await run_in_threadpool(take, hub, body, signature, files)
+        answer = await run_in_threadpool(take, hub, await request.body(), signature, files)
     return Response(
         answer.message.body,
         status_code=answer.status,
