@@ -160,22 +160,48 @@ def delivered(msg: PartnerMessage, now: datetime) -> None:
 
 
 def withdraw(session: Session, app: Application, now: datetime) -> dict[str, list[str]]:
-    """The applicant withdrew: an application message not yet taken by its partner is cancelled;
-    a partner that has it (or may have it: a send in flight) is owed a `withdraw` message."""
+    """The applicant withdrew. An application message never attempted is cancelled (the partner
+    cannot have it). One attempted even once may have been taken — its answer may have been
+    lost — so it is cancelled too and the partner is owed a `withdraw` message (answered "not
+    received" if it never had the case). Each cancellation is conditional on the row as it is
+    now: a send in flight at this moment goes on, and the withdrawal follows it in order."""
     at = naive_utc(now)
-    cancelled, told = [], []
-    sent = session.scalars(
-        select(PartnerMessage).where(PartnerMessage.application_id == app.id, PartnerMessage.kind == "application")
+    cancelled, told = set(), set()
+    sent = session.execute(
+        select(PartnerMessage.id, PartnerMessage.partner, PartnerMessage.state, PartnerMessage.data).where(
+            PartnerMessage.application_id == app.id, PartnerMessage.kind == "application"
+        )
     ).all()
-    for msg in sent:
-        in_flight = msg.claimed_until is not None and msg.claimed_until >= at
-        if msg.state in ("pending", "dead") and not in_flight:
-            msg.state, msg.claimed_until, msg.claim_token = "cancelled", None, None
-            cancelled.append(msg.partner)
-        elif msg.state != "cancelled":
-            session.add(PartnerMessage(**row(msg.partner, "withdraw", app.number, app.id, dict(msg.data), now)))
-            told.append(msg.partner)
-    return {"cancelled": sorted(set(cancelled)), "told": sorted(set(told))}
+    for msg_id, partner, state, data in sent:
+        if state == "cancelled":
+            continue
+        never_sent = session.execute(
+            update(PartnerMessage)
+            .where(
+                PartnerMessage.id == msg_id,
+                PartnerMessage.state == "pending",
+                PartnerMessage.attempts == 0,
+                or_(PartnerMessage.claimed_until.is_(None), PartnerMessage.claimed_until < at),
+            )
+            .values(state="cancelled", claimed_until=None, claim_token=None)
+        ).rowcount
+        if never_sent:
+            cancelled.add(partner)
+            continue
+        # tried before, so perhaps taken: not sent again (unless in flight right now) — the
+        # withdrawal says it all, and the partner answers "not received" if it never had it
+        session.execute(
+            update(PartnerMessage)
+            .where(
+                PartnerMessage.id == msg_id,
+                PartnerMessage.state.in_(("pending", "dead")),
+                or_(PartnerMessage.claimed_until.is_(None), PartnerMessage.claimed_until < at),
+            )
+            .values(state="cancelled", claimed_until=None, claim_token=None)
+        )
+        session.add(PartnerMessage(**row(partner, "withdraw", app.number, app.id, dict(data or {}), now)))
+        told.add(partner)
+    return {"cancelled": sorted(cancelled), "told": sorted(told)}
 
 
 def retry(session: Session, now: datetime, *, ids: list[int] | None = None, partner: str | None = None) -> int:

@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from hub import applications as svc
+from hub.errors import Forbidden
 from hub.events import verify_chain
 from hub.exchange.catalogue import sync
 from hub.exchange.send import send
@@ -35,6 +36,7 @@ from tests.support.partner_hubs import (
     HUB_BIN,
     PG_URL,
     READER,
+    TELLER,
     TS_RSJ,
     HeldProxy,
     Pair,
@@ -371,3 +373,120 @@ def _links(hub, application_id: int) -> list[PartnerLink]:
 def _all_outbox(hub) -> list[PartnerMessage]:
     with hub.sessions() as session:
         return list(session.scalars(select(PartnerMessage)))
+
+
+def test_withdrawn_after_an_answer_was_lost_the_partner_is_told_not_forgotten(hubs: Pair):
+    """The teller withdraws an application whose first send reached 福鼎 but whose answer never
+    came back: the partner may hold the case, so it is told (never silently cancelled here)."""
+    a = hubs.a
+    app = proxy_application(a.hub, resident_id("350982", date(1947, 2, 3), 71), name="吴阿公")
+    _send_until(a.hub, lambda: outbox_rows(a.hub, app.number)[0].state == "delivered", "delivered")
+    with a.hub.transaction() as session:  # as if B's answer had been lost: still owed, tried once
+        session.execute(
+            update(PartnerMessage)
+            .where(PartnerMessage.conversation == app.number)
+            .values(state="pending", attempts=1, delivered_at=None)
+        )
+    svc.transition(a.hub, app.number, "withdraw", TELLER, reason="申请人不再需要")
+    rows = {r.kind: r for r in outbox_rows(a.hub, app.number)}
+    assert rows["application"].state == "cancelled" and rows["withdraw"].state == "pending"
+    _send_until(a.hub, lambda: outbox_rows(a.hub, app.number)[-1].state == "delivered", "withdrawal delivered")
+    (theirs,) = hubs.applications_from_a(app.number)
+    assert theirs.state == "withdrawn"
+    mine = svc.read(a.hub, app.number, READER)
+    (answer,) = [e for e in mine.events if e.action == "partner_withdraw_answer"]
+    assert answer.data["withdrawn"] is True and answer.reason is None
+    assert verify_chain(mine).ok
+
+
+def test_a_case_fuding_decides_cannot_be_moved_here(hubs: Pair):
+    """Our application follows the partner's case step by step; a step taken here as well (补正,
+    受理, 出件) would put the two apart for good, so only the partner takes them."""
+    a = hubs.a
+    app = proxy_application(a.hub, resident_id("350982", date(1946, 6, 6), 72), name="孙阿婆")
+    clerk = svc.Actor(name="网点综合窗口", role="clerk", desk=TELLER.desk)  # a role that accepts at home
+    for action, actor in (("request_supplement", TELLER), ("accept", clerk), ("reject", clerk)):
+        with pytest.raises(Forbidden, match="对方地区"):
+            svc.transition(a.hub, app.number, action, actor, reason="测试")
+    assert svc.read(a.hub, app.number, READER).state == "pre_reviewed"
+
+
+def test_joint_part_decided_there_while_our_part_waits_for_supplement(hubs: Pair):
+    """多地联办: our officer asks for 补正 on our part; meanwhile 福鼎 approves its part. Its
+    decision is applied at once, and the application is decided when our 补正 is done and our
+    part approved — nothing is lost while the states differ."""
+    a, b = hubs.a, hubs.b
+    number = _joint_application(hubs, resident_id("330329", date(1960, 1, 1), 73), "钱阿公")
+    svc.transition(a.hub, number, "accept", TS_RSJ)
+    _send_until(a.hub, lambda: all(r.state == "delivered" for r in outbox_rows(a.hub, number)), "sent to B")
+    svc.transition(a.hub, number, "request_supplement", TS_RSJ, reason="请补交退休审批表")
+    (theirs,) = hubs.applications_from_a(number)
+    for action in ("accept", "start_review", "approve"):
+        svc.transition(b.hub, theirs.number, action, FD_RSJ)
+    _send_until(b.hub, lambda: _partner_part(a.hub, number).state == "approved", "B's decision applied")
+    assert svc.read(a.hub, number, READER).state == "supplement_requested"
+    svc.transition(a.hub, number, "resume", TS_RSJ)
+    svc.transition(a.hub, number, "start_review", TS_RSJ, part="GG00104001")
+    mine = svc.transition(a.hub, number, "approve", TS_RSJ, part="GG00104001")
+    assert mine.state == "decided" and svc.outcome_of(mine) == "approved"
+    assert verify_chain(svc.read(a.hub, number, READER)).ok
+
+
+def test_fuding_down_while_its_news_piles_up_then_up(hubs: Pair):
+    """The other direction: 泰顺 (A) is down while 福鼎 decides and issues; B's status and result
+    messages wait and arrive exactly once when A is back."""
+    a, b = hubs.a, hubs.b
+    app = proxy_application(a.hub, resident_id("350982", date(1945, 9, 9), 74), name="周阿婆")
+    _send_until(a.hub, lambda: outbox_rows(a.hub, app.number)[0].state == "delivered", "delivered")
+    (theirs,) = hubs.applications_from_a(app.number)
+    a.server.stop()
+    try:
+        for action in ("accept", "start_review", "approve"):
+            svc.transition(b.hub, theirs.number, action, FD_MZJ)
+        theirs = svc.read(b.hub, theirs.number, FD_MZJ)
+        svc.attach_result(b.hub, theirs.number, theirs.parts[0].id, "优待证.pdf", pdf("card-74"), FD_MZJ)
+        svc.transition(b.hub, theirs.number, "issue", FD_MZJ)
+        down = send(b.hub)
+        assert down.delivered == 0 and down.retrying >= 1, down.line()
+    finally:
+        a.server.start()
+    _send_until(b.hub, lambda: svc.read(a.hub, app.number, READER).state == "issued", "A caught up")
+    _send_until(b.hub, lambda: not [r for r in _all_outbox(b.hub) if r.state == "pending"], "B's backlog drained")
+    mine = svc.read(a.hub, app.number, READER)
+    assert [m.name for m in mine.materials if m.kind == "result"] == ["优待证.pdf"]
+    steps = [e.action for e in mine.events if e.actor.startswith("福鼎")]
+    for step in ("accept", "start_review", "approve", "issue"):
+        assert steps.count(step) == 1, steps  # each of B's steps once, however many messages carried it
+    assert verify_chain(mine).ok
+
+
+def _partner_part(hub, number: str):
+    return next(p for p in svc.read(hub, number, READER).parts if ":" in p.item_code)
+
+
+def _joint_application(hubs: Pair, applicant: str, name: str) -> str:
+    """A 多地联办 application (YJS-KSYL: our 养老保险待遇申领 and 福鼎's 参保登记) at our hall desk."""
+    app = svc.create(
+        hubs.a.hub,
+        svc.NewApplication(
+            subject="YJS-KSYL",
+            desk=HALL_CLERK.desk,
+            applicant=svc.Applicant(name=name, id=applicant),
+            form={
+                "retirement_type": "正常退休",
+                "retirement_date": "2026-12-01",
+                "payee_bank_name": "浙江泰顺农村商业银行",
+                "payee_bank_account": "6230910199001234567",
+                "contact_phone": "13905770002",
+                "contribution_grade": "500元",
+            },
+            materials=[
+                svc.MaterialIn(name="居民身份证", filename="id.pdf", content=pdf(f"身份证 {name}")),
+                svc.MaterialIn(name="参保缴费记录", filename="record.pdf", content=pdf(f"缴费记录 {name}")),
+                svc.MaterialIn(name="本人人事档案", filename="file.pdf", content=pdf(f"档案 {name}")),
+            ],
+        ),
+        HALL_CLERK,
+        first_review=svc.FirstReview(checklist=["材料齐全"]),
+    )
+    return app.number

@@ -156,7 +156,7 @@ def test_partner_items_are_found_labelled_and_taken_like_local_ones(hubs: Pair):
         assert "收件地 泰顺县 · 下洪社区农商银行网点" in receipt
         assert "审批地 福鼎市（跨省通办）" in receipt
         assert "办理时限按审批地（福鼎市）的工作日计算" in receipt
-        assert "以审批地受理为准" in receipt
+        assert "按本地工作日历估算" in receipt
         before = text_of(web.get(f"/applications/{number}", headers=teller).text)
         assert "审批地 · 福鼎市" in before and "尚未送达审批地" in before
 

@@ -81,6 +81,9 @@ class Received:
     form: dict[str, Any]
     stored: list[Stored]
     pre_review: dict[str, Any]  # who did the desk's first review, when, note
+    # 跨省通办: the partner that collected it, its number and desk (origin_partner, origin_number,
+    # origin_desk), written with the application so it is never without them
+    origin: dict[str, str] | None = None
 
 
 def received_refs(session: Session, desk: str, refs: list[str]) -> dict[str, tuple[str, str]]:
@@ -170,7 +173,7 @@ def insert_received(
     ids = bulk_rows.allocate_ids(conn, Application.__table__, len(fresh))
     part_ids = iter(uuid4_texts(sum(len(hub.catalog.items_of(e.subject)) for e in fresh)))
     for e, number, app_id in zip(fresh, numbers, ids, strict=True):
-        app = application_fields(hub, e.new, e.subject, e.form, number, now)
+        app = application_fields(hub, e.new, e.subject, e.form, number, now) | (e.origin or {})
         app["id"], app["state"] = app_id, State.pre_reviewed.value
         if e.new.subject not in parts_of:
             parts_of[e.new.subject] = part_fields(hub, e.subject)

@@ -157,12 +157,22 @@ def create(hub: Hub, new: NewApplication, actor: Actor, *, first_review: FirstRe
 
 
 def receive(
-    hub: Hub, new: NewApplication, actor: Actor, *, first_review: FirstReview | None = None, brief: bool = False
+    hub: Hub,
+    new: NewApplication,
+    actor: Actor,
+    *,
+    first_review: FirstReview | None = None,
+    brief: bool = False,
+    origin: dict[str, str] | None = None,
 ) -> tuple[Application, bool]:
     """`create`, also saying whether this call made the application (False: the same request
     came before, and this is the application it made). `brief`: the application returned has
-    its row and parts loaded, no more (enough for a summary; a busy intake API saves the rest)."""
+    its row and parts loaded, no more (enough for a summary; a busy intake API saves the rest).
+    `origin`: where a partner hub collected it (the exchange's receiving side only, with a
+    first review; never from a request)."""
     submit = ACTIONS["submit"]
+    if origin is not None and (first_review is None or actor.role is not Role.system):
+        raise Forbidden("只有跨省通办交换可以标注来源 (only the exchange marks an origin)")
     if actor.role not in submit.roles:
         raise Forbidden(f"角色 {actor.role.value} 不能收件 (role cannot receive applications)")
     if actor.role is Role.applicant and new.applicant.id.strip().upper() != (actor.applicant_id or "").upper():
@@ -197,7 +207,7 @@ def receive(
         else:
             # a window's receipt with its first review, as a batch record of one: plain rows, the
             # same rows and chain the ORM path writes, at a fraction of its cost
-            entry = Received(new, subject, form, stored, _review_data(first_review))
+            entry = Received(new, subject, form, stored, _review_data(first_review), origin)
             with hub.write_connection() as conn:
                 number = number or next_numbers(conn, desk.acts_for, hub.today(), 1)[0]
                 [(row, parts)] = insert_received(hub, conn, [entry], actor, now, [number])

@@ -47,6 +47,9 @@ MAX_REASON = 1000
 
 
 LEAD_ACTIONS = frozenset({"accept", "reject", "issue", "deliver", "withdraw"})
+# 异地代收代办: what the collecting desk itself does on a case a partner decides — receive it,
+# first-review it, hand 补正 over (resume: sent to the partner), hand the result over, withdraw
+PROXY_DESK_ACTIONS = frozenset({"submit", "pre_review", "resume", "deliver", "withdraw"})
 
 
 def transition(
@@ -111,12 +114,14 @@ def _transition(
                 f"“{action.zh}”由牵头部门 {app.parts[0].department_code} 办理 (only the lead department acts on the whole)"
             )
         if (
-            action.name in ("accept", "reject", "issue")
+            action.name not in PROXY_DESK_ACTIONS
             and is_proxy([p.item_code for p in app.parts])
             and actor.role is not Role.system
         ):
+            # the case is the partner's: our application follows its steps (hub.exchange.apply);
+            # a step taken here as well would put the two apart for good
             raise Forbidden(
-                f"异地代收代办的办件由对方地区受理、审批和出件 (a partner hub accepts, decides and issues {number})"
+                f"异地代收代办的办件由对方地区受理、补正、审批和出件 (a partner hub takes {action.name} on {number})"
             )
         if action.name == "resume" and is_proxy([p.item_code for p in app.parts]) and actor.role is not Role.system:
             # 补正 of a case a partner decides: what the desk collected goes to the partner, which
@@ -199,6 +204,8 @@ def _app_action(
         data |= {f"partners_{k}": v for k, v in told.items() if v}
     app.state = target
     add_event(app, action.name, actor, now, from_state=source, to_state=target, reason=reason, data=data)
+    if action.name == "resume":
+        decide_if_done(hub, app, now)
 
 
 def _accept(hub: Hub, app: Application, now: datetime, today: date, commitment_due: date | None) -> dict[str, Any]:
@@ -277,6 +284,14 @@ def _part_action(
     if app.state == State.accepted and action.name == "start_review":
         app.state = State.in_review.value
         add_event(app, "start", SYSTEM, now, from_state=State.accepted.value, to_state=State.in_review.value)
+    decide_if_done(hub, app, now)
+
+
+def decide_if_done(hub: Hub, app: Application, now: datetime) -> None:
+    """办结: the application is decided once every part is approved or denied — checked after a
+    part moves, and after 补正 ends (a partner may have decided its part meanwhile)."""
+    if app.state not in (State.accepted, State.in_review):
+        return
     if all(p.state in (PartState.approved, PartState.denied) for p in app.parts):
         result = lifecycle.outcome([p.state for p in app.parts])
         source = app.state

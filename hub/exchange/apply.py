@@ -135,10 +135,9 @@ def _apply_event(
         return 1
 
     if action in ("start_review", "approve", "deny"):
-        if app.state not in (State.accepted, State.in_review) or part.state not in ACTIONS[action].sources:
+        if app.state not in PART_MOVES or part.state not in ACTIONS[action].sources:
             return mark(f"partner_{action}", {"not_applied": app.state})
-        _part_action(hub, app, part, ACTIONS[action], actor, now, reason, extra=note)
-        return 1
+        return _part_step(hub, app, part, action, actor, now, reason, note)
     if action == "accept":
         if proxy and app.state in (State.received, State.pre_reviewed):
             return move(State.accepted.value, "accept", {"due_date": ev.get("data", {}).get("due_date")})
@@ -147,11 +146,8 @@ def _apply_event(
         if proxy and app.state in (State.received, State.pre_reviewed):
             part.state = PartState.withdrawn.value if part.state == PartState.pending else part.state
             return move(State.rejected.value, "reject")
-        if part.state in (PartState.pending, PartState.in_review) and app.state in (State.accepted, State.in_review):
-            if part.state == PartState.pending:
-                _part_action(hub, app, part, ACTIONS["start_review"], actor, now, None, extra=note)
-            _part_action(hub, app, part, ACTIONS["deny"], actor, now, f"对方不予受理：{reason or ''}", extra=note)
-            return 1
+        if part.state in (PartState.pending, PartState.in_review) and app.state in PART_MOVES:
+            return close_part(hub, app, part, actor, now, f"对方不予受理：{reason or ''}", note)
         return mark("partner_reject")
     if action == "request_supplement":
         if proxy and app.state in OPEN and app.state != State.supplement_requested:
@@ -173,8 +169,41 @@ def _apply_event(
             if part.state in (PartState.pending, PartState.in_review):
                 part.state = PartState.withdrawn.value
             return move(State.withdrawn.value, "withdraw")
+        if not proxy and part.state in (PartState.pending, PartState.in_review) and app.state in PART_MOVES:
+            # 多地联办: their part will not be decided there; ours stand, and the case can end
+            return close_part(hub, app, part, actor, now, f"对方已撤回：{reason or ''}", note)
         return mark("partner_withdraw")
     return 0  # their own bookkeeping (delivery to their department, results, receipt): not ours
+
+
+# where a partner's part may move in our application: accepted or in review, and — 多地联办 —
+# while our own part waits for 补正 (the partner's decision does not wait for ours)
+PART_MOVES = (State.accepted, State.in_review, State.supplement_requested)
+
+
+def _part_step(
+    hub: Hub, app: Application, part: Part, action: str, actor: Actor, now, reason: str | None, note: dict
+) -> int:
+    """A partner's step on its part. Unlike a step taken here it may come while our application
+    waits for 补正 of our own part; the application is decided once it is back and every part is."""
+    if app.state == State.supplement_requested:
+        source = part.state
+        part.state = ACTIONS[action].target
+        if action in ("approve", "deny"):
+            part.decided_at = now.replace(tzinfo=None)
+        data = {"item": part.item_code, "department": part.department_code} | note
+        add_event(app, action, actor, now, from_state=source, to_state=part.state, part=part, reason=reason, data=data)
+        return 1
+    _part_action(hub, app, part, ACTIONS[action], actor, now, reason, extra=note)
+    return 1
+
+
+def close_part(hub: Hub, app: Application, part: Part, actor: Actor, now, reason: str, note: dict) -> int:
+    """A partner's part that will not be decided there (refused, withdrawn): denied here with the
+    partner's reason, so the application can be decided on the parts that were (partial)."""
+    if part.state == PartState.pending:
+        _part_step(hub, app, part, "start_review", actor, now, None, note)
+    return _part_step(hub, app, part, "deny", actor, now, reason, note)
 
 
 def prepare_result(hub: Hub, partner: Partner, env: Envelope, files: dict[str, Staged | bytes]) -> Effect:

@@ -45,7 +45,7 @@ def ask(hub: Hub, partner: Partner, kind: str, payload: dict, *, timeout: float 
     if timeout is not None:
         client.timeout = httpx.Timeout(timeout)
     try:
-        reply = post(client, partner, signed, {})
+        reply = post(client, partner, signed, {}, total_seconds=timeout)
     except NoAnswer as exc:
         with hub.transaction() as session:
             log.append(session, hub.now(), *exchanged(me, partner, signed, None, None, False))

@@ -51,9 +51,17 @@ def client_for(hub: Hub, partner: Partner) -> httpx.Client:
     )
 
 
-def post(client: httpx.Client, partner: Partner, message: Signed, files: dict[str, tuple[bytes, str]]) -> Reply:
+def post(
+    client: httpx.Client,
+    partner: Partner,
+    message: Signed,
+    files: dict[str, tuple[bytes, str]],
+    *,
+    total_seconds: float | None = None,
+) -> Reply:
     """Send one message (with its files as multipart parts) and read the answer, within the
-    partner's time limit for the whole exchange and its answer size limit."""
+    partner's time limit for the whole exchange (or `total_seconds`, when a caller such as intake
+    waits on it) and its answer size limit."""
     limits = partner.spec.limits
     headers = {SIGNATURE_HEADER: message.signature}
     if files:
@@ -64,7 +72,7 @@ def post(client: httpx.Client, partner: Partner, message: Signed, files: dict[st
         request = client.build_request(
             "POST", PATH, headers=headers | {"content-type": "application/json"}, content=message.body
         )
-    deadline = time.monotonic() + limits.timeout_seconds * 2  # connect + send, then the answer
+    deadline = time.monotonic() + (total_seconds or limits.timeout_seconds * 2)  # connect + send, then the answer
     try:
         response = client.send(request, stream=True)
         try:

@@ -25,6 +25,9 @@ from hub.hashchain import GENESIS, canonical, sha256_hex
 from hub.storage.tables import MessageLogEntry, naive_utc
 
 MAX_KEPT_BODY = 2 * 1024 * 1024  # a larger body (never one of ours) is kept as its sha256 only
+# a body nobody's key vouches for (refused as unsigned, from an unknown sender or key) is kept
+# only this far: enough to see what was tried, not a way for anyone to fill the log
+MAX_KEPT_UNVERIFIED = 64 * 1024
 _BUMP = sql(
     "INSERT INTO counters (name, value) VALUES ('partner_message_log', :n) "
     "ON CONFLICT (name) DO UPDATE SET value = counters.value + :n RETURNING value"
@@ -32,8 +35,6 @@ _BUMP = sql(
 
 
 def _stored_body(body: bytes) -> str:
-    if len(body) > MAX_KEPT_BODY:
-        return ""
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
@@ -64,6 +65,7 @@ def _fields(e: MessageLogEntry | dict[str, Any]) -> dict[str, Any]:
         "key_id": get("key_id"),
         "verdict": get("verdict"),
         "body_sha256": get("body_sha256"),
+        "body_kept": get("body_kept"),
         "signature": get("signature"),
         "prev_hash": get("prev_hash"),
     }
@@ -106,11 +108,12 @@ def append(session: Session, at: datetime, *entries: Entry) -> None:
             "key_id": e.key_id,
             "verdict": e.verdict[:48],
             "body_sha256": hashlib.sha256(e.body).hexdigest(),
+            "body_kept": len(e.body) <= (MAX_KEPT_BODY if e.signer else MAX_KEPT_UNVERIFIED),
             "signature": (e.signature or None) and e.signature[:200],
             "prev_hash": prev,
         }
         prev = _entry_hash(_fields(row))
-        session.add(MessageLogEntry(**row, body=_stored_body(e.body), hash=prev))
+        session.add(MessageLogEntry(**row, body=_stored_body(e.body) if row["body_kept"] else "", hash=prev))
         seq += 1
 
 
@@ -151,9 +154,9 @@ def verify(
             report.problems.append(f"{where}: 条目哈希不符 (entry edited)")
         prev = get("hash")
         body = get("body")
-        if body == "" and f["body_sha256"] != hashlib.sha256(b"").hexdigest():
+        if not f["body_kept"]:  # only its hash was kept (the flag is under the entry's hash)
             report.not_checked += 1
-            continue  # too large to keep: only its hash
+            continue
         raw = body_bytes(body)
         if hashlib.sha256(raw).hexdigest() != f["body_sha256"]:
             report.problems.append(f"{where}: 报文内容与哈希不符 (body edited)")

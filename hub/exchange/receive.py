@@ -36,8 +36,9 @@ from hub.exchange.payloads import chain_ok
 from hub.lifecycle import OPEN, Role
 from hub.materials import Staged
 from hub.partners import Partner
+from hub.partners.config import KEY_DAY_ZONE
 from hub.partners.items import published
-from hub.storage.tables import Application, MessageLogEntry, PartnerInbox
+from hub.storage.tables import Application, Event, MessageLogEntry, PartnerInbox
 
 log_ = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def _taken_before(hub: Hub, partner: Partner, env: Envelope) -> Taken | None:
 
 
 def _local(hub: Hub, now: datetime) -> date:
-    return now.astimezone(hub.settings.tz).date()
+    return now.astimezone(KEY_DAY_ZONE).date()
 
 
 Files = dict[str, Staged | bytes]  # a message's files: staged as they streamed in, or bytes
@@ -263,9 +264,10 @@ def _act(
     now: datetime,
 ) -> Answer:
     body_sha = hashlib.sha256(body).hexdigest()
-    if env.kind in ("ping", "catalogue_request"):  # answered, never taken: only a replay to refuse
-        with hub.sessions() as session:
-            _seen(session, partner, env, body_sha)
+    with hub.sessions() as session:  # before any work: a replay, a conflict or a retry does none
+        before = _seen(session, partner, env, body_sha)
+    if before is not None:
+        return _duplicate(hub, partner, env, body, signature, before, now)
     if env.kind == "ping":
         return _stateless(hub, partner, env, body, signature, "ack", {"result": "pong"}, now)
     if env.kind == "catalogue_request":
@@ -279,8 +281,8 @@ def _act(
     prepare = PREPARE.get(env.kind)
     if prepare is None:
         raise Refused("not_allowed", f"不接收此类报文 {env.kind}", f"{env.kind} is not sent to a hub")
-    # checks and work outside the transaction (may refuse); idempotent, so a retry of a message
-    # taken before does it again harmlessly and then meets its inbox row below
+    # checks and work outside the transaction (may refuse); idempotent, so a retry racing this
+    # one does it again harmlessly and then meets the inbox row below
     effect = prepare(hub, partner, env, files)
     try:
         with hub.transaction() as session:
@@ -425,7 +427,8 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: Files) -> Eff
     desk_name = text.clean(str(desk.get("name", "")))[:60]  # the partner's words: never trusted as markup or control
     actor = partner_actor(partner, desk_name)
     try:
-        app = svc.receive(hub, new, actor, first_review=review, brief=True)[0]  # its id is all we need
+        origin = {"origin_partner": partner.name, "origin_number": number, "origin_desk": desk_name}
+        app = svc.receive(hub, new, actor, first_review=review, brief=True, origin=origin)[0]
     except InvalidInput as exc:
         raise Refused(
             "form_invalid",
@@ -438,9 +441,11 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: Files) -> Eff
 
     def effect(session: Session) -> dict[str, Any]:
         row = session.get(Application, app.id, with_for_update=True)
-        if row.origin_partner is None:
-            row.origin_partner, row.origin_number = partner.name, number
-            row.origin_desk = desk_name
+        if row.origin_partner != partner.name or row.origin_number != number:
+            raise Refused("conflict", "收件编号已用于另一来源", "that number came from elsewhere")  # never
+        if not session.scalar(
+            select(Event.id).where(Event.application_id == row.id, Event.action == "partner_received")
+        ):
             add_event(
                 row,
                 "partner_received",

@@ -31,12 +31,14 @@ from hub.applications.scope import get
 from hub.context import Hub
 from hub.errors import HubError
 from hub.exchange import log
-from hub.exchange.apply import link_for, partner_actor
+from hub.exchange.apply import PART_MOVES, close_part, link_for, partner_actor
 from hub.exchange.client import NoAnswer, Reply, client_for, post
 from hub.exchange.envelope import RETRYABLE, Attachment, Envelope, Refused, Signed, parse, seal, signature_ok
 from hub.exchange.identity import Us, us
 from hub.exchange.payloads import application_payload, status_payload
+from hub.lifecycle import STATE_ZH, PartState
 from hub.partners import Partner
+from hub.partners.config import KEY_DAY_ZONE
 from hub.storage.tables import Application, AttachedMaterial, PartnerMessage
 
 logger = logging.getLogger(__name__)
@@ -88,13 +90,14 @@ def send(hub: Hub, *, partner: str | None = None) -> SendSummary:
 class Claim:
     id: int
     token: str
+    application_id: int | None = None
 
 
 def _claim(hub: Hub, name: str) -> Claim | None:
     lease = timedelta(seconds=hub.settings.dispatch_lease_seconds)
     with hub.transaction() as session:
         msg = partner_outbox.claim_one(session, hub.now(), lease=lease, partner=name)
-        return Claim(msg.id, msg.claim_token) if msg else None
+        return Claim(msg.id, msg.claim_token, msg.application_id) if msg else None
 
 
 def _drain(hub: Hub, name: str, summary: SendSummary) -> None:
@@ -281,7 +284,7 @@ def _take(hub: Hub, partner: Partner) -> Job | None:
         msg = partner_outbox.claim_one(session, hub.now(), lease=lease, partner=partner.name)
         if msg is None:
             return None
-        claim = Claim(msg.id, msg.claim_token)
+        claim = Claim(msg.id, msg.claim_token, msg.application_id)
         frozen = msg.data.get("frozen")
         if frozen is None:
             try:
@@ -347,7 +350,7 @@ def read_answer(hub: Hub, me: Us, partner: Partner, signed: Signed, reply: Reply
         return _Outcome(
             "retrying", f"HTTP {reply.status}: 应答不是协议报文 (answer is not a protocol message)", reply=reply
         )
-    key = partner.key(answer.key_id, hub.now().astimezone(hub.settings.tz).date())
+    key = partner.key(answer.key_id, hub.now().astimezone(KEY_DAY_ZONE).date())
     if (
         answer.sender != partner.hub_id
         or answer.to != me.hub_id
@@ -372,6 +375,10 @@ def _finish(hub: Hub, claim: Claim, result: _Outcome, signed: Signed | None, sum
     now = hub.now()
     partner = hub.partners.by_name.get(name)
     with hub.transaction() as session:
+        if claim.application_id is not None:
+            # the application first, then the message: the order a withdrawal takes them in, so
+            # the two never wait for each other on PostgreSQL
+            session.get(Application, claim.application_id, with_for_update=True)
         msg = session.get(PartnerMessage, claim.id, with_for_update=True)
         if msg is None or msg.claim_token != claim.token:
             logger.warning("exchange: claim on message %s lost before its outcome was recorded", claim.id)
@@ -434,11 +441,24 @@ class _DefaultLimits:
 
 def _on_delivered(hub: Hub, session, msg: PartnerMessage, partner: Partner, answer: Envelope, now: datetime) -> None:
     """The partner took an application: its number there goes on our chain (one locked row and
-    one new event: this runs for every application a desk sends)."""
+    one new event: this runs for every application a desk sends). Its answer to a withdrawal
+    goes there too: a case it had already decided is not withdrawn there, and the desk must see
+    that."""
+    if msg.kind == "withdraw" and msg.application_id is not None:
+        app = session.get(Application, msg.application_id, with_for_update=True)
+        withdrawn = bool(answer.payload.get("withdrawn"))
+        never_had = answer.payload.get("note") == "not received"  # the partner never had the case
+        state = str(answer.payload.get("state") or "")[:32]
+        reason = None if withdrawn or never_had else f"对方未撤回：该件在对方已{STATE_ZH.get(state, state)}"
+        data = {"partner": partner.name, "withdrawn": withdrawn, "never_received": never_had, "remote_state": state}
+        append_event(session, app, "partner_withdraw_answer", partner_actor(partner), now, reason=reason, data=data)
+        return
     if msg.kind != "application" or msg.application_id is None:
         return
     app = session.get(Application, msg.application_id, with_for_update=True)
     link, part = link_for(session, app, partner, now)
+    if link.remote_number and link.remote_number == str(answer.payload.get("number", "")):
+        return  # its first answer again (a retry after our record of it was lost): on the chain already
     link.remote_number = str(answer.payload.get("number", ""))[:32] or link.remote_number
     link.remote_state = str(answer.payload.get("state", ""))[:32] or link.remote_state
     data = {"partner": partner.name, "remote_number": link.remote_number, "message": msg.message_id, "ack": answer.id}
@@ -471,3 +491,16 @@ def _on_dead(hub: Hub, session, msg: PartnerMessage, partner: Partner | None, re
             "fields": refusal.get("fields", [])[:20],
         },
     )
+    joint = not partner_outbox.is_proxy([p.item_code for p in app.parts])
+    # 多地联办: the partner will not decide its part; it is denied here with the partner's reason,
+    # so the application is decided on the parts that were (partial), not stuck
+    if (
+        msg.kind == "application"
+        and joint
+        and part is not None
+        and partner is not None
+        and part.state in (PartState.pending, PartState.in_review)
+        and app.state in PART_MOVES
+    ):
+        why = f"对方未接收：{refusal.get('zh') or result.error or ''}"[:1000]
+        close_part(hub, app, part, partner_actor(partner), now, why, {"partner": msg.partner})

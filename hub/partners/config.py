@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,6 +25,9 @@ from hub.errors import ConfigProblem
 from hub.partners.keys import parse_public_key, public_key_id
 
 NAME = r"^[a-z][a-z0-9-]{1,31}$"
+# a key's `valid_until` is a day agreed between two authorities: Beijing time, whatever time zone
+# either hub is configured in
+KEY_DAY_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 class _Strict(BaseModel):

@@ -461,8 +461,9 @@ class MessageLogEntry(Base):
     signer: Mapped[str | None] = mapped_column(String(64))  # whose key signed it: our hub id or the partner's
     key_id: Mapped[str | None] = mapped_column(String(64))
     verdict: Mapped[str] = mapped_column(String(48))  # sent, accepted, duplicate, refused:CODE …
-    body: Mapped[str] = mapped_column(Text)  # the body as sent (truncated, with body_sha256 whole, if huge)
+    body: Mapped[str] = mapped_column(Text)  # the body as sent, if kept (see body_kept)
     body_sha256: Mapped[str] = mapped_column(String(64))
+    body_kept: Mapped[bool]  # False: too large, or unsigned junk — only its sha256 is kept
     signature: Mapped[str | None] = mapped_column(String(200))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

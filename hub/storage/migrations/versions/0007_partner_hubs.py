@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("verdict", sa.String(length=48), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("body_sha256", sa.String(length=64), nullable=False),
+        sa.Column("body_kept", sa.Boolean(), nullable=False),
         sa.Column("signature", sa.String(length=200), nullable=True),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
