@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
+import unicodedata
 
 from hub.errors import FieldError, Reason
 
@@ -74,3 +75,12 @@ def clean(value: str, *, multiline: bool = True) -> str:
     the rule refuses becomes U+FFFD. What we receive is kept, not refused — and a NUL in it must
     not fail the transaction that records it (PostgreSQL refuses NUL in text)."""
     return (MULTI_LINE if multiline else SINGLE_LINE).sub("\ufffd", value)
+
+
+def fold_code(value: str) -> str:
+    """A code typed on a Chinese keyboard, as the checks read it: NFKC folds 全角 ０-９ and Ｘ
+    to ASCII and the ideographic space to a space; then trimmed. For codes only (ID numbers,
+    credit codes, phone numbers, division codes, numbers, dates) — free text is kept as written,
+    full-width punctuation and all (“周岁，不符合” stays so). The same on every surface: the
+    models and the form checks call it, not the web page."""
+    return unicodedata.normalize("NFKC", value).strip()

@@ -35,3 +35,28 @@ def test_upgrade_from_nothing_on_a_fresh_sqlite_file(tmp_path):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         engine.dispose()
+
+
+def test_an_applications_parts_are_found_by_index_not_by_scanning_every_part(db_url):
+    """Every read of an application loads its parts: without the index that is a scan of all
+    parts in the hub (25–35 ms at 200,000 applications, issue 21)."""
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                plan = " ".join(
+                    str(row[-1])
+                    for row in conn.exec_driver_sql(
+                        "EXPLAIN QUERY PLAN SELECT * FROM application_parts WHERE application_id = 1"
+                    )
+                )
+                assert "USING INDEX ix_application_parts_application_id" in plan, plan
+            else:
+                conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table: ask whether an index could serve
+                plan = " ".join(
+                    row[0]
+                    for row in conn.exec_driver_sql("EXPLAIN SELECT * FROM application_parts WHERE application_id = 1")
+                )
+                assert "ix_application_parts_application_id" in plan, plan
+    finally:
+        engine.dispose()

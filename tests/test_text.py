@@ -200,3 +200,53 @@ def test_people_tokens_ratings_and_signing_take_the_same_rule(hub):
     with pytest.raises(InvalidInput) as exc:
         signing.abort(hub, "no-such-session", svc.SYSTEM, f"网络中断{NUL}")
     assert [e.field for e in exc.value.errors] == ["reason"]
+
+
+# ---------------------------------------------------------------- one normalisation of input
+
+FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+
+
+def test_full_width_codes_are_folded_the_same_in_the_core_the_api_and_a_batch_record(hub, web, teller):
+    """An ID number and a phone typed with 全角 digits on a Chinese keyboard: the core (what the
+    CLI and a batch build) and the API take them alike, stored as ASCII — one rule, in the core."""
+    ident = make_id(seq="103")
+    wide = ident.translate(FULL_WIDTH)
+    assert wide != ident
+    app = svc.create(
+        hub,
+        elderly_card().model_copy(
+            update={
+                "applicant": svc.Applicant(name="林阿婆", id=wide),
+                "form": _form(contact_phone="１３９０５７７０００１"),
+            }
+        ),
+        TELLER,
+    )
+    assert app.applicant_id == ident and app.form["contact_phone"] == "13905770001"
+    answer = _submit(web, teller, **{"applicant.id": make_id(seq="104").translate(FULL_WIDTH)})
+    assert answer.status_code == 201, answer.text
+    stored = svc.read(hub, answer.json()["number"], TELLER)
+    assert stored.applicant_id == make_id(seq="104")  # folded to ASCII, as the core does
+    # a sender's retry with the same number typed either way is the same application
+    again = svc.create(
+        hub,
+        elderly_card(source_ref="r-105").model_copy(update={"applicant": svc.Applicant(name="林阿婆", id=ident)}),
+        TELLER,
+    )
+    retry = svc.create(
+        hub,
+        elderly_card(source_ref="r-105").model_copy(update={"applicant": svc.Applicant(name="林阿婆", id=wide)}),
+        TELLER,
+    )
+    assert retry.number == again.number
+
+
+def test_free_text_keeps_full_width_punctuation_as_written(hub):
+    """Reasons, notes and names are not folded: “周岁，不符合” must not become “周岁,不符合”."""
+    applicant = svc.Applicant(name="林阿婆", id=make_id(seq="105"))
+    number = svc.create(hub, elderly_card().model_copy(update={"applicant": applicant}), TELLER).number
+    svc.transition(hub, number, "pre_review", TELLER)
+    reason = "申请人未满60周岁，不符合办理条件（见《老年人权益保障法》）"
+    app = svc.transition(hub, number, "reject", officer("ts-mzj"), reason=reason)
+    assert app.events[-1].reason == reason

@@ -41,10 +41,17 @@ class Actor(BaseModel):
 SYSTEM = Actor(name="hub", role=Role.system)
 
 
+def _code(value: Any) -> Any:
+    return text.fold_code(value).upper() if isinstance(value, str) else value
+
+
 class Applicant(BaseModel):
     type: Literal["person", "company"] = "person"
     name: str = Field(min_length=1, max_length=200)
     id: str  # resident ID number (person) or unified social credit code (company)
+
+    # 全角 digits and Ｘ folded the same for the web, the API, the CLI and a batch
+    _id_folded = field_validator("id", mode="before")(_code)
 
 
 class Agent(BaseModel):
@@ -52,6 +59,8 @@ class Agent(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     id_number: str
+
+    _id_folded = field_validator("id_number", mode="before")(_code)
 
 
 class MaterialIn(BaseModel):
@@ -95,5 +104,5 @@ class FirstReview(BaseModel):
 
 def identity_key(subject: str, applicant_id: str) -> tuple[str, str]:
     """What a sender's retry must match to count as the same application: the item or bundle
-    and the applicant's ID number as the hub stores it."""
-    return (subject, applicant_id.strip().upper())
+    and the applicant's ID number as the hub stores it (folded as `Applicant.id` folds it)."""
+    return (subject, _code(applicant_id))

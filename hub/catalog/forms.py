@@ -21,8 +21,14 @@ _TRUE = {"true", "1", "yes", "是", "y"}
 _FALSE = {"false", "0", "no", "否", "n"}
 
 
+# field types that hold a code or a number, folded (hub.text.fold_code); the others are free text
+CODES = frozenset({"phone", "id_number", "uscc", "division", "integer", "decimal", "date"})
+
+
 def _coerce(f: FormField, raw: Any) -> tuple[Any, Reason | None]:
     t = f.type
+    if isinstance(raw, str) and t in CODES:
+        raw = text.fold_code(raw)  # 全角 digits from a Chinese keyboard, on every surface alike
     if t in ("string", "text", "choice", "phone", "id_number", "uscc", "division"):
         if not isinstance(raw, str | int) or isinstance(raw, bool):
             return None, Reason("应为文本", "expected text")

@@ -84,7 +84,8 @@ class Part(Base):
     __table_args__ = (Index("ix_parts_department_state", "department_code", "state"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    # indexed: every load of an application reads its parts (a full scan of all parts without)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
     position: Mapped[int]
     item_code: Mapped[str] = mapped_column(String(48))  # a partner's item: "PARTNER:CODE"
     title: Mapped[str] = mapped_column(String(200))

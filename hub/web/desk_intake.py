@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import json
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -17,6 +16,7 @@ from typing import Any
 from pypinyin import Style, lazy_pinyin
 
 from hub import applications as svc
+from hub import text
 from hub.applications.create import unknown_subject
 from hub.catalog.models import MODE_ZH, Bundle, Item
 from hub.context import Hub
@@ -26,9 +26,9 @@ from hub.materials import Staged
 
 
 def normalise(value: str) -> str:
-    """NFKC folds what a Chinese IME types into what the checks expect (全角 ０-９ and Ｘ to
-    ASCII, ideographic space to a space), then trims."""
-    return unicodedata.normalize("NFKC", value).strip()
+    """A search query or a code as the checks read it (hub.text.fold_code: 全角 ０-９ and Ｘ to
+    ASCII). Never for free text: names, reasons and notes are kept as written."""
+    return text.fold_code(value)
 
 
 @cache
@@ -228,7 +228,7 @@ def submit(
         errors.append(
             FieldError("checklist", Reason(f"初审核对未完成：{'、'.join(unticked)}", "first review not complete"))
         )
-    if not normalise(applicant.get("name", "")):
+    if not applicant.get("name", "").strip():
         errors.append(FieldError("applicant.name", Reason("请填写申请人姓名", "applicant's name is required")))
     verified: dict[str, dict[str, Any]] = {}
     for i, ticket in enumerate(t for t in tickets if t):
@@ -245,18 +245,18 @@ def submit(
         subject=subject_code,
         desk=actor.desk,
         applicant=svc.Applicant(
-            type=applicant.get("type") or "person", name=normalise(applicant.get("name", "")), id=ident
+            type=applicant.get("type") or "person", name=applicant.get("name", "").strip(), id=ident
         ),
-        agent=svc.Agent(name=normalise(agent["name"]), id_number=normalise(agent.get("id_number", "")).upper())
+        agent=svc.Agent(name=agent["name"].strip(), id_number=agent.get("id_number", ""))
         if agent and agent.get("name")
         else None,
-        form={k: normalise(v) if isinstance(v, str) else v for k, v in form.items() if v not in ("", None)},
+        form={k: v.strip() if isinstance(v, str) else v for k, v in form.items() if v not in ("", None)},
         materials=[
             svc.MaterialIn(name=u.material, filename=u.filename, content=u.content, staged=u.staged) for u in uploads
         ],
         source_ref=source_ref,
     )
     review = svc.FirstReview(
-        checklist=checklist, commitment_due=commitment_due, note=normalise(note or "") or None, verified=verified
+        checklist=checklist, commitment_due=commitment_due, note=(note or "").strip() or None, verified=verified
     )
     return svc.receive(hub, new, actor, first_review=review, brief=True)

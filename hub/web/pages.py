@@ -370,7 +370,7 @@ async def app_action(number: str, request: Request, hub: HubDep, principal: Anyo
     if "applications:write" not in principal.scopes:
         raise HTTPException(403, "无权办理 (forbidden)")
     due = desk_intake.parse_due(str(form.get("commitment_due") or ""))
-    reason = desk_intake.normalise(str(form.get("reason") or "")) or None
+    reason = str(form.get("reason") or "").strip() or None  # as written: full-width punctuation kept
     await run_in_threadpool(
         lambda: svc.transition(
             hub,
@@ -506,7 +506,7 @@ def follow_ups_page(request: Request, hub: HubDep, principal: Anyone, all: int =
 async def follow_up_close(rating_id: int, request: Request, hub: HubDep, principal: Anyone) -> Response:
     form = await _form(request, principal)
     await run_in_threadpool(
-        ratings.close_follow_up, hub, rating_id, desk_intake.normalise(str(form.get("response") or "")), principal.actor
+        ratings.close_follow_up, hub, rating_id, str(form.get("response") or "").strip(), principal.actor
     )
     return _see_other("/follow-ups")
 
@@ -618,7 +618,5 @@ async def status_rate(number: str, request: Request, hub: HubDep, k: str = "") -
         level = int(str(form.get("level") or "0"))
     except ValueError:
         level = 0
-    await run_in_threadpool(
-        ratings.rate, hub, number, level, desk_intake.normalise(str(form.get("comment") or "")) or None
-    )
+    await run_in_threadpool(ratings.rate, hub, number, level, str(form.get("comment") or "").strip() or None)
     return _see_other(f"/s/{number}?k={k}&rated=1")
