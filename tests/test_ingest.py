@@ -30,7 +30,7 @@ from hub.jobs.locks import exclusive
 from hub.storage.tables import Application, Event, IntakeBatch
 from plugins.sandbox.enclave_source import EnclaveSource
 from tests.support.intake_samples import HALL_ONLY, files_for, material, material_files, person_id, record, sha
-from tests.support.samples import FUND_RENT, FUND_RENT_FORM, TELLER, officer
+from tests.support.samples import AGE_WORDS, FUND_RENT, FUND_RENT_FORM, POST_WORDS, TELLER, YOUNG, officer
 from tests.support.sshd import SshServer, running_sshd
 
 TOKEN = "enclave-test-token"
@@ -389,6 +389,30 @@ def test_schema_errors_are_reported_in_chinese_too(hub, drop):
     report = errors_of(drop / "errors" / "XH-ZH.jsonl")
     assert {e["field"] for e in report} == {"pre_review.at", "colour"}
     assert all(any("\u4e00" <= c <= "\u9fff" for c in e["reason_zh"]) for e in report), report
+
+
+def test_a_batch_refuses_by_the_catalogues_rules_as_every_surface_does(hub, drop):
+    """The same inputs tests/test_rules.py gives the core, the CLI and the API: a 36-year-old for
+    the 老年人优待证, and 邮寄送达 without an address — the same fields, the same words."""
+
+    def card(i: int, **changes) -> dict:
+        r = record(
+            i,
+            subject="GG00501000",
+            form={"delivery_method": "窗口领取", "contact_phone": "13905770001"},
+            materials=[{"name": "居民身份证", "file": f"materials/{i}-id.pdf", "sha256": sha(material(i, "id"))}],
+            commitment_due="2026-12-31",
+        )
+        return r | changes
+
+    young = card(1, applicant={"type": "person", "name": "青年", "id": YOUNG})
+    post = card(2, form={"delivery_method": "邮寄送达", "contact_phone": "13905770001"})
+    drop_batch(drop, "XH-RULES", [young, post])
+    summary = ingest(hub, "bank-xiahong-sftp")
+    assert (summary.created, summary.bad) == (0, 2)
+    report = {(e["line"], e["field"]): e["reason_zh"] for e in errors_of(drop / "errors" / "XH-RULES.jsonl")}
+    assert AGE_WORDS in report[(1, "applicant.id")]
+    assert POST_WORDS in report[(2, "form.mailing_address")]
 
 
 def _tar(drop: Path, batch_id: str, extra=None) -> None:

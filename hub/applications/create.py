@@ -62,6 +62,8 @@ def check_new(
     reason = check_id_number(a.id, today=today) if a.type == "person" else check_uscc(a.id)
     if reason:
         errors.append(FieldError("applicant.id", reason))
+    elif subject is not None:
+        errors.extend(eligibility_problems(cat.items_of(subject), a.type, a.id, today))
     if new.agent and (reason := check_id_number(new.agent.id_number, today=today)):
         errors.append(FieldError("agent.id_number", reason))
     clean: dict[str, Any] = {}
@@ -70,6 +72,55 @@ def check_new(
         errors.extend(form_errors)
         errors.extend(check_materials(hub, subject, new.materials, files))
     return subject, clean, errors
+
+
+def eligibility_problems(items: list[Item], applicant_type: str, applicant_id: str, today: date) -> list[FieldError]:
+    """Who may apply (`Item.eligibility`), from the ID number: age on the day of intake and the
+    division it was issued in. One rule for the web, the API, the CLI and a batch: all of them
+    come through `check_new`."""
+    errors: list[FieldError] = []
+    for item in items:
+        rule = item.eligibility
+        if rule is None:
+            continue
+        if applicant_type != "person":
+            errors.append(FieldError.of("applicant.type", f"{item.title}仅限个人申请", "persons only"))
+            continue
+        born = date(int(applicant_id[6:10]), int(applicant_id[10:12]), int(applicant_id[12:14]))
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        says = f"（{rule.message}）" if rule.message else ""
+        if rule.min_age is not None and age < rule.min_age:
+            errors.append(
+                FieldError.of(
+                    "applicant.id",
+                    f"申请人{age}周岁，{item.title}须年满{rule.min_age}周岁{says}",
+                    f"the applicant is {age}; {item.code} needs {rule.min_age} or older",
+                )
+            )
+        if rule.max_age is not None and age > rule.max_age:
+            errors.append(
+                FieldError.of(
+                    "applicant.id",
+                    f"申请人{age}周岁，{item.title}限{rule.max_age}周岁以下{says}",
+                    f"the applicant is {age}; {item.code} is for {rule.max_age} or younger",
+                )
+            )
+        if rule.divisions and not any(applicant_id.startswith(_prefix(d)) for d in rule.divisions):
+            errors.append(
+                FieldError.of(
+                    "applicant.id",
+                    f"{item.title}限户籍在 {'、'.join(rule.divisions)} 的申请人{says}",
+                    "the applicant is not registered in the divisions this item serves",
+                )
+            )
+    return errors
+
+
+def _prefix(division: str) -> str:
+    """The ID-number prefix a division covers: 330329 a county, 330300 its city, 330000 its province."""
+    while division.endswith("00") and len(division) > 2:
+        division = division[:-2]
+    return division
 
 
 def unknown_subject(hub: Hub, code: str) -> FieldError:

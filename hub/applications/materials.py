@@ -205,7 +205,12 @@ def check_complete(
     """受理 needs every required material, or — for deferrable ones — a commitment to bring it by a
     date not past and within the item's 容缺 horizon (`tolerance_days` working days from today).
     Returns the deferred materials' names and what is wrong."""
-    missing = [m for m in hub.catalog.materials_of(subject) if m.required and m.name not in have]
+    # 免提交: what the department obtains itself is never asked of the applicant
+    missing = [
+        m
+        for m in hub.catalog.materials_of(subject)
+        if m.required and m.supplied_by == "applicant" and m.name not in have
+    ]
     blocking = [m.name for m in missing if not m.deferrable]
     deferred = [m.name for m in missing if m.deferrable]
     errors = []

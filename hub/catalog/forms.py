@@ -95,6 +95,17 @@ def _rules(f: FormField, value: Any) -> Reason | None:
     return None
 
 
+def _holds(condition: dict[str, str], data: dict[str, Any], known: dict[str, FormField]) -> bool:
+    """Does every field named have the value given (as the form was sent, codes folded)?"""
+    for name, wanted in condition.items():
+        value = data.get(name)
+        if isinstance(value, str):
+            value = text.fold_code(value) if name in known and known[name].type in CODES else value.strip()
+        if str(value) != wanted:
+            return False
+    return True
+
+
 def validate_form(
     fields: Sequence[FormField], data: dict[str, Any], prefix: str = "form"
 ) -> tuple[dict[str, Any], list[FieldError]]:
@@ -109,6 +120,11 @@ def validate_form(
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if f.required:
                 errors.append(FieldError(f"{prefix}.{f.name}", Reason(f"{f.label}为必填项", "required")))
+            elif f.required_if and _holds(f.required_if, data, known):
+                when = "、".join(f"{known[k].label if k in known else k}为“{v}”" for k, v in f.required_if.items())
+                errors.append(
+                    FieldError(f"{prefix}.{f.name}", Reason(f"{when}时，{f.label}为必填项", "required in this case"))
+                )
             continue
         value, reason = _coerce(f, raw)
         reason = reason or _rules(f, value)

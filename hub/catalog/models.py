@@ -108,6 +108,9 @@ class FormField(Strict):
     max: float | None = None
     options: list[str] | None = None
     help: str | None = None
+    # required when every field named here has the value given, e.g. mailing_address when
+    # {delivery_method: 邮寄送达}: checked with the form, so the same on every surface
+    required_if: dict[str, str] | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -140,6 +143,8 @@ class Material(Strict):
     required: bool = True  # false: asked for only when the note applies (e.g. 委托代办时提交)
     deferrable: bool = False  # may be missing at acceptance under 容缺受理
     verify: str | None = None  # a 网上核验 kind that can replace the paper (connectors provide it)
+    # 免提交: the deciding department obtains it itself (data sharing); never asked of the applicant
+    supplied_by: Literal["applicant", "agency"] = "applicant"
     note: str | None = None
 
 
@@ -159,6 +164,16 @@ class Fee(Strict):
         if self.charged and not (self.basis and self.standard):
             raise ValueError("收费事项须写明收费依据和标准 (a charged item needs basis and standard)")
         return self
+
+
+class Eligibility(Strict):
+    """Who may apply, checked from what intake already holds: the applicant's age on the day of
+    intake (from the ID number) and where their ID number says they are registered."""
+
+    min_age: int | None = Field(default=None, ge=0, le=150)
+    max_age: int | None = Field(default=None, ge=0, le=150)
+    divisions: list[str] | None = None  # ID numbers registered in these divisions (prefix match)
+    message: str | None = None  # the rule in the words of the item's guide, shown when it fails
 
 
 class Item(Strict):
@@ -184,6 +199,7 @@ class Item(Strict):
     tolerance_days: int = Field(default=TOLERANCE_DAYS, ge=1, le=250)
     keywords: list[str] = Field(default_factory=list)
     cross_region: list[CrossRegionMode] = Field(default_factory=list)  # 跨域通办 modes it allows
+    eligibility: Eligibility | None = None  # who may apply (checked at intake, every surface)
     # set for a partner's item in our catalogue (its code is then "PARTNER:CODE"): the partner hub
     # decides it; never written in a catalogue file (the loader refuses it)
     partner: str | None = None
@@ -218,6 +234,15 @@ class Item(Strict):
         if self.instant and self.promised_days != 0:
             raise ValueError("即办件的承诺时限应为0 (an instant item is promised in 0 working days)")
         _unique([f.name for f in self.form], "form field")
+        names = {f.name for f in self.form}
+        for f in self.form:
+            if unknown := sorted(set(f.required_if or {}) - names):
+                raise ValueError(
+                    f"字段 {f.name} 的 required_if 引用了不存在的字段 (unknown field): {', '.join(unknown)}"
+                )
+        for d in (self.eligibility.divisions or []) if self.eligibility else []:
+            if problem := division_problem(d):
+                raise ValueError(f"eligibility.divisions: {problem}")
         _unique([m.name for m in self.materials], "material")
         if len(set(self.channels)) != len(self.channels):
             raise ValueError("channels 有重复 (duplicate channel)")

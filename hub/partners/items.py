@@ -57,6 +57,7 @@ def published(catalog: Catalog, partner: Partner, *, county: str, division: str)
             "process": [s.model_dump(exclude_none=True) for s in item.process],
             "tolerance_days": item.tolerance_days,
             "keywords": item.keywords,
+            "eligibility": item.eligibility.model_dump(exclude_none=True) if item.eligibility else None,
             "modes": allowed,
         }
         entry["form_version"] = hashlib.sha256(
@@ -114,6 +115,7 @@ def partner_item(partner: Partner, entry: dict[str, Any]) -> tuple[Item, Departm
         tolerance_days=entry.get("tolerance_days", 60),
         keywords=[*entry.get("keywords", []), partner.display],
         cross_region=modes,
+        eligibility=entry.get("eligibility"),
         partner=partner.name,
         region=partner.spec.region or partner.display,
     )

@@ -119,3 +119,10 @@ def fund_retire(desk: str = "enclave-shanghai", **kw) -> svc.NewApplication:
         materials=[svc.MaterialIn(name=n, filename=f"{i}.pdf", content=PDF + n.encode()) for i, n in enumerate(names)],
         **kw,
     )
+
+
+# the catalogue's rules (tests/test_rules.py and a batch in tests/test_ingest.py): the same inputs
+# on every surface, refused with the same words
+YOUNG = make_id("330329", date(1990, 5, 1), "031")  # 36: too young for the 老年人优待证
+AGE_WORDS = "须年满60周岁"
+POST_WORDS = "领取方式为“邮寄送达”时，邮寄地址为必填项"
