@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import selectinload
 
 from hub.applications import Actor, outcome_of, scoped, verified_materials
@@ -233,9 +233,25 @@ def inbox(hub: Hub, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
     never show."""
     today = hub.today()
     rows = []
+    # the most urgent first in the database itself, so the page holds them however many cases the
+    # department has (a LIMIT without this order showed a year-old case and hid the overdue ones)
+    yellow_until = hub.calendar.add_workdays(today, hub.settings.yellow_days)[0]
+    urgency = case(
+        (Application.state == "supplement_requested", 3),
+        (Application.due_date.is_(None), 2),
+        (Application.state == "decided", 2),
+        (Application.due_date < today, 0),
+        (Application.due_date <= yellow_until, 1),
+        else_=4,
+    )
     with hub.sessions() as session:
-        stmt = scoped(select(Application), actor).where(Application.state.in_(INBOX_STATES))
-        for app in session.scalars(stmt.options(selectinload(Application.parts)).limit(limit * 2)):
+        stmt = (
+            scoped(select(Application), actor)
+            .where(Application.state.in_(INBOX_STATES))
+            .order_by(urgency, Application.due_date.asc().nulls_last(), Application.created_at, Application.id)
+            .limit(limit)
+        )
+        for app in session.scalars(stmt.options(selectinload(Application.parts))):
             view = application_summary(hub, app, today)
             mine = [p for p in app.parts if actor.department in (None, p.department_code)]
             view["my_parts"] = [

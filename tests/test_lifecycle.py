@@ -261,3 +261,30 @@ def test_id_number_form_fields_are_masked_in_the_detail_view(hub):
     assert application_detail(hub, app)["form"]["agent_id_number"] == mask_id(agent_id)
     assert application_detail(hub, app, reveal_id=True)["form"]["agent_id_number"] == agent_id
     assert svc.may_reveal_ids(MZJ) and not svc.may_reveal_ids(svc.Actor(name="督查", role=Role.supervisor))
+
+
+def test_the_inbox_page_holds_the_most_urgent_cases_however_many_there_are(hub):
+    """The order is the database's, before the page is cut: cases waiting for 补正 (the clock
+    stopped) come after one waiting to be accepted, even when they are older and outnumber the
+    page (issue 21: a LIMIT without an order showed old cases and hid urgent ones)."""
+    from hub.presenters import inbox
+
+    mzj = officer("ts-mzj")
+    for seq in ("141", "142", "143"):
+        app = svc.create(
+            hub,
+            elderly_card().model_copy(update={"applicant": svc.Applicant(name="林阿婆", id=make_id(seq=seq))}),
+            TELLER,
+        )
+        svc.transition(hub, app.number, "pre_review", TELLER)
+        svc.transition(hub, app.number, "accept", mzj)
+        svc.transition(hub, app.number, "request_supplement", mzj, reason="照片不清晰，请重新提交")
+    waiting = svc.create(
+        hub,
+        elderly_card().model_copy(update={"applicant": svc.Applicant(name="林阿婆", id=make_id(seq="144"))}),
+        TELLER,
+    )
+    svc.transition(hub, waiting.number, "pre_review", TELLER)
+    (first,) = inbox(hub, mzj, limit=1)  # a page of one: the database must choose it
+    assert first["number"] == waiting.number
+    assert inbox(hub, mzj, limit=4)[0]["number"] == waiting.number
