@@ -331,3 +331,13 @@ def test_login_throttle_without_redis_counts_per_process(hub: Hub):
     hub.settings.redis_url = "redis://127.0.0.1:1/0"
     with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
         assert _failed_logins(c, 20) == [401] * 20 and _failed_logins(c, 1) == [429]
+
+
+def test_a_favicon_and_page_titles_that_say_where_you_are(web: TestClient):  # noqa: F811
+    """Browsers ask for /favicon.ico on every page (a 404 each time), and a title names the page
+    before the hub: tabs of the inbox, the dashboard and a case are told apart (issue 21)."""
+    icon = web.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    page = web.get("/login").text
+    assert "<title>登录 · 通办枢纽</title>" in page
+    assert '<link rel="icon" href="/favicon.ico"' in page

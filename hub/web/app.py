@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -247,6 +247,11 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(material_links.router)
     app.include_router(exchange.router)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:  # browsers ask for it on every page; a 404 each time filled the logs
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
     # plugins' routes, pages and assets (remote signing, …), before the hub's /static mount would
     # take their /static/… paths
     for folders in hub.plugins.hook.register_template_dirs():
