@@ -78,6 +78,28 @@ def partners() -> list[str]:
     return sorted(path.stem for path in folder.glob("*.yaml"))
 
 
+def cron(expression: str):
+    """A cron schedule in the county's time zone (what every Tongban DAG runs on)."""
+    from airflow.sdk import CronTriggerTimetable
+
+    return CronTriggerTimetable(expression, timezone=timezone())
+
+
+def run(job, *args, clock=None, **kwargs):
+    """Inside a task (never at parse time): open the hub, run one `hub.jobs` job, close it. The run
+    is recorded in job_runs, for the ops page, as `hub run` records it."""
+    from hub.context import Hub
+    from hub.ops import run_job
+    from hub.settings import find_home
+
+    found = find_home(home())
+    hub = Hub.open(found, clock=clock) if clock else Hub.open(found)
+    try:
+        return run_job(hub, job, *args, **kwargs)
+    finally:
+        hub.close()
+
+
 def worker_hostname() -> str:
     """`[core] hostname_callable` for several Celery workers on one machine (scripts/prodlike):
     each names itself with TONGBAN_WORKER_NAME, so task instances say which worker ran them. In

@@ -18,13 +18,12 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, task
+from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tongban_config as config  # beside this file in the DAG folder
 
-TZ = config.timezone()
 START = datetime(2026, 1, 1)
 DEFAULT_ARGS = {
     "owner": "tongban-ops",
@@ -36,24 +35,6 @@ DEFAULT_ARGS = {
 CONNECTIONS = config.connections()
 SOURCES = [c for c in CONNECTIONS if c.intake_schedule]
 SINKS = [c for c in CONNECTIONS if not c.intake_schedule]
-
-
-def _cron(expression: str) -> CronTriggerTimetable:
-    return CronTriggerTimetable(expression, timezone=TZ)
-
-
-def _run(job, *args, clock=None, **kwargs):
-    """Open the hub (inside a task, never at parse time), run one job, close it."""
-    from hub.context import Hub
-    from hub.ops import run_job
-    from hub.settings import find_home
-
-    home = find_home(config.home())
-    hub = Hub.open(home, clock=clock) if clock else Hub.open(home)
-    try:
-        return run_job(hub, job, *args, **kwargs)  # recorded in job_runs, for the ops page
-    finally:
-        hub.close()
 
 
 def _as_of(logical_date, dag_run) -> datetime:
@@ -71,7 +52,7 @@ for source in SOURCES:
     with DAG(
         dag_id=f"tongban_intake_{source.name}",
         description=f"受理批次 intake from {source.name}",
-        schedule=_cron(source.intake_schedule),
+        schedule=config.cron(source.intake_schedule),
         start_date=START,
         catchup=False,
         max_active_runs=1,
@@ -90,7 +71,7 @@ exponential backoff; whatever was committed stays.""",
         def ingest_batches(name: str = source.name) -> dict:
             from hub.jobs.ingest import ingest
 
-            summary = _run(ingest, name)
+            summary = config.run(ingest, name)
             print(summary.line())
             if summary.errors:
                 raise RuntimeError(summary.line())  # retried with backoff
@@ -105,9 +86,9 @@ intake_assets = list(ASSETS.values())
 with DAG(
     dag_id="tongban_dispatch",
     description="派件 deliver accepted parts to department systems",
-    schedule=AssetOrTimeSchedule(timetable=_cron("*/5 * * * *"), assets=AssetAny(*intake_assets))
+    schedule=AssetOrTimeSchedule(timetable=config.cron("*/5 * * * *"), assets=AssetAny(*intake_assets))
     if intake_assets
-    else _cron("*/5 * * * *"),
+    else config.cron("*/5 * * * *"),
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -126,7 +107,7 @@ their own backoff in the outbox; dead letters: `hub outbox list --state dead`.""
         def dispatch_connection(name: str = sink.name) -> dict:
             from hub.jobs.dispatch import dispatch
 
-            summary = _run(dispatch, connection=name)
+            summary = config.run(dispatch, connection=name)
             print(summary.line())
             return {"delivered": summary.delivered, "retrying": summary.retrying, "dead": summary.dead}
 
@@ -136,7 +117,7 @@ their own backoff in the outbox; dead letters: `hub outbox list --state dead`.""
 with DAG(
     dag_id="tongban_sync",
     description="状态回流 bring department decisions back",
-    schedule=_cron("*/10 * * * *"),
+    schedule=config.cron("*/10 * * * *"),
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -153,7 +134,7 @@ sync --connection NAME`; a connection that cannot be reached fails its task, whi
         def sync_connection(name: str = sink.name) -> dict:
             from hub.jobs.sync import sync
 
-            summary = _run(sync, connection=name)
+            summary = config.run(sync, connection=name)
             print(summary.line())
             if summary.errors:
                 raise RuntimeError(summary.line())
@@ -165,7 +146,7 @@ sync --connection NAME`; a connection that cannot be reached fails its task, whi
 with DAG(
     dag_id="tongban_deadlines",
     description="红黄牌 hourly deadline sweep",
-    schedule=_cron("0 * * * *"),
+    schedule=config.cron("0 * * * *"),
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -182,7 +163,7 @@ Hourly, as of the run's logical time: records a `warning` event when an applicat
         from hub.jobs.deadlines import sweep_deadlines
 
         as_of = _as_of(logical_date, dag_run)
-        summary = _run(sweep_deadlines, clock=lambda: as_of)
+        summary = config.run(sweep_deadlines, clock=lambda: as_of)
         print(summary.line())
         return {"checked": summary.checked, "yellow": summary.yellow, "red": summary.red}
 
@@ -192,7 +173,7 @@ Hourly, as of the run's logical time: records a `warning` event when an applicat
 with DAG(
     dag_id="tongban_daily_report",
     description="日报 daily figures",
-    schedule=_cron("30 1 * * *"),
+    schedule=config.cron("30 1 * * *"),
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -215,7 +196,7 @@ material files no application refers to, abandoned uploads, recordings past thei
         def previous_day(hub):  # in the county's time zone, whatever Airflow's default is
             return daily_report(hub, as_of.astimezone(hub.settings.tz).date() - timedelta(days=1))
 
-        result = _run(previous_day)
+        result = config.run(previous_day)
         print(result.line())
         return str(result.json_path)
 
@@ -223,7 +204,7 @@ material files no application refers to, abandoned uploads, recordings past thei
     def tidy() -> str:
         from hub.jobs.housekeeping import housekeeping
 
-        return _run(housekeeping).line()
+        return config.run(housekeeping).line()
 
     report()
     tidy()

@@ -16,12 +16,11 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, CronTriggerTimetable, task
+from airflow.sdk import DAG, task
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tongban_config as config  # beside this file in the DAG folder
 
-TZ = config.timezone()
 START = datetime(2026, 1, 1)
 # a run every minute: retries come soon and stay short, so the next run is not held up long
 DEFAULT_ARGS = {
@@ -34,28 +33,11 @@ DEFAULT_ARGS = {
 PARTNERS = config.partners()
 
 
-def _cron(expression: str) -> CronTriggerTimetable:
-    return CronTriggerTimetable(expression, timezone=TZ)
-
-
-def _run(job, *args, **kwargs):
-    """Open the hub (inside a task, never at parse time), run one job, close it."""
-    from hub.context import Hub
-    from hub.ops import run_job
-    from hub.settings import find_home
-
-    hub = Hub.open(find_home(config.home()))
-    try:
-        return run_job(hub, job, *args, **kwargs)  # recorded in job_runs, for the ops page
-    finally:
-        hub.close()
-
-
 if PARTNERS:
     with DAG(
         dag_id="tongban_exchange",
         description="跨省通办 send what partner hubs are owed",
-        schedule=_cron("* * * * *"),
+        schedule=config.cron("* * * * *"),
         start_date=START,
         catchup=False,
         max_active_runs=1,
@@ -78,7 +60,7 @@ key is unusable (`hub partners check`).""",
             def exchange_partner(partner: str = name) -> dict:
                 from hub.jobs.exchange import exchange
 
-                summary = _run(exchange, partner=partner)
+                summary = config.run(exchange, partner=partner)
                 print(summary.line())
                 if summary.unusable:
                     raise RuntimeError(summary.line())  # a broken file or key: fails loudly
@@ -94,7 +76,7 @@ key is unusable (`hub partners check`).""",
     with DAG(
         dag_id="tongban_exchange_catalogues",
         description="跨域通办目录清单 fetch partner hubs' item lists",
-        schedule=_cron("*/15 * * * *"),
+        schedule=config.cron("*/15 * * * *"),
         start_date=START,
         catchup=False,
         max_active_runs=1,
@@ -113,7 +95,7 @@ not answer fails its task (retried with backoff); intake goes on with the list i
             def sync_catalogue(partner: str = name) -> dict:
                 from hub.jobs.exchange import sync_catalogues
 
-                summary = _run(sync_catalogues, partner=partner)
+                summary = config.run(sync_catalogues, partner=partner)
                 print(summary.line())
                 if summary.failed:
                     raise RuntimeError(summary.line())  # retried with backoff

@@ -32,6 +32,7 @@ from hub.connection_config import Connection, load_connections
 from hub.connectors import Connector
 from hub.errors import ConfigInvalid, ConfigProblem
 from hub.partners import load_partners
+from hub.partners.config import cross_check
 from hub.plugins import PluginHost
 from hub.settings import Settings, load_settings
 from hub.storage import migrate
@@ -368,20 +369,7 @@ def check_partners(settings: Settings, catalog: Catalog | None) -> list[Check]:
         shown = "; ".join(str(p) for p in problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
         checks.append(Check(f"partner:{name}", False, shown or "the file does not load"))
     for name, p in sorted(partners.by_name.items()):
-        out = []
-        for code, modes in p.accepts.items():
-            item = catalog.items.get(code) if catalog else None
-            if catalog is not None and item is None:
-                out.append(f"{p.file}: accepts {code}, not in our catalogue")
-            elif item is not None and (missing := [m for m in modes if m not in item.cross_region]):
-                out.append(f"{p.file}: {code} does not allow {', '.join(missing)} (its cross_region)")
-        anchor = p.spec.tls.ca_file or p.spec.tls.pinned_certificate
-        if anchor and not settings.path(anchor).is_file():
-            which = "tls.ca_file" if p.spec.tls.ca_file else "tls.pinned_certificate"
-            out.append(f"{p.file}: {which} file is missing")
-        for desk in p.spec.desks or []:
-            if catalog is not None and desk not in catalog.desks:
-                out.append(f"{p.file}: desks names {desk}, no such desk")
+        out = cross_check(p, catalog=catalog, resolve=settings.path)
         detail = "; ".join(out) or f"{p.display} ({p.hub_id}): file loads, accepts {len(p.accepts)} of our items"
         checks.append(Check(f"partner:{name}", not out, detail))
     return checks

@@ -19,7 +19,7 @@ from hub.exchange.identity import us, verification_keys
 from hub.hashchain import canonical
 from hub.jobs.exchange import sync_catalogues
 from hub.partners import keys
-from hub.partners.config import Partner
+from hub.partners.config import Partner, cross_check
 from hub.settings import load_settings
 
 app = typer.Typer(help="跨省通办: partner hubs, our exchange key, item lists, the message log.", no_args_is_help=True)
@@ -119,25 +119,13 @@ def check(ctx: typer.Context, partner: PartnerOpt = None) -> None:
 
 
 def config_problems(hub, p: Partner) -> list[str]:
-    """What is wrong with a partner's configuration that loading cannot see alone."""
+    """Our exchange key, then what `hub doctor` checks of the file (one rule: `cross_check`)."""
     out = []
     try:
         us(hub)
     except HubError as exc:
         out.append(str(exc))
-    for code, modes in p.accepts.items():
-        item = (hub.local_catalog or hub.catalog).items.get(code)
-        if item is None:
-            out.append(f"{p.file}: accepts 中的事项 {code} 不在本地目录 (not in our catalogue)")
-        elif missing := [m for m in modes if m not in item.cross_region]:
-            out.append(f"{p.file}: 事项 {code} 未开放 {', '.join(missing)} (the item's cross_region does not allow it)")
-    anchor = p.spec.tls.ca_file or p.spec.tls.pinned_certificate
-    if anchor and not hub.settings.path(anchor).is_file():
-        out.append(f"{p.file}: TLS 证书文件 {anchor} 不存在 (missing)")
-    for desk in p.spec.desks or []:
-        if desk not in hub.catalog.desks:
-            out.append(f"{p.file}: desks 中的窗口 {desk} 不存在 (unknown desk)")
-    return out
+    return out + cross_check(p, catalog=hub.local_catalog or hub.catalog, resolve=hub.settings.path)
 
 
 @app.command("sync-catalogue")

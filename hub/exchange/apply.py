@@ -37,9 +37,11 @@ from hub.storage.tables import Application, Part, PartnerLink
 Effect = Callable[[Session], dict[str, Any]]
 
 
-def partner_actor(partner: Partner) -> Actor:
-    """Who acts on our chain for a partner hub: the system, at the partner's desk."""
-    return Actor(name=f"{partner.display}通办枢纽"[:100], role=Role.system, desk=f"partner-{partner.name}")
+def partner_actor(partner: Partner, desk_name: str | None = None) -> Actor:
+    """Who acts on our chain for a partner hub: the system, at the partner's desk (named with
+    the partner's collecting desk when it receives an application)."""
+    name = f"{partner.display}通办枢纽" + (f"·{desk_name}" if desk_name else "")
+    return Actor(name=name[:100], role=Role.system, desk=f"partner-{partner.name}")
 
 
 def link_for(session: Session, app: Application, partner: Partner, now) -> tuple[PartnerLink, Part]:

@@ -23,17 +23,18 @@ from sqlalchemy.orm import Session
 
 from hub import applications as svc
 from hub import text
-from hub.applications import Actor, FirstReview, NewApplication
+from hub.applications import FirstReview, NewApplication
 from hub.applications.events import add_event
 from hub.applications.materials import add_material, check_materials, store_material
 from hub.applications.models import Agent, Applicant, MaterialIn
 from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
 from hub.exchange import apply, log
+from hub.exchange.apply import partner_actor
 from hub.exchange.envelope import Envelope, Refused, Signed, check_time, parse, payload_digest, seal, signature_ok
 from hub.exchange.identity import us
 from hub.exchange.payloads import chain_ok
-from hub.lifecycle import OPEN, Role
+from hub.lifecycle import OPEN
 from hub.materials import Staged
 from hub.partners import Partner
 from hub.partners.config import KEY_DAY_ZONE
@@ -66,12 +67,6 @@ HTTP_STATUS = {
 class Answer:
     status: int
     message: Signed
-
-
-def partner_actor(partner: Partner, desk_name: str | None = None) -> Actor:
-    """Who receives for a partner's desk: the system, at the partner's desk, named with it."""
-    name = f"{partner.display}通办枢纽" + (f"·{desk_name}" if desk_name else "")
-    return Actor(name=name[:100], role=Role.system, desk=f"partner-{partner.name}")
 
 
 def take(hub: Hub, body: bytes, signature: str | None, files: Files) -> Answer:
@@ -124,11 +119,15 @@ class Taken:
     signature: str
 
 
+def _inbox_row(session: Session, partner: Partner, env: Envelope) -> PartnerInbox | None:
+    return session.scalar(
+        select(PartnerInbox).where(PartnerInbox.partner == partner.name, PartnerInbox.message_id == env.id)
+    )
+
+
 def _taken_before(hub: Hub, partner: Partner, env: Envelope) -> Taken | None:
     with hub.sessions() as session:
-        row = session.scalar(
-            select(PartnerInbox).where(PartnerInbox.partner == partner.name, PartnerInbox.message_id == env.id)
-        )
+        row = _inbox_row(session, partner, env)
         if row is None or row.payload_sha256 != env.payload_sha256:
             return None
         return Taken(row.answer, row.answer_signature)
@@ -246,9 +245,7 @@ def _seen(session: Session, partner: Partner, env: Envelope, body_sha: str) -> T
     )
     if replayed is not None:
         raise Refused("replay", "重放的报文（同一报文已收到过）", "a replay: these very bytes were received before")
-    row = session.scalar(
-        select(PartnerInbox).where(PartnerInbox.partner == partner.name, PartnerInbox.message_id == env.id)
-    )
+    row = _inbox_row(session, partner, env)
     if row is not None and row.payload_sha256 != env.payload_sha256:
         raise Refused("conflict", "报文编号已用于另一内容", "this message id was used for another payload")
     return Taken(row.answer, row.answer_signature) if row is not None else None

@@ -228,3 +228,25 @@ def _name_ok(name: str) -> bool:
     import re
 
     return re.fullmatch(NAME, name) is not None
+
+
+def cross_check(partner: Partner, *, catalog, resolve) -> list[str]:
+    """What is wrong with a partner file that loading it alone cannot see: the items it accepts
+    (in our catalogue, in modes the item allows), its TLS trust file, the desks it names.
+    `catalog`: our own catalogue (None: not loaded — item and desk checks are skipped);
+    `resolve`: a path in the hub home. `hub doctor` and `hub partners check` both ask here."""
+    out = []
+    for code, modes in partner.accepts.items():
+        item = catalog.items.get(code) if catalog is not None else None
+        if catalog is not None and item is None:
+            out.append(f"{partner.file}: accepts {code}, not in our catalogue (不在本地目录)")
+        elif item is not None and (missing := [m for m in modes if m not in item.cross_region]):
+            out.append(f"{partner.file}: {code} does not allow {', '.join(missing)} (its cross_region 未开放)")
+    tls = partner.spec.tls
+    if (anchor := tls.ca_file or tls.pinned_certificate) and not resolve(anchor).is_file():
+        which = "tls.ca_file" if tls.ca_file else "tls.pinned_certificate"
+        out.append(f"{partner.file}: {which} file is missing ({anchor})")
+    for desk in partner.spec.desks or []:
+        if catalog is not None and desk not in catalog.desks:
+            out.append(f"{partner.file}: desks names {desk}, no such desk (窗口不存在)")
+    return out
