@@ -3,6 +3,7 @@ first with English after, and is raised before anything is written."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -78,3 +79,76 @@ class ConfigInvalid(HubError):
     def __init__(self, problems: list[ConfigProblem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+_TAIL = re.compile(r"^(?P<zh>.*[\u3400-\u9fff].*?)\s*[(（](?P<en>[\x20-\x7e]+)[)）]\s*$", re.S)
+
+
+def in_language(message: str, lang: str) -> str:
+    """One language of a "中文 (English)" message, the convention of every error the hub raises:
+    a Chinese page shows the Chinese, ?lang=en the English. A message without the convention (a
+    path, a department's own words) is shown as it is."""
+    m = _TAIL.match(message)
+    if not m:
+        return message
+    return m["en"] if lang == "en" else m["zh"]
+
+
+# The names of the fields errors point at, for a Chinese page (the API and the CLI show the path).
+FIELD_ZH = {
+    "desk": "窗口",
+    "reason": "理由",
+    "subject": "事项",
+    "materials": "材料",
+    "material": "材料",
+    "username": "用户名",
+    "password": "密码",
+    "display_name": "姓名",
+    "role": "角色",
+    "department": "部门",
+    "start": "开始日期",
+    "end": "结束日期",
+    "level": "评价",
+    "rating": "评价",
+    "comment": "意见",
+    "response": "回复",
+    "commitment_due": "承诺补交日期",
+    "action": "操作",
+    "part": "事项部分",
+    "applicant": "申请人",
+    "agent": "代办人",
+    "type": "类型",
+    "name": "名称",
+    "id": "证件号码",
+    "id_number": "证件号码",
+    "form": "表单",
+    "files": "文件",
+    "file": "文件",
+    "sha256": "文件摘要",
+    "verified": "核验结果",
+    "checklist": "初审清单",
+    "fields": "字段",
+    "code": "编码",
+    "days": "天数",
+    "scopes": "权限范围",
+    "approver": "审批人",
+    "signature": "签名",
+    "body": "内容",
+}
+_SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
+
+
+def field_name(path: str, lang: str) -> str:
+    """ "materials[1].name" → "材料第2项 · 名称" on a Chinese page; the path itself in English. A
+    segment with no Chinese name (a form field's own name) stays as it is."""
+    if lang == "en" or not path:
+        return path
+    words = []
+    for seg in path.split("."):
+        m = _SEGMENT.fullmatch(seg.strip())
+        if not m:
+            words.append(seg)
+            continue
+        word = FIELD_ZH.get(m[1], m[1])
+        words.append(f"{word}第{int(m[2]) + 1}项" if m[2] is not None else word)
+    return " · ".join(words)

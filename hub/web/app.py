@@ -273,7 +273,9 @@ def create_app(hub: Hub) -> FastAPI:
         named = isinstance(exc, (InvalidInput, ApprovalRefused))  # they name their fields
         errors = [e.as_dict() for e in exc.errors] if named else []
         if wants_html(request):
-            return render_error(request, status, str(exc), errors)
+            # the page lists the fields one by one; its heading need not repeat them
+            message = "提交的内容有误，请按下列提示修改 (invalid input)" if isinstance(exc, InvalidInput) else str(exc)
+            return render_error(request, status, message, errors)
         return JSONResponse({"detail": str(exc), "errors": errors}, status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from hub.catalog.models import CHANNEL_ZH
+from hub.errors import field_name, in_language
 from hub.ids import mask_id
 from hub.lifecycle import ACTIONS, STATE_ZH
 from hub.users import ROLE_ZH
@@ -128,10 +129,15 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     def _(zh: str, en: str | None = None) -> str:
         return en if lang == "en" and en else zh
 
+    def said(message: str | None) -> str:
+        return in_language(message, lang) if message else ""
+
     principal = getattr(request.state, "principal", None)
     html = env.get_template(template).render(
         request=request,
         _=_,
+        said=said,
+        field_name=lambda path: field_name(path, lang),
         lang=lang,
         me=principal,
         csrf=principal.csrf if principal else None,

@@ -1,0 +1,220 @@
+"""Every main page, as each role sees it, in a real browser: no serious accessibility violation
+(axe-core, run in the page), no English on a Chinese page, a title that says where you are, and a
+screenshot of each page kept in test-artifacts/tour/.
+
+The hub holds a few cases in different states (received, 容缺 accepted, 补正, decided with a bad
+rating) so the pages show real rows, not empty tables. Debian's chromium only; never downloads a
+browser (without /usr/bin/chromium the test skips locally and fails under CI=true)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from hub import applications as svc
+from hub import ratings, secret_key
+from hub.context import Hub
+from hub.lifecycle import Role
+from hub.users import add_user
+from hub.web.security import status_key
+from tests.conftest import CST, IN_CI, Clock
+from tests.support.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer
+from tests.support.webserver import CHROMIUM_ARGS, serving, sqlite_hub
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is in the `dev` extra (make installs it)")
+axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright", reason="in the `dev` extra")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "tour"
+TIMEOUT_MS = 120_000
+MZJ = officer("ts-mzj", "民政审批员")
+GJJ = officer("ts-gjj", "公积金审批员")
+
+# (username, password, display name, role, desk, department)
+STAFF = {
+    "teller": ("wangfang", "xiahong-柜台-2026", "王芳", Role.teller, "bank-xiahong", None),
+    "clerk": ("chenjing", "feidi-杭州-2026", "陈静", Role.enclave_clerk, "enclave-hangzhou", None),
+    "officer": ("linxiao", "minzheng-审批-2026", "林晓", Role.officer, None, "ts-mzj"),
+    "supervisor": ("zhoujian", "dujian-督查-2026", "周健", Role.supervisor, None, None),
+    "ops": ("yunwei", "xitong-运维-2026", "运维小李", Role.ops, None, None),
+}
+
+# ASCII words a Chinese page may show: codes, units and names people use as they are.
+ALLOWED_WORDS = {
+    "PDF",
+    "JPG",
+    "JPEG",
+    "PNG",
+    "OFD",
+    "ID",
+    "QR",
+    "CSV",
+    "API",
+    "URL",
+    "EMS",
+    "GB",
+    "MB",
+    "KB",
+    "SFTP",
+    "SOAP",
+    "REST",
+    "HTTP",
+    "HTTPS",
+    "TLS",
+    "SM2",
+    "SM3",
+    "UTC",
+    "CST",
+    "OK",
+    "EN",
+    "English",
+    "lnrydz",  # the search box's example of pinyin initials (老年人优待证)
+}
+WORD = re.compile(r"[A-Za-z][A-Za-z]{2,}")
+
+
+def english_words(text: str) -> set[str]:
+    """Words of three or more Latin letters that are not a code or an allowed name: an English
+    tail, a raw state or an untranslated label. Identifiers such as 办件号 digits never match."""
+    return {w for w in WORD.findall(text) if w not in ALLOWED_WORDS and w.upper() not in ALLOWED_WORDS}
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory) -> Iterator[tuple[Hub, str, dict[str, str]]]:
+    folder = tmp_path_factory.mktemp("tour")
+    clock = Clock(datetime(2026, 10, 12, 10, tzinfo=CST))
+    with sqlite_hub(folder, clock) as hub:
+        for username, password, name, role, desk, department in STAFF.values():
+            add_user(hub, username, password, display_name=name, role=role, desk=desk, department=department)
+        received = svc.create(hub, elderly_card(), TELLER).number
+        owed = svc.create(
+            hub, fund_rent(materials=["居民身份证", "住房公积金账户信息", "本人及配偶名下无房证明"]), HZ_CLERK
+        ).number
+        svc.transition(hub, owed, "accept", GJJ, commitment_due=date(2026, 10, 19))
+        supplement = svc.create(hub, elderly_card(source_ref="tour-supplement"), TELLER).number
+        svc.transition(hub, supplement, "request_supplement", MZJ, reason="照片不清晰，请重新提供近期免冠彩色证件照。")
+        decided = svc.create(hub, elderly_card(source_ref="tour-decided"), TELLER).number
+        for action in ("accept", "start_review", "approve", "issue"):
+            svc.transition(hub, decided, action, MZJ)
+        svc.transition(hub, decided, "deliver", TELLER)
+        ratings.rate(hub, decided, 1, "等了很久，窗口说法不一致。")
+        numbers = {"received": received, "owed": owed, "supplement": supplement, "decided": decided}
+        with serving(hub) as url:
+            yield hub, url, numbers
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found (apt-get install -y --no-install-recommends chromium)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}; the page tour must run", pytrace=False)
+        pytest.skip(message)
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _session(browser, base_url: str, who: str | None):
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+    page = context.new_page()
+    if who:
+        username, password = STAFF[who][:2]
+        page.goto(f"{base_url}/login")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.locator("form[action='/login'] button").click()
+        page.wait_for_load_state()
+        sync_api.expect(page.locator("header form[action='/logout'] button")).to_be_visible()
+    return context, page
+
+
+def _check(page, name: str) -> list[str]:
+    """Screenshot, then what is wrong with the page as a list of findings (empty: fine)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    found: list[str] = []
+    title = page.title()
+    if "·" not in title and title != "通办枢纽":
+        found.append(f"{name}: title {title!r} does not say where you are")
+    results = axe_sync.Axe().run(page)
+    for v in results.response["violations"]:
+        if v["impact"] in ("serious", "critical"):
+            targets = [", ".join(n["target"]) for n in v["nodes"][:3]]
+            found.append(f"{name}: axe {v['id']} ({v['impact']}): {v['help']} at {targets}")
+    # what people read: the page's own words, not data shown as data (codes, file names, digests,
+    # configured names — marked <code>, <kbd>, <samp> or translate="no", the HTML way to say "not words")
+    text = page.evaluate(
+        """() => {
+          const data = 'code, kbd, samp, [translate=no], script, style';
+          const out = [document.title];
+          const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+          for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+            const el = n.parentElement;
+            if (el && !el.closest(data) && el.checkVisibility()) out.push(n.textContent);
+          }
+          for (const el of document.querySelectorAll('[aria-label],[title],[alt],[placeholder]')) {
+            if (el.closest('[translate=no]')) continue;
+            for (const a of ['aria-label', 'title', 'alt', 'placeholder']) out.push(el.getAttribute(a) || '');
+          }
+          return out.join('\\n');
+        }"""
+    )
+    if words := english_words(text):
+        found.append(f"{name}: English on a Chinese page: {sorted(words)[:12]}")
+    return found
+
+
+def _pages(numbers: dict[str, str], secret: bytes) -> dict[str | None, list[tuple[str, str]]]:
+    n = numbers
+    link = f"/s/{n['supplement']}?k={status_key(secret, n['supplement'])}"
+    return {
+        None: [("login", "/login"), ("status-supplement", link), ("status-bad-link", f"/s/{n['received']}?k=0")],
+        "teller": [
+            ("teller-home", "/"),
+            ("teller-intake", "/intake"),
+            ("teller-intake-form", "/intake/GG00501000"),
+            ("teller-list", "/applications"),
+            ("teller-application", f"/applications/{n['supplement']}"),
+            ("teller-receipt", f"/applications/{n['received']}/receipt"),
+        ],
+        "clerk": [("clerk-home", "/"), ("clerk-application", f"/applications/{n['owed']}")],
+        "officer": [
+            ("officer-inbox", "/inbox"),
+            ("officer-application", f"/applications/{n['received']}"),
+            ("officer-decided", f"/applications/{n['decided']}"),
+        ],
+        "supervisor": [("supervisor-dashboard", "/dashboard"), ("supervisor-follow-ups", "/follow-ups")],
+        "ops": [("ops", "/ops"), ("ops-partners", "/ops/partners")],
+    }
+
+
+def test_every_main_page_is_accessible_chinese_and_titled(tour, browser):
+    hub, base_url, numbers = tour
+    findings: list[str] = []
+    for who, pages in _pages(numbers, secret_key.load(hub.settings)).items():
+        context, page = _session(browser, base_url, who)
+        try:
+            for name, path in pages:
+                response = page.goto(f"{base_url}{path}")
+                assert response is not None
+                if response.status >= 500:
+                    findings.append(f"{name}: {path} answered {response.status}")
+                    continue
+                findings += _check(page, name)
+        finally:
+            context.close()
+    assert not findings, "\n".join(findings)
+
+
+def test_the_english_check_catches_a_tail():
+    """The check above is only worth something if it finds what it looks for."""
+    assert english_words("办件不存在 (no such application)") == {"such", "application"}
+    assert english_words("上传 PDF 或 JPG 文件；办件号 TS2026100001") == set()
