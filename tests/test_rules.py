@@ -5,8 +5,10 @@ so the core, the CLI, the API and a batch refuse the same input with the same fi
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +19,10 @@ from sqlalchemy import func, select
 
 from hub import applications as svc
 from hub.errors import InvalidInput
+from hub.lifecycle import Role
 from hub.storage.tables import Application
 from hub.tokens import create_token
+from hub.users import add_user
 from hub.web.app import create_app
 from tests.conftest import JPEG, PDF, make_id
 from tests.support.samples import AGE_WORDS, ELDERLY_CARD, POST_WORDS, TELLER, YOUNG, elderly_card
@@ -115,3 +119,31 @@ def _hub(home: Path | None, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("HUB_HOME", "HUB_DATABASE_URL")}
     cmd = [sys.executable, "-m", "hub", *(["--home", str(home)] if home else []), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=120)
+
+
+@pytest.mark.parametrize(("case", "applicant", "form", "field", "words"), CASES, ids=[c[0] for c in CASES])
+def test_the_web_form_refuses_the_same(hub, case, applicant, form, field, words):
+    """The desk's own page (a logged-in teller's form post) says the same, beside the field."""
+    add_user(hub, "wangfang", "xiahong-柜台-2026", display_name="王芳", role=Role.teller, desk=TELLER.desk)
+    fields = {"delivery_method": "窗口领取", "contact_phone": "13905770001"} | form
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        page = web.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        login = {"username": "wangfang", "password": "xiahong-柜台-2026", "csrf_token": token}
+        assert web.post("/login", data=login, follow_redirects=False).status_code == 303
+        page = web.get(f"/intake/{ELDERLY_CARD}", headers={"accept": "text/html"})
+        assert words not in html.unescape(page.text)  # so the answer's words are its error's
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        data = {
+            "csrf_token": token,
+            "applicant_name": "林阿婆",
+            "applicant_id": applicant.get("id", make_id(seq="133")),
+            "checklist": ["identity", "materials", "signature", "informed"],
+            "source_ref": f"web:rules-{case}",
+        } | {f"f_{k}": v for k, v in fields.items()}
+        files = [("file_0", ("id.pdf", PDF, "application/pdf")), ("file_1", ("photo.jpg", JPEG, "image/jpeg"))]
+        before = _count(hub)
+        answer = web.post(f"/intake/{ELDERLY_CARD}", data=data, files=files, headers={"accept": "text/html"})
+    assert answer.status_code == 422, answer.text[:500]
+    assert words in html.unescape(answer.text)
+    assert _count(hub) == before
