@@ -1,0 +1,272 @@
+"""To-do lists (待办): what each role has to act on, chosen, counted, ordered and paged in the
+database — never loaded whole and sorted in Python — so they are right at any size (issue 21:
+a LIMIT without an order showed a department year-old cases and hid its 1,113 overdue ones).
+
+- the officer's inbox: tabs by stage with counts, the time-limit card computed in SQL (the same
+  rule as `hub.timelimits.signal`), urgency / received / due orders, the shared list filters
+  (`hub.applications.search`), pages cut by a deterministic order;
+- the desk's home (teller, enclave clerk, clerk): 待补正, 容缺 commitments due soon or overdue,
+  results to hand over (待领取 / 待送达), today's intake;
+- the supervisor's home: open work by card colour per department.
+
+Every query starts from `scoped`: a desk sees its applications, a department its parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from hub.applications import Actor, scoped
+from hub.applications.search import ListFilter, _utc_start, apply_filter
+from hub.context import Hub
+from hub.lifecycle import CLOCKED, STATE_ZH, PartState, State
+from hub.presenters import application_summary
+from hub.storage.tables import Application, Deficiency, Part
+from hub.timelimits import remaining_workdays
+
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class Tab:
+    key: str
+    zh: str
+    en: str
+    states: tuple[str, ...]
+
+
+TABS: tuple[Tab, ...] = (
+    Tab("to_accept", "待受理", "To accept", (State.received, State.pre_reviewed)),
+    Tab("in_review", "审查中", "In review", (State.accepted, State.in_review)),
+    Tab("supplement", "待补正", "Awaiting supplement", (State.supplement_requested,)),
+    Tab("to_issue", "待出件", "To issue", (State.decided,)),
+)
+ALL = Tab("all", "全部待办", "All", tuple(s for t in TABS for s in t.states))
+TAB_BY_KEY = {t.key: t for t in (ALL, *TABS)}
+INBOX_STATES = ALL.states
+SORTS = {"urgency": ("按紧急程度", "most urgent"), "received": ("按收件时间", "received"), "due": ("按办结期限", "due")}
+
+
+# ---------------------------------------------------------------- the card, in SQL
+
+
+def card(today: date, yellow_until: date, yellow_days: int) -> ColumnElement[str | None]:
+    """`hub.timelimits.signal` as a SQL expression over Application: None while no clock runs,
+    red once overdue (also while 补正 stops the clock), paused during 补正, yellow near the due
+    date for items promised in more than `yellow_days`, else green."""
+    part = aliased(Part)  # its own name: the list may join the parts too
+    promised = (
+        select(func.max(part.promised_days))
+        .where(part.application_id == Application.id)
+        .correlate(Application)
+        .scalar_subquery()
+        + Application.paused_workdays
+    )
+    return case(
+        (
+            Application.accepted_on.is_(None) | Application.due_date.is_(None) | Application.state.not_in(CLOCKED),
+            None,
+        ),
+        (func.coalesce(Application.paused_since, today) > Application.due_date, "red"),
+        (Application.paused_since.is_not(None), "paused"),
+        (and_(promised > yellow_days, Application.due_date <= yellow_until), "yellow"),
+        else_="green",
+    )
+
+
+def _card_for(hub: Hub, today: date) -> ColumnElement[str | None]:
+    yellow_until = hub.calendar.add_workdays(today, hub.settings.yellow_days)[0]
+    return card(today, yellow_until, hub.settings.yellow_days)
+
+
+def _urgency(c: ColumnElement[str | None]) -> ColumnElement[int]:
+    # red, yellow, then what waits to be accepted or issued (no clock), 补正, the rest
+    return case((c == "red", 0), (c == "yellow", 1), (c.is_(None), 2), (c == "paused", 3), else_=4)
+
+
+# ---------------------------------------------------------------- the officer's inbox
+
+
+@dataclass
+class Inbox:
+    tab: Tab
+    counts: dict[str, int]  # tab key -> cases
+    rows: list[dict[str, Any]]
+    total: int  # in this tab with these filters
+    offset: int
+    limit: int
+
+
+def _row(hub: Hub, app: Application, actor: Actor, today: date) -> dict[str, Any]:
+    view = application_summary(hub, app, today)
+    mine = [p for p in app.parts if actor.department in (None, p.department_code)]
+    view["my_parts"] = [
+        {"item_code": p.item_code, "title": p.title, "state": p.state, "state_zh": STATE_ZH.get(p.state)} for p in mine
+    ]
+    view["lead"] = bool(app.parts) and app.parts[0].department_code == actor.department
+    view["received_at"] = app.created_at.isoformat() + "Z"
+    view["days_left"] = (
+        remaining_workdays(app.due_date, app.paused_since or today, hub.calendar)
+        if app.due_date and app.state in CLOCKED
+        else None
+    )
+    view["paused_since"] = app.paused_since.isoformat() if app.paused_since else None
+    return view
+
+
+def inbox(
+    hub: Hub,
+    actor: Actor,
+    *,
+    tab: str = "all",
+    sort: str = "urgency",
+    filters: ListFilter | None = None,
+    limit: int = PAGE,
+    offset: int = 0,
+) -> Inbox:
+    """One page of what `actor`'s department (or desk) has to act on, and each tab's count."""
+    today = hub.today()
+    chosen = TAB_BY_KEY.get(tab, ALL)
+    filters = filters or ListFilter()
+    tz = hub.settings.tz
+    base = apply_filter(scoped(select(Application), actor), filters, tz)
+    c = _card_for(hub, today)
+    orders = {
+        # the most urgent first in the database itself, so the page holds them however many
+        # cases the department has; the id makes the order total, so pages never overlap
+        "urgency": (_urgency(c), Application.due_date.asc().nulls_last(), Application.created_at, Application.id),
+        "received": (Application.created_at, Application.id),
+        "due": (Application.due_date.asc().nulls_last(), Application.created_at, Application.id),
+    }
+    with hub.sessions() as session:
+        by_state = dict(
+            session.execute(
+                base.where(Application.state.in_(INBOX_STATES))
+                .with_only_columns(Application.state, func.count())
+                .group_by(Application.state)
+            ).all()
+        )
+        counts = {t.key: sum(by_state.get(s, 0) for s in t.states) for t in (ALL, *TABS)}
+        stmt = (
+            base.where(Application.state.in_(chosen.states))
+            .options(selectinload(Application.parts))
+            .order_by(*orders.get(sort, orders["urgency"]))
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = [_row(hub, app, actor, today) for app in session.scalars(stmt)]
+    return Inbox(chosen, counts, rows, counts[chosen.key], offset, limit)
+
+
+def inbox_rows(hub: Hub, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
+    """The inbox's first `limit` cases, most urgent first (GET /api/v1/inbox)."""
+    return inbox(hub, actor, limit=limit).rows
+
+
+# ---------------------------------------------------------------- the desk's home
+
+
+SOON_DAYS = 3  # 容缺 commitments due within this many calendar days are listed as "due soon"
+HOME_ROWS = 20
+
+
+@dataclass
+class DeskHome:
+    supplement: list[dict[str, Any]]
+    supplement_count: int
+    commitments: list[dict[str, Any]]
+    commitments_overdue: int
+    commitments_soon: int
+    handover: list[dict[str, Any]]
+    handover_count: int
+    today: list[dict[str, Any]]
+    today_count: int
+
+
+def _count(session: Session, stmt) -> int:
+    return session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
+
+
+def desk_home(hub: Hub, actor: Actor) -> DeskHome:
+    """The desk's to-do: each list its first rows (most pressing first) and its full count."""
+    today = hub.today()
+    mine = scoped(select(Application), actor)
+    with hub.sessions() as session:
+
+        def page(stmt, *order) -> list[dict[str, Any]]:
+            apps = session.scalars(stmt.options(selectinload(Application.parts)).order_by(*order).limit(HOME_ROWS))
+            return [_row(hub, a, actor, today) | {"delivery": a.form.get("delivery_method")} for a in apps]
+
+        supplement = mine.where(Application.state == State.supplement_requested)
+        handover = mine.where(Application.state == State.issued)
+        start = _utc_start(today, hub.settings.tz)
+        todays = mine.where(Application.created_at >= start, Application.created_at < start + timedelta(days=1))
+        owed = (
+            scoped(select(Deficiency, Application), actor)
+            .join(Application, Application.id == Deficiency.application_id)
+            .where(Deficiency.closed_at.is_(None), Deficiency.due_date <= today + timedelta(days=SOON_DAYS))
+        )
+        commitments = [
+            {
+                "number": app.number,
+                "title": app.title,
+                "applicant_name": app.applicant_name,
+                "material": d.material,
+                "due_date": d.due_date.isoformat(),
+                "overdue": d.due_date < today,
+                "days": (d.due_date - today).days,
+            }
+            for d, app in session.execute(owed.order_by(Deficiency.due_date, Deficiency.id).limit(HOME_ROWS))
+        ]
+        overdue = _count(session, owed.where(Deficiency.due_date < today))
+        return DeskHome(
+            supplement=page(supplement, Application.paused_since.asc().nulls_first(), Application.id),
+            supplement_count=_count(session, supplement),
+            commitments=commitments,
+            commitments_overdue=overdue,
+            commitments_soon=_count(session, owed) - overdue,
+            handover=page(handover, Application.updated_at, Application.id),
+            handover_count=_count(session, handover),
+            today=page(todays, Application.id.desc()),
+            today_count=_count(session, todays),
+        )
+
+
+# ---------------------------------------------------------------- the supervisor's home
+
+CARDS = ("red", "yellow", "paused", "green")
+
+
+def open_by_department(hub: Hub, actor: Actor) -> list[dict[str, Any]]:
+    """Open work whose clock runs, by department and card: applications with an open part of
+    the department (one application with parts in two departments counts for each)."""
+    today = hub.today()
+    # one row per (department, application) first, then counted: PostgreSQL cannot match a
+    # GROUP BY expression holding bound parameters to the same expression in the select list
+    per_app = (
+        scoped(select(Part.department_code.label("dept"), _card_for(hub, today).label("card")), actor)
+        .join(Part, Part.application_id == Application.id)
+        .where(
+            Application.state.in_(CLOCKED),
+            Part.state.in_((PartState.pending, PartState.in_review)),
+        )
+        .distinct()
+        .add_columns(Application.id)
+        .subquery()
+    )
+    stmt = select(per_app.c.dept, per_app.c.card, func.count()).group_by(per_app.c.dept, per_app.c.card)
+    found: dict[str, dict[str, int]] = {}
+    with hub.sessions() as session:
+        for dept, colour, n in session.execute(stmt):
+            found.setdefault(dept, dict.fromkeys(CARDS, 0))[colour or "green"] += n
+    departments = hub.catalog.departments
+    rows = [
+        {"code": code, "name": departments[code].name if code in departments else code, **n, "open": sum(n.values())}
+        for code, n in found.items()
+    ]
+    rows.sort(key=lambda r: (-r["red"], -r["yellow"], r["code"]))  # a handful of departments, not cases
+    return rows

@@ -1,0 +1,184 @@
+"""To-do lists (hub/worklists.py) and the shared list filters (hub/applications/search.py), on
+SQLite and PostgreSQL, with a fixed clock: the inbox's tabs, counts, urgency order (the SQL card
+agrees with hub.timelimits.signal), exact working days left / overdue, stable pages; search by
+number, name and FULL ID number only; the desk's home; the supervisor's open work by card.
+
+The calendar around the scene: Fri 2026-09-25 is 中秋节, Oct 1–8 国庆; a 3-working-day item
+accepted Mon 09-21 is due Thu 09-24, and on Tue 09-29 it is 2 working days overdue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+
+from hub import applications as svc
+from hub import worklists
+from hub.applications.search import ListFilter, find
+from hub.context import Hub
+from hub.errors import InvalidInput
+from hub.lifecycle import Role
+from hub.timelimits import remaining_workdays
+from tests.conftest import Clock, make_id
+from tests.support.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer
+
+GJJ = officer("ts-gjj")
+MZJ = officer("ts-mzj")
+SUPERVISOR = svc.Actor(name="督查", role=Role.supervisor)
+URGENCY = {"red": 0, "yellow": 1, None: 2, "paused": 3, "green": 4}
+TODAY = date(2026, 9, 29)
+
+
+def _fund(seq: str, name: str = "陈志强", **kw) -> svc.NewApplication:
+    new = fund_rent(**kw)
+    return new.model_copy(update={"applicant": svc.Applicant(name=name, id=make_id(born=date(1990, 7, 1), seq=seq))})
+
+
+def _received(hub: Hub, seq: str, **kw) -> str:
+    app = svc.create(hub, _fund(seq, **kw), HZ_CLERK)
+    svc.transition(hub, app.number, "pre_review", HZ_CLERK)
+    return app.number
+
+
+def _accepted(hub: Hub, seq: str, **kw) -> str:
+    number = _received(hub, seq, **kw)
+    svc.transition(hub, number, "accept", GJJ)
+    return number
+
+
+@dataclass
+class Scene:
+    red: str
+    yellow: str
+    waiting: str
+    paused: str
+    decided: str
+    green: str
+
+
+@pytest.fixture
+def scene(hub: Hub, clock: Clock) -> Scene:
+    """One case in each stage for 公积金 (ts-gjj), all collected at the Hangzhou enclave desk."""
+    red = _accepted(hub, "201", name="赵红")  # accepted Mon 09-21, due Thu 09-24
+    decided = _accepted(hub, "202")
+    svc.transition(hub, decided, "start_review", GJJ, part="GG00401001")
+    svc.transition(hub, decided, "approve", GJJ, part="GG00401001")
+    clock.set(date(2026, 9, 28))
+    yellow = _accepted(hub, "203")  # due 10-08: 2 working days left on 09-29
+    paused = _accepted(hub, "204")
+    clock.set(TODAY)
+    svc.transition(hub, paused, "request_supplement", GJJ, reason="租赁合同缺页，请补正")
+    waiting = _received(hub, "205")
+    green = _accepted(hub, "206")  # due 10-09: 3 working days left
+    return Scene(red, yellow, waiting, paused, decided, green)
+
+
+def test_inbox_tabs_counts_and_the_most_urgent_first(hub: Hub, scene: Scene):
+    box = worklists.inbox(hub, GJJ)
+    assert box.counts == {"all": 6, "to_accept": 1, "in_review": 3, "supplement": 1, "to_issue": 1}
+    order = [r["number"] for r in box.rows]
+    # red, yellow, then the cases without a running clock (to issue: by its due date; to accept),
+    # 补正 (the clock stopped), the rest
+    assert order == [scene.red, scene.yellow, scene.decided, scene.waiting, scene.paused, scene.green]
+    # the SQL card that ordered them is the card hub.timelimits.signal gives each row
+    assert [URGENCY[r["signal"]] for r in box.rows] == sorted(URGENCY[r["signal"]] for r in box.rows)
+    by = {r["number"]: r for r in box.rows}
+    assert by[scene.red]["signal"] == "red" and by[scene.red]["days_left"] == -2
+    assert by[scene.red]["due_date"] == "2026-09-24"
+    assert by[scene.yellow]["signal"] == "yellow" and by[scene.yellow]["days_left"] == 2
+    assert by[scene.green]["signal"] == "green" and by[scene.green]["days_left"] == 3
+    assert by[scene.paused]["signal"] == "paused" and by[scene.paused]["paused_since"] == "2026-09-29"
+    assert by[scene.waiting]["days_left"] is None and by[scene.waiting]["received_at"].endswith("Z")
+    for r in box.rows:
+        if r["days_left"] is not None:
+            assert r["days_left"] == remaining_workdays(date.fromisoformat(r["due_date"]), TODAY, hub.calendar)
+    # another department's inbox holds none of them; a tab holds only its stage
+    assert worklists.inbox(hub, MZJ).rows == []
+    assert [r["number"] for r in worklists.inbox(hub, GJJ, tab="to_accept").rows] == [scene.waiting]
+    assert [r["number"] for r in worklists.inbox(hub, GJJ, tab="to_issue").rows] == [scene.decided]
+
+
+def test_inbox_sorts_and_pages_by_a_stable_key(hub: Hub, scene: Scene):
+    received = [r["number"] for r in worklists.inbox(hub, GJJ, sort="received").rows]
+    assert received == [scene.red, scene.decided, scene.yellow, scene.paused, scene.waiting, scene.green]
+    due = [r["number"] for r in worklists.inbox(hub, GJJ, sort="due").rows]
+    assert due[:4] == [scene.red, scene.decided, scene.yellow, scene.paused] and due[-1] == scene.waiting
+    for sort in worklists.SORTS:
+        whole = [r["number"] for r in worklists.inbox(hub, GJJ, sort=sort).rows]
+        pages = [
+            r["number"]
+            for offset in range(0, 6, 4)
+            for r in worklists.inbox(hub, GJJ, sort=sort, limit=4, offset=offset).rows
+        ]
+        assert pages == whole, sort
+
+
+def test_search_by_number_name_and_only_a_full_id_number(hub: Hub, scene: Scene):
+    tz = hub.settings.tz
+    full = make_id(born=date(1990, 7, 1), seq="201")
+
+    def found(actor=GJJ, **params) -> list[str]:
+        with hub.sessions() as session:
+            return [a.number for a in find(session, actor, ListFilter.parse(params), tz)]
+
+    assert found(q=full) == [scene.red]
+    wide = full.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+    assert found(q=wide) == [scene.red]  # 全角 digits folded as Applicant.id folds them
+    assert found(q=full[:-1]) == [] and found(q=full[:6]) == [] and found(q=full[-6:]) == []
+    assert found(q="赵红") == [scene.red] and found(q="赵") == []
+    assert found(q=scene.paused) == [scene.paused] and found(number=scene.paused) == [scene.paused]
+    assert found(applicant_name="赵红") == [scene.red]
+    assert len(found(desk="enclave-hangzhou", channel="enclave", item="GG00401001", origin="local")) == 6
+    assert found(desk="bank-xiahong") == [] and found(origin="fuding") == []
+    assert found(state="supplement_requested") == [scene.paused]
+    assert len(found(received_from="2026-09-28", received_to="2026-09-28")) == 2
+    assert found(received_from="2026-09-30") == []
+    assert found(TELLER, q=full) == []  # another desk's applicant: the scope holds in a search
+    with pytest.raises(InvalidInput) as bad:
+        ListFilter.parse({"desk_code": "x", "state": "nope", "received_from": "2026-02-30"})
+    assert {e.field for e in bad.value.errors} == {"desk_code", "state", "received_from"}
+    with pytest.raises(InvalidInput) as bad:
+        ListFilter.parse({"received_from": "2026-10-01", "received_to": "2026-09-01"})
+    assert [e.field for e in bad.value.errors] == ["received_from"]
+    # the inbox takes the same filters
+    box = worklists.inbox(hub, GJJ, filters=ListFilter.parse({"q": full}))
+    assert [r["number"] for r in box.rows] == [scene.red] and box.counts["all"] == 1
+
+
+def test_the_desks_home(hub: Hub, clock: Clock):
+    owed = _fund("301", materials=["居民身份证", "本人及配偶名下无房证明"]).model_copy(update={"desk": "bank-xiahong"})
+    review = svc.FirstReview(commitment_due=date(2026, 9, 23), checklist=["identity", "materials"])
+    late = svc.create(hub, owed, TELLER, first_review=review)
+    svc.transition(hub, late.number, "accept", GJJ)  # 房屋租赁合同 owed by Wed 09-23 under 容缺
+    fix = svc.create(hub, elderly_card(), TELLER)
+    svc.transition(hub, fix.number, "pre_review", TELLER)
+    svc.transition(hub, fix.number, "request_supplement", MZJ, reason="照片不清晰，请重新提交")
+    done = svc.create(hub, elderly_card().model_copy(update={"source_ref": "x2"}), TELLER)
+    for action in ("pre_review", "accept"):
+        svc.transition(hub, done.number, action, MZJ if action == "accept" else TELLER)
+    svc.transition(hub, done.number, "start_review", MZJ, part="GG00501000")
+    svc.transition(hub, done.number, "approve", MZJ, part="GG00501000")
+    svc.transition(hub, done.number, "issue", MZJ)
+    clock.set(date(2026, 9, 24))
+    fresh = svc.create(hub, elderly_card().model_copy(update={"source_ref": "x3"}), TELLER)
+
+    home = worklists.desk_home(hub, TELLER)
+    assert [r["number"] for r in home.supplement] == [fix.number] and home.supplement_count == 1
+    assert [(c["number"], c["material"], c["overdue"], c["days"]) for c in home.commitments] == [
+        (late.number, "房屋租赁合同", True, -1)
+    ]
+    assert (home.commitments_overdue, home.commitments_soon) == (1, 0)
+    assert [r["number"] for r in home.handover] == [done.number] and home.handover[0]["delivery"] == "窗口领取"
+    assert [r["number"] for r in home.today] == [fresh.number] and home.today_count == 1
+    # another desk's home holds none of it
+    other = worklists.desk_home(hub, HZ_CLERK)
+    assert (other.supplement_count, other.handover_count, other.today_count, other.commitments) == (0, 0, 0, [])
+
+
+def test_the_supervisors_open_work_by_card(hub: Hub, scene: Scene):
+    rows = worklists.open_by_department(hub, SUPERVISOR)
+    assert rows == [
+        {"code": "ts-gjj", "name": rows[0]["name"], "red": 1, "yellow": 1, "paused": 1, "green": 1, "open": 4}
+    ]
+    assert rows[0]["name"] == hub.catalog.departments["ts-gjj"].name
