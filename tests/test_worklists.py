@@ -182,3 +182,94 @@ def test_the_supervisors_open_work_by_card(hub: Hub, scene: Scene):
         {"code": "ts-gjj", "name": rows[0]["name"], "red": 1, "yellow": 1, "paused": 1, "green": 1, "open": 4}
     ]
     assert rows[0]["name"] == hub.catalog.departments["ts-gjj"].name
+
+
+# ---------------------------------------------------------------- plans: found by index, never a scan
+
+
+def _plan(hub: Hub, stmt) -> str:
+    sql = str(stmt.compile(dialect=hub.engine.dialect, compile_kwargs={"literal_binds": True}))
+    with hub.engine.connect() as conn:
+        if hub.engine.dialect.name == "sqlite":
+            return " | ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table: ask whether an index could serve
+        return " | ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+
+
+def test_search_and_a_desks_day_are_found_by_index(hub: Hub):
+    from sqlalchemy import select
+
+    from hub.applications.search import filtered
+    from hub.storage.tables import Application
+
+    tz = hub.settings.tz
+    search = filtered(SUPERVISOR, ListFilter(q=make_id(seq="201")), tz).with_only_columns(Application.id)
+    plan = _plan(hub, search)
+    for index in ("ix_applications_applicant_name", "ix_applications_applicant_id", "number"):
+        assert index in plan, plan
+    assert "SCAN applications" not in plan and "Seq Scan" not in plan, plan
+    day = (
+        select(Application.id)
+        .where(Application.desk_code == "bank-xiahong")
+        .where(Application.created_at >= "2026-09-28 16:00:00", Application.created_at < "2026-09-29 16:00:00")
+    )
+    plan = _plan(hub, day)
+    assert "ix_applications_desk_created" in plan, plan
+
+
+# ---------------------------------------------------------------- the pages (server-rendered)
+
+
+def test_the_pages_show_the_lists_and_refuse_bad_filters_by_name(hub: Hub, scene: Scene):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from hub.users import add_user
+    from hub.web.app import create_app
+
+    people = {
+        "gjj": dict(role=Role.officer, department="ts-gjj"),
+        "hz": dict(role=Role.enclave_clerk, desk="enclave-hangzhou"),
+        "sup": dict(role=Role.supervisor),
+    }
+    for name, kw in people.items():
+        add_user(hub, name, "correct-horse-battery", display_name=name, **kw)
+    html = {"accept": "text/html"}
+    latin = re.compile(r">[^<]*[A-Za-z]{3,}[^<]*<")  # English words in a Chinese page's text
+
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+
+        def as_(who: str) -> None:
+            web.cookies.clear()
+            token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text).group(1)
+            form = {"username": who, "password": "correct-horse-battery", "csrf_token": token}
+            assert web.post("/login", data=form, follow_redirects=False).status_code == 303
+
+        as_("gjj")
+        page = web.get("/inbox", params={"tab": "in_review"}, headers=html)
+        assert page.status_code == 200 and 'aria-current="page" class="current">审查中' in page.text
+        assert "超期 2 个工作日" in page.text and "剩 2 个工作日" in page.text and "剩 3 个工作日" in page.text
+        assert not latin.search(page.text.split("<main>")[1]), latin.search(page.text.split("<main>")[1])
+        full = make_id(born=date(1990, 7, 1), seq="201")
+        found = web.get("/inbox", params={"q": full}, headers=html).text
+        rows = found.split("<tbody>")[1].split("</tbody>")[0]
+        assert scene.red in rows and scene.green not in rows and full not in rows, rows  # masked in the list
+        assert scene.red not in web.get("/inbox", params={"q": full[:14]}, headers=html).text
+        bad = web.get("/inbox", params={"channel": "fax", "received_from": "2026-02-30"}, headers=html)
+        assert bad.status_code == 422
+        assert "<b>渠道</b>：取值无效" in bad.text and "<b>收件日期（起）</b>：日期格式应为 YYYY-MM-DD" in bad.text
+        listed = web.get("/applications", params={"state": "supplement_requested"}, headers=html).text
+        assert scene.paused in listed and scene.red not in listed
+        assert web.get("/applications", params={"desk_code": "x"}, headers=html).status_code == 422
+
+        as_("hz")
+        home = web.get("/", headers=html)
+        assert home.status_code == 200 and 'href="/intake"' in home.text
+        assert '<b data-count="supplement">1</b>' in home.text and '<b data-count="today">2</b>' in home.text
+        assert not latin.search(home.text.split("<main>")[1])
+
+        as_("sup")
+        home = web.get("/", headers=html).text
+        assert 'href="/dashboard"' in home and 'data-department="ts-gjj"' in home
+        assert '<td class="red"><span class="card-red">1</span></td>' in home

@@ -35,6 +35,11 @@ class Application(Base):
     __table_args__ = (
         UniqueConstraint("desk_code", "source_ref", name="uq_applications_desk_source_ref"),
         Index("ix_applications_desk_state", "desk_code", "state"),
+        # the to-do and list pages (hub/worklists.py, hub/applications/search.py): a desk's
+        # intake of a day, the received-date filter, the search by an applicant's name
+        Index("ix_applications_desk_created", "desk_code", "created_at"),
+        Index("ix_applications_created_at", "created_at"),
+        Index("ix_applications_applicant_name", "applicant_name"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,6 +165,8 @@ class Deficiency(Base):
     """容缺: a material accepted as missing against the applicant's commitment to supply it."""
 
     __tablename__ = "deficiencies"
+    # a desk's 容缺 commitments still owed, by due date (the desk's to-do page)
+    __table_args__ = (Index("ix_deficiencies_open_due", "closed_at", "due_date"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
