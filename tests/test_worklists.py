@@ -59,7 +59,12 @@ class Scene:
 
 @pytest.fixture
 def scene(hub: Hub, clock: Clock) -> Scene:
-    """One case in each stage for 公积金 (ts-gjj), all collected at the Hangzhou enclave desk."""
+    return build_scene(hub, clock)
+
+
+def build_scene(hub: Hub, clock: Clock) -> Scene:
+    """One case in each stage for 公积金 (ts-gjj), all collected at the Hangzhou enclave desk;
+    the clock left at TODAY (Tue 2026-09-29)."""
     red = _accepted(hub, "201", name="赵红")  # accepted Mon 09-21, due Thu 09-24
     decided = _accepted(hub, "202")
     svc.transition(hub, decided, "start_review", GJJ, part="GG00401001")
