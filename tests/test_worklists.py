@@ -264,6 +264,10 @@ def test_the_pages_show_the_lists_and_refuse_bad_filters_by_name(hub: Hub, scene
         bad = web.get("/inbox", params={"channel": "fax", "received_from": "2026-02-30"}, headers=html)
         assert bad.status_code == 422
         assert "<b>渠道</b>：取值无效" in bad.text and "<b>收件日期（起）</b>：日期格式应为 YYYY-MM-DD" in bad.text
+        bad = web.get("/inbox", params={"tab": "late", "sort": "name"}, headers=html)
+        assert (
+            bad.status_code == 422 and "<b>办理阶段</b>：取值无效" in bad.text and "<b>排序</b>：取值无效" in bad.text
+        )
         listed = web.get("/applications", params={"state": "supplement_requested"}, headers=html).text
         assert scene.paused in listed and scene.red not in listed
         assert web.get("/applications", params={"desk_code": "x"}, headers=html).status_code == 422

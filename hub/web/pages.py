@@ -49,7 +49,6 @@ router = APIRouter(include_in_schema=False)
 HubDep = Annotated[Hub, Depends(get_hub)]
 Anyone = Annotated[Principal, Depends(need("applications:read"))]
 Front = Annotated[Principal, Depends(need("applications:write", *FRONT))]
-Officer = Annotated[Principal, Depends(need("applications:write", Role.officer))]
 Supervisor = Annotated[Principal, Depends(need("reports:read", Role.supervisor))]
 OpsUser = Annotated[Principal, Depends(need("ops", Role.ops))]
 LOGIN_CSRF = "tbh_login"

@@ -43,6 +43,8 @@ FIELD_ZH = {
     "q": ("查找", "search"),
     "received_from": ("收件日期（起）", "received from"),
     "received_to": ("收件日期（止）", "received to"),
+    "tab": ("办理阶段", "stage"),
+    "sort": ("排序", "sort"),
 }
 
 
@@ -115,6 +117,12 @@ async def inbox_page(
     offset: int = 0,
 ) -> Response:
     filters, errors = _filters(request, {"tab", "sort", "offset"})
+    for name, value, known in (("tab", tab, worklists.TAB_BY_KEY), ("sort", sort, worklists.SORTS)):
+        if value not in known:
+            zh, en = FIELD_ZH[name]
+            errors.append(
+                {"field": name, "label_zh": zh, "label_en": en, "zh": "取值无效", "en": "not one of the allowed values"}
+            )
     box = await run_in_threadpool(
         lambda: worklists.inbox(
             hub,
