@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from hub.applications import Actor, scoped
 from hub.applications.search import ListFilter, _utc_start, apply_filter
@@ -54,38 +54,60 @@ SORTS = {"urgency": ("按紧急程度", "most urgent"), "received": ("按收件�
 # ---------------------------------------------------------------- the card, in SQL
 
 
-def card(today: date, yellow_until: date, yellow_days: int) -> ColumnElement[str | None]:
-    """`hub.timelimits.signal` as a SQL expression over Application: None while no clock runs,
-    red once overdue (also while 补正 stops the clock), paused during 补正, yellow near the due
-    date for items promised in more than `yellow_days`, else green."""
-    part = aliased(Part)  # its own name: the list may join the parts too
-    promised = (
-        select(func.max(part.promised_days))
-        .where(part.application_id == Application.id)
-        .correlate(Application)
-        .scalar_subquery()
-        + Application.paused_workdays
-    )
-    return case(
-        (
-            Application.accepted_on.is_(None) | Application.due_date.is_(None) | Application.state.not_in(CLOCKED),
-            None,
-        ),
-        (func.coalesce(Application.paused_since, today) > Application.due_date, "red"),
-        (Application.paused_since.is_not(None), "paused"),
-        (and_(promised > yellow_days, Application.due_date <= yellow_until), "yellow"),
-        else_="green",
-    )
+@dataclass(frozen=True)
+class CardRule:
+    """What `hub.timelimits.signal` needs to know, fixed for one request: today, the last date
+    that is still yellow, and — for the rule "yellow only for items promised in more than
+    `yellow_days`" — the subjects promised in that few days or fewer, by promised days (from the
+    catalogue, so the card needs no look-up of each application's parts)."""
 
+    today: date
+    yellow_until: date
+    yellow_days: int
+    short: dict[int, tuple[str, ...]]  # promised working days (<= yellow_days) -> subject codes
 
-def _card_for(hub: Hub, today: date) -> ColumnElement[str | None]:
-    yellow_until = hub.calendar.add_workdays(today, hub.settings.yellow_days)[0]
-    return card(today, yellow_until, hub.settings.yellow_days)
+    @classmethod
+    def of(cls, hub: Hub, today: date) -> CardRule:
+        days = hub.settings.yellow_days
+        short: dict[int, list[str]] = {}
+        for code, subject in (hub.catalog.items | hub.catalog.bundles).items():
+            try:
+                promised = max(i.promised_days for i in hub.catalog.items_of(subject))
+            except KeyError:  # a bundle naming a partner's item: its promise is theirs
+                continue
+            if promised <= days:
+                short.setdefault(promised, []).append(code)
+        yellow_until = hub.calendar.add_workdays(today, days)[0]
+        return cls(today, yellow_until, days, {p: tuple(sorted(c)) for p, c in sorted(short.items())})
 
+    def classify(self, red: Any, yellow: Any, none: Any, paused: Any, green: Any) -> ColumnElement[Any]:
+        """One CASE over Application giving the value for its card (one expression: a CASE
+        nested in another would be evaluated again for each comparison)."""
+        # promised + paused_workdays <= yellow_days: the item is too short for a yellow card
+        too_short = [
+            and_(Application.subject_code.in_(codes), Application.paused_workdays <= self.yellow_days - promised)
+            for promised, codes in self.short.items()
+        ]
+        return case(
+            (
+                Application.accepted_on.is_(None) | Application.due_date.is_(None) | Application.state.not_in(CLOCKED),
+                none,
+            ),
+            (func.coalesce(Application.paused_since, self.today) > Application.due_date, red),
+            (Application.paused_since.is_not(None), paused),
+            (and_(Application.due_date <= self.yellow_until, ~or_(false(), *too_short)), yellow),
+            else_=green,
+        )
 
-def _urgency(c: ColumnElement[str | None]) -> ColumnElement[int]:
-    # red, yellow, then what waits to be accepted or issued (no clock), 补正, the rest
-    return case((c == "red", 0), (c == "yellow", 1), (c.is_(None), 2), (c == "paused", 3), else_=4)
+    def card(self) -> ColumnElement[str | None]:
+        """`hub.timelimits.signal` as SQL: None while no clock runs (before 受理, after 办结), red
+        once overdue (also while 补正 stops the clock), paused during 补正, yellow near the due
+        date for items promised in more than `yellow_days`, else green."""
+        return self.classify("red", "yellow", None, "paused", "green")
+
+    def urgency(self) -> ColumnElement[int]:
+        """Red, yellow, then what has no running clock (to accept, to issue), 补正, the rest."""
+        return self.classify(0, 1, 2, 3, 4)
 
 
 # ---------------------------------------------------------------- the officer's inbox
@@ -134,11 +156,11 @@ def inbox(
     filters = filters or ListFilter()
     tz = hub.settings.tz
     base = apply_filter(scoped(select(Application), actor), filters, tz)
-    c = _card_for(hub, today)
+    rule = CardRule.of(hub, today)
     orders = {
         # the most urgent first in the database itself, so the page holds them however many
         # cases the department has; the id makes the order total, so pages never overlap
-        "urgency": (_urgency(c), Application.due_date.asc().nulls_last(), Application.created_at, Application.id),
+        "urgency": (rule.urgency(), Application.due_date.asc().nulls_last(), Application.created_at, Application.id),
         "received": (Application.created_at, Application.id),
         "due": (Application.due_date.asc().nulls_last(), Application.created_at, Application.id),
     }
@@ -248,7 +270,7 @@ def open_by_department(hub: Hub, actor: Actor) -> list[dict[str, Any]]:
     # one row per (department, application) first, then counted: PostgreSQL cannot match a
     # GROUP BY expression holding bound parameters to the same expression in the select list
     per_app = (
-        scoped(select(Part.department_code.label("dept"), _card_for(hub, today).label("card")), actor)
+        scoped(select(Part.department_code.label("dept"), CardRule.of(hub, today).card().label("card")), actor)
         .join(Part, Part.application_id == Application.id)
         .where(
             Application.state.in_(CLOCKED),

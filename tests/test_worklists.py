@@ -284,3 +284,27 @@ def test_the_pages_show_the_lists_and_refuse_bad_filters_by_name(hub: Hub, scene
         home = web.get("/", headers=html).text
         assert 'href="/dashboard"' in home and 'data-department="ts-gjj"' in home
         assert '<td class="red"><span class="card-red">1</span></td>' in home
+
+
+def test_the_sql_card_is_the_signal_of_every_application(hub: Hub, scene: Scene):
+    """Including an instant item (promised in 0 working days, due the day it is accepted): never
+    yellow, as `signal` has it — the SQL reads that rule from the catalogue, not the parts."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from hub.storage.tables import Application
+    from hub.timelimits import signal
+
+    instant = svc.create(hub, elderly_card(), TELLER)
+    svc.transition(hub, instant.number, "pre_review", TELLER)
+    svc.transition(hub, instant.number, "accept", MZJ)
+    rule = worklists.CardRule.of(hub, TODAY)
+    assert "GG00501000" in rule.short[0] and "GG00401001" not in {c for cs in rule.short.values() for c in cs}
+    with hub.sessions() as session:
+        stmt = select(Application, rule.card(), rule.urgency()).options(selectinload(Application.parts))
+        seen = {}
+        for app, card, rank in session.execute(stmt):
+            sig = signal(app, TODAY, hub.calendar, hub.settings.yellow_days)
+            assert card == (sig.value if sig else None) and rank == URGENCY[card], app.number
+            seen[app.number] = card
+    assert seen[instant.number] == "green" and seen[scene.yellow] == "yellow" and len(seen) == 7
