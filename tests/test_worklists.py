@@ -133,7 +133,10 @@ def test_search_by_number_name_and_only_a_full_id_number(hub: Hub, scene: Scene)
     assert found(q=full[:-1]) == [] and found(q=full[:6]) == [] and found(q=full[-6:]) == []
     assert found(q="赵红") == [scene.red] and found(q="赵") == []
     assert found(q=scene.paused) == [scene.paused] and found(number=scene.paused) == [scene.paused]
-    assert found(applicant_name="赵红") == [scene.red]
+    assert found(applicant_name="赵红") == [scene.red] and found(applicant_id=wide) == [scene.red]
+    with pytest.raises(InvalidInput) as partial:
+        ListFilter.parse({"applicant_id": full[:14]})  # asked by field, a partial number is an error
+    assert [e.field for e in partial.value.errors] == ["applicant_id"]
     assert len(found(desk="enclave-hangzhou", channel="enclave", item="GG00401001", origin="local")) == 6
     assert found(desk="bank-xiahong") == [] and found(origin="fuding") == []
     assert found(state="supplement_requested") == [scene.paused]
@@ -205,7 +208,7 @@ def test_search_and_a_desks_day_are_found_by_index(hub: Hub):
     from sqlalchemy import select
 
     from hub.applications.search import filtered
-    from hub.storage.tables import Application
+    from hub.storage.tables import Application, Deficiency
 
     tz = hub.settings.tz
     search = filtered(SUPERVISOR, ListFilter(q=make_id(seq="201")), tz).with_only_columns(Application.id)
@@ -218,6 +221,9 @@ def test_search_and_a_desks_day_are_found_by_index(hub: Hub):
         .where(Application.desk_code == "bank-xiahong")
         .where(Application.created_at >= "2026-09-28 16:00:00", Application.created_at < "2026-09-29 16:00:00")
     )
+    owed = select(Deficiency.id).where(Deficiency.closed_at.is_(None), Deficiency.due_date <= date(2026, 10, 2))
+    plan = _plan(hub, owed)
+    assert "ix_deficiencies_open_due" in plan, plan
     plan = _plan(hub, day)
     # on an empty table PostgreSQL may take either index on the received time; never a scan
     assert "ix_applications_desk_created" in plan or "ix_applications_created_at" in plan, plan

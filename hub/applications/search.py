@@ -29,8 +29,8 @@ from hub.storage.tables import Application, Part
 from hub.text import fold_code
 
 LOCAL = "local"  # `origin=local`: collected by our own desks (not a partner hub)
-# a whole resident ID number (17 digits and a digit or X) or unified social credit code
-_FULL_CODE = re.compile(r"^(?:\d{17}[\dX]|[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10})$")
+# a whole resident ID number or unified social credit code, as stored (folded, upper case)
+_FULL_CODE = re.compile(r"[0-9A-Z]{18}")
 
 
 class ListFilter(BaseModel):
@@ -45,6 +45,7 @@ class ListFilter(BaseModel):
     origin: str | None = Field(default=None, max_length=64)  # "local", or a partner hub's name
     number: str | None = Field(default=None, max_length=32)  # 办件号, exactly
     applicant_name: str | None = Field(default=None, max_length=200)  # exactly, as written
+    applicant_id: str | None = Field(default=None, max_length=40)  # a WHOLE ID number / credit code
     q: str | None = Field(default=None, max_length=200)  # 办件号, name, or a full ID number
     received_from: date | None = None  # Beijing (the county's) calendar dates, inclusive
     received_to: date | None = None
@@ -58,6 +59,12 @@ class ListFilter(BaseModel):
             found = cls.model_validate(data)
         except ValidationError as exc:
             raise InvalidInput([_field_error(e) for e in exc.errors()]) from None
+        if found.applicant_id is not None and search_terms(found.applicant_id)[1] is None:
+            raise InvalidInput.field(
+                "applicant_id",
+                "请填写完整的 18 位证件号码或统一社会信用代码（不支持部分号码查询）",
+                "a whole 18-character ID number or credit code (no partial search)",
+            )
         if found.received_from and found.received_to and found.received_from > found.received_to:
             raise InvalidInput.field("received_from", "开始日期不能晚于结束日期", "start date after end date")
         return found
@@ -90,7 +97,7 @@ def search_terms(q: str) -> tuple[str, str | None]:
     """(the text as typed, for names) and the folded full code, or None when `q` is not a whole
     ID number or credit code (a partial number is never matched)."""
     code = fold_code(q).upper()
-    return q.strip(), code if _FULL_CODE.match(code) else None
+    return q.strip(), code if _FULL_CODE.fullmatch(code) else None
 
 
 def apply_filter(stmt: Select, f: ListFilter, tz: tzinfo) -> Select:
@@ -116,6 +123,8 @@ def apply_filter(stmt: Select, f: ListFilter, tz: tzinfo) -> Select:
         stmt = stmt.where(Application.number == fold_code(f.number).upper())
     if f.applicant_name:
         stmt = stmt.where(Application.applicant_name == f.applicant_name)
+    if f.applicant_id:
+        stmt = stmt.where(Application.applicant_id == search_terms(f.applicant_id)[1])
     if f.q:
         name, code = search_terms(f.q)
         matches = [Application.number == fold_code(name).upper(), Application.applicant_name == name]
