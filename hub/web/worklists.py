@@ -101,7 +101,9 @@ def home(
         rows = worklists.open_by_department(hub, principal.actor)
         totals = {k: sum(r[k] for r in rows) for k in (*worklists.CARDS, "open")}
         return render(request, "home_supervisor.html", rows=rows, totals=totals, today=hub.today())
-    return RedirectResponse(landing(principal.role), status_code=303)
+    # officers and ops have their own pages; anyone else (an applicant, a system) their list
+    place = landing(principal.role)
+    return RedirectResponse(place if place != "/" else "/applications", status_code=303)
 
 
 # ---------------------------------------------------------------- the officer's inbox
