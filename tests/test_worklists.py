@@ -278,7 +278,9 @@ def test_the_pages_show_the_lists_and_refuse_bad_filters_by_name(hub: Hub, scene
         )
         listed = web.get("/applications", params={"state": "supplement_requested"}, headers=html).text
         assert scene.paused in listed and scene.red not in listed
-        assert web.get("/applications", params={"desk_code": "x"}, headers=html).status_code == 422
+        refused = web.get("/applications", params={"desk_code": "x"}, headers=html)
+        assert refused.status_code == 422 and "<b>查询参数 desk_code</b>：不支持的查询参数" in refused.text
+        assert scene.red not in refused.text and "查询条件有误" in refused.text  # nothing listed, not everything
 
         as_("hz")
         home = web.get("/", headers=html)

@@ -129,6 +129,7 @@ def test_the_application_list_filters(page, served):  # noqa: F811
     expect(row(page, scene.paused)).to_be_visible()
     page.goto(f"{base}/applications?received_from=2026-09-30&received_to=2026-09-01")
     expect(page.locator("ul.errors")).to_contain_text("收件日期（起）：开始日期不能晚于结束日期")
+    expect(page.locator("table.applications tbody tr")).to_have_text(["查询条件有误，请修改后重试"])
     shot(page, "worklist-applications-error.png")
 
 

@@ -59,7 +59,7 @@ def _filters(request: Request, own: set[str]) -> tuple[ListFilter, list[dict[str
     except InvalidInput as exc:
         errors = []
         for e in exc.errors:
-            zh, en = FIELD_ZH.get(e.field, (e.field, e.field))
+            zh, en = FIELD_ZH.get(e.field, (f"查询参数 {e.field}", f"query parameter {e.field}"))
             errors.append({"field": e.field, "label_zh": zh, "label_en": en, "zh": e.reason.zh, "en": e.reason.en})
         return ListFilter(), errors
 
@@ -133,6 +133,7 @@ async def inbox_page(
             sort=sort if sort in worklists.SORTS else "urgency",
             filters=filters,
             offset=_offset(offset),
+            limit=0 if errors else worklists.PAGE,  # refused filters list nothing, not everything
         )
     )
     department = hub.catalog.departments.get(principal.actor.department or "")
@@ -175,7 +176,7 @@ async def app_list(request: Request, hub: HubDep, principal: Anyone, offset: int
             apps = find(session, principal.actor, filters, hub.settings.tz, limit=LIST_PAGE + 1, offset=offset)
             return [application_summary(hub, a, today) | {"received_at": a.created_at} for a in apps]
 
-    rows = await run_in_threadpool(load)
+    rows = [] if errors else await run_in_threadpool(load)  # refused filters list nothing, not everything
     return render(
         request,
         "applications.html",
