@@ -25,7 +25,7 @@ from hub.applications.search import ListFilter, _utc_start, apply_filter
 from hub.context import Hub
 from hub.lifecycle import CLOCKED, STATE_ZH, PartState, State
 from hub.presenters import application_summary
-from hub.storage.tables import Application, Deficiency, Part
+from hub.storage.tables import Application, AttachedMaterial, Deficiency, Event, Part
 from hub.timelimits import remaining_workdays
 
 PAGE = 50
@@ -241,21 +241,82 @@ def desk_home(hub: Hub, actor: Actor) -> DeskHome:
                 "due_date": d.due_date.isoformat(),
                 "overdue": d.due_date < today,
                 "days": (d.due_date - today).days,
+                "accepted": True,
             }
             for d, app in session.execute(owed.order_by(Deficiency.due_date, Deficiency.id).limit(HOME_ROWS))
         ]
+        promised = _promised_before_acceptance(hub, session, actor, today + timedelta(days=SOON_DAYS))
         overdue = _count(session, owed.where(Deficiency.due_date < today))
+        soon = _count(session, owed) - overdue
+        late = sum(1 for c in promised if c["overdue"])
+        commitments = sorted(commitments + promised, key=lambda c: (c["due_date"], c["number"]))[:HOME_ROWS]
         return DeskHome(
             supplement=page(supplement, Application.paused_since.asc().nulls_first(), Application.id),
             supplement_count=_count(session, supplement),
             commitments=commitments,
-            commitments_overdue=overdue,
-            commitments_soon=_count(session, owed) - overdue,
+            commitments_overdue=overdue + late,
+            commitments_soon=soon + len(promised) - late,
             handover=page(handover, Application.updated_at, Application.id),
             handover_count=_count(session, handover),
             today=page(todays, Application.id.desc()),
             today_count=_count(session, todays),
         )
+
+
+PROMISES_READ = 500  # a desk's cases waiting for 受理: a handful, never the hub's history
+
+
+def _promised_before_acceptance(hub: Hub, session: Session, actor: Actor, until: date) -> list[dict[str, Any]]:
+    """容缺 promises taken at first review on cases the county has not accepted yet (deficiency
+    rows are written at 受理): the desk chases them too. Read from the desk's `pre_reviewed`
+    cases only (indexed by desk and state), with the materials still missing."""
+    today = hub.today()
+    rows = session.execute(
+        scoped(select(Application.id, Application.number, Application.title, Application.applicant_name), actor)
+        .add_columns(Application.subject_code, Event.data)
+        .join(Event, and_(Event.application_id == Application.id, Event.action == "pre_review"))
+        .where(Application.state == State.pre_reviewed)
+        .order_by(Application.id)
+        .limit(PROMISES_READ)
+    ).all()
+    due = {
+        r.id: r for r in rows if (r.data or {}).get("commitment_due") and r.data["commitment_due"] <= until.isoformat()
+    }
+    if not due:
+        return []
+    have: dict[int, set[str]] = {}
+    for app_id, name in session.execute(
+        select(AttachedMaterial.application_id, AttachedMaterial.name).where(
+            AttachedMaterial.application_id.in_(due), AttachedMaterial.kind == "material"
+        )
+    ):
+        have.setdefault(app_id, set()).add(name)
+    out = []
+    for app_id, r in due.items():
+        subject = hub.catalog.subject(r.subject_code)
+        verified = {n for n, v in (r.data.get("verified") or {}).items() if (v or {}).get("ok")}
+        present = have.get(app_id, set()) | verified
+        owed = [
+            m.name
+            for m in (hub.catalog.materials_of(subject) if subject else ())
+            if m.required and m.supplied_by == "applicant" and m.deferrable and m.name not in present
+        ]
+        if not owed:
+            continue
+        promised = date.fromisoformat(r.data["commitment_due"])
+        out.append(
+            {
+                "number": r.number,
+                "title": r.title,
+                "applicant_name": r.applicant_name,
+                "material": "、".join(owed),
+                "due_date": promised.isoformat(),
+                "overdue": promised < today,
+                "days": (promised - today).days,
+                "accepted": False,
+            }
+        )
+    return out
 
 
 # ---------------------------------------------------------------- the supervisor's home

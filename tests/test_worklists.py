@@ -168,17 +168,27 @@ def test_the_desks_home(hub: Hub, clock: Clock):
     svc.transition(hub, done.number, "start_review", MZJ, part="GG00501000")
     svc.transition(hub, done.number, "approve", MZJ, part="GG00501000")
     svc.transition(hub, done.number, "issue", MZJ)
+    photo_owed = elderly_card().model_copy(update={"source_ref": "x4"})
+    photo_owed.materials = photo_owed.materials[:1]  # 居民身份证 only: the photo promised for 09-25
+    waiting = svc.create(
+        hub, photo_owed, TELLER, first_review=review.model_copy(update={"commitment_due": date(2026, 9, 25)})
+    )
     clock.set(date(2026, 9, 24))
     fresh = svc.create(hub, elderly_card().model_copy(update={"source_ref": "x3"}), TELLER)
 
     home = worklists.desk_home(hub, TELLER)
     assert [r["number"] for r in home.supplement] == [fix.number] and home.supplement_count == 1
-    assert [(c["number"], c["material"], c["overdue"], c["days"]) for c in home.commitments] == [
-        (late.number, "房屋租赁合同", True, -1)
+    # owed under 容缺 after 受理 (a deficiency row), and promised at first review on a case the
+    # county has not accepted yet: the desk chases both
+    assert [(c["number"], c["material"], c["overdue"], c["days"], c["accepted"]) for c in home.commitments] == [
+        (late.number, "房屋租赁合同", True, -1, True),
+        (waiting.number, "近期免冠彩色证件照", False, 1, False),
     ]
-    assert (home.commitments_overdue, home.commitments_soon) == (1, 0)
+    assert (home.commitments_overdue, home.commitments_soon) == (1, 1)
     assert [r["number"] for r in home.handover] == [done.number] and home.handover[0]["delivery"] == "窗口领取"
     assert [r["number"] for r in home.today] == [fresh.number] and home.today_count == 1
+    svc.transition(hub, waiting.number, "accept", MZJ)  # now a deficiency row: listed once, not twice
+    assert [c["number"] for c in worklists.desk_home(hub, TELLER).commitments] == [late.number, waiting.number]
     # another desk's home holds none of it
     other = worklists.desk_home(hub, HZ_CLERK)
     assert (other.supplement_count, other.handover_count, other.today_count, other.commitments) == (0, 0, 0, [])
