@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.applications import Actor, scoped
-from hub.applications.search import ListFilter, _utc_start, apply_filter
+from hub.applications.search import ListFilter, apply_filter, utc_start
 from hub.context import Hub
 from hub.lifecycle import CLOCKED, STATE_ZH, PartState, State
 from hub.presenters import application_summary
@@ -225,7 +225,7 @@ def desk_home(hub: Hub, actor: Actor) -> DeskHome:
 
         supplement = mine.where(Application.state == State.supplement_requested)
         handover = mine.where(Application.state == State.issued)
-        start = _utc_start(today, hub.settings.tz)
+        start = utc_start(today, hub.settings.tz)
         todays = mine.where(Application.created_at >= start, Application.created_at < start + timedelta(days=1))
         owed = (
             scoped(select(Deficiency, Application), actor)

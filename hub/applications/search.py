@@ -88,7 +88,7 @@ def _field_error(e: dict[str, Any]) -> FieldError:
     return FieldError(name, Reason(zh, en))
 
 
-def _utc_start(day: date, tz: tzinfo) -> datetime:
+def utc_start(day: date, tz: tzinfo) -> datetime:
     """The stored (naive UTC) time at which `day` begins in the county's zone."""
     return datetime.combine(day, time(), tz).astimezone(UTC).replace(tzinfo=None)
 
@@ -132,9 +132,9 @@ def apply_filter(stmt: Select, f: ListFilter, tz: tzinfo) -> Select:
             matches.append(Application.applicant_id == code)
         stmt = stmt.where(or_(*matches))
     if f.received_from:
-        stmt = stmt.where(Application.created_at >= _utc_start(f.received_from, tz))
+        stmt = stmt.where(Application.created_at >= utc_start(f.received_from, tz))
     if f.received_to:
-        stmt = stmt.where(Application.created_at < _utc_start(f.received_to + timedelta(days=1), tz))
+        stmt = stmt.where(Application.created_at < utc_start(f.received_to + timedelta(days=1), tz))
     return stmt
 
 
