@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select
 
-from hub.applications import Actor, outcome_of, scoped, verified_materials
+from hub.applications import outcome_of, verified_materials
 from hub.context import Hub
 from hub.divisions import division_name
 from hub.events import verify_chain
@@ -221,48 +220,7 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
     return view
 
 
-# ---------------------------------------------------------------- the officer's inbox, the receipt
-
-INBOX_STATES = ("received", "pre_reviewed", "accepted", "in_review", "supplement_requested", "decided")
-_URGENCY = {"red": 0, "yellow": 1, "paused": 3, "green": 4, None: 2}  # not yet accepted: before green
-
-
-def inbox(hub: Hub, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
-    """What an officer's department has to act on, most urgent first: red, yellow, waiting to be
-    accepted, then the rest by due date. Scoped like every read: another department's parts
-    never show."""
-    today = hub.today()
-    rows = []
-    # the most urgent first in the database itself, so the page holds them however many cases the
-    # department has (a LIMIT without this order showed a year-old case and hid the overdue ones)
-    yellow_until = hub.calendar.add_workdays(today, hub.settings.yellow_days)[0]
-    urgency = case(
-        (Application.state == "supplement_requested", 3),
-        (Application.due_date.is_(None), 2),
-        (Application.state == "decided", 2),
-        (Application.due_date < today, 0),
-        (Application.due_date <= yellow_until, 1),
-        else_=4,
-    )
-    with hub.sessions() as session:
-        stmt = (
-            scoped(select(Application), actor)
-            .where(Application.state.in_(INBOX_STATES))
-            .order_by(urgency, Application.due_date.asc().nulls_last(), Application.created_at, Application.id)
-            .limit(limit)
-        )
-        for app in session.scalars(stmt.options(selectinload(Application.parts))):
-            view = application_summary(hub, app, today)
-            mine = [p for p in app.parts if actor.department in (None, p.department_code)]
-            view["my_parts"] = [
-                {"item_code": p.item_code, "title": p.title, "state": p.state, "state_zh": STATE_ZH.get(p.state)}
-                for p in mine
-            ]
-            view["lead"] = app.parts[0].department_code == actor.department
-            view["received_at"] = app.created_at.isoformat() + "Z"
-            rows.append(view)
-    rows.sort(key=lambda v: (_URGENCY.get(v["signal"], 2), v["due_date"] or "9999", v["received_at"]))
-    return rows[:limit]
+# ---------------------------------------------------------------- the receipt
 
 
 def receipt(hub: Hub, app: Application, status_url: str) -> dict[str, Any]:

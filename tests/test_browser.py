@@ -141,8 +141,10 @@ def test_intake_receipt_decision_issue(page, base_url: str, web_hub: Hub, people
     bad_id = good_id[:-1] + ("1" if good_id[-1] != "1" else "2")  # the same number, wrong check digit
 
     # ---- the teller finds the item by its pinyin initials
-    log_in(page, base_url, TELLER, "/intake")
+    log_in(page, base_url, TELLER, "/")  # the desk's to-do page, with the way to start an intake
     expect(page.locator("header .who")).to_contain_text("王芳")
+    page.get_by_role("link", name="开始收件").click()
+    page.wait_for_url(f"{base_url}/intake")
     page.fill("input[name=q]", "lnrydz")
     page.locator("form.search button").click()
     page.wait_for_url(re.compile(r"/intake\?q=lnrydz"))
@@ -251,7 +253,8 @@ def test_intake_receipt_decision_issue(page, base_url: str, web_hub: Hub, people
     log_out(page, base_url)
 
     # ---- the teller sees it issued
-    log_in(page, base_url, TELLER, "/intake")
+    log_in(page, base_url, TELLER, "/")
+    expect(page.locator("[data-count=handover]")).to_have_text("1")  # to hand over at the desk
     page.goto(f"{base_url}/applications")
     mine = page.locator("table.list tbody tr", has=page.locator(f"a[href='/applications/{number}']"))
     expect(mine).to_have_count(1)

@@ -267,7 +267,7 @@ def test_the_inbox_page_holds_the_most_urgent_cases_however_many_there_are(hub):
     """The order is the database's, before the page is cut: cases waiting for 补正 (the clock
     stopped) come after one waiting to be accepted, even when they are older and outnumber the
     page (issue 21: a LIMIT without an order showed old cases and hid urgent ones)."""
-    from hub.presenters import inbox
+    from hub.worklists import inbox_rows as inbox
 
     mzj = officer("ts-mzj")
     for seq in ("141", "142", "143"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -35,6 +35,11 @@ class Application(Base):
     __table_args__ = (
         UniqueConstraint("desk_code", "source_ref", name="uq_applications_desk_source_ref"),
         Index("ix_applications_desk_state", "desk_code", "state"),
+        # the to-do and list pages (hub/worklists.py, hub/applications/search.py): a desk's
+        # intake of a day, the received-date filter, the search by an applicant's name
+        Index("ix_applications_desk_created", "desk_code", "created_at"),
+        Index("ix_applications_created_at", "created_at"),
+        Index("ix_applications_applicant_name", "applicant_name"),  # also in branch sweeps' 0009: keep one
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,6 +165,16 @@ class Deficiency(Base):
     """容缺: a material accepted as missing against the applicant's commitment to supply it."""
 
     __tablename__ = "deficiencies"
+    # a desk's 容缺 commitments still owed, by due date (the desk's to-do page); closed ones are
+    # most of the table and stay out of it
+    __table_args__ = (
+        Index(
+            "ix_deficiencies_open_due",
+            "due_date",
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)

@@ -20,7 +20,7 @@ from hub import audit, ops, ratings
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
-from hub.presenters import application_detail, application_summary, inbox, receipt
+from hub.presenters import application_detail, application_summary, receipt
 from hub.storage.tables import AttachedMaterial
 from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
 from hub.users import Person, approve
@@ -29,6 +29,7 @@ from hub.web.applicant_status import open_status, status_view
 from hub.web.deps import client_of, get_hub, need
 from hub.web.security import CSRF_HEADER, Principal, check_csrf, status_key
 from hub.web.uploads import Body, read_multipart
+from hub.worklists import inbox_rows
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 HubDep = Annotated[Hub, Depends(get_hub)]
@@ -356,7 +357,7 @@ def verify(body: VerifyIn, request: Request, hub: HubDep, principal: Writer) -> 
 @router.get("/inbox")
 def get_inbox(hub: HubDep, principal: Annotated[Principal, Depends(need("applications:read", Role.officer))]):
     """The officer's department's parts, most urgent first."""
-    return inbox(hub, principal.actor)
+    return inbox_rows(hub, principal.actor)
 
 
 # ---------------------------------------------------------------- ops

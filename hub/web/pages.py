@@ -1,5 +1,5 @@
 """The pages people use all day: login, intake and receipt (teller, enclave clerk), application
-detail and timeline, the officer's inbox, the supervisor's dashboard and follow-ups, ops, and the
+detail and timeline, the supervisor's dashboard and follow-ups, ops, and the
 applicant's status page. Server-rendered; forms post back here with the session's CSRF token.
 Everything they change goes through the same core functions as the API and the CLI."""
 
@@ -24,13 +24,13 @@ from hub.errors import FieldError, InvalidInput, Reason
 from hub.exchange import overview
 from hub.lifecycle import ACTIONS, FRONT, Role
 from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_dead, run_check
-from hub.presenters import application_detail, application_summary, inbox, receipt
+from hub.presenters import application_detail, receipt
 from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
 from hub.web import desk_intake
 from hub.web.api import status_url
 from hub.web.applicant_status import open_status, status_view
-from hub.web.deps import client_of, get_hub, need, optional_principal
+from hub.web.deps import client_of, get_hub, need
 from hub.web.render import render
 from hub.web.security import (
     CSRF_FIELD,
@@ -43,17 +43,16 @@ from hub.web.security import (
     same,
 )
 from hub.web.uploads import Body, read_multipart
+from hub.web.worklists import landing
 
 router = APIRouter(include_in_schema=False)
 HubDep = Annotated[Hub, Depends(get_hub)]
 Anyone = Annotated[Principal, Depends(need("applications:read"))]
 Front = Annotated[Principal, Depends(need("applications:write", *FRONT))]
-Officer = Annotated[Principal, Depends(need("applications:write", Role.officer))]
 Supervisor = Annotated[Principal, Depends(need("reports:read", Role.supervisor))]
 OpsUser = Annotated[Principal, Depends(need("ops", Role.ops))]
 LOGIN_CSRF = "tbh_login"
 UNKNOWN_USER = "(unknown user)"  # the audit log's actor for a failed login naming no account
-HOME = {Role.officer: "/inbox", Role.supervisor: "/dashboard", Role.ops: "/ops"}
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -120,7 +119,7 @@ async def login(request: Request, hub: HubDep) -> Response:
             error=str(exc),
         )
     audit.record(hub, person.actor(), "login", client=client)
-    response = _see_other(next_url if next_url != "/" else HOME.get(person.role, "/intake"))
+    response = _see_other(next_url if next_url != "/" else landing(person.role))
     response.set_cookie(
         SESSION_COOKIE,
         open_session(hub, person),
@@ -140,13 +139,6 @@ async def logout(request: Request, hub: HubDep, principal: Anyone) -> Response:
     response = _see_other("/login")
     response.delete_cookie(SESSION_COOKIE)
     return response
-
-
-@router.get("/")
-def home(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Response:
-    if principal is None:
-        return _see_other("/login")
-    return _see_other(HOME.get(principal.role, "/intake"))
 
 
 # ---------------------------------------------------------------- intake (teller, enclave clerk)
@@ -284,17 +276,6 @@ async def _intake_submit(
 # ---------------------------------------------------------------- applications
 
 
-@router.get("/applications")
-def app_list(request: Request, hub: HubDep, principal: Anyone, state: str | None = None) -> Response:
-    today = hub.today()
-    with hub.sessions() as session:
-        rows = [
-            application_summary(hub, a, today)
-            for a in svc.list_applications(session, principal.actor, state=state, limit=200)
-        ]
-    return render(request, "applications.html", rows=rows, state=state)
-
-
 def _detail(request: Request, hub: Hub, principal: Principal, number: str) -> dict[str, Any]:
     app = svc.read(hub, number, principal.actor)
     reveal = svc.may_reveal_ids(principal.actor)
@@ -411,15 +392,6 @@ def app_receipt(number: str, request: Request, hub: HubDep, principal: Front) ->
     data = receipt(hub, app, status_url(request, hub, number))
     qr = segno.make(data["status_url"], error="m").svg_inline(scale=4, title="办件进度查询二维码")
     return render(request, "receipt.html", r=data, qr=qr)
-
-
-# ---------------------------------------------------------------- officers
-
-
-@router.get("/inbox")
-def inbox_page(request: Request, hub: HubDep, principal: Officer) -> Response:
-    department = hub.catalog.departments.get(principal.actor.department or "")
-    return render(request, "inbox.html", rows=inbox(hub, principal.actor), department=department)
 
 
 # ---------------------------------------------------------------- supervisors
