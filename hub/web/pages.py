@@ -486,8 +486,17 @@ async def ops_retry(row_id: int, request: Request, hub: HubDep, principal: OpsUs
 
 @router.get("/s/{number}")
 def status_page(number: str, request: Request, hub: HubDep, k: str = "") -> Response:
-    view = status_view(hub, open_status(hub, request.app.state.secret, number, k))
-    return render(request, "status.html", s=view, k=k, levels=ratings.LEVEL_ZH, done=request.query_params.get("rated"))
+    app = open_status(hub, request.app.state.secret, number, k)
+    view = status_view(hub, app)
+    return render(
+        request,
+        "status.html",
+        s=view,
+        k=k,
+        levels=ratings.LEVEL_ZH,
+        done=request.query_params.get("rated"),
+        supplement=svc.supplement_request(app),  # 补正: what to bring or correct, where, by when
+    )
 
 
 @router.post("/s/{number}/rating")
