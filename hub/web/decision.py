@@ -107,12 +107,19 @@ def owed(hub: Hub, app: Application, view: dict[str, Any], review: dict[str, Any
 
 def timeline(view: dict[str, Any]) -> list[dict[str, Any]]:
     """The events as steps: the hub's own follow-up step at the same moment (the case entering
-    review with its first part, being decided with its last) is folded into the step that caused
-    it, so one press shows as one line."""
+    review with its first part, being decided with its last), and a desk's 提交 of the draft it
+    has just registered, are folded into the step before, so one press shows as one line."""
     steps: list[dict[str, Any]] = []
     for e in view["events"]:
         prev = steps[-1] if steps else None
-        if e["action"] in ("start", "decide") and e["actor"] == "hub" and prev and prev["at"] == e["at"]:
+        if (
+            prev
+            and prev["at"] == e["at"]
+            and (
+                (e["action"] in ("start", "decide") and e["actor"] == "hub")
+                or (e["action"] == "submit" and prev["action"] == "create" and prev["actor"] == e["actor"])
+            )
+        ):
             prev["follows"].append(e)
             continue
         steps.append(e | {"follows": []})
