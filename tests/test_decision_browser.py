@@ -21,9 +21,10 @@ from hub.users import add_user
 from hub.web.app import load_secret
 from hub.web.security import status_key
 from tests.conftest import CST, JPEG, PDF, Clock
-from tests.support.samples import ELDER_ID, TELLER as TELLER_ACTOR
+from tests.support.samples import ELDER_ID
+from tests.support.samples import TELLER as TELLER_ACTOR
 from tests.support.webserver import serving, sqlite_hub
-from tests.test_browser import CHROMIUM, TIMEOUT_MS, browser, log_in, log_out, shot  # noqa: F401 (fixture)
+from tests.test_browser import TIMEOUT_MS, browser, log_in, log_out, shot  # noqa: F401 (fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is in the `dev` extra (make installs it)")
 expect = sync_api.expect
