@@ -271,7 +271,7 @@ def _ask_of(form: Any) -> svc.SupplementAsk:
         ],
         materials=[
             svc.Wanted(name=str(n), note=str(form.get(f"note_material_{i}") or ""))
-            for i, n in ((str(v).split(":", 1)) for v in form.getlist("ask_material"))
+            for i, _, n in (str(v).partition(":") for v in form.getlist("ask_material"))
         ],
         place=str(form.get("place") or ""),
         due_date=due_date,
