@@ -179,3 +179,18 @@ def test_the_loop_over_the_api(hub: Hub, api) -> None:
     assert r.status_code == 422
     events = [e for e in web.get(url, headers=h["o"]).json()["events"] if e["action"] == "correct"]
     assert [(e["data"]["old"], e["data"]["new"]) for e in events] == [("13905770001", "13905770009")]
+
+
+def test_a_corrected_id_number_is_masked_for_those_who_may_not_see_it(hub: Hub) -> None:
+    from hub.presenters import application_detail
+    from tests.conftest import make_id
+
+    app = _accepted(hub)
+    ask = svc.SupplementAsk(fields=[svc.Wanted(name="agent_id_number", note="受托人身份号码有误")])
+    svc.transition(hub, app.number, "request_supplement", MZJ, reason="有误", ask=ask)
+    new_id = make_id(seq="077")
+    app = svc.correct_fields(hub, app.number, {"agent_id_number": new_id}, TELLER)
+    shown = [e for e in application_detail(hub, app)["events"] if e["action"] == "correct"]
+    assert shown[0]["data"]["new"] != new_id and shown[0]["data"]["new"][-4:] == new_id[-4:]
+    full = [e for e in application_detail(hub, app, reveal_id=True)["events"] if e["action"] == "correct"]
+    assert full[0]["data"] == {"field": "agent_id_number", "old": None, "new": new_id}

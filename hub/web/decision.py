@@ -177,6 +177,10 @@ def _view(request: Request, hub: Hub, principal: Principal, number: str) -> tupl
     for m in view["materials"] + view["results"]:
         m["id"] = material_ids.get((m["name"], m["sha256"]))
         m["preview"] = PREVIEW.get(m["media_type"])
+    # 补正 brings a material again: the newest file of a name is the one that counts
+    newest = {m["name"]: m["id"] for m in view["materials"]}
+    for m in view["materials"]:
+        m["replaced"] = newest[m["name"]] != m["id"]
     for p in view["parts"]:
         p["shown_zh"] = part_state_zh(view["state"], p["state"])
     return app, view
@@ -193,8 +197,8 @@ def _page(request: Request, hub: Hub, principal: Principal, number: str, status:
     ask = next((a for a in actions if a["name"] == "request_supplement"), None)
     supplement = svc.supplement_request(app)
     secret = {f.name for f in fields if f.type == "id_number"}
-    for e in view["events"]:  # a corrected ID number is masked like any other in displays
-        if e["action"] == "correct" and e["data"].get("field") in secret and not svc.may_reveal_ids(principal.actor):
+    for e in view["events"]:  # the timeline is read over shoulders: a corrected ID number masked
+        if e["action"] == "correct" and e["data"].get("field") in secret:
             e["data"] = e["data"] | {"old": _mask(e["data"].get("old")), "new": _mask(e["data"].get("new"))}
     front = principal.role in FRONT
     return render(
