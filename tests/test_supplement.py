@@ -5,6 +5,7 @@ when everything asked is done; the clock stands meanwhile."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 
@@ -194,3 +195,28 @@ def test_a_corrected_id_number_is_masked_for_those_who_may_not_see_it(hub: Hub) 
     assert shown[0]["data"]["new"] != new_id and shown[0]["data"]["new"][-4:] == new_id[-4:]
     full = [e for e in application_detail(hub, app, reveal_id=True)["events"] if e["action"] == "correct"]
     assert full[0]["data"] == {"field": "agent_id_number", "old": None, "new": new_id}
+
+
+def test_the_same_rules_on_the_command_line(hub: Hub, home, db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from hub.cli import app as cli
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--home", str(home), "apps", *args], env={"HUB_DATABASE_URL": db_url})
+
+    number = svc.create(hub, elderly_card(), TELLER).number
+    teller = ["--role", "teller", "--desk", "bank-xiahong"]
+    asked = run(
+        "transition", number, "request_supplement", "--reason", "电话有误，请核对", "--ask-field",
+        "contact_phone=打不通", "--supplement-due", "2099-01-01", "--role", "officer", "--department", "ts-mzj",
+    )  # fmt: skip
+    assert asked.exit_code == 0, asked.output
+    assert svc.supplement_request(svc.read(hub, number, TELLER))["fields"][0]["note"] == "打不通"
+    bad = run("correct", number, "-f", "contact_phone=12345", *teller)
+    assert isinstance(bad.exception, InvalidInput) and bad.exception.errors[0].field == "form.contact_phone"
+    good = run("correct", number, "-f", "contact_phone=１３９０５７７０００３", "--json", *teller)
+    assert good.exit_code == 0, good.output
+    shown = json.loads(good.stdout)
+    assert shown["form"]["contact_phone"] == "13905770003"
+    assert [e["data"]["new"] for e in shown["events"] if e["action"] == "correct"] == ["13905770003"]
