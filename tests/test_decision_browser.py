@@ -118,7 +118,7 @@ def test_a_tolerant_case_is_seen_whole_before_acceptance(page, site) -> None:
     assert answer.headers["x-frame-options"] == "SAMEORIGIN"
     assert answer.body() == PDF + b"1"
     # officers see digests and the chain; the receipt opens for them too
-    expect(page.locator("#materials code[title='SHA-256']")).to_have_count(1)
+    expect(page.locator("#materials code.digest")).to_have_count(1)
     shot(page, "decision-01-tolerant-case.png")
     page.locator("a[href$='/receipt']").click()
     expect(page.locator("#receipt-number")).to_have_text(number)
@@ -135,7 +135,7 @@ def test_a_tolerant_case_is_seen_whole_before_acceptance(page, site) -> None:
     page.goto(f"{url}/applications/{number}")
     expect(page.locator("#state")).to_have_text("已受理")
     expect(page.locator("main")).not_to_contain_text("事件链")
-    expect(page.locator("#materials code[title='SHA-256']")).to_have_count(0)
+    expect(page.locator("#materials code.digest")).to_have_count(0)
 
 
 def test_an_accidental_rejection_is_blocked(page, site) -> None:
