@@ -129,11 +129,20 @@ def test_a_tolerant_case_is_seen_whole_before_acceptance(page, site) -> None:
     expect(page.locator("#parts .state")).to_have_text("待审查")
     expect(page.locator("#owed")).to_contain_text(f"{PHOTO} · 承诺 {PROMISED} · 待补交")
     shot(page, "decision-02-accepted.png")
+    # 补正 after 受理 stops the clock, and the page says since when
+    ask = page.locator("#ask-supplement")
+    ask.locator("summary").click()
+    ask.locator("textarea[name=reason]").fill("照片模糊，请重新拍摄。")
+    ask.locator("button[data-action=request_supplement]").click()
+    expect(page.locator("#state")).to_have_text("待补正")
+    expect(page.locator("#clock-stopped")).to_have_text("停表 自 2026-09-21")
+    expect(page.locator("#parts .state")).to_have_text("待补正")
+    expect(page.locator("#supplement")).to_contain_text("办理时限自 2026-09-21 起停表")
     log_out(page, url)
     # the teller: no digests, no chain verdict
     log_in(page, url, TELLER, "/intake")
     page.goto(f"{url}/applications/{number}")
-    expect(page.locator("#state")).to_have_text("已受理")
+    expect(page.locator("#state")).to_have_text("待补正")
     expect(page.locator("main")).not_to_contain_text("事件链")
     expect(page.locator("#materials code.digest")).to_have_count(0)
 
