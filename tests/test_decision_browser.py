@@ -173,16 +173,22 @@ def test_an_accidental_rejection_is_blocked(page, site) -> None:
     expect(page.locator("#state")).to_have_text("已初审")
     assert state_of(hub, number) == "pre_reviewed"
     expect(form.locator("button[data-action=reject]")).to_be_enabled()
-    # without JS (a form posted as is): a page that asks, and nothing done
-    asked = page.request.post(
-        f"{url}/applications/{number}/action",
-        form={
-            "csrf_token": page.locator("input[name=csrf_token]").first.input_value(),
-            "action": "reject",
-            "reason": "x",
-        },
-    )
-    assert asked.status == 200 and "确认“不予受理”" in asked.text() and 'name="confirm" value="1"' in asked.text()
+    # without JS: the server answers a page that asks first; nothing is done until it is confirmed
+    plain = page.context.browser.new_context(locale="zh-CN", java_script_enabled=False)
+    try:
+        nojs = plain.new_page()
+        log_in(nojs, url, OFFICER, "/inbox")
+        nojs.goto(f"{url}/applications/{number}")
+        nojs.locator("form.action:has(button[data-action=reject]) textarea").fill("不符合条件，")
+        nojs.locator("button[data-action=reject]").click()
+        expect(nojs.locator("#confirm-title")).to_have_text("确认“不予受理”？")
+        expect(nojs.locator(".confirm-page .reason")).to_have_text("不符合条件，")
+        shot(nojs, "decision-03b-confirm-page-nojs.png")
+        assert state_of(hub, number) == "pre_reviewed"
+        nojs.locator("#confirm-no").click()
+        expect(nojs.locator("#state")).to_have_text("已初审")
+    finally:
+        plain.close()
     assert state_of(hub, number) == "pre_reviewed"
     # confirmed: done, and said so
     form.locator("button[data-action=reject]").click()
