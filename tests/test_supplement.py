@@ -220,3 +220,24 @@ def test_the_same_rules_on_the_command_line(hub: Hub, home, db_url: str) -> None
     shown = json.loads(good.stdout)
     assert shown["form"]["contact_phone"] == "13905770003"
     assert [e["data"]["new"] for e in shown["events"] if e["action"] == "correct"] == ["13905770003"]
+
+
+def test_the_page_in_english_and_the_flash_only_for_known_flags(hub: Hub) -> None:
+    """?lang=en: the decision page with a 补正 open renders in English; `?done=` shows only the
+    hub's own messages, never text from the URL."""
+    import re
+
+    from hub.users import add_user
+
+    add_user(hub, "linxiao", "minzheng-审批-2026", display_name="林晓", role=Role.officer, department="ts-mzj")
+    app = _accepted(hub)
+    svc.transition(hub, app.number, "request_supplement", MZJ, reason="有误", ask=ASK)
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text).group(1)
+        web.post("/login", data={"username": "linxiao", "password": "minzheng-审批-2026", "csrf_token": token})
+        page = web.get(f"/applications/{app.number}?lang=en&done=request_supplement", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        assert "Supplement requested" in page.text and "Done: request_supplement" in page.text
+        assert "Clock stopped" in page.text and "Request a supplement" not in page.text  # already in 补正
+        other = web.get(f"/applications/{app.number}?lang=zh&done=<b>hi</b>", headers={"accept": "text/html"})
+        assert "已办理" not in other.text and "<b>hi</b>" not in other.text

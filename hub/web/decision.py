@@ -237,13 +237,20 @@ def _page(request: Request, hub: Hub, principal: Principal, number: str, status:
         can_read_materials=principal.role not in (Role.ops, Role.supervisor),
         show_digests=not front,  # tellers work with names and files; digests are for audit
         show_receipt=front or principal.role is Role.officer,
-        done=ACTIONS[d].zh if (d := request.query_params.get("done")) in ACTIONS else DONE.get(d or ""),
+        done=_done(request.query_params.get("done") or ""),
         today=hub.today().isoformat(),
         **extra,
     )
 
 
-DONE = {"correct": "表单已更正", "attach": "材料已上传"}
+DONE = {"correct": ("表单已更正", "form corrected"), "attach": ("材料已上传", "material added")}
+
+
+def _done(flag: str) -> tuple[str, str] | None:
+    """The success message a redirect's `?done=` flag asks for (only known ones: no text from the URL)."""
+    if flag in ACTIONS:
+        return ACTIONS[flag].zh, flag
+    return DONE.get(flag)
 
 
 def _mask(value: Any) -> Any:
