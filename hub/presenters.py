@@ -103,11 +103,22 @@ def partner_parts(hub: Hub, app: Application) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _id_fields(hub: Hub, app: Application) -> set[str]:
+    subject = hub.catalog.subject(app.subject_code)
+    return {f.name for f in hub.catalog.form_of(subject) if f.type == "id_number"} if subject else set()
+
+
 def _masked_form(hub: Hub, app: Application, reveal_id: bool) -> dict[str, Any]:
     """The form with ID-number fields (agents, other parents, …) masked like the applicant's."""
-    subject = hub.catalog.subject(app.subject_code)
-    secret = {f.name for f in hub.catalog.form_of(subject) if f.type == "id_number"} if subject else set()
+    secret = _id_fields(hub, app)
     return {k: (v if reveal_id or k not in secret else mask_id(v)) for k, v in app.form.items()}
+
+
+def _event_data(e: Any, secret: set[str], reveal_id: bool) -> dict[str, Any]:
+    """An event's data as shown: a 补正 correction of an ID-number field masked like the form."""
+    if e.action == "correct" and not reveal_id and e.data.get("field") in secret:
+        return e.data | {k: mask_id(e.data[k]) for k in ("old", "new") if isinstance(e.data.get(k), str)}
+    return e.data
 
 
 def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -> dict[str, Any]:
@@ -117,6 +128,7 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
     view = application_summary(hub, app, today)
     chain = verify_chain(app)
     decided_by = partner_parts(hub, app)
+    secret = _id_fields(hub, app)
     with hub.sessions() as session:
         deliveries = [
             {
@@ -210,7 +222,7 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
                 "desk": e.desk,
                 "at": e.at.isoformat() + "Z",
                 "reason": e.reason,
-                "data": e.data,
+                "data": _event_data(e, secret, reveal_id),
                 "hash": e.hash,
             }
             for e in app.events

@@ -98,6 +98,9 @@ class Settings(BaseModel):
         default_factory=lambda: ["application/pdf", "image/jpeg", "image/png", "application/ofd"]
     )
     yellow_days: int = Field(default=2, ge=0)  # yellow card when this few working days remain
+    # 补正: working days an applicant has to bring what was asked for, unless the item says
+    # (`supplement_days` in the catalogue)
+    supplement_days: int = Field(default=5, ge=1, le=60)
     # how long a dispatcher holds the deliveries it took; one that dies is replaced after this
     dispatch_lease_seconds: int = Field(default=300, ge=1)
     # entry-point names of the plugins allowed to load (HUB_PLUGINS overrides); None: the built-in ones

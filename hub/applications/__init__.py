@@ -21,6 +21,7 @@ from hub.applications.materials import (
 )
 from hub.applications.models import SYSTEM, Actor, Agent, Applicant, FirstReview, MaterialIn, NewApplication
 from hub.applications.scope import get, list_applications, may_reveal_ids, outcome_of, read, scoped
+from hub.applications.supplement import SupplementAsk, Wanted, correct_fields, supplement_request
 from hub.applications.transitions import LEAD_ACTIONS, MAX_REASON, transition
 from hub.storage.tables import Application  # what every read returns: callers name it as svc.Application
 
@@ -37,11 +38,14 @@ __all__ = [
     "MaterialIn",
     "NewApplication",
     "Received",
+    "SupplementAsk",
+    "Wanted",
     "attach",
     "attach_result",
     "check_complete",
     "check_new",
     "commitment_limit",
+    "correct_fields",
     "create",
     "get",
     "list_applications",
@@ -55,6 +59,7 @@ __all__ = [
     "replayed",
     "replayed_ref",
     "scoped",
+    "supplement_request",
     "transition",
     "verified_materials",
 ]

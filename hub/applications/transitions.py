@@ -14,6 +14,7 @@ from hub.applications.events import add_event
 from hub.applications.materials import check_complete, verified_materials
 from hub.applications.models import SYSTEM, Actor
 from hub.applications.scope import get, read
+from hub.applications.supplement import SupplementAsk, check_ask, check_resumable
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput
 from hub.lifecycle import ACTIONS, PartState, Role, State
@@ -62,9 +63,11 @@ def transition(
     part: str | None = None,
     commitment_due: date | None = None,
     session: Session | None = None,
+    ask: SupplementAsk | None = None,
 ) -> Application:
     """Take one life-cycle action. Illegal actions raise and write nothing. Given a session, the
-    action joins that transaction (the caller commits it, with whatever else it wrote)."""
+    action joins that transaction (the caller commits it, with whatever else it wrote). `ask`:
+    what a 补正 request names (fields, materials, where, by when; hub.applications.supplement)."""
     action = ACTIONS.get(action_name)
     if action is None:
         raise InvalidInput(
@@ -76,10 +79,14 @@ def transition(
         raise InvalidInput([FieldError.of("reason", f"理由不超过{MAX_REASON}字", f"at most {MAX_REASON} characters")])
     if bad := text.check("reason", reason, multiline=True):
         raise InvalidInput([bad])
+    if ask is not None and action.name != "request_supplement":
+        raise InvalidInput(
+            [FieldError.of("supplement", "只有“要求补正”可以列出补正内容", "only for request_supplement")]
+        )
     if session is not None:
-        return _transition(hub, session, number, action, actor, reason, part, commitment_due)
+        return _transition(hub, session, number, action, actor, reason, part, commitment_due, ask)
     with hub.transaction() as session:
-        _transition(hub, session, number, action, actor, reason, part, commitment_due)
+        _transition(hub, session, number, action, actor, reason, part, commitment_due, ask)
     return read(hub, number, actor)
 
 
@@ -92,6 +99,7 @@ def _transition(
     reason: str | None,
     part: str | None,
     commitment_due: date | None,
+    ask: SupplementAsk | None = None,
 ) -> Application:
     now, today = hub.now(), hub.today()
     app = get(session, number, actor, for_update=True)
@@ -150,7 +158,7 @@ def _transition(
                 f"办件 {number} 当前状态为“{lifecycle.STATE_ZH[app.state]}”，不能“{action.zh}” "
                 f"(cannot {action.name} from {app.state})"
             )
-        _app_action(hub, app, action, actor, now, today, reason, commitment_due)
+        _app_action(hub, app, action, actor, now, today, reason, commitment_due, ask)
     app.updated_at = now.replace(tzinfo=None)
     return app
 
@@ -164,6 +172,7 @@ def _app_action(
     today: date,
     reason: str | None,
     commitment_due: date | None,
+    ask: SupplementAsk | None = None,
 ) -> None:
     source = app.state
     data: dict[str, Any] = {}
@@ -175,10 +184,13 @@ def _app_action(
         owe_rows(object_session(app), application_rows(app.number, app.id, app.parts, now, mode=mode))
         data = {"partner": sorted({partner_of(p.item_code) for p in app.parts})}
     elif action.name == "request_supplement":
+        # what, where and by when, checked before anything moves (the resident's page shows it)
+        data = {"ask": check_ask(hub, app, ask or SupplementAsk(), today)}
         app.resume_state = source
         stop_clock(app, today)
-        data = {"clock_stopped": app.paused_since is not None}
+        data["clock_stopped"] = app.paused_since is not None
     elif action.name == "resume":
+        check_resumable(app, actor)
         target = app.resume_state or State.received.value
         app.resume_state = None
         stood = restart_clock(app, today, hub.calendar)

@@ -52,6 +52,8 @@ CATEGORY_CODES: dict[str, str] = {
 }
 ITEM_CODE = re.compile(r"^(?:(?P<partner>[a-z][a-z0-9-]*):)?(?P<type>[A-Z]{2})(?P<main>\d{5})(?P<sub>\d{3})$")
 IDENT = r"^[a-z][a-z0-9_]*$"
+# the actions that take a reason, for which an item may offer 常用语 (common phrases)
+PHRASE_ACTIONS = frozenset({"reject", "deny", "withdraw", "request_supplement"})
 TOLERANCE_DAYS = 60  # an item's default 容缺 promise horizon, in working days (Item.tolerance_days)
 
 
@@ -200,6 +202,12 @@ class Item(Strict):
     keywords: list[str] = Field(default_factory=list)
     cross_region: list[CrossRegionMode] = Field(default_factory=list)  # 跨域通办 modes it allows
     eligibility: Eligibility | None = None  # who may apply (checked at intake, every surface)
+    # 常用语: common reasons offered beside the reason box, by action (reject, deny, withdraw,
+    # request_supplement …); the officer clicks one to insert it and may edit it before sending
+    phrases: dict[str, list[str]] = Field(default_factory=dict)
+    # 补正: working days the applicant has to bring what is asked for; None: the hub's default
+    # (`supplement_days` in hub.yaml)
+    supplement_days: int | None = Field(default=None, ge=1, le=60)
     # set for a partner's item in our catalogue (its code is then "PARTNER:CODE"): the partner hub
     # decides it; never written in a catalogue file (the loader refuses it)
     partner: str | None = None
@@ -240,6 +248,13 @@ class Item(Strict):
                 raise ValueError(
                     f"字段 {f.name} 的 required_if 引用了不存在的字段 (unknown field): {', '.join(unknown)}"
                 )
+        if unknown := sorted(set(self.phrases) - PHRASE_ACTIONS):
+            raise ValueError(
+                f"phrases 只能用于这些操作 (phrases only for): {', '.join(sorted(PHRASE_ACTIONS))}; {unknown}"
+            )
+        for action, said in self.phrases.items():
+            if any(not p.strip() or len(p) > 200 for p in said):
+                raise ValueError(f"phrases.{action}: 常用语不能为空且不超过200字 (1-200 characters each)")
         for d in (self.eligibility.divisions or []) if self.eligibility else []:
             if problem := division_problem(d):
                 raise ValueError(f"eligibility.divisions: {problem}")

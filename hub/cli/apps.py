@@ -108,6 +108,18 @@ def transition(
     commit_due: Annotated[
         str | None, typer.Option("--commit-due", help="容缺: date the missing materials are promised by")
     ] = None,
+    ask_field: Annotated[
+        list[str] | None,
+        typer.Option("--ask-field", help="补正: a form field to correct, NAME or NAME=NOTE (repeatable)"),
+    ] = None,
+    ask_material: Annotated[
+        list[str] | None,
+        typer.Option("--ask-material", help="补正: a material to bring, NAME or NAME=NOTE (repeatable)"),
+    ] = None,
+    place: Annotated[str | None, typer.Option("--place", help="补正: where to bring them (default: the desk)")] = None,
+    supplement_due: Annotated[
+        str | None, typer.Option("--supplement-due", help="补正: by when (default: the item's 补正 period)")
+    ] = None,
     actor: ActorName = None,
     role: WriteRoleOpt = ...,  # writes name their role: no silent all-powerful default
     desk: DeskOpt = None,
@@ -116,17 +128,56 @@ def transition(
 ) -> None:
     """Take a life-cycle action on an application or one of its parts."""
     hub = open_hub(ctx)
-    due = None
-    if commit_due:
-        try:
-            due = date.fromisoformat(commit_due)
-        except ValueError:
-            raise InvalidInput(
-                [FieldError("--commit-due", Reason("日期格式应为 YYYY-MM-DD", "expected YYYY-MM-DD"))]
-            ) from None
+    due = _date(commit_due, "--commit-due")
+    ask = None
+    if ask_field or ask_material or place or supplement_due:
+        ask = svc.SupplementAsk(
+            fields=[_wanted(v) for v in ask_field or []],
+            materials=[_wanted(v) for v in ask_material or []],
+            place=place,
+            due_date=_date(supplement_due, "--supplement-due"),
+        )
     result = svc.transition(
-        hub, number, action, make_actor(actor, role, desk, department), reason=reason, part=part, commitment_due=due
+        hub,
+        number,
+        action,
+        make_actor(actor, role, desk, department),
+        reason=reason,
+        part=part,
+        commitment_due=due,
+        ask=ask,
     )
+    _print_result(hub, result, as_json)
+
+
+def _date(value: str | None, option: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput([FieldError(option, Reason("日期格式应为 YYYY-MM-DD", "expected YYYY-MM-DD"))]) from None
+
+
+def _wanted(value: str) -> svc.Wanted:
+    name, _, note = value.partition("=")
+    return svc.Wanted(name=name.strip(), note=note or None)
+
+
+@app.command()
+def correct(
+    ctx: typer.Context,
+    number: str,
+    field: Annotated[list[str], typer.Option("--field", "-f", help="补正: form field NAME=VALUE (repeatable)")],
+    actor: ActorName = None,
+    role: WriteRoleOpt = ...,
+    desk: DeskOpt = None,
+    department: DepartmentOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """补正: correct form fields the open request names (the catalogue's rules, as at intake)."""
+    hub = open_hub(ctx)
+    result = svc.correct_fields(hub, number, _pairs(field, "--field"), make_actor(actor, role, desk, department))
     _print_result(hub, result, as_json)
 
 

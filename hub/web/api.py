@@ -226,7 +226,8 @@ def get_application(number: str, request: Request, hub: HubDep, principal: Reade
     app = svc.read(hub, number, principal.actor)
     reveal = svc.may_reveal_ids(principal.actor)
     audit.record(hub, principal.actor, "view_detail", target=number, client=client_of(request), full_ids=reveal)
-    return application_detail(hub, app, reveal_id=reveal)
+    # the open 补正: what was asked, what is done, where and by when
+    return application_detail(hub, app, reveal_id=reveal) | {"supplement": svc.supplement_request(app)}
 
 
 @router.get("/applications/{number}/receipt")
@@ -247,6 +248,8 @@ class ActionIn(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
     part: str | None = Field(default=None, max_length=36)
     commitment_due: date | None = None
+    # request_supplement: the fields and materials wanted (each with a note), where, by when
+    supplement: svc.SupplementAsk | None = None
 
 
 @router.post("/applications/{number}/actions")
@@ -262,8 +265,24 @@ def act(number: str, body: ActionIn, request: Request, hub: HubDep, principal: W
         reason=body.reason,
         part=body.part,
         commitment_due=body.commitment_due,
+        ask=body.supplement,
     )
     return application_summary(hub, app)
+
+
+class CorrectionIn(BaseModel):
+    """补正: new values for form fields the open request names, by field name."""
+
+    fields: dict[str, Any] = Field(min_length=1, max_length=50)
+
+
+@router.post("/applications/{number}/corrections")
+def correct(number: str, body: CorrectionIn, request: Request, hub: HubDep, principal: Writer) -> dict[str, Any]:
+    """Correct form fields during 补正 (checked by the catalogue's rules, as at intake); each
+    changed field is a `correct` event with the old and the new value. 409 when no 补正 is open."""
+    _csrf(request, principal)
+    app = svc.correct_fields(hub, number, body.fields, principal.actor)
+    return application_summary(hub, app) | {"supplement": svc.supplement_request(app)}
 
 
 @router.post(

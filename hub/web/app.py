@@ -29,7 +29,7 @@ from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, Not
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
 from hub.users import ApprovalRefused, LoginRefused
-from hub.web import api, exchange, material_links, openapi, pages, worklists
+from hub.web import api, decision, exchange, material_links, openapi, pages, worklists
 from hub.web.deps import optional_principal
 from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
@@ -113,7 +113,10 @@ class SecurityHeaders:
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), *SECURITY_HEADERS]
+                own = {k.lower() for k, _ in message.get("headers", [])}
+                # a route that sets its own framing policy keeps it (a material previewed in the
+                # application page's frame: same origin only); every other page gets ours
+                headers = [*message.get("headers", []), *(h for h in SECURITY_HEADERS if h[0] not in own)]
                 if not cacheable:
                     # replace whatever a route set: a material download must not be kept either
                     headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"] + [NO_STORE]
@@ -244,6 +247,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.login_throttle = Throttle(hub.settings.resolved_redis_url)
     add_operability(app, hub)
     app.include_router(api.router)
+    app.include_router(decision.router)  # the application page: before pages' catch-alls
     app.include_router(pages.router)
     app.include_router(worklists.router)
     app.include_router(material_links.router)

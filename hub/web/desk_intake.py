@@ -162,7 +162,14 @@ def verify_online(hub: Hub, subject: Item | Bundle, material: str, id_number: st
         raise HubError(f"网上核验暂不可用，请收取纸质材料 (verification unavailable: {type(exc).__name__})") from None
     finally:
         connector.close()
-    return {"ok": answer.ok, "kind": spec.verify, "connection": connection, "detail": answer.detail}
+    # when and from where: the deciding officer sees both beside the result
+    return {
+        "ok": answer.ok,
+        "kind": spec.verify,
+        "connection": connection,
+        "detail": answer.detail,
+        "at": hub.now().isoformat(),
+    }
 
 
 # ---------------------------------------------------------------- one submission

@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import segno
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -22,13 +21,11 @@ from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
 from hub.exchange import overview
-from hub.lifecycle import ACTIONS, FRONT, Role
+from hub.lifecycle import FRONT, Role
 from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_dead, run_check
-from hub.presenters import application_detail, receipt
 from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
 from hub.web import desk_intake
-from hub.web.api import status_url
 from hub.web.applicant_status import open_status, status_view
 from hub.web.deps import client_of, get_hub, need
 from hub.web.render import render
@@ -276,122 +273,6 @@ async def _intake_submit(
 # ---------------------------------------------------------------- applications
 
 
-def _detail(request: Request, hub: Hub, principal: Principal, number: str) -> dict[str, Any]:
-    app = svc.read(hub, number, principal.actor)
-    reveal = svc.may_reveal_ids(principal.actor)
-    audit.record(hub, principal.actor, "view_detail", target=number, client=client_of(request), full_ids=reveal)
-    view = application_detail(hub, app, reveal_id=reveal)
-    material_ids = {(m.name, m.sha256): m.id for m in app.materials}
-    for m in view["materials"] + view["results"]:
-        m["id"] = material_ids.get((m["name"], m["sha256"]))
-    return view
-
-
-def _actions_for(hub: Hub, principal: Principal, view: dict[str, Any]) -> list[dict[str, Any]]:
-    """The buttons this person may press now (the core still decides; this only hides the rest)."""
-    actor = principal.actor
-    if "applications:write" not in principal.scopes:
-        return []
-    out = []
-    for a in ACTIONS.values():
-        if actor.role not in a.roles or a.name == "submit":
-            continue
-        if a.part_level:
-            for p in view["parts"]:
-                mine = actor.role is not Role.officer or p["department"] == actor.department
-                if p["state"] in a.sources and mine and view["state"] in ("accepted", "in_review"):
-                    out.append(
-                        {
-                            "name": a.name,
-                            "zh": f"{a.zh}：{p['title']}",
-                            "part": p["item_code"],
-                            "reason": a.needs_reason,
-                        }
-                    )
-        elif view["state"] in a.sources:
-            lead = view["parts"][0]["department"]
-            if actor.role is Role.officer and a.name in svc.LEAD_ACTIONS and lead != actor.department:
-                continue
-            out.append({"name": a.name, "zh": a.zh, "part": None, "reason": a.needs_reason})
-    return out
-
-
-@router.get("/applications/{number}")
-def app_detail(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
-    view = _detail(request, hub, principal, number)
-    hook = hub.plugins.hook  # what plugins add to the page (remote signing's button and sessions, …)
-    rating = ratings.rating_of(hub, number, principal.actor)
-    subject = hub.catalog.subject(view["subject_code"])
-    return render(
-        request,
-        "application.html",
-        a=view,
-        form_labels={f.name: f.label for f in hub.catalog.form_of(subject)} if subject else {},
-        part_titles={p["item_code"]: p["title"] for p in view["parts"]},
-        actions=_actions_for(hub, principal, view),
-        plugin_actions=[
-            a
-            for found in hook.application_actions(hub=hub, application=view, actor=principal.actor)
-            for a in found or ()
-        ],
-        plugin_panels=[
-            p
-            for found in hook.application_panels(hub=hub, application=view, actor=principal.actor)
-            for p in found or ()
-        ],
-        rating=rating,
-        can_attach=principal.role in FRONT or principal.role is Role.officer,
-        today=hub.today().isoformat(),
-    )
-
-
-@router.post("/applications/{number}/action")
-async def app_action(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
-    form = await _form(request, principal)
-    if "applications:write" not in principal.scopes:
-        raise HTTPException(403, "无权办理 (forbidden)")
-    due = desk_intake.parse_due(str(form.get("commitment_due") or ""))
-    reason = str(form.get("reason") or "").strip() or None  # as written: full-width punctuation kept
-    await run_in_threadpool(
-        lambda: svc.transition(
-            hub,
-            number,
-            str(form.get("action") or ""),
-            principal.actor,
-            reason=reason,
-            part=str(form.get("part") or "") or None,
-            commitment_due=due,
-        )
-    )
-    return _see_other(f"/applications/{number}")
-
-
-@router.post("/applications/{number}/attach")
-async def app_attach(number: str, request: Request, hub: HubDep, principal: Anyone) -> Response:
-    await run_in_threadpool(svc.read, hub, number, principal.actor)  # 404 before taking another desk's upload
-    form = await read_multipart(request, hub.store, max_files=1)
-    try:
-        check_csrf(principal, form.get(CSRF_FIELD))
-        name = form.get("material")
-        files = form.files_of("file")
-        if not files:
-            raise InvalidInput.field("file", "请选择要上传的文件", "choose a file")
-        f = files[0]
-        if problem := hub.store.check(f.staged):
-            raise InvalidInput([FieldError(f"{name} ({f.filename})", problem)])
-        material = svc.MaterialIn(name=name, filename=f.filename, staged=f.staged)
-        await run_in_threadpool(svc.attach, hub, number, [material], principal.actor)
-    finally:
-        await run_in_threadpool(form.discard)
-    return _see_other(f"/applications/{number}")
-
-
-@router.get("/applications/{number}/receipt")
-def app_receipt(number: str, request: Request, hub: HubDep, principal: Front) -> Response:
-    app = svc.read(hub, number, principal.actor)
-    data = receipt(hub, app, status_url(request, hub, number))
-    qr = segno.make(data["status_url"], error="m").svg_inline(scale=4, title="办件进度查询二维码")
-    return render(request, "receipt.html", r=data, qr=qr)
 
 
 # ---------------------------------------------------------------- supervisors
@@ -578,8 +459,17 @@ async def ops_retry(row_id: int, request: Request, hub: HubDep, principal: OpsUs
 
 @router.get("/s/{number}")
 def status_page(number: str, request: Request, hub: HubDep, k: str = "") -> Response:
-    view = status_view(hub, open_status(hub, request.app.state.secret, number, k))
-    return render(request, "status.html", s=view, k=k, levels=ratings.LEVEL_ZH, done=request.query_params.get("rated"))
+    app = open_status(hub, request.app.state.secret, number, k)
+    view = status_view(hub, app)
+    return render(
+        request,
+        "status.html",
+        s=view,
+        k=k,
+        levels=ratings.LEVEL_ZH,
+        done=request.query_params.get("rated"),
+        supplement=svc.supplement_request(app),  # 补正: what to bring or correct, where, by when
+    )
 
 
 @router.post("/s/{number}/rating")

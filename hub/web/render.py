@@ -30,6 +30,7 @@ ACTION_ZH = {a.name: a.zh for a in ACTIONS.values()} | {
     "start": "进入审查",
     "decide": "办结",
     "attach": "补充材料",
+    "correct": "补正：更正表单",
     "dispatch": "推送部门",
     "dispatch_dead": "推送失败（待运维处理）",
     "dispatch_after_withdrawal": "撤回后推送",

@@ -137,7 +137,43 @@ document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("intake");
   if (form) setupIntake(form);
   document.querySelectorAll("[data-print]").forEach((b) => b.addEventListener("click", () => window.print()));
+  setupDecision();
   document.querySelectorAll("form.action, form.attach").forEach((f) =>
-    f.addEventListener("submit", () => f.querySelectorAll("button").forEach((b) => { b.disabled = true; })),
+    f.addEventListener("submit", (event) => {
+      if (event.defaultPrevented) return; // held for a confirmation (setupDecision)
+      f.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    }),
   );
 });
+
+// ---- decision: the application page (irreversible actions ask first; 常用语 insert a reason)
+function setupDecision() {
+  const dialog = document.getElementById("confirm-dialog");
+  document.querySelectorAll("form.action[data-confirm]").forEach((form) => {
+    // registered before the button-disabling listener, so a held submit leaves the buttons alone
+    form.addEventListener("submit", (event) => {
+      const confirmed = form.querySelector("input[name=confirm]");
+      if (confirmed.value === "1") return;
+      if (!dialog || typeof dialog.showModal !== "function") return; // the server asks instead
+      event.preventDefault();
+      dialog.querySelector(".message").textContent = form.dataset.confirm;
+      dialog.returnValue = "";
+      dialog.onclose = () => {
+        if (dialog.returnValue !== "ok") return;
+        confirmed.value = "1";
+        form.requestSubmit();
+      };
+      dialog.showModal();
+      dialog.querySelector("button.cancel").focus(); // Enter on an open dialog cancels
+    });
+  });
+  document.querySelectorAll("button.phrase").forEach((button) => {
+    button.addEventListener("click", () => {
+      const box = button.closest("form").querySelector("textarea[name=reason]");
+      if (!box) return;
+      const sep = box.value && !box.value.endsWith("\n") ? "；" : "";
+      box.value += sep + button.dataset.phrase;
+      box.focus();
+    });
+  });
+}
