@@ -270,7 +270,7 @@ def test_intake_receipt_decision_issue(page, base_url: str, web_hub: Hub, people
         status = anonymous.new_page()
         status.goto(link)
         expect(status.locator("h1")).to_have_text("老年人优待证办理")
-        expect(status.locator(".state")).to_have_text("已出件")
+        expect(status.locator(".state")).to_have_text("已办结，可领取")  # in words for residents
         expect(status.locator("main")).not_to_contain_text(good_id)
         shot(status, "06-status-page.png")
     finally:
