@@ -17,6 +17,7 @@ from hub import applications as svc
 from hub import ratings
 from hub.context import Hub
 from hub.errors import ConfigInvalid
+from hub.health import check_public_url
 from hub.lifecycle import STATE_ZH, State
 from hub.resident_states import ALL, MILESTONE, resident_state
 from hub.settings import load_settings, public_url_problem
@@ -220,3 +221,15 @@ def test_a_bad_rating_is_promised_contact_within_the_configured_days(web: TestCl
     assert (event.action, event.data["contact_workdays"], event.data["follow_up_due"]) == ("rate", 5, "2026-09-29")
     again = web.post(f"/s/{number}/rating?k={path.split('k=')[1]}", data={"level": "5"}, headers=HTML)
     assert again.status_code == 422 and "已评价" in again.text and "/login" not in again.text
+
+
+def test_doctor_warns_of_an_unset_public_url_on_postgresql(home: Path):
+    settings = load_settings(home)
+    quiet = check_public_url(settings, "sqlite:///hub.db")
+    warned = check_public_url(settings, "postgresql://hub@db/hub")
+    assert quiet.ok and warned.ok  # a warning, not a failure: the hub works, its QR codes may not
+    assert "warning" not in quiet.detail and "warning" in warned.detail and "public_url" in warned.detail
+    done = check_public_url(
+        settings.model_copy(update={"public_url": "https://tongban.example.gov.cn"}), "postgresql://"
+    )
+    assert done.ok and "warning" not in done.detail and "example" not in done.detail  # no URL in a check's detail
