@@ -223,6 +223,7 @@ def test_intake_receipt_decision_issue(page, base_url: str, web_hub: Hub, people
     status_path = urlsplit(link).path + "?" + urlsplit(link).query
     assert status_path.startswith(f"/s/{number}?k="), link
     assert link.startswith(f"{base_url}/s/"), link  # public_url unset: the address the teller used
+    expect(receipt.locator("#lookup-hint")).to_contain_text(f"{base_url}/s ")  # for those who cannot scan
     shot(page, "02-receipt.png")
     log_out(page, base_url)
 
