@@ -24,6 +24,7 @@ from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  
 PHONE = {"width": 390, "height": 844}
 MZJ = officer("ts-mzj")
 POSTED_PHONE = "13705770123"
+SUPPLEMENT_REASON = "证件照背景不符合要求，请重新提交白底照片（6个月内）。"
 CLIENTS = itertools.count(2)  # the last part of each test's client address
 
 
@@ -51,10 +52,13 @@ def site(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
             "posted": svc.create(hub, _posted_card(), TELLER).number,
             "decided": svc.create(hub, elderly_card(), TELLER).number,
             "guessed": svc.create(hub, elderly_card(), TELLER).number,
+            "supplement": svc.create(hub, elderly_card(), TELLER).number,
         }
         _advance(hub, numbers["waiting"], "pre_review")
         _advance(hub, numbers["posted"], "pre_review", "accept", "start_review", "approve", "issue")
         _advance(hub, numbers["decided"], "pre_review", "accept", "start_review", "approve")
+        _advance(hub, numbers["supplement"], "pre_review", "accept")
+        svc.transition(hub, numbers["supplement"], "request_supplement", MZJ, reason=SUPPLEMENT_REASON)
         with serving(hub) as url:
             yield url, numbers
 
@@ -172,3 +176,15 @@ def test_a_very_bad_rating_is_promised_contact(phone, site):
     expect(phone.locator("#rating")).to_have_count(0)
     no_sideways_scroll(phone)
     shot(phone, "status-07-promise-390.png")
+
+
+def test_a_case_waiting_for_papers_says_so_and_that_the_clock_stands(phone, site):
+    url, numbers = site
+    look_up(phone, url, numbers["supplement"], "林阿婆")
+    expect(phone.locator("#plain-state .state")).to_have_text("需要补充材料")
+    expect(phone.locator("#plain-state")).to_contain_text("暂停计算")
+    expect(phone.locator("#paused")).to_contain_text("2026-09-21 起暂停计算")
+    expect(phone.locator("main")).to_contain_text("下洪社区农商银行网点")  # where to bring them
+    expect(phone.locator("main")).not_to_contain_text("补正")  # the staff's word
+    no_sideways_scroll(phone)
+    shot(phone, "status-08-supplement-390.png")

@@ -22,7 +22,7 @@ from hub.lifecycle import STATE_ZH, State
 from hub.resident_states import ALL, MILESTONE, resident_state
 from hub.settings import load_settings, public_url_problem
 from hub.web.app import create_app
-from hub.web.applicant_status import NO_MATCH, TOO_MANY, LookupThrottle, lookup, status_link
+from hub.web.applicant_status import NO_MATCH, TOO_MANY, LookupThrottle, lookup, status_link, status_view
 from hub.web.security import status_key
 from tests.support.samples import ELDER_ID, TELLER, elderly_card, officer
 
@@ -233,3 +233,16 @@ def test_doctor_warns_of_an_unset_public_url_on_postgresql(home: Path):
         settings.model_copy(update={"public_url": "https://tongban.example.gov.cn"}), "postgresql://"
     )
     assert done.ok and "warning" not in done.detail and "example" not in done.detail  # no URL in a check's detail
+
+
+def test_while_papers_are_awaited_the_view_has_the_request_and_the_pause(hub: Hub, number: str):
+    svc.transition(hub, number, "pre_review", TELLER)
+    svc.transition(hub, number, "accept", MZJ)
+    assert status_view(hub, svc.read(hub, number, svc.SYSTEM))["supplement"] is None
+    reason = "照片背景不符，请补交白底照片（6个月内）。"
+    svc.transition(hub, number, "request_supplement", MZJ, reason=reason)
+    view = status_view(hub, svc.read(hub, number, svc.SYSTEM))
+    assert (view["state_zh"], view["tone"]) == ("需要补充材料", "act")
+    assert view["supplement"]["reason"] == reason  # 全角 punctuation as written
+    assert view["paused_since"] == "2026-09-21" and view["place"] == "下洪社区农商银行网点"
+    assert [t["label"] for t in view["timeline"]][-1] == "通知补充材料"

@@ -104,6 +104,7 @@ def status_view(hub: Hub, app: Application) -> dict[str, Any]:
             for e in app.events
             if e.action in MILESTONE
         ],
+        "supplement": _supplement(app),
         "owed": [  # 容缺: what the applicant still has to bring, and by when
             {"material": d.material, "due_date": d.due_date.isoformat()}
             for d in app.deficiencies
@@ -113,6 +114,15 @@ def status_view(hub: Hub, app: Application) -> dict[str, Any]:
         "rating": rating.level if rating else None,
         "promise": _promise(hub, rating),
     }
+
+
+def _supplement(app: Application) -> dict[str, Any] | None:
+    """While 补正: the officer's latest request as they wrote it, and when it was made — what the
+    fallback block shows until the decision page's presenter (status_supplement.html) is there."""
+    if app.state != "supplement_requested":
+        return None
+    asked = next((e for e in reversed(app.events) if e.action in ("request_supplement", "partner_supplement")), None)
+    return {"reason": asked.reason, "at": asked.at.isoformat() + "Z"} if asked else None
 
 
 def _promise(hub: Hub, rating: ratings.RatingView | None) -> dict[str, Any] | None:
