@@ -59,11 +59,6 @@ def status_link(hub: Hub, secret: bytes, number: str, request_base: str) -> str:
     return base.rstrip("/") + status_path(secret, number)
 
 
-def lookup_link(hub: Hub, request_base: str) -> str:
-    """The lookup page's address, printed on receipts for those who cannot scan the QR code."""
-    return (hub.settings.public_url or request_base).rstrip("/") + "/s"
-
-
 def masked_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"
 

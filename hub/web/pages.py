@@ -30,7 +30,6 @@ from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
 from hub.web import desk_intake
 from hub.web.api import status_url
-from hub.web.applicant_status import lookup_link
 from hub.web.deps import client_of, get_hub, need, optional_principal
 from hub.web.render import render
 from hub.web.security import (
@@ -411,7 +410,7 @@ def app_receipt(number: str, request: Request, hub: HubDep, principal: Front) ->
     app = svc.read(hub, number, principal.actor)
     data = receipt(hub, app, status_url(request, hub, number))
     qr = segno.make(data["status_url"], error="m").svg_inline(scale=4, title="办件进度查询二维码")
-    return render(request, "receipt.html", r=data, qr=qr, lookup=lookup_link(hub, str(request.base_url)))
+    return render(request, "receipt.html", r=data, qr=qr)
 
 
 # ---------------------------------------------------------------- officers
