@@ -2,7 +2,7 @@
 lookup by 办件号 + name and by 办件号 + phone, the same answer for a wrong name as for a number
 nobody holds, the throttle holding a guessed number, a bad status link landing on the lookup (not
 the staff login), plain-language states, and the promise of contact after a 非常不满意 rating.
-Nothing on these pages may scroll sideways. Screenshots go to test-artifacts/ (shot())."""
+Nothing on these pages may scroll sideways, and axe-core finds no serious violation. Screenshots go to test-artifacts/ (shot())."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe  # the `dev` extra (tests/test_pages_tour.py's too)
 
 from hub import applications as svc
 from hub.context import Hub
@@ -91,6 +92,16 @@ def no_sideways_scroll(page) -> None:
     assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
 
 
+def accessible(page) -> None:
+    """axe-core run in the page: no serious or critical violation."""
+    found = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in Axe().run(page).response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not found, found
+
+
 def look_up(page, url: str, number: str, who: str) -> None:
     page.goto(f"{url}/s")
     expect(page).to_have_title(re.compile("^办件进度查询"))
@@ -109,6 +120,7 @@ def test_lookup_by_number_and_name_then_by_number_and_phone(phone, site):
     expect(phone.locator("main")).to_contain_text("林**")
     expect(phone.locator("main")).not_to_contain_text("已初审")  # staff words stay with the staff
     no_sideways_scroll(phone)
+    accessible(phone)
     shot(phone, "status-01-by-name-390.png")
 
     look_up(phone, url, numbers["posted"], "１３７ ０５７７ ０１２３")  # 全角 digits and spaces
@@ -128,6 +140,7 @@ def test_a_wrong_name_gets_the_same_answer_as_no_such_number(phone, site):
     expect(wrong_name).to_have_text(NO_MATCH)
     expect(phone.locator("input[name=number]")).to_have_value(number)
     no_sideways_scroll(phone)
+    accessible(phone)  # the lookup form, with its message
     shot(phone, "status-03-no-match-390.png")
     missing = re.sub(r"\d+$", "99999", number)
     look_up(phone, url, missing, "林阿婆")
@@ -170,6 +183,7 @@ def test_a_very_bad_rating_is_promised_contact(phone, site):
     phone.get_by_label("非常不满意").check()
     phone.fill("textarea[name=comment]", "等了很久，窗口说法不一致，“材料”要求反复变。")
     no_sideways_scroll(phone)
+    accessible(phone)
     shot(phone, "status-06-rating-390.png")
     phone.locator("#rating button").click()
     expect(phone.locator("#promise")).to_contain_text(re.compile(r"将在 15 个工作日内（\d{4}-\d{2}-\d{2} 前）联系您"))
@@ -187,4 +201,5 @@ def test_a_case_waiting_for_papers_says_so_and_that_the_clock_stands(phone, site
     expect(phone.locator("main")).to_contain_text("下洪社区农商银行网点")  # where to bring them
     expect(phone.locator("main")).not_to_contain_text("补正")  # the staff's word
     no_sideways_scroll(phone)
+    accessible(phone)
     shot(phone, "status-08-supplement-390.png")
