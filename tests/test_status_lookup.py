@@ -25,6 +25,7 @@ from hub.web.app import create_app
 from hub.web.applicant_status import NO_MATCH, TOO_MANY, LookupThrottle, lookup, status_link, status_view
 from hub.web.security import status_key
 from tests.support.samples import ELDER_ID, TELLER, elderly_card, officer
+from tests.test_websec import redis_url  # noqa: F401  (a private redis-server, as the login throttle tests use)
 
 MZJ = officer("ts-mzj")
 PHONE = "13905770001"  # elderly_card()'s contact_phone
@@ -246,3 +247,25 @@ def test_while_papers_are_awaited_the_view_has_the_request_and_the_pause(hub: Hu
     assert view["supplement"]["reason"] == reason  # 全角 punctuation as written
     assert view["paused_since"] == "2026-09-21" and view["place"] == "下洪社区农商银行网点"
     assert [t["label"] for t in view["timeline"]][-1] == "通知补充材料"
+
+
+def test_lookup_throttle_is_shared_through_redis_apart_from_logins(redis_url: str):  # noqa: F811
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    for key in r.scan_iter("tbh-lookup*"):  # what an earlier run left
+        r.delete(key)
+    # two API processes of one deployment: each its own throttle, one Redis
+    a, b = (LookupThrottle(redis_url, per_client=3, per_number=50) for _ in range(2))
+    a.failed("10.9.0.1", "XH-2026-000001")
+    b.failed("10.9.0.1", "XH-2026-000002")
+    assert not a.blocked("10.9.0.1", "XH-2026-000003")
+    a.failed("10.9.0.1", "XH-2026-000003")
+    assert a.blocked("10.9.0.1", "XH-2026-000004") and b.blocked("10.9.0.1", "XH-2026-000004")
+    keys = {k.decode() for k in r.scan_iter("tbh-*")}
+    assert keys and all(k.startswith(("tbh-lookup-ip", "tbh-lookup-no")) for k in keys), keys
+    for key in keys:
+        r.delete(key)
+    down = LookupThrottle("redis://127.0.0.1:1/0", per_client=1, per_number=5)  # Redis down: counted here
+    down.failed("10.9.0.2", "XH-2026-000001")
+    assert down.blocked("10.9.0.2", "XH-2026-000009")
