@@ -18,7 +18,6 @@ from hub import ratings
 from hub.applications import SYSTEM, outcome_of, read
 from hub.context import Hub
 from hub.errors import NotFound
-from hub.lifecycle import OPEN
 from hub.resident_states import MILESTONE, resident_state
 from hub.storage.tables import Application
 from hub.text import fold_code
@@ -105,7 +104,7 @@ def status_view(hub: Hub, app: Application) -> dict[str, Any]:
             for d in app.deficiencies
             if d.closed_at is None
         ],
-        "rateable": app.state not in OPEN and app.state in ratings.RATEABLE and rating is None,
+        "rateable": app.state in ratings.RATEABLE and rating is None,
         "rating": rating.level if rating else None,
         "promise": _promise(hub, rating),
     }
@@ -143,15 +142,15 @@ def _normal_name(value: str) -> str:
 
 
 def _normal_phone(value: str) -> str:
-    digits = re.sub(r"[\s\-()（）]", "", fold_code(value))
-    return digits.removeprefix("+86") if digits.startswith("+86") else digits
+    return re.sub(r"[\s\-()（）]", "", fold_code(value)).removeprefix("+86")
 
 
 def _phones(hub: Hub, subject_code: str, form: dict[str, Any]) -> list[str]:
     """The phone numbers on the application's form: the fields its catalogue entry types `phone`."""
     subject = hub.catalog.subject(subject_code)
     names = {f.name for f in hub.catalog.form_of(subject) if f.type == "phone"} if subject else set()
-    return [_normal_phone(v) for k, v in (form or {}).items() if k in names and isinstance(v, str) and v]
+    found = (_normal_phone(v) for k, v in (form or {}).items() if k in names and isinstance(v, str))
+    return [p for p in found if p]  # an empty one must never match an empty answer
 
 
 @dataclass(frozen=True)
