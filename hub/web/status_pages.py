@@ -38,6 +38,7 @@ router = APIRouter(include_in_schema=False)
 HubDep = Annotated[Hub, Depends(get_hub)]
 LOOKUP_COOKIE = "tbh_lookup"
 LOOKUP_PATH = "/s"
+LEVEL_EN = {1: "Very dissatisfied", 2: "Dissatisfied", 3: "Fair", 4: "Satisfied", 5: "Very satisfied"}
 
 
 def _lookup_page(
@@ -115,7 +116,16 @@ def _status(request: Request, hub: Hub, number: str, k: str, **extra: Any) -> Re
     status = extra.pop("status", 200)
     days = hub.settings.follow_up_workdays
     return render(
-        request, "status.html", status, s=view, k=k, levels=ratings.LEVEL_ZH, done=done, promise_days=days, **extra
+        request,
+        "status.html",
+        status,
+        s=view,
+        k=k,
+        levels=ratings.LEVEL_ZH,
+        levels_en=LEVEL_EN,
+        done=done,
+        promise_days=days,
+        **extra,
     )
 
 
