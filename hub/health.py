@@ -356,6 +356,23 @@ def check_exchange_key(settings: Settings) -> Check:
     return Check("exchange_key", problem is None, f"{source}: {problem or 'Ed25519 private key'}")
 
 
+def check_public_url(settings: Settings, database_url: str) -> Check:
+    """Where residents' QR codes and status links point (`public_url`, HUB_PUBLIC_URL). A bad value
+    never gets here (the settings refuse it). Unset is fine for a hub tried on one machine; on
+    PostgreSQL — a deployment — it is said, as a warning that does not fail the check: behind a
+    proxy every receipt would print the proxy's inner address."""
+    if settings.public_url:
+        return Check("public_url", True, "set (status links and QR codes use it)")
+    if database_url.startswith("postgresql"):
+        return Check(
+            "public_url",
+            True,
+            "warning: unset — receipts' QR codes use the address each request came to; set public_url "
+            "in hub.yaml or HUB_PUBLIC_URL",
+        )
+    return Check("public_url", True, "unset: status links use the address each request came to")
+
+
 def check_partners(settings: Settings, catalog: Catalog | None) -> list[Check]:
     """跨省通办, offline: `exchange_key` when any partner file exists, and one `partner:NAME` per
     file — it loads; the items it accepts from us are in our catalogue and open in those modes;
@@ -394,6 +411,7 @@ def doctor(
         checks.append(check_catalogue(catalog, problems))
         checks.append(check_verifiers(settings, catalog))
         checks.append(check_calendar(settings, today or datetime.now(settings.tz).date()))
+        checks.append(check_public_url(settings, database_url or settings.resolved_database_url))
         checks.append(plugins_check)
         checks += check_connections(settings, plugins, timeout)
         checks += check_partners(settings, catalog)

@@ -269,6 +269,8 @@ def receipt(hub: Hub, app: Application, status_url: str) -> dict[str, Any]:
         "missing": missing,
         "commitment_due": promised,
         "status_url": status_url,
+        # the lookup page on the same public address, for those who cannot scan the QR code
+        "lookup_url": status_url.rsplit("/s/", 1)[0] + "/s",
         "state_zh": STATE_ZH.get(app.state, app.state),
         "cross_region": _cross_region(hub, app, desk.name if desk else app.desk_code),
     }

@@ -23,7 +23,7 @@ from hub.timelimits import remaining_workdays
 
 LEVEL_ZH: dict[int, str] = {1: "非常不满意", 2: "不满意", 3: "基本满意", 4: "满意", 5: "非常满意"}
 BAD_LEVEL = 2  # this level or lower is a bad rating (差评) and opens a follow-up
-FOLLOW_UP_WORKDAYS = 15
+FOLLOW_UP_WORKDAYS = 15  # the default of `follow_up_workdays` in hub.yaml
 MAX_COMMENT = 500
 MAX_RESPONSE = 1000
 # service has been given: decided (and on), or ended without a decision (refused, withdrawn)
@@ -171,10 +171,16 @@ def rate(hub: Hub, number: str, level: int, comment: str | None, *, actor: Actor
         app = svc.get(session, number, actor or APPLICANT)
         _check_rateable(app, _rated(session, app.id))
     now, today = hub.now(), hub.today()
-    due, provisional = hub.calendar.add_workdays(today, FOLLOW_UP_WORKDAYS) if level <= BAD_LEVEL else (None, False)
+    # the contact promised on the status page: hub.yaml `follow_up_workdays` (FOLLOW_UP_WORKDAYS by default)
+    workdays = hub.settings.follow_up_workdays
+    due, provisional = hub.calendar.add_workdays(today, workdays) if level <= BAD_LEVEL else (None, False)
     data = {"level": level, "level_zh": LEVEL_ZH[level], "comment": text}
-    if due is not None:
-        data |= {"follow_up_due": due.isoformat(), "follow_up_due_provisional": provisional}
+    if due is not None:  # the promise made to the resident, kept with the rating
+        data |= {
+            "follow_up_due": due.isoformat(),
+            "follow_up_due_provisional": provisional,
+            "contact_workdays": workdays,
+        }
     try:
         with hub.transaction() as session:
             app = svc.get(session, number, APPLICANT, for_update=True)

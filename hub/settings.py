@@ -5,12 +5,14 @@ resolved when read (connection credentials arrive with the connectors)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from hub import yamlfile
 from hub.divisions import division_problem
@@ -18,6 +20,28 @@ from hub.errors import ConfigInvalid, HubError
 
 SETTINGS_FILE = "hub.yaml"
 SIGNING_KEY_ENV = "HUB_SIGNING_KEY_FILE"  # overrides signing.key_file (a secret mounted apart)
+PUBLIC_URL_ENV = "HUB_PUBLIC_URL"  # overrides public_url (one image, several deployments)
+
+
+def public_url_problem(url: str) -> str | None:
+    """Why `url` cannot be the address residents reach the hub at, or None. https only — the
+    status link carries its key in the query, and a QR code sends phones to it over the open
+    internet — except on loopback (a hub tried on one's own machine)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "应为完整网址，如 https://tongban.example.gov.cn (must be an absolute http(s) URL)"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return "不应包含查询参数、片段或用户名 (no query, fragment or user info)"
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        return "须使用 https（仅本机地址可用 http）(must be https except on loopback)"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class County(BaseModel):
@@ -107,16 +131,31 @@ class Settings(BaseModel):
     plugins: list[str] | None = None
     # 网上核验: which connection answers each kind of online verification a material names
     verifiers: dict[str, str] = Field(default_factory=dict)
-    # the address applicants reach the hub at (status links and QR codes on receipts); unset: the
-    # address the request came to, which is wrong behind a proxy — set it in deployments
-    public_url: str | None = None
+    # the address residents and departments reach the hub at: every status link and QR code (receipts,
+    # notices, messages) and pulled materials' links start with it. HUB_PUBLIC_URL overrides;
+    # `public_base_url` is accepted as another name for it. https except on loopback. Unset: the
+    # address each request came to, which is wrong behind a proxy — set it in deployments.
+    public_url: str | None = Field(default=None, validation_alias=AliasChoices("public_url", "public_base_url"))
     # Redis the API processes share the login throttle through (HUB_REDIS_URL overrides), e.g.
     # redis://redis:6379/1; unset: each process counts its own (one process, the embedded default)
     redis_url: str | None = None
     signing: SigningSettings = Field(default_factory=SigningSettings)
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
 
+    # 好差评: a 不满意 or 非常不满意 rating is promised contact (and its follow-up is due) within
+    # this many working days; the status page tells the resident so
+    follow_up_workdays: int = Field(default=15, ge=1, le=60)
+
     home: Path = Path(".")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if problem := public_url_problem(v):
+            raise ValueError(problem)
+        return v.rstrip("/")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -193,6 +232,11 @@ def load_settings(home: Path) -> Settings:
         problem = division_problem(settings.county.division)
         if problem:
             doc.problems.append(doc.problem(("county", "division"), problem))
+        if env := os.environ.get(PUBLIC_URL_ENV):
+            if problem := public_url_problem(env):
+                doc.problems.append(doc.problem(("public_url",), f"{PUBLIC_URL_ENV}: {problem}"))
+            else:
+                settings = settings.model_copy(update={"public_url": env.rstrip("/")})
     if doc.problems or settings is None:
         raise ConfigInvalid(doc.problems)
     return settings.model_copy(update={"home": home})

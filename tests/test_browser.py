@@ -225,6 +225,7 @@ def test_intake_receipt_decision_issue(page, base_url: str, web_hub: Hub, people
     status_path = urlsplit(link).path + "?" + urlsplit(link).query
     assert status_path.startswith(f"/s/{number}?k="), link
     assert link.startswith(f"{base_url}/s/"), link  # public_url unset: the address the teller used
+    expect(receipt.locator("#lookup-hint")).to_contain_text(f"{base_url}/s ")  # for those who cannot scan
     shot(page, "02-receipt.png")
     log_out(page, base_url)
 
@@ -277,7 +278,7 @@ def test_intake_receipt_decision_issue(page, base_url: str, web_hub: Hub, people
         status = anonymous.new_page()
         status.goto(link)
         expect(status.locator("h1")).to_have_text("老年人优待证办理")
-        expect(status.locator(".state")).to_have_text("已出件")
+        expect(status.locator(".state")).to_have_text("已办结，可领取")  # in words for residents
         expect(status.locator("main")).not_to_contain_text(good_id)
         shot(status, "06-status-page.png")
     finally:

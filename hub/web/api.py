@@ -25,9 +25,9 @@ from hub.storage.tables import AttachedMaterial
 from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
 from hub.users import Person, approve
 from hub.web import desk_intake
-from hub.web.applicant_status import open_status, status_view
+from hub.web.applicant_status import open_status, status_link, status_view
 from hub.web.deps import client_of, get_hub, need
-from hub.web.security import CSRF_HEADER, Principal, check_csrf, status_key
+from hub.web.security import CSRF_HEADER, Principal, check_csrf
 from hub.web.uploads import Body, read_multipart
 from hub.worklists import inbox_rows
 
@@ -44,9 +44,8 @@ def _csrf(request: Request, principal: Principal) -> None:
 
 
 def status_url(request: Request, hub: Hub, number: str) -> str:
-    key = status_key(request.app.state.secret, number)
-    base = hub.settings.public_url or str(request.base_url)
-    return f"{base.rstrip('/')}/s/{number}?k={key}"
+    """The status link for receipts' QR codes and API answers (hub.web.applicant_status.status_link)."""
+    return status_link(hub, request.app.state.secret, number, str(request.base_url))
 
 
 # ---------------------------------------------------------------- who am I, the catalogue
@@ -567,4 +566,7 @@ def public_rating(
 ) -> dict[str, Any]:
     open_status(hub, request.app.state.secret, number, k)
     r = ratings.rate(hub, number, body.level, body.comment)
-    return {"level": r.level, "follow_up_due": r.follow_up_due.isoformat() if r.follow_up_due else None}
+    due = r.follow_up_due.isoformat() if r.follow_up_due else None
+    # a bad rating: the resident is promised contact within `follow_up_workdays`, by `follow_up_due`
+    contact = hub.settings.follow_up_workdays if due else None
+    return {"level": r.level, "follow_up_due": due, "contact_within_workdays": contact}

@@ -29,7 +29,8 @@ from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, Not
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
 from hub.users import ApprovalRefused, LoginRefused
-from hub.web import api, decision, exchange, material_links, openapi, pages, worklists
+from hub.web import api, decision, exchange, material_links, openapi, pages, status_pages, worklists
+from hub.web.applicant_status import LookupThrottle
 from hub.web.deps import optional_principal
 from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
@@ -245,11 +246,13 @@ def create_app(hub: Hub) -> FastAPI:
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]  # the real error answers
     app.state.secret = load_secret(hub)
     app.state.login_throttle = Throttle(hub.settings.resolved_redis_url)
+    app.state.lookup_throttle = LookupThrottle(hub.settings.resolved_redis_url)  # the residents' status lookup
     add_operability(app, hub)
     app.include_router(api.router)
     app.include_router(decision.router)  # the application page: before pages' catch-alls
     app.include_router(pages.router)
     app.include_router(worklists.router)
+    app.include_router(status_pages.router)
     app.include_router(material_links.router)
     app.include_router(exchange.router)
 

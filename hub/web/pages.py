@@ -1,6 +1,7 @@
 """The pages people use all day: login, intake and receipt (teller, enclave clerk), application
-detail and timeline, the supervisor's dashboard and follow-ups, ops, and the
-applicant's status page. Server-rendered; forms post back here with the session's CSRF token.
+detail and timeline, the supervisor's dashboard and follow-ups, ops (the to-do pages are in
+hub.web.worklists, the application page in hub.web.decision, the resident's status pages in
+hub.web.status_pages). Server-rendered; forms post back here with the session's CSRF token.
 Everything they change goes through the same core functions as the API and the CLI."""
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_d
 from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
 from hub.web import desk_intake
-from hub.web.applicant_status import open_status, status_view
 from hub.web.deps import client_of, get_hub, need
 from hub.web.render import render
 from hub.web.security import (
@@ -273,8 +273,6 @@ async def _intake_submit(
 # ---------------------------------------------------------------- applications
 
 
-
-
 # ---------------------------------------------------------------- supervisors
 
 
@@ -452,33 +450,3 @@ async def ops_retry(row_id: int, request: Request, hub: HubDep, principal: OpsUs
     await _form(request, principal)
     retry_dead(hub, row_id, principal.actor)
     return _see_other("/ops?outbox=dead")
-
-
-# ---------------------------------------------------------------- the applicant's status page
-
-
-@router.get("/s/{number}")
-def status_page(number: str, request: Request, hub: HubDep, k: str = "") -> Response:
-    app = open_status(hub, request.app.state.secret, number, k)
-    view = status_view(hub, app)
-    return render(
-        request,
-        "status.html",
-        s=view,
-        k=k,
-        levels=ratings.LEVEL_ZH,
-        done=request.query_params.get("rated"),
-        supplement=svc.supplement_request(app),  # 补正: what to bring or correct, where, by when
-    )
-
-
-@router.post("/s/{number}/rating")
-async def status_rate(number: str, request: Request, hub: HubDep, k: str = "") -> Response:
-    open_status(hub, request.app.state.secret, number, k)
-    form = await request.form()
-    try:
-        level = int(str(form.get("level") or "0"))
-    except ValueError:
-        level = 0
-    await run_in_threadpool(ratings.rate, hub, number, level, str(form.get("comment") or "").strip() or None)
-    return _see_other(f"/s/{number}?k={k}&rated=1")

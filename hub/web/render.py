@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -102,7 +103,17 @@ def _helpers(request: Request) -> dict[str, Any]:
     def actor_name(name: str) -> str:
         return "系统" if name == "hub" else name
 
-    return {"place_name": place_name, "local": local, "beijing": beijing, "actor_name": actor_name}
+    def lang_href(lang: str) -> str:
+        """This page in the other language, its other query parameters kept (a status link's key)."""
+        return "?" + urlencode({**request.query_params, "lang": lang})
+
+    return {
+        "place_name": place_name,
+        "local": local,
+        "beijing": beijing,
+        "actor_name": actor_name,
+        "lang_href": lang_href,
+    }
 
 
 def add_template_dir(path: Path) -> None:

@@ -149,10 +149,13 @@ class Throttle:
     default, one process). Should Redis be unreachable the process falls back to its own count
     rather than refuse every login; the per-account lockout in the database still holds."""
 
-    def __init__(self, redis_url: str | None = None, *, limit: int = 20, window: int = 600) -> None:
+    def __init__(
+        self, redis_url: str | None = None, *, limit: int = 20, window: int = 600, prefix: str = THROTTLE_PREFIX
+    ) -> None:
         self.item = RateLimitItemPerSecond(limit, window)  # `limit` per `window` seconds
         self.shared = bool(redis_url)
-        store = storage_from_string(redis_url, key_prefix=THROTTLE_PREFIX) if redis_url else MemoryStorage()
+        self.prefix = prefix  # each throttle its own Redis keys (the status lookup's are not logins)
+        store = storage_from_string(redis_url, key_prefix=prefix) if redis_url else MemoryStorage()
         self._limiter = MovingWindowRateLimiter(store)
         self._fallback = MovingWindowRateLimiter(MemoryStorage())
 
@@ -160,7 +163,9 @@ class Throttle:
         try:
             return getattr(self._limiter, name)(self.item, key)
         except Exception as exc:  # Redis down or refusing: never lock everyone out for it
-            log.warning("login throttle storage unavailable, counting in this process: %s", type(exc).__name__)
+            log.warning(
+                "%s throttle storage unavailable, counting in this process: %s", self.prefix, type(exc).__name__
+            )
             return getattr(self._fallback, name)(self.item, key)
 
     def blocked(self, key: str) -> bool:
