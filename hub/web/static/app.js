@@ -250,7 +250,42 @@ function showErrors(form, fresh, message) {
   box.focus();
 }
 
+// Remote signing (the video plugin): a desk's pages say when an officer has started a session
+// for one of its applications. A cheap poll (one indexed query); without the plugin the
+// endpoint is absent and the poll stops.
+const ALERT_EVERY_MS = 10000;
+
+async function pollDeskAlerts(box) {
+  if (!document.hidden) {
+    let list;
+    try {
+      const response = await fetch(box.dataset.src, { credentials: "same-origin", headers: { accept: "application/json" } });
+      if (response.status === 404 || response.status === 401 || response.status === 403) return;  // no plugin, or logged out
+      list = response.ok ? await response.json() : null;
+    } catch {
+      list = null;  // the network: try again at the next turn
+    }
+    if (Array.isArray(list)) {
+      const shown = list.filter((a) => a.page !== location.pathname);
+      box.replaceChildren(...shown.map((a) => {
+        const line = document.createElement("div");
+        line.className = "signing-started";
+        line.textContent = t(`远程面签已开始 — 办件号 ${a.application}（${a.title}）`, `Remote signing started: ${a.application} (${a.title})`);
+        const link = document.createElement("a");
+        link.href = a.page;
+        link.textContent = t("进入面签", "Join");
+        line.append(link);
+        return line;
+      }));
+      box.hidden = shown.length === 0;
+    }
+  }
+  setTimeout(() => pollDeskAlerts(box), ALERT_EVERY_MS);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const alerts = document.getElementById("desk-alert");
+  if (alerts) pollDeskAlerts(alerts);
   const form = document.getElementById("intake");
   if (form) setupIntake(form);
   document.querySelectorAll("[data-print]").forEach((b) => b.addEventListener("click", () => window.print()));
