@@ -23,7 +23,7 @@ function idProblem(raw) {
 }
 
 function hintOf(input) {
-  return input.closest("label, td")?.querySelector(".hint");
+  return input.closest("label:not(.file-pick), td")?.querySelector(".hint");
 }
 
 function show(input, message, good) {
