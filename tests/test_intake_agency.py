@@ -5,12 +5,16 @@ button instead of an upload, and a type error names the material and the accepte
 
 from __future__ import annotations
 
+import socket
+
+import yaml
 from fastapi.testclient import TestClient
 
 from hub import applications as svc
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.presenters import receipt
+from hub.tokens import create_token
 from hub.users import add_user
 from hub.web.app import create_app
 from tests.conftest import PDF
@@ -56,3 +60,28 @@ def test_a_type_error_names_extensions_not_media_types(hub: Hub):
     assert problem.zh == "不接受的文件类型：只接受 PDF、JPG、PNG、OFD 文件"
     assert "/" not in problem.zh  # no MIME type for the teller
     assert hub.store.check(PDF) is None
+
+
+def test_a_verifier_that_does_not_answer_is_a_clear_error_not_a_hang(home, db_url, clock, monkeypatch):
+    """The department's system is down: the API answers at once, in Chinese first, and changes
+    nothing (the page turns it into 重试, tests/test_intake_browser.py)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    path = home / "connections" / "irs-verify.yaml"
+    conf = yaml.safe_load(path.read_text(encoding="utf-8"))
+    conf["config"]["base_url"] = f"http://127.0.0.1:{port}/irs/v1"
+    path.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("HUB_SANDBOX_TOKEN", "t")
+    hub = Hub.open(home, database_url=db_url, clock=clock)
+    try:
+        secret, _ = create_token(
+            hub, "sh", role=Role.enclave_clerk, desk="enclave-shanghai", scopes=["applications:write"], created_by="t"
+        )
+        with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+            body = {"subject": FUND_RETIRE, "material": ACCOUNT, "id_number": "330329199007010137", "name": "陈志强"}
+            r = web.post("/api/v1/verifications", json=body, headers={"authorization": f"Bearer {secret}"})
+        assert r.status_code == 400, r.text
+        assert r.json()["detail"].startswith("网上核验暂不可用（核验系统无应答），请稍后重试或收取纸质材料")
+    finally:
+        hub.close()
