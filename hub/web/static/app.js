@@ -215,8 +215,12 @@ async function submitInPlace(form, submit) {
   }
   const html = await response.text();
   const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("errors");
-  showErrors(form, fresh, fresh ? "" : t(`提交未成功（${response.status}），已填写的内容和文件都还在，请再次提交。`,
-    `Not submitted (${response.status}); your entries are kept.`));
+  const why = response.status === 413
+    ? t("上传的文件合计过大，未能提交。已填写的内容和文件都还在，请换用较小的文件后再提交。",
+      "The files are too large in total: nothing was sent. Your entries are kept.")
+    : t(`提交未成功（${response.status}），已填写的内容和文件都还在，请再次提交。`,
+      `Not submitted (${response.status}); your entries are kept.`);
+  showErrors(form, fresh, fresh ? "" : why);
   // a file the server refused is cleared; the rest stay chosen
   (fresh?.dataset.files || "").split("\n").filter(Boolean).forEach((name) => {
     form.querySelectorAll("input[type=file]").forEach((input) => {
