@@ -42,6 +42,26 @@ def sniff(source: Path | bytes, head: bytes | None = None) -> str:
     return "application/octet-stream"
 
 
+# What tellers and applicants call the accepted types: extensions (PDF、JPG), never MIME types.
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "application/pdf": ("pdf",),
+    "image/jpeg": ("jpg", "jpeg"),
+    "image/png": ("png",),
+    "application/ofd": ("ofd",),
+    "image/tiff": ("tif", "tiff"),
+}
+
+
+def extensions_of(media_types: set[str] | list[str]) -> list[str]:
+    """File-name extensions of the accepted media types, in a fixed order: pdf, jpg, jpeg, …"""
+    return [e for t, exts in EXTENSIONS.items() if t in media_types for e in exts]
+
+
+def kinds_text(media_types: set[str] | list[str], sep: str = "、") -> str:
+    """The accepted types as people name them: "PDF、JPG、PNG、OFD"."""
+    return sep.join(exts[0].upper() for t, exts in EXTENSIONS.items() if t in media_types)
+
+
 @dataclass(frozen=True)
 class Stored:
     sha256: str
@@ -165,8 +185,8 @@ class MaterialStore:
         media_type = source.media_type if isinstance(source, Staged) else sniff(source)
         if media_type not in self.allowed:
             return Reason(
-                f"不接受的文件类型 {media_type}，可接受: {', '.join(sorted(self.allowed))}",
-                f"file type {media_type} not accepted",
+                f"不接受的文件类型：只接受 {kinds_text(self.allowed)} 文件",
+                f"file type {media_type} not accepted: only {kinds_text(self.allowed, ', ')} files",
             )
         return None
 

@@ -243,8 +243,10 @@ def receipt(hub: Hub, app: Application, status_url: str) -> dict[str, Any]:
     promised = (review.data.get("commitment_due") if review else None) or None
     have = {m.name for m in app.materials if m.kind == "material"} | verified_materials(app)
     subject = hub.catalog.subject(app.subject_code)
-    missing = [
-        m.name for m in (hub.catalog.materials_of(subject) if subject else ()) if m.required and m.name not in have
+    missing = [  # 免提交 (supplied_by: agency): the department obtains it, nobody owes it
+        m.name
+        for m in (hub.catalog.materials_of(subject) if subject else ())
+        if m.required and m.supplied_by == "applicant" and m.name not in have
     ]
     if app.due_date:
         due, provisional, expected = app.due_date, app.due_provisional, False

@@ -6,6 +6,7 @@ is tests/support/signing_e2e.py; screenshots go to test-artifacts/signing-*.png.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,5 +62,16 @@ def test_desk_and_officer_pages_complete_a_signing_in_chromium(tmp_path: Path):
     assert any(f.startswith("desk/") for f in files) and any(f.startswith("officer/") for f in files)
     assert result["timeline"][-2:] == ["signing_started", "signing_sealed"]
     assert result["page_errors"] == []
-    for name in ("1-officer-connected", "2-desk-readback", "3-desk-code", "4-desk-sealed"):
+    assert result.get("layout", []) == [], result["layout"]  # 1366×768: videos and buttons in view, no scrolling
+    assert result["desk_alert"].startswith("远程面签已开始 — 办件号 ")  # the desk was told on its own page
+    assert result["id_card"]["name"] == "吴建国"
+    assert re.fullmatch(r"\d{4}\*+\w{4}", result["id_card"]["id"]), result["id_card"]  # masked beside the video
+    for name in (
+        "0-desk-alerted",
+        "1-officer-connected",
+        "2-officer-identity",
+        "2-desk-readback",
+        "3-desk-code",
+        "4-desk-sealed",
+    ):
         assert (REPO / "test-artifacts" / f"signing-{name}.png").stat().st_size > 10_000

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from hub import applications as svc
 from hub import signing
 from hub.context import Hub
+from hub.hookspecs import hookimpl
 from hub.lifecycle import Role
 from hub.tokens import create_token
 from hub.users import add_user
@@ -110,3 +111,44 @@ def test_cookie_writes_need_the_csrf_token(web: TestClient, hub: Hub, session_id
 def test_the_public_key_is_published(web: TestClient):
     r = web.get("/api/v1/signing/public-key")
     assert r.status_code == 200 and r.text.startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_the_desk_is_alerted_and_no_one_else(web: TestClient, heads, session_id: str, hub: Hub):
+    """`GET /api/v1/signing/alerts`: the open sessions for the caller's desk's applications (what
+    the desk's pages poll); another desk, an officer and a supervisor get none; once the session
+    ends it is gone."""
+    r = web.get("/api/v1/signing/alerts", headers=heads["desk"])
+    assert r.status_code == 200, r.text
+    [alert] = r.json()
+    assert alert["session"] == session_id and alert["page"] == f"/signing/{session_id}"
+    assert alert["title"] == "住房公积金提取（退休提取）" and alert["application"].startswith("330329-")
+    for other in ("other_desk", "officer", "other_officer", "supervisor"):
+        assert web.get("/api/v1/signing/alerts", headers=heads[other]).json() == [], other
+    r = web.post(f"/api/v1/signing/{session_id}/steps/abort", json={"reason": "申请人未到场"}, headers=heads["officer"])
+    assert r.status_code == 200, r.text
+    assert web.get("/api/v1/signing/alerts", headers=heads["desk"]).json() == []
+
+
+def test_the_officer_sees_the_id_details_beside_the_video(web: TestClient, heads, session_id: str, hub: Hub):
+    """The officer's page shows the applicant's name and masked ID number with their source: the
+    desk's ID-card reader when a plugin answers `read_id_card`, else the desk's entry."""
+    page = web.get(f"/signing/{session_id}", headers=heads["officer"] | {"accept": "text/html"}).text
+    card = page.split('id="id-card"', 1)[1].split("</aside>", 1)[0]
+    assert "吴建国" in card and "窗口录入的申请人信息（未经核验）" in card
+    assert re.search(r"3303\*{10}\d{3}[\dX]", card) and not re.search(r"\d{18}", card)  # masked
+    assert "查看身份证件扫描件" in card  # the desk's ID scan is a PDF here: a link, not a photo
+    desk_page = web.get(f"/signing/{session_id}", headers=heads["desk"] | {"accept": "text/html"}).text
+    assert 'id="id-card"' not in desk_page
+
+    class Reader:
+        @hookimpl
+        def read_id_card(self, desk):
+            return {"name": "吴建国", "id_number": "330329196610080355", "address": "浙江省泰顺县罗阳镇"}
+
+    hub.plugins.pm.register(Reader(), name="test-id-reader")
+    try:
+        card = web.get(f"/signing/{session_id}", headers=heads["officer"] | {"accept": "text/html"}).text
+        card = card.split('id="id-card"', 1)[1].split("</aside>", 1)[0]
+        assert "窗口身份证读卡器" in card and "浙江省泰顺县罗阳镇" in card and "330329196610080355" not in card
+    finally:
+        hub.plugins.pm.unregister(name="test-id-reader")

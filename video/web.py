@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount
 
@@ -34,6 +35,7 @@ from hub import health, signing
 from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import HubError, IllegalTransition, InvalidInput
+from hub.ids import mask_id
 from hub.presenters import application_detail
 from hub.storage.tables import SigningSession
 from hub.web.deps import get_hub, need
@@ -289,6 +291,40 @@ async def public_key(hub: HubDep) -> Response:
     return Response(evidence.public_pem(evidence.signing_key(hub)), media_type="application/x-pem-file")
 
 
+ALERTS = 5  # a desk has rarely more than one call at a time; a few are plenty to show
+
+
+def desk_alerts(hub: Hub, actor: Actor) -> list[dict[str, str]]:
+    """The open sessions for the actor's desk's applications, newest first: one query on the
+    indexed state (open sessions are a handful at any size), filtered to the desk."""
+    if not actor.desk:
+        return []
+    with hub.sessions() as session:
+        rows = session.execute(
+            select(SigningSession.id, SigningSession.number, SigningSession.item_code)
+            .where(SigningSession.state == "open", SigningSession.desk_code == actor.desk)
+            .order_by(SigningSession.created_at.desc())
+            .limit(ALERTS)
+        ).all()
+    items = hub.catalog.items
+    return [
+        {
+            "session": sid,
+            "application": number,
+            "title": items[code].title if code in items else code,
+            "page": f"/signing/{sid}",
+        }
+        for sid, number, code in rows
+    ]
+
+
+@api.get("/signing/alerts")
+async def alerts(hub: HubDep, principal: Reader) -> list[dict[str, str]]:
+    """What a desk's pages poll: remote signings an officer has started for this desk's
+    applications and that are still open (an empty list for anyone not at a desk)."""
+    return await run_in_threadpool(desk_alerts, hub, principal.actor)
+
+
 @api.get("/signing/{session_id}")
 async def session_state(session_id: str, request: Request, hub: HubDep, principal: Reader) -> dict[str, Any]:
     s, role = await run_in_threadpool(signing.read, hub, session_id, principal.actor)
@@ -437,13 +473,58 @@ async def signing_page(session_id: str, request: Request, hub: HubDep, principal
     s, role = await run_in_threadpool(signing.read, hub, session_id, principal.actor)
     if role not in Room.ROLES:
         raise HTTPException(403, "只有窗口和县级部门可以加入面签 (only the desk and the officer join)")
+    identity = await run_in_threadpool(identity_of, hub, s, principal.actor) if role == "officer" else None
     return render(
         request,
         "signing.html",
         s=view_of(hub, s, role, rooms(hub).get(s.id)),
         role=role,
         checks=signing.IDENTITY_CHECKS,
+        identity=identity,
     )
+
+
+ID_KIND = "identity_card"  # the 网上核验 kind of the ID card (公安's population register)
+READER_FIELDS = [
+    ("address", "住址", "Address"),
+    ("issuer", "签发机关", "Issued by"),
+    ("valid_until", "有效期至", "Valid until"),
+]
+
+
+def identity_of(hub: Hub, s: SigningSession, actor: Actor) -> dict[str, Any]:
+    """What the officer compares the face on camera with ("本人与身份证照片一致"): the desk's
+    ID-card reader if it has one, else the application's online-verified ID record, else the
+    applicant as the desk entered them; with the ID scan the desk took, shown as a photo when
+    it is a picture. The ID number is masked: the applicant reads it aloud."""
+    app = svc.read(hub, s.number, actor)
+    subject = hub.catalog.subject(app.subject_code)
+    id_names = {m.name for m in (hub.catalog.materials_of(subject) if subject else ()) if m.verify == ID_KIND}
+    scan = next((m for m in app.materials if m.kind == "material" and m.name in id_names), None)
+    out: dict[str, Any] = {"name": app.applicant_name, "id_number": mask_id(app.applicant_id), "more": [], "at": None}
+    if scan is not None:
+        url = f"/api/v1/applications/{app.number}/materials/{scan.id}"
+        out["photo_url" if scan.blob.media_type.startswith("image/") else "scan_url"] = url
+    card = id_card_reader(hub, s.desk_code)
+    if card:
+        out |= {"source_zh": "窗口身份证读卡器", "source_en": "the desk's ID-card reader"}
+        out["name"] = card.get("name") or out["name"]
+        out["id_number"] = mask_id(card.get("id_number")) or out["id_number"]
+        out["more"] = [(zh, en, str(card[k])) for k, zh, en in READER_FIELDS if card.get(k)]
+        return out
+    for e in reversed(app.events):  # the newest online check of the ID card
+        for name, result in (e.data.get("verified") or {}).items() if e.action in ("pre_review", "verify") else ():
+            if result.get("ok") and (result.get("kind") == ID_KIND or name in id_names):
+                info = (result.get("detail") or {}).get("info") or {}
+                source = result.get("connection") or ""
+                out |= {
+                    "source_zh": f"网上核验记录（{source}）",
+                    "source_en": f"verified online ({source})",
+                    "at": e.at,
+                }
+                out["more"] = [(str(k), str(k), str(v)) for k, v in info.items() if isinstance(v, str | int)][:4]
+                return out
+    return out | {"source_zh": "窗口录入的申请人信息（未经核验）", "source_en": "as the desk entered it (not verified)"}
 
 
 @pages.post("/applications/{number}/signing")

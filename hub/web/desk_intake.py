@@ -159,7 +159,9 @@ def verify_online(hub: Hub, subject: Item | Bundle, material: str, id_number: st
     try:
         answer = connector.verify(spec.verify, {"id_number": id_number, "name": name})
     except Exception as exc:  # the department's system is down or refused: say so, change nothing
-        raise HubError(f"网上核验暂不可用，请收取纸质材料 (verification unavailable: {type(exc).__name__})") from None
+        raise HubError(
+            f"网上核验暂不可用（核验系统无应答），请稍后重试或收取纸质材料 (verification unavailable: {type(exc).__name__})"
+        ) from None
     finally:
         connector.close()
     # when and from where: the deciding officer sees both beside the result

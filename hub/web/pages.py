@@ -23,6 +23,7 @@ from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
 from hub.exchange import overview
 from hub.lifecycle import FRONT, Role
+from hub.materials import extensions_of, kinds_text
 from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_dead, run_check
 from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
@@ -173,7 +174,10 @@ def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]
         "items": items,
         "checkable": {k for k in hub.settings.verifiers},
         "max_mb": hub.store.max_bytes // (1024 * 1024),
-        "accept": ",".join(sorted(hub.store.allowed)),
+        # extensions too: browsers know no MIME type for .ofd, and the check in the page reads them
+        "accept": ",".join([*(f".{e}" for e in extensions_of(hub.store.allowed)), *sorted(hub.store.allowed)]),
+        "exts": ",".join(extensions_of(hub.store.allowed)),
+        "kinds": kinds_text(hub.store.allowed),
         "today": hub.today().isoformat(),
         "checklist": desk_intake.CHECKLIST,
         "region": desk_intake.region_label(hub, subject),
@@ -226,10 +230,12 @@ async def _intake_submit(
     values = dict(form.fields)
     uploads: list[desk_intake.Upload] = []
     errors: list[FieldError] = []
+    refused: list[str] = []  # the page clears these file inputs and keeps the others
     for i, m in enumerate(ctx["materials"]):
         for f in form.files_of(f"file_{i}"):
             if problem := hub.store.check(f.staged):
                 errors.append(FieldError(f"{m.name} ({f.filename})", problem))
+                refused.append(f.filename)
             uploads.append(desk_intake.Upload(m.name, f.filename, staged=f.staged))
     fields = {f.name: form.get(f"f_{f.name}") for f in ctx["fields"]}
     ticked = set(form.getlist("checklist"))
@@ -265,6 +271,7 @@ async def _intake_submit(
             ticked=ticked,
             missing=set(form.getlist("missing")),
             errors=[e.as_dict() for e in exc.errors],
+            refused_files="\n".join(refused),
             source_ref=values.get("source_ref") or f"web:{uuid.uuid4()}",
         )
     return _see_other(f"/applications/{app.number}/receipt")

@@ -6,7 +6,10 @@ only), so that no media can leave the machine whatever Chromium gathers:
 
     python -m tests.support.signing_e2e RESULT.json
 
-Writes what it saw to RESULT.json and screenshots to test-artifacts/signing-*.png."""
+Writes what it saw to RESULT.json and screenshots to test-artifacts/signing-*.png. Both pages run
+at 1366×768 (a county office's laptop): at every step the page must not scroll and both videos
+and the step's buttons must lie inside the window (`layout`). The desk does not open the session
+itself: it waits on its own list page for the alert that the officer started one."""
 
 from __future__ import annotations
 
@@ -67,6 +70,23 @@ CONNECTED = "window.__peers.some((pc) => pc.connectionState === 'connected')"
 # the page's own answer to a failed start: the error shown and the start button usable again
 START_FAILED = "document.querySelector('#error').textContent !== '' && !document.querySelector('#start-media').disabled"
 POLL_MS = 200
+VIEWPORT = {"width": 1366, "height": 768}
+# what must be in the window at every step, without scrolling: both videos and the active
+# panel's visible buttons (an empty list means the page fits)
+LAYOUT_JS = """() => {
+  const W = window.innerWidth, H = window.innerHeight;
+  const out = [];
+  if (document.documentElement.scrollHeight > H + 1) out.push(`page scrolls: ${document.documentElement.scrollHeight} > ${H}`);
+  const els = [...document.querySelectorAll('#remote, #local, .panel.active button, .panel.active canvas')];
+  for (const el of els) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;  // not shown in this step
+    if (r.left < 0 || r.top < 0 || r.right > W + 1 || r.bottom > H + 1) {
+      out.push(`${el.id || el.dataset.act || el.tagName}: ${Math.round(r.left)},${Math.round(r.top)} ${Math.round(r.right)}x${Math.round(r.bottom)}`);
+    }
+  }
+  return out;
+}"""
 SESSION_JS = "async (id) => (await fetch(`/api/v1/signing/${id}`, {credentials: 'same-origin'})).json()"
 
 
@@ -159,6 +179,13 @@ def wait_for_step_change(page: Page, session_id: str, step: str, guard: Guard) -
         page.wait_for_timeout(min(POLL_MS, guard.ms()))
 
 
+def check_layout(pages: dict[str, Page], step: str, result: dict[str, Any]) -> None:
+    """Record what does not fit the 1366×768 window on either page at this step."""
+    for role, p in pages.items():
+        for problem in p.evaluate(LAYOUT_JS):
+            result.setdefault("layout", []).append(f"{role} at {step}: {problem}")
+
+
 def walk(o: Page, d: Page, session_id: str, guard: Guard, result: dict[str, Any]) -> None:
     """Do what the session's current step asks for until it is sealed. Driven by the hub's state,
     not a fixed script: a connection that drops for a few seconds (a busy machine) sends the
@@ -168,11 +195,22 @@ def walk(o: Page, d: Page, session_id: str, guard: Guard, result: dict[str, Any]
     while s["state"] == "open":
         step = s["step"]
         visits[step] = visits.get(step, 0) + 1
+        for p in (o, d):  # the page shows this step's panel (it polls each second)
+            expect(p.locator(f".panel.active[data-panel={step}]")).to_have_count(1, timeout=guard.ms())
+        check_layout({"officer": o, "desk": d}, step, result)
         if step == "preflight":  # passes by itself once both pictures and sounds arrive
             pass
         elif step == "consent":
             d.locator("[data-panel=consent] [data-act=consent]").click(timeout=guard.ms())
         elif step == "identity":
+            # beside the video: the applicant's ID details to compare the face with
+            card = o.locator("#id-card")
+            expect(card).to_be_visible(timeout=guard.ms())
+            result["id_card"] = {
+                "name": card.locator("#id-name").inner_text(),
+                "id": card.locator("#id-number").inner_text(),
+            }
+            shot(o, "2-officer-identity")
             for box in o.locator("[data-panel=identity] input[type=checkbox]").all():
                 box.check(timeout=guard.ms())
             o.locator("[data-act=identity]").click(timeout=guard.ms())
@@ -224,7 +262,7 @@ def main(out: Path) -> int:
                 browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
                 errors: list[str] = []
                 for role in ("officer", "desk"):
-                    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+                    context = browser.new_context(locale="zh-CN", viewport=VIEWPORT)
                     context.set_default_timeout(GUARD_SECONDS * 1000)
                     context.add_init_script(PEERS_SCRIPT)
                     page = context.new_page()
@@ -259,17 +297,23 @@ def main(out: Path) -> int:
 def sealed(pages: dict[str, Page], base: str, number: str, guard: Guard, result: dict[str, Any]) -> None:
     """From the application's page to a sealed signing, on both pages."""
     o, d = pages["officer"], pages["desk"]
+    d.goto(f"{base}/applications")  # the desk at work on another page
+    expect(d.locator("#desk-alert")).to_be_hidden()
     o.goto(f"{base}/applications/{number}")
     o.locator(f"form[action='/applications/{number}/signing'] button").click()
     o.wait_for_url(f"{base}/signing/*")
     session_id = result["session"] = o.url.rsplit("/", 1)[-1]
-    d.goto(f"{base}/applications/{number}")
-    d.locator(f"a[href='/signing/{session_id}']").click()
+    alert = d.locator("#desk-alert")  # the desk's page is told, without reloading
+    expect(alert).to_contain_text(f"远程面签已开始 — 办件号 {number}", timeout=guard.ms())
+    result["desk_alert"] = alert.inner_text()
+    shot(d, "0-desk-alerted")
+    alert.locator(f"a[href='/signing/{session_id}']").click()
     d.wait_for_url(f"{base}/signing/{session_id}")
     start_media(pages, guard)
     for p in (o, d):  # each page shows the other side's picture
         until(p, "() => document.querySelector('#remote').videoWidth > 0", guard)
     result["remote_video"] = {"officer": remote_width(o), "desk": remote_width(d)}
+    check_layout(pages, "connected", result)
     shot(o, "1-officer-connected")
     shot(d, "1-desk-connected")
     walk(o, d, session_id, guard, result)
