@@ -140,7 +140,7 @@ def test_a_tolerant_case_is_seen_whole_before_acceptance(page, site) -> None:
     expect(page.locator("#supplement")).to_contain_text("办理时限自 2026-09-21 起停表")
     log_out(page, url)
     # the teller: no digests, no chain verdict
-    log_in(page, url, TELLER, "/intake")
+    log_in(page, url, TELLER, "/")
     page.goto(f"{url}/applications/{number}")
     expect(page.locator("#state")).to_have_text("待补正")
     expect(page.locator("main")).not_to_contain_text("事件链")
@@ -235,7 +235,7 @@ def test_the_supplement_loop(page, site, tmp_path: Path) -> None:
     status.close()
 
     # ---- the teller corrects the field (a wrong value first) and brings the photo
-    log_in(page, url, TELLER, "/intake")
+    log_in(page, url, TELLER, "/")
     page.goto(f"{url}/applications/{number}")
     phone = page.locator("#correct input[name=f_contact_phone]")
     expect(phone).to_have_value("13905770001")

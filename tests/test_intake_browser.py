@@ -115,7 +115,8 @@ def log_in(page, base: str, who: tuple[str, str]) -> None:
     page.fill("input[name=username]", who[0])
     page.fill("input[name=password]", who[1])
     page.locator("form[action='/login'] button").click()
-    page.wait_for_load_state()
+    # logged in when the page we land on offers 退出 (a load state alone may be the login page's)
+    expect(page.locator("header form[action='/logout'] button")).to_be_visible()
 
 
 def test_online_check_fails_clearly_and_a_retry_confirms_once_the_verifier_is_back(page, setup):

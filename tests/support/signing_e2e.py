@@ -113,7 +113,8 @@ def log_in(page: Page, base: str, who: tuple[str, str]) -> None:
     page.fill("input[name=username]", who[0])
     page.fill("input[name=password]", who[1])
     page.locator("form[action='/login'] button").click()
-    page.wait_for_load_state()
+    # logged in when the page we land on offers 退出 (a load state alone may be the login page's)
+    page.locator("header form[action='/logout'] button").wait_for(state="visible")
 
 
 def remote_width(page: Page) -> int:
