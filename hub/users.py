@@ -226,14 +226,9 @@ def unlock(hub: Hub, username: str) -> bool:
         return was_locked
 
 
-def change_password(hub: Hub, user_id: int, current: str, new: str) -> Person:
+def change_password(hub: Hub, username: str, current: str, new: str) -> Person:
     """The user replaces their own password (a temporary one, or at will): the current one must be
     right — a wrong one counts like a failed login — and the new one different and acceptable."""
-    with hub.sessions() as session:
-        user = session.get(User, user_id)
-        if user is None or user.disabled:
-            raise NotFound("用户不存在或已停用 (no such user)")
-        username = user.username
     try:
         authenticate(hub, username, current, login=False)
     except LoginRefused as exc:
@@ -512,7 +507,7 @@ def issue_user(
     return person, secret if temporary else None
 
 
-def _existing(hub: Hub, username: str) -> Person:
+def person_named(hub: Hub, username: str) -> Person:
     with hub.sessions() as session:
         user = session.scalars(select(User).where(User.username == username)).one_or_none()
         if user is None:
@@ -533,7 +528,7 @@ def issue_password_reset(
     """A new password for someone else (sessions end, lockout lifted): approved for a desk or
     department user, who could otherwise be taken over. Without `password` a temporary one is
     made, returned once, and must be changed at the next login."""
-    user = _existing(hub, username)
+    user = person_named(hub, username)
     if password is not None and (problem := password_problem(password, username)):
         raise InvalidInput([FieldError("password", problem)])
     approved = _approved(hub, user.role, user.desk, user.department, approval, requester, username)
@@ -562,7 +557,7 @@ def issue_enable(
     client: str | None = None,
 ) -> Person:
     """Give a disabled login back: that is issuing it again, so it is approved like a new one."""
-    user = _existing(hub, username)
+    user = person_named(hub, username)
     approved = _approved(hub, user.role, user.desk, user.department, approval, requester, username)
     person = set_disabled(hub, username, False)
     audit.record(

@@ -29,8 +29,8 @@ from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, Not
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
 from hub.users import ApprovalRefused, LoginRefused
-from hub.web import api, exchange, material_links, openapi, pages
-from hub.web.deps import optional_principal
+from hub.web import account_pages, api, exchange, material_links, openapi, ops_pages, pages
+from hub.web.deps import CHANGE_PASSWORD, PasswordChangeRequired, optional_principal
 from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
 from hub.web.server import BodyTimeout
@@ -245,6 +245,8 @@ def create_app(hub: Hub) -> FastAPI:
     add_operability(app, hub)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(ops_pages.router)
+    app.include_router(account_pages.router)
     app.include_router(material_links.router)
     app.include_router(exchange.router)
 
@@ -298,6 +300,8 @@ def create_app(hub: Hub) -> FastAPI:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 401 and wants_html(request):
             return RedirectResponse(f"/login?next={request.url.path}&expired=1", status_code=303)
+        if isinstance(exc, PasswordChangeRequired) and wants_html(request):
+            return RedirectResponse(CHANGE_PASSWORD, status_code=303)
         if wants_html(request):
             return render_error(request, exc.status_code, str(exc.detail), [])
         return JSONResponse({"detail": exc.detail, "errors": []}, status_code=exc.status_code, headers=exc.headers)
