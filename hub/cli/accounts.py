@@ -7,6 +7,7 @@ import getpass
 import os
 import secrets
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,18 +17,20 @@ from rich.table import Table
 from hub.applications import Actor
 from hub.cli.common import console, fail, open_hub
 from hub.context import Hub
+from hub.errors import NotFound
 from hub.lifecycle import Role
 from hub.tokens import SCOPES, issue_token, list_tokens, withdraw_token
 from hub.users import (
     ROLE_ZH,
     Approval,
     Person,
+    accounts_page,
     disable_user,
     issue_enable,
     issue_password_reset,
     issue_user,
-    list_users,
     needs_approval,
+    person_named,
     unlock_user,
 )
 
@@ -130,10 +133,10 @@ def users_add(
 
 
 def _user_or_fail(hub: Hub, username: str) -> Person:
-    user = next((u for u in list_users(hub) if u.username == username), None)
-    if user is None:
+    try:
+        return person_named(hub, username)
+    except NotFound:
         fail(f"no such user {username}")
-    return user
 
 
 @users_app.command("disable")
@@ -194,16 +197,35 @@ def users_reset(
 
 @users_app.command("list")
 def users_list(ctx: typer.Context) -> None:
-    table = Table("username", "name", "role", "desk / department", "state")
-    for p in list_users(open_hub(ctx)):
-        table.add_row(
-            p.username,
-            p.display_name,
-            f"{p.role.value} {ROLE_ZH[p.role.value]}",
-            p.desk or p.department or "",
-            "disabled" if p.disabled else "active",
-        )
+    """Every user with their state (disabled, locked until, temporary password) and last login,
+    in the hub's time zone."""
+    hub = open_hub(ctx)
+    table = Table("username", "name", "role", "desk / department", "state", "last login")
+    offset = 0
+    while True:  # a page at a time, as the ops page reads them
+        rows, total = accounts_page(hub, limit=500, offset=offset)
+        for a in rows:
+            p = a.person
+            state = (
+                "disabled" if p.disabled else f"locked until {_local(hub, a.locked_until)}" if a.locked else "active"
+            )
+            table.add_row(
+                p.username,
+                p.display_name,
+                f"{p.role.value} {ROLE_ZH[p.role.value]}",
+                p.desk or p.department or "",
+                state + (" (temporary password)" if p.must_change_password else ""),
+                _local(hub, a.last_login_at) or "never",
+            )
+        offset += len(rows)
+        if not rows or offset >= total:
+            break
     console().print(table)
+
+
+def _local(hub: Hub, at: datetime | None) -> str:
+    """A stored (naive UTC) time in the hub's zone, as the pages show it."""
+    return at.replace(tzinfo=UTC).astimezone(hub.settings.tz).strftime("%Y-%m-%d %H:%M") if at else ""
 
 
 @tokens_app.command("create")
@@ -240,8 +262,9 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(ctx: typer.Context) -> None:
+    hub = open_hub(ctx)
     table = Table("id", "name", "prefix", "role", "desk / department", "scopes", "last used", "state")
-    for t in list_tokens(open_hub(ctx)):
+    for t in list_tokens(hub):
         table.add_row(
             str(t.id),
             t.name,
@@ -249,7 +272,7 @@ def tokens_list(ctx: typer.Context) -> None:
             t.role.value,
             t.desk or t.department or "",
             " ".join(t.scopes),
-            str(t.last_used_at or ""),
+            _local(hub, t.last_used_at),
             "revoked" if t.revoked_at else "active",
         )
     console().print(table)
