@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from hub import audit
 from hub.applications import Actor
+from hub.cli import accounts
 from hub.context import Hub
 from hub.errors import InvalidInput
 from hub.lifecycle import Role
@@ -355,3 +357,36 @@ def test_bad_input_is_refused_with_the_field_named(hub: Hub):
             department="no-such",
         )
     assert {e.field for e in refused.value.errors} == {"username", "display_name", "department"}
+
+
+def test_the_cli_applies_the_same_rules_and_shows_lockouts(hub: Hub, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(accounts, "open_hub", lambda ctx: hub)
+    add_user(hub, BOSS[0], PASSWORD, display_name=BOSS[1], role=Role.supervisor)
+    teller = ["add", "wangfang", "--name", "王芳", "--role", "teller", "--desk", "bank-xiahong", "--temporary"]
+    refused = CliRunner().invoke(accounts.users_app, teller)
+    assert isinstance(refused.exception, ApprovalRefused)  # as the page's 403: the approver is named
+    assert accounts_page(hub, q="wangfang")[1] == 0
+    made = CliRunner().invoke(
+        accounts.users_app, [*teller, "--approver", BOSS[0]], env={"HUB_APPROVER_PASSWORD": PASSWORD}
+    )
+    assert made.exit_code == 0, made.output
+    temporary = re.search(r"first login\): (\S+)", made.output).group(1)
+    assert authenticate(hub, "wangfang", temporary).must_change_password
+    for _ in range(MAX_FAILURES):
+        with pytest.raises(LoginRefused):
+            authenticate(hub, "wangfang", "wrong-password-x")
+    listed = CliRunner().invoke(accounts.users_app, ["list"])
+    assert "locked until 2026-09-21 10:15" in listed.output and "(temporary password)" in listed.output
+    assert CliRunner().invoke(accounts.users_app, ["unlock", "wangfang"]).output.strip() == "wangfang: unlocked"
+    assert authenticate(hub, "wangfang", temporary)
+    assert [e.actor.startswith("cli:") for e in _audit(hub, "user_unlocked")] == [True]
+
+
+def test_users_page_pages_and_filters_in_the_database(hub: Hub):
+    for name in ("c.ops", "a_ops", "b.ops", "axops"):
+        add_user(hub, name, PASSWORD, display_name="运维", role=Role.ops)
+    rows, total = accounts_page(hub, limit=2, offset=1)
+    assert [a.person.username for a in rows] == ["axops", "b.ops"] and total == 4
+    # LIKE's wildcards are taken as typed: "a_" is a_ops only, not axops
+    assert [a.person.username for a in accounts_page(hub, q="a_")[0]] == ["a_ops"]
+    assert accounts_page(hub, q="%")[1] == 0
