@@ -201,6 +201,8 @@ def add_operability(app: FastAPI, hub: Hub) -> None:
                 )
             if "ops" not in principal.scopes or principal.role not in (Role.ops, Role.system):
                 raise HTTPException(403, "无权访问：需要权限 ops (forbidden: needs ops)")
+            if principal.must_change_password:
+                raise PasswordChangeRequired()
         body = await run_in_threadpool(lambda: generate_latest(registry) + generate_latest(REGISTRY))
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
