@@ -250,6 +250,7 @@ def test_tokens_page_creates_a_desk_token_once_records_use_and_revokes(web: Test
         token = session.scalars(select(ApiToken)).one()
     auth = {"authorization": f"Bearer {secret}"}
     assert web.get("/api/v1/applications", headers=auth).status_code == 200
+    assert web.get("/api/v1/ops/tokens").json()[0]["last_used_at"] == "2026-09-21T02:00:00Z"  # the API: UTC
     page = web.get("/ops/tokens", headers=HTML).text
     assert "2026-09-21 10:00" in re.search(r'<td class="last-used">([^<]*)</td>', page).group(1)
     # revoking needs the tick, then the API refuses the token at once

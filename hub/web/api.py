@@ -459,6 +459,10 @@ def tokens(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
             "department": t.department,
             "scopes": list(t.scopes),
             "revoked": t.revoked_at is not None,
+            # naive UTC in the database; ISO with Z here, as the other ops answers
+            "created_at": t.created_at.isoformat() + "Z",
+            "expires_at": t.expires_at.isoformat() + "Z" if t.expires_at else None,
+            "last_used_at": t.last_used_at.isoformat() + "Z" if t.last_used_at else None,
         }
         for t in list_tokens(hub)
     ]
