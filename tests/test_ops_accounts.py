@@ -336,6 +336,10 @@ def test_ops_pages_show_county_time_and_chinese_states(web: TestClient, hub: Hub
     assert "deadlines" not in jobs and ">OK<" not in jobs
     english = web.get("/ops?lang=en", headers=HTML).text
     assert "deadline sweep" in english[english.index('id="jobs"') :]
+    english_pages = {"/ops/users": "Users and lockouts", "/ops/tokens": "API tokens", "/ops/users/ops1": "Reset"}
+    for path, title in english_pages.items():
+        answer = web.get(path + "?lang=en", headers=HTML)
+        assert answer.status_code == 200 and title in answer.text and "Beijing time" in answer.text, path
     for path in ("/ops/users", "/ops/tokens", "/ops/partners", "/ops/partners/log"):
         answer = web.get(path + "?lang=zh", headers=HTML)
         assert answer.status_code == 200 and "北京时间" in answer.text, path
