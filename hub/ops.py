@@ -213,6 +213,14 @@ JOB_LABELS: dict[str, tuple[str, str]] = {
     "sync": ("同步部门结果", "department results"),
 }
 
+ACCOUNT_ACTIONS: dict[str, tuple[str, str]] = {  # the audit log's account entries (hub.users)
+    "user_add": ("创建账号", "created"),
+    "user_disabled": ("停用", "disabled"),
+    "user_enabled": ("重新启用", "enabled"),
+    "password_reset": ("重置密码", "password reset"),
+    "password_changed": ("本人修改密码", "password changed by the user"),
+    "user_unlocked": ("解除锁定", "unlocked"),
+}
 KIND_LABELS: dict[str, tuple[str, str]] = {  # the exchange's message kinds (hub.exchange.envelope.KINDS)
     "application": ("申请", "application"),
     "status": ("办理进度", "status"),

@@ -48,6 +48,7 @@ class TokenInfo:
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    created_by: str = ""  # who made it: a person's name, or cli:<host user>
 
     def actor(self) -> Actor:
         return Actor(name=f"token:{self.name}", role=self.role, desk=self.desk, department=self.department)
@@ -66,6 +67,7 @@ def _info(t: ApiToken) -> TokenInfo:
         t.expires_at,
         t.last_used_at,
         t.revoked_at,
+        t.created_by,
     )
 
 

@@ -225,6 +225,9 @@ def test_reset_gives_a_temporary_password_only_with_approval_for_a_desk(web: Tes
     assert authenticate(hub, "wangfang", temporary).must_change_password
     [entry] = _audit(hub, "password_reset")
     assert entry.data == {"temporary": True, "approved_by": BOSS[0]}
+    page = web.get("/ops/users/wangfang", headers=HTML).text
+    history = page[page.index('id="history"') : page.index("</section>", page.index('id="history"'))]
+    assert "重置密码" in history and f"<td>{BOSS[0]}</td>" in history and OPS[1] in history
 
 
 def test_tokens_page_creates_a_desk_token_once_records_use_and_revokes(web: TestClient, hub: Hub, clock):

@@ -13,11 +13,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from hub import audit
 from hub.context import Hub
 from hub.errors import InvalidInput, NotFound
 from hub.exchange import overview
 from hub.lifecycle import Role
 from hub.ops import (
+    ACCOUNT_ACTIONS,
     JOB_LABELS,
     KIND_LABELS,
     STATE_LABELS,
@@ -122,6 +124,7 @@ def _labels(hub: Hub) -> dict[str, Any]:
         "STATE_LABELS": STATE_LABELS,
         "JOB_LABELS": JOB_LABELS,
         "KIND_LABELS": KIND_LABELS,
+        "ACCOUNT_ACTIONS": ACCOUNT_ACTIONS,
         "label": label,
         "FIELD_LABELS": FIELD_LABELS,
     }
@@ -317,6 +320,8 @@ def _user_page(
         a=account,
         p=account.person,
         approval_needed=needs_approval(hub, account.person.role),
+        # by the audit log's index on target; logins are the actor's, not listed here
+        history=[e for e in audit.entries(hub, target=username, limit=50) if e.action in ACCOUNT_ACTIONS][:20],
         errors=errors or [],
         issued=issued,
         done=DONE.get(done or ""),
