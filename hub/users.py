@@ -38,6 +38,8 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
 MAX_FAILURES = 5  # consecutive failed logins before the account is locked for a while
 LOCKOUT = timedelta(minutes=15)
+# A temporary password (set by ops) works this long: one not handed over and used in time is dead
+TEMPORARY_VALID = timedelta(days=3)
 
 # OWASP's second Argon2id profile (m=19 MiB, t=2, p=1): about 30 ms per hash on this kind of machine.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -332,7 +334,8 @@ def authenticate(hub: Hub, username: str, password: str, *, login: bool = True) 
             raise LoginRefused()
         try:
             _hasher.verify(user.password_hash, password)
-            ok = not user.disabled
+            stale = user.must_change_password and user.password_changed_at + TEMPORARY_VALID <= now
+            ok = not user.disabled and not stale
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok:

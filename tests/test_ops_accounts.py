@@ -398,3 +398,14 @@ def test_users_page_pages_and_filters_in_the_database(hub: Hub):
     # LIKE's wildcards are taken as typed: "a_" is a_ops only, not axops
     assert [a.person.username for a in accounts_page(hub, q="a_")[0]] == ["a_ops"]
     assert accounts_page(hub, q="%")[1] == 0
+
+
+def test_a_temporary_password_not_used_within_three_days_is_dead(hub: Hub, clock):
+    _, temporary = issue_user(
+        hub, Actor(name="cli:root", role=Role.system), username="ops2", display_name="运维小吴", role=Role.ops
+    )
+    clock.advance(days=2, hours=23)
+    assert authenticate(hub, "ops2", temporary).must_change_password  # still good
+    clock.advance(hours=1)
+    with pytest.raises(LoginRefused):
+        authenticate(hub, "ops2", temporary)  # ops resets it again
