@@ -188,3 +188,59 @@ def run_job(hub: Hub, job: Callable[..., Any], *args: Any, target: str | None = 
         run.summary = result.line() if hasattr(result, "line") else None
         run.ok = not getattr(result, "errors", None)
     return result
+
+
+# What the ops pages show for the raw states and job names they list: (Chinese, English). The
+# English is for ?lang=en only; an unknown code is shown as it is (a new job must not break a page).
+STATE_LABELS: dict[str, tuple[str, str]] = {
+    "pending": ("待推送", "pending"),
+    "delivered": ("已推送", "delivered"),
+    "dead": ("死信", "dead letter"),
+    "cancelled": ("已取消", "cancelled"),
+    "accepted": ("已接收", "accepted"),
+    "answered": ("已应答", "answered"),
+    "refused": ("已拒收", "refused"),
+}
+JOB_LABELS: dict[str, tuple[str, str]] = {
+    CHECK: ("连接检查", "connection check"),
+    "deadlines": ("时限巡检", "deadline sweep"),
+    "report": ("日报", "daily report"),
+    "dispatch": ("推送部门", "dispatch"),
+    "ingest": ("批量收件", "batch intake"),
+    "housekeeping": ("清理", "housekeeping"),
+    "exchange": ("跨省通办收发", "partner exchange"),
+    "sync_catalogues": ("同步对方事项清单", "partner item lists"),
+    "sync": ("同步部门结果", "department results"),
+}
+
+ACCOUNT_ACTIONS: dict[str, tuple[str, str]] = {  # the audit log's account entries (hub.users)
+    "user_add": ("创建账号", "created"),
+    "user_disabled": ("停用", "disabled"),
+    "user_enabled": ("重新启用", "enabled"),
+    "password_reset": ("重置密码", "password reset"),
+    "password_changed": ("本人修改密码", "password changed by the user"),
+    "user_unlocked": ("解除锁定", "unlocked"),
+}
+KIND_LABELS: dict[str, tuple[str, str]] = {  # the exchange's message kinds (hub.exchange.envelope.KINDS)
+    "application": ("申请", "application"),
+    "status": ("办理进度", "status"),
+    "result": ("结果文书", "result"),
+    "withdraw": ("撤回", "withdrawal"),
+    "supplement": ("补正材料", "supplement"),
+    "catalogue_request": ("请求事项清单", "item list request"),
+    "catalogue": ("事项清单", "item list"),
+    "ping": ("连通检查", "ping"),
+    "ack": ("确认", "acknowledgement"),
+    "refusal": ("拒收", "refusal"),
+}
+
+
+def label(labels: dict[str, tuple[str, str]], code: str | None) -> tuple[str, str]:
+    """(Chinese, English) for a code; `refused:CODE` keeps its code after the label."""
+    if not code:
+        return ("", "")
+    head, _, tail = code.partition(":")
+    if head not in labels:
+        return (code, code)
+    zh, en = labels[head]
+    return (f"{zh}（{tail}）", f"{en} ({tail})") if tail else (zh, en)

@@ -10,16 +10,17 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
+from hub import audit
 from hub import text as characters
 from hub.applications import Actor
 from hub.context import Hub
-from hub.errors import FieldError, InvalidInput, NotFound, Reason
+from hub.errors import FieldError, Forbidden, InvalidInput, NotFound, Reason
 from hub.lifecycle import Role
 from hub.storage.tables import ApiToken, naive_utc
-from hub.users import check_binding
+from hub.users import NO_APPROVAL, Approval, approve, check_binding
 
 PREFIX = "tbh_"  # so a leaked token is recognisable in logs and secret scanners
 SCOPES = {
@@ -47,6 +48,7 @@ class TokenInfo:
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    created_by: str = ""  # who made it: a person's name, or cli:<host user>
 
     def actor(self) -> Actor:
         return Actor(name=f"token:{self.name}", role=self.role, desk=self.desk, department=self.department)
@@ -65,6 +67,7 @@ def _info(t: ApiToken) -> TokenInfo:
         t.expires_at,
         t.last_used_at,
         t.revoked_at,
+        t.created_by,
     )
 
 
@@ -144,6 +147,80 @@ def revoke_token(hub: Hub, token_id: int) -> TokenInfo:
             raise NotFound(f"令牌 {token_id} 不存在 (no such token)")
         row.revoked_at = row.revoked_at or naive_utc(hub.now())
         return _info(row)
+
+
+# Over the network (the API, the ops page) ops mints tokens for desk systems only; officer,
+# supervisor, ops and `system` tokens are made on the host with `hub tokens create`.
+REMOTE_ROLES = (Role.teller, Role.enclave_clerk, Role.clerk)
+
+
+class HostOnly(Forbidden):
+    """A token of this role is not minted over the network."""
+
+    def __init__(self) -> None:
+        self.errors = [FieldError("role", Reason("该角色的令牌只能在服务器上用命令行创建", "created on the host only"))]
+        super().__init__("只能通过命令行创建该角色的令牌 (this role's tokens are created with `hub tokens create`)")
+
+
+def issue_token(
+    hub: Hub,
+    actor: Actor,
+    name: str,
+    *,
+    role: Role,
+    scopes: list[str],
+    desk: str | None = None,
+    department: str | None = None,
+    days: int | None = None,
+    approval: Approval = NO_APPROVAL,
+    requester: str | None = None,
+    remote: bool = True,
+    client: str | None = None,
+) -> tuple[str, TokenInfo]:
+    """A token, approved when its role needs it (双人授权), audited; (secret shown once, record).
+    `remote`: asked for over the network by an ops person (API or page), who may mint desk-system
+    tokens only."""
+    desk, department = desk or None, department or None
+    if remote and (role is Role.system or (actor.role is Role.ops and role not in REMOTE_ROLES)):
+        raise HostOnly()
+    approved = approve(hub, role, desk, department, approval.username, approval.password, requester=requester)
+    secret, info = create_token(
+        hub,
+        name,
+        role=role,
+        scopes=scopes,
+        desk=desk,
+        department=department,
+        created_by=actor.name,
+        days=days,
+    )
+    audit.record(
+        hub,
+        actor,
+        "token_create",
+        target=str(info.id),
+        client=client,
+        role=info.role.value,
+        place=info.desk or info.department,
+        scopes=list(info.scopes),
+        approved_by=approved.username if approved else None,
+    )
+    return secret, info
+
+
+def withdraw_token(hub: Hub, actor: Actor, token_id: int, *, client: str | None = None) -> TokenInfo:
+    """Revoke a token (on its next request it is refused), audited."""
+    info = revoke_token(hub, token_id)
+    audit.record(hub, actor, "token_revoke", target=str(info.id), client=client)
+    return info
+
+
+def tokens_page(hub: Hub, *, limit: int = 100, offset: int = 0) -> tuple[list[TokenInfo], int]:
+    """One page of tokens, live ones first then newest first (ids are unique: a stable order)."""
+    with hub.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(ApiToken)) or 0
+        stmt = select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
+        return [_info(t) for t in session.scalars(stmt.limit(limit).offset(offset))], total
 
 
 def list_tokens(hub: Hub) -> list[TokenInfo]:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from hub import audit
 from hub import text as characters
 from hub.applications import Actor
 from hub.context import Hub
@@ -36,6 +38,8 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
 MAX_FAILURES = 5  # consecutive failed logins before the account is locked for a while
 LOCKOUT = timedelta(minutes=15)
+# A temporary password (set by ops) works this long: one not handed over and used in time is dead
+TEMPORARY_VALID = timedelta(days=3)
 
 # OWASP's second Argon2id profile (m=19 MiB, t=2, p=1): about 30 ms per hash on this kind of machine.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -68,13 +72,31 @@ class Person:
     desk: str | None
     department: str | None
     disabled: bool
+    must_change_password: bool = False  # logged in with a temporary password: change it first
 
     def actor(self) -> Actor:
         return Actor(name=self.display_name, role=self.role, desk=self.desk, department=self.department)
 
 
 def _person(u) -> Person:
-    return Person(u.id, u.username, u.display_name, Role(u.role), u.desk_code, u.department_code, u.disabled)
+    return Person(
+        u.id,
+        u.username,
+        u.display_name,
+        Role(u.role),
+        u.desk_code,
+        u.department_code,
+        u.disabled,
+        bool(u.must_change_password),
+    )
+
+
+def temporary_password(username: str = "") -> str:
+    """A random password that passes `password_problem` (shown once; the user must replace it)."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if password_problem(candidate, username) is None:
+            return candidate
 
 
 def check_binding(hub: Hub, role: Role, desk: str | None, department: str | None) -> list[FieldError]:
@@ -105,16 +127,10 @@ def check_binding(hub: Hub, role: Role, desk: str | None, department: str | None
     return errors
 
 
-def add_user(
-    hub: Hub,
-    username: str,
-    password: str,
-    *,
-    display_name: str,
-    role: Role,
-    desk: str | None = None,
-    department: str | None = None,
-) -> Person:
+def user_problems(
+    hub: Hub, username: str, display_name: str, role: Role, desk: str | None, department: str | None
+) -> list[FieldError]:
+    """What is wrong with a new login's fields (not its password): one rule for CLI and web."""
     errors = check_binding(hub, role, desk, department)
     if role is Role.system:
         errors.append(FieldError("role", Reason("系统请使用 API 令牌", "systems use API tokens, not logins")))
@@ -124,6 +140,23 @@ def add_user(
         errors.append(FieldError("display_name", Reason("姓名为1-100字", "1-100 characters")))
     elif bad := characters.check("display_name", display_name):
         errors.append(bad)
+    return errors
+
+
+def add_user(
+    hub: Hub,
+    username: str,
+    password: str,
+    *,
+    display_name: str,
+    role: Role,
+    desk: str | None = None,
+    department: str | None = None,
+    temporary: bool = False,
+) -> Person:
+    """A new login. `temporary`: the password was made for the user by someone else (ops), who
+    must not keep a working one — the first login asks for a new password before anything else."""
+    errors = user_problems(hub, username, display_name, role, desk, department)
     if problem := password_problem(password, username):
         errors.append(FieldError("password", problem))
     if errors:
@@ -143,6 +176,7 @@ def add_user(
             failed_logins=0,
             created_at=now,
             password_changed_at=now,
+            must_change_password=temporary,
         )
         session.add(user)
         session.flush()
@@ -166,8 +200,9 @@ def set_disabled(hub: Hub, username: str, disabled: bool = True) -> Person:
         return _person(user)
 
 
-def reset_password(hub: Hub, username: str, password: str) -> Person:
-    """A new password; the user's sessions end and the lockout is lifted."""
+def reset_password(hub: Hub, username: str, password: str, *, temporary: bool = False) -> Person:
+    """A new password; the user's sessions end and the lockout is lifted. `temporary`: set by
+    someone else, so the next login must replace it."""
     if problem := password_problem(password, username):
         raise InvalidInput([FieldError("password", problem)])
     with hub.transaction() as session:
@@ -176,8 +211,83 @@ def reset_password(hub: Hub, username: str, password: str) -> Person:
         user.password_changed_at = naive_utc(hub.now())
         user.failed_logins = 0
         user.locked_until = None
+        user.must_change_password = temporary
         session.query(WebSession).filter(WebSession.user_id == user.id).delete()
         return _person(user)
+
+
+def unlock(hub: Hub, username: str) -> bool:
+    """Lift a lockout (too many wrong passwords) without touching the password; whether one was on.
+    No approval: it gives nobody a credential, the user still needs their own password."""
+    now = naive_utc(hub.now())
+    with hub.transaction() as session:
+        user = _user(session, username)
+        was_locked = bool(user.locked_until and user.locked_until > now)
+        user.locked_until = None
+        user.failed_logins = 0
+        return was_locked
+
+
+def change_password(hub: Hub, username: str, current: str, new: str) -> Person:
+    """The user replaces their own password (a temporary one, or at will): the current one must be
+    right — a wrong one counts like a failed login — and the new one different and acceptable."""
+    try:
+        authenticate(hub, username, current, login=False)
+    except LoginRefused as exc:
+        raise InvalidInput.field("current", "当前密码不正确", "the current password is wrong") from exc
+    errors = []
+    if problem := password_problem(new, username):
+        errors.append(FieldError("new", problem))
+    elif new == current:
+        errors.append(FieldError("new", Reason("新密码不能与当前密码相同", "must differ from the current one")))
+    if errors:
+        raise InvalidInput(errors)
+    with hub.transaction() as session:
+        user = _user(session, username)
+        user.password_hash = hash_password(new)
+        user.password_changed_at = naive_utc(hub.now())
+        user.must_change_password = False
+        return _person(user)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as ops sees them: the person, and when they last logged in and whether they are
+    locked out (and until when)."""
+
+    person: Person
+    created_at: datetime
+    last_login_at: datetime | None
+    locked_until: datetime | None  # only while the lockout lasts
+    failed_logins: int
+
+    @property
+    def locked(self) -> bool:
+        return self.locked_until is not None
+
+
+def accounts_page(hub: Hub, *, q: str = "", limit: int = 100, offset: int = 0) -> tuple[list[Account], int]:
+    """One page of users ordered by username (unique: a stable key), filtered in the database by
+    a username or name fragment, and how many match in all."""
+    now = naive_utc(hub.now())
+    stmt, counted = select(User).order_by(User.username), select(func.count()).select_from(User)
+    if q := q.strip()[:64]:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        match = User.username.ilike(pattern, escape="\\") | User.display_name.ilike(pattern, escape="\\")
+        stmt, counted = stmt.where(match), counted.where(match)
+    with hub.sessions() as session:
+        total = session.scalar(counted) or 0
+        rows = [
+            Account(
+                person=_person(u),
+                created_at=u.created_at,
+                last_login_at=u.last_login_at,
+                locked_until=u.locked_until if u.locked_until and u.locked_until > now else None,
+                failed_logins=u.failed_logins,
+            )
+            for u in session.scalars(stmt.limit(limit).offset(offset))
+        ]
+    return rows, total
 
 
 def list_users(hub: Hub) -> list[Person]:
@@ -206,9 +316,10 @@ class LoginRefused(HubError):
         )
 
 
-def authenticate(hub: Hub, username: str, password: str) -> Person:
+def authenticate(hub: Hub, username: str, password: str, *, login: bool = True) -> Person:
     """The person with these credentials, or LoginRefused. Counts failures per account and locks
-    it after MAX_FAILURES; the counter lives in the database so every API process shares it."""
+    it after MAX_FAILURES; the counter lives in the database so every API process shares it.
+    `login`: a log-in (recorded as the last one), not an approval or a password check."""
     now = naive_utc(hub.now())
     with hub.transaction() as session:
         user = session.scalars(select(User).where(User.username == username).with_for_update()).one_or_none()
@@ -223,7 +334,8 @@ def authenticate(hub: Hub, username: str, password: str) -> Person:
             raise LoginRefused()
         try:
             _hasher.verify(user.password_hash, password)
-            ok = not user.disabled
+            stale = user.must_change_password and user.password_changed_at + TEMPORARY_VALID <= now
+            ok = not user.disabled and not stale
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok:
@@ -234,6 +346,8 @@ def authenticate(hub: Hub, username: str, password: str) -> Person:
         else:
             user.failed_logins = 0
             user.locked_until = None
+            if login:  # in the row already locked and written: costs nothing more
+                user.last_login_at = now
             if _hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
         person = _person(user)
@@ -309,7 +423,7 @@ def approve(
     if requester and approver == requester:
         raise ApprovalRefused(Reason("不能为自己授权", "the approver must be a second person"))
     try:
-        person = authenticate(hub, approver, password)
+        person = authenticate(hub, approver, password, login=False)
     except LoginRefused:
         raise ApprovalRefused(
             Reason("授权人用户名或密码错误", "the approver's username or password is wrong")
@@ -323,3 +437,148 @@ def approve(
             )
         )
     return person
+
+
+# ---------------------------------------------------------------- issuing credentials (CLI and web alike)
+# Each act: check the fields, then the approval (双人授权), then write, then audit — the same
+# function whether ops clicks on /ops/users or types `hub users …` on the host.
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approves, with the password they typed in the same act (never stored)."""
+
+    username: str | None = None
+    password: str | None = None
+
+
+NO_APPROVAL = Approval()
+
+
+def _approved(hub: Hub, role: Role, desk, department, approval: Approval, requester: str | None, target: str | None):
+    approved = approve(hub, role, desk, department, approval.username, approval.password, requester=requester)
+    if approved is not None and approved.username == target:
+        raise ApprovalRefused(Reason("授权人不能是该账号本人", "the approver must be a second person, not the user"))
+    return approved
+
+
+def issue_user(
+    hub: Hub,
+    actor: Actor,
+    *,
+    username: str,
+    display_name: str,
+    role: Role,
+    desk: str | None = None,
+    department: str | None = None,
+    password: str | None = None,
+    approval: Approval = NO_APPROVAL,
+    requester: str | None = None,
+    client: str | None = None,
+) -> tuple[Person, str | None]:
+    """A new login, approved when its role needs it. Without `password` a temporary one is made,
+    returned once (the second item) and must be changed at the first login."""
+    desk, department = desk or None, department or None
+    errors = user_problems(hub, username, display_name, role, desk, department)
+    if password is not None and (problem := password_problem(password, username)):
+        errors.append(FieldError("password", problem))
+    if errors:  # before the approval: a typo must not cost the approver a password attempt
+        raise InvalidInput(errors)
+    approved = _approved(hub, role, desk, department, approval, requester, username)
+    temporary = password is None
+    secret = temporary_password(username) if temporary else password
+    person = add_user(
+        hub,
+        username,
+        secret,
+        display_name=display_name,
+        role=role,
+        desk=desk,
+        department=department,
+        temporary=temporary,
+    )
+    audit.record(
+        hub,
+        actor,
+        "user_add",
+        target=person.username,
+        client=client,
+        role=person.role.value,
+        place=person.desk or person.department,
+        approved_by=approved.username if approved else None,
+    )
+    return person, secret if temporary else None
+
+
+def person_named(hub: Hub, username: str) -> Person:
+    with hub.sessions() as session:
+        user = session.scalars(select(User).where(User.username == username)).one_or_none()
+        if user is None:
+            raise NotFound(f"用户 {username} 不存在 (no such user)")
+        return _person(user)
+
+
+def issue_password_reset(
+    hub: Hub,
+    actor: Actor,
+    username: str,
+    *,
+    password: str | None = None,
+    approval: Approval = NO_APPROVAL,
+    requester: str | None = None,
+    client: str | None = None,
+) -> tuple[Person, str | None]:
+    """A new password for someone else (sessions end, lockout lifted): approved for a desk or
+    department user, who could otherwise be taken over. Without `password` a temporary one is
+    made, returned once, and must be changed at the next login."""
+    user = person_named(hub, username)
+    if password is not None and (problem := password_problem(password, username)):
+        raise InvalidInput([FieldError("password", problem)])
+    approved = _approved(hub, user.role, user.desk, user.department, approval, requester, username)
+    temporary = password is None
+    secret = temporary_password(username) if temporary else password
+    person = reset_password(hub, username, secret, temporary=temporary)
+    audit.record(
+        hub,
+        actor,
+        "password_reset",
+        target=person.username,
+        client=client,
+        temporary=temporary,
+        approved_by=approved.username if approved else None,
+    )
+    return person, secret if temporary else None
+
+
+def issue_enable(
+    hub: Hub,
+    actor: Actor,
+    username: str,
+    *,
+    approval: Approval = NO_APPROVAL,
+    requester: str | None = None,
+    client: str | None = None,
+) -> Person:
+    """Give a disabled login back: that is issuing it again, so it is approved like a new one."""
+    user = person_named(hub, username)
+    approved = _approved(hub, user.role, user.desk, user.department, approval, requester, username)
+    person = set_disabled(hub, username, False)
+    audit.record(
+        hub, actor, "user_enabled", target=username, client=client, approved_by=approved.username if approved else None
+    )
+    return person
+
+
+def disable_user(hub: Hub, actor: Actor, username: str, *, requester: str | None = None, client: str | None = None):
+    """Take a login away at once (its sessions end). Nobody disables themselves by mistake."""
+    if requester and requester == username:
+        raise InvalidInput.field("username", "不能停用自己的账号", "you cannot disable your own account")
+    person = set_disabled(hub, username, True)
+    audit.record(hub, actor, "user_disabled", target=username, client=client)
+    return person
+
+
+def unlock_user(hub: Hub, actor: Actor, username: str, *, client: str | None = None) -> bool:
+    was_locked = unlock(hub, username)
+    audit.record(hub, actor, "user_unlocked", target=username, client=client, was_locked=was_locked)
+    return was_locked

@@ -7,19 +7,32 @@ import getpass
 import os
 import secrets
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from hub import audit
 from hub.applications import Actor
 from hub.cli.common import console, fail, open_hub
 from hub.context import Hub
+from hub.errors import NotFound
 from hub.lifecycle import Role
-from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
-from hub.users import ROLE_ZH, Person, add_user, approve, list_users, needs_approval, reset_password, set_disabled
+from hub.tokens import SCOPES, issue_token, list_tokens, withdraw_token
+from hub.users import (
+    ROLE_ZH,
+    Approval,
+    Person,
+    accounts_page,
+    disable_user,
+    issue_enable,
+    issue_password_reset,
+    issue_user,
+    needs_approval,
+    person_named,
+    unlock_user,
+)
 
 users_app = typer.Typer(help="People who log in to the web UI: add, disable, reset passwords.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for systems: create (shown once), list, revoke.", no_args_is_help=True)
@@ -60,13 +73,9 @@ ApproverPasswordFile = Annotated[
 ]
 
 
-def _approval(
-    hub: Hub, role: Role, desk: str | None, department: str | None, approver: str | None, path: Path | None
-) -> Person | None:
+def _approval(approver: str | None, path: Path | None) -> Approval:
     """The approver of a credential for a case role, who types their own password (never on the
     command line). Ops at the host cannot give itself a desk's powers (docs/web.md)."""
-    if not needs_approval(hub, role):
-        return None
     password = None
     if approver:
         if path is not None:
@@ -75,7 +84,7 @@ def _approval(
             password = env
         elif sys.stdin.isatty():
             password = getpass.getpass(f"授权人 {approver} 的密码 approver's password: ")
-    return approve(hub, role, desk, department, approver, password, requester=None)
+    return Approval(approver, password)
 
 
 def _cli_actor() -> Actor:
@@ -92,29 +101,42 @@ def users_add(
     department: Annotated[str | None, typer.Option("--department", help="For officer")] = None,
     password_file: PasswordFile = None,
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once")] = False,
+    temporary: Annotated[
+        bool, typer.Option("--temporary", help="Generate a temporary password: changed at the first login")
+    ] = False,
     approver: Approver = None,
     approver_password_file: ApproverPasswordFile = None,
 ) -> None:
     """Add a user bound to a desk (teller, enclave clerk) or a department (officer); those need
-    --approver."""
+    --approver. The same rules as the ops page (hub.users.issue_user)."""
     hub = open_hub(ctx)
-    approved = _approval(hub, role, desk, department, approver, approver_password_file)
-    password, generated = _password(password_file, generate)
-    p = add_user(hub, username, password, display_name=name, role=role, desk=desk, department=department)
-    audit.record(
+    approval = _approval(approver, approver_password_file) if needs_approval(hub, role) else Approval()
+    password, generated = (None, True) if temporary else _password(password_file, generate)
+    p, made = issue_user(
         hub,
         _cli_actor(),
-        "user_add",
-        target=p.username,
-        role=p.role.value,
-        place=p.desk or p.department,
-        approved_by=approved.username if approved else None,
+        username=username,
+        display_name=name,
+        role=role,
+        desk=desk,
+        department=department,
+        password=password,
+        approval=approval,
     )
     typer.echo(
         f"added {p.username} ({p.role.value}{' @ ' + (p.desk or p.department) if p.desk or p.department else ''})"
     )
-    if generated:
+    if made:
+        typer.echo(f"temporary password (shown once, to be changed at the first login): {made}")
+    elif generated:
         typer.echo(f"initial password (shown once): {password}")
+
+
+def _user_or_fail(hub: Hub, username: str) -> Person:
+    try:
+        return person_named(hub, username)
+    except NotFound:
+        fail(f"no such user {username}")
 
 
 @users_app.command("disable")
@@ -128,20 +150,21 @@ def users_disable(
     """Disable a user (their sessions end at once), or --enable again. Re-enabling a desk or
     department user gives a credential back, so it needs --approver like issuing one."""
     hub = open_hub(ctx)
-    approved = None
     if enable:
-        user = next((u for u in list_users(hub) if u.username == username), None)
-        if user is None:
-            fail(f"no such user {username}")
-        approved = _approval(hub, user.role, user.desk, user.department, approver, approver_password_file)
-        if approved is not None and approved.username == username:
-            fail("the approver must be a second person, not the user who is re-enabled")
-    p = set_disabled(hub, username, not enable)
-    if enable:
-        audit.record(
-            hub, _cli_actor(), "user_enabled", target=p.username, approved_by=approved.username if approved else None
-        )
+        user = _user_or_fail(hub, username)
+        approval = _approval(approver, approver_password_file) if needs_approval(hub, user.role) else Approval()
+        p = issue_enable(hub, _cli_actor(), username, approval=approval)
+    else:
+        p = disable_user(hub, _cli_actor(), username)
     typer.echo(f"{p.username}: {'disabled' if p.disabled else 'enabled'}")
+
+
+@users_app.command("unlock")
+def users_unlock(ctx: typer.Context, username: str) -> None:
+    """Lift a lockout (five wrong passwords) without changing the password."""
+    hub = open_hub(ctx)
+    was = unlock_user(hub, _cli_actor(), username)
+    typer.echo(f"{username}: {'unlocked' if was else 'was not locked'}")
 
 
 @users_app.command("reset-password")
@@ -150,40 +173,59 @@ def users_reset(
     username: str,
     password_file: PasswordFile = None,
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once")] = False,
+    temporary: Annotated[
+        bool, typer.Option("--temporary", help="Generate a temporary password: changed at the next login")
+    ] = False,
     approver: Approver = None,
     approver_password_file: ApproverPasswordFile = None,
 ) -> None:
     """Set a new password; the user's sessions end and a lockout is lifted. For a desk or
     department user (who could otherwise be taken over) it needs --approver."""
     hub = open_hub(ctx)
-    user = next((u for u in list_users(hub) if u.username == username), None)
-    if user is None:
-        fail(f"no such user {username}")
-    approved = _approval(hub, user.role, user.desk, user.department, approver, approver_password_file)
-    if approved is not None and approved.username == username:
+    user = _user_or_fail(hub, username)
+    approval = _approval(approver, approver_password_file) if needs_approval(hub, user.role) else Approval()
+    if approval.username == username:
         fail("the approver must be a second person, not the user whose password is reset")
-    password, generated = _password(password_file, generate)
-    p = reset_password(hub, username, password)
-    audit.record(
-        hub, _cli_actor(), "password_reset", target=p.username, approved_by=approved.username if approved else None
-    )
+    password, generated = (None, True) if temporary else _password(password_file, generate)
+    p, made = issue_password_reset(hub, _cli_actor(), username, password=password, approval=approval)
     typer.echo(f"password reset for {p.username}")
-    if generated:
+    if made:
+        typer.echo(f"temporary password (shown once, to be changed at the next login): {made}")
+    elif generated:
         typer.echo(f"new password (shown once): {password}")
 
 
 @users_app.command("list")
 def users_list(ctx: typer.Context) -> None:
-    table = Table("username", "name", "role", "desk / department", "state")
-    for p in list_users(open_hub(ctx)):
-        table.add_row(
-            p.username,
-            p.display_name,
-            f"{p.role.value} {ROLE_ZH[p.role.value]}",
-            p.desk or p.department or "",
-            "disabled" if p.disabled else "active",
-        )
+    """Every user with their state (disabled, locked until, temporary password) and last login,
+    in the hub's time zone."""
+    hub = open_hub(ctx)
+    table = Table("username", "name", "role", "desk / department", "state", "last login")
+    offset = 0
+    while True:  # a page at a time, as the ops page reads them
+        rows, total = accounts_page(hub, limit=500, offset=offset)
+        for a in rows:
+            p = a.person
+            state = (
+                "disabled" if p.disabled else f"locked until {_local(hub, a.locked_until)}" if a.locked else "active"
+            )
+            table.add_row(
+                p.username,
+                p.display_name,
+                f"{p.role.value} {ROLE_ZH[p.role.value]}",
+                p.desk or p.department or "",
+                state + (" (temporary password)" if p.must_change_password else ""),
+                _local(hub, a.last_login_at) or "never",
+            )
+        offset += len(rows)
+        if not rows or offset >= total:
+            break
     console().print(table)
+
+
+def _local(hub: Hub, at: datetime | None) -> str:
+    """A stored (naive UTC) time in the hub's zone, as the pages show it."""
+    return at.replace(tzinfo=UTC).astimezone(hub.settings.tz).strftime("%Y-%m-%d %H:%M") if at else ""
 
 
 @tokens_app.command("create")
@@ -201,26 +243,18 @@ def tokens_create(
     """Create a token; the secret is printed once and only its hash is kept. A desk or
     department token needs --approver."""
     hub = open_hub(ctx)
-    approved = _approval(hub, role, desk, department, approver, approver_password_file)
-    secret, info = create_token(
+    approval = _approval(approver, approver_password_file) if needs_approval(hub, role) else Approval()
+    secret, info = issue_token(
         hub,
+        _cli_actor(),
         name,
         role=role,
         scopes=scope,
         desk=desk,
         department=department,
-        created_by=f"cli:{getpass.getuser()}",
         days=days,
-    )
-    audit.record(
-        hub,
-        _cli_actor(),
-        "token_create",
-        target=str(info.id),
-        role=info.role.value,
-        place=info.desk or info.department,
-        scopes=list(info.scopes),
-        approved_by=approved.username if approved else None,
+        approval=approval,
+        remote=False,
     )
     typer.echo(f"token {info.id} ({info.prefix}…) created; store it now, it is not shown again:")
     typer.echo(secret)
@@ -228,8 +262,9 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(ctx: typer.Context) -> None:
+    hub = open_hub(ctx)
     table = Table("id", "name", "prefix", "role", "desk / department", "scopes", "last used", "state")
-    for t in list_tokens(open_hub(ctx)):
+    for t in list_tokens(hub):
         table.add_row(
             str(t.id),
             t.name,
@@ -237,7 +272,7 @@ def tokens_list(ctx: typer.Context) -> None:
             t.role.value,
             t.desk or t.department or "",
             " ".join(t.scopes),
-            str(t.last_used_at or ""),
+            _local(hub, t.last_used_at),
             "revoked" if t.revoked_at else "active",
         )
     console().print(table)
@@ -245,5 +280,5 @@ def tokens_list(ctx: typer.Context) -> None:
 
 @tokens_app.command("revoke")
 def tokens_revoke(ctx: typer.Context, token_id: int) -> None:
-    info = revoke_token(open_hub(ctx), token_id)
+    info = withdraw_token(open_hub(ctx), _cli_actor(), token_id)
     typer.echo(f"token {info.id} revoked")

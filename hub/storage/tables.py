@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -265,6 +265,10 @@ class User(Base):
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     password_changed_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+    # a temporary password (set by ops on creation or reset): the next login must replace it
+    # before anything else, so ops never keeps a working password of someone else's
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class WebSession(Base):

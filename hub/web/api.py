@@ -22,8 +22,8 @@ from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
 from hub.presenters import application_detail, application_summary, receipt
 from hub.storage.tables import AttachedMaterial
-from hub.tokens import SCOPES, create_token, list_tokens, revoke_token
-from hub.users import Person, approve
+from hub.tokens import SCOPES, issue_token, list_tokens, withdraw_token
+from hub.users import Approval
 from hub.web import desk_intake
 from hub.web.applicant_status import open_status, status_link, status_view
 from hub.web.deps import client_of, get_hub, need
@@ -478,6 +478,10 @@ def tokens(hub: HubDep, principal: Ops) -> list[dict[str, Any]]:
             "department": t.department,
             "scopes": list(t.scopes),
             "revoked": t.revoked_at is not None,
+            # naive UTC in the database; ISO with Z here, as the other ops answers
+            "created_at": t.created_at.isoformat() + "Z",
+            "expires_at": t.expires_at.isoformat() + "Z" if t.expires_at else None,
+            "last_used_at": t.last_used_at.isoformat() + "Z" if t.last_used_at else None,
         }
         for t in list_tokens(hub)
     ]
@@ -489,59 +493,26 @@ def new_token(body: TokenIn, request: Request, hub: HubDep, principal: Ops) -> d
     A desk token needs `approver` and `approver_password`: a person of that desk in the same role,
     or a supervisor (双人授权; ops alone cannot give itself a desk's powers)."""
     _csrf(request, principal)
-    if body.role is Role.system or (
-        principal.role is Role.ops
-        and body.role is not Role.teller
-        and body.role is not Role.enclave_clerk
-        and body.role is not Role.clerk
-    ):
-        # from the API ops mint tokens for desk systems only; anything wider is `hub tokens create` on the host
-        raise HTTPException(
-            403, "只能通过命令行创建该角色的令牌 (this role's tokens are created with `hub tokens create`)"
-        )
-    approver = _approval(hub, body, principal)
-    secret, info = create_token(
+    secret, info = issue_token(  # the same rules as the ops page and `hub tokens create`
         hub,
+        principal.actor,
         body.name,
         role=body.role,
         scopes=body.scopes,
         desk=body.desk,
         department=body.department,
-        created_by=principal.actor.name,
         days=body.days,
-    )
-    audit.record(
-        hub,
-        principal.actor,
-        "token_create",
-        target=str(info.id),
+        approval=Approval(body.approver, body.approver_password),
+        requester=principal.username,
         client=client_of(request),
-        role=info.role.value,
-        place=info.desk or info.department,
-        scopes=list(info.scopes),
-        approved_by=approver.username if approver else None,
     )
     return {"id": info.id, "token": secret, "prefix": info.prefix}
-
-
-def _approval(hub: Hub, body: TokenIn, principal: Principal) -> Person | None:
-    """The approver of a desk token (or ApprovalRefused, before anything is written)."""
-    return approve(
-        hub,
-        body.role,
-        body.desk,
-        body.department,
-        body.approver,
-        body.approver_password,
-        requester=principal.username,
-    )
 
 
 @router.delete("/ops/tokens/{token_id}")
 def delete_token(token_id: DbId, request: Request, hub: HubDep, principal: Ops) -> dict[str, Any]:
     _csrf(request, principal)
-    info = revoke_token(hub, token_id)
-    audit.record(hub, principal.actor, "token_revoke", target=str(info.id), client=client_of(request))
+    info = withdraw_token(hub, principal.actor, token_id, client=client_of(request))
     return {"id": info.id, "revoked": True}
 
 

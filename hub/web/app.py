@@ -29,9 +29,20 @@ from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, Not
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
 from hub.users import ApprovalRefused, LoginRefused
-from hub.web import api, decision, exchange, material_links, openapi, pages, status_pages, worklists
+from hub.web import (
+    account_pages,
+    api,
+    decision,
+    exchange,
+    material_links,
+    openapi,
+    ops_pages,
+    pages,
+    status_pages,
+    worklists,
+)
 from hub.web.applicant_status import LookupThrottle
-from hub.web.deps import optional_principal
+from hub.web.deps import CHANGE_PASSWORD, PasswordChangeRequired, optional_principal
 from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
 from hub.web.server import BodyTimeout
@@ -205,6 +216,8 @@ def add_operability(app: FastAPI, hub: Hub) -> None:
                 )
             if "ops" not in principal.scopes or principal.role not in (Role.ops, Role.system):
                 raise HTTPException(403, "无权访问：需要权限 ops (forbidden: needs ops)")
+            if principal.must_change_password:
+                raise PasswordChangeRequired()
         body = await run_in_threadpool(lambda: generate_latest(registry) + generate_latest(REGISTRY))
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
@@ -253,6 +266,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(worklists.router)
     app.include_router(status_pages.router)
+    app.include_router(ops_pages.router)
+    app.include_router(account_pages.router)
     app.include_router(material_links.router)
     app.include_router(exchange.router)
 
@@ -308,6 +323,8 @@ def create_app(hub: Hub) -> FastAPI:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 401 and wants_html(request):
             return RedirectResponse(f"/login?next={request.url.path}&expired=1", status_code=303)
+        if isinstance(exc, PasswordChangeRequired) and wants_html(request):
+            return RedirectResponse(CHANGE_PASSWORD, status_code=303)
         if wants_html(request):
             return render_error(request, exc.status_code, str(exc.detail), [])
         return JSONResponse({"detail": exc.detail, "errors": []}, status_code=exc.status_code, headers=exc.headers)

@@ -109,7 +109,6 @@ def status_view(hub: Hub, app: Application) -> dict[str, Any]:
     }
 
 
-
 def _promise(hub: Hub, rating: ratings.RatingView | None) -> dict[str, Any] | None:
     """For a bad rating: the contact promised, in working days (hub.yaml `follow_up_workdays`)
     and by which date — the follow-up's due date, recorded with the rating."""

@@ -44,9 +44,22 @@ async def optional_principal(request: Request) -> Principal | None:
     return principal
 
 
+CHANGE_PASSWORD = "/account/password"
+
+
+class PasswordChangeRequired(HTTPException):
+    """Logged in with a temporary password (set by ops): pages send the user to change it, the API
+    refuses (403) until then — whoever set it must not be able to use it."""
+
+    def __init__(self) -> None:
+        super().__init__(403, "请先修改临时密码 (change your temporary password first)")
+
+
 async def current(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
     if principal is None:
         raise HTTPException(401, "请先登录 (not logged in)", headers={"WWW-Authenticate": "Bearer"})
+    if principal.must_change_password:
+        raise PasswordChangeRequired()
     return principal
 
 

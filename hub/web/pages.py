@@ -1,14 +1,14 @@
-"""The pages people use all day: login, intake and receipt (teller, enclave clerk), application
-detail and timeline, the supervisor's dashboard and follow-ups, ops (the to-do pages are in
-hub.web.worklists, the application page in hub.web.decision, the resident's status pages in
-hub.web.status_pages). Server-rendered; forms post back here with the session's CSRF token.
+"""The pages people use all day: login, intake and receipt (teller, enclave clerk), and the
+supervisor's dashboard and follow-ups. The rest live beside it: the to-do pages in hub.web.worklists,
+the application page in hub.web.decision, the resident's status pages in hub.web.status_pages, ops
+in hub.web.ops_pages. Server-rendered; forms post back here with the session's CSRF token.
 Everything they change goes through the same core functions as the API and the CLI."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,14 +21,12 @@ from hub import audit, ratings
 from hub.charts import bar_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
-from hub.exchange import overview
 from hub.lifecycle import FRONT, Role
 from hub.materials import extensions_of, kinds_text
-from hub.ops import connection_rows, job_rows, outbox_page, plugin_rows, retry_dead, run_check
 from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
 from hub.web import desk_intake
-from hub.web.deps import client_of, get_hub, need
+from hub.web.deps import CHANGE_PASSWORD, client_of, get_hub, need, optional_principal
 from hub.web.render import render
 from hub.web.security import (
     CSRF_FIELD,
@@ -48,7 +46,6 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 Anyone = Annotated[Principal, Depends(need("applications:read"))]
 Front = Annotated[Principal, Depends(need("applications:write", *FRONT))]
 Supervisor = Annotated[Principal, Depends(need("reports:read", Role.supervisor))]
-OpsUser = Annotated[Principal, Depends(need("ops", Role.ops))]
 LOGIN_CSRF = "tbh_login"
 UNKNOWN_USER = "(unknown user)"  # the audit log's actor for a failed login naming no account
 
@@ -117,7 +114,8 @@ async def login(request: Request, hub: HubDep) -> Response:
             error=str(exc),
         )
     audit.record(hub, person.actor(), "login", client=client)
-    response = _see_other(next_url if next_url != "/" else landing(person.role))
+    landing_url = next_url if next_url != "/" else landing(person.role)
+    response = _see_other(CHANGE_PASSWORD if person.must_change_password else landing_url)
     response.set_cookie(
         SESSION_COOKIE,
         open_session(hub, person),
@@ -131,7 +129,11 @@ async def login(request: Request, hub: HubDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, hub: HubDep, principal: Anyone) -> Response:
+async def logout(
+    request: Request, hub: HubDep, principal: Annotated[Principal | None, Depends(optional_principal)]
+) -> Response:
+    if principal is None:  # also for a user who must first change a temporary password
+        return _see_other("/login")
     await _form(request, principal)
     close_session(hub, request.cookies.get(SESSION_COOKIE, ""))
     response = _see_other("/login")
@@ -367,93 +369,3 @@ async def follow_up_close(rating_id: int, request: Request, hub: HubDep, princip
         ratings.close_follow_up, hub, rating_id, str(form.get("response") or "").strip(), principal.actor
     )
     return _see_other("/follow-ups")
-
-
-# ---------------------------------------------------------------- ops
-
-
-OPS_PAGE_ROWS = 100
-
-
-@router.get("/ops")
-def ops_page(
-    request: Request, hub: HubDep, principal: OpsUser, outbox: str = "dead", outbox_offset: int = 0
-) -> Response:
-    state = outbox if outbox in ("pending", "delivered", "dead", "cancelled") else "dead"
-    offset = min(max(outbox_offset, 0), 2**31 - 1)
-    rows, total = outbox_page(hub, state, limit=OPS_PAGE_ROWS, offset=offset)
-    return render(
-        request,
-        "ops.html",
-        connections=connection_rows(hub),
-        outbox=rows,
-        outbox_total=total,
-        outbox_offset=offset,
-        outbox_page_rows=OPS_PAGE_ROWS,
-        outbox_state=state,
-        plugins=plugin_rows(hub.plugins),
-        jobs=job_rows(hub, limit=50),
-    )
-
-
-PARTNER_MESSAGE_STATES = ("dead", "pending", "delivered", "cancelled")
-
-
-@router.get("/ops/partners")
-def ops_partners(request: Request, hub: HubDep, principal: OpsUser, state: str = "dead", offset: int = 0) -> Response:
-    """跨省通办: each partner hub — its file, reachability, messages each way, backlog, dead
-    letters, its item list — and the messages owed to partners (dead letters first)."""
-    state = state if state in PARTNER_MESSAGE_STATES else "dead"
-    offset = min(max(offset, 0), 2**31 - 1)
-    messages, total = overview.outbox_page(hub, state=state, limit=OPS_PAGE_ROWS, offset=offset)
-    rows = overview.partners(hub)
-    stale_before = hub.now() - timedelta(days=hub.settings.exchange.catalogue_stale_days)
-    for row in rows:  # a list this old is no longer used: desks cannot take that partner's items
-        fetched = row["catalogue_fetched"]
-        row["catalogue_stale"] = bool(fetched) and datetime.fromisoformat(fetched.replace("Z", "+00:00")) < stale_before
-    return render(
-        request,
-        "ops_partners.html",
-        partners=rows,
-        exchange_on=bool(hub.settings.exchange.hub_id),
-        stale_days=hub.settings.exchange.catalogue_stale_days,
-        messages=messages,
-        messages_total=total,
-        messages_state=state,
-        messages_offset=offset,
-        page_rows=OPS_PAGE_ROWS,
-    )
-
-
-@router.get("/ops/partners/log")
-def ops_partner_log(request: Request, hub: HubDep, principal: OpsUser, partner: str = "", offset: int = 0) -> Response:
-    """The exchange's message log, newest first (what, whose, verdict; never the bodies)."""
-    offset = min(max(offset, 0), 2**31 - 1)
-    name = partner[:64] or None
-    rows, total = overview.log_page(hub, partner=name, limit=OPS_PAGE_ROWS, offset=offset)
-    return render(
-        request,
-        "ops_partner_log.html",
-        rows=rows,
-        total=total,
-        offset=offset,
-        page_rows=OPS_PAGE_ROWS,
-        partner=name or "",
-        names=sorted({*hub.partners.by_name, *hub.partners.problems}),
-    )
-
-
-@router.post("/ops/connections/{name}/check")
-async def ops_check(name: str, request: Request, hub: HubDep, principal: OpsUser) -> Response:
-    await _form(request, principal)
-    if name not in hub.connections:
-        raise HTTPException(404, f"连接 {name} 未配置 (no such connection)")
-    await run_in_threadpool(run_check, hub, name, principal.actor)
-    return _see_other("/ops#connections")
-
-
-@router.post("/ops/outbox/{row_id}/retry")
-async def ops_retry(row_id: int, request: Request, hub: HubDep, principal: OpsUser) -> Response:
-    await _form(request, principal)
-    retry_dead(hub, row_id, principal.actor)
-    return _see_other("/ops?outbox=dead")

@@ -57,6 +57,7 @@ class Principal:
     username: str | None = None  # people; tokens have none
     csrf: str | None = None  # sessions only: forms and cookie-borne API calls must echo it
     token_id: int | None = None
+    must_change_password: bool = False  # a temporary password: nothing but changing it until then
 
     @property
     def role(self) -> Role:
@@ -112,7 +113,13 @@ def session_principal(hub: Hub, token: str) -> Principal:
         stale = now - row.last_seen_at > timedelta(seconds=60)
         role = Role(user.role)
         actor = Actor(name=user.display_name, role=role, desk=user.desk_code, department=user.department_code)
-        principal = Principal(actor=actor, scopes=role_scopes(role), username=user.username, csrf=row.csrf_token)
+        principal = Principal(
+            actor=actor,
+            scopes=role_scopes(role),
+            username=user.username,
+            csrf=row.csrf_token,
+            must_change_password=bool(user.must_change_password),
+        )
     if over or stale:  # best effort, at most once a minute: a busy SQLite must not fail the request
         with suppress(OperationalError), hub.transaction() as session:
             if over:
