@@ -15,9 +15,9 @@ from hub.context import Hub
 from hub.errors import InvalidInput
 from hub.users import change_password
 from hub.web.deps import CHANGE_PASSWORD, client_of, get_hub, optional_principal
-from hub.web.worklists import landing
 from hub.web.render import render
 from hub.web.security import CSRF_FIELD, Principal, check_csrf
+from hub.web.worklists import landing
 
 router = APIRouter(include_in_schema=False)
 HubDep = Annotated[Hub, Depends(get_hub)]
