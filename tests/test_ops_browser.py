@@ -112,7 +112,7 @@ def test_ops_creates_disables_and_unlocks_a_teller(site, pages):
     teller.fill("input[name=again]", TELLER_NEW_PASSWORD)
     shot(teller, "ops-teller-change-password.png")
     teller.locator("#change-password button").click()
-    teller.wait_for_url(f"{url}/intake")
+    teller.wait_for_url(f"{url}/")  # her to-do page
 
     ops.goto(f"{url}/ops/users/wangfang")
     expect(ops.locator("dl.facts")).to_contain_text("2026-09-21 10:00")  # last login, Beijing time
@@ -144,7 +144,7 @@ def test_ops_creates_disables_and_unlocks_a_teller(site, pages):
     ops.locator("#unlock button").click()
     expect(ops.locator("#done")).to_contain_text("已解除锁定")
     log_in(teller, url, "wangfang", TELLER_NEW_PASSWORD)
-    teller.wait_for_url(f"{url}/intake")
+    teller.wait_for_url(f"{url}/")
 
 
 def _api(url: str, secret: str) -> int:
