@@ -195,7 +195,7 @@ def test_queries_do_not_grow_with_applications(hub, clock, walked):
         _at(clock, DAY, 12)
         for i in range(4):
             svc.transition(hub, svc.create(hub, elderly_card(source_ref=f"more-{i}"), TELLER).number, "accept", MZJ)
-        assert queries() == before and max(before.values()) <= 8
+        assert queries() == before and max(before.values()) <= 12
     finally:
         event.remove(hub.engine, "before_cursor_execute", count)
     assert dashboard.figures(hub, DAY, DAY, "total")[0].received == 9

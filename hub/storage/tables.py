@@ -310,6 +310,7 @@ class Rating(Base):
     (1 or 2) opens a follow-up that must be answered within 15 working days."""
 
     __tablename__ = "ratings"
+    __table_args__ = (Index("ix_ratings_rated_at", "rated_at"),)  # the dashboard's periods
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
@@ -320,6 +321,50 @@ class Rating(Base):
     follow_up_closed_at: Mapped[datetime | None]
     follow_up_by: Mapped[str | None] = mapped_column(String(100))
     follow_up_response: Mapped[str | None] = mapped_column(String(1000))
+    # 整改 flow (hub.ratings): the step an open follow-up waits at (verify, rectify, revisit,
+    # review; None once closed or for a good rating) and who owns that step
+    follow_up_step: Mapped[str | None] = mapped_column(String(16))
+    follow_up_owner: Mapped[str | None] = mapped_column(String(100))
+
+    steps: Mapped[list[FollowUpStep]] = relationship(order_by="FollowUpStep.id")
+
+
+class FollowUpStep(Base):
+    """One step of a bad rating's follow-up done: 核实 (verify), 整改 (rectify), 回访 (revisit),
+    审核 (review; outcome closed or returned to 整改). Who owned it, who did it, when, the note."""
+
+    __tablename__ = "follow_up_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), index=True)
+    step: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(String(1000))
+    done_by: Mapped[str] = mapped_column(String(100))
+    done_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))  # done | closed | returned
+
+
+class FigureRollup(Base):
+    """The dashboard's counts per local day, kept as events commit (hub.supervision.rollups): per
+    application (`department_code` "") by channel and desk, and per part by department. The
+    dashboard, its CSV and the daily report sum a period's rows instead of scanning events."""
+
+    __tablename__ = "figure_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    desk_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department_code: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" per application
+    received: Mapped[int] = mapped_column(default=0)
+    accepted: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    accepted_completed: Mapped[int] = mapped_column(default=0)  # on the day of acceptance
+    on_time: Mapped[int] = mapped_column(default=0)
+    instant: Mapped[int] = mapped_column(default=0)
+    trips_desk: Mapped[int] = mapped_column(default=0)
+    trips_tolerant: Mapped[int] = mapped_column(default=0)
+    trips_mail: Mapped[int] = mapped_column(default=0)
 
 
 class JobRun(Base):

@@ -28,15 +28,17 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
+from hub import rollups
 from hub.applications import Actor, scoped
 from hub.catalog.models import CHANNEL_ZH, Channel
 from hub.context import Hub
 from hub.errors import InvalidInput
+from hub.lifecycle import CLOCKED, PartState, Role
 from hub.ratings import BAD_LEVEL, is_late
-from hub.storage.tables import Application, Event, Part, Rating
+from hub.storage.tables import Application, Event, FigureRollup, Part, Rating
 
 DONE = ("decided", "issued", "delivered")
 
@@ -98,6 +100,17 @@ class Row(Figures):
     bad_ratings: int = 0
     follow_ups_open: int = 0
     follow_ups_late: int = 0
+    overdue_open: int = 0  # open work past its due date (red card), due by the period's end
+    due_soon: int = 0  # open work with a yellow card (as of today)
+    max_overdue_days: int = 0  # calendar days the longest-overdue open case is late
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """按时办结率: of the work that came to its end or went past its due date — completed in
+        the period, or still open and overdue — the share completed on time. An open overdue case
+        counts as late: a rate over completed cases alone reads 100 % while cases lie 52 days late."""
+        judged = self.completed + self.overdue_open
+        return round(self.on_time / judged, 4) if judged else None
 
     @property
     def trips_saved(self) -> int:
@@ -162,11 +175,13 @@ def figures(
     lo, hi = utc_bounds(hub, start, end)
     today = hub.today()
     with hub.sessions() as session:
-        grouped = _rows(session, hub, by, lo, hi, today, actor, ratings)
+        grouped = _rows(session, hub, by, lo, hi, today, actor, ratings, open_work=ratings)
         # every application has one channel and one desk, so their rows add up to the total; a
         # bundle has parts in several departments, so per department the total is counted apart
         if by == "department":
-            total_row = _rows(session, hub, TOTAL_KEY, lo, hi, today, actor, ratings).get(TOTAL_KEY) or Row()
+            total_row = (
+                _rows(session, hub, TOTAL_KEY, lo, hi, today, actor, ratings, open_work=ratings).get(TOTAL_KEY) or Row()
+            )
         else:
             total_row = _sum(grouped.values())
     total_row.key, total_row.label = TOTAL_KEY, DIMENSION_ZH[TOTAL_KEY]
@@ -184,7 +199,9 @@ def _sum(rows: Iterable[Row]) -> Row:
     total = Row()
     for row in rows:
         for f in fields(Row):
-            if f.type == "int":
+            if f.name == "max_overdue_days":
+                total.max_overdue_days = max(total.max_overdue_days, row.max_overdue_days)
+            elif f.type == "int":
                 setattr(total, f.name, getattr(total, f.name) + getattr(row, f.name))
     return total
 
@@ -250,9 +267,15 @@ def _rows(
     today: date,
     actor: Actor | None,
     ratings: bool,
+    open_work: bool = True,
 ) -> dict[str, Row]:
     rows: dict[str, Row] = defaultdict(Row)
-    _add_events(session, rows, by, lo, hi, actor)
+    if actor is None or actor.role is Role.supervisor:  # the whole hub: its rollups
+        _add_rollups(session, rows, by, *_local_days(hub, lo, hi))
+    else:  # one desk's or department's scope: its own events (a small share of the hub's)
+        _add_events(session, rows, by, lo, hi, actor)
+    if open_work:
+        _add_open_work(session, rows, hub, by, _local_days(hub, lo, hi)[1], today, actor)
     if ratings:
         _add_ratings(session, rows, hub, by, lo, hi, today, actor)
     return rows
@@ -265,6 +288,149 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
 def _flag_on(action: str, condition: ColumnElement[bool]) -> ColumnElement[int]:
     """Count `condition` on one action's events only: the JSON is not even read for the others."""
     return _flag(and_(Event.action == action, condition))
+
+
+def _local_days(hub: Hub, lo: datetime, hi: datetime) -> tuple[date, date]:
+    """The local days [first, last] that `utc_bounds` turned into [lo, hi)."""
+    first = lo.replace(tzinfo=UTC).astimezone(hub.settings.tz).date()
+    return first, hi.replace(tzinfo=UTC).astimezone(hub.settings.tz).date() - timedelta(days=1)
+
+
+def _rollup_key(by: str) -> ColumnElement[str]:
+    return {"channel": FigureRollup.channel, "desk": FigureRollup.desk_code}.get(by, FigureRollup.department_code)
+
+
+def _add_rollups(session: Session, rows: dict[str, Row], by: str, first: date, last: date) -> None:
+    """The period's counts from the daily rollups (hub.rollups): one grouped query over the
+    (day, …) primary key, rows = days × keys, whatever the size of the hub."""
+    sums = [func.coalesce(func.sum(getattr(FigureRollup, name)), 0).label(name) for name in rollups.COUNTERS]
+    stmt = select(*sums).where(FigureRollup.day >= first, FigureRollup.day <= last)
+    if by == "department":
+        stmt = stmt.where(FigureRollup.department_code != rollups.PER_APPLICATION)
+    else:
+        stmt = stmt.where(FigureRollup.department_code == rollups.PER_APPLICATION)
+    if by != TOTAL_KEY:
+        key = _rollup_key(by)
+        stmt = stmt.add_columns(key.label("key")).group_by(key)
+    for r in session.execute(stmt).mappings():
+        row = rows[r.get("key", TOTAL_KEY)]
+        for name in rollups.COUNTERS:
+            setattr(row, name, getattr(row, name) + r[name])
+
+
+def open_overdue(today: date) -> ColumnElement[bool]:
+    """Red card (hub.timelimits.signal) in SQL: the last counted day — today, or the day 补正
+    stopped the clock — is past the due date."""
+    return or_(
+        and_(Application.paused_since.is_(None), Application.due_date < today),
+        Application.paused_since > Application.due_date,
+    )
+
+
+def clocked() -> ColumnElement[bool]:
+    return and_(
+        Application.state.in_([s.value for s in CLOCKED]),
+        Application.accepted_on.is_not(None),
+        Application.due_date.is_not(None),
+    )
+
+
+def yellow_card(hub: Hub, today: date) -> ColumnElement[bool]:
+    """Yellow card (hub.timelimits.signal) in SQL: the clock runs, the due date is before the
+    (yellow_days + 1)-th working day from today, for work promised in more than yellow_days —
+    the EXISTS is only probed for the few rows the due-date range leaves."""
+    yellow_days = hub.settings.yellow_days
+    horizon, _ = hub.calendar.add_workdays(today, yellow_days + 1)
+    long = aliased(Part)
+    return and_(
+        Application.paused_since.is_(None),
+        Application.due_date >= today,
+        Application.due_date < horizon,
+        exists().where(
+            long.application_id == Application.id, long.promised_days + Application.paused_workdays > yellow_days
+        ),
+    )
+
+
+OPEN_PART = (PartState.pending.value, PartState.in_review.value)
+
+
+def _open_work_stmt(by: str, actor: Actor | None) -> Select:
+    stmt = select(func.count().label("n"), func.min(Application.due_date).label("oldest")).where(clocked())
+    if by == "department":  # the parts still to be decided, by their department
+        stmt = stmt.join(Part, Part.application_id == Application.id).where(Part.state.in_(OPEN_PART))
+    if actor is not None:
+        stmt = stmt.where(_visible(actor))
+    if by != TOTAL_KEY:
+        key = _key_column(by)
+        stmt = stmt.add_columns(key.label("key")).group_by(key)
+    return stmt
+
+
+def _add_open_work(
+    session: Session, rows: dict[str, Row], hub: Hub, by: str, last: date, today: date, actor: Actor | None
+) -> None:
+    """Open overdue (red, due by the period's last day) and yellow cards, as of today: two
+    grouped queries over the open, clocked applications (the state and due-date indexes)."""
+    red = _open_work_stmt(by, actor).where(open_overdue(today), Application.due_date <= last)
+    for r in session.execute(red).mappings():
+        row = rows[r.get("key", TOTAL_KEY)]
+        row.overdue_open += r["n"]
+        if r["oldest"] is not None:
+            row.max_overdue_days = max(row.max_overdue_days, (today - r["oldest"]).days)
+    for r in session.execute(_open_work_stmt(by, actor).where(yellow_card(hub, today))).mappings():
+        rows[r.get("key", TOTAL_KEY)].due_soon += r["n"]
+
+
+@dataclass
+class OpenWork:
+    """Open work by department and item (事项): red and yellow cards as of today."""
+
+    department: str
+    department_name: str
+    item: str
+    title: str
+    overdue_open: int = 0
+    due_soon: int = 0
+    max_overdue_days: int = 0
+
+
+def open_work(hub: Hub, *, actor: Actor | None = None) -> list[OpenWork]:
+    """Every department × item with open overdue or yellow-card parts, the most overdue first:
+    two grouped queries over the open, clocked applications' open parts."""
+    today = hub.today()
+    out: dict[tuple[str, str], OpenWork] = {}
+
+    def stmt(condition: ColumnElement[bool]) -> Select:
+        q = (
+            select(
+                Part.department_code,
+                Part.item_code,
+                func.min(Part.title).label("title"),
+                func.count().label("n"),
+                func.min(Application.due_date).label("oldest"),
+            )
+            .join(Application, Application.id == Part.application_id)
+            .where(clocked(), Part.state.in_(OPEN_PART), condition)
+            .group_by(Part.department_code, Part.item_code)
+        )
+        return q.where(_visible(actor)) if actor is not None else q
+
+    with hub.sessions() as session:
+        for kind, condition in (("red", open_overdue(today)), ("yellow", yellow_card(hub, today))):
+            for r in session.execute(stmt(condition)).mappings():
+                w = out.get((r["department_code"], r["item_code"]))
+                if w is None:
+                    name = label_of(hub, "department", r["department_code"])
+                    w = out[(r["department_code"], r["item_code"])] = OpenWork(
+                        r["department_code"], name, r["item_code"], r["title"]
+                    )
+                if kind == "red":
+                    w.overdue_open += r["n"]
+                    w.max_overdue_days = (today - r["oldest"]).days
+                else:
+                    w.due_soon += r["n"]
+    return sorted(out.values(), key=lambda w: (-w.overdue_open, -w.max_overdue_days, -w.due_soon, w.department, w.item))
 
 
 def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, hi: datetime, actor) -> None:
