@@ -10,16 +10,19 @@ from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
+from typer.testing import CliRunner
 
 from hub import applications as svc
-from hub import ratings
+from hub import ratings, rollups
+from hub.cli import app as cli_app
 from hub.charts import bar_chart, rate_bars
 from hub.errors import InvalidInput
 from hub.jobs.report import daily_report
 from hub.lifecycle import Role
 from hub.supervision import figures as dashboard
 from hub.supervision import report as supervision_report
+from hub.storage.tables import FigureRollup
 from hub.supervision.figures import Figures
 from tests.conftest import CST
 from tests.support.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
@@ -266,3 +269,75 @@ def test_the_daily_report_is_the_dashboards_query_for_one_day(hub, walked, monke
     assert set(report.by["department"]) >= {"ts-rsj", "ts-ybj", "ts-gjj", "ts-mzj"}  # 退休一件事's parts
     body = json.loads(report.json_path.read_text(encoding="utf-8"))
     assert set(body["desk"]) == set(report.by["desk"]) and "trips_saved" not in body["total"]
+
+
+# ---------------------------------------------------------------------------- rollups, open work
+
+
+def _rollups_match_the_events(hub) -> dict:
+    with hub.engine.connect() as conn:
+        span = rollups.event_days(conn, hub.settings.tz)
+        want = rollups.recompute(conn, hub.settings.tz, *span)
+        have = rollups.stored(conn, *span)
+    assert have == want
+    return have
+
+
+def test_rollups_are_kept_with_the_events_and_rebuilt_from_them(hub, clock, walked, db_url):
+    """Every path that writes counted events — the ORM's transitions, the batch intake's Core
+    rows — moves the rollups in the same transaction; a backfill from the events gives the same
+    rows; the CLI check agrees (and finds a tampered row)."""
+    clock.set(date(2026, 11, 6))
+    _walk(hub, walked["B"], [(GJJ, "start_review"), (GJJ, "approve")])  # late: completes an earlier acceptance
+    new = elderly_card(source_ref="XH-B1:7")
+    subject, form, problems = svc.check_new(hub, new)
+    assert subject is not None and not problems
+    stored = [hub.store.put(m.content) for m in new.materials]
+    entry = svc.Received(new=new, subject=subject, form=form, stored=stored, pre_review={})
+    assert svc.receive_batch(hub, [entry], svc.Actor(name="intake:test", role=Role.system, desk=new.desk)) != []
+    have = _rollups_match_the_events(hub)
+    assert sum(c["received"] for (day, *_), c in have.items() if day == date(2026, 11, 6)) == 2  # app + its part
+    with hub.engine.begin() as conn:
+        assert rollups.backfill(conn, hub.settings.tz) == len(have)
+    assert _rollups_match_the_events(hub) == have
+    with hub.engine.begin() as conn:
+        one = (FigureRollup.day == DAY, FigureRollup.desk_code == "bank-baizhang", FigureRollup.department_code == "")
+        conn.execute(update(FigureRollup).where(*one).values(received=FigureRollup.received + 1))
+    env = {"HUB_DATABASE_URL": db_url}
+    result = CliRunner().invoke(cli_app, ["--home", str(hub.settings.home), "db", "rollups-check"], env=env)
+    assert result.exit_code == 1 and "1 differ" in result.output
+    result = CliRunner().invoke(cli_app, ["--home", str(hub.settings.home), "db", "rollups-check", "--rebuild"], env=env)
+    assert result.exit_code == 0, result.output
+    assert _rollups_match_the_events(hub) == have
+
+
+def _overdue_case(hub, clock) -> tuple[str, str]:
+    """On 2026-09-21 a 租房提取 (3 working days) accepted and left alone: due 09-24; and an
+    优待证 decided the same day (on time)."""
+    clock.set(date(2026, 9, 21))
+    late = svc.create(hub, fund_rent(materials=[*CORE, "房屋租赁合同"]), HZ_CLERK).number
+    svc.transition(hub, late, "accept", GJJ)
+    done = svc.create(hub, elderly_card(), TELLER).number
+    _walk(hub, done, [(TELLER, "pre_review"), (MZJ, "accept"), (MZJ, "start_review"), (MZJ, "approve")])
+    return late, done
+
+
+def test_a_case_52_days_overdue_counts_and_lowers_the_on_time_rate(hub, clock):
+    late, _ = _overdue_case(hub, clock)
+    assert svc.read(hub, late, GJJ).due_date == date(2026, 9, 24)
+    clock.set(date(2026, 11, 15))  # 52 days after the due date
+    start, end = dashboard.period_bounds("month", hub.today())
+    by = _by_key(dashboard.figures(hub, start, end, "department"))
+    assert (by["ts-gjj"].overdue_open, by["ts-gjj"].max_overdue_days, by["ts-gjj"].on_time_rate) == (1, 52, 0.0)
+    assert by["ts-mzj"].overdue_open == 0
+    [sep] = dashboard.figures(hub, date(2026, 9, 1), date(2026, 9, 30), "total")
+    # completed 1 on time, 1 open overdue: 50 %, not the 100 % of completed cases alone
+    assert (sep.completed, sep.on_time, sep.overdue_open, sep.on_time_rate) == (1, 1, 1, 0.5)
+    [aug] = dashboard.figures(hub, date(2026, 8, 1), date(2026, 8, 31), "total")
+    assert aug.overdue_open == 0  # not yet due by the end of August
+    [work] = dashboard.open_work(hub)
+    assert (work.department, work.item, work.overdue_open, work.max_overdue_days) == ("ts-gjj", work.item, 1, 52)
+    assert work.department_name == hub.catalog.departments["ts-gjj"].name
+    clock.set(date(2026, 9, 23))  # one working day left: a yellow card, not red
+    [t] = dashboard.figures(hub, date(2026, 9, 1), date(2026, 9, 30), "total")
+    assert (t.overdue_open, t.due_soon) == (0, 1)
