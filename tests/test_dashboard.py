@@ -15,14 +15,14 @@ from typer.testing import CliRunner
 
 from hub import applications as svc
 from hub import ratings, rollups
-from hub.cli import app as cli_app
 from hub.charts import bar_chart, rate_bars
+from hub.cli import app as cli_app
 from hub.errors import InvalidInput
 from hub.jobs.report import daily_report
 from hub.lifecycle import Role
+from hub.storage.tables import FigureRollup
 from hub.supervision import figures as dashboard
 from hub.supervision import report as supervision_report
-from hub.storage.tables import FigureRollup
 from hub.supervision.figures import Figures
 from tests.conftest import CST
 from tests.support.samples import HZ_CLERK, SH_CLERK, TELLER, elderly_card, fund_rent, officer, retirement
@@ -306,7 +306,9 @@ def test_rollups_are_kept_with_the_events_and_rebuilt_from_them(hub, clock, walk
     env = {"HUB_DATABASE_URL": db_url}
     result = CliRunner().invoke(cli_app, ["--home", str(hub.settings.home), "db", "rollups-check"], env=env)
     assert result.exit_code == 1 and "1 differ" in result.output
-    result = CliRunner().invoke(cli_app, ["--home", str(hub.settings.home), "db", "rollups-check", "--rebuild"], env=env)
+    result = CliRunner().invoke(
+        cli_app, ["--home", str(hub.settings.home), "db", "rollups-check", "--rebuild"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert _rollups_match_the_events(hub) == have
 

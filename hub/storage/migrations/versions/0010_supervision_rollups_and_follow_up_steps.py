@@ -61,8 +61,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_ratings_rated_at", ["rated_at"], unique=False)
     # open follow-ups of an existing database wait at the first step
     op.execute(
-        "UPDATE ratings SET follow_up_step = 'verify' "
-        "WHERE follow_up_due IS NOT NULL AND follow_up_closed_at IS NULL"
+        "UPDATE ratings SET follow_up_step = 'verify' WHERE follow_up_due IS NOT NULL AND follow_up_closed_at IS NULL"
     )
 
 
