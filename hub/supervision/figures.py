@@ -121,7 +121,12 @@ class Row(Figures):
         return round(self.rating_sum / self.ratings, 2) if self.ratings else None
 
     def as_dict(self) -> dict[str, Any]:
-        return super().as_dict() | {"trips_saved": self.trips_saved, "rating_average": self.rating_average}
+        return super().as_dict() | {
+            "key": self.key,
+            "label": self.label,
+            "trips_saved": self.trips_saved,
+            "rating_average": self.rating_average,
+        }
 
 
 # ---------------------------------------------------------------------------- periods
@@ -518,25 +523,121 @@ def _add_ratings(
 
 # ---------------------------------------------------------------------------- export
 
-COLUMNS: list[tuple[str, str]] = [
-    ("key", "代码 key"),
-    ("label", "名称 label"),
-    ("received", "收件量 received"),
-    ("accepted", "受理量 accepted"),
-    ("completed", "办结量 completed"),
-    ("completion_rate", "办结率 completion rate"),
-    ("on_time_rate", "按时办结率 on-time rate"),
-    ("instant_ratio", "即办件占比 instant ratio"),
-    ("trips_saved", "少跑次数 trips saved"),
-    ("trips_desk", "就近收件 received near home"),
-    ("trips_tolerant", "容缺受理 tolerant acceptance"),
-    ("trips_mail", "邮寄送达 delivered by post"),
-    ("ratings", "评价数 ratings"),
-    ("rating_average", "平均评分 average rating"),
-    ("bad_ratings", "差评数 bad ratings"),
-    ("follow_ups_open", "待整改 open follow-ups"),
-    ("follow_ups_late", "超期整改 late follow-ups"),
+# (field, Chinese, English): the dashboard's table and its CSV, column for column
+COLUMNS: list[tuple[str, str, str]] = [
+    ("key", "代码", "key"),
+    ("label", "名称", "label"),
+    ("received", "收件量", "received"),
+    ("accepted", "受理量", "accepted"),
+    ("completed", "办结量", "completed"),
+    ("completion_rate", "办结率", "completion rate"),
+    ("on_time_rate", "按时办结率", "on-time rate"),
+    ("overdue_open", "超期在办", "open overdue"),
+    ("max_overdue_days", "最长超期天数", "longest overdue days"),
+    ("due_soon", "临期黄牌", "yellow cards"),
+    ("instant_ratio", "即办件占比", "instant ratio"),
+    ("trips_saved", "少跑次数", "trips saved"),
+    ("trips_desk", "就近收件", "received near home"),
+    ("trips_tolerant", "容缺受理", "tolerant acceptance"),
+    ("trips_mail", "邮寄送达", "delivered by post"),
+    ("ratings", "评价数", "ratings"),
+    ("rating_average", "平均评分", "average rating"),
+    ("bad_ratings", "差评数", "bad ratings"),
+    ("follow_ups_open", "待整改", "open follow-ups"),
+    ("follow_ups_late", "超期整改", "late follow-ups"),
 ]
+RATES = frozenset({"completion_rate", "on_time_rate", "instant_ratio"})
+
+
+def csv_value(row: Row, name: str) -> str:
+    """A cell of the CSV: rates as fractions (0.6667), no figure as empty."""
+    value = row.as_dict()[name]
+    return "" if value is None else str(value)
+
+
+def shown(row: Row, name: str) -> str:
+    """The same cell on the page: rates as percentages (66.7%), no figure as "—"."""
+    value = row.as_dict()[name]
+    if value is None:
+        return "—"
+    if name in RATES:
+        return f"{value * 100:.1f}%"
+    if name == "rating_average":
+        return f"{value:.2f}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------- trends
+
+
+@dataclass
+class TrendPoint:
+    """One week (from its Monday) or month of the whole hub's counts, from the rollups."""
+
+    label: str
+    start: date
+    end: date
+    received: int = 0
+    accepted: int = 0
+    completed: int = 0
+    on_time: int = 0
+
+    @property
+    def late(self) -> int:
+        return self.completed - self.on_time
+
+    @property
+    def on_time_share(self) -> float | None:
+        """Of the completed ones, the share on time (open overdue work has no past to count in)."""
+        return round(self.on_time / self.completed, 4) if self.completed else None
+
+
+def _buckets(kind: str, end: date, count: int) -> list[tuple[date, date]]:
+    out = []
+    if kind == "week":
+        monday = end - timedelta(days=end.weekday())
+        for i in range(count - 1, -1, -1):
+            start = monday - timedelta(weeks=i)
+            out.append((start, start + timedelta(days=6)))
+    else:
+        first = end.replace(day=1)
+        for i in range(count - 1, -1, -1):
+            y, m = divmod(first.month - 1 - i, 12)
+            start = date(first.year + y, m + 1, 1)
+            out.append(period_bounds("month", start))
+    return out
+
+
+def trend(hub: Hub, kind: str, end: date, count: int = 12) -> list[TrendPoint]:
+    """The last `count` weeks or months up to the one holding `end`: one grouped query over the
+    rollups' days (at most a year of rows per key), bucketed here."""
+    if kind not in ("week", "month"):
+        raise InvalidInput.field("trend", "趋势应按周或按月", "trend must be week or month")
+    buckets = _buckets(kind, end, count)
+    points = [
+        TrendPoint(label=f"{a.month}/{a.day}" if kind == "week" else f"{a.year}-{a.month:02d}", start=a, end=b)
+        for a, b in buckets
+    ]
+    sums = [func.sum(getattr(FigureRollup, n)).label(n) for n in ("received", "accepted", "completed", "on_time")]
+    stmt = (
+        select(FigureRollup.day, *sums)
+        .where(
+            FigureRollup.day >= buckets[0][0],
+            FigureRollup.day <= buckets[-1][1],
+            FigureRollup.department_code == rollups.PER_APPLICATION,
+        )
+        .group_by(FigureRollup.day)
+    )
+    with hub.sessions() as session:
+        for r in session.execute(stmt).mappings():
+            for p in points:
+                if p.start <= r["day"] <= p.end:
+                    p.received += r["received"] or 0
+                    p.accepted += r["accepted"] or 0
+                    p.completed += r["completed"] or 0
+                    p.on_time += r["on_time"] or 0
+                    break
+    return points
 
 
 def to_csv(rows: list[Row]) -> str:
@@ -546,8 +647,7 @@ def to_csv(rows: list[Row]) -> str:
     out = io.StringIO()
     out.write("\ufeff")
     w = csv.writer(out)
-    w.writerow([header for _, header in COLUMNS])
+    w.writerow([f"{zh} {en}" for _, zh, en in COLUMNS])
     for row in rows:
-        d = row.as_dict()
-        w.writerow(["" if d[name] is None else d[name] for name, _ in COLUMNS])
+        w.writerow([csv_value(row, name) for name, _, _ in COLUMNS])
     return out.getvalue()

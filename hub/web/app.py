@@ -29,7 +29,7 @@ from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, Not
 from hub.lifecycle import Role
 from hub.metrics import HubCollector, RequestMetrics
 from hub.users import ApprovalRefused, LoginRefused
-from hub.web import api, exchange, material_links, openapi, pages
+from hub.web import api, exchange, material_links, openapi, pages, supervision_pages
 from hub.web.deps import optional_principal
 from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
@@ -245,6 +245,7 @@ def create_app(hub: Hub) -> FastAPI:
     add_operability(app, hub)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(supervision_pages.router)
     app.include_router(material_links.router)
     app.include_router(exchange.router)
 
