@@ -159,7 +159,7 @@ def follow_ups_page(request: Request, hub: HubDep, principal: Anyone, all: int =
         show_all=all,
         steps=[(s, ratings.STEP_ZH[s]) for s in ratings.STEPS],
         can_review=principal.role is Role.supervisor,
-        me=principal.actor.name,
+        my_name=principal.actor.name,
         done=request.query_params.get("done", ""),
     )
 
