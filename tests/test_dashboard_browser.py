@@ -121,7 +121,7 @@ def accessible(page) -> None:
 
 
 def test_the_supervisor_sees_the_late_case_and_the_page_matches_its_csv(site, page):
-    hub, url, numbers = site
+    _hub, url, _numbers = site
     log_in(page, url, LIU, "/dashboard")
     overdue = page.locator("[data-kpi=overdue_open]")
     expect(overdue.locator(".kpi-value")).to_have_text("1")
