@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from hub import applications as svc
 from hub import ratings, rollups
-from hub.charts import bar_chart, rate_bars
+from hub.charts import bar_chart, column_chart, rate_bars
 from hub.cli import app as cli_app
 from hub.errors import InvalidInput
 from hub.jobs.report import daily_report
@@ -343,3 +343,46 @@ def test_a_case_52_days_overdue_counts_and_lowers_the_on_time_rate(hub, clock):
     clock.set(date(2026, 9, 23))  # one working day left: a yellow card, not red
     [t] = dashboard.figures(hub, date(2026, 9, 1), date(2026, 9, 30), "total")
     assert (t.overdue_open, t.due_soon) == (0, 1)
+
+
+def test_trends_by_week_and_month_from_the_rollups(hub, clock, walked):
+    weeks = dashboard.trend(hub, "week", date(2026, 11, 8), 3)
+    assert [(p.start, p.end, p.label) for p in weeks] == [
+        (date(2026, 10, 19), date(2026, 10, 25), "10/19"),
+        (date(2026, 10, 26), date(2026, 11, 1), "10/26"),
+        (date(2026, 11, 2), date(2026, 11, 8), "11/2"),
+    ]
+    assert [(p.received, p.accepted, p.completed, p.on_time) for p in weeks] == [
+        (0, 0, 0, 0),
+        (0, 0, 0, 0),
+        (6, 3, 2, 2),
+    ]
+    [week] = dashboard.figures(hub, date(2026, 11, 2), date(2026, 11, 8), "total")
+    assert (weeks[-1].received, weeks[-1].completed) == (week.received, week.completed)  # A..F, F on the 3rd
+    months = dashboard.trend(hub, "month", date(2027, 1, 10), 3)
+    assert [p.label for p in months] == ["2026-11", "2026-12", "2027-01"]
+    assert (months[0].received, months[0].on_time_share, months[1].on_time_share) == (6, 1.0, None)
+    with pytest.raises(InvalidInput) as exc:
+        dashboard.trend(hub, "day", DAY)
+    assert exc.value.errors[0].field == "trend"
+
+
+def test_column_chart_is_valid_escaped_svg_with_a_legend():
+    svg = column_chart(["9/14", "9/21<"], [("收件量", [4, 2]), ("办结量", [2, None])], title="近2周 <收件> 与办结")
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.get("role") == "img" and root.find(f"{ns}title").text == "近2周 <收件> 与办结"
+    columns = [r for r in root.iter(f"{ns}rect") if r.find(f"{ns}title") is not None]
+    assert [c.find(f"{ns}title").text for c in columns] == [
+        "9/14 · 收件量: 4",
+        "9/14 · 办结量: 2",
+        "9/21< · 收件量: 2",
+        "9/21< · 办结量: —",
+    ]
+    heights = [float(c.get("height")) for c in columns]
+    assert heights[0] == pytest.approx(2 * heights[1]) and heights[3] == 0
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "收件量" in texts and "办结量" in texts  # the legend
+    assert "暂无数据" in [t.text for t in ET.fromstring(column_chart([], [], title="空")).iter(f"{ns}text")]
+    with pytest.raises(ValueError):
+        column_chart(["a"], [("x", [1, 2])], title="t")
