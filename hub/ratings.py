@@ -269,9 +269,12 @@ def _follow_up(hub: Hub, app: Application, r: Rating, today: date) -> FollowUp:
     )
 
 
-def follow_ups(hub: Hub, actor: Actor, open_only: bool = True) -> list[FollowUp]:
+def follow_ups(
+    hub: Hub, actor: Actor, open_only: bool = True, *, limit: int | None = None, offset: int = 0
+) -> list[FollowUp]:
     """Bad ratings' follow-ups the actor may see (a desk its own, a department those with its
-    part, supervisors all), the soonest due first."""
+    part, supervisors all), the soonest due first; a page of `limit` from `offset`, cut in the
+    database on the stable (due, id) order (the ratings' follow_up_due index)."""
     today = hub.today()
     stmt = scoped(select(Application, Rating).join(Rating, Rating.application_id == Application.id), actor).where(
         Rating.follow_up_due.is_not(None)
@@ -280,6 +283,8 @@ def follow_ups(hub: Hub, actor: Actor, open_only: bool = True) -> list[FollowUp]
         stmt = stmt.where(Rating.follow_up_closed_at.is_(None))
     with hub.sessions() as session:
         stmt = stmt.options(selectinload(Rating.steps)).order_by(Rating.follow_up_due, Rating.id)
+        if limit is not None:
+            stmt = stmt.limit(limit).offset(max(offset, 0))
         rows = session.execute(stmt).all()
         return [_follow_up(hub, app, r, today) for app, r in rows]
 

@@ -264,3 +264,14 @@ def test_rating_of_is_scoped(hub):
     applicant = svc.Actor(name="林阿婆", role=Role.applicant, applicant_id="11010119900307001X")
     with pytest.raises(NotFound):
         ratings.rate(hub, number, 1, None, actor=applicant)  # not theirs to rate
+
+
+def test_follow_ups_are_paged_in_due_order(hub, clock):
+    ids = []
+    for day in (date(2026, 9, 23), date(2026, 9, 21), date(2026, 9, 22)):
+        clock.set(day)
+        ids.append(ratings.rate(hub, _decided(hub), 1, None).id)
+    first = ratings.follow_ups(hub, SUPERVISOR, limit=2)
+    rest = ratings.follow_ups(hub, SUPERVISOR, limit=2, offset=2)
+    assert [f.rating_id for f in first + rest] == [ids[1], ids[2], ids[0]]
+    assert [f.due for f in first] == sorted(f.due for f in first) and len(rest) == 1

@@ -310,7 +310,10 @@ class Rating(Base):
     (1 or 2) opens a follow-up that must be answered within 15 working days."""
 
     __tablename__ = "ratings"
-    __table_args__ = (Index("ix_ratings_rated_at", "rated_at"),)  # the dashboard's periods
+    __table_args__ = (
+        Index("ix_ratings_rated_at", "rated_at"),  # the dashboard's periods
+        Index("ix_ratings_follow_up_due", "follow_up_due", "id"),  # the follow-ups page, in due order
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)

@@ -147,16 +147,23 @@ def dashboard_csv(
 # ---------------------------------------------------------------- 好差评整改
 
 
+FOLLOW_UPS_PAGE = 50
+
+
 @router.get("/follow-ups")
-def follow_ups_page(request: Request, hub: HubDep, principal: Anyone, all: int = 0) -> Response:
+def follow_ups_page(request: Request, hub: HubDep, principal: Anyone, all: int = 0, offset: int = 0) -> Response:
     if principal.role not in (Role.supervisor, Role.officer):
         raise HTTPException(403, "无权访问")
-    rows = ratings.follow_ups(hub, principal.actor, open_only=not all)
+    offset = max(offset, 0)
+    rows = ratings.follow_ups(hub, principal.actor, open_only=not all, limit=FOLLOW_UPS_PAGE + 1, offset=offset)
     return render(
         request,
         "follow_ups.html",
-        rows=rows,
+        rows=rows[:FOLLOW_UPS_PAGE],
         show_all=all,
+        offset=offset,
+        page_size=FOLLOW_UPS_PAGE,
+        more=len(rows) > FOLLOW_UPS_PAGE,
         steps=[(s, ratings.STEP_ZH[s]) for s in ratings.STEPS],
         can_review=principal.role is Role.supervisor,
         my_name=principal.actor.name,

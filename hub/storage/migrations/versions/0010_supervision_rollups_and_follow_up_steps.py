@@ -59,6 +59,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("follow_up_step", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("follow_up_owner", sa.String(length=100), nullable=True))
         batch_op.create_index("ix_ratings_rated_at", ["rated_at"], unique=False)
+        batch_op.create_index("ix_ratings_follow_up_due", ["follow_up_due", "id"], unique=False)
     # open follow-ups of an existing database wait at the first step
     op.execute(
         "UPDATE ratings SET follow_up_step = 'verify' WHERE follow_up_due IS NOT NULL AND follow_up_closed_at IS NULL"
@@ -67,6 +68,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("ratings", schema=None) as batch_op:
+        batch_op.drop_index("ix_ratings_follow_up_due")
         batch_op.drop_index("ix_ratings_rated_at")
         batch_op.drop_column("follow_up_owner")
         batch_op.drop_column("follow_up_step")
