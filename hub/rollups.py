@@ -29,10 +29,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, false, func, select
+from sqlalchemy import Connection, and_, case, delete, exists, false, func, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from hub.catalog.models import Channel
 from hub.storage.tables import Application, Event, FigureRollup, Part
@@ -206,12 +206,11 @@ def _recompute_day(conn: Connection, out: Increments, day: date, lo: datetime, h
         instant = Part.promised_days == 0
         department = Part.department_code
     else:
-        slowest = (
-            select(Part.application_id, func.max(Part.promised_days).label("days"))
-            .group_by(Part.application_id)
-            .subquery()
-        )
-        instant = slowest.c.days == 0
+        # every item instant: no part promised in more than 0 days (probed by the parts'
+        # application index for the day's submissions only; an aggregate over every part of the
+        # hub would be recomputed for each day)
+        slow = aliased(Part)
+        instant = ~exists().where(slow.application_id == Application.id, slow.promised_days > 0)
         department = None
     columns = [
         Event.action,
@@ -230,8 +229,6 @@ def _recompute_day(conn: Connection, out: Increments, day: date, lo: datetime, h
     if per_part:
         stmt = stmt.join(Part, Part.application_id == Application.id).add_columns(department.label("department"))
         group.append(department)
-    else:
-        stmt = stmt.join(slowest, slowest.c.application_id == Application.id)
     stmt = stmt.where(Event.at >= lo, Event.at < hi, Event.action.in_(COUNTED)).group_by(*group)
     for r in conn.execute(stmt).mappings():
         key = (day, r["channel"], r["desk_code"], r["department"] if per_part else PER_APPLICATION)

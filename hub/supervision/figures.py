@@ -443,13 +443,9 @@ def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, h
     if by == "department":
         instant = Part.promised_days == 0  # per part
     else:
-        # an application is instant when its slowest item is: the max over its parts, per application
-        slowest = (
-            select(Part.application_id, func.max(Part.promised_days).label("days"))
-            .group_by(Part.application_id)
-            .subquery()
-        )
-        instant = slowest.c.days == 0
+        # an application is instant when no item of it is promised in more than 0 days
+        slow = aliased(Part)
+        instant = ~exists().where(slow.application_id == Application.id, slow.promised_days > 0)
     stmt = (
         select(
             Event.action,
@@ -466,8 +462,6 @@ def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, h
         .where(Event.at >= lo, Event.at < hi, Event.action.in_(COUNTED))
         .group_by(Event.action)
     )
-    if by != "department":
-        stmt = stmt.join(slowest, slowest.c.application_id == Application.id)
     for r in session.execute(_grouped(stmt, by, actor)).mappings():
         row = rows[r.get("key", TOTAL_KEY)]
         n = r["n"]
