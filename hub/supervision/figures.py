@@ -411,7 +411,6 @@ def open_work(hub: Hub, *, actor: Actor | None = None) -> list[OpenWork]:
             select(
                 Part.department_code,
                 Part.item_code,
-                func.min(Part.title).label("title"),
                 func.count().label("n"),
                 func.min(Application.due_date).label("oldest"),
             )
@@ -427,8 +426,9 @@ def open_work(hub: Hub, *, actor: Actor | None = None) -> list[OpenWork]:
                 w = out.get((r["department_code"], r["item_code"]))
                 if w is None:
                     name = label_of(hub, "department", r["department_code"])
+                    item = hub.catalog.items.get(r["item_code"])  # a partner's item: its code
                     w = out[(r["department_code"], r["item_code"])] = OpenWork(
-                        r["department_code"], name, r["item_code"], r["title"]
+                        r["department_code"], name, r["item_code"], item.name if item else r["item_code"]
                     )
                 if kind == "red":
                     w.overdue_open += r["n"]

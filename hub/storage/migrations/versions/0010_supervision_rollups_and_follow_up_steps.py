@@ -60,6 +60,26 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("follow_up_owner", sa.String(length=100), nullable=True))
         batch_op.create_index("ix_ratings_rated_at", ["rated_at"], unique=False)
         batch_op.create_index("ix_ratings_follow_up_due", ["follow_up_due", "id"], unique=False)
+    # open work by due date, and open parts by application: the red and yellow counts (figures,
+    # /metrics) read these partial indexes alone
+    clocked = sa.text("state IN ('accepted', 'in_review', 'supplement_requested')")
+    op.create_index(
+        "ix_applications_clocked_due",
+        "applications",
+        ["due_date"],
+        postgresql_include=["state", "accepted_on", "paused_since", "paused_workdays", "channel", "desk_code"],
+        postgresql_where=clocked,
+        sqlite_where=clocked,
+    )
+    open_part = sa.text("state IN ('pending', 'in_review')")
+    op.create_index(
+        "ix_parts_open_by_application",
+        "application_parts",
+        ["application_id"],
+        postgresql_include=["department_code", "item_code"],
+        postgresql_where=open_part,
+        sqlite_where=open_part,
+    )
     # open follow-ups of an existing database wait at the first step
     op.execute(
         "UPDATE ratings SET follow_up_step = 'verify' WHERE follow_up_due IS NOT NULL AND follow_up_closed_at IS NULL"
@@ -67,6 +87,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_parts_open_by_application", table_name="application_parts")
+    op.drop_index("ix_applications_clocked_due", table_name="applications")
     with op.batch_alter_table("ratings", schema=None) as batch_op:
         batch_op.drop_index("ix_ratings_follow_up_due")
         batch_op.drop_index("ix_ratings_rated_at")
