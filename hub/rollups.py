@@ -12,6 +12,7 @@ department view always did). The counters and what moves them:
 - accept: accepted; trips_tolerant (accepted under 容缺, `data.tolerant`);
 - decide: completed; on_time (unless `data.on_time` is false);
 - deliver: trips_mail (the form asked for 邮寄送达);
+- a rating (好差评, by its local day): ratings, rating_sum (the levels), bad_ratings (level 1 or 2);
 - the step that first brings an application to decided/issued/delivered: accepted_completed
   +1 on the local day of each of its acceptances (the completion rate is over the day's
   acceptances, decided by the time it is read).
@@ -35,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from hub.catalog.models import Channel
-from hub.storage.tables import Application, Event, FigureRollup, Part
+from hub.storage.tables import Application, Event, FigureRollup, Part, Rating
 
 COUNTERS = (
     "received",
@@ -47,7 +48,11 @@ COUNTERS = (
     "trips_desk",
     "trips_tolerant",
     "trips_mail",
+    "ratings",
+    "rating_sum",
+    "bad_ratings",
 )
+BAD_LEVEL = 2  # hub.ratings.BAD_LEVEL (that module imports the applications layer; this one may not)
 DONE = frozenset({"decided", "issued", "delivered"})
 COUNTED = ("submit", "accept", "decide", "deliver")
 MAIL = "邮寄送达"  # the delivery_method choice that sends the result by post
@@ -94,6 +99,12 @@ def _count(
             _add(out, key, trips_mail=int((app.get("form") or {}).get("delivery_method") == MAIL))
 
 
+def _rated(out: Increments, day: date, app: Mapping[str, Any], parts, level: int) -> None:
+    for department in [PER_APPLICATION, *(p["department_code"] for p in parts)]:
+        key = (day, app["channel"], app["desk_code"], department)
+        _add(out, key, ratings=1, rating_sum=level, bad_ratings=int(level <= BAD_LEVEL))
+
+
 def _completed(out: Increments, accept_days: Iterable[date], app: Mapping[str, Any], parts) -> None:
     for day in accept_days:
         for department in [PER_APPLICATION, *(p["department_code"] for p in parts)]:
@@ -135,10 +146,14 @@ def _after_flush(session: Session, _context: Any) -> None:
         return
     new = [obj for obj in session.new if isinstance(obj, Event)]
     counted = [e for e in new if e.action in COUNTED or _completes(e)]
-    if not counted:
+    rated = [obj for obj in session.new if isinstance(obj, Rating)]
+    if not counted and not rated:
         return
     out: Increments = {}
     conn = session.connection()
+    for r in rated:
+        values, parts = _app_values(session.get(Application, r.application_id))
+        _rated(out, local_day(r.rated_at, tz), values, parts, r.level)
     for e in counted:
         app = e.application if e.application is not None else session.get(Application, e.application_id)
         values, parts = _app_values(app)
@@ -193,6 +208,7 @@ def recompute(conn: Connection, tz: tzinfo, first: date, last: date) -> Incremen
         lo, hi = _midnight(day, tz), _midnight(day + timedelta(days=1), tz)
         for department in (False, True):
             _recompute_day(conn, out, day, lo, hi, department)
+            _recompute_ratings(conn, out, day, lo, hi, department)
         day += timedelta(days=1)
     return {k: v for k, v in out.items() if any(v.values())}
 
@@ -241,6 +257,27 @@ def _recompute_day(conn: Connection, out: Increments, day: date, lo: datetime, h
             _add(out, key, completed=n, on_time=n - (r["late"] or 0))
         else:
             _add(out, key, trips_mail=r["mail"] or 0)
+
+
+def _recompute_ratings(
+    conn: Connection, out: Increments, day: date, lo: datetime, hi: datetime, per_part: bool
+) -> None:
+    group = [Application.channel, Application.desk_code]
+    stmt = select(
+        *group,
+        func.count().label("n"),
+        func.sum(Rating.level).label("levels"),
+        func.sum(case((Rating.level <= BAD_LEVEL, 1), else_=0)).label("bad"),
+    ).join(Application, Application.id == Rating.application_id)
+    if per_part:
+        stmt = stmt.join(Part, Part.application_id == Application.id).add_columns(
+            Part.department_code.label("department")
+        )
+        group.append(Part.department_code)
+    stmt = stmt.where(Rating.rated_at >= lo, Rating.rated_at < hi).group_by(*group)
+    for r in conn.execute(stmt).mappings():
+        key = (day, r["channel"], r["desk_code"], r["department"] if per_part else PER_APPLICATION)
+        _add(out, key, ratings=r["n"], rating_sum=r["levels"] or 0, bad_ratings=r["bad"] or 0)
 
 
 def stored(conn: Connection, first: date, last: date) -> Increments:

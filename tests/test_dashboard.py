@@ -289,6 +289,8 @@ def test_rollups_are_kept_with_the_events_and_rebuilt_from_them(hub, clock, walk
     rows; the CLI check agrees (and finds a tampered row)."""
     clock.set(date(2026, 11, 6))
     _walk(hub, walked["B"], [(GJJ, "start_review"), (GJJ, "approve")])  # late: completes an earlier acceptance
+    ratings.rate(hub, walked["A"], 1, "等了很久")
+    ratings.rate(hub, walked["B"], 4, None)
     new = elderly_card(source_ref="XH-B1:7")
     subject, form, problems = svc.check_new(hub, new)
     assert subject is not None and not problems
@@ -297,6 +299,8 @@ def test_rollups_are_kept_with_the_events_and_rebuilt_from_them(hub, clock, walk
     assert svc.receive_batch(hub, [entry], svc.Actor(name="intake:test", role=Role.system, desk=new.desk)) != []
     have = _rollups_match_the_events(hub)
     assert sum(c["received"] for (day, *_), c in have.items() if day == date(2026, 11, 6)) == 2  # app + its part
+    assert sum(c["ratings"] for (*_, dept), c in have.items() if dept == "") == 2
+    assert sum(c["bad_ratings"] for (*_, dept), c in have.items() if dept == "ts-mzj") == 1
     with hub.engine.begin() as conn:
         assert rollups.backfill(conn, hub.settings.tz) == len(have)
     assert _rollups_match_the_events(hub) == have

@@ -332,6 +332,13 @@ class Rating(Base):
     __table_args__ = (
         Index("ix_ratings_rated_at", "rated_at"),  # the dashboard's periods
         Index("ix_ratings_follow_up_due", "follow_up_due", "id"),  # the follow-ups page, in due order
+        # the dashboard's follow-up figures: the period's bad ratings only
+        Index(
+            "ix_ratings_bad_rated_at",
+            "rated_at",
+            postgresql_where=text("follow_up_due IS NOT NULL"),
+            sqlite_where=text("follow_up_due IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -387,6 +394,9 @@ class FigureRollup(Base):
     trips_desk: Mapped[int] = mapped_column(default=0)
     trips_tolerant: Mapped[int] = mapped_column(default=0)
     trips_mail: Mapped[int] = mapped_column(default=0)
+    ratings: Mapped[int] = mapped_column(default=0)  # on the day of the rating
+    rating_sum: Mapped[int] = mapped_column(default=0)
+    bad_ratings: Mapped[int] = mapped_column(default=0)
 
 
 class JobRun(Base):

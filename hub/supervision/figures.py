@@ -282,7 +282,9 @@ def _rows(
     if open_work:
         _add_open_work(session, rows, hub, by, _local_days(hub, lo, hi)[1], today, actor)
     if ratings:
-        _add_ratings(session, rows, hub, by, lo, hi, today, actor)
+        # the whole hub's rating counts come with the rollups; the follow-ups are judged live
+        counts = not (actor is None or actor.role is Role.supervisor)
+        _add_ratings(session, rows, hub, by, lo, hi, today, actor, counts=counts)
     return rows
 
 
@@ -481,7 +483,16 @@ def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, h
 
 
 def _add_ratings(
-    session: Session, rows: dict[str, Row], hub: Hub, by: str, lo: datetime, hi: datetime, today: date, actor
+    session: Session,
+    rows: dict[str, Row],
+    hub: Hub,
+    by: str,
+    lo: datetime,
+    hi: datetime,
+    today: date,
+    actor,
+    *,
+    counts: bool = True,
 ) -> None:
     """Ratings given in the period: counts in SQL; the follow-ups of the bad ones (few) are
     judged late or not in Python, where local dates and working days are at hand."""
@@ -491,7 +502,7 @@ def _add_ratings(
         .join(Application, Application.id == Rating.application_id)
         .where(*in_period)
     )
-    for r in session.execute(_grouped(stmt, by, actor)).all():
+    for r in session.execute(_grouped(stmt, by, actor)).all() if counts else ():
         row = rows[r.key if by != TOTAL_KEY else TOTAL_KEY]
         row.ratings += r.n
         row.rating_sum += r.levels or 0

@@ -27,6 +27,9 @@ COUNTERS = (
     "trips_desk",
     "trips_tolerant",
     "trips_mail",
+    "ratings",
+    "rating_sum",
+    "bad_ratings",
 )
 
 
@@ -80,6 +83,8 @@ def upgrade() -> None:
         postgresql_where=open_part,
         sqlite_where=open_part,
     )
+    bad = sa.text("follow_up_due IS NOT NULL")
+    op.create_index("ix_ratings_bad_rated_at", "ratings", ["rated_at"], postgresql_where=bad, sqlite_where=bad)
     # open follow-ups of an existing database wait at the first step
     op.execute(
         "UPDATE ratings SET follow_up_step = 'verify' WHERE follow_up_due IS NOT NULL AND follow_up_closed_at IS NULL"
@@ -87,6 +92,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ratings_bad_rated_at", table_name="ratings")
     op.drop_index("ix_parts_open_by_application", table_name="application_parts")
     op.drop_index("ix_applications_clocked_due", table_name="applications")
     with op.batch_alter_table("ratings", schema=None) as batch_op:
