@@ -1,6 +1,9 @@
 """The figures supervisors read — the dashboard's (数据看板) for a period and the daily report's
-for one day — from ONE grouped SQL query over the period's events, per channel, desk or
-department: a few queries per call whatever the number of applications.
+for one day — per channel, desk or department. For the whole hub they are summed from the daily
+rollups (`hub.rollups`, kept with the events as they commit): one grouped query over days × keys,
+whatever the number of applications; a view scoped to one desk or department reads its own
+events. Open overdue and yellow-card work is counted as of today from the open applications
+(partial indexes); the trends sum the rollups by week and month.
 
 Definitions (also in docs/airflow.md and docs/dashboard.md), for the local dates of the period:
 
@@ -10,7 +13,9 @@ Definitions (also in docs/airflow.md and docs/dashboard.md), for the local dates
 - completed (办结量): applications decided that day;
 - completion rate (办结率): of the applications accepted that day, the share decided by the time
   the report is made;
-- on-time rate (按时办结率): of those completed that day, the share decided on or before the due date;
+- on-time rate (按时办结率): of those completed in the period plus the open work overdue by its end
+  (late by definition), the share decided on or before the due date (the daily report's, over
+  the day's completed ones only);
 - instant ratio (即办件占比): of those received that day, the share whose every item is instant
   (promised in 0 working days).
 
