@@ -5,12 +5,13 @@ export, a constant number of queries, and the SVG charts."""
 import csv
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, func, select, text, update
 from typer.testing import CliRunner
 
 from hub import applications as svc
@@ -20,7 +21,7 @@ from hub.cli import app as cli_app
 from hub.errors import InvalidInput
 from hub.jobs.report import daily_report
 from hub.lifecycle import Role
-from hub.storage.tables import FigureRollup
+from hub.storage.tables import Application, FigureRollup, Rating
 from hub.supervision import figures as dashboard
 from hub.supervision import report as supervision_report
 from hub.supervision.figures import Figures
@@ -390,3 +391,45 @@ def test_column_chart_is_valid_escaped_svg_with_a_legend():
     assert "暂无数据" in [t.text for t in ET.fromstring(column_chart([], [], title="空")).iter(f"{ns}text")]
     with pytest.raises(ValueError):
         column_chart(["a"], [("x", [1, 2])], title="t")
+
+
+def _plan(hub, stmt) -> str:
+    """The plan of `stmt` as text; on PostgreSQL with sequential scans priced out, so a plan that
+    still scans a table has no index to use (on a small test database the planner would
+    otherwise rightly prefer scans)."""
+    with hub.engine.connect() as conn:
+        compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET enable_seqscan = off"))
+            return "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")))
+        return "\n".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+
+
+def test_the_dashboards_queries_read_indexes_not_the_big_tables(hub, clock, walked):
+    """Open work, the rollups and the period's bad ratings are each found through an index: no
+    plan scans applications, their parts, their events or the ratings."""
+    today = hub.today()
+    big = ("applications", "application_parts", "events", "ratings", "figure_rollups")
+    stmts = {
+        f"open overdue by {by}": dashboard._open_work_stmt(by, None).where(
+            dashboard.open_overdue(today), Application.due_date <= today
+        )
+        for by in ("channel", "department", "total")
+    }
+    stmts["yellow by department"] = dashboard._open_work_stmt("department", None).where(
+        dashboard.yellow_card(hub, today)
+    )
+    stmts["rollups"] = select(func.sum(FigureRollup.received)).where(
+        FigureRollup.day >= DAY, FigureRollup.day <= today, FigureRollup.department_code == ""
+    )
+    lo, hi = dashboard.utc_bounds(hub, DAY, today)
+    stmts["bad ratings"] = (
+        select(Rating.follow_up_due)
+        .join(Application, Application.id == Rating.application_id)
+        .where(Rating.rated_at >= lo, Rating.rated_at < hi, Rating.follow_up_due.is_not(None))
+    )
+    for name, stmt in stmts.items():
+        plan = _plan(hub, stmt)
+        for table in big:
+            scanned = re.search(rf"Seq Scan on {table}\b|^SCAN {table}$", plan, re.MULTILINE)
+            assert scanned is None, f"{name} scans {table}:\n{plan}"
