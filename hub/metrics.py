@@ -201,6 +201,18 @@ class HubCollector(Collector):
             "Applications with yellow_days or fewer working days left (yellow card, 黄牌)",
             value=int(conn.execute(yellow).scalar_one()),
         )
+        # per department: its parts still to decide in red-card applications (the open parts'
+        # partial index), every configured department with a sample, zeros too
+        per_department = figures.open_work_stmt("department", None).where(figures.open_overdue(today))
+        counts = {r.key: r.n for r in conn.execute(per_department)}
+        gauge = GaugeMetricFamily(
+            "hub_parts_overdue",
+            "Parts still to be decided in applications past their due date (红牌), by department",
+            labels=["department"],
+        )
+        for department in sorted(set(self.hub.catalog.departments) | set(counts)):
+            gauge.add_metric([department], counts.get(department, 0))
+        yield gauge
 
     # -------------------------------------------------------------- outbox
 

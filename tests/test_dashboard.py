@@ -21,6 +21,7 @@ from hub.cli import app as cli_app
 from hub.errors import InvalidInput
 from hub.jobs.report import daily_report
 from hub.lifecycle import Role
+from hub.metrics import HubCollector
 from hub.storage.tables import Application, FigureRollup, Rating
 from hub.supervision import figures as dashboard
 from hub.supervision import report as supervision_report
@@ -318,6 +319,9 @@ def test_rollups_are_kept_with_the_events_and_rebuilt_from_them(hub, clock, walk
     assert _rollups_match_the_events(hub) == have
 
 
+TODAY_52 = date(2026, 11, 15)  # 52 days after the late case's due date
+
+
 def _overdue_case(hub, clock) -> tuple[str, str]:
     """On 2026-09-21 a 租房提取 (3 working days) accepted and left alone: due 09-24; and an
     优待证 decided the same day (on time)."""
@@ -332,7 +336,7 @@ def _overdue_case(hub, clock) -> tuple[str, str]:
 def test_a_case_52_days_overdue_counts_and_lowers_the_on_time_rate(hub, clock):
     late, _ = _overdue_case(hub, clock)
     assert svc.read(hub, late, GJJ).due_date == date(2026, 9, 24)
-    clock.set(date(2026, 11, 15))  # 52 days after the due date
+    clock.set(TODAY_52)  # 52 days after the due date
     start, end = dashboard.period_bounds("month", hub.today())
     by = _by_key(dashboard.figures(hub, start, end, "department"))
     assert (by["ts-gjj"].overdue_open, by["ts-gjj"].max_overdue_days, by["ts-gjj"].on_time_rate) == (1, 52, 0.0)
@@ -411,12 +415,12 @@ def test_the_dashboards_queries_read_indexes_not_the_big_tables(hub, clock, walk
     today = hub.today()
     big = ("applications", "application_parts", "events", "ratings", "figure_rollups")
     stmts = {
-        f"open overdue by {by}": dashboard._open_work_stmt(by, None).where(
+        f"open overdue by {by}": dashboard.open_work_stmt(by, None).where(
             dashboard.open_overdue(today), Application.due_date <= today
         )
         for by in ("channel", "department", "total")
     }
-    stmts["yellow by department"] = dashboard._open_work_stmt("department", None).where(
+    stmts["yellow by department"] = dashboard.open_work_stmt("department", None).where(
         dashboard.yellow_card(hub, today)
     )
     stmts["rollups"] = select(func.sum(FigureRollup.received)).where(
@@ -433,3 +437,12 @@ def test_the_dashboards_queries_read_indexes_not_the_big_tables(hub, clock, walk
         for table in big:
             scanned = re.search(rf"Seq Scan on {table}\b|^SCAN {table}$", plan, re.MULTILINE)
             assert scanned is None, f"{name} scans {table}:\n{plan}"
+
+
+def test_metrics_count_the_overdue_case_in_total_and_per_department(hub, clock):
+    _overdue_case(hub, clock)
+    clock.set(TODAY_52)
+    samples = {(s.name, tuple(s.labels.values())): s.value for m in HubCollector(hub).collect() for s in m.samples}
+    assert samples[("hub_database_up", ())] == 1
+    assert samples[("hub_applications_overdue", ())] == 1
+    assert samples[("hub_parts_overdue", ("ts-gjj",))] == 1 and samples[("hub_parts_overdue", ("ts-mzj",))] == 0

@@ -367,7 +367,9 @@ def yellow_card(hub: Hub, today: date) -> ColumnElement[bool]:
 OPEN_PART = (PartState.pending.value, PartState.in_review.value)
 
 
-def _open_work_stmt(by: str, actor: Actor | None) -> Select:
+def open_work_stmt(by: str, actor: Actor | None) -> Select:
+    """Count and oldest due date of clocked applications (per department: their open parts),
+    grouped `by`; the caller adds the card's condition."""
     stmt = select(func.count().label("n"), func.min(Application.due_date).label("oldest")).where(clocked())
     if by == "department":  # the parts still to be decided, by their department
         stmt = stmt.join(Part, Part.application_id == Application.id).where(Part.state.in_(OPEN_PART))
@@ -384,13 +386,13 @@ def _add_open_work(
 ) -> None:
     """Open overdue (red, due by the period's last day) and yellow cards, as of today: two
     grouped queries over the open, clocked applications (the state and due-date indexes)."""
-    red = _open_work_stmt(by, actor).where(open_overdue(today), Application.due_date <= last)
+    red = open_work_stmt(by, actor).where(open_overdue(today), Application.due_date <= last)
     for r in session.execute(red).mappings():
         row = rows[r.get("key", TOTAL_KEY)]
         row.overdue_open += r["n"]
         if r["oldest"] is not None:
             row.max_overdue_days = max(row.max_overdue_days, (today - r["oldest"]).days)
-    for r in session.execute(_open_work_stmt(by, actor).where(yellow_card(hub, today))).mappings():
+    for r in session.execute(open_work_stmt(by, actor).where(yellow_card(hub, today))).mappings():
         rows[r.get("key", TOTAL_KEY)].due_soon += r["n"]
 
 
