@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub import rollups
 from hub.catalog import Catalog, load_catalog
 from hub.connection_config import Connection, by_connection, load_connections
 from hub.connectors import Connector
@@ -104,6 +105,7 @@ class Hub:
             partners=load_partners(settings.partners_dir, home=settings.home),
             local_catalog=catalog,
         )
+        rollups.install(hub.sessions, settings.tz)  # the dashboard's rollups move with each event
         for name, found in hub.partners.problems.items():
             log.warning("partner %s is not usable: %s", name, "; ".join(str(p) for p in found))
         hub.partner_lists_current(force=True)

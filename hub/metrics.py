@@ -27,22 +27,22 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import Connection, and_, case, exists, extract, func, literal, or_, select, text
+from sqlalchemy import Connection, and_, case, extract, func, literal, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from hub.lifecycle import CLOCKED, State
+from hub.lifecycle import State
 from hub.storage.tables import (
     Application,
     Event,
     JobRun,
     MessageLogEntry,
     OutboxRow,
-    Part,
     PartnerCatalogue,
     PartnerMessage,
     SigningSession,
     naive_utc,
 )
+from hub.supervision import figures
 
 log = logging.getLogger(__name__)
 
@@ -181,43 +181,38 @@ class HubCollector(Collector):
         yield hour
 
     def _deadlines(self, conn: Connection, today: date) -> Iterator[Metric]:
-        """Red and yellow cards as `hub.timelimits.signal` gives them, counted in SQL: red once the
-        last counted day (today, or the day the clock stopped) is past the due date; yellow when
-        the clock runs and the due date is before the (yellow_days + 1)-th working day from today,
-        for applications promised in more than yellow_days."""
-        yellow_days = self.hub.settings.yellow_days
-        horizon, _ = self.hub.calendar.add_workdays(today, yellow_days + 1)
-        clocked = and_(
-            Application.state.in_([s.value for s in CLOCKED]),
-            Application.accepted_on.is_not(None),
-            Application.due_date.is_not(None),
+        """Red and yellow cards as `hub.timelimits.signal` gives them, counted in SQL with the
+        dashboard's own conditions (hub.supervision.figures): two counts, each filtered in its
+        WHERE so the plan starts from the state and due-date indexes and the yellow card's
+        EXISTS over parts is probed only for the few applications due within the horizon (as one
+        CASE over every clocked application it ran a subplan per row and hit the timeout at
+        200,000 applications, and the hub reported itself down)."""
+        red = select(func.count()).select_from(Application).where(figures.clocked(), figures.open_overdue(today))
+        yellow = (
+            select(func.count()).select_from(Application).where(figures.clocked(), figures.yellow_card(self.hub, today))
         )
-        red = or_(
-            and_(Application.paused_since.is_(None), Application.due_date < today),
-            Application.paused_since > Application.due_date,
-        )
-        promised_long = exists().where(
-            Part.application_id == Application.id, Part.promised_days + Application.paused_workdays > yellow_days
-        )
-        yellow = and_(
-            Application.paused_since.is_(None),
-            Application.due_date >= today,
-            Application.due_date < horizon,
-            promised_long,
-        )
-        stmt = select(
-            func.coalesce(func.sum(case((red, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((yellow, 1), else_=0)), 0),
-        ).where(clocked)
-        n_red, n_yellow = conn.execute(stmt).one()
         yield GaugeMetricFamily(
-            "hub_applications_overdue", "Applications past their due date (red card, 红牌)", value=int(n_red)
+            "hub_applications_overdue",
+            "Applications past their due date (red card, 红牌)",
+            value=int(conn.execute(red).scalar_one()),
         )
         yield GaugeMetricFamily(
             "hub_applications_due_soon",
             "Applications with yellow_days or fewer working days left (yellow card, 黄牌)",
-            value=int(n_yellow),
+            value=int(conn.execute(yellow).scalar_one()),
         )
+        # per department: its parts still to decide in red-card applications (the open parts'
+        # partial index), every configured department with a sample, zeros too
+        per_department = figures.open_work_stmt("department", None).where(figures.open_overdue(today))
+        counts = {r.key: r.n for r in conn.execute(per_department)}
+        gauge = GaugeMetricFamily(
+            "hub_parts_overdue",
+            "Parts still to be decided in applications past their due date (红牌), by department",
+            labels=["department"],
+        )
+        for department in sorted(set(self.hub.catalog.departments) | set(counts)):
+            gauge.add_metric([department], counts.get(department, 0))
+        yield gauge
 
     # -------------------------------------------------------------- outbox
 

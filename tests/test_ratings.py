@@ -80,6 +80,12 @@ def test_bad_rating_before_national_day_is_due_fifteen_working_days_later(hub, c
     assert f.desk == "bank-xiahong" and f.desk_name == "下洪社区农商银行网点" and f.title == "老年人优待证办理"
 
 
+def _to_review(hub, rating_id: int, actor=MZJ) -> None:
+    """核实, 整改 and 回访 done by `actor`: the follow-up waits at 审核."""
+    for note in ("已核实：窗口多次要求补交同一材料", "已整改：重新培训窗口人员", "已电话回访申请人"):
+        ratings.advance_follow_up(hub, rating_id, note, actor)
+
+
 def test_follow_up_turns_late_when_the_clock_passes_the_due_date(hub, clock):
     clock.set(date(2026, 9, 30))
     rating_id = ratings.rate(hub, _decided(hub), 1, None).id
@@ -89,12 +95,13 @@ def test_follow_up_turns_late_when_the_clock_passes_the_due_date(hub, clock):
     clock.set(date(2026, 10, 28), hour=9)
     [f] = ratings.follow_ups(hub, SUPERVISOR)
     assert (f.late, f.days_left) == (True, -1)
-    closed = ratings.close_follow_up(hub, rating_id, "已约谈窗口人员并回访申请人", SUPERVISOR)
+    _to_review(hub, rating_id)
+    closed = ratings.close_follow_up(hub, rating_id, "整改到位，同意办结", SUPERVISOR)
     assert (closed.closed, closed.late, closed.closed_by, closed.response) == (
         True,
         True,
         SUPERVISOR.name,
-        "已约谈窗口人员并回访申请人",
+        "已整改：重新培训窗口人员",  # what was done: the 整改 step's note
     )
     assert ratings.follow_ups(hub, SUPERVISOR) == []  # open only
     [kept] = ratings.follow_ups(hub, SUPERVISOR, open_only=False)
@@ -103,45 +110,80 @@ def test_follow_up_turns_late_when_the_clock_passes_the_due_date(hub, clock):
     assert ratings.follow_ups(hub, SUPERVISOR, open_only=False)[0].days_left == -1  # as of the day it closed
 
 
-def test_closing_a_follow_up(hub, clock):
+def test_the_follow_up_goes_through_its_four_steps_with_owners(hub, clock):
+    """核实 → 整改 → 回访 → 审核: each step owned, done by someone at a time with a note, an event
+    on the chain; the review is a supervisor's and not the rectifier's; sent back, it returns to
+    整改; closed, it is closed once."""
     number = _decided(hub)
     rating_id = ratings.rate(hub, number, 1, "材料反复要求提交").id
+    [f] = ratings.follow_ups(hub, SUPERVISOR)
+    assert (f.step, f.step_zh, f.owner, f.steps) == ("verify", "核实", "泰顺县民政局", ())
     with pytest.raises(InvalidInput) as exc:
-        ratings.close_follow_up(hub, rating_id, "   ", MZJ)
-    assert exc.value.errors[0].field == "response"
+        ratings.advance_follow_up(hub, rating_id, "   ", MZJ)
+    assert exc.value.errors[0].field == "note"
     with pytest.raises(InvalidInput, match="1000"):
-        ratings.close_follow_up(hub, rating_id, "长" * 1001, MZJ)
+        ratings.advance_follow_up(hub, rating_id, "长" * 1001, MZJ)
+    with pytest.raises(InvalidInput) as exc:
+        ratings.advance_follow_up(hub, rating_id, "直接办结", SUPERVISOR, outcome="closed")
+    assert exc.value.errors[0].field == "outcome"
     with pytest.raises(NotFound):  # 公积金 has no part in it: to them the rating does not exist
-        ratings.close_follow_up(hub, rating_id, "已回访", GJJ)
+        ratings.advance_follow_up(hub, rating_id, "已核实", GJJ)
     with pytest.raises(Forbidden):
-        ratings.close_follow_up(hub, rating_id, "已回访", TELLER)  # the desk does not close its own
+        ratings.advance_follow_up(hub, rating_id, "已核实", TELLER)  # the desk does not handle its own
     with pytest.raises(NotFound):
-        ratings.close_follow_up(hub, rating_id + 100, "已回访", MZJ)
+        ratings.advance_follow_up(hub, rating_id + 100, "已核实", MZJ)
     before = len(svc.read(hub, number, MZJ).events)
-    clock.advance(days=1)
-    f = ratings.close_follow_up(hub, rating_id, "已电话回访，重新说明材料清单", MZJ)
-    assert (f.closed, f.late, f.closed_by) == (True, False, MZJ.name)
-    app = svc.read(hub, number, MZJ)
-    assert len(app.events) == before + 1
-    ev = app.events[-1]
-    assert (ev.action, ev.actor, ev.role, ev.desk, ev.reason) == (
-        "follow_up_closed",
-        MZJ.name,
-        "officer",
-        "ts-mzj",
-        "已电话回访，重新说明材料清单",
+    f = ratings.advance_follow_up(hub, rating_id, "已核实：确有重复要求", SUPERVISOR, next_owner="民政局王科长")
+    assert (f.step, f.owner) == ("rectify", "民政局王科长")
+    clock.advance(hours=1)
+    f = ratings.advance_follow_up(hub, rating_id, "已整改：材料清单重新公示", MZJ)
+    assert (f.step, f.owner) == ("revisit", "泰顺县民政局")
+    f = ratings.advance_follow_up(hub, rating_id, "已电话回访，申请人认可", MZJ)
+    assert (f.step, f.step_zh, f.owner) == ("review", "审核", ratings.REVIEW_OWNER)
+    assert [(s.step_zh, s.owner, s.done_by, s.outcome) for s in f.steps] == [
+        ("核实", "泰顺县民政局", SUPERVISOR.name, "done"),
+        ("整改", "民政局王科长", MZJ.name, "done"),
+        ("回访", "泰顺县民政局", MZJ.name, "done"),
+    ]
+    assert f.steps[1].done_at == clock().astimezone(UTC)
+    with pytest.raises(Forbidden):  # 审核 is a supervisor's
+        ratings.advance_follow_up(hub, rating_id, "同意", MZJ, outcome="closed")
+    rectifier = svc.Actor(name=SUPERVISOR.name, role=Role.supervisor)
+    f = ratings.advance_follow_up(hub, rating_id, "回访记录不完整", rectifier, outcome="returned")
+    assert (f.step, f.owner, f.closed) == ("rectify", "泰顺县民政局", False)
+    ratings.advance_follow_up(hub, rating_id, "已整改：补充回访录音", rectifier)  # the supervisor rectified
+    ratings.advance_follow_up(hub, rating_id, "已再次回访", MZJ)
+    with pytest.raises(Forbidden, match="reviewer"):  # no one signs off their own 整改
+        ratings.close_follow_up(hub, rating_id, "同意", rectifier)
+    other = svc.Actor(name="督查科陈静", role=Role.supervisor)
+    f = ratings.close_follow_up(hub, rating_id, "整改到位，同意办结", other)
+    assert (f.closed, f.late, f.closed_by, f.step, f.response) == (
+        True,
+        False,
+        other.name,
+        None,
+        "已整改：补充回访录音",
     )
-    assert ev.data == {"rating_id": rating_id, "level": 1, "due": f.due.isoformat(), "late": False}
+    assert [s.outcome for s in f.steps] == ["done", "done", "done", "returned", "done", "done", "closed"]
+    app = svc.read(hub, number, MZJ)
+    added = app.events[before:]
+    assert [e.action for e in added] == ["follow_up_step"] * 6 + ["follow_up_closed"]
+    assert (added[0].data["step"], added[0].data["next_step"], added[0].data["next_owner"]) == (
+        "verify",
+        "rectify",
+        "民政局王科长",
+    )
+    assert (added[-1].actor, added[-1].reason, added[-1].data["late"]) == (other.name, "整改到位，同意办结", False)
     assert verify_chain(app).ok
     with pytest.raises(IllegalTransition, match="already closed"):
-        ratings.close_follow_up(hub, rating_id, "再次回访", SUPERVISOR)
-    assert len(svc.read(hub, number, MZJ).events) == before + 1
+        ratings.close_follow_up(hub, rating_id, "再次审核", other)
+    assert len(svc.read(hub, number, MZJ).events) == before + 7
 
 
 def test_a_good_rating_has_no_follow_up_to_close(hub):
     rating_id = ratings.rate(hub, _decided(hub), 4, None).id
     with pytest.raises(InvalidInput, match="not a bad rating"):
-        ratings.close_follow_up(hub, rating_id, "已回访", SUPERVISOR)
+        ratings.advance_follow_up(hub, rating_id, "已回访", SUPERVISOR)
 
 
 def test_follow_ups_are_scoped(hub):
@@ -152,14 +194,15 @@ def test_follow_ups_are_scoped(hub):
     assert len(ratings.follow_ups(hub, MZJ)) == 1 and len(ratings.follow_ups(hub, SUPERVISOR)) == 1
 
 
-def test_every_department_of_a_bundle_may_close_its_follow_up(hub, clock):
+def test_every_department_of_a_bundle_may_work_on_its_follow_up(hub, clock):
     number = svc.create(
         hub, retirement(), svc.Actor(name="飞地专员", role=Role.enclave_clerk, desk="enclave-shanghai")
     ).number
     svc.transition(hub, number, "withdraw", svc.SYSTEM, reason="申请人改到大厅办理")
     rating_id = ratings.rate(hub, number, 2, None).id
     assert [f.number for f in ratings.follow_ups(hub, GJJ)] == [number]  # 公积金 holds the third part
-    assert ratings.close_follow_up(hub, rating_id, "已回访说明", GJJ).closed
+    _to_review(hub, rating_id, GJJ)
+    assert ratings.close_follow_up(hub, rating_id, "同意办结", SUPERVISOR).closed
 
 
 def test_duplicate_rating_is_refused_and_writes_nothing(hub):
@@ -221,3 +264,14 @@ def test_rating_of_is_scoped(hub):
     applicant = svc.Actor(name="林阿婆", role=Role.applicant, applicant_id="11010119900307001X")
     with pytest.raises(NotFound):
         ratings.rate(hub, number, 1, None, actor=applicant)  # not theirs to rate
+
+
+def test_follow_ups_are_paged_in_due_order(hub, clock):
+    ids = []
+    for day in (date(2026, 9, 23), date(2026, 9, 21), date(2026, 9, 22)):
+        clock.set(day)
+        ids.append(ratings.rate(hub, _decided(hub), 1, None).id)
+    first = ratings.follow_ups(hub, SUPERVISOR, limit=2)
+    rest = ratings.follow_ups(hub, SUPERVISOR, limit=2, offset=2)
+    assert [f.rating_id for f in first + rest] == [ids[1], ids[2], ids[0]]
+    assert [f.due for f in first] == sorted(f.due for f in first) and len(rest) == 1

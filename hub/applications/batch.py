@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from hub import rollups
 from hub.applications.events import event_fields
 from hub.applications.materials import keep_blobs
 from hub.applications.models import Actor, NewApplication, identity_key
@@ -225,4 +226,6 @@ def insert_received(
     ):
         bulk_rows.insert_rows(conn, table, rows)
     owe_rows(conn, owed)
+    # the dashboard's rollups, in this transaction as the ORM's flushes do (hub.rollups)
+    rollups.count_submissions(conn, hub.settings.tz, ((app, own, at) for app, own in made))
     return made

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from hub import rollups
 from hub.cli.common import home_of
 from hub.home import write_home
 from hub.settings import load_settings
@@ -42,8 +43,41 @@ def upgrade(ctx: typer.Context) -> None:
     try:
         migrate.upgrade(engine)
         typer.echo(f"database at revision {migrate.current_revision(engine)}")
+        with engine.begin() as conn:  # a database that predates the rollups: fill them from its events
+            filled = rollups.backfill_if_empty(conn, settings.tz)
+        if filled is not None:
+            typer.echo(f"已由事件生成统计汇总 (dashboard rollups filled from the events): {filled} rows")
     finally:
         engine.dispose()
+
+
+@app.command()
+def rollups_check(
+    ctx: typer.Context,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild every rollup row from the events")] = False,
+) -> None:
+    """Compare the dashboard's rollups with the events (exit 1 on a difference), or rebuild them."""
+    settings = load_settings(home_of(ctx))
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.begin() as conn:
+            if rebuild:
+                typer.echo(f"rebuilt: {rollups.backfill(conn, settings.tz)} rows")
+                return
+            span = rollups.event_days(conn, settings.tz)
+            if span is None:
+                typer.echo("no events")
+                return
+            want = rollups.recompute(conn, settings.tz, *span)
+            have = rollups.stored(conn, *span)
+    finally:
+        engine.dispose()
+    wrong = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    for key in wrong[:20]:
+        typer.echo(f"differs: {key}: stored {have.get(key)} events {want.get(key)}")
+    typer.echo(f"{len(want)} rows from the events, {len(wrong)} differ")
+    if wrong:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -40,6 +40,15 @@ class Application(Base):
         Index("ix_applications_desk_created", "desk_code", "created_at"),
         Index("ix_applications_created_at", "created_at"),
         Index("ix_applications_applicant_name", "applicant_name"),  # also in branch sweeps' 0009: keep one
+        # open work whose clock runs or stands, by due date: the dashboard's and /metrics' red and
+        # yellow counts read this small partial index alone (index-only on PostgreSQL)
+        Index(
+            "ix_applications_clocked_due",
+            "due_date",
+            postgresql_include=["state", "accepted_on", "paused_since", "paused_workdays", "channel", "desk_code"],
+            postgresql_where=text("state IN ('accepted', 'in_review', 'supplement_requested')"),
+            sqlite_where=text("state IN ('accepted', 'in_review', 'supplement_requested')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -86,7 +95,17 @@ class Part(Base):
     every delivery to the department carries."""
 
     __tablename__ = "application_parts"
-    __table_args__ = (Index("ix_parts_department_state", "department_code", "state"),)
+    __table_args__ = (
+        Index("ix_parts_department_state", "department_code", "state"),
+        # the parts still to be decided, by application: open work per department and item
+        Index(
+            "ix_parts_open_by_application",
+            "application_id",
+            postgresql_include=["department_code", "item_code"],
+            postgresql_where=text("state IN ('pending', 'in_review')"),
+            sqlite_where=text("state IN ('pending', 'in_review')"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # indexed: every load of an application reads its parts (a full scan of all parts without)
@@ -329,6 +348,17 @@ class Rating(Base):
     (1 or 2) opens a follow-up that must be answered within 15 working days."""
 
     __tablename__ = "ratings"
+    __table_args__ = (
+        Index("ix_ratings_rated_at", "rated_at"),  # the dashboard's periods
+        Index("ix_ratings_follow_up_due", "follow_up_due", "id"),  # the follow-ups page, in due order
+        # the dashboard's follow-up figures: the period's bad ratings only
+        Index(
+            "ix_ratings_bad_rated_at",
+            "rated_at",
+            postgresql_where=text("follow_up_due IS NOT NULL"),
+            sqlite_where=text("follow_up_due IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
@@ -339,6 +369,53 @@ class Rating(Base):
     follow_up_closed_at: Mapped[datetime | None]
     follow_up_by: Mapped[str | None] = mapped_column(String(100))
     follow_up_response: Mapped[str | None] = mapped_column(String(1000))
+    # 整改 flow (hub.ratings): the step an open follow-up waits at (verify, rectify, revisit,
+    # review; None once closed or for a good rating) and who owns that step
+    follow_up_step: Mapped[str | None] = mapped_column(String(16))
+    follow_up_owner: Mapped[str | None] = mapped_column(String(100))
+
+    steps: Mapped[list[FollowUpStep]] = relationship(order_by="FollowUpStep.id")
+
+
+class FollowUpStep(Base):
+    """One step of a bad rating's follow-up done: 核实 (verify), 整改 (rectify), 回访 (revisit),
+    审核 (review; outcome closed or returned to 整改). Who owned it, who did it, when, the note."""
+
+    __tablename__ = "follow_up_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), index=True)
+    step: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(String(1000))
+    done_by: Mapped[str] = mapped_column(String(100))
+    done_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))  # done | closed | returned
+
+
+class FigureRollup(Base):
+    """The dashboard's counts per local day, kept as events commit (hub.supervision.rollups): per
+    application (`department_code` "") by channel and desk, and per part by department. The
+    dashboard, its CSV and the daily report sum a period's rows instead of scanning events."""
+
+    __tablename__ = "figure_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    desk_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department_code: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" per application
+    received: Mapped[int] = mapped_column(default=0)
+    accepted: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    accepted_completed: Mapped[int] = mapped_column(default=0)  # on the day of acceptance
+    on_time: Mapped[int] = mapped_column(default=0)
+    instant: Mapped[int] = mapped_column(default=0)
+    trips_desk: Mapped[int] = mapped_column(default=0)
+    trips_tolerant: Mapped[int] = mapped_column(default=0)
+    trips_mail: Mapped[int] = mapped_column(default=0)
+    ratings: Mapped[int] = mapped_column(default=0)  # on the day of the rating
+    rating_sum: Mapped[int] = mapped_column(default=0)
+    bad_ratings: Mapped[int] = mapped_column(default=0)
 
 
 class JobRun(Base):

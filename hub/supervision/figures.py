@@ -1,6 +1,9 @@
 """The figures supervisors read — the dashboard's (数据看板) for a period and the daily report's
-for one day — from ONE grouped SQL query over the period's events, per channel, desk or
-department: a few queries per call whatever the number of applications.
+for one day — per channel, desk or department. For the whole hub they are summed from the daily
+rollups (`hub.rollups`, kept with the events as they commit): one grouped query over days × keys,
+whatever the number of applications; a view scoped to one desk or department reads its own
+events. Open overdue and yellow-card work is counted as of today from the open applications
+(partial indexes); the trends sum the rollups by week and month.
 
 Definitions (also in docs/airflow.md and docs/dashboard.md), for the local dates of the period:
 
@@ -10,7 +13,9 @@ Definitions (also in docs/airflow.md and docs/dashboard.md), for the local dates
 - completed (办结量): applications decided that day;
 - completion rate (办结率): of the applications accepted that day, the share decided by the time
   the report is made;
-- on-time rate (按时办结率): of those completed that day, the share decided on or before the due date;
+- on-time rate (按时办结率): of those completed in the period plus the open work overdue by its end
+  (late by definition), the share decided on or before the due date (the daily report's, over
+  the day's completed ones only);
 - instant ratio (即办件占比): of those received that day, the share whose every item is instant
   (promised in 0 working days).
 
@@ -28,15 +33,17 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
+from hub import rollups
 from hub.applications import Actor, scoped
 from hub.catalog.models import CHANNEL_ZH, Channel
 from hub.context import Hub
 from hub.errors import InvalidInput
+from hub.lifecycle import CLOCKED, PartState, Role
 from hub.ratings import BAD_LEVEL, is_late
-from hub.storage.tables import Application, Event, Part, Rating
+from hub.storage.tables import Application, Event, FigureRollup, Part, Rating
 
 DONE = ("decided", "issued", "delivered")
 
@@ -98,6 +105,17 @@ class Row(Figures):
     bad_ratings: int = 0
     follow_ups_open: int = 0
     follow_ups_late: int = 0
+    overdue_open: int = 0  # open work past its due date (red card), due by the period's end
+    due_soon: int = 0  # open work with a yellow card (as of today)
+    max_overdue_days: int = 0  # calendar days the longest-overdue open case is late
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """按时办结率: of the work that came to its end or went past its due date — completed in
+        the period, or still open and overdue — the share completed on time. An open overdue case
+        counts as late: a rate over completed cases alone reads 100 % while cases lie 52 days late."""
+        judged = self.completed + self.overdue_open
+        return round(self.on_time / judged, 4) if judged else None
 
     @property
     def trips_saved(self) -> int:
@@ -108,7 +126,12 @@ class Row(Figures):
         return round(self.rating_sum / self.ratings, 2) if self.ratings else None
 
     def as_dict(self) -> dict[str, Any]:
-        return super().as_dict() | {"trips_saved": self.trips_saved, "rating_average": self.rating_average}
+        return super().as_dict() | {
+            "key": self.key,
+            "label": self.label,
+            "trips_saved": self.trips_saved,
+            "rating_average": self.rating_average,
+        }
 
 
 # ---------------------------------------------------------------------------- periods
@@ -162,11 +185,13 @@ def figures(
     lo, hi = utc_bounds(hub, start, end)
     today = hub.today()
     with hub.sessions() as session:
-        grouped = _rows(session, hub, by, lo, hi, today, actor, ratings)
+        grouped = _rows(session, hub, by, lo, hi, today, actor, ratings, open_work=ratings)
         # every application has one channel and one desk, so their rows add up to the total; a
         # bundle has parts in several departments, so per department the total is counted apart
         if by == "department":
-            total_row = _rows(session, hub, TOTAL_KEY, lo, hi, today, actor, ratings).get(TOTAL_KEY) or Row()
+            total_row = (
+                _rows(session, hub, TOTAL_KEY, lo, hi, today, actor, ratings, open_work=ratings).get(TOTAL_KEY) or Row()
+            )
         else:
             total_row = _sum(grouped.values())
     total_row.key, total_row.label = TOTAL_KEY, DIMENSION_ZH[TOTAL_KEY]
@@ -184,7 +209,9 @@ def _sum(rows: Iterable[Row]) -> Row:
     total = Row()
     for row in rows:
         for f in fields(Row):
-            if f.type == "int":
+            if f.name == "max_overdue_days":
+                total.max_overdue_days = max(total.max_overdue_days, row.max_overdue_days)
+            elif f.type == "int":
                 setattr(total, f.name, getattr(total, f.name) + getattr(row, f.name))
     return total
 
@@ -250,11 +277,19 @@ def _rows(
     today: date,
     actor: Actor | None,
     ratings: bool,
+    open_work: bool = True,
 ) -> dict[str, Row]:
     rows: dict[str, Row] = defaultdict(Row)
-    _add_events(session, rows, by, lo, hi, actor)
+    if actor is None or actor.role is Role.supervisor:  # the whole hub: its rollups
+        _add_rollups(session, rows, by, *_local_days(hub, lo, hi))
+    else:  # one desk's or department's scope: its own events (a small share of the hub's)
+        _add_events(session, rows, by, lo, hi, actor)
+    if open_work:
+        _add_open_work(session, rows, hub, by, _local_days(hub, lo, hi)[1], today, actor)
     if ratings:
-        _add_ratings(session, rows, hub, by, lo, hi, today, actor)
+        # the whole hub's rating counts come with the rollups; the follow-ups are judged live
+        counts = not (actor is None or actor.role is Role.supervisor)
+        _add_ratings(session, rows, hub, by, lo, hi, today, actor, counts=counts)
     return rows
 
 
@@ -267,18 +302,159 @@ def _flag_on(action: str, condition: ColumnElement[bool]) -> ColumnElement[int]:
     return _flag(and_(Event.action == action, condition))
 
 
+def _local_days(hub: Hub, lo: datetime, hi: datetime) -> tuple[date, date]:
+    """The local days [first, last] that `utc_bounds` turned into [lo, hi)."""
+    first = lo.replace(tzinfo=UTC).astimezone(hub.settings.tz).date()
+    return first, hi.replace(tzinfo=UTC).astimezone(hub.settings.tz).date() - timedelta(days=1)
+
+
+def _rollup_key(by: str) -> ColumnElement[str]:
+    return {"channel": FigureRollup.channel, "desk": FigureRollup.desk_code}.get(by, FigureRollup.department_code)
+
+
+def _add_rollups(session: Session, rows: dict[str, Row], by: str, first: date, last: date) -> None:
+    """The period's counts from the daily rollups (hub.rollups): one grouped query over the
+    (day, …) primary key, rows = days × keys, whatever the size of the hub."""
+    sums = [func.coalesce(func.sum(getattr(FigureRollup, name)), 0).label(name) for name in rollups.COUNTERS]
+    stmt = select(*sums).where(FigureRollup.day >= first, FigureRollup.day <= last)
+    if by == "department":
+        stmt = stmt.where(FigureRollup.department_code != rollups.PER_APPLICATION)
+    else:
+        stmt = stmt.where(FigureRollup.department_code == rollups.PER_APPLICATION)
+    if by != TOTAL_KEY:
+        key = _rollup_key(by)
+        stmt = stmt.add_columns(key.label("key")).group_by(key)
+    for r in session.execute(stmt).mappings():
+        row = rows[r.get("key", TOTAL_KEY)]
+        for name in rollups.COUNTERS:
+            setattr(row, name, getattr(row, name) + r[name])
+
+
+def open_overdue(today: date) -> ColumnElement[bool]:
+    """Red card (hub.timelimits.signal) in SQL: the last counted day — today, or the day 补正
+    stopped the clock — is past the due date."""
+    return or_(
+        and_(Application.paused_since.is_(None), Application.due_date < today),
+        Application.paused_since > Application.due_date,
+    )
+
+
+def clocked() -> ColumnElement[bool]:
+    return and_(
+        Application.state.in_([s.value for s in CLOCKED]),
+        Application.accepted_on.is_not(None),
+        Application.due_date.is_not(None),
+    )
+
+
+def yellow_card(hub: Hub, today: date) -> ColumnElement[bool]:
+    """Yellow card (hub.timelimits.signal) in SQL: the clock runs, the due date is before the
+    (yellow_days + 1)-th working day from today, for work promised in more than yellow_days —
+    the EXISTS is only probed for the few rows the due-date range leaves."""
+    yellow_days = hub.settings.yellow_days
+    horizon, _ = hub.calendar.add_workdays(today, yellow_days + 1)
+    long = aliased(Part)
+    return and_(
+        Application.paused_since.is_(None),
+        Application.due_date >= today,
+        Application.due_date < horizon,
+        exists().where(
+            long.application_id == Application.id, long.promised_days + Application.paused_workdays > yellow_days
+        ),
+    )
+
+
+OPEN_PART = (PartState.pending.value, PartState.in_review.value)
+
+
+def open_work_stmt(by: str, actor: Actor | None) -> Select:
+    """Count and oldest due date of clocked applications (per department: their open parts),
+    grouped `by`; the caller adds the card's condition."""
+    stmt = select(func.count().label("n"), func.min(Application.due_date).label("oldest")).where(clocked())
+    if by == "department":  # the parts still to be decided, by their department
+        stmt = stmt.join(Part, Part.application_id == Application.id).where(Part.state.in_(OPEN_PART))
+    if actor is not None:
+        stmt = stmt.where(_visible(actor))
+    if by != TOTAL_KEY:
+        key = _key_column(by)
+        stmt = stmt.add_columns(key.label("key")).group_by(key)
+    return stmt
+
+
+def _add_open_work(
+    session: Session, rows: dict[str, Row], hub: Hub, by: str, last: date, today: date, actor: Actor | None
+) -> None:
+    """Open overdue (red, due by the period's last day) and yellow cards, as of today: two
+    grouped queries over the open, clocked applications (the state and due-date indexes)."""
+    red = open_work_stmt(by, actor).where(open_overdue(today), Application.due_date <= last)
+    for r in session.execute(red).mappings():
+        row = rows[r.get("key", TOTAL_KEY)]
+        row.overdue_open += r["n"]
+        if r["oldest"] is not None:
+            row.max_overdue_days = max(row.max_overdue_days, (today - r["oldest"]).days)
+    for r in session.execute(open_work_stmt(by, actor).where(yellow_card(hub, today))).mappings():
+        rows[r.get("key", TOTAL_KEY)].due_soon += r["n"]
+
+
+@dataclass
+class OpenWork:
+    """Open work by department and item (事项): red and yellow cards as of today."""
+
+    department: str
+    department_name: str
+    item: str
+    title: str
+    overdue_open: int = 0
+    due_soon: int = 0
+    max_overdue_days: int = 0
+
+
+def open_work(hub: Hub, *, actor: Actor | None = None) -> list[OpenWork]:
+    """Every department × item with open overdue or yellow-card parts, the most overdue first:
+    two grouped queries over the open, clocked applications' open parts."""
+    today = hub.today()
+    out: dict[tuple[str, str], OpenWork] = {}
+
+    def stmt(condition: ColumnElement[bool]) -> Select:
+        q = (
+            select(
+                Part.department_code,
+                Part.item_code,
+                func.count().label("n"),
+                func.min(Application.due_date).label("oldest"),
+            )
+            .join(Application, Application.id == Part.application_id)
+            .where(clocked(), Part.state.in_(OPEN_PART), condition)
+            .group_by(Part.department_code, Part.item_code)
+        )
+        return q.where(_visible(actor)) if actor is not None else q
+
+    with hub.sessions() as session:
+        for kind, condition in (("red", open_overdue(today)), ("yellow", yellow_card(hub, today))):
+            for r in session.execute(stmt(condition)).mappings():
+                w = out.get((r["department_code"], r["item_code"]))
+                if w is None:
+                    name = label_of(hub, "department", r["department_code"])
+                    item = hub.catalog.items.get(r["item_code"])  # a partner's item: its code
+                    w = out[(r["department_code"], r["item_code"])] = OpenWork(
+                        r["department_code"], name, r["item_code"], item.name if item else r["item_code"]
+                    )
+                if kind == "red":
+                    w.overdue_open += r["n"]
+                    w.max_overdue_days = (today - r["oldest"]).days
+                else:
+                    w.due_soon += r["n"]
+    return sorted(out.values(), key=lambda w: (-w.overdue_open, -w.max_overdue_days, -w.due_soon, w.department, w.item))
+
+
 def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, hi: datetime, actor) -> None:
     """One grouped query over the period's receipt, acceptance, decision and delivery events."""
     if by == "department":
         instant = Part.promised_days == 0  # per part
     else:
-        # an application is instant when its slowest item is: the max over its parts, per application
-        slowest = (
-            select(Part.application_id, func.max(Part.promised_days).label("days"))
-            .group_by(Part.application_id)
-            .subquery()
-        )
-        instant = slowest.c.days == 0
+        # an application is instant when no item of it is promised in more than 0 days
+        slow = aliased(Part)
+        instant = ~exists().where(slow.application_id == Application.id, slow.promised_days > 0)
     stmt = (
         select(
             Event.action,
@@ -295,8 +471,6 @@ def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, h
         .where(Event.at >= lo, Event.at < hi, Event.action.in_(COUNTED))
         .group_by(Event.action)
     )
-    if by != "department":
-        stmt = stmt.join(slowest, slowest.c.application_id == Application.id)
     for r in session.execute(_grouped(stmt, by, actor)).mappings():
         row = rows[r.get("key", TOTAL_KEY)]
         n = r["n"]
@@ -316,7 +490,16 @@ def _add_events(session: Session, rows: dict[str, Row], by: str, lo: datetime, h
 
 
 def _add_ratings(
-    session: Session, rows: dict[str, Row], hub: Hub, by: str, lo: datetime, hi: datetime, today: date, actor
+    session: Session,
+    rows: dict[str, Row],
+    hub: Hub,
+    by: str,
+    lo: datetime,
+    hi: datetime,
+    today: date,
+    actor,
+    *,
+    counts: bool = True,
 ) -> None:
     """Ratings given in the period: counts in SQL; the follow-ups of the bad ones (few) are
     judged late or not in Python, where local dates and working days are at hand."""
@@ -326,7 +509,7 @@ def _add_ratings(
         .join(Application, Application.id == Rating.application_id)
         .where(*in_period)
     )
-    for r in session.execute(_grouped(stmt, by, actor)).all():
+    for r in session.execute(_grouped(stmt, by, actor)).all() if counts else ():
         row = rows[r.key if by != TOTAL_KEY else TOTAL_KEY]
         row.ratings += r.n
         row.rating_sum += r.levels or 0
@@ -352,25 +535,121 @@ def _add_ratings(
 
 # ---------------------------------------------------------------------------- export
 
-COLUMNS: list[tuple[str, str]] = [
-    ("key", "代码 key"),
-    ("label", "名称 label"),
-    ("received", "收件量 received"),
-    ("accepted", "受理量 accepted"),
-    ("completed", "办结量 completed"),
-    ("completion_rate", "办结率 completion rate"),
-    ("on_time_rate", "按时办结率 on-time rate"),
-    ("instant_ratio", "即办件占比 instant ratio"),
-    ("trips_saved", "少跑次数 trips saved"),
-    ("trips_desk", "就近收件 received near home"),
-    ("trips_tolerant", "容缺受理 tolerant acceptance"),
-    ("trips_mail", "邮寄送达 delivered by post"),
-    ("ratings", "评价数 ratings"),
-    ("rating_average", "平均评分 average rating"),
-    ("bad_ratings", "差评数 bad ratings"),
-    ("follow_ups_open", "待整改 open follow-ups"),
-    ("follow_ups_late", "超期整改 late follow-ups"),
+# (field, Chinese, English): the dashboard's table and its CSV, column for column
+COLUMNS: list[tuple[str, str, str]] = [
+    ("key", "代码", "key"),
+    ("label", "名称", "label"),
+    ("received", "收件量", "received"),
+    ("accepted", "受理量", "accepted"),
+    ("completed", "办结量", "completed"),
+    ("completion_rate", "办结率", "completion rate"),
+    ("on_time_rate", "按时办结率", "on-time rate"),
+    ("overdue_open", "超期在办", "open overdue"),
+    ("max_overdue_days", "最长超期天数", "longest overdue days"),
+    ("due_soon", "临期黄牌", "yellow cards"),
+    ("instant_ratio", "即办件占比", "instant ratio"),
+    ("trips_saved", "少跑次数", "trips saved"),
+    ("trips_desk", "就近收件", "received near home"),
+    ("trips_tolerant", "容缺受理", "tolerant acceptance"),
+    ("trips_mail", "邮寄送达", "delivered by post"),
+    ("ratings", "评价数", "ratings"),
+    ("rating_average", "平均评分", "average rating"),
+    ("bad_ratings", "差评数", "bad ratings"),
+    ("follow_ups_open", "待整改", "open follow-ups"),
+    ("follow_ups_late", "超期整改", "late follow-ups"),
 ]
+RATES = frozenset({"completion_rate", "on_time_rate", "instant_ratio"})
+
+
+def csv_value(row: Row, name: str) -> str:
+    """A cell of the CSV: rates as fractions (0.6667), no figure as empty."""
+    value = row.as_dict()[name]
+    return "" if value is None else str(value)
+
+
+def shown(row: Row, name: str) -> str:
+    """The same cell on the page: rates as percentages (66.7%), no figure as "—"."""
+    value = row.as_dict()[name]
+    if value is None:
+        return "—"
+    if name in RATES:
+        return f"{value * 100:.1f}%"
+    if name == "rating_average":
+        return f"{value:.2f}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------- trends
+
+
+@dataclass
+class TrendPoint:
+    """One week (from its Monday) or month of the whole hub's counts, from the rollups."""
+
+    label: str
+    start: date
+    end: date
+    received: int = 0
+    accepted: int = 0
+    completed: int = 0
+    on_time: int = 0
+
+    @property
+    def late(self) -> int:
+        return self.completed - self.on_time
+
+    @property
+    def on_time_share(self) -> float | None:
+        """Of the completed ones, the share on time (open overdue work has no past to count in)."""
+        return round(self.on_time / self.completed, 4) if self.completed else None
+
+
+def _buckets(kind: str, end: date, count: int) -> list[tuple[date, date]]:
+    out = []
+    if kind == "week":
+        monday = end - timedelta(days=end.weekday())
+        for i in range(count - 1, -1, -1):
+            start = monday - timedelta(weeks=i)
+            out.append((start, start + timedelta(days=6)))
+    else:
+        first = end.replace(day=1)
+        for i in range(count - 1, -1, -1):
+            y, m = divmod(first.month - 1 - i, 12)
+            start = date(first.year + y, m + 1, 1)
+            out.append(period_bounds("month", start))
+    return out
+
+
+def trend(hub: Hub, kind: str, end: date, count: int = 12) -> list[TrendPoint]:
+    """The last `count` weeks or months up to the one holding `end`: one grouped query over the
+    rollups' days (at most a year of rows per key), bucketed here."""
+    if kind not in ("week", "month"):
+        raise InvalidInput.field("trend", "趋势应按周或按月", "trend must be week or month")
+    buckets = _buckets(kind, end, count)
+    points = [
+        TrendPoint(label=f"{a.month}/{a.day}" if kind == "week" else f"{a.year}-{a.month:02d}", start=a, end=b)
+        for a, b in buckets
+    ]
+    sums = [func.sum(getattr(FigureRollup, n)).label(n) for n in ("received", "accepted", "completed", "on_time")]
+    stmt = (
+        select(FigureRollup.day, *sums)
+        .where(
+            FigureRollup.day >= buckets[0][0],
+            FigureRollup.day <= buckets[-1][1],
+            FigureRollup.department_code == rollups.PER_APPLICATION,
+        )
+        .group_by(FigureRollup.day)
+    )
+    with hub.sessions() as session:
+        for r in session.execute(stmt).mappings():
+            for p in points:
+                if p.start <= r["day"] <= p.end:
+                    p.received += r["received"] or 0
+                    p.accepted += r["accepted"] or 0
+                    p.completed += r["completed"] or 0
+                    p.on_time += r["on_time"] or 0
+                    break
+    return points
 
 
 def to_csv(rows: list[Row]) -> str:
@@ -380,8 +659,7 @@ def to_csv(rows: list[Row]) -> str:
     out = io.StringIO()
     out.write("\ufeff")
     w = csv.writer(out)
-    w.writerow([header for _, header in COLUMNS])
+    w.writerow([f"{zh} {en}" for _, zh, en in COLUMNS])
     for row in rows:
-        d = row.as_dict()
-        w.writerow(["" if d[name] is None else d[name] for name, _ in COLUMNS])
+        w.writerow([csv_value(row, name) for name, _, _ in COLUMNS])
     return out.getvalue()

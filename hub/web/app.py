@@ -39,6 +39,7 @@ from hub.web import (
     ops_pages,
     pages,
     status_pages,
+    supervision_pages,
     worklists,
 )
 from hub.web.applicant_status import LookupThrottle
@@ -268,6 +269,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(status_pages.router)
     app.include_router(ops_pages.router)
     app.include_router(account_pages.router)
+    app.include_router(supervision_pages.router)
     app.include_router(material_links.router)
     app.include_router(exchange.router)
 

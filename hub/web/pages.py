@@ -1,29 +1,26 @@
-"""The pages people use all day: login, intake and receipt (teller, enclave clerk), and the
-supervisor's dashboard and follow-ups. The rest live beside it: the to-do pages in hub.web.worklists,
-the application page in hub.web.decision, the resident's status pages in hub.web.status_pages, ops
-in hub.web.ops_pages. Server-rendered; forms post back here with the session's CSRF token.
-Everything they change goes through the same core functions as the API and the CLI."""
+"""The pages people use all day: login, intake and the receipt (teller, enclave clerk). The rest
+live beside it: the to-do pages in hub.web.worklists, the application page in hub.web.decision, the
+dashboard and follow-ups in hub.web.supervision_pages, the resident's status pages in
+hub.web.status_pages, ops in hub.web.ops_pages. Server-rendered; forms post back here with the
+session's CSRF token. Everything they change goes through the same core functions as the API and
+the CLI."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import date
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
-from hub import audit, ratings
-from hub.charts import bar_chart, rate_bars
+from hub import audit
 from hub.context import Hub
-from hub.errors import FieldError, InvalidInput, Reason
+from hub.errors import FieldError, InvalidInput
 from hub.lifecycle import FRONT, Role
 from hub.materials import extensions_of, kinds_text
-from hub.supervision import figures as dashboard
 from hub.users import LoginRefused, authenticate
 from hub.web import desk_intake
 from hub.web.deps import CHANGE_PASSWORD, client_of, get_hub, need, optional_principal
@@ -277,95 +274,3 @@ async def _intake_submit(
             source_ref=values.get("source_ref") or f"web:{uuid.uuid4()}",
         )
     return _see_other(f"/applications/{app.number}/receipt")
-
-
-# ---------------------------------------------------------------- applications
-
-
-# ---------------------------------------------------------------- supervisors
-
-
-DIMENSIONS = ("channel", "desk", "department")
-
-
-def _figures(hub: Hub, by: str, period: str, start: str | None, end: str | None):
-    """The dashboard's rows for the asked dimension and period (unknown ones fall back)."""
-    by = by if by in DIMENSIONS else "channel"
-    a, b, period = _period(period, start, end, hub.today())
-    return by, a, b, period, dashboard.figures(hub, a, b, by)
-
-
-def _period(kind: str, start: str | None, end: str | None, today: date) -> tuple[date, date, str]:
-    if start and end:
-        try:
-            a, b = date.fromisoformat(start), date.fromisoformat(end)
-        except ValueError:
-            raise InvalidInput.field("start", "日期格式应为 YYYY-MM-DD", "date as YYYY-MM-DD") from None
-        if a > b or a.year < 2000 or b.year > 2100:
-            raise InvalidInput(
-                [
-                    FieldError(
-                        "start",
-                        Reason("日期范围无效（开始不晚于结束，2000—2100年）", "start after end, or outside 2000-2100"),
-                    )
-                ]
-            )
-        return a, b, "custom"
-    kind = kind if kind in ("day", "week", "month", "year") else "month"
-    a, b = dashboard.period_bounds(kind, today)
-    return a, b, kind
-
-
-@router.get("/dashboard")
-def dashboard_page(
-    request: Request,
-    hub: HubDep,
-    principal: Supervisor,
-    by: str = "channel",
-    period: str = "month",
-    start: str | None = None,
-    end: str | None = None,
-) -> Response:
-    by, a, b, period, rows = _figures(hub, by, period, start, end)
-    body = [r for r in rows if r.key != "total"]
-    charts = [
-        bar_chart([r.label for r in body], [r.received for r in body], title="收件量 received"),
-        rate_bars([r.label for r in body], [r.completion_rate for r in body], title="办结率 completion rate"),
-        rate_bars([r.label for r in body], [r.on_time_rate for r in body], title="按时办结率 on-time rate"),
-    ]
-    return render(request, "dashboard.html", rows=rows, by=by, period=period, start=a, end=b, charts=charts)
-
-
-@router.get("/dashboard.csv")
-def dashboard_csv(
-    hub: HubDep,
-    principal: Supervisor,
-    by: str = "channel",
-    period: str = "month",
-    start: str | None = None,
-    end: str | None = None,
-) -> Response:
-    by, a, b, _, rows = _figures(hub, by, period, start, end)
-    name = quote(f"办件统计-{by}-{a}-{b}.csv")
-    return Response(
-        dashboard.to_csv(rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f"attachment; filename*=UTF-8''{name}"},
-    )
-
-
-@router.get("/follow-ups")
-def follow_ups_page(request: Request, hub: HubDep, principal: Anyone, all: int = 0) -> Response:
-    if principal.role not in (Role.supervisor, Role.officer):
-        raise HTTPException(403, "无权访问 (forbidden)")
-    rows = ratings.follow_ups(hub, principal.actor, open_only=not all)
-    return render(request, "follow_ups.html", rows=rows, show_all=all)
-
-
-@router.post("/follow-ups/{rating_id}/close")
-async def follow_up_close(rating_id: int, request: Request, hub: HubDep, principal: Anyone) -> Response:
-    form = await _form(request, principal)
-    await run_in_threadpool(
-        ratings.close_follow_up, hub, rating_id, str(form.get("response") or "").strip(), principal.actor
-    )
-    return _see_other("/follow-ups")
