@@ -122,7 +122,8 @@ def accessible(page) -> None:
 
 def test_the_supervisor_sees_the_late_case_and_the_page_matches_its_csv(site, page):
     _hub, url, _numbers = site
-    log_in(page, url, LIU, "/dashboard")
+    log_in(page, url, LIU, "/")  # the supervisor's home: open work by card
+    page.goto(f"{url}/dashboard")
     overdue = page.locator("[data-kpi=overdue_open]")
     expect(overdue.locator(".kpi-value")).to_have_text("1")
     expect(overdue).to_contain_text("最长超期 52 天")
@@ -171,7 +172,7 @@ def test_the_supervisor_sees_the_late_case_and_the_page_matches_its_csv(site, pa
 
 def test_a_bad_rating_goes_through_the_four_steps_and_another_supervisor_closes_it(site, page):
     hub, url, numbers = site
-    log_in(page, url, LIU, "/dashboard")
+    log_in(page, url, LIU, "/")
     page.goto(f"{url}/follow-ups")
     card = page.locator(f"article.follow-up:has(a:text('{numbers['done']}'))")
     expect(card).to_have_attribute("data-step", "verify")
@@ -199,7 +200,7 @@ def test_a_bad_rating_goes_through_the_four_steps_and_another_supervisor_closes_
     expect(card.locator("button[value=closed]")).to_have_count(0)
     shot(page, "supervision-follow-up-review-own-work.png")
 
-    log_in(page, url, CHEN, "/dashboard")
+    log_in(page, url, CHEN, "/")
     page.goto(f"{url}/follow-ups")
     card = page.locator(f"article.follow-up:has(a:text('{numbers['done']}'))")
     card.locator("textarea[name=note]").fill("整改到位，同意办结。")
