@@ -18,9 +18,10 @@ from sqlalchemy.orm import selectinload
 
 from hub import integrity
 from hub.ids import check_id_number
+from hub.jobs.deadlines import sweep_deadlines
 from hub.lifecycle import CLOCKED, OPEN
 from hub.storage.tables import Application, Deficiency, Event, Rating
-from hub.timelimits import recompute_due
+from hub.timelimits import recompute_due, signal
 
 SPEC = importlib.util.spec_from_file_location("bench_scale", Path(__file__).parent.parent / "benchmarks" / "scale.py")
 scale = importlib.util.module_from_spec(SPEC)
@@ -81,6 +82,29 @@ def test_fill_writes_what_the_hub_would(filled, clock) -> None:
     report = integrity.IntegrityReport()
     integrity.check_chains(hub, report)
     assert (report.chains.checked, report.chains.failed, report.events) == (N, 0, events)
+
+
+def test_fill_is_where_the_hourly_sweep_left_it(filled, clock) -> None:
+    """The cards are the ones the deadline sweep gives today, and their changes are on the chains
+    already: the sweep after the fill changes nothing (it is timed as a steady hourly run)."""
+    hub, _ = filled
+    today = (clock() + timedelta(hours=8)).date()
+    with hub.sessions() as session:
+        clocked = session.scalars(
+            select(Application).where(Application.state.in_(CLOCKED)).options(selectinload(Application.parts))
+        ).all()
+        cards = Counter(a.signal for a in clocked)
+        assert all(
+            a.signal == (c.value if (c := signal(a, today, hub.calendar, hub.settings.yellow_days)) else None)
+            for a in clocked
+        )
+        warned = session.scalar(select(func.count()).where(Event.action == "warning"))
+        before = session.execute(select(Application.id, Application.signal).order_by(Application.id)).all()
+    assert cards["red"] and warned >= cards["red"]
+    sweep_deadlines(hub)
+    with hub.sessions() as session:
+        assert session.scalar(select(func.count()).where(Event.action == "warning")) == warned
+        assert session.execute(select(Application.id, Application.signal).order_by(Application.id)).all() == before
 
 
 def test_fill_is_repeatable(hub, clock) -> None:
