@@ -870,36 +870,52 @@ NUMBER = re.compile(r"\b\d{6}-\d{8}-\d{5}\b")
 
 
 def inbox_check(db: str, department: str, html: str) -> str:
-    """Is the inbox's first page the most urgent cases? (see the module's doc)"""
+    """Is the inbox's first page the most urgent cases? Overdue here means what the officer can
+    act on: accepted or in review, the department's part still open, due before today. The page
+    must hold only the officer's work, and its overdue rows must be the most overdue ones (no
+    overdue case left off that is due earlier than one shown), and if the department has a
+    page of them, nothing else. 补正 cases whose card went red before the clock stopped are
+    counted beside (the applicant, not the officer, has to act)."""
     import psycopg
 
     shown = list(dict.fromkeys(NUMBER.findall(html)))
     if not shown:
         return "FAIL: no application numbers on the inbox page"
     today = (datetime.now(UTC) + BJ).date()
+    mine = (
+        "EXISTS (SELECT 1 FROM application_parts p WHERE p.application_id = a.id AND p.department_code = %s "
+        "AND p.state IN ('pending','in_review'))"
+    )
     with psycopg.connect(f"{PG}/{db}") as conn:
         rows = dict(conn.execute("SELECT number, state FROM applications WHERE number = ANY(%s)", (shown,)).fetchall())
         overdue = conn.execute(
-            "SELECT a.number, a.due_date FROM applications a WHERE a.state IN "
-            "('accepted','in_review','supplement_requested') AND a.due_date < %s AND EXISTS ("
-            "SELECT 1 FROM application_parts p WHERE p.application_id = a.id AND p.department_code = %s "
-            "AND p.state IN ('pending','in_review')) ORDER BY a.due_date, a.id",
+            "SELECT a.number, a.due_date FROM applications a WHERE a.state IN ('accepted','in_review') "
+            f"AND a.due_date < %s AND {mine} ORDER BY a.due_date, a.id",
             (today, department),
         ).fetchall()
+        red_paused = conn.execute(
+            "SELECT count(*) FROM applications a WHERE a.state = 'supplement_requested' "
+            f"AND a.due_date < a.paused_since AND {mine}",
+            (department,),
+        ).fetchone()[0]
     closed = [n for n in shown if rows.get(n) not in INBOX_STATES]
-    overdue_set = {n for n, _ in overdue}
-    on_page_overdue = sum(1 for n in shown if n in overdue_set)
+    due_of = dict(overdue)
+    on_page = [due_of[n] for n in shown if n in due_of]
+    left_off = [(n, d) for n, d in overdue if n not in set(shown)]
     problems = []
     if closed:
         problems.append(
             f"{len(closed)} of {len(shown)} rows are not an officer's work (e.g. {closed[0]} {rows.get(closed[0])})"
         )
-    if len(overdue) >= len(shown) and on_page_overdue < len(shown):
-        problems.append(f"only {on_page_overdue} of {len(shown)} rows overdue though the department has {len(overdue)}")
-    if overdue and overdue[0][0] not in shown:
-        problems.append(f"the most overdue case {overdue[0][0]} (due {overdue[0][1]}) is not on the page")
+    if len(overdue) >= len(shown) and len(on_page) < len(shown):
+        problems.append(f"only {len(on_page)} of {len(shown)} rows overdue though the department has {len(overdue)}")
+    if left_off and (not on_page or left_off[0][1] < max(on_page)):
+        problems.append(f"overdue case {left_off[0][0]} (due {left_off[0][1]}) is not on the page")
     verdict = "OK" if not problems else "FAIL: " + "; ".join(problems)
-    return f"{verdict} ({len(shown)} rows shown, {on_page_overdue} overdue; department has {len(overdue)} overdue)"
+    return (
+        f"{verdict} ({len(shown)} rows shown, {len(on_page)} overdue; the department has {len(overdue)} overdue "
+        f"in review or accepted, and {red_paused} 补正 cases that went red before the clock stopped)"
+    )
 
 
 def time_pages(
@@ -947,6 +963,7 @@ def time_pages(
                 p.note = f"hub_database_up {up.group(1) if up else '?'}"
             if p.name == "officer inbox" and r.status_code == 200:
                 inbox_verdict = inbox_check(db, department, r.text)
+        print(f"  timing {len(plist)} pages ×{runs}", file=sys.stderr, flush=True)
         for _ in range(runs):
             for p in plist:
                 c = clients[p.user] if p.user else anon
@@ -956,6 +973,7 @@ def time_pages(
     finally:
         server.stop()
     # 3. the same statements, bare
+    print(f"  replaying their SQL ×{runs}", file=sys.stderr, flush=True)
     with psycopg.connect(f"{PG}/{db}") as conn:
         for p in plist:
             if not p.sql:
@@ -978,6 +996,7 @@ def sweep(env: dict[str, str], *args: str) -> tuple[float, float, int]:
 def time_sweeps(env: dict[str, str], runs: int) -> list[str]:
     lines = []
     for label, args in (("hub run deadlines", ("run", "deadlines")), ("hub apps warnings", ("apps", "warnings"))):
+        print(f"  timing {label} ×{runs}", file=sys.stderr, flush=True)
         results = [sweep(env, *args) for _ in range(runs)]
         walls = [w for w, _, _ in results]
         lines.append(
