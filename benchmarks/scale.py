@@ -46,6 +46,7 @@ import pickle
 import random
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -1057,6 +1058,13 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=HOME)
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--inbox-path", default="/inbox", help="the inbox page (tab) that lists the most urgent cases")
+    ap.add_argument(
+        "--after-fill",
+        action="append",
+        default=[],
+        metavar="'HUB ARGS'",
+        help="a hub command to run after the fill (repeatable), e.g. one that rebuilds rollups from the events",
+    )
     ap.add_argument("--out", type=Path, help="also write the report here")
     args = ap.parse_args()
     work = args.home.parent
@@ -1070,6 +1078,8 @@ def main() -> None:
         started = clock.monotonic()
         counts = fill(hub, args.apps, seed=args.seed, progress=True)
         hub.close()
+        for command in args.after_fill:  # e.g. a rebuild of figures kept as rollups (COPY bypasses the hub)
+            run_hub(env, *shlex.split(command))
         lines.append(f"fill: {counts.get('applications', 0):,} applications in {clock.monotonic() - started:.0f} s")
         print(lines[-1], flush=True)
     meta = describe(args.db)
