@@ -1,16 +1,21 @@
-"""`sweep_deadlines()`: the hourly look at every clocked application (electronic supervision,
+"""`sweep_deadlines()`: the hourly look at the clocked applications (electronic supervision,
 红黄牌). When an application's card changes to yellow (few working days left) or red (overdue),
 the change is recorded as a `warning` event on its chain — once per change, however often the
 sweep runs — and the current card is kept on the application for lists and sorting. The
-supervisors' list is `warnings()` (every open red and yellow card, overdue 容缺 commitments)."""
+supervisors' list is `warnings()` (every open red and yellow card, overdue 容缺 commitments).
+
+The sweep reads only applications whose card can change (`may_change`), in keyset pages of
+ascending id, each page its own transaction: its memory is one page, whatever the size of the
+hub, and a green card with its due date beyond the yellow horizon is never loaded."""
 
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 
 from hub import applications as svc
@@ -19,6 +24,7 @@ from hub.context import Hub
 from hub.lifecycle import CLOCKED, Role
 from hub.storage.tables import Application
 from hub.supervision import Alert, warnings
+from hub.supervision.alerts import card_horizon
 from hub.timelimits import Signal, signal
 
 SWEEPER = Actor(name="deadline-sweep", role=Role.system)
@@ -28,7 +34,7 @@ ESCALATIONS = (Signal.yellow, Signal.red)
 
 @dataclass
 class SweepSummary:
-    checked: int = 0
+    checked: int = 0  # read because their card could change (the others are green and far from due)
     yellow: int = 0  # turned yellow in this sweep
     red: int = 0  # turned red in this sweep
     alerts: list[Alert] = field(default_factory=list)  # everything open, for supervisors
@@ -43,16 +49,35 @@ class SweepSummary:
         )
 
 
+def may_change(horizon: date) -> ColumnElement[bool]:
+    """Clocked applications whose card the sweep could change. The others hold a green card, with
+    the clock running and a due date on or after `horizon` (the (yellow_days + 1)-th working day
+    from today): `signal()` gives them green again, so reading them would change nothing."""
+    return or_(
+        Application.signal.is_(None),
+        Application.signal != Signal.green.value,
+        Application.paused_since.is_not(None),
+        Application.accepted_on.is_(None),
+        Application.due_date.is_(None),
+        Application.due_date < horizon,
+    )
+
+
 def sweep_deadlines(hub: Hub, *, batch: int = 500) -> SweepSummary:
     summary = SweepSummary()
     today, now = hub.today(), hub.now()
+    horizon = card_horizon(hub, today)
     last_id = 0
     while True:
         with hub.transaction() as session:
             apps = list(
                 session.scalars(
                     select(Application)
-                    .where(Application.state.in_([s.value for s in CLOCKED]), Application.id > last_id)
+                    .where(
+                        Application.state.in_(sorted(s.value for s in CLOCKED)),
+                        may_change(horizon),
+                        Application.id > last_id,
+                    )
                     .order_by(Application.id)
                     .limit(batch)
                     .options(selectinload(Application.parts))
