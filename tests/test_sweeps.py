@@ -3,6 +3,7 @@ time: a page size of 2 gives the same outcome as one page, decided and received 
 loaded, a green card far from its due date is not read again, and the warnings stream in pages
 gives the same alerts as one read."""
 
+import json
 from collections import defaultdict
 from datetime import date
 
@@ -112,3 +113,50 @@ def test_warnings_read_in_pages_match_one_read(hub, clock, loads):
     ]
     # scoped as before: another department sees none of it
     assert list(iter_warnings(hub, MZJ, page=1)) == []
+
+
+# ---------------------------------------------------------------- the CLI: warnings, verify-all
+
+
+def _cli(hub, *args: str):
+    from typer.testing import CliRunner
+
+    from hub.cli import app as cli
+
+    env = {"HUB_DATABASE_URL": hub.engine.url.render_as_string(hide_password=False)}
+    return CliRunner().invoke(cli, ["--home", str(hub.settings.home), *args], env=env)
+
+
+def test_cli_warnings_stream_the_same_alerts(hub, clock):
+    clocked, _, _ = _five(hub, clock)
+    clock.set(date(2026, 11, 6), hour=9)
+    shown = _cli(hub, "apps", "warnings", "--role", "supervisor", "--json")
+    assert shown.exit_code == 0, shown.output
+    listed = json.loads(shown.stdout)
+    assert [(w["number"], w["kind"]) for w in listed] == [(n, "red") for n in clocked]
+    text = _cli(hub, "apps", "warnings", "--role", "officer", "--department", "ts-gjj")
+    assert text.exit_code == 0 and text.stdout.strip().endswith("3 warning(s)")
+
+
+def test_verify_all_reports_progress_on_stderr_and_keeps_stdout_json(hub, clock):
+    _five(hub, clock)
+    done = _cli(hub, "apps", "verify-all", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["chains"] == {"checked": 5, "failed": 0}
+    assert "核验进度 progress: 事件链 event chains 5/5" in done.stderr
+    assert "材料文件 material files" in done.stderr
+
+
+def test_progress_lines_are_bounded_in_rate(monkeypatch):
+    from hub.cli import apps as apps_cli
+
+    now = [100.0]
+    monkeypatch.setattr(apps_cli.time, "monotonic", lambda: now[0])
+    lines: list[str] = []
+    monkeypatch.setattr(apps_cli, "echo", lambda line, err=False: lines.append(line))
+    progress = apps_cli.ProgressLines(every=2.0)
+    for done in range(500, 10_001, 500):  # 20 chunks, half a second apart
+        now[0] += 0.5
+        progress("chains", done, 10_000)
+    assert len(lines) == 5  # every 2 s (4 chunks), the last one being the end of the phase
+    assert lines[-1] == "核验进度 progress: 事件链 event chains 10,000/10,000 (1,000/s)"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 from rich.table import Table
@@ -269,6 +270,30 @@ def verify(
         raise typer.Exit(1)
 
 
+class ProgressLines:
+    """verify-all's progress on stderr (stdout stays the report, or pure JSON): a line at most
+    every `every` seconds, and one when each phase ends, with the rate so far."""
+
+    PHASES: ClassVar[dict[str, str]] = {"chains": "事件链 event chains", "materials": "材料文件 material files"}
+
+    def __init__(self, every: float = 2.0) -> None:
+        self.every = every
+        self.started: dict[str, float] = {}
+        self.mark = self.last_line = time.monotonic()  # a phase starts when the one before ends
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        start = self.started.setdefault(phase, self.mark)
+        finished = done >= total
+        if finished:
+            self.mark = now
+        elif now - self.last_line < self.every:
+            return
+        self.last_line = now
+        rate = done / max(now - start, 1e-3)
+        echo(f"核验进度 progress: {self.PHASES.get(phase, phase)} {done:,}/{total:,} ({rate:,.0f}/s)", err=True)
+
+
 @app.command("verify-all")
 def verify_all(
     ctx: typer.Context,
@@ -283,7 +308,7 @@ def verify_all(
     exit 1 on any."""
     hub = open_hub(ctx)
     try:
-        report = integrity.verify_hub(hub, materials=not skip_materials)
+        report = integrity.verify_hub(hub, materials=not skip_materials, progress=ProgressLines())
     finally:
         hub.close()
     if as_json:
@@ -328,10 +353,13 @@ def warnings(
 ) -> None:
     """Red and yellow cards, overdue 容缺 commitments, provisional due dates."""
     hub = open_hub(ctx)
-    rows = supervision.warnings(hub, make_actor(actor, role, desk, department))
+    # Streamed a page of applications at a time: only those that can carry an alert are read.
+    rows = supervision.iter_warnings(hub, make_actor(actor, role, desk, department))
     if as_json:
         print_json([{"number": w.number, "kind": w.kind, "message": w.message, "due_date": w.due_date} for w in rows])
         return
+    count = 0
     for w in rows:
         echo(f"{w.kind:22} {w.number}  {w.message}")
-    typer.echo(f"{len(rows)} warning(s)")
+        count += 1
+    typer.echo(f"{count} warning(s)")
