@@ -13,6 +13,7 @@ from rich.table import Table
 
 from hub import applications as svc
 from hub import integrity, supervision
+from hub.applications.listing import ListQuery, find_applications
 from hub.cli.common import (
     ActorName,
     DepartmentOpt,
@@ -157,20 +158,26 @@ def list_(
     desk: Annotated[
         str | None, typer.Option("--desk", help="Only this desk (and, for front-desk roles, the actor's desk)")
     ] = None,
+    number: Annotated[str | None, typer.Option("--number", help="Exactly this application number")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Exactly this applicant name")] = None,
+    id_number: Annotated[
+        str | None, typer.Option("--id-number", help="A whole ID number or credit code (never a part of one)")
+    ] = None,
+    q: Annotated[str | None, typer.Option("--q", help="A number, a name or a whole ID number")] = None,
     limit: int = 100,
     actor: ActorName = None,
     role: RoleOpt = Role.ops,
     department: DepartmentOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List applications (resident ID numbers masked)."""
+    """List applications (resident ID numbers masked), newest first; the REST list's filters."""
     hub = open_hub(ctx)
     who = make_actor(actor, role, desk, department)
+    query = ListQuery.parse(
+        state=state, desk=desk, number=number, applicant_name=name, applicant_id=id_number, q=q, limit=limit
+    )
     with hub.sessions() as session:
-        rows = [
-            application_summary(hub, a)
-            for a in svc.list_applications(session, who, state=state, desk=desk, limit=limit)
-        ]
+        rows = [application_summary(hub, a) for a in find_applications(session, who, query)]
     if as_json:
         print_json(rows)
         return
