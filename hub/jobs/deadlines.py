@@ -21,10 +21,10 @@ from sqlalchemy.orm import selectinload
 from hub import applications as svc
 from hub.applications import Actor
 from hub.context import Hub
-from hub.lifecycle import CLOCKED, Role
+from hub.lifecycle import Role
 from hub.storage.tables import Application
 from hub.supervision import Alert, warnings
-from hub.supervision.alerts import card_horizon
+from hub.supervision.alerts import card_horizon, is_clocked
 from hub.timelimits import Signal, signal
 
 SWEEPER = Actor(name="deadline-sweep", role=Role.system)
@@ -74,7 +74,7 @@ def sweep_deadlines(hub: Hub, *, batch: int = 500) -> SweepSummary:
                 session.scalars(
                     select(Application)
                     .where(
-                        Application.state.in_(sorted(s.value for s in CLOCKED)),
+                        is_clocked(),
                         may_change(horizon),
                         Application.id > last_id,
                     )

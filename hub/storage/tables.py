@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -23,6 +23,11 @@ def naive_utc(at: datetime) -> datetime:
     return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
 
 
+# The clocked states (hub.lifecycle.CLOCKED) as a partial index's predicate; tests/test_query_plans.py
+# checks the two agree.
+CLOCKED_SQL = "state IN ('accepted', 'in_review', 'supplement_requested')"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar = {dict[str, Any]: JSON}
@@ -35,6 +40,23 @@ class Application(Base):
     __table_args__ = (
         UniqueConstraint("desk_code", "source_ref", name="uq_applications_desk_source_ref"),
         Index("ix_applications_desk_state", "desk_code", "state"),
+        # The hourly sweep and the warnings walk the clocked applications by id (keyset pages):
+        # a small share of the hub, found without reading the decided ones (migration 0009).
+        Index(
+            "ix_applications_clocked",
+            "id",
+            postgresql_where=text(CLOCKED_SQL),
+            sqlite_where=text(CLOCKED_SQL),
+        ),
+        # provisional due dates, for the warnings: rarer still (SQLite keeps booleans as 0/1 and
+        # matches a partial index's predicate as the query writes it)
+        Index(
+            "ix_applications_provisional",
+            "id",
+            postgresql_where=text("due_provisional"),
+            sqlite_where=text("due_provisional = 1"),
+        ),
+        Index("ix_applications_applicant_name", "applicant_name"),  # the list's name filter
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,6 +182,15 @@ class Deficiency(Base):
     """容缺: a material accepted as missing against the applicant's commitment to supply it."""
 
     __tablename__ = "deficiencies"
+    __table_args__ = (
+        # open commitments by application, for the warnings (closed ones are most of the table)
+        Index(
+            "ix_deficiencies_open",
+            "application_id",
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub import lifecycle
@@ -27,6 +27,15 @@ from hub.timelimits import Signal, signal
 PAGE = 500
 
 CLOCKED_STATES = sorted(s.value for s in lifecycle.CLOCKED)
+
+
+def is_clocked() -> ColumnElement[bool]:
+    """`state IN ('accepted', 'in_review', 'supplement_requested')` written into the SQL as the
+    partial index ix_applications_clocked states it (tables.CLOCKED_SQL): SQLite uses a partial
+    index only for a query term that matches its predicate, and a bound parameter does not."""
+    return Application.state.in_(bindparam("clocked_states", CLOCKED_STATES, expanding=True, literal_execute=True))
+
+
 OPEN_STATES = sorted(s.value for s in lifecycle.OPEN)
 WATCHED_STATES = sorted({*OPEN_STATES, "decided", "issued"})  # where a commitment can still be owed
 
@@ -51,13 +60,13 @@ def _candidate_streams(today: date, horizon: date) -> list[tuple[Select, ColumnE
     return [
         (
             select(Application.id).where(
-                Application.state.in_(CLOCKED_STATES),
+                is_clocked(),
                 or_(Application.due_date < horizon, Application.paused_since > Application.due_date),
             ),
             Application.id,
         ),
         (
-            select(Application.id).where(Application.due_provisional.is_(True), Application.state.in_(OPEN_STATES)),
+            select(Application.id).where(Application.due_provisional, Application.state.in_(OPEN_STATES)),
             Application.id,
         ),
         (
