@@ -77,6 +77,10 @@ def test_the_sweep_pages_and_never_loads_what_it_cannot_change(hub, clock, loads
         assert [e.data["level"] for e in app.events if e.action == "warning"] == ["yellow", "red"]
         assert app.signal == "red"
     assert svc.read(hub, decided, MZJ).signal is None and svc.read(hub, received, HZ_CLERK).signal is None
+    loads.clear()
+    steady = sweep_deadlines(hub, batch=2)
+    assert (steady.checked, len(steady.alerts)) == (0, 3)  # red and overdue stays red: none re-read
+    assert [sorted(page) for page in loads.values() if page] == [sorted(clocked)]  # only the alert list's read
 
 
 def test_the_same_sweep_in_one_page_or_pages_of_two(hub, clock):

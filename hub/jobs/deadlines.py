@@ -6,7 +6,8 @@ supervisors' list is `warnings()` (every open red and yellow card, overdue 容�
 
 The sweep reads only applications whose card can change (`may_change`), in keyset pages of
 ascending id, each page its own transaction: its memory is one page, whatever the size of the
-hub, and a green card with its due date beyond the yellow horizon is never loaded."""
+hub. A green card with its due date beyond the yellow horizon, and a red card already overdue,
+are not loaded: the hourly run reads the cases about to turn, not every open one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import selectinload
 
 from hub import applications as svc
@@ -49,17 +50,19 @@ class SweepSummary:
         )
 
 
-def may_change(horizon: date) -> ColumnElement[bool]:
-    """Clocked applications whose card the sweep could change. The others hold a green card, with
-    the clock running and a due date on or after `horizon` (the (yellow_days + 1)-th working day
-    from today): `signal()` gives them green again, so reading them would change nothing."""
+def may_change(today: date, horizon: date) -> ColumnElement[bool]:
+    """Clocked applications whose card the sweep could change. Not read: a green card with the
+    clock running and the due date on or after `horizon` (the (yellow_days + 1)-th working day
+    from today), and a red card with the clock running and the due date already past — `signal()`
+    would give each the card it holds, so reading them would change nothing."""
     return or_(
         Application.signal.is_(None),
-        Application.signal != Signal.green.value,
+        Application.signal.not_in([Signal.green.value, Signal.red.value]),
         Application.paused_since.is_not(None),
         Application.accepted_on.is_(None),
         Application.due_date.is_(None),
-        Application.due_date < horizon,
+        and_(Application.signal == Signal.green.value, Application.due_date < horizon),
+        and_(Application.signal == Signal.red.value, Application.due_date >= today),
     )
 
 
@@ -75,7 +78,7 @@ def sweep_deadlines(hub: Hub, *, batch: int = 500) -> SweepSummary:
                     select(Application)
                     .where(
                         is_clocked(),
-                        may_change(horizon),
+                        may_change(today, horizon),
                         Application.id > last_id,
                     )
                     .order_by(Application.id)
