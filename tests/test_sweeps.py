@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from hub import applications as svc
+from hub.events import verify_chain
 from hub.jobs.deadlines import sweep_deadlines
 from hub.lifecycle import Role
 from hub.storage.tables import Application
@@ -75,6 +76,7 @@ def test_the_sweep_pages_and_never_loads_what_it_cannot_change(hub, clock, loads
     for number in clocked:
         app = svc.read(hub, number, GJJ)
         assert [e.data["level"] for e in app.events if e.action == "warning"] == ["yellow", "red"]
+        assert verify_chain(app).ok  # the warnings are chained like every other event
         assert app.signal == "red"
     assert svc.read(hub, decided, MZJ).signal is None and svc.read(hub, received, HZ_CLERK).signal is None
     loads.clear()

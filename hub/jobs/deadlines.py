@@ -19,8 +19,8 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import selectinload
 
-from hub import applications as svc
 from hub.applications import Actor
+from hub.applications.events import append_event
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.storage.tables import Application
@@ -97,12 +97,14 @@ def sweep_deadlines(hub: Hub, *, batch: int = 500) -> SweepSummary:
                 if value == app.signal:
                     continue
                 if card in ESCALATIONS:
-                    svc.record_event(
+                    # the row is held (FOR UPDATE) and its parts loaded: chain onto chain_head
+                    # without reloading the whole history (record_event reads every event)
+                    append_event(
                         session,
-                        app.number,
+                        app,
                         "warning",
                         SWEEPER,
-                        now=now,
+                        now,
                         reason="已超期 (overdue)" if card is Signal.red else "即将到期 (due soon)",
                         data={"level": value, "due_date": app.due_date.isoformat() if app.due_date else None},
                     )
