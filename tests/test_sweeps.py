@@ -85,6 +85,22 @@ def test_the_sweep_pages_and_never_loads_what_it_cannot_change(hub, clock, loads
     assert [sorted(page) for page in loads.values() if page] == [sorted(clocked)]  # only the alert list's read
 
 
+def test_a_stopped_clock_is_read_when_it_stops_and_when_it_restarts(hub, clock):
+    clock.set(date(2026, 11, 2), hour=9)
+    number = svc.transition(hub, svc.create(hub, fund_rent(), HZ_CLERK).number, "accept", GJJ).number
+    assert sweep_deadlines(hub).checked == 1  # its first card: green
+    clock.set(date(2026, 11, 3), hour=9)
+    svc.transition(hub, number, "request_supplement", GJJ, reason="租赁合同未盖章")
+    stopped = sweep_deadlines(hub)
+    assert stopped.checked == 1 and svc.read(hub, number, GJJ).signal == "paused"
+    clock.set(date(2026, 11, 20), hour=9)  # long past the old due date: a stopped clock does not move
+    assert sweep_deadlines(hub).checked == 0 and svc.read(hub, number, GJJ).signal == "paused"
+    svc.transition(hub, number, "resume", HZ_CLERK)  # due date moves by the 13 working days stood
+    resumed = sweep_deadlines(hub)
+    app = svc.read(hub, number, GJJ)
+    assert resumed.checked == 1 and app.signal == "yellow" and app.due_date == date(2026, 11, 24)
+
+
 def test_the_same_sweep_in_one_page_or_pages_of_two(hub, clock):
     clocked, _, _ = _five(hub, clock)
     clock.set(date(2026, 11, 3), hour=9)

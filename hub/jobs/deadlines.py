@@ -6,8 +6,8 @@ supervisors' list is `warnings()` (every open red and yellow card, overdue 容�
 
 The sweep reads only applications whose card can change (`may_change`), in keyset pages of
 ascending id, each page its own transaction: its memory is one page, whatever the size of the
-hub. A green card with its due date beyond the yellow horizon, and a red card already overdue,
-are not loaded: the hourly run reads the cases about to turn, not every open one."""
+hub. A green card with its due date beyond the yellow horizon, a red card already overdue and a
+paused card are not loaded: the hourly run reads the cases about to turn, not every open one."""
 
 from __future__ import annotations
 
@@ -51,18 +51,31 @@ class SweepSummary:
 
 
 def may_change(today: date, horizon: date) -> ColumnElement[bool]:
-    """Clocked applications whose card the sweep could change. Not read: a green card with the
-    clock running and the due date on or after `horizon` (the (yellow_days + 1)-th working day
-    from today), and a red card with the clock running and the due date already past — `signal()`
-    would give each the card it holds, so reading them would change nothing."""
+    """Clocked applications whose card the sweep could change. `signal()` would give the others
+    the card they hold, so they are not read:
+
+    - green, the clock running, due on or after `horizon` (the (yellow_days + 1)-th working day
+      from today): more than yellow_days working days remain;
+    - red, due before today, the clock running or stopped after the due date: stays red;
+    - paused, the clock stopped on or before the due date: a stopped clock does not move.
+
+    Everything else is read: no card yet, yellow, a green card near its date or whose clock has
+    just stopped, a red or paused card whose dates moved (补正 resumed)."""
+    green, red, paused = Signal.green.value, Signal.red.value, Signal.paused.value
     return or_(
         Application.signal.is_(None),
-        Application.signal.not_in([Signal.green.value, Signal.red.value]),
-        Application.paused_since.is_not(None),
+        Application.signal.not_in([green, red, paused]),
+        and_(Application.signal == green, or_(Application.paused_since.is_not(None), Application.due_date < horizon)),
+        and_(
+            Application.signal == red,
+            or_(Application.due_date >= today, Application.paused_since <= Application.due_date),
+        ),
+        and_(
+            Application.signal == paused,
+            or_(Application.paused_since.is_(None), Application.paused_since > Application.due_date),
+        ),
         Application.accepted_on.is_(None),
         Application.due_date.is_(None),
-        and_(Application.signal == Signal.green.value, Application.due_date < horizon),
-        and_(Application.signal == Signal.red.value, Application.due_date >= today),
     )
 
 
