@@ -362,8 +362,12 @@ def warnings(
     hub = open_hub(ctx)
     # Streamed a page of applications at a time: only those that can carry an alert are read.
     rows = supervision.iter_warnings(hub, make_actor(actor, role, desk, department))
-    if as_json:
-        print_json([{"number": w.number, "kind": w.kind, "message": w.message, "due_date": w.due_date} for w in rows])
+    if as_json:  # a JSON array written an alert at a time: the whole list is never held
+        typer.echo("[", nl=False)
+        for i, w in enumerate(rows):
+            item = {"number": w.number, "kind": w.kind, "message": w.message, "due_date": w.due_date}
+            typer.echo(("," if i else "") + "\n  " + json.dumps(item, ensure_ascii=False, default=str), nl=False)
+        typer.echo("\n]")
         return
     count = 0
     for w in rows:
