@@ -35,7 +35,7 @@ ESCALATIONS = (Signal.yellow, Signal.red)
 
 @dataclass
 class SweepSummary:
-    checked: int = 0  # read because their card could change (the others are green and far from due)
+    checked: int = 0  # read because their card could change (`may_change`); the others hold theirs
     yellow: int = 0  # turned yellow in this sweep
     red: int = 0  # turned red in this sweep
     alerts: list[Alert] = field(default_factory=list)  # everything open, for supervisors
