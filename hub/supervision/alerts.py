@@ -16,12 +16,12 @@ from datetime import date
 from typing import Literal
 
 from sqlalchemy import ColumnElement, Select, bindparam, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, load_only, selectinload
 
 from hub import lifecycle
 from hub.applications import Actor, scoped
 from hub.context import Hub
-from hub.storage.tables import Application, Deficiency
+from hub.storage.tables import Application, Deficiency, Part
 from hub.timelimits import Signal, signal
 
 PAGE = 500
@@ -35,6 +35,17 @@ def is_clocked() -> ColumnElement[bool]:
     index only for a query term that matches its predicate, and a bound parameter does not."""
     return Application.state.in_(bindparam("clocked_states", CLOCKED_STATES, expanding=True, literal_execute=True))
 
+
+ALERT_COLUMNS = (
+    Application.id,
+    Application.number,
+    Application.state,
+    Application.accepted_on,
+    Application.due_date,
+    Application.due_provisional,
+    Application.paused_since,
+    Application.paused_workdays,
+)
 
 OPEN_STATES = sorted(s.value for s in lifecycle.OPEN)
 WATCHED_STATES = sorted({*OPEN_STATES, "decided", "issued"})  # where a commitment can still be owed
@@ -108,7 +119,12 @@ def iter_warnings(hub: Hub, actor: Actor, *, page: int = PAGE) -> Iterator[Alert
                 scoped(select(Application), actor)
                 .where(Application.id.in_(ids), Application.state.in_(WATCHED_STATES))
                 .order_by(Application.id)
-                .options(selectinload(Application.deficiencies), selectinload(Application.parts))
+                # only what the cards and messages read: not the form, names or chain
+                .options(
+                    load_only(*ALERT_COLUMNS, raiseload=True),  # reading another column is a bug
+                    selectinload(Application.deficiencies),
+                    selectinload(Application.parts).load_only(Part.promised_days),
+                )
             )
             for app in session.scalars(stmt):
                 yield from _alerts_of(app, today, hub)
