@@ -14,6 +14,7 @@ year an ops schedule covers) there is no answer: every method refuses such a dat
 from __future__ import annotations
 
 import warnings
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -163,6 +164,10 @@ class WorkCalendar:
         while last + 1 in self.schedules:  # an ops schedule may carry the calendar a year further
             last += 1
         self.first_day, self.last_day = date(FIRST_YEAR, 1, 1), date(last, 12, 31)
+        # Per year, the running count of working days up to and including each day of the year,
+        # built once on first use: counting and adding working days are lookups and a bisection,
+        # not a walk day by day (a sweep asks this for every open application, every hour).
+        self._ordinals: dict[int, list[int]] = {}
 
     @property
     def covered(self) -> str:
@@ -206,6 +211,10 @@ class WorkCalendar:
 
     def is_workday(self, d: date) -> bool:
         self.check_date(d, "date")
+        return self._workday_rule(d)
+
+    def _workday_rule(self, d: date) -> bool:
+        """The rule itself (the ordinal tables are built from it); `d` already checked."""
         src = self.source(d.year)
         if d in self._holiday:
             return False
@@ -216,6 +225,22 @@ class WorkCalendar:
         if src is Source.package:
             return chinese_calendar.is_workday(d)
         return d.weekday() < 5 and d not in statutory_holidays(d.year)
+
+    def _year_ordinals(self, year: int) -> list[int]:
+        """`counts[i]` = working days from 1 January of `year` to its i-th day (0-based), inclusive."""
+        counts = self._ordinals.get(year)
+        if counts is None:
+            counts, running, d = [], 0, date(year, 1, 1)
+            while d.year == year:
+                running += self._workday_rule(d)
+                counts.append(running)
+                d += timedelta(days=1)
+            self._ordinals[year] = counts  # the same list whoever builds it first: no lock needed
+        return counts
+
+    def _rank(self, d: date) -> int:
+        """Working days from 1 January of d's year to d, inclusive."""
+        return self._year_ordinals(d.year)[d.timetuple().tm_yday - 1]
 
     def holiday_name(self, d: date) -> str | None:
         self.check_date(d, "date")
@@ -231,9 +256,10 @@ class WorkCalendar:
 
     def add_workdays(self, start: date, n: int) -> tuple[date, bool]:
         """The n-th working day after `start` (start itself not counted; n=0 is `start`).
-        Returns the date and whether any year it crossed is provisional. The walk is bounded by
-        the covered range: a count that would leave it is refused before the walk, or when the
-        walk reaches the range's end (OutOfCalendar naming `n`)."""
+        Returns the date and whether any year it crossed is provisional. A lookup in the yearly
+        ordinal tables, bounded by the covered range: a count that would leave it is refused
+        before any table is built, or when the search reaches the range's end (OutOfCalendar
+        naming `n`)."""
         if n < 0:
             raise ValueError("n must be >= 0")
         self.check_date(start, "start")
@@ -243,14 +269,21 @@ class WorkCalendar:
         )
         if n > (self.last_day - start).days:  # at most one working day per calendar day
             raise OutOfCalendar("n", beyond)
-        d, provisional = start, self.source(start.year) is Source.computed
+        # The target is the first day whose running count in its year reaches `want`; a year
+        # that cannot reach it hands the rest on to the next year.
+        year, want = start.year, self._rank(start) + n
         while n:
-            if d >= self.last_day:
+            counts = self._year_ordinals(year)
+            if want <= counts[-1]:
+                d = date(year, 1, 1) + timedelta(days=bisect_left(counts, want))
+                break
+            want -= counts[-1]
+            year += 1
+            if year > self.last_day.year:
                 raise OutOfCalendar("n", beyond)
-            d += timedelta(days=1)
-            if self.is_workday(d):
-                n -= 1
-            provisional = provisional or self.source(d.year) is Source.computed
+        else:
+            d = start  # n == 0: the start itself, working day or not
+        provisional = any(self.source(y) is Source.computed for y in range(start.year, d.year + 1))
         return d, provisional
 
     def workdays_between(self, a: date, b: date) -> int:
@@ -259,11 +292,8 @@ class WorkCalendar:
         self.check_date(b, "b")
         if b < a:
             return -self.workdays_between(b, a)
-        count, d = 0, a
-        while d < b:
-            d += timedelta(days=1)
-            count += self.is_workday(d)
-        return count
+        whole_years = sum(self._year_ordinals(y)[-1] for y in range(a.year, b.year))
+        return whole_years + self._rank(b) - self._rank(a)
 
     def provisional_years(self, first: int, last: int) -> list[int]:
         return [y for y in range(first, last + 1) if self.source(y) is Source.computed]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 from rich.table import Table
 
 from hub import applications as svc
 from hub import integrity, supervision
+from hub.applications.listing import ListQuery, find_applications
 from hub.cli.common import (
     ActorName,
     DepartmentOpt,
@@ -207,20 +209,26 @@ def list_(
     desk: Annotated[
         str | None, typer.Option("--desk", help="Only this desk (and, for front-desk roles, the actor's desk)")
     ] = None,
+    number: Annotated[str | None, typer.Option("--number", help="Exactly this application number")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Exactly this applicant name")] = None,
+    id_number: Annotated[
+        str | None, typer.Option("--id-number", help="A whole ID number or credit code (never a part of one)")
+    ] = None,
+    q: Annotated[str | None, typer.Option("--q", help="A number, a name or a whole ID number")] = None,
     limit: int = 100,
     actor: ActorName = None,
     role: RoleOpt = Role.ops,
     department: DepartmentOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List applications (resident ID numbers masked)."""
+    """List applications (resident ID numbers masked), newest first; the REST list's filters."""
     hub = open_hub(ctx)
     who = make_actor(actor, role, desk, department)
+    query = ListQuery.parse(
+        state=state, desk=desk, number=number, applicant_name=name, applicant_id=id_number, q=q, limit=limit
+    )
     with hub.sessions() as session:
-        rows = [
-            application_summary(hub, a)
-            for a in svc.list_applications(session, who, state=state, desk=desk, limit=limit)
-        ]
+        rows = [application_summary(hub, a) for a in find_applications(session, who, query, hub.settings.tz)]
     if as_json:
         print_json(rows)
         return
@@ -320,6 +328,30 @@ def verify(
         raise typer.Exit(1)
 
 
+class ProgressLines:
+    """verify-all's progress on stderr (stdout stays the report, or pure JSON): a line at most
+    every `every` seconds, and one when each phase ends, with the rate so far."""
+
+    PHASES: ClassVar[dict[str, str]] = {"chains": "事件链 event chains", "materials": "材料文件 material files"}
+
+    def __init__(self, every: float = 2.0) -> None:
+        self.every = every
+        self.started: dict[str, float] = {}
+        self.mark = self.last_line = time.monotonic()  # a phase starts when the one before ends
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        start = self.started.setdefault(phase, self.mark)
+        finished = done >= total
+        if finished:
+            self.mark = now
+        elif now - self.last_line < self.every:
+            return
+        self.last_line = now
+        rate = done / max(now - start, 1e-3)
+        echo(f"核验进度 progress: {self.PHASES.get(phase, phase)} {done:,}/{total:,} ({rate:,.0f}/s)", err=True)
+
+
 @app.command("verify-all")
 def verify_all(
     ctx: typer.Context,
@@ -334,7 +366,7 @@ def verify_all(
     exit 1 on any."""
     hub = open_hub(ctx)
     try:
-        report = integrity.verify_hub(hub, materials=not skip_materials)
+        report = integrity.verify_hub(hub, materials=not skip_materials, progress=ProgressLines())
     finally:
         hub.close()
     if as_json:
@@ -379,10 +411,17 @@ def warnings(
 ) -> None:
     """Red and yellow cards, overdue 容缺 commitments, provisional due dates."""
     hub = open_hub(ctx)
-    rows = supervision.warnings(hub, make_actor(actor, role, desk, department))
-    if as_json:
-        print_json([{"number": w.number, "kind": w.kind, "message": w.message, "due_date": w.due_date} for w in rows])
+    # Streamed a page of applications at a time: only those that can carry an alert are read.
+    rows = supervision.iter_warnings(hub, make_actor(actor, role, desk, department))
+    if as_json:  # a JSON array written an alert at a time: the whole list is never held
+        typer.echo("[", nl=False)
+        for i, w in enumerate(rows):
+            item = {"number": w.number, "kind": w.kind, "message": w.message, "due_date": w.due_date}
+            typer.echo(("," if i else "") + "\n  " + json.dumps(item, ensure_ascii=False, default=str), nl=False)
+        typer.echo("\n]")
         return
+    count = 0
     for w in rows:
         echo(f"{w.kind:22} {w.number}  {w.message}")
-    typer.echo(f"{len(rows)} warning(s)")
+        count += 1
+    typer.echo(f"{count} warning(s)")

@@ -23,6 +23,11 @@ def naive_utc(at: datetime) -> datetime:
     return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
 
 
+# The clocked states (hub.lifecycle.CLOCKED) as a partial index's predicate; tests/test_query_plans.py
+# checks the two agree.
+CLOCKED_SQL = "state IN ('accepted', 'in_review', 'supplement_requested')"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar = {dict[str, Any]: JSON}
@@ -39,7 +44,6 @@ class Application(Base):
         # intake of a day, the received-date filter, the search by an applicant's name
         Index("ix_applications_desk_created", "desk_code", "created_at"),
         Index("ix_applications_created_at", "created_at"),
-        Index("ix_applications_applicant_name", "applicant_name"),  # also in branch sweeps' 0009: keep one
         # open work whose clock runs or stands, by due date: the dashboard's and /metrics' red and
         # yellow counts read this small partial index alone (index-only on PostgreSQL)
         Index(
@@ -49,6 +53,23 @@ class Application(Base):
             postgresql_where=text("state IN ('accepted', 'in_review', 'supplement_requested')"),
             sqlite_where=text("state IN ('accepted', 'in_review', 'supplement_requested')"),
         ),
+        # The hourly sweep and the warnings walk the clocked applications by id (keyset pages):
+        # a small share of the hub, found without reading the decided ones (migration 0009).
+        Index(
+            "ix_applications_clocked",
+            "id",
+            postgresql_where=text(CLOCKED_SQL),
+            sqlite_where=text(CLOCKED_SQL),
+        ),
+        # provisional due dates, for the warnings: rarer still (SQLite keeps booleans as 0/1 and
+        # matches a partial index's predicate as the query writes it)
+        Index(
+            "ix_applications_provisional",
+            "id",
+            postgresql_where=text("due_provisional"),
+            sqlite_where=text("due_provisional = 1"),
+        ),
+        Index("ix_applications_applicant_name", "applicant_name"),  # the list's name filter
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -184,12 +205,18 @@ class Deficiency(Base):
     """容缺: a material accepted as missing against the applicant's commitment to supply it."""
 
     __tablename__ = "deficiencies"
-    # a desk's 容缺 commitments still owed, by due date (the desk's to-do page); closed ones are
-    # most of the table and stay out of it
     __table_args__ = (
+        # a desk's 容缺 commitments still owed, by due date (the desk's to-do page), and by
+        # application (the warnings); closed ones are most of the table and stay out of both
         Index(
             "ix_deficiencies_open_due",
             "due_date",
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
+        Index(
+            "ix_deficiencies_open",
+            "application_id",
             postgresql_where=text("closed_at IS NULL"),
             sqlite_where=text("closed_at IS NULL"),
         ),

@@ -7,6 +7,6 @@
 
 Re-exports only."""
 
-from hub.supervision.alerts import Alert, warnings
+from hub.supervision.alerts import Alert, iter_warnings, warnings
 
-__all__ = ["Alert", "warnings"]
+__all__ = ["Alert", "iter_warnings", "warnings"]

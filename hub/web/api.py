@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
 from hub import audit, ops, ratings
+from hub.applications.listing import ListQuery, find_applications
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.lifecycle import FRONT, Role
@@ -27,6 +28,7 @@ from hub.users import Approval
 from hub.web import desk_intake
 from hub.web.applicant_status import open_status, status_link, status_view
 from hub.web.deps import client_of, get_hub, need
+from hub.web.query_params import refuse_unknown_query
 from hub.web.security import CSRF_HEADER, Principal, check_csrf
 from hub.web.uploads import Body, read_multipart
 from hub.worklists import inbox_rows
@@ -101,12 +103,56 @@ def catalog_item(code: str, hub: HubDep, principal: Reader) -> dict[str, Any]:
 def list_applications(
     hub: HubDep,
     principal: Reader,
-    state: Annotated[str | None, Query(max_length=32)] = None,
+    _known: Annotated[None, Depends(refuse_unknown_query)],  # after the caller: 401 before 400
+    state: Annotated[str | None, Query(max_length=32, description="Only this state (received, accepted, …)")] = None,
+    desk: Annotated[str | None, Query(max_length=64, description="Only this desk (code)")] = None,
+    number: Annotated[str | None, Query(max_length=32, description="Exactly this application number")] = None,
+    applicant_name: Annotated[
+        str | None, Query(max_length=200, description="Exactly this applicant name, as written")
+    ] = None,
+    applicant_id: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="A whole 18-character ID number or credit code (全角 digits accepted); never a part of one",
+        ),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Search box: an application number, an applicant name, or a whole ID number"),
+    ] = None,
+    item: Annotated[str | None, Query(max_length=48, description="Only applications with this item or bundle")] = None,
+    channel: Annotated[str | None, Query(max_length=16, description="Only this channel (bank, enclave, …)")] = None,
+    origin: Annotated[
+        str | None, Query(max_length=64, description="`local` (our own desks) or a partner hub's name")
+    ] = None,
+    received_from: Annotated[
+        str | None, Query(max_length=10, description="Received on or after this day (YYYY-MM-DD, Beijing)")
+    ] = None,
+    received_to: Annotated[
+        str | None, Query(max_length=10, description="Received on or before this day (YYYY-MM-DD, Beijing)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
+    """Applications in the caller's scope, newest first, filtered in the database by every
+    parameter given. A parameter this route does not take is refused (400), never ignored."""
+    query = ListQuery.parse(
+        state=state,
+        desk=desk,
+        number=number,
+        applicant_name=applicant_name,
+        applicant_id=applicant_id,
+        q=q,
+        item=item,
+        channel=channel,
+        origin=origin,
+        received_from=received_from,
+        received_to=received_to,
+        limit=limit,
+    )
     today = hub.today()
     with hub.sessions() as session:
-        apps = svc.list_applications(session, principal.actor, state=state, limit=limit)
+        apps = find_applications(session, principal.actor, query, hub.settings.tz)
         return [application_summary(hub, a, today) for a in apps]
 
 

@@ -44,6 +44,7 @@ from hub.web import (
 )
 from hub.web.applicant_status import LookupThrottle
 from hub.web.deps import CHANGE_PASSWORD, PasswordChangeRequired, optional_principal
+from hub.web.query_params import UnknownParameter
 from hub.web.render import add_template_dir, render_error, wants_html
 from hub.web.security import Throttle
 from hub.web.server import BodyTimeout
@@ -223,7 +224,14 @@ def add_operability(app: FastAPI, hub: Hub) -> None:
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
-STATUS = {InvalidInput: 422, NotFound: 404, Forbidden: 403, IllegalTransition: 409, LoginRefused: 401}
+STATUS = {
+    UnknownParameter: 400,
+    InvalidInput: 422,
+    NotFound: 404,
+    Forbidden: 403,
+    IllegalTransition: 409,
+    LoginRefused: 401,
+}
 
 
 @asynccontextmanager

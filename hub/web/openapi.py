@@ -8,6 +8,7 @@ nothing else; the hub answers every error, 422 included, as `ErrorBody` ({detail
 - 404 when it names something in its path, or in its body (a catalogue item, a token);
 - 409 for writes that act on an application's or a row's state;
 - 400 and 413 for writes with a body (a body the hub cannot read at all; too large);
+- 400 also for routes that refuse unknown query parameters (`hub.web.query_params`);
 - 422 when it takes parameters or a body.
 
 tests/test_openapi.py runs schemathesis with its response conformance checks: an answer this
@@ -24,6 +25,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from hub.web.deps import optional_principal
+from hub.web.query_params import refuse_unknown_query
 
 
 class ErrorItem(BaseModel):
@@ -70,6 +72,8 @@ def _statuses(route: APIRoute, method: str, operation: dict[str, Any]) -> list[s
         codes.add("409")
     if has_body:
         codes |= {"400", "413"}
+    if any(d.call is refuse_unknown_query for d in route.dependant.dependencies):
+        codes.add("400")
     if operation.get("parameters") or has_body:
         codes.add("422")
     return sorted(codes)
@@ -88,10 +92,16 @@ def document(app: FastAPI) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's, never answered
         components.pop(name, None)
     ref = {"$ref": "#/components/schemas/ErrorBody"}
-    routes = {r.path_format: r for r in app.routes if isinstance(r, APIRoute) and r.include_in_schema}
+    # by path and method: GET and POST /applications are different routes with different needs
+    routes = {
+        (r.path_format, m.lower()): r
+        for r in app.routes
+        if isinstance(r, APIRoute) and r.include_in_schema
+        for m in r.methods
+    }
     for path, operations in schema.get("paths", {}).items():
-        route = routes.get(path)
         for method, operation in operations.items():
+            route = routes.get((path, method))
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             if route is None:

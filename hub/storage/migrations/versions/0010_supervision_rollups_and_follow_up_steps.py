@@ -5,7 +5,7 @@ The rollups of an existing database are filled by `hub db upgrade` after the mig
 (hub.supervision.rollups.backfill), with the hub's own time zone.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

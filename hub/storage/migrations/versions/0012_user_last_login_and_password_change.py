@@ -1,7 +1,7 @@
 """users: when each last logged in, and whether a temporary password must be changed first
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-04
 """
 
