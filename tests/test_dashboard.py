@@ -354,6 +354,23 @@ def test_a_case_52_days_overdue_counts_and_lowers_the_on_time_rate(hub, clock):
     assert (t.overdue_open, t.due_soon) == (0, 1)
 
 
+def test_the_daily_report_counts_open_overdue_work_as_the_dashboard_does(hub, clock):
+    """The 日报's 按时办结率 is the dashboard's: an open overdue case counts as late there too
+    (over completed cases alone the report read 100 % beside the dashboard's 50 %)."""
+    _overdue_case(hub, clock)  # due 09-24, left open
+    day = date(2026, 9, 25)
+    clock.set(day)
+    done = svc.create(hub, elderly_card(), TELLER).number
+    _walk(hub, done, [(TELLER, "pre_review"), (MZJ, "accept"), (MZJ, "start_review"), (MZJ, "approve")])
+    [total] = dashboard.figures(hub, day, day, "total")
+    assert (total.completed, total.on_time, total.overdue_open, total.on_time_rate) == (1, 1, 1, 0.5)
+    report = daily_report(hub, day)
+    assert (report.total.overdue_open, report.total.on_time_rate) == (1, 0.5)
+    assert report.by["department"]["ts-gjj"].on_time_rate == 0.0
+    body = json.loads(report.json_path.read_text(encoding="utf-8"))
+    assert body["total"]["on_time_rate"] == 0.5
+
+
 def test_trends_by_week_and_month_from_the_rollups(hub, clock, walked):
     weeks = dashboard.trend(hub, "week", date(2026, 11, 8), 3)
     assert [(p.start, p.end, p.label) for p in weeks] == [
