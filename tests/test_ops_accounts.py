@@ -32,6 +32,7 @@ from hub.users import (
     add_user,
     authenticate,
     issue_user,
+    reset_password,
 )
 from hub.web.app import create_app
 from tests.test_web_api import PASSWORD, csrf_of, login
@@ -133,6 +134,19 @@ def test_a_temporary_password_must_be_changed_before_anything_else(web: TestClie
         authenticate(hub, "ops2", temporary)
     assert authenticate(hub, "ops2", "my-own-pass-2026").must_change_password is False
     assert [e.target for e in _audit(hub, "password_changed")] == ["ops2"]
+
+
+@pytest.mark.parametrize(
+    ("username", "role", "desk"), [("wangfang", Role.teller, "bank-xiahong"), ("zhaoli", Role.supervisor, None)]
+)
+def test_a_temporary_password_opens_no_to_do_page(web: TestClient, hub: Hub, username, role, desk):
+    """The home page ("/", the desk's to-do and the supervisor's open work) is behind the same
+    rule as every other page: a temporary password is changed first."""
+    add_user(hub, username, PASSWORD, display_name="临时", role=role, desk=desk)
+    reset_password(hub, username, "temporary-pass-2026", temporary=True)
+    login(web, username, "temporary-pass-2026")
+    home = web.get("/", headers=HTML, follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == "/account/password"
 
 
 def test_password_change_errors_name_their_field(web: TestClient, hub: Hub):
