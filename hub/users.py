@@ -456,6 +456,15 @@ NO_APPROVAL = Approval()
 
 
 def _approved(hub: Hub, role: Role, desk, department, approval: Approval, requester: str | None, target: str | None):
+    if requester is not None and role is Role.supervisor and not needs_approval(hub, role):
+        # the first supervisor needs nobody — at the host only: made from a web page, ops would
+        # hold a supervisor's login and so approve desk and department credentials alone
+        raise ApprovalRefused(
+            Reason(
+                "第一个督查人员账号只能在服务器上用 hub users add 创建",
+                "the first supervisor account is created at the host (hub users add)",
+            )
+        )
     approved = approve(hub, role, desk, department, approval.username, approval.password, requester=requester)
     if approved is not None and approved.username == target:
         raise ApprovalRefused(Reason("授权人不能是该账号本人", "the approver must be a second person, not the user"))

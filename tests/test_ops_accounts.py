@@ -111,6 +111,24 @@ def test_ops_creates_a_desk_login_only_with_a_second_persons_approval(web: TestC
     assert other_ops.status_code == 200 and 'id="temp-password"' in other_ops.text
 
 
+def test_ops_cannot_make_the_first_supervisor_from_the_web(hub: Hub):
+    """The first supervisor needs no approver (someone must start), but only at the host: from
+    the ops page, ops would make a supervisor, log in with the password it was shown, and then
+    approve desk and department logins (双人授权) alone."""
+    add_user(hub, OPS[0], PASSWORD, display_name=OPS[1], role=Role.ops)
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        csrf = _as_ops(web)
+        made = web.post(
+            "/ops/users",
+            data={"csrf_token": csrf, "username": "boss1", "display_name": "陈静", "role": "supervisor"},
+            headers=HTML,
+        )
+        assert made.status_code == 403 and 'id="temp-password"' not in made.text
+        assert "hub users add" in made.text
+    with hub.sessions() as session:
+        assert session.scalar(select(User).where(User.username == "boss1")) is None
+
+
 def test_a_temporary_password_must_be_changed_before_anything_else(web: TestClient, hub: Hub):
     person, temporary = issue_user(
         hub, Actor(name="cli:root", role=Role.system), username="ops2", display_name="运维小吴", role=Role.ops
