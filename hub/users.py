@@ -230,7 +230,10 @@ def unlock(hub: Hub, username: str) -> bool:
 
 def change_password(hub: Hub, username: str, current: str, new: str) -> Person:
     """The user replaces their own password (a temporary one, or at will): the current one must be
-    right — a wrong one counts like a failed login — and the new one different and acceptable."""
+    right — a wrong one counts like a failed login — and the new one different and acceptable.
+    Every session of the user ends (the caller opens a fresh one for whoever changed it): a
+    session opened with the old password — by ops, who was shown the temporary one — must not
+    live on as the user's."""
     try:
         authenticate(hub, username, current, login=False)
     except LoginRefused as exc:
@@ -247,6 +250,7 @@ def change_password(hub: Hub, username: str, current: str, new: str) -> Person:
         user.password_hash = hash_password(new)
         user.password_changed_at = naive_utc(hub.now())
         user.must_change_password = False
+        session.query(WebSession).filter(WebSession.user_id == user.id).delete()
         return _person(user)
 
 

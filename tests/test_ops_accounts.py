@@ -167,6 +167,33 @@ def test_a_temporary_password_opens_no_to_do_page(web: TestClient, hub: Hub, use
     assert home.status_code == 303 and home.headers["location"] == "/account/password"
 
 
+def test_changing_a_temporary_password_ends_every_other_session(hub: Hub):
+    """Whoever also knew the temporary password (ops set it and was shown it) and logged in with
+    it holds a session that waits at the password page; once the user changes the password,
+    that session must not become the user's."""
+    add_user(hub, "wangfang", PASSWORD, display_name="王芳", role=Role.teller, desk="bank-xiahong")
+    reset_password(hub, "wangfang", "temporary-pass-2026", temporary=True)
+    app = create_app(hub)
+    with (
+        TestClient(app, base_url="http://127.0.0.1") as other,
+        TestClient(app, base_url="http://127.0.0.1") as own,
+    ):
+        login(other, "wangfang", "temporary-pass-2026")
+        assert other.get("/", headers=HTML, follow_redirects=False).headers["location"] == "/account/password"
+        login(own, "wangfang", "temporary-pass-2026")
+        ok = {
+            "csrf_token": csrf_of(own, "/account/password"),
+            "current": "temporary-pass-2026",
+            "new": "her-own-pass-2026",
+            "again": "her-own-pass-2026",
+        }
+        done = own.post("/account/password", data=ok, headers=HTML, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/"
+        assert own.get("/", headers=HTML).status_code == 200  # the one who changed it goes on
+        stale = other.get("/", headers=HTML, follow_redirects=False)
+        assert stale.status_code == 303 and stale.headers["location"].startswith("/login")
+
+
 def test_password_change_errors_name_their_field(web: TestClient, hub: Hub):
     _as_ops(web)
     csrf = csrf_of(web, "/account/password")
