@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from hub.applications import Actor, scoped
 from hub.applications.search import ListFilter, apply_filter, utc_start
 from hub.context import Hub
-from hub.lifecycle import CLOCKED, STATE_ZH, PartState, State
+from hub.lifecycle import CLOCKED, PartState, State, part_state_zh
 from hub.presenters import application_summary
 from hub.storage.tables import Application, AttachedMaterial, Deficiency, Event, Part
 from hub.timelimits import remaining_workdays
@@ -127,7 +127,8 @@ def _row(hub: Hub, app: Application, actor: Actor, today: date) -> dict[str, Any
     view = application_summary(hub, app, today)
     mine = [p for p in app.parts if actor.department in (None, p.department_code)]
     view["my_parts"] = [
-        {"item_code": p.item_code, "title": p.title, "state": p.state, "state_zh": STATE_ZH.get(p.state)} for p in mine
+        {"item_code": p.item_code, "title": p.title, "state": p.state, "state_zh": part_state_zh(app.state, p.state)}
+        for p in mine
     ]
     view["lead"] = bool(app.parts) and app.parts[0].department_code == actor.department
     view["received_at"] = app.created_at.isoformat() + "Z"
