@@ -26,6 +26,7 @@ from hub.context import Hub
 from hub.lifecycle import CLOCKED, PartState, State, part_state_zh
 from hub.presenters import application_summary
 from hub.storage.tables import Application, AttachedMaterial, Deficiency, Event, Part
+from hub.supervision.alerts import WATCHED_STATES
 from hub.timelimits import remaining_workdays
 
 PAGE = 50
@@ -231,7 +232,13 @@ def desk_home(hub: Hub, actor: Actor) -> DeskHome:
         owed = (
             scoped(select(Deficiency, Application), actor)
             .join(Application, Application.id == Deficiency.application_id)
-            .where(Deficiency.closed_at.is_(None), Deficiency.due_date <= today + timedelta(days=SOON_DAYS))
+            .where(
+                Deficiency.closed_at.is_(None),
+                Deficiency.due_date <= today + timedelta(days=SOON_DAYS),
+                # where a commitment can still be owed (the supervisors' warnings' rule): not
+                # on a case withdrawn, refused or already delivered
+                Application.state.in_(WATCHED_STATES),
+            )
         )
         commitments = [
             {

@@ -199,6 +199,11 @@ def test_the_desks_home(hub: Hub, clock: Clock):
     assert [r["number"] for r in home.today] == [fresh.number] and home.today_count == 1
     svc.transition(hub, waiting.number, "accept", MZJ)  # now a deficiency row: listed once, not twice
     assert [c["number"] for c in worklists.desk_home(hub, TELLER).commitments] == [late.number, waiting.number]
+    # a withdrawn case owes nothing any more: its promise is not chased (nor counted overdue),
+    # as the supervisors' warnings do not chase it either
+    svc.transition(hub, late.number, "withdraw", GJJ, reason="申请人撤回申请")
+    after = worklists.desk_home(hub, TELLER)
+    assert [c["number"] for c in after.commitments] == [waiting.number] and after.commitments_overdue == 0
     # another desk's home holds none of it
     other = worklists.desk_home(hub, HZ_CLERK)
     assert (other.supplement_count, other.handover_count, other.today_count, other.commitments) == (0, 0, 0, [])
