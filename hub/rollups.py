@@ -172,9 +172,14 @@ def _completes(e: Event) -> bool:
 
 
 def install(sessions: sessionmaker[Session], tz: tzinfo) -> None:
-    """Keep the rollups with every flush of the hub's sessions (`Hub.open` calls this)."""
+    """Keep the rollups with every flush of the hub's sessions (`Hub.open` calls this).
+
+    Whether the factory is hooked already is read from its own settings, not from
+    `sqlalchemy.event.contains`: that registry is keyed by id() and keeps the keys of collected
+    factories, so a new factory at a reused address looked hooked and got no hook at all."""
+    hooked = "rollup_tz" in (sessions.kw.get("info") or {})
     sessions.configure(info={"rollup_tz": tz})
-    if not sa_event.contains(sessions, "after_flush", _after_flush):
+    if not hooked:
         sa_event.listen(sessions, "after_flush", _after_flush)
 
 

@@ -3,6 +3,7 @@ through known steps, local-day period boundaries, trips saved, ratings and follo
 export, a constant number of queries, and the SVG charts."""
 
 import csv
+import gc
 import io
 import json
 import re
@@ -11,7 +12,8 @@ from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy.orm import sessionmaker
 from typer.testing import CliRunner
 
 from hub import applications as svc
@@ -283,6 +285,27 @@ def _rollups_match_the_events(hub) -> dict:
         have = rollups.stored(conn, *span)
     assert have == want
     return have
+
+
+def test_the_rollup_hook_is_on_every_new_session_factory():
+    """`install` once guarded itself with sqlalchemy.event.contains, whose registry is keyed by
+    id(): a session factory made after an earlier one was collected could look hooked already,
+    and that hub kept no rollups at all (an all-zero dashboard, seen as a flaky test; in a
+    process that opens a hub more than once, silently wrong figures). Installing twice on one
+    factory still hooks it once."""
+    engine = create_engine("sqlite://")
+    try:
+        for _ in range(30):
+            sessions = sessionmaker(engine)
+            rollups.install(sessions, CST)
+            rollups.install(sessions, CST)
+            with sessions() as session:
+                assert list(session.dispatch.after_flush).count(rollups._after_flush) == 1
+                assert session.info["rollup_tz"] is CST
+            del sessions, session
+            gc.collect()  # the next factory may reuse this one's id()
+    finally:
+        engine.dispose()
 
 
 def test_rollups_are_kept_with_the_events_and_rebuilt_from_them(hub, clock, walked, db_url):
