@@ -355,6 +355,13 @@ def material_view(number: str, material_id: int, request: Request, hub: HubDep, 
     if m is None:
         raise NotFound("材料不存在 (no such material)")
     audit.record(hub, principal.actor, "view_material", target=number, client=client_of(request), sha256=m.sha256)
+    if m.blob.media_type not in PREVIEW:
+        # OFD and the like: a download under the pages' own policy (no frame, nothing inline)
+        return Response(
+            hub.store.path_of(m.sha256).read_bytes(),
+            media_type=m.blob.media_type,
+            headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(m.filename, safe='')}"},
+        )
     return Response(
         hub.store.path_of(m.sha256).read_bytes(),
         media_type=m.blob.media_type,
