@@ -12,7 +12,7 @@ from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.orm import sessionmaker
 from typer.testing import CliRunner
 
@@ -24,7 +24,7 @@ from hub.errors import InvalidInput
 from hub.jobs.report import daily_report
 from hub.lifecycle import Role
 from hub.metrics import HubCollector
-from hub.storage.tables import Application, FigureRollup, Rating
+from hub.storage.tables import Application, Counter, FigureRollup, Rating
 from hub.supervision import figures as dashboard
 from hub.supervision import report as supervision_report
 from hub.supervision.figures import Figures
@@ -486,3 +486,28 @@ def test_metrics_count_the_overdue_case_in_total_and_per_department(hub, clock):
     assert samples[("hub_database_up", ())] == 1
     assert samples[("hub_applications_overdue", ())] == 1
     assert samples[("hub_parts_overdue", ("ts-gjj",))] == 1 and samples[("hub_parts_overdue", ("ts-mzj",))] == 0
+
+
+def test_upgrade_builds_the_rollups_once_even_after_a_write(hub, clock, walked):
+    """`hub db upgrade` builds the rollups from the events once (a marker says so), not only when
+    the table is empty: a write landing between the migration and the fill must not leave the
+    history uncounted; and a second upgrade leaves them alone."""
+    want = _rollups_match_the_events(hub)
+    with hub.engine.begin() as conn:  # as on a database migrated to 0010 with history: no rows,
+        conn.execute(delete(FigureRollup))  # no marker, and then one live write's row
+        conn.execute(delete(Counter).where(Counter.name == rollups.FILLED))
+        conn.execute(insert(FigureRollup).values(**_one_row()))
+        assert rollups.backfill_if_empty(conn, hub.settings.tz) == len(want)
+    assert _rollups_match_the_events(hub) == want
+    with hub.engine.begin() as conn:
+        assert rollups.backfill_if_empty(conn, hub.settings.tz) is None
+
+
+def _one_row() -> dict:
+    return {
+        "day": date(2026, 9, 21),
+        "channel": "bank",
+        "desk_code": "bank-xiahong",
+        "department_code": "",
+        "received": 1,
+    }
