@@ -66,6 +66,25 @@ STATE_ZH = {
     "denied": "不予",
 }
 
+# a part's state as shown beside the whole case's: a part waits (待审查) only once the case is
+# accepted; before that it waits for 受理, and a case refused or withdrawn ends its parts too
+_PART_BEFORE = {"draft": "待受理", "received": "待受理", "pre_reviewed": "待受理", "rejected": "不予受理"}
+
+
+def part_state_zh(app_state: str, part_state: str) -> str:
+    """A part's state in words that agree with the whole case's (a pending part of a case not yet
+    accepted is 待受理, not 待审查; of a refused one, 不予受理; of one in 补正, 待补正). The one
+    wording for every page that shows parts (the decision page, the inbox)."""
+    if part_state in ("pending", "in_review"):
+        if app_state in _PART_BEFORE:
+            return _PART_BEFORE[app_state]
+        if app_state == "supplement_requested":
+            return "待补正"
+        if app_state == "withdrawn":
+            return "已撤回"
+    return STATE_ZH.get(part_state, part_state)
+
+
 OPEN = frozenset(
     {State.draft, State.received, State.pre_reviewed, State.accepted, State.supplement_requested, State.in_review}
 )

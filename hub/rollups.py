@@ -30,13 +30,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, exists, false, func, select
+from sqlalchemy import Connection, and_, case, delete, exists, false, func, insert, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from hub.catalog.models import Channel
-from hub.storage.tables import Application, Event, FigureRollup, Part, Rating
+from hub.storage.tables import Application, Counter, Event, FigureRollup, Part, Rating
 
 COUNTERS = (
     "received",
@@ -172,9 +172,14 @@ def _completes(e: Event) -> bool:
 
 
 def install(sessions: sessionmaker[Session], tz: tzinfo) -> None:
-    """Keep the rollups with every flush of the hub's sessions (`Hub.open` calls this)."""
+    """Keep the rollups with every flush of the hub's sessions (`Hub.open` calls this).
+
+    Whether the factory is hooked already is read from its own settings, not from
+    `sqlalchemy.event.contains`: that registry is keyed by id() and keeps the keys of collected
+    factories, so a new factory at a reused address looked hooked and got no hook at all."""
+    hooked = "rollup_tz" in (sessions.kw.get("info") or {})
     sessions.configure(info={"rollup_tz": tz})
-    if not sa_event.contains(sessions, "after_flush", _after_flush):
+    if not hooked:
         sa_event.listen(sessions, "after_flush", _after_flush)
 
 
@@ -298,9 +303,27 @@ def event_days(conn: Connection, tz: tzinfo) -> tuple[date, date] | None:
     return local_day(first, tz), local_day(last, tz)
 
 
+FILLED = "figure_rollups_filled"  # a `counters` row: the rollups were built from the events once
+
+
+def _hold(conn: Connection) -> None:
+    """On PostgreSQL, hold the rollups against writers until this transaction ends: a write
+    committed before is in the events the rebuild reads, one after adds to the rebuilt rows —
+    never counted twice or lost. (SQLite has one writer at a time anyway.)"""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE figure_rollups IN EXCLUSIVE MODE"))
+
+
+def _mark_filled(conn: Connection) -> None:
+    if conn.execute(select(Counter.value).where(Counter.name == FILLED)).first() is None:
+        conn.execute(insert(Counter).values(name=FILLED, value=1))
+
+
 def backfill(conn: Connection, tz: tzinfo) -> int:
     """Rebuild every row from the events (a month at a time: memory stays flat); returns the
     number of rows written."""
+    _hold(conn)
+    _mark_filled(conn)
     conn.execute(delete(FigureRollup))
     span = event_days(conn, tz)
     if span is None:
@@ -316,10 +339,14 @@ def backfill(conn: Connection, tz: tzinfo) -> int:
 
 
 def backfill_if_empty(conn: Connection, tz: tzinfo) -> int | None:
-    """`hub db upgrade`: fill the rollups of a database migrated with events but no rows yet."""
-    if conn.execute(select(FigureRollup.day).limit(1)).first() is not None:
+    """`hub db upgrade`: build the rollups from the events once, on a database that has never had
+    them built (a marker, not an empty table: a write landing between the migration and this
+    would otherwise leave the history uncounted). None when there was nothing to do."""
+    _hold(conn)
+    if conn.execute(select(Counter.value).where(Counter.name == FILLED)).first() is not None:
         return None
     if conn.execute(select(Event.id).limit(1)).first() is None:
+        _mark_filled(conn)  # a new hub: every event to come is counted as it commits
         return None
     return backfill(conn, tz)
 

@@ -230,7 +230,10 @@ def unlock(hub: Hub, username: str) -> bool:
 
 def change_password(hub: Hub, username: str, current: str, new: str) -> Person:
     """The user replaces their own password (a temporary one, or at will): the current one must be
-    right — a wrong one counts like a failed login — and the new one different and acceptable."""
+    right — a wrong one counts like a failed login — and the new one different and acceptable.
+    Every session of the user ends (the caller opens a fresh one for whoever changed it): a
+    session opened with the old password — by ops, who was shown the temporary one — must not
+    live on as the user's."""
     try:
         authenticate(hub, username, current, login=False)
     except LoginRefused as exc:
@@ -247,6 +250,7 @@ def change_password(hub: Hub, username: str, current: str, new: str) -> Person:
         user.password_hash = hash_password(new)
         user.password_changed_at = naive_utc(hub.now())
         user.must_change_password = False
+        session.query(WebSession).filter(WebSession.user_id == user.id).delete()
         return _person(user)
 
 
@@ -456,6 +460,15 @@ NO_APPROVAL = Approval()
 
 
 def _approved(hub: Hub, role: Role, desk, department, approval: Approval, requester: str | None, target: str | None):
+    if requester is not None and role is Role.supervisor and not needs_approval(hub, role):
+        # the first supervisor needs nobody — at the host only: made from a web page, ops would
+        # hold a supervisor's login and so approve desk and department credentials alone
+        raise ApprovalRefused(
+            Reason(
+                "第一个督查人员账号只能在服务器上用 hub users add 创建",
+                "the first supervisor account is created at the host (hub users add)",
+            )
+        )
     approved = approve(hub, role, desk, department, approval.username, approval.password, requester=requester)
     if approved is not None and approved.username == target:
         raise ApprovalRefused(Reason("授权人不能是该账号本人", "the approver must be a second person, not the user"))

@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session, selectinload
 from hub.applications import Actor, scoped
 from hub.applications.search import ListFilter, apply_filter, utc_start
 from hub.context import Hub
-from hub.lifecycle import CLOCKED, STATE_ZH, PartState, State
+from hub.lifecycle import CLOCKED, PartState, State, part_state_zh
 from hub.presenters import application_summary
 from hub.storage.tables import Application, AttachedMaterial, Deficiency, Event, Part
+from hub.supervision.alerts import WATCHED_STATES
 from hub.timelimits import remaining_workdays
 
 PAGE = 50
@@ -127,7 +128,8 @@ def _row(hub: Hub, app: Application, actor: Actor, today: date) -> dict[str, Any
     view = application_summary(hub, app, today)
     mine = [p for p in app.parts if actor.department in (None, p.department_code)]
     view["my_parts"] = [
-        {"item_code": p.item_code, "title": p.title, "state": p.state, "state_zh": STATE_ZH.get(p.state)} for p in mine
+        {"item_code": p.item_code, "title": p.title, "state": p.state, "state_zh": part_state_zh(app.state, p.state)}
+        for p in mine
     ]
     view["lead"] = bool(app.parts) and app.parts[0].department_code == actor.department
     view["received_at"] = app.created_at.isoformat() + "Z"
@@ -230,7 +232,13 @@ def desk_home(hub: Hub, actor: Actor) -> DeskHome:
         owed = (
             scoped(select(Deficiency, Application), actor)
             .join(Application, Application.id == Deficiency.application_id)
-            .where(Deficiency.closed_at.is_(None), Deficiency.due_date <= today + timedelta(days=SOON_DAYS))
+            .where(
+                Deficiency.closed_at.is_(None),
+                Deficiency.due_date <= today + timedelta(days=SOON_DAYS),
+                # where a commitment can still be owed (the supervisors' warnings' rule): not
+                # on a case withdrawn, refused or already delivered
+                Application.state.in_(WATCHED_STATES),
+            )
         )
         commitments = [
             {

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 
 from hub import applications as svc
-from hub import backup, signing
+from hub import backup, rollups, signing
 from hub.context import Hub
 from hub.home import write_home
 from hub.signing_key import load_private_key
@@ -493,13 +494,17 @@ def test_a_backup_missing_a_file_the_database_refers_to_fails(tmp_path: Path):
     assert not (tmp_path / "backup").exists() and not list(tmp_path.glob("backup.partial-*"))
 
 
-def test_a_backup_of_an_older_schema_is_migrated_on_restore(tmp_path: Path):
+def test_a_backup_of_an_older_schema_is_migrated_on_restore(tmp_path: Path, monkeypatch):
     home = write_home(tmp_path / "home")
     url = f"sqlite:///{home / 'hub.db'}"
     engine = make_engine(url)
     migrate.upgrade(engine, "0005")  # before signing sessions existed
     engine.dispose()
     hub = Hub.open(home, database_url=url)
+    # the dashboard's rollups came later (0010): today's code writing into this older schema
+    # keeps none
+    sa_event.remove(hub.sessions, "after_flush", rollups._after_flush)
+    monkeypatch.setattr(rollups, "count_submissions", lambda *args: None)
     try:
         # with the desk's first review and without reading it back: the bulk path writes only the
         # columns it names, so today's code can still write into the older schema this test needs

@@ -3,6 +3,7 @@ through known steps, local-day period boundaries, trips saved, ratings and follo
 export, a constant number of queries, and the SVG charts."""
 
 import csv
+import gc
 import io
 import json
 import re
@@ -11,7 +12,8 @@ from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.orm import sessionmaker
 from typer.testing import CliRunner
 
 from hub import applications as svc
@@ -22,7 +24,7 @@ from hub.errors import InvalidInput
 from hub.jobs.report import daily_report
 from hub.lifecycle import Role
 from hub.metrics import HubCollector
-from hub.storage.tables import Application, FigureRollup, Rating
+from hub.storage.tables import Application, Counter, FigureRollup, Rating
 from hub.supervision import figures as dashboard
 from hub.supervision import report as supervision_report
 from hub.supervision.figures import Figures
@@ -285,6 +287,27 @@ def _rollups_match_the_events(hub) -> dict:
     return have
 
 
+def test_the_rollup_hook_is_on_every_new_session_factory():
+    """`install` once guarded itself with sqlalchemy.event.contains, whose registry is keyed by
+    id(): a session factory made after an earlier one was collected could look hooked already,
+    and that hub kept no rollups at all (an all-zero dashboard, seen as a flaky test; in a
+    process that opens a hub more than once, silently wrong figures). Installing twice on one
+    factory still hooks it once."""
+    engine = create_engine("sqlite://")
+    try:
+        for _ in range(30):
+            sessions = sessionmaker(engine)
+            rollups.install(sessions, CST)
+            rollups.install(sessions, CST)
+            with sessions() as session:
+                assert list(session.dispatch.after_flush).count(rollups._after_flush) == 1
+                assert session.info["rollup_tz"] is CST
+            del sessions, session
+            gc.collect()  # the next factory may reuse this one's id()
+    finally:
+        engine.dispose()
+
+
 def test_rollups_are_kept_with_the_events_and_rebuilt_from_them(hub, clock, walked, db_url):
     """Every path that writes counted events — the ORM's transitions, the batch intake's Core
     rows — moves the rollups in the same transaction; a backfill from the events gives the same
@@ -352,6 +375,23 @@ def test_a_case_52_days_overdue_counts_and_lowers_the_on_time_rate(hub, clock):
     clock.set(date(2026, 9, 23))  # one working day left: a yellow card, not red
     [t] = dashboard.figures(hub, date(2026, 9, 1), date(2026, 9, 30), "total")
     assert (t.overdue_open, t.due_soon) == (0, 1)
+
+
+def test_the_daily_report_counts_open_overdue_work_as_the_dashboard_does(hub, clock):
+    """The 日报's 按时办结率 is the dashboard's: an open overdue case counts as late there too
+    (over completed cases alone the report read 100 % beside the dashboard's 50 %)."""
+    _overdue_case(hub, clock)  # due 09-24, left open
+    day = date(2026, 9, 25)
+    clock.set(day)
+    done = svc.create(hub, elderly_card(), TELLER).number
+    _walk(hub, done, [(TELLER, "pre_review"), (MZJ, "accept"), (MZJ, "start_review"), (MZJ, "approve")])
+    [total] = dashboard.figures(hub, day, day, "total")
+    assert (total.completed, total.on_time, total.overdue_open, total.on_time_rate) == (1, 1, 1, 0.5)
+    report = daily_report(hub, day)
+    assert (report.total.overdue_open, report.total.on_time_rate) == (1, 0.5)
+    assert report.by["department"]["ts-gjj"].on_time_rate == 0.0
+    body = json.loads(report.json_path.read_text(encoding="utf-8"))
+    assert body["total"]["on_time_rate"] == 0.5
 
 
 def test_trends_by_week_and_month_from_the_rollups(hub, clock, walked):
@@ -446,3 +486,28 @@ def test_metrics_count_the_overdue_case_in_total_and_per_department(hub, clock):
     assert samples[("hub_database_up", ())] == 1
     assert samples[("hub_applications_overdue", ())] == 1
     assert samples[("hub_parts_overdue", ("ts-gjj",))] == 1 and samples[("hub_parts_overdue", ("ts-mzj",))] == 0
+
+
+def test_upgrade_builds_the_rollups_once_even_after_a_write(hub, clock, walked):
+    """`hub db upgrade` builds the rollups from the events once (a marker says so), not only when
+    the table is empty: a write landing between the migration and the fill must not leave the
+    history uncounted; and a second upgrade leaves them alone."""
+    want = _rollups_match_the_events(hub)
+    with hub.engine.begin() as conn:  # as on a database migrated to 0010 with history: no rows,
+        conn.execute(delete(FigureRollup))  # no marker, and then one live write's row
+        conn.execute(delete(Counter).where(Counter.name == rollups.FILLED))
+        conn.execute(insert(FigureRollup).values(**_one_row()))
+        assert rollups.backfill_if_empty(conn, hub.settings.tz) == len(want)
+    assert _rollups_match_the_events(hub) == want
+    with hub.engine.begin() as conn:
+        assert rollups.backfill_if_empty(conn, hub.settings.tz) is None
+
+
+def _one_row() -> dict:
+    return {
+        "day": date(2026, 9, 21),
+        "channel": "bank",
+        "desk_code": "bank-xiahong",
+        "department_code": "",
+        "received": 1,
+    }

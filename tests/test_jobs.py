@@ -61,6 +61,7 @@ def test_daily_report_counts_per_channel_desk_and_department(hub, clock, home, d
         "accepted": "2",
         "completed": "1",
         "completion_rate": "0.5",
+        "overdue_open": "0",
         "on_time_rate": "1.0",
         "instant_ratio": "0.5",
     }

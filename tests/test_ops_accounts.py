@@ -32,6 +32,7 @@ from hub.users import (
     add_user,
     authenticate,
     issue_user,
+    reset_password,
 )
 from hub.web.app import create_app
 from tests.test_web_api import PASSWORD, csrf_of, login
@@ -110,6 +111,24 @@ def test_ops_creates_a_desk_login_only_with_a_second_persons_approval(web: TestC
     assert other_ops.status_code == 200 and 'id="temp-password"' in other_ops.text
 
 
+def test_ops_cannot_make_the_first_supervisor_from_the_web(hub: Hub):
+    """The first supervisor needs no approver (someone must start), but only at the host: from
+    the ops page, ops would make a supervisor, log in with the password it was shown, and then
+    approve desk and department logins (双人授权) alone."""
+    add_user(hub, OPS[0], PASSWORD, display_name=OPS[1], role=Role.ops)
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        csrf = _as_ops(web)
+        made = web.post(
+            "/ops/users",
+            data={"csrf_token": csrf, "username": "boss1", "display_name": "陈静", "role": "supervisor"},
+            headers=HTML,
+        )
+        assert made.status_code == 403 and 'id="temp-password"' not in made.text
+        assert "hub users add" in made.text
+    with hub.sessions() as session:
+        assert session.scalar(select(User).where(User.username == "boss1")) is None
+
+
 def test_a_temporary_password_must_be_changed_before_anything_else(web: TestClient, hub: Hub):
     person, temporary = issue_user(
         hub, Actor(name="cli:root", role=Role.system), username="ops2", display_name="运维小吴", role=Role.ops
@@ -133,6 +152,46 @@ def test_a_temporary_password_must_be_changed_before_anything_else(web: TestClie
         authenticate(hub, "ops2", temporary)
     assert authenticate(hub, "ops2", "my-own-pass-2026").must_change_password is False
     assert [e.target for e in _audit(hub, "password_changed")] == ["ops2"]
+
+
+@pytest.mark.parametrize(
+    ("username", "role", "desk"), [("wangfang", Role.teller, "bank-xiahong"), ("zhaoli", Role.supervisor, None)]
+)
+def test_a_temporary_password_opens_no_to_do_page(web: TestClient, hub: Hub, username, role, desk):
+    """The home page ("/", the desk's to-do and the supervisor's open work) is behind the same
+    rule as every other page: a temporary password is changed first."""
+    add_user(hub, username, PASSWORD, display_name="临时", role=role, desk=desk)
+    reset_password(hub, username, "temporary-pass-2026", temporary=True)
+    login(web, username, "temporary-pass-2026")
+    home = web.get("/", headers=HTML, follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == "/account/password"
+
+
+def test_changing_a_temporary_password_ends_every_other_session(hub: Hub):
+    """Whoever also knew the temporary password (ops set it and was shown it) and logged in with
+    it holds a session that waits at the password page; once the user changes the password,
+    that session must not become the user's."""
+    add_user(hub, "wangfang", PASSWORD, display_name="王芳", role=Role.teller, desk="bank-xiahong")
+    reset_password(hub, "wangfang", "temporary-pass-2026", temporary=True)
+    app = create_app(hub)
+    with (
+        TestClient(app, base_url="http://127.0.0.1") as other,
+        TestClient(app, base_url="http://127.0.0.1") as own,
+    ):
+        login(other, "wangfang", "temporary-pass-2026")
+        assert other.get("/", headers=HTML, follow_redirects=False).headers["location"] == "/account/password"
+        login(own, "wangfang", "temporary-pass-2026")
+        ok = {
+            "csrf_token": csrf_of(own, "/account/password"),
+            "current": "temporary-pass-2026",
+            "new": "her-own-pass-2026",
+            "again": "her-own-pass-2026",
+        }
+        done = own.post("/account/password", data=ok, headers=HTML, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/"
+        assert own.get("/", headers=HTML).status_code == 200  # the one who changed it goes on
+        stale = other.get("/", headers=HTML, follow_redirects=False)
+        assert stale.status_code == 303 and stale.headers["location"].startswith("/login")
 
 
 def test_password_change_errors_name_their_field(web: TestClient, hub: Hub):

@@ -152,3 +152,10 @@ def test_the_officer_sees_the_id_details_beside_the_video(web: TestClient, heads
         assert "窗口身份证读卡器" in card and "浙江省泰顺县罗阳镇" in card and "330329196610080355" not in card
     finally:
         hub.plugins.pm.unregister(name="test-id-reader")
+
+
+def test_what_beside_the_video_never_shows_an_id_number_in_full():
+    from video.web import VERIFIED_FIELDS, _shown
+
+    assert "196610080" not in _shown("330329196610080355")
+    assert all("\u4e00" <= zh[0] <= "\u9fff" for _, zh, _ in VERIFIED_FIELDS)  # labels people read

@@ -7,7 +7,9 @@ setting every status link starts with."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -129,7 +131,7 @@ def test_lookup_form_needs_its_double_submit_token(web: TestClient, number: str)
 
 def test_failed_lookups_are_throttled_per_client_and_per_number(hub: Hub, number: str):
     web = TestClient(create_app(hub), base_url="http://127.0.0.1")
-    web.app.state.lookup_throttle = LookupThrottle(None, per_client=4, per_number=3, window=600)
+    web.app.state.lookup_throttle = LookupThrottle(None, per_client=5, per_number=3, window=600)
     with web:
         for _ in range(3):
             assert _look(web, number, "王五").status_code == 200
@@ -137,17 +139,31 @@ def test_failed_lookups_are_throttled_per_client_and_per_number(hub: Hub, number
         r = _look(web, number, "林阿婆")
         assert r.status_code == 429 and TOO_MANY in r.text
         other = re.sub(r"\d+$", "888888", number)
-        assert _look(web, other, "王五").status_code == 200  # the 4th failure from this client
+        assert _look(web, other, "王五").status_code == 200  # the 5th attempt from this client
         assert _look(web, other, "林阿婆").status_code == 429  # the client is held too
 
 
 def test_throttle_counts_each_key_apart():
     t = LookupThrottle(None, per_client=2, per_number=5, window=600)
-    assert not t.blocked("10.0.0.1", "XH-2026-000001")
-    t.failed("10.0.0.1", "XH-2026-000001")
-    t.failed("10.0.0.1", "XH-2026-000002")
-    assert t.blocked("10.0.0.1", "XH-2026-000003")
-    assert not t.blocked("10.0.0.2", "XH-2026-000001")
+    assert t.attempt("10.0.0.1", "XH-2026-000001")
+    assert t.attempt("10.0.0.1", "XH-2026-000002")
+    assert not t.attempt("10.0.0.1", "XH-2026-000003")
+    assert t.attempt("10.0.0.2", "XH-2026-000001")
+
+
+def test_parallel_guesses_cannot_pass_the_limit_together():
+    """Counted before the lookup, in one step: twenty guesses at once get exactly the five the
+    number allows (a check, then a count after each failed lookup, let them all through)."""
+    t = LookupThrottle(None, per_client=1000, per_number=5, window=600)
+    start = threading.Barrier(20)
+
+    def guess(i: int) -> bool:
+        start.wait()
+        return t.attempt(f"10.1.0.{i}", "XH-2026-000001")
+
+    with ThreadPoolExecutor(20) as pool:
+        allowed = list(pool.map(guess, range(20)))
+    assert allowed.count(True) == 5
 
 
 # ---------------------------------------------------------------- links
@@ -258,15 +274,14 @@ def test_lookup_throttle_is_shared_through_redis_apart_from_logins(redis_url: st
         r.delete(key)
     # two API processes of one deployment: each its own throttle, one Redis
     a, b = (LookupThrottle(redis_url, per_client=3, per_number=50) for _ in range(2))
-    a.failed("10.9.0.1", "XH-2026-000001")
-    b.failed("10.9.0.1", "XH-2026-000002")
-    assert not a.blocked("10.9.0.1", "XH-2026-000003")
-    a.failed("10.9.0.1", "XH-2026-000003")
-    assert a.blocked("10.9.0.1", "XH-2026-000004") and b.blocked("10.9.0.1", "XH-2026-000004")
+    assert a.attempt("10.9.0.1", "XH-2026-000001")
+    assert b.attempt("10.9.0.1", "XH-2026-000002")
+    assert a.attempt("10.9.0.1", "XH-2026-000003")
+    assert not a.attempt("10.9.0.1", "XH-2026-000004") and not b.attempt("10.9.0.1", "XH-2026-000005")
     keys = {k.decode() for k in r.scan_iter("tbh-*")}
     assert keys and all(k.startswith(("tbh-lookup-ip", "tbh-lookup-no")) for k in keys), keys
     for key in keys:
         r.delete(key)
     down = LookupThrottle("redis://127.0.0.1:1/0", per_client=1, per_number=5)  # Redis down: counted here
-    down.failed("10.9.0.2", "XH-2026-000001")
-    assert down.blocked("10.9.0.2", "XH-2026-000009")
+    assert down.attempt("10.9.0.2", "XH-2026-000001")
+    assert not down.attempt("10.9.0.2", "XH-2026-000009")

@@ -16,10 +16,10 @@ from hub import applications as svc
 from hub.catalog.models import Item
 from hub.context import Hub
 from hub.errors import IllegalTransition, InvalidInput
-from hub.lifecycle import Role
+from hub.lifecycle import Role, part_state_zh
 from hub.tokens import create_token
 from hub.web.app import create_app
-from hub.web.decision import part_state_zh, timeline
+from hub.web.decision import timeline
 from tests.conftest import JPEG
 from tests.support.samples import TELLER, elderly_card, officer
 

@@ -104,6 +104,16 @@ def test_inbox_tabs_counts_and_the_most_urgent_first(hub: Hub, scene: Scene):
     assert [r["number"] for r in worklists.inbox(hub, GJJ, tab="to_issue").rows] == [scene.decided]
 
 
+def test_inbox_part_states_agree_with_the_whole_case(hub: Hub, scene: Scene):
+    """The inbox words a part as the decision page does (hub.lifecycle.part_state_zh): a part of
+    a case not yet accepted waits for 受理, of one in 补正 for the papers — never 待审查 beside
+    a case that reads 已初审 or 待补正."""
+    by = {r["number"]: r for r in worklists.inbox(hub, GJJ).rows}
+    assert [p["state_zh"] for p in by[scene.waiting]["my_parts"]] == ["待受理"]
+    assert [p["state_zh"] for p in by[scene.paused]["my_parts"]] == ["待补正"]
+    assert [p["state_zh"] for p in by[scene.green]["my_parts"]] == ["待审查"]
+
+
 def test_inbox_sorts_and_pages_by_a_stable_key(hub: Hub, scene: Scene):
     received = [r["number"] for r in worklists.inbox(hub, GJJ, sort="received").rows]
     assert received == [scene.red, scene.decided, scene.yellow, scene.paused, scene.waiting, scene.green]
@@ -189,6 +199,11 @@ def test_the_desks_home(hub: Hub, clock: Clock):
     assert [r["number"] for r in home.today] == [fresh.number] and home.today_count == 1
     svc.transition(hub, waiting.number, "accept", MZJ)  # now a deficiency row: listed once, not twice
     assert [c["number"] for c in worklists.desk_home(hub, TELLER).commitments] == [late.number, waiting.number]
+    # a withdrawn case owes nothing any more: its promise is not chased (nor counted overdue),
+    # as the supervisors' warnings do not chase it either
+    svc.transition(hub, late.number, "withdraw", GJJ, reason="申请人撤回申请")
+    after = worklists.desk_home(hub, TELLER)
+    assert [c["number"] for c in after.commitments] == [waiting.number] and after.commitments_overdue == 0
     # another desk's home holds none of it
     other = worklists.desk_home(hub, HZ_CLERK)
     assert (other.supplement_count, other.handover_count, other.today_count, other.commitments) == (0, 0, 0, [])

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -490,6 +491,15 @@ READER_FIELDS = [
     ("issuer", "签发机关", "Issued by"),
     ("valid_until", "有效期至", "Valid until"),
 ]
+# what a verification record may add beside the video: only fields with a name people read (a
+# department's own keys — zjhm, xm … — are never shown raw), and never an ID number in full
+VERIFIED_FIELDS = [("gender", "性别", "Sex"), ("birth_date", "出生日期", "Born"), *READER_FIELDS]
+_ID_LIKE = re.compile(r"\d{17}[\dXx]")
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return _ID_LIKE.sub(lambda m: mask_id(m.group(0)), text)
 
 
 def identity_of(hub: Hub, s: SigningSession, actor: Actor) -> dict[str, Any]:
@@ -510,7 +520,7 @@ def identity_of(hub: Hub, s: SigningSession, actor: Actor) -> dict[str, Any]:
         out |= {"source_zh": "窗口身份证读卡器", "source_en": "the desk's ID-card reader"}
         out["name"] = card.get("name") or out["name"]
         out["id_number"] = mask_id(card.get("id_number")) or out["id_number"]
-        out["more"] = [(zh, en, str(card[k])) for k, zh, en in READER_FIELDS if card.get(k)]
+        out["more"] = [(zh, en, _shown(card[k])) for k, zh, en in READER_FIELDS if card.get(k)]
         return out
     for e in reversed(app.events):  # the newest online check of the ID card
         for name, result in (e.data.get("verified") or {}).items() if e.action in ("pre_review", "verify") else ():
@@ -522,7 +532,9 @@ def identity_of(hub: Hub, s: SigningSession, actor: Actor) -> dict[str, Any]:
                     "source_en": f"verified online ({source})",
                     "at": e.at,
                 }
-                out["more"] = [(str(k), str(k), str(v)) for k, v in info.items() if isinstance(v, str | int)][:4]
+                out["more"] = [
+                    (zh, en, _shown(info[k])) for k, zh, en in VERIFIED_FIELDS if isinstance(info.get(k), str | int)
+                ]
                 return out
     return out | {"source_zh": "窗口录入的申请人信息（未经核验）", "source_en": "as the desk entered it (not verified)"}
 

@@ -48,6 +48,7 @@ COLUMNS = [
     "accepted",
     "completed",
     "completion_rate",
+    "overdue_open",
     "on_time_rate",
     "instant_ratio",
 ]

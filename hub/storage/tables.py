@@ -421,7 +421,7 @@ class FollowUpStep(Base):
 
 
 class FigureRollup(Base):
-    """The dashboard's counts per local day, kept as events commit (hub.supervision.rollups): per
+    """The dashboard's counts per local day, kept as events commit (hub.rollups): per
     application (`department_code` "") by channel and desk, and per part by department. The
     dashboard, its CSV and the daily report sum a period's rows instead of scanning events."""
 

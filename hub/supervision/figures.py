@@ -58,6 +58,7 @@ class Figures:
     accepted_completed: int = 0
     on_time: int = 0
     instant: int = 0
+    overdue_open: int = 0  # open work past its due date (red card), due by the period's end
 
     @property
     def completion_rate(self) -> float | None:
@@ -65,7 +66,12 @@ class Figures:
 
     @property
     def on_time_rate(self) -> float | None:
-        return round(self.on_time / self.completed, 4) if self.completed else None
+        """按时办结率: of the work that came to its end or went past its due date — completed in
+        the period, or still open and overdue — the share completed on time. An open overdue case
+        counts as late: a rate over completed cases alone reads 100 % while cases lie 52 days late.
+        One definition for the dashboard, its CSV and the daily report."""
+        judged = self.completed + self.overdue_open
+        return round(self.on_time / judged, 4) if judged else None
 
     @property
     def instant_ratio(self) -> float | None:
@@ -105,17 +111,8 @@ class Row(Figures):
     bad_ratings: int = 0
     follow_ups_open: int = 0
     follow_ups_late: int = 0
-    overdue_open: int = 0  # open work past its due date (red card), due by the period's end
     due_soon: int = 0  # open work with a yellow card (as of today)
     max_overdue_days: int = 0  # calendar days the longest-overdue open case is late
-
-    @property
-    def on_time_rate(self) -> float | None:
-        """按时办结率: of the work that came to its end or went past its due date — completed in
-        the period, or still open and overdue — the share completed on time. An open overdue case
-        counts as late: a rate over completed cases alone reads 100 % while cases lie 52 days late."""
-        judged = self.completed + self.overdue_open
-        return round(self.on_time / judged, 4) if judged else None
 
     @property
     def trips_saved(self) -> int:
@@ -175,7 +172,9 @@ def figures(
     """The rows for [start, end] grouped `by` channel, desk or department (every configured one,
     in catalogue order, zeros included), then the total row; `by="total"` gives the total row
     alone. Given an actor, only the applications they may see are counted. `ratings=False`
-    leaves the ratings' queries out (their fields stay zero): the daily report does not show them."""
+    leaves the ratings' queries out (their fields stay zero): the daily report does not show them.
+    Open overdue work is always counted: the on-time rate of the dashboard and of the daily
+    report must be the same figure."""
     if by not in DIMENSION_ZH:
         raise InvalidInput.field(
             "by", "分组应为 渠道(channel)、窗口(desk)、部门(department) 或 合计(total)", "unknown dimension"
@@ -185,12 +184,12 @@ def figures(
     lo, hi = utc_bounds(hub, start, end)
     today = hub.today()
     with hub.sessions() as session:
-        grouped = _rows(session, hub, by, lo, hi, today, actor, ratings, open_work=ratings)
+        grouped = _rows(session, hub, by, lo, hi, today, actor, ratings, open_work=True)
         # every application has one channel and one desk, so their rows add up to the total; a
         # bundle has parts in several departments, so per department the total is counted apart
         if by == "department":
             total_row = (
-                _rows(session, hub, TOTAL_KEY, lo, hi, today, actor, ratings, open_work=ratings).get(TOTAL_KEY) or Row()
+                _rows(session, hub, TOTAL_KEY, lo, hi, today, actor, ratings, open_work=True).get(TOTAL_KEY) or Row()
             )
         else:
             total_row = _sum(grouped.values())

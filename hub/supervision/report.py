@@ -23,7 +23,7 @@ class DayFigures:
 
 def day_figures(hub: Hub, day: date) -> DayFigures:
     """The day's figures. A key is listed when the day holds a receipt, acceptance or decision
-    for it (the dashboard lists every configured key, zeros too): the report names what happened."""
+    for it, or open work overdue by that day (the dashboard lists every configured key, zeros too): the report names what happened."""
     total = Figures()
     by: dict[str, dict[str, Figures]] = {}
     for dimension in DIMENSIONS:
@@ -33,7 +33,7 @@ def day_figures(hub: Hub, day: date) -> DayFigures:
             if row.key == TOTAL_KEY:
                 if dimension == "channel":  # every application has one channel: its rows add up to it
                     total = _plain(row)
-            elif row.received or row.accepted or row.completed:
+            elif row.received or row.accepted or row.completed or row.overdue_open:
                 by[dimension][row.key] = _plain(row)
     return DayFigures(day, total, by)
 

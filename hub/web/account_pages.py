@@ -16,7 +16,7 @@ from hub.errors import InvalidInput
 from hub.users import change_password
 from hub.web.deps import CHANGE_PASSWORD, client_of, get_hub, optional_principal
 from hub.web.render import render
-from hub.web.security import CSRF_FIELD, Principal, check_csrf
+from hub.web.security import CSRF_FIELD, SESSION_COOKIE, SESSION_MAX, Principal, check_csrf, open_session
 from hub.web.worklists import landing
 
 router = APIRouter(include_in_schema=False)
@@ -56,4 +56,14 @@ async def password_change(request: Request, hub: HubDep, principal: Someone) -> 
         errors = [e.as_dict() for e in exc.errors]
         return render(request, "account_password.html", 422, errors=errors, labels=FIELD_ZH)
     audit.record(hub, person.actor(), "password_changed", target=person.username, client=client_of(request))
-    return RedirectResponse(landing(person.role), status_code=303)
+    response = RedirectResponse(landing(person.role), status_code=303)
+    # change_password ended every session of the user: this browser goes on in a fresh one
+    response.set_cookie(
+        SESSION_COOKIE,
+        await run_in_threadpool(open_session, hub, person),
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        max_age=int(SESSION_MAX.total_seconds()),
+    )
+    return response

@@ -168,18 +168,19 @@ def lookup(hub: Hub, number: str, who: str) -> LookupAnswer:
 
 
 class LookupThrottle:
-    """Failed lookups: at most `per_client` per client address and `per_number` per 办件号 in
-    `window` seconds (a wrong name for a number that exists and any name for one that does not
-    count alike). The login throttle's design: a moving window in Redis when `redis_url` is set
-    (every process counts together), else in this process."""
+    """Lookups: at most `per_client` per client address and `per_number` per 办件号 in `window`
+    seconds. Every attempt counts, and is counted before the lookup runs (one atomic step per
+    key): a check first and a count after a failure would let parallel guesses all pass the
+    check. A resident needs one or two lookups; the status link itself is never throttled. The
+    login throttle's design: a moving window in Redis when `redis_url` is set (every process
+    counts together), else in this process."""
 
     def __init__(self, redis_url: str | None, *, per_client: int = 10, per_number: int = 5, window: int = 600):
         self.clients = Throttle(redis_url, limit=per_client, window=window, prefix="tbh-lookup-ip")
         self.numbers = Throttle(redis_url, limit=per_number, window=window, prefix="tbh-lookup-no")
 
-    def blocked(self, client: str, number: str) -> bool:
-        return self.clients.blocked(client) or self.numbers.blocked(number)
-
-    def failed(self, client: str, number: str) -> None:
-        self.clients.hit(client)
-        self.numbers.hit(number)
+    def attempt(self, client: str, number: str) -> bool:
+        """Count this attempt against both; False when either is over its limit."""
+        by_client = self.clients.take(client)
+        by_number = self.numbers.take(number)
+        return by_client and by_number

@@ -20,7 +20,7 @@ from hub.applications.supplement import CORRECT_ROLES, supplement_days
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound
 from hub.ids import mask_id
-from hub.lifecycle import ACTIONS, FRONT, STATE_ZH, Role
+from hub.lifecycle import ACTIONS, FRONT, Role, part_state_zh
 from hub.presenters import application_detail, receipt
 from hub.storage.tables import Application
 from hub.web import desk_intake
@@ -38,26 +38,10 @@ Anyone = Annotated[Principal, Depends(need("applications:read"))]
 IRREVERSIBLE = frozenset({"reject", "deny", "withdraw"})
 # what a page may preview inline (the browser's own PDF viewer, <img>); other types are linked
 PREVIEW = {"application/pdf": "pdf", "image/jpeg": "image", "image/png": "image"}
-# the part's state as shown beside the whole case's: a part waits (待审查) only once the case is
-# accepted; before that it waits for 受理, and a case refused or withdrawn ends its parts too
-_PART_BEFORE = {"draft": "待受理", "received": "待受理", "pre_reviewed": "待受理", "rejected": "不予受理"}
 
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
-
-
-def part_state_zh(app_state: str, part_state: str) -> str:
-    """A part's state in words that agree with the whole case's (a pending part of a case not yet
-    accepted is 待受理, not 待审查; of a refused one, 不予受理; of one in 补正, 待补正)."""
-    if part_state in ("pending", "in_review"):
-        if app_state in _PART_BEFORE:
-            return _PART_BEFORE[app_state]
-        if app_state == "supplement_requested":
-            return "待补正"
-        if app_state == "withdrawn":
-            return "已撤回"
-    return STATE_ZH.get(part_state, part_state)
 
 
 def first_review(app: Application) -> dict[str, Any] | None:
@@ -371,6 +355,13 @@ def material_view(number: str, material_id: int, request: Request, hub: HubDep, 
     if m is None:
         raise NotFound("材料不存在 (no such material)")
     audit.record(hub, principal.actor, "view_material", target=number, client=client_of(request), sha256=m.sha256)
+    if m.blob.media_type not in PREVIEW:
+        # OFD and the like: a download under the pages' own policy (no frame, nothing inline)
+        return Response(
+            hub.store.path_of(m.sha256).read_bytes(),
+            media_type=m.blob.media_type,
+            headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(m.filename, safe='')}"},
+        )
     return Response(
         hub.store.path_of(m.sha256).read_bytes(),
         media_type=m.blob.media_type,

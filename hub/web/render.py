@@ -106,7 +106,8 @@ def _helpers(request: Request) -> dict[str, Any]:
 
     def lang_href(lang: str) -> str:
         """This page in the other language, its other query parameters kept (a status link's key)."""
-        return "?" + urlencode({**request.query_params, "lang": lang})
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        return "?" + urlencode([*kept, ("lang", lang)])
 
     return {
         "place_name": place_name,

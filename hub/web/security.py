@@ -181,6 +181,11 @@ class Throttle:
     def hit(self, key: str) -> None:
         self._call("hit", key)
 
+    def take(self, key: str) -> bool:
+        """Count one more and say whether it was within the limit — one atomic step (in Redis
+        too), so parallel requests cannot all pass a check made before any of them counted."""
+        return self._call("hit", key)
+
 
 def status_key(secret: bytes, number: str) -> str:
     """The key in an applicant's status URL (on the receipt's QR code): knowing the number alone

@@ -4,7 +4,7 @@ or expired link lands on the lookup, never on the staff login.
 
 The lookup is a public form, so it carries its own CSRF guard: a double-submit token (a random
 value in a SameSite=Strict cookie and in the form, which must agree — a forged form on another site
-has neither). Failed lookups are throttled per client and per number (hub.web.applicant_status)."""
+has neither). Lookups are throttled per client and per number, counted before they run (hub.web.applicant_status)."""
 
 from __future__ import annotations
 
@@ -97,11 +97,10 @@ async def lookup_submit(request: Request, hub: HubDep) -> Response:
         return _lookup_page(request, 403, number=shown, message=expired)
     throttle: LookupThrottle = request.app.state.lookup_throttle
     client, key = client_of(request), normal_number(number)[:64]
-    if throttle.blocked(client, key):
+    if not throttle.attempt(client, key):
         return _lookup_page(request, 429, number=shown, message=(TOO_MANY, TOO_MANY_EN))
     answer = await run_in_threadpool(lookup, hub, number, who)
     if answer.number is None:
-        throttle.failed(client, key)
         return _lookup_page(request, 200, number=shown, message=(NO_MATCH, NO_MATCH_EN))
     response = RedirectResponse(status_path(request.app.state.secret, answer.number), status_code=303)
     response.delete_cookie(LOOKUP_COOKIE, path=LOOKUP_PATH)

@@ -19,7 +19,7 @@ from hub.context import Hub
 from hub.errors import InvalidInput
 from hub.lifecycle import FRONT, STATE_ZH, Role
 from hub.presenters import application_summary
-from hub.web.deps import get_hub, need, optional_principal
+from hub.web.deps import CHANGE_PASSWORD, get_hub, need, optional_principal
 from hub.web.render import render
 from hub.web.security import Principal
 
@@ -93,6 +93,8 @@ def home(
 ) -> Response:
     if principal is None:
         return RedirectResponse("/login", status_code=303)
+    if principal.must_change_password:  # as `deps.current` does for every other page
+        return RedirectResponse(CHANGE_PASSWORD, status_code=303)
     if principal.role in FRONT:
         todo = worklists.desk_home(hub, principal.actor)
         desk = hub.catalog.desks.get(principal.actor.desk or "")

@@ -2,7 +2,7 @@
 (follow_up_steps, ratings.follow_up_step/_owner), ratings by time
 
 The rollups of an existing database are filled by `hub db upgrade` after the migrations
-(hub.supervision.rollups.backfill), with the hub's own time zone.
+(hub.rollups.backfill), with the hub's own time zone.
 
 Revision ID: 0010
 Revises: 0009
