@@ -15,7 +15,6 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from hub import applications as svc
 from hub import ratings
@@ -23,6 +22,7 @@ from hub.context import Hub
 from hub.lifecycle import Role
 from hub.users import add_user
 from tests.conftest import CST, IN_CI, Clock
+from tests.support.page_checks import accessible, no_english
 from tests.support.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer
 from tests.support.webserver import CHROMIUM_ARGS, serving, sqlite_hub
 
@@ -39,7 +39,6 @@ LIU = ("liuyang", "duchá-督查-2026")
 CHEN = ("chenjing", "duchá-审核-2026")
 TODAY = date(2026, 11, 15)  # 52 days after the late case's due date (2026-09-24)
 CORE = ["居民身份证", "住房公积金账户信息", "本人及配偶名下无房证明", "房屋租赁合同"]
-ALLOWED_LATIN = {"CSV"}  # a file format's name is not English text
 
 
 @pytest.fixture(scope="module")
@@ -102,22 +101,6 @@ def log_in(page, base_url: str, who: tuple[str, str], lands_on: str) -> None:
     page.fill("input[name=password]", who[1])
     page.locator("form[action='/login'] button").click()
     page.wait_for_url(f"{base_url}{lands_on}")
-
-
-def no_english(page) -> None:
-    text = page.inner_text("main") + " " + page.title()
-    labels = page.eval_on_selector_all(
-        "[aria-label], [title], svg title, [placeholder]",
-        "els => els.map(e => [e.getAttribute('aria-label'), e.getAttribute('title'), e.getAttribute('placeholder'), e.tagName.toLowerCase() === 'title' ? e.textContent : null].filter(Boolean).join(' '))",
-    )
-    words = set(re.findall(r"[A-Za-z]{3,}", " ".join([text, *labels])))
-    assert words <= ALLOWED_LATIN, words
-
-
-def accessible(page) -> None:
-    results = Axe().run(page)
-    serious = [v["id"] for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-    assert serious == [], results.generate_report()
 
 
 def test_the_supervisor_sees_the_late_case_and_the_page_matches_its_csv(site, page):

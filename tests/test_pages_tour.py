@@ -22,11 +22,11 @@ from hub.lifecycle import Role
 from hub.users import add_user
 from hub.web.security import status_key
 from tests.conftest import CST, IN_CI, Clock
+from tests.support.page_checks import english_on, english_words, serious_violations
 from tests.support.samples import HZ_CLERK, TELLER, elderly_card, fund_rent
 from tests.support.webserver import CHROMIUM_ARGS, serving, sqlite_hub
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is in the `dev` extra (make installs it)")
-axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright", reason="in the `dev` extra")
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "tour"
@@ -43,53 +43,6 @@ STAFF = {
     "supervisor": ("zhoujian", "dujian-督查-2026", "周健", Role.supervisor, None, None),
     "ops": ("yunwei", "xitong-运维-2026", "运维小李", Role.ops, None, None),
 }
-
-# ASCII words a Chinese page may show: codes, units and names people use as they are.
-ALLOWED_WORDS = {
-    "PDF",
-    "JPG",
-    "JPEG",
-    "PNG",
-    "OFD",
-    "ID",
-    "QR",
-    "CSV",
-    "API",
-    "URL",
-    "EMS",
-    "GB",
-    "MB",
-    "KB",
-    "SFTP",
-    "SOAP",
-    "REST",
-    "HTTP",
-    "HTTPS",
-    "TLS",
-    "SM2",
-    "SM3",
-    "UTC",
-    "CST",
-    "OK",
-    "EN",
-    "English",
-    "lnrydz",  # the search box's example of pinyin initials (老年人优待证)
-}
-TOKEN = re.compile(r"[A-Za-z0-9]+")
-WORD = re.compile(r"[A-Za-z]{3,}")
-DIGEST = re.compile(r"[0-9a-f]{8,}")
-
-
-def english_words(text: str) -> set[str]:
-    """Words of three or more Latin letters that are not a code or an allowed name: an English
-    tail, a raw state or an untranslated label. 办件号 and hex digests never match."""
-    return {
-        w
-        for token in TOKEN.findall(text)
-        if not DIGEST.fullmatch(token)
-        for w in WORD.findall(token)
-        if w not in ALLOWED_WORDS and w.upper() not in ALLOWED_WORDS
-    }
 
 
 @pytest.fixture(scope="module")
@@ -153,32 +106,9 @@ def _check(page, name: str) -> list[str]:
     title = page.title()
     if "·" not in title and title != "通办枢纽":
         found.append(f"{name}: title {title!r} does not say where you are")
-    results = axe_sync.Axe().run(page)
-    for v in results.response["violations"]:
-        if v["impact"] in ("serious", "critical"):
-            targets = [", ".join(n["target"]) for n in v["nodes"][:3]]
-            found.append(f"{name}: axe {v['id']} ({v['impact']}): {v['help']} at {targets}")
-    # what people read: the page's own words, not data shown as data (codes, file names, digests,
-    # configured names — marked <code>, <kbd>, <samp> or translate="no", the HTML way to say "not words")
-    text = page.evaluate(
-        """() => {
-          const data = 'code, kbd, samp, [translate=no], script, style';
-          const out = [document.title];
-          const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-          for (let n = walk.nextNode(); n; n = walk.nextNode()) {
-            const el = n.parentElement;
-            if (el && !el.closest(data) && el.checkVisibility()) out.push(n.textContent);
-          }
-          for (const el of document.querySelectorAll('[aria-label],[title],[alt],[placeholder]')) {
-            if (el.closest('[translate=no]')) continue;
-            for (const a of ['aria-label', 'title', 'alt', 'placeholder']) out.push(el.getAttribute(a) || '');
-          }
-          return out.join('\\n');
-        }"""
-    )
-    if words := english_words(text):
-        where = [text[max(0, text.find(w) - 20) : text.find(w) + len(w) + 10].replace("\n", " ") for w in sorted(words)]
-        found.append(f"{name}: English on a Chinese page: {where[:12]}")
+    found += [f"{name}: {v}" for v in serious_violations(page)]
+    if words := english_on(page):
+        found.append(f"{name}: English on a Chinese page: {words[:12]}")
     return found
 
 

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe  # the `dev` extra (tests/test_pages_tour.py's too)
 
 from hub import applications as svc
 from hub.context import Hub
 from hub.web.applicant_status import NO_MATCH
 from tests.conftest import CST, Clock, make_id
+from tests.support.page_checks import accessible
 from tests.support.samples import TELLER, elderly_card, officer
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
@@ -90,16 +90,6 @@ def phone(browser) -> Iterator[object]:  # noqa: F811
 def no_sideways_scroll(page) -> None:
     widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
-
-
-def accessible(page) -> None:
-    """axe-core run in the page: no serious or critical violation."""
-    found = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
-        for v in Axe().run(page).response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not found, found
 
 
 def look_up(page, url: str, number: str, who: str) -> None:
