@@ -21,15 +21,15 @@ from hub import ratings
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.users import add_user
-from tests.conftest import CST, IN_CI, Clock
+from tests.conftest import CST, Clock
 from tests.support.page_checks import accessible, no_english
 from tests.support.samples import HZ_CLERK, TELLER, elderly_card, fund_rent, officer
-from tests.support.webserver import CHROMIUM_ARGS, serving, sqlite_hub
+from tests.support.webserver import serving, sqlite_hub
+from tests.test_browser import browser  # noqa: F401  (fixture: the module's one Chromium)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is in the `dev` extra (make installs it)")
 expect = sync_api.expect
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 TIMEOUT_MS = 120_000
 expect.set_options(timeout=TIMEOUT_MS)
@@ -39,19 +39,6 @@ LIU = ("liuyang", "duchá-督查-2026")
 CHEN = ("chenjing", "duchá-审核-2026")
 TODAY = date(2026, 11, 15)  # 52 days after the late case's due date (2026-09-24)
 CORE = ["居民身份证", "住房公积金账户信息", "本人及配偶名下无房证明", "房屋租赁合同"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found (apt-get install -y --no-install-recommends chromium)"
-        if IN_CI:
-            pytest.fail(f"CI=true: {message}; the browser test must run", pytrace=False)
-        pytest.skip(message)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -74,7 +61,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Hub, str, dict[str, str]]]:
 
 
 @pytest.fixture
-def page(browser) -> Iterator[object]:
+def page(browser) -> Iterator[object]:  # noqa: F811 (the module's browser)
     # bypass_csp: axe-core is injected by the test; the app's own pages keep their policy
     context = browser.new_context(
         locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1366, "height": 900}, bypass_csp=True

@@ -21,14 +21,14 @@ from hub.context import Hub
 from hub.lifecycle import Role
 from hub.users import add_user
 from hub.web.security import status_key
-from tests.conftest import CST, IN_CI, Clock
+from tests.conftest import CST, Clock
 from tests.support.page_checks import english_on, english_words, serious_violations
 from tests.support.samples import HZ_CLERK, TELLER, elderly_card, fund_rent
-from tests.support.webserver import CHROMIUM_ARGS, serving, sqlite_hub
+from tests.support.webserver import serving, sqlite_hub
+from tests.test_browser import browser  # noqa: F401  (fixture: the module's one Chromium)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is in the `dev` extra (make installs it)")
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "tour"
 TIMEOUT_MS = 120_000
 # officers as people are named on a real hub (tests' officer() adds "@department" to the name)
@@ -69,21 +69,8 @@ def tour(tmp_path_factory) -> Iterator[tuple[Hub, str, dict[str, str]]]:
             yield hub, url, numbers
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found (apt-get install -y --no-install-recommends chromium)"
-        if IN_CI:
-            pytest.fail(f"CI=true: {message}; the page tour must run", pytrace=False)
-        pytest.skip(message)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def _session(browser, base_url: str, who: str | None):
-    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1280, "height": 900})
+def _session(chromium, base_url: str, who: str | None):
+    context = chromium.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
     page = context.new_page()
@@ -136,7 +123,7 @@ def _pages(numbers: dict[str, str], secret: bytes) -> dict[str | None, list[tupl
     }
 
 
-def test_every_main_page_is_accessible_chinese_and_titled(tour, browser):
+def test_every_main_page_is_accessible_chinese_and_titled(tour, browser):  # noqa: F811 (fixture)
     hub, base_url, numbers = tour
     findings: list[str] = []
     for who, pages in _pages(numbers, secret_key.load(hub.settings)).items():
