@@ -66,7 +66,7 @@ class _Clock:
         self.now = datetime(d.year, d.month, d.day, hour, tzinfo=CST)
 
 
-def _department_up(hub: Hub, connection: str, wait_seconds: float = 5.0) -> bool:
+def _department_up(hub: Hub, connection: str, wait_seconds: float = 15.0) -> bool:
     """Is the (sandbox) department system answering? `make demo` starts it beside the demo."""
     if connection not in hub.connections:
         return False

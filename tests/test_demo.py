@@ -12,6 +12,11 @@ import httpx
 import yaml
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,6 +71,13 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    # the demo gives the sandbox departments a few seconds to answer (as `make demo` starts them
+    # beside it); on a busy machine their start takes longer: begin when they listen
+    deadline = time.monotonic() + 120
+    while not _listening(port) or not _listening(soap_port):
+        assert sandbox.poll() is None, sandbox.stderr.read()
+        assert time.monotonic() < deadline, "the sandbox departments did not start listening"
+        time.sleep(0.1)
     web_port, fuding_port = _free_port(), _free_port()
     # 跨省通办 as `make demo` sets it up: our key, the 福鼎 partner hub paired with us, serving
     hub_cli = [sys.executable, "-m", "hub", "--home", str(home)]
