@@ -29,14 +29,14 @@ from hub.storage import migrate
 from hub.storage.engine import make_engine
 from hub.users import add_user
 from plugins.sandbox.data_sharing import DataSharingGateway
-from tests.conftest import CST, IN_CI, JPEG, PDF, Clock, make_id
+from tests.conftest import CST, JPEG, PDF, Clock, make_id
 from tests.support.samples import FUND_RETIRE
-from tests.support.webserver import CHROMIUM_ARGS, serving
+from tests.support.webserver import serving
+from tests.test_browser import browser  # noqa: F401  (fixture: the module's one Chromium)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is in the `dev` extra (make installs it)")
 expect = sync_api.expect
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 TIMEOUT_MS = 120_000  # a guard against a state that never comes (CI's cores are shared)
 expect.set_options(timeout=TIMEOUT_MS)
@@ -56,8 +56,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> Iterator[dict]:
-    """One hub (SQLite), its web app and one browser for the module. The data platform's
+def setup(tmp_path_factory, browser) -> Iterator[dict]:  # noqa: F811 (the module's one Chromium)
+    """One hub (SQLite), its web app and the shared browser (tests/test_browser.py) for the module. The data platform's
     verifier (irs-verify) points at a port where nothing runs yet: the tests start it there."""
     folder = tmp_path_factory.mktemp("intake")
     port = _free_port()
@@ -70,21 +70,14 @@ def setup(tmp_path_factory) -> Iterator[dict]:
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found (apt-get install -y --no-install-recommends chromium)"
-        if IN_CI:
-            pytest.fail(f"CI=true: {message}; the browser test must run", pytrace=False)
-        pytest.skip(message)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("HUB_SANDBOX_TOKEN", TOKEN)  # the connection reads its token from there
         hub = Hub.open(home, database_url=url, clock=Clock(datetime(2026, 9, 21, 10, tzinfo=CST)))
         add_user(hub, *CLERK, display_name="陈静", role=Role.enclave_clerk, desk="enclave-shanghai")
         add_user(hub, *TELLER, display_name="王芳", role=Role.teller, desk="bank-xiahong")
         try:
-            with serving(hub) as base, sync_api.sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            with serving(hub) as base:
                 yield {"hub": hub, "base": base, "browser": browser, "port": port}
-                browser.close()
         finally:
             hub.close()
 
