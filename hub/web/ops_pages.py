@@ -87,6 +87,11 @@ DONE = {  # ?done= after a change: the success message
 }
 
 
+def _status(exc: InvalidInput | ApprovalRefused) -> int:
+    """A refused approval is 403, as the app's handler answers it; a wrong field 422."""
+    return 403 if isinstance(exc, ApprovalRefused) else 422
+
+
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -293,8 +298,7 @@ async def user_create(request: Request, hub: HubDep, principal: OpsUser) -> Resp
             )
         )
     except (InvalidInput, ApprovalRefused) as exc:
-        status = 403 if isinstance(exc, ApprovalRefused) else 422
-        return _users_page(request, hub, status=status, errors=_errors(exc), entered=entered)
+        return _users_page(request, hub, status=_status(exc), errors=_errors(exc), entered=entered)
     issued = {"username": person.username, "password": password or "", "what": "created"}
     return _users_page(request, hub, q=person.username, issued=issued)
 
@@ -365,8 +369,7 @@ async def user_enable(username: Username, request: Request, hub: HubDep, princip
             )
         )
     except (InvalidInput, ApprovalRefused) as exc:
-        status = 403 if isinstance(exc, ApprovalRefused) else 422
-        return _user_page(request, hub, username, status=status, errors=_errors(exc))
+        return _user_page(request, hub, username, status=_status(exc), errors=_errors(exc))
     return _see_other(f"/ops/users/{username}?done=enabled")
 
 
@@ -387,8 +390,7 @@ async def user_reset(username: Username, request: Request, hub: HubDep, principa
             )
         )
     except (InvalidInput, ApprovalRefused) as exc:
-        status = 403 if isinstance(exc, ApprovalRefused) else 422
-        return _user_page(request, hub, username, status=status, errors=_errors(exc))
+        return _user_page(request, hub, username, status=_status(exc), errors=_errors(exc))
     issued = {"username": person.username, "password": password or "", "what": "reset"}
     return _user_page(request, hub, username, issued=issued)
 
@@ -475,8 +477,7 @@ async def token_create(request: Request, hub: HubDep, principal: OpsUser) -> Res
             )
         )
     except (InvalidInput, ApprovalRefused) as exc:
-        status = 403 if isinstance(exc, ApprovalRefused) else 422
-        return _tokens_page(request, hub, status=status, errors=_errors(exc), entered=entered)
+        return _tokens_page(request, hub, status=_status(exc), errors=_errors(exc), entered=entered)
     return _tokens_page(request, hub, issued={"id": str(info.id), "name": info.name, "secret": secret})
 
 
