@@ -591,3 +591,35 @@ class MessageLogEntry(Base):
     signature: Mapped[str | None] = mapped_column(String(200))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Licence(Base):
+    """电子证照: a licence the hub issued (hub.licences), with its metadata (GB/T 36901–36906:
+    type, number, holder, issuer, validity, status). The sealed PDF is a blob; `code` is the
+    unguessable verification code its QR carries to the public page."""
+
+    __tablename__ = "licences"
+    __table_args__ = (Index("ix_licences_holder", "holder_id", "type_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)  # 证照编号, by the type's identifier rule
+    code: Mapped[str] = mapped_column(String(64), unique=True)  # verification code (QR, public page)
+    type_code: Mapped[str] = mapped_column(String(32))
+    type_name: Mapped[str] = mapped_column(String(100))
+    holder_name: Mapped[str] = mapped_column(String(200))
+    holder_id: Mapped[str] = mapped_column(String(64))  # full; masked wherever shown
+    holder_id_type: Mapped[str] = mapped_column(String(16))  # "resident_id" or "credit_code"
+    issuer: Mapped[str] = mapped_column(String(40))  # department code
+    issuer_name: Mapped[str] = mapped_column(String(100))
+    issued_on: Mapped[date]
+    valid_from: Mapped[date]
+    valid_until: Mapped[date | None]  # None: 长期有效
+    status: Mapped[str] = mapped_column(String(16), default="valid", server_default="valid")  # valid|revoked
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    revocation_reason: Mapped[str | None] = mapped_column(String(500))
+    application_number: Mapped[str | None] = mapped_column(String(40), index=True)
+    part_id: Mapped[str | None] = mapped_column(String(36))
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))  # the sealed PDF
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the fields printed on it
+    created_at: Mapped[datetime]
