@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from hub import yamlfile
+from hub.crypto import HashAlgorithm, SignatureAlgorithm
 from hub.divisions import division_problem
 from hub.errors import ConfigInvalid, HubError
 
@@ -94,6 +95,15 @@ class ExchangeSettings(BaseModel):
 EXCHANGE_KEY_ENV = "HUB_EXCHANGE_KEY_FILE"
 
 
+class CryptoSettings(BaseModel):
+    """密评 (GB/T 39786): the algorithms the hub writes new hashes and signatures with. What was
+    written before names its own algorithm and stays verifiable after a switch (docs/cryptography.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    hash: HashAlgorithm = "sha256"  # or sm3: new event chains, message logs, manifests
+    signature: SignatureAlgorithm = "ed25519"  # or sm2, ecdsa-p256, rsa-2048, rsa-3072: new keys
+
+
 class KeyFile(NamedTuple):
     """Where the evidence signing key is, and which setting says so."""
 
@@ -141,6 +151,7 @@ class Settings(BaseModel):
     redis_url: str | None = None
     signing: SigningSettings = Field(default_factory=SigningSettings)
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    crypto: CryptoSettings = Field(default_factory=CryptoSettings)
 
     # 好差评: a 不满意 or 非常不满意 rating is promised contact (and its follow-up is due) within
     # this many working days; the status page tells the resident so
