@@ -1,0 +1,1 @@
+"""电子证照: the licences the hub issues, their library, verification and revocation."""
