@@ -14,6 +14,7 @@ $(BIN)/hub: pyproject.toml constraints.txt
 	touch $@
 
 demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications through it
+	scripts/system-packages demo
 	rm -rf $(DEMO)
 	$(BIN)/hub init $(DEMO)
 	$(BIN)/hub --home $(DEMO) catalog check
@@ -28,6 +29,7 @@ demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications
 	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) HUB_DEMO_PARTNER_HOME=$(DEMO)/fuding $(BIN)/hub --home $(DEMO) demo
 
 test: $(BIN)/hub ## lint, then the whole suite (PostgreSQL too when HUB_TEST_DATABASE_URL is set)
+	scripts/system-packages test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
