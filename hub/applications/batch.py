@@ -51,6 +51,7 @@ def application_fields(
         "form": form,
         "state": State.draft.value,
         "source_ref": new.source_ref,
+        "hash_alg": hub.settings.crypto.hash,  # the event chain's, for life (hub.events.chain_algorithm)
         "created_at": now.replace(tzinfo=None),
         "updated_at": now.replace(tzinfo=None),
     }
@@ -212,7 +213,7 @@ def insert_received(
                 "data": canonical_json({k: v for k, v in e.pre_review.items() if k != "note"}),
             },
         ]
-        app["chain_head"] = chain(number, steps)
+        app["chain_head"] = chain(number, steps, algorithm=app["hash_alg"])
         events += steps
         apps.append(app)
     # rows in record-id order: writers inserting the same records in two chunks at once take the

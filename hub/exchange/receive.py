@@ -397,7 +397,7 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: Files) -> Eff
                 f"本地不接受{partner.display}代收事项 {item}（{mode}）",
                 f"we do not accept {item} as {mode} from {partner.name}",
             )
-        if not chain_ok(number, p["events"], p["chain_head"]):
+        if not chain_ok(number, p["events"], p["chain_head"], p.get("hash_alg", "sha256")):
             raise Refused("malformed", "随附的事件链校验不通过", "the event chain sent does not verify")
         new = NewApplication(
             subject=item,

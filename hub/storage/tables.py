@@ -97,6 +97,8 @@ class Application(Base):
     paused_since: Mapped[date | None]  # clock stopped (补正) since this date
     paused_workdays: Mapped[int] = mapped_column(default=0)
     chain_head: Mapped[str] = mapped_column(String(64))  # hash of the newest event: truncation shows
+    # the event chain's hash algorithm (sha256 | sm3), fixed when the application is made
+    hash_alg: Mapped[str] = mapped_column(String(16), default="sha256", server_default="sha256")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # 跨省通办: an application a partner hub collected for us (its name, its number, its desk);
