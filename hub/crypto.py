@@ -209,6 +209,10 @@ class SigningKey:
         der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         return VerifyKey(self.algorithm, der)
 
+    def public_key(self) -> VerifyKey:
+        """`public`, under the name pyca/cryptography keys use (callers written for them work)."""
+        return self.public()
+
     @property
     def key_id(self) -> str:
         return self.public().key_id
@@ -336,6 +340,33 @@ def load_public(pem_or_der: bytes) -> VerifyKey:
     raise CryptoError(f"unsupported key algorithm {alg}")
 
 
+def signing_key_of(key: object) -> SigningKey:
+    """A SigningKey from a SigningKey or a pyca/cryptography private key (Ed25519, P-256, RSA):
+    code and tests written for pyca keys keep working."""
+    if isinstance(key, SigningKey):
+        return key
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        der = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return SigningKey(_algorithm_of_pkcs8(der), der)
+    raise CryptoError(f"not a private key: {type(key).__name__}")
+
+
+def verify_key_of(key: object) -> VerifyKey:
+    """A VerifyKey from a VerifyKey, a SigningKey (its public half) or a pyca/cryptography key."""
+    if isinstance(key, VerifyKey):
+        return key
+    if isinstance(key, SigningKey):
+        return key.public()
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        key = key.public_key()
+    if isinstance(key, (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return load_public(der)
+    raise CryptoError(f"not a public key: {type(key).__name__}")
+
+
 # the OIDs X.509 and CMS name these algorithms by (seals and licences need them)
 SIGNATURE_OIDS = {
     "sm2": "1.2.156.10197.1.501",  # SM2 signature with SM3
@@ -361,4 +392,6 @@ __all__ = [
     "hexdigest",
     "load_private",
     "load_public",
+    "signing_key_of",
+    "verify_key_of",
 ]

@@ -83,8 +83,9 @@ def verify(
         raise SystemExit(1)
     m = verdict.manifest or {}
     typer.echo(
-        f"OK {m.get('session')} ({m.get('outcome')}): signature by key {key_id(key)[:16]}…, "
-        f"{verdict.checked} files, {m.get('events', {}).get('count')} events"
+        f"OK {m.get('session')} ({m.get('outcome')}): {m.get('key', {}).get('algorithm', 'Ed25519')} signature "
+        f"by key {key_id(key)[:16]}…, {verdict.checked} files ({m.get('hash_alg', 'sha256')}), "
+        f"{m.get('events', {}).get('count')} events"
     )
 
 
