@@ -590,9 +590,10 @@ class MessageLogEntry(Base):
     body: Mapped[str] = mapped_column(Text)  # the body as sent, if kept (see body_kept)
     body_sha256: Mapped[str] = mapped_column(String(64))
     body_kept: Mapped[bool]  # False: too large, or unsigned junk — only its sha256 is kept
-    signature: Mapped[str | None] = mapped_column(String(200))
+    signature: Mapped[str | None] = mapped_column(String(600))  # base64; RSA-3072 takes 512
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    hash_alg: Mapped[str] = mapped_column(String(16), default="sha256", server_default="sha256")  # of `hash`
 
 
 class Licence(Base):
