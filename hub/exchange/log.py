@@ -120,7 +120,7 @@ def append(session: Session, at: datetime, *entries: Entry, hash_alg: str = "sha
             "body_kept": len(e.body) <= (MAX_KEPT_BODY if e.signer else MAX_KEPT_UNVERIFIED),
             "signature": (e.signature or None) and e.signature[:SIGNATURE_CHARS],
             "prev_hash": prev,
-            "hash_alg": hash_alg,
+            **({"hash_alg": hash_alg} if hash_alg != "sha256" else {}),  # else the column's default
         }
         prev = _entry_hash(_fields(row))
         session.add(MessageLogEntry(**row, body=_stored_body(e.body) if row["body_kept"] else "", hash=prev))

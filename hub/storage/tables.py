@@ -98,7 +98,8 @@ class Application(Base):
     paused_workdays: Mapped[int] = mapped_column(default=0)
     chain_head: Mapped[str] = mapped_column(String(64))  # hash of the newest event: truncation shows
     # the event chain's hash algorithm (sha256 | sm3), fixed when the application is made
-    hash_alg: Mapped[str] = mapped_column(String(16), default="sha256", server_default="sha256")
+    # (server default only: writers name it when it is not sha256, so older schemas still take rows)
+    hash_alg: Mapped[str] = mapped_column(String(16), server_default="sha256")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # 跨省通办: an application a partner hub collected for us (its name, its number, its desk);
@@ -593,7 +594,7 @@ class MessageLogEntry(Base):
     signature: Mapped[str | None] = mapped_column(String(600))  # base64; RSA-3072 takes 512
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-    hash_alg: Mapped[str] = mapped_column(String(16), default="sha256", server_default="sha256")  # of `hash`
+    hash_alg: Mapped[str] = mapped_column(String(16), server_default="sha256")  # of `hash`
 
 
 class Licence(Base):
