@@ -179,7 +179,7 @@ def purge(ctx: typer.Context, actor: ActorName = None) -> None:
 
 @evidence_app.command("public-key")
 def public_key_cmd(ctx: typer.Context) -> None:
-    """Print the hub's Ed25519 public key (PEM), as /api/v1/signing/public-key serves it."""
+    """Print the hub's evidence public key (PEM; its algorithm is in it), as /api/v1/signing/public-key serves it."""
     typer.echo(public_pem(signing_key(open_hub(ctx))).decode(), nl=False)
 
 
