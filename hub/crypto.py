@@ -18,6 +18,7 @@ it next to what they write, so switching the setting never breaks what was writt
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -81,6 +82,15 @@ def digest(algorithm: str, data: bytes) -> bytes:
 
 def hexdigest(algorithm: str, data: bytes) -> str:
     return digest(algorithm, data).hex()
+
+
+def file_hexdigest(algorithm: str, path: str | os.PathLike[str]) -> str:
+    """The hex digest of a file, read a megabyte at a time."""
+    h = Hasher(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def hex_text(algorithm: str, text: str) -> str:
@@ -387,6 +397,7 @@ __all__ = [
     "SigningKey",
     "VerifyKey",
     "digest",
+    "file_hexdigest",
     "generate",
     "hex_text",
     "hexdigest",

@@ -73,11 +73,7 @@ def algorithm_named(name: object) -> str:
 def file_digest(algorithm: str, path: Path) -> str:
     if algorithm == "sha256":
         return sha256_file(path)
-    h = crypto.Hasher(algorithm)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return crypto.file_hexdigest(algorithm, path)
 
 
 def _digests(path: Path, hash_alg: str) -> dict[str, str]:

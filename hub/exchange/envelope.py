@@ -234,13 +234,12 @@ def digests_ok(env: Envelope) -> bool:
     return env.hash_alg is None or payload_digest(env.payload, env.hash_alg) == env.payload_digest
 
 
-def attachment_ok(env: Envelope, a: Attachment, data: bytes | None, sha256: str) -> bool:
-    """An attachment's bytes (`sha256` known already; `data` for the other digest) match its entry."""
+def attachment_ok(env: Envelope, a: Attachment, sha256: str, digest: str | None = None) -> bool:
+    """An attachment's bytes, by their sha256 and (when the envelope has a hash_alg) their
+    `digest` in it, are the ones its entry lists."""
     if sha256 != a.sha256:
         return False
-    if env.hash_alg is None:
-        return True
-    return data is not None and crypto.hexdigest(env.hash_alg, data) == a.digest
+    return env.hash_alg is None or (digest is not None and digest == a.digest)
 
 
 def signature_ok(key: object, body: bytes, signature: str | None, sig_alg: str | None = None) -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import applications as svc
-from hub import text
+from hub import crypto, text
 from hub.applications import FirstReview, NewApplication
 from hub.applications.events import add_event
 from hub.applications.materials import add_material, check_materials, store_material
@@ -163,8 +163,11 @@ def _check_attachments(env: Envelope, files: Files) -> None:
     for a in env.attachments:
         f = files[a.part]
         size, sha = (f.size, f.sha256) if isinstance(f, Staged) else (len(f), hashlib.sha256(f).hexdigest())
-        data = (f.path.read_bytes() if isinstance(f, Staged) else f) if env.hash_alg and size == a.size else None
-        if size != a.size or not attachment_ok(env, a, data, sha):
+        other = None
+        if env.hash_alg and size == a.size:  # streamed from the staged file, as its sha256 was
+            alg = env.hash_alg
+            other = crypto.file_hexdigest(alg, f.path) if isinstance(f, Staged) else crypto.hexdigest(alg, f)
+        if size != a.size or not attachment_ok(env, a, sha, other):
             raise Refused("bad_attachment", f"附件 {a.part} 的大小或sha256不符", f"attachment {a.part} does not match")
 
 
