@@ -26,6 +26,7 @@ from hub.hashchain import GENESIS
 from hub.lifecycle import Role
 from hub.presenters import application_detail
 from hub.session_log import EventLog, verify_events
+from hub.signing_key import signing_key
 from hub.storage.tables import Application, Event
 from tests.support.samples import TELLER, elderly_card, officer
 from video import evidence
@@ -317,6 +318,20 @@ def test_an_ed25519_manifest_from_before_still_verifies(tmp_path: Path):
         [sys.executable, str(VERIFIER), str(folder), str(tmp_path / "pub.pem")], capture_output=True, text=True
     )
     assert ran.returncode == 0 and ran.stdout.startswith("OK: ed25519 signature"), ran.stdout
+
+
+def test_a_new_evidence_key_takes_crypto_signature_and_an_old_one_keeps_sealing(hub, monkeypatch):
+    monkeypatch.delenv("HUB_SIGNING_KEY_FILE", raising=False)
+    hub.settings.crypto.signature = "sm2"
+    key = signing_key(hub)
+    path = hub.settings.signing_key_file.path
+    assert key.algorithm == "sm2" and path.name == "signing-sm2.pem" and path.stat().st_mode & 0o777 == 0o600
+    assert signing_key(hub).key_id == key.key_id  # made once
+    # an old home: its Ed25519 key under the default name keeps sealing after the switch
+    old = crypto.generate("ed25519")
+    (hub.settings.home / "signing-ed25519.pem").write_bytes(old.pem())
+    assert hub.settings.signing_key_file.path.name == "signing-ed25519.pem"
+    assert signing_key(hub).key_id == old.key_id and signing_key(hub).algorithm == "ed25519"
 
 
 # ---------------------------------------------------------------- partner messages
