@@ -257,6 +257,11 @@ def public_key_of(key_file: Path) -> tuple[bytes, str]:
     return public_pem(key), key_id(key)
 
 
+def _algorithm_of(key_file: Path) -> str:
+    """The signature algorithm of the key in `key_file` (ed25519, sm2, ...), read from the key."""
+    return load_private_key(key_file).algorithm
+
+
 def scrub_settings(path: Path) -> bool:
     """Remove a password written into hub.yaml's database_url from the backup's copy: secrets
     are backed up apart. True if there was one."""
@@ -320,11 +325,13 @@ def finish_backup(settings: Settings, out: Path, expected: Path, info: dict[str,
             "hub.yaml: database_url holds a password; the backup's copy has it removed — keep it in "
             "HUB_DATABASE_URL or ~/.pgpass instead"
         )
+    # 密评: what new hashes and keys are made with here (what was written names its own)
+    info["crypto"] = {"hash": settings.crypto.hash, "signature": settings.crypto.signature}
     key_file = settings.signing_key_file.path
     if key_file.is_file():
         pem, found_id = public_key_of(key_file)
         (out / PUBLIC_KEY).write_bytes(pem)
-        info["signing_key"] = {"id": found_id, "public_key": PUBLIC_KEY}
+        info["signing_key"] = {"id": found_id, "algorithm": _algorithm_of(key_file), "public_key": PUBLIC_KEY}
     else:
         info["signing_key"] = None
         if info["database"]["counts"].get("evidence_packages"):
@@ -333,7 +340,8 @@ def finish_backup(settings: Settings, out: Path, expected: Path, info: dict[str,
     # so a restore can be checked against the key the partners hold for us
     exchange_key = settings.exchange_key_file.path
     if settings.exchange.hub_id and exchange_key.is_file():
-        info["exchange_key"] = {"id": key_id(load_private_key(exchange_key)), "file": str(exchange_key)}
+        exchange = load_private_key(exchange_key)
+        info["exchange_key"] = {"id": key_id(exchange), "algorithm": exchange.algorithm, "file": str(exchange_key)}
     else:
         info["exchange_key"] = None
         if settings.exchange.hub_id and any(settings.partners_dir.glob("*.yaml")):

@@ -18,6 +18,7 @@ it next to what they write, so switching the setting never breaks what was writt
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -81,6 +82,15 @@ def digest(algorithm: str, data: bytes) -> bytes:
 
 def hexdigest(algorithm: str, data: bytes) -> str:
     return digest(algorithm, data).hex()
+
+
+def file_hexdigest(algorithm: str, path: str | os.PathLike[str]) -> str:
+    """The hex digest of a file, read a megabyte at a time."""
+    h = Hasher(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def hex_text(algorithm: str, text: str) -> str:
@@ -209,6 +219,10 @@ class SigningKey:
         der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         return VerifyKey(self.algorithm, der)
 
+    def public_key(self) -> VerifyKey:
+        """`public`, under the name pyca/cryptography keys use (callers written for them work)."""
+        return self.public()
+
     @property
     def key_id(self) -> str:
         return self.public().key_id
@@ -336,6 +350,33 @@ def load_public(pem_or_der: bytes) -> VerifyKey:
     raise CryptoError(f"unsupported key algorithm {alg}")
 
 
+def signing_key_of(key: object) -> SigningKey:
+    """A SigningKey from a SigningKey or a pyca/cryptography private key (Ed25519, P-256, RSA):
+    code and tests written for pyca keys keep working."""
+    if isinstance(key, SigningKey):
+        return key
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        der = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return SigningKey(_algorithm_of_pkcs8(der), der)
+    raise CryptoError(f"not a private key: {type(key).__name__}")
+
+
+def verify_key_of(key: object) -> VerifyKey:
+    """A VerifyKey from a VerifyKey, a SigningKey (its public half) or a pyca/cryptography key."""
+    if isinstance(key, VerifyKey):
+        return key
+    if isinstance(key, SigningKey):
+        return key.public()
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        key = key.public_key()
+    if isinstance(key, (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return load_public(der)
+    raise CryptoError(f"not a public key: {type(key).__name__}")
+
+
 # the OIDs X.509 and CMS name these algorithms by (seals and licences need them)
 SIGNATURE_OIDS = {
     "sm2": "1.2.156.10197.1.501",  # SM2 signature with SM3
@@ -356,9 +397,12 @@ __all__ = [
     "SigningKey",
     "VerifyKey",
     "digest",
+    "file_hexdigest",
     "generate",
     "hex_text",
     "hexdigest",
     "load_private",
     "load_public",
+    "signing_key_of",
+    "verify_key_of",
 ]

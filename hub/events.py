@@ -12,7 +12,7 @@ from functools import lru_cache
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from hub.hashchain import ENCODER, GENESIS, sha256_hex
+from hub.hashchain import ENCODER, GENESIS, hash_hex
 from hub.storage.bulk import JsonText
 from hub.storage.tables import Application, Event
 
@@ -91,21 +91,33 @@ def event_json(application_number: str, fields: Mapping[str, Any]) -> str:
     )
 
 
-def fields_hash(application_number: str, fields: Mapping[str, Any]) -> str:
-    return sha256_hex(event_json(application_number, fields))
+def fields_hash(application_number: str, fields: Mapping[str, Any], algorithm: str = "sha256") -> str:
+    return hash_hex(algorithm, event_json(application_number, fields))
 
 
-def event_hash(application_number: str, ev: Event) -> str:
-    return fields_hash(application_number, {k: getattr(ev, k) for k in FIELDS})
+def event_hash(application_number: str, ev: Event, algorithm: str = "sha256") -> str:
+    return fields_hash(application_number, {k: getattr(ev, k) for k in FIELDS}, algorithm)
 
 
-def chain(application_number: str, events: list[dict[str, Any]], head: str = GENESIS, seq: int = 0) -> str:
+def chain_algorithm(app: Application) -> str:
+    """The hash algorithm the application's chain was started with (`applications.hash_alg`):
+    it keeps it for life, whatever `crypto.hash` says later."""
+    return app.hash_alg or "sha256"
+
+
+def chain(
+    application_number: str,
+    events: list[dict[str, Any]],
+    head: str = GENESIS,
+    seq: int = 0,
+    algorithm: str = "sha256",
+) -> str:
     """Number and hash new events (plain rows, oldest first) after `head`, the hash of event
-    #`seq`; returns the new head."""
+    #`seq`, in the chain's `algorithm`; returns the new head."""
     for ev in events:
         seq += 1
         ev["seq"], ev["prev_hash"] = seq, head
-        head = ev["hash"] = fields_hash(application_number, ev)
+        head = ev["hash"] = fields_hash(application_number, ev, algorithm)
     return head
 
 
@@ -118,8 +130,9 @@ class ChainReport:
 
 
 def verify_chain(app: Application) -> ChainReport:
-    """Recompute every hash; report the first event that does not fit."""
-    prev = GENESIS
+    """Recompute every hash (in the chain's recorded algorithm); report the first event that
+    does not fit."""
+    prev, algorithm = GENESIS, chain_algorithm(app)
     events = sorted(app.events, key=lambda e: e.seq)
     for expected_seq, ev in enumerate(events, start=1):
         if ev.seq != expected_seq:
@@ -128,7 +141,7 @@ def verify_chain(app: Application) -> ChainReport:
             return ChainReport(
                 False, len(events), prev, f"event #{ev.seq}: prev_hash does not match event #{ev.seq - 1}"
             )
-        if event_hash(app.number, ev) != ev.hash:
+        if event_hash(app.number, ev, algorithm) != ev.hash:
             return ChainReport(
                 False, len(events), prev, f"event #{ev.seq} ({ev.action}): content does not match its hash"
             )

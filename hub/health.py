@@ -125,7 +125,7 @@ def check_secret_key(settings: Settings) -> Check:
 
 
 def check_signing_key(settings: Settings) -> Check:
-    """The Ed25519 key evidence is sealed with. A configured key (HUB_SIGNING_KEY_FILE, or a
+    """The key evidence is sealed with (Ed25519, or crypto.signature's algorithm). A configured key (HUB_SIGNING_KEY_FILE, or a
     `signing.key_file` other than the default) must be there: making a new one would seal
     evidence with a key nobody holds a copy of. The default one in the hub home is made on first
     use (a trial), so its absence is fine while the home is writable."""
@@ -140,23 +140,22 @@ def check_signing_key(settings: Settings) -> Check:
         pem = path.read_bytes()
     except OSError as exc:
         return Check("signing_key", False, f"{source}: unreadable ({_why(exc)})")
-    problem = _not_ed25519(pem)
-    return Check("signing_key", problem is None, f"{source}: {problem or 'Ed25519 private key'}")
+    problem, algorithm = _key_problem(pem)
+    return Check("signing_key", problem is None, f"{source}: {problem or algorithm + ' private key'}")
 
 
-def _not_ed25519(pem: bytes) -> str | None:
+def _key_problem(pem: bytes) -> tuple[str | None, str]:
+    """(what is wrong with a private key file, its algorithm): any algorithm hub.crypto signs
+    with (Ed25519, ECDSA P-256, RSA, SM2) will do."""
     if b"-----BEGIN" not in pem or b"PRIVATE KEY-----" not in pem:
-        return "not a PEM private key"
+        return "not a PEM private key", ""
+    from hub import crypto
+
     try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    except ImportError:  # cannot look closer without it; the PEM frame will do
-        return None
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        key = crypto.load_private(pem)
     except (ValueError, TypeError) as exc:
-        return f"cannot be loaded ({type(exc).__name__})"
-    return None if isinstance(key, Ed25519PrivateKey) else "not an Ed25519 key"
+        return f"cannot be loaded ({type(exc).__name__})", ""
+    return None, {"ed25519": "Ed25519"}.get(key.algorithm, key.algorithm.upper())
 
 
 def _can_create(folder: Path) -> bool:
@@ -342,7 +341,7 @@ def check_connections(settings: Settings, plugins: PluginHost, timeout: float) -
 
 def check_exchange_key(settings: Settings) -> Check:
     """Our exchange identity, needed once any partner is configured: `exchange.hub_id` set, and
-    the Ed25519 key our messages are signed with there (`hub partners keygen`)."""
+    the key our messages are signed with there (`hub partners keygen`)."""
     if not settings.exchange.hub_id:
         return Check("exchange_key", False, "partners configured but hub.yaml has no exchange.hub_id")
     path, source, _ = settings.exchange_key_file
@@ -352,8 +351,8 @@ def check_exchange_key(settings: Settings) -> Check:
         pem = path.read_bytes()
     except OSError as exc:
         return Check("exchange_key", False, f"{source}: unreadable ({_why(exc)})")
-    problem = _not_ed25519(pem)
-    return Check("exchange_key", problem is None, f"{source}: {problem or 'Ed25519 private key'}")
+    problem, algorithm = _key_problem(pem)
+    return Check("exchange_key", problem is None, f"{source}: {problem or algorithm + ' private key'}")
 
 
 def check_public_url(settings: Settings, database_url: str) -> Check:

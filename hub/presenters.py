@@ -11,7 +11,7 @@ from sqlalchemy import select
 from hub.applications import outcome_of, verified_materials
 from hub.context import Hub
 from hub.divisions import division_name
-from hub.events import verify_chain
+from hub.events import chain_algorithm, verify_chain
 from hub.ids import mask_id
 from hub.lifecycle import CLOCKED, STATE_ZH
 from hub.partner_outbox import partner_of
@@ -227,7 +227,7 @@ def application_detail(hub: Hub, app: Application, *, reveal_id: bool = False) -
             }
             for e in app.events
         ],
-        "chain": {"ok": chain.ok, "head": chain.head, "problem": chain.problem},
+        "chain": {"ok": chain.ok, "head": chain.head, "problem": chain.problem, "hash_alg": chain_algorithm(app)},
     }
     return view
 

@@ -56,7 +56,8 @@ class SigningSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     recordings_dir: str = "recordings"  # relative paths are inside the hub home
-    # the Ed25519 key manifests are signed with (PEM); HUB_SIGNING_KEY_FILE overrides; made on
+    # the key manifests are signed with (PEM; Ed25519 unless crypto.signature says otherwise);
+    # HUB_SIGNING_KEY_FILE overrides; made on
     # first use (mode 0600) when missing — production supplies its own and keeps a copy
     key_file: str = "signing-ed25519.pem"
     segment_seconds: float = Field(default=4.0, ge=1, le=60)  # a crash loses at most one segment
@@ -80,7 +81,7 @@ class ExchangeSettings(BaseModel):
     # our name as partners know us (the `from` of every message we send); None: no exchange
     hub_id: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{1,31}$")
     name: str | None = None  # shown to partners' staff, e.g. 泰顺县通办枢纽
-    # the Ed25519 key messages are signed with (PEM, `hub partners keygen`); HUB_EXCHANGE_KEY_FILE overrides
+    # the key messages are signed with (PEM, `hub partners keygen`, of crypto.signature); HUB_EXCHANGE_KEY_FILE overrides
     key_file: str = "exchange-ed25519.pem"
     # a message whose sent_at is further than this from our clock is refused (expired / from the future)
     clock_skew_seconds: int = Field(default=300, ge=5, le=3600)
@@ -195,6 +196,10 @@ class Settings(BaseModel):
         if env := os.environ.get(SIGNING_KEY_ENV):
             return KeyFile(Path(env), SIGNING_KEY_ENV, True)
         default = SigningSettings.model_fields["key_file"].default
+        if self.signing.key_file == default and self.crypto.signature != "ed25519" and not self.path(default).exists():
+            # a home with no key yet makes one of crypto.signature, named for it; an existing
+            # signing-ed25519.pem keeps sealing (old homes and their evidence keep working)
+            return KeyFile(self.path(f"signing-{self.crypto.signature}.pem"), "signing.key_file", False)
         return KeyFile(self.path(self.signing.key_file), "signing.key_file", self.signing.key_file != default)
 
     @property

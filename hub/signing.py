@@ -128,7 +128,7 @@ def append_event(hub: Hub, session_id: str, kind: str, data: dict[str, Any]) -> 
     folder = recordings_root(hub) / session_id
     if (folder / "manifest.json").exists():
         raise IllegalTransition(f"signing session {session_id} is sealed: its log is closed")
-    return log_at(folder).append(kind, "hub", data)
+    return log_at(folder, hub.settings.crypto.hash).append(kind, "hub", data)
 
 
 def list_for(hub: Hub, number: str, actor: Actor) -> list[SigningSession]:
@@ -465,7 +465,7 @@ def purge(hub: Hub, actor: Actor, today: date | None = None) -> list[str]:
 
 def log_of(hub: Hub, s: SigningSession) -> EventLog:
     """The session's event log (one writer per file in this process)."""
-    return log_at(folder_of(hub, s))
+    return log_at(folder_of(hub, s), hub.settings.crypto.hash)
 
 
 def write_synced(path: Path, data: bytes) -> None:

@@ -220,6 +220,10 @@ def test_backup_holds_the_snapshot_its_counts_and_a_manifest(source: Source, dbs
     assert info["database"]["counts"]["applications"] == len(source.applications) == 7
     assert info["database"]["counts"]["evidence_packages"] == 2
     assert info["signing_key"]["id"] and (source.backup / "signing-public-key.pem").is_file()
+    assert info["signing_key"]["algorithm"] == "ed25519" and info["crypto"] == {
+        "hash": "sha256",
+        "signature": "ed25519",
+    }
     assert (source.backup / ("database.sqlite" if dbs.kind == "sqlite" else "database.dump")).is_file()
     listed = (source.backup / "MANIFEST.sha256").read_text(encoding="utf-8")
     files = sorted(

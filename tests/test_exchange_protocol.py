@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from hub import crypto
 from hub.context import utcnow
 from hub.exchange.catalogue import sync
 from hub.exchange.envelope import PATH, SIGNATURE_HEADER, Envelope, Signed, parse, seal, signature_ok
@@ -260,3 +261,41 @@ def test_a_rotated_key_is_taken_until_its_last_day_and_refused_after(hubs: Pair)
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:  # B keeps taking A's messages, whichever key signs them
         _write_a_keys(hubs, [_listed(new), *original["keys"]])
+
+
+def test_an_sm2_sm3_message_is_taken_and_its_log_verifies(hubs: Pair):
+    """密评: A signs with an SM2 key and digests in SM3 too (`sig_alg`, `hash_alg`, every
+    attachment's `digest`); B, configured with that key, takes the application and its files,
+    and B's message log verifies offline. A tampered attachment is refused."""
+    sm2 = crypto.generate("sm2")
+    original = hubs.b.read_partner("taishun")
+    try:
+        _write_a_keys(hubs, [_listed(sm2), *original["keys"]])
+        out = _outgoing(hubs)
+        assert out.files, "the application carries files"
+        files = {part: data for part, (data, _) in out.files.items()}
+
+        def signed_with(files_sent: dict[str, bytes]) -> Signed:
+            return seal(
+                sm2, kind="application", sender="taishun", to="fuding", payload=out.payload, now=utcnow(),
+                message_id=out.message_id, conversation=out.number, attachments=out.attachments,
+                hash_alg="sm3", files=files_sent,
+            )  # fmt: skip
+
+        part = next(iter(files))
+        wrong = signed_with({**files, part: files[part] + b"\x00"})  # its sm3 names other bytes
+        response = _post(hubs, wrong.body, wrong.signature, out.files)
+        assert (
+            response.status_code == 400
+            and _answer(hubs, response, wrong.envelope.id).payload["code"] == "bad_attachment"
+        )
+
+        signed = signed_with(files)
+        assert (signed.envelope.sig_alg, signed.envelope.hash_alg) == ("sm2", "sm3")
+        response = _post(hubs, signed.body, signed.signature, out.files)
+        assert response.status_code == 200, response.text
+        assert _answer(hubs, response, signed.envelope.id).payload["result"] == "accepted"
+        checked = hubs.b.cli("partners", "verify-log")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        _write_a_keys(hubs, original["keys"])

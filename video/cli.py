@@ -83,8 +83,9 @@ def verify(
         raise SystemExit(1)
     m = verdict.manifest or {}
     typer.echo(
-        f"OK {m.get('session')} ({m.get('outcome')}): signature by key {key_id(key)[:16]}…, "
-        f"{verdict.checked} files, {m.get('events', {}).get('count')} events"
+        f"OK {m.get('session')} ({m.get('outcome')}): {m.get('key', {}).get('algorithm', 'Ed25519')} signature "
+        f"by key {key_id(key)[:16]}…, {verdict.checked} files ({m.get('hash_alg', 'sha256')}), "
+        f"{m.get('events', {}).get('count')} events"
     )
 
 
@@ -178,7 +179,7 @@ def purge(ctx: typer.Context, actor: ActorName = None) -> None:
 
 @evidence_app.command("public-key")
 def public_key_cmd(ctx: typer.Context) -> None:
-    """Print the hub's Ed25519 public key (PEM), as /api/v1/signing/public-key serves it."""
+    """Print the hub's evidence public key (PEM; its algorithm is in it), as /api/v1/signing/public-key serves it."""
     typer.echo(public_pem(signing_key(open_hub(ctx))).decode(), nl=False)
 
 

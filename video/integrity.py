@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from hub import signing
 from hub.context import Hub
+from hub.crypto import VerifyKey
 from hub.storage.tables import SigningSession
 from video import evidence
 
@@ -33,11 +33,11 @@ class EvidenceReport:
     failures: list[SessionFailure] = field(default_factory=list)
 
 
-def verify_all(hub: Hub, public_key: Callable[[], Ed25519PublicKey]) -> EvidenceReport:
+def verify_all(hub: Hub, public_key: Callable[[], VerifyKey]) -> EvidenceReport:
     """`public_key`: asked for only when there is a package to check (a hub that never sealed
     one may have no key at all)."""
     report = EvidenceReport()
-    key: Ed25519PublicKey | None = None
+    key: VerifyKey | None = None
     with hub.sessions() as session:
         rows = list(session.scalars(select(SigningSession).order_by(SigningSession.created_at, SigningSession.id)))
     for s in rows:

@@ -51,6 +51,7 @@ def seal_session(hub: Hub, session_id: str, actor: Actor | None) -> dict[str, An
             "started_at": s.created_at.isoformat() + "Z",
             "ended_at": s.ended_at.isoformat() + "Z" if s.ended_at else None,
         },
+        hash_alg=hub.settings.crypto.hash,
     )
     digest = evidence.sha256_file(folder / evidence.MANIFEST)
     signing.evidence_sealed(hub, s.id, digest, actor)

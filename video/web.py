@@ -288,7 +288,7 @@ async def start_signing(number: str, request: Request, hub: HubDep, principal: W
 
 @api.get("/signing/public-key", response_class=Response)
 async def public_key(hub: HubDep) -> Response:
-    """The hub's Ed25519 public key (PEM): what an auditor checks evidence with."""
+    """The hub's evidence public key (PEM; Ed25519, or SM2 by crypto.signature): what an auditor checks evidence with."""
     return Response(evidence.public_pem(evidence.signing_key(hub)), media_type="application/x-pem-file")
 
 

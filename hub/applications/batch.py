@@ -53,6 +53,9 @@ def application_fields(
         "source_ref": new.source_ref,
         "created_at": now.replace(tzinfo=None),
         "updated_at": now.replace(tzinfo=None),
+        # the event chain's hash algorithm, for life (hub.events.chain_algorithm); sha256 is the
+        # column's default, left unnamed so the bulk path still writes into schemas before 0017
+        **({"hash_alg": hub.settings.crypto.hash} if hub.settings.crypto.hash != "sha256" else {}),
     }
 
 
@@ -212,7 +215,7 @@ def insert_received(
                 "data": canonical_json({k: v for k, v in e.pre_review.items() if k != "note"}),
             },
         ]
-        app["chain_head"] = chain(number, steps)
+        app["chain_head"] = chain(number, steps, algorithm=app.get("hash_alg", "sha256"))
         events += steps
         apps.append(app)
     # rows in record-id order: writers inserting the same records in two chunks at once take the

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, object_session
 
 from hub.applications.models import Actor
 from hub.applications.scope import get
-from hub.events import GENESIS, chain
+from hub.events import GENESIS, chain, chain_algorithm
 from hub.partner_outbox import owe_status
 from hub.storage.tables import Application, Event, Part
 
@@ -64,7 +64,7 @@ def add_event(
         data=data,
     )
     prev = app.events[-1].hash if app.events else GENESIS
-    app.chain_head = chain(app.number, [fields], prev, len(app.events))
+    app.chain_head = chain(app.number, [fields], prev, len(app.events), chain_algorithm(app))
     ev = Event(**fields)
     app.events.append(ev)
     if app.origin_partner and (session := object_session(app)) is not None:
@@ -108,7 +108,7 @@ def append_event(
     acknowledgement, saves that read.)"""
     seq = session.scalar(select(func.max(Event.seq)).where(Event.application_id == app.id)) or 0
     fields = event_fields(actor, action, at, from_state=None, to_state=None, part_id=part_id, reason=reason, data=data)
-    app.chain_head = chain(app.number, [fields], app.chain_head if seq else GENESIS, seq)
+    app.chain_head = chain(app.number, [fields], app.chain_head if seq else GENESIS, seq, chain_algorithm(app))
     session.add(Event(application_id=app.id, **fields))
     app.updated_at = at.replace(tzinfo=None)
     if app.origin_partner:

@@ -301,7 +301,9 @@ def show(
             e["reason"] or "",
         )
     c.print(table)
-    c.print(f"event chain: {'OK' if view['chain']['ok'] else 'BROKEN: ' + view['chain']['problem']}")
+    c.print(
+        f"event chain ({view['chain']['hash_alg']}): {'OK' if view['chain']['ok'] else 'BROKEN: ' + view['chain']['problem']}"
+    )
 
 
 @app.command()

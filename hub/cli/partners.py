@@ -31,15 +31,17 @@ def keygen(
     ctx: typer.Context,
     rotate: Annotated[bool, typer.Option(help="Replace an existing key (the old one is kept aside)")] = False,
 ) -> None:
-    """Make our exchange signing key (Ed25519, mode 0600). Give partners the public half:
+    """Make our exchange signing key (of `crypto.signature`: Ed25519 unless set, SM2 for 密评; mode 0600). Give partners the public half:
     `hub partners identity`. After --rotate, partners list the new key and keep the old one with
     `valid_until` until messages signed with it are delivered."""
     from hub.cli.common import home_of
     from hub.context import utcnow
 
     settings = load_settings(home_of(ctx))
-    key, retired = keys.generate(settings.exchange_key_file.path, rotate=rotate, now=utcnow())
-    echo(f"交换密钥 key: {settings.exchange_key_file.path} (id {keys.public_key_id(key)})")
+    key, retired = keys.generate(
+        settings.exchange_key_file.path, rotate=rotate, now=utcnow(), algorithm=settings.crypto.signature
+    )
+    echo(f"交换密钥 key: {settings.exchange_key_file.path} ({key.algorithm}, id {keys.public_key_id(key)})")
     if retired:
         echo(f"旧密钥已移至 old key kept at: {retired}")
 
@@ -63,6 +65,8 @@ def identity(ctx: typer.Context) -> None:
     typer.echo("keys:")
     typer.echo(f"  - id: {me.key_id}")
     typer.echo(f"    public_key: {keys.public_b64(me.key)}")
+    if me.key.algorithm != keys.ALGORITHM:  # read from the key itself; said for the partner's operator
+        typer.echo(f"    # {me.key.algorithm}")
 
 
 @app.command("list")

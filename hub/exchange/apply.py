@@ -81,7 +81,7 @@ def prepare_status(hub: Hub, partner: Partner, env: Envelope, files: dict[str, S
         ours, theirs, events, head = str(p["origin_number"]), str(p["number"]), list(p["events"]), str(p["chain_head"])
     except (KeyError, TypeError):
         raise Refused("malformed", "状态报文缺少字段", "status payload incomplete") from None
-    if not chain_ok(theirs, events, head):
+    if not chain_ok(theirs, events, head, p.get("hash_alg", "sha256")):
         raise Refused("malformed", "随附的事件链校验不通过", "the event chain sent does not verify")
 
     def effect(session: Session) -> dict[str, Any]:

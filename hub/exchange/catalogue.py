@@ -40,7 +40,15 @@ def ask(hub: Hub, partner: Partner, kind: str, payload: dict, *, timeout: float 
     """One stateless request to a partner (ping, catalogue request), answered at once; both are
     logged. Raises HubError if there is no usable answer."""
     me = us(hub)
-    signed = seal(me.key, kind=kind, sender=me.hub_id, to=partner.hub_id, payload=payload, now=hub.now())
+    signed = seal(
+        me.key,
+        kind=kind,
+        sender=me.hub_id,
+        to=partner.hub_id,
+        payload=payload,
+        now=hub.now(),
+        hash_alg=hub.settings.crypto.hash,
+    )
     client = client_for(hub, partner)
     if timeout is not None:
         client.timeout = httpx.Timeout(timeout)
@@ -48,13 +56,23 @@ def ask(hub: Hub, partner: Partner, kind: str, payload: dict, *, timeout: float 
         reply = post(client, partner, signed, {}, total_seconds=timeout)
     except NoAnswer as exc:
         with hub.transaction() as session:
-            log.append(session, hub.now(), *exchanged(me, partner, signed, None, None, False))
+            log.append(
+                session,
+                hub.now(),
+                *exchanged(me, partner, signed, None, None, False),
+                hash_alg=hub.settings.crypto.hash,
+            )
         raise HubError(f"{partner.name} ({partner.spec.url}) 无应答 (no answer): {exc}") from None
     finally:
         client.close()
     outcome = read_answer(hub, me, partner, signed, reply)
     with hub.transaction() as session:
-        log.append(session, hub.now(), *exchanged(me, partner, signed, reply, outcome.answer, outcome.verified))
+        log.append(
+            session,
+            hub.now(),
+            *exchanged(me, partner, signed, reply, outcome.answer, outcome.verified),
+            hash_alg=hub.settings.crypto.hash,
+        )
     if not outcome.verified or outcome.answer is None:
         raise HubError(f"{partner.name}: {outcome.error}")
     refused = outcome.error if outcome.answer.kind == "refusal" else None
@@ -125,4 +143,4 @@ def stored_signature_ok(hub: Hub, partner: Partner, row: PartnerCatalogue) -> bo
     except Exception:
         return False
     key = partner.known_key(env.key_id)
-    return key is not None and signature_ok(key.key, row.body.encode("utf-8"), row.signature)
+    return key is not None and signature_ok(key.key, row.body.encode("utf-8"), row.signature, env.signature_algorithm)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from hub.context import Hub
+from hub.crypto import SigningKey, VerifyKey
 from hub.errors import HubError
 from hub.partners.keys import load_key, public_key_id, retired_public_keys
 
@@ -14,7 +13,7 @@ from hub.partners.keys import load_key, public_key_id, retired_public_keys
 @dataclass(frozen=True)
 class Us:
     hub_id: str
-    key: Ed25519PrivateKey
+    key: SigningKey
 
     @property
     def key_id(self) -> str:
@@ -35,10 +34,10 @@ def us(hub: Hub) -> Us:
     return found
 
 
-def verification_keys(hub: Hub) -> dict[str, list[tuple[str, Ed25519PublicKey]]]:
+def verification_keys(hub: Hub) -> dict[str, list[tuple[str, VerifyKey]]]:
     """Every public key the message log may need, by signer (hub id): each partner's (rotated
     keys included, as its file lists them), ours and the ones we rotated away from."""
-    out: dict[str, list[tuple[str, Ed25519PublicKey]]] = {}
+    out: dict[str, list[tuple[str, VerifyKey]]] = {}
     for p in hub.partners.by_name.values():
         out.setdefault(p.hub_id, []).extend((k.key_id, k.key) for k in p.spec.keys)
     if hub_id := hub.settings.exchange.hub_id:

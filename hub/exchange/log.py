@@ -3,6 +3,12 @@ with its signature, in one hash chain. `verify` checks it offline: the chain (an
 or removed entry breaks it), and each signature with the key of whoever signed it — ours for what
 we sent, the partner's (as configured, rotated keys included) for what we took from it.
 
+Each entry's hash is in the entry's `hash_alg` (`crypto.hash` when it was written: sha256, or sm3
+for 密评), covered by the hash itself when it is not sha256, so entries written before a switch
+keep their hashes and the chain runs on across it. A signature's algorithm is its key's (the
+key id names the key; the key's PEM names the algorithm). `body_sha256` stays sha256: it is the
+body's address (a retry is known by it), not a seal.
+
 Entries are numbered by one counter row bumped in the writing transaction, so concurrent writers
 (dispatcher threads, API processes) queue for the number and each sees its predecessor's hash."""
 
@@ -10,20 +16,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from hub.exchange.envelope import signature_ok
-from hub.hashchain import GENESIS, canonical, sha256_hex
+from hub.hashchain import GENESIS, canonical, hash_hex
 from hub.storage.tables import MessageLogEntry, naive_utc
 
+SIGNATURE_CHARS = 600  # base64 of an RSA-3072 signature is 512; Ed25519, SM2, ECDSA under 100
 MAX_KEPT_BODY = 2 * 1024 * 1024  # a larger body (never one of ours) is kept as its sha256 only
 # a body nobody's key vouches for (refused as unsigned, from an unknown sender or key) is kept
 # only this far: enough to see what was tried, not a way for anyone to fill the log
@@ -48,7 +55,7 @@ def body_bytes(stored: str) -> bytes:
 
 
 def _entry_hash(fields: dict[str, Any]) -> str:
-    return sha256_hex(canonical(fields))
+    return hash_hex(fields.get("hash_alg", "sha256"), canonical(fields))
 
 
 def _fields(e: MessageLogEntry | dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +75,8 @@ def _fields(e: MessageLogEntry | dict[str, Any]) -> dict[str, Any]:
         "body_kept": get("body_kept"),
         "signature": get("signature"),
         "prev_hash": get("prev_hash"),
+        # under the hash only when not sha256: entries from before 密评 hash as they always did
+        **({"hash_alg": alg} if (alg := get("hash_alg") or "sha256") != "sha256" else {}),
     }
 
 
@@ -88,7 +97,7 @@ class Entry:
     key_id: str | None = None
 
 
-def append(session: Session, at: datetime, *entries: Entry) -> None:
+def append(session: Session, at: datetime, *entries: Entry, hash_alg: str = "sha256") -> None:
     """Log entries (a message and its answer) in this order, numbered by one bump of the counter.
     Call it last in a transaction: the counter row stays locked until the commit, and every other
     writer of the log waits for it."""
@@ -109,8 +118,9 @@ def append(session: Session, at: datetime, *entries: Entry) -> None:
             "verdict": e.verdict[:48],
             "body_sha256": hashlib.sha256(e.body).hexdigest(),
             "body_kept": len(e.body) <= (MAX_KEPT_BODY if e.signer else MAX_KEPT_UNVERIFIED),
-            "signature": (e.signature or None) and e.signature[:200],
+            "signature": (e.signature or None) and e.signature[:SIGNATURE_CHARS],
             "prev_hash": prev,
+            **({"hash_alg": hash_alg} if hash_alg != "sha256" else {}),  # else the column's default
         }
         prev = _entry_hash(_fields(row))
         session.add(MessageLogEntry(**row, body=_stored_body(e.body) if row["body_kept"] else "", hash=prev))
@@ -131,7 +141,7 @@ class LogReport:
 
 def verify(
     entries: Iterable[MessageLogEntry | dict[str, Any]],
-    keys: dict[str, list[tuple[str, Ed25519PublicKey]]],
+    keys: dict[str, list[tuple[str, Any]]],
     *,
     last_seq: int | None = None,
 ) -> LogReport:
@@ -167,7 +177,7 @@ def verify(
         candidates = [k for kid, k in keys.get(f["signer"] or "", []) if kid == f["key_id"]]
         if not candidates:
             report.problems.append(f"{where}: 没有 {f['signer']} 的公钥 {str(f['key_id'])[:12]}… (no such public key)")
-        elif not signature_ok(candidates[0], raw, f["signature"]):
+        elif not signature_ok(candidates[0], raw, f["signature"], _sig_alg(raw)):
             report.problems.append(f"{where}: 签名无效 (signature does not verify: body or signature edited)")
         else:
             report.signatures_checked += 1
@@ -177,6 +187,16 @@ def verify(
             f"日志应有 {last_seq} 条，只见到 {seen} 条 (entries #{seen + 1}–#{last_seq} removed from the end)"
         )
     return report
+
+
+def _sig_alg(body: bytes) -> str | None:
+    """The algorithm a logged message names (`sig_alg`, Ed25519 when absent); None when the body
+    is no message (then the key's own algorithm is taken)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    return str(doc.get("sig_alg") or "ed25519") if isinstance(doc, dict) else None
 
 
 def last_seq(session: Session) -> int:

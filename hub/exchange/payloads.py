@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from hub.catalog.models import Item
-from hub.events import fields_hash
+from hub.crypto import HASH_ALGORITHMS
+from hub.events import chain_algorithm, fields_hash
 from hub.hashchain import GENESIS
 from hub.storage.tables import Application, Event
 
@@ -22,14 +23,24 @@ def event_dict(ev: Event) -> dict[str, Any]:
     return {**{k: getattr(ev, k) for k in EVENT_KEYS}, "at": iso(ev.at), "prev_hash": ev.prev_hash, "hash": ev.hash}
 
 
-def chain_ok(number: str, events: list[dict[str, Any]], head: str) -> bool:
-    """Do these events (as `event_dict` wrote them) form the hash chain ending in `head`?"""
+def chain_fields(app: Application) -> dict[str, Any]:
+    """The chain's head, and its hash algorithm when it is not sha256: a hub on the protocol
+    before 密评 sends no `hash_alg`, which means sha256 (and reads none from us then)."""
+    algorithm = chain_algorithm(app)
+    return {"chain_head": app.chain_head, **({"hash_alg": algorithm} if algorithm != "sha256" else {})}
+
+
+def chain_ok(number: str, events: list[dict[str, Any]], head: str, algorithm: Any = "sha256") -> bool:
+    """Do these events (as `event_dict` wrote them) form the hash chain ending in `head`, in
+    `algorithm` (the payload's `hash_alg`, sha256 when absent)?"""
+    if algorithm not in HASH_ALGORITHMS:
+        return False
     prev = GENESIS
     try:
         for i, ev in enumerate(events, start=1):
             fields = {**{k: ev[k] for k in EVENT_KEYS}, "prev_hash": ev["prev_hash"]}
             fields["at"] = datetime.fromisoformat(ev["at"].removesuffix("Z"))
-            if ev["seq"] != i or ev["prev_hash"] != prev or fields_hash(number, fields) != ev["hash"]:
+            if ev["seq"] != i or ev["prev_hash"] != prev or fields_hash(number, fields, algorithm) != ev["hash"]:
                 return False
             prev = ev["hash"]
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -74,7 +85,7 @@ def application_payload(
             else None
         ),
         "events": [event_dict(e) for e in app.events],
-        "chain_head": app.chain_head,
+        **chain_fields(app),
     }
 
 
@@ -94,5 +105,5 @@ def status_payload(app: Application) -> dict[str, Any]:
             for p in app.parts
         ],
         "events": [event_dict(e) for e in app.events],
-        "chain_head": app.chain_head,
+        **chain_fields(app),
     }

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import applications as svc
-from hub import text
+from hub import crypto, text
 from hub.applications import FirstReview, NewApplication
 from hub.applications.events import add_event
 from hub.applications.materials import add_material, check_materials, store_material
@@ -31,7 +31,17 @@ from hub.context import Hub
 from hub.errors import Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
 from hub.exchange import apply, log
 from hub.exchange.apply import partner_actor
-from hub.exchange.envelope import Envelope, Refused, Signed, check_time, parse, payload_digest, seal, signature_ok
+from hub.exchange.envelope import (
+    Envelope,
+    Refused,
+    Signed,
+    attachment_ok,
+    check_time,
+    digests_ok,
+    parse,
+    seal,
+    signature_ok,
+)
 from hub.exchange.identity import us
 from hub.exchange.payloads import chain_ok
 from hub.lifecycle import OPEN
@@ -86,13 +96,13 @@ def take(hub: Hub, body: bytes, signature: str | None, files: Files) -> Answer:
         key = partner.known_key(env.key_id)
         if key is None:
             raise Refused("unknown_key", "签名密钥不在对方的公钥列表中", "the signing key is not one we hold for you")
-        if not signature_ok(key.key, body, signature):
+        if not signature_ok(key.key, body, signature, env.signature_algorithm):
             raise Refused("bad_signature", "签名无效：报文被改动或密钥不符", "the signature does not verify")
         verified = True
         if key.valid_until is not None and _local(hub, now) > key.valid_until:
             raise Refused("key_expired", f"该密钥已于 {key.valid_until} 停用", f"that key expired on {key.valid_until}")
         check_time(env, now, hub.settings.exchange.clock_skew_seconds)
-        if payload_digest(env.payload) != env.payload_sha256:
+        if not digests_ok(env):
             raise Refused("malformed", "payload_sha256 与内容不符", "payload_sha256 does not match the payload")
         _check_attachments(env, files)
         return _act(hub, partner, env, body, signature, files, now)
@@ -153,13 +163,19 @@ def _check_attachments(env: Envelope, files: Files) -> None:
     for a in env.attachments:
         f = files[a.part]
         size, sha = (f.size, f.sha256) if isinstance(f, Staged) else (len(f), hashlib.sha256(f).hexdigest())
-        if size != a.size or sha != a.sha256:
+        other = None
+        if env.hash_alg and size == a.size:  # streamed from the staged file, as its sha256 was
+            alg = env.hash_alg
+            other = crypto.file_hexdigest(alg, f.path) if isinstance(f, Staged) else crypto.hexdigest(alg, f)
+        if size != a.size or not attachment_ok(env, a, sha, other):
             raise Refused("bad_attachment", f"附件 {a.part} 的大小或sha256不符", f"attachment {a.part} does not match")
 
 
 def _answer(hub: Hub, kind: str, to: str, ref: str | None, payload: dict[str, Any], now: datetime) -> Signed:
     me = us(hub)
-    return seal(me.key, kind=kind, sender=me.hub_id, to=to, payload=payload, now=now, ref=ref)
+    return seal(
+        me.key, kind=kind, sender=me.hub_id, to=to, payload=payload, now=now, ref=ref, hash_alg=hub.settings.crypto.hash
+    )
 
 
 def _log_pair(
@@ -201,6 +217,7 @@ def _log_pair(
             signer=me.hub_id,
             key_id=me.key_id,
         ),
+        hash_alg=hub.settings.crypto.hash,
     )
 
 
@@ -346,6 +363,7 @@ def _duplicate(
                 signer=partner.hub_id,
                 key_id=env.key_id,
             ),
+            hash_alg=hub.settings.crypto.hash,
         )
     return Answer(200, answer)
 
@@ -397,7 +415,7 @@ def _application(hub: Hub, partner: Partner, env: Envelope, files: Files) -> Eff
                 f"本地不接受{partner.display}代收事项 {item}（{mode}）",
                 f"we do not accept {item} as {mode} from {partner.name}",
             )
-        if not chain_ok(number, p["events"], p["chain_head"]):
+        if not chain_ok(number, p["events"], p["chain_head"], p.get("hash_alg", "sha256")):
             raise Refused("malformed", "随附的事件链校验不通过", "the event chain sent does not verify")
         new = NewApplication(
             subject=item,

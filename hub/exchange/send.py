@@ -327,6 +327,8 @@ def _send_one(hub: Hub, me: Us, partner: Partner, client: httpx.Client, job: Job
         message_id=job.message_id,
         conversation=job.conversation,
         attachments=job.attachments,
+        hash_alg=hub.settings.crypto.hash,
+        files={part: data for part, (data, _) in files.items()},
     )
     size = len(signed.body) + sum(len(data) for data, _ in files.values())
     if size > partner.spec.limits.max_message_bytes:
@@ -356,7 +358,7 @@ def read_answer(hub: Hub, me: Us, partner: Partner, signed: Signed, reply: Reply
         or answer.to != me.hub_id
         or answer.ref != signed.envelope.id
         or key is None
-        or not signature_ok(key.key, reply.body, reply.signature)
+        or not signature_ok(key.key, reply.body, reply.signature, answer.signature_algorithm)
     ):
         return _Outcome(
             "retrying",
@@ -397,7 +399,12 @@ def _finish(hub: Hub, claim: Claim, result: _Outcome, signed: Signed | None, sum
                 _on_dead(hub, session, msg, partner, result, now)
         outcome = result.outcome if result.outcome != "retrying" or msg.state != "dead" else "dead"
         if signed is not None and partner is not None:  # last: the log's counter stays locked to the commit
-            log.append(session, now, *exchanged(us(hub), partner, signed, result.reply, result.answer, result.verified))
+            log.append(
+                session,
+                now,
+                *exchanged(us(hub), partner, signed, result.reply, result.answer, result.verified),
+                hash_alg=hub.settings.crypto.hash,
+            )
     summary.count(outcome, name)
 
 

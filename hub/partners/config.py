@@ -15,11 +15,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub import yamlfile
 from hub.catalog.models import CrossRegionMode
+from hub.crypto import VerifyKey
 from hub.divisions import division_problem
 from hub.errors import ConfigProblem
 from hub.partners.keys import parse_public_key, public_key_id
@@ -55,7 +55,7 @@ class PartnerKey(_Strict):
         return self
 
     @property
-    def key(self) -> Ed25519PublicKey:
+    def key(self) -> VerifyKey:
         return parse_public_key(self.public_key)
 
     @property

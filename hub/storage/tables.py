@@ -97,6 +97,9 @@ class Application(Base):
     paused_since: Mapped[date | None]  # clock stopped (补正) since this date
     paused_workdays: Mapped[int] = mapped_column(default=0)
     chain_head: Mapped[str] = mapped_column(String(64))  # hash of the newest event: truncation shows
+    # the event chain's hash algorithm (sha256 | sm3), fixed when the application is made
+    # (server default only: writers name it when it is not sha256, so older schemas still take rows)
+    hash_alg: Mapped[str] = mapped_column(String(16), server_default="sha256")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # 跨省通办: an application a partner hub collected for us (its name, its number, its desk);
@@ -588,9 +591,10 @@ class MessageLogEntry(Base):
     body: Mapped[str] = mapped_column(Text)  # the body as sent, if kept (see body_kept)
     body_sha256: Mapped[str] = mapped_column(String(64))
     body_kept: Mapped[bool]  # False: too large, or unsigned junk — only its sha256 is kept
-    signature: Mapped[str | None] = mapped_column(String(200))
+    signature: Mapped[str | None] = mapped_column(String(600))  # base64; RSA-3072 takes 512
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    hash_alg: Mapped[str] = mapped_column(String(16), server_default="sha256")  # of `hash`
 
 
 class Licence(Base):
