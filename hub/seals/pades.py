@@ -1,31 +1,101 @@
-"""Sealing a PDF as a PAdES B-B signature (ETSI EN 319 142) with pyHanko, and verifying one."""
+"""Sealing a PDF as a PAdES signature (ETSI EN 319 142) with pyHanko — B-B, or B-T when a
+timestamp authority is configured (`seals.timestamp_url`) — with the seal image on the page, and
+verifying one.
+
+ECDSA and RSA seals are pyHanko's own (SimpleSigner) and verified by pyHanko's validator; SM2
+seals go through a pyHanko Signer whose raw signature is SM2 (GB/T 38540: SM3 digest, SM2 over
+the signed attributes) and are verified by hub.seals.sm2, since pyHanko, poppler and Adobe do not
+know SM2. Coverage (what was added after a seal) is pyHanko's analysis for both."""
 
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from asn1crypto import algos
 from asn1crypto import keys as asn1_keys
-from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import serialization
+from PIL import Image
 from pyhanko import stamp
+from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, SimpleBoxLayoutRule
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign import fields, signers
+from pyhanko.sign import fields, signers, timestamps
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.general import SigningError
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from hub.seals.store import Seal, load_seal, trust_roots
+from hub.seals import certs
+from hub.seals.store import Seal, load_seal, seals_dir, trust_certs
 
 if TYPE_CHECKING:
     from hub.context import Hub
 
+log = logging.getLogger(__name__)
 
-def _asn1(cert) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+class SealFailed(RuntimeError):
+    """Sealing could not be done as configured (e.g. the timestamp authority is required and failed)."""
+
+
+# ---------------------------------------------------------------- signing
+
+
+class Sm2Signer(signers.Signer):
+    """A pyHanko signer whose raw signature is SM2 (with SM3 and the default distinguishing
+    identifier) through hub.crypto: pyHanko builds the CMS SignedData and embeds it."""
+
+    def __init__(self, seal: Seal) -> None:
+        super().__init__(
+            signing_cert=seal.cert,
+            cert_registry=SimpleCertificateStore.from_certs(seal.chain_certs),
+            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "sm2_sm3"}),
+        )
+        self._key = seal.key
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        if dry_run:
+            return bytes(72)  # the size of a DER SM2 signature at most
+        return self._key.sign(data)
+
+
+_signers: dict[tuple, signers.Signer] = {}
+_images: dict[bytes, Image.Image] = {}
+
+
+def _signer(seal: Seal) -> signers.Signer:
+    """Made once per seal version: loading the key and chain is the cost worth saving."""
+    cache_key = (seal.authority, seal.version, id(seal))
+    signer = _signers.get(cache_key)
+    if signer is None:
+        if seal.algorithm == "sm2":
+            signer = Sm2Signer(seal)
+        else:
+            key = asn1_keys.PrivateKeyInfo.load(seal.key._der)
+            signer = signers.SimpleSigner(
+                signing_cert=seal.cert,
+                signing_key=key,
+                cert_registry=SimpleCertificateStore.from_certs(seal.chain_certs),
+            )
+        _signers.clear() if len(_signers) > 256 else None
+        _signers[cache_key] = signer
+    return signer
+
+
+def _image(seal: Seal) -> Image.Image:
+    img = _images.get(seal.image)
+    if img is None:
+        img = Image.open(io.BytesIO(seal.image))
+        img.load()
+        if len(_images) > 256:
+            _images.clear()
+        _images[seal.image] = img
+    return img
 
 
 def seal_pdf(
@@ -38,77 +108,195 @@ def seal_pdf(
     reason: str = "电子印章",
     field_name: str | None = None,
 ) -> bytes:
-    """`pdf` sealed by `authority`'s seal: a visible signature on `page` (-1: the last) in `box`
-    (PDF points from the bottom left)."""
+    """`pdf` sealed by `authority`'s seal: a visible signature showing the seal image on `page`
+    (-1: the last) in `box` (PDF points from the bottom left). PAdES B-B, or B-T with a timestamp
+    from `seals.timestamp_url` when set (a TSA that fails: B-B and a warning in the log, unless
+    `seals.timestamp_required`)."""
     seal = load_seal(hub, authority)
-    return _sign(seal, pdf, page=page, box=box, reason=reason, field_name=field_name or f"Seal-{authority}")
+    settings = hub.settings.seals
+    stamper = None
+    if settings.timestamp_url:
+        stamper = timestamps.HTTPTimeStamper(settings.timestamp_url, timeout=settings.timestamp_timeout)
+    name = field_name or f"Seal-{authority}"
+    try:
+        return _sign(seal, pdf, page=page, box=box, reason=reason, field_name=name, timestamper=stamper)
+    except Exception as e:
+        if stamper is None or not _is_tsa_failure(e):
+            raise
+        if settings.timestamp_required:
+            raise SealFailed(f"seals.timestamp_url: the timestamp authority failed ({e.__class__.__name__})") from e
+        log.warning("timestamp authority failed (%s); sealing without a timestamp (PAdES B-B)", e.__class__.__name__)
+        return _sign(seal, pdf, page=page, box=box, reason=reason, field_name=name, timestamper=None)
 
 
-def _sign(seal: Seal, pdf: bytes, *, page: int, box, reason: str, field_name: str) -> bytes:
-    key = asn1_keys.PrivateKeyInfo.load(
-        seal.key.cryptography_key().private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    signer = signers.SimpleSigner(
-        signing_cert=_asn1(seal.certificate),
-        signing_key=key,
-        cert_registry=SimpleCertificateStore.from_certs([_asn1(c) for c in seal.chain]),
-    )
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+def _is_tsa_failure(e: BaseException) -> bool:
+    from pyhanko.sign.timestamps import TimestampRequestError
+
+    while e is not None:
+        if isinstance(e, (TimestampRequestError, OSError, TimeoutError)):
+            return True
+        if isinstance(e, SigningError) and "timestamp" in str(e).lower():
+            return True
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return False
+
+
+def _sign(seal: Seal, pdf: bytes, *, page: int, box, reason: str, field_name: str, timestamper) -> bytes:
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     pages = int(writer.root["/Pages"]["/Count"])
     meta = signers.PdfSignatureMetadata(
-        field_name=field_name, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256", reason=reason
+        field_name=field_name,
+        subfilter=fields.SigSeedSubFilter.PADES,
+        md_algorithm=certs.digest_of(seal.algorithm),
+        reason=reason,
+        name=seal.name,
     )
     spec = fields.SigFieldSpec(field_name, on_page=page % pages, box=box)
-    style = stamp.TextStampStyle(stamp_text="%(signer)s\n%(ts)s", border_width=0)
-    out = signers.PdfSigner(meta, signer, new_field_spec=spec, stamp_style=style).sign_pdf(writer)
-    return out.getvalue()
+    style = stamp.StaticStampStyle(
+        background=PdfImage(_image(seal)),
+        background_opacity=1.0,
+        border_width=0,
+        background_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MID,
+            y_align=AxisAlignment.ALIGN_MID,
+            margins=Margins(0, 0, 0, 0),
+            inner_content_scaling=InnerScaling.SHRINK_TO_FIT,
+        ),
+    )
+    pdf_signer = signers.PdfSigner(meta, _signer(seal), new_field_spec=spec, stamp_style=style, timestamper=timestamper)
+    return pdf_signer.sign_pdf(writer).getvalue()
+
+
+# ---------------------------------------------------------------- verifying
 
 
 @dataclass
 class SealCheck:
     field: str
     signer: str  # the certificate's common name
-    algorithm: str  # e.g. "ecdsa_sha256"
+    algorithm: str  # e.g. "ecdsa_sha256", "rsassa_pkcs1v15_sha256", "sm2_sm3"
     signed_at: datetime | None
     intact: bool  # the signed bytes are unchanged
     valid: bool  # the signature is mathematically valid
     trusted: bool  # the certificate chains to a trusted root
-    whole_document: bool  # nothing was added after this signature
+    whole_document: bool  # nothing but later seals was added after this signature
     problems: list[str] = field(default_factory=list)
+    holder: str = ""  # the seal's holder (the certificate's subject: organisation / name)
+    authority: str = ""  # the hub authority whose seal this is, when it is one of ours
+    timestamp_at: datetime | None = None  # the RFC 3161 time (PAdES B-T), when present
+    timestamp_ok: bool | None = None  # None: no timestamp
+    level: str = "B-B"  # PAdES level seen: B-B or B-T
+    issuer: str = ""
+    serial: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.intact and self.valid and self.trusted and self.whole_document
+        return self.intact and self.valid and self.trusted and self.whole_document and self.timestamp_ok is not False
+
+
+def _cn(name) -> str:
+    native = name.native
+    return str(native.get("common_name", "")) if isinstance(native, dict) else ""
+
+
+def _our_authorities(hub: Hub) -> dict[bytes, str]:
+    """The hub's own seals by certificate, to name the authority a seal belongs to."""
+    from hub.seals.store import authorities, load_seal_from
+
+    root = seals_dir(hub)
+    out = {}
+    for a in authorities(root):
+        try:
+            out[load_seal_from(root, a).cert.sha256] = a
+        except Exception:  # a half-written folder: listed by `hub seals list`, not needed here
+            continue
+    return out
 
 
 def verify_pdf(hub: Hub, pdf: bytes) -> list[SealCheck]:
-    """Every signature in `pdf`, checked against the hub's trusted roots. A file that is not a
-    PDF, or has no signature, gives an empty list."""
-    roots = [_asn1(c) for c in trust_roots(hub)]
+    """Every signature in `pdf`, checked against the hub's trusted roots (`<home>/seals/trust`).
+    A file that is not a PDF, or has no signature, gives an empty list."""
+    roots = trust_certs(seals_dir(hub))
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         embedded = reader.embedded_signatures
     except Exception:  # any parse failure means: no seal we can vouch for
         return []
+    ours = _our_authorities(hub)
+    signed_revisions = {s.signed_revision for s in embedded}
+    total = reader.xrefs.total_revisions
     checks = []
     for sig in embedded:
-        status = validate_pdf_signature(sig, ValidationContext(trust_roots=roots))
-        cert = status.signing_cert
-        cn = cert.subject.native.get("common_name", "") if cert is not None else ""
-        coverage = getattr(status, "coverage", None)
-        whole = coverage is not None and coverage.name == "ENTIRE_FILE"
-        checks.append(
-            SealCheck(
-                field=sig.field_name,
-                signer=cn,
-                algorithm=str(status.md_algorithm),
-                signed_at=status.signer_reported_dt,
-                intact=bool(status.intact),
-                valid=bool(status.valid),
-                trusted=bool(status.trusted),
-                whole_document=whole,
-            )
-        )
+        try:
+            check = _check_one(sig, roots)
+        except Exception as e:  # a malformed signature: reported, never trusted
+            check = SealCheck(sig.field_name, "", "", None, False, False, False, False, [f"unreadable signature: {e}"])
+        later = range(sig.signed_revision + 1, total)
+        others = [r for r in later if r not in signed_revisions]
+        if others:
+            check.whole_document = False
+            if "modified after sealing" not in check.problems:
+                check.problems.append("modified after sealing")
+        cert = sig.signer_cert
+        if cert is not None:
+            check.authority = ours.get(cert.sha256, "")
+        checks.append(check)
     return checks
+
+
+def _check_one(sig, roots) -> SealCheck:
+    cert = sig.signer_cert
+    sig_alg = sig.signer_info["signature_algorithm"]["algorithm"].dotted
+    if sig_alg == certs.SM2_SM3_OID:
+        from hub.seals.sm2 import check_sm2
+
+        return check_sm2(sig, roots)
+    status = validate_pdf_signature(
+        sig,
+        ValidationContext(trust_roots=roots, allow_fetching=False),
+        ts_validation_context=ValidationContext(trust_roots=roots, allow_fetching=False),
+    )
+    subject = cert.subject.native if cert is not None else {}
+    check = SealCheck(
+        field=sig.field_name,
+        signer=_cn(cert.subject) if cert is not None else "",
+        algorithm=str(sig.signer_info["signature_algorithm"]["algorithm"].native),
+        signed_at=status.signer_reported_dt,
+        intact=bool(status.intact),
+        valid=bool(status.valid),
+        trusted=bool(status.trusted),
+        whole_document=_coverage_ok(status.coverage, status.modification_level),
+        holder=str(subject.get("common_name", "")),
+        issuer=_cn(cert.issuer) if cert is not None else "",
+        serial=format(cert.serial_number, "x") if cert is not None else "",
+    )
+    ts = status.timestamp_validity
+    if ts is not None:
+        check.level = "B-T"
+        check.timestamp_at = ts.timestamp
+        check.timestamp_ok = bool(ts.intact and ts.valid)
+        if not ts.trusted:
+            check.problems.append("timestamp authority not trusted")
+    if not check.intact:
+        check.problems.append("the signed bytes were changed")
+    elif not check.valid:
+        check.problems.append("the signature does not verify")
+    if not check.trusted:
+        check.problems.append("the certificate does not chain to a trusted root")
+    if not check.whole_document:
+        check.problems.append("modified after sealing")
+    return check
+
+
+def _coverage_ok(coverage, modification_level) -> bool:
+    """The signature covers the whole file, or what came after changed nothing but form
+    fields — i.e. later signatures (which `verify_pdf` then checks are the only later revisions)."""
+    if coverage is None:
+        return False
+    if coverage.name == "ENTIRE_FILE":
+        return True
+    return (
+        coverage.name == "ENTIRE_REVISION"
+        and modification_level is not None
+        and (modification_level <= ModificationLevel.FORM_FILLING)
+    )
