@@ -25,6 +25,7 @@ from hub import crypto
 from hub.seals import certs
 
 if TYPE_CHECKING:
+    from hub.catalog.models import Catalog
     from hub.context import Hub
 
 HUB_AUTHORITY = "hub"  # the hub's own seal, for intake notices (收件凭证)
@@ -67,6 +68,15 @@ class Seal:
     @property
     def valid_until(self) -> dt.datetime:
         return self.cert.not_valid_after
+
+
+_SHORT = {"common_name": "CN", "organizational_unit_name": "OU", "organization_name": "O", "country_name": "C"}
+
+
+def dn(name: asn1_x509.Name) -> str:
+    """A distinguished name on one line (CN=…,OU=…,O=…,C=…), for listings."""
+    native = name.native if isinstance(name.native, dict) else {}
+    return ",".join(f"{_SHORT.get(k, k)}={v}" for k, v in reversed(native.items()))
 
 
 def seals_dir(hub: Hub) -> Path:
@@ -180,9 +190,9 @@ def seal_algorithm(configured: str) -> str:
     return configured if configured in SEAL_ALGORITHMS else "ecdsa-p256"
 
 
-def _holders(hub: Hub) -> dict[str, str]:
-    county = hub.settings.county.name
-    return {HUB_AUTHORITY: f"{county}政务服务中心"} | {code: d.name for code, d in hub.catalog.departments.items()}
+def holders(county: str, catalog: Catalog) -> dict[str, str]:
+    """Who needs a seal: the hub (intake notices) and every department, by authority code."""
+    return {HUB_AUTHORITY: f"{county}政务服务中心"} | {code: d.name for code, d in catalog.departments.items()}
 
 
 def ensure_test_seals(hub: Hub, *, algorithm: str | None = None, force: bool = False) -> list[str]:
@@ -191,7 +201,9 @@ def ensure_test_seals(hub: Hub, *, algorithm: str | None = None, force: bool = F
     imported (`hub seals import`) and never replaced here. `force`: a new test CA, and every
     test seal issued again under it."""
     alg = algorithm or seal_algorithm(hub.settings.crypto.signature)
-    return make_test_seals(seals_dir(hub), hub.settings.county.name, _holders(hub), alg, force=force)
+    return make_test_seals(
+        seals_dir(hub), hub.settings.county.name, holders(hub.settings.county.name, hub.catalog), alg, force=force
+    )
 
 
 def make_test_seals(
