@@ -41,10 +41,11 @@ def seal_checks(root: Path, holders: dict[str, str], *, production: bool, now: d
             out.append(
                 SealProblem(f"seal:{authority}", False, f"the certificate expired on {seal.valid_until:%Y-%m-%d}")
             )
-        elif left <= dt.timedelta(days=EXPIRY_WARNING_DAYS):
+            continue
+        if left <= dt.timedelta(days=EXPIRY_WARNING_DAYS):
             out.append(SealProblem(f"seal:{authority}", True,
                                    f"warning: the certificate expires on {seal.valid_until:%Y-%m-%d} (in {left.days} days)"))  # fmt: skip
-        if problems := chain_problems(seal.cert, seal.chain_certs, roots, now):
+        elif problems := chain_problems(seal.cert, seal.chain_certs, roots, now):
             out.append(SealProblem(f"seal:{authority}", False, "; ".join(problems)))
     if tests and production:
         out.append(SealProblem("seals", True, f"warning: {tests} seal(s) issued by the sandbox's test CA on a "

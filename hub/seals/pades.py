@@ -25,7 +25,6 @@ from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, Simpl
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.general import SigningError
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -114,31 +113,33 @@ def seal_pdf(
     `seals.timestamp_required`)."""
     seal = load_seal(hub, authority)
     settings = hub.settings.seals
-    stamper = None
-    if settings.timestamp_url:
-        stamper = timestamps.HTTPTimeStamper(settings.timestamp_url, timeout=settings.timestamp_timeout)
     name = field_name or f"Seal-{authority}"
+    stamper = _stamper(settings.timestamp_url, settings.timestamp_timeout) if settings.timestamp_url else None
     try:
         return _sign(seal, pdf, page=page, box=box, reason=reason, field_name=name, timestamper=stamper)
     except Exception as e:
-        if stamper is None or not _is_tsa_failure(e):
+        if stamper is None:
             raise
+        # sealing again without the TSA tells its failure from ours: a problem of the document
+        # or the seal fails this second attempt too, and that error is the one raised
+        unstamped = _sign(seal, pdf, page=page, box=box, reason=reason, field_name=name, timestamper=None)
+        _stampers.pop((settings.timestamp_url, settings.timestamp_timeout), None)
         if settings.timestamp_required:
-            raise SealFailed(f"seals.timestamp_url: the timestamp authority failed ({e.__class__.__name__})") from e
-        log.warning("timestamp authority failed (%s); sealing without a timestamp (PAdES B-B)", e.__class__.__name__)
-        return _sign(seal, pdf, page=page, box=box, reason=reason, field_name=name, timestamper=None)
+            raise SealFailed(f"seals.timestamp_url: the timestamp authority failed ({type(e).__name__})") from e
+        log.warning("timestamp authority failed (%s); sealed without a timestamp (PAdES B-B)", type(e).__name__)
+        return unstamped
 
 
-def _is_tsa_failure(e: BaseException) -> bool:
-    from pyhanko.sign.timestamps import TimestampRequestError
+_stampers: dict[tuple[str, float], timestamps.HTTPTimeStamper] = {}
 
-    while e is not None:
-        if isinstance(e, (TimestampRequestError, OSError, TimeoutError)):
-            return True
-        if isinstance(e, SigningError) and "timestamp" in str(e).lower():
-            return True
-        e = e.__cause__ or e.__context__  # type: ignore[assignment]
-    return False
+
+def _stamper(url: str, timeout: float) -> timestamps.HTTPTimeStamper:
+    """One client per TSA: pyHanko asks a TSA once for a token to size the signature with and
+    keeps it, so each seal after the first costs one request."""
+    stamper = _stampers.get((url, timeout))
+    if stamper is None:
+        stamper = _stampers[(url, timeout)] = timestamps.HTTPTimeStamper(url, timeout=timeout)
+    return stamper
 
 
 def _sign(seal: Seal, pdf: bytes, *, page: int, box, reason: str, field_name: str, timestamper) -> bytes:
