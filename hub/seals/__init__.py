@@ -10,8 +10,9 @@ Public surface (other modules use only these):
 The store is `<home>/seals/` (see `store.py`); SM2 seals are verified by `sm2.py`; importing
 real seals is `importing.py`; `hub doctor`'s checks are `checks.py`."""
 
-from hub.seals.pades import SealCheck, SealFailed, seal_pdf, verify_pdf
+from hub.seals.pades import SealFailed, seal_pdf, verify_pdf
 from hub.seals.store import HUB_AUTHORITY, Seal, SealMissing, ensure_test_seals, load_seal, trust_roots
+from hub.seals.verdict import SealCheck
 
 __all__ = [
     "HUB_AUTHORITY",

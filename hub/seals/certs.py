@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from datetime import datetime
 
 from asn1crypto import algos, core, keys, x509
 
@@ -146,3 +147,38 @@ def load_pem_certs(data: bytes) -> list[x509.Certificate]:
     if not pem.detect(data):
         return [x509.Certificate.load(data)] if data else []
     return [x509.Certificate.load(der) for _t, _h, der in pem.unarmor(data, multiple=True)]
+
+
+def chain_problems(
+    cert: x509.Certificate, pool: list[x509.Certificate], roots: list[x509.Certificate], at: datetime
+) -> list[str]:
+    """Why `cert` does not chain to one of `roots` through `pool` (empty: it does)."""
+    problems = []
+    current = cert
+    for _depth in range(8):
+        if not (current.not_valid_before <= at <= current.not_valid_after):
+            problems.append(f"certificate {cn(current)!r} not valid at {at.isoformat()}")
+        root = next((r for r in roots if r.subject == current.issuer and signature_ok(current, r)), None)
+        if root is not None:
+            if root.dump() != current.dump() and not _is_ca(root):
+                problems.append(f"root {cn(root)!r} is not a CA")
+            return problems
+        issuer = next((c for c in pool if c.subject == current.issuer and signature_ok(current, c)), None)
+        if issuer is None or issuer.dump() == current.dump():
+            problems.append(f"the certificate {cn(current)!r} does not chain to a trusted root")
+            return problems
+        if not _is_ca(issuer):
+            problems.append(f"issuer {cn(issuer)!r} is not a CA")
+            return problems
+        current = issuer
+    problems.append("certificate chain too long")
+    return problems
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    bc = cert.basic_constraints_value
+    return bool(bc is not None and bc["ca"].native)
+
+
+def cn(cert: x509.Certificate) -> str:
+    return str(cert.subject.native.get("common_name", ""))

@@ -8,8 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import NamedTuple
 
-from hub.seals import store
-from hub.seals.sm2 import chain_problems
+from hub.seals import certs, store
 
 EXPIRY_WARNING_DAYS = 30
 
@@ -45,7 +44,7 @@ def seal_checks(root: Path, holders: dict[str, str], *, production: bool, now: d
         if left <= dt.timedelta(days=EXPIRY_WARNING_DAYS):
             out.append(SealProblem(f"seal:{authority}", True,
                                    f"warning: the certificate expires on {seal.valid_until:%Y-%m-%d} (in {left.days} days)"))  # fmt: skip
-        elif problems := chain_problems(seal.cert, seal.chain_certs, roots, now):
+        elif problems := certs.chain_problems(seal.cert, seal.chain_certs, roots, now):
             out.append(SealProblem(f"seal:{authority}", False, "; ".join(problems)))
     if tests and production:
         out.append(SealProblem("seals", True, f"warning: {tests} seal(s) issued by the sandbox's test CA on a "

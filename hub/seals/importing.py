@@ -23,7 +23,6 @@ from hub import crypto
 from hub.errors import HubError
 from hub.seals import certs
 from hub.seals.image import check_image
-from hub.seals.sm2 import chain_problems
 from hub.seals.store import DEFAULT_TYPE, SEAL_ALGORITHMS, TEST_CA, TRUST, trust_certs, write_seal
 
 AUTHORITY_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -128,7 +127,7 @@ def import_seal(
     if usage is not None and not ({"digital_signature", "non_repudiation"} & set(usage.native)):
         raise SealImportError(f"{cert_name}: keyUsage does not allow signing (digitalSignature or nonRepudiation)")
     roots = trust_certs(root)
-    problems = chain_problems(cert, chain, roots, at)
+    problems = certs.chain_problems(cert, chain, roots, at)
     if problems:
         raise SealImportError(
             f"{cert_name}: {'; '.join(problems)} (trusted roots: seals/trust/*.pem; add one with `hub seals trust ROOT.pem`)"

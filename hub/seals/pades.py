@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from asn1crypto import algos
@@ -24,13 +22,13 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, SimpleBoxLayoutRule
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers, timestamps
-from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hub.seals import certs
 from hub.seals.store import Seal, load_seal, seals_dir, trust_certs
+from hub.seals.verdict import SealCheck, coverage_ok
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -171,30 +169,6 @@ def _sign(seal: Seal, pdf: bytes, *, page: int, box, reason: str, field_name: st
 # ---------------------------------------------------------------- verifying
 
 
-@dataclass
-class SealCheck:
-    field: str
-    signer: str  # the certificate's common name
-    algorithm: str  # e.g. "ecdsa_sha256", "rsassa_pkcs1v15_sha256", "sm2_sm3"
-    signed_at: datetime | None
-    intact: bool  # the signed bytes are unchanged
-    valid: bool  # the signature is mathematically valid
-    trusted: bool  # the certificate chains to a trusted root
-    whole_document: bool  # nothing but later seals was added after this signature
-    problems: list[str] = field(default_factory=list)
-    holder: str = ""  # the seal's holder (the certificate's subject: organisation / name)
-    authority: str = ""  # the hub authority whose seal this is, when it is one of ours
-    timestamp_at: datetime | None = None  # the RFC 3161 time (PAdES B-T), when present
-    timestamp_ok: bool | None = None  # None: no timestamp
-    level: str = "B-B"  # PAdES level seen: B-B or B-T
-    issuer: str = ""
-    serial: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.intact and self.valid and self.trusted and self.whole_document and self.timestamp_ok is not False
-
-
 def _cn(name) -> str:
     native = name.native
     return str(native.get("common_name", "")) if isinstance(native, dict) else ""
@@ -266,7 +240,7 @@ def _check_one(sig, roots) -> SealCheck:
         intact=bool(status.intact),
         valid=bool(status.valid),
         trusted=bool(status.trusted),
-        whole_document=_coverage_ok(status.coverage, status.modification_level),
+        whole_document=coverage_ok(status.coverage, status.modification_level),
         holder=str(subject.get("common_name", "")),
         issuer=_cn(cert.issuer) if cert is not None else "",
         serial=format(cert.serial_number, "x") if cert is not None else "",
@@ -287,17 +261,3 @@ def _check_one(sig, roots) -> SealCheck:
     if not check.whole_document:
         check.problems.append("modified after sealing")
     return check
-
-
-def _coverage_ok(coverage, modification_level) -> bool:
-    """The signature covers the whole file, or what came after changed nothing but form
-    fields — i.e. later signatures (which `verify_pdf` then checks are the only later revisions)."""
-    if coverage is None:
-        return False
-    if coverage.name == "ENTIRE_FILE":
-        return True
-    return (
-        coverage.name == "ENTIRE_REVISION"
-        and modification_level is not None
-        and (modification_level <= ModificationLevel.FORM_FILLING)
-    )

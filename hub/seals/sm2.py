@@ -19,6 +19,7 @@ from asn1crypto import x509
 
 from hub import crypto
 from hub.seals import certs
+from hub.seals.verdict import SealCheck, coverage_ok
 
 
 def _signed_bytes(sig) -> bytes:
@@ -30,44 +31,7 @@ def _signed_bytes(sig) -> bytes:
     return first + stream.read(len2)
 
 
-def chain_problems(
-    cert: x509.Certificate, pool: list[x509.Certificate], roots: list[x509.Certificate], at: datetime
-) -> list[str]:
-    """Why `cert` does not chain to one of `roots` through `pool` (empty: it does)."""
-    problems = []
-    current = cert
-    for _depth in range(8):
-        if not (current.not_valid_before <= at <= current.not_valid_after):
-            problems.append(f"certificate {_cn(current)!r} not valid at {at.isoformat()}")
-        root = next((r for r in roots if r.subject == current.issuer and certs.signature_ok(current, r)), None)
-        if root is not None:
-            if root.dump() != current.dump() and not _is_ca(root):
-                problems.append(f"root {_cn(root)!r} is not a CA")
-            return problems
-        issuer = next((c for c in pool if c.subject == current.issuer and certs.signature_ok(current, c)), None)
-        if issuer is None or issuer.dump() == current.dump():
-            problems.append(f"the certificate {_cn(current)!r} does not chain to a trusted root")
-            return problems
-        if not _is_ca(issuer):
-            problems.append(f"issuer {_cn(issuer)!r} is not a CA")
-            return problems
-        current = issuer
-    problems.append("certificate chain too long")
-    return problems
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    bc = cert.basic_constraints_value
-    return bool(bc is not None and bc["ca"].native)
-
-
-def _cn(cert: x509.Certificate) -> str:
-    return str(cert.subject.native.get("common_name", ""))
-
-
 def check_sm2(sig, roots: list[x509.Certificate]):
-    from hub.seals.pades import SealCheck, _coverage_ok
-
     signer_info = sig.signer_info
     cert = sig.signer_cert
     problems: list[str] = []
@@ -92,19 +56,19 @@ def check_sm2(sig, roots: list[x509.Certificate]):
     pool = list(sig.signed_data["certificates"] or [])
     pool = [c.chosen for c in pool if c.name == "certificate"]
     at = signed_at or datetime.now(UTC)
-    chain = chain_problems(cert, pool, roots, at)
+    chain = certs.chain_problems(cert, pool, roots, at)
     problems += chain
     sig.compute_integrity_info()
     summary = sig.summarise_integrity_info()
     diff = summary.get("diff_result")
     level = getattr(diff, "modification_level", None)
-    whole = _coverage_ok(summary.get("coverage"), level)
+    whole = coverage_ok(summary.get("coverage"), level)
     if not whole:
         problems.append("modified after sealing")
     subject = cert.subject.native
     return SealCheck(
         field=sig.field_name,
-        signer=_cn(cert),
+        signer=certs.cn(cert),
         algorithm="sm2_sm3",
         signed_at=signed_at,
         intact=intact,
