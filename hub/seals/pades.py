@@ -13,8 +13,8 @@ import io
 import logging
 from typing import TYPE_CHECKING
 
-from asn1crypto import algos
-from asn1crypto import keys as asn1_keys
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 from PIL import Image
 from pyhanko import stamp
 from pyhanko.pdf_utils.images import PdfImage
@@ -43,22 +43,27 @@ class SealFailed(RuntimeError):
 # ---------------------------------------------------------------- signing
 
 
-class Sm2Signer(signers.Signer):
-    """A pyHanko signer whose raw signature is SM2 (with SM3 and the default distinguishing
-    identifier) through hub.crypto: pyHanko builds the CMS SignedData and embeds it."""
+class HubSigner(signers.Signer):
+    """A pyHanko signer over a seal's key: pyHanko builds the CMS SignedData and embeds it, the
+    raw signature is ours — SM2 (with SM3 and the default distinguishing identifier) through
+    hub.crypto, ECDSA/RSA with SHA-256 through a pyca key loaded once (pyHanko's SimpleSigner
+    loads and re-checks the key for every signature: 100 ms for RSA-3072)."""
 
     def __init__(self, seal: Seal) -> None:
         super().__init__(
             signing_cert=seal.cert,
             cert_registry=SimpleCertificateStore.from_certs(seal.chain_certs),
-            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "sm2_sm3"}),
+            signature_mechanism=certs.signature_algorithm(seal.algorithm),
         )
-        self._key = seal.key
+        self._seal_key = seal.key
+        self._pyca = None if seal.algorithm == "sm2" else seal.key.cryptography_key()
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
-        if dry_run:
-            return bytes(72)  # the size of a DER SM2 signature at most
-        return self._key.sign(data)
+        if self._pyca is None:
+            return bytes(72) if dry_run else self._seal_key.sign(data)  # 72: a DER SM2 signature at most
+        if isinstance(self._pyca, ec.EllipticCurvePrivateKey):
+            return self._pyca.sign(data, ec.ECDSA(hashes.SHA256()))
+        return self._pyca.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
 _signers: dict[tuple, signers.Signer] = {}
@@ -70,17 +75,9 @@ def _signer(seal: Seal) -> signers.Signer:
     cache_key = (seal.authority, seal.version, id(seal))
     signer = _signers.get(cache_key)
     if signer is None:
-        if seal.algorithm == "sm2":
-            signer = Sm2Signer(seal)
-        else:
-            key = asn1_keys.PrivateKeyInfo.load(seal.key._der)
-            signer = signers.SimpleSigner(
-                signing_cert=seal.cert,
-                signing_key=key,
-                cert_registry=SimpleCertificateStore.from_certs(seal.chain_certs),
-            )
-        _signers.clear() if len(_signers) > 256 else None
-        _signers[cache_key] = signer
+        if len(_signers) > 256:
+            _signers.clear()
+        signer = _signers[cache_key] = HubSigner(seal)
     return signer
 
 
@@ -163,7 +160,17 @@ def _sign(seal: Seal, pdf: bytes, *, page: int, box, reason: str, field_name: st
         ),
     )
     pdf_signer = signers.PdfSigner(meta, _signer(seal), new_field_spec=spec, stamp_style=style, timestamper=timestamper)
-    return pdf_signer.sign_pdf(writer).getvalue()
+    # reserving room for the signature ourselves saves pyHanko a whole dry-run signature (half the
+    # cost of a seal); with a timestamp the token's size is unknown, so pyHanko estimates it
+    reserved = None if timestamper is not None else _reserve(seal)
+    return pdf_signer.sign_pdf(writer, bytes_reserved=reserved).getvalue()
+
+
+def _reserve(seal: Seal) -> int:
+    """Hex digits to reserve for the CMS object: the certificates, the signed attributes and
+    the signature value, with room to spare (the rest of /Contents is zero padding)."""
+    certs_size = len(seal.cert.dump()) + sum(len(c.dump()) for c in seal.chain_certs)
+    return 2 * (certs_size + 2048 + 512)
 
 
 # ---------------------------------------------------------------- verifying
