@@ -183,8 +183,9 @@ def test_crypto_signature_chooses_the_algorithm_of_new_test_seals(hub):
 # ---------------------------------------------------------------- PAdES B-T
 
 
-def test_with_a_tsa_configured_the_seal_is_pades_b_t(hub, tmp_path: Path):
-    ensure_test_seals(hub)
+@pytest.mark.parametrize("algorithm", ["ecdsa-p256", "sm2"])
+def test_with_a_tsa_configured_the_seal_is_pades_b_t(hub, tmp_path: Path, algorithm: str):
+    seals_for(hub, algorithm)
     with serving() as (authority, url):
         hub.settings.seals.timestamp_url = url
         (tmp_path / "tsa.pem").write_bytes(authority.cert_pem)
@@ -196,6 +197,7 @@ def test_with_a_tsa_configured_the_seal_is_pades_b_t(hub, tmp_path: Path):
         assert asked in (1, 2) and len(authority.requests) == asked + 1
     [check] = verify_pdf(hub, sealed)
     assert check.ok and check.level == "B-T" and check.timestamp_ok, check.problems
+    assert check.algorithm == ("sm2_sm3" if algorithm == "sm2" else "sha256_ecdsa")
     assert abs(check.timestamp_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
     # the token is in the signature's unsigned attributes, over the signature value
     sig = PdfFileReader(io.BytesIO(sealed)).embedded_signatures[0]

@@ -66,7 +66,7 @@ def check_sm2(sig, roots: list[x509.Certificate]):
     if not whole:
         problems.append("modified after sealing")
     subject = cert.subject.native
-    return SealCheck(
+    check = SealCheck(
         field=sig.field_name,
         signer=certs.cn(cert),
         algorithm="sm2_sm3",
@@ -80,3 +80,32 @@ def check_sm2(sig, roots: list[x509.Certificate]):
         issuer=str(cert.issuer.native.get("common_name", "")),
         serial=format(cert.serial_number, "x"),
     )
+    _timestamp(sig, roots, check)
+    return check
+
+
+def _timestamp(sig, roots: list[x509.Certificate], check: SealCheck) -> None:
+    """PAdES B-T: the TSA's token over the SM2 signature value, validated by pyHanko (the TSA
+    signs with an algorithm pyHanko knows; its imprint is SM3 or SHA-256 of our signature)."""
+    import asyncio
+
+    from pyhanko.sign.validation.generic_cms import (
+        extract_tst_data_iter,
+        message_imprint_checker,
+        validate_tst_signed_data,
+    )
+    from pyhanko_certvalidator import ValidationContext
+
+    if sig.signer_info["unsigned_attrs"].native is None:
+        return
+    for tst in extract_tst_data_iter(sig.signer_info, signed=False):
+        context = ValidationContext(trust_roots=roots, allow_fetching=False)
+        status = asyncio.run(validate_tst_signed_data(tst, context, message_imprint_checker(sig.signer_info)))
+        check.level = "B-T"
+        check.timestamp_at = status.get("timestamp")
+        check.timestamp_ok = bool(status.get("intact") and status.get("valid"))
+        if not status.get("trusted"):
+            check.problems.append("timestamp authority not trusted")
+        if not check.timestamp_ok:
+            check.problems.append("the timestamp does not verify")
+        return
