@@ -392,6 +392,7 @@ def test_import_a_real_seal_from_pem_and_from_pkcs12(hub, tmp_path: Path):
         ("image", "bad.png: not a readable PNG"),
         ("authority", "AUTHORITY '../x'"),
         ("ed25519", "seal.key: a ed25519 key cannot seal PDFs"),
+        ("type", "--type: 1 to 12 printable characters"),
     ],
 )
 def test_import_errors_name_the_file_and_change_nothing(hub, tmp_path: Path, case: str, message: str):
@@ -418,6 +419,8 @@ def test_import_errors_name_the_file_and_change_nothing(hub, tmp_path: Path, cas
         kwargs["image_file"] = tmp_path / "bad.png"
     elif case == "authority":
         authority = "../x"
+    elif case == "type":
+        kwargs["kind"] = "业务专用章\n伪造"
     elif case == "ed25519":
         (tmp_path / "seal.key").write_bytes(crypto.generate("ed25519").pem())
     with pytest.raises(SealImportError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -491,3 +494,11 @@ def test_doctor_warns_on_missing_expiring_and_test_seals_in_production(hub):
 
     names = {c.name for c in check_seals(hub.settings, hub.catalog, "postgresql://x/y", now)}
     assert {"seals", "seal:ts-gaj"} <= names
+
+
+def test_a_file_with_too_many_signatures_is_not_checked(hub, monkeypatch: pytest.MonkeyPatch):
+    ensure_test_seals(hub)
+    twice = seal_pdf(hub, seal_pdf(hub, document(), MZJ), HUB_AUTHORITY, box=(60, 60, 200, 200))
+    monkeypatch.setattr("hub.seals.pades.MAX_SIGNATURES", 1)
+    [check] = verify_pdf(hub, twice)
+    assert not check.ok and check.problems == ["more than 1 signatures"]

@@ -93,6 +93,9 @@ def import_seal(
     """Check and store a real seal for `authority` under `root` (`<home>/seals`); returns the
     holder's name. Replaces the authority's seal (test or not) only when every check passes."""
     check_authority(authority)
+    for option, value, most in (("--type", kind, 12), ("--holder", holder, 40)):
+        if value is not None and (not value.strip() or len(value) > most or not value.isprintable()):
+            raise SealImportError(f"{option}: 1 to {most} printable characters")
     if p12 is not None:
         if key_file or cert_file:
             raise SealImportError("--p12 or --key/--cert, not both")

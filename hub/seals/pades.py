@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+MAX_SIGNATURES = 20  # a notice carries one or two seals; a file with more is not checked
+
+
 class SealFailed(RuntimeError):
     """Sealing could not be done as configured (e.g. the timestamp authority is required and failed)."""
 
@@ -204,6 +207,13 @@ def verify_pdf(hub: Hub, pdf: bytes) -> list[SealCheck]:
         embedded = reader.embedded_signatures
     except Exception:  # any parse failure means: no seal we can vouch for
         return []
+    if len(embedded) > MAX_SIGNATURES:  # bounded work for a file anyone may hand in
+        return [
+            SealCheck(
+                s.field_name, "", "", None, False, False, False, False, [f"more than {MAX_SIGNATURES} signatures"]
+            )
+            for s in embedded[:MAX_SIGNATURES]
+        ]
     ours = _our_authorities(hub)
     signed_revisions = {s.signed_revision for s in embedded}
     total = reader.xrefs.total_revisions
