@@ -142,13 +142,18 @@ def load_seal_from(root: Path, authority: str) -> Seal:
         cn = cert.subject.native.get("common_name", authority)
         holder = str(meta.get("holder") or cn)
         kind = str(meta.get("type") or DEFAULT_TYPE)
-        image_file = folder / str(meta.get("image") or "seal.png")
-        if not image_file.exists():
+        image_file = folder / Path(str(meta.get("image") or "seal.png")).name  # never outside the folder
+        if image_file.exists():
+            image = image_file.read_bytes()
+        else:
             from hub.seals.image import draw_seal
 
-            image_file = folder / "seal.png"
-            image_file.write_bytes(draw_seal(holder, kind))
-            version = _version(folder)
+            image = draw_seal(holder, kind)
+            try:  # kept beside the seal so it is drawn once; a read-only home just draws it again
+                (folder / "seal.png").write_bytes(image)
+                version = _version(folder)
+            except OSError:
+                pass
         seal = Seal(
             authority=authority,
             name=holder,
@@ -156,7 +161,7 @@ def load_seal_from(root: Path, authority: str) -> Seal:
             cert=cert,
             chain_certs=_pem_certs(folder / "chain.pem"),
             kind=kind,
-            image=image_file.read_bytes(),
+            image=image,
             test=bool(meta.get("test", False)),
             created=str(meta.get("created", "")),
             version=version,
