@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -391,6 +391,23 @@ def check_partners(settings: Settings, catalog: Catalog | None) -> list[Check]:
     return checks
 
 
+def check_seals(settings: Settings, catalog: Catalog | None, database_url: str, now: datetime) -> list[Check]:
+    """电子印章 (docs/seals.md): every department and the hub has a seal, none expires within 30
+    days, each chains to a trusted root, and no test CA's seal on PostgreSQL (production)."""
+    from hub.seals.checks import seal_checks
+    from hub.seals.store import holders
+
+    if catalog is None:
+        return []
+    found = seal_checks(
+        settings.home / "seals",
+        holders(settings.county.name, catalog),
+        production=database_url.startswith("postgresql"),
+        now=now,
+    )
+    return [Check(p.name, p.ok, p.detail) for p in found]
+
+
 def doctor(
     home: Path, *, today: date | None = None, timeout: float = 10.0, database_url: str | None = None
 ) -> list[Check]:
@@ -414,6 +431,7 @@ def doctor(
         checks.append(plugins_check)
         checks += check_connections(settings, plugins, timeout)
         checks += check_partners(settings, catalog)
+        checks += check_seals(settings, catalog, database_url or settings.resolved_database_url, datetime.now(UTC))
     finally:
         engine.dispose()
     return checks

@@ -39,3 +39,22 @@ def write_home(target: Path, *, force: bool = False) -> Path:
             shutil.copy2(src, dst)
     (target / "materials").mkdir(exist_ok=True)
     return target
+
+
+def write_sandbox_seals(home: Path) -> list[str]:
+    """The sample home's test CA and a test seal for the hub and each department (`hub init`), so
+    notices and licences are sealed with no extra command. Not in `write_home` itself: keys and
+    certificates are made once per home, not for every home the tests write. Production imports
+    real seals (`hub seals import`); `hub doctor` warns about a test CA on PostgreSQL."""
+    from hub.catalog import load_catalog
+    from hub.seals import store
+    from hub.settings import load_settings
+
+    settings = load_settings(home)
+    county = settings.county.name
+    return store.make_test_seals(
+        home / "seals",
+        county,
+        store.holders(county, load_catalog(settings.config_dir)),
+        store.seal_algorithm(settings.crypto.signature),
+    )

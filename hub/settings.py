@@ -105,6 +105,24 @@ class CryptoSettings(BaseModel):
     signature: SignatureAlgorithm = "ed25519"  # or sm2, ecdsa-p256, rsa-2048, rsa-3072: new keys
 
 
+class SealsSettings(BaseModel):
+    """Electronic seals (电子印章, docs/seals.md): PAdES B-B, or B-T with an RFC 3161 timestamp."""
+
+    model_config = ConfigDict(extra="forbid")
+    # RFC 3161 timestamp authority for sealed PDFs (None: PAdES B-B, no timestamp)
+    timestamp_url: str | None = None
+    timestamp_timeout: float = Field(default=10.0, gt=0, le=60)  # seconds a TSA has to answer
+    # True: a TSA that fails stops the sealing; False: the PDF is sealed B-B and a warning logged
+    timestamp_required: bool = False
+
+    @field_validator("timestamp_url")
+    @classmethod
+    def _timestamp_url(cls, v: str | None) -> str | None:
+        if v is not None and urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError("应为 http(s) 网址 (must be an http(s) URL)")
+        return v
+
+
 class KeyFile(NamedTuple):
     """Where the evidence signing key is, and which setting says so."""
 
@@ -153,6 +171,7 @@ class Settings(BaseModel):
     signing: SigningSettings = Field(default_factory=SigningSettings)
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     crypto: CryptoSettings = Field(default_factory=CryptoSettings)
+    seals: SealsSettings = Field(default_factory=SealsSettings)
 
     # 好差评: a 不满意 or 非常不满意 rating is promised contact (and its follow-up is due) within
     # this many working days; the status page tells the resident so

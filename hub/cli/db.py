@@ -9,7 +9,7 @@ import typer
 
 from hub import rollups
 from hub.cli.common import home_of
-from hub.home import write_home
+from hub.home import write_home, write_sandbox_seals
 from hub.settings import load_settings
 from hub.storage import migrate
 from hub.storage.engine import make_engine
@@ -31,7 +31,10 @@ def init(
         migrate.upgrade(engine)
     finally:
         engine.dispose()
+    made = write_sandbox_seals(home)
     typer.echo(f"已创建工作目录 (hub home written): {home}")
+    if made:
+        typer.echo(f"  测试印章 (test seals, sandbox only): {len(made)} — real ones: hub seals import")
     typer.echo(f"  export HUB_HOME={home}")
 
 
