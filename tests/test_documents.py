@@ -47,7 +47,7 @@ def _text(pdf: bytes, tmp_path: Path, name: str = "doc.pdf") -> str:
 
 
 def _docs(hub: Hub, number: str) -> dict[str, Document]:
-    return {d.kind: d for d in documents.documents_of(hub, number, svc.SYSTEM)}
+    return {d.kind: d for d in documents.documents_of(hub, svc.read(hub, number, svc.SYSTEM))}
 
 
 def walk_every_kind(hub: Hub, clock) -> dict[str, tuple[Document, str]]:

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import exists, select
 
 from hub import secret_key
-from hub.applications.materials import keep_blob
 from hub.documents.kinds import BY_ACTION, KINDS
 from hub.documents.owe import owe_missing
 from hub.documents.render import draw
 from hub.documents.templates import template_for
 from hub.errors import HubError
 from hub.seals import seal_pdf
-from hub.storage.tables import Application, Document, Event
+from hub.storage.tables import Application, Blob, Document, Event
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -40,13 +39,11 @@ def verify_url(hub: Hub, code: str, request_base: str | None = None) -> str:
 
 def render_unsigned(hub: Hub, doc: Document, number: str, request_base: str | None = None):
     """The document's page before sealing (hub.documents.render.Page)."""
-    from hub.web.applicant_status import status_path  # the status link's one definition
-
     snap = doc.data
     item = snap["items"][0]["code"] if KINDS[doc.kind].per_part and snap.get("items") else snap["subject"]["code"]
     filled = template_for(hub.settings.config_dir, doc.kind, item).render(snap | {"code": doc.code})
     base = public_base(hub, request_base)
-    status = base + status_path(secret_key.load(hub.settings), number)
+    status = base + secret_key.status_path(secret_key.load(hub.settings), number)
     return draw(filled, snap, doc.code, status, verify_url(hub, doc.code, request_base))
 
 
@@ -67,7 +64,15 @@ def issue(hub: Hub, document_id: int, request_base: str | None = None) -> Docume
     with hub.transaction() as session:
         row = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).one()
         if row.state != "issued":  # else another process issued it first: theirs stands
-            keep_blob(session, stored, now)
+            if session.get(Blob, stored.sha256) is None:  # a blob row, as for materials
+                session.add(
+                    Blob(
+                        sha256=stored.sha256,
+                        size=stored.size,
+                        media_type=stored.media_type,
+                        created_at=now.replace(tzinfo=None),
+                    )
+                )
             row.sha256, row.state, row.issued_at = stored.sha256, "issued", now.replace(tzinfo=None)
             row.digest_algorithm = "sha256"
         session.flush()

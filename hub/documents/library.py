@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from hub.applications.models import Actor
-from hub.applications.scope import get
 from hub.documents.kinds import KINDS
 from hub.documents.owe import normal_code, owe_missing
 from hub.seals import verify_pdf
@@ -20,11 +18,11 @@ if TYPE_CHECKING:
     from hub.context import Hub
 
 
-def documents_of(hub: Hub, number: str, actor: Actor) -> list[Document]:
-    """The application's documents, oldest first (owed now if an event's were not yet): NotFound
-    for an application outside the caller's scope, as for its other records."""
+def documents_of(hub: Hub, app: Application) -> list[Document]:
+    """The documents of an application the caller has read (its scope checked: hub.applications.read),
+    oldest first; those its events owe and nobody recorded yet are owed now."""
     with hub.transaction() as session:
-        app = get(session, number, actor)
+        app = session.get(Application, app.id)  # this session's copy: its events load as needed
         owe_missing(hub, session, app)
         session.flush()
         docs = list(
