@@ -18,8 +18,9 @@ from hub.documents.kinds import BY_ACTION, KINDS
 from hub.documents.owe import owe_missing
 from hub.documents.render import draw
 from hub.documents.templates import template_for
-from hub.errors import HubError
-from hub.seals import seal_pdf
+from hub.errors import ConfigInvalid, HubError
+from hub.pdf import FontMissing
+from hub.seals import SealMissing, seal_pdf
 from hub.storage.tables import Application, Blob, Document, Event
 
 if TYPE_CHECKING:
@@ -47,8 +48,21 @@ def render_unsigned(hub: Hub, doc: Document, number: str, request_base: str | No
     return draw(filled, snap, doc.code, status, verify_url(hub, doc.code, request_base))
 
 
+class DocumentUnavailable(HubError):
+    """A document that cannot be issued now: no seal for its authority, a broken template, no
+    CJK font. Ops see why (`hub run documents`, `hub doctor`); residents see that it is not ready."""
+
+
 def issue(hub: Hub, document_id: int, request_base: str | None = None) -> Document:
-    """The document, issued (rendered and sealed now if it was pending)."""
+    """The document, issued (rendered and sealed now if it was pending); DocumentUnavailable
+    when it cannot be."""
+    try:
+        return _issue(hub, document_id, request_base)
+    except (SealMissing, ConfigInvalid, FontMissing) as exc:
+        raise DocumentUnavailable(f"文书暂不能签发 (document cannot be issued): {exc}") from exc
+
+
+def _issue(hub: Hub, document_id: int, request_base: str | None) -> Document:
     with hub.sessions() as session:
         doc = session.get(Document, document_id)
         if doc is None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from hub.documents.kinds import KINDS
-from hub.documents.owe import normal_code, owe_missing
+from hub.documents.owe import normal_code, owe_missing, owed
 from hub.seals import verify_pdf
 from hub.storage.tables import Application, Document
 
@@ -19,19 +19,21 @@ if TYPE_CHECKING:
 
 
 def documents_of(hub: Hub, app: Application) -> list[Document]:
-    """The documents of an application the caller has read (its scope checked: hub.applications.read),
-    oldest first; those its events owe and nobody recorded yet are owed now."""
+    """The documents of an application the caller has read (its scope checked: hub.applications.read,
+    which loads its events), oldest first. Those its events owe and nobody recorded yet (plain-row
+    intake) are owed now — a write only then: pages that list documents stay reads."""
+    query = select(Document).where(Document.application_id == app.id).order_by(Document.event_seq, Document.id)
+    with hub.sessions() as session:
+        docs = list(session.scalars(query))
+        session.expunge_all()
+    if next(owed(app, {(d.event_seq, d.kind) for d in docs}), None) is None:
+        return docs
     with hub.transaction() as session:
-        app = session.get(Application, app.id)  # this session's copy: its events load as needed
-        owe_missing(hub, session, app)
+        fresh = session.get(Application, app.id)  # this session's copy: its events load as needed
+        owe_missing(hub, session, fresh)
         session.flush()
-        docs = list(
-            session.scalars(
-                select(Document).where(Document.application_id == app.id).order_by(Document.event_seq, Document.id)
-            )
-        )
-        for d in docs:
-            session.expunge(d)
+        docs = list(session.scalars(query))
+        session.expunge_all()
     return docs
 
 

@@ -42,12 +42,10 @@ def normal_code(text: str) -> str | None:
     return "-".join(raw[i : i + 4] for i in range(0, CODE_CHARS, 4))
 
 
-def owe_missing(hub: Hub, session: Session, app: Application) -> list[Document]:
-    """Rows for every document `app`'s events owe and that has none yet; the new ones."""
-    have = {(d.event_seq, d.kind) for d in session.scalars(select(Document).where(Document.application_id == app.id))}
+def owed(app: Application, have: set[tuple[int, str]]):
+    """(event, kind, part) for each document `app`'s events owe that is not in `have` ((event
+    seq, kind) pairs)."""
     has_commitment = any(kind == "commitment" for _, kind in have)
-    now = hub.now().replace(tzinfo=None)
-    made: list[Document] = []
     for ev in app.events:
         if ev.action not in ACTIONS:
             continue
@@ -59,21 +57,29 @@ def owe_missing(hub: Hub, session: Session, app: Application) -> list[Document]:
             part = next((p for p in app.parts if p.id == ev.part_id), None) if KINDS[kind].per_part else None
             if KINDS[kind].per_part and part is None:
                 continue  # a decision names its part; an event without one owes no decision
-            doc = Document(
-                code=new_code(),
-                kind=kind,
-                application_id=app.id,
-                part_id=part.id if part else None,
-                event_seq=ev.seq,
-                authority=authority_of(app, kind, part, ev.action),
-                state="pending",
-                data=take(hub, app, ev, kind, part),
-                digest_algorithm="sha256",
-                created_at=now,
-            )
-            session.add(doc)
-            made.append(doc)
-            have.add((ev.seq, kind))
+            yield ev, kind, part
+
+
+def owe_missing(hub: Hub, session: Session, app: Application) -> list[Document]:
+    """Rows for every document `app`'s events owe and that has none yet; the new ones."""
+    have = {(d.event_seq, d.kind) for d in session.scalars(select(Document).where(Document.application_id == app.id))}
+    now = hub.now().replace(tzinfo=None)
+    made: list[Document] = []
+    for ev, kind, part in list(owed(app, have)):
+        doc = Document(
+            code=new_code(),
+            kind=kind,
+            application_id=app.id,
+            part_id=part.id if part else None,
+            event_seq=ev.seq,
+            authority=authority_of(app, kind, part, ev.action),
+            state="pending",
+            data=take(hub, app, ev, kind, part),
+            digest_algorithm="sha256",
+            created_at=now,
+        )
+        session.add(doc)
+        made.append(doc)
     return made
 
 
