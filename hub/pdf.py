@@ -20,10 +20,13 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
 from fpdf import FPDF
+from fpdf.enums import TextMode
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +124,9 @@ def covered(text: str) -> bool:
     return all(ord(c) in chars or c in "\n\r\t" for c in text)
 
 
-def new_document(title: str, *, text: str | None = None) -> FPDF:
-    """An empty A4 document with the CJK font as `cjk` (and `cjk` bold when a bold face exists).
+def new_document(title: str, *, text: str | None = None, bold: bool = True) -> FPDF:
+    """An empty A4 document with the CJK font as `cjk` (and `cjk` bold when a bold face exists
+    and `bold`: a second face costs a second subset in every file — `heavy()` draws without).
     `text`: everything the document will say, when known — a character the cut font lacks adds
     the full face as a fallback. Without it the full face is used (always right, ten times slower)."""
     path, index = font_file()
@@ -132,7 +136,7 @@ def new_document(title: str, *, text: str | None = None) -> FPDF:
     pdf.set_title(title)
     pdf.set_creator("Tongban Hub")
     pdf.add_font("cjk", fname=str(cut_font(path, index) if fast else path), collection_font_number=0 if fast else index)
-    for name, bold_index in BOLD_CANDIDATES:
+    for name, bold_index in BOLD_CANDIDATES if bold else ():
         if Path(name).is_file() and not configured:
             if fast:
                 pdf.add_font("cjk", style="B", fname=str(cut_font(Path(name), bold_index)))
@@ -142,8 +146,23 @@ def new_document(title: str, *, text: str | None = None) -> FPDF:
     if fast and not covered(text or "") and path.suffix.lower() in (".ttc", ".otc", ".ttf", ".otf"):
         pdf.add_font("cjkfull", fname=str(path), collection_font_number=index)
         pdf.set_fallback_fonts(["cjkfull"])
+    for font in pdf.fonts.values():
+        # the subset written into the file keeps the face's bounding box: recomputing it runs
+        # every glyph's outline program (a third of a document's time) for a box no reader needs
+        # tighter (the PDF's FontBBox is taken from the face when it is added)
+        ttfont = getattr(font, "ttfont", None)
+        if ttfont is not None:
+            ttfont.recalcBBoxes = False
     pdf.set_font("cjk", size=12)
     return pdf
+
+
+@contextmanager
+def heavy(pdf: FPDF, width: float = 0.25) -> Iterator[None]:
+    """Text drawn filled and stroked: a heading's weight without a bold face in the file."""
+    pdf.set_line_width(width)
+    with pdf.local_context(text_mode=TextMode.FILL_STROKE):
+        yield
 
 
 def output(pdf: FPDF) -> bytes:

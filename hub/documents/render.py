@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import segno
+from fpdf.fonts import FontFace
 
 from hub import pdf as hubpdf
 from hub.documents.templates import Rendered
@@ -41,14 +42,15 @@ def draw(filled: Rendered, snap: dict[str, Any], code: str, status_url: str | No
     """The unsigned PDF of a document, and where its seal goes."""
     authority, day = snap["authority"]["name"], snap["date_zh"]
     everything = "\n".join([filled.all_text(), authority, day, code, "文书编号：扫码查询办理进度扫码核验本文书"])
-    pdf = hubpdf.new_document(filled.title, text=everything)
+    pdf = hubpdf.new_document(filled.title, text=everything, bold=False)  # one face: one subset
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
     pdf.set_auto_page_break(True, margin=MARGIN)
     pdf.add_page()
     width = PAGE_W - 2 * MARGIN
 
-    pdf.set_font("cjk", "B", 20)
-    pdf.cell(width, 12, filled.title, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("cjk", "", 20)
+    with hubpdf.heavy(pdf, 0.3):
+        pdf.cell(width, 12, filled.title, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("cjk", "", 9)
     pdf.cell(width, 6, f"文书编号：{code}", align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
@@ -70,10 +72,13 @@ def draw(filled: Rendered, snap: dict[str, Any], code: str, status_url: str | No
         pdf.ln(3)
     if filled.columns:
         if filled.table_heading:
-            pdf.set_font("cjk", "B", 11)
-            pdf.cell(width, 8, filled.table_heading, new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font("cjk", "", 11)
+            with hubpdf.heavy(pdf, 0.15):
+                pdf.cell(width, 8, filled.table_heading, new_x="LMARGIN", new_y="NEXT")
             pdf.set_font("cjk", "", 10.5)
-        with pdf.table(wrapmode="CHAR", line_height=6.5) as t:
+        # the heading row shaded, not bold: the document carries one face
+        heading = FontFace(fill_color=(235, 235, 235))
+        with pdf.table(wrapmode="CHAR", line_height=6.5, headings_style=heading) as t:
             head = t.row()
             for c in filled.columns:
                 head.cell(c)
