@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from hub import applications as svc
 from hub import documents, seals
+from hub.cli import app as cli
 from hub.context import Hub
 from hub.documents import templates
 from hub.documents.kinds import KINDS
@@ -220,3 +222,48 @@ def test_an_items_own_template_wins(sealed_hub: Hub, home: Path, tmp_path: Path)
     if POPPLER:
         flat = "".join(_text(documents.pdf_of(hub, _docs(hub, app.number)["receipt"]), tmp_path).split())
         assert "老年人优待证收件凭证" in flat
+
+
+@needs_poppler
+def test_first_review_promise_owes_a_commitment_sealed_by_the_hub(sealed_hub: Hub, clock, tmp_path: Path) -> None:
+    hub = sealed_hub
+    clock.set(date(2026, 9, 21))
+    photo = "近期免冠彩色证件照"
+    new = elderly_card()
+    new = new.model_copy(update={"materials": [m for m in new.materials if m.name != photo]})
+    checklist = [key for key, _zh, _en in desk_intake.CHECKLIST]
+    review = svc.FirstReview(checklist=checklist, commitment_due=date(2026, 9, 25))
+    app = svc.create(hub, new, TELLER, first_review=review)  # plain rows: owed on first sight
+    docs = _docs(hub, app.number)
+    assert set(docs) == {"receipt", "commitment"}
+    assert docs["commitment"].authority == seals.HUB_AUTHORITY
+    assert docs["commitment"].data["owed"] == [{"material": photo, "due_date": "2026-09-25"}]
+    receipt = "".join(_text(documents.pdf_of(hub, docs["receipt"]), tmp_path).split())
+    assert f"{photo}（2026-09-25前补交）" in receipt
+    svc.transition(hub, app.number, "accept", MZJ)  # the promise was made: no second 承诺书
+    assert sorted(_docs(hub, app.number)) == ["acceptance", "commitment", "receipt"]
+
+
+@needs_poppler
+def test_data_is_text_and_rare_characters_are_drawn(sealed_hub: Hub, tmp_path: Path) -> None:
+    hub = sealed_hub
+    new = elderly_card()
+    new = new.model_copy(update={"applicant": new.applicant.model_copy(update={"name": "王堃"})})  # 堃: not in GB 2312
+    app = svc.create(hub, new, TELLER)
+    svc.transition(hub, app.number, "reject", MZJ, reason="**不符合** <b>条件</b> {{ applicant.id }}")
+    doc = _docs(hub, app.number)["rejection"]
+    pdf = documents.pdf_of(hub, doc)
+    flat = "".join(_text(pdf, tmp_path, "r.pdf").split())
+    assert "王堃" in flat and "**不符合**<b>条件</b>{{applicant.id}}" in flat  # as typed: no markup, no template
+    fonts = subprocess.run(["pdffonts", str(tmp_path / "r.pdf")], capture_output=True, text=True, check=True).stdout
+    assert fonts.count("NotoSansCJK") == 2  # the cut face, and the full face for 堃
+
+
+def test_catalog_check_names_a_broken_template(home: Path) -> None:
+    path = home / "notices" / "denial.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("{{ reason }}", "{{ reason | nosuchfilter }}"), encoding="utf-8")
+    line = next(i for i, row in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "nosuchfilter" in row)
+    result = CliRunner().invoke(cli, ["catalog", "check", "--dir", str(home)])
+    assert result.exit_code == 1
+    assert f"home/notices/denial.yaml:{line}:" in result.output, result.output

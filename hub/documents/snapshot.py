@@ -52,24 +52,32 @@ def take(hub: Hub, app: Application, event: Event, kind: str, part: Part | None)
         except HubError:  # a date past the calendar: the notice says the limit, not a date
             due, provisional = "", True
         expected = True
-    received = [m.name for m in app.materials if m.kind == "material" and m.added_at <= event.at.replace(tzinfo=None)]
+    until = event.at.replace(tzinfo=None) + timedelta(seconds=1)  # what the event's own transaction wrote too
+    received = [m.name for m in app.materials if m.kind == "material" and m.added_at <= until]
     verified = sorted(
         name
         for e in app.events
-        if e.seq <= event.seq and e.action in ("pre_review", "verify")
+        if e.at <= until and e.action in ("pre_review", "verify")
         for name, result in ((e.data or {}).get("verified") or {}).items()
         if result.get("ok")
     )
     owed = [
         {"material": d.material, "due_date": d.due_date.isoformat()}
         for d in app.deficiencies
-        if d.created_at <= event.at.replace(tzinfo=None) + timedelta(seconds=1)
+        if d.created_at <= until and not (d.closed_at is not None and d.closed_at <= until)  # still owed then
     ]
     data = event.data or {}
-    if kind == "commitment" and not owed:  # at first review: promised, not yet recorded as owed
-        promised = data.get("commitment_due")
-        owed = [{"material": m, "due_date": promised} for m in data.get("missing") or []]
-        if not owed and promised:
+    if not owed:  # before acceptance: owed under the promise the desk recorded at first review
+        review = next(
+            (
+                e
+                for e in app.events
+                if e.action == "pre_review" and e.at <= until and (e.data or {}).get("commitment_due")
+            ),
+            None,
+        )
+        if review is not None:
+            promised = review.data["commitment_due"]
             owed = [{"material": m, "due_date": promised} for m in _missing(hub, app, received, verified)]
     ask = data.get("ask") or {}
     asked_fields = [
