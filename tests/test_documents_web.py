@@ -157,5 +157,7 @@ def test_cli_list_show_verify(web: TestClient, hub: Hub, home: Path, tmp_path: P
     bad_file.write_bytes(bytes(data))
     bad = runner.invoke(cli, ["--home", str(home), "documents", "verify", str(bad_file)])
     assert bad.exit_code == 1 and "NOT VALID" in bad.output and "not a document the hub issued" in bad.output
+    pending = runner.invoke(cli, ["--home", str(home), "documents", "list", "--state", "pending", "--json"])
+    assert pending.exit_code == 0 and code not in pending.output and '"kind": "receipt"' in pending.output
     unknown = runner.invoke(cli, ["--home", str(home), "documents", "show", "ABCD-EFGH-JKMN-PQRS"])
     assert unknown.exit_code == 1

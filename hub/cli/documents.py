@@ -11,7 +11,7 @@ from rich.table import Table
 from hub import applications as svc
 from hub.cli.common import console, echo, fail, open_hub, print_json
 from hub.documents import by_code, documents_of, pdf_of, verify_file
-from hub.documents.library import staff_view
+from hub.documents.library import recent, staff_view
 from hub.storage.tables import Document
 
 app = typer.Typer(help="Notices and decisions as sealed PDFs (文书): list, show, verify.", no_args_is_help=True)
@@ -21,12 +21,22 @@ MAX_FILE = 50 * 1024 * 1024  # a notice is tens of kilobytes; anything this larg
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    application: Annotated[str, typer.Option("--application", help="办件号 (application number)")],
+    application: Annotated[
+        str | None, typer.Option("--application", help="办件号: this application's documents")
+    ] = None,
+    state: Annotated[str | None, typer.Option(help="pending or issued (without --application)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """An application's documents, oldest first (owed ones are listed as pending)."""
+    """An application's documents, oldest first (owed ones as pending); without --application the
+    newest documents of all, e.g. `--state pending` for those not sealed yet."""
+    if state not in (None, "pending", "issued"):
+        fail(f"--state {state!r}: pending or issued")
     hub = open_hub(ctx)
-    docs = [staff_view(d) for d in documents_of(hub, svc.read(hub, application, svc.SYSTEM))]
+    if application:
+        docs = [staff_view(d) for d in documents_of(hub, svc.read(hub, application, svc.SYSTEM))]
+    else:
+        docs = [staff_view(d) | {"application": number} for d, number in recent(hub, state=state, limit=limit)]
     if as_json:
         print_json(docs)
         return

@@ -37,6 +37,17 @@ def documents_of(hub: Hub, app: Application) -> list[Document]:
     return docs
 
 
+def recent(hub: Hub, *, state: str | None = None, limit: int = 50) -> list[tuple[Document, str]]:
+    """The newest documents of all applications (with their numbers), for ops and scripts."""
+    query = select(Document, Application.number).join(Application, Application.id == Document.application_id)
+    if state:
+        query = query.where(Document.state == state)
+    with hub.sessions() as session:
+        rows = [(d, n) for d, n in session.execute(query.order_by(Document.id.desc()).limit(limit))]
+        session.expunge_all()
+    return rows
+
+
 def by_code(hub: Hub, code: str) -> tuple[Document, str] | None:
     """The document with this verification code and its application's number, or None."""
     normal = normal_code(code)
