@@ -267,3 +267,19 @@ def test_catalog_check_names_a_broken_template(home: Path) -> None:
     result = CliRunner().invoke(cli, ["catalog", "check", "--dir", str(home)])
     assert result.exit_code == 1
     assert f"home/notices/denial.yaml:{line}:" in result.output, result.output
+
+
+def test_we_seal_only_what_is_ours_to_say_across_regions() -> None:
+    from hub.documents.owe import _ours
+    from hub.storage.tables import Application, Part
+
+    ours = Part(item_code="GG00501000", department_code="ts-mzj")
+    theirs = Part(item_code="fuding:GG00201000", department_code="fuding")
+    proxy = Application(parts=[theirs], origin_partner=None)  # our desk collects, the partner decides
+    assert _ours(proxy, "receipt", None, "submit") and _ours(proxy, "commitment", None, "pre_review")
+    assert not _ours(proxy, "acceptance", None, "accept") and not _ours(proxy, "approval", theirs, "approve")
+    joint = Application(parts=[ours, theirs], origin_partner=None)  # 多地联办: our lead, one part theirs
+    assert _ours(joint, "acceptance", None, "accept") and _ours(joint, "approval", ours, "approve")
+    assert not _ours(joint, "denial", theirs, "deny")
+    collected = Application(parts=[ours], origin_partner="fuding")  # their desk collected it for us
+    assert not _ours(collected, "receipt", None, "submit") and _ours(collected, "acceptance", None, "accept")

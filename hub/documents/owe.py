@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.documents.kinds import ACTIONS, KINDS, owed_by
 from hub.documents.snapshot import authority_of, take
+from hub.partner_outbox import partner_of
+from hub.seals import HUB_AUTHORITY
 from hub.storage.tables import Application, Document, Event
 
 if TYPE_CHECKING:
@@ -57,7 +59,18 @@ def owed(app: Application, have: set[tuple[int, str]]):
             part = next((p for p in app.parts if p.id == ev.part_id), None) if KINDS[kind].per_part else None
             if KINDS[kind].per_part and part is None:
                 continue  # a decision names its part; an event without one owes no decision
+            if not _ours(app, kind, part, ev.action):
+                continue
             yield ev, kind, part
+
+
+def _ours(app: Application, kind: str, part, action: str) -> bool:
+    """跨省通办: we seal only what is ours to say — the desk's papers for applications our desks
+    collected, the decisions and notices of parts our departments decide. A partner hub's desk
+    and departments issue their own (hub.exchange mirrors their steps onto our chain)."""
+    if authority_of(app, kind, part, action) == HUB_AUTHORITY:
+        return app.origin_partner is None
+    return partner_of((part or app.parts[0]).item_code) is None
 
 
 def owe_missing(hub: Hub, session: Session, app: Application) -> list[Document]:
