@@ -283,3 +283,15 @@ def test_we_seal_only_what_is_ours_to_say_across_regions() -> None:
     assert not _ours(joint, "denial", theirs, "deny")
     collected = Application(parts=[ours], origin_partner="fuding")  # their desk collected it for us
     assert not _ours(collected, "receipt", None, "submit") and _ours(collected, "acceptance", None, "accept")
+
+
+def test_without_a_seal_the_document_waits_and_the_job_says_why(hub: Hub) -> None:
+    app = svc.create(hub, elderly_card(), TELLER)  # no seals made in this home
+    summary = documents.issue_pending(hub)
+    assert summary.issued == 0 and len(summary.failed) == 1 and "no seal for 'hub'" in summary.failed[0]
+    doc = _docs(hub, app.number)["receipt"]
+    with pytest.raises(documents.DocumentUnavailable):
+        documents.pdf_of(hub, doc)
+    assert _docs(hub, app.number)["receipt"].state == "pending"  # nothing half-issued
+    seals.ensure_test_seals(hub)
+    assert documents.issue_pending(hub).issued == 1

@@ -6,13 +6,14 @@ true then (a snapshot), is drawn from an ops-editable template (`templates.py`, 
 sealed by its authority once, on first request or by `hub run documents` (`issue.py`). Anyone
 holding one can check it at `/d/{code}` or with `hub documents verify FILE` (`library.py`)."""
 
-from hub.documents.issue import issue, issue_pending, pdf_of
+from hub.documents.issue import DocumentUnavailable, issue, issue_pending, pdf_of
 from hub.documents.kinds import KINDS, Kind
 from hub.documents.library import by_code, documents_of, verify_file
 from hub.documents.owe import install, owe_missing
 
 __all__ = [
     "KINDS",
+    "DocumentUnavailable",
     "Kind",
     "by_code",
     "documents_of",

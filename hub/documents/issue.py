@@ -18,7 +18,7 @@ from hub.documents.kinds import BY_ACTION, KINDS
 from hub.documents.owe import owe_missing
 from hub.documents.render import draw
 from hub.documents.templates import template_for
-from hub.errors import ConfigInvalid, HubError
+from hub.errors import HubError
 from hub.pdf import FontMissing
 from hub.seals import SealMissing, seal_pdf
 from hub.storage.tables import Application, Blob, Document, Event
@@ -58,7 +58,9 @@ def issue(hub: Hub, document_id: int, request_base: str | None = None) -> Docume
     when it cannot be."""
     try:
         return _issue(hub, document_id, request_base)
-    except (SealMissing, ConfigInvalid, FontMissing) as exc:
+    except DocumentUnavailable:
+        raise
+    except (SealMissing, FontMissing, HubError) as exc:  # HubError: a broken template, the store refusing
         raise DocumentUnavailable(f"文书暂不能签发 (document cannot be issued): {exc}") from exc
 
 
