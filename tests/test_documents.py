@@ -189,7 +189,10 @@ def test_commitment_names_what_is_owed_and_both_signatures(sealed_hub: Hub, cloc
     doc = _docs(hub, app.number)["commitment"]
     assert doc.data["owed"] == [{"material": photo, "due_date": "2026-09-28"}]
     if POPPLER:
-        flat = "".join(_text(documents.pdf_of(hub, doc), tmp_path).split())
+        flat = "".join(_text(documents.pdf_of(hub, doc), tmp_path, "commitment.pdf").split())
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ["pdftoppm", "-png", "-r", "60", "-singlefile", str(tmp_path / "commitment.pdf")]
+        subprocess.run([*shot, str(ARTIFACTS / "commitment")], check=True)
         assert (
             photo in flat and "2026-09-28" in flat and "承诺人（申请人签字）" in flat and "窗口工作人员（签字）" in flat
         )

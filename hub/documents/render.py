@@ -59,7 +59,7 @@ def draw(filled: Rendered, snap: dict[str, Any], code: str, status_url: str | No
     if filled.greeting:
         pdf.multi_cell(width, 8, filled.greeting, wrapmode="CHAR", new_x="LMARGIN", new_y="NEXT")
     for para in _paragraphs(filled.body):
-        pdf.multi_cell(width, 7.5, "\u3000\u3000" + para, wrapmode="CHAR", new_x="LMARGIN", new_y="NEXT")
+        _paragraph(pdf, "\u3000\u3000" + para, width, 7.5)
     pdf.ln(3)
 
     pdf.set_font("cjk", "", 10.5)
@@ -90,7 +90,7 @@ def draw(filled: Rendered, snap: dict[str, Any], code: str, status_url: str | No
     if filled.notes:
         pdf.set_font("cjk", "", 10.5)
         for para in _paragraphs(filled.notes):
-            pdf.multi_cell(width, 6.5, "\u3000\u3000" + para, wrapmode="CHAR", new_x="LMARGIN", new_y="NEXT")
+            _paragraph(pdf, "\u3000\u3000" + para, width, 6.5)
         pdf.ln(2)
     if filled.signatures:
         pdf.set_font("cjk", "", 11)
@@ -129,7 +129,38 @@ def draw(filled: Rendered, snap: dict[str, Any], code: str, status_url: str | No
     return Page(hubpdf.output(pdf), pdf.page_no() - 1, box)
 
 
+# closing punctuation never starts a line (避头): it hangs into the margin instead (标点悬挂)
+NO_LINE_START = set("，。、；：？！）》」』”’〕】…—,.;:?!)")
+
+
+def _lines(pdf, text: str, width: float) -> list[str]:
+    """`text` broken into lines of at most `width` (character by character: Chinese breaks
+    anywhere), except that a closing punctuation mark stays on the line before."""
+    lines, line, used = [], "", 0.0
+    for ch in text:
+        w = pdf.get_string_width(ch)
+        if line and used + w > width and ch not in NO_LINE_START:
+            lines.append(line)
+            line, used = "", 0.0
+        line += ch
+        used += w
+    if line:
+        lines.append(line)
+    return lines
+
+
+def _paragraph(pdf, text: str, width: float, height: float) -> None:
+    for line in _lines(pdf, text, width):
+        pdf.cell(width, height, line, new_x="LMARGIN", new_y="NEXT")
+
+
 def _paragraphs(text: str) -> list[str]:
-    """Paragraphs of a text block: its non-empty lines, each as written (template lines already
-    wrap where their author chose)."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    """Paragraphs of a text block: separated by blank lines; the lines of one paragraph are joined
+    without a space (Chinese has none between words), so a template may wrap its lines anywhere."""
+    paragraphs = [""]
+    for line in text.splitlines():
+        if line.strip():
+            paragraphs[-1] += line.strip()
+        elif paragraphs[-1]:
+            paragraphs.append("")
+    return [p for p in paragraphs if p]

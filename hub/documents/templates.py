@@ -8,7 +8,7 @@ page. Keys:
 
     title: 受理通知书                      # the heading
     greeting: "{{ applicant.name }}："    # the first line
-    body: |                               # paragraphs (blank line between)
+    body: |                               # paragraphs: a blank line between; lines joined
       …
     rows:                                 # a two-column table of facts; a row whose value is
       - [办件号, "{{ number }}"]           #   empty is left out
