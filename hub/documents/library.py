@@ -29,7 +29,9 @@ def documents_of(hub: Hub, app: Application) -> list[Document]:
     if next(owed(app, {(d.event_seq, d.kind) for d in docs}), None) is None:
         return docs
     with hub.transaction() as session:
-        fresh = session.get(Application, app.id)  # this session's copy: its events load as needed
+        # the application's row locked, as every writer of its events holds it: a transition
+        # owing documents in its own transaction commits first, and is seen here
+        fresh = session.get(Application, app.id, with_for_update=True)
         owe_missing(hub, session, fresh)
         session.flush()
         docs = list(session.scalars(query))
