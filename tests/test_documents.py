@@ -298,3 +298,17 @@ def test_without_a_seal_the_document_waits_and_the_job_says_why(hub: Hub) -> Non
     assert _docs(hub, app.number)["receipt"].state == "pending"  # nothing half-issued
     seals.ensure_test_seals(hub)
     assert documents.issue_pending(hub).issued == 1
+
+
+def test_with_sm3_configured_the_digest_is_sm3_as_openssl_computes_it(sealed_hub: Hub, tmp_path: Path) -> None:
+    hub = sealed_hub
+    hub.settings = hub.settings.model_copy(update={"crypto": hub.settings.crypto.model_copy(update={"hash": "sm3"})})
+    app = svc.create(hub, elderly_card(), TELLER)
+    pdf = documents.pdf_of(hub, _docs(hub, app.number)["receipt"])
+    doc = _docs(hub, app.number)["receipt"]
+    assert doc.digest_algorithm == "sm3" and doc.digest != doc.sha256
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(pdf)
+    openssl = subprocess.run(["openssl", "dgst", "-sm3", "-r", str(path)], capture_output=True, text=True, check=True)
+    assert openssl.stdout.split()[0] == doc.digest
+    assert documents.verify_file(hub, pdf).ok

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, select
 
-from hub import secret_key
+from hub import crypto, secret_key
 from hub.documents.kinds import KINDS
 from hub.documents.owe import owe_missing
 from hub.documents.render import draw
@@ -75,7 +75,9 @@ def _issue(hub: Hub, document_id: int, request_base: str | None) -> Document:
         page = render_unsigned(hub, doc, number, request_base)
         title = doc.data.get("title") or KINDS[doc.kind].title
     sealed = seal_pdf(hub, page.pdf, doc.authority, page=page.page, box=page.box, reason=title)
-    stored = hub.store.put(sealed)
+    stored = hub.store.put(sealed)  # addressed by SHA-256, as every file in the store
+    algorithm = hub.settings.crypto.hash  # 密评: the file's digest also in the configured algorithm
+    digest = stored.sha256 if algorithm == "sha256" else crypto.hexdigest(algorithm, sealed)
     now = hub.now()
     with hub.transaction() as session:
         row = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).one()
@@ -90,7 +92,7 @@ def _issue(hub: Hub, document_id: int, request_base: str | None) -> Document:
                     )
                 )
             row.sha256, row.state, row.issued_at = stored.sha256, "issued", now.replace(tzinfo=None)
-            row.digest_algorithm = "sha256"
+            row.digest_algorithm, row.digest = algorithm, digest
         session.flush()
         session.expunge(row)
     return row

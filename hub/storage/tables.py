@@ -647,6 +647,8 @@ class Document(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")  # or issued
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))  # the sealed PDF
+    # the file's digest in the hub's configured algorithm (crypto.hash: sha256 or sm3), with its name
     digest_algorithm: Mapped[str] = mapped_column(String(16), default="sha256", server_default="sha256")
+    digest: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     issued_at: Mapped[datetime | None]

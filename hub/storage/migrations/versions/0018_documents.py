@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.Column("digest_algorithm", sa.String(length=16), server_default="sha256", nullable=False),
+        sa.Column("digest", sa.String(length=128), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("issued_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
