@@ -9,16 +9,8 @@ from pathlib import Path
 from hub.errors import HubError
 from hub.settings import SETTINGS_FILE
 
-SAMPLE_ENTRIES = [
-    "hub.yaml",
-    "departments.yaml",
-    "desks.yaml",
-    "catalog",
-    "calendar",
-    "connections",
-    "partners",
-    "notices",
-]
+SAMPLE_ENTRIES = ["hub.yaml", "departments.yaml", "desks.yaml", "catalog", "calendar", "connections", "partners"]
+SAMPLE_ENTRIES += ["notices"]  # notice templates (hub.documents), ops-editable
 
 
 def sample_config_dir() -> Path:
