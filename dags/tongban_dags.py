@@ -171,6 +171,35 @@ Hourly, as of the run's logical time: records a `warning` event when an applicat
 
 
 with DAG(
+    dag_id="tongban_documents",
+    description="文书签发 sealed notices",
+    schedule=config.cron("*/5 * * * *"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["tongban", "documents"],
+    doc_md="""### 文书签发 Sealed notices
+Every five minutes: the notices recent events made owed (收件凭证, 受理通知书, 补正告知书, 决定书 …)
+and nobody opened yet are rendered, sealed by their authority and stored, so each is sealed near
+the time it speaks of. One that cannot be sealed (no seal, a broken template) fails the run, named;
+the others are issued. Same as `hub run documents`.""",
+):
+
+    @task(task_id="issue")
+    def issue_documents() -> str:
+        from hub.jobs.documents import documents
+
+        summary = config.run(documents)
+        print(summary.line())
+        if summary.errors:
+            raise RuntimeError(summary.line())
+        return summary.line()
+
+    issue_documents()
+
+
+with DAG(
     dag_id="tongban_daily_report",
     description="日报 daily figures",
     schedule=config.cron("30 1 * * *"),

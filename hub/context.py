@@ -106,6 +106,9 @@ class Hub:
             local_catalog=catalog,
         )
         rollups.install(hub.sessions, settings.tz)  # the dashboard's rollups move with each event
+        from hub.documents.owe import install as owe_documents  # here: documents import the applications
+
+        owe_documents(hub, hub.sessions)  # notices are owed in the transaction of their event
         for name, found in hub.partners.problems.items():
             log.warning("partner %s is not usable: %s", name, "; ".join(str(p) for p in found))
         hub.partner_lists_current(force=True)

@@ -10,6 +10,7 @@ from hub.errors import HubError
 from hub.settings import SETTINGS_FILE
 
 SAMPLE_ENTRIES = ["hub.yaml", "departments.yaml", "desks.yaml", "catalog", "calendar", "connections", "partners"]
+SAMPLE_ENTRIES += ["notices"]  # notice templates (hub.documents), ops-editable
 
 
 def sample_config_dir() -> Path:

@@ -208,6 +208,7 @@ JOB_LABELS: dict[str, tuple[str, str]] = {
     "dispatch": ("推送部门", "dispatch"),
     "ingest": ("批量收件", "batch intake"),
     "housekeeping": ("清理", "housekeeping"),
+    "documents": ("文书签发", "notices issued"),
     "exchange": ("跨省通办收发", "partner exchange"),
     "sync_catalogues": ("同步对方事项清单", "partner item lists"),
     "sync": ("同步部门结果", "department results"),

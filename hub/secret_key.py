@@ -4,6 +4,8 @@ of a deployment (API workers, dispatch) must share it."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 
@@ -29,3 +31,14 @@ def load(settings: Settings) -> bytes:
         finally:
             tmp.unlink()
     return path.read_text().strip().encode()
+
+
+def status_key(secret: bytes, number: str) -> str:
+    """The key in an applicant's status URL (on the receipt's QR code): knowing the number alone
+    is not enough to read an application's progress."""
+    return hmac.new(secret, f"status:{number}".encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def status_path(secret: bytes, number: str) -> str:
+    """The status page's path for an application (the web serves it; notices print it)."""
+    return f"/s/{number}?k={status_key(secret, number)}"

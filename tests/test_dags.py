@@ -135,6 +135,7 @@ def test_dagbag_is_clean_and_every_dag_has_tags_docs_retries_and_pools(world, tm
         "tongban_sync",
         "tongban_deadlines",
         "tongban_daily_report",
+        "tongban_documents",
         "tongban_exchange",
         "tongban_exchange_catalogues",
     } <= set(dags)

@@ -68,11 +68,15 @@ def _division(v: str) -> str:
     return v
 
 
+PHONE = r"^[0-9][0-9 ()+-]{2,29}$"  # a telephone number as printed: 0577-67581234
+
+
 class Department(Strict):
     code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     name: str
     short_name: str
     division: str
+    phone: str | None = Field(default=None, pattern=PHONE)  # printed on its notices (咨询电话)
 
     _check_division = field_validator("division")(_division)
 
@@ -88,6 +92,7 @@ class Desk(Strict):
     acts_for: str
     operator: str
     address: str | None = None
+    phone: str | None = Field(default=None, pattern=PHONE)  # printed on notices the desk hands out
 
     _check_divisions = field_validator("division", "acts_for")(_division)
 

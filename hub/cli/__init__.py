@@ -24,6 +24,7 @@ from hub.cli import (
     db,
     demo,
     doctor,
+    documents,
     intake,
     jobs,
     partners,
@@ -125,6 +126,7 @@ app.add_typer(jobs.outbox_app, name="outbox")
 app.add_typer(intake.app, name="intake")
 app.add_typer(partners.app, name="partners")
 app.add_typer(seals.app, name="seals")
+app.add_typer(documents.app, name="documents")
 app.command(name="serve")(serve.serve)
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(accounts.users_app, name="users")

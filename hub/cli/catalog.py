@@ -14,6 +14,8 @@ from hub.catalog.loader import check_catalog, load_catalog
 from hub.catalog.models import CHANNEL_ZH, Bundle, Channel
 from hub.cli.common import console, home_of, print_json
 from hub.context import utcnow
+from hub.documents import templates as notice_templates
+from hub.documents.kinds import KINDS
 from hub.errors import ConfigProblem
 from hub.workdays import WorkCalendar, load_schedules
 
@@ -44,7 +46,7 @@ def calendar_coverage(config_dir: Path, calendar: WorkCalendar, horizon_days: in
 
 @app.command()
 def check(ctx: typer.Context, directory: DirOpt = None) -> None:
-    """Validate catalogue, departments, desks and calendar; print FILE:LINE: message per problem."""
+    """Validate catalogue, departments, desks, calendar and notice templates; print FILE:LINE: message per problem."""
     config_dir = _config_dir(ctx, directory)
     catalog, problems = check_catalog(config_dir)
     schedules, cal_problems = load_schedules(config_dir / "calendar")
@@ -53,6 +55,8 @@ def check(ctx: typer.Context, directory: DirOpt = None) -> None:
         # statutory limits are working days; 1.5x calendar days plus holidays bounds the horizon
         horizon = max((i.statutory_days for i in catalog.items.values()), default=0) * 3 // 2 + 30
         problems += calendar_coverage(config_dir, WorkCalendar(schedules), horizon)
+        # the notice templates, each rendered against a sample case (hub.documents.templates)
+        problems += notice_templates.check(config_dir, list(KINDS), set(catalog.items) | set(catalog.bundles))
     for p in problems:
         print(p, file=sys.stderr)
     errors = [p for p in problems if not p.warning]

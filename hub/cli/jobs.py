@@ -85,6 +85,20 @@ def run_housekeeping(ctx: typer.Context) -> None:
     typer.echo(run_job(open_hub(ctx), housekeeping).line())
 
 
+@run_app.command("documents")
+def run_documents(
+    ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many")] = 500
+) -> None:
+    """Seal and store the notices events made owed (收件凭证, 受理通知书, 决定书 …) that nobody
+    opened yet. Every few minutes."""
+    from hub.jobs.documents import documents
+
+    result = run_job(open_hub(ctx), documents, limit=limit)
+    typer.echo(result.line())
+    if result.errors:
+        raise typer.Exit(1)
+
+
 @run_app.command("report")
 def run_report(
     ctx: typer.Context,

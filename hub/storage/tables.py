@@ -627,3 +627,32 @@ class Licence(Base):
     sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))  # the sealed PDF
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the fields printed on it
     created_at: Mapped[datetime]
+
+
+class Document(Base):
+    """A notice or decision the hub owes or issued for an application (hub.documents): 收件凭证,
+    受理通知书, 补正告知书, 决定书 … `data` is what it says, taken in the transaction of the event
+    that made it owed, so it is rendered later as things were then. Issued once: the sealed PDF
+    is a blob and never changes; `code` is the unguessable verification code its QR carries."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("application_id", "event_seq", "kind", name="uq_documents_event_kind"),
+        Index("ix_documents_pending", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(24), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # hub.documents.kinds
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    part_id: Mapped[str | None] = mapped_column(String(36))
+    event_seq: Mapped[int]
+    authority: Mapped[str] = mapped_column(String(64))  # whose seal: a department code, or "hub"
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")  # or issued
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))  # the sealed PDF
+    # the file's digest in the hub's configured algorithm (crypto.hash: sha256 or sm3), with its name
+    digest_algorithm: Mapped[str] = mapped_column(String(16), default="sha256", server_default="sha256")
+    digest: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    issued_at: Mapped[datetime | None]

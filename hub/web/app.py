@@ -33,6 +33,7 @@ from hub.web import (
     account_pages,
     api,
     decision,
+    document_pages,
     exchange,
     material_links,
     openapi,
@@ -271,10 +272,12 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.lookup_throttle = LookupThrottle(hub.settings.resolved_redis_url)  # the residents' status lookup
     add_operability(app, hub)
     app.include_router(api.router)
+    app.include_router(document_pages.api)  # an application's documents over the API
     app.include_router(decision.router)  # the application page: before pages' catch-alls
     app.include_router(pages.router)
     app.include_router(worklists.router)
     app.include_router(status_pages.router)
+    app.include_router(document_pages.router)  # downloads, and the public check /d/CODE
     app.include_router(ops_pages.router)
     app.include_router(account_pages.router)
     app.include_router(supervision_pages.router)

@@ -19,9 +19,10 @@ from hub.applications import SYSTEM, outcome_of, read
 from hub.context import Hub
 from hub.errors import NotFound
 from hub.resident_states import MILESTONE, resident_state
+from hub.secret_key import status_key, status_path
 from hub.storage.tables import Application
 from hub.text import fold_code
-from hub.web.security import Throttle, same, status_key
+from hub.web.security import Throttle, same
 
 # What the applicant's timeline shows: milestones, not every internal step or who did it.
 MILESTONES = tuple(MILESTONE)
@@ -45,10 +46,6 @@ def open_status(hub: Hub, secret: bytes, number: str, key: str) -> Application:
     if not same(key, status_key(secret, number)):
         raise StatusLinkInvalid("办件不存在或链接无效")
     return read(hub, number, SYSTEM)
-
-
-def status_path(secret: bytes, number: str) -> str:
-    return f"/s/{number}?k={status_key(secret, number)}"
 
 
 def status_link(hub: Hub, secret: bytes, number: str, request_base: str) -> str:

@@ -18,6 +18,8 @@ from hub import applications as svc
 from hub import audit, ratings
 from hub.applications.supplement import CORRECT_ROLES, supplement_days
 from hub.context import Hub
+from hub.documents import documents_of
+from hub.documents.library import public_view
 from hub.errors import FieldError, InvalidInput, NotFound
 from hub.ids import mask_id
 from hub.lifecycle import ACTIONS, FRONT, Role, part_state_zh
@@ -219,6 +221,10 @@ def _page(request: Request, hub: Hub, principal: Principal, number: str, status:
         rating=rating,
         can_attach=principal.role in FRONT or principal.role is Role.officer,
         can_read_materials=principal.role not in (Role.ops, Role.supervisor),
+        # 文书: the sealed notices and decisions (hub.documents), for those handling the case
+        documents=[public_view(d) for d in documents_of(hub, app)]
+        if principal.role not in (Role.ops, Role.supervisor)
+        else [],
         show_digests=not front,  # tellers work with names and files; digests are for audit
         show_receipt=front or principal.role is Role.officer,
         done=_done(request.query_params.get("done") or ""),
@@ -382,4 +388,6 @@ def app_receipt(number: str, request: Request, hub: HubDep, principal: Anyone) -
     app = svc.read(hub, number, principal.actor)
     data = receipt(hub, app, status_url(request, hub, number))
     qr = segno.make(data["status_url"], error="m").svg_inline(scale=4, title="办件进度查询二维码")
-    return render(request, "receipt.html", r=data, qr=qr)
+    docs = [public_view(d) for d in documents_of(hub, app)]  # 收件凭证 and what followed, as sealed PDFs
+    sealed = next((d for d in docs if d["kind"] == "receipt"), None)
+    return render(request, "receipt.html", r=data, qr=qr, docs=docs, sealed=sealed)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from hub.applications import Actor
 from hub.context import Hub
 from hub.lifecycle import FRONT, Role
+from hub.secret_key import status_key  # noqa: F401  (re-exported: where the web layer looks for it)
 from hub.storage.tables import User, WebSession, naive_utc
 from hub.tokens import resolve_token
 from hub.users import Person
@@ -185,12 +186,6 @@ class Throttle:
         """Count one more and say whether it was within the limit — one atomic step (in Redis
         too), so parallel requests cannot all pass a check made before any of them counted."""
         return self._call("hit", key)
-
-
-def status_key(secret: bytes, number: str) -> str:
-    """The key in an applicant's status URL (on the receipt's QR code): knowing the number alone
-    is not enough to read an application's progress."""
-    return hmac.new(secret, f"status:{number}".encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def active_session_count(hub: Hub) -> int:

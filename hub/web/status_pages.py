@@ -18,6 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from hub import applications as svc
 from hub import ratings
 from hub.context import Hub
+from hub.documents import documents_of
+from hub.documents.library import public_view
 from hub.errors import InvalidInput, NotFound
 from hub.web.applicant_status import (
     NO_MATCH,
@@ -127,6 +129,7 @@ def _status(request: Request, hub: Hub, number: str, k: str, **extra: Any) -> Re
         done=done,
         promise_days=days,
         supplement=svc.supplement_request(app),  # 补正: what to bring or correct, where, by when
+        documents=[public_view(d) for d in documents_of(hub, app)],  # their notices, sealed PDFs
         **extra,
     )
 
