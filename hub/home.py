@@ -9,7 +9,16 @@ from pathlib import Path
 from hub.errors import HubError
 from hub.settings import SETTINGS_FILE
 
-SAMPLE_ENTRIES = ["hub.yaml", "departments.yaml", "desks.yaml", "catalog", "calendar", "connections", "partners"]
+SAMPLE_ENTRIES = [
+    "hub.yaml",
+    "departments.yaml",
+    "desks.yaml",
+    "catalog",
+    "calendar",
+    "connections",
+    "partners",
+    "licences.yaml",
+]
 
 
 def sample_config_dir() -> Path:
