@@ -17,6 +17,7 @@ from hub.applications.scope import get, read
 from hub.applications.supplement import SupplementAsk, check_ask, check_resumable
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput
+from hub.licences.issue import issue_for_part
 from hub.lifecycle import ACTIONS, PartState, Role, State
 from hub.partner_outbox import application_rows, is_proxy, mode_of, owe_rows, partner_of
 from hub.storage.tables import Application, Deficiency, OutboxRow, Part
@@ -293,6 +294,8 @@ def _part_action(
         reason=reason,
         data={"item": part.item_code, "department": part.department_code} | (extra or {}),
     )
+    if action.name == "approve":  # an item whose result is a licence issues it (电子证照)
+        issue_for_part(hub, app, part, actor, now)
     if app.state == State.accepted and action.name == "start_review":
         app.state = State.in_review.value
         add_event(app, "start", SYSTEM, now, from_state=State.accepted.value, to_state=State.in_review.value)

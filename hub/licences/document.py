@@ -1,0 +1,137 @@
+"""A licence as a document: its metadata record (GB/T 36902-style, JSON), the A4 page that shows
+it (CJK font, a QR code to the public page), the metadata embedded as a PDF attachment, and the
+issuing department's seal over all of it (PAdES, hub.seals) — attached before sealing, so the
+seal covers the record as much as the page. Drawn once, on first use, and kept in the blob store."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import segno
+from sqlalchemy import select, update
+
+from hub import pdf as hubpdf
+from hub.applications.materials import keep_blob
+from hub.context import Hub
+from hub.errors import HubError, NotFound
+from hub.licences.types import LONG_TERM
+from hub.seals import seal_pdf
+from hub.storage.tables import Licence
+
+METADATA_NAME = "licence.json"  # the attachment's file name inside the PDF
+FORMAT = "tongban-licence/1"
+DEFAULT_BASE = "http://127.0.0.1:8000"  # a hub tried locally, without `public_url`
+
+
+def public_path(code: str) -> str:
+    return f"/l/{code}"
+
+
+def public_link(hub: Hub, code: str, request_base: str | None = None) -> str:
+    """The public page's full address for the QR code: `public_url` when set (as status links)."""
+    base = hub.settings.public_url or request_base or DEFAULT_BASE
+    return base.rstrip("/") + public_path(code)
+
+
+def metadata(licence: Licence, link: str) -> dict[str, Any]:
+    """The licence's metadata record, as embedded in its PDF and compared with the library when
+    the file is verified. Field names follow GB/T 36902's elements (docs/licences.md)."""
+    return {
+        "format": FORMAT,
+        "type_code": licence.type_code,
+        "type_name": licence.type_name,
+        "number": licence.number,
+        "holder_name": licence.holder_name,
+        "holder_id": licence.holder_id,
+        "holder_id_type": licence.holder_id_type,
+        "issuer": licence.issuer,
+        "issuer_name": licence.issuer_name,
+        "issued_on": licence.issued_on.isoformat(),
+        "valid_from": licence.valid_from.isoformat(),
+        "valid_until": licence.valid_until.isoformat() if licence.valid_until else None,
+        "fields": (licence.data or {}).get("fields", []),
+        "verify_url": link,
+    }
+
+
+def _qr_png(link: str) -> io.BytesIO:
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind="png", scale=8, border=2)
+    out.seek(0)
+    return out
+
+
+def render(licence: Licence, link: str) -> bytes:
+    """The unsealed PDF: the page and the metadata attachment. Every value is plain text."""
+    doc = hubpdf.new_document(f"{licence.type_name} {licence.number}")
+    doc.set_auto_page_break(False)
+    doc.add_page()
+    doc.set_draw_color(170, 30, 30)
+    doc.set_line_width(1.2)
+    doc.rect(12, 12, 186, 273)
+    doc.set_line_width(0.3)
+    doc.rect(15, 15, 180, 267)
+    doc.set_y(30)
+    doc.set_font("cjk", size=12)
+    doc.cell(0, 8, "电子证照", align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.set_font("cjk", size=30)
+    doc.cell(0, 18, licence.type_name, align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.set_font("cjk", size=11)
+    doc.cell(0, 8, f"证照编号：{licence.number}", align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.ln(8)
+    for label, value in (licence.data or {}).get("fields", []):
+        doc.set_x(30)
+        doc.set_font("cjk", size=12)
+        y = doc.get_y()
+        doc.multi_cell(42, 8, str(label), new_x="RIGHT", new_y="TOP")
+        doc.set_xy(74, y)
+        doc.multi_cell(106, 8, str(value), new_x="LMARGIN", new_y="NEXT")
+        doc.set_y(max(doc.get_y(), y + 8) + 2)
+    valid = licence.valid_until.isoformat() if licence.valid_until else LONG_TERM
+    doc.set_font("cjk", size=10)
+    doc.set_xy(30, 215)
+    doc.cell(0, 6, f"有效期：{licence.valid_from.isoformat()} 至 {valid}", new_x="LMARGIN", new_y="NEXT")
+    doc.image(_qr_png(link), x=28, y=228, w=36, h=36)
+    doc.set_xy(28, 265)
+    doc.cell(40, 5, "扫码核验", align="C")
+    # the issuer and date above the seal (hub.seals puts it at the bottom right)
+    doc.set_font("cjk", size=12)
+    doc.set_xy(110, 222)
+    doc.cell(80, 7, f"发证机关：{licence.issuer_name}", align="R", new_x="LMARGIN", new_y="NEXT")
+    doc.set_xy(110, 229)
+    doc.cell(80, 7, f"发证日期：{licence.issued_on.isoformat()}", align="R")
+    record = json.dumps(metadata(licence, link), ensure_ascii=False, sort_keys=True, indent=1).encode()
+    doc.embed_file(basename=METADATA_NAME, bytes=record, desc="电子证照元数据", mime_type="application/json")
+    return hubpdf.output(doc)
+
+
+def sealed(hub: Hub, licence: Licence, request_base: str | None = None) -> bytes:
+    """Render and seal (by the issuing department): what `sealed_pdf` stores."""
+    return seal_pdf(
+        hub, render(licence, public_link(hub, licence.code, request_base)), licence.issuer, reason="颁发电子证照"
+    )
+
+
+def sealed_pdf(hub: Hub, number: str, request_base: str | None = None) -> bytes:
+    """The licence's sealed PDF: from the store, or drawn, sealed and kept now (the first to
+    finish wins; another process drawing it at the same moment keeps the winner's)."""
+    with hub.sessions() as session:
+        licence = session.scalars(select(Licence).where(Licence.number == number)).first()
+        if licence is None:
+            raise NotFound(f"证照 {number} 不存在 (no such licence)")
+        session.expunge(licence)
+    if licence.sha256:
+        return hub.store.path_of(licence.sha256).read_bytes()
+    content = sealed(hub, licence, request_base)
+    if problem := hub.store.check(content):
+        raise HubError(f"证照 {number}: {problem}")
+    stored = hub.store.put(content)
+    with hub.transaction() as session:
+        keep_blob(session, stored, hub.now())
+        session.execute(
+            update(Licence).where(Licence.id == licence.id, Licence.sha256.is_(None)).values(sha256=stored.sha256)
+        )
+        kept = session.scalars(select(Licence.sha256).where(Licence.id == licence.id)).one()
+    return hub.store.path_of(kept).read_bytes()
