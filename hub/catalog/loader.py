@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from hub import yamlfile
 from hub.catalog.models import Bundle, Catalog, Department, Desk, Item
 from hub.errors import ConfigInvalid, ConfigProblem
-from hub.licences.types import LicenceType, LicenceTypesFile
+from hub.licences.licence_types import LicenceType, LicenceTypesFile
 
 
 class _DepartmentsFile(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from hub.divisions import division_problem
-from hub.licences.types import LicenceType
+from hub.licences.licence_types import LicenceType
 
 
 class Channel(StrEnum):

@@ -26,6 +26,7 @@ from hub.cli import (
     doctor,
     intake,
     jobs,
+    licences,
     partners,
     serve,
 )
@@ -123,6 +124,7 @@ app.add_typer(jobs.run_app, name="run")
 app.add_typer(jobs.outbox_app, name="outbox")
 app.add_typer(intake.app, name="intake")
 app.add_typer(partners.app, name="partners")
+app.add_typer(licences.app, name="licences")
 app.command(name="serve")(serve.serve)
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(accounts.users_app, name="users")

@@ -16,7 +16,7 @@ from hub import pdf as hubpdf
 from hub.applications.materials import keep_blob
 from hub.context import Hub
 from hub.errors import HubError, NotFound
-from hub.licences.types import LONG_TERM
+from hub.licences.licence_types import LONG_TERM
 from hub.seals import seal_pdf
 from hub.storage.tables import Licence
 

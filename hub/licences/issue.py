@@ -18,8 +18,8 @@ from hub.applications.models import Actor
 from hub.context import Hub
 from hub.errors import HubError
 from hub.ids import uscc_check_char
-from hub.licences.numbers import next_number
-from hub.licences.types import LONG_TERM, LicenceType
+from hub.licences.licence_types import LONG_TERM, LicenceType
+from hub.licences.numbering import next_number
 from hub.storage.tables import Application, Licence, Part
 
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100: no I, O, S, V, Z

@@ -1,0 +1,163 @@
+"""The licence library as staff see it: listing and reading within the caller's scope, and
+revocation (注销). One implementation for the web, the API and the CLI.
+
+Scope: an officer sees the licences their department issued; supervisors, ops and the system
+see every licence (supervisors and ops with ID numbers masked); a front desk (teller, clerk,
+enclave clerk) looks a holder's licences up by the holder's full ID number only, as intake
+does; an applicant sees their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from hub import text
+from hub.applications.events import add_event
+from hub.applications.models import SYSTEM, Actor
+from hub.applications.scope import get as get_application
+from hub.applications.scope import may_reveal_ids
+from hub.context import Hub
+from hub.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound
+from hub.ids import mask_id
+from hub.licences.library import status
+from hub.licences.numbering import number_problem
+from hub.lifecycle import Role
+from hub.storage.tables import Licence
+
+FRONT_DESK = (Role.teller, Role.clerk, Role.enclave_clerk)
+MAX_REASON = 500
+STATUS_ZH = {"valid": "有效", "revoked": "已注销", "expired": "已过期", "not_yet_valid": "未生效"}
+
+
+def scoped(stmt: Select, actor: Actor, holder_id: str | None = None) -> Select:
+    """`stmt` over licences, narrowed to what `actor` may see."""
+    if actor.role is Role.officer:
+        return stmt.where(Licence.issuer == (actor.department or ""))
+    if actor.role in (Role.supervisor, Role.ops, Role.system):
+        return stmt
+    if actor.role in FRONT_DESK and holder_id:
+        return stmt.where(Licence.holder_id == holder_id)
+    if actor.role is Role.applicant and actor.applicant_id:
+        return stmt.where(Licence.holder_id == actor.applicant_id)
+    return stmt.where(Licence.id.is_(None))  # nothing
+
+
+def find_licences(
+    session: Session,
+    actor: Actor,
+    *,
+    holder_id: str | None = None,
+    type_code: str | None = None,
+    limit: int = 200,
+) -> list[Licence]:
+    if actor.role in FRONT_DESK and not holder_id:
+        raise InvalidInput(
+            [FieldError.of("holder_id", "请输入持证人的完整证件号码", "give the holder's full ID number")]
+        )
+    stmt = scoped(select(Licence), actor, holder_id)
+    if holder_id:
+        stmt = stmt.where(Licence.holder_id == holder_id.strip().upper())
+    if type_code:
+        stmt = stmt.where(Licence.type_code == type_code)
+    return list(session.scalars(stmt.order_by(Licence.issued_on.desc(), Licence.id.desc()).limit(limit)))
+
+
+def get_licence(session: Session, number: str, actor: Actor, *, for_update: bool = False) -> Licence:
+    """A licence by number within the caller's scope (another department's is NotFound: the same
+    as one that does not exist)."""
+    if problem := number_problem(number):
+        raise InvalidInput([FieldError.of("number", problem.split(" (")[0], problem)])
+    stmt = select(Licence).where(Licence.number == number)
+    if actor.role not in FRONT_DESK:  # a desk reads a licence whose number the holder shows it
+        stmt = scoped(stmt, actor)
+    if for_update:
+        stmt = stmt.with_for_update()
+    found = session.scalars(stmt).first()
+    if found is None:
+        raise NotFound(f"证照 {number} 不存在 (no such licence)")
+    return found
+
+
+def view(licence: Licence, actor: Actor, today: Any) -> dict[str, Any]:
+    """A licence as staff see it (API, CLI, pages)."""
+    now = status(licence, today)
+    reveal = may_reveal_ids(actor) and actor.role not in FRONT_DESK
+    return {
+        "number": licence.number,
+        "type_code": licence.type_code,
+        "type_name": licence.type_name,
+        "holder_name": licence.holder_name,
+        "holder_id": licence.holder_id if reveal else mask_id(licence.holder_id),
+        "holder_id_type": licence.holder_id_type,
+        "issuer": licence.issuer,
+        "issuer_name": licence.issuer_name,
+        "issued_on": licence.issued_on.isoformat(),
+        "valid_from": licence.valid_from.isoformat(),
+        "valid_until": licence.valid_until.isoformat() if licence.valid_until else None,
+        "status": now,
+        "status_zh": STATUS_ZH[now],
+        "revoked_at": licence.revoked_at.isoformat() if licence.revoked_at else None,
+        "revocation_reason": licence.revocation_reason,
+        "application_number": licence.application_number,
+        "fields": [
+            [label, mask_id(value) if not reveal and label and value == licence.holder_id else value]
+            for label, value in (licence.data or {}).get("fields", [])
+        ],
+        "pdf": bool(licence.sha256),
+    }
+
+
+@dataclass(frozen=True)
+class Revoked:
+    number: str
+    application_number: str | None
+
+
+def may_revoke(actor: Actor, licence: Licence) -> bool:
+    return actor.role is Role.system or (actor.role is Role.officer and actor.department == licence.issuer)
+
+
+def revoke(hub: Hub, number: str, actor: Actor, reason: str) -> Revoked:
+    """注销: the issuing department's officer (or the hub itself, from the CLI) revokes a licence,
+    with a reason; the application's chain records it. A revoked licence stays revoked."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput([FieldError.of("reason", "注销必须填写理由", "revocation needs a reason")])
+    if len(reason) > MAX_REASON:
+        raise InvalidInput([FieldError.of("reason", f"理由不超过{MAX_REASON}字", f"at most {MAX_REASON} characters")])
+    if bad := text.check("reason", reason, multiline=True):
+        raise InvalidInput([bad])
+    now = hub.now()
+    with hub.transaction() as session:
+        licence = get_licence(session, number, actor, for_update=True)
+        if not may_revoke(actor, licence):
+            raise Forbidden(f"只有发证部门 {licence.issuer} 可以注销证照 (only the issuer revokes)")
+        if licence.status == "revoked":
+            raise IllegalTransition(f"证照 {number} 已注销 (already revoked)")
+        _mark_revoked(session, licence, actor, reason, now)
+        return Revoked(licence.number, licence.application_number)
+
+
+def _mark_revoked(session: Session, licence: Licence, actor: Actor, reason: str, now: datetime) -> None:
+    licence.status = "revoked"
+    licence.revoked_at = now.replace(tzinfo=None)
+    licence.revoked_by = actor.name
+    licence.revocation_reason = reason
+    if licence.application_number:
+        app = get_application(session, licence.application_number, SYSTEM, for_update=True)
+        part = next((p for p in app.parts if p.id == licence.part_id), None)
+        add_event(
+            app,
+            "licence_revoked",
+            actor,
+            now,
+            from_state=None,
+            to_state=None,
+            part=part,
+            reason=reason,
+            data={"number": licence.number, "type": licence.type_code},
+        )
