@@ -26,7 +26,7 @@ from hub.ids import mask_id
 from hub.licences.library import status
 from hub.licences.numbering import number_problem
 from hub.lifecycle import Role
-from hub.storage.tables import Licence
+from hub.storage.tables import Application, Licence
 
 FRONT_DESK = (Role.teller, Role.clerk, Role.enclave_clerk)
 MAX_REASON = 500
@@ -72,7 +72,10 @@ def get_licence(session: Session, number: str, actor: Actor, *, for_update: bool
     if problem := number_problem(number):
         raise InvalidInput([FieldError.of("number", problem.split(" (")[0], problem)])
     stmt = select(Licence).where(Licence.number == number)
-    if actor.role not in FRONT_DESK:  # a desk reads a licence whose number the holder shows it
+    if actor.role in FRONT_DESK:  # a desk reads the licences of the applications it took
+        taken = select(Application.number).where(Application.desk_code == (actor.desk or ""))
+        stmt = stmt.where(Licence.application_number.in_(taken))
+    else:
         stmt = scoped(stmt, actor)
     if for_update:
         stmt = stmt.with_for_update()
@@ -115,6 +118,12 @@ def view(licence: Licence, actor: Actor, today: Any) -> dict[str, Any]:
 class Revoked:
     number: str
     application_number: str | None
+
+
+def of_application(session: Session, number: str, actor: Actor, today: Any) -> list[dict[str, Any]]:
+    """The licences an application issued, for its page (the caller may read the application)."""
+    found = session.scalars(select(Licence).where(Licence.application_number == number).order_by(Licence.id))
+    return [view(lic, actor, today) for lic in found]
 
 
 def may_revoke(actor: Actor, licence: Licence) -> bool:

@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", type=Path)
     parser.add_argument("--trust", type=Path, required=True, help="the county CA's root certificate(s), PEM")
     parser.add_argument("--status", type=Path, help="the hub's signed status list (status.json)")
-    parser.add_argument("--today", type=date.fromisoformat, default=None, help="check as of this day (default: today in Beijing)")
+    parser.add_argument(
+        "--today", type=date.fromisoformat, default=None, help="check as of this day (default: today in Beijing)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     try:
