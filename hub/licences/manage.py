@@ -70,7 +70,7 @@ def get_licence(session: Session, number: str, actor: Actor, *, for_update: bool
     """A licence by number within the caller's scope (another department's is NotFound: the same
     as one that does not exist)."""
     if problem := number_problem(number):
-        raise InvalidInput([FieldError.of("number", problem.split(" (")[0], problem)])
+        raise InvalidInput([FieldError("number", problem)])
     stmt = select(Licence).where(Licence.number == number)
     if actor.role in FRONT_DESK:  # a desk reads the licences of the applications it took
         taken = select(Application.number).where(Application.desk_code == (actor.desk or ""))

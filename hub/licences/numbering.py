@@ -11,6 +11,8 @@ import re
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
+from hub.errors import Reason
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 NUMBER = re.compile(r"^(?P<type>[A-Z]{2,10}?)(?P<division>\d{6})(?P<year>\d{4})(?P<seq>\d{4,9})(?P<check>[0-9A-Z])$")
 
@@ -36,12 +38,12 @@ def is_valid(number: str) -> bool:
     return bool(number) and all(c in ALPHABET for c in number) and check_char(number[:-1]) == number[-1]
 
 
-def number_problem(number: str) -> str | None:
+def number_problem(number: str) -> Reason | None:
     """Why `number` is not a licence number, or None."""
     if not NUMBER.match(number or ""):
-        return "证照编号格式不符 (not a licence number: TYPE + division + year + sequence + check)"
+        return Reason("证照编号格式不符", "not a licence number: TYPE + division + year + sequence + check")
     if not is_valid(number):
-        return f"证照编号校验位错误 (wrong check character: expected {check_char(number[:-1])})"
+        return Reason("证照编号校验位错误", "wrong check character")
     return None
 
 

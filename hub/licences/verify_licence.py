@@ -222,6 +222,17 @@ def verdict(
     return "valid", meta, []
 
 
+def mask(value: str) -> str:
+    return value[:4] + "*" * (len(value) - 8) + value[-4:] if len(value) > 8 else "*" * len(value)
+
+
+def masked(meta: dict[str, Any]) -> dict[str, Any]:
+    """The record as printed: the holder's ID number masked, on its own and among the fields."""
+    full = meta["holder_id"]
+    fields = [[label, mask(value) if value == full else value] for label, value in meta.get("fields") or []]
+    return meta | {"holder_id": mask(full), "fields": fields}
+
+
 WORDS = {
     "valid": "有效",
     "revoked": "已注销",
@@ -250,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     today = args.today or datetime.now(ZoneInfo("Asia/Shanghai")).date()  # the county's day, as the hub's
     result, meta, problems = verdict(pdf, roots, status_list, today)
     if meta and isinstance(meta.get("holder_id"), str):  # shown masked, as everywhere
-        v = meta["holder_id"]
-        meta = meta | {"holder_id": v[:4] + "*" * (len(v) - 8) + v[-4:] if len(v) > 8 else "*" * len(v)}
+        meta = masked(meta)
     if args.json:
         print(json.dumps({"verdict": result, "metadata": meta, "problems": problems}, ensure_ascii=False, indent=2))
     else:
