@@ -20,6 +20,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hub import applications as svc
+from hub.applications.licences import assign_credit_code, issue_for_part, sealed_pdf
 from hub.applications.scope import get as get_application
 from hub.catalog.loader import check_catalog
 from hub.cli import app as cli
@@ -27,8 +28,7 @@ from hub.context import Hub
 from hub.home import write_home
 from hub.ids import check_uscc
 from hub.licences import verify_licence
-from hub.licences.document import METADATA_NAME, metadata, sealed_pdf
-from hub.licences.issue import assign_credit_code, issue_for_part
+from hub.licences.document import METADATA_NAME, metadata
 from hub.licences.library import status
 from hub.licences.numbering import check_char, is_valid, number_problem
 from hub.licences.verify import verify_file

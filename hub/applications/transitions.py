@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session, object_session
 
 from hub import lifecycle, outbox, partner_outbox, text
 from hub.applications.events import add_event
+from hub.applications.licences import issue_for_part
 from hub.applications.materials import check_complete, verified_materials
 from hub.applications.models import SYSTEM, Actor
 from hub.applications.scope import get, read
 from hub.applications.supplement import SupplementAsk, check_ask, check_resumable
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput
-from hub.licences.issue import issue_for_part
 from hub.lifecycle import ACTIONS, PartState, Role, State
 from hub.partner_outbox import application_rows, is_proxy, mode_of, owe_rows, partner_of
 from hub.storage.tables import Application, Deficiency, OutboxRow, Part

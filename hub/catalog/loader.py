@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from hub import yamlfile
+from hub.catalog.licence_types import LicenceType, LicenceTypesFile
 from hub.catalog.models import Bundle, Catalog, Department, Desk, Item
 from hub.errors import ConfigInvalid, ConfigProblem
-from hub.licences.licence_types import LicenceType, LicenceTypesFile
 
 
 class _DepartmentsFile(BaseModel):

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from hub.catalog.licence_types import LicenceType
 from hub.divisions import division_problem
-from hub.licences.licence_types import LicenceType
 
 
 class Channel(StrEnum):

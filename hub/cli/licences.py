@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hub.applications import licences as issued
 from hub.cli.common import (
     ActorName,
     DepartmentOpt,
@@ -25,7 +26,6 @@ from hub.cli.common import (
 )
 from hub.ids import mask_id
 from hub.licences import manage, status_list
-from hub.licences.document import sealed_pdf
 from hub.licences.verify import verify_file
 from hub.lifecycle import Role
 
@@ -86,7 +86,7 @@ def show(
         view = manage.view(manage.get_licence(session, number, who), who, hub.today())
     print_json(view)
     if pdf is not None:
-        pdf.write_bytes(sealed_pdf(hub, number))
+        pdf.write_bytes(issued.sealed_pdf(hub, number))
         echo(f"wrote {pdf}", err=True)
 
 
@@ -128,7 +128,7 @@ def revoke(
 ) -> None:
     """注销: revoke a licence (the issuing department's officer, or `--role system`)."""
     hub = open_hub(ctx)
-    done = manage.revoke(hub, number, make_actor(actor, role, None, department), reason)
+    done = issued.revoke(hub, number, make_actor(actor, role, None, department), reason)
     echo(f"revoked {done.number}" + (f" (application {done.application_number})" if done.application_number else ""))
 
 

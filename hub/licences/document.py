@@ -1,7 +1,8 @@
 """A licence as a document: its metadata record (GB/T 36902-style, JSON), the A4 page that shows
 it (CJK font, a QR code to the public page), the metadata embedded as a PDF attachment, and the
 issuing department's seal over all of it (PAdES, hub.seals) — attached before sealing, so the
-seal covers the record as much as the page. Drawn once, on first use, and kept in the blob store."""
+seal covers the record as much as the page. Drawn once, on first use, and kept in the blob store
+(hub.applications.licences.sealed_pdf)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ import json
 from typing import Any
 
 import segno
-from sqlalchemy import select, update
 
 from hub import pdf as hubpdf
-from hub.applications.materials import keep_blob
+from hub.catalog.licence_types import LONG_TERM
 from hub.context import Hub
-from hub.errors import HubError, NotFound
-from hub.licences.licence_types import LONG_TERM
 from hub.seals import seal_pdf
 from hub.storage.tables import Licence
 
@@ -107,31 +105,6 @@ def render(licence: Licence, link: str) -> bytes:
     return hubpdf.output(doc)
 
 
-def sealed(hub: Hub, licence: Licence, request_base: str | None = None) -> bytes:
-    """Render and seal (by the issuing department): what `sealed_pdf` stores."""
-    return seal_pdf(
-        hub, render(licence, public_link(hub, licence.code, request_base)), licence.issuer, reason="颁发电子证照"
-    )
-
-
-def sealed_pdf(hub: Hub, number: str, request_base: str | None = None) -> bytes:
-    """The licence's sealed PDF: from the store, or drawn, sealed and kept now (the first to
-    finish wins; another process drawing it at the same moment keeps the winner's)."""
-    with hub.sessions() as session:
-        licence = session.scalars(select(Licence).where(Licence.number == number)).first()
-        if licence is None:
-            raise NotFound(f"证照 {number} 不存在 (no such licence)")
-        session.expunge(licence)
-    if licence.sha256:
-        return hub.store.path_of(licence.sha256).read_bytes()
-    content = sealed(hub, licence, request_base)
-    if problem := hub.store.check(content):
-        raise HubError(f"证照 {number}: {problem}")
-    stored = hub.store.put(content)
-    with hub.transaction() as session:
-        keep_blob(session, stored, hub.now())
-        session.execute(
-            update(Licence).where(Licence.id == licence.id, Licence.sha256.is_(None)).values(sha256=stored.sha256)
-        )
-        kept = session.scalars(select(Licence.sha256).where(Licence.id == licence.id)).one()
-    return hub.store.path_of(kept).read_bytes()
+def sealed(hub: Hub, licence: Licence, link: str) -> bytes:
+    """Rendered and sealed by the issuing department: what the store keeps."""
+    return seal_pdf(hub, render(licence, link), licence.issuer, reason="颁发电子证照")

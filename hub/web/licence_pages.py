@@ -17,12 +17,12 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from hub import audit
+from hub.applications.licences import revoke, sealed_pdf
+from hub.catalog.licence_types import LONG_TERM
 from hub.context import Hub
 from hub.errors import NotFound
 from hub.licences import manage, status_list
-from hub.licences.document import sealed_pdf
 from hub.licences.library import status
-from hub.licences.licence_types import LONG_TERM
 from hub.seals import SealMissing
 from hub.storage.tables import Licence
 from hub.web.deps import client_of, get_hub, need
@@ -164,7 +164,7 @@ async def licence_revoke(number: str, request: Request, hub: HubDep, principal: 
     if form.get("confirm") != "1":  # irreversible: a page that asks first, nothing done yet
         view = await run_in_threadpool(_detail, hub, number, principal)
         return render(request, "licence_revoke.html", l=view, reason=reason)
-    await run_in_threadpool(manage.revoke, hub, number, principal.actor, reason)
+    await run_in_threadpool(revoke, hub, number, principal.actor, reason)
     return RedirectResponse(f"/licences/{number}?done=revoke", status_code=303)
 
 
@@ -199,7 +199,7 @@ def api_show(number: Number, hub: HubDep, principal: Reader) -> dict[str, Any]:
 def api_revoke(number: Number, body: RevokeIn, request: Request, hub: HubDep, principal: Writer) -> dict[str, Any]:
     """注销: the issuing department's officer revokes a licence, with a reason."""
     check_csrf(principal, request.headers.get(CSRF_HEADER))
-    manage.revoke(hub, number, principal.actor, body.reason)
+    revoke(hub, number, principal.actor, body.reason)
     return _detail(hub, number, principal)
 
 

@@ -1,24 +1,32 @@
-"""Issuing a licence when a part of an item whose result is one is approved: in the approving
-transaction (the officer's approve and a department's decision synced back both pass
-`hub.applications.transitions._part_action`), one licence per part — the part id is unique in
-the library, so a decision seen twice never issues twice. The sealed PDF is drawn on first use
-(`hub.licences.document.sealed_pdf`), outside the approval's transaction."""
+"""电子证照 and the application they come from: issuing a licence when a part of an item whose
+result is one is approved, in the approving transaction (the officer's approve and a department's
+decision synced back both pass `hub.applications.transitions._part_action`), one licence per part
+— the part id is unique in the library, so a decision seen twice never issues twice; its sealed
+PDF, drawn on first use outside that transaction and kept like a result document; and revocation
+(注销), recorded on the application's chain. The library itself (scope, views, verification) is
+hub.licences, which does not import this package."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
+from hub import text
 from hub.applications.events import add_event
-from hub.applications.models import Actor
+from hub.applications.materials import keep_blob
+from hub.applications.models import SYSTEM, Actor
+from hub.applications.scope import get as get_application
+from hub.catalog.licence_types import LONG_TERM, LicenceType
 from hub.context import Hub
-from hub.errors import HubError
+from hub.errors import FieldError, Forbidden, HubError, IllegalTransition, InvalidInput, NotFound
 from hub.ids import uscc_check_char
-from hub.licences.licence_types import LONG_TERM, LicenceType
+from hub.licences.document import public_link, sealed
+from hub.licences.manage import MAX_REASON, get_licence, may_revoke
 from hub.licences.numbering import next_number
 from hub.storage.tables import Application, Licence, Part
 
@@ -135,3 +143,70 @@ def issue_for_part(hub: Hub, app: Application, part: Part, actor: Actor, now: da
         data={"number": licence.number, "type": t.code, "issuer": department.code},
     )
     return licence
+
+
+def sealed_pdf(hub: Hub, number: str, request_base: str | None = None) -> bytes:
+    """The licence's sealed PDF: from the store, or drawn, sealed (by the issuing department) and
+    kept now — the first to finish wins; another process drawing it at the same moment keeps the
+    winner's. No scope check here: callers check the caller's scope first."""
+    with hub.sessions() as session:
+        licence = session.scalars(select(Licence).where(Licence.number == number)).first()
+        if licence is None:
+            raise NotFound(f"证照 {number} 不存在 (no such licence)")
+        session.expunge(licence)
+    if licence.sha256:
+        return hub.store.path_of(licence.sha256).read_bytes()
+    content = sealed(hub, licence, public_link(hub, licence.code, request_base))
+    if problem := hub.store.check(content):
+        raise HubError(f"证照 {number}: {problem}")
+    stored = hub.store.put(content)
+    with hub.transaction() as session:
+        keep_blob(session, stored, hub.now())
+        session.execute(
+            update(Licence).where(Licence.id == licence.id, Licence.sha256.is_(None)).values(sha256=stored.sha256)
+        )
+        kept = session.scalars(select(Licence.sha256).where(Licence.id == licence.id)).one()
+    return hub.store.path_of(kept).read_bytes()
+
+
+@dataclass(frozen=True)
+class Revoked:
+    number: str
+    application_number: str | None
+
+
+def revoke(hub: Hub, number: str, actor: Actor, reason: str) -> Revoked:
+    """注销: the issuing department's officer (or the hub itself, from the CLI) revokes a licence,
+    with a reason; the application's chain records it. A revoked licence stays revoked."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput([FieldError.of("reason", "注销必须填写理由", "revocation needs a reason")])
+    if len(reason) > MAX_REASON:
+        raise InvalidInput([FieldError.of("reason", f"理由不超过{MAX_REASON}字", f"at most {MAX_REASON} characters")])
+    if bad := text.check("reason", reason, multiline=True):
+        raise InvalidInput([bad])
+    now = hub.now()
+    with hub.transaction() as session:
+        licence = get_licence(session, number, actor, for_update=True)
+        if not may_revoke(actor, licence):
+            raise Forbidden(f"只有发证部门 {licence.issuer} 可以注销证照 (only the issuer revokes)")
+        if licence.status == "revoked":
+            raise IllegalTransition(f"证照 {number} 已注销 (already revoked)")
+        licence.status = "revoked"
+        licence.revoked_at = now.replace(tzinfo=None)
+        licence.revoked_by = actor.name
+        licence.revocation_reason = reason
+        if licence.application_number:
+            app = get_application(session, licence.application_number, SYSTEM, for_update=True)
+            add_event(
+                app,
+                "licence_revoked",
+                actor,
+                now,
+                from_state=None,
+                to_state=None,
+                part=next((p for p in app.parts if p.id == licence.part_id), None),
+                reason=reason,
+                data={"number": licence.number, "type": licence.type_code},
+            )
+        return Revoked(licence.number, licence.application_number)
