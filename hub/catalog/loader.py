@@ -194,7 +194,7 @@ def check_catalog(config_dir: Path) -> tuple[Catalog | None, list[ConfigProblem]
                 bundles[bundle.code] = bundle
 
     licence_types = _licence_types(config_dir, departments, docs)
-    _check_licence_refs(parsed_files_docs, licence_types)
+    _check_licence_refs(parsed_files_docs, licence_types, departments)
 
     for doc in docs:
         problems.extend(doc.problems)
@@ -233,7 +233,11 @@ def _licence_types(
     return types
 
 
-def _check_licence_refs(files: list[tuple[yamlfile.YamlDoc, list[Item | None]]], types: dict[str, LicenceType]) -> None:
+def _check_licence_refs(
+    files: list[tuple[yamlfile.YamlDoc, list[Item | None]]],
+    types: dict[str, LicenceType],
+    departments: dict[str, Department],
+) -> None:
     """An item's result licence and a material's `licence:` must name a known type; an item that
     issues one is its issuer's and has the form fields the type prints."""
     for doc, file_items in files:
@@ -246,7 +250,8 @@ def _check_licence_refs(files: list[tuple[yamlfile.YamlDoc, list[Item | None]]],
                 if t is None:
                     doc.problems.append(doc.problem(loc, f"未知证照类型 (unknown licence type): {item.licence}"))
                 else:
-                    if t.issuer != item.department:
+                    # (an unknown department is reported on its own line already)
+                    if t.issuer != item.department and item.department in departments:
                         doc.problems.append(
                             doc.problem(
                                 loc, f"证照 {t.code} 由 {t.issuer} 颁发，事项属于 {item.department} (issuer differs)"
