@@ -352,3 +352,20 @@ def test_cli_list_show_verify_revoke_export(sealed_hub: Hub, tmp_path: Path):
     assert offline(hub, pdf, "--status", str(out))[1]["verdict"] == "revoked"
     bad = run("show", "LNYDZ-nonsense")
     assert bad.exit_code != 0 and "证照编号格式不符" in str(bad.exception)  # main() prints it as one line
+
+
+def test_partner_lists_keep_our_licence_types(hub: Hub):
+    from datetime import UTC, datetime
+
+    from hub.partners import Partners
+    from hub.partners.items import merged
+
+    catalog = merged(
+        hub.catalog,
+        Partners(),
+        {},
+        county_division="330329",
+        now=datetime.now(UTC),
+        stale_after=timedelta(days=7),
+    )
+    assert set(catalog.licence_types) == {"LNYDZ", "YYZZ", "BDCQZS"}
