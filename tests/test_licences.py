@@ -7,6 +7,7 @@ scoping. Screenshots of the licence in test-artifacts/."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from hub.lifecycle import Role
 from hub.seals import ensure_test_seals, verify_pdf
 from hub.storage.tables import Licence
 from hub.tokens import create_token
+from hub.users import add_user
 from hub.web.app import create_app
 from tests.support.samples import ELDER_ID, HZ_CLERK, TELLER, elderly_card, fund_rent, officer
 
@@ -369,3 +371,47 @@ def test_partner_lists_keep_our_licence_types(hub: Hub):
         stale_after=timedelta(days=7),
     )
     assert set(catalog.licence_types) == {"LNYDZ", "YYZZ", "BDCQZS"}
+
+
+PASSWORD = "correct-horse-battery"
+
+
+def login(web: TestClient, username: str) -> int:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text).group(1)
+    data = {"username": username, "password": PASSWORD, "csrf_token": token}
+    return web.post("/login", data=data, follow_redirects=False).status_code
+
+
+def csrf_of(web: TestClient, path: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', web.get(path).text).group(1)
+
+
+def test_officer_revokes_on_the_web_after_confirming(web: TestClient, sealed_hub: Hub):
+    hub = sealed_hub
+    number = approved_card(hub)
+    licence = licence_of(hub, number)
+    add_user(hub, "minzheng", PASSWORD, display_name="民政审批员", role=Role.officer, department="ts-mzj")
+    assert login(web, "minzheng") == 303
+    assert licence.number in web.get(f"/applications/{number}").text  # the application page links it
+    library = web.get("/licences")
+    assert library.status_code == 200 and licence.number in library.text and "林阿婆" in library.text
+    page = web.get(f"/licences/{licence.number}")
+    assert 'id="revoke-form"' in page.text and ELDER_ID in page.text  # the issuer's officer sees it all
+    assert web.get(f"/licences/{licence.number}/pdf").content[:5] == b"%PDF-"
+    token = csrf_of(web, f"/licences/{licence.number}")
+    asked = web.post(f"/licences/{licence.number}/revoke", data={"reason": "证件信息有误", "csrf_token": token})
+    assert asked.status_code == 200 and 'id="confirm-yes"' in asked.text
+    assert licence_of(hub, number).status == "valid"  # nothing done before the confirmation
+    done = web.post(
+        f"/licences/{licence.number}/revoke",
+        data={"reason": "证件信息有误", "csrf_token": token, "confirm": "1"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert licence_of(hub, number).status == "revoked"
+    after = web.get(f"/licences/{licence.number}")
+    assert "已注销" in after.text and 'id="revoke-form"' not in after.text
+    forged = web.post(
+        f"/licences/{licence.number}/revoke", data={"reason": "x", "csrf_token": "forged", "confirm": "1"}
+    )
+    assert forged.status_code == 403
