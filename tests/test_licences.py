@@ -35,7 +35,7 @@ from hub.licences.numbering import check_char, is_valid, number_problem
 from hub.licences.verify import verify_file
 from hub.lifecycle import Role
 from hub.seals import ensure_test_seals, verify_pdf
-from hub.storage.tables import Licence
+from hub.storage.tables import Licence, OutboxRow
 from hub.tokens import create_token
 from hub.users import add_user
 from hub.web.app import create_app
@@ -415,3 +415,35 @@ def test_officer_revokes_on_the_web_after_confirming(web: TestClient, sealed_hub
         f"/licences/{licence.number}/revoke", data={"reason": "x", "csrf_token": "forged", "confirm": "1"}
     )
     assert forged.status_code == 403
+
+
+def test_a_department_decision_synced_back_issues_one_licence(home: Path, db_url: str, clock, monkeypatch):
+    """The other way a part is approved: the department system decides, `sync` brings it back."""
+    import yaml
+
+    from hub.jobs.dispatch import dispatch
+    from hub.jobs.sync import sync
+    from plugins.sandbox.rest_department import RestDepartment
+
+    dept = RestDepartment(token="licence-sync-token").start()
+    try:
+        monkeypatch.setenv("HUB_SANDBOX_TOKEN", "licence-sync-token")
+        conf = yaml.safe_load((home / "connections" / "yibao-rest.yaml").read_text(encoding="utf-8"))
+        conf["config"] |= {"base_url": dept.url, "retries": 0}
+        (home / "connections" / "minzheng-rest.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True), "utf-8")
+        hub = Hub.open(home, database_url=db_url, clock=clock)
+        try:
+            app = svc.create(hub, elderly_card(), TELLER)
+            svc.transition(hub, app.number, "accept", MZJ)
+            assert dispatch(hub).delivered == 1
+            with hub.sessions() as session:
+                remote = session.scalars(select(OutboxRow.remote_id)).one()
+            dept.decide(remote, "approved")
+            assert sync(hub).decided == 1 and sync(hub).decided == 0
+            events = [e.action for e in svc.read(hub, app.number, MZJ).events]
+            assert events.count("licence_issued") == 1
+            assert licence_of(hub, app.number).issuer == "ts-mzj"
+        finally:
+            hub.close()
+    finally:
+        dept.stop()
