@@ -352,6 +352,22 @@ def test_cli_list_show_verify_revoke_export(sealed_hub: Hub, tmp_path: Path):
     out = tmp_path / "status.json"
     assert run("export-status", "--out", str(out)).exit_code == 0
     assert offline(hub, pdf, "--status", str(out))[1]["verdict"] == "revoked"
+    kit = tmp_path / "kit"  # what another agency is given: the verifier, the root, the list
+    assert run("export-kit", str(kit)).exit_code == 0
+    assert sorted(p.name for p in kit.iterdir()) == [
+        "README.txt",
+        "county-root.pem",
+        "status.json",
+        "verify_licence.py",
+    ]
+    checked = subprocess.run(
+        [sys.executable, "-I", "verify_licence.py", str(pdf), "--trust", "county-root.pem", "--status", "status.json"],
+        capture_output=True,
+        text=True,
+        cwd=kit,
+        timeout=120,
+    )
+    assert checked.returncode == 1 and checked.stdout.startswith("verdict: revoked 已注销"), checked.stderr
     bad = run("show", "LNYDZ-nonsense")
     assert bad.exit_code != 0 and "证照编号格式不符" in str(bad.exception)  # main() prints it as one line
 

@@ -4,10 +4,12 @@ the signed status list for offline verification."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives import serialization
 from rich.table import Table
 
 from hub.applications import licences as issued
@@ -25,9 +27,10 @@ from hub.cli.common import (
     print_json,
 )
 from hub.ids import mask_id
-from hub.licences import manage, status_list
+from hub.licences import manage, status_list, verify_licence
 from hub.licences.verify import verify_file
 from hub.lifecycle import Role
+from hub.seals import trust_roots
 
 app = typer.Typer(help="Electronic licences (电子证照): list, show, verify, revoke.", no_args_is_help=True)
 
@@ -149,3 +152,37 @@ def export_status(
     else:
         out.write_text(text + "\n", encoding="utf-8")
         echo(f"wrote {out}", err=True)
+
+
+KIT_README = """电子证照离线核验 (offline licence verification)
+
+    python3 verify_licence.py LICENCE.pdf --trust county-root.pem --status status.json
+
+Needs Python 3.11+ and pyHanko (pip install pyhanko). county-root.pem: check its fingerprint with
+the county before trusting it. status.json: the revocation list as of its issued_at; fetch a fresh
+one from PUBLIC_URL/l/status.json. Exit 0 only for a valid licence.
+"""
+
+
+@app.command("export-kit")
+def export_kit(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Folder to write (created; files in it replaced)")],
+) -> None:
+    """What another agency needs to verify licences offline: verify_licence.py, the county's root
+    certificate(s), the signed status list and a README."""
+    hub = open_hub(ctx)
+    roots = trust_roots(hub)
+    if not roots:
+        fail("no trusted root in seals/trust/ (hub seals test-ca, or hub seals import)")
+    try:
+        document = status_list.signed(hub)
+    except LookupError as exc:  # no hub seal yet
+        fail(str(exc))
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(verify_licence.__file__, folder / "verify_licence.py")
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in roots)
+    (folder / "county-root.pem").write_bytes(pem)
+    (folder / "status.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (folder / "README.txt").write_text(KIT_README, encoding="utf-8")
+    echo(f"wrote {folder}: verify_licence.py, county-root.pem, status.json, README.txt", err=True)
