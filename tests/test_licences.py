@@ -39,6 +39,7 @@ from hub.storage.tables import Licence, OutboxRow
 from hub.tokens import create_token
 from hub.users import add_user
 from hub.web.app import create_app
+from tests.conftest import PDF, make_id
 from tests.support.samples import ELDER_ID, HZ_CLERK, TELLER, elderly_card, fund_rent, officer
 
 VERIFIER = Path(verify_licence.__file__)
@@ -463,3 +464,48 @@ def test_a_department_decision_synced_back_issues_one_licence(home: Path, db_url
             hub.close()
     finally:
         dept.stop()
+
+
+def test_a_business_licence_is_issued_to_the_enterprise_with_a_new_credit_code(sealed_hub: Hub):
+    hub = sealed_hub
+    materials = [
+        "公司登记（备案）申请书",
+        "公司章程",
+        "股东主体资格证明",
+        "法定代表人、董事、监事和经理的任职文件",
+        "住所使用证明",
+    ]
+    form = {
+        "enterprise_name": "泰顺县廊桥茶业有限公司",
+        "enterprise_type": "有限责任公司（自然人投资或控股）",
+        "registered_capital": "100",
+        "business_scope": "茶叶种植、加工、销售",
+        "registered_division": "330329",
+        "registered_address": "泰顺县罗阳镇新城大道1号",
+        "legal_rep_name": "吴建国",
+        "legal_rep_id_number": make_id(born=date(1975, 5, 5), seq="053"),
+        "employee_count": "8",
+        "contact_phone": "13905770123",
+    }
+    new = svc.NewApplication(
+        subject="XK00601001",
+        desk="hall-county",
+        applicant=svc.Applicant(name="吴建国", id=form["legal_rep_id_number"]),
+        form=form,
+        materials=[
+            svc.MaterialIn(name=m, filename=f"{i}.pdf", content=PDF + m.encode()) for i, m in enumerate(materials)
+        ],
+    )
+    clerk = svc.Actor(name="大厅窗口", role=Role.clerk, desk="hall-county")
+    app = svc.create(hub, new, clerk)
+    scj = officer("ts-scjgj")
+    for action in ("accept", "start_review", "approve"):
+        svc.transition(hub, app.number, action, scj)
+    licence = licence_of(hub, app.number)
+    assert licence.type_code == "YYZZ" and licence.holder_id_type == "credit_code"
+    assert licence.holder_name == "泰顺县廊桥茶业有限公司" and check_uscc(licence.holder_id) is None
+    printed = dict(licence.data["fields"])
+    assert printed["统一社会信用代码"] == licence.holder_id and printed["法定代表人"] == "吴建国"
+    assert printed["营业期限"] == "长期"
+    text = verify_licence.embedded_metadata(sealed_pdf(hub, licence.number))
+    assert text is not None and text["holder_id"] == licence.holder_id
