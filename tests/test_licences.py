@@ -479,7 +479,7 @@ def test_a_business_licence_is_issued_to_the_enterprise_with_a_new_credit_code(s
         "enterprise_name": "泰顺县廊桥茶业有限公司",
         "enterprise_type": "有限责任公司（自然人投资或控股）",
         "registered_capital": "100",
-        "business_scope": "茶叶种植、加工、销售",
+        "business_scope": "茶叶种植、加工、销售；" * 150,  # 经营范围 may run to 2000 characters
         "registered_division": "330329",
         "registered_address": "泰顺县罗阳镇新城大道1号",
         "legal_rep_name": "吴建国",
@@ -507,5 +507,19 @@ def test_a_business_licence_is_issued_to_the_enterprise_with_a_new_credit_code(s
     printed = dict(licence.data["fields"])
     assert printed["统一社会信用代码"] == licence.holder_id and printed["法定代表人"] == "吴建国"
     assert printed["营业期限"] == "长期"
-    text = verify_licence.embedded_metadata(sealed_pdf(hub, licence.number))
-    assert text is not None and text["holder_id"] == licence.holder_id
+    pdf = sealed_pdf(hub, licence.number)
+    record = verify_licence.embedded_metadata(pdf)
+    assert record is not None and record["holder_id"] == licence.holder_id
+    # too long for the face: 见附页 there, in full on the annex page; the seal on the face
+    face, annex = (
+        re.sub(
+            r"\s", "", subprocess.run(["pdftotext", *pages, "-", "-"], input=pdf, capture_output=True).stdout.decode()
+        )
+        for pages in (["-l", "1"], ["-f", "2"])
+    )
+    assert "见附页" in face and "吴建国" in face and "茶叶种植" not in face
+    assert "营业执照（附页）" in annex and annex.count("茶叶种植") == 150  # every word, over the pages it takes
+    checks = verify_pdf(hub, pdf)
+    assert len(checks) == 1 and checks[0].ok and checks[0].signer == "泰顺县市场监督管理局"
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "licence-YYZZ.pdf").write_bytes(pdf)

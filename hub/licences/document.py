@@ -61,6 +61,50 @@ def _qr_png(link: str) -> io.BytesIO:
     return out
 
 
+FIELDS_TOP, FIELDS_BOTTOM = 75.0, 210.0  # mm: the face's room for the printed fields
+SIZES = (12.0, 10.5, 9.0)  # point sizes tried, largest first
+
+
+def _height(doc, fields: list[tuple[str, str]], size: float) -> float:
+    doc.set_font("cjk", size=size)
+    line = size * 0.6  # mm per line at this size
+    total = 0.0
+    for label, value in fields:
+        rows = max(
+            len(doc.multi_cell(42, line, label, dry_run=True, output="LINES")),
+            len(doc.multi_cell(106, line, value, dry_run=True, output="LINES")),
+        )
+        total += rows * line + 2
+    return total
+
+
+def _fields(doc, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Print the fields on the face at the largest size that fits; when none does, the longest
+    values say 见附页 and are returned for the annex page."""
+    original, moved = list(fields), set[int]()
+    room = FIELDS_BOTTOM - FIELDS_TOP
+    size = next((sz for sz in SIZES if _height(doc, fields, sz) <= room), None)
+    while size is None:
+        longest = max(range(len(fields)), key=lambda i: len(fields[i][1]) if i not in moved else -1)
+        if longest in moved:  # everything long is on the annex already: the smallest size
+            size = SIZES[-1]
+            break
+        moved.add(longest)
+        fields = [*fields[:longest], (fields[longest][0], "见附页"), *fields[longest + 1 :]]
+        size = next((sz for sz in SIZES if _height(doc, fields, sz) <= room), None)
+    line = size * 0.6
+    doc.set_y(FIELDS_TOP)
+    for label, value in fields:
+        doc.set_font("cjk", size=size)
+        y = doc.get_y()
+        doc.set_x(30)
+        doc.multi_cell(42, line, label, new_x="RIGHT", new_y="TOP")
+        doc.set_xy(74, y)
+        doc.multi_cell(106, line, value, new_x="LMARGIN", new_y="NEXT")
+        doc.set_y(max(doc.get_y(), y + line) + 2)
+    return [original[i] for i in sorted(moved)]
+
+
 def render(licence: Licence, link: str) -> bytes:
     """The unsealed PDF: the page and the metadata attachment. Every value is plain text."""
     doc = hubpdf.new_document(f"{licence.type_name} {licence.number}")
@@ -79,14 +123,8 @@ def render(licence: Licence, link: str) -> bytes:
     doc.set_font("cjk", size=11)
     doc.cell(0, 8, f"证照编号：{licence.number}", align="C", new_x="LMARGIN", new_y="NEXT")
     doc.ln(8)
-    for label, value in (licence.data or {}).get("fields", []):
-        doc.set_x(30)
-        doc.set_font("cjk", size=12)
-        y = doc.get_y()
-        doc.multi_cell(42, 8, str(label), new_x="RIGHT", new_y="TOP")
-        doc.set_xy(74, y)
-        doc.multi_cell(106, 8, str(value), new_x="LMARGIN", new_y="NEXT")
-        doc.set_y(max(doc.get_y(), y + 8) + 2)
+    fields = [(str(label), str(value)) for label, value in (licence.data or {}).get("fields", [])]
+    annex = _fields(doc, fields)
     valid = licence.valid_until.isoformat() if licence.valid_until else LONG_TERM
     doc.set_font("cjk", size=10)
     doc.set_xy(30, 215)
@@ -100,6 +138,19 @@ def render(licence: Licence, link: str) -> bytes:
     doc.cell(80, 7, f"发证机关：{licence.issuer_name}", align="R", new_x="LMARGIN", new_y="NEXT")
     doc.set_xy(110, 229)
     doc.cell(80, 7, f"发证日期：{licence.issued_on.isoformat()}", align="R")
+    if annex:  # what did not fit on the face, in full on a second page (附页)
+        doc.add_page()
+        doc.set_font("cjk", size=14)
+        doc.set_y(25)
+        doc.cell(
+            0, 10, f"{licence.type_name}（附页）  证照编号：{licence.number}", align="C", new_x="LMARGIN", new_y="NEXT"
+        )
+        doc.set_auto_page_break(True, margin=20)
+        for label, value in annex:
+            doc.set_font("cjk", size=11)
+            doc.set_x(25)
+            doc.multi_cell(160, 7, f"{label}：{value}", new_x="LMARGIN", new_y="NEXT")
+            doc.ln(2)
     record = json.dumps(metadata(licence, link), ensure_ascii=False, sort_keys=True, indent=1).encode()
     doc.embed_file(basename=METADATA_NAME, bytes=record, desc="电子证照元数据", mime_type="application/json")
     return hubpdf.output(doc)
@@ -107,4 +158,5 @@ def render(licence: Licence, link: str) -> bytes:
 
 def sealed(hub: Hub, licence: Licence, link: str) -> bytes:
     """Rendered and sealed by the issuing department: what the store keeps."""
-    return seal_pdf(hub, render(licence, link), licence.issuer, reason="颁发电子证照")
+    # on the face, by the issuer's name (a long licence has an annex page after it)
+    return seal_pdf(hub, render(licence, link), licence.issuer, page=0, reason="颁发电子证照")
