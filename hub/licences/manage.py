@@ -50,13 +50,14 @@ def find_licences(
     type_code: str | None = None,
     limit: int = 200,
 ) -> list[Licence]:
+    holder_id = (holder_id or "").strip().upper() or None  # as stored: upper case (an ID's X, a credit code)
     if actor.role in FRONT_DESK and not holder_id:
         raise InvalidInput(
             [FieldError.of("holder_id", "请输入持证人的完整证件号码", "give the holder's full ID number")]
         )
     stmt = scoped(select(Licence), actor, holder_id)
     if holder_id:
-        stmt = stmt.where(Licence.holder_id == holder_id.strip().upper())
+        stmt = stmt.where(Licence.holder_id == holder_id)
     if type_code:
         stmt = stmt.where(Licence.type_code == type_code)
     return list(session.scalars(stmt.order_by(Licence.issued_on.desc(), Licence.id.desc()).limit(limit)))

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from hub.context import Hub
 from hub.licences.verify_licence import STATUS_FORMAT, canonical
+from hub.rollups import local_day
 from hub.seals import HUB_AUTHORITY, load_seal
 from hub.storage.tables import Licence
 
@@ -29,7 +30,9 @@ def payload(hub: Hub) -> dict[str, Any]:
         "format": STATUS_FORMAT,
         "publisher": f"{hub.settings.county.name}政务服务中心",
         "issued_at": hub.now().isoformat(timespec="seconds"),
-        "revoked": [{"number": n, "revoked_on": at.date().isoformat() if at else None} for n, at in rows],
+        "revoked": [
+            {"number": n, "revoked_on": local_day(at, hub.settings.tz).isoformat() if at else None} for n, at in rows
+        ],
     }
 
 

@@ -207,7 +207,8 @@ def verdict(
     if status_list is not None:
         if problem := status_signature_problem(status_list, roots_pem):
             return "tampered", meta, [f"status list: {problem}"]
-        revoked = {e.get("number"): e for e in status_list["payload"].get("revoked", [])}
+        entries = status_list["payload"].get("revoked")
+        revoked = {e.get("number") for e in entries if isinstance(e, dict)} if isinstance(entries, list) else set()
         if meta.get("number") in revoked:
             return "revoked", meta, []
     try:

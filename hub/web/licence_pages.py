@@ -23,6 +23,7 @@ from hub.context import Hub
 from hub.errors import NotFound
 from hub.licences import manage, status_list
 from hub.licences.library import status
+from hub.rollups import local_day
 from hub.seals import SealMissing
 from hub.storage.tables import Licence
 from hub.web.deps import client_of, get_hub, need
@@ -49,7 +50,7 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def public_view(licence: Licence, today: Any) -> dict[str, Any]:
+def public_view(licence: Licence, today: Any, tz: Any) -> dict[str, Any]:
     now = status(licence, today)
     return {
         "status": now,
@@ -61,7 +62,7 @@ def public_view(licence: Licence, today: Any) -> dict[str, Any]:
         "valid_from": licence.valid_from.isoformat(),
         "valid_until": licence.valid_until.isoformat() if licence.valid_until else LONG_TERM,
         "holder": mask_name(licence.holder_name),
-        "revoked_on": licence.revoked_at.date().isoformat() if licence.revoked_at else None,
+        "revoked_on": local_day(licence.revoked_at, tz).isoformat() if licence.revoked_at else None,
     }
 
 
@@ -77,7 +78,7 @@ def _throttle(request: Request, hub: Hub) -> Throttle:
 def _lookup(hub: Hub, code: str) -> dict[str, Any] | None:
     with hub.sessions() as session:
         found = session.scalars(select(Licence).where(Licence.code == code)).first()
-        return public_view(found, hub.today()) if found is not None else None
+        return public_view(found, hub.today(), hub.settings.tz) if found is not None else None
 
 
 @router.get("/l/status.json")
