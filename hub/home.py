@@ -9,8 +9,17 @@ from pathlib import Path
 from hub.errors import HubError
 from hub.settings import SETTINGS_FILE
 
-SAMPLE_ENTRIES = ["hub.yaml", "departments.yaml", "desks.yaml", "catalog", "calendar", "connections", "partners"]
-SAMPLE_ENTRIES += ["notices"]  # notice templates (hub.documents), ops-editable
+SAMPLE_ENTRIES = [
+    "hub.yaml",
+    "departments.yaml",
+    "desks.yaml",
+    "catalog",
+    "calendar",
+    "connections",
+    "partners",
+    "licences.yaml",  # licence types (hub.licences)
+    "notices",  # notice templates (hub.documents), ops-editable
+]
 
 
 def sample_config_dir() -> Path:

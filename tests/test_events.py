@@ -27,8 +27,8 @@ def test_chain_links_every_event(hub):
     app = _walk(hub)
     report = verify_chain(app)
     assert (
-        report.ok and report.events == len(app.events) == 8
-    )  # create, submit, pre_review, accept, start_review, start, approve, decide
+        report.ok and report.events == len(app.events) == 9
+    )  # create, submit, pre_review, accept, start_review, start, approve, licence_issued, decide
     assert all(e.prev_hash == p.hash for p, e in pairwise(app.events))
 
 

@@ -56,6 +56,7 @@ def test_bank_outlet_application_walks_to_delivered(hub):
         "start_review",
         "start",
         "approve",
+        "licence_issued",  # 老年人优待证: an electronic licence (hub.applications.licences)
         "decide",
         "issue",
         "deliver",

@@ -14,11 +14,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from hub import applications as svc
 from hub import ratings, secret_key
 from hub.context import Hub
 from hub.lifecycle import Role
+from hub.storage.tables import Licence
 from hub.users import add_user
 from hub.web.security import status_key
 from tests.conftest import CST, Clock
@@ -65,6 +67,9 @@ def tour(tmp_path_factory) -> Iterator[tuple[Hub, str, dict[str, str]]]:
         svc.transition(hub, decided, "deliver", TELLER)
         ratings.rate(hub, decided, 1, "等了很久，窗口说法不一致。")
         numbers = {"received": received, "owed": owed, "supplement": supplement, "decided": decided}
+        with hub.sessions() as session:  # the 老年人优待证 its approval issued (hub.applications.licences)
+            licence = session.scalars(select(Licence).where(Licence.application_number == decided)).one()
+            numbers |= {"licence": licence.number, "licence_code": licence.code}
         with serving(hub) as url:
             yield hub, url, numbers
 
@@ -103,7 +108,13 @@ def _pages(numbers: dict[str, str], secret: bytes) -> dict[str | None, list[tupl
     n = numbers
     link = f"/s/{n['supplement']}?k={status_key(secret, n['supplement'])}"
     return {
-        None: [("login", "/login"), ("status-supplement", link), ("status-bad-link", f"/s/{n['received']}?k=0")],
+        None: [
+            ("login", "/login"),
+            ("status-supplement", link),
+            ("status-bad-link", f"/s/{n['received']}?k=0"),
+            ("licence-public", f"/l/{n['licence_code']}"),
+            ("licence-unknown", "/l/" + "x" * 32),
+        ],
         "teller": [
             ("teller-home", "/"),
             ("teller-intake", "/intake"),
@@ -117,6 +128,8 @@ def _pages(numbers: dict[str, str], secret: bytes) -> dict[str | None, list[tupl
             ("officer-inbox", "/inbox"),
             ("officer-application", f"/applications/{n['received']}"),
             ("officer-decided", f"/applications/{n['decided']}"),
+            ("officer-licences", "/licences"),
+            ("officer-licence", f"/licences/{n['licence']}"),
         ],
         "supervisor": [("supervisor-dashboard", "/dashboard"), ("supervisor-follow-ups", "/follow-ups")],
         "ops": [("ops", "/ops"), ("ops-partners", "/ops/partners")],

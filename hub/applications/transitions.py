@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, object_session
 
 from hub import lifecycle, outbox, partner_outbox, text
 from hub.applications.events import add_event
+from hub.applications.licences import issue_for_part
 from hub.applications.materials import check_complete, verified_materials
 from hub.applications.models import SYSTEM, Actor
 from hub.applications.scope import get, read
@@ -293,6 +294,8 @@ def _part_action(
         reason=reason,
         data={"item": part.item_code, "department": part.department_code} | (extra or {}),
     )
+    if action.name == "approve":  # an item whose result is a licence issues it (电子证照)
+        issue_for_part(hub, app, part, actor, now)
     if app.state == State.accepted and action.name == "start_review":
         app.state = State.in_review.value
         add_event(app, "start", SYSTEM, now, from_state=State.accepted.value, to_state=State.in_review.value)

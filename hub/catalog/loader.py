@@ -4,6 +4,7 @@ Layout (inside a hub home or the repository's `config/`):
     departments.yaml   departments: [...]
     desks.yaml         desks: [...]
     catalog/*.yaml     items: [...] and/or bundles: [...]
+    licences.yaml      types: [...] (电子证照 types; optional)
 
 Every problem is reported with its file and line; loading fails if any is an error."""
 
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from hub import yamlfile
+from hub.catalog.licence_types import LicenceType, LicenceTypesFile
 from hub.catalog.models import Bundle, Catalog, Department, Desk, Item
 from hub.errors import ConfigInvalid, ConfigProblem
 
@@ -97,6 +99,7 @@ def check_catalog(config_dir: Path) -> tuple[Catalog | None, list[ConfigProblem]
     if not files:
         problems.append(ConfigProblem(_display(catalog_dir, config_dir), 1, "目录中没有事项文件 (no catalogue files)"))
     parsed_files: list[tuple[yamlfile.YamlDoc, list[Bundle | None]]] = []
+    parsed_files_docs: list[tuple[yamlfile.YamlDoc, list[Item | None]]] = []
     broken: set[str] = set()  # codes of entries with errors of their own: not "unknown" elsewhere
     for path in files:
         doc, parsed = load(path, _CatalogFile)
@@ -106,6 +109,7 @@ def check_catalog(config_dir: Path) -> tuple[Catalog | None, list[ConfigProblem]
         file_bundles = [yamlfile.validate(doc, Bundle, raw, ("bundles", i)) for i, raw in enumerate(parsed.bundles)]
         broken |= {str(raw.get("code")) for raw, ok in zip(parsed.items, file_items, strict=True) if ok is None}
         parsed_files.append((doc, file_bundles))
+        parsed_files_docs.append((doc, file_items))
         for i, item in enumerate(file_items):
             if item is None:
                 continue
@@ -189,12 +193,86 @@ def check_catalog(config_dir: Path) -> tuple[Catalog | None, list[ConfigProblem]
             else:
                 bundles[bundle.code] = bundle
 
+    licence_types = _licence_types(config_dir, departments, docs)
+    _check_licence_refs(parsed_files_docs, licence_types, departments)
+
     for doc in docs:
         problems.extend(doc.problems)
     if any(not p.warning for p in problems):
         return None, problems
-    catalog = Catalog(departments=departments, desks=desks, items=items, bundles=bundles, joint_bundles=joint)
+    catalog = Catalog(
+        departments=departments,
+        desks=desks,
+        items=items,
+        bundles=bundles,
+        joint_bundles=joint,
+        licence_types=licence_types,
+    )
     return catalog, problems
+
+
+def _licence_types(
+    config_dir: Path, departments: dict[str, Department], docs: list[yamlfile.YamlDoc]
+) -> dict[str, LicenceType]:
+    """licences.yaml: the 电子证照 types. A home without the file issues no licences."""
+    path = config_dir / "licences.yaml"
+    if not path.is_file():
+        return {}
+    doc = yamlfile.load(path, _display(path, config_dir))
+    docs.append(doc)
+    parsed = yamlfile.validate(doc, LicenceTypesFile) if not doc.problems else None
+    if parsed is None:
+        return {}
+    types: dict[str, LicenceType] = {}
+    for i, t in enumerate(parsed.types):
+        if t.code in types:
+            doc.problems.append(doc.problem(("types", i, "code"), f"重复的证照类型 (duplicate licence type): {t.code}"))
+        if departments and t.issuer not in departments:
+            doc.problems.append(doc.problem(("types", i, "issuer"), f"未知部门 (unknown department): {t.issuer}"))
+        types[t.code] = t
+    return types
+
+
+def _check_licence_refs(
+    files: list[tuple[yamlfile.YamlDoc, list[Item | None]]],
+    types: dict[str, LicenceType],
+    departments: dict[str, Department],
+) -> None:
+    """An item's result licence and a material's `licence:` must name a known type; an item that
+    issues one is its issuer's and has the form fields the type prints."""
+    for doc, file_items in files:
+        for i, item in enumerate(file_items):
+            if item is None:
+                continue
+            if item.licence is not None:
+                t = types.get(item.licence)
+                loc = ("items", i, "licence")
+                if t is None:
+                    doc.problems.append(doc.problem(loc, f"未知证照类型 (unknown licence type): {item.licence}"))
+                else:
+                    # (an unknown department is reported on its own line already)
+                    if t.issuer != item.department and item.department in departments:
+                        doc.problems.append(
+                            doc.problem(
+                                loc, f"证照 {t.code} 由 {t.issuer} 颁发，事项属于 {item.department} (issuer differs)"
+                            )
+                        )
+                    names = {f.name for f in item.form}
+                    if missing := [f for f in t.form_fields() if f not in names]:
+                        doc.problems.append(
+                            doc.problem(
+                                loc, f"证照 {t.code} 需要表单字段 (form fields the licence needs): {', '.join(missing)}"
+                            )
+                        )
+            for j, material in enumerate(item.materials):
+                # Material.licence arrives with licences at intake; read it only where it exists
+                code = getattr(material, "licence", None)
+                if code is not None and code not in types:
+                    doc.problems.append(
+                        doc.problem(
+                            ("items", i, "materials", j, "licence"), f"未知证照类型 (unknown licence type): {code}"
+                        )
+                    )
 
 
 def load_catalog(config_dir: Path) -> Catalog:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from hub.catalog.licence_types import LicenceType
 from hub.divisions import division_problem
 
 
@@ -217,6 +218,8 @@ class Item(Strict):
     # decides it; never written in a catalogue file (the loader refuses it)
     partner: str | None = None
     region: str | None = None  # the deciding region's name, shown beside a partner's item
+    # 电子证照: the type code (config/licences.yaml) of the licence an approval issues, if any
+    licence: str | None = Field(default=None, pattern=r"^[A-Z]{2,10}$")
 
     @field_validator("category")
     @classmethod
@@ -315,6 +318,7 @@ class Catalog(BaseModel):
     # 多地联办 bundles naming a partner's item ("PARTNER:CODE"): offered (in `bundles`) once that
     # partner's current list holds the item (hub.partners.items.merged)
     joint_bundles: dict[str, Bundle] = Field(default_factory=dict)
+    licence_types: dict[str, LicenceType] = Field(default_factory=dict)  # config/licences.yaml
     # merged forms and materials per subject, worked out once: the catalogue never changes after
     # loading, and a batch asks the same question for every record
     _merged: dict[tuple[str, str, str], tuple[Any, ...]] = PrivateAttr(default_factory=dict)

@@ -27,6 +27,7 @@ from hub.cli import (
     documents,
     intake,
     jobs,
+    licences,
     partners,
     seals,
     serve,
@@ -127,6 +128,7 @@ app.add_typer(intake.app, name="intake")
 app.add_typer(partners.app, name="partners")
 app.add_typer(seals.app, name="seals")
 app.add_typer(documents.app, name="documents")
+app.add_typer(licences.app, name="licences")
 app.command(name="serve")(serve.serve)
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(accounts.users_app, name="users")

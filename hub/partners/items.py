@@ -194,4 +194,5 @@ def merged(
         bundles=bundles,
         unavailable=unavailable,
         joint_bundles=local.joint_bundles,
+        licence_types=local.licence_types,  # 电子证照 types are our own, partners or not
     )

@@ -603,7 +603,12 @@ class Licence(Base):
     unguessable verification code its QR carries to the public page."""
 
     __tablename__ = "licences"
-    __table_args__ = (Index("ix_licences_holder", "holder_id", "type_code"),)
+    __table_args__ = (
+        Index("ix_licences_holder", "holder_id", "type_code"),
+        # one licence per approved part, whoever issues it first (migration 0020)
+        UniqueConstraint("part_id", name="uq_licences_part_id"),
+        Index("ix_licences_issuer", "issuer", "issued_on"),  # a department's library page
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(64), unique=True)  # 证照编号, by the type's identifier rule

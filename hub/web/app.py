@@ -35,6 +35,7 @@ from hub.web import (
     decision,
     document_pages,
     exchange,
+    licence_pages,
     material_links,
     openapi,
     ops_pages,
@@ -283,6 +284,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(supervision_pages.router)
     app.include_router(material_links.router)
     app.include_router(exchange.router)
+    app.include_router(licence_pages.router)  # /l/CODE (public), /licences (staff)
+    app.include_router(licence_pages.api)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:  # browsers ask for it on every page; a 404 each time filled the logs

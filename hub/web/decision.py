@@ -28,6 +28,7 @@ from hub.storage.tables import Application
 from hub.web import desk_intake
 from hub.web.api import status_url
 from hub.web.deps import client_of, get_hub, need
+from hub.web.licence_pages import application_licences
 from hub.web.render import render
 from hub.web.security import CSRF_FIELD, Principal, check_csrf
 from hub.web.uploads import read_multipart
@@ -229,6 +230,7 @@ def _page(request: Request, hub: Hub, principal: Principal, number: str, status:
         show_receipt=front or principal.role is Role.officer,
         done=_done(request.query_params.get("done") or ""),
         today=hub.today().isoformat(),
+        licences=application_licences(hub, number, principal),  # 电子证照 it issued
         **extra,
     )
 

@@ -37,6 +37,8 @@ ACTION_ZH = {a.name: a.zh for a in ACTIONS.values()} | {
     "dispatch_after_withdrawal": "撤回后推送",
     "result": "部门回传结果文书",
     "result_refused": "结果文书被拒收",
+    "licence_issued": "颁发电子证照",
+    "licence_revoked": "电子证照已注销",
     "decision_unreadable": "部门决定无法识别（请人工处理）",
     "decision_not_applied": "部门决定未能适用",
     "warning": "时限预警",
