@@ -7,7 +7,7 @@ shown to the deciding officer as verified."""
 from __future__ import annotations
 
 import json
-import socket
+import re
 from datetime import date, datetime
 
 import pytest
@@ -23,6 +23,7 @@ from hub.context import Hub
 from hub.errors import InvalidInput
 from hub.lifecycle import Role
 from hub.storage.tables import Licence, MaterialLicence
+from hub.tokens import create_token
 from hub.users import add_user
 from hub.web.app import create_app
 from plugins.sandbox.data_sharing import SAMPLE_LICENCES, ZHIQIANG_USCC, DataSharingGateway
@@ -31,7 +32,7 @@ from tests.test_web_api import login
 
 INVOICE = "QT00901000"  # 发票领用 — 税务; 营业执照 is `licence: YYZZ`
 LICENCE = "营业执照"
-HALL = svc.Actor(name="综合窗口张敏", role=Role.teller, desk="hall-county")
+HALL = svc.Actor(name="综合窗口张敏", role=Role.clerk, desk="hall-county")
 OWNER_ID = make_id("330329", date(1990, 7, 1), "013")  # 陈志强, who runs 泰顺县志强农家乐
 TOKEN = "intake-licences-token"
 FORM = {
@@ -121,7 +122,9 @@ def test_a_licence_from_our_library_replaces_the_paper(hub: Hub):
     assert found["problems"] == []
     assert found["licences"][0]["holder_id"] != ZHIQIANG_USCC  # masked
     # without 营业执照 on paper: accepted for first review because the licence stands in for it
-    app, made = svc.receive(hub, _new([svc.LicenceRef(material=LICENCE, number="YYZZ-2025-0001")]), HALL, first_review=REVIEW)
+    app, made = svc.receive(
+        hub, _new([svc.LicenceRef(material=LICENCE, number="YYZZ-2025-0001")]), HALL, first_review=REVIEW
+    )
     assert made
     app = svc.read(hub, app.number, HALL)
     assert LICENCE in svc.verified_materials(app)
@@ -131,7 +134,12 @@ def test_a_licence_from_our_library_replaces_the_paper(hub: Hub):
     assert ref["number"] == "YYZZ-2025-0001" and ref["source"] == "library" and ref["checked_by"] == HALL.name
     with hub.sessions() as session:
         row = session.query(MaterialLicence).one()
-    assert (row.material, row.source, row.status_at_check, row.holder_id) == (LICENCE, "library", "valid", ZHIQIANG_USCC)
+    assert (row.material, row.source, row.status_at_check, row.holder_id) == (
+        LICENCE,
+        "library",
+        "valid",
+        ZHIQIANG_USCC,
+    )
     assert row.licence_id is not None and row.application_id == app.id
 
 
@@ -151,7 +159,9 @@ def test_refusals_name_the_material(hub: Hub, number, kw, applicant, says):
     with pytest.raises(InvalidInput) as caught:
         svc.receive(hub, _new([svc.LicenceRef(material=LICENCE, number=number)], applicant), HALL, first_review=REVIEW)
     [error] = caught.value.errors
-    assert error.field == f"licences[0] ({LICENCE})" and says in error.reason.zh and f"材料“{LICENCE}”" in error.reason.zh
+    assert (
+        error.field == f"licences[0] ({LICENCE})" and says in error.reason.zh and f"材料“{LICENCE}”" in error.reason.zh
+    )
     with hub.sessions() as session:
         assert session.query(MaterialLicence).count() == 0
 
@@ -182,9 +192,7 @@ def test_a_licence_from_a_department_library_through_the_connector(hub: Hub, gat
     [ref] = next(e for e in app.events if e.action == "create").data["licences"]
     assert (ref["source"], ref["issuer"], ref["status"]) == ("irs-licences", "泰顺县市场监督管理局", "valid")
     with pytest.raises(InvalidInput) as caught:  # the platform's cancelled one
-        svc.receive(
-            hub, _new([svc.LicenceRef(material=LICENCE, number="330329600099999")]), HALL, first_review=REVIEW
-        )
+        svc.receive(hub, _new([svc.LicenceRef(material=LICENCE, number="330329600099999")]), HALL, first_review=REVIEW)
     assert "已注销" in caught.value.errors[0].reason.zh
 
 
@@ -210,3 +218,186 @@ def test_a_material_without_licence_type_takes_no_reference(hub: Hub):
     with pytest.raises(InvalidInput) as caught:
         svc.create(hub, _new([svc.LicenceRef(material="办税人员居民身份证", number="YYZZ-2025-0002")]), HALL)
     assert "不能以电子证照代替" in caught.value.errors[0].reason.zh
+
+
+# ---------------------------------------------------------------- the surfaces: API, desk page, CLI
+
+
+def _token(hub: Hub, who: str, role: Role, desk: str | None = None, department: str | None = None) -> dict[str, str]:
+    secret, _ = create_token(
+        hub,
+        who,
+        role=role,
+        desk=desk,
+        department=department,
+        scopes=["applications:read", "applications:write"],
+        created_by="test",
+    )
+    return {"authorization": f"Bearer {secret}"}
+
+
+def _intake_json(licences: list[dict[str, str]], applicant_id: str = OWNER_ID) -> str:
+    return json.dumps(
+        {
+            "subject": INVOICE,
+            "applicant": {"name": "陈志强", "id": applicant_id},
+            "form": FORM,
+            "materials": ["办税人员居民身份证"],
+            "licences": licences,
+            "checklist": ["identity", "materials", "signature", "informed"],
+        },
+        ensure_ascii=False,
+    )
+
+
+ID_FILE = [("files", ("id.pdf", PDF, "application/pdf"))]
+
+
+def test_api_lookup_attach_and_refusals(hub: Hub):
+    _licence(hub, "YYZZ-2025-0010")
+    _licence(hub, "YYZZ-2025-0011", status="revoked")
+    teller = _token(hub, "api-teller", Role.clerk, desk="hall-county")
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        r = web.post(
+            "/api/v1/licence-lookups",
+            json={"subject": INVOICE, "material": LICENCE, "applicant_id": OWNER_ID, "form": {"uscc": ZHIQIANG_USCC}},
+            headers=teller,
+        )
+        assert r.status_code == 200, r.text
+        listed = {(c["number"], c["status"]) for c in r.json()["licences"]}
+        assert {("YYZZ-2025-0010", "valid"), ("YYZZ-2025-0011", "revoked"), ("330329600123456", "valid")} <= listed
+        assert ZHIQIANG_USCC not in r.text  # holder IDs masked
+        r = web.post(
+            "/api/v1/licence-lookups",
+            json={"subject": INVOICE, "material": "办税人员居民身份证", "applicant_id": OWNER_ID},
+            headers=teller,
+        )
+        assert r.status_code == 422 and "不能以电子证照代替" in r.text
+        # the revoked one: refused naming the material, nothing written
+        r = web.post(
+            "/api/v1/applications",
+            data={"data": _intake_json([{"material": LICENCE, "number": "YYZZ-2025-0011"}])},
+            files=ID_FILE,
+            headers=teller,
+        )
+        assert r.status_code == 422, r.text
+        assert LICENCE in r.text and "已注销" in r.text
+        r = web.post(
+            "/api/v1/applications",
+            data={"data": _intake_json([{"material": LICENCE, "number": "330329600123456", "source": "irs-licences"}])},
+            files=ID_FILE,
+            headers=teller,
+        )
+        assert r.status_code == 201, r.text
+        number = r.json()["number"]
+    app = svc.read(hub, number, HALL)
+    assert app.state == "pre_reviewed" and LICENCE in svc.verified_materials(app)
+
+
+def test_desk_page_lookup_button_and_submit(hub: Hub):
+    _licence(hub, "YYZZ-2025-0020", valid_until=date(2026, 9, 1))  # expired before the clock's day
+    add_user(hub, "zhangmin", "hall-综合窗口-2026", display_name="张敏", role=Role.clerk, desk="hall-county")
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        assert login(web, "zhangmin", "hall-综合窗口-2026").status_code == 303
+        page = web.get(f"/intake/{INVOICE}").text
+        row = page.split(f'<tr data-material="{LICENCE}"', 1)[1].split("</tr>", 1)[0]
+        assert 'class="licence-lookup"' in row and "查询电子证照" in row and 'name="licence"' in row
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+        def post(ref: dict[str, str]):
+            fields = {
+                "csrf_token": token,
+                "applicant_name": "陈志强",
+                "applicant_id": OWNER_ID,
+                "licence": json.dumps(ref, ensure_ascii=False),
+                "checklist": ["identity", "materials", "signature", "informed"],
+            } | {f"f_{k}": v for k, v in FORM.items()}
+            index = [m.name for m in hub.catalog.materials_of(hub.catalog.subject(INVOICE))].index("办税人员居民身份证")
+            return web.post(
+                f"/intake/{INVOICE}",
+                data=fields,
+                files={f"file_{index}": ("id.pdf", PDF, "application/pdf")},
+                follow_redirects=False,
+            )
+
+        r = post({"material": LICENCE, "number": "YYZZ-2025-0020"})
+        assert r.status_code == 422
+        assert f"材料“{LICENCE}”：证照 YYZZ-2025-0020 已过期" in r.text
+        r = post({"material": LICENCE, "number": "330329600123456"})
+        assert r.status_code == 303, r.text
+        number = r.headers["location"].split("/")[2]
+    assert LICENCE in svc.verified_materials(svc.read(hub, number, HALL))
+
+
+def _cli(hub: Hub, *args: str):
+    env = {"HUB_DATABASE_URL": hub.engine.url.render_as_string(hide_password=False), "HUB_SANDBOX_TOKEN": TOKEN}
+    return CliRunner().invoke(cli, ["--home", str(hub.settings.home), *args], env=env)
+
+
+def test_cli_lookup_create_and_attach(hub: Hub, tmp_path):
+    _licence(hub, "YYZZ-2025-0030")
+    _licence(hub, "YYZZ-2025-0031", holder_id="91330329MA2H8KQ5XE")
+    done = _cli(hub, "apps", "licences", "--item", INVOICE, "--material", LICENCE, "--id", ZHIQIANG_USCC)
+    assert done.exit_code == 0, done.output
+    assert "YYZZ-2025-0030" in done.stdout and "330329600123456" in done.stdout
+    (tmp_path / "id.pdf").write_bytes(PDF)
+    base = [
+        "apps", "create", "--item", INVOICE, "--desk", "hall-county", "--name", "泰顺县志强农家乐",
+        "--id", ZHIQIANG_USCC, "--company", "--role", "clerk", "--actor", "张敏",
+        "-m", f"办税人员居民身份证={tmp_path / 'id.pdf'}",
+        *[a for k, v in FORM.items() for a in ("-f", f"{k}={v}")],
+    ]  # fmt: skip
+    done = _cli(hub, *base, "--licence", f"{LICENCE}=YYZZ-2025-0031")  # someone else's
+    assert isinstance(done.exception, InvalidInput)  # `hub` prints it and exits 1 (hub.cli.main)
+    assert f"材料“{LICENCE}”" in str(done.exception) and "持证人不是申请人" in str(done.exception)
+    done = _cli(hub, *base, "--licence", f"{LICENCE}=YYZZ-2025-0030@library", "--json")
+    assert done.exit_code == 0, done.output
+    number = json.loads(done.stdout)["number"]
+    assert LICENCE in svc.verified_materials(svc.read(hub, number, HALL))
+    # attach afterwards, on another application made without it
+    done = _cli(hub, *base, "--json")
+    assert done.exit_code == 0, done.output
+    second = json.loads(done.stdout)["number"]
+    attach = ["apps", "attach", second, "--role", "clerk", "--desk", "hall-county", "--actor", "张敏"]
+    done = _cli(hub, *attach, "--licence", f"{LICENCE}=330329600099999")  # the platform's cancelled one
+    assert isinstance(done.exception, InvalidInput)
+    assert f"材料“{LICENCE}”" in str(done.exception) and "已注销" in str(done.exception)
+    done = _cli(hub, *attach, "--licence", f"{LICENCE}=330329600123456@irs-licences")
+    assert done.exit_code == 0, done.output
+    app = svc.read(hub, second, HALL)
+    assert [e.action for e in app.events][-1] == "attach_licence"
+    assert LICENCE in svc.verified_materials(app)
+    done = _cli(hub, "connectors", "licences", "irs-licences", "BDCQZS", "330329195003150214")
+    assert done.exit_code == 0 and "浙(2020)泰顺县不动产权第0001234号" in done.stdout
+    assert "330329195003150214" not in done.stdout
+
+
+def test_the_officer_sees_it_verified_with_our_pdf(hub: Hub):
+    pdf = b"%PDF-1.7\n% sealed licence\n%%EOF\n"
+    stored = hub.store.put(pdf)
+    with hub.transaction() as session:
+        from hub.applications.materials import keep_blob
+
+        keep_blob(session, stored, hub.now())
+    _licence(hub, "YYZZ-2025-0040", sha256=stored.sha256)
+    app, _ = svc.receive(
+        hub, _new([svc.LicenceRef(material=LICENCE, number="YYZZ-2025-0040")]), HALL, first_review=REVIEW
+    )
+    add_user(hub, "swj", "shuiwu-审批-2026", display_name="税务审批员", role=Role.officer, department="ts-swj")
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        assert login(web, "swj", "shuiwu-审批-2026").status_code == 303
+        page = web.get(f"/applications/{app.number}").text
+        item = page.split('<ul id="licences">', 1)[1].split("</ul>", 1)[0]
+        for text in (
+            LICENCE,
+            "电子证照",
+            "YYZZ-2025-0040",
+            "泰顺县市场监督管理局",
+            "长期有效",
+            "已核验",
+            "本系统电子证照库",
+        ):
+            assert text in item, text
+        link = re.search(r'href="([^"]+/pdf)"', item).group(1)
+        r = web.get(link)
+        assert r.status_code == 200 and r.content == pdf and r.headers["content-type"] == "application/pdf"

@@ -120,7 +120,9 @@ def _from_source(hub: Hub, type_code: str, holders: list[str], today: date) -> l
         if connector is not None:
             connector.close()
     # only what was asked for: a library answering with someone else's licence is not believed
-    return [_theirs(r, connection, description, today) for r in found if r.holder_id in holders and r.type_code == type_code]
+    return [
+        _theirs(r, connection, description, today) for r in found if r.holder_id in holders and r.type_code == type_code
+    ]
 
 
 def candidates(hub: Hub, type_code: str, holders: list[str]) -> tuple[list[dict[str, Any]], list[str]]:

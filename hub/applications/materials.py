@@ -300,7 +300,10 @@ def attach_licences(hub: Hub, number: str, refs: list[LicenceRef], actor: Actor)
             now,
             from_state=None,
             to_state=None,
-            data={"licences": licence_refs.event_data(records), "closes_deficiency": sorted(d.material for d in closed)},
+            data={
+                "licences": licence_refs.event_data(records),
+                "closes_deficiency": sorted(d.material for d in closed),
+            },
         )
         licence_refs.write(session, app.id, records)
         app.updated_at = now.replace(tzinfo=None)

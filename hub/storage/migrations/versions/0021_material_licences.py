@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_material_licences")),
         sa.UniqueConstraint("application_id", "material", name="uq_material_licences"),
     )
-    op.create_index(
-        op.f("ix_material_licences_application_id"), "material_licences", ["application_id"], unique=False
-    )
+    op.create_index(op.f("ix_material_licences_application_id"), "material_licences", ["application_id"], unique=False)
 
 
 def downgrade() -> None:
