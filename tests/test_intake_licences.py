@@ -21,7 +21,9 @@ from hub.cli import app as cli
 from hub.connectors import LicenceRecord
 from hub.context import Hub
 from hub.errors import InvalidInput
+from hub.events import verify_chain
 from hub.lifecycle import Role
+from hub.presenters import receipt
 from hub.storage.tables import Licence, MaterialLicence
 from hub.tokens import create_token
 from hub.users import add_user
@@ -401,3 +403,18 @@ def test_the_officer_sees_it_verified_with_our_pdf(hub: Hub):
         link = re.search(r'href="([^"]+/pdf)"', item).group(1)
         r = web.get(link)
         assert r.status_code == 200 and r.content == pdf and r.headers["content-type"] == "application/pdf"
+
+
+def test_a_referenced_licence_counts_as_supplied_at_acceptance(hub: Hub):
+    """受理 (check_complete) needs 营业执照: a licence reference supplies it, on the receipt too."""
+    _licence(hub, "YYZZ-2025-0050")
+    officer = svc.Actor(name="审批员@ts-swj", role=Role.officer, department="ts-swj")
+    bare = svc.create(hub, _new([]), HALL)  # received without it (no first review)
+    with pytest.raises(InvalidInput) as caught:
+        svc.transition(hub, bare.number, "accept", officer)
+    assert LICENCE in str(caught.value)
+    svc.attach_licences(hub, bare.number, [svc.LicenceRef(material=LICENCE, number="YYZZ-2025-0050")], HALL)
+    assert LICENCE not in receipt(hub, svc.read(hub, bare.number, HALL), "http://x/s")["missing"]
+    accepted = svc.transition(hub, bare.number, "accept", officer)
+    assert accepted.state == "accepted" and not accepted.deficiencies
+    assert verify_chain(svc.read(hub, bare.number, HALL)).ok  # the reference is on the chain
