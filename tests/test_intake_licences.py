@@ -22,6 +22,7 @@ from hub.connectors import LicenceRecord
 from hub.context import Hub
 from hub.errors import InvalidInput
 from hub.events import verify_chain
+from hub.health import check_licence_sources
 from hub.lifecycle import Role
 from hub.presenters import receipt
 from hub.storage.tables import Licence, MaterialLicence
@@ -418,3 +419,14 @@ def test_a_referenced_licence_counts_as_supplied_at_acceptance(hub: Hub):
     accepted = svc.transition(hub, bare.number, "accept", officer)
     assert accepted.state == "accepted" and not accepted.deficiencies
     assert verify_chain(svc.read(hub, bare.number, HALL)).ok  # the reference is on the chain
+
+
+def test_doctor_names_a_licence_source_without_a_connection(hub: Hub):
+    check = check_licence_sources(hub.settings, hub.catalog)
+    assert check.ok and check.detail.startswith("2 of 2 licence types"), check.detail
+    broken = hub.settings.model_copy(update={"licence_sources": {"YYZZ": "no-such-library"}})
+    check = check_licence_sources(broken, hub.catalog)
+    assert not check.ok and "YYZZ -> no-such-library" in check.detail
+    assert "our library only: BDCQZS" in check_licence_sources(
+        hub.settings.model_copy(update={"licence_sources": {"YYZZ": "irs-licences"}}), hub.catalog
+    ).detail
