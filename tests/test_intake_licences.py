@@ -427,6 +427,9 @@ def test_doctor_names_a_licence_source_without_a_connection(hub: Hub):
     broken = hub.settings.model_copy(update={"licence_sources": {"YYZZ": "no-such-library"}})
     check = check_licence_sources(broken, hub.catalog)
     assert not check.ok and "YYZZ -> no-such-library" in check.detail
-    assert "our library only: BDCQZS" in check_licence_sources(
-        hub.settings.model_copy(update={"licence_sources": {"YYZZ": "irs-licences"}}), hub.catalog
-    ).detail
+    assert (
+        "our library only: BDCQZS"
+        in check_licence_sources(
+            hub.settings.model_copy(update={"licence_sources": {"YYZZ": "irs-licences"}}), hub.catalog
+        ).detail
+    )
