@@ -59,6 +59,19 @@ class MaterialRef(BaseModel):
     size: int
 
 
+class LicenceRef(BaseModel):
+    """A material the desk took as an electronic licence (电子证照) instead of a file: what the
+    department needs to look it up itself (number, type, issuer, validity, where it was found)."""
+
+    material: str
+    type_code: str
+    number: str
+    issuer: str
+    valid_until: date | None = None
+    source: str  # "library" (the hub's own) or the connection of the department library it came from
+    checked_at: datetime
+
+
 class PartMessage(BaseModel):
     """What a department receives for one part: the hub's view, before the connection's mapping."""
 
@@ -76,6 +89,7 @@ class PartMessage(BaseModel):
     applicant_id: str
     form: dict[str, Any]
     materials: list[MaterialRef] = Field(default_factory=list)
+    licences: list[LicenceRef] = Field(default_factory=list)  # 电子证照 taken by reference, no file
     accepted_on: date | None = None
     due_date: date | None = None
 

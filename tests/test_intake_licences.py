@@ -23,6 +23,7 @@ from hub.context import Hub
 from hub.errors import InvalidInput
 from hub.events import verify_chain
 from hub.health import check_licence_sources
+from hub.jobs.dispatch import part_message
 from hub.lifecycle import Role
 from hub.presenters import receipt
 from hub.storage.tables import Licence, MaterialLicence
@@ -135,6 +136,11 @@ def test_a_licence_from_our_library_replaces_the_paper(hub: Hub):
     create = next(e for e in app.events if e.action == "create")
     [ref] = create.data["licences"]
     assert ref["number"] == "YYZZ-2025-0001" and ref["source"] == "library" and ref["checked_by"] == HALL.name
+    # the department is told which material came as a licence, and where to find it
+    with hub.sessions() as session:
+        full = svc.get(session, app.number, HALL)
+        [sent] = part_message(full, full.parts[0]).licences
+    assert (sent.material, sent.number, sent.source, sent.type_code) == (LICENCE, "YYZZ-2025-0001", "library", "YYZZ")
     with hub.sessions() as session:
         row = session.query(MaterialLicence).one()
     assert (row.material, row.source, row.status_at_check, row.holder_id) == (
