@@ -421,7 +421,9 @@ def test_a_referenced_licence_counts_as_supplied_at_acceptance(hub: Hub):
         svc.transition(hub, bare.number, "accept", officer)
     assert LICENCE in str(caught.value)
     svc.attach_licences(hub, bare.number, [svc.LicenceRef(material=LICENCE, number="YYZZ-2025-0050")], HALL)
-    assert LICENCE not in receipt(hub, svc.read(hub, bare.number, HALL), "http://x/s")["missing"]
+    given = receipt(hub, svc.read(hub, bare.number, HALL), "http://x/s")
+    assert LICENCE not in given["missing"] and LICENCE not in given["verified"]  # not 网上核验: a licence
+    assert given["licences"] == [f"{LICENCE}（YYZZ-2025-0050）"]
     accepted = svc.transition(hub, bare.number, "accept", officer)
     assert accepted.state == "accepted" and not accepted.deficiencies
     assert verify_chain(svc.read(hub, bare.number, HALL)).ok  # the reference is on the chain

@@ -162,6 +162,7 @@ def test_the_clerk_looks_up_picks_and_submits_without_a_copy(page, setup, tmp_pa
     page.locator("#submit").click()
     page.wait_for_url(re.compile(r"/applications/[^/]+/receipt$"))
     number = page.url.split("/")[-2]
+    expect(page.locator("body")).to_contain_text("电子证照（免交纸质材料）：营业执照（330329600123456）")
     clerk = svc.Actor(name="张敏", role=Role.clerk, desk="hall-county")
     app = svc.read(hub, number, clerk)
     [ref] = next(e for e in app.events if e.action == "create").data["licences"]
