@@ -217,6 +217,9 @@ def test_the_rest_verb_bounds_the_answer(hub: Hub, gateway):
     gateway.licences = [dict(SAMPLE_LICENCES[0], zzbh=f"N{i}") for i in range(60)]
     with pytest.raises(Exception, match="超过 50"):
         hub.connector("irs-licences").licences(ZHIQIANG_USCC, "YYZZ")
+    gateway.licences = [dict(SAMPLE_LICENCES[0], zzbfjg="泰顺县\u202e局\x00")]  # text made storable
+    [record] = hub.connector("irs-licences").licences(ZHIQIANG_USCC, "YYZZ")
+    assert record.issuer == "泰顺县\ufffd局\ufffd"
     gateway.licences = [dict(SAMPLE_LICENCES[0], zzbh="")]
     with pytest.raises(Exception, match=r"irs-licences\.yaml.*无法读取"):
         hub.connector("irs-licences").licences(ZHIQIANG_USCC, "YYZZ")

@@ -27,7 +27,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 from pydantic import ValidationError
 
-from hub import mapping
+from hub import mapping, text
 from hub.connectors import (
     BATCH_ID,
     MAX_LICENCES,
@@ -731,7 +731,8 @@ class RestConnector(Connector):
             for key, expr in v.fields.items():
                 value = mapping.search(expr, record, lambda key=key: self._where("licences", "fields", key))
                 if value is not None and value != "":
-                    values[key] = value if isinstance(value, str) else str(value)
+                    # text another system sent, made storable (no controls or bidi overrides)
+                    values[key] = text.clean(value if isinstance(value, str) else str(value), multiline=False)
             if "status" in values and values["status"] in v.status_map:
                 values["status"] = v.status_map[values["status"]]
             try:
