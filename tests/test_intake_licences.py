@@ -444,3 +444,19 @@ def test_doctor_names_a_licence_source_without_a_connection(hub: Hub):
             hub.settings.model_copy(update={"licence_sources": {"YYZZ": "irs-licences"}}), hub.catalog
         ).detail
     )
+
+
+def test_the_rest_licences_verb_is_checked_when_loaded(monkeypatch):
+    from plugins.rest.connector import RestConnector
+    from plugins.rest.spec import RestSpec
+
+    assert "licence_library" in RestConnector.capabilities()
+    monkeypatch.setenv("LICENCE_TEST_TOKEN", "t")
+    base = {"base_url": "http://127.0.0.1:1/x", "auth": {"bearer": "${LICENCE_TEST_TOKEN}"}, "check": {"path": "/me"}}
+    verb = {"path": "/licences", "records": "data", "fields": {"number": "a", "holder_id": "b", "holder_name": "c"}}
+    with pytest.raises(ValueError, match="issuer"):
+        RestSpec.model_validate(base | {"licences": verb})
+    with pytest.raises(ValueError, match="colour"):
+        RestSpec.model_validate(base | {"licences": verb | {"fields": verb["fields"] | {"issuer": "d", "colour": "e"}}})
+    ok = RestSpec.model_validate(base | {"licences": verb | {"fields": verb["fields"] | {"issuer": "d"}}})
+    assert ok.licences is not None and ok.licences.method == "POST"
