@@ -7,6 +7,8 @@
   (every file of the batch into a local folder, streamed), `ack(batch, report)` (taken; the report of
   bad records, if any, goes back to the source), `reject(batch, report)` (quarantined as a whole).
 - verifier: `verify(kind, subject) -> Verification` (网上核验).
+- licence library: `licences(holder_id, type_code) -> [LicenceRecord]` (a department's 电子证照库:
+  the holder's licences of one type, for intake to take by reference instead of a paper copy).
 
 A connector type implements the verbs it supports; the rest raise Unsupported. The core talks to
 departments only through this module's types and never imports a connector.
@@ -57,6 +59,19 @@ class MaterialRef(BaseModel):
     size: int
 
 
+class LicenceRef(BaseModel):
+    """A material the desk took as an electronic licence (电子证照) instead of a file: what the
+    department needs to look it up itself (number, type, issuer, validity, where it was found)."""
+
+    material: str
+    type_code: str
+    number: str
+    issuer: str
+    valid_until: date | None = None
+    source: str  # "library" (the hub's own) or the connection of the department library it came from
+    checked_at: datetime
+
+
 class PartMessage(BaseModel):
     """What a department receives for one part: the hub's view, before the connection's mapping."""
 
@@ -74,6 +89,7 @@ class PartMessage(BaseModel):
     applicant_id: str
     form: dict[str, Any]
     materials: list[MaterialRef] = Field(default_factory=list)
+    licences: list[LicenceRef] = Field(default_factory=list)  # 电子证照 taken by reference, no file
     accepted_on: date | None = None
     due_date: date | None = None
 
@@ -127,6 +143,27 @@ class Verification(BaseModel):
     kind: str
     ok: bool
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class LicenceRecord(BaseModel):
+    """One licence a department's licence library holds (GB/T 36901 metadata, as much as intake
+    needs). Bounded: it comes from another system."""
+
+    source: str = Field(default="", max_length=64)  # the connection it came from (set by the hub)
+    type_code: str = Field(max_length=32)
+    type_name: str = Field(default="", max_length=100)
+    number: str = Field(min_length=1, max_length=64)
+    holder_name: str = Field(max_length=200)
+    holder_id: str = Field(max_length=64)
+    issuer: str = Field(max_length=100)
+    issued_on: date | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None  # None: 长期有效
+    status: Literal["valid", "revoked", "suspended", "expired"] = "valid"
+    document_url: str | None = Field(default=None, max_length=2000)
+
+
+MAX_LICENCES = 50  # licences one lookup may return (one holder, one type): more is refused
 
 
 # A batch id is also a folder name on the hub's disk and on the source: one safe path component.
@@ -203,9 +240,21 @@ class Connector:
     def verify(self, kind: str, subject: dict[str, Any]) -> Verification:
         raise Unsupported(f"{self.type} connector cannot verify")
 
+    # -- licence library
+    def licences(self, holder_id: str, type_code: str) -> list[LicenceRecord]:
+        """The holder's licences of one type in the department's licence library (at most
+        MAX_LICENCES); an empty list when it holds none."""
+        raise Unsupported(f"{self.type} connector is not a licence library")
+
     @classmethod
     def capabilities(cls) -> list[str]:
-        verbs = {"submit": "sink", "poll": "sink", "list_batches": "source", "verify": "verifier"}
+        verbs = {
+            "submit": "sink",
+            "poll": "sink",
+            "list_batches": "source",
+            "verify": "verifier",
+            "licences": "licence_library",
+        }
         return sorted({role for verb, role in verbs.items() if getattr(cls, verb) is not getattr(Connector, verb)})
 
 

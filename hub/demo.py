@@ -17,6 +17,7 @@ from rich.table import Table
 
 from hub import applications as svc
 from hub import demo_cross_region as cross_region
+from hub import demo_paperless as paperless
 from hub import supervision
 from hub.applications import Actor
 from hub.context import Hub
@@ -347,6 +348,13 @@ def run(home: Path, console: Console | None = None) -> int:
     late = step(late, "accept", GJJ)
     say("  2027年放假安排尚未发布：期限按法定节假日推算，标为临时 (provisional)")
 
+    # 7. County hall: an application with no uploaded paper at all (无纸化): identity by 网上核验,
+    # the business licence by reference from the 电子证照 platform.
+    say("[bold]⑦ 县政务服务中心：发票领用 — 无纸化（网上核验 + 电子证照）[/]")
+    clock.day(date(2026, 12, 31))
+    if _department_up(hub, "gongan-soap", wait_seconds=2) and (done := paperless.run(hub, say)):
+        numbers.append(done)
+
     # 8. 跨省通办: a 福鼎 (Fujian) item collected here and decided there, between two real hubs.
     out.print()
     out.print("[bold]⑧ 跨省通办：福鼎市事项在泰顺网点代收，福鼎审批[/]（真实时钟 real clock）")
@@ -356,7 +364,7 @@ def run(home: Path, console: Console | None = None) -> int:
     broken += len(cross)
 
     # Summary: every application, its divisions, state and whether its event chain verifies.
-    table = Table("办件号", "事项", "窗口", "收件地→审批地", "状态", "结果", "期限", "事件链")
+    table = Table("办件号", "事项", "窗口", "收件地→审批地", "状态", "结果", "期限", "纸质材料", "事件链")
     with hub.sessions() as session:
         for number in numbers:
             a = svc.get(session, number, Actor(name="demo", role=Role.supervisor))
@@ -371,6 +379,7 @@ def run(home: Path, console: Console | None = None) -> int:
                 STATE_ZH[a.state],
                 svc.outcome_of(a) or "",
                 f"{a.due_date or ''}{'*' if a.due_provisional else ''}",
+                _paper(a),
                 f"{len(a.events)} ✓" if chain.ok else "✗",
             )
     out.print()
@@ -384,6 +393,14 @@ def run(home: Path, console: Console | None = None) -> int:
     return broken
 
 
+def _paper(app) -> str:
+    """Uploaded materials, or 无纸化 when none and online checks or licences stood in for them."""
+    uploaded = sum(m.kind == "material" for m in app.materials)
+    if uploaded:
+        return f"{uploaded} 份"
+    return "无纸化" if svc.verified_materials(app) else "无"
+
+
 # One account per role for trying the web UI after the walk-through (the names match the actors above).
 DEMO_ACCOUNTS = [
     ("wangfang", "王芳", Role.teller, "bank-xiahong", None),
@@ -392,6 +409,8 @@ DEMO_ACCOUNTS = [
     ("zhangwei", "医保局 张伟", Role.officer, None, "ts-ybj"),
     ("huanglei", "公积金 黄磊", Role.officer, None, "ts-gjj"),
     ("lina", "李娜", Role.enclave_clerk, "enclave-shanghai", None),
+    ("zhangmin", "张敏", Role.clerk, "hall-county", None),
+    ("zhengjie", "税务局 郑洁", Role.officer, None, "ts-swj"),
     ("supervisor", "督查 赵敏", Role.supervisor, None, None),
     ("ops", "运维 孙强", Role.ops, None, None),
 ]

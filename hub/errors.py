@@ -126,6 +126,7 @@ FIELD_ZH = {
     "file": "文件",
     "sha256": "文件摘要",
     "verified": "核验结果",
+    "licences": "电子证照",
     "checklist": "初审清单",
     "fields": "字段",
     "code": "编码",

@@ -239,6 +239,20 @@ def check_verifiers(settings: Settings, catalog: Catalog | None) -> Check:
     return Check("verifiers", True, covered + (f"; paper only: {', '.join(uncovered)}" if uncovered else ""))
 
 
+def check_licence_sources(settings: Settings, catalog: Catalog | None) -> Check:
+    """电子证照 at intake: every `licence_sources:` entry names a configured connection; licence
+    types the catalogue's materials take with no department library are listed (looked up in
+    the hub's own library only)."""
+    types = sorted({m.licence for i in (catalog.items.values() if catalog else ()) for m in i.materials if m.licence})
+    names = {p.stem for p in settings.connections_dir.glob("*.yaml")} if settings.connections_dir.is_dir() else set()
+    unknown = sorted(f"{t} -> {c}" for t, c in settings.licence_sources.items() if c not in names)
+    if unknown:
+        return Check("licence_sources", False, f"no such connection: {', '.join(unknown)}")
+    ours = [t for t in types if t not in settings.licence_sources]
+    covered = f"{len(types) - len(ours)} of {len(types)} licence types the catalogue takes have a department library"
+    return Check("licence_sources", True, covered + (f"; our library only: {', '.join(ours)}" if ours else ""))
+
+
 def check_calendar(settings: Settings, today: date, days: int = CALENDAR_DAYS) -> Check:
     """Every year the next `days` days touch has an official schedule (calendar/YEAR.yaml or the
     chinesecalendar package): otherwise due dates falling there are provisional."""
@@ -426,6 +440,7 @@ def doctor(
         catalog, problems = check_catalog(settings.config_dir)
         checks.append(check_catalogue(catalog, problems))
         checks.append(check_verifiers(settings, catalog))
+        checks.append(check_licence_sources(settings, catalog))
         checks.append(check_calendar(settings, today or datetime.now(settings.tz).date()))
         checks.append(check_public_url(settings, database_url or settings.resolved_database_url))
         checks.append(plugins_check)

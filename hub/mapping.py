@@ -207,7 +207,9 @@ def part_context(
 
     - `part`: the part as the hub sends it (`part_id`, `application_number`, `item_code`,
       `item_title`, `department`, `channel`, `desk`, `collecting_division`, `deciding_division`,
-      `applicant_type`, `applicant_name`, `applicant_id`, `form`, `accepted_on`, `due_date`);
+      `applicant_type`, `applicant_name`, `applicant_id`, `form`, `accepted_on`, `due_date`, and
+      `licences`: materials taken as 电子证照 by reference, each `{material, type_code, number,
+      issuer, valid_until, source, checked_at}`);
     - `materials`: each `{name, filename, sha256, media_type, size}`, plus `content` (base64)
       in `inline` mode or `url` (a signed link) in `pull` mode;
     - whatever the connector adds (`remote_id` for a status request, `now`)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub.applications import outcome_of, verified_materials
+from hub.applications import licence_refs, outcome_of, verified_materials
 from hub.context import Hub
 from hub.divisions import division_name
 from hub.events import chain_algorithm, verify_chain
@@ -267,7 +267,14 @@ def receipt(hub: Hub, app: Application, status_url: str) -> dict[str, Any]:
         "due_expected": expected,
         "due_provisional": provisional,
         "materials": [m.name for m in app.materials if m.kind == "material"],
-        "verified": sorted(verified_materials(app)),
+        "verified": sorted(verified_materials(app) - licence_refs.referenced(app)),
+        # 电子证照 taken by reference instead of a copy: "营业执照（330329600123456）"
+        "licences": [
+            f"{r['material']}（{r['number']}）"
+            for e in app.events
+            if e.action in ("create", "attach_licence")
+            for r in e.data.get("licences") or []
+        ],
         "missing": missing,
         "commitment_due": promised,
         "status_url": status_url,

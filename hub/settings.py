@@ -160,6 +160,9 @@ class Settings(BaseModel):
     plugins: list[str] | None = None
     # 网上核验: which connection answers each kind of online verification a material names
     verifiers: dict[str, str] = Field(default_factory=dict)
+    # 电子证照 at intake: which connection's licence library to look each licence type up in
+    # (beside the hub's own library), e.g. {YYZZ: irs-licences}
+    licence_sources: dict[str, str] = Field(default_factory=dict)
     # the address residents and departments reach the hub at: every status link and QR code (receipts,
     # notices, messages) and pulled materials' links start with it. HUB_PUBLIC_URL overrides;
     # `public_base_url` is accepted as another name for it. https except on loopback. Unset: the

@@ -153,7 +153,12 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
         "已出件，结果 老年人优待证.pdf",
         "泰顺消息日志",
         "福鼎消息日志",
+        # 无纸化: identity verified online, the business licence by reference, nothing uploaded
+        "网上核验 办税人员居民身份证 (gongan-soap): 一致",
+        "选用 330329600123456（泰顺县市场监督管理局，有效，来源 浙江省电子证照共享服务平台（沙箱））",
+        "未收取任何纸质材料（无纸化）",
     ):
         assert needle in out, needle
+    assert any("发票领用" in row and "│ 无纸化" in row and "已送达" in row for row in out.splitlines()), out
     assert "✗" not in out  # every event chain verifies
     assert sandbox.poll() is not None  # the sandbox was stopped, not left running

@@ -438,6 +438,7 @@ def sound_home(home: Path, db_url: str, dept, monkeypatch) -> Path:
     path.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
     settings = yaml.safe_load((home / "hub.yaml").read_text(encoding="utf-8"))
     settings["verifiers"] = {}  # their connections are gone: 网上核验 falls back to paper here
+    settings["licence_sources"] = {}  # and 电子证照 are looked up in the hub's own library only
     (home / "hub.yaml").write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     package = WorkCalendar()
     for year in window_years():

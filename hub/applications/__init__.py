@@ -14,12 +14,22 @@ from hub.applications.events import record_event
 from hub.applications.materials import (
     ATTACH_ROLES,
     attach,
+    attach_licences,
     attach_result,
     check_complete,
     commitment_limit,
     verified_materials,
 )
-from hub.applications.models import SYSTEM, Actor, Agent, Applicant, FirstReview, MaterialIn, NewApplication
+from hub.applications.models import (
+    SYSTEM,
+    Actor,
+    Agent,
+    Applicant,
+    FirstReview,
+    LicenceRef,
+    MaterialIn,
+    NewApplication,
+)
 from hub.applications.scope import get, list_applications, may_reveal_ids, outcome_of, read, scoped
 from hub.applications.supplement import SupplementAsk, Wanted, correct_fields, supplement_request
 from hub.applications.transitions import LEAD_ACTIONS, MAX_REASON, transition
@@ -35,12 +45,14 @@ __all__ = [
     "Applicant",
     "Application",
     "FirstReview",
+    "LicenceRef",
     "MaterialIn",
     "NewApplication",
     "Received",
     "SupplementAsk",
     "Wanted",
     "attach",
+    "attach_licences",
     "attach_result",
     "check_complete",
     "check_new",

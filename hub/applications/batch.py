@@ -3,7 +3,7 @@ PostgreSQL): the same rows and event chain the ORM path writes, at a fraction of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from hub import rollups
+from hub.applications import licence_refs
 from hub.applications.events import event_fields
 from hub.applications.materials import keep_blobs
 from hub.applications.models import Actor, NewApplication, identity_key
@@ -25,7 +26,7 @@ from hub.lifecycle import PartState, State
 from hub.materials import Stored
 from hub.partner_outbox import application_rows, is_proxy, mode_of, owe_rows
 from hub.storage import bulk as bulk_rows
-from hub.storage.tables import Application, AttachedMaterial, Event, Part
+from hub.storage.tables import Application, AttachedMaterial, Event, MaterialLicence, Part
 
 
 def application_fields(
@@ -88,6 +89,8 @@ class Received:
     # 跨省通办: the partner that collected it, its number and desk (origin_partner, origin_number,
     # origin_desk), written with the application so it is never without them
     origin: dict[str, str] | None = None
+    # 电子证照 taken by reference, as hub.applications.licence_refs resolved them
+    licences: list[dict[str, Any]] = field(default_factory=list)
 
 
 def received_refs(session: Session, desk: str, refs: list[str]) -> dict[str, tuple[str, str]]:
@@ -173,6 +176,7 @@ def insert_received(
     parts_of: dict[str, list[dict[str, Any]]] = {}  # subject code -> its parts' columns but ids
     empty = canonical_json({})
     apps, parts, events, materials = [], [], [], []
+    licence_rows: list[dict[str, Any]] = []
     made, owed = [], []
     ids = bulk_rows.allocate_ids(conn, Application.__table__, len(fresh))
     part_ids = iter(uuid4_texts(sum(len(hub.catalog.items_of(e.subject)) for e in fresh)))
@@ -204,9 +208,12 @@ def insert_received(
             )
         materials += attached.values()
         listed = [{"name": name, "sha256": sha} for name, sha in attached]
+        created: dict[str, Any] = {"channel": app["channel"], "materials": listed}
+        if e.licences:
+            created["licences"] = licence_refs.event_data(e.licences)
+            licence_rows += licence_refs.rows(app_id, e.licences)
         steps = [  # each event's data encoded once, for its hash and its column
-            create
-            | {"application_id": app_id, "data": canonical_json({"channel": app["channel"], "materials": listed})},
+            create | {"application_id": app_id, "data": canonical_json(created)},
             submit | {"application_id": app_id, "data": empty},
             pre_review
             | {
@@ -226,6 +233,7 @@ def insert_received(
         (Part.__table__, parts),
         (AttachedMaterial.__table__, materials),
         (Event.__table__, events),
+        (MaterialLicence.__table__, licence_rows),
     ):
         bulk_rows.insert_rows(conn, table, rows)
     owe_rows(conn, owed)

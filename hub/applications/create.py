@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import text
+from hub.applications import licence_refs
 from hub.applications.batch import Received, application_fields, insert_received, part_fields
 from hub.applications.events import add_event
 from hub.applications.materials import add_material, check_complete, check_materials, store_material
@@ -236,12 +237,16 @@ def receive(
         return replay, False
     hub.partner_lists_current()  # a partner's newer item list, stored by another process
     subject, form, errors = check_new(hub, new)
+    licences: list[dict[str, Any]] = []
+    if new.licences and not errors:  # 电子证照 by reference: asked of the libraries only for a sound request
+        licences, wrong = licence_refs.resolve(hub, subject, new.licences, new.applicant.id, form, actor.name)
+        errors += wrong
     if first_review is not None:
         errors += review_text_problems(first_review)
     if first_review is not None and not errors:
         if new.draft or actor.role not in ACTIONS["pre_review"].roles:
             raise Forbidden(f"角色 {actor.role.value} 不能初审 (role cannot first-review)")
-        have = {m.name for m in new.materials} | set(first_review.verified)
+        have = {m.name for m in new.materials} | set(first_review.verified) | {r["material"] for r in licences}
         errors = check_complete(hub, subject, have, first_review.commitment_due, hub.today())[1]
     if errors:
         raise InvalidInput(errors)
@@ -253,12 +258,13 @@ def receive(
         if first_review is None:
             with hub.transaction() as session:
                 number = number or next_numbers(session, desk.acts_for, hub.today(), 1)[0]
-                app = _build(hub, session, new, subject, form, number, stored, actor, now)
+                app = _build(hub, session, new, subject, form, number, stored, actor, now, licences)
                 session.flush()
+                licence_refs.write(session, app.id, licences)
         else:
             # a window's receipt with its first review, as a batch record of one: plain rows, the
             # same rows and chain the ORM path writes, at a fraction of its cost
-            entry = Received(new, subject, form, stored, _review_data(first_review), origin)
+            entry = Received(new, subject, form, stored, _review_data(first_review), origin, licences)
             with hub.write_connection() as conn:
                 number = number or next_numbers(conn, desk.acts_for, hub.today(), 1)[0]
                 [(row, parts)] = insert_received(hub, conn, [entry], actor, now, [number])
@@ -329,6 +335,7 @@ def _build(
     stored: list[Stored],
     actor: Actor,
     now: datetime,
+    licences: list[dict[str, Any]] | None = None,
 ) -> Application:
     """A new application with its parts, materials and first events, added to the session."""
     app = Application(
@@ -347,7 +354,8 @@ def _build(
         now,
         from_state=None,
         to_state=State.draft.value,
-        data={"channel": app.channel, "materials": materials},
+        data={"channel": app.channel, "materials": materials}
+        | ({"licences": licence_refs.event_data(licences)} if licences else {}),
     )
     if not new.draft:
         app.state = State.received.value

@@ -10,8 +10,9 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from hub import lifecycle, text
+from hub.applications import licence_refs
 from hub.applications.events import add_event
-from hub.applications.models import Actor, MaterialIn
+from hub.applications.models import Actor, LicenceRef, MaterialIn
 from hub.applications.scope import get, read
 from hub.catalog.models import Bundle, Item
 from hub.context import Hub
@@ -250,11 +251,60 @@ def commitment_limit(hub: Hub, subject: Item | Bundle, today: date) -> date:
 
 
 def verified_materials(app: Application) -> set[str]:
-    """Materials the desk verified online (网上核验) instead of taking a paper copy."""
+    """Materials the desk verified instead of taking a paper copy: online (网上核验), or by an
+    electronic licence taken by reference (电子证照)."""
     return {
         name
         for e in app.events
         if e.action in ("pre_review", "verify")
         for name, result in (e.data.get("verified") or {}).items()
         if result.get("ok")
-    }
+    } | licence_refs.referenced(app)
+
+
+def attach_licences(hub: Hub, number: str, refs: list[LicenceRef], actor: Actor) -> Application:
+    """电子证照 by reference on an open application (as `attach` does for files): each checked as
+    at intake (valid today, the material's type, the applicant's); one owed under 容缺 closes its
+    commitment. Recorded as an `attach_licence` event and `material_licences` rows."""
+    if actor.role not in ATTACH_ROLES:
+        raise Forbidden(f"角色 {actor.role.value} 不能补充材料 (role cannot attach materials)")
+    with hub.sessions() as session:
+        app = get(session, number, actor)
+        _check_attachable(app)
+        subject = hub.catalog.subject(app.subject_code)
+        applicant_id, form, have = app.applicant_id, dict(app.form or {}), licence_refs.referenced(app)
+    if subject is None:
+        raise InvalidInput([FieldError.of("subject", f"事项 {app.subject_code} 已不在目录中", "item no longer listed")])
+    errors = [
+        FieldError.of(f"licences[{i}] ({r.material})", f"材料“{r.material}”已引用电子证照", "already has a licence")
+        for i, r in enumerate(refs)
+        if r.material in have
+    ]
+    records, wrong = licence_refs.resolve(hub, subject, refs, applicant_id, form, actor.name)
+    if errors or wrong:
+        raise InvalidInput(errors + wrong)
+    now = hub.now()
+    with hub.transaction() as session:
+        app = get(session, number, actor, for_update=True)
+        _check_attachable(app)
+        if clash := sorted(licence_refs.referenced(app) & {r["material"] for r in records}):
+            raise InvalidInput([FieldError.of("licences", f"材料“{clash[0]}”已引用电子证照", "already has a licence")])
+        names = {r["material"] for r in records}
+        closed = [d for d in app.deficiencies if d.material in names and d.closed_at is None]
+        for d in closed:
+            d.closed_at = now.replace(tzinfo=None)
+        add_event(
+            app,
+            "attach_licence",
+            actor,
+            now,
+            from_state=None,
+            to_state=None,
+            data={
+                "licences": licence_refs.event_data(records),
+                "closes_deficiency": sorted(d.material for d in closed),
+            },
+        )
+        licence_refs.write(session, app.id, records)
+        app.updated_at = now.replace(tzinfo=None)
+    return read(hub, number, actor)

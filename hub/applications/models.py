@@ -80,6 +80,17 @@ class MaterialIn(BaseModel):
         return self.path if self.path is not None else (self.content or b"")
 
 
+class LicenceRef(BaseModel):
+    """电子证照 instead of a paper copy: the licence a material is satisfied by, by reference.
+    `source`: "library" (the hub's own), a connection of `licence_sources`, or None (ours first,
+    then the one configured for the material's licence type)."""
+
+    model_config = ConfigDict(extra="forbid")
+    material: str = Field(min_length=1, max_length=200)
+    number: str = Field(min_length=1, max_length=64)
+    source: str | None = Field(default=None, max_length=64)
+
+
 class NewApplication(BaseModel):
     subject: str  # item code or bundle code
     desk: str
@@ -87,6 +98,7 @@ class NewApplication(BaseModel):
     agent: Agent | None = None
     form: dict[str, Any] = Field(default_factory=dict)
     materials: list[MaterialIn] = Field(default_factory=list)
+    licences: list[LicenceRef] = Field(default_factory=list, max_length=20)  # 电子证照 by reference
     source_ref: str | None = Field(default=None, max_length=128)  # idempotency key of the sender
     draft: bool = False
 

@@ -151,6 +151,9 @@ class Material(Strict):
     required: bool = True  # false: asked for only when the note applies (e.g. 委托代办时提交)
     deferrable: bool = False  # may be missing at acceptance under 容缺受理
     verify: str | None = None  # a 网上核验 kind that can replace the paper (connectors provide it)
+    # 电子证照: a licence type code (config/licences.yaml) whose licence, looked up at intake in our
+    # licence library or a department's, is taken by reference instead of a copy
+    licence: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9]{1,31}$")
     # 免提交: the deciding department obtains it itself (data sharing); never asked of the applicant
     supplied_by: Literal["applicant", "agency"] = "applicant"
     note: str | None = None

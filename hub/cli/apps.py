@@ -13,6 +13,7 @@ from rich.table import Table
 
 from hub import applications as svc
 from hub import integrity, supervision
+from hub.applications import licence_refs
 from hub.applications.listing import ListQuery, find_applications
 from hub.cli.common import (
     ActorName,
@@ -27,7 +28,7 @@ from hub.cli.common import (
     print_json,
     styled,
 )
-from hub.errors import FieldError, Forbidden, InvalidInput, Reason
+from hub.errors import FieldError, Forbidden, HubError, InvalidInput, Reason
 from hub.events import verify_chain
 from hub.lifecycle import ACTIONS, Role
 from hub.presenters import application_detail, application_summary
@@ -45,6 +46,15 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
     return out
 
 
+def _licence_refs(values: list[str]) -> list[svc.LicenceRef]:
+    """`--licence MATERIAL=NUMBER` or `MATERIAL=NUMBER@SOURCE` (library, or a connection)."""
+    refs = []
+    for material, value in _pairs(values, "--licence").items():
+        number, _, source = value.partition("@")
+        refs.append(svc.LicenceRef(material=material, number=number.strip(), source=source.strip() or None))
+    return refs
+
+
 @app.command()
 def create(
     ctx: typer.Context,
@@ -56,6 +66,10 @@ def create(
     form: Annotated[list[str], typer.Option("--form", "-f", help="Form field NAME=VALUE (repeatable)")] = [],  # noqa: B006
     form_json: Annotated[Path | None, typer.Option("--form-json", help="Form data as a JSON file")] = None,
     material: Annotated[list[str], typer.Option("--material", "-m", help="Material NAME=PATH (repeatable)")] = [],  # noqa: B006
+    licence: Annotated[
+        list[str],
+        typer.Option("--licence", "-l", help="电子证照 instead of a copy: MATERIAL=NUMBER[@SOURCE] (repeatable)"),
+    ] = [],  # noqa: B006
     agent: Annotated[str | None, typer.Option("--agent", help="帮代办: agent NAME=ID_NUMBER")] = None,
     ref: Annotated[
         str | None, typer.Option("--ref", help="Your idempotency key: the same ref returns the same application")
@@ -80,6 +94,7 @@ def create(
             svc.MaterialIn(name=k, filename=Path(p).name, path=Path(p))
             for k, p in _pairs(material, "--material").items()
         ],
+        licences=_licence_refs(licence),
         source_ref=ref,
         draft=draft,
     )
@@ -187,19 +202,50 @@ def correct(
 def attach(
     ctx: typer.Context,
     number: str,
-    material: Annotated[list[str], typer.Option("--material", "-m", help="Material NAME=PATH (repeatable)")],
+    material: Annotated[list[str], typer.Option("--material", "-m", help="Material NAME=PATH (repeatable)")] = [],  # noqa: B006
+    licence: Annotated[
+        list[str],
+        typer.Option("--licence", "-l", help="电子证照 instead of a copy: MATERIAL=NUMBER[@SOURCE] (repeatable)"),
+    ] = [],  # noqa: B006
     actor: ActorName = None,
     role: WriteRoleOpt = ...,  # writes name their role: no silent all-powerful default
     desk: DeskOpt = None,
     department: DepartmentOpt = None,
 ) -> None:
-    """Add materials; one owed under 容缺 closes its commitment."""
+    """Add materials (files, or licences by reference); one owed under 容缺 closes its commitment."""
     hub = open_hub(ctx)
+    if not material and not licence:
+        raise InvalidInput.field("--material", "请给出 --material 或 --licence", "give --material or --licence")
+    who = make_actor(actor, role, desk, department)
     items = [
         svc.MaterialIn(name=k, filename=Path(p).name, path=Path(p)) for k, p in _pairs(material, "--material").items()
     ]
-    result = svc.attach(hub, number, items, make_actor(actor, role, desk, department))
+    refs = _licence_refs(licence)
+    result = svc.attach(hub, number, items, who) if items else None
+    if refs:
+        result = svc.attach_licences(hub, number, refs, who)
     _print_result(hub, result, False)
+
+
+@app.command("licences")
+def licences(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Option("--item", "--bundle", help="Item or bundle code")],
+    material: Annotated[str, typer.Option("--material", "-m", help="The material's name")],
+    id_: Annotated[str, typer.Option("--id", help="Applicant's resident ID number or credit code")],
+    form: Annotated[list[str], typer.Option("--form", "-f", help="Form field NAME=VALUE (a credit code)")] = [],  # noqa: B006
+) -> None:
+    """查询电子证照: the applicant's licences a material may be satisfied by (ours and the
+    department's library), with status today; pick one for `create`/`attach --licence`."""
+    hub = open_hub(ctx)
+    item = hub.catalog.subject(subject)
+    if item is None:
+        raise InvalidInput.field("--item", f"事项 {subject} 不存在", "no such item")
+    try:
+        found = licence_refs.lookup(hub, item, material, id_.strip().upper(), _pairs(form, "--form"))
+    except HubError as exc:
+        raise InvalidInput.field("--material", str(exc), "this material takes no licence") from None
+    print_json(found)
 
 
 @app.command("list")

@@ -153,6 +153,32 @@ def verify(
         raise typer.Exit(1)
 
 
+@connectors_app.command("licences")
+def licences(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Connection (a licence library, e.g. irs-licences)")],
+    type_code: Annotated[str, typer.Argument(help="Licence type code, e.g. YYZZ")],
+    holder_id: Annotated[str, typer.Argument(help="The holder's resident ID number or credit code")],
+) -> None:
+    """电子证照: the holder's licences of one type in a department's licence library (IDs masked)."""
+    hub = open_hub(ctx)
+    connector = hub.connector(name)
+    try:
+        found = connector.licences(holder_id.strip().upper(), type_code)
+    except (DeliveryError, Unsupported) as exc:
+        raise HubError(f"证照查询失败 licence lookup failed: {exc}") from None
+    finally:
+        connector.close()
+    print_json(
+        {
+            "connection": name,
+            "type_code": type_code,
+            "holder_id": mask_id(holder_id),
+            "licences": [r.model_dump(mode="json") | {"holder_id": mask_id(r.holder_id)} for r in found],
+        }
+    )
+
+
 @connectors_app.command("render")
 def render(
     ctx: typer.Context,

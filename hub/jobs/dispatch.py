@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub import applications, outbox, text
 from hub.applications import Actor
-from hub.connectors import Connector, DeliveryError, Limits, MaterialRef, PartMessage, Update
+from hub.connectors import Connector, DeliveryError, LicenceRef, Limits, MaterialRef, PartMessage, Update
 from hub.context import Hub
 from hub.errors import ConfigInvalid, HubError
 from hub.jobs import sync
@@ -84,6 +84,20 @@ def part_message(app: Application, part: Part) -> PartMessage:
             )
             for m in app.materials
             if m.kind == "material"
+        ],
+        licences=[
+            LicenceRef(
+                material=r["material"],
+                type_code=r["type_code"],
+                number=r["number"],
+                issuer=r["issuer"],
+                valid_until=r.get("valid_until"),
+                source=r["source"],
+                checked_at=r["checked_at"],
+            )
+            for e in app.events
+            if e.action in ("create", "attach_licence")
+            for r in e.data.get("licences") or []
         ],
     )
 

@@ -661,3 +661,30 @@ class Document(Base):
     digest: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     issued_at: Mapped[datetime | None]
+
+
+class MaterialLicence(Base):
+    """电子证照 instead of paper: a material of an application satisfied by a licence, taken BY
+    REFERENCE at intake (no file) after the hub checked it — valid on the day, of the material's
+    type, held by the applicant. `source` is "library" (the hub's own, `licence_id` set) or the
+    connection of the department's licence library it was found in."""
+
+    __tablename__ = "material_licences"
+    __table_args__ = (UniqueConstraint("application_id", "material", name="uq_material_licences"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    material: Mapped[str] = mapped_column(String(200))  # the catalogue's material name
+    source: Mapped[str] = mapped_column(String(64))
+    type_code: Mapped[str] = mapped_column(String(32))
+    type_name: Mapped[str] = mapped_column(String(100))
+    number: Mapped[str] = mapped_column(String(64))
+    holder_name: Mapped[str] = mapped_column(String(200))
+    holder_id: Mapped[str] = mapped_column(String(64))  # full; masked wherever shown
+    issuer: Mapped[str] = mapped_column(String(100))
+    valid_from: Mapped[date | None]
+    valid_until: Mapped[date | None]  # None: 长期有效
+    status_at_check: Mapped[str] = mapped_column(String(16))
+    checked_at: Mapped[datetime]
+    checked_by: Mapped[str] = mapped_column(String(100))
+    licence_id: Mapped[int | None] = mapped_column(ForeignKey("licences.id"))  # ours only

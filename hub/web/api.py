@@ -166,6 +166,8 @@ class IntakeData(BaseModel):
     form: dict[str, Any] = Field(default_factory=dict)
     materials: list[str] = Field(default_factory=list, max_length=30)
     verified: list[str] = Field(default_factory=list, max_length=20)  # tickets from POST /verifications
+    # 电子证照 instead of a copy: {material, number, source?} each, as POST /licence-lookups lists them
+    licences: list[svc.LicenceRef] = Field(default_factory=list, max_length=20)
     checklist: list[str] = Field(default_factory=list, max_length=20)
     commitment_due: date | None = None
     note: str | None = Field(default=None, max_length=1000)
@@ -252,6 +254,7 @@ async def create_application(request: Request, hub: HubDep, principal: Writer) -
             form=body.form,
             uploads=uploads,
             tickets=body.verified,
+            licences=body.licences,
             checklist=body.checklist,
             commitment_due=body.commitment_due,
             note=body.note,
@@ -413,6 +416,31 @@ def verify(body: VerifyIn, request: Request, hub: HubDep, principal: Writer) -> 
         else None
     )
     return {"ok": result["ok"], "detail": result["detail"], "ticket": ticket}
+
+
+class LicenceLookupIn(BaseModel):
+    subject: str = Field(max_length=32)
+    material: str = Field(max_length=200)
+    applicant_id: str = Field(max_length=32)
+    form: dict[str, str] = Field(default_factory=dict, max_length=100)  # a credit code the form carries
+
+
+@router.post("/licence-lookups")
+def lookup_licences(body: LicenceLookupIn, request: Request, hub: HubDep, principal: Writer) -> dict[str, Any]:
+    """查询电子证照 during intake: the applicant's licences of the material's type in the hub's
+    licence library and the department's (`licence_sources`), each with number, issuer,
+    validity and status today (holder IDs masked). The submission names the one picked."""
+    _csrf(request, principal)
+    if principal.actor.role not in FRONT:
+        raise HTTPException(403, "只有窗口人员可以查询电子证照 (desk staff only)")
+    subject = hub.catalog.subject(body.subject)
+    if subject is None:
+        raise NotFound(f"事项 {body.subject} 不存在 (no such item)")
+    ident = desk_intake.normalise(body.applicant_id).upper()
+    form = {k: desk_intake.normalise(v) for k, v in body.form.items()}
+    result = desk_intake.lookup_licences(hub, subject, body.material, ident, form)
+    audit.record(hub, principal.actor, "licence_lookup", client=client_of(request), material=body.material)
+    return result
 
 
 # ---------------------------------------------------------------- officers, supervisors

@@ -17,6 +17,7 @@ from pypinyin import Style, lazy_pinyin
 
 from hub import applications as svc
 from hub import text
+from hub.applications import licence_refs
 from hub.applications.create import unknown_subject
 from hub.catalog.models import MODE_ZH, Bundle, Item
 from hub.context import Hub
@@ -174,6 +175,35 @@ def verify_online(hub: Hub, subject: Item | Bundle, material: str, id_number: st
     }
 
 
+# ---------------------------------------------------------------- 电子证照 lookups
+
+
+def lookup_licences(
+    hub: Hub, subject: Item | Bundle, material: str, applicant_id: str, form: dict[str, Any]
+) -> dict[str, Any]:
+    """查询电子证照 for one material (hub.applications.licence_refs): refused naming the material
+    when it takes no licence."""
+    try:
+        return licence_refs.lookup(hub, subject, material, applicant_id, form)
+    except HubError as exc:
+        raise InvalidInput.field("material", str(exc), "this material takes no licence") from None
+
+
+def licence_refs_of(raw: list[str]) -> list[svc.LicenceRef]:
+    """The licences the page's hidden `licence` inputs name (JSON {material, number, source})."""
+    refs, errors = [], []
+    for i, value in enumerate(v for v in raw if v):
+        try:
+            refs.append(svc.LicenceRef.model_validate_json(value))
+        except ValueError:
+            errors.append(
+                FieldError(f"licences[{i}]", Reason("电子证照引用无效，请重新查询", "invalid licence reference"))
+            )
+    if errors:
+        raise InvalidInput(errors)
+    return refs
+
+
 # ---------------------------------------------------------------- one submission
 
 # The desk's first-review checklist (初审): every submission confirms all of it, page or API.
@@ -216,6 +246,7 @@ def submit(
     uploads: list[Upload],
     tickets: list[str],
     checklist: list[str],
+    licences: list[svc.LicenceRef] | None = None,
     commitment_due: date | None,
     note: str | None,
     source_ref: str | None,
@@ -263,6 +294,7 @@ def submit(
         materials=[
             svc.MaterialIn(name=u.material, filename=u.filename, content=u.content, staged=u.staged) for u in uploads
         ],
+        licences=licences or [],
         source_ref=source_ref,
     )
     review = svc.FirstReview(

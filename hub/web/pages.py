@@ -207,6 +207,7 @@ def intake_form(code: str, request: Request, hub: HubDep, principal: Front) -> R
         errors=[],
         ticked=(),
         missing=(),
+        licence_refs={},
         source_ref=f"web:{uuid.uuid4()}",
     )
 
@@ -238,8 +239,11 @@ async def _intake_submit(
             uploads.append(desk_intake.Upload(m.name, f.filename, staged=f.staged))
     fields = {f.name: form.get(f"f_{f.name}") for f in ctx["fields"]}
     ticked = set(form.getlist("checklist"))
+    chosen: dict[str, str] = {}  # 电子证照 picked, by material: kept chosen on a refused page
     try:
         due = desk_intake.parse_due(form.get("commitment_due"))
+        licences = desk_intake.licence_refs_of(form.getlist("licence"))
+        chosen = {r.material: r.model_dump_json() for r in licences}
         if errors:
             raise InvalidInput(errors)
         agent = {"name": form.get("agent_name"), "id_number": form.get("agent_id")}
@@ -253,6 +257,7 @@ async def _intake_submit(
                 form=fields,
                 uploads=uploads,
                 tickets=[t for t in form.getlist("verified") if t],
+                licences=licences,
                 checklist=form.getlist("checklist"),
                 commitment_due=due,
                 note=form.get("note"),
@@ -269,6 +274,7 @@ async def _intake_submit(
             values=values,
             ticked=ticked,
             missing=set(form.getlist("missing")),
+            licence_refs=chosen,
             errors=[e.as_dict() for e in exc.errors],
             refused_files="\n".join(refused),
             source_ref=values.get("source_ref") or f"web:{uuid.uuid4()}",

@@ -25,15 +25,18 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
+from pydantic import ValidationError
 
-from hub import mapping
+from hub import mapping, text
 from hub.connectors import (
     BATCH_ID,
+    MAX_LICENCES,
     Batch,
     CheckResult,
     Connector,
     DeliveryError,
     Document,
+    LicenceRecord,
     PartMessage,
     PollFailure,
     Preview,
@@ -699,6 +702,48 @@ class RestConnector(Connector):
             k: mapping.search(e, data, lambda k=k: self._where("verify", "detail", k)) for k, e in v.detail.items()
         }
         return Verification(kind=kind, ok=ok, detail=detail)
+
+    def licences(self, holder_id: str, type_code: str) -> list[LicenceRecord]:
+        """电子证照库: the holder's licences of one type, each read by `licences.fields`; an
+        answer with more than MAX_LICENCES, or a record that does not read as a licence, is
+        refused naming the config key (nothing half-read reaches intake)."""
+        v = self.spec.licences
+        if v is None:
+            raise DeliveryError(
+                f"{self._where('licences')}: 未配置 licences (no licence lookup configured)", retryable=False
+            )
+        context = {"holder_id": holder_id, "type_code": type_code}
+        response = self._perform(self._render(v, context, ("licences",)))
+        self._expect(response, v.ok_statuses, lambda: self._where("licences", "ok_statuses"))
+        data = self._json(response, lambda: self._where("licences"))
+        records = mapping.search(v.records, data, lambda: self._where("licences", "records")) or []
+        if not isinstance(records, list):
+            raise DeliveryError(f"{self._where('licences', 'records')}: 应答不是列表 (not a list)", retryable=False)
+        if len(records) > MAX_LICENCES:
+            raise DeliveryError(
+                f"{self._where('licences', 'records')}: 应答有 {len(records)} 条证照，超过 {MAX_LICENCES} "
+                "(too many licences in one answer)",
+                retryable=False,
+            )
+        found = []
+        for i, record in enumerate(records):
+            values: dict[str, Any] = {"type_code": type_code}
+            for key, expr in v.fields.items():
+                value = mapping.search(expr, record, lambda key=key: self._where("licences", "fields", key))
+                if value is not None and value != "":
+                    # text another system sent, made storable (no controls or bidi overrides)
+                    values[key] = text.clean(value if isinstance(value, str) else str(value), multiline=False)
+            if "status" in values and values["status"] in v.status_map:
+                values["status"] = v.status_map[values["status"]]
+            try:
+                found.append(LicenceRecord.model_validate(values | {"source": self.name}))
+            except ValidationError as exc:
+                problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+                raise DeliveryError(
+                    f"{self._where('licences', 'fields')}: 第{i + 1}条证照无法读取 (record {i} unreadable): {problem}",
+                    retryable=False,
+                ) from None
+        return found
 
     # ------------------------------------------------------------------ intake source (hub's own shape)
 

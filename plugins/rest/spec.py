@@ -313,6 +313,41 @@ class Verify(Request):
     ok_statuses: list[int] = Field(default=[200], min_length=1)
 
 
+LICENCE_FIELDS = (
+    "type_code",
+    "type_name",
+    "number",
+    "holder_name",
+    "holder_id",
+    "issuer",
+    "issued_on",
+    "valid_from",
+    "valid_until",
+    "status",
+    "document_url",
+)
+
+
+class Licences(Request):
+    """电子证照 lookup: context `holder_id` and `type_code`; the answer's `records` (a list) each
+    read by `fields` (a LicenceRecord field -> expression in the record); `status_map` turns the
+    library's words into valid|revoked|suspended|expired."""
+
+    method: Method = "POST"
+    records: Expression = Field(description='the list of licences in the answer, e.g. "data.licences"')
+    fields: dict[str, Expression] = Field(description="LicenceRecord field -> expression in one record")
+    status_map: dict[str, Literal["valid", "revoked", "suspended", "expired"]] = Field(default_factory=dict)
+    ok_statuses: list[int] = Field(default=[200], min_length=1)
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> Licences:
+        if unknown := sorted(set(self.fields) - set(LICENCE_FIELDS)):
+            raise ValueError(f"未知的证照字段 (unknown licence fields) {unknown}; 可选: {', '.join(LICENCE_FIELDS)}")
+        if missing := sorted({"number", "holder_id", "holder_name", "issuer"} - set(self.fields)):
+            raise ValueError(f"证照字段缺少 (licence fields missing): {', '.join(missing)}")
+        return self
+
+
 # ---------------------------------------------------------------- the connection
 
 
@@ -367,6 +402,7 @@ class RestSpec(BaseModel):
     status: Status | None = None
     status_map: StatusMap = Field(default_factory=dict)
     verify: Verify | None = None
+    licences: Licences | None = None
     intake_path: str = Field(
         default="/intake/batches", pattern=r"^/", description="batches resource, when this system is an intake source"
     )
@@ -392,7 +428,7 @@ class RestSpec(BaseModel):
     def _complete(self) -> RestSpec:
         if self.auth is None and self.client_cert is None:
             raise ValueError("需要 auth 或 client_cert (a connection must authenticate: auth or client_cert)")
-        if (self.submit or self.status or self.verify) and self.check is None:
+        if (self.submit or self.status or self.verify or self.licences) and self.check is None:
             raise ValueError(
                 "需要 check：一个带认证的探测请求 (check: an authenticated probe request, e.g. {path: /me})"
             )

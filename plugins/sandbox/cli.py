@@ -92,7 +92,7 @@ def run(
     typer.echo(f"下洪银行网点 SFTP batch drop on sftp://hub@{bank.host}:{bank.port}{bank.inbox_dir}")
     typer.echo(f"杭州飞地窗口 REST intake on {enclave.url}/intake/batches")
     irs = DataSharingGateway(token=token, port=irs_port).start()
-    typer.echo(f"公共数据平台 核验接口 (verification gateway) on {irs.url}")
+    typer.echo(f"公共数据平台 核验接口 (verification gateway) and 电子证照共享服务 (/licences) on {irs.url}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):

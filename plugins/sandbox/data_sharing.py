@@ -7,6 +7,9 @@ ownership, marriage records. Its API is its own (not the hub's), as a real gatew
     POST /irs/v1/verify                           {"serviceCode": KIND, "params": {"zjhm": ID, "xm": NAME}}
          -> {"code": "00", "msg": "成功", "result": {"consistent": true|false, "info": {...}}}
          -> {"code": "40", "msg": "未知服务"}       (an unknown serviceCode, HTTP 400)
+    POST /irs/v1/licences                         {"zzlxdm": TYPE, "czztdm": HOLDER_ID}   (电子证照共享服务)
+         -> {"code": "00", "data": {"licences": [{"zzbh", "zzmc", "czzt", "czztdm", "zzbfjg",
+             "fzrq", "yxqq", "yxqz", "zzzt": "有效"|"注销"|"过期"}]}}
     401 {"code": "41", "msg": "令牌无效"} without a valid token.
 
 `consistent` says whether the name matches the record held for the ID number (a record must
@@ -52,15 +55,73 @@ SAMPLE_RECORDS: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
     },
 }
 
+# 电子证照共享服务平台: licences other departments issued, as the platform lists them (GB/T 36903
+# field names in pinyin initials). 陈志强's 个体工商户 holds a business licence; 林阿婆 a property
+# certificate; the rest are there for the refusals (a cancelled and an expired licence).
+ZHIQIANG_USCC = "92330329MA2K7Q8L1T"  # 泰顺县志强农家乐 (个体工商户)
+SAMPLE_LICENCES: list[dict[str, str]] = [
+    {
+        "zzlxdm": "YYZZ",
+        "zzmc": "营业执照",
+        "zzbh": "330329600123456",
+        "czzt": "泰顺县志强农家乐",
+        "czztdm": ZHIQIANG_USCC,
+        "zzbfjg": "泰顺县市场监督管理局",
+        "fzrq": "2024-03-18",
+        "yxqq": "2024-03-18",
+        "yxqz": "",
+        "zzzt": "有效",
+    },
+    {
+        "zzlxdm": "YYZZ",
+        "zzmc": "营业执照",
+        "zzbh": "330329600099999",
+        "czzt": "泰顺县志强农家乐",
+        "czztdm": ZHIQIANG_USCC,
+        "zzbfjg": "泰顺县市场监督管理局",
+        "fzrq": "2019-05-06",
+        "yxqq": "2019-05-06",
+        "yxqz": "",
+        "zzzt": "注销",
+    },
+    {
+        "zzlxdm": "BDCQZS",
+        "zzmc": "不动产权证书",
+        "zzbh": "浙(2020)泰顺县不动产权第0001234号",
+        "czzt": "林阿婆",
+        "czztdm": "330329195003150214",
+        "zzbfjg": "泰顺县自然资源和规划局",
+        "fzrq": "2020-06-30",
+        "yxqq": "2020-06-30",
+        "yxqz": "",
+        "zzzt": "有效",
+    },
+    {
+        "zzlxdm": "BDCQZS",
+        "zzmc": "不动产权证书",
+        "zzbh": "浙(2016)泰顺县不动产权第0000321号",
+        "czzt": "林阿婆",
+        "czztdm": "330329195003150214",
+        "zzbfjg": "泰顺县国土资源局",
+        "fzrq": "2016-04-01",
+        "yxqq": "2016-04-01",
+        "yxqz": "2021-03-31",
+        "zzzt": "过期",
+    },
+]
+
 MAX_BODY = 64 * 1024
 
 
 class DataSharingGateway:
     """Start with `start()`, stop with `stop()`; `url` is the gateway's root."""
 
-    def __init__(self, *, token: str, port: int = 0, records: dict | None = None):
+    def __init__(
+        self, *, token: str, port: int = 0, records: dict | None = None, licences: list[dict[str, str]] | None = None
+    ):
         self.token = token
         self.records = records if records is not None else SAMPLE_RECORDS
+        self.licences = licences if licences is not None else SAMPLE_LICENCES
         self.asked: list[str] = []  # serviceCodes asked, in order
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -95,6 +156,15 @@ class DataSharingGateway:
         consistent = found is not None and found[0] == params.get("xm")
         info = found[1] if consistent and found else {}
         return 200, {"code": "00", "msg": "成功", "result": {"consistent": consistent, "info": info}}
+
+    def licences_of(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        type_code, holder = str(params.get("zzlxdm", "")), str(params.get("czztdm", ""))
+        with self._lock:
+            self.asked.append(f"licences:{type_code}")
+        if not type_code or not holder:
+            return 400, {"code": "40", "msg": "缺少证照类型或持证主体代码"}
+        found = [dict(x) for x in self.licences if x["zzlxdm"] == type_code and x["czztdm"] == holder]
+        return 200, {"code": "00", "msg": "成功", "data": {"licences": found}}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         gateway = self
@@ -140,6 +210,14 @@ class DataSharingGateway:
                     except (ValueError, KeyError, TypeError):
                         return self._send(400, {"code": "40", "msg": "请求格式错误"})
                     return self._send(*gateway.answer(kind, params))
+                if (self.command, self.path) == ("POST", "/irs/v1/licences"):
+                    try:
+                        data = json.loads(body)
+                        if not isinstance(data, dict):
+                            raise TypeError
+                    except (ValueError, TypeError):
+                        return self._send(400, {"code": "40", "msg": "请求格式错误"})
+                    return self._send(*gateway.licences_of(data))
                 return self._send(404, {"code": "44", "msg": "无此接口"})
 
             do_GET = do_POST = _handle

@@ -110,6 +110,9 @@ function setupIntake(form) {
   form.querySelectorAll("button.verify").forEach((button) => {
     button.addEventListener("click", () => verifyOnline(form, button));
   });
+  form.querySelectorAll("button.licence-lookup").forEach((button) => {
+    button.addEventListener("click", () => lookupLicences(form, button));
+  });
   form.addEventListener("submit", (event) => {
     let bad = null;
     form.querySelectorAll("[data-check], [required]").forEach((el) => {
@@ -195,6 +198,63 @@ async function verifyOnline(form, button) {
     return failed(t("登录已过期或无权核验，请重新登录后重试", "Your login expired or lacks the right: log in again"));
   }
   failed(named || t("核验系统暂时无法连接，请点“重试”，或收取纸质材料", "The verifier is unavailable: retry, or take the paper copy"));
+}
+
+// 查询电子证照: the applicant's licences for one material (ours and the department's), each a
+// choice with number, issuer, validity and status; picking a valid one attaches it by reference
+// (the hidden `licence` input), no file. Built with textContent only: the data is never markup.
+async function lookupLicences(form, button) {
+  const cell = button.closest("td");
+  const list = cell.querySelector(".licence-list");
+  const chosen = cell.querySelector(".licence-chosen");
+  const hidden = cell.querySelector("input[name=licence]");
+  const id = form.querySelector("[name=applicant_id]");
+  const say = (message, good) => { chosen.textContent = message; chosen.className = `licence-chosen ${good ? "good" : "bad"}`; };
+  if (!id.value.trim() || idProblem(id.value)) return say(t("请先填写正确的申请人身份号码，再查询", "Enter a valid applicant ID number first"));
+  const extra = {};
+  form.querySelectorAll("input[name^=f_]").forEach((el) => { if (el.value.trim()) extra[el.name.slice(2)] = el.value.trim(); });
+  button.disabled = true;
+  say(t("查询中…", "looking up…"), true);
+  list.replaceChildren();
+  let response, body;
+  try {
+    response = await fetch("/api/v1/licence-lookups", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf(form) },
+      body: JSON.stringify({ subject: form.dataset.subject, material: button.dataset.material, applicant_id: id.value, form: extra }),
+      signal: AbortSignal.timeout(VERIFY_TIMEOUT_MS),
+    });
+    body = await response.json();
+  } catch {
+    button.disabled = false;
+    return say(t("查询失败，请重试，或收取纸质材料", "The lookup failed: retry, or take the paper copy"));
+  }
+  button.disabled = false;
+  if (!response.ok) {
+    const named = body && Array.isArray(body.errors) ? body.errors.map((e) => (EN ? e.en : e.zh)).join("；") : "";
+    return say(named || t("查询失败，请重试，或收取纸质材料", "The lookup failed: retry, or take the paper copy"));
+  }
+  (body.problems || []).forEach((p) => { const li = document.createElement("p"); li.className = "bad"; li.textContent = p; list.append(li); });
+  if (!body.licences.length) return say(t("未查到申请人的此类电子证照，请收取纸质材料", "No such licence found: take the paper copy"));
+  say(t("请选择一个有效的电子证照", "Choose a valid licence"), true);
+  body.licences.forEach((lic, i) => {
+    const label = document.createElement("label");
+    label.className = `check licence${lic.usable ? "" : " unusable"}`;
+    const radio = document.createElement("input");
+    radio.type = "radio";
+    radio.name = `pick_${button.dataset.material}`;
+    radio.value = String(i);
+    radio.disabled = !lic.usable;
+    const until = lic.valid_until ? t(`有效期至 ${lic.valid_until}`, `valid until ${lic.valid_until}`) : t("长期有效", "no expiry");
+    label.append(radio, ` ${lic.type_name || lic.type_code} ${lic.number} · ${lic.holder_name} · ${lic.issuer} · ${until} · ${lic.status_zh} · ${lic.source_zh}`);
+    radio.addEventListener("change", () => {
+      hidden.value = JSON.stringify({ material: button.dataset.material, number: lic.number, source: lic.source });
+      say(t(`✓ 已选电子证照 ${lic.number}，无需纸质材料`, `✓ licence ${lic.number} attached: no paper copy needed`), true);
+      const missing = cell.querySelector("[data-missing]");
+      if (missing) { missing.checked = false; updateCommitment(form); }
+    });
+    list.append(label);
+  });
 }
 
 // The form is sent from the page itself, so a refused submission (a file type, a missing

@@ -1,14 +1,14 @@
 """licences: one per approved part (unique part_id), and the issuer's library index
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
 revision = "0020"
-down_revision = "0016"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
