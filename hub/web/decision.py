@@ -243,7 +243,7 @@ def _page(request: Request, hub: Hub, principal: Principal, number: str, status:
         show_receipt=front or principal.role is Role.officer,
         done=_done(request.query_params.get("done") or ""),
         today=hub.today().isoformat(),
-        licences=application_licences(hub, number, principal),  # 电子证照 it issued
+        issued_licences=application_licences(hub, number, principal),  # 电子证照 it issued
         **extra,
     )
 
