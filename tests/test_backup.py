@@ -28,6 +28,7 @@ from hub import applications as svc
 from hub import backup, rollups, signing
 from hub.context import Hub
 from hub.home import write_home
+from hub.seals import ensure_test_seals
 from hub.signing_key import load_private_key
 from hub.storage import migrate
 from hub.storage.engine import make_engine
@@ -181,6 +182,7 @@ def source(dbs: Databases, tmp_path_factory) -> Source:
     engine.dispose()
     hub = Hub.open(home, database_url=url, clock=Clock(datetime(2026, 9, 21, 10, tzinfo=CST).astimezone(UTC)))
     try:
+        ensure_test_seals(hub)
         numbers = walk(hub)
         apps, sessions = table_of(hub), sessions_of(hub)
     finally:
@@ -234,6 +236,9 @@ def test_backup_holds_the_snapshot_its_counts_and_a_manifest(source: Source, dbs
     assert sorted(line.split("  ", 1)[1] for line in listed.splitlines()) == files
     assert f"files/recordings/{source.numbers['session']}/manifest.json" in files
     assert not any("signing-ed25519" in f or "secret.key" in f or f.endswith(".live") for f in files)
+    # the seals' certificates and roots are in it, their private keys are not
+    assert "files/config/seals/ts-mzj/seal.crt" in files and "files/config/seals/trust/test-ca.pem" in files
+    assert not any(f.endswith(".key") for f in files)
     # sha256sum alone checks it, as the docs say
     assert subprocess.run(["sha256sum", "--quiet", "-c", "MANIFEST.sha256"], cwd=source.backup).returncode == 0
 

@@ -104,6 +104,9 @@ def _create(home: Path, out: Path, stage: Path, expected: Path) -> None:
             changed += copy_tree(home / "reports", files / "reports")
         else:
             copy_entry(home, entry, files / "config")
+    # the seals' certificates, chains, images and trusted roots; their private keys (*.key) are
+    # secrets, kept apart like the evidence key (docs/backup.md)
+    copy_tree(home / "seals", files / "config" / "seals", skip=lambda n: n.endswith(".key"))
     if changed:
         _warn(f"{len(changed)} file(s) changed while being copied (an open signing session?): {changed[0]}")
     # 3. every file the snapshot refers to is here; the key's public half; backup.json completed
