@@ -82,6 +82,12 @@ def mask_id(value: str | None) -> str:
     return v[:4] + "*" * (len(v) - 8) + v[-4:]
 
 
+def mask_name(name: str) -> str:
+    """A person's name where the public may read it (the resident's status page, the public
+    checks of notices and licences): the family name only, 林**. One rule for every page."""
+    return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"
+
+
 def uuid4_texts(n: int) -> list[str]:
     """`n` random (version 4) UUIDs as text, as `str(uuid.uuid4())` gives them, from one read of
     the system's random source: a batch needs one per part, and `uuid.UUID` is slow to build."""

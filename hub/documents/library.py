@@ -12,6 +12,7 @@ from sqlalchemy import select
 from hub import crypto
 from hub.documents.kinds import KINDS
 from hub.documents.owe import normal_code, owe_missing, owed
+from hub.ids import mask_name
 from hub.seals import verify_pdf
 from hub.storage.tables import Application, Document
 
@@ -79,7 +80,7 @@ def public_view(doc: Document) -> dict[str, Any]:
         "title": snap.get("title") or KINDS[doc.kind].title,
         "date": snap.get("date"),
         "authority": snap["authority"]["name"],
-        "applicant": (name[0] + "*" * (len(name) - 1)) if len(name) > 1 else "*",
+        "applicant": mask_name(name),
         "state": doc.state,
         "sha256": doc.sha256,
         "digest_algorithm": doc.digest_algorithm,

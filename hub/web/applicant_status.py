@@ -18,6 +18,7 @@ from hub import ratings
 from hub.applications import SYSTEM, outcome_of, read
 from hub.context import Hub
 from hub.errors import NotFound
+from hub.ids import mask_name
 from hub.resident_states import MILESTONE, resident_state
 from hub.secret_key import status_key, status_path
 from hub.storage.tables import Application
@@ -55,8 +56,7 @@ def status_link(hub: Hub, secret: bytes, number: str, request_base: str) -> str:
     return base.rstrip("/") + status_path(secret, number)
 
 
-def masked_name(name: str) -> str:
-    return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"
+masked_name = mask_name  # the one rule, hub.ids
 
 
 def _delivery(app: Application) -> str | None:
