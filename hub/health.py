@@ -380,10 +380,16 @@ def check_public_url(settings: Settings, database_url: str) -> Check:
         return Check(
             "public_url",
             True,
-            "warning: unset — receipts' QR codes use the address each request came to; set public_url "
-            "in hub.yaml or HUB_PUBLIC_URL",
+            "warning: unset — receipts' QR codes use the address each request came to, and sealed notices "
+            "and licences print http://127.0.0.1:8000; set public_url in hub.yaml or HUB_PUBLIC_URL "
+            "before anything is issued",
         )
-    return Check("public_url", True, "unset: status links use the address each request came to")
+    return Check(
+        "public_url",
+        True,
+        "unset: status links use the address each request came to; sealed notices and licences print "
+        "http://127.0.0.1:8000",
+    )
 
 
 def check_partners(settings: Settings, catalog: Catalog | None) -> list[Check]:

@@ -133,6 +133,9 @@ class KeyFile(NamedTuple):
     configured: bool
 
 
+LOCAL_SERVE_URL = "http://127.0.0.1:8000"  # `hub serve`'s default address
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -240,6 +243,14 @@ class Settings(BaseModel):
     def resolved_redis_url(self) -> str | None:
         """HUB_REDIS_URL over `redis_url`: where API processes share the login throttle."""
         return os.environ.get("HUB_REDIS_URL") or self.redis_url
+
+    @property
+    def issued_link_base(self) -> str:
+        """The address printed into what the hub seals (QR codes on notices and licences):
+        `public_url`, else `hub serve`'s own loopback address (a hub tried on one machine;
+        `hub doctor` warns about it on PostgreSQL). Never a request's Host: a link sealed into a
+        document outlives the request that happened to issue it."""
+        return (self.public_url or LOCAL_SERVE_URL).rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

@@ -6,6 +6,7 @@ materials) and the CLI (list, show, verify — a changed byte fails)."""
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +162,14 @@ def test_cli_list_show_verify(web: TestClient, hub: Hub, home: Path, tmp_path: P
     assert pending.exit_code == 0 and code not in pending.output and '"kind": "receipt"' in pending.output
     unknown = runner.invoke(cli, ["--home", str(home), "documents", "show", "ABCD-EFGH-JKMN-PQRS"])
     assert unknown.exit_code == 1
+
+
+def test_the_links_sealed_into_a_notice_never_come_from_the_requests_host(web: TestClient, hub: Hub, who) -> None:
+    # the first fetch issues the document: a forged Host must not end up in what is sealed for good
+    number = _accepted(hub)
+    code = web.get(f"/api/v1/applications/{number}/documents", headers=who["officer"]).json()[1]["code"]
+    pdf = web.get(f"/api/v1/applications/{number}/documents/{code}", headers=who["officer"] | {"host": "evil.example"})
+    assert pdf.status_code == 200, pdf.text
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf.content, capture_output=True, check=True).stdout
+    assert b"evil.example" not in pdf.content and "evil.example" not in text.decode()
+    assert f"{hub.settings.issued_link_base}/d/{code}" in text.decode()

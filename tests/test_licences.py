@@ -226,7 +226,7 @@ def test_public_page_then_revocation_on_every_surface(web: TestClient, sealed_hu
     hub = sealed_hub
     licence = licence_of(hub, approved_card(hub))
     pdf = tmp_path / "licence.pdf"
-    pdf.write_bytes(sealed_pdf(hub, licence.number, "http://127.0.0.1/"))
+    pdf.write_bytes(sealed_pdf(hub, licence.number))
     page = web.get(f"/l/{licence.code}")
     assert page.status_code == 200 and 'id="licence-status">有效<' in page.text
     for shown in ("老年人优待证", licence.number, "泰顺县民政局", "林*婆"):

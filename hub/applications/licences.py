@@ -145,7 +145,7 @@ def issue_for_part(hub: Hub, app: Application, part: Part, actor: Actor, now: da
     return licence
 
 
-def sealed_pdf(hub: Hub, number: str, request_base: str | None = None) -> bytes:
+def sealed_pdf(hub: Hub, number: str) -> bytes:
     """The licence's sealed PDF: from the store, or drawn, sealed (by the issuing department) and
     kept now — the first to finish wins; another process drawing it at the same moment keeps the
     winner's. No scope check here: callers check the caller's scope first."""
@@ -156,7 +156,7 @@ def sealed_pdf(hub: Hub, number: str, request_base: str | None = None) -> bytes:
         session.expunge(licence)
     if licence.sha256:
         return hub.store.path_of(licence.sha256).read_bytes()
-    content = sealed(hub, licence, public_link(hub, licence.code, request_base))
+    content = sealed(hub, licence, public_link(hub, licence.code))
     if problem := hub.store.check(content):
         raise HubError(f"证照 {number}: {problem}")
     stored = hub.store.put(content)

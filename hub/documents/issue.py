@@ -27,25 +27,19 @@ if TYPE_CHECKING:
     from hub.context import Hub
 
 log = logging.getLogger(__name__)
-LOCAL_BASE = "http://127.0.0.1:8000"  # QR codes' address when neither public_url nor a request gives one
 
 
-def public_base(hub: Hub, request_base: str | None = None) -> str:
-    return (hub.settings.public_url or request_base or LOCAL_BASE).rstrip("/")
+def verify_url(hub: Hub, code: str) -> str:
+    return f"{hub.settings.issued_link_base}/d/{code}"
 
 
-def verify_url(hub: Hub, code: str, request_base: str | None = None) -> str:
-    return f"{public_base(hub, request_base)}/d/{code}"
-
-
-def render_unsigned(hub: Hub, doc: Document, number: str, request_base: str | None = None):
+def render_unsigned(hub: Hub, doc: Document, number: str):
     """The document's page before sealing (hub.documents.render.Page)."""
     snap = doc.data
     item = snap["items"][0]["code"] if KINDS[doc.kind].per_part and snap.get("items") else snap["subject"]["code"]
     filled = template_for(hub.settings.config_dir, doc.kind, item).render(snap | {"code": doc.code})
-    base = public_base(hub, request_base)
-    status = base + secret_key.status_path(secret_key.load(hub.settings), number)
-    return draw(filled, snap, doc.code, status, verify_url(hub, doc.code, request_base))
+    status = hub.settings.issued_link_base + secret_key.status_path(secret_key.load(hub.settings), number)
+    return draw(filled, snap, doc.code, status, verify_url(hub, doc.code))
 
 
 class DocumentUnavailable(HubError):
@@ -53,18 +47,18 @@ class DocumentUnavailable(HubError):
     CJK font. Ops see why (`hub run documents`, `hub doctor`); residents see that it is not ready."""
 
 
-def issue(hub: Hub, document_id: int, request_base: str | None = None) -> Document:
+def issue(hub: Hub, document_id: int) -> Document:
     """The document, issued (rendered and sealed now if it was pending); DocumentUnavailable
     when it cannot be."""
     try:
-        return _issue(hub, document_id, request_base)
+        return _issue(hub, document_id)
     except DocumentUnavailable:
         raise
     except (SealMissing, FontMissing, HubError) as exc:  # HubError: a broken template, the store refusing
         raise DocumentUnavailable(f"文书暂不能签发 (document cannot be issued): {exc}") from exc
 
 
-def _issue(hub: Hub, document_id: int, request_base: str | None) -> Document:
+def _issue(hub: Hub, document_id: int) -> Document:
     with hub.sessions() as session:
         doc = session.get(Document, document_id)
         if doc is None:
@@ -72,7 +66,7 @@ def _issue(hub: Hub, document_id: int, request_base: str | None) -> Document:
         if doc.state == "issued":
             return doc
         number = session.scalar(select(Application.number).where(Application.id == doc.application_id))
-        page = render_unsigned(hub, doc, number, request_base)
+        page = render_unsigned(hub, doc, number)
         title = doc.data.get("title") or KINDS[doc.kind].title
     sealed = seal_pdf(hub, page.pdf, doc.authority, page=page.page, box=page.box, reason=title)
     stored = hub.store.put(sealed)  # addressed by SHA-256, as every file in the store
@@ -98,10 +92,10 @@ def _issue(hub: Hub, document_id: int, request_base: str | None) -> Document:
     return row
 
 
-def pdf_of(hub: Hub, doc: Document, request_base: str | None = None) -> bytes:
+def pdf_of(hub: Hub, doc: Document) -> bytes:
     """The sealed PDF's bytes (issued now if still pending), checked against its digest."""
     if doc.state != "issued":
-        doc = issue(hub, doc.id, request_base)
+        doc = issue(hub, doc.id)
     data = hub.store.path_of(doc.sha256).read_bytes()
     if hashlib.sha256(data).hexdigest() != doc.sha256:
         raise HubError(f"文书 {doc.code} 的文件已损坏 (stored file does not match its digest)")

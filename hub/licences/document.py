@@ -20,17 +20,15 @@ from hub.storage.tables import Licence
 
 METADATA_NAME = "licence.json"  # the attachment's file name inside the PDF
 FORMAT = "tongban-licence/1"
-DEFAULT_BASE = "http://127.0.0.1:8000"  # a hub tried locally, without `public_url`
 
 
 def public_path(code: str) -> str:
     return f"/l/{code}"
 
 
-def public_link(hub: Hub, code: str, request_base: str | None = None) -> str:
-    """The public page's full address for the QR code: `public_url` when set (as status links)."""
-    base = hub.settings.public_url or request_base or DEFAULT_BASE
-    return base.rstrip("/") + public_path(code)
+def public_link(hub: Hub, code: str) -> str:
+    """The public page's full address for the QR code (`Settings.issued_link_base`)."""
+    return hub.settings.issued_link_base + public_path(code)
 
 
 def metadata(licence: Licence, link: str) -> dict[str, Any]:

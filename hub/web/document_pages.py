@@ -45,7 +45,7 @@ PDF_HEADERS = {
 
 def _pdf(hub: Hub, doc: Document, request: Request) -> Response:
     try:
-        data = pdf_of(hub, doc, str(request.base_url))
+        data = pdf_of(hub, doc)
     except DocumentUnavailable as exc:
         raise HTTPException(503, "文书正在签发，请稍后再试 (the document is not ready yet)") from exc
     name = f"{doc.data.get('title') or doc.kind}-{doc.code}.pdf"

@@ -149,7 +149,7 @@ def licence_page(number: str, request: Request, hub: HubDep, principal: Reader) 
 @router.get("/licences/{number}/pdf")
 async def licence_pdf(number: str, request: Request, hub: HubDep, principal: Reader) -> Response:
     await run_in_threadpool(_detail, hub, number, principal)  # in scope, or 404
-    content = await run_in_threadpool(sealed_pdf, hub, number, str(request.base_url))
+    content = await run_in_threadpool(sealed_pdf, hub, number)
     return Response(
         content,
         media_type="application/pdf",
