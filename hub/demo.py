@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import sys
 import time
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,20 +15,27 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import select
 
 from hub import applications as svc
 from hub import demo_cross_region as cross_region
 from hub import demo_paperless as paperless
 from hub import supervision
 from hub.applications import Actor
+from hub.applications.licences import sealed_pdf as licence_pdf
 from hub.context import Hub
+from hub.documents.kinds import KINDS
+from hub.documents.library import verify_file
 from hub.errors import HubError
 from hub.events import verify_chain
-from hub.ids import id_check_digit, mask_id
+from hub.ids import id_check_digit, mask_id, mask_name
 from hub.jobs.dispatch import dispatch
+from hub.jobs.documents import documents as documents_job
 from hub.jobs.sync import sync
 from hub.lifecycle import STATE_ZH, Role
 from hub.presenters import application_detail
+from hub.seals import verify_pdf
+from hub.storage.tables import Application, Document, Licence
 
 CST = ZoneInfo("Asia/Shanghai")
 PDF = b"%PDF-1.4\n% Tongban Hub demo scan\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -363,6 +371,12 @@ def run(home: Path, console: Console | None = None) -> int:
         out.print(f"[red]✗ {escape(problem)}[/]")
     broken += len(cross)
 
+    # 9. 文书与电子证照: every notice the steps above owed, sealed now (what `hub run documents` does
+    #    every few minutes) and checked as anyone would check it; the licences approval issued.
+    out.print()
+    out.print("[bold]⑨ 文书与电子证照：每一步的通知书加盖电子印章，准予的证照签发电子证照[/]")
+    broken += _documents_and_licences(hub, numbers, out)
+
     # Summary: every application, its divisions, state and whether its event chain verifies.
     table = Table("办件号", "事项", "窗口", "收件地→审批地", "状态", "结果", "期限", "纸质材料", "事件链")
     with hub.sessions() as session:
@@ -391,6 +405,43 @@ def run(home: Path, console: Console | None = None) -> int:
     )
     hub.close()
     return broken
+
+
+def _documents_and_licences(hub: Hub, numbers: list[str], out: Console) -> int:
+    """Seal what is owed, check every sealed file the way `hub documents verify` and `hub licences
+    verify` do, and say what was issued. Returns the number of problems."""
+    summary = documents_job(hub, limit=1000)
+    problems = list(summary.errors)
+    kinds: Counter[str] = Counter()
+    with hub.sessions() as session:
+        issued = session.execute(
+            select(Document, Application.number)
+            .join(Application, Application.id == Document.application_id)
+            .where(Application.number.in_(numbers), Document.state == "issued")
+        ).all()
+        licences = list(session.scalars(select(Licence).where(Licence.application_number.in_(numbers))))
+        session.expunge_all()
+    for doc, number in issued:
+        check = verify_file(hub, hub.store.path_of(doc.sha256).read_bytes())
+        kinds[KINDS[doc.kind].title] += 1
+        if not check.ok:
+            problems.append(f"{number} {KINDS[doc.kind].title}: 印章或摘要校验失败 (seal or digest does not verify)")
+    out.print(
+        f"  加盖电子印章的文书 sealed notices: {len(issued)} 份，校验通过 {len(issued) - len(problems)} 份 — "
+        + "、".join(f"{title} {n}" for title, n in sorted(kinds.items()))
+    )
+    for licence in licences:
+        seals = verify_pdf(hub, licence_pdf(hub, licence.number))
+        ok = bool(seals) and all(c.ok for c in seals)
+        problems += [] if ok else [f"{licence.number}: 电子证照印章校验失败 (the licence's seal does not verify)"]
+        out.print(
+            f"  电子证照 {licence.type_name} [bold]{licence.number}[/]（{licence.issuer_name}，持证人 "
+            f"{escape(mask_name(licence.holder_name))}）{'印章有效 ✓' if ok else '✗'}  "
+            f"查验页 public check: /l/{licence.code}"
+        )
+    for problem in problems:
+        out.print(f"[red]✗ {escape(problem)}[/]")
+    return len(problems)
 
 
 def _paper(app) -> str:
