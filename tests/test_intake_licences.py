@@ -408,6 +408,8 @@ def test_cli_lookup_create_and_attach(hub: Hub, tmp_path):
     done = _cli(hub, "connectors", "licences", "irs-licences", "BDCQZS", "330329195003150214")
     assert done.exit_code == 0 and "浙(2020)泰顺县不动产权第0001234号" in done.stdout
     assert "330329195003150214" not in done.stdout
+    done = _cli(hub, "connectors", "licences", "irs-licences", "YYZZ", ZHIQIANG_USCC)
+    assert done.exit_code == 0 and OWNER_ID not in done.stdout  # the representative's ID masked too
 
 
 def test_the_officer_sees_it_verified_with_our_pdf(hub: Hub):
