@@ -159,7 +159,11 @@ class LicenceRecord(BaseModel):
     issued_on: date | None = None
     valid_from: date | None = None
     valid_until: date | None = None  # None: 长期有效
-    status: Literal["valid", "revoked", "suspended", "expired"] = "valid"
+    # required, no default: a record that does not say its status is refused, never taken as valid
+    status: Literal["valid", "revoked", "suspended", "expired"]
+    # the legal representative's / operator's ID number (法定代表人证件号码), when the library gives
+    # it: how a company's licence counts as the applicant's (hub.applications.licence_refs.Asker)
+    representative_id: str | None = Field(default=None, max_length=64)
     document_url: str | None = Field(default=None, max_length=2000)
 
 

@@ -11,11 +11,11 @@ from typing import Any
 from rich.markup import escape
 
 from hub import applications as svc
-from hub.applications import Actor, licence_refs
+from hub.applications import Actor
 from hub.context import Hub
 from hub.errors import HubError
 from hub.lifecycle import STATE_ZH, Role
-from hub.web.desk_intake import CHECKLIST, verify_online
+from hub.web.desk_intake import CHECKLIST, lookup_licences, verify_online
 
 CLERK = Actor(name="张敏", role=Role.clerk, desk="hall-county")
 SWJ = Actor(name="税务局 郑洁", role=Role.officer, department="ts-swj")
@@ -46,7 +46,7 @@ def run(hub: Hub, say: Callable[[str], None]) -> str | None:
             if m.supplied_by == "agency":
                 continue  # 免提交: the department obtains it itself
             if m.licence:
-                found = licence_refs.lookup(hub, subject, name, OWNER_ID, FORM)
+                found = lookup_licences(hub, subject, name, (OWNER_ID, OWNER), FORM, CLERK)
                 usable = [c for c in found["licences"] if c["usable"]]
                 if not usable:
                     say(f"  [yellow]电子证照库无可用{name}（{'；'.join(found['problems'])}）[/]")

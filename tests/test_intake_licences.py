@@ -117,7 +117,7 @@ def test_catalogue_marks_licence_materials(hub: Hub):
 def test_a_licence_from_our_library_replaces_the_paper(hub: Hub):
     _licence(hub, "YYZZ-2025-0001")
     subject = hub.catalog.subject(INVOICE)
-    found = licence_refs.lookup(hub, subject, LICENCE, ZHIQIANG_USCC, {})
+    found = licence_refs.lookup(hub, subject, LICENCE, ZHIQIANG_USCC, "泰顺县志强农家乐", {})
     assert [(c["number"], c["source"], c["status"], c["usable"]) for c in found["licences"]] == [
         ("YYZZ-2025-0001", "library", "valid", True),  # ours first, then the province's platform
         ("330329600123456", "irs-licences", "valid", True),
@@ -189,6 +189,7 @@ def test_a_licence_from_a_department_library_through_the_connector(hub: Hub, gat
             issued_on=date(2024, 3, 18),
             valid_from=date(2024, 3, 18),
             status="valid",
+            representative_id=OWNER_ID,  # 陈志强 runs it: how his application may take it
         ),
         records[1],
     ]
@@ -208,7 +209,7 @@ def test_a_licence_from_a_department_library_through_the_connector(hub: Hub, gat
 def test_an_unreachable_library_is_named_and_ours_still_listed(hub: Hub, gateway):
     gateway.stop()
     _licence(hub, "YYZZ-2025-0003")
-    found = licence_refs.lookup(hub, hub.catalog.subject(INVOICE), LICENCE, ZHIQIANG_USCC, {})
+    found = licence_refs.lookup(hub, hub.catalog.subject(INVOICE), LICENCE, ZHIQIANG_USCC, "泰顺县志强农家乐", {})
     assert [c["number"] for c in found["licences"]] == ["YYZZ-2025-0003"]
     assert "暂不可用" in found["problems"][0]
 
@@ -248,11 +249,12 @@ def _token(hub: Hub, who: str, role: Role, desk: str | None = None, department: 
     return {"authorization": f"Bearer {secret}"}
 
 
-def _intake_json(licences: list[dict[str, str]], applicant_id: str = OWNER_ID) -> str:
+def _intake_json(licences: list[dict[str, str]], applicant_id: str = OWNER_ID, name: str = "陈志强") -> str:
     return json.dumps(
         {
             "subject": INVOICE,
-            "applicant": {"name": "陈志强", "id": applicant_id},
+            "applicant": {"name": name, "id": applicant_id}
+            | ({"type": "company"} if applicant_id == ZHIQIANG_USCC else {}),
             "form": FORM,
             "materials": ["办税人员居民身份证"],
             "licences": licences,
@@ -270,9 +272,14 @@ def test_api_lookup_attach_and_refusals(hub: Hub):
     _licence(hub, "YYZZ-2025-0011", status="revoked")
     teller = _token(hub, "api-teller", Role.clerk, desk="hall-county")
     with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
-        r = web.post(
+        r = web.post(  # the company applying as itself: ours and the platform's
             "/api/v1/licence-lookups",
-            json={"subject": INVOICE, "material": LICENCE, "applicant_id": OWNER_ID, "form": {"uscc": ZHIQIANG_USCC}},
+            json={
+                "subject": INVOICE,
+                "material": LICENCE,
+                "applicant_id": ZHIQIANG_USCC,
+                "applicant_name": "泰顺县志强农家乐",
+            },
             headers=teller,
         )
         assert r.status_code == 200, r.text
@@ -281,14 +288,23 @@ def test_api_lookup_attach_and_refusals(hub: Hub):
         assert ZHIQIANG_USCC not in r.text  # holder IDs masked
         r = web.post(
             "/api/v1/licence-lookups",
-            json={"subject": INVOICE, "material": "办税人员居民身份证", "applicant_id": OWNER_ID},
+            json={
+                "subject": INVOICE,
+                "material": "办税人员居民身份证",
+                "applicant_id": OWNER_ID,
+                "applicant_name": "陈志强",
+            },
             headers=teller,
         )
         assert r.status_code == 422 and "不能以电子证照代替" in r.text
         # the revoked one: refused naming the material, nothing written
         r = web.post(
             "/api/v1/applications",
-            data={"data": _intake_json([{"material": LICENCE, "number": "YYZZ-2025-0011"}])},
+            data={
+                "data": _intake_json(
+                    [{"material": LICENCE, "number": "YYZZ-2025-0011"}], ZHIQIANG_USCC, "泰顺县志强农家乐"
+                )
+            },
             files=ID_FILE,
             headers=teller,
         )
@@ -307,7 +323,14 @@ def test_api_lookup_attach_and_refusals(hub: Hub):
 
 
 def test_desk_page_lookup_button_and_submit(hub: Hub):
-    _licence(hub, "YYZZ-2025-0020", valid_until=date(2026, 9, 1))  # expired before the clock's day
+    _licence(  # expired before the clock's day; held by 陈志强 himself
+        hub,
+        "YYZZ-2025-0020",
+        valid_until=date(2026, 9, 1),
+        holder_id=OWNER_ID,
+        holder_name="陈志强",
+        holder_id_type="resident_id",
+    )
     add_user(hub, "zhangmin", "hall-综合窗口-2026", display_name="张敏", role=Role.clerk, desk="hall-county")
     with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
         assert login(web, "zhangmin", "hall-综合窗口-2026").status_code == 303
@@ -349,7 +372,10 @@ def _cli(hub: Hub, *args: str):
 def test_cli_lookup_create_and_attach(hub: Hub, tmp_path):
     _licence(hub, "YYZZ-2025-0030")
     _licence(hub, "YYZZ-2025-0031", holder_id="91330329MA2H8KQ5XE")
-    done = _cli(hub, "apps", "licences", "--item", INVOICE, "--material", LICENCE, "--id", ZHIQIANG_USCC)
+    done = _cli(
+        hub, "apps", "licences", "--item", INVOICE, "--material", LICENCE, "--id", ZHIQIANG_USCC,
+        "--name", "泰顺县志强农家乐", "--role", "clerk", "--desk", "hall-county",
+    )  # fmt: skip
     assert done.exit_code == 0, done.output
     assert "YYZZ-2025-0030" in done.stdout and "330329600123456" in done.stdout
     (tmp_path / "id.pdf").write_bytes(PDF)
@@ -382,6 +408,8 @@ def test_cli_lookup_create_and_attach(hub: Hub, tmp_path):
     done = _cli(hub, "connectors", "licences", "irs-licences", "BDCQZS", "330329195003150214")
     assert done.exit_code == 0 and "浙(2020)泰顺县不动产权第0001234号" in done.stdout
     assert "330329195003150214" not in done.stdout
+    done = _cli(hub, "connectors", "licences", "irs-licences", "YYZZ", ZHIQIANG_USCC)
+    assert done.exit_code == 0 and OWNER_ID not in done.stdout  # the representative's ID masked too
 
 
 def test_the_officer_sees_it_verified_with_our_pdf(hub: Hub):
@@ -458,5 +486,7 @@ def test_the_rest_licences_verb_is_checked_when_loaded(monkeypatch):
         RestSpec.model_validate(base | {"licences": verb})
     with pytest.raises(ValueError, match="colour"):
         RestSpec.model_validate(base | {"licences": verb | {"fields": verb["fields"] | {"issuer": "d", "colour": "e"}}})
-    ok = RestSpec.model_validate(base | {"licences": verb | {"fields": verb["fields"] | {"issuer": "d"}}})
+    ok = RestSpec.model_validate(
+        base | {"licences": verb | {"fields": verb["fields"] | {"issuer": "d", "status": "e"}}}
+    )
     assert ok.licences is not None and ok.licences.method == "POST"

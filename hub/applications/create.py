@@ -239,7 +239,9 @@ def receive(
     subject, form, errors = check_new(hub, new)
     licences: list[dict[str, Any]] = []
     if new.licences and not errors:  # 电子证照 by reference: asked of the libraries only for a sound request
-        licences, wrong = licence_refs.resolve(hub, subject, new.licences, new.applicant.id, form, actor.name)
+        licences, wrong = licence_refs.resolve(
+            hub, subject, new.licences, new.applicant.id, new.applicant.name, form, actor.name
+        )
         errors += wrong
     if first_review is not None:
         errors += review_text_problems(first_review)

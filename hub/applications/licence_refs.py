@@ -3,12 +3,14 @@ by a licence the applicant holds, looked up in the hub's own licence library (hu
 a department's through a connector (`licence_sources:` in hub.yaml), and taken BY REFERENCE —
 no file. One implementation for every surface (desk page, API, CLI): `lookup` lists what the
 teller may pick, `resolve` checks what was picked — valid today, of the material's type, held by
-the applicant (their ID number, or the credit code the form carries) — naming the material in
-every refusal, and `record` writes the reference (a `material_licences` row and the event data)."""
+the applicant (see `Asker`) — naming the material in every refusal, and `record` writes the
+reference (a `material_licences` row and the event data). `lapsed` is the approval rule for
+licences of ours revoked or expired since intake."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -19,8 +21,8 @@ from hub.applications.models import LicenceRef
 from hub.catalog.models import Bundle, Item, Material
 from hub.connectors import LicenceRecord
 from hub.context import Hub
-from hub.errors import FieldError, HubError
-from hub.ids import mask_id
+from hub.errors import FieldError, HubError, InvalidInput
+from hub.ids import mask_id, mask_name
 from hub.licences import library
 from hub.storage.tables import Licence, MaterialLicence
 
@@ -41,15 +43,44 @@ def licence_material(hub: Hub, subject: Item | Bundle, name: str) -> Material | 
     return next((m for m in hub.catalog.materials_of(subject) if m.name == name and m.licence), None)
 
 
-def holder_ids(hub: Hub, subject: Item | Bundle, applicant_id: str, form: dict[str, Any]) -> list[str]:
-    """Whose licences count as the applicant's: their ID number (or credit code), and any
-    credit code the form carries (a 个体工商户's owner applies for the business)."""
-    ids = [applicant_id.strip().upper()]
+@dataclass(frozen=True)
+class Asker:
+    """Whose licences count as the applicant's. A licence counts when
+    - it is held under the applicant's own ID (resident ID, or the credit code a company applies
+      under) AND the holder's name on it is the applicant's name (an ID typed wrong or someone
+      else's never turns into a name and a licence list); or
+    - it is held under a credit code the form carries (`uscc` field: the owner of a 个体工商户
+      applies for the business) AND the licence record names the applicant, by ID number, as its
+      legal representative / operator (`representative_id`, GB/T 36903 法定代表人证件号码).
+      A credit code typed into the form proves nothing by itself; our own library records no
+      representative ID, so a company licence of ours is taken only when the company applies."""
+
+    id: str
+    name: str
+    credit_codes: tuple[str, ...] = ()
+
+    @property
+    def holders(self) -> list[str]:
+        return list(dict.fromkeys([self.id, *self.credit_codes]))
+
+    def holds(self, c: dict[str, Any]) -> bool:
+        if c["holder_id"] == self.id:
+            return _same_name(c["holder_name"], self.name)
+        return c["holder_id"] in self.credit_codes and (c.get("representative_id") or "") == self.id
+
+
+def _same_name(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and "".join((a or "").split()) == "".join((b or "").split())
+
+
+def asker(hub: Hub, subject: Item | Bundle, applicant_id: str, applicant_name: str, form: dict[str, Any]) -> Asker:
+    codes = []
     for f in hub.catalog.form_of(subject):
         value = form.get(f.name)
         if f.type == "uscc" and isinstance(value, str) and value.strip():
-            ids.append(value.strip().upper())
-    return [i for i in dict.fromkeys(ids) if i]
+            codes.append(value.strip().upper())
+    ident = applicant_id.strip().upper()
+    return Asker(ident, applicant_name.strip(), tuple(c for c in dict.fromkeys(codes) if c and c != ident))
 
 
 def _status(record_status: str, valid_from: date | None, valid_until: date | None, today: date) -> str:
@@ -77,7 +108,7 @@ def _ours(lic: Licence, today: date) -> dict[str, Any]:
         "valid_until": lic.valid_until,
         "status": library.status(lic, today),
         "licence_id": lic.id,
-        "code": lic.code,
+        "representative_id": None,  # our library records only the representative's name
     }
 
 
@@ -95,7 +126,7 @@ def _theirs(r: LicenceRecord, connection: str, description: str, today: date) ->
         "valid_until": r.valid_until,
         "status": _status(r.status, r.valid_from, r.valid_until, today),
         "licence_id": None,
-        "code": None,
+        "representative_id": (r.representative_id or "").strip().upper() or None,
     }
 
 
@@ -137,15 +168,18 @@ def candidates(hub: Hub, type_code: str, holders: list[str]) -> tuple[list[dict[
         return ours, [str(exc)]
 
 
-def shown(c: dict[str, Any]) -> dict[str, Any]:
-    """A candidate as a page or the API shows it: the holder's ID masked, dates as text."""
+def shown(c: dict[str, Any], who: Asker | None = None) -> dict[str, Any]:
+    """A candidate as a page or the API shows it: the holder's ID masked, dates as text, the
+    holder's name masked unless it is the applicant's (or the licence is their company's, by the
+    representative rule). No key to the public page (/l/{code}) ever leaves the hub."""
+    named = who is not None and (_same_name(c["holder_name"], who.name) or c["holder_id"] in who.credit_codes)
     return {
         "source": c["source"],
         "source_zh": c["source_zh"],
         "type_code": c["type_code"],
         "type_name": c["type_name"],
         "number": c["number"],
-        "holder_name": c["holder_name"],
+        "holder_name": c["holder_name"] if named else mask_name(c["holder_name"]),
         "holder_id": mask_id(c["holder_id"]),
         "issuer": c["issuer"],
         "valid_from": c["valid_from"].isoformat() if c["valid_from"] else None,
@@ -153,21 +187,42 @@ def shown(c: dict[str, Any]) -> dict[str, Any]:
         "status": c["status"],
         "status_zh": STATUS_ZH.get(c["status"], c["status"]),
         "usable": c["status"] == "valid",
-        "code": c["code"],
     }
 
 
-def lookup(hub: Hub, subject: Item | Bundle, material: str, applicant_id: str, form: dict[str, Any]) -> dict[str, Any]:
-    """查询电子证照: the applicant's licences a material may be satisfied by."""
+def lookup(
+    hub: Hub, subject: Item | Bundle, material: str, applicant_id: str, applicant_name: str, form: dict[str, Any]
+) -> dict[str, Any]:
+    """查询电子证照: the applicant's licences a material may be satisfied by — only those the
+    `Asker` rule counts as theirs (a name that differs shows nothing). `asked` is what the audit
+    records (hub.web.desk_intake.lookup_licences, the one entry every surface uses): the masked
+    ID and credit codes, how many found and how many withheld."""
+    if not applicant_name.strip():
+        raise InvalidInput.field(
+            "applicant_name", "请先填写申请人姓名（名称）再查询电子证照", "the applicant's name is required"
+        )
     spec = licence_material(hub, subject, material)
     if spec is None or spec.licence is None:
         raise HubError(f"材料“{material}”不能以电子证照代替 (this material takes no licence)")
-    found, problems = candidates(hub, spec.licence, holder_ids(hub, subject, applicant_id, form))
+    who = asker(hub, subject, applicant_id, applicant_name, form)
+    found, problems = candidates(hub, spec.licence, who.holders)
+    theirs = [c for c in found if who.holds(c)]
+    if withheld := len(found) - len(theirs):
+        problems.append(
+            f"{withheld} 个证照的持证人与申请人姓名（名称）不符或未载明申请人为法定代表人，未列出 "
+            f"({withheld} withheld: holder's name differs or the applicant is not its representative)"
+        )
     return {
         "material": material,
         "type_code": spec.licence,
-        "licences": [shown(c) for c in found],
+        "licences": [shown(c, who) for c in theirs],
         "problems": problems,
+        "asked": {
+            "holder": mask_id(who.id),
+            "credit_codes": [mask_id(c) for c in who.credit_codes],
+            "found": len(theirs),
+            "withheld": withheld,
+        },
     }
 
 
@@ -180,6 +235,7 @@ def resolve(
     subject: Item | Bundle,
     refs: list[LicenceRef],
     applicant_id: str,
+    applicant_name: str,
     form: dict[str, Any],
     actor_name: str,
 ) -> tuple[list[dict[str, Any]], list[FieldError]]:
@@ -187,7 +243,7 @@ def resolve(
     the licences to record, and a refusal naming the material for each that does not hold."""
     if not refs:
         return [], []
-    holders = holder_ids(hub, subject, applicant_id, form)
+    who = asker(hub, subject, applicant_id, applicant_name, form)
     today, now = hub.today(), hub.now()
     out, errors = [], []
     seen: set[str] = set()
@@ -201,7 +257,7 @@ def resolve(
             continue
         seen.add(ref.material)
         try:
-            found = _find(hub, spec.licence, ref, holders, today)
+            found = _find(hub, spec.licence, ref, who, today)
         except HubError as exc:
             errors.append(FieldError.of(f"licences[{i}] ({ref.material})", f"材料“{ref.material}”：{exc}", str(exc)))
             continue
@@ -212,14 +268,14 @@ def resolve(
     return out, errors
 
 
-def _find(hub: Hub, type_code: str, ref: LicenceRef, holders: list[str], today: date) -> dict[str, Any] | FieldError:
+def _find(hub: Hub, type_code: str, ref: LicenceRef, who: Asker, today: date) -> dict[str, Any] | FieldError:
     """The referenced licence if it may be taken, else why not."""
     number = ref.number.strip()
     if ref.source in (None, LIBRARY):
         with hub.sessions() as session:
             lic = session.scalar(select(Licence).where(Licence.number == number))
             if lic is not None:
-                return _judge(_ours(lic, today), type_code, holders, number)
+                return _judge(_ours(lic, today), type_code, who, number)
     if ref.source != LIBRARY:
         source = ref.source or hub.settings.licence_sources.get(type_code)
         if ref.source is not None and hub.settings.licence_sources.get(type_code) != ref.source:
@@ -227,9 +283,9 @@ def _find(hub: Hub, type_code: str, ref: LicenceRef, holders: list[str], today: 
                 "source", f"证照来源 {ref.source} 未配置为{type_code}证照库", f"{ref.source} is no {type_code} library"
             )
         if source is not None:
-            for c in _from_source(hub, type_code, holders, today):
+            for c in _from_source(hub, type_code, who.holders, today):
                 if c["number"] == number:
-                    return _judge(c, type_code, holders, number)
+                    return _judge(c, type_code, who, number)
     return FieldError.of(
         "number",
         f"未找到申请人持有的证照 {number}（须为申请人本人或其企业所持、类型为{type_code}）",
@@ -237,16 +293,22 @@ def _find(hub: Hub, type_code: str, ref: LicenceRef, holders: list[str], today: 
     )
 
 
-def _judge(c: dict[str, Any], type_code: str, holders: list[str], number: str) -> dict[str, Any] | FieldError:
+def _judge(c: dict[str, Any], type_code: str, who: Asker, number: str) -> dict[str, Any] | FieldError:
     if c["type_code"] != type_code:
         return FieldError.of(
             "type",
             f"证照 {number} 是“{c['type_name']}”，不是本材料要求的证照类型 {type_code}",
             f"licence {number} is a {c['type_code']}, not a {type_code}",
         )
-    if c["holder_id"] not in holders:
+    if c["holder_id"] not in who.holders:
         return FieldError.of(
             "holder", f"证照 {number} 的持证人不是申请人", f"licence {number} is not held by the applicant"
+        )
+    if not who.holds(c):
+        return FieldError.of(
+            "holder",
+            f"证照 {number} 的持证人不是申请人（姓名或名称不符，或证照未载明申请人为法定代表人）",
+            f"licence {number} is not held by the applicant (name differs, or not its representative)",
         )
     if c["status"] != "valid":
         zh = STATUS_ZH.get(c["status"], c["status"])
@@ -254,8 +316,44 @@ def _judge(c: dict[str, Any], type_code: str, holders: list[str], number: str) -
     return c
 
 
+def lapsed(session: Session, application_id: int, today: date) -> list[FieldError]:
+    """The approval rule (电子证照 of ours taken at intake): one refusal naming the material for
+    each referenced licence of our library that is no longer valid today (revoked, expired …).
+    A department's licence is judged as it was at the check; its library is not asked again."""
+    rows_ = session.execute(
+        select(MaterialLicence.material, Licence)
+        .join(Licence, Licence.id == MaterialLicence.licence_id)
+        .where(MaterialLicence.application_id == application_id)
+        .order_by(MaterialLicence.id)
+    ).all()
+    errors = []
+    for material, lic in rows_:
+        now = library.status(lic, today)
+        if now != "valid":
+            zh = STATUS_ZH.get(now, now)
+            errors.append(
+                FieldError.of(
+                    f"licences ({material})",
+                    f"材料“{material}”：引用的电子证照 {lic.number} 现已{zh.removeprefix('已')}，不能准予，请收取纸质材料或补正",
+                    f"the licence {lic.number} taken for {material} is now {now}",
+                )
+            )
+    return errors
+
+
+def current(session: Session, application_id: int, today: date) -> dict[str, tuple[str, int]]:
+    """Material -> (status today, licence id) for the licences of ours an application references."""
+    found = session.execute(
+        select(MaterialLicence.material, Licence)
+        .join(Licence, Licence.id == MaterialLicence.licence_id)
+        .where(MaterialLicence.application_id == application_id)
+    ).all()
+    return {material: (library.status(lic, today), lic.id) for material, lic in found}
+
+
 def event_data(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What the event chain records of each reference (the holder's ID masked)."""
+    """What the event chain records of each reference (the holder's ID masked; never the key to
+    the public page /l/{code}: the chain goes to departments and partner hubs)."""
     return [
         {
             "material": r["material"],
@@ -272,7 +370,6 @@ def event_data(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "status": r["status"],
             "checked_at": r["checked_at"].isoformat(),
             "checked_by": r["checked_by"],
-            "code": r["code"],
         }
         for r in records
     ]

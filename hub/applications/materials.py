@@ -273,6 +273,7 @@ def attach_licences(hub: Hub, number: str, refs: list[LicenceRef], actor: Actor)
         _check_attachable(app)
         subject = hub.catalog.subject(app.subject_code)
         applicant_id, form, have = app.applicant_id, dict(app.form or {}), licence_refs.referenced(app)
+        applicant_name = app.applicant_name
     if subject is None:
         raise InvalidInput([FieldError.of("subject", f"事项 {app.subject_code} 已不在目录中", "item no longer listed")])
     errors = [
@@ -280,7 +281,7 @@ def attach_licences(hub: Hub, number: str, refs: list[LicenceRef], actor: Actor)
         for i, r in enumerate(refs)
         if r.material in have
     ]
-    records, wrong = licence_refs.resolve(hub, subject, refs, applicant_id, form, actor.name)
+    records, wrong = licence_refs.resolve(hub, subject, refs, applicant_id, applicant_name, form, actor.name)
     if errors or wrong:
         raise InvalidInput(errors + wrong)
     now = hub.now()

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from hub import lifecycle, outbox, partner_outbox, text
+from hub.applications import licence_refs
 from hub.applications.events import add_event
 from hub.applications.licences import issue_for_part
 from hub.applications.materials import check_complete, verified_materials
@@ -279,6 +280,15 @@ def _part_action(
             f"事项 {part.item_code} 当前为“{lifecycle.STATE_ZH[part.state]}”，不能“{action.zh}” "
             f"(cannot {action.name} a part in state {part.state})"
         )
+    # 电子证照 of ours taken at intake must still be valid today for the hub's own officers to
+    # approve (web, API, CLI all come here). A decision a department's system or a partner hub
+    # already made (Role.system) is recorded as the fact it is, not gated.
+    if (
+        action.name == "approve"
+        and actor.role is not Role.system
+        and (lapsed := licence_refs.lapsed(object_session(app), app.id, hub.today()))
+    ):
+        raise InvalidInput(lapsed)
     source = part.state
     part.state = action.target
     if action.name in ("approve", "deny"):

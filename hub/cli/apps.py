@@ -13,7 +13,6 @@ from rich.table import Table
 
 from hub import applications as svc
 from hub import integrity, supervision
-from hub.applications import licence_refs
 from hub.applications.listing import ListQuery, find_applications
 from hub.cli.common import (
     ActorName,
@@ -28,7 +27,7 @@ from hub.cli.common import (
     print_json,
     styled,
 )
-from hub.errors import FieldError, Forbidden, HubError, InvalidInput, Reason
+from hub.errors import FieldError, Forbidden, InvalidInput, Reason
 from hub.events import verify_chain
 from hub.lifecycle import ACTIONS, Role
 from hub.presenters import application_detail, application_summary
@@ -233,18 +232,35 @@ def licences(
     subject: Annotated[str, typer.Option("--item", "--bundle", help="Item or bundle code")],
     material: Annotated[str, typer.Option("--material", "-m", help="The material's name")],
     id_: Annotated[str, typer.Option("--id", help="Applicant's resident ID number or credit code")],
+    name: Annotated[str, typer.Option("--name", help="Applicant's name: must be the holder's")],
     form: Annotated[list[str], typer.Option("--form", "-f", help="Form field NAME=VALUE (a credit code)")] = [],  # noqa: B006
+    number: Annotated[str | None, typer.Option("--application", help="The case, when attaching later")] = None,
+    actor: ActorName = None,
+    role: WriteRoleOpt = ...,  # audited: who asked
+    desk: DeskOpt = None,
+    department: DepartmentOpt = None,
 ) -> None:
     """查询电子证照: the applicant's licences a material may be satisfied by (ours and the
-    department's library), with status today; pick one for `create`/`attach --licence`."""
+    department's library), with status today; pick one for `create`/`attach --licence`.
+    Audited (docs/intake-licences.md)."""
     hub = open_hub(ctx)
     item = hub.catalog.subject(subject)
     if item is None:
         raise InvalidInput.field("--item", f"事项 {subject} 不存在", "no such item")
+    from hub.web.desk_intake import lookup_licences  # the one audited lookup (loaded only here)
+
+    who = make_actor(actor, role, desk, department)
+    if number is not None:  # the case must be one the actor may see
+        with hub.sessions() as session:
+            svc.get(session, number, who)
     try:
-        found = licence_refs.lookup(hub, item, material, id_.strip().upper(), _pairs(form, "--form"))
-    except HubError as exc:
-        raise InvalidInput.field("--material", str(exc), "this material takes no licence") from None
+        found = lookup_licences(
+            hub, item, material, (id_.strip().upper(), name.strip()), _pairs(form, "--form"), who, application=number
+        )
+    except InvalidInput as exc:
+        if any(e.field == "material" for e in exc.errors):
+            raise InvalidInput.field("--material", exc.errors[0].reason.zh, exc.errors[0].reason.en) from None
+        raise
     print_json(found)
 
 

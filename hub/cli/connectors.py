@@ -174,7 +174,11 @@ def licences(
             "connection": name,
             "type_code": type_code,
             "holder_id": mask_id(holder_id),
-            "licences": [r.model_dump(mode="json") | {"holder_id": mask_id(r.holder_id)} for r in found],
+            "licences": [
+                r.model_dump(mode="json")
+                | {"holder_id": mask_id(r.holder_id), "representative_id": mask_id(r.representative_id or "") or None}
+                for r in found
+            ],
         }
     )
 

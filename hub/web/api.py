@@ -422,7 +422,9 @@ class LicenceLookupIn(BaseModel):
     subject: str = Field(max_length=32)
     material: str = Field(max_length=200)
     applicant_id: str = Field(max_length=32)
+    applicant_name: str = Field(max_length=200)  # must be the holder's (docs/intake-licences.md)
     form: dict[str, str] = Field(default_factory=dict, max_length=100)  # a credit code the form carries
+    application: str | None = Field(default=None, max_length=40)  # the case, when attaching later
 
 
 @router.post("/licence-lookups")
@@ -438,9 +440,20 @@ def lookup_licences(body: LicenceLookupIn, request: Request, hub: HubDep, princi
         raise NotFound(f"事项 {body.subject} 不存在 (no such item)")
     ident = desk_intake.normalise(body.applicant_id).upper()
     form = {k: desk_intake.normalise(v) for k, v in body.form.items()}
-    result = desk_intake.lookup_licences(hub, subject, body.material, ident, form)
-    audit.record(hub, principal.actor, "licence_lookup", client=client_of(request), material=body.material)
-    return result
+    if body.application is not None:  # the case must be one the caller may see
+        with hub.sessions() as session:
+            svc.get(session, body.application, principal.actor)
+    applicant = (ident, desk_intake.normalise(body.applicant_name))
+    return desk_intake.lookup_licences(
+        hub,
+        subject,
+        body.material,
+        applicant,
+        form,
+        principal.actor,
+        application=body.application,
+        client=client_of(request),
+    )
 
 
 # ---------------------------------------------------------------- officers, supervisors

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
 from hub import audit, ratings
+from hub.applications import licence_refs
 from hub.applications.supplement import CORRECT_ROLES, supplement_days
 from hub.context import Hub
 from hub.documents import documents_of
@@ -75,15 +76,31 @@ def first_review(app: Application) -> dict[str, Any] | None:
     }
 
 
-def licences_of(app: Application) -> list[dict[str, Any]]:
+def licences_of(hub: Hub, app: Application) -> list[dict[str, Any]]:
     """电子证照 the desk took by reference instead of a copy, as the chain recorded them at the
-    check: number, issuer, validity, status, source and time (the holder's ID masked)."""
-    return [
-        r | {"pdf": bool(r.get("code"))}
-        for e in app.events
-        if e.action in ("create", "attach_licence")
-        for r in (e.data.get("licences") or [])
-    ]
+    check (number, issuer, validity, source and time; the holder's ID masked) — and, for a
+    licence of our own library, its status TODAY (revoked or expired since intake shows so, and
+    approval is refused: licence_refs.lapsed). A department's shows 核验时有效 and the check's date.
+    The PDF link goes by licence_id (never by the public page's code)."""
+    with hub.sessions() as session:
+        ours = licence_refs.current(session, app.id, hub.today())
+    out = []
+    for e in app.events:
+        if e.action not in ("create", "attach_licence"):
+            continue
+        for r in e.data.get("licences") or []:
+            now = ours.get(r["material"])
+            shown = {k: v for k, v in r.items() if k != "code"}  # old chains recorded the key: never shown
+            out.append(
+                shown
+                | {
+                    "pdf": now is not None,
+                    "ours": now is not None,
+                    "status_now": now[0] if now else None,
+                    "status_now_zh": licence_refs.STATUS_ZH.get(now[0], now[0]) if now else None,
+                }
+            )
+    return out
 
 
 def owed(hub: Hub, app: Application, view: dict[str, Any], review: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -215,7 +232,7 @@ def _page(request: Request, hub: Hub, principal: Principal, number: str, status:
         desk_place=_desk_place(hub, app),
         phrases=phrases(hub, app),
         review=review,
-        licences=licences_of(app),
+        licences=licences_of(hub, app),
         owed=owed(hub, app, view, review),
         steps=timeline(view),
         supplement=supplement,

@@ -16,7 +16,7 @@ from typing import Any
 from pypinyin import Style, lazy_pinyin
 
 from hub import applications as svc
-from hub import text
+from hub import audit, text
 from hub.applications import licence_refs
 from hub.applications.create import unknown_subject
 from hub.catalog.models import MODE_ZH, Bundle, Item
@@ -179,14 +179,38 @@ def verify_online(hub: Hub, subject: Item | Bundle, material: str, id_number: st
 
 
 def lookup_licences(
-    hub: Hub, subject: Item | Bundle, material: str, applicant_id: str, form: dict[str, Any]
+    hub: Hub,
+    subject: Item | Bundle,
+    material: str,
+    applicant: tuple[str, str],
+    form: dict[str, Any],
+    actor: Any,
+    *,
+    application: str | None = None,
+    client: str | None = None,
 ) -> dict[str, Any]:
     """查询电子证照 for one material (hub.applications.licence_refs): refused naming the material
-    when it takes no licence."""
+    when it takes no licence, naming the name when it is missing. The one entry every surface
+    (desk page via the API, API, CLI, demo) uses, so every lookup is audited: the masked ID and
+    credit codes, the case when there is one, how many found and withheld."""
+    applicant_id, applicant_name = applicant
     try:
-        return licence_refs.lookup(hub, subject, material, applicant_id, form)
+        found = licence_refs.lookup(hub, subject, material, applicant_id, applicant_name, form)
+    except InvalidInput:
+        raise
     except HubError as exc:
         raise InvalidInput.field("material", str(exc), "this material takes no licence") from None
+    audit.record(
+        hub,
+        actor,
+        "licence_lookup",
+        target=application,
+        client=client,
+        subject=subject.code,
+        material=material,
+        **found["asked"],
+    )
+    return found
 
 
 def licence_refs_of(raw: list[str]) -> list[svc.LicenceRef]:

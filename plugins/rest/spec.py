@@ -324,6 +324,7 @@ LICENCE_FIELDS = (
     "valid_from",
     "valid_until",
     "status",
+    "representative_id",
     "document_url",
 )
 
@@ -343,7 +344,8 @@ class Licences(Request):
     def _known_fields(self) -> Licences:
         if unknown := sorted(set(self.fields) - set(LICENCE_FIELDS)):
             raise ValueError(f"未知的证照字段 (unknown licence fields) {unknown}; 可选: {', '.join(LICENCE_FIELDS)}")
-        if missing := sorted({"number", "holder_id", "holder_name", "issuer"} - set(self.fields)):
+        # status too: a licence whose status is not read would otherwise pass for valid
+        if missing := sorted({"number", "holder_id", "holder_name", "issuer", "status"} - set(self.fields)):
             raise ValueError(f"证照字段缺少 (licence fields missing): {', '.join(missing)}")
         return self
 

@@ -9,7 +9,7 @@ ownership, marriage records. Its API is its own (not the hub's), as a real gatew
          -> {"code": "40", "msg": "未知服务"}       (an unknown serviceCode, HTTP 400)
     POST /irs/v1/licences                         {"zzlxdm": TYPE, "czztdm": HOLDER_ID}   (电子证照共享服务)
          -> {"code": "00", "data": {"licences": [{"zzbh", "zzmc", "czzt", "czztdm", "zzbfjg",
-             "fzrq", "yxqq", "yxqz", "zzzt": "有效"|"注销"|"过期"}]}}
+             "fzrq", "yxqq", "yxqz", "zzzt": "有效"|"注销"|"过期", "fddbrdm": 法定代表人证件号码}]}}
     401 {"code": "41", "msg": "令牌无效"} without a valid token.
 
 `consistent` says whether the name matches the record held for the ID number (a record must
@@ -59,6 +59,7 @@ SAMPLE_RECORDS: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
 # field names in pinyin initials). 陈志强's 个体工商户 holds a business licence; 林阿婆 a property
 # certificate; the rest are there for the refusals (a cancelled and an expired licence).
 ZHIQIANG_USCC = "92330329MA2K7Q8L1T"  # 泰顺县志强农家乐 (个体工商户)
+ZHIQIANG_OWNER_ID = "330329199007010137"  # 陈志强, its operator (经营者): fddbrdm on its licences
 SAMPLE_LICENCES: list[dict[str, str]] = [
     {
         "zzlxdm": "YYZZ",
@@ -71,6 +72,7 @@ SAMPLE_LICENCES: list[dict[str, str]] = [
         "yxqq": "2024-03-18",
         "yxqz": "",
         "zzzt": "有效",
+        "fddbrdm": ZHIQIANG_OWNER_ID,
     },
     {
         "zzlxdm": "YYZZ",
@@ -83,6 +85,7 @@ SAMPLE_LICENCES: list[dict[str, str]] = [
         "yxqq": "2019-05-06",
         "yxqz": "",
         "zzzt": "注销",
+        "fddbrdm": ZHIQIANG_OWNER_ID,
     },
     {
         "zzlxdm": "BDCQZS",

@@ -209,8 +209,11 @@ async function lookupLicences(form, button) {
   const chosen = cell.querySelector(".licence-chosen");
   const hidden = cell.querySelector("input[name=licence]");
   const id = form.querySelector("[name=applicant_id]");
+  const name = form.querySelector("[name=applicant_name]");
   const say = (message, good) => { chosen.textContent = message; chosen.className = `licence-chosen ${good ? "good" : "bad"}`; };
   if (!id.value.trim() || idProblem(id.value)) return say(t("请先填写正确的申请人身份号码，再查询", "Enter a valid applicant ID number first"));
+  // the holder's name must be the applicant's: an ID alone never turns into a name and licences
+  if (!name || !name.value.trim()) return say(t("请先填写申请人姓名，再查询", "Enter the applicant's name first"));
   const extra = {};
   form.querySelectorAll("input[name^=f_]").forEach((el) => { if (el.value.trim()) extra[el.name.slice(2)] = el.value.trim(); });
   button.disabled = true;
@@ -221,7 +224,7 @@ async function lookupLicences(form, button) {
     response = await fetch("/api/v1/licence-lookups", {
       method: "POST",
       headers: { "content-type": "application/json", "x-csrf-token": csrf(form) },
-      body: JSON.stringify({ subject: form.dataset.subject, material: button.dataset.material, applicant_id: id.value, form: extra }),
+      body: JSON.stringify({ subject: form.dataset.subject, material: button.dataset.material, applicant_id: id.value, applicant_name: name.value, form: extra }),
       signal: AbortSignal.timeout(VERIFY_TIMEOUT_MS),
     });
     body = await response.json();
