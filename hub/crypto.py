@@ -17,6 +17,7 @@ it next to what they write, so switching the setting never breaks what was writt
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -166,7 +167,14 @@ class VerifyKey:
         return _pem("PUBLIC KEY", self.der)
 
     def verify(self, signature: bytes, data: bytes) -> bool:
-        """True when `signature` is this key's over `data`; False for any mismatch or garbage."""
+        """True when `signature` is this key's over `data`; False for any mismatch or garbage —
+        a key that is not of its recorded algorithm included (an RSA key recorded as ed25519, a
+        P-256 key as sm2): the record says how the signature was made, and nothing else passes."""
+        try:
+            if _algorithm_of_spki(self.der) != self.algorithm:
+                return False
+        except CryptoError:
+            return False
         try:
             if self.algorithm == "sm2":
                 from gmssl_pyx import sm2_verify
@@ -327,27 +335,33 @@ def load_private(pem_or_der: bytes) -> SigningKey:
     return SigningKey(algorithm, der)
 
 
-def load_public(pem_or_der: bytes) -> VerifyKey:
-    """A SubjectPublicKeyInfo (PEM or DER), its algorithm read from the key itself."""
-    _label, der = _unpem(pem_or_der)
+@functools.lru_cache(maxsize=512)
+def _algorithm_of_spki(der: bytes) -> str:
+    """The algorithm a SubjectPublicKeyInfo's key is for, read from the key itself."""
     try:
         info = asn1_keys.PublicKeyInfo.load(der)
         alg = info["algorithm"]["algorithm"].native
         if alg == "ec":
             params = info["algorithm"]["parameters"]
             if _is_sm2(params):
-                return VerifyKey("sm2", der)
+                return "sm2"
             if params.chosen.native == "secp256r1":
-                return VerifyKey("ecdsa-p256", der)
+                return "ecdsa-p256"
             raise CryptoError(f"unsupported EC curve {params.chosen.native}")
         if alg == "ed25519":
-            return VerifyKey("ed25519", der)
+            return "ed25519"
         if alg == "rsa":
             bits = info["public_key"].parsed["modulus"].native.bit_length()
-            return VerifyKey("rsa-3072" if bits > 2048 else "rsa-2048", der)
-    except (ValueError, TypeError) as e:
+            return "rsa-3072" if bits > 2048 else "rsa-2048"
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise CryptoError(f"not a public key: {e}") from None
     raise CryptoError(f"unsupported key algorithm {alg}")
+
+
+def load_public(pem_or_der: bytes) -> VerifyKey:
+    """A SubjectPublicKeyInfo (PEM or DER), its algorithm read from the key itself."""
+    _label, der = _unpem(pem_or_der)
+    return VerifyKey(_algorithm_of_spki(der), der)
 
 
 def signing_key_of(key: object) -> SigningKey:

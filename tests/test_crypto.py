@@ -128,6 +128,24 @@ def test_unknown_algorithms_are_named():
         crypto.generate("dsa")
 
 
+def test_a_key_verifies_only_as_the_algorithm_it_is_recorded_with():
+    """A signature record names its algorithm; a key of another type under that name is refused,
+    not verified by whatever the key happens to be (review finding 10)."""
+    data = b"licence status list"
+    ecdsa = crypto.generate("ecdsa-p256")
+    signature = ecdsa.sign(data)
+    der = ecdsa.public().der
+    assert crypto.VerifyKey("ecdsa-p256", der).verify(signature, data)
+    for recorded in ("ed25519", "rsa-2048", "sm2"):
+        assert not crypto.VerifyKey(recorded, der).verify(signature, data), recorded
+    rsa = crypto.generate("rsa-2048")
+    assert not crypto.VerifyKey("rsa-3072", rsa.public().der).verify(rsa.sign(data), data)
+    sm2 = crypto.generate("sm2")
+    assert crypto.VerifyKey("sm2", sm2.public().der).verify(sm2.sign(data), data)
+    assert not crypto.VerifyKey("ecdsa-p256", sm2.public().der).verify(sm2.sign(data), data)
+    assert not crypto.VerifyKey("ed25519", b"not a key").verify(signature, data)
+
+
 # ---------------------------------------------------------------- application event chains
 
 

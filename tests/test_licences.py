@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -34,7 +35,7 @@ from hub.licences.library import status
 from hub.licences.numbering import check_char, is_valid, number_problem
 from hub.licences.verify import verify_file
 from hub.lifecycle import Role
-from hub.seals import ensure_test_seals, verify_pdf
+from hub.seals import HUB_AUTHORITY, ensure_test_seals, load_seal, seal_pdf, verify_pdf
 from hub.storage.tables import Licence, OutboxRow
 from hub.tokens import create_token
 from hub.users import add_user
@@ -82,14 +83,32 @@ def root_pem(hub: Hub) -> Path:
     return hub.settings.home / "seals" / "trust" / "test-ca.pem"
 
 
-def offline(hub: Hub, pdf: Path, *args: str) -> tuple[int, dict]:
+def hub_seal_pem(hub: Hub, folder: Path) -> Path:
+    """The hub's own seal certificate, as the kit gives it (status-signer.pem)."""
+    path = folder / "status-signer.pem"
+    path.write_bytes(load_seal(hub, HUB_AUTHORITY).certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+# run as its own process without gmssl_pyx: the verifier's SM2 path through the openssl command line
+NO_GMSSL = (
+    "import runpy, sys; sys.modules['gmssl_pyx'] = None; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def offline(hub: Hub, pdf: Path, *args: str, gmssl: bool = True) -> tuple[int, dict]:
     """The standalone verifier as another agency runs it: its own process, from a folder of its
-    own (nothing of the hub on its path)."""
+    own (nothing of the hub on its path). With `--status`, the hub's seal is pinned as the kit
+    does (`--status-signer status-signer.pem`) unless the test names a signer itself."""
     folder = pdf.parent / "agency"
     folder.mkdir(exist_ok=True)
     script = shutil.copy(VERIFIER, folder / "verify_licence.py")
+    if "--status" in args and "--status-signer" not in args:
+        args = (*args, "--status-signer", str(hub_seal_pem(hub, folder)))
+    start = [sys.executable, "-I"] + ([] if gmssl else ["-c", NO_GMSSL])
     run = subprocess.run(
-        [sys.executable, "-I", script, str(pdf), "--trust", str(root_pem(hub)), "--json", *args],
+        [*start, script, str(pdf), "--trust", str(root_pem(hub)), "--json", *args],
         capture_output=True,
         text=True,
         cwd=folder,
@@ -229,7 +248,7 @@ def test_public_page_then_revocation_on_every_surface(web: TestClient, sealed_hu
     pdf.write_bytes(sealed_pdf(hub, licence.number))
     page = web.get(f"/l/{licence.code}")
     assert page.status_code == 200 and 'id="licence-status">有效<' in page.text
-    for shown in ("老年人优待证", licence.number, "泰顺县民政局", "林*婆"):
+    for shown in ("老年人优待证", licence.number, "泰顺县民政局", "林**"):
         assert shown in page.text
     assert "林阿婆" not in page.text and ELDER_ID not in page.text and ELDER_ID[-4:] not in page.text
     assert page.headers["cache-control"] == "no-store"
@@ -254,7 +273,7 @@ def test_public_page_then_revocation_on_every_surface(web: TestClient, sealed_hu
     assert listed["signature"]["algorithm"] == "ecdsa-p256"
     assert [e["number"] for e in listed["payload"]["revoked"]] == [licence.number]
     code, said = offline(hub, pdf, "--status", str(status_file))
-    assert code == 1 and said["verdict"] == "revoked"
+    assert code == 1 and said["verdict"] == "revoked", said
     # a status list changed after signing (the revocation removed) is refused, not believed
     forged = listed | {"payload": listed["payload"] | {"revoked": []}}
     status_file.write_text(json.dumps(forged), encoding="utf-8")
@@ -358,11 +377,24 @@ def test_cli_list_show_verify_revoke_export(sealed_hub: Hub, tmp_path: Path):
     assert sorted(p.name for p in kit.iterdir()) == [
         "README.txt",
         "county-root.pem",
+        "status-signer.pem",
         "status.json",
         "verify_licence.py",
     ]
+    assert load_seal(hub, HUB_AUTHORITY).key.key_id in (kit / "README.txt").read_text(encoding="utf-8")
     checked = subprocess.run(
-        [sys.executable, "-I", "verify_licence.py", str(pdf), "--trust", "county-root.pem", "--status", "status.json"],
+        [
+            sys.executable,
+            "-I",
+            "verify_licence.py",
+            str(pdf),
+            "--trust",
+            "county-root.pem",
+            "--status",
+            "status.json",
+            "--status-signer",
+            "status-signer.pem",
+        ],
         capture_output=True,
         text=True,
         cwd=kit,
@@ -523,3 +555,187 @@ def test_a_business_licence_is_issued_to_the_enterprise_with_a_new_credit_code(s
     assert len(checks) == 1 and checks[0].ok and checks[0].signer == "泰顺县市场监督管理局"
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "licence-YYZZ.pdf").write_bytes(pdf)
+
+
+# ---------------------------------------------------------------- review findings (SM2, status list, digests)
+
+
+def cli_verify(hub: Hub, pdf: Path):
+    env = {"HUB_DATABASE_URL": hub.engine.url.render_as_string(hide_password=False)}
+    return CliRunner().invoke(cli, ["--home", str(hub.settings.home), "licences", "verify", str(pdf)], env=env)
+
+
+def test_an_sm2_sealed_licence_verifies_on_the_hub_and_offline(hub: Hub, web_sm2, tmp_path: Path):
+    """Finding 1: with crypto.signature sm2, `hub licences verify` and the standalone verifier (with
+    gmssl_pyx, and without it through the openssl command line) say valid, and tampered for one
+    byte changed; a revocation in an SM2-signed status list is believed."""
+    licence = licence_of(hub, approved_card(hub))
+    pdf = tmp_path / "sm2.pdf"
+    pdf.write_bytes(sealed_pdf(hub, licence.number))
+    [check] = verify_pdf(hub, pdf.read_bytes())
+    assert check.ok and check.algorithm == "sm2_sm3"
+    done = cli_verify(hub, pdf)
+    assert done.exit_code == 0 and done.output.startswith("valid 有效"), done.output
+    for gmssl in (True, False):
+        code, said = offline(hub, pdf, gmssl=gmssl)
+        assert (code, said["verdict"]) == (0, "valid"), said
+    bad = tmp_path / "bad.pdf"
+    content = bytearray(pdf.read_bytes())
+    content[len(content) // 3] ^= 0x01
+    bad.write_bytes(bytes(content))
+    assert cli_verify(hub, bad).output.startswith("tampered")
+    for gmssl in (True, False):
+        assert offline(hub, bad, gmssl=gmssl)[1]["verdict"] == "tampered"
+    own = bearer(hub, "mzj", Role.officer, department="ts-mzj")
+    assert web_sm2.post(f"/api/v1/licences/{licence.number}/revoke", json={"reason": "错发"}, headers=own).is_success
+    status_file = tmp_path / "status.json"
+    status_file.write_text(web_sm2.get("/l/status.json").text, encoding="utf-8")
+    assert json.loads(status_file.read_text(encoding="utf-8"))["signature"]["algorithm"] == "sm2"
+    for gmssl in (True, False):
+        code, said = offline(hub, pdf, "--status", str(status_file), gmssl=gmssl)
+        assert (code, said["verdict"]) == (1, "revoked"), said
+
+
+@pytest.fixture
+def web_sm2(hub: Hub) -> Iterator[TestClient]:
+    """SM2 test seals (the sandbox's test CA in SM2) for the hub and every department."""
+    hub.settings.crypto.signature = "sm2"
+    ensure_test_seals(hub, algorithm="sm2", force=True)
+    assert load_seal(hub, "ts-mzj").algorithm == "sm2"
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def _signed_by(hub: Hub, authority: str, payload: dict, key=None, cert=None, chain=None) -> dict:
+    """A status list signed as hub.licences.status_list does, by another seal or key."""
+    import base64
+
+    from hub.seals import certs
+
+    seal = load_seal(hub, authority)
+    key = key or seal.key
+    return {
+        "payload": payload,
+        "signature": {
+            "algorithm": key.algorithm,
+            "key_id": key.key_id,
+            "value": base64.b64encode(key.sign(verify_licence.canonical(payload))).decode(),
+            "certificate": certs.to_pem(cert or seal.cert).decode(),
+            "chain": [certs.to_pem(c).decode() for c in (chain if chain is not None else seal.chain_certs)],
+        },
+    }
+
+
+def test_only_the_hubs_fresh_status_list_is_believed(web: TestClient, sealed_hub: Hub, tmp_path: Path):
+    """Finding 2: a list signed by a department's seal (chaining to the county CA) is refused; so
+    is one whose signer was issued by a certificate that is no CA; a list older than --max-age
+    is stale, not valid; a revocation in an old list still counts."""
+    from hub import crypto
+    from hub.licences import status_list
+    from hub.seals import certs
+
+    hub = sealed_hub
+    licence = licence_of(hub, approved_card(hub))
+    pdf = tmp_path / "licence.pdf"
+    pdf.write_bytes(sealed_pdf(hub, licence.number))
+    today = hub.today().isoformat()
+    fresh = tmp_path / "fresh.json"
+    fresh.write_text(json.dumps(status_list.signed(hub)), encoding="utf-8")
+    code, said = offline(hub, pdf, "--status", str(fresh), "--today", today)
+    assert (code, said["verdict"]) == (0, "valid"), said
+    # an empty list signed with 民政局's seal: a good signature, a chain to the root, not the hub's
+    payload = status_list.payload(hub)
+    forged = tmp_path / "mzj.json"
+    forged.write_text(json.dumps(_signed_by(hub, "ts-mzj", payload)), encoding="utf-8")
+    code, said = offline(hub, pdf, "--status", str(forged), "--today", today)
+    assert said["verdict"] == "tampered" and "not by the hub's seal" in said["problems"][0], said
+    # …even when the agency was made to pin it: its signer was issued by a seal, which is no CA
+    mzj = load_seal(hub, "ts-mzj")
+    rogue = crypto.generate("ecdsa-p256")
+    rogue_cert = certs.issue(
+        subject=certs.name("泰顺县政务服务中心", "泰顺县", "测试"),
+        public=rogue.public(),
+        issuer=mzj.cert.subject,
+        issuer_key=mzj.key,
+        days=30,
+        ca=False,
+    )
+    signed = _signed_by(hub, "ts-mzj", payload, key=rogue, cert=rogue_cert, chain=[mzj.cert, *mzj.chain_certs])
+    forged.write_text(json.dumps(signed), encoding="utf-8")
+    code, said = offline(hub, pdf, "--status", str(forged), "--status-signer", rogue.key_id, "--today", today)
+    assert said["verdict"] == "tampered" and "is not a CA" in said["problems"][0], said
+    # --status without a pinned signer is a usage error, not a verdict
+    run = subprocess.run(
+        [sys.executable, "-I", str(VERIFIER), str(pdf), "--trust", str(root_pem(hub)), "--status", str(fresh)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2 and "--status-signer" in run.stderr
+    # the list exported before the revocation, used 8 days later: stale (7 by default), not valid
+    later = (hub.today() + timedelta(days=8)).isoformat()
+    code, said = offline(hub, pdf, "--status", str(fresh), "--today", later)
+    assert (code, said["verdict"]) == (1, "stale") and "stale status list" in said["problems"][0]
+    assert offline(hub, pdf, "--status", str(fresh), "--today", later, "--max-age", "30")[1]["verdict"] == "valid"
+    own = bearer(hub, "mzj", Role.officer, department="ts-mzj")
+    assert web.post(f"/api/v1/licences/{licence.number}/revoke", json={"reason": "错发"}, headers=own).is_success
+    revoked = tmp_path / "revoked.json"
+    revoked.write_text(json.dumps(status_list.signed(hub)), encoding="utf-8")
+    assert offline(hub, pdf, "--status", str(revoked), "--today", later)[1]["verdict"] == "revoked"
+
+
+def test_the_licence_pdf_records_its_digest_algorithm_and_is_checked_on_read(sealed_hub: Hub):
+    """Finding 7: with crypto.hash sm3 the sealed PDF's SM3 digest is recorded (what OpenSSL
+    computes), and a stored file changed afterwards is refused, never served."""
+    from hub.errors import HubError
+
+    hub = sealed_hub
+    hub.settings.crypto.hash = "sm3"
+    number = licence_of(hub, approved_card(hub)).number
+    pdf = sealed_pdf(hub, number)
+    with hub.sessions() as session:
+        row = session.scalars(select(Licence).where(Licence.number == number)).one()
+        algorithm, digest, sha256 = row.digest_algorithm, row.digest, row.sha256
+    by_openssl = subprocess.run(["openssl", "dgst", "-sm3", "-r"], input=pdf, capture_output=True, check=True)
+    assert algorithm == "sm3" and digest == by_openssl.stdout.split()[0].decode()
+    assert sealed_pdf(hub, number) == pdf
+    stored = hub.store.path_of(sha256)
+    stored.chmod(0o644)
+    stored.write_bytes(pdf[:-1] + bytes([pdf[-1] ^ 0x01]))
+    with pytest.raises(HubError, match="文件已损坏"):
+        sealed_pdf(hub, number)
+
+
+def test_the_offline_verifier_checks_at_most_twenty_signatures(sealed_hub: Hub):
+    """Finding 10: a file with more signatures than MAX_SIGNATURES is refused, none checked."""
+    hub = sealed_hub
+    pdf = sealed_pdf(hub, licence_of(hub, approved_card(hub)).number)
+    for i in range(verify_licence.MAX_SIGNATURES):
+        pdf = seal_pdf(hub, pdf, "ts-mzj", field_name=f"Extra{i}")
+    checks = verify_licence.check_seals(pdf, load_seal(hub, "ts-mzj").chain_certs)
+    assert len(checks) == 1 and not checks[0]["ok"] and "more than 20 signatures" in checks[0]["problem"]
+
+
+def test_staff_searches_of_the_library_are_audited_with_the_id_masked(web: TestClient, sealed_hub: Hub):
+    """Finding 5 (the library side): every search on /licences and /api/v1/licences is in the
+    audit log, the holder's ID masked, with how many licences it found."""
+    from hub import audit
+    from hub.ids import mask_id
+
+    hub = sealed_hub
+    approved_card(hub)
+    teller = bearer(hub, "teller", Role.teller, desk="bank-xiahong")
+    found = web.get("/api/v1/licences", params={"holder_id": ELDER_ID}, headers=teller)
+    assert found.status_code == 200 and len(found.json()) == 1
+    assert web.get("/api/v1/licences", headers=teller).status_code == 422  # refused: recorded too
+    add_user(hub, "guitai", PASSWORD, display_name="柜台", role=Role.teller, desk="bank-xiahong")
+    assert login(web, "guitai") == 303
+    assert web.get("/licences", params={"holder_id": ELDER_ID.lower()}).status_code == 200
+    searches = [e for e in audit.entries(hub) if e.action == "licence_search"]
+    assert [(e.actor, e.target, e.data.get("surface"), e.data.get("found")) for e in reversed(searches)] == [
+        ("token:teller", mask_id(ELDER_ID), "api", 1),
+        ("token:teller", None, "api", None),
+        ("柜台", mask_id(ELDER_ID), "web", 1),
+    ]
+    assert searches[1].data["refused"] is True
+    assert ELDER_ID not in json.dumps([[e.target, e.data] for e in searches])

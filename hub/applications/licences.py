@@ -8,6 +8,7 @@ hub.licences, which does not import this package."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
-from hub import text
+from hub import crypto, text
 from hub.applications.events import add_event
 from hub.applications.materials import keep_blob
 from hub.applications.models import SYSTEM, Actor
@@ -148,25 +149,46 @@ def issue_for_part(hub: Hub, app: Application, part: Part, actor: Actor, now: da
 def sealed_pdf(hub: Hub, number: str) -> bytes:
     """The licence's sealed PDF: from the store, or drawn, sealed (by the issuing department) and
     kept now — the first to finish wins; another process drawing it at the same moment keeps the
-    winner's. No scope check here: callers check the caller's scope first."""
+    winner's. Every read checks the file against its sha256 and its recorded digest (the
+    configured algorithm's, e.g. SM3): a damaged file is an error, never served. No scope check
+    here: callers check the caller's scope first."""
     with hub.sessions() as session:
         licence = session.scalars(select(Licence).where(Licence.number == number)).first()
         if licence is None:
             raise NotFound(f"证照 {number} 不存在 (no such licence)")
         session.expunge(licence)
     if licence.sha256:
-        return hub.store.path_of(licence.sha256).read_bytes()
+        return _checked(hub, licence.number, licence.sha256, licence.digest_algorithm, licence.digest)
     content = sealed(hub, licence, public_link(hub, licence.code))
     if problem := hub.store.check(content):
         raise HubError(f"证照 {number}: {problem}")
     stored = hub.store.put(content)
+    algorithm = hub.settings.crypto.hash  # 密评: the file's digest also in the configured algorithm
+    digest = stored.sha256 if algorithm == "sha256" else crypto.hexdigest(algorithm, content)
     with hub.transaction() as session:
         keep_blob(session, stored, hub.now())
         session.execute(
-            update(Licence).where(Licence.id == licence.id, Licence.sha256.is_(None)).values(sha256=stored.sha256)
+            update(Licence)
+            .where(Licence.id == licence.id, Licence.sha256.is_(None))
+            .values(sha256=stored.sha256, digest_algorithm=algorithm, digest=digest)
         )
-        kept = session.scalars(select(Licence.sha256).where(Licence.id == licence.id)).one()
-    return hub.store.path_of(kept).read_bytes()
+        kept = session.execute(
+            select(Licence.sha256, Licence.digest_algorithm, Licence.digest).where(Licence.id == licence.id)
+        ).one()
+    return _checked(hub, number, kept.sha256, kept.digest_algorithm, kept.digest)
+
+
+def _checked(hub: Hub, number: str, sha256: str, algorithm: str, digest: str | None) -> bytes:
+    """The stored file's bytes, if they still match what the library recorded."""
+    try:
+        data = hub.store.path_of(sha256).read_bytes()
+    except FileNotFoundError:
+        raise HubError(f"证照 {number} 的文件缺失 (stored file missing)") from None
+    if hashlib.sha256(data).hexdigest() != sha256 or (
+        digest is not None and crypto.hexdigest(algorithm, data) != digest
+    ):
+        raise HubError(f"证照 {number} 的文件已损坏 (stored file does not match its {algorithm} digest)")
+    return data
 
 
 @dataclass(frozen=True)

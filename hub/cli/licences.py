@@ -30,7 +30,7 @@ from hub.ids import mask_id
 from hub.licences import manage, status_list, verify_licence
 from hub.licences.verify import verify_file
 from hub.lifecycle import Role
-from hub.seals import trust_roots
+from hub.seals import HUB_AUTHORITY, load_seal, trust_roots
 
 app = typer.Typer(help="Electronic licences (电子证照): list, show, verify, revoke.", no_args_is_help=True)
 
@@ -156,11 +156,13 @@ def export_status(
 
 KIT_README = """电子证照离线核验 (offline licence verification)
 
-    python3 verify_licence.py LICENCE.pdf --trust county-root.pem --status status.json
+    python3 verify_licence.py LICENCE.pdf --trust county-root.pem --status status.json --status-signer status-signer.pem
 
-Needs Python 3.11+ and pyHanko (pip install pyhanko). county-root.pem: check its fingerprint with
-the county before trusting it. status.json: the revocation list as of its issued_at; fetch a fresh
-one from PUBLIC_URL/l/status.json. Exit 0 only for a valid licence.
+Needs Python 3.11+ and pyHanko (pip install pyhanko); SM2 seals need gmssl_pyx or the openssl
+command line. county-root.pem: check its fingerprint with the county before trusting it.
+status-signer.pem: the hub's own seal certificate, the only one whose status list is believed
+(key id {key_id}). status.json: the revocation list as of its issued_at; older than 7 days
+(--max-age) it is stale: fetch a fresh one from PUBLIC_URL/l/status.json. Exit 0 only for a valid licence.
 """
 
 
@@ -184,5 +186,7 @@ def export_kit(
     pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in roots)
     (folder / "county-root.pem").write_bytes(pem)
     (folder / "status.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    (folder / "README.txt").write_text(KIT_README, encoding="utf-8")
-    echo(f"wrote {folder}: verify_licence.py, county-root.pem, status.json, README.txt", err=True)
+    hub_seal = load_seal(hub, HUB_AUTHORITY)  # pinned: a department's seal cannot sign a list
+    (folder / "status-signer.pem").write_bytes(hub_seal.certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "README.txt").write_text(KIT_README.replace("{key_id}", hub_seal.key.key_id), encoding="utf-8")
+    echo(f"wrote {folder}: verify_licence.py, county-root.pem, status-signer.pem, status.json, README.txt", err=True)

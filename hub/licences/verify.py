@@ -1,5 +1,6 @@
-"""`hub licences verify FILE`: a licence PDF checked on the hub — its seals against the hub's
-trusted roots (the standalone verifier's checks, hub/licences/verify_licence.py), its attached
+"""`hub licences verify FILE`: a licence PDF checked on the hub — its seals by hub.seals.verify_pdf
+against the hub's trusted roots (SM2 seals included), then the standalone verifier's rules on
+them (hub/licences/verify_licence.py: the record attached, sealed by its issuer), its attached
 metadata against the library's record, and its status today (revocation, expiry) from the
 library itself rather than a status list."""
 
@@ -15,7 +16,7 @@ from hub.context import Hub
 from hub.licences.document import metadata
 from hub.licences.library import status
 from hub.licences.verify_licence import verdict
-from hub.seals import trust_roots
+from hub.seals import SealCheck, trust_roots, verify_pdf
 from hub.storage.tables import Licence
 
 
@@ -37,9 +38,20 @@ class Verification:
         }
 
 
+def _as_offline(check: SealCheck) -> dict[str, Any]:
+    """A hub.seals check in the shape the standalone verifier's rules read."""
+    return {
+        "field": check.field,
+        "signer": check.signer,
+        "ok": check.ok,
+        "problem": None if check.ok else ", ".join(check.problems) or "not valid",
+    }
+
+
 def verify_file(hub: Hub, pdf: bytes) -> Verification:
     roots = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in trust_roots(hub))
-    offline, meta, problems = verdict(pdf, roots, None, hub.today())
+    seals = [_as_offline(c) for c in verify_pdf(hub, pdf)]
+    offline, meta, problems = verdict(pdf, roots, None, hub.today(), seals=seals)
     if offline == "tampered" or meta is None:
         return Verification("tampered", problems=problems or ["no metadata"])
     number = str(meta.get("number") or "")

@@ -630,6 +630,10 @@ class Licence(Base):
     application_number: Mapped[str | None] = mapped_column(String(40), index=True)
     part_id: Mapped[str | None] = mapped_column(String(36))
     sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))  # the sealed PDF
+    # the PDF's digest in the hub's configured algorithm (crypto.hash: sha256 or sm3), with its name
+    # (migration 0020); the file is checked against both on every read
+    digest_algorithm: Mapped[str] = mapped_column(String(16), default="sha256", server_default="sha256")
+    digest: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the fields printed on it
     created_at: Mapped[datetime]
 

@@ -1,5 +1,6 @@
 """Licences on the web: the public page a licence's QR code opens (/l/CODE: valid, revoked or
-expired, type, number, issuer, dates, the holder's name masked — nothing else), the signed status
+expired, type, number, issuer, dates, the holder's name masked by the one rule, hub.ids.mask_name
+— nothing else), the signed status
 list (/l/status.json), the staff pages of the library (/licences: within the caller's scope; the
 issuing department's officer revokes there, after a confirmation), and the API
 (/api/v1/licences). Every surface goes through hub.licences.manage."""
@@ -20,7 +21,8 @@ from hub import audit
 from hub.applications.licences import revoke, sealed_pdf
 from hub.catalog.licence_types import LONG_TERM
 from hub.context import Hub
-from hub.errors import NotFound
+from hub.errors import InvalidInput, NotFound
+from hub.ids import mask_id, mask_name
 from hub.licences import manage, status_list
 from hub.licences.library import status
 from hub.rollups import local_day
@@ -39,15 +41,6 @@ Number = Annotated[str, PathParam(min_length=8, max_length=64)]
 CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 PUBLIC_LIMIT = 30  # lookups of /l/CODE per client address in 10 minutes: a phone needs one or two
 TOO_MANY = "查询过于频繁，请稍后再试。"
-
-
-def mask_name(name: str) -> str:
-    """张*明, 李*, 欧**华: the first and (for three or more characters) the last shown."""
-    if len(name) <= 1:
-        return "*"
-    if len(name) == 2:
-        return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
 def public_view(licence: Licence, today: Any, tz: Any) -> dict[str, Any]:
@@ -116,6 +109,27 @@ def _detail(hub: Hub, number: str, principal: Principal) -> dict[str, Any]:
     return view
 
 
+def _search(
+    hub: Hub, principal: Principal, holder_id: str | None, type_code: str | None, client: str | None, surface: str
+) -> list[dict[str, Any]]:
+    """A search of the library (the page and the API alike), recorded in the audit log: who asked
+    for which holder — the ID masked, as everywhere it is shown — and how many licences it found.
+    A refused search (a desk without an ID) is recorded too."""
+    holder = (holder_id or "").strip().upper() or None
+    masked = mask_id(holder) if holder else None
+    try:
+        with hub.sessions() as session:
+            found = manage.find_licences(session, principal.actor, holder_id=holder, type_code=type_code)
+            rows = [manage.view(lic, principal.actor, hub.today()) for lic in found]
+    except InvalidInput:
+        audit.record(hub, principal.actor, "licence_search", target=masked, client=client, type=type_code,
+                     surface=surface, refused=True)  # fmt: skip
+        raise
+    audit.record(hub, principal.actor, "licence_search", target=masked, client=client, type=type_code,
+                 surface=surface, found=len(rows))  # fmt: skip
+    return rows
+
+
 @router.get("/licences")
 def library_page(
     request: Request,
@@ -124,17 +138,10 @@ def library_page(
     holder_id: Annotated[str, Query(max_length=40)] = "",
     type: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
-    def rows() -> list[dict[str, Any]]:
-        with hub.sessions() as session:
-            found = manage.find_licences(
-                session, principal.actor, holder_id=holder_id.strip() or None, type_code=type or None
-            )
-            return [manage.view(lic, principal.actor, hub.today()) for lic in found]
-
     if principal.role in manage.FRONT_DESK and not holder_id.strip():
         found: list[dict[str, Any]] = []
     else:
-        found = rows()
+        found = _search(hub, principal, holder_id.strip() or None, type or None, client_of(request), "web")
     types = sorted(hub.catalog.licence_types.values(), key=lambda t: t.code)
     return render(request, "licences.html", rows=found, types=types, holder_id=holder_id, type=type)
 
@@ -178,6 +185,7 @@ class RevokeIn(BaseModel):
 
 @api.get("/licences")
 def api_list(
+    request: Request,
     hub: HubDep,
     principal: Reader,
     holder_id: Annotated[
@@ -185,10 +193,9 @@ def api_list(
     ] = None,
     type: Annotated[str | None, Query(max_length=16, description="Licence type code (LNYDZ, YYZZ, BDCQZS …)")] = None,
 ) -> list[dict[str, Any]]:
-    """Licences in the caller's scope (an officer: their department's; a desk: by holder only)."""
-    with hub.sessions() as session:
-        found = manage.find_licences(session, principal.actor, holder_id=holder_id, type_code=type)
-        return [manage.view(lic, principal.actor, hub.today()) for lic in found]
+    """Licences in the caller's scope (an officer: their department's; a desk: by holder only).
+    Every search is in the audit log, the holder's ID masked."""
+    return _search(hub, principal, holder_id, type, client_of(request), "api")
 
 
 @api.get("/licences/{number}")
