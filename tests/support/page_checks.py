@@ -11,7 +11,7 @@ from axe_playwright_python.sync_playwright import Axe
 # ASCII words a Chinese page may show: codes, units and names people use as they are.
 ALLOWED_WORDS = {
     "PDF", "JPG", "JPEG", "PNG", "OFD", "ID", "QR", "CSV", "API", "URL", "EMS", "GB", "MB", "KB",
-    "SFTP", "SOAP", "REST", "HTTP", "HTTPS", "TLS", "SM2", "SM3", "UTC", "CST", "OK", "EN", "English",
+    "SFTP", "SOAP", "REST", "HTTP", "HTTPS", "TLS", "SM2", "SM3", "SHA", "RSA", "ECDSA", "UTC", "CST", "OK", "EN", "English",
     "lnrydz",  # the search box's example of pinyin initials (老年人优待证)
 }  # fmt: skip
 TOKEN = re.compile(r"[A-Za-z0-9]+")
