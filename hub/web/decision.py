@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from hub import applications as svc
 from hub import audit, ratings
 from hub.applications import licence_refs
+from hub.applications.licences import sealed_pdf
 from hub.applications.supplement import CORRECT_ROLES, supplement_days
 from hub.context import Hub
 from hub.documents import documents_of
@@ -421,16 +422,17 @@ def licence_pdf(number: str, material: str, request: Request, hub: HubDep, princ
         raise HTTPException(403, "运维和督查人员不能查看申请材料 (materials are for those handling the case)")
     app = svc.read(hub, number, principal.actor)  # scoped: another desk's or department's is not found
     with hub.sessions() as session:
-        sha256 = session.scalar(
-            select(Licence.sha256)
+        licence_number = session.scalar(
+            select(Licence.number)
             .join(MaterialLicence, MaterialLicence.licence_id == Licence.id)
             .where(MaterialLicence.application_id == app.id, MaterialLicence.material == material)
         )
-    if sha256 is None:
+    if licence_number is None:
         raise NotFound("该材料没有本系统签发的电子证照文件 (no licence PDF of ours for this material)")
-    audit.record(hub, principal.actor, "view_licence", target=number, client=client_of(request), sha256=sha256)
+    content = sealed_pdf(hub, licence_number)  # drawn on first use; the stored file checked against its digests
+    audit.record(hub, principal.actor, "view_licence", target=number, client=client_of(request), licence=licence_number)
     return Response(
-        hub.store.path_of(sha256).read_bytes(),
+        content,
         media_type="application/pdf",
         headers={
             "content-disposition": "inline; filename=licence.pdf",
