@@ -24,9 +24,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fpdf import FPDF
-from fpdf.enums import TextMode
+if TYPE_CHECKING:  # fpdf2 takes 0.15 s to import: only processes that draw a page pay it
+    from fpdf import FPDF
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ def new_document(title: str, *, text: str | None = None, bold: bool = True) -> F
     path, index = font_file()
     configured = bool(os.environ.get("HUB_PDF_FONT"))
     fast = not configured and text is not None
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4", unit="mm")
     pdf.set_title(title)
     pdf.set_creator("Tongban Hub")
@@ -160,6 +163,8 @@ def new_document(title: str, *, text: str | None = None, bold: bool = True) -> F
 @contextmanager
 def heavy(pdf: FPDF, width: float = 0.25) -> Iterator[None]:
     """Text drawn filled and stroked: a heading's weight without a bold face in the file."""
+    from fpdf.enums import TextMode
+
     pdf.set_line_width(width)
     with pdf.local_context(text_mode=TextMode.FILL_STROKE):
         yield

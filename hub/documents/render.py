@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import segno
-from fpdf.fonts import FontFace
 
 from hub import pdf as hubpdf
 from hub.documents.templates import Rendered
@@ -77,6 +76,8 @@ def draw(filled: Rendered, snap: dict[str, Any], code: str, status_url: str | No
                 pdf.cell(width, 8, filled.table_heading, new_x="LMARGIN", new_y="NEXT")
             pdf.set_font("cjk", "", 10.5)
         # the heading row shaded, not bold: the document carries one face
+        from fpdf.fonts import FontFace  # fpdf2 only in processes that draw (hub.pdf)
+
         heading = FontFace(fill_color=(235, 235, 235))
         with pdf.table(wrapmode="CHAR", line_height=6.5, headings_style=heading) as t:
             head = t.row()

@@ -10,9 +10,29 @@ Public surface (other modules use only these):
 The store is `<home>/seals/` (see `store.py`); SM2 seals are verified by `sm2.py`; importing
 real seals is `importing.py`; `hub doctor`'s checks are `checks.py`."""
 
-from hub.seals.pades import SealFailed, seal_pdf, verify_pdf
-from hub.seals.store import HUB_AUTHORITY, Seal, SealMissing, ensure_test_seals, load_seal, trust_roots
+from __future__ import annotations
+
+from typing import Any
+
+from hub.seals.store import HUB_AUTHORITY, Seal, SealFailed, SealMissing, ensure_test_seals, load_seal, trust_roots
 from hub.seals.verdict import SealCheck
+
+
+# pyHanko (with aiohttp under it) takes about 0.3 s to import: every hub process would pay it at
+# start (the CLI, servers, ingest workers), so it is imported by the first seal or check instead.
+def seal_pdf(*args: Any, **kwargs: Any) -> bytes:
+    """`hub.seals.pades.seal_pdf`: `pdf` sealed by `authority`'s seal."""
+    from hub.seals import pades
+
+    return pades.seal_pdf(*args, **kwargs)
+
+
+def verify_pdf(*args: Any, **kwargs: Any) -> list[SealCheck]:
+    """`hub.seals.pades.verify_pdf`: every seal in a PDF, checked."""
+    from hub.seals import pades
+
+    return pades.verify_pdf(*args, **kwargs)
+
 
 __all__ = [
     "HUB_AUTHORITY",

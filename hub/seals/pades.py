@@ -27,7 +27,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hub.seals import certs
-from hub.seals.store import Seal, load_seal, seals_dir, trust_certs
+from hub.seals.store import Seal, SealFailed, load_seal, seals_dir, trust_certs
 from hub.seals.verdict import SealCheck, coverage_ok
 
 if TYPE_CHECKING:
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 
 
 MAX_SIGNATURES = 20  # a notice carries one or two seals; a file with more is not checked
-
-
-class SealFailed(RuntimeError):
-    """Sealing could not be done as configured (e.g. the timestamp authority is required and failed)."""
 
 
 # ---------------------------------------------------------------- signing

@@ -35,6 +35,10 @@ DEFAULT_TYPE = "业务专用章"
 SEAL_ALGORITHMS = ("ecdsa-p256", "rsa-2048", "rsa-3072", "sm2")
 
 
+class SealFailed(RuntimeError):
+    """Sealing could not be done as configured (e.g. the timestamp authority is required and failed)."""
+
+
 class SealMissing(LookupError):
     """No seal for an authority: `hub seals test-ca` (sandbox) or `hub seals import` makes one."""
 

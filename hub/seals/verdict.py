@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pyhanko.sign.diff_analysis import ModificationLevel
-
 
 @dataclass
 class SealCheck:
@@ -40,6 +38,8 @@ def coverage_ok(coverage, modification_level) -> bool:
         return False
     if coverage.name == "ENTIRE_FILE":
         return True
+    from pyhanko.sign.diff_analysis import ModificationLevel  # pyHanko only where PDFs are checked
+
     return (
         coverage.name == "ENTIRE_REVISION"
         and modification_level is not None
