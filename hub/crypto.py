@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -291,22 +292,28 @@ def generate(algorithm: str) -> SigningKey:
     return SigningKey(algorithm, der)
 
 
-def _algorithm_of_pkcs8(der: bytes) -> str:
-    info = asn1_keys.PrivateKeyInfo.load(der)
-    alg = info["private_key_algorithm"]["algorithm"].native
+def _algorithm_named(alg: str, params: asn1_keys.ECDomainParameters | None, modulus: Callable[[], int]) -> str:
+    """Our name for a key's algorithm, from what its private or public key info says: the one
+    mapping for both (`modulus` is asked only for RSA)."""
     if alg == "ec":
-        params = info["private_key_algorithm"]["parameters"]
         if _is_sm2(params):
             return "sm2"
-        if params.chosen.native == "secp256r1":
+        if params is not None and params.chosen.native == "secp256r1":
             return "ecdsa-p256"
-        raise CryptoError(f"unsupported EC curve {params.chosen.native}")
+        raise CryptoError(f"unsupported EC curve {params.chosen.native if params is not None else None}")
     if alg == "ed25519":
         return "ed25519"
     if alg in ("rsa", "rsassa_pss"):
-        bits = info["private_key"].parsed["modulus"].native.bit_length()
-        return "rsa-3072" if bits > 2048 else "rsa-2048"
+        return "rsa-3072" if modulus().bit_length() > 2048 else "rsa-2048"
     raise CryptoError(f"unsupported key algorithm {alg}")
+
+
+def _algorithm_of_pkcs8(der: bytes) -> str:
+    info = asn1_keys.PrivateKeyInfo.load(der)
+    key_alg = info["private_key_algorithm"]
+    return _algorithm_named(
+        key_alg["algorithm"].native, key_alg["parameters"], lambda: info["private_key"].parsed["modulus"].native
+    )
 
 
 def load_private(pem_or_der: bytes) -> SigningKey:
@@ -340,22 +347,12 @@ def _algorithm_of_spki(der: bytes) -> str:
     """The algorithm a SubjectPublicKeyInfo's key is for, read from the key itself."""
     try:
         info = asn1_keys.PublicKeyInfo.load(der)
-        alg = info["algorithm"]["algorithm"].native
-        if alg == "ec":
-            params = info["algorithm"]["parameters"]
-            if _is_sm2(params):
-                return "sm2"
-            if params.chosen.native == "secp256r1":
-                return "ecdsa-p256"
-            raise CryptoError(f"unsupported EC curve {params.chosen.native}")
-        if alg == "ed25519":
-            return "ed25519"
-        if alg == "rsa":
-            bits = info["public_key"].parsed["modulus"].native.bit_length()
-            return "rsa-3072" if bits > 2048 else "rsa-2048"
+        key_alg = info["algorithm"]
+        return _algorithm_named(
+            key_alg["algorithm"].native, key_alg["parameters"], lambda: info["public_key"].parsed["modulus"].native
+        )
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise CryptoError(f"not a public key: {e}") from None
-    raise CryptoError(f"unsupported key algorithm {alg}")
 
 
 def load_public(pem_or_der: bytes) -> VerifyKey:
