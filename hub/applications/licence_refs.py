@@ -83,17 +83,6 @@ def asker(hub: Hub, subject: Item | Bundle, applicant_id: str, applicant_name: s
     return Asker(ident, applicant_name.strip(), tuple(c for c in dict.fromkeys(codes) if c and c != ident))
 
 
-def _status(record_status: str, valid_from: date | None, valid_until: date | None, today: date) -> str:
-    """A department's word first (revoked, suspended, expired), then the dates."""
-    if record_status != "valid":
-        return record_status
-    if valid_from is not None and valid_from > today:
-        return "not_yet_valid"
-    if valid_until is not None and valid_until < today:
-        return "expired"
-    return "valid"
-
-
 def _ours(lic: Licence, today: date) -> dict[str, Any]:
     return {
         "source": LIBRARY,
@@ -124,7 +113,7 @@ def _theirs(r: LicenceRecord, connection: str, description: str, today: date) ->
         "issuer": r.issuer,
         "valid_from": r.valid_from,
         "valid_until": r.valid_until,
-        "status": _status(r.status, r.valid_from, r.valid_until, today),
+        "status": library.status_on(r.status, r.valid_from, r.valid_until, today),
         "licence_id": None,
         "representative_id": (r.representative_id or "").strip().upper() or None,
     }

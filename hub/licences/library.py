@@ -14,15 +14,21 @@ from hub.storage.tables import Licence
 LicenceStatus = Literal["valid", "revoked", "expired", "not_yet_valid"]
 
 
-def status(licence: Licence, today: date) -> LicenceStatus:
-    """What a licence is worth on `today`: revocation first, then its validity dates."""
-    if licence.status == "revoked":
-        return "revoked"
-    if licence.valid_from > today:
+def status_on(recorded: str, valid_from: date | None, valid_until: date | None, today: date) -> str:
+    """What a licence is worth on `today`, ours or a department's: the issuer's word first
+    (revoked, suspended …), then the validity dates."""
+    if recorded != "valid":
+        return recorded
+    if valid_from is not None and valid_from > today:
         return "not_yet_valid"
-    if licence.valid_until is not None and licence.valid_until < today:
+    if valid_until is not None and valid_until < today:
         return "expired"
     return "valid"
+
+
+def status(licence: Licence, today: date) -> LicenceStatus:
+    """What one of our licences is worth on `today` (its status is valid or revoked)."""
+    return status_on(licence.status, licence.valid_from, licence.valid_until, today)  # type: ignore[return-value]
 
 
 def find(session: Session, holder_id: str, type_code: str | None = None) -> list[Licence]:
