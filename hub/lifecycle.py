@@ -43,6 +43,7 @@ class Role(StrEnum):
     teller = "teller"  # bank outlet staff
     enclave_clerk = "enclave_clerk"
     clerk = "clerk"  # county hall or township window
+    agent = "agent"  # 代办员 (帮代办): collects for a desk at residents' homes, with their 委托书
     officer = "officer"  # county department officer
     supervisor = "supervisor"
     ops = "ops"
@@ -92,6 +93,9 @@ OPEN = frozenset(
 CLOCKED = frozenset({State.accepted, State.in_review, State.supplement_requested})
 
 FRONT = frozenset({Role.teller, Role.enclave_clerk, Role.clerk})
+# 代办员 collect for their home desk (a township centre, the hall, an enclave window) but do not
+# first-review (初审 stays with the desk): they receive, attach and follow what they collected
+COLLECTORS = FRONT | {Role.agent}
 S = State
 
 
@@ -114,7 +118,7 @@ def _a(name, zh, sources, target, roles, **kw) -> Action:
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in [
-        _a("submit", "提交", {S.draft}, S.received, FRONT | {Role.applicant}),
+        _a("submit", "提交", {S.draft}, S.received, FRONT | {Role.applicant, Role.agent}),
         _a("pre_review", "初审通过", {S.received}, S.pre_reviewed, FRONT),
         _a("accept", "受理", {S.received, S.pre_reviewed}, S.accepted, {Role.officer, Role.clerk}),
         _a(

@@ -23,11 +23,12 @@ from hub.lifecycle import FRONT, Role
 from hub.storage.tables import User, WebSession, naive_utc
 
 # Roles a person logs in as (applicants use the status page; `system` is for tokens and jobs).
-PERSON_ROLES = (Role.teller, Role.enclave_clerk, Role.clerk, Role.officer, Role.supervisor, Role.ops)
+PERSON_ROLES = (Role.teller, Role.enclave_clerk, Role.clerk, Role.agent, Role.officer, Role.supervisor, Role.ops)
 ROLE_ZH = {
     "teller": "银行网点柜员",
     "enclave_clerk": "飞地窗口工作人员",
     "clerk": "综合窗口工作人员",
+    "agent": "代办员",
     "officer": "县级部门审批人员",
     "supervisor": "督查管理人员",
     "ops": "运维人员",
@@ -105,12 +106,17 @@ def check_binding(hub: Hub, role: Role, desk: str | None, department: str | None
     cat = hub.catalog
     if role not in PERSON_ROLES and role is not Role.system:
         errors.append(FieldError("role", Reason(f"角色 {role.value} 不能登录", "not a role people log in as")))
-    if role in FRONT:
+    if role in FRONT or role is Role.agent:
         d = cat.desks.get(desk or "")
         if d is None:
             errors.append(FieldError("desk", Reason(f"窗口 {desk} 不存在", "unknown desk (required for this role)")))
         else:
-            wanted = {Role.teller: {"bank"}, Role.enclave_clerk: {"enclave"}, Role.clerk: {"hall", "township"}}[role]
+            wanted = {
+                Role.teller: {"bank"},
+                Role.enclave_clerk: {"enclave"},
+                Role.clerk: {"hall", "township"},
+                Role.agent: {"hall", "township", "enclave"},  # the agent's home desk
+            }[role]
             if d.channel.value not in wanted:
                 errors.append(
                     FieldError("desk", Reason(f"{d.name} 不是{ROLE_ZH[role.value]}的窗口", "desk of another channel"))

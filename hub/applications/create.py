@@ -25,7 +25,7 @@ from hub.context import Hub
 from hub.errors import FieldError, Forbidden, InvalidInput, Reason
 from hub.events import GENESIS
 from hub.ids import check_id_number, check_uscc
-from hub.lifecycle import ACTIONS, FRONT, Role, State
+from hub.lifecycle import ACTIONS, COLLECTORS, Role, State
 from hub.materials import Stored
 from hub.partner_outbox import mode_of
 from hub.storage import bulk as bulk_rows
@@ -229,7 +229,7 @@ def receive(
         raise Forbidden(f"角色 {actor.role.value} 不能收件 (role cannot receive applications)")
     if actor.role is Role.applicant and new.applicant.id.strip().upper() != (actor.applicant_id or "").upper():
         raise Forbidden("申请人只能为本人申请 (applicants apply for themselves)")
-    if actor.role in FRONT and actor.desk != new.desk:  # before the replay lookup: no peeking at other desks
+    if actor.role in COLLECTORS and actor.desk != new.desk:  # before the replay lookup: no peeking at other desks
         raise Forbidden(f"{actor.name} 不在窗口 {new.desk} (actor does not work at this desk)")
     # the same request again (a double click, a retry) is answered before anything is checked:
     # a file moved since, a date gone past, must not turn an accepted request into an error

@@ -93,7 +93,7 @@ def add_material(
         )
 
 
-ATTACH_ROLES = FRONT | {Role.officer, Role.applicant, Role.system}
+ATTACH_ROLES = FRONT | {Role.officer, Role.applicant, Role.agent, Role.system}
 
 
 def _check_attachable(app: Application) -> None:

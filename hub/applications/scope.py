@@ -16,7 +16,7 @@ from hub.storage.tables import Application, Part
 
 def scoped(stmt: Select, actor: Actor) -> Select:
     """Limit a select over Application to what `actor` may see."""
-    if actor.role in FRONT:
+    if actor.role in FRONT or actor.role is Role.agent:
         return stmt.where(Application.desk_code == (actor.desk or "\0"))
     if actor.role is Role.officer:
         return stmt.where(

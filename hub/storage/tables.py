@@ -692,3 +692,43 @@ class MaterialLicence(Base):
     checked_at: Mapped[datetime]
     checked_by: Mapped[str] = mapped_column(String(100))
     licence_id: Mapped[int | None] = mapped_column(ForeignKey("licences.id"))  # ours only
+
+
+# ---------------------------------------------------------------- service channels (issue 20)
+# Each section below belongs to one module family; add a table to your own section only.
+
+
+class AgentProfile(Base):
+    """帮代办: a 代办员 on the roster — a person who logs in (users, role `agent`, bound to a home
+    desk) with the desks and townships they serve and the ID number they sign 委托书 with."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    id_number: Mapped[str] = mapped_column(String(18))  # full; masked wherever shown
+    phone: Mapped[str | None] = mapped_column(String(20))
+    desks: Mapped[list[str]] = mapped_column(JSON, default=list)  # desk codes served
+    townships: Mapped[list[str]] = mapped_column(JSON, default=list)  # GB/T 2260 codes (乡镇, 9 digits)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class ResidentSession(Base):
+    """A resident signed in through an identity provider (网办). Like staff sessions only the hash
+    of the cookie is kept. The resident is who the provider said: `id_number` comes from the
+    provider's verified claims, never from a form."""
+
+    __tablename__ = "resident_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))  # the provider's `sub`
+    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

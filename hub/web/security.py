@@ -40,7 +40,7 @@ CSRF_HEADER = "x-csrf-token"
 def role_scopes(role: Role) -> frozenset[str]:
     """What a person in this role may use (tokens carry their own, at most these)."""
     scopes = {"applications:read"}
-    if role in FRONT or role is Role.officer:
+    if role in FRONT or role in (Role.officer, Role.agent):
         scopes.add("applications:write")
     if role is Role.supervisor:
         scopes.add("reports:read")
