@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from hub.connectors import Connector
     from hub.context import Hub
     from hub.health import Check
+    from hub.identity import IdentityProvider
     from hub.settings import Settings
 
 hookspec = pluggy.HookspecMarker("hub")
@@ -114,3 +115,9 @@ def application_panels(hub: Hub, application: dict[str, Any], actor: Actor) -> l
 def read_id_card(desk: str) -> dict[str, Any] | None:
     """What the ID-card reader at `desk` has just read (name, id_number, address, issuer,
     valid_until, photo_sha256), or None without a reader there; the first answer wins."""
+
+
+@hookspec
+def register_identity_providers() -> list[type[IdentityProvider]]:
+    """Identity provider types the plugin provides (hub.identity.IdentityProvider subclasses), for
+    residents signing in (网办); hub.yaml's `identity_providers:` configures instances of them."""

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 GROUP = "hub"
 # What the product turns on when hub.yaml says nothing. The sandbox (simulated department systems
 # for the demo and the tests) is not among them: a home turns it on by listing it.
-BUILT_IN = ("rest", "sftp", "soap", "video")
+BUILT_IN = ("oidc", "rest", "sftp", "soap", "video")
 
 
 @dataclass(frozen=True)

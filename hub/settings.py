@@ -123,6 +123,19 @@ class SealsSettings(BaseModel):
         return v
 
 
+class IdentityProviderSettings(BaseModel):
+    """One identity provider residents may sign in with (网办, docs/online.md): `type` names a
+    provider type a plugin registers (`oidc`), `config` is that type's own settings (secrets as
+    ${ENV} or file: references), checked when the hub opens the provider."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,31}$")  # in the login URL: /my/login/NAME
+    type: str = Field(min_length=1, max_length=64)
+    label: str = Field(min_length=1, max_length=60)  # on the login button, e.g. 浙里办
+    label_en: str | None = Field(default=None, max_length=60)
+    config: dict = Field(default_factory=dict)
+
+
 class KeyFile(NamedTuple):
     """Where the evidence signing key is, and which setting says so."""
 
@@ -178,12 +191,22 @@ class Settings(BaseModel):
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     crypto: CryptoSettings = Field(default_factory=CryptoSettings)
     seals: SealsSettings = Field(default_factory=SealsSettings)
+    # 网办: the identity providers residents sign in with, in the login page's order (docs/online.md)
+    identity_providers: list[IdentityProviderSettings] = Field(default_factory=list, max_length=20)
 
     # 好差评: a 不满意 or 非常不满意 rating is promised contact (and its follow-up is due) within
     # this many working days; the status page tells the resident so
     follow_up_workdays: int = Field(default=15, ge=1, le=60)
 
     home: Path = Path(".")
+
+    @field_validator("identity_providers")
+    @classmethod
+    def _provider_names(cls, v: list[IdentityProviderSettings]) -> list[IdentityProviderSettings]:
+        names = [p.name for p in v]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"身份认证名称重复 (identity provider named twice): {', '.join(twice)}")
+        return v
 
     @field_validator("public_url")
     @classmethod

@@ -40,6 +40,7 @@ from hub.web import (
     openapi,
     ops_pages,
     pages,
+    resident_pages,
     status_pages,
     supervision_pages,
     worklists,
@@ -278,6 +279,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(worklists.router)
     app.include_router(status_pages.router)
+    app.include_router(resident_pages.router)  # 网办: /my (residents signed in through an identity provider)
     app.include_router(document_pages.router)  # downloads, and the public check /d/CODE
     app.include_router(ops_pages.router)
     app.include_router(account_pages.router)

@@ -37,6 +37,7 @@ def run(
     enclave_port: int = typer.Option(8705, help="Port of the Hangzhou enclave window's REST intake system"),
     enclave_dir: Annotated[Path, typer.Option(help="Enclave system's batch folder")] = ENCLAVE_DIR,
     irs_port: int = typer.Option(8706, help="Port of the province's data platform verification gateway"),
+    oidc_port: int = typer.Option(8707, help="Port of the province's identity service (OpenID Connect, 网办 sign-in)"),
     sample_batches: int = typer.Option(
         3, min=0, help="Records in the sample batch each intake source offers at start (0: none)"
     ),
@@ -53,6 +54,7 @@ def run(
     from plugins.sandbox.data_sharing import DataSharingGateway
     from plugins.sandbox.enclave_source import EnclaveSource
     from plugins.sandbox.intake_batches import write_sample_batch
+    from plugins.sandbox.oidc_provider import SandboxIdentityProvider
     from plugins.sandbox.rest_department import RestDepartment
     from plugins.sandbox.sftp_department import BankDrop, SftpDepartment, load_or_create_host_key
     from plugins.sandbox.soap_department import SoapDepartment
@@ -93,12 +95,37 @@ def run(
     typer.echo(f"杭州飞地窗口 REST intake on {enclave.url}/intake/batches")
     irs = DataSharingGateway(token=token, port=irs_port).start()
     typer.echo(f"公共数据平台 核验接口 (verification gateway) and 电子证照共享服务 (/licences) on {irs.url}")
+    idp = SandboxIdentityProvider(port=oidc_port).start()
+    typer.echo(f"统一身份认证 (OpenID Connect, 网办 sign-in) on {idp.issuer}")
+    _wait()
+    for server in (dept, gongan, shebao, bank, enclave, irs, idp):
+        server.stop()
+
+
+def _wait() -> None:
+    """Until Ctrl-C or SIGTERM."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    for server in (dept, gongan, shebao, bank, enclave, irs):
-        server.stop()
+
+
+@sandbox.command("oidc")
+def oidc(
+    port: int = typer.Option(8707, help="Port to listen on (127.0.0.1)"),
+    client_id: str = typer.Option("tongban-hub", help="The hub's client id (a public client: PKCE only)"),
+    id_claim: str = typer.Option("id_number", help="The claim holding the ID number (idcard, cert_no, …)"),
+) -> None:
+    """Run only the sandbox identity service (OpenID Connect) residents sign in with, until
+    interrupted: pick a sample resident on its page (password 123456)."""
+    from plugins.sandbox.oidc_provider import SandboxIdentityProvider
+
+    idp = SandboxIdentityProvider(clients={client_id: None}, port=port, id_claim=id_claim).start()
+    typer.echo(f"统一身份认证 sandbox (OpenID Connect) on {idp.issuer} (Ctrl-C stops)")
+    for r in idp.residents:
+        typer.echo(f"  {r.key}: {r.name} {r.id_number[:6]}********{r.id_number[-4:]}")
+    _wait()
+    idp.stop()
 
 
 @sandbox.command("partner-home")
