@@ -280,6 +280,7 @@ def _detail(request: Request, hub: Hub, resident: Resident, number: str, status:
             404,
             reason=Reason("未找到该办件。", "No such application."),
             back=MY,
+            resident=resident,
         )
     audit.record(
         hub,
@@ -448,7 +449,9 @@ async def apply_page(code: str, request: Request, hub: HubDep) -> Response:
     try:
         ctx = await run_in_threadpool(_apply_context, hub, resident, code[:64])
     except NotFound as exc:
-        return render(request, "resident_refused.html", 404, reason=Reason(*_split(str(exc))), back=MY)
+        return render(
+            request, "resident_refused.html", 404, reason=Reason(*_split(str(exc))), back=MY, resident=resident
+        )
     values = {f"f_{f.name}": resident.phone for f in ctx["fields"] if f.type == "phone" and resident.phone}
     return render(
         request,
@@ -482,7 +485,9 @@ async def apply_submit(code: str, request: Request, hub: HubDep) -> Response:
     try:
         ctx = await run_in_threadpool(_apply_context, hub, resident, code[:64])
     except NotFound as exc:
-        return render(request, "resident_refused.html", 404, reason=Reason(*_split(str(exc))), back=MY)
+        return render(
+            request, "resident_refused.html", 404, reason=Reason(*_split(str(exc))), back=MY, resident=resident
+        )
     form = await read_multipart(request, hub.store, max_files=20)
     values = dict(form.fields)
     chosen: dict[str, str] = {}

@@ -1,0 +1,217 @@
+"""Residents online (网办) on a phone (390×844) in Chromium, against the real app under uvicorn and
+the sandbox identity service (OpenID Connect) on loopback, one of each for the module: a resident
+signs in through the provider's page (a wrong password first), sees only their own applications,
+probes another resident's number and gets the same 404 as a number nobody holds, applies online
+(the ID never typed) and the application is in the online desk's list for staff; a provider that
+vouches for a bad ID number gets a refusal page and no session; a forged callback opens nothing;
+forms without the session's CSRF token change nothing; logins and views are audited, ID masked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub import applications as svc
+from hub import audit
+from hub.context import Hub
+from hub.home import write_home
+from hub.lifecycle import Role
+from hub.storage import migrate
+from hub.storage.engine import make_engine
+from plugins.sandbox.oidc_provider import PASSWORD, SandboxIdentityProvider
+from tests.conftest import CST, Clock
+from tests.support.oidc_plugin import oidc_entry_point
+from tests.support.page_checks import accessible
+from tests.support.samples import TELLER, elderly_card, fund_rent
+from tests.support.webserver import serving
+from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
+
+PHONE = {"width": 390, "height": 844}
+ONLINE_STAFF = svc.Actor(name="网办受理员周敏", role=Role.clerk, desk="online-zlb")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Iterator[dict]:
+    """One sandbox provider, one hub (its hub.yaml pointing at the provider) and one server: 林阿婆
+    has an application from the bank outlet, 陈志强 one from the Hangzhou enclave window."""
+    folder = tmp_path_factory.mktemp("residents")
+    idp = SandboxIdentityProvider().start()
+    with oidc_entry_point(folder / "site"):
+        home = write_home(folder / "home")
+        settings = home / "hub.yaml"
+        settings.write_text(
+            settings.read_text(encoding="utf-8").replace("http://127.0.0.1:8707", idp.issuer), encoding="utf-8"
+        )
+        url = f"sqlite:///{folder / 'hub.db'}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        hub = Hub.open(home, database_url=url, clock=Clock(datetime(2026, 9, 21, 10, tzinfo=CST)))
+        try:
+            lin, chen = idp.resident("linapo"), idp.resident("chenzhiqiang")
+            own = elderly_card().model_copy(update={"applicant": svc.Applicant(name=lin.name, id=lin.id_number)})
+            other = fund_rent().model_copy(update={"applicant": svc.Applicant(name=chen.name, id=chen.id_number)})
+            numbers = {
+                "own": svc.create(hub, own, TELLER).number,
+                "other": svc.create(
+                    hub, other, svc.Actor(name="飞地专员陈静", role=Role.enclave_clerk, desk="enclave-hangzhou")
+                ).number,
+            }
+            with serving(hub) as base:
+                yield {"url": base, "hub": hub, "idp": idp, "numbers": numbers}
+        finally:
+            hub.close()
+            idp.stop()
+
+
+@pytest.fixture
+def phone(browser) -> Iterator[object]:  # noqa: F811
+    context = browser.new_context(
+        locale="zh-CN", timezone_id="Asia/Shanghai", viewport=PHONE, is_mobile=True, has_touch=True
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def no_sideways_scroll(page) -> None:
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
+
+
+def sign_in(page, url: str, who: str, *, wrong_password_first: bool = False) -> None:
+    page.goto(f"{url}/my")
+    expect(page).to_have_url(re.compile(r"/my/login\?next=/my$"))
+    page.locator("#login-zlb").click()
+    expect(page.locator("h1")).to_have_text("统一身份认证（沙箱）")
+    page.locator(f"input[name=resident][value={who}]").check()
+    if wrong_password_first:
+        page.fill("input[name=password]", "654321")
+        page.locator("#sandbox-login").click()
+        expect(page.locator(".error")).to_have_text("用户名或密码错误，请重新输入。")
+        page.locator(f"input[name=resident][value={who}]").check()
+    page.fill("input[name=password]", PASSWORD)
+    page.locator("#sandbox-login").click()
+
+
+def test_a_resident_signs_in_sees_only_their_own_and_another_number_is_404(phone, site):
+    url, numbers, hub = site["url"], site["numbers"], site["hub"]
+    sign_in(phone, url, "linapo", wrong_password_first=True)
+    expect(phone).to_have_url(f"{url}/my")
+    expect(phone.locator("#resident-name")).to_have_text("林阿婆")
+    expect(phone.locator("#my-apps li")).to_have_count(1)
+    expect(phone.locator("#my-apps")).to_contain_text(numbers["own"])
+    expect(phone.locator("main")).not_to_contain_text(numbers["other"])
+    expect(phone.locator("#book-link")).to_have_attribute("href", "/book")
+    no_sideways_scroll(phone)
+    accessible(phone)
+    shot(phone, "residents-01-my-390.png")
+
+    phone.locator(f"#my-apps a[href='/my/apps/{numbers['own']}']").click()
+    expect(phone.locator("#app-number")).to_have_text(numbers["own"])
+    expect(phone.locator("#plain-state")).to_be_visible()
+    no_sideways_scroll(phone)
+
+    answers = []
+    for number in (numbers["other"], re.sub(r"\d+$", "99999", numbers["other"])):
+        response = phone.goto(f"{url}/my/apps/{number}")
+        answers.append((response.status, phone.locator("#refusal").inner_text()))
+    assert answers[0] == answers[1] == (404, "未找到该办件。")  # someone else's is no one's
+    shot(phone, "residents-02-probe-404-390.png")
+
+    entries = audit.entries(hub, limit=50)
+    login = next(e for e in entries if e.action == "resident_login")
+    lin = site["idp"].resident("linapo").id_number
+    assert login.data["id_number"] != lin and login.data["id_number"].endswith(lin[-4:])
+    assert login.actor != "林阿婆" and login.role == "applicant"  # the name masked too
+    viewed = [e.target for e in entries if e.action == "view_detail" and e.role == "applicant"]
+    assert numbers["own"] in viewed and numbers["other"] not in viewed
+
+    phone.locator("#resident-logout").click()
+    expect(phone).to_have_url(f"{url}/my/login?out=1")
+    phone.goto(f"{url}/my/apps/{numbers['own']}")
+    expect(phone).to_have_url(re.compile(r"/my/login\?next="))  # the session is gone
+
+
+def test_applying_online_end_to_end(phone, site, tmp_path: Path):
+    url, hub = site["url"], site["hub"]
+    sign_in(phone, url, "linapo")
+    phone.locator("#online-items a[href='/my/apply/GG00501000']").click()
+    expect(phone.locator("h1")).to_have_text("老年人优待证办理")
+    expect(phone.locator("main")).not_to_contain_text("公民身份号码 *")  # the ID comes from the provider
+    expect(phone.locator("input[name=f_contact_phone]")).to_have_value("13705770101")  # as the provider vouched
+    phone.select_option("select[name=f_delivery_method]", "邮寄送达")
+    phone.locator("#apply-submit").click()  # no mailing address: the catalogue's rule, said on the page
+    expect(phone.locator("#errors")).to_contain_text("邮寄地址")
+    phone.fill("textarea[name=f_mailing_address]", "泰顺县罗阳镇新城路12号")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    phone.set_input_files("input[name=file_1]", str(photo))
+    no_sideways_scroll(phone)
+    accessible(phone)
+    shot(phone, "residents-03-apply-390.png")
+    phone.locator("#apply-submit").click()
+    expect(phone.locator("#applied")).to_have_text("申请已提交，我们会尽快审核。")
+    number = phone.locator("#app-number").inner_text()
+    shot(phone, "residents-04-applied-390.png")
+
+    with hub.sessions() as session:
+        listed = {a.number: a for a in svc.list_applications(session, ONLINE_STAFF)}
+    assert number in listed  # in the online desk's list for its staff
+    app = listed[number]
+    lin = site["idp"].resident("linapo")
+    assert (app.applicant_id, app.applicant_name, app.desk_code) == (lin.id_number, "林阿婆", "online-zlb")
+    assert app.state == "received" and app.form["mailing_address"] == "泰顺县罗阳镇新城路12号"
+    full = svc.read(hub, number, ONLINE_STAFF)
+    assert [m.name for m in full.materials] == ["近期免冠彩色证件照"]
+    phone.goto(f"{url}/my")
+    expect(phone.locator("#my-apps li")).to_have_count(2)
+
+
+def test_a_bad_id_from_the_provider_is_refused_and_opens_no_session(phone, site):
+    url = site["url"]
+    sign_in(phone, url, "badid")
+    expect(phone.locator("#refusal")).to_contain_text("身份认证返回的身份证号无效")
+    assert phone.context.cookies(url) == [] or all(c["name"] != "tbh_resident" for c in phone.context.cookies(url))
+    no_sideways_scroll(phone)
+    shot(phone, "residents-05-refused-390.png")
+    phone.goto(f"{url}/my")
+    expect(phone).to_have_url(re.compile(r"/my/login"))
+
+
+def test_forged_callbacks_and_forms_without_csrf_change_nothing(site):
+    url, hub, numbers = site["url"], site["hub"], site["numbers"]
+    with httpx.Client(base_url=url, follow_redirects=False) as client:
+        # a callback no login of this browser waits for: refused, no session
+        answer = client.get("/my/callback", params={"code": "x", "state": "y"})
+        assert answer.status_code == 400 and "tbh_resident" not in answer.cookies
+        # a real login, then the same callback replayed: the state cookie is spent
+        start = client.get("/my/login/zlb")
+        assert start.status_code == 303
+        authorize = httpx.get(start.headers["location"])
+        form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', authorize.text))
+        granted = httpx.post(
+            f"{site['idp'].issuer}/authorize", data=form | {"resident": "chenzhiqiang", "password": PASSWORD}
+        )
+        callback = granted.headers["location"].removeprefix(url)
+        signed_in = client.get(callback)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/my"
+        assert client.get(callback).status_code == 400  # replayed: the login cookie is gone
+        mine = client.get("/my")
+        assert mine.status_code == 200 and numbers["other"] in mine.text and numbers["own"] not in mine.text
+        count = len(audit.entries(hub, limit=500))
+        rated = client.post(f"/my/apps/{numbers['other']}/rating", data={"level": "5"})  # no CSRF token
+        assert rated.status_code == 403
+        logout = client.post("/my/logout", data={})
+        assert logout.status_code == 403 and client.get("/my").status_code == 200  # still signed in
+        assert len(audit.entries(hub, limit=500)) == count
