@@ -94,3 +94,31 @@ def test_a_resident_applies_for_themselves_only_and_by_the_catalogues_rules(hub)
         hub, app.number, [svc.MaterialIn(name="居民身份证", filename="id.pdf", content=b"%PDF-1.4\n%%EOF\n")], lin.actor
     )
     assert {m.name for m in svc.read(hub, app.number, lin.actor).materials} == {"近期免冠彩色证件照", "居民身份证"}
+
+
+def test_the_demo_signs_in_through_the_sandbox_provider_and_applies_online(home, db_url, clock, tmp_path):
+    from hub.context import Hub
+    from hub.demo_online import run
+    from plugins.sandbox.oidc_provider import SandboxIdentityProvider
+    from tests.support.oidc_plugin import oidc_entry_point
+
+    idp = SandboxIdentityProvider().start()
+    settings = home / "hub.yaml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("http://127.0.0.1:8707", idp.issuer), encoding="utf-8"
+    )
+    said: list[str] = []
+    try:
+        with oidc_entry_point(tmp_path / "site"):
+            hub = Hub.open(home, database_url=db_url, clock=clock)
+            try:
+                number = run(hub, said.append)
+                assert number is not None, said
+                app = svc.read(hub, number, ONLINE_STAFF)
+                assert app.applicant_name == "林阿婆" and app.desk_code == "online-zlb"
+            finally:
+                hub.close()
+    finally:
+        idp.stop()
+    assert idp.logins == ["linapo"] and idp.token_requests == 1
+    assert not any(LIN[1] in line for line in said)  # the demo's lines mask the ID
