@@ -114,7 +114,7 @@ def check_binding(hub: Hub, role: Role, desk: str | None, department: str | None
             wanted = {
                 Role.teller: {"bank"},
                 Role.enclave_clerk: {"enclave"},
-                Role.clerk: {"hall", "township"},
+                Role.clerk: {"hall", "township", "online"},  # the online desk (网办) is staffed by clerks too
                 Role.agent: {"hall", "township", "enclave"},  # the agent's home desk
             }[role]
             if d.channel.value not in wanted:

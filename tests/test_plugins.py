@@ -117,7 +117,9 @@ def test_plugin_commands_follow_the_homes_allowlist(tmp_path):
     assert _hub(Path(), "sandbox", "--help", home=home).returncode == 0  # the sample home lists sandbox
     settings = home / "hub.yaml"
     settings.write_text(
-        settings.read_text(encoding="utf-8").replace("plugins: [rest, sftp, soap, video, sandbox]", "plugins: [rest]"),
+        settings.read_text(encoding="utf-8").replace(
+            "plugins: [rest, sftp, soap, video, oidc, sandbox]", "plugins: [rest]"
+        ),
         encoding="utf-8",
     )
     refused = _hub(Path(), "sandbox", "--help", home=home)

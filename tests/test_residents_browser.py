@@ -21,18 +21,23 @@ from hub import audit
 from hub.context import Hub
 from hub.home import write_home
 from hub.lifecycle import Role
+from hub.users import add_user
+from hub.web.resident_session import open_resident_session, resident_of
 from hub.storage import migrate
 from hub.storage.engine import make_engine
 from plugins.sandbox.oidc_provider import PASSWORD, SandboxIdentityProvider
 from tests.conftest import CST, Clock
 from tests.support.oidc_plugin import oidc_entry_point
 from tests.support.page_checks import accessible
-from tests.support.samples import TELLER, elderly_card, fund_rent
+from tests.support.samples import TELLER, elderly_card, fund_rent, officer
 from tests.support.webserver import serving
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
 
 PHONE = {"width": 390, "height": 844}
 ONLINE_STAFF = svc.Actor(name="网办受理员周敏", role=Role.clerk, desk="online-zlb")
+STAFF_LOGIN = ("zhoumin", "Wangban-2026-zm")
+MZJ = officer("ts-mzj")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,7 @@ def site(tmp_path_factory) -> Iterator[dict]:
                     hub, other, svc.Actor(name="飞地专员陈静", role=Role.enclave_clerk, desk="enclave-hangzhou")
                 ).number,
             }
+            add_user(hub, *STAFF_LOGIN, display_name="周敏", role=Role.clerk, desk="online-zlb")
             with serving(hub) as base:
                 yield {"url": base, "hub": hub, "idp": idp, "numbers": numbers}
         finally:
@@ -176,6 +182,71 @@ def test_applying_online_end_to_end(phone, site, tmp_path: Path):
     assert [m.name for m in full.materials] == ["近期免冠彩色证件照"]
     phone.goto(f"{url}/my")
     expect(phone.locator("#my-apps li")).to_have_count(2)
+
+    # the online desk's staff see it in their list, on their own page
+    with httpx.Client(base_url=url, follow_redirects=False) as staff:
+        login = staff.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)[1]
+        form = {"username": STAFF_LOGIN[0], "password": STAFF_LOGIN[1], "csrf_token": token, "next": "/applications"}
+        assert staff.post("/login", data=form).status_code == 303
+        listed = staff.get("/applications")
+        assert listed.status_code == 200 and number in listed.text
+
+
+def signed_in(site, who: str) -> httpx.Client:
+    """A resident's browser, played over HTTP: the login, the provider's page, the callback."""
+    client = httpx.Client(base_url=site["url"], follow_redirects=False)
+    start = client.get("/my/login/zlb")
+    page = httpx.get(start.headers["location"])
+    form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
+    granted = httpx.post(f"{site['idp'].issuer}/authorize", data=form | {"resident": who, "password": PASSWORD})
+    assert client.get(granted.headers["location"].removeprefix(site["url"])).status_code == 303
+    return client
+
+
+def test_answering_a_supplement_request_and_rating(site):
+    hub = site["hub"]
+    lin = site["idp"].resident("linapo")
+    me = resident_of(
+        hub, open_resident_session(hub, provider="zlb", subject="s", id_number=lin.id_number, name=lin.name)
+    )
+    new = elderly_card(desk="online-zlb").model_copy(
+        update={"applicant": svc.Applicant(name=lin.name, id=lin.id_number), "source_ref": "online:supplement"}
+    )
+    number = svc.create(hub, new, me.actor).number
+    svc.transition(hub, number, "pre_review", ONLINE_STAFF)
+    svc.transition(hub, number, "accept", MZJ)
+    ask = svc.SupplementAsk(materials=[svc.Wanted(name="近期免冠彩色证件照", note="须白底")])
+    svc.transition(hub, number, "request_supplement", MZJ, reason="证件照不符合要求，请补交。", ask=ask)
+    client = signed_in(site, "linapo")
+    try:
+        page = client.get(f"/my/apps/{number}")
+        assert page.status_code == 200 and "需要您补充或更正的内容" in page.text and "须白底" in page.text
+        csrf = CSRF.search(page.text)[1]
+        photo = {"file_1": ("white.jpg", b"\xff\xd8\xff\xe0" + b"\x01" * 64, "image/jpeg")}
+        assert client.post(f"/my/apps/{number}/materials", files=photo).status_code == 403  # no CSRF token
+        bad = client.post(
+            f"/my/apps/{number}/materials",
+            data={"csrf_token": csrf},
+            files={"file_1": ("x.exe", b"MZ\x90", "application/octet-stream")},
+        )
+        assert bad.status_code == 422 and "white.jpg" not in bad.text
+        done = client.post(f"/my/apps/{number}/materials", data={"csrf_token": csrf}, files=photo)
+        assert done.status_code == 303, done.text
+        assert 'id="attached"' in client.get(done.headers["location"]).text
+        assert svc.supplement_request(svc.read(hub, number, me.actor))["complete"]
+        assert client.post(f"/my/apps/{number}/resume", data={"csrf_token": csrf}).status_code == 303
+        assert svc.read(hub, number, me.actor).state == "accepted"
+        for action in ("start_review", "approve"):
+            svc.transition(hub, number, action, MZJ)
+        rated = client.post(f"/my/apps/{number}/rating", data={"csrf_token": csrf, "level": "2", "comment": "等太久"})
+        assert rated.status_code == 303
+        page = client.get(rated.headers["location"])
+        assert "感谢您的评价" in page.text and 'id="promise"' in page.text
+        again = client.post(f"/my/apps/{number}/rating", data={"csrf_token": csrf, "level": "5"})
+        assert again.status_code == 422 and "已评价" in again.text
+    finally:
+        client.close()
 
 
 def test_a_bad_id_from_the_provider_is_refused_and_opens_no_session(phone, site):

@@ -307,7 +307,7 @@ def _detail(request: Request, hub: Hub, resident: Resident, number: str, status:
         promise_days=hub.settings.follow_up_workdays,
         attachable=app.state in ("received", "pre_reviewed", "accepted", "supplement_requested", "in_review"),
         book=BOOK,
-        **extra,
+        **({"done": {}} | extra),
     )
 
 
