@@ -21,10 +21,10 @@ from hub import audit
 from hub.context import Hub
 from hub.home import write_home
 from hub.lifecycle import Role
-from hub.users import add_user
-from hub.web.resident_session import open_resident_session, resident_of
 from hub.storage import migrate
 from hub.storage.engine import make_engine
+from hub.users import add_user
+from hub.web.resident_session import open_resident_session, resident_of
 from plugins.sandbox.oidc_provider import PASSWORD, SandboxIdentityProvider
 from tests.conftest import CST, Clock
 from tests.support.oidc_plugin import oidc_entry_point
