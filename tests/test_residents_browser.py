@@ -28,7 +28,7 @@ from hub.web.resident_session import open_resident_session, resident_of
 from plugins.sandbox.oidc_provider import PASSWORD, SandboxIdentityProvider
 from tests.conftest import CST, Clock
 from tests.support.oidc_plugin import oidc_entry_point
-from tests.support.page_checks import accessible
+from tests.support.page_checks import accessible, english_on
 from tests.support.samples import TELLER, elderly_card, fund_rent, officer
 from tests.support.webserver import serving
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
@@ -49,9 +49,13 @@ def site(tmp_path_factory) -> Iterator[dict]:
     with oidc_entry_point(folder / "site"):
         home = write_home(folder / "home")
         settings = home / "hub.yaml"
-        settings.write_text(
-            settings.read_text(encoding="utf-8").replace("http://127.0.0.1:8707", idp.issuer), encoding="utf-8"
+        # beside the sandbox: a province whose service is down, and one whose type no plugin provides
+        others = (
+            "  - {name: down, type: oidc, label: 随申办, config: {issuer: 'http://127.0.0.1:1', client_id: c}}\n"
+            "  - {name: gov, type: saml, label: 国家政务服务平台}\n"
         )
+        text = settings.read_text(encoding="utf-8").replace("http://127.0.0.1:8707", idp.issuer)
+        settings.write_text(text.rstrip("\n") + "\n" + others, encoding="utf-8")
         url = f"sqlite:///{folder / 'hub.db'}"
         engine = make_engine(url)
         migrate.upgrade(engine)
@@ -121,7 +125,11 @@ def test_a_resident_signs_in_sees_only_their_own_and_another_number_is_404(phone
     expect(phone.locator("#book-link")).to_have_attribute("href", "/book")
     no_sideways_scroll(phone)
     accessible(phone)
+    assert not english_on(phone), english_on(phone)
     shot(phone, "residents-01-my-390.png")
+    phone.goto(f"{url}/my?lang=en")
+    expect(phone.locator("h1")).to_have_text("My applications")
+    phone.goto(f"{url}/my?lang=zh")
 
     phone.locator(f"#my-apps a[href='/my/apps/{numbers['own']}']").click()
     expect(phone.locator("#app-number")).to_have_text(numbers["own"])
@@ -165,6 +173,7 @@ def test_applying_online_end_to_end(phone, site, tmp_path: Path):
     phone.set_input_files("input[name=file_1]", str(photo))
     no_sideways_scroll(phone)
     accessible(phone)
+    assert not english_on(phone), english_on(phone)
     shot(phone, "residents-03-apply-390.png")
     phone.locator("#apply-submit").click()
     expect(phone.locator("#applied")).to_have_text("申请已提交，我们会尽快审核。")
@@ -258,6 +267,19 @@ def test_a_bad_id_from_the_provider_is_refused_and_opens_no_session(phone, site)
     shot(phone, "residents-05-refused-390.png")
     phone.goto(f"{url}/my")
     expect(phone).to_have_url(re.compile(r"/my/login"))
+
+
+def test_the_login_page_lists_every_provider_and_one_down_stops_only_itself(site):
+    with httpx.Client(base_url=site["url"], follow_redirects=False) as client:
+        page = client.get("/my/login")
+        assert page.status_code == 200
+        assert re.findall(r'id="login-(\w+)"', page.text) == ["zlb", "down"]  # hub.yaml's order
+        assert "国家政务服务平台（暂不可用）" in page.text
+        down = client.get("/my/login/down")
+        assert down.status_code == 502 and "身份认证服务暂时无法访问" in down.text
+        assert "tbh_resident_login" not in down.cookies
+        assert client.get("/my/login/gov").status_code == 404
+        assert client.get("/my/login/zlb").status_code == 303  # the others still sign in
 
 
 def test_forged_callbacks_and_forms_without_csrf_change_nothing(site):

@@ -435,6 +435,9 @@ def _apply_context(hub: Hub, resident: Resident, code: str) -> dict[str, Any]:
     return {
         "subject": subject,
         "fields": hub.catalog.form_of(subject),
+        # what the core's error fields are called on this page (the form's own labels)
+        "labels": {"materials": "申请材料", "source_ref": "重复提交"}
+        | {f"form.{f.name}": f.label for f in hub.catalog.form_of(subject)},
         "materials": materials,
         "licences": _licences(hub, resident, subject),
         "max_mb": hub.store.max_bytes // (1024 * 1024),
