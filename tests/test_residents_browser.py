@@ -308,3 +308,68 @@ def test_forged_callbacks_and_forms_without_csrf_change_nothing(site):
         logout = client.post("/my/logout", data={})
         assert logout.status_code == 403 and client.get("/my").status_code == 200  # still signed in
         assert len(audit.entries(hub, limit=500)) == count
+
+
+def _property_licence(hub, number: str, holder: tuple[str, str]) -> None:
+    from datetime import date
+
+    from hub.storage.tables import Licence
+
+    values = {
+        "number": number,
+        "code": f"code-{number}",
+        "type_code": "BDCQZS",
+        "type_name": "不动产权证书",
+        "holder_name": holder[0],
+        "holder_id": holder[1],
+        "holder_id_type": "resident_id",
+        "issuer": "ts-bdc",
+        "issuer_name": "泰顺县不动产登记中心",
+        "issued_on": date(2024, 5, 6),
+        "valid_from": date(2024, 5, 6),
+        "valid_until": None,
+        "data": {},
+        "created_at": datetime(2024, 5, 6, 9),
+    }
+    with hub.transaction() as session:
+        session.add(Licence(**values))
+
+
+def test_applying_online_with_ones_own_licence_by_reference(site):
+    import html as htmllib
+
+    hub, idp = site["hub"], site["idp"]
+    chen, wang = idp.resident("chenzhiqiang"), idp.resident("wangxiaohong")
+    _property_licence(hub, "BDCQZS-2024-0007", (chen.name, chen.id_number))
+    _property_licence(hub, "BDCQZS-2024-0099", (wang.name, wang.id_number))  # someone else's
+    client = signed_in(site, "chenzhiqiang")
+    try:
+        page = client.get("/my/apply/QR00702001")
+        assert page.status_code == 200
+        assert "BDCQZS-2024-0007" in page.text and "BDCQZS-2024-0099" not in page.text  # their own only
+        (name, value) = next(
+            (n, htmllib.unescape(v)) for n, v in re.findall(r'name="(licence_\d+)" value="([^"]+)"', page.text)
+        )
+        form = {
+            "csrf_token": CSRF.search(page.text)[1],
+            "source_ref": "online:property-1",
+            name: value,
+            "f_property_cert_no": "浙(2024)泰顺县不动产权第0000007号",
+            "f_property_location": "泰顺县罗阳镇新城路8号",
+            "f_property_use": "住宅",
+            "f_transferee_name": wang.name,
+            "f_transferee_id_number": wang.id_number,
+            "f_transaction_price": "85.5",
+            "f_contact_phone": chen.phone,
+        }
+        files = {"file_0": ("application.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}
+        done = client.post("/my/apply/QR00702001", data=form, files=files)
+        assert done.status_code == 303, done.text
+        number = done.headers["location"].rsplit("/", 1)[1].split("?")[0]
+    finally:
+        client.close()
+    app = svc.read(hub, number, ONLINE_STAFF)
+    assert app.applicant_id == chen.id_number and "不动产权证书" in svc.verified_materials(app)
+    [ref] = next(e for e in app.events if e.action == "create").data["licences"]
+    assert ref["number"] == "BDCQZS-2024-0007" and ref["source"] == "library"
+    assert any(e.action == "licence_lookup" and e.role == "applicant" for e in audit.entries(hub, limit=100))
