@@ -5,6 +5,7 @@ ID rule on what a provider vouches for, and providers that stop only themselves 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -261,3 +262,39 @@ def test_the_identity_rule_is_the_hubs():
         with pytest.raises(IdentityRefused) as refused:
             identity.verified(*args, today=TODAY)
         assert refused.value.error.field == field
+
+
+def test_hub_sandbox_oidc_runs_the_provider_alone(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from hub.home import write_home
+
+    home = write_home(tmp_path / "home")
+    command = [
+        sys.executable,
+        "-m",
+        "hub",
+        "--home",
+        str(home),
+        "sandbox",
+        "oidc",
+        "--port",
+        "0",
+        "--id-claim",
+        "cert_no",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = process.stdout.readline()  # blocks until the server says where it listens (or the process ends)
+        issuer = re.search(r"(http://127\.0\.0\.1:\d+)", first)
+        assert issuer, first + process.stderr.read()
+        found = httpx.get(f"{issuer[1]}/.well-known/openid-configuration").json()
+        assert found["issuer"] == issuer[1] and found["code_challenge_methods_supported"] == ["S256"]
+        assert "陈志强" in process.stdout.readline() + process.stdout.readline()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert process.returncode == 0, process.stderr.read()
