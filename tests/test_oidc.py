@@ -298,3 +298,14 @@ def test_hub_sandbox_oidc_runs_the_provider_alone(tmp_path):
         process.terminate()
         process.wait(timeout=10)
     assert process.returncode == 0, process.stderr.read()
+
+
+def test_a_discovery_document_sending_tokens_elsewhere_is_refused(idp, monkeypatch):
+    p = provider(idp)
+    real = idp.discovery
+    monkeypatch.setattr(idp, "discovery", lambda: real() | {"token_endpoint": "http://tokens.example.com/token"})
+    with pytest.raises(IdentityRefused, match="token_endpoint is not https"):
+        p.metadata()
+    monkeypatch.setattr(idp, "discovery", lambda: real() | {"issuer": "http://127.0.0.1:2"})
+    with pytest.raises(IdentityRefused, match="another issuer"):
+        p.metadata(fresh=True)

@@ -24,7 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
-from hub import audit, identity, ratings
+from hub import audit, identity, lifecycle, ratings
 from hub.applications.models import Actor
 from hub.catalog.models import Bundle, Channel, Item
 from hub.context import Hub
@@ -305,7 +305,7 @@ def _detail(request: Request, hub: Hub, resident: Resident, number: str, status:
         levels=ratings.LEVEL_ZH,
         levels_en=LEVEL_EN,
         promise_days=hub.settings.follow_up_workdays,
-        attachable=app.state in ("received", "pre_reviewed", "accepted", "supplement_requested", "in_review"),
+        attachable=app.state in lifecycle.OPEN,  # the core's rule (hub.applications.materials) decides
         book=BOOK,
         **({"done": {}} | extra),
     )
@@ -430,6 +430,8 @@ def _licences(hub: Hub, resident: Resident, subject: Item | Bundle) -> dict[str,
 
 
 def _apply_context(hub: Hub, resident: Resident, code: str) -> dict[str, Any]:
+    if online_desk(hub) is None:
+        raise NotFound("网上办事大厅尚未开通 (no online desk is configured)")
     subject = _online_subject(hub, code)
     materials = [m for m in hub.catalog.materials_of(subject) if m.supplied_by == "applicant"]
     return {

@@ -22,6 +22,14 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def secure_url(url: str) -> bool:
+    """https, or http to this machine (the sandbox, a hub tried on one machine)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))
+
+
 class ClaimNames(BaseModel):
     """Which claims hold the resident's ID number, name and phone: each province's service names
     them its own way (id_number / idcard / cert_no …); the first claim present wins."""

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import httpx
 
 from hub.identity import IdentityProvider, IdentityRefused, VerifiedResident, pkce_challenge, verified
-from plugins.oidc.config import OidcConfig
+from plugins.oidc.config import OidcConfig, secure_url
 from plugins.oidc.fetch import json_of
 from plugins.oidc.tokens import verify_id_token
 
@@ -57,6 +57,13 @@ class OidcProvider(IdentityProvider):
                     if not isinstance(doc.get(key), str):
                         raise IdentityRefused(
                             "provider", "身份认证服务配置有误", f"the discovery document has no {key}"
+                        )
+                for key in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint"):
+                    # the issuer's rule for every endpoint: https, or http on this machine only
+                    # (codes and tokens travel to them)
+                    if key in doc and not secure_url(str(doc[key])):
+                        raise IdentityRefused(
+                            "provider", "身份认证服务配置有误", f"the discovery document's {key} is not https"
                         )
                 self._metadata, self._jwks, self._fetched_at = doc, None, time.monotonic()
             return self._metadata
@@ -120,6 +127,8 @@ class OidcProvider(IdentityProvider):
             "leeway": self.config.leeway_seconds,
             "max_age": self.config.max_age_seconds,
         }
+        # the provider's real clock stamps the token: checked against ours, not the hub's business
+        # clock (which tests and the demo may set to another day)
         try:
             return verify_id_token(id_token, self.jwks(), now=time.time(), **check)
         except IdentityRefused as exc:
