@@ -102,6 +102,8 @@ def no_sideways_scroll(page) -> None:
 def sign_in(page, url: str, who: str, *, wrong_password_first: bool = False) -> None:
     page.goto(f"{url}/my")
     expect(page).to_have_url(re.compile(r"/my/login\?next=/my$"))
+    if wrong_password_first:
+        shot(page, "residents-00-login-390.png")
     page.locator("#login-zlb").click()
     expect(page.locator("h1")).to_have_text("统一身份认证（沙箱）")
     page.locator(f"input[name=resident][value={who}]").check()
@@ -164,6 +166,7 @@ def test_applying_online_end_to_end(phone, site, tmp_path: Path):
     expect(phone.locator("h1")).to_have_text("老年人优待证办理")
     expect(phone.locator("main")).not_to_contain_text("公民身份号码 *")  # the ID comes from the provider
     expect(phone.locator("input[name=f_contact_phone]")).to_have_value("13705770101")  # as the provider vouched
+    expect(phone.locator("input[name=f_emergency_contact_phone]")).to_have_value("")
     phone.select_option("select[name=f_delivery_method]", "邮寄送达")
     phone.locator("#apply-submit").click()  # no mailing address: the catalogue's rule, said on the page
     expect(phone.locator("#errors")).to_contain_text("邮寄地址")

@@ -457,7 +457,10 @@ async def apply_page(code: str, request: Request, hub: HubDep) -> Response:
         return render(
             request, "resident_refused.html", 404, reason=Reason(*_split(str(exc))), back=MY, resident=resident
         )
-    values = {f"f_{f.name}": resident.phone for f in ctx["fields"] if f.type == "phone" and resident.phone}
+    # the resident's own phone, as the provider vouched for it, in the form's first required phone
+    # field (联系电话); an emergency contact's or an agent's is theirs to type
+    contact = next((f for f in ctx["fields"] if f.type == "phone" and f.required), None)
+    values = {f"f_{contact.name}": resident.phone} if contact and resident.phone else {}
     return render(
         request,
         "resident_apply.html",
