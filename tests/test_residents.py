@@ -122,3 +122,20 @@ def test_the_demo_signs_in_through_the_sandbox_provider_and_applies_online(home,
         idp.stop()
     assert idp.logins == ["linapo"] and idp.token_requests == 1
     assert not any(LIN[1] in line for line in said)  # the demo's lines mask the ID
+
+
+def test_the_sample_home_configures_the_sandbox_provider(home, db_url, clock, tmp_path):
+    from hub import identity
+    from hub.context import Hub
+    from plugins.oidc.provider import OidcProvider
+    from tests.support.oidc_plugin import oidc_entry_point
+
+    with oidc_entry_point(tmp_path / "site"):
+        hub = Hub.open(home, database_url=db_url, clock=clock)
+        try:
+            [zlb] = identity.configured(hub).values()
+        finally:
+            hub.close()
+    assert zlb.name == "zlb" and zlb.label == "浙里办（沙箱）" and zlb.problem is None
+    assert isinstance(zlb.provider, OidcProvider) and zlb.provider.config.issuer == "http://127.0.0.1:8707"
+    assert zlb.provider.config.claims.id_number == ["id_number", "idcard", "cert_no"]
