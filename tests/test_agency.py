@@ -277,3 +277,27 @@ def test_figures_count_by_the_county_day(hub: Hub, clock: Clock):
     assert both == {"visits": 2, "tasks_opened": 1, "tasks_done": 1, "applications": 0}
     with hub.sessions() as s:
         assert s.scalar(select(func.count(AgencyTaskApplication.id))) == 0
+
+
+def test_the_cli_adds_lists_and_deactivates_agents_with_the_same_rules(hub: Hub, home, db_url, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    monkeypatch.setenv("HUB_DATABASE_URL", db_url)
+    add_user(hub, "wugang", "daiban-帮办-2026", display_name="吴刚", role=Role.agent, desk="township-dongxi")
+    run = CliRunner()
+    base = ["--home", str(home), "agents"]
+    bad = run.invoke(app, [*base, "add", "wugang", "--name", "吴刚", "--id-number", "1", "--township", "330329"])
+    assert isinstance(bad.exception, InvalidInput)
+    assert [e.field for e in bad.exception.errors] == ["id_number", "township"]
+    ok = run.invoke(
+        app,
+        [*base, "add", "wugang", "--name", "吴刚", "--id-number", make_id(seq="011"), "--desk", "township-dongxi",
+         "--township", DONGXI, "--phone", "13905770100"],
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    listed = run.invoke(app, [*base, "list", "--json"])
+    assert '"id_number": "3303**********' in listed.output and '"townships": [\n      "330329201"' in listed.output
+    assert run.invoke(app, [*base, "deactivate", "wugang"]).output.strip() == "wugang: inactive"
+    assert not roster.get(hub, "wugang").active

@@ -60,7 +60,9 @@
       drawing = false;
       if (input && inked) {
         input.value = canvas.toDataURL("image/png");
-        input.dispatchEvent(new Event("change", { bubbles: true }));
+        var all = form.querySelectorAll("input[data-signature]");
+        var note = form.querySelector(".signature-missing");
+        if (note && Array.prototype.every.call(all, function (i) { return i.value; })) note.hidden = true;
       }
       canvas.setAttribute("data-signed", inked ? "1" : "0");
     }
