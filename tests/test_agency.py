@@ -301,3 +301,13 @@ def test_the_cli_adds_lists_and_deactivates_agents_with_the_same_rules(hub: Hub,
     assert '"id_number": "3303**********' in listed.output and '"townships": [\n      "330329201"' in listed.output
     assert run.invoke(app, [*base, "deactivate", "wugang"]).output.strip() == "wugang: inactive"
     assert not roster.get(hub, "wugang").active
+
+
+def test_the_demo_walk_runs_on_a_fresh_hub(hub: Hub):
+    from hub import demo_agency
+
+    said: list[str] = []
+    number = demo_agency.run(hub, said.append)
+    app = svc.read(hub, number, Actor(name="吴刚", role=Role.agent, desk="township-dongxi"))
+    assert app.agent_name == "吴刚" and app.state == "received"
+    assert any("逾期 1 项" in line for line in said), said
