@@ -90,6 +90,7 @@ def test_pages_roles_and_a_lost_grab(hub: Hub):
     assert api_lost.status_code == 409 and "已被他人接单" in api_lost.json()["detail"]
     assert b.get(f"/agency/tasks/{task_id}", headers=html).status_code == 404
     assert hall.get(f"/agency/tasks/{task_id}", headers=html).status_code == 404
+    assert a.get("/agency/tasks/99999999999", headers=html).status_code == 422  # not a row id: no database error
     page = a.get(f"/agency/tasks/{task_id}", headers=html).text
     assert 'id="consent-first"' in page and 'data-state="taken"' in page
     assert 'id="start-application"' not in page  # no application before the 委托书

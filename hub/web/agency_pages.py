@@ -10,7 +10,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -32,6 +32,7 @@ Ops = Annotated[Principal, Depends(need("ops", Role.ops))]
 Supervisor = Annotated[Principal, Depends(need("reports:read", Role.supervisor))]
 BOARD_ROLES = (*FRONT, Role.agent, Role.supervisor)
 LEDGER_ROLES = (Role.agent, Role.supervisor)
+DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # a row id: anything else is 422, not a database error
 SIGNATURE_FORM_BYTES = 2 * 1024 * 1024  # two PNG data URLs of at most 512 kB each, as base64
 
 
@@ -132,7 +133,7 @@ async def create_task(request: Request, hub: HubDep, principal: Staff) -> Respon
 
 
 @router.post("/agency/tasks/{task_id}/take")
-async def take_task(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def take_task(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     _allowed(principal, (Role.agent,))
     await _form(request, principal)
     me = await _who(hub, principal)
@@ -145,7 +146,7 @@ async def take_task(task_id: int, request: Request, hub: HubDep, principal: Staf
 
 
 @router.post("/agency/tasks/{task_id}/assign")
-async def assign_task(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def assign_task(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     _allowed(principal, (*FRONT, Role.supervisor))
     form = await _form(request, principal)
     await run_in_threadpool(tasks.assign, hub, tasks.Who(principal.actor), task_id, _text(form, "agent", 64))
@@ -156,7 +157,7 @@ async def assign_task(task_id: int, request: Request, hub: HubDep, principal: St
 
 
 @router.get("/agency/tasks/{task_id}")
-async def task_page(task_id: int, request: Request, hub: HubDep, principal: Staff, done: str = "") -> Response:
+async def task_page(task_id: DbId, request: Request, hub: HubDep, principal: Staff, done: str = "") -> Response:
     _allowed(principal, (*BOARD_ROLES, Role.ops))
     me = await _who(hub, principal)
     view = await run_in_threadpool(tasks.read, hub, me, task_id, client=client_of(request))
@@ -188,7 +189,7 @@ async def task_page(task_id: int, request: Request, hub: HubDep, principal: Staf
 
 
 @router.post("/agency/tasks/{task_id}/visits")
-async def add_visit(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def add_visit(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
     at = _text(form, "visited_at", 32)
@@ -209,7 +210,7 @@ async def add_visit(task_id: int, request: Request, hub: HubDep, principal: Staf
 
 
 @router.post("/agency/tasks/{task_id}/materials")
-async def add_material(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def add_material(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal, max_files=1, max_fields=10)
     me = await _who(hub, principal)
     upload = form.get("file")
@@ -222,7 +223,7 @@ async def add_material(task_id: int, request: Request, hub: HubDep, principal: S
 
 
 @router.post("/agency/tasks/{task_id}/resident-id")
-async def resident_id(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def resident_id(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
     await run_in_threadpool(tasks.set_resident_id, hub, me, task_id, _text(form, "resident_id", 32))
@@ -230,7 +231,7 @@ async def resident_id(task_id: int, request: Request, hub: HubDep, principal: St
 
 
 @router.post("/agency/tasks/{task_id}/consent")
-async def sign(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def sign(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal, max_part_size=SIGNATURE_FORM_BYTES, max_files=0)
     me = await _who(hub, principal)
     resident, agent = form.get("resident_signature"), form.get("agent_signature")
@@ -246,7 +247,7 @@ async def sign(task_id: int, request: Request, hub: HubDep, principal: Staff) ->
 
 
 @router.get("/agency/tasks/{task_id}/consent.pdf")
-async def consent_file(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def consent_file(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     me = await _who(hub, principal)
     body = await run_in_threadpool(tasks.consent_pdf, hub, me, task_id, client=client_of(request))
     return Response(
@@ -257,7 +258,7 @@ async def consent_file(task_id: int, request: Request, hub: HubDep, principal: S
 
 
 @router.get("/agency/tasks/{task_id}/apply")
-async def apply_page(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def apply_page(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     me = await _who(hub, principal)
     view = await run_in_threadpool(tasks.read, hub, me, task_id, client=client_of(request))
     subject = hub.catalog.subject(view.task.subject_code)
@@ -268,7 +269,7 @@ async def apply_page(task_id: int, request: Request, hub: HubDep, principal: Sta
 
 
 @router.post("/agency/tasks/{task_id}/apply")
-async def apply_submit(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def apply_submit(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
     with_values = {
@@ -280,7 +281,7 @@ async def apply_submit(task_id: int, request: Request, hub: HubDep, principal: S
 
 
 @router.post("/agency/tasks/{task_id}/done")
-async def finish_task(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def finish_task(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
     await run_in_threadpool(tasks.finish, hub, me, task_id, _text(form, "note") or None)
@@ -288,7 +289,7 @@ async def finish_task(task_id: int, request: Request, hub: HubDep, principal: St
 
 
 @router.post("/agency/tasks/{task_id}/cancel")
-async def cancel_task(task_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def cancel_task(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
     await run_in_threadpool(tasks.cancel, hub, me, task_id, _text(form, "reason"))
@@ -397,7 +398,7 @@ async def project_create(request: Request, hub: HubDep, principal: Supervisor) -
 
 
 @router.get("/projects/{project_id}")
-async def project_page(project_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def project_page(project_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     _allowed(principal, (*LEDGER_ROLES, Role.ops))
     me = await _who(hub, principal)
     found = await run_in_threadpool(lambda: projects.ledger(hub, me, project_id, client=client_of(request)))
@@ -405,7 +406,7 @@ async def project_page(project_id: int, request: Request, hub: HubDep, principal
 
 
 @router.post("/projects/{project_id}/applications")
-async def project_link(project_id: int, request: Request, hub: HubDep, principal: Supervisor) -> Response:
+async def project_link(project_id: DbId, request: Request, hub: HubDep, principal: Supervisor) -> Response:
     form = await _form(request, principal)
     await run_in_threadpool(
         projects.link_application, hub, tasks.Who(principal.actor), project_id, _text(form, "number", 40)
@@ -414,7 +415,7 @@ async def project_link(project_id: int, request: Request, hub: HubDep, principal
 
 
 @router.post("/projects/{project_id}/milestones")
-async def project_milestone(project_id: int, request: Request, hub: HubDep, principal: Staff) -> Response:
+async def project_milestone(project_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
     due = _date(form, "due_date")
@@ -424,7 +425,7 @@ async def project_milestone(project_id: int, request: Request, hub: HubDep, prin
 
 @router.post("/projects/{project_id}/milestones/{milestone_id}/done")
 async def project_milestone_done(
-    project_id: int, milestone_id: int, request: Request, hub: HubDep, principal: Staff
+    project_id: DbId, milestone_id: DbId, request: Request, hub: HubDep, principal: Staff
 ) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
@@ -499,7 +500,7 @@ async def api_tasks(hub: HubDep, principal: Staff, state: str | None = None) -> 
 
 
 @api.post("/tasks/{task_id}/take")
-async def api_take(task_id: int, request: Request, hub: HubDep, principal: Staff) -> dict[str, Any]:
+async def api_take(task_id: DbId, request: Request, hub: HubDep, principal: Staff) -> dict[str, Any]:
     check_csrf(principal, request.headers.get(CSRF_HEADER))
     me = await _who(hub, principal)
     await run_in_threadpool(tasks.take, hub, me, task_id)
