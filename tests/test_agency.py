@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from hub import applications as svc
 from hub.agency import figures, projects, roster, tasks
 from hub.applications import Actor
+from hub.applications.scope import list_applications
 from hub.context import Hub
 from hub.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from hub.lifecycle import Role
@@ -169,6 +170,18 @@ def test_no_application_before_the_consent_then_one_carrying_the_agent(hub: Hub)
     view = tasks.read(hub, me, task_id)
     assert [a["number"] for a in view.applications] == [app.number] and view.visit_count == 1
     assert view.task.state == "visiting"
+    # the agent's applications: what it collected, not every application of its desk
+    other = agent(hub, "agent-b", "代办员乙", "021", townships=[DONGXI])
+    with pytest.raises(NotFound):
+        svc.read(hub, app.number, other.actor)  # same desk, another agent
+    assert svc.read(hub, app.number, CLERK).number == app.number  # the desk does its 初审
+    desk_own = svc.create(hub, elderly_card(desk="township-dongxi"), CLERK).number
+    with hub.sessions() as s:
+        assert [a.number for a in list_applications(s, me.actor)] == [app.number]
+    with pytest.raises(NotFound):
+        svc.read(hub, desk_own, me.actor)
+    with pytest.raises(Forbidden, match="本人为代办人"):  # an agent receives only as the agent itself
+        svc.create(hub, elderly_card(desk="township-dongxi"), me.actor)
     tasks.finish(hub, me, task_id)
     with pytest.raises(IllegalTransition):
         tasks.record_visit(hub, me, task_id, tasks.VisitIn(place="东溪村"))
@@ -308,6 +321,7 @@ def test_the_demo_walk_runs_on_a_fresh_hub(hub: Hub):
 
     said: list[str] = []
     number = demo_agency.run(hub, said.append)
-    app = svc.read(hub, number, Actor(name="吴刚", role=Role.agent, desk="township-dongxi"))
+    me = tasks.who(hub, Actor(name="吴刚", role=Role.agent, desk="township-dongxi"), "daiban-wugang")
+    app = svc.read(hub, number, me.actor)
     assert app.agent_name == "吴刚" and app.state == "received"
     assert any("逾期 1 项" in line for line in said), said

@@ -81,6 +81,8 @@ def who(hub: Hub, actor: Actor, username: str | None = None) -> Who:
         row = roster.profile(session, username)
         if row is None:
             return Who(actor)  # an agent not on the roster sees nothing
+        # the roster's ID number on the actor: what the agent collects carries it (and it scopes them)
+        actor = actor.model_copy(update={"agent_id": row.id_number})
         return Who(
             actor, row.id, row.name, row.id_number, tuple(row.desks or ()), tuple(row.townships or ()), row.active
         )
