@@ -313,6 +313,9 @@ def test_the_cli_adds_lists_and_deactivates_agents_with_the_same_rules(hub: Hub,
     listed = run.invoke(app, [*base, "list", "--json"])
     assert '"id_number": "3303**********' in listed.output and '"townships": [\n      "330329201"' in listed.output
     assert run.invoke(app, [*base, "deactivate", "wugang"]).output.strip() == "wugang: inactive"
+    desk_task(hub)
+    listed = run.invoke(app, ["--home", str(home), "agency", "tasks", "--json"])
+    assert '"resident_name": "林阿公"' in listed.output and RESIDENT_ID not in listed.output  # masked
     assert not roster.get(hub, "wugang").active
 
 
@@ -325,3 +328,32 @@ def test_the_demo_walk_runs_on_a_fresh_hub(hub: Hub):
     app = svc.read(hub, number, me.actor)
     assert app.agent_name == "吴刚" and app.state == "received"
     assert any("逾期 1 项" in line for line in said), said
+
+
+def test_a_desk_assigns_only_to_an_agent_who_serves_and_cancels_with_a_reason(hub: Hub):
+    a = agent(hub, "agent-a", "代办员甲", "013", townships=[DONGXI])
+    agent(hub, "agent-far", "代办员丙", "035", townships=[BAIZHANG], desk="hall-county")
+    first, second = desk_task(hub), desk_task(hub)
+    with pytest.raises(InvalidInput, match="不服务"):
+        tasks.assign(hub, tasks.Who(CLERK), first, "agent-far")
+    with pytest.raises(InvalidInput, match="名册"):
+        tasks.assign(hub, tasks.Who(CLERK), first, "nobody")
+    with pytest.raises(NotFound):
+        tasks.assign(hub, tasks.Who(HALL), first, "agent-a")  # not that desk's task
+    with pytest.raises(Forbidden):
+        tasks.assign(hub, a, first, "agent-a")  # agents take, they do not assign
+    tasks.assign(hub, tasks.Who(CLERK), first, "agent-a")
+    assert tasks.read(hub, a, first).task.state == "taken"
+    with pytest.raises(IllegalTransition, match="已被他人接单"):
+        tasks.assign(hub, tasks.Who(SUPERVISOR), first, "agent-a")
+    with pytest.raises(InvalidInput) as no_reason:
+        tasks.cancel(hub, tasks.Who(CLERK), second, " ")
+    assert [e.field for e in no_reason.value.errors] == ["reason"]
+    tasks.cancel(hub, tasks.Who(CLERK), second, "申请人已自行到窗口办理")
+    view = tasks.read(hub, tasks.Who(SUPERVISOR), second)
+    assert view.task.state == "cancelled" and view.events[-1].data == {"reason": "申请人已自行到窗口办理"}
+    assert tasks.listing(hub, a, state="open") == []  # cancelled is gone from the board
+    with pytest.raises(IllegalTransition, match="已撤销"):
+        tasks.take(hub, a, second)
+    with pytest.raises(InvalidInput, match="state"):
+        tasks.listing(hub, a, state="bogus")

@@ -229,6 +229,8 @@ def take(hub: Hub, me: Who, task_id: int) -> None:
                 )
             )
             if held is not None and exists is not None:
+                if held == "cancelled":
+                    raise IllegalTransition("任务已撤销 (the task was cancelled)")
                 raise IllegalTransition(TAKEN_BY_OTHER)
             raise NotFound(f"代办任务 {task_id} 不存在 (no such agency task)")
         # the race is decided here, by the database: one UPDATE finds the row still open
