@@ -17,6 +17,7 @@ from hub.applications import Actor
 from hub.lifecycle import Role
 from hub.storage.tables import AgencyTask
 from hub.users import add_user
+from hub.web.resident_session import RESIDENT_COOKIE, open_resident_session
 from tests.conftest import CST, PDF, Clock, make_id
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
@@ -149,3 +150,39 @@ def test_an_agent_takes_a_task_visits_gets_the_consent_signed_and_starts_the_app
     assert (app.desk_code, app.agent_name, app.applicant_id) == ("township-dongxi", "吴刚", RESIDENT_ID)
     assert [m.name for m in app.materials] == ["居民身份证"]
     expect(page.locator("#history")).to_contain_text("发起办件")
+
+
+def test_a_resident_asks_for_help_on_a_phone(browser, site):  # noqa: F811
+    url, hub, _ = site
+    cookie = open_resident_session(
+        hub, provider="sandbox", subject="u-52", id_number=make_id("330329", date(1952, 8, 8), "046"), name="陈阿婆"
+    )
+    context = browser.new_context(
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+    context.add_cookies([{"name": RESIDENT_COOKIE, "value": cookie, "url": url}])
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/help")
+        expect(page.locator("h1")).to_have_text("帮您办")
+        page.locator("#help-form select[name=township]").select_option(label="东溪乡")
+        page.fill("#help-form input[name=phone]", "１３９０５７７００５２")  # 全角, as a phone keyboard may give
+        page.fill("#help-form input[name=preferred_time]", "周五下午")
+        page.locator("#help-form button.primary").click()
+        expect(page.locator("#help-sent")).to_be_visible()
+        expect(page.locator("#my-requests li")).to_have_count(1)
+        expect(page.locator("#my-requests")).to_contain_text("待接单")
+        widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
+        shot(page, "agency-04-help-390.png")
+    finally:
+        context.close()
+    agent = tasks.who(hub, Actor(name="吴刚", role=Role.agent, desk="township-dongxi"), AGENT[0])
+    asked = [t for t in tasks.listing(hub, agent, state="open") if t["resident_name"] == "陈阿婆"]
+    assert [(t["origin"], t["preferred_time"]) for t in asked] == [("resident", "周五下午")]  # on the agent's board
