@@ -12,6 +12,7 @@ from datetime import date
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from hub import audit
 from hub.agency import roster, tasks
 from hub.applications import Actor
 from hub.context import Hub
@@ -95,6 +96,11 @@ def test_pages_roles_and_a_lost_grab(hub: Hub):
     assert 'id="consent-first"' in page and 'data-state="taken"' in page
     assert 'id="start-application"' not in page  # no application before the 委托书
     assert clerk.get(f"/agency/tasks/{task_id}", headers=html).status_code == 200
+    viewed = [(e.actor, e.action) for e in audit.entries(hub, target=f"agency_task:{task_id}")]
+    assert ("吴丽", "agency_task_viewed") in viewed and ("代办员甲", "agency_task_viewed") in viewed
+    assert "Visits" in a.get(f"/agency/tasks/{task_id}?lang=en", headers=html).text
+    assert "Open tasks" in a.get("/agency?lang=en", headers=html).text
+    assert "待接单" in a.get("/agency?lang=zh", headers=html).text  # and back (the choice is a cookie)
     assert a.get("/api/v1/agency/tasks").json()["tasks"][0]["agent"] == "代办员甲"
 
     # who may open what
