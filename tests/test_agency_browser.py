@@ -12,17 +12,19 @@ from datetime import date, datetime
 import pytest
 
 from hub import applications as svc
-from hub.agency import roster, tasks
+from hub.agency import projects, roster, tasks
 from hub.applications import Actor
 from hub.lifecycle import Role
 from hub.storage.tables import AgencyTask
 from hub.users import add_user
 from hub.web.resident_session import RESIDENT_COOKIE, open_resident_session
 from tests.conftest import CST, PDF, Clock, make_id
+from tests.support.page_checks import accessible, no_english
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
 
 AGENT = ("wugang", "daiban-帮办-2026")
+BOSS = ("liuqiang", "duocha-督查-2026")
 TABLET = {"width": 820, "height": 1180}
 DONGXI = "330329201"
 RESIDENT_ID = make_id("330329", date(1946, 4, 3), "027")
@@ -51,6 +53,21 @@ def site(tmp_path_factory) -> Iterator[tuple[str, object, int]]:
                 preferred_time="周三上午",
             ),
         )
+        add_user(hub, BOSS[0], BOSS[1], display_name="刘强", role=Role.supervisor)
+        boss = tasks.Who(Actor(name="刘强", role=Role.supervisor))
+        project = projects.create(
+            hub,
+            boss,
+            projects.NewProject(
+                name="泰顺县氡泉康养综合体项目",
+                company_name="泰顺县文旅投资有限公司",
+                credit_code="91330329MA2K7Q8L1X",
+                investment_wan=120000,
+                agent=AGENT[0],
+            ),
+        )
+        projects.add_milestone(hub, boss, project.id, "用地预审与选址意见书", date(2026, 9, 1))
+        projects.add_milestone(hub, boss, project.id, "施工许可", date(2026, 12, 31))
         with serving(hub) as url:
             yield url, hub, task.id
 
@@ -93,6 +110,8 @@ def test_an_agent_takes_a_task_visits_gets_the_consent_signed_and_starts_the_app
     card = page.locator(f"#open-tasks [data-task='{task_id}']")
     expect(card).to_contain_text("林阿公")
     expect(card).to_contain_text("东溪乡")
+    accessible(page)
+    no_english(page)
     shot(page, "agency-01-board.png")
     card.get_by_role("button", name="接单").click()
 
@@ -121,6 +140,8 @@ def test_an_agent_takes_a_task_visits_gets_the_consent_signed_and_starts_the_app
     expect(page.locator("#consent-form .signature-missing")).to_be_visible()
     sign(page, "resident_signature")
     sign(page, "agent_signature")
+    accessible(page)
+    no_english(page)
     shot(page, "agency-02-signatures.png")
     page.locator("#consent-form button.primary").click()
     expect(page.locator("#consent-state")).to_contain_text("已签署")
@@ -180,9 +201,37 @@ def test_a_resident_asks_for_help_on_a_phone(browser, site):  # noqa: F811
         expect(page.locator("#my-requests")).to_contain_text("待接单")
         widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
+        accessible(page)
+        no_english(page)
         shot(page, "agency-04-help-390.png")
     finally:
         context.close()
     agent = tasks.who(hub, Actor(name="吴刚", role=Role.agent, desk="township-dongxi"), AGENT[0])
     asked = [t for t in tasks.listing(hub, agent, state="open") if t["resident_name"] == "陈阿婆"]
     assert [(t["origin"], t["preferred_time"]) for t in asked] == [("resident", "周五下午")]  # on the agent's board
+
+
+def test_a_supervisor_reads_the_ledger_and_its_overdue_steps(tablet, site):
+    url, _, _ = site
+    page = tablet
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", BOSS[0])
+    page.fill("input[name=password]", BOSS[1])
+    page.locator("form[action='/login'] button").click()
+    page.wait_for_url(f"{url}/")
+    page.goto(f"{url}/projects")
+    page.locator("#only-overdue").click()
+    row = page.locator("#projects tbody tr.overdue")
+    expect(row).to_have_count(1)
+    expect(row.locator(".overdue-count")).to_have_text("1")
+    accessible(page)
+    no_english(page)
+    row.locator("a").click()
+    expect(page.locator("#overdue li")).to_have_count(1)
+    expect(page.locator("#overdue")).to_contain_text("用地预审与选址意见书")
+    expect(page.locator("#overdue")).to_contain_text("已逾期 20 天")
+    accessible(page)
+    no_english(page)
+    shot(page, "agency-05-project.png")
+    page.locator("#milestones tr.overdue button").click()  # done today: no longer overdue
+    expect(page.locator("#overdue li")).to_have_text("无")
