@@ -143,8 +143,8 @@ FIELD_ZH = {
     "address": "地址",
     "preferred_time": "希望时间",
     "note": "备注",
-    "place": "上门地点",
-    "outcome": "上门结果",
+    "visit_place": "上门地点",
+    "visit_outcome": "上门结果",
     "visited_at": "上门时间",
     "filename": "文件名",
     "consent": "委托书",
@@ -153,8 +153,8 @@ FIELD_ZH = {
     "company_name": "项目单位",
     "credit_code": "统一社会信用代码",
     "investment_wan": "总投资",
-    "number": "办件号",
-    "due_date": "计划完成日期",
+    "application_number": "办件号",
+    "milestone_due": "计划完成日期",
     "done_date": "完成日期",
 }
 _SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")

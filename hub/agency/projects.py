@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, false, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from hub import audit, text
 from hub.agency import roster
@@ -101,7 +101,7 @@ def link_application(hub: Hub, me: Who, project_id: int, number: str) -> None:
     with hub.transaction() as session:
         project = _get(session, project_id, me)
         if session.scalar(select(Application.id).where(Application.number == number)) is None:
-            raise InvalidInput.field("number", f"办件 {number[:32]} 不存在", "no such application")
+            raise InvalidInput.field("application_number", f"办件 {number[:32]} 不存在", "no such application")
         known = session.scalar(
             select(ProjectApplication.id).where(
                 ProjectApplication.project_id == project.id, ProjectApplication.application_number == number
@@ -128,7 +128,7 @@ def add_milestone(hub: Hub, me: Who, project_id: int, name: str, due: date | Non
     elif e := text.check("name", name):
         errors.append(e)
     if due is None:
-        errors.append(FieldError.of("due_date", "请填写计划完成日期", "the due date is required"))
+        errors.append(FieldError.of("milestone_due", "请填写计划完成日期", "the due date is required"))
     if errors:
         raise InvalidInput(errors)
     assert due is not None
@@ -175,6 +175,7 @@ def _ledgers(session: Session, projects: list[Project], today: date) -> list[Led
         .join(Application, Application.number == ProjectApplication.application_number)
         .where(ProjectApplication.project_id.in_(ids))
         .order_by(ProjectApplication.id)
+        .options(selectinload(Application.parts))  # the departments, in one more query, not one per application
     ).all()
     milestones = session.scalars(
         select(ProjectMilestone)

@@ -300,10 +300,12 @@ class VisitIn(BaseModel):
 def record_visit(hub: Hub, me: Who, task_id: int, visit: VisitIn) -> None:
     errors: list[FieldError] = []
     if not visit.place.strip():
-        errors.append(FieldError.of("place", "请填写上门地点", "the place is required"))
+        errors.append(FieldError.of("visit_place", "请填写上门地点", "the place is required"))
     if visit.outcome not in OUTCOME_ZH:
-        errors.append(FieldError.of("outcome", f"应为以下之一：{'、'.join(OUTCOME_ZH.values())}", "unknown outcome"))
-    errors += text.check_all({"place": visit.place})
+        errors.append(
+            FieldError.of("visit_outcome", f"应为以下之一：{'、'.join(OUTCOME_ZH.values())}", "unknown outcome")
+        )
+    errors += text.check_all({"visit_place": visit.place})
     if e := text.check("note", visit.note, multiline=True):
         errors.append(e)
     at = naive_utc(visit.visited_at) if visit.visited_at else naive_utc(hub.now())

@@ -93,7 +93,7 @@ async def _board(
     rows = await run_in_threadpool(tasks.listing, hub, me, state=state or None)
     agents = []
     if principal.role in FRONT or principal.role is Role.supervisor:
-        agents = [a for a in await run_in_threadpool(roster.roster, hub, active_only=True)]
+        agents = await run_in_threadpool(roster.roster, hub, active_only=True)
     return render(
         request,
         "agency_board.html",
@@ -359,14 +359,14 @@ async def help_submit(
 # ---------------------------------------------------------------- the project ledger
 
 
-def _date(form: Any, name: str) -> date | None:
+def _date(form: Any, name: str, field: str) -> date | None:
     raw = _text(form, name, 32)
     if not raw:
         return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput.field(name, "日期格式应为 YYYY-MM-DD", "date as YYYY-MM-DD") from None
+        raise InvalidInput.field(field, "日期格式应为 YYYY-MM-DD", "date as YYYY-MM-DD") from None
 
 
 @router.get("/projects")
@@ -418,7 +418,7 @@ async def project_link(project_id: DbId, request: Request, hub: HubDep, principa
 async def project_milestone(project_id: DbId, request: Request, hub: HubDep, principal: Staff) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
-    due = _date(form, "due_date")
+    due = _date(form, "due_date", "milestone_due")
     await run_in_threadpool(projects.add_milestone, hub, me, project_id, _text(form, "name", 200), due)
     return _see_other(f"/projects/{project_id}")
 
@@ -429,7 +429,7 @@ async def project_milestone_done(
 ) -> Response:
     form = await _form(request, principal)
     me = await _who(hub, principal)
-    done = _date(form, "done_date")
+    done = _date(form, "done_date", "done_date")
     await run_in_threadpool(projects.milestone_done, hub, me, project_id, milestone_id, done)
     return _see_other(f"/projects/{project_id}")
 
