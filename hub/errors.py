@@ -135,6 +135,27 @@ FIELD_ZH = {
     "approver": "审批人",
     "signature": "签名",
     "body": "内容",
+    # 帮代办 and the project ledger (hub.agency)
+    "resident_name": "申请人姓名",
+    "resident_id": "申请人身份证号",
+    "phone": "联系电话",
+    "township": "乡镇",
+    "address": "地址",
+    "preferred_time": "希望时间",
+    "note": "备注",
+    "visit_place": "上门地点",
+    "visit_outcome": "上门结果",
+    "visited_at": "上门时间",
+    "filename": "文件名",
+    "consent": "委托书",
+    "resident_signature": "委托人签名",
+    "agent_signature": "代办员签名",
+    "company_name": "项目单位",
+    "credit_code": "统一社会信用代码",
+    "investment_wan": "总投资",
+    "application_number": "办件号",
+    "milestone_due": "计划完成日期",
+    "done_date": "完成日期",
 }
 _SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
 

@@ -229,6 +229,8 @@ def receive(
         raise Forbidden(f"角色 {actor.role.value} 不能收件 (role cannot receive applications)")
     if actor.role is Role.applicant and new.applicant.id.strip().upper() != (actor.applicant_id or "").upper():
         raise Forbidden("申请人只能为本人申请 (applicants apply for themselves)")
+    if actor.role is Role.agent and (new.agent is None or new.agent.id_number.upper() != (actor.agent_id or "\0")):
+        raise Forbidden("代办员收件须以本人为代办人 (an agent receives as the applicant's agent, itself)")
     if actor.role in COLLECTORS and actor.desk != new.desk:  # before the replay lookup: no peeking at other desks
         raise Forbidden(f"{actor.name} 不在窗口 {new.desk} (actor does not work at this desk)")
     # the same request again (a double click, a retry) is answered before anything is checked:

@@ -23,6 +23,7 @@ class Actor(BaseModel):
     desk: str | None = None
     department: str | None = None
     applicant_id: str | None = None  # for role applicant
+    agent_id: str | None = None  # for role agent: the 代办员's ID number (the `agents` roster)
 
     @field_validator("name")
     @classmethod

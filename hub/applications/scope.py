@@ -16,8 +16,14 @@ from hub.storage.tables import Application, Part
 
 def scoped(stmt: Select, actor: Actor) -> Select:
     """Limit a select over Application to what `actor` may see."""
-    if actor.role in FRONT or actor.role is Role.agent:
+    if actor.role in FRONT:
         return stmt.where(Application.desk_code == (actor.desk or "\0"))
+    if actor.role is Role.agent:
+        # 帮代办: an agent sees what it collected as the applicant's agent (its tasks' applications
+        # among them), at its home desk — not every application of the desk
+        return stmt.where(
+            Application.desk_code == (actor.desk or "\0"), Application.agent_id == (actor.agent_id or "\0")
+        )
     if actor.role is Role.officer:
         return stmt.where(
             exists().where(Part.application_id == Application.id, Part.department_code == (actor.department or "\0"))

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from hub import __version__, logs
 from hub.cli import (
     accounts,
+    agency,
     apps,
     backup,
     calendar,
@@ -133,6 +134,8 @@ app.command(name="serve")(serve.serve)
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(accounts.users_app, name="users")
 app.add_typer(accounts.tokens_app, name="tokens")
+app.add_typer(agency.agents_app, name="agents")  # 帮代办: the roster
+app.add_typer(agency.agency_app, name="agency")
 
 
 def main() -> None:

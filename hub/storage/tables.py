@@ -732,3 +732,135 @@ class ResidentSession(Base):
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- agency (帮代办, issue 20 part B: hub.agency)
+
+
+class AgencyTask(Base):
+    """帮代办: a resident's request for help (from the resident online, or entered by a desk for
+    someone who cannot travel), taken by an agent (抢单: the first conditional UPDATE on
+    state='open' wins) or assigned. open → taken → visiting → done | cancelled."""
+
+    __tablename__ = "agency_tasks"
+    __table_args__ = (Index("ix_agency_tasks_state_created", "state", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(16))  # resident | desk
+    subject_code: Mapped[str] = mapped_column(String(32))  # the item the resident needs
+    desk_code: Mapped[str | None] = mapped_column(String(64), index=True)  # the desk it is served from
+    township: Mapped[str | None] = mapped_column(String(9))  # GB/T 2260 乡镇 code where the resident is
+    resident_name: Mapped[str] = mapped_column(String(100))
+    resident_id: Mapped[str | None] = mapped_column(String(18), index=True)  # full; masked wherever listed
+    phone: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(200))
+    preferred_time: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_role: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    consent_sha256: Mapped[str | None] = mapped_column(String(64))  # the signed 委托书 (PDF) in the store
+    consent_signed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    taken_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class AgencyTaskEvent(Base):
+    """A task's history: who did what, when, and the state after it."""
+
+    __tablename__ = "agency_task_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("agency_tasks.id"), index=True)
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]]
+
+
+class AgencyVisit(Base):
+    """A door-to-door visit (上门服务) an agent made for a task."""
+
+    __tablename__ = "agency_visits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("agency_tasks.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    visited_at: Mapped[datetime] = mapped_column(index=True)
+    place: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+
+
+class AgencyMaterial(Base):
+    """A material an agent collected for a task (content-addressed in the store)."""
+
+    __tablename__ = "agency_materials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("agency_tasks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))  # the catalogue's material name
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    media_type: Mapped[str] = mapped_column(String(100))
+    collected_by: Mapped[str] = mapped_column(String(100))
+    collected_at: Mapped[datetime]
+
+
+class AgencyTaskApplication(Base):
+    """An application a task produced (one task, several applications; an application, one task)."""
+
+    __tablename__ = "agency_task_applications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("agency_tasks.id"), index=True)
+    application_number: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Project(Base):
+    """重大项目代办库: a major project followed in the 项目台账 by its agent in charge."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    company_name: Mapped[str] = mapped_column(String(200))
+    credit_code: Mapped[str] = mapped_column(String(18))
+    investment_wan: Mapped[int]  # 万元
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
+class ProjectApplication(Base):
+    """An application (any department's) that belongs to a project."""
+
+    __tablename__ = "project_applications"
+    __table_args__ = (UniqueConstraint("project_id", "application_number", name="uq_project_applications_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    application_number: Mapped[str] = mapped_column(String(32))
+    added_by: Mapped[str] = mapped_column(String(100))
+    added_at: Mapped[datetime]
+
+
+class ProjectMilestone(Base):
+    """A step of a project with its due date; past due and not done = overdue."""
+
+    __tablename__ = "project_milestones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    due_date: Mapped[date]
+    done_date: Mapped[date | None]
+    created_at: Mapped[datetime]

@@ -31,6 +31,7 @@ from hub.metrics import HubCollector, RequestMetrics
 from hub.users import ApprovalRefused, LoginRefused
 from hub.web import (
     account_pages,
+    agency_pages,
     api,
     decision,
     document_pages,
@@ -288,6 +289,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(exchange.router)
     app.include_router(licence_pages.router)  # /l/CODE (public), /licences (staff)
     app.include_router(licence_pages.api)
+    app.include_router(agency_pages.router)  # 帮代办: /agency, /help, /projects, /ops/agents
+    app.include_router(agency_pages.api)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:  # browsers ask for it on every page; a 404 each time filled the logs

@@ -68,6 +68,7 @@ ROLE_EN = {
     "teller": "Bank teller",
     "enclave_clerk": "Enclave desk",
     "clerk": "Counter clerk",
+    "agent": "Agent",
     "officer": "County officer",
     "supervisor": "Supervisor",
     "ops": "Operations",

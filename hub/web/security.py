@@ -24,7 +24,7 @@ from hub.applications import Actor
 from hub.context import Hub
 from hub.lifecycle import FRONT, Role
 from hub.secret_key import status_key  # noqa: F401  (re-exported: where the web layer looks for it)
-from hub.storage.tables import User, WebSession, naive_utc
+from hub.storage.tables import AgentProfile, User, WebSession, naive_utc
 from hub.tokens import resolve_token
 from hub.users import Person
 
@@ -113,7 +113,15 @@ def session_principal(hub: Hub, token: str) -> Principal:
         over = user.disabled or row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE
         stale = now - row.last_seen_at > timedelta(seconds=60)
         role = Role(user.role)
-        actor = Actor(name=user.display_name, role=role, desk=user.desk_code, department=user.department_code)
+        # an agent acts with its roster ID number: the applications it collected are its scope
+        agent_id = (
+            session.scalar(select(AgentProfile.id_number).where(AgentProfile.user_id == user.id))
+            if role is Role.agent
+            else None
+        )
+        actor = Actor(
+            name=user.display_name, role=role, desk=user.desk_code, department=user.department_code, agent_id=agent_id
+        )
         principal = Principal(
             actor=actor,
             scopes=role_scopes(role),

@@ -28,7 +28,7 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 Anyone = Annotated[Principal, Depends(need("applications:read"))]
 Officer = Annotated[Principal, Depends(need("applications:write", Role.officer))]
 # where each role lands after logging in ("/" is the desk's and the supervisor's to-do page)
-LANDING = {Role.officer: "/inbox", Role.ops: "/ops"}
+LANDING = {Role.officer: "/inbox", Role.ops: "/ops", Role.agent: "/agency"}
 MAX_OFFSET = 2**31 - 1
 
 # the filters' names as the pages show them (errors name the field the person sees)
