@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.catalog import load_catalog
 from hub.catalog import jsonschema as js
+from hub.catalog import load_catalog
 from hub.catalog.forms import validate_form
 from hub.catalog.models import FormField
 from hub.ids import id_check_digit, uscc_check_char
@@ -47,10 +47,35 @@ GOOD_USCC = make_uscc("92330329MA2ABCDE0")
 BAD_TEXT = ["带\n换行", "反转\u202e文字", "制表\t符", "空\x00字符", "非字符\ufdd0", "行\u2028分隔"]
 
 POOLS: dict[str, list[object]] = {
-    "string": ["王小明", "  李四 ", "", "   ", "a", "泰顺县罗阳镇新城路12号", "x" * 31, "y" * 250, "2026-09", "１２３", "622848001234567890", "14:30", "25:00", "12345678", "2026-13"]
-    + BAD_TEXT,
+    "string": [
+        "王小明",
+        "  李四 ",
+        "",
+        "   ",
+        "a",
+        "泰顺县罗阳镇新城路12号",
+        "x" * 31,
+        "y" * 250,
+        "2026-09",
+        "１２３",
+        "622848001234567890",
+        "14:30",
+        "25:00",
+        "12345678",
+        "2026-13",
+        *BAD_TEXT,
+    ],
     "text": ["泰顺县罗阳镇新城路12号", "第一行\n第二行", " 前后空格 ", "", "z" * 201, "反转\u202e", "空\x00", "\t缩进"],
-    "phone": ["13705770123", "１３７０５７７０１２３", "0577-67590033", "057767590033", "12345", "1370577012", "abc", " 13705770123 "],
+    "phone": [
+        "13705770123",
+        "１３７０５７７０１２３",
+        "0577-67590033",
+        "057767590033",
+        "12345",
+        "1370577012",
+        "abc",
+        " 13705770123 ",
+    ],
     "id_number": [
         GOOD_ID,
         X_ID,
@@ -65,11 +90,27 @@ POOLS: dict[str, list[object]] = {
         "".join(chr(ord(c) + 0xFEE0) for c in GOOD_ID),
         GOOD_ID + "0",
     ],
-    "uscc": [GOOD_USCC, GOOD_USCC.lower(), GOOD_USCC[:-1] + "Z", "92990329MA2ABCDE0" + "1", GOOD_USCC[:17], "I" + GOOD_USCC[1:]],
+    "uscc": [
+        GOOD_USCC,
+        GOOD_USCC.lower(),
+        GOOD_USCC[:-1] + "Z",
+        "92990329MA2ABCDE0" + "1",
+        GOOD_USCC[:17],
+        "I" + GOOD_USCC[1:],
+    ],
     "division": ["330329", "330100", "990000", "33032", "３３０３２９", "33032a"],
     "integer": ["3", 3, "-1", 0, "1.5", 1, 10, 11, "abc", "+2", "１２", 100000],
     "decimal": ["1200.50", 1200.5, "abc", "-5", 0, "1e3", "NaN", "inf", "0.005", ".5", 3],
-    "date": ["2026-09-21", "2026-02-30", "2026/09/21", "2024-02-29", "2023-02-29", "２０２６-０９-２１", "21-09-2026", "2026-13-01"],
+    "date": [
+        "2026-09-21",
+        "2026-02-30",
+        "2026/09/21",
+        "2024-02-29",
+        "2023-02-29",
+        "２０２６-０９-２１",
+        "21-09-2026",
+        "2026-13-01",
+    ],
     "boolean": ["是", "否", "true", True, False, "maybe", "0"],
 }
 
@@ -152,7 +193,13 @@ def test_each_rule_refuses_on_both_sides(field: FormField, value: object) -> Non
 def test_required_if_becomes_if_then() -> None:
     fields = [
         FormField(name="delivery_method", label="领取方式", type="choice", options=["窗口领取", "邮寄送达"]),
-        FormField(name="mailing_address", label="邮寄地址", type="text", required=False, required_if={"delivery_method": "邮寄送达"}),
+        FormField(
+            name="mailing_address",
+            label="邮寄地址",
+            type="text",
+            required=False,
+            required_if={"delivery_method": "邮寄送达"},
+        ),
     ]
     check = js.validator(js.form_schema(fields))
     assert check.is_valid({"delivery_method": "窗口领取"})
