@@ -35,6 +35,7 @@ from hub.web import (
     decision,
     document_pages,
     exchange,
+    kit_pages,
     licence_pages,
     material_links,
     openapi,
@@ -286,6 +287,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(exchange.router)
     app.include_router(licence_pages.router)  # /l/CODE (public), /licences (staff)
     app.include_router(licence_pages.api)
+    app.include_router(kit_pages.router)  # the offline kit: /kit/…, /api/v1/kit/…
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:  # browsers ask for it on every page; a 404 each time filled the logs
