@@ -79,7 +79,7 @@ def record(**changes) -> dict:
 @pytest.fixture
 def kit(hub: Hub) -> Iterator[tuple[Hub, devices.DeviceAuth, str]]:
     actor = add_agent(hub)
-    device, token = devices.enrol(hub, actor, "zhouli", "东溪乡平板1号")
+    _device, token = devices.enrol(hub, actor, "zhouli", "东溪乡平板1号")
     yield hub, devices.authenticate(hub, token), token
 
 
