@@ -21,12 +21,13 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.catalog import jsonschema as js
+from hub.kit import devices
 from hub.storage.tables import Application, KitRecord
 from tests.conftest import CST, JPEG, Clock, make_id
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
 from tests.test_kit_schema import _forms
-from tests.test_kit_sync import ELDER, ITEM, PASSWORD, add_agent
+from tests.test_kit_sync import ELDER, ITEM, OPS, PASSWORD, add_agent
 
 PIN = "246810"
 TABLET = {"width": 800, "height": 1100}
@@ -161,7 +162,7 @@ def test_offline_intake_then_sync_exactly_once_with_the_first_answer_lost(site, 
                             out.push(Array.from(bytes.slice(0, 4096)).join(','));
                             out.push(JSON.stringify(Object.keys(v)));
                         }
-                        if (--left === 0) resolve(out);
+                        if (--left === 0) { open.result.close(); resolve(out); }  // an open one would block the wipe
                     };
                 }
             };
@@ -194,4 +195,13 @@ def test_offline_intake_then_sync_exactly_once_with_the_first_answer_lost(site, 
         kit_rows = session.scalar(select(func.count()).select_from(KitRecord))
     assert numbers == shown and len(numbers) == 2 and kit_rows == 2
     shot(page, "kit-synced.png")
+
+    # the device is lost: ops revoke it; the kit's next contact wipes what it holds
+    [device] = devices.list_devices(hub, OPS, None)
+    devices.revoke(hub, OPS, device.id)
+    page.click("#sync-now")
+    expect(page.locator("#flash")).to_contain_text("已被吊销")
+    expect(page.locator("#view-login")).to_be_visible()
+    names = page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
+    assert "tbh-kit" not in names
     assert not errors, errors

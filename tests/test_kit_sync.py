@@ -8,6 +8,7 @@ bounds, and revocation: a revoked device's sync is refused with 401 `device_revo
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -15,9 +16,11 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from hub import users
 from hub.applications.models import Actor
+from hub.cli import app as cli
 from hub.context import Hub
 from hub.errors import NotFound
 from hub.kit import devices
@@ -206,3 +209,23 @@ def test_devices_are_scoped_to_their_agent(kit) -> None:
     with pytest.raises(devices.DeviceRefused) as refused:
         devices.authenticate(hub, "not-a-token")
     assert refused.value.code == "device_unknown"
+
+
+def test_cli_lists_and_revokes_devices(kit) -> None:
+    hub, auth, _ = kit
+    env = {"HUB_DATABASE_URL": hub.engine.url.render_as_string(hide_password=False)}
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--home", str(hub.settings.home), "kit", "devices", *args], env=env)
+
+    listed = run("list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [(r["id"], r["name"], r["revoked_at"]) for r in json.loads(listed.output)] == [
+        (auth.device_id, "东溪乡平板1号", None)
+    ]
+    revoked = run("revoke", str(auth.device_id))
+    assert revoked.exit_code == 0 and "已吊销" in revoked.output, revoked.output
+    assert json.loads(run("list", "--json").output)[0]["revoked_by"].startswith("cli:")
+    assert run("revoke", "999").exit_code != 0  # no such device: an error, nothing changed
+    with pytest.raises(devices.DeviceRefused):
+        devices.authenticate(hub, kit[2])
