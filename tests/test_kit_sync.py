@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -229,3 +230,39 @@ def test_cli_lists_and_revokes_devices(kit) -> None:
     assert run("revoke", "999").exit_code != 0  # no such device: an error, nothing changed
     with pytest.raises(devices.DeviceRefused):
         devices.authenticate(hub, kit[2])
+
+
+def _login(web: TestClient, username: str) -> None:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text).group(1)
+    data = {"username": username, "password": PASSWORD, "csrf_token": token}
+    assert web.post("/login", data=data, follow_redirects=False).status_code == 303
+
+
+def test_enrol_on_the_web_needs_the_agent_and_csrf_and_ops_revoke_on_the_page(hub: Hub) -> None:
+    add_agent(hub)
+    users.add_user(hub, "kitops", PASSWORD, display_name="运维李工", role=Role.ops)
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as web:
+        assert web.post("/api/v1/kit/devices", json={"name": "平板"}).status_code == 401  # not logged in
+        _login(web, "zhouli")
+        me = web.get("/api/v1/kit/me").json()
+        assert me["role"] == "agent" and me["csrf"]
+        assert web.post("/api/v1/kit/devices", json={"name": "平板"}).status_code == 403  # no CSRF token
+        bad = web.post("/api/v1/kit/devices", json={"name": "平板\u202e"}, headers={"x-csrf-token": me["csrf"]})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "name"
+        made = web.post("/api/v1/kit/devices", json={"name": "东溪乡平板1号"}, headers={"x-csrf-token": me["csrf"]})
+        assert made.status_code == 201 and made.json()["token"]
+        device_id = made.json()["device"]["id"]
+        assert "东溪乡平板1号" in web.get("/kit/devices").text
+        web.cookies.clear()
+        _login(web, "kitops")
+        assert web.post("/api/v1/kit/devices", json={"name": "x"}, headers={"x-csrf-token": "x"}).status_code == 403
+        page = web.get("/kit/devices")
+        assert page.status_code == 200 and "东溪乡平板1号" in page.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        assert web.post(f"/kit/devices/{device_id}/revoke", data={}).status_code == 403  # no CSRF token
+        done = web.post(f"/kit/devices/{device_id}/revoke", data={"csrf_token": csrf}, follow_redirects=False)
+        assert done.status_code == 303
+        assert "已吊销" in web.get("/kit/devices").text
+    headers = {"authorization": f"Kit {made.json()['token']}"}
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as client:
+        assert client.get("/api/v1/kit/bundle", headers=headers).json()["detail"]["code"] == "device_revoked"
