@@ -119,12 +119,6 @@ def authenticate(hub: Hub, token: str) -> DeviceAuth:
         return DeviceAuth(row.id, actor, user.desk_code, Agent(name=agent.name, id_number=agent.id_number))
 
 
-def touch(hub: Hub, device_id: int) -> None:
-    with hub.transaction() as session:
-        if (row := session.get(KitDevice, device_id)) is not None:
-            row.last_sync_at = naive_utc(hub.now())
-
-
 def list_devices(hub: Hub, actor: Actor, username: str | None) -> list[Device]:
     """Devices the caller may see: all for ops and supervisors, an agent's own otherwise."""
     with hub.sessions() as session:

@@ -31,8 +31,8 @@ from hub import hashchain
 from hub.applications import Applicant, MaterialIn, NewApplication, receive
 from hub.context import Hub
 from hub.errors import FieldError, Forbidden, InvalidInput, Reason
-from hub.kit.devices import DeviceAuth, touch
-from hub.storage.tables import KitRecord, naive_utc
+from hub.kit.devices import DeviceAuth
+from hub.storage.tables import KitDevice, KitRecord, naive_utc
 
 MAX_RECORDS = 20  # per request: a kit sends more in several calls
 MAX_PHOTOS = 20  # per record
@@ -123,88 +123,123 @@ def _new_application(hub: Hub, auth: DeviceAuth, rec: KitRecordIn) -> tuple[NewA
     return new, signature
 
 
-def _claim(hub: Hub, device_id: int, record_id: str, digest: str) -> tuple[str, str | None]:
-    """('new'|'pending'|'done'|'conflict', number) for this record id on this device, writing the
-    pending row when it is new."""
-    for _ in range(2):
+def _claim_all(hub: Hub, device_id: int, wanted: dict[str, str]) -> dict[str, tuple[str, str | None]]:
+    """Record id -> ('new'|'pending'|'done'|'conflict', number) for the batch's records, writing
+    the pending rows of the new ones — one transaction for the whole batch. Two requests racing
+    with the same record (a kit that retried while its first request still ran) meet the unique
+    constraint: the loser reads what the winner wrote."""
+    for _ in range(3):
         try:
             with hub.transaction() as session:
-                row = session.scalar(
-                    select(KitRecord).where(KitRecord.device_id == device_id, KitRecord.record_id == record_id)
+                rows = session.scalars(
+                    select(KitRecord).where(KitRecord.device_id == device_id, KitRecord.record_id.in_(list(wanted)))
                 )
-                if row is not None:
-                    if row.content_sha256 != digest:
-                        return "conflict", row.application_number
-                    return ("done" if row.application_number else "pending"), row.application_number
-                session.add(
-                    KitRecord(
-                        device_id=device_id,
-                        record_id=record_id,
-                        content_sha256=digest,
-                        created_at=naive_utc(hub.now()),
-                    )
-                )
-            return "new", None
-        except IntegrityError:  # the same record in a concurrent request: read what it wrote
+                out: dict[str, tuple[str, str | None]] = {}
+                for row in rows:
+                    if row.content_sha256 != wanted[row.record_id]:
+                        out[row.record_id] = ("conflict", row.application_number)
+                    else:
+                        out[row.record_id] = ("done" if row.application_number else "pending", row.application_number)
+                now = naive_utc(hub.now())
+                for rid, digest in wanted.items():
+                    if rid not in out:
+                        session.add(
+                            KitRecord(device_id=device_id, record_id=rid, content_sha256=digest, created_at=now)
+                        )
+                        out[rid] = ("new", None)
+            return out
+        except IntegrityError:
             continue
-    raise RuntimeError("kit record claim failed twice")
+    raise RuntimeError("kit records could not be claimed")
 
 
-def _forget(hub: Hub, device_id: int, record_id: str) -> None:
+@dataclass
+class _Outcome:
+    """What receiving did, written back in one transaction for the batch."""
+
+    numbers: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> (number, signature sha)
+    refused: list[str] = field(default_factory=list)
+
+
+def _finish(hub: Hub, device_id: int, outcome: _Outcome) -> None:
+    now = naive_utc(hub.now())
     with hub.transaction() as session:
-        session.execute(
-            delete(KitRecord).where(
-                KitRecord.device_id == device_id,
-                KitRecord.record_id == record_id,
-                KitRecord.application_number.is_(None),
+        if outcome.numbers:
+            rows = session.scalars(
+                select(KitRecord).where(
+                    KitRecord.device_id == device_id, KitRecord.record_id.in_(list(outcome.numbers))
+                )
             )
-        )
+            for row in rows:
+                row.application_number, row.signature_sha256 = outcome.numbers[row.record_id]
+                row.synced_at = now
+        if outcome.refused:  # a refused record leaves nothing: fixed, it is sent again under its id
+            session.execute(
+                delete(KitRecord).where(
+                    KitRecord.device_id == device_id,
+                    KitRecord.record_id.in_(outcome.refused),
+                    KitRecord.application_number.is_(None),
+                )
+            )
+        if (device := session.get(KitDevice, device_id)) is not None:
+            device.last_sync_at = now
 
 
-def sync_one(hub: Hub, auth: DeviceAuth, raw: Any) -> Result:
-    rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-    try:
-        rec = KitRecordIn.model_validate(raw)
-    except ValidationError as exc:
-        return Result(rid, "refused", errors=_pydantic_errors(exc))
-    digest = content_hash(rec.model_dump(mode="json"))
-    state, number = _claim(hub, auth.device_id, rec.id, digest)
-    if state == "conflict":
-        err = FieldError.of(
-            "id",
-            f"记录编号 {rec.id} 已用于内容不同的另一条记录" + (f"（办件 {number}）" if number else ""),
-            "this record id was already sent with other content",
-        )
-        return Result(rec.id, "conflict", number=number, errors=[err.as_dict()])
-    if state == "done":
-        return Result(rec.id, "accepted", number=number, again=True)
+def _receive(hub: Hub, auth: DeviceAuth, rec: KitRecordIn, outcome: _Outcome) -> Result:
     try:
         new, signature = _new_application(hub, auth, rec)
         app, made = receive(hub, new, auth.actor, brief=True)
     except InvalidInput as exc:
-        _forget(hub, auth.device_id, rec.id)
+        outcome.refused.append(rec.id)
         return Result(rec.id, "refused", errors=[e.as_dict() for e in exc.errors])
     except Forbidden as exc:
-        _forget(hub, auth.device_id, rec.id)
+        outcome.refused.append(rec.id)
         return Result(rec.id, "refused", errors=[FieldError("item", Reason(str(exc), str(exc))).as_dict()])
     sig_hash = hub.store.put(signature).sha256 if signature is not None else None
-    with hub.transaction() as session:
-        row = session.scalar(
-            select(KitRecord).where(KitRecord.device_id == auth.device_id, KitRecord.record_id == rec.id)
-        )
-        if row is not None:
-            row.application_number = app.number
-            row.signature_sha256 = sig_hash
-            row.synced_at = naive_utc(hub.now())
+    outcome.numbers[rec.id] = (app.number, sig_hash)
     return Result(rec.id, "accepted", number=app.number, again=not made)
 
 
 def sync(hub: Hub, auth: DeviceAuth, records: list[Any]) -> list[Result]:
-    """Each record's result, in order. The caller bounds the request (MAX_RECORDS, body size)."""
+    """Each record's result, in order. The caller bounds the request's size; this its count."""
     if len(records) > MAX_RECORDS:
         raise InvalidInput.field(
             "records", f"每次最多同步 {MAX_RECORDS} 条记录", f"at most {MAX_RECORDS} records per request"
         )
-    results = [sync_one(hub, auth, raw) for raw in records]
-    touch(hub, auth.device_id)
-    return results
+    results: list[Result | None] = [None] * len(records)
+    parsed: list[tuple[int, KitRecordIn, str]] = []
+    for i, raw in enumerate(records):
+        try:
+            rec = KitRecordIn.model_validate(raw)
+        except ValidationError as exc:
+            rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+            results[i] = Result(rid, "refused", errors=_pydantic_errors(exc))
+            continue
+        parsed.append((i, rec, content_hash(rec.model_dump(mode="json"))))
+    wanted: dict[str, str] = {}
+    for i, rec, digest in parsed:
+        if rec.id in wanted and wanted[rec.id] != digest:  # one id twice in a request, different content
+            results[i] = Result(rec.id, "conflict", errors=[_conflict(rec.id, None).as_dict()])
+        wanted.setdefault(rec.id, digest)
+    claimed = _claim_all(hub, auth.device_id, wanted) if wanted else {}
+    outcome = _Outcome()
+    for i, rec, _digest in parsed:
+        if results[i] is not None:
+            continue
+        state, number = claimed[rec.id]
+        if state == "conflict":
+            results[i] = Result(rec.id, "conflict", number=number, errors=[_conflict(rec.id, number).as_dict()])
+        elif state == "done" or rec.id in outcome.numbers:
+            results[i] = Result(rec.id, "accepted", number=number or outcome.numbers[rec.id][0], again=True)
+        else:  # new, or pending: a request that died before recording its number (receive answers it)
+            results[i] = _receive(hub, auth, rec, outcome)
+    _finish(hub, auth.device_id, outcome)
+    return [r for r in results if r is not None]
+
+
+def _conflict(record_id: str, number: str | None) -> FieldError:
+    return FieldError.of(
+        "id",
+        f"记录编号 {record_id} 已用于内容不同的另一条记录" + (f"（办件 {number}）" if number else ""),
+        "this record id was already sent with other content",
+    )
