@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.context import Hub
 from hub.errors import InvalidInput
-from hub.ids import mask_name
 from hub.kit import devices
 from hub.kit.bundle import bundle
 from hub.kit.sync import sync
@@ -95,11 +94,11 @@ async def manifest() -> Response:
 # ---------------------------------------------------------------- devices: list and revoke
 
 
-def _device_dict(d: devices.Device, *, full: bool) -> dict[str, Any]:
+def _device_dict(d: devices.Device) -> dict[str, Any]:
     return {
         "id": d.id,
         "name": d.name,
-        "agent": d.agent_name if full else mask_name(d.agent_name),
+        "agent": d.agent_name,  # a staff member's name: not masked (residents' are)
         "username": d.username,
         "created_at": d.created_at.isoformat(),
         "last_sync_at": d.last_sync_at.isoformat() if d.last_sync_at else None,
@@ -148,20 +147,20 @@ async def enrol(body: Enrolment, request: Request, hub: HubDep, principal: Staff
     if principal.role is not Role.agent or principal.username is None:
         raise HTTPException(403, "只有代办员本人可以登记政务背包设备 (only an agent enrols a kit device)")
     device, token = await run_in_threadpool(devices.enrol, hub, principal.actor, principal.username, body.name)
-    return {"device": _device_dict(device, full=True), "token": token}
+    return {"device": _device_dict(device), "token": token}
 
 
 @api.get("/devices")
 async def list_api(hub: HubDep, principal: Staff) -> dict[str, Any]:
     rows = await run_in_threadpool(devices.list_devices, hub, principal.actor, principal.username)
-    return {"devices": [_device_dict(d, full=principal.role is not Role.agent) for d in rows]}
+    return {"devices": [_device_dict(d) for d in rows]}
 
 
 @api.post("/devices/{device_id}/revoke")
 async def revoke_api(device_id: int, request: Request, hub: HubDep, principal: Staff) -> dict[str, Any]:
     check_csrf(principal, request.headers.get(CSRF_HEADER))
     d = await run_in_threadpool(devices.revoke, hub, principal.actor, device_id, principal.username)
-    return {"device": _device_dict(d, full=True)}
+    return {"device": _device_dict(d)}
 
 
 async def _device(request: Request) -> devices.DeviceAuth:

@@ -219,7 +219,7 @@ function renderItem(code, record) {
     const preview = el('img', { class: 'preview', alt: `${m.name}照片预览` });
     preview.hidden = true;
     const kept = record && record.payload.photos.find((p) => p.name === m.name);
-    if (kept) { state.photos[m.name] = kept; preview.src = `data:image/*;base64,${kept.content_b64}`; preview.hidden = false; }
+    if (kept) { state.photos[m.name] = kept; preview.src = `data:image/jpeg;base64,${kept.content_b64}`; preview.hidden = false; }
     input.onchange = async () => {
       const file = input.files[0];
       if (!file) return;
