@@ -8,6 +8,9 @@ the module:
   the network returns and the kit syncs — the first sync reaches the hub but its answer is killed
   (`route.fetch()` then `route.abort()`), the kit retries — and the database holds exactly two
   applications, whose numbers the kit shows;
+- a record the hub refuses (eligibility, which only the hub checks) shows the hub's reason; the
+  agent fixes it and it goes through under the same record id;
+- revoked, the kit wipes its IndexedDB database at its next contact with the hub;
 - IndexedDB holds nothing in clear (the applicant's name is not in any stored value)."""
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from tests.test_kit_sync import ELDER, ITEM, OPS, PASSWORD, add_agent
 
 PIN = "246810"
 TABLET = {"width": 800, "height": 1100}
+YOUNG = make_id("330329", date(1990, 7, 1), "041")  # too young for a 老年人优待证
+OLDER = make_id("330329", date(1951, 7, 1), "041")
 RESIDENTS = [("林阿婆", ELDER), ("陈阿公", make_id("330329", date(1948, 5, 2), "031"))]
 
 
@@ -195,6 +200,22 @@ def test_offline_intake_then_sync_exactly_once_with_the_first_answer_lost(site, 
         kit_rows = session.scalar(select(func.count()).select_from(KitRecord))
     assert numbers == shown and len(numbers) == 2 and kit_rows == 2
     shot(page, "kit-synced.png")
+
+    # a record the schema passes but the hub refuses (the resident is under 60: eligibility is the
+    # hub's): the hub's reason is shown on the record; fixed, it is sent again and accepted
+    page.unroute("**/api/v1/kit/sync")
+    _take(page, "周小妹", YOUNG)
+    refused = page.locator("#records li.refused")
+    expect(refused).to_contain_text("被退回")
+    expect(refused.locator("ul.errors")).to_contain_text("applicant")
+    refused.locator("button").click()
+    expect(page.locator(".hint[data-for='applicant.id']")).not_to_be_empty()
+    page.fill("input[name='applicant.id']", OLDER)
+    page.locator("#signature").scroll_into_view_if_needed()
+    page.click("#record-form button[type=submit]")
+    expect(page.locator("#records .number")).to_have_count(3)
+    with hub.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Application)) == 3
 
     # the device is lost: ops revoke it; the kit's next contact wipes what it holds
     [device] = devices.list_devices(hub, OPS, None)

@@ -171,6 +171,16 @@ def test_one_bad_record_does_not_sink_the_batch(kit) -> None:
     assert _apps(hub) == 2
 
 
+def test_one_record_twice_in_a_request_is_received_once(kit) -> None:
+    hub, auth, _ = kit
+    rec = record()
+    clash = rec | {"form": {"delivery_method": "窗口领取", "contact_phone": "13905770009"}}
+    results = sync(hub, auth, [rec, rec, clash])
+    assert [(r.status, r.again) for r in results] == [("accepted", False), ("accepted", True), ("conflict", False)]
+    assert results[0].number == results[1].number
+    assert _apps(hub) == 1
+
+
 def test_photo_bytes_are_bounded_by_the_hubs_upload_limit(kit) -> None:
     hub, auth, _ = kit
     big = base64.b64encode(b"\xff\xd8\xff" + b"0" * (hub.settings.max_material_bytes + 1)).decode()
