@@ -163,9 +163,13 @@ def test_offline_intake_then_sync_exactly_once_with_the_first_answer_lost(site, 
                     const req = tx.objectStore(name).getAll();
                     req.onsuccess = () => {
                         for (const v of req.result) {
-                            const bytes = new Uint8Array(v.ct || v.wrapped || new ArrayBuffer(0));
-                            out.push(Array.from(bytes.slice(0, 4096)).join(','));
-                            out.push(JSON.stringify(Object.keys(v)));
+                            // every value twice: its text with the binary parts left out, and
+                            // each binary part's bytes (as decimal numbers)
+                            const bin = (x) => x instanceof ArrayBuffer || ArrayBuffer.isView(x);
+                            out.push(JSON.stringify(v, (k, x) => (bin(x) ? '[bytes]' : x)));
+                            for (const x of Object.values(v)) {
+                                if (bin(x)) out.push(',' + Array.from(new Uint8Array(x.buffer || x)).join(',') + ',');
+                            }
                         }
                         if (--left === 0) { open.result.close(); resolve(out); }  // an open one would block the wipe
                     };
@@ -173,11 +177,11 @@ def test_offline_intake_then_sync_exactly_once_with_the_first_answer_lost(site, 
             };
         })"""
     )
-    assert len(stored) >= 6  # keyring, device, bundle, two records
+    assert len(stored) >= 10  # keyring, device, bundle, two records: text and bytes each
     for name, id_number in RESIDENTS:
-        for needle in (name, id_number):
-            raw = ",".join(str(b) for b in needle.encode())
-            assert all(raw not in s for s in stored)
+        for needle in (name, id_number, "13905770001"):
+            as_bytes = "," + ",".join(str(b) for b in needle.encode()) + ","
+            assert all(needle not in s and as_bytes not in s for s in stored), needle
 
     # the network returns; the first sync reaches the hub, its answer never reaches the kit
     lost: list[int] = []
