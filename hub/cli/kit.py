@@ -19,19 +19,6 @@ app.add_typer(devices_app, name="devices")
 RevokerRole = Annotated[Role, typer.Option("--role", help="Role acted in: ops or supervisor")]
 
 
-def _row(d: devices.Device) -> dict[str, object]:
-    return {
-        "id": d.id,
-        "name": d.name,
-        "agent": d.agent_name,
-        "username": d.username,
-        "created_at": d.created_at.isoformat(),
-        "last_sync_at": d.last_sync_at.isoformat() if d.last_sync_at else None,
-        "revoked_at": d.revoked_at.isoformat() if d.revoked_at else None,
-        "revoked_by": d.revoked_by,
-    }
-
-
 @devices_app.command("list")
 def list_(
     ctx: typer.Context,
@@ -41,7 +28,7 @@ def list_(
 ) -> None:
     """Every enrolled device with its agent, last sync and whether it is revoked."""
     hub = open_hub(ctx)
-    rows = [_row(d) for d in devices.list_devices(hub, make_actor(actor, role, None, None), None)]
+    rows = [d.as_dict() for d in devices.list_devices(hub, make_actor(actor, role, None, None), None)]
     if as_json:
         print_json(rows)
         return

@@ -44,6 +44,19 @@ class Device:
     revoked_at: datetime | None
     revoked_by: str | None
 
+    def as_dict(self) -> dict[str, object]:
+        """As the API and `hub kit devices list --json` show it (the agent is staff: not masked)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "agent": self.agent_name,
+            "username": self.username,
+            "created_at": self.created_at.isoformat(),
+            "last_sync_at": self.last_sync_at.isoformat() if self.last_sync_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "revoked_by": self.revoked_by,
+        }
+
 
 @dataclass(frozen=True)
 class DeviceAuth:

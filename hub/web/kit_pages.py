@@ -94,19 +94,6 @@ async def manifest() -> Response:
 # ---------------------------------------------------------------- devices: list and revoke
 
 
-def _device_dict(d: devices.Device) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "name": d.name,
-        "agent": d.agent_name,  # a staff member's name: not masked (residents' are)
-        "username": d.username,
-        "created_at": d.created_at.isoformat(),
-        "last_sync_at": d.last_sync_at.isoformat() if d.last_sync_at else None,
-        "revoked_at": d.revoked_at.isoformat() if d.revoked_at else None,
-        "revoked_by": d.revoked_by,
-    }
-
-
 @router.get("/kit/devices")
 async def devices_page(request: Request, hub: HubDep, principal: Staff) -> Response:
     rows = await run_in_threadpool(devices.list_devices, hub, principal.actor, principal.username)
@@ -147,20 +134,20 @@ async def enrol(body: Enrolment, request: Request, hub: HubDep, principal: Staff
     if principal.role is not Role.agent or principal.username is None:
         raise HTTPException(403, "只有代办员本人可以登记政务背包设备 (only an agent enrols a kit device)")
     device, token = await run_in_threadpool(devices.enrol, hub, principal.actor, principal.username, body.name)
-    return {"device": _device_dict(device), "token": token}
+    return {"device": device.as_dict(), "token": token}
 
 
 @api.get("/devices")
 async def list_api(hub: HubDep, principal: Staff) -> dict[str, Any]:
     rows = await run_in_threadpool(devices.list_devices, hub, principal.actor, principal.username)
-    return {"devices": [_device_dict(d) for d in rows]}
+    return {"devices": [d.as_dict() for d in rows]}
 
 
 @api.post("/devices/{device_id}/revoke")
 async def revoke_api(device_id: int, request: Request, hub: HubDep, principal: Staff) -> dict[str, Any]:
     check_csrf(principal, request.headers.get(CSRF_HEADER))
     d = await run_in_threadpool(devices.revoke, hub, principal.actor, device_id, principal.username)
-    return {"device": _device_dict(d)}
+    return {"device": d.as_dict()}
 
 
 async def _device(request: Request) -> devices.DeviceAuth:
