@@ -27,6 +27,7 @@ from hub.catalog import jsonschema as js
 from hub.kit import devices
 from hub.storage.tables import Application, KitRecord
 from tests.conftest import CST, JPEG, Clock, make_id
+from tests.support.page_checks import accessible, no_english
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
 from tests.test_kit_schema import _forms
@@ -134,10 +135,16 @@ def test_offline_intake_then_sync_exactly_once_with_the_first_answer_lost(site, 
     expect(page.locator("#view-main")).to_be_visible()
     expect(page.locator("#desk")).to_contain_text("东溪乡便民服务中心")
     page.wait_for_function("navigator.serviceWorker.controller !== null")
+    accessible(page)
+    no_english(page)
+    page.goto(f"{url}/kit/devices")  # the agent's own devices, with the revoke button
+    expect(page.locator("tr[data-device]")).to_contain_text("东溪乡平板1号")
+    accessible(page)
+    no_english(page)
 
     # no network: the shell and scripts come from the service worker, the data from IndexedDB
     context.set_offline(True)
-    page.reload()
+    page.goto(f"{url}/kit/")
     page.fill("#unlock-form input[name=pin]", "000000")
     page.click("#unlock-form button[type=submit]")
     expect(page.locator(".hint[data-for=unlock]")).to_contain_text("口令不正确")
@@ -147,6 +154,7 @@ def test_offline_intake_then_sync_exactly_once_with_the_first_answer_lost(site, 
     for name, id_number in RESIDENTS:
         _take(page, name, id_number)
     expect(page.locator("#records li.pending")).to_have_count(2)
+    accessible(page)
     shot(page, "kit-offline-two-records.png")
     with hub.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Application)) == 0
