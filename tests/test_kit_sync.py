@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -178,6 +180,23 @@ def test_one_record_twice_in_a_request_is_received_once(kit) -> None:
     results = sync(hub, auth, [rec, rec, clash])
     assert [(r.status, r.again) for r in results] == [("accepted", False), ("accepted", True), ("conflict", False)]
     assert results[0].number == results[1].number
+    assert _apps(hub) == 1
+
+
+def test_the_same_record_from_racing_requests_is_received_once(kit) -> None:
+    """A kit that retried while its first request still ran: both carry the record at once."""
+    hub, auth, _ = kit
+    rec = record()
+    start = threading.Barrier(4)
+
+    def send() -> list:
+        start.wait()
+        return sync(hub, auth, [rec])
+
+    with ThreadPoolExecutor(4) as pool:
+        results = [r for f in [pool.submit(send) for _ in range(4)] for r in f.result()]
+    assert {r.status for r in results} == {"accepted"}
+    assert len({r.number for r in results}) == 1 and sum(not r.again for r in results) <= 1
     assert _apps(hub) == 1
 
 
