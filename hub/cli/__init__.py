@@ -28,6 +28,7 @@ from hub.cli import (
     documents,
     intake,
     jobs,
+    kit,
     licences,
     partners,
     seals,
@@ -130,6 +131,7 @@ app.add_typer(partners.app, name="partners")
 app.add_typer(seals.app, name="seals")
 app.add_typer(documents.app, name="documents")
 app.add_typer(licences.app, name="licences")
+app.add_typer(kit.app, name="kit")
 app.command(name="serve")(serve.serve)
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(accounts.users_app, name="users")

@@ -864,3 +864,39 @@ class ProjectMilestone(Base):
     due_date: Mapped[date]
     done_date: Mapped[date | None]
     created_at: Mapped[datetime]
+# ---------------------------------------------------------------- C: the offline kit (政务背包)
+
+
+class KitDevice(Base):
+    """A laptop or tablet an agent enrolled as an offline kit (hub.kit.devices). Only the hash of
+    its device token is kept; a revoked device's sync is refused and the kit wipes itself."""
+
+    __tablename__ = "kit_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)  # the agent
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_sync_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class KitRecord(Base):
+    """One record a kit synced: exactly once per (device, record id). `content_sha256` tells the
+    same record sent again (the same answer) from a record id reused with other content (a
+    conflict); `application_number` is None while the record is being received."""
+
+    __tablename__ = "kit_records"
+    __table_args__ = (UniqueConstraint("device_id", "record_id", name="uq_kit_records"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("kit_devices.id"))
+    record_id: Mapped[str] = mapped_column(String(36))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    application_number: Mapped[str | None] = mapped_column(String(40))
+    # the resident's signature drawn on the kit (a PNG in the material store, by its sha256)
+    signature_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    synced_at: Mapped[datetime | None]

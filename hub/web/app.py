@@ -36,6 +36,7 @@ from hub.web import (
     decision,
     document_pages,
     exchange,
+    kit_pages,
     licence_pages,
     material_links,
     openapi,
@@ -291,6 +292,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(licence_pages.api)
     app.include_router(agency_pages.router)  # 帮代办: /agency, /help, /projects, /ops/agents
     app.include_router(agency_pages.api)
+    app.include_router(kit_pages.router)  # the offline kit: /kit/…, /api/v1/kit/…
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:  # browsers ask for it on every page; a 404 each time filled the logs
