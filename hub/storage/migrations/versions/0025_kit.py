@@ -1,7 +1,7 @@
 """the offline kit (政务背包): enrolled devices and the records they synced
 
 Revision ID: 0025
-Revises: 0022
+Revises: 0024
 Create Date: 2026-12-05
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0025"
-down_revision = "0022"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
