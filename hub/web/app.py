@@ -40,6 +40,7 @@ from hub.web import (
     openapi,
     ops_pages,
     pages,
+    queue_pages,
     status_pages,
     supervision_pages,
     worklists,
@@ -286,6 +287,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(exchange.router)
     app.include_router(licence_pages.router)  # /l/CODE (public), /licences (staff)
     app.include_router(licence_pages.api)
+    app.include_router(queue_pages.router)  # appointments and the queue (预约 / 取号 / 叫号), the 叫号屏
+    app.include_router(queue_pages.api)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:  # browsers ask for it on every page; a 404 each time filled the logs
