@@ -57,7 +57,7 @@ def check_groups(config_dir: Path, catalog: Catalog) -> tuple[Groups | None, lis
     path = Path(config_dir) / FILE
     if not path.is_file():
         return Groups([], {}), []
-    doc = yamlfile.load(path, FILE)
+    doc = yamlfile.load(path, f"{Path(config_dir).name}/{FILE}")
     parsed = yamlfile.validate(doc, _File) if not doc.problems else None
     if parsed is None:
         return None, doc.problems

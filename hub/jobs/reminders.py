@@ -5,6 +5,7 @@ a gateway would send `text` to `phone` here, before the row is written."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -32,9 +33,18 @@ def reminder_text(hub: Hub, b: QueueBooking, slot: QueueSlot) -> str:
     )
 
 
-def run(hub: Hub) -> int:
-    """Reminders recorded now (0 when every booking of the next working day already has one).
-    Safe to run again, and twice at once: the unique booking keeps one row per booking."""
+@dataclass
+class RemindersSummary:
+    day: date
+    made: int
+
+    def line(self) -> str:
+        return f"reminders: {self.made} booking(s) of {self.day.isoformat()} reminded (recorded, no SMS gateway)"
+
+
+def reminders(hub: Hub) -> RemindersSummary:
+    """Reminders recorded now for the next working day's bookings (0 made when every one already
+    has its reminder). Safe to run again, and twice at once: the unique booking keeps one row."""
     day = next_workday(hub, hub.today())
     q = (
         select(QueueBooking, QueueSlot)
@@ -53,4 +63,4 @@ def run(hub: Hub) -> int:
             made += 1
         except IntegrityError:
             continue  # another run recorded it first
-    return made
+    return RemindersSummary(day, made)
