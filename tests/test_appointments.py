@@ -238,3 +238,12 @@ def test_a_ticket_becomes_an_application_and_reminders_are_recorded_once(hub, cl
     with hub.sessions() as s:
         rows = list(s.scalars(select(QueueReminder)))
     assert len(rows) == 1 and "9月22日" in rows[0].text and rows[0].sent_at is not None
+
+
+def test_the_demo_walk_through(hub):
+    from hub import demo_queue
+
+    said: list[str] = []
+    assert demo_queue.run(hub, said.append) == "/display/hall-county"
+    text = "\n".join(said)
+    assert "E002（老年人优先）" in text and "请 E002 号到 3 号窗口" in text and "1 booking(s)" in text

@@ -139,9 +139,20 @@ def test_book_check_in_called_live_on_the_display_and_received(browser, site, tm
     boxes = desk.locator("input[name=checklist]")
     for i in range(boxes.count()):
         boxes.nth(i).check()
+    # the same form posted twice behind the page's back (a retried request), then the click: one
+    # application, the ticket linked once, every answer the same receipt
+    replayed = desk.evaluate(
+        """async () => {
+            const form = document.getElementById("intake");
+            const post = () => fetch(location.href, { method: "POST", body: new FormData(form) });
+            const answers = await Promise.all([post(), post()]);
+            return answers.map((r) => [r.status, new URL(r.url).pathname]);
+        }"""
+    )
     desk.locator("#submit").click()
     desk.wait_for_url(re.compile(r"/applications/[^/]+/receipt$"))
     number = desk.url.split("/applications/")[1].split("/")[0]
+    assert replayed == [[200, f"/applications/{number}/receipt"]] * 2
 
     with hub.sessions() as s:
         app_id = s.scalar(select(Application.id).where(Application.number == number))

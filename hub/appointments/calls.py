@@ -173,14 +173,20 @@ def finish(hub: Hub, actor: Actor, ticket_id: int | str) -> TicketView:
         return view(t)
 
 
-def for_intake(hub: Hub, actor: Actor, ticket_id: int | str) -> TicketView:
-    """The called ticket an intake at the actor's desk will become (checked before receiving)."""
+def for_intake(hub: Hub, actor: Actor, ticket_id: int | str, *, source_ref: str | None = None) -> TicketView:
+    """The called ticket an intake at the actor's desk will become (checked before receiving). A
+    ticket already received is refused — unless it was received from this very form
+    (`source_ref`: the same submission again, a double click or a retry, answered as before)."""
     with hub.sessions() as session:
         t = _ticket(session, actor, ticket_id)
         if t.state not in ("called", "serving"):
             raise _wrong(t, "收件")
         if t.application_id is not None:
-            raise InvalidInput.field("ticket", f"{t.number} 已收件", "this ticket already became an application")
+            same_form = source_ref is not None and t.application_id == session.scalar(
+                select(Application.id).where(Application.desk_code == t.desk_code, Application.source_ref == source_ref)
+            )
+            if not same_form:
+                raise InvalidInput.field("ticket", f"{t.number} 已收件", "this ticket already became an application")
         return view(t)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,6 +21,12 @@ from hub.appointments import calls
 from hub.context import Hub
 
 log = logging.getLogger(__name__)
+
+
+def frame(event: dict) -> str:
+    """One server-sent event: its id (what the browser sends back as Last-Event-ID), its type,
+    its data on one line."""
+    return f"id: {event['id']}\nevent: call\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
 
 
 class TooManyStreams(Exception):
@@ -86,7 +93,7 @@ class Broadcaster:
         rows = await to_thread.run_sync(calls.calls_after, self.hub, self.last_id or 0)
         for row in rows:
             self.last_id = max(self.last_id or 0, row.id)
-            payload = calls.event(row)
+            payload = (row.id, frame(calls.event(row)))  # framed once for all the desk's screens
             for stream in list(self.streams.get(row.desk_code, ())):
                 try:
                     stream.queue.put_nowait(payload)

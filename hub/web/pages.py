@@ -151,9 +151,9 @@ def intake_search(request: Request, hub: HubDep, principal: Front, q: str = "", 
     return render(request, "intake_search.html", desk=desk, q=q, subjects=found, regions=regions, ticket=called)
 
 
-def _called_ticket(hub: Hub, principal: Principal, ticket: str | None):
+def _called_ticket(hub: Hub, principal: Principal, ticket: str | None, source_ref: str | None = None):
     """取号: the called ticket this intake is for (hub.appointments.calls), or None."""
-    return calls.for_intake(hub, principal.actor, ticket) if ticket else None
+    return calls.for_intake(hub, principal.actor, ticket, source_ref=source_ref) if ticket else None
 
 
 def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]:
@@ -255,7 +255,9 @@ async def _intake_submit(
         if errors:
             raise InvalidInput(errors)
         agent = {"name": form.get("agent_name"), "id_number": form.get("agent_id")}
-        ticket = await run_in_threadpool(_called_ticket, hub, principal, form.get("queue_ticket"))
+        ticket = await run_in_threadpool(
+            _called_ticket, hub, principal, form.get("queue_ticket"), form.get("source_ref") or None
+        )
         app, _created = await run_in_threadpool(
             lambda: desk_intake.submit(
                 hub,
@@ -289,7 +291,9 @@ async def _intake_submit(
             licence_refs=chosen,
             errors=[e.as_dict() for e in exc.errors],
             refused_files="\n".join(refused),
-            ticket=await run_in_threadpool(_called_ticket, hub, principal, form.get("queue_ticket")),
+            ticket=await run_in_threadpool(
+                _called_ticket, hub, principal, form.get("queue_ticket"), form.get("source_ref") or None
+            ),
             source_ref=values.get("source_ref") or f"web:{uuid.uuid4()}",
         )
     return _see_other(f"/applications/{app.number}/receipt")

@@ -14,7 +14,6 @@ Every rule is the core's; these routes parse, call and show."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -26,7 +25,7 @@ from hub.applications.models import Actor
 from hub.appointments import bookings, calls, slots, tickets
 from hub.appointments.bookings import Person
 from hub.appointments.common import groups_of, queue_desk
-from hub.appointments.display import Broadcaster, TooManyStreams
+from hub.appointments.display import Broadcaster, TooManyStreams, frame
 from hub.appointments.groups import QUEUE_CHANNELS
 from hub.appointments.tickets import REASON_ZH
 from hub.context import Hub
@@ -454,10 +453,6 @@ def display_page(desk: str, request: Request, hub: HubDep) -> Response:
     )
 
 
-def _sse(event: dict) -> str:
-    return f"id: {event['id']}\nevent: call\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
-
-
 @router.get("/display/{desk}/events")
 async def display_events(desk: str, request: Request, hub: HubDep) -> Response:
     """text/event-stream of the desk's calls after Last-Event-ID (a reconnect) or `after` (the
@@ -480,19 +475,19 @@ async def display_events(desk: str, request: Request, hub: HubDep) -> Response:
             if after is not None:
                 for e in await run_in_threadpool(lambda: calls.recent(hub, desk, after=after, limit=20)):
                     stream.last_sent = e["id"]
-                    yield _sse(e)
+                    yield frame(e)
             else:
                 stream.last_sent = b.last_id or 0
             while stream in b.streams.get(desk, ()):
                 try:
-                    e = await asyncio.wait_for(stream.queue.get(), timeout=heartbeat)
+                    event_id, text = await asyncio.wait_for(stream.queue.get(), timeout=heartbeat)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                if e["id"] <= stream.last_sent:
+                if event_id <= stream.last_sent:
                     continue  # sent already from the catch-up read
-                stream.last_sent = e["id"]
-                yield _sse(e)
+                stream.last_sent = event_id
+                yield text
         finally:
             b.unsubscribe(stream)
 
