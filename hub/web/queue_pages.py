@@ -32,7 +32,7 @@ from hub.context import Hub
 from hub.errors import InvalidInput, NotFound
 from hub.lifecycle import FRONT, Role
 from hub.web.applicant_status import open_status, status_path
-from hub.web.deps import get_hub, need, optional_principal
+from hub.web.deps import PasswordChangeRequired, get_hub, need, optional_principal
 from hub.web.render import render
 from hub.web.resident_session import Resident, optional_resident
 from hub.web.security import CSRF_FIELD, CSRF_HEADER, Principal, check_csrf, same
@@ -520,20 +520,29 @@ class CallIn(BaseModel):
     counter: str = Field(max_length=16)
 
 
-async def _api_caller(request: Request) -> tuple[Actor, Person | None]:
-    """Desk staff (token or session) or a signed-in resident (cookie + x-csrf-token)."""
-    principal = await optional_principal(request)
+async def api_caller(
+    request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
+) -> tuple[Actor, Person | None]:
+    """Desk staff (token or session) or a signed-in resident (cookie; x-csrf-token on writes):
+    the actor, and for a resident who they are."""
+    write = request.method != "GET"
     if principal is not None:
+        if principal.must_change_password:
+            raise PasswordChangeRequired()
         if "applications:write" not in principal.scopes or principal.role not in FRONT:
             raise HTTPException(403, "无权访问：需要窗口人员 (forbidden: desk staff only)")
-        check_csrf(principal, request.headers.get(CSRF_HEADER))
+        if write:
+            check_csrf(principal, request.headers.get(CSRF_HEADER))
         return principal.actor, None
     resident = await optional_resident(request)
     if resident is None:
         raise HTTPException(401, "请先登录 (not logged in)")
-    if not same(request.headers.get(CSRF_HEADER) or "", resident.csrf):
+    if write and not same(request.headers.get(CSRF_HEADER) or "", resident.csrf):
         raise HTTPException(403, "CSRF 校验失败 (CSRF token missing or wrong)")
     return resident.actor, Person(resident.id_number, resident.name, resident.phone)
+
+
+Caller = Annotated[tuple[Actor, Person | None], Depends(api_caller)]
 
 
 def _booking_json(b: bookings.BookingView) -> dict[str, Any]:
@@ -580,8 +589,8 @@ def api_slots(hub: HubDep, desk: str, group: str | None = None) -> list[dict[str
 
 
 @api.post("/appointments", status_code=201)
-async def api_book(body: BookingIn, request: Request, hub: HubDep) -> dict[str, Any]:
-    actor, person = await _api_caller(request)
+async def api_book(body: BookingIn, hub: HubDep, caller: Caller) -> dict[str, Any]:
+    actor, person = caller
     channel = "online" if person is not None else "desk"
     who = person or Person(body.id_number or "", body.name or "", body.phone)
     if person is not None and body.phone:
@@ -591,27 +600,18 @@ async def api_book(body: BookingIn, request: Request, hub: HubDep) -> dict[str, 
 
 
 @api.get("/appointments/{code}")
-async def api_booking(code: str, request: Request, hub: HubDep) -> dict[str, Any]:
-    principal = await optional_principal(request)
-    if principal is not None:
-        actor = principal.actor
-    elif (resident := await optional_resident(request)) is not None:
-        actor = resident.actor
-    else:
-        raise HTTPException(401, "请先登录 (not logged in)")
-    return _booking_json(await run_in_threadpool(bookings.find, hub, actor, code))
+async def api_booking(code: str, hub: HubDep, caller: Caller) -> dict[str, Any]:
+    return _booking_json(await run_in_threadpool(bookings.find, hub, caller[0], code))
 
 
 @api.post("/appointments/{code}/move")
-async def api_move(code: str, body: MoveIn, request: Request, hub: HubDep) -> dict[str, Any]:
-    actor, _ = await _api_caller(request)
-    return _booking_json(await run_in_threadpool(bookings.move, hub, actor, code, body.slot_id))
+async def api_move(code: str, body: MoveIn, hub: HubDep, caller: Caller) -> dict[str, Any]:
+    return _booking_json(await run_in_threadpool(bookings.move, hub, caller[0], code, body.slot_id))
 
 
 @api.post("/appointments/{code}/cancel")
-async def api_cancel(code: str, request: Request, hub: HubDep) -> dict[str, Any]:
-    actor, _ = await _api_caller(request)
-    return _booking_json(await run_in_threadpool(bookings.cancel, hub, actor, code))
+async def api_cancel(code: str, hub: HubDep, caller: Caller) -> dict[str, Any]:
+    return _booking_json(await run_in_threadpool(bookings.cancel, hub, caller[0], code))
 
 
 @api.post("/tickets", status_code=201)
