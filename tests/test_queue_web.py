@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from hub import applications as svc
 from hub.applications import Actor
-from hub.appointments import calls, slots, tickets
+from hub.appointments import bookings, calls, slots, tickets
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.tokens import create_token
@@ -60,6 +60,17 @@ def test_booking_from_the_status_link(web: TestClient, hub: Hub):
     assert "预约成功" in shown.text and "已预约" in shown.text
     again = web.post(f"/s/{number}/book?k={k}", data={"slot": str(slot)}, headers=HTML)
     assert again.status_code == 422 and "已约满" in again.text
+    later = slots.publish(
+        hub, HALL, desk="hall-county", group="zonghe", day="2026-09-22", starts="10:00", ends="10:30", capacity=1
+    )[0].id
+    code = bookings.of_person(hub, ELDER_ID)[0].code
+    page = web.get(f"/s/{number}/book?k={k}", headers=HTML)
+    assert f"/s/{number}/book/{code}/move?k={k}" in page.text  # 改约 offered: the 10:00 slot has room
+    moved = web.post(f"/s/{number}/book/{code}/move?k={k}", data={"slot": str(later)}, follow_redirects=False)
+    assert moved.status_code == 303
+    assert [(b.code, b.starts) for b in bookings.of_person(hub, ELDER_ID)] == [(code, "10:00")]
+    cancelled = web.post(f"/s/{number}/book/{code}/cancel?k={k}", follow_redirects=False)
+    assert cancelled.status_code == 303 and bookings.of_person(hub, ELDER_ID)[0].state == "cancelled"
     assert web.get(f"/s/{number}/book?k=wrong", headers=HTML).status_code == 404
 
 

@@ -82,6 +82,16 @@ def _globals(hub: Hub) -> dict[str, Any]:
 # ---------------------------------------------------------------- residents online (网办)
 
 
+def _move_targets(hub: Hub, mine: list[bookings.BookingView]) -> dict[str, list[slots.SlotView]]:
+    """For each open booking, the other slots it may move to (same desk and group, with room)."""
+    days = hub.settings.queue.book_days_ahead + 1
+    return {
+        b.code: [s for s in slots.listing(hub, b.desk, group=b.group, bookable=True, days=days) if s.id != b.slot_id]
+        for b in mine
+        if b.state == "booked"
+    }
+
+
 def _resident_page(
     request: Request, hub: Hub, resident: Resident | None, *, status: int = 200, errors=None, notice=None
 ) -> Response:
@@ -105,6 +115,7 @@ def _resident_page(
         group=group,
         slots=found,
         mine=mine,
+        moves=_move_targets(hub, mine),
         errors=errors or [],
         notice=notice,
         action="/appointments",
@@ -199,6 +210,7 @@ def _status_page(request: Request, hub: Hub, number: str, k: str, *, status: int
         group=group.code if group else "",
         slots=found,
         mine=mine,
+        moves=_move_targets(hub, mine),
         errors=errors or [],
         notice=notice,
         action=f"/s/{app.number}/book?k={k}",
@@ -231,11 +243,17 @@ async def status_book(number: str, request: Request, hub: HubDep, k: str = "") -
     return _see_other(f"/s/{app.number}/book?k={k}&booked={made.code}")
 
 
-@router.post("/s/{number}/book/{code}/cancel")
-async def status_cancel(number: str, code: str, request: Request, hub: HubDep, k: str = "") -> Response:
+@router.post("/s/{number}/book/{code}/{action}")
+async def status_change(number: str, code: str, action: str, request: Request, hub: HubDep, k: str = "") -> Response:
     _app, actor, _group = await run_in_threadpool(_status_context, request, hub, number, k)
+    form = await request.form()
     try:
-        await run_in_threadpool(bookings.cancel, hub, actor, code)
+        if action == "cancel":
+            await run_in_threadpool(bookings.cancel, hub, actor, code)
+        elif action == "move":
+            await run_in_threadpool(bookings.move, hub, actor, code, str(form.get("slot") or ""))
+        else:
+            raise HTTPException(404)
     except InvalidInput as exc:
         return await run_in_threadpool(_status_page, request, hub, number, k, status=422, errors=_errors(exc))
     return _see_other(f"/s/{number}/book?k={k}")
