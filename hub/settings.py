@@ -148,6 +148,17 @@ class QueueSettings(BaseModel):
     max_display_streams: int = Field(default=200, ge=1, le=10_000)
     heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
     poll_seconds: float = Field(default=0.5, gt=0, le=30)
+    # an SMS gateway for reminders (POST JSON {ref, phone, text}; `ref` its idempotency key);
+    # None: reminders are recorded and shown, not sent. https, or http on loopback (a sandbox)
+    sms_url: str | None = None
+    sms_timeout: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("sms_url")
+    @classmethod
+    def _sms_url(cls, v: str | None) -> str | None:
+        if v is not None and (problem := public_url_problem(v.split("?")[0])):
+            raise ValueError(problem)
+        return v
 
 
 class Settings(BaseModel):

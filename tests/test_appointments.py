@@ -247,3 +247,25 @@ def test_the_demo_walk_through(hub):
     assert demo_queue.run(hub, said.append) == "/display/hall-county"
     text = "\n".join(said)
     assert "E002（老年人优先）" in text and "请 E002 号到 3 号窗口" in text and "1 booking(s)" in text
+
+
+def test_reminders_through_an_sms_gateway_once_and_retried_when_it_fails(hub):
+    from tests.support.sms_gateway import sms_gateway
+
+    tuesday = _slot(hub, day=date(2026, 9, 22), capacity=3)
+    bookings.book(hub, resident(YOUNG), tuesday.id, Person(YOUNG, "陈志强", "13857712345"), channel="online")
+    bookings.book(hub, resident(OLD), tuesday.id, Person(OLD, "林阿婆"), channel="online")  # no phone
+    with sms_gateway() as (url, gateway):
+        hub.settings.queue.sms_url = url
+        gateway.failing = True
+        first = reminders.reminders(hub)
+        assert (first.made, first.sent, first.failed) == (1, 0, 1)  # the phoneless one is recorded
+        gateway.failing = False
+        second = reminders.reminders(hub)
+        assert (second.made, second.sent, second.failed) == (1, 1, 0)
+        assert reminders.reminders(hub).made == 0
+    assert list(gateway.sent) and len(gateway.sent) == 1
+    (message,) = gateway.sent.values()
+    assert message["phone"] == "13857712345" and "预约码" in message["text"]
+    with hub.sessions() as s:
+        assert sorted(r.channel for r in s.scalars(select(QueueReminder))) == ["record", "sms"]
