@@ -51,6 +51,29 @@ def test_fan_out_by_desk_poll_for_other_processes_wake_for_ours_and_bound(hub):
             _id, shown = await asyncio.wait_for(a1.queue.get(), GUARD)
             assert f'"number": "{called.number}", "counter": "2", "kind": "call"' in shown
             assert other.queue.empty()  # another desk's screen hears nothing of it
+            # a call that committed after a higher id (PostgreSQL takes ids at insert, not commit)
+            b.poll_seconds = 0.05
+            b._woken()  # out of the long wait set above
+            at = naive_utc(hub.now())
+            late = []
+            for cid in (1000, 999):  # 1000 delivered first; then 999 commits
+                with hub.transaction() as s:
+                    s.add(
+                        QueueCall(
+                            id=cid,
+                            desk_code="hall-county",
+                            ticket_id=first.id,
+                            number=f"N{cid}",
+                            counter="1",
+                            kind="call",
+                            at=at,
+                        )
+                    )
+                late.append((await asyncio.wait_for(a1.queue.get(), GUARD))[0])
+            assert late == [1000, 999]
+            assert a1.queue.empty()  # and neither comes again with the next polls' re-reads
+            await b.pump()
+            assert a1.queue.empty()
             b.unsubscribe(a2)
             assert b.count == 2
             await b.subscribe("hall-county")  # room again

@@ -223,7 +223,7 @@ def event(r: QueueCall) -> dict:
     return {"id": r.id, "number": r.number, "counter": r.counter, "kind": r.kind}
 
 
-def calls_after(hub: Hub, after: int, limit: int = 500) -> list[QueueCall]:
+def calls_after(hub: Hub, after: int, limit: int = 1000) -> list[QueueCall]:
     """Every desk's calls after id `after`, for the broadcaster (bounded: it catches up in steps)."""
     with hub.sessions() as session:
         rows = list(session.scalars(select(QueueCall).where(QueueCall.id > after).order_by(QueueCall.id).limit(limit)))

@@ -492,20 +492,16 @@ async def display_events(desk: str, request: Request, hub: HubDep) -> Response:
             yield "retry: 2000\n\n"
             if after is not None:
                 for e in await run_in_threadpool(lambda: calls.recent(hub, desk, after=after, limit=20)):
-                    stream.last_sent = e["id"]
-                    yield frame(e)
-            else:
-                stream.last_sent = b.last_id or 0
+                    if stream.first_time(e["id"]):
+                        yield frame(e)
             while stream in b.streams.get(desk, ()):
                 try:
                     event_id, text = await asyncio.wait_for(stream.queue.get(), timeout=heartbeat)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                if event_id <= stream.last_sent:
-                    continue  # sent already from the catch-up read
-                stream.last_sent = event_id
-                yield text
+                if stream.first_time(event_id):  # not sent already by the catch-up read
+                    yield text
         finally:
             b.unsubscribe(stream)
 

@@ -14,10 +14,13 @@
   const linkState = document.getElementById("link-state");
   const KEEP = 8;
   let last = Number(body.dataset.after || "0");
+  // ids shown: a call that committed late may come after a higher id (never shown twice)
+  const seen = new Set(Array.from(list.children, (li) => Number(li.dataset.id)));
 
   function show(call) {
-    if (call.id <= last) return;
-    last = call.id;
+    if (seen.has(call.id)) return;
+    seen.add(call.id);
+    last = Math.max(last, call.id);
     if (call.kind !== "no_show") {
       nowNumber.textContent = call.number;
       nowCounter.textContent = call.counter;
