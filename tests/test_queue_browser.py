@@ -111,6 +111,7 @@ def test_book_check_in_called_live_on_the_display_and_received(browser, site, tm
     desk.fill("#call-next input[name=counter]", "3")
     desk.locator("#call-next button").click()
     expect(desk.locator("#queue-notice")).to_have_text("请 E001 号到 3 号窗口")
+    shot(desk, "queue-03-desk.png")
 
     # ---- the screen shows it live, without a reload, and no name
     expect(screen.locator("#now-number")).to_have_text("E001")
