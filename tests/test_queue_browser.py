@@ -24,6 +24,7 @@ from hub.storage.tables import Application, Event, QueueTicket
 from hub.users import add_user
 from hub.web.resident_session import RESIDENT_COOKIE, open_resident_session
 from tests.conftest import CST, PDF, Clock, make_id
+from tests.support.page_checks import accessible
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, log_in, shot  # noqa: F401  (browser: the module's one Chromium)
 
@@ -94,6 +95,7 @@ def test_book_check_in_called_live_on_the_display_and_received(browser, site, tm
     assert re.fullmatch(r"[2-9A-Z]{8}", code)
     widths = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1]
+    accessible(phone)
     shot(phone, "queue-01-booked-390.png")
 
     # ---- at the desk: check in with the booking code, call the next ticket to counter 3
@@ -111,6 +113,7 @@ def test_book_check_in_called_live_on_the_display_and_received(browser, site, tm
     desk.fill("#call-next input[name=counter]", "3")
     desk.locator("#call-next button").click()
     expect(desk.locator("#queue-notice")).to_have_text("请 E001 号到 3 号窗口")
+    accessible(desk)
     shot(desk, "queue-03-desk.png")
 
     # ---- the screen shows it live, without a reload, and no name
@@ -119,6 +122,7 @@ def test_book_check_in_called_live_on_the_display_and_received(browser, site, tm
     expect(screen.locator("#calls li").first).to_contain_text("E001")
     expect(screen.locator("body")).not_to_contain_text(RESIDENT_NAME)
     assert loads == [f"{url}/display/{HALL}"]
+    accessible(screen)
     shot(screen, "queue-02-display.png")
 
     # ---- the ticket becomes an application: intake from the queue page
