@@ -19,6 +19,7 @@ SAMPLE_ENTRIES = [
     "partners",
     "licences.yaml",  # licence types (hub.licences)
     "notices",  # notice templates (hub.documents), ops-editable
+    "appointments.yaml",  # item groups for appointments and the queue (hub.appointments)
 ]
 
 

@@ -149,6 +149,31 @@ class KeyFile(NamedTuple):
 LOCAL_SERVE_URL = "http://127.0.0.1:8000"  # `hub serve`'s default address
 
 
+class QueueSettings(BaseModel):
+    """Appointments and the queue (预约 / 取号 / 叫号, docs/appointments.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    book_days_ahead: int = Field(default=14, ge=1, le=90)  # how far ahead residents may book
+    elderly_age: int = Field(default=65, ge=50, le=100)  # 老年人优先: age on the day of the ticket
+    no_show_after_recalls: int = Field(default=2, ge=0, le=10)  # recalls before a ticket may be a no-show
+    # the 叫号屏: streams one API process serves at most, the heartbeat that keeps proxies from
+    # closing an idle stream, how often the broadcaster looks for calls other processes made
+    max_display_streams: int = Field(default=200, ge=1, le=10_000)
+    heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
+    poll_seconds: float = Field(default=0.5, gt=0, le=30)
+    # an SMS gateway for reminders (POST JSON {ref, phone, text}; `ref` its idempotency key);
+    # None: reminders are recorded and shown, not sent. https, or http on loopback (a sandbox)
+    sms_url: str | None = None
+    sms_timeout: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("sms_url")
+    @classmethod
+    def _sms_url(cls, v: str | None) -> str | None:
+        if v is not None and (problem := public_url_problem(v.split("?")[0])):
+            raise ValueError(problem)
+        return v
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -193,6 +218,7 @@ class Settings(BaseModel):
     seals: SealsSettings = Field(default_factory=SealsSettings)
     # 网办: the identity providers residents sign in with, in the login page's order (docs/online.md)
     identity_providers: list[IdentityProviderSettings] = Field(default_factory=list, max_length=20)
+    queue: QueueSettings = Field(default_factory=QueueSettings)  # appointments and the queue (hub.appointments)
 
     # 好差评: a 不满意 or 非常不满意 rating is promised contact (and its follow-up is due) within
     # this many working days; the status page tells the resident so

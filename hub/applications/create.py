@@ -291,6 +291,8 @@ def _review_data(review: FirstReview) -> dict[str, Any]:
         data["verified"] = review.verified
     if review.commitment_due:
         data["commitment_due"] = review.commitment_due.isoformat()
+    if review.queue_ticket:
+        data["queue_ticket"] = review.queue_ticket
     return data
 
 

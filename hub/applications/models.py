@@ -113,6 +113,8 @@ class FirstReview(BaseModel):
     # materials replaced by 网上核验 (online verification with the owning department): name -> result
     verified: dict[str, dict[str, Any]] = Field(default_factory=dict, max_length=20)
     note: str | None = Field(default=None, max_length=1000)
+    # 取号: the queue ticket this application was received from (hub.appointments), e.g. A001
+    queue_ticket: str | None = Field(default=None, pattern=r"^[A-Z][0-9]{3,6}$")
 
 
 def identity_key(subject: str, applicant_id: str) -> tuple[str, str]:

@@ -31,6 +31,7 @@ from hub.cli import (
     kit,
     licences,
     partners,
+    queue,
     seals,
     serve,
 )
@@ -132,6 +133,7 @@ app.add_typer(seals.app, name="seals")
 app.add_typer(documents.app, name="documents")
 app.add_typer(licences.app, name="licences")
 app.add_typer(kit.app, name="kit")
+app.add_typer(queue.app, name="queue")  # appointments and the queue (hub.appointments)
 app.command(name="serve")(serve.serve)
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(accounts.users_app, name="users")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hub.appointments.groups import check_groups
 from hub.catalog.loader import check_catalog, load_catalog
 from hub.catalog.models import CHANNEL_ZH, Bundle, Channel
 from hub.cli.common import console, home_of, print_json
@@ -57,6 +58,7 @@ def check(ctx: typer.Context, directory: DirOpt = None) -> None:
         problems += calendar_coverage(config_dir, WorkCalendar(schedules), horizon)
         # the notice templates, each rendered against a sample case (hub.documents.templates)
         problems += notice_templates.check(config_dir, list(KINDS), set(catalog.items) | set(catalog.bundles))
+        problems += check_groups(config_dir, catalog)[1]  # the queue's item groups (appointments.yaml)
     for p in problems:
         print(p, file=sys.stderr)
     errors = [p for p in problems if not p.warning]

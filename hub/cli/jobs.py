@@ -19,6 +19,7 @@ from hub.jobs.dispatch import dispatch
 from hub.jobs.exchange import exchange
 from hub.jobs.housekeeping import housekeeping
 from hub.jobs.ingest import ingest
+from hub.jobs.reminders import reminders
 from hub.jobs.report import daily_report
 from hub.jobs.sync import sync
 from hub.ops import outbox_page, run_job
@@ -83,6 +84,12 @@ def run_housekeeping(ctx: typer.Context) -> None:
     """Remove material files no application refers to and abandoned uploads; delete recordings of
     signing sessions past their retention (audited). Daily, with the report."""
     typer.echo(run_job(open_hub(ctx), housekeeping).line())
+
+
+@run_app.command("reminders")
+def run_reminders(ctx: typer.Context) -> None:
+    """Record the reminder of each booking of the next working day, once (预约提醒). Daily."""
+    typer.echo(run_job(open_hub(ctx), reminders).line())
 
 
 @run_app.command("documents")

@@ -900,3 +900,108 @@ class KitRecord(Base):
     signature_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     synced_at: Mapped[datetime | None]
+# ---------------------------------------------------------------- appointments and the queue (part A, hub.appointments)
+
+
+class QueueSlot(Base):
+    """预约时段: a desk's time slot for one item group on a working day, with its capacity.
+    `booked` is taken with one conditional UPDATE (… WHERE booked < capacity), so two residents
+    can never both have the last place. Times are the county's local wall-clock times."""
+
+    __tablename__ = "queue_slots"
+    __table_args__ = (UniqueConstraint("desk_code", "group_code", "day", "starts", name="uq_queue_slots_place"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    desk_code: Mapped[str] = mapped_column(String(64))
+    group_code: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(index=True)
+    starts: Mapped[str] = mapped_column(String(5))  # "09:00", local
+    ends: Mapped[str] = mapped_column(String(5))
+    capacity: Mapped[int]
+    booked: Mapped[int] = mapped_column(default=0)
+    closed: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
+class QueueBooking(Base):
+    """预约: a place in a slot. `active_key` (ID number|group|day) is set while the booking holds
+    its place and cleared when it is cancelled or moved: its unique constraint is the rule "one
+    active booking per person per item group per day", even for two requests at once."""
+
+    __tablename__ = "queue_bookings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)  # 预约码, told to the resident
+    slot_id: Mapped[int] = mapped_column(ForeignKey("queue_slots.id"), index=True)
+    desk_code: Mapped[str] = mapped_column(String(64))
+    group_code: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(index=True)
+    id_number: Mapped[str] = mapped_column(String(18), index=True)  # full; masked wherever shown
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    application_number: Mapped[str | None] = mapped_column(String(32))  # booked from its status page
+    channel: Mapped[str] = mapped_column(String(16))  # status, online, desk
+    state: Mapped[str] = mapped_column(String(16), default="booked")  # booked, checked_in, cancelled, moved, no_show
+    active_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    changed_at: Mapped[datetime | None]
+
+
+class QueueTicket(Base):
+    """取号: a ticket at a desk on a day (A001, B014 … per desk, day and item group), from a walk-in
+    or a booking's check-in, called to a counter, served, and linked to the application it becomes."""
+
+    __tablename__ = "queue_tickets"
+    __table_args__ = (
+        UniqueConstraint("desk_code", "day", "number", name="uq_queue_tickets_number"),
+        Index("ix_queue_tickets_waiting", "desk_code", "day", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    desk_code: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date]
+    group_code: Mapped[str] = mapped_column(String(32))
+    number: Mapped[str] = mapped_column(String(8))
+    priority: Mapped[int] = mapped_column(default=0)  # higher is called first
+    priority_reason: Mapped[str | None] = mapped_column(String(16))  # elderly, enclave, appointment
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("queue_bookings.id"), unique=True)
+    id_number: Mapped[str | None] = mapped_column(String(18))  # full; masked wherever shown
+    state: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting, called, serving, done, no_show
+    counter: Mapped[str | None] = mapped_column(String(16))
+    recalls: Mapped[int] = mapped_column(default=0)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
+    created_at: Mapped[datetime]
+    called_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    called_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class QueueCall(Base):
+    """What the 叫号屏 shows: one row per call, recall or no-show, followed by id (the event id
+    of the display's stream) by every API process's broadcaster."""
+
+    __tablename__ = "queue_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    desk_code: Mapped[str] = mapped_column(String(64), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("queue_tickets.id"))
+    number: Mapped[str] = mapped_column(String(8))
+    counter: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # call, recall, no_show
+    at: Mapped[datetime]
+
+
+class QueueReminder(Base):
+    """A booking's reminder, recorded exactly once (the unique booking) when sent."""
+
+    __tablename__ = "queue_reminders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("queue_bookings.id"), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(16))  # "record": kept and shown, no SMS gateway
+    sent_at: Mapped[datetime]

@@ -43,6 +43,7 @@ from hub.web import (
     ops_pages,
     pages,
     resident_pages,
+    queue_pages,
     status_pages,
     supervision_pages,
     worklists,
@@ -293,6 +294,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(agency_pages.router)  # 帮代办: /agency, /help, /projects, /ops/agents
     app.include_router(agency_pages.api)
     app.include_router(kit_pages.router)  # the offline kit: /kit/…, /api/v1/kit/…
+    app.include_router(queue_pages.router)  # appointments and the queue (预约 / 取号 / 叫号), the 叫号屏
+    app.include_router(queue_pages.api)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:  # browsers ask for it on every page; a 404 each time filled the logs

@@ -275,6 +275,7 @@ def submit(
     note: str | None,
     source_ref: str | None,
     secret: bytes,
+    queue_ticket: str | None = None,
 ) -> tuple[svc.Application, bool]:
     """Receive and first-review one application at the actor's desk, all or nothing: the
     application (row and parts loaded) and whether this call made it. The same `source_ref`
@@ -322,6 +323,10 @@ def submit(
         source_ref=source_ref,
     )
     review = svc.FirstReview(
-        checklist=checklist, commitment_due=commitment_due, note=(note or "").strip() or None, verified=verified
+        checklist=checklist,
+        commitment_due=commitment_due,
+        note=(note or "").strip() or None,
+        verified=verified,
+        queue_ticket=queue_ticket,
     )
     return svc.receive(hub, new, actor, first_review=review, brief=True)

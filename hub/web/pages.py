@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub import applications as svc
 from hub import audit
+from hub.appointments import calls
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput
 from hub.lifecycle import FRONT, Role
@@ -142,11 +143,17 @@ async def logout(
 
 
 @router.get("/intake")
-def intake_search(request: Request, hub: HubDep, principal: Front, q: str = "") -> Response:
+def intake_search(request: Request, hub: HubDep, principal: Front, q: str = "", ticket: str = "") -> Response:
     desk = hub.catalog.desks[principal.actor.desk]
     found = desk_intake.search(hub, desk.channel.value, q[:50])
     regions = {s.code: desk_intake.region_label(hub, s) for s in found}
-    return render(request, "intake_search.html", desk=desk, q=q, subjects=found, regions=regions)
+    called = _called_ticket(hub, principal, ticket)
+    return render(request, "intake_search.html", desk=desk, q=q, subjects=found, regions=regions, ticket=called)
+
+
+def _called_ticket(hub: Hub, principal: Principal, ticket: str | None, source_ref: str | None = None):
+    """取号: the called ticket this intake is for (hub.appointments.calls), or None."""
+    return calls.for_intake(hub, principal.actor, ticket, source_ref=source_ref) if ticket else None
 
 
 def _intake_context(hub: Hub, principal: Principal, code: str) -> dict[str, Any]:
@@ -197,12 +204,13 @@ ERROR_LABELS = {
 
 
 @router.get("/intake/{code}")
-def intake_form(code: str, request: Request, hub: HubDep, principal: Front) -> Response:
+def intake_form(code: str, request: Request, hub: HubDep, principal: Front, ticket: str = "") -> Response:
     ctx = _intake_context(hub, principal, code)
     return render(
         request,
         "intake_form.html",
         **ctx,
+        ticket=_called_ticket(hub, principal, ticket),
         values={},
         errors=[],
         ticked=(),
@@ -247,6 +255,9 @@ async def _intake_submit(
         if errors:
             raise InvalidInput(errors)
         agent = {"name": form.get("agent_name"), "id_number": form.get("agent_id")}
+        ticket = await run_in_threadpool(
+            _called_ticket, hub, principal, form.get("queue_ticket"), form.get("source_ref") or None
+        )
         app, _created = await run_in_threadpool(
             lambda: desk_intake.submit(
                 hub,
@@ -263,8 +274,11 @@ async def _intake_submit(
                 note=form.get("note"),
                 source_ref=form.get("source_ref") or None,
                 secret=request.app.state.secret,
+                queue_ticket=ticket.number if ticket else None,
             )
         )
+        if ticket is not None:  # the ticket became this application (hub.appointments.calls.link)
+            await run_in_threadpool(calls.link, hub, principal.actor, ticket.id, app.number)
     except InvalidInput as exc:
         return render(
             request,
@@ -277,6 +291,9 @@ async def _intake_submit(
             licence_refs=chosen,
             errors=[e.as_dict() for e in exc.errors],
             refused_files="\n".join(refused),
+            ticket=await run_in_threadpool(
+                _called_ticket, hub, principal, form.get("queue_ticket"), form.get("source_ref") or None
+            ),
             source_ref=values.get("source_ref") or f"web:{uuid.uuid4()}",
         )
     return _see_other(f"/applications/{app.number}/receipt")

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub import ratings
+from hub.appointments.figures import queue_figures
 from hub.charts import bar_chart, column_chart, rate_bars
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
@@ -123,6 +124,7 @@ def dashboard_page(
         charts=_charts(request, body, weeks, months),
         trends=(("week", weeks), ("month", months)),
         open_work=dashboard.open_work(hub),
+        queue=queue_figures(hub, a, b),  # 排队叫号: waiting and service times (hub.appointments.figures)
     )
 
 
