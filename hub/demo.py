@@ -8,6 +8,7 @@ import secrets
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,8 +19,11 @@ from rich.table import Table
 from sqlalchemy import select
 
 from hub import applications as svc
+from hub import demo_agency as agency_demo
 from hub import demo_cross_region as cross_region
+from hub import demo_online as online_demo
 from hub import demo_paperless as paperless
+from hub import demo_queue as queue_demo
 from hub import supervision
 from hub.applications import Actor
 from hub.applications.licences import sealed_pdf as licence_pdf
@@ -371,10 +375,16 @@ def run(home: Path, console: Console | None = None) -> int:
         out.print(f"[red]✗ {escape(problem)}[/]")
     broken += len(cross)
 
-    # 9. 文书与电子证照: every notice the steps above owed, sealed now (what `hub run documents` does
+    # 9. 服务渠道: the channels the seeds run on — an appointment, a queue ticket called to a counter
+    #    and the 叫号屏; an agent's door-to-door task with the signed 委托书; a resident applying online.
+    out.print()
+    out.print("[bold]⑨ 服务渠道：预约取号叫号、帮代办上门、网上办[/]")
+    broken += _channels(hub, numbers, say)
+
+    # 10. 文书与电子证照: every notice the steps above owed, sealed now (what `hub run documents` does
     #    every few minutes) and checked as anyone would check it; the licences approval issued.
     out.print()
-    out.print("[bold]⑨ 文书与电子证照：每一步的通知书加盖电子印章，准予的证照签发电子证照[/]")
+    out.print("[bold]⑩ 文书与电子证照：每一步的通知书加盖电子印章，准予的证照签发电子证照[/]")
     broken += _documents_and_licences(hub, numbers, out)
 
     # Summary: every application, its divisions, state and whether its event chain verifies.
@@ -405,6 +415,29 @@ def run(home: Path, console: Console | None = None) -> int:
     )
     hub.close()
     return broken
+
+
+def _channels(hub: Hub, numbers: list[str], say: Callable[[str], None]) -> int:
+    """Step ⑨: the queue, agency service and the online channel, each through its own core
+    functions (the pages and the API call the same). Returns how many of them failed."""
+    failed = 0
+    try:
+        say("  预约与叫号（县政务服务中心）")
+        display = queue_demo.run(hub, say)
+        say(f"  叫号屏 display: {display}")
+    except HubError as exc:
+        say(f"  [red]✗ 预约叫号 {escape(str(exc))}[/]")
+        failed += 1
+    try:
+        say("  帮代办（东溪乡）")
+        numbers.append(agency_demo.run(hub, say))
+    except HubError as exc:
+        say(f"  [red]✗ 帮代办 {escape(str(exc))}[/]")
+        failed += 1
+    say("  网上办（浙里办 sandbox identity service）")
+    if done := online_demo.run(hub, say):
+        numbers.append(done)
+    return failed
 
 
 def _documents_and_licences(hub: Hub, numbers: list[str], out: Console) -> int:

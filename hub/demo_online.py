@@ -12,6 +12,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from rich.markup import escape
 
 from hub import applications as svc
 from hub import identity
@@ -54,7 +55,7 @@ def run(hub: Hub, say: Callable[[str], None]) -> str | None:
             code=code, nonce=login.nonce, code_verifier=login.code_verifier, redirect_uri=REDIRECT, today=hub.today()
         )
     except (identity.IdentityRefused, httpx.HTTPError, KeyError) as exc:
-        say(f"  网办：沙箱统一身份认证未响应（hub sandbox run 是否在运行？）：{exc}")
+        say(f"  网办：沙箱统一身份认证未响应（hub sandbox run 是否在运行？）：{escape(str(exc))}")
         return None
     say(f"  {configured.label} 登录成功：{who.name} {mask_id(who.id_number)}（PKCE、nonce、ID token 签名均已校验）")
     resident = resident_of(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from rich.markup import escape
+
 from hub import applications as svc
 from hub.applications import Actor
 from hub.appointments import bookings, calls, figures, slots, tickets
@@ -38,7 +40,7 @@ def run(hub: Hub, say: Callable[[str], None]) -> str:
         b = bookings.book(hub, CLERK, made[0].id, Person(WORKER_ID, WORKER, "13857712345"), channel="desk")
         say(f"  电话预约 {b.name} {b.day} {b.starts}-{b.ends}，预约码 {b.code}")
     except InvalidInput as exc:
-        say(f"  电话预约: {exc.errors[0].reason.zh}")
+        say(f"  电话预约: {escape(exc.errors[0].reason.zh)}")
     say(f"  {reminders(hub).line()}")
     walk_in = tickets.take(hub, CLERK, DESK, group="zonghe")
     elder = tickets.take(hub, CLERK, DESK, group="zonghe", id_number=ELDER_ID)

@@ -160,10 +160,10 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
     ):
         assert needle in out, needle
     assert any("发票领用" in row and "│ 无纸化" in row and "已送达" in row for row in out.splitlines()), out
-    # ⑨ every step's notice sealed and checked; the approved 老年人优待证 has its 电子证照
+    # ⑩ every step's notice sealed and checked; the approved 老年人优待证 has its 电子证照
     sealed = re.search(r"sealed notices: (\d+) 份，校验通过 (\d+) 份", out)
     assert sealed and int(sealed.group(1)) >= 10 and sealed.group(1) == sealed.group(2), out
-    section = out.split("⑨", 1)[1]
+    section = out.split("⑩", 1)[1]
     assert all(kind in section for kind in ("收件凭证", "受理通知书", "补正告知书", "准予决定书", "不予决定书")), out
     assert re.search(r"电子证照 老年人优待证 \S+（泰顺县民政局，持证人 林\*+）印章有效 ✓", out), out
     assert "✗" not in out  # every event chain verifies
