@@ -79,8 +79,13 @@ def _to_login(request: Request) -> Response:
     return RedirectResponse(f"{MY}/login?next={request.url.path}", status_code=303)
 
 
+# where a resident may be sent back to after signing in: their own pages only (no open redirect)
+RESIDENT_PAGES = (MY, "/appointments", "/help")
+
+
 def _safe_next(value: str) -> str:
-    return value if value.startswith(MY) and not value.startswith("//") and "\\" not in value else MY
+    ok = value.startswith(RESIDENT_PAGES) and not value.startswith("//") and "\\" not in value
+    return value if ok else MY
 
 
 def _redirect_uri(request: Request, hub: Hub) -> str:
