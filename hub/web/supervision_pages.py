@@ -20,6 +20,7 @@ from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
 from hub.lifecycle import Role
 from hub.supervision import figures as dashboard
+from hub.supervision import service
 from hub.web.deps import get_hub, need
 from hub.web.render import lang_of, render
 from hub.web.security import CSRF_FIELD, Principal, check_csrf
@@ -125,6 +126,10 @@ def dashboard_page(
         trends=(("week", weeks), ("month", months)),
         open_work=dashboard.open_work(hub),
         queue=queue_figures(hub, a, b),  # 排队叫号: waiting and service times (hub.appointments.figures)
+        # 服务渠道: the counts the seeds quote (hub.supervision.service), reusing the channel rows
+        service=service.service_counts(hub, a, b, channel_rows=rows if by == "channel" else None),
+        service_figures=service.FIGURES,
+        service_shown=service.shown,
     )
 
 
