@@ -864,6 +864,8 @@ class ProjectMilestone(Base):
     due_date: Mapped[date]
     done_date: Mapped[date | None]
     created_at: Mapped[datetime]
+
+
 # ---------------------------------------------------------------- C: the offline kit (政务背包)
 
 
@@ -900,6 +902,8 @@ class KitRecord(Base):
     signature_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     synced_at: Mapped[datetime | None]
+
+
 # ---------------------------------------------------------------- appointments and the queue (part A, hub.appointments)
 
 
