@@ -26,7 +26,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from hub.agency.figures import counts as agency_counts
-from hub.appointments.figures import p90, queue_figures
+from hub.appointments.figures import QueueFigures, p90, queue_figures
 from hub.catalog.models import Channel
 from hub.context import Hub
 from hub.storage.tables import AgencyTaskApplication, KitRecord, QueueTicket
@@ -87,10 +87,18 @@ FIGURES: list[tuple[str, str, str]] = [
 ]
 
 
-def service_counts(hub: Hub, start: date, end: date, *, channel_rows: list[Row] | None = None) -> ServiceCounts:
-    """The counts for the local days [start, end]. `channel_rows`: the dashboard's rows by channel
-    for the same period when the caller has them already (`figures(hub, start, end, "channel")`),
-    so the page does not run that query twice."""
+def service_counts(
+    hub: Hub,
+    start: date,
+    end: date,
+    *,
+    channel_rows: list[Row] | None = None,
+    queue: QueueFigures | None = None,
+) -> ServiceCounts:
+    """The counts for the local days [start, end]. `channel_rows` and `queue`: the dashboard's
+    rows by channel (`figures(hub, start, end, "channel")`) and the queue's figures
+    (`queue_figures(hub, start, end)`) for the same period when the caller has them already, so
+    the page does not run those queries twice."""
     rows = channel_rows if channel_rows is not None else figures(hub, start, end, "channel", ratings=False)
     total = next(r for r in rows if r.key == TOTAL_KEY)
     out = ServiceCounts(start, end)
@@ -115,7 +123,7 @@ def service_counts(hub: Hub, start: date, end: date, *, channel_rows: list[Row] 
         waits = _waits(session, start, end)
     out.visits, out.tasks_opened, out.tasks_done = agency["visits"], agency["tasks_opened"], agency["tasks_done"]
 
-    queue = queue_figures(hub, start, end)
+    queue = queue if queue is not None else queue_figures(hub, start, end)
     out.tickets = sum(r.tickets for r in queue.by_desk)
     out.served = sum(r.served for r in queue.by_desk)
     out.no_shows = sum(r.no_shows for r in queue.by_desk)

@@ -109,6 +109,7 @@ def dashboard_page(
 ) -> Response:
     by, a, b, period, rows = _figures(hub, by, period, start, end)
     body = [r for r in rows if r.key != dashboard.TOTAL_KEY]
+    queue = queue_figures(hub, a, b)
     weeks = dashboard.trend(hub, "week", b, TREND_POINTS)
     months = dashboard.trend(hub, "month", b, TREND_POINTS)
     return render(
@@ -125,9 +126,9 @@ def dashboard_page(
         charts=_charts(request, body, weeks, months),
         trends=(("week", weeks), ("month", months)),
         open_work=dashboard.open_work(hub),
-        queue=queue_figures(hub, a, b),  # 排队叫号: waiting and service times (hub.appointments.figures)
-        # 服务渠道: the counts the seeds quote (hub.supervision.service), reusing the channel rows
-        service=service.service_counts(hub, a, b, channel_rows=rows if by == "channel" else None),
+        queue=queue,  # 排队叫号: waiting and service times (hub.appointments.figures)
+        # 服务渠道: the counts the seeds quote (hub.supervision.service), reusing the rows read above
+        service=service.service_counts(hub, a, b, channel_rows=rows if by == "channel" else None, queue=queue),
         service_figures=service.FIGURES,
         service_shown=service.shown,
     )
