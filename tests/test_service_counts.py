@@ -145,6 +145,17 @@ def test_the_counts_of_a_day_from_every_channel(seeded: Hub):
     assert quiet.online_share is None and quiet.wait_avg is None and quiet.wait_p90 is None
     assert all(quiet.as_dict()[k] == 0 for k in EXPECTED if k not in ("online_share", "wait_avg", "wait_p90"))
 
+    # a kit record synced at 23:30 Beijing time (15:30 UTC) is the 22nd's, not the 23rd's
+    late = datetime(2026, 9, 22, 15, 30)
+    with seeded.transaction() as s:
+        device = s.scalar(select(KitDevice.id))
+        record = KitRecord(device_id=device, record_id="r-3", content_sha256="c" * 64, created_at=late)
+        record.application_number, record.synced_at = "TS-LATE-1", late
+        s.add(record)
+    after = service_counts(seeded, DAY, DAY)
+    assert (after.agent_applications, after.agent_applications_kit, after.agent_applications_tasks) == (2, 2, 1)
+    assert service_counts(seeded, QUIET, QUIET).agent_applications == 0
+
 
 def test_the_dashboard_strip_shows_the_same_numbers_to_supervisors_only(web: TestClient, seeded: Hub):
     boss = _token(seeded, "boss", Role.supervisor, None, ["applications:read", "reports:read"])
