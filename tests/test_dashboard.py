@@ -110,6 +110,7 @@ def test_figures_per_channel_and_their_csv(hub, walked):
         ("bank", "银行网点"),
         ("enclave", "飞地窗口"),
         ("township", "乡镇便民中心"),
+        ("online", "网上"),  # the residents' online desk (网办, issue 20): zeros here
         ("total", "合计"),
     ]
     by = _by_key(rows)
@@ -139,6 +140,7 @@ def test_figures_per_desk_and_department(hub, walked):
         "township-dongxi": 0,
         "enclave-hangzhou": 1,
         "enclave-shanghai": 1,
+        "online-zlb": 0,
         "total": 5,
     }
     assert (by["bank-xiahong"].completed, by["bank-xiahong"].completion_rate) == (1, 1.0)

@@ -99,6 +99,10 @@ def test_the_supervisor_sees_the_late_case_and_the_page_matches_its_csv(site, pa
     expect(overdue).to_contain_text("最长超期 52 天")
     # November: nothing completed, one case open and overdue — 0 %, not "100 %" or "—"
     expect(page.locator("[data-kpi=on_time_rate] .kpi-value")).to_have_text("0.0%")
+    # 服务渠道 (hub.supervision.service): no visits, no tickets this month — 0 and "—", not an error
+    strip = page.locator("#service-counts")
+    expect(strip.locator("[data-figure=visits]")).to_have_text("0")
+    expect(strip.locator("[data-figure=wait_avg]")).to_have_text("—")
     expect(page.locator("#open-work tr[data-department=ts-gjj] td").nth(2)).to_have_text("1")
     expect(page.locator("#open-work tr[data-department=ts-gjj] td").nth(3)).to_have_text("52")
     expect(page.locator("figure.chart svg[role=img]")).to_have_count(5)

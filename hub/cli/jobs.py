@@ -111,7 +111,8 @@ def run_report(
     ctx: typer.Context,
     day: Annotated[str | None, typer.Option("--day", help="YYYY-MM-DD (default: yesterday, county time)")] = None,
 ) -> None:
-    """Write the day's figures (received, completed, rates) to reports/daily-DAY.json and .csv."""
+    """Write the day's figures (received, completed, rates; the service channels' counts) to
+    reports/daily-DAY.json, .csv and -service.csv."""
     hub = open_hub(ctx)
     try:
         when = date.fromisoformat(day) if day else hub.today() - timedelta(days=1)

@@ -20,6 +20,7 @@ from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, Reason
 from hub.lifecycle import Role
 from hub.supervision import figures as dashboard
+from hub.supervision import service
 from hub.web.deps import get_hub, need
 from hub.web.render import lang_of, render
 from hub.web.security import CSRF_FIELD, Principal, check_csrf
@@ -108,6 +109,7 @@ def dashboard_page(
 ) -> Response:
     by, a, b, period, rows = _figures(hub, by, period, start, end)
     body = [r for r in rows if r.key != dashboard.TOTAL_KEY]
+    queue = queue_figures(hub, a, b)
     weeks = dashboard.trend(hub, "week", b, TREND_POINTS)
     months = dashboard.trend(hub, "month", b, TREND_POINTS)
     return render(
@@ -124,7 +126,11 @@ def dashboard_page(
         charts=_charts(request, body, weeks, months),
         trends=(("week", weeks), ("month", months)),
         open_work=dashboard.open_work(hub),
-        queue=queue_figures(hub, a, b),  # 排队叫号: waiting and service times (hub.appointments.figures)
+        queue=queue,  # 排队叫号: waiting and service times (hub.appointments.figures)
+        # 服务渠道: the counts the seeds quote (hub.supervision.service), reusing the rows read above
+        service=service.service_counts(hub, a, b, channel_rows=rows if by == "channel" else None, queue=queue),
+        service_figures=service.FIGURES,
+        service_shown=service.shown,
     )
 
 
