@@ -357,3 +357,23 @@ def test_a_desk_assigns_only_to_an_agent_who_serves_and_cancels_with_a_reason(hu
         tasks.take(hub, a, second)
     with pytest.raises(InvalidInput, match="state"):
         tasks.listing(hub, a, state="bogus")
+
+
+def test_one_id_number_is_one_agent_on_the_roster(hub: Hub):
+    """An agent's scope is what it collected under its ID number: a second login with the same
+    number would read the first one's applications, so the roster refuses it (field id_number)."""
+    agent(hub, "daiban-zhouli", "周丽", "011", townships=[DONGXI])
+    add_user(hub, "daiban-wangqiang", "daiban-帮办-2026", display_name="王强", role=Role.agent, desk="township-dongxi")
+    with pytest.raises(InvalidInput) as refused:
+        roster.add(
+            hub,
+            OPS,
+            "daiban-wangqiang",
+            name="王强",
+            id_number=make_id("330329", date(1985, 6, 1), "011"),
+            townships=[],
+        )
+    assert [e.field for e in refused.value.errors] == ["id_number"]
+    assert "已登记给另一位代办员" in refused.value.errors[0].reason.zh
+    with pytest.raises(NotFound):
+        roster.get(hub, "daiban-wangqiang")

@@ -269,3 +269,18 @@ def test_reminders_through_an_sms_gateway_once_and_retried_when_it_fails(hub):
     assert message["phone"] == "13857712345" and "预约码" in message["text"]
     with hub.sessions() as s:
         assert sorted(r.channel for r in s.scalars(select(QueueReminder))) == ["record", "sms"]
+
+
+def test_a_moved_booking_is_reminded_of_its_new_time(hub, clock):
+    tuesday, wednesday = _slot(hub, day=date(2026, 9, 22)), _slot(hub, day=date(2026, 9, 23))
+    me = resident(YOUNG)
+    booking = bookings.book(hub, me, tuesday.id, Person(YOUNG, "陈志强", "13857712345"), channel="online")
+    assert reminders.reminders(hub).made == 1  # Monday: reminded of Tuesday
+    bookings.move(hub, me, booking.code, wednesday.id)  # then moved to Wednesday
+    assert not bookings.find(hub, me, booking.code).reminded
+    clock.advance(days=1)  # Tuesday: the run for Wednesday
+    assert reminders.reminders(hub).made == 1
+    assert bookings.find(hub, me, booking.code).reminded
+    with hub.sessions() as s:
+        texts = sorted(r.text for r in s.scalars(select(QueueReminder)))
+    assert ["9月22日" in texts[0], "9月23日" in texts[1]] == [True, True]

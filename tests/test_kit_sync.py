@@ -45,7 +45,9 @@ PNG = base64.b64decode(
 )
 
 
-def add_agent(hub: Hub, username: str = "zhouli", name: str = "周丽", desk: str = "township-dongxi") -> Actor:
+def add_agent(
+    hub: Hub, username: str = "zhouli", name: str = "周丽", desk: str = "township-dongxi", id_number: str = AGENT_ID
+) -> Actor:
     """An agent who logs in (role agent, home desk) and is on the roster."""
     users.add_user(hub, username, PASSWORD, display_name=name, role=Role.agent, desk=desk)
     with hub.transaction() as session:
@@ -54,7 +56,7 @@ def add_agent(hub: Hub, username: str = "zhouli", name: str = "周丽", desk: st
             AgentProfile(
                 user_id=uid,
                 name=name,
-                id_number=AGENT_ID,
+                id_number=id_number,
                 phone="13705770188",
                 desks=[desk],
                 townships=["330329205"],
@@ -229,7 +231,7 @@ def test_the_api_bounds_records_and_refuses_a_revoked_device(kit) -> None:
 
 def test_devices_are_scoped_to_their_agent(kit) -> None:
     hub, auth, _ = kit
-    other = add_agent(hub, "wuqiang", "吴强")
+    other = add_agent(hub, "wuqiang", "吴强", id_number=make_id("330329", date(1988, 2, 3), "035"))
     other_device, _ = devices.enrol(hub, other, "wuqiang", "吴强的手机")
     assert [d.name for d in devices.list_devices(hub, other, "wuqiang")] == ["吴强的手机"]
     with pytest.raises(NotFound):  # someone else's device: as if it did not exist

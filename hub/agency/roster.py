@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import audit, text
@@ -127,9 +128,33 @@ def add(
             errors.insert(0, FieldError.of("username", "该用户不是代办员角色", "the user's role is not agent"))
         elif profile(session, username) is not None:
             errors.insert(0, FieldError.of("username", "该代办员已在名册中", "already on the roster"))
+        # an agent's scope is the applications it collected under its ID number: one person, one entry
+        if session.scalar(select(AgentProfile.id).where(AgentProfile.id_number == id_number)) is not None:
+            errors.append(_ID_TAKEN)
     if errors:
         raise InvalidInput(errors)
     assert user is not None
+    try:
+        _insert(hub, actor, user, username, name, id_number, phone, desks, townships)
+    except IntegrityError:  # the same ID number added at the same moment under another login
+        raise InvalidInput([_ID_TAKEN]) from None
+    return get(hub, username)
+
+
+_ID_TAKEN = FieldError.of("id_number", "该身份证号码已登记给另一位代办员", "ID number already on the roster")
+
+
+def _insert(
+    hub: Hub,
+    actor: Actor,
+    user: User,
+    username: str,
+    name: str,
+    id_number: str,
+    phone: str | None,
+    desks: list[str] | None,
+    townships: list[str] | None,
+) -> None:
     with hub.transaction() as session:
         row = AgentProfile(
             user_id=user.id,
@@ -143,7 +168,6 @@ def add(
         )
         session.add(row)
         audit.add(session, hub, actor, "agent_added", target=f"agent:{username}", desks=row.desks)
-    return get(hub, username)
 
 
 def update(

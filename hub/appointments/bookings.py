@@ -186,10 +186,13 @@ def book(
     return find(hub, actor, code)
 
 
-def _load(session: Session, actor: Actor, code: str) -> QueueBooking:
-    """The booking, if the caller may see it; otherwise NotFound (as if it did not exist)."""
+def _load(session: Session, actor: Actor, code: str, *, for_update: bool = False) -> QueueBooking:
+    """The booking, if the caller may see it; otherwise NotFound (as if it did not exist).
+    `for_update`: locked until the transaction ends, so that two cancels or moves of one booking
+    (or a cancel racing a check-in) see each other's state — else both release its place."""
     code = (code or "").strip().upper()[: CODE_LENGTH + 4]
-    row = session.scalar(select(QueueBooking).where(QueueBooking.code == code))
+    q = select(QueueBooking).where(QueueBooking.code == code)
+    row = session.scalar(q.with_for_update() if for_update else q)
     if row is None:
         raise NotFound("没有这个预约 (no such booking)")
     if actor.role is Role.applicant:
@@ -207,7 +210,12 @@ def _view(session: Session, hub: Hub, row: QueueBooking) -> BookingView:
     slot = session.get(QueueSlot, row.slot_id)
     assert slot is not None
     group = groups_of(hub).get(row.group_code)
-    reminded = session.scalar(select(QueueReminder.id).where(QueueReminder.booking_id == row.id)) is not None
+    reminded = (  # for the slot it holds now: a moved booking is reminded of its new time
+        session.scalar(
+            select(QueueReminder.id).where(QueueReminder.booking_id == row.id, QueueReminder.slot_id == row.slot_id)
+        )
+        is not None
+    )
     return BookingView(
         code=row.code,
         desk=row.desk_code,
@@ -248,7 +256,7 @@ def of_desk(hub: Hub, actor: Actor, desk: str, day: date) -> list[BookingView]:
 
 def cancel(hub: Hub, actor: Actor, code: str) -> BookingView:
     with hub.transaction() as session:
-        row = _load(session, actor, code)
+        row = _load(session, actor, code, for_update=True)
         if row.state not in ACTIVE:
             raise InvalidInput.field("code", "该预约已取消、已签到或已改约", "booking is not active")
         row.state, row.active_key, row.changed_at = "cancelled", None, naive_utc(hub.now())
@@ -268,7 +276,7 @@ def move(hub: Hub, actor: Actor, code: str, slot_id: int | str) -> BookingView:
         raise InvalidInput.field("slot", "请选择时段", "choose a slot") from None
     try:
         with hub.transaction() as session:
-            row = _load(session, actor, code)
+            row = _load(session, actor, code, for_update=True)
             if row.state not in ACTIVE:
                 raise InvalidInput.field("code", "该预约已取消、已签到或已改约", "booking is not active")
             if sid == row.slot_id:

@@ -2,7 +2,7 @@
 
 Without a gateway (settings.queue.sms_url unset) the reminder is recorded (channel "record") and
 shown to the resident (their bookings) and the desk. With one, it is sent first — POST JSON
-{ref, phone, text}, `ref` = "booking-ID" the gateway's idempotency key — and recorded (channel
+{ref, phone, text}, `ref` = "booking-ID-SLOT" the gateway's idempotency key — and recorded (channel
 "sms") only once the gateway took it (2xx): a gateway that fails leaves no row, and the next run
 sends again; a run that dies between the send and the row sends again under the same `ref`, which
 the gateway answers without a second message. The unique booking of `queue_reminders` keeps one
@@ -59,9 +59,10 @@ def reminder_text(hub: Hub, b: QueueBooking, slot: QueueSlot) -> str:
     )
 
 
-def _send(client: httpx.Client, url: str, booking_id: int, phone: str, text: str) -> bool:
+def _send(client: httpx.Client, url: str, booking_id: int, slot_id: int, phone: str, text: str) -> bool:
     try:
-        answer = client.post(url, json={"ref": f"booking-{booking_id}", "phone": phone, "text": text})
+        ref = f"booking-{booking_id}-{slot_id}"  # a moved booking is a new appointment to remind of
+        answer = client.post(url, json={"ref": ref, "phone": phone, "text": text})
     except httpx.HTTPError as exc:
         log.warning("reminder for booking %s not sent: %s", booking_id, type(exc).__name__)
         return False
@@ -76,18 +77,21 @@ def reminders(hub: Hub) -> RemindersSummary:
     q = (
         select(QueueBooking, QueueSlot)
         .join(QueueSlot, QueueSlot.id == QueueBooking.slot_id)
-        .outerjoin(QueueReminder, QueueReminder.booking_id == QueueBooking.id)
+        .outerjoin(
+            QueueReminder,
+            (QueueReminder.booking_id == QueueBooking.id) & (QueueReminder.slot_id == QueueBooking.slot_id),
+        )
         .where(QueueBooking.day == day, QueueBooking.state == "booked", QueueReminder.id.is_(None))
     )
     with hub.sessions() as session:
-        due = [(b.id, b.phone, reminder_text(hub, b, s)) for b, s in session.execute(q)]
+        due = [(b.id, b.slot_id, b.phone, reminder_text(hub, b, s)) for b, s in session.execute(q)]
     summary = RemindersSummary(day, 0)
     url = hub.settings.queue.sms_url
     with httpx.Client(timeout=hub.settings.queue.sms_timeout, trust_env=False, follow_redirects=False) as client:
-        for booking_id, phone, text in due:  # one row per transaction: a concurrent run's rows don't undo ours
+        for booking_id, slot_id, phone, text in due:  # one row per transaction: a concurrent run's rows don't undo ours
             channel = "record"
             if url and phone:
-                if not _send(client, url, booking_id, phone, text):
+                if not _send(client, url, booking_id, slot_id, phone, text):
                     summary.failed += 1
                     continue
                 channel = "sms"
@@ -95,7 +99,9 @@ def reminders(hub: Hub) -> RemindersSummary:
                 with hub.transaction() as session:
                     now = naive_utc(hub.now())
                     session.add(
-                        QueueReminder(booking_id=booking_id, phone=phone, text=text, channel=channel, sent_at=now)
+                        QueueReminder(
+                            booking_id=booking_id, slot_id=slot_id, phone=phone, text=text, channel=channel, sent_at=now
+                        )
                     )
             except IntegrityError:
                 continue  # another run recorded it first

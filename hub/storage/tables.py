@@ -707,7 +707,8 @@ class AgentProfile(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     name: Mapped[str] = mapped_column(String(100))
-    id_number: Mapped[str] = mapped_column(String(18))  # full; masked wherever shown
+    # full; masked wherever shown. Unique: an agent's scope is what it collected under this number
+    id_number: Mapped[str] = mapped_column(String(18), unique=True)
     phone: Mapped[str | None] = mapped_column(String(20))
     desks: Mapped[list[str]] = mapped_column(JSON, default=list)  # desk codes served
     townships: Mapped[list[str]] = mapped_column(JSON, default=list)  # GB/T 2260 codes (乡镇, 9 digits)
@@ -999,12 +1000,15 @@ class QueueCall(Base):
 
 
 class QueueReminder(Base):
-    """A booking's reminder, recorded exactly once (the unique booking) when sent."""
+    """A booking's reminder, recorded exactly once per slot it was booked for (moved to another
+    slot, it is a new appointment and is reminded again)."""
 
     __tablename__ = "queue_reminders"
+    __table_args__ = (UniqueConstraint("booking_id", "slot_id", name="uq_queue_reminders"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    booking_id: Mapped[int] = mapped_column(ForeignKey("queue_bookings.id"), unique=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("queue_bookings.id"), index=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("queue_slots.id"))
     phone: Mapped[str | None] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(String(16))  # "record": kept and shown, no SMS gateway

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_agents_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
         sa.UniqueConstraint("user_id", name=op.f("uq_agents_user_id")),
+        sa.UniqueConstraint("id_number", name=op.f("uq_agents_id_number")),
     )
     op.create_table(
         "resident_sessions",

@@ -62,6 +62,7 @@ def upgrade() -> None:
         "queue_reminders",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("booking_id", sa.Integer(), nullable=False),
+        sa.Column("slot_id", sa.Integer(), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
@@ -69,9 +70,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["booking_id"], ["queue_bookings.id"], name=op.f("fk_queue_reminders_booking_id_queue_bookings")
         ),
+        sa.ForeignKeyConstraint(["slot_id"], ["queue_slots.id"], name=op.f("fk_queue_reminders_slot_id_queue_slots")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_queue_reminders")),
-        sa.UniqueConstraint("booking_id", name=op.f("uq_queue_reminders_booking_id")),
+        sa.UniqueConstraint("booking_id", "slot_id", name="uq_queue_reminders"),
     )
+    op.create_index(op.f("ix_queue_reminders_booking_id"), "queue_reminders", ["booking_id"])
     op.create_table(
         "queue_tickets",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -125,6 +128,7 @@ def downgrade() -> None:
     op.drop_table("queue_calls")
     op.drop_index("ix_queue_tickets_waiting", table_name="queue_tickets")
     op.drop_table("queue_tickets")
+    op.drop_index(op.f("ix_queue_reminders_booking_id"), table_name="queue_reminders")
     op.drop_table("queue_reminders")
     op.drop_index(op.f("ix_queue_bookings_slot_id"), table_name="queue_bookings")
     op.drop_index(op.f("ix_queue_bookings_id_number"), table_name="queue_bookings")
