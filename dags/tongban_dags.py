@@ -200,6 +200,35 @@ the others are issued. Same as `hub run documents`.""",
 
 
 with DAG(
+    dag_id="tongban_reminders",
+    description="预约提醒 appointment reminders",
+    schedule=config.cron("0 16 * * *"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["tongban", "appointments"],
+    doc_md="""### 预约提醒 Appointment reminders
+At 16:00 (county time): every booking of the next working day is reminded once per slot it holds —
+through the SMS gateway when `queue.sms_url` is set (only a 2xx counts as sent), else recorded and
+shown to the resident. A gateway that refused some fails the run, named; the next run retries
+them and never reminds twice. Same as `hub run reminders`.""",
+):
+
+    @task(task_id="remind")
+    def remind() -> str:
+        from hub.jobs.reminders import reminders
+
+        summary = config.run(reminders)
+        print(summary.line())
+        if summary.errors:
+            raise RuntimeError(summary.line())
+        return summary.line()
+
+    remind()
+
+
+with DAG(
     dag_id="tongban_daily_report",
     description="日报 daily figures",
     schedule=config.cron("30 1 * * *"),

@@ -136,6 +136,7 @@ def test_dagbag_is_clean_and_every_dag_has_tags_docs_retries_and_pools(world, tm
         "tongban_deadlines",
         "tongban_daily_report",
         "tongban_documents",
+        "tongban_reminders",
         "tongban_exchange",
         "tongban_exchange_catalogues",
     } <= set(dags)
