@@ -502,7 +502,7 @@ DEMO_ACCOUNTS = [
 
 def demo_accounts(home: Path) -> list[tuple[str, str, str, str]]:
     """Create the demo accounts with fresh random passwords: (username, password, role, where)."""
-    from hub.users import add_user
+    from hub.users import add_user, list_users, reset_password
 
     hub = Hub.open(home, connectors=False)
     out = []
@@ -514,6 +514,12 @@ def demo_accounts(home: Path) -> list[tuple[str, str, str, str]]:
                 hub.catalog.desks[desk].name if desk else hub.catalog.departments[department].name if department else ""
             )
             out.append((username, password, role.value, where))
+        # the 代办员 step ⑨ put on the roster (its own login): a fresh password to log in with too
+        # (the agent's board /agency and the offline kit /kit/)
+        if agency_demo.AGENT_LOGIN in {p.username for p in list_users(hub)}:
+            password = secrets.token_urlsafe(9)
+            reset_password(hub, agency_demo.AGENT_LOGIN, password)
+            out.append((agency_demo.AGENT_LOGIN, password, Role.agent.value, hub.catalog.desks[agency_demo.DESK].name))
     finally:
         hub.close()
     return out
