@@ -85,8 +85,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 # Only the order changes; a file missing here just runs in its usual place.
 LONG_FILES = (
     "test_prodlike.py",
-    "test_demo.py",
     "test_dags.py",
+    "test_demo.py",  # third: it follows test_prodlike on the same worker (two units each at the start)
     "test_signing_browser.py",
     "test_pages_tour.py",
     "test_sandbox_sources.py",
@@ -186,6 +186,17 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def hub(home: Path, db_url: str, clock: Clock) -> Iterator[Hub]:
     h = Hub.open(home, database_url=db_url, clock=clock)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def sqlite_only_hub(home: Path, tmp_path: Path, _sqlite_template: Path, clock: Clock) -> Iterator[Hub]:
+    """A hub on SQLite alone, for tests whose subject never reaches the database (seals and PDFs:
+    keys, files and bytes). Through `hub` they ran twice, the PostgreSQL run repeating the same work;
+    anything that reads or writes a table keeps using `hub`."""
+    shutil.copyfile(_sqlite_template, tmp_path / "hub.db")
+    h = Hub.open(home, database_url=f"sqlite:///{tmp_path / 'hub.db'}", clock=clock)
     yield h
     h.close()
 

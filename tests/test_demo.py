@@ -158,7 +158,7 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
         "选用 330329600123456（泰顺县市场监督管理局，有效，来源 浙江省电子证照共享服务平台（沙箱））",
         "未收取任何纸质材料（无纸化）",
     ):
-        assert needle in out, needle
+        assert needle in out, f"{needle!r} is not in the demo's output:\n{out}"
     assert any("发票领用" in row and "│ 无纸化" in row and "已送达" in row for row in out.splitlines()), out
     # ⑨ every step's notice sealed and checked; the approved 老年人优待证 has its 电子证照
     sealed = re.search(r"sealed notices: (\d+) 份，校验通过 (\d+) 份", out)
