@@ -78,19 +78,16 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.postgres)
 
 
-# Files whose tests take a minute or more (whole topologies, the demo, Airflow runs, browser
-# walk-throughs): collected first, so that `make test`'s pytest-xdist workers (`--dist loadfile
-# --no-loadscope-reorder`: files handed out in collection order) start them at once and the short
-# files fill in around them, instead of one worker finishing alone on a long file at the end.
-# Only the order changes; a file missing here just runs in its usual place.
+# Files whose tests take minutes (the whole topology, Airflow runs, the demo): collected first,
+# so that `make test`'s pytest-xdist workers (`--dist loadfile --no-loadscope-reorder`: files
+# handed out in collection order) start them at once and the short files fill in around them,
+# instead of one worker finishing alone on a long file at the end. Only the order changes; a
+# file missing here just runs in its usual place. Only the longest: the first minutes of a run
+# are its busiest, and the browser walks are better off away from them.
 LONG_FILES = (
     "test_prodlike.py",
     "test_dags.py",
     "test_demo.py",  # third: it follows test_prodlike on the same worker (two units each at the start)
-    "test_signing_browser.py",
-    "test_pages_tour.py",
-    "test_sandbox_sources.py",
-    "test_signing_media.py",
 )
 
 
