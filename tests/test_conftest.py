@@ -66,7 +66,7 @@ def test_without_a_server_backend_tests_run_on_sqlite_only(tmp_path: Path) -> No
     assert _collected(run) == {"test_on_both[sqlite]", "test_plain"}, run.stdout
 
 
-# The suite runs in pytest-xdist workers (pyproject's addopts): each rule must also hold when the
+# The suite runs in pytest-xdist workers (`make test`): each rule must also hold when the
 # test runs in a worker and only its report reaches the controller. `-p no:xdist` is the plain run.
 IN_PROCESS, IN_WORKER = ("-p", "no:xdist"), ("-n", "1")
 SKIPPING = "import pytest\n\ndef test_plain():\n    pass\n\ndef test_skipped():\n    pytest.skip('no tool')\n"
@@ -101,3 +101,12 @@ def test_ci_fails_a_run_whose_skip_happened_in_an_xdist_worker(tmp_path: Path) -
     ci = _pytest(tmp_path, SKIPPING, *IN_WORKER, CI="true", HUB_TEST_DATABASE_URL=SOME_PG_URL)
     assert ci.returncode == pytest.ExitCode.TESTS_FAILED, ci.stdout
     assert "1 test(s) skipped" in ci.stdout
+
+
+def test_the_longest_files_are_collected_first(tmp_path: Path) -> None:
+    # `make test` hands whole files to its workers in collection order (--no-loadscope-reorder)
+    for name in ("test_aaa.py", "test_demo.py"):  # test_aaa would come first by name
+        (tmp_path / name).write_text("def test_it():\n    pass\n", encoding="utf-8")
+    run = _pytest(tmp_path, SAMPLE, "--collect-only")
+    files = [line.split("::", 1)[0] for line in run.stdout.splitlines() if "::" in line]
+    assert files == ["test_demo.py", "test_aaa.py", "test_sample.py", "test_sample.py"], run.stdout
