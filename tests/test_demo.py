@@ -36,6 +36,14 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
     conf = yaml.safe_load(conn.read_text(encoding="utf-8"))
     conf["config"]["wsdl"] = f"http://127.0.0.1:{soap_port}/gongan?wsdl"
     conn.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    # the data platform's gateway too: on its default port (8706) it met another sandbox, e.g.
+    # test_prodlike's, running at the same time (another pytest-xdist worker, another test run)
+    irs_port = _free_port()
+    for name in ("irs-verify", "irs-licences"):
+        conn = home / "connections" / f"{name}.yaml"
+        conf = yaml.safe_load(conn.read_text(encoding="utf-8"))
+        conf["config"]["base_url"] = f"http://127.0.0.1:{irs_port}/irs/v1"
+        conn.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "HUB_SANDBOX_TOKEN": "demo-test-token"}
     sandbox = subprocess.Popen(
         [
@@ -64,6 +72,8 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
             str(_free_port()),
             "--enclave-dir",
             str(tmp_path / "enclave"),
+            "--irs-port",
+            str(irs_port),
             "--sample-batches",
             "0",
         ],
