@@ -28,11 +28,17 @@ demo: $(BIN)/hub ## init a fresh hub home in .demo/ and walk sample applications
 	trap "kill $$pid $$fd 2>/dev/null" EXIT; \
 	HUB_SANDBOX_TOKEN=$(SANDBOX_TOKEN) HUB_DEMO_PARTNER_HOME=$(DEMO)/fuding $(BIN)/hub --home $(DEMO) demo
 
+# The suite in TEST_WORKERS pytest-xdist processes (2: this project's machines have two cores; the
+# tests wait on servers and subprocesses much of the time, so two workers keep both cores busy).
+# Whole files go to a worker (module-scoped servers and browsers start once), in collection order:
+# tests/conftest.py puts the longest files first. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
 test: $(BIN)/hub ## lint, then the whole suite (PostgreSQL too when HUB_TEST_DATABASE_URL is set)
 	scripts/system-packages test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 airflow: $(BIN)/hub ## Airflow (SQLite, LocalExecutor) running the hub's DAGs on .airflow/hub with the sandbox
 	scripts/airflow-local

@@ -305,7 +305,8 @@ def _write_connections(lay: Layout, ports: dict[str, int]) -> None:
     folder = lay.hub_home / "connections"
     for name in SAMPLE_INTAKE:
         (folder / f"{name}.yaml").unlink(missing_ok=True)
-    moves = {"yibao-rest": ("base_url", ports["yibao"]), "gongan-soap": ("wsdl", ports["gongan"])}
+    moves = {"yibao-rest": ("base_url", ports["yibao"]), "gongan-soap": ("wsdl", ports["gongan"]),
+             "irs-verify": ("base_url", ports["irs"]), "irs-licences": ("base_url", ports["irs"])}  # fmt: skip
     for path in folder.glob("*.yaml"):
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
         name = path.stem
@@ -375,7 +376,10 @@ def _up(args: argparse.Namespace) -> None:
         "workers": args.workers,
         "api_workers": args.api_workers,
         "concurrency": args.concurrency,
-        "ports": {k: _free_port() for k in ("api", "airflow", "sftp", "yibao", "gongan", "shebao", "bank", "enclave")},
+        "ports": {
+            k: _free_port()
+            for k in ("api", "airflow", "sftp", "yibao", "gongan", "shebao", "bank", "enclave", "irs", "oidc")
+        },
     }
     sec = {
         "sandbox_token": secrets.token_hex(16),
@@ -420,7 +424,8 @@ def _up(args: argparse.Namespace) -> None:
     _start(lay, "sshd", sshd.command(lay.root / "sshd" / "sshd_config"), env)
     sandbox = [str(BIN / "hub"), "sandbox", "run", "--sample-batches", "0", "--decide-after", "1",
                "--port", str(p["yibao"]), "--soap-port", str(p["gongan"]), "--sftp-port", str(p["shebao"]),
-               "--bank-port", str(p["bank"]), "--enclave-port", str(p["enclave"])]  # fmt: skip
+               "--bank-port", str(p["bank"]), "--enclave-port", str(p["enclave"]), "--irs-port", str(p["irs"]),
+               "--oidc-port", str(p["oidc"])]  # fmt: skip
     _start(lay, "sandbox", sandbox, env)
     _start(lay, "hub-api", [str(BIN / "hub"), "serve", "--host", HOST, "--port", str(p["api"]),
                             "--workers", str(args.api_workers)], env)  # fmt: skip

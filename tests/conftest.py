@@ -54,16 +54,46 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", ["sqlite", "postgresql"] if PG_URL else ["sqlite"], scope="session")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    # A hand-written marker fails the collection of its file (an error every run shows: under
+    # pytest-xdist a UsageError raised in a worker is lost and the run only says "no tests ran").
+    # This runs before pytest_itemcollected below adds the marker to the PostgreSQL variants.
+    report = yield
+    written = [x.nodeid for x in report.result or () if isinstance(x, pytest.Item) and x.get_closest_marker("postgres")]
+    if written and report.outcome == "passed":
+        report.outcome = "failed"
+        report.longrepr = "\n".join(
+            f"{nodeid}: @pytest.mark.postgres is set by tests/conftest.py on the PostgreSQL variant of every "
+            "test that uses the `backend`, `db_url` or `hub` fixture; do not write it by hand"
+            for nodeid in written
+        )
+    return report
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     # before `-m` deselects: the marker must be on the item when the selection is made
-    if item.get_closest_marker("postgres") is not None:
-        raise pytest.UsageError(
-            f"{item.nodeid}: @pytest.mark.postgres is set by tests/conftest.py on the PostgreSQL variant "
-            "of every test that uses the `backend`, `db_url` or `hub` fixture; do not write it by hand"
-        )
     callspec = getattr(item, "callspec", None)
     if callspec is not None and callspec.params.get("backend") == "postgresql":
         item.add_marker(pytest.mark.postgres)
+
+
+# Files whose tests take minutes (the whole topology, Airflow runs, the demo): collected first,
+# so that `make test`'s pytest-xdist workers (`--dist loadfile --no-loadscope-reorder`: files
+# handed out in collection order) start them at once and the short files fill in around them,
+# instead of one worker finishing alone on a long file at the end. Only the order changes; a
+# file missing here just runs in its usual place. Only the longest: the first minutes of a run
+# are its busiest, and the browser walks are better off away from them.
+LONG_FILES = (
+    "test_prodlike.py",
+    "test_dags.py",
+    "test_demo.py",  # third: it follows test_prodlike on the same worker (two units each at the start)
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: the rest keep their order
 
 
 # ---------------------------------------------------------------- databases
@@ -153,6 +183,17 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def hub(home: Path, db_url: str, clock: Clock) -> Iterator[Hub]:
     h = Hub.open(home, database_url=db_url, clock=clock)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def sqlite_only_hub(home: Path, tmp_path: Path, _sqlite_template: Path, clock: Clock) -> Iterator[Hub]:
+    """A hub on SQLite alone, for tests whose subject never reaches the database (seals and PDFs:
+    keys, files and bytes). Through `hub` they ran twice, the PostgreSQL run repeating the same work;
+    anything that reads or writes a table keeps using `hub`."""
+    shutil.copyfile(_sqlite_template, tmp_path / "hub.db")
+    h = Hub.open(home, database_url=f"sqlite:///{tmp_path / 'hub.db'}", clock=clock)
     yield h
     h.close()
 

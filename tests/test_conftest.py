@@ -1,7 +1,8 @@
 """The suite's own rules in tests/conftest.py, each run on a copy of that conftest with a small test
 file in a pytest subprocess: which tests run on PostgreSQL (those using the `backend` fixture),
 what the `postgres` marker selects, that a hand-written `postgres` marker is refused, and that
-CI=true neither runs without PostgreSQL nor passes with skipped tests."""
+CI=true neither runs without PostgreSQL nor passes with skipped tests — the last two also when the
+tests run in pytest-xdist workers, as the suite does."""
 
 from __future__ import annotations
 
@@ -65,11 +66,20 @@ def test_without_a_server_backend_tests_run_on_sqlite_only(tmp_path: Path) -> No
     assert _collected(run) == {"test_on_both[sqlite]", "test_plain"}, run.stdout
 
 
-def test_a_hand_written_postgres_marker_is_refused(tmp_path: Path) -> None:
+# The suite runs in pytest-xdist workers (`make test`): each rule must also hold when the
+# test runs in a worker and only its report reaches the controller. `-p no:xdist` is the plain run.
+IN_PROCESS, IN_WORKER = ("-p", "no:xdist"), ("-n", "1")
+SKIPPING = "import pytest\n\ndef test_plain():\n    pass\n\ndef test_skipped():\n    pytest.skip('no tool')\n"
+BOTH_WAYS = pytest.mark.parametrize("how", [IN_PROCESS, IN_WORKER], ids=["in-process", "xdist-worker"])
+
+
+@BOTH_WAYS
+def test_a_hand_written_postgres_marker_is_refused(tmp_path: Path, how: tuple[str, ...]) -> None:
     body = SAMPLE.replace("def test_plain", "@pytest.mark.postgres\ndef test_plain")
-    run = _pytest(tmp_path, body, HUB_TEST_DATABASE_URL=SOME_PG_URL)
-    assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
-    assert "do not write it by hand" in run.stderr
+    run = _pytest(tmp_path, body, *how, HUB_TEST_DATABASE_URL=SOME_PG_URL)
+    assert run.returncode in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED), run.stdout + run.stderr
+    assert "test_sample.py::test_plain: @pytest.mark.postgres" in run.stdout
+    assert "do not write it by hand" in run.stdout
 
 
 def test_ci_refuses_to_run_without_postgresql(tmp_path: Path) -> None:
@@ -79,9 +89,24 @@ def test_ci_refuses_to_run_without_postgresql(tmp_path: Path) -> None:
 
 
 def test_ci_fails_a_run_with_a_skipped_test(tmp_path: Path) -> None:
-    body = "import pytest\n\ndef test_plain():\n    pass\n\ndef test_skipped():\n    pytest.skip('no tool')\n"
-    local = _pytest(tmp_path, body)
+    local = _pytest(tmp_path, SKIPPING)
     assert local.returncode == pytest.ExitCode.OK, local.stdout
-    ci = _pytest(tmp_path, body, CI="true", HUB_TEST_DATABASE_URL=SOME_PG_URL)
+    ci = _pytest(tmp_path, SKIPPING, CI="true", HUB_TEST_DATABASE_URL=SOME_PG_URL)
     assert ci.returncode == pytest.ExitCode.TESTS_FAILED, ci.stdout
     assert "1 test(s) skipped" in ci.stdout
+
+
+def test_ci_fails_a_run_whose_skip_happened_in_an_xdist_worker(tmp_path: Path) -> None:
+    # the skip is reported by the worker; the controller's pytest_sessionfinish must count it
+    ci = _pytest(tmp_path, SKIPPING, *IN_WORKER, CI="true", HUB_TEST_DATABASE_URL=SOME_PG_URL)
+    assert ci.returncode == pytest.ExitCode.TESTS_FAILED, ci.stdout
+    assert "1 test(s) skipped" in ci.stdout
+
+
+def test_the_longest_files_are_collected_first(tmp_path: Path) -> None:
+    # `make test` hands whole files to its workers in collection order (--no-loadscope-reorder)
+    for name in ("test_aaa.py", "test_demo.py"):  # test_aaa would come first by name
+        (tmp_path / name).write_text("def test_it():\n    pass\n", encoding="utf-8")
+    run = _pytest(tmp_path, SAMPLE, "--collect-only")
+    files = [line.split("::", 1)[0] for line in run.stdout.splitlines() if "::" in line]
+    assert files == ["test_demo.py", "test_aaa.py", "test_sample.py", "test_sample.py"], run.stdout

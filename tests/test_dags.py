@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,10 +38,7 @@ TOKEN = "dags-test-token"
 YBJ = officer("ts-ybj")
 
 
-@pytest.fixture
-def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A fresh Airflow metadata database per test (runs and Asset events start from nothing)."""
-    home = tmp_path_factory.mktemp("airflow")
+def _airflow_env(home: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -49,8 +47,27 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     }
     env.pop("HUB_HOME", None)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     return env
+
+
+@pytest.fixture(scope="module")
+def _airflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`airflow db migrate` once for the module: its SQLite file holds only the schema, the default
+    pool and log templates (no path of its home; airflow.cfg, which has them, is not copied)."""
+    home = tmp_path_factory.mktemp("airflow-template")
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=_airflow_env(home), check=True, capture_output=True
+    )
+    return home / "airflow.db"
+
+
+@pytest.fixture
+def airflow_env(tmp_path_factory: pytest.TempPathFactory, _airflow_db_template: Path) -> dict[str, str]:
+    """A fresh Airflow home and metadata database per test (runs and Asset events start from
+    nothing): a copy of the migrated template database; Airflow writes its airflow.cfg itself."""
+    home = tmp_path_factory.mktemp("airflow")
+    shutil.copyfile(_airflow_db_template, home / "airflow.db")
+    return _airflow_env(home)
 
 
 @pytest.fixture(scope="module")

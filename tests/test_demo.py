@@ -36,6 +36,20 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
     conf = yaml.safe_load(conn.read_text(encoding="utf-8"))
     conf["config"]["wsdl"] = f"http://127.0.0.1:{soap_port}/gongan?wsdl"
     conn.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    # the data platform's gateway too: on its default port (8706) it met another sandbox, e.g.
+    # test_prodlike's, running at the same time (another pytest-xdist worker, another test run)
+    irs_port = _free_port()
+    for name in ("irs-verify", "irs-licences"):
+        conn = home / "connections" / f"{name}.yaml"
+        conf = yaml.safe_load(conn.read_text(encoding="utf-8"))
+        conf["config"]["base_url"] = f"http://127.0.0.1:{irs_port}/irs/v1"
+        conn.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    # and the sandbox identity service (网办, step ⑨), 8707 by default
+    oidc_port = _free_port()
+    settings = yaml.safe_load((home / "hub.yaml").read_text(encoding="utf-8"))
+    for provider in settings["identity_providers"]:
+        provider["config"]["issuer"] = f"http://127.0.0.1:{oidc_port}"
+    (home / "hub.yaml").write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "HUB_SANDBOX_TOKEN": "demo-test-token"}
     sandbox = subprocess.Popen(
         [
@@ -64,6 +78,10 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
             str(_free_port()),
             "--enclave-dir",
             str(tmp_path / "enclave"),
+            "--irs-port",
+            str(irs_port),
+            "--oidc-port",
+            str(oidc_port),
             "--sample-batches",
             "0",
         ],
@@ -158,7 +176,7 @@ def test_demo_runs_on_a_fresh_home_with_real_department_traffic(tmp_path):
         "选用 330329600123456（泰顺县市场监督管理局，有效，来源 浙江省电子证照共享服务平台（沙箱））",
         "未收取任何纸质材料（无纸化）",
     ):
-        assert needle in out, needle
+        assert needle in out, f"{needle!r} is not in the demo's output:\n{out}"
     assert any("发票领用" in row and "│ 无纸化" in row and "已送达" in row for row in out.splitlines()), out
     # ⑩ every step's notice sealed and checked; the approved 老年人优待证 has its 电子证照
     sealed = re.search(r"sealed notices: (\d+) 份，校验通过 (\d+) 份", out)

@@ -37,7 +37,12 @@ def test_sandbox_sources_offer_sample_batches_that_the_sample_connections_take(t
     home = tmp_path / "home"
     env = {**os.environ, "HUB_SANDBOX_TOKEN": "sources-test-token"}
     assert _hub(home, "init", str(home), env=env).returncode == 0
-    ports = {k: _free_port() for k in ("port", "soap-port", "sftp-port", "bank-port", "enclave-port", "oidc-port")}
+    # every port of its own (the data platform's gateway, --irs-port, defaults to 8706, and the
+    # identity service, --oidc-port, to 8707, which another sandbox running at the same time may hold)
+    ports = {
+        k: _free_port()
+        for k in ("port", "soap-port", "sftp-port", "bank-port", "enclave-port", "irs-port", "oidc-port")
+    }
     bank_dir, enclave_dir = tmp_path / "bank", tmp_path / "enclave"
     _point(home, "bank-xiahong-sftp", port=ports["bank-port"], known_hosts=str(bank_dir / "known_hosts"))
     _point(home, "enclave-hangzhou-rest", base_url=f"http://127.0.0.1:{ports['enclave-port']}/api")

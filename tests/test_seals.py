@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from hub import crypto
 from hub import pdf as hub_pdf
 from hub.cli import app as cli
+from hub.context import Hub
 from hub.seals import (
     HUB_AUTHORITY,
     SealFailed,
@@ -44,6 +45,13 @@ from hub.seals.importing import SealImportError, import_seal
 from tests.support.tsa import serving
 
 MZJ = "ts-mzj"  # 泰顺县民政局 in the sample catalogue
+
+
+@pytest.fixture
+def hub(sqlite_only_hub: Hub) -> Hub:
+    """Seals are keys, certificates and PDF bytes in the home's seals/ folder; nothing here reaches
+    the database (the CLI runs on the home's own), so these tests run on SQLite only."""
+    return sqlite_only_hub
 
 
 def document(text: str = "受理通知书 泰顺县民政局") -> bytes:

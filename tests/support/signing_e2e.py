@@ -127,12 +127,16 @@ def session(page: Page, session_id: str) -> dict[str, Any]:
 
 
 def what_pages_show(pages: dict[str, Page]) -> dict[str, Any]:
-    """For a failure's report: each page's peer connections, status and error lines."""
+    """For a failure's report: each page's address and the start of its text (a page that never
+    reached the signing room shows where it stopped, e.g. an error page), its peer connections,
+    status and error lines."""
     seen: dict[str, Any] = {}
     for role, page in pages.items():
         try:
             seen[role] = page.evaluate(
                 """() => ({
+                  url: location.href,
+                  text: (document.body?.innerText || '').slice(0, 400),
                   peers: (window.__peers || []).map((pc) => [pc.connectionState, pc.iceConnectionState, pc.iceGatheringState]),
                   status: document.querySelector('#status')?.textContent,
                   error: document.querySelector('#error')?.textContent,
