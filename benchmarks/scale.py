@@ -383,7 +383,22 @@ class Life:
         with contextlib.suppress(Stop):
             self._live()
             self.sweeps_until(self.now)
+        self.first_card()
         self.app["updated_at"] = self.events[-1]["at"]
+
+    def first_card(self) -> None:
+        """A case accepted since the day's first sweep has no card yet; the hourly sweep gives it
+        its first one (green, or paused) at its next run — as of `now`, where the fill stops."""
+        a = self.app
+        if a["state"] not in CLOCKED_STATES or a["due_date"] is None or a["signal"] is not None:
+            return
+        value = self.card((self.now + BJ).date())
+        if value in ("yellow", "red"):
+            self.t = max(self.t, self.now - timedelta(seconds=30))
+            reason = "已超期 (overdue)" if value == "red" else "即将到期 (due soon)"
+            self.event("warning", ("deadline-sweep", "system"), None, None, reason=reason,
+                       data={"level": value, "due_date": a["due_date"].isoformat()})  # fmt: skip
+        a["signal"] = value
 
     def _live(self) -> None:
         rng, app = self.rng, self.app

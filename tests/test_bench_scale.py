@@ -33,7 +33,9 @@ N = 400
 
 @pytest.fixture
 def filled(hub, clock):
-    counts = scale.fill(hub, N, now=clock(), seed=7)
+    # a seed whose 400 applications hold every case the assertions look for (a paused case is rare:
+    # 0.6 % of those reviewed); a change to the catalogue's desks or items changes what a seed draws
+    counts = scale.fill(hub, N, now=clock(), seed=31)
     return hub, counts
 
 
