@@ -178,9 +178,15 @@ def run(home: Path, console: Console | None = None) -> int:
         sent = dispatch(hub, connection="yibao-rest")
         remote = application_detail(hub, svc.read(hub, app.number, YBJ))["deliveries"][0]
         say(f"  推送医保经办系统 yibao-rest: {escape(sent.line())}，对方编号 {remote['remote_id']}")
-        time.sleep(0.2)  # the sandbox department decides by itself after a moment
-        synced = sync(hub, connection="yibao-rest")
-        app = svc.read(hub, app.number, YBJ)
+        # the sandbox department decides by itself after a moment: sync until its decision is back
+        # (a busy machine takes longer), within a bound
+        deadline = time.monotonic() + 30
+        while True:
+            synced = sync(hub, connection="yibao-rest")
+            app = svc.read(hub, app.number, YBJ)
+            if app.state not in ("accepted", "in_review") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         results = application_detail(hub, app)["results"]
         say(
             f"  同步 {escape(synced.line())} → [bold]{STATE_ZH[app.state]}[/]，结果文件 {escape(results[0]['name']) if results else '无'}"
