@@ -250,3 +250,25 @@ def test_free_text_keeps_full_width_punctuation_as_written(hub):
     reason = "申请人未满60周岁，不符合办理条件（见《老年人权益保障法》）"
     app = svc.transition(hub, number, "reject", officer("ts-mzj"), reason=reason)
     assert app.events[-1].reason == reason
+
+
+@pytest.mark.parametrize(
+    "phone",
+    ["13٧٠٥٧٧٠١٢٣", "१३७०५७७०१२३", "0577-６７５８１２３４\u0663"],  # Arabic-Indic, Devanagari, a stray one
+)
+def test_a_phone_number_is_ascii_digits_on_every_surface(phone: str) -> None:
+    """Python's \\d takes any script's digits: the phone rule (forms, bookings, the kit's schema)
+    takes 0-9 only, so a number no telephone system dials is refused where it is typed."""
+    import jsonschema
+
+    from hub.appointments.bookings import PHONE as BOOKING_PHONE
+    from hub.catalog.forms import PHONE
+    from hub.catalog.jsonschema import PHONE_PATTERN
+
+    field = FormField(name="tel", label="联系电话", type="phone")
+    _, errors = validate_form([field], {"tel": phone})
+    assert [e.field for e in errors] == ["form.tel"]
+    assert BOOKING_PHONE is PHONE and not PHONE.match(phone)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(phone, {"type": "string", "pattern": PHONE_PATTERN})
+    assert validate_form([field], {"tel": "13705770123"})[1] == []

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from hub import audit, text
 from hub.applications.models import Actor
 from hub.appointments.common import groups_of, local_now, parse_hhmm, staff_at
+from hub.catalog.forms import PHONE  # the one phone rule
 from hub.context import Hub
 from hub.errors import FieldError, InvalidInput, NotFound, Reason
 from hub.ids import check_id_number, mask_id, mask_name
@@ -30,7 +31,6 @@ from hub.storage.tables import QueueBooking, QueueReminder, QueueSlot, naive_utc
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read out on the phone
 CODE_LENGTH = 8
-PHONE = re.compile(r"^1\d{10}$|^0\d{2,3}-?\d{7,8}$")
 CHANNELS = ("status", "online", "desk")
 FULL = Reason("该时段已约满，请选择其他时段", "this slot is fully booked")
 ACTIVE = ("booked",)

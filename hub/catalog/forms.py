@@ -16,7 +16,9 @@ from hub.errors import FieldError, Reason
 from hub.ids import check_id_number, check_uscc
 
 MULTI_LINE = frozenset({"text"})  # the form's textarea fields; every other text field is one line
-PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
+# ASCII digits only ([0-9], not \d: Python's \d takes any script's digits, e.g. ١٣٧…); full-width
+# digits are folded to ASCII before this rule sees them. The one phone rule of every surface.
+PHONE = re.compile(r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$")
 _TRUE = {"true", "1", "yes", "是", "y"}
 _FALSE = {"false", "0", "no", "否", "n"}
 
