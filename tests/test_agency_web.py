@@ -181,6 +181,18 @@ def test_a_resident_asks_for_help_and_sees_only_their_own(hub: Hub):
     mine = tasks.listing(hub, tasks.Who(Actor(name="陈阿婆", role=Role.applicant, applicant_id=RESIDENT_ID)))
     assert [(t["resident_name"], t["origin"]) for t in mine] == [("陈阿婆", "resident")]
     page = web.get("/help?sent=1", headers={"accept": "text/html"}).text
-    assert 'id="help-sent"' in page and page.count("<li>") == 1  # their own request only
+    assert 'id="help-sent"' in page and page.count("<li data-task=") == 1  # their own request only
     agent_a = tasks.who(hub, Actor(name="代办员甲", role=Role.agent, desk="township-dongxi"), "agent-a")
     assert len(tasks.listing(hub, agent_a)) == 2  # both are in a township agent-a serves
+    # the resident withdraws their own request; someone else's is not found; no token, no change
+    theirs = next(t["id"] for t in tasks.listing(hub, agent_a) if t["origin"] != "resident")
+    assert web.post(f"/help/{theirs}/cancel", data={"csrf_token": token, "reason": "x"}).status_code == 404
+    own = mine[0]["id"]
+    assert web.post(f"/help/{own}/cancel", data={"csrf_token": "x", "reason": "已自行办理"}).status_code == 403
+    assert all(t["state"] == "open" for t in tasks.listing(hub, agent_a))
+    done = web.post(f"/help/{own}/cancel", data={"csrf_token": token, "reason": "已自行办理"}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/help?cancelled=1"
+    with hub.sessions() as session:
+        assert (session.get(AgencyTask, own).state, session.get(AgencyTask, theirs).state) == ("cancelled", "open")
+    again = web.post(f"/help/{own}/cancel", data={"csrf_token": token, "reason": "再撤一次"})
+    assert again.status_code == 422 and "不能撤销" in again.text

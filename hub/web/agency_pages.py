@@ -301,7 +301,11 @@ async def cancel_task(task_id: DbId, request: Request, hub: HubDep, principal: S
 
 @router.get("/help")
 async def help_page(
-    request: Request, hub: HubDep, resident: Annotated[Resident | None, Depends(optional_resident)], sent: int = 0
+    request: Request,
+    hub: HubDep,
+    resident: Annotated[Resident | None, Depends(optional_resident)],
+    sent: int = 0,
+    cancelled: int = 0,
 ) -> Response:
     mine = []
     if resident is not None:
@@ -314,6 +318,7 @@ async def help_page(
         townships=roster.TOWNSHIPS,
         mine=mine,
         sent=sent,
+        cancelled=cancelled,
         values={},
         errors=[],
     )
@@ -354,6 +359,42 @@ async def help_submit(
             errors=[e.as_dict() for e in exc.errors],
         )
     return _see_other("/help?sent=1")
+
+
+@router.post("/help/{task_id}/cancel")
+async def help_cancel(
+    task_id: DbId, request: Request, hub: HubDep, resident: Annotated[Resident | None, Depends(optional_resident)]
+) -> Response:
+    """The resident withdraws their own request (another's: not found, as the core scopes it)."""
+    if resident is None:
+        return _see_other("/help")
+    form = await request.form()
+    given = str(form.get(CSRF_FIELD) or "")
+    if not given or not same(given, resident.csrf):
+        raise HTTPException(403, "页面已过期，请刷新后重试 (CSRF token missing or wrong)")
+    reason = _text(form, "reason", 500) or "申请人自行撤销"
+    try:
+        await run_in_threadpool(tasks.cancel, hub, tasks.Who(resident.actor), task_id, reason)
+    except (InvalidInput, IllegalTransition) as exc:
+        mine = await run_in_threadpool(tasks.listing, hub, tasks.Who(resident.actor), limit=20)
+        errors = (
+            [e.as_dict() for e in exc.errors]
+            if isinstance(exc, InvalidInput)
+            else [{"field": "task", "zh": str(exc), "en": str(exc)}]
+        )
+        return render(
+            request,
+            "agency_help.html",
+            422,
+            resident=resident,
+            subjects=_subjects(hub),
+            townships=roster.TOWNSHIPS,
+            mine=mine,
+            sent=0,
+            values={},
+            errors=errors,
+        )
+    return _see_other("/help?cancelled=1")
 
 
 # ---------------------------------------------------------------- the project ledger
