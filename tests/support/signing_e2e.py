@@ -90,6 +90,9 @@ LAYOUT_JS = """() => {
 SESSION_JS = "async (id) => (await fetch(`/api/v1/signing/${id}`, {credentials: 'same-origin'})).json()"
 
 
+NAVIGATION_MS = 120_000  # one page to the next: far more than any machine needs, far less than the guard
+
+
 class Guard:
     """The walk's one deadline; each wait gets the time that is left (in ms, for Playwright)."""
 
@@ -305,15 +308,18 @@ def sealed(pages: dict[str, Page], base: str, number: str, guard: Guard, result:
     d.goto(f"{base}/applications")  # the desk at work on another page
     expect(d.locator("#desk-alert")).to_be_hidden()
     o.goto(f"{base}/applications/{number}")
-    o.locator(f"form[action='/applications/{number}/signing'] button").click()
-    o.wait_for_url(f"{base}/signing/*")
+    # pressed from the keyboard, not clicked at coordinates: the page's material previews may still
+    # be laying out, and a click that lands beside the button starts nothing (the walk then waited
+    # out its whole guard on the application page)
+    o.locator(f"form[action='/applications/{number}/signing'] button").press("Enter")
+    o.wait_for_url(f"{base}/signing/*", timeout=min(NAVIGATION_MS, guard.ms()))
     session_id = result["session"] = o.url.rsplit("/", 1)[-1]
     alert = d.locator("#desk-alert")  # the desk's page is told, without reloading
     expect(alert).to_contain_text(f"远程面签已开始 — 办件号 {number}", timeout=guard.ms())
     result["desk_alert"] = alert.inner_text()
     shot(d, "0-desk-alerted")
-    alert.locator(f"a[href='/signing/{session_id}']").click()
-    d.wait_for_url(f"{base}/signing/{session_id}")
+    alert.locator(f"a[href='/signing/{session_id}']").press("Enter")  # the alert box just appeared
+    d.wait_for_url(f"{base}/signing/{session_id}", timeout=min(NAVIGATION_MS, guard.ms()))
     start_media(pages, guard)
     for p in (o, d):  # each page shows the other side's picture
         until(p, "() => document.querySelector('#remote').videoWidth > 0", guard)
