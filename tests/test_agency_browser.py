@@ -19,7 +19,7 @@ from hub.storage.tables import AgencyTask
 from hub.users import add_user
 from hub.web.resident_session import RESIDENT_COOKIE, open_resident_session
 from tests.conftest import CST, PDF, Clock, make_id
-from tests.support.page_checks import accessible, no_english
+from tests.support.page_checks import accessible, loopback_page, no_english
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
 
@@ -74,15 +74,8 @@ def site(tmp_path_factory) -> Iterator[tuple[str, object, int]]:
 
 @pytest.fixture
 def tablet(browser) -> Iterator[object]:  # noqa: F811
-    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport=TABLET)
-    context.set_default_timeout(TIMEOUT_MS)
-    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
+    with loopback_page(browser, TIMEOUT_MS, viewport=TABLET) as page:
+        yield page
 
 
 def sign(page, field: str) -> None:

@@ -17,11 +17,11 @@ from hub import documents, seals
 from hub.secret_key import load as load_secret
 from hub.secret_key import status_path
 from tests.conftest import CST, Clock
-from tests.support.page_checks import accessible, no_english
+from tests.support.page_checks import accessible, loopback_page, no_english, no_sideways_scroll
 from tests.support.samples import TELLER, elderly_card, officer
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
-from tests.test_status_browser import PHONE, no_sideways_scroll
+from tests.test_status_browser import PHONE
 
 MZJ = officer("ts-mzj")
 
@@ -46,15 +46,8 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
 
 @pytest.fixture
 def phone(browser) -> Iterator[object]:  # noqa: F811
-    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport=PHONE, is_mobile=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
+    with loopback_page(browser, TIMEOUT_MS, viewport=PHONE, is_mobile=True) as page:
+        yield page
 
 
 def test_status_page_offers_the_residents_notices(phone, site) -> None:

@@ -28,7 +28,7 @@ from hub.web.resident_session import open_resident_session, resident_of
 from plugins.sandbox.oidc_provider import PASSWORD, SandboxIdentityProvider
 from tests.conftest import CST, Clock
 from tests.support.oidc_plugin import oidc_entry_point
-from tests.support.page_checks import accessible, english_on
+from tests.support.page_checks import accessible, english_on, loopback_page, no_sideways_scroll
 from tests.support.samples import TELLER, elderly_card, fund_rent, officer
 from tests.support.webserver import serving
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
@@ -81,22 +81,8 @@ def site(tmp_path_factory) -> Iterator[dict]:
 
 @pytest.fixture
 def phone(browser) -> Iterator[object]:  # noqa: F811
-    context = browser.new_context(
-        locale="zh-CN", timezone_id="Asia/Shanghai", viewport=PHONE, is_mobile=True, has_touch=True
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
-
-
-def no_sideways_scroll(page) -> None:
-    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
+    with loopback_page(browser, TIMEOUT_MS, viewport=PHONE, is_mobile=True, has_touch=True) as page:
+        yield page
 
 
 def sign_in(page, url: str, who: str, *, wrong_password_first: bool = False) -> None:

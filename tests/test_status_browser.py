@@ -17,7 +17,7 @@ from hub import applications as svc
 from hub.context import Hub
 from hub.web.applicant_status import NO_MATCH
 from tests.conftest import CST, Clock, make_id
-from tests.support.page_checks import accessible
+from tests.support.page_checks import accessible, loopback_page, no_sideways_scroll
 from tests.support.samples import TELLER, elderly_card, officer
 from tests.support.webserver import serving, sqlite_hub
 from tests.test_browser import TIMEOUT_MS, browser, expect, shot  # noqa: F401  (browser: the module's one Chromium)
@@ -69,27 +69,15 @@ def phone(browser) -> Iterator[object]:  # noqa: F811
     """A phone-sized page; each test a client address of its own (the proxy header uvicorn trusts
     from loopback), so the throttle's count per client is the test's own."""
     client = f"10.21.0.{next(CLIENTS)}"
-    context = browser.new_context(
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
+    with loopback_page(
+        browser,
+        TIMEOUT_MS,
         viewport=PHONE,
         is_mobile=True,
         has_touch=True,
         extra_http_headers={"x-forwarded-for": client},
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
-
-
-def no_sideways_scroll(page) -> None:
-    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
+    ) as page:
+        yield page
 
 
 def look_up(page, url: str, number: str, who: str) -> None:

@@ -5,6 +5,8 @@ One implementation for every browser test module."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from axe_playwright_python.sync_playwright import Axe
 
@@ -75,3 +77,26 @@ def no_english(page) -> None:
 def accessible(page) -> None:
     found = serious_violations(page)
     assert not found, found
+
+
+LOOPBACK_ONLY = re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*")
+
+
+@contextmanager
+def loopback_page(browser, timeout_ms: float, **context_options) -> Iterator[object]:
+    """A page in a fresh context (zh-CN, Beijing time, `context_options` for the device): nothing
+    but 127.0.0.1 is reachable, and a script error on the page fails the test when it ends."""
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **context_options)
+    context.set_default_timeout(timeout_ms)
+    context.route(LOOPBACK_ONLY, lambda route: route.abort())
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def no_sideways_scroll(page) -> None:
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
