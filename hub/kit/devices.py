@@ -5,7 +5,6 @@ the kit wipes what it holds. One implementation for the web page, the API and `h
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from hub.context import Hub
 from hub.errors import Forbidden, InvalidInput, NotFound
 from hub.lifecycle import Role
 from hub.storage.tables import AgentProfile, KitDevice, User, naive_utc
+from hub.tokens import digest  # only a token's hash is kept, as for API tokens
 
 REVOKERS = frozenset({Role.ops, Role.supervisor})  # any device; an agent revokes only its own
 NAME_MAX = 100
@@ -68,10 +68,6 @@ class DeviceAuth:
     agent: Agent
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _view(row: KitDevice, user: User) -> Device:
     return Device(
         row.id,
@@ -104,7 +100,7 @@ def enrol(hub: Hub, actor: Actor, username: str, name: str) -> tuple[Device, str
         agent = profile(session, username)
         if user is None or agent is None or not agent.active:
             raise Forbidden("代办员不在花名册上或已停用 (not an active agent on the roster)")
-        row = KitDevice(user_id=user.id, name=name, token_hash=_digest(token), created_at=now)
+        row = KitDevice(user_id=user.id, name=name, token_hash=digest(token), created_at=now)
         session.add(row)
         session.flush()
         audit.add(session, hub, actor, "kit_device_enrolled", target=f"kit-device:{row.id}", name=name)
@@ -118,7 +114,7 @@ def authenticate(hub: Hub, token: str) -> DeviceAuth:
         found = session.execute(
             select(KitDevice, User)
             .join(User, User.id == KitDevice.user_id)
-            .where(KitDevice.token_hash == _digest(token))
+            .where(KitDevice.token_hash == digest(token))
         ).one_or_none()
         if found is None:
             raise DeviceRefused("device_unknown", "设备未登记或凭证无效", "unknown device")

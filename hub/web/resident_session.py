@@ -5,7 +5,6 @@ the resident's ID number, so every read is scoped by `hub.applications.scope` li
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from contextlib import suppress
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from hub.applications.models import Actor
 from hub.context import Hub
 from hub.lifecycle import Role
 from hub.storage.tables import ResidentSession, naive_utc
+from hub.tokens import digest  # only the hash of a cookie is kept, as for API tokens
 
 RESIDENT_COOKIE = "tbh_resident"
 RESIDENT_IDLE = timedelta(minutes=30)
@@ -40,10 +40,6 @@ class Resident:
         return Actor(name=self.name, role=Role.applicant, applicant_id=self.id_number)
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def open_resident_session(
     hub: Hub, *, provider: str, subject: str, id_number: str, name: str, phone: str | None = None
 ) -> str:
@@ -54,7 +50,7 @@ def open_resident_session(
         session.execute(delete(ResidentSession).where(ResidentSession.expires_at < now))
         session.add(
             ResidentSession(
-                token_hash=_digest(token),
+                token_hash=digest(token),
                 provider=provider,
                 subject=subject,
                 id_number=id_number,
@@ -71,12 +67,12 @@ def open_resident_session(
 
 def close_resident_session(hub: Hub, token: str) -> None:
     with hub.transaction() as session:
-        session.execute(delete(ResidentSession).where(ResidentSession.token_hash == _digest(token)))
+        session.execute(delete(ResidentSession).where(ResidentSession.token_hash == digest(token)))
 
 
 def resident_of(hub: Hub, token: str) -> Resident | None:
     now = naive_utc(hub.now())
-    key = _digest(token)
+    key = digest(token)
     with hub.sessions() as session:
         row = session.get(ResidentSession, key)
         if row is None:
