@@ -136,15 +136,23 @@ def _configure(entry: IdentityProviderSettings, types: dict[str, type[IdentityPr
 
 
 def configured(hub: Hub) -> dict[str, Configured]:
-    """The hub home's identity providers, by name, in hub.yaml's order. Each problem is logged once
-    per call; a broken entry stops only itself."""
+    """The hub home's identity providers, by name, in hub.yaml's order, made once per opened hub
+    (kept in `hub.extensions`): a provider keeps its discovery document and keys between logins
+    instead of fetching them for every page. Each problem is logged once; a broken entry stops
+    only itself."""
+    if (found := hub.extensions.get(_KEY)) is not None:
+        return found
     types = provider_types(hub.plugins)
-    found: dict[str, Configured] = {}
+    found = {}
     for entry in hub.settings.identity_providers:
         found[entry.name] = c = _configure(entry, types)
         if c.problem:
             log.warning("identity provider %s unavailable: %s", entry.name, c.problem)
+    hub.extensions[_KEY] = found
     return found
+
+
+_KEY = "identity.providers"
 
 
 # ---------------------------------------------------------------- the one rule for an identity
